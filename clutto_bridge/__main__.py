@@ -1,0 +1,3 @@
+from clutto_bridge.cli import main
+
+raise SystemExit(main())

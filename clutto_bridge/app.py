@@ -1,0 +1,83 @@
+"""Wiring: database, appservice, team service, commands and the provisioning API."""
+
+from __future__ import annotations
+
+import logging
+
+from mautrix.appservice.state_store.asyncpg import PgASStateStore
+from mautrix.errors import MatrixRequestError
+from mautrix.util.async_db import Database
+
+from clutto_bridge.clock import Clock, SystemClock
+from clutto_bridge.commands import CommandContext
+from clutto_bridge.config import Settings
+from clutto_bridge.db import create_database
+from clutto_bridge.db.bot import ManagementRooms, TransactionLog
+from clutto_bridge.matrix.appservice import ClutttoAppService
+from clutto_bridge.matrix.events import EventDispatcher
+from clutto_bridge.teams.service import TeamService
+from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
+
+log = logging.getLogger("clutto")
+
+
+class Bridge:
+    """One running bridge. Everything it needs is passed in; nothing is global."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.db: Database = create_database(settings.appservice)
+        self.state_db = Database.create(
+            settings.appservice.database, upgrade_table=PgASStateStore.upgrade_table
+        )
+        a = settings.appservice
+        self.appservice = ClutttoAppService(
+            server=settings.homeserver.address,
+            domain=settings.homeserver.domain,
+            as_token=a.as_token,
+            hs_token=a.hs_token,
+            bot_localpart=a.bot_username,
+            id=a.id,
+            verify_ssl=settings.homeserver.verify_ssl,
+            state_store=PgASStateStore(self.state_db),
+            transactions=TransactionLog(self.db),
+            clock=self.clock,
+            default_http_retry_count=3,
+            log=logging.getLogger("clutto.appservice"),
+        )
+        self.teams = TeamService(self.db, self.appservice, settings, self.clock)
+        self.management_rooms = ManagementRooms(self.db)
+        ctx = CommandContext(self.teams, self.management_rooms, settings, lambda: self.appservice.intent)
+        self.events = EventDispatcher(self.appservice, ctx)
+        self.appservice.matrix_event_handler(self.events.handle)
+        if settings.provisioning.enabled:
+            api = ProvisioningAPI(self.teams, settings.provisioning.shared_secret)
+            self.appservice.app.add_subapp(PREFIX, api.app)
+
+    async def start(self) -> None:
+        a = self.settings.appservice
+        await self.db.start()
+        self.state_db.override_pool(self.db)  # shares the pool, which exists only once started
+        await self.state_db.start()
+        await TransactionLog(self.db).forget_before(self.clock.now_ms() - a.transaction_memory * 1000)
+        await self.appservice.start(a.hostname, a.port)
+        log.info("Listening on %s:%d", a.hostname, a.port)
+        bot = self.appservice.intent
+        await bot.ensure_registered()
+        try:
+            await bot.set_displayname(a.bot_displayname)
+        except MatrixRequestError as e:
+            log.warning("Could not set the bot's display name: %s", e)
+        finished = await self.teams.finish_interrupted()
+        if finished:
+            log.info("Finished creating %d team(s) interrupted by the last stop", finished)
+        self.appservice.ready = True
+        log.info("Bridge ready as %s", self.appservice.bot_mxid)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        self.appservice.ready = False
+        await self.events.drain(grace)
+        await self.appservice.stop()
+        await self.db.stop()
+        log.info("Bridge stopped")

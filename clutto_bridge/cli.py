@@ -1,0 +1,154 @@
+"""Command line: run the bridge, write the registration, upgrade the config, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from clutto_bridge import __version__
+from clutto_bridge.config import EXAMPLE_CONFIG, GENERATE, ConfigError, ConfigFile, Settings
+from clutto_bridge.matrix.registration import registration
+
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clutto-bridge",
+        description="Matrix application service for privacy-governed workplace chat.",
+    )
+    parser.add_argument("--version", action="version", version=f"clutto-bridge {__version__}")
+    parser.add_argument("-c", "--config", default="config.yaml", help="config file (default: config.yaml)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run_cmd = commands.add_parser("run", help="run the bridge (the default)")
+    run_cmd.add_argument("-c", "--config", dest="sub_config", help="config file")
+    reg = commands.add_parser("generate-registration", help="write the appservice registration for the homeserver")
+    reg.add_argument("-c", "--config", dest="sub_config", help="config file")
+    reg.add_argument("-r", "--registration", default="registration.yaml", help="output file (default: registration.yaml)")
+    cfg = commands.add_parser("config", help="work with the config file")
+    cfg_commands = cfg.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    upgrade = cfg_commands.add_parser("upgrade", help="add new keys with their defaults, keeping your values and comments")
+    upgrade.add_argument("-c", "--config", dest="sub_config", help="config file")
+    check = cfg_commands.add_parser("check", help="validate the config file")
+    check.add_argument("-c", "--config", dest="sub_config", help="config file")
+    cfg_commands.add_parser("example", help="print the documented example config")
+    demo = commands.add_parser("demo", help="run a throwaway Synapse with the bridge and a demo team")
+    demo.add_argument("--dir", type=Path, help="folder for the demo's files (default: a new temporary folder)")
+    demo.add_argument("--port", type=int, default=8008, help="homeserver port (default: 8008)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config_path = getattr(args, "sub_config", None) or args.config
+    try:
+        if args.command == "generate-registration":
+            return generate_registration(config_path, args.registration)
+        if args.command == "config":
+            return config_command(args.config_command, config_path)
+        if args.command == "demo":
+            from clutto_bridge.demo.run import run_demo
+
+            return run_demo(args.dir, args.port)
+        return run(config_path)
+    except ConfigError as e:
+        print(f"clutto-bridge: config error in {config_path}: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def load_settings(path: str) -> tuple[ConfigFile, Settings]:
+    file = ConfigFile(path)
+    file.load()
+    return file, file.settings()
+
+
+def generate_registration(config_path: str, output: str) -> int:
+    file, _ = load_settings(config_path)
+    if file.fill_generated_secrets():
+        file.save()
+        print(f"Generated tokens and the provisioning secret into {config_path}")
+    settings = file.settings()
+    with open(output, "w") as stream:
+        YAML().dump(registration(settings), stream)
+    print(f"Wrote {output}. Add it to app_service_config_files in the homeserver config and restart it.")
+    return 0
+
+
+def config_command(action: str, config_path: str) -> int:
+    if action == "example":
+        sys.stdout.write(EXAMPLE_CONFIG.read_text())
+        return 0
+    file = ConfigFile(config_path)
+    file.load()
+    if action == "upgrade":
+        added = file.upgrade()
+        file.settings()  # refuse to write a file that still would not load
+        file.save()
+        print(f"Added {len(added)} key(s): {', '.join(added)}" if added else "The config is up to date.")
+        return 0
+    file.settings()
+    print(f"{config_path} is valid.")
+    return 0
+
+
+def setup_logging(level: str, file: str = "") -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if file:
+        handlers.append(logging.FileHandler(file))
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
+    # aiohttp's access log would record user IDs and tokens in URLs; keep it quiet.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def run(config_path: str) -> int:
+    _, settings = load_settings(config_path)
+    for key in ("as_token", "hs_token"):
+        if getattr(settings.appservice, key) == GENERATE:
+            raise ConfigError(f"appservice.{key}", "is still 'generate': run clutto-bridge generate-registration first")
+    if settings.provisioning.enabled and settings.provisioning.shared_secret == GENERATE:
+        raise ConfigError("provisioning.shared_secret", "is still 'generate': run clutto-bridge generate-registration first")
+    setup_logging(settings.logging.level, settings.logging.file)
+    return asyncio.run(serve(settings))
+
+
+async def serve(settings: Settings) -> int:
+    """Run until SIGINT or SIGTERM, then stop cleanly."""
+    from clutto_bridge.app import Bridge
+
+    log = logging.getLogger("clutto")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    bridge = Bridge(settings)
+    try:
+        await bridge.start()
+    except Exception as e:
+        log.error("Could not start: %s", _reason(e))
+        log.debug("Start-up failure", exc_info=True)
+        await _quietly(bridge.stop(grace=0))
+        return 1
+    await stop.wait()
+    log.info("Stopping on signal")
+    await bridge.stop()
+    return 0
+
+
+def _reason(error: Exception) -> str:
+    text = str(error) or type(error).__name__
+    return f"{type(error).__name__}: {text}"
+
+
+async def _quietly(coro) -> None:
+    try:
+        await coro
+    except Exception:
+        pass

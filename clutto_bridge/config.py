@@ -1,0 +1,463 @@
+"""Configuration: load and validate into typed settings, fill in tokens, upgrade old files.
+
+The example config shipped in the package is both the schema and the manual: every key
+is defined and commented there. Loading validates every key and turns problems into a
+``ConfigError`` that names the key, so the CLI can print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from mautrix.util.config import BaseFileConfig, ConfigUpdateHelper, RecursiveDict
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import CommentMark
+from ruamel.yaml.tokens import CommentToken
+from ruamel.yaml.error import YAMLError
+from yarl import URL
+
+from clutto_bridge.durations import DurationError, parse_duration
+
+EXAMPLE_CONFIG = Path(__file__).with_name("example-config.yaml")
+GENERATE = "generate"
+ROLES = ("owner", "admin", "member", "guest")
+
+
+class ConfigError(Exception):
+    """A config problem, always tied to the key (dotted path) it is about."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+# --- typed settings -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HomeserverSettings:
+    address: str
+    domain: str
+    verify_ssl: bool
+
+
+@dataclass(frozen=True)
+class AppserviceSettings:
+    address: str
+    hostname: str
+    port: int
+    database: str
+    database_opts: dict[str, int]
+    id: str
+    bot_username: str
+    bot_displayname: str
+    as_token: str
+    hs_token: str
+    transaction_memory: int
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    command_prefix: str
+    room_version: str
+    default_rooms: tuple[str, ...]
+    team_name_max_length: int
+    power_levels: dict[str, int]
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    length: int
+    grace: int
+
+
+@dataclass(frozen=True)
+class ProvisioningSettings:
+    enabled: bool
+    shared_secret: str
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str
+    file: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    homeserver: HomeserverSettings
+    appservice: AppserviceSettings
+    bridge: BridgeSettings
+    trial: TrialSettings
+    provisioning: ProvisioningSettings
+    logging: LoggingSettings
+
+    @property
+    def bot_mxid(self) -> str:
+        return f"@{self.appservice.bot_username}:{self.homeserver.domain}"
+
+
+# --- value checks ------------------------------------------------------------------------
+
+Check = Callable[[Any], Any]
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"must be a non-empty string, got {value!r}")
+    if any(ord(c) < 32 for c in value):
+        raise ValueError("must not contain control characters")
+    return value.strip()
+
+
+def _optional_string(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    return _string(value)
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return value
+
+
+def _integer(low: int, high: int) -> Check:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}, got {value!r}")
+        return value
+
+    return check
+
+
+def _http_url(value: Any) -> str:
+    text = _string(value)
+    url = URL(text)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"must be an http:// or https:// URL, got {text!r}")
+    return text.rstrip("/")
+
+
+def _database_url(value: Any) -> str:
+    text = _string(value)
+    scheme = text.split(":", 1)[0]
+    if scheme in ("sqlite", "sqlite3"):
+        if not URL(text).path:
+            raise ValueError("sqlite URL needs a file, for example sqlite:clutto.db")
+    elif scheme in ("postgres", "postgresql"):
+        if not text.startswith(f"{scheme}://"):
+            raise ValueError("write PostgreSQL as postgres://user:password@host:port/database")
+    else:
+        raise ValueError(f"must start with sqlite: or postgres://, got {text!r}")
+    return text
+
+
+def _duration(value: Any) -> int:
+    try:
+        seconds = parse_duration(value)
+    except DurationError as e:
+        raise ValueError(str(e)) from None
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
+_LOCALPART = re.compile(r"[a-z0-9._=\-/]+")
+
+
+def _localpart(value: Any) -> str:
+    text = _string(value)
+    if not _LOCALPART.fullmatch(text):
+        raise ValueError(f"must be a Matrix user name (a-z, 0-9, ._=-/), got {text!r}")
+    return text
+
+
+def _server_name(value: Any) -> str:
+    text = _string(value)
+    if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", text):
+        raise ValueError(f"must be a server name like example.com, got {text!r}")
+    return text
+
+
+def _token(value: Any) -> str:
+    text = _string(value)
+    if text != GENERATE and len(text) < 16:
+        raise ValueError("must be at least 16 characters (or 'generate')")
+    return text
+
+
+def _room_version(value: Any) -> str:
+    text = str(value).strip() if isinstance(value, (str, int)) else ""
+    if not text.isdigit() or not 8 <= int(text) <= 11:
+        raise ValueError(f"must be a room version from 8 to 11 (restricted joins), got {value!r}")
+    return text
+
+
+def _room_names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError("must be a list of room names")
+    names = tuple(_string(v) for v in value)
+    if len({n.lower() for n in names}) != len(names):
+        raise ValueError("room names must be unique")
+    return names
+
+
+def _power_levels(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise ValueError(f"must map each of {', '.join(ROLES)} to a power level")
+    unknown = set(value) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown role {sorted(unknown)[0]!r}; roles are {', '.join(ROLES)}")
+    levels = {}
+    for role in ROLES:
+        if role not in value:
+            raise ValueError(f"missing the power level of role {role!r}")
+        levels[role] = _integer(0, 100)(value[role])
+    if levels["owner"] != 100:
+        raise ValueError("owner must be 100, the highest power level")
+    if not levels["owner"] > levels["admin"] >= levels["member"] >= levels["guest"]:
+        raise ValueError("levels must satisfy owner > admin >= member >= guest")
+    return levels
+
+
+def _pool(value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a map with min_size and max_size")
+    low = _integer(1, 100)(value.get("min_size"))
+    high = _integer(1, 100)(value.get("max_size"))
+    if low > high:
+        raise ValueError("min_size must not be larger than max_size")
+    return {"min_size": low, "max_size": high}
+
+
+def _log_level(value: Any) -> str:
+    text = _string(value).upper()
+    if text not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
+    return text
+
+
+def _command_prefix(value: Any) -> str:
+    text = _string(value)
+    if " " in text:
+        raise ValueError("must be one word, for example !clutto")
+    return text
+
+
+SCHEMA: dict[str, Check] = {
+    "homeserver.address": _http_url,
+    "homeserver.domain": _server_name,
+    "homeserver.verify_ssl": _boolean,
+    "appservice.address": _http_url,
+    "appservice.hostname": _string,
+    "appservice.port": _integer(1, 65535),
+    "appservice.database": _database_url,
+    "appservice.database_opts": _pool,
+    "appservice.id": _localpart,
+    "appservice.bot_username": _localpart,
+    "appservice.bot_displayname": _string,
+    "appservice.as_token": _token,
+    "appservice.hs_token": _token,
+    "appservice.transaction_memory": _duration,
+    "bridge.command_prefix": _command_prefix,
+    "bridge.room_version": _room_version,
+    "bridge.default_rooms": _room_names,
+    "bridge.team_name_max_length": _integer(1, 255),
+    "bridge.power_levels": _power_levels,
+    "policy.trial.length": _duration,
+    "policy.trial.grace": _duration,
+    "provisioning.enabled": _boolean,
+    "provisioning.shared_secret": _token,
+    "logging.level": _log_level,
+    "logging.file": _optional_string,
+}
+
+
+def validate(data: Any) -> Settings:
+    """Check every key of a loaded config and return typed settings."""
+    if not isinstance(data, dict):
+        raise ConfigError("(top level)", "the file must be a YAML map of sections")
+    values: dict[str, Any] = {}
+    for key, check in SCHEMA.items():
+        node: Any = data
+        for i, part in enumerate(key.split(".")):
+            if not isinstance(node, dict) or part not in node:
+                missing = ".".join(key.split(".")[: i + 1])
+                raise ConfigError(missing, "missing (see example-config.yaml for its meaning)")
+            node = node[part]
+        try:
+            values[key] = check(node)
+        except ValueError as e:
+            raise ConfigError(key, str(e)) from None
+
+    def section(prefix: str, cls: type) -> Any:
+        fields = {k[len(prefix) + 1 :]: v for k, v in values.items() if k.startswith(prefix + ".")}
+        return cls(**{k: v for k, v in fields.items() if "." not in k})
+
+    return Settings(
+        homeserver=section("homeserver", HomeserverSettings),
+        appservice=section("appservice", AppserviceSettings),
+        bridge=section("bridge", BridgeSettings),
+        trial=section("policy.trial", TrialSettings),
+        provisioning=section("provisioning", ProvisioningSettings),
+        logging=section("logging", LoggingSettings),
+    )
+
+
+# --- the file -----------------------------------------------------------------------------
+
+
+class ConfigFile(BaseFileConfig):
+    """The operator's YAML file, loaded with ruamel.yaml round trip so comments survive."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__(str(path), str(EXAMPLE_CONFIG))
+
+    def load(self) -> None:
+        try:
+            with open(self.path) as stream:
+                self._data = _yaml().load(stream)
+        except FileNotFoundError:
+            raise ConfigError("(file)", f"{self.path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError("(file)", f"{self.path} is a directory") from None
+        except YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise ConfigError("(file)", f"{self.path} is not valid YAML{where}") from None
+        if self._data is None:
+            self._data = CommentedMap()
+
+    def save(self) -> None:
+        """Write atomically (temp file + rename) so a crash never leaves half a config."""
+        path = Path(self.path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w") as stream:
+            _yaml().dump(self._data, stream)
+        os.replace(tmp, path)
+
+    def do_update(self, helper: ConfigUpdateHelper) -> None:  # pragma: no cover - unused
+        raise NotImplementedError("upgrade() keeps the operator's comments; use it instead")
+
+    def settings(self) -> Settings:
+        return validate(self._data)
+
+    def fill_generated_secrets(self) -> bool:
+        """Replace every 'generate' token with a fresh random one; True if any changed."""
+        changed = False
+        for key in ("appservice.as_token", "appservice.hs_token", "provisioning.shared_secret"):
+            if self[key] == GENERATE:
+                self[key] = secrets.token_urlsafe(32)
+                changed = True
+        return changed
+
+    def upgrade(self) -> list[str]:
+        """Add keys the example config has and this file lacks; return their paths.
+
+        mautrix's ``update()`` rebuilds the file from the example and drops the operator's
+        comments; here the operator's document is the base and only new keys are added,
+        each with the comment that documents it in the example.
+        """
+        base = RecursiveDict(_load_yaml(EXAMPLE_CONFIG), CommentedMap)
+        added: list[str] = []
+        _merge_missing(base._data, self._data, EXAMPLE_CONFIG.read_text().splitlines(), "", added)
+        return added
+
+
+def _yaml() -> YAML:
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=4, sequence=6, offset=4)
+    yaml.width = 200
+    return yaml
+
+
+def _load_yaml(path: Path) -> CommentedMap:
+    return _yaml().load(path.read_text())
+
+
+def _comment_above(lines: list[str], line_no: int) -> list[str]:
+    """The comment lines directly above a key in the example config (a blank line kept)."""
+    block: list[str] = []
+    i = line_no - 1
+    while i >= 0 and lines[i].strip().startswith("#"):
+        block.insert(0, lines[i].strip()[1:].strip())
+        i -= 1
+    if block and i >= 0 and not lines[i].strip():
+        block.insert(0, "")
+    return block
+
+
+def _tail_slot(parent: Any, key: Any) -> tuple[dict, Any, int]:
+    """Where ruamel keeps the comment that follows an entry: on its deepest last item."""
+    value = parent[key]
+    if isinstance(value, (CommentedMap, CommentedSeq)) and len(value):
+        last = list(value)[-1] if isinstance(value, CommentedMap) else len(value) - 1
+        return _tail_slot(value, last)
+    return parent.ca.items, key, 2 if isinstance(parent, CommentedMap) else 0
+
+
+def _cut_following_comment(parent: Any, key: Any) -> str:
+    """Remove and return the comment lines after an entry (they belong to the next key).
+
+    The end-of-line comment on the entry's own line stays where it is.
+    """
+    items, slot_key, pos = _tail_slot(parent, key)
+    entry = items.get(slot_key)
+    if not entry or entry[pos] is None:
+        return ""
+    own_line, newline, following = entry[pos].value.partition("\n")
+    if own_line.strip():
+        entry[pos].value = own_line + newline
+    else:
+        entry[pos] = None
+    return following
+
+
+def _append_following_comment(parent: Any, key: Any, text: str) -> None:
+    if not text:
+        return
+    items, slot_key, pos = _tail_slot(parent, key)
+    entry = items.setdefault(slot_key, [None, None, None, None] if pos == 2 else [None, None])
+    if entry[pos] is None:
+        entry[pos] = CommentToken("\n" + text, CommentMark(0), None)
+    else:
+        entry[pos].value += text
+
+
+def _merge_missing(
+    base: CommentedMap, target: CommentedMap, lines: list[str], prefix: str, added: list[str]
+) -> None:
+    for index, key in enumerate(base):
+        path = f"{prefix}{key}"
+        if key in target:
+            if isinstance(base[key], CommentedMap) and isinstance(target[key], CommentedMap):
+                _merge_missing(base[key], target[key], lines, path + ".", added)
+            continue
+        position = min(index, len(target))
+        following = _cut_following_comment(target, list(target)[position - 1]) if position else ""
+        target.insert(position, key, copy.deepcopy(base[key]))
+        _cut_following_comment(target, key)  # the example's comment for its next key
+        _append_following_comment(target, key, following)
+        _copy_comment_above(base, target, key, lines)
+        added.append(path)
+
+
+def _copy_comment_above(base: CommentedMap, target: CommentedMap, key: Any, lines: list[str]) -> None:
+    """Give an added key its example comment; a first key's comment is not copied along."""
+    line, column = base.lc.key(key)
+    comment = _comment_above(lines, line)
+    if comment:
+        target.yaml_set_comment_before_after_key(key, before="\n".join(comment), indent=column)
+    value = target[key]
+    if isinstance(value, CommentedMap) and value:
+        _copy_comment_above(base[key], value, next(iter(value)), lines)

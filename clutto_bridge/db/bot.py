@@ -1,0 +1,44 @@
+"""What the bot itself must remember: its direct chats and the transactions it applied."""
+
+from __future__ import annotations
+
+from mautrix.util.async_db import Database
+
+
+class ManagementRooms:
+    """Direct chats between a user and the bot, where commands need no prefix."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, room_id: str, user_id: str) -> None:
+        await self.db.execute(
+            "INSERT INTO management_room (room_id, user_id) VALUES ($1, $2) "
+            "ON CONFLICT (room_id) DO UPDATE SET user_id=excluded.user_id",
+            room_id, user_id,
+        )
+
+    async def owner_of(self, room_id: str) -> str | None:
+        return await self.db.fetchval("SELECT user_id FROM management_room WHERE room_id=$1", room_id)
+
+    async def remove(self, room_id: str) -> None:
+        await self.db.execute("DELETE FROM management_room WHERE room_id=$1", room_id)
+
+
+class TransactionLog:
+    """Transaction ids the homeserver sent, kept for a while so a retry is applied once."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def seen(self, txn_id: str) -> bool:
+        return await self.db.fetchval("SELECT 1 FROM appservice_txn WHERE txn_id=$1", txn_id) is not None
+
+    async def record(self, txn_id: str, now_ms: int) -> None:
+        await self.db.execute(
+            "INSERT INTO appservice_txn (txn_id, received_at) VALUES ($1, $2) ON CONFLICT (txn_id) DO NOTHING",
+            txn_id, now_ms,
+        )
+
+    async def forget_before(self, cutoff_ms: int) -> None:
+        await self.db.execute("DELETE FROM appservice_txn WHERE received_at < $1", cutoff_ms)

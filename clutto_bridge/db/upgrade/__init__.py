@@ -1,0 +1,7 @@
+"""Schema history: one file per version, applied in order by mautrix's UpgradeTable."""
+
+from mautrix.util.async_db import UpgradeTable
+
+upgrade_table = UpgradeTable(version_table_name="clutto_version", database_name="clutto-bridge")
+
+from clutto_bridge.db.upgrade import v01_initial  # noqa: E402,F401  (registers itself)

@@ -1,0 +1,40 @@
+"""Bridge settings and registration for a local Synapse (shared by the demo and the tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ruamel.yaml import YAML
+
+from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings
+from clutto_bridge.demo.synapse import LocalSynapse
+from clutto_bridge.matrix.registration import registration
+
+
+def bridge_config(folder: Path, synapse: LocalSynapse, port: int, database: str | None = None,
+                  appservice_url: str | None = None) -> ConfigFile:
+    """A config file in ``folder`` for a bridge next to ``synapse``, with fresh secrets."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "config.yaml"
+    path.write_text(EXAMPLE_CONFIG.read_text())
+    file = ConfigFile(path)
+    file.load()
+    file["homeserver.address"] = synapse.url
+    file["homeserver.domain"] = synapse.server_name
+    file["appservice.address"] = appservice_url or f"http://127.0.0.1:{port}"
+    file["appservice.port"] = port
+    file["appservice.database"] = database or f"sqlite:{folder / 'clutto.db'}"
+    file.fill_generated_secrets()
+    file.save()
+    return file
+
+
+def bridge_settings(folder: Path, synapse: LocalSynapse, port: int, **kwargs) -> Settings:
+    return bridge_config(folder, synapse, port, **kwargs).settings()
+
+
+def write_registration(folder: Path, settings: Settings) -> Path:
+    path = folder / "registration.yaml"
+    with open(path, "w") as stream:
+        YAML().dump(registration(settings), stream)
+    return path

@@ -1,0 +1,204 @@
+"""Run a throwaway Synapse in a folder: for the demo and for the integration tests.
+
+Synapse must be importable (the ``demo`` or ``test`` extra). It listens on 127.0.0.1 only,
+uses SQLite, has federation and outgoing requests off, and relaxed rate limits so that
+a bot and a handful of users can work quickly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from ruamel.yaml import YAML
+
+_LIMIT = {"per_second": 1000, "burst_count": 1000}
+
+
+def synapse_available() -> bool:
+    try:
+        import synapse  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalUser:
+    user_id: str
+    password: str
+    access_token: str
+
+
+class LocalSynapse:
+    """One Synapse process with its config, database, media and log in ``folder``."""
+
+    def __init__(self, folder: Path, port: int | None = None, server_name: str = "localhost"):
+        self.folder = Path(folder)
+        self.port = port or free_port()
+        self.server_name = server_name
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.shared_secret = secrets.token_hex(24)
+        self.config_path = self.folder / "homeserver.yaml"
+        self.log_path = self.folder / "homeserver.log"
+        self.process: subprocess.Popen | None = None
+
+    def write_config(self, registrations: list[Path], extra: dict | None = None) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        log_config = self.folder / "log.yaml"
+        _dump(log_config, _log_config(self.log_path))
+        config = {
+            "server_name": self.server_name,
+            "public_baseurl": self.url + "/",
+            "pid_file": str(self.folder / "homeserver.pid"),
+            "listeners": [
+                {
+                    "port": self.port,
+                    "bind_addresses": ["127.0.0.1"],
+                    "type": "http",
+                    "tls": False,
+                    "x_forwarded": False,
+                    "resources": [{"names": ["client"], "compress": False}],
+                }
+            ],
+            "database": {"name": "sqlite3", "args": {"database": str(self.folder / "homeserver.db")}},
+            "log_config": str(log_config),
+            "media_store_path": str(self.folder / "media"),
+            "signing_key_path": str(self.folder / "signing.key"),
+            "registration_shared_secret": self.shared_secret,
+            "macaroon_secret_key": secrets.token_hex(24),
+            "form_secret": secrets.token_hex(24),
+            "report_stats": False,
+            "enable_metrics": False,
+            "enable_registration": False,
+            "trusted_key_servers": [],
+            "suppress_key_server_warning": True,
+            "federation_domain_whitelist": [],
+            "url_preview_enabled": False,
+            "presence": {"enabled": False},
+            "app_service_config_files": [str(p) for p in registrations],
+            "rc_message": _LIMIT,
+            "rc_registration": _LIMIT,
+            "rc_login": {"address": _LIMIT, "account": _LIMIT, "failed_attempts": _LIMIT},
+            "rc_joins": {"local": _LIMIT, "remote": _LIMIT},
+            "rc_joins_per_room": _LIMIT,
+            "rc_invites": {"per_room": _LIMIT, "per_user": _LIMIT, "per_issuer": _LIMIT},
+            "rc_admin_redaction": _LIMIT,
+            "rc_3pid_validation": _LIMIT,
+            "rc_room_creation": _LIMIT,
+            "rc_presence": {"per_user": _LIMIT},
+        }
+        config.update(extra or {})
+        _dump(self.config_path, config)
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Generate keys, start Synapse and wait until it answers."""
+        subprocess.run(
+            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path), "--generate-keys"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=self.folder,
+        )
+        stdio = open(self.folder / "stdio.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
+            stdout=stdio,
+            stderr=subprocess.STDOUT,
+            cwd=self.folder,
+            start_new_session=True,
+        )
+        stdio.close()
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process and self.process.poll() is not None:
+                raise RuntimeError(f"Synapse exited with {self.process.returncode}:\n{self.tail_log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"Synapse did not answer within {timeout:.0f}s:\n{self.tail_log()}")
+
+    def stop(self) -> None:
+        if not self.process or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def tail_log(self, lines: int = 80) -> str:
+        parts = []
+        for path in (self.folder / "stdio.log", self.log_path):
+            if path.exists():
+                parts.append(f"--- {path.name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+        return "\n".join(parts)
+
+    async def register_user(self, localpart: str, password: str | None = None, admin: bool = False) -> LocalUser:
+        """Create an account through the shared-secret registration admin API."""
+        password = password or secrets.token_urlsafe(12)
+        endpoint = f"{self.url}/_synapse/admin/v1/register"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(endpoint) as resp:
+                nonce = (await resp.json())["nonce"]
+            message = b"\x00".join(
+                [nonce.encode(), localpart.encode(), password.encode(), b"admin" if admin else b"notadmin"]
+            )
+            mac = hmac.new(self.shared_secret.encode(), message, hashlib.sha1).hexdigest()
+            body = {"nonce": nonce, "username": localpart, "password": password, "admin": admin, "mac": mac}
+            async with session.post(endpoint, json=body) as resp:
+                data = await resp.json()
+                if resp.status != 200:
+                    raise RuntimeError(f"registering {localpart} failed: {resp.status} {data}")
+        return LocalUser(data["user_id"], password, data["access_token"])
+
+    async def make_admin(self, admin_token: str, user_id: str) -> None:
+        """Flag a user (the bridge bot) as homeserver admin, as an operator would."""
+        async with aiohttp.ClientSession() as session:
+            async with session.put(
+                f"{self.url}/_synapse/admin/v2/users/{user_id}",
+                json={"admin": True},
+                headers={"Authorization": f"Bearer {admin_token}"},
+            ) as resp:
+                if resp.status not in (200, 201):
+                    raise RuntimeError(f"making {user_id} admin failed: {resp.status} {await resp.text()}")
+
+
+def _log_config(path: Path) -> dict:
+    return {
+        "version": 1,
+        "formatters": {"precise": {"format": "%(asctime)s - %(name)s - %(levelname)s - %(message)s"}},
+        "handlers": {"file": {"class": "logging.FileHandler", "formatter": "precise", "filename": str(path)}},
+        "root": {"level": "INFO", "handlers": ["file"]},
+        "disable_existing_loggers": False,
+    }
+
+
+def _dump(path: Path, data: dict) -> None:
+    with open(path, "w") as stream:
+        YAML().dump(data, stream)

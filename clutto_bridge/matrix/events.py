@@ -1,0 +1,106 @@
+"""Turn Matrix events into bridge actions: accept invites, follow team membership, run commands.
+
+Membership is handled before the transaction is acknowledged. Commands may take seconds
+(creating rooms), so they run as tasks that ``stop()`` waits for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from mautrix.appservice import AppService
+from mautrix.errors import MatrixRequestError
+from mautrix.types import Event, EventType, Membership, MessageEvent, MessageType, StateEvent
+
+from clutto_bridge.commands import CommandContext, CommandEvent, registry
+from clutto_bridge.teams.errors import TeamError
+
+log = logging.getLogger("clutto.events")
+
+GREETING = (
+    "Hello! I am the Clutto bot. Here you can create a team and manage it. "
+    "Send `help` to see what I can do."
+)
+
+
+class EventDispatcher:
+    def __init__(self, appservice: AppService, ctx: CommandContext) -> None:
+        self.appservice = appservice
+        self.ctx = ctx
+        self.tasks: set[asyncio.Task] = set()
+
+    @property
+    def bot_mxid(self) -> str:
+        return self.appservice.bot_mxid
+
+    async def handle(self, evt: Event) -> None:
+        try:
+            if evt.type == EventType.ROOM_MEMBER:
+                await self._membership(evt)
+            elif evt.type == EventType.ROOM_MESSAGE and evt.sender != self.bot_mxid:
+                self._spawn(self._command(evt))
+        except Exception:
+            log.exception("Failed to handle %s in %s", evt.type, evt.room_id)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self, timeout: float) -> None:
+        """Let running commands finish (used on shutdown)."""
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=timeout)
+
+    async def _membership(self, evt: StateEvent) -> None:
+        new = evt.content.membership
+        previous = evt.prev_content.membership if evt.prev_content else None
+        if evt.state_key == self.bot_mxid:
+            if new == Membership.INVITE:
+                await self._accept_invite(evt)
+            elif new in (Membership.LEAVE, Membership.BAN):
+                await self.ctx.management_rooms.remove(evt.room_id)
+            return
+        await self.ctx.teams.membership_changed(
+            evt.room_id, evt.state_key, str(new), str(previous) if previous else None
+        )
+
+    async def _accept_invite(self, evt: StateEvent) -> None:
+        bot = self.appservice.intent
+        try:
+            await bot.join_room(evt.room_id)
+        except MatrixRequestError as e:
+            log.warning("Could not accept the invite of %s to %s: %s", evt.sender, evt.room_id, e)
+            return
+        if evt.content.is_direct:
+            await self.ctx.management_rooms.add(evt.room_id, evt.sender)
+            await bot.send_notice(evt.room_id, text=GREETING.replace("`", ""), html=GREETING.replace("`help`", "<code>help</code>"))
+
+    async def _command(self, evt: MessageEvent) -> None:
+        if evt.content.msgtype not in (MessageType.TEXT, MessageType.NOTICE) or not evt.content.body:
+            return
+        if evt.content.msgtype == MessageType.NOTICE:
+            return  # other bots talk in notices; never answer them
+        body = evt.content.body.strip()
+        prefix = self.ctx.settings.bridge.command_prefix
+        in_management = await self.ctx.management_rooms.owner_of(evt.room_id) == evt.sender
+        words = body.split()
+        if words and words[0].lower() == prefix.lower():
+            words = words[1:]
+        elif not in_management:
+            return
+        command, args = registry.find(words)
+        event = CommandEvent(self.ctx, evt.room_id, evt.sender, args, in_management)
+        if command is None:
+            shown = " ".join(words[:2]) if words else ""
+            await event.reply(f"Unknown command `{shown}`. Send `{prefix} help` for the list." if shown else f"Send `{prefix} help` for the list of commands.")
+            return
+        log.info("%s runs %r in %s", evt.sender, command.name, evt.room_id)
+        try:
+            await command.handler(event)
+        except TeamError as e:
+            await event.reply(e.message)
+        except Exception:
+            log.exception("Command %r from %s failed", command.name, evt.sender)
+            await event.reply("Sorry, that failed on our side. The operator can find the details in the bridge log.")

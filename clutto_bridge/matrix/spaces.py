@@ -1,0 +1,114 @@
+"""Build a team on Matrix: its space, its group rooms and the links between them.
+
+Group rooms carry ``m.space.parent`` and a restricted join rule that admits members of
+the space, so joining the space is what lets a user into the team's rooms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mautrix.appservice import IntentAPI
+from mautrix.errors import MForbidden, MatrixRequestError
+from mautrix.types import EventType, RoomCreatePreset, RoomID, UserID
+
+SPACE_CHILD = EventType.find("m.space.child", EventType.Class.STATE)
+SPACE_PARENT = EventType.find("m.space.parent", EventType.Class.STATE)
+
+
+def power_levels(bot: UserID, owner: UserID, levels: dict[str, int], *, space: bool) -> dict[str, Any]:
+    """Power levels of a team space or room: admins manage, members talk (not in the space)."""
+    admin = levels["admin"]
+    return {
+        "users": {bot: 100, owner: levels["owner"]},
+        "users_default": levels["member"],
+        "events_default": admin if space else levels["member"],
+        "state_default": admin,
+        "invite": admin,
+        "kick": admin,
+        "ban": admin,
+        "redact": admin,
+        "events": {
+            "m.room.name": admin,
+            "m.room.avatar": admin,
+            "m.room.topic": admin,
+            "m.room.power_levels": 100,
+            "m.room.history_visibility": 100,
+            "m.room.join_rules": 100,
+            "m.room.tombstone": 100,
+            "m.room.server_acl": 100,
+            "m.room.encryption": 100,
+            "m.space.child": admin,
+            "m.space.parent": 100,
+        },
+    }
+
+
+def restricted_to_space(space_id: RoomID) -> dict[str, Any]:
+    return {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space_id}]}
+
+
+async def create_space(
+    intent: IntentAPI, *, name: str, owner: UserID, levels: dict[str, int], room_version: str
+) -> RoomID:
+    return await intent.create_room(
+        name=name,
+        preset=RoomCreatePreset.PRIVATE,
+        room_version=room_version,
+        creation_content={"type": "m.space"},
+        power_level_override=power_levels(intent.mxid, owner, levels, space=True),
+        initial_state=[
+            {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "shared"}},
+            {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
+        ],
+    )
+
+
+async def create_group_room(
+    intent: IntentAPI,
+    *,
+    space_id: RoomID,
+    name: str,
+    owner: UserID,
+    levels: dict[str, int],
+    room_version: str,
+    server_name: str,
+) -> RoomID:
+    return await intent.create_room(
+        name=name,
+        preset=RoomCreatePreset.PRIVATE,
+        room_version=room_version,
+        power_level_override=power_levels(intent.mxid, owner, levels, space=False),
+        initial_state=[
+            {"type": str(SPACE_PARENT), "state_key": space_id, "content": {"via": [server_name], "canonical": True}},
+            {"type": "m.room.join_rules", "state_key": "", "content": restricted_to_space(space_id)},
+            {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "shared"}},
+            {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
+        ],
+    )
+
+
+async def link_child(intent: IntentAPI, space_id: RoomID, room_id: RoomID, server_name: str) -> None:
+    await intent.send_state_event(
+        space_id, SPACE_CHILD, {"via": [server_name], "suggested": True}, state_key=room_id
+    )
+
+
+async def invite_once(intent: IntentAPI, room_id: RoomID, user_id: UserID) -> None:
+    """Invite, treating "already in the room / already invited" as done."""
+    try:
+        await intent.invite_user(room_id, user_id)
+    except MForbidden as e:
+        if "already" not in str(e).lower() and "is in the room" not in str(e).lower():
+            raise
+    except MatrixRequestError as e:
+        if e.http_status != 403:
+            raise
+
+
+async def set_user_level(intent: IntentAPI, room_id: RoomID, user_id: UserID, level: int) -> None:
+    levels = await intent.get_power_levels(room_id, ignore_cache=True, ensure_joined=False)
+    if levels.get_user_level(user_id) == level:
+        return
+    levels.set_user_level(user_id, level)
+    await intent.set_power_levels(room_id, levels)

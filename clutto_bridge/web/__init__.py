@@ -1,0 +1,1 @@
+"""HTTP: the provisioning API (and later the portal), served beside the appservice API."""

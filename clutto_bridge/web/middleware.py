@@ -1,0 +1,53 @@
+"""Middleware of the provisioning API: bearer-token auth and uniform error bodies."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Awaitable, Callable
+
+from aiohttp import web
+
+from clutto_bridge.teams.errors import TeamError
+from clutto_bridge.web.errors import ApiError, error_response
+
+log = logging.getLogger("clutto.web")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def bearer_auth(secret: str) -> Callable:
+    """Every request needs ``Authorization: Bearer <provisioning secret>``."""
+    expected = secret.encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        header = request.headers.get("Authorization", "")
+        if not header:
+            return error_response(401, "M_MISSING_TOKEN", "Missing Authorization: Bearer token.")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+            return error_response(401, "M_UNKNOWN_TOKEN", "Unknown or malformed access token.")
+        return await handler(request)
+
+    return middleware
+
+
+@web.middleware
+async def matrix_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Domain refusals become 4xx; aiohttp's own errors and crashes get Matrix-style bodies."""
+    try:
+        return await handler(request)
+    except TeamError as e:
+        return error_response(e.status, e.errcode, e.message)
+    except ApiError:
+        raise
+    except web.HTTPNotFound:
+        return error_response(404, "M_UNRECOGNIZED", f"No such endpoint: {request.method} {request.path}")
+    except web.HTTPMethodNotAllowed:
+        return error_response(405, "M_UNRECOGNIZED", f"{request.method} is not allowed on {request.path}")
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("Provisioning request %s %s failed", request.method, request.path)
+        return error_response(500, "M_UNKNOWN", "Internal error; see the bridge log.")

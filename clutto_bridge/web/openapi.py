@@ -1,0 +1,133 @@
+"""The OpenAPI document of the provisioning API: what exists, nothing more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clutto_bridge import __version__
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _json(schema_ref: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
+
+
+_TEAM_ID = {"name": "team_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_COMMON = {"401": _error("Missing or wrong bearer token")}
+
+
+def openapi_document(prefix: str) -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "clutto-bridge provisioning API",
+            "version": __version__,
+            "description": "Operators authenticate with the provisioning secret as a bearer token. "
+            "Errors are Matrix-style objects with errcode and error.",
+        },
+        "servers": [{"url": prefix}],
+        "security": [{"bearer": []}],
+        "paths": {
+            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI document"}, **_COMMON}}},
+            "/teams": {
+                "get": {
+                    "summary": "List teams",
+                    "responses": {"200": _json("TeamList", "All teams"), **_COMMON},
+                },
+                "post": {
+                    "summary": "Create a team (space and default rooms) owned by a local user",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewTeam"}}}},
+                    "responses": {
+                        "201": _json("Team", "The team, ready"),
+                        "400": _error("Bad JSON or invalid name/owner"),
+                        "403": _error("Owner is not on this homeserver"),
+                        "404": _error("Owner does not exist"),
+                        "409": _error("A team with this name exists (errcode IO.CLUTTO.TEAM_EXISTS)"),
+                        **_COMMON,
+                    },
+                },
+            },
+            "/teams/{team_id}": {
+                "get": {
+                    "summary": "One team with its rooms and members",
+                    "parameters": [_TEAM_ID],
+                    "responses": {"200": _json("Team", "The team"), "404": _error("Unknown team"), **_COMMON},
+                }
+            },
+            "/teams/{team_id}/members": {
+                "post": {
+                    "summary": "Invite a user to the team's space and rooms with a role",
+                    "parameters": [_TEAM_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewMember"}}}},
+                    "responses": {
+                        "201": _json("Member", "Invited"),
+                        "400": _error("Bad JSON, user ID or role"),
+                        "404": _error("Unknown team or user"),
+                        "409": _error("Already a member"),
+                        **_COMMON,
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["errcode", "error"],
+                    "properties": {"errcode": {"type": "string"}, "error": {"type": "string"}},
+                },
+                "NewTeam": {
+                    "type": "object",
+                    "required": ["name", "owner"],
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "owner": {"type": "string", "description": "Matrix user ID of the Customer"},
+                    },
+                },
+                "NewMember": {
+                    "type": "object",
+                    "required": ["user_id"],
+                    "properties": {
+                        "user_id": {"type": "string"},
+                        "role": {"type": "string", "enum": ["admin", "member", "guest"], "default": "member"},
+                    },
+                },
+                "Member": {
+                    "type": "object",
+                    "properties": {
+                        "user_id": {"type": "string"},
+                        "role": {"type": "string", "enum": ["owner", "admin", "member", "guest"]},
+                        "membership": {"type": "string", "enum": ["invited", "joined", "declined", "left"]},
+                    },
+                },
+                "Room": {
+                    "type": "object",
+                    "properties": {"room_id": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"}},
+                },
+                "Team": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "owner": {"type": "string"},
+                        "space_id": {"type": "string"},
+                        "state": {"type": "string", "enum": ["creating", "active"]},
+                        "plan": {"type": "string", "enum": ["trial", "paid"]},
+                        "created_at": {"type": "integer", "description": "ms since the epoch"},
+                        "trial_ends_at": {"type": "integer"},
+                        "purge_after": {"type": "integer"},
+                        "rooms": {"type": "array", "items": {"$ref": "#/components/schemas/Room"}},
+                        "members": {"type": "array", "items": {"$ref": "#/components/schemas/Member"}},
+                    },
+                },
+                "TeamList": {
+                    "type": "object",
+                    "properties": {"teams": {"type": "array", "items": {"$ref": "#/components/schemas/Team"}}},
+                },
+            },
+        },
+    }

@@ -1,0 +1,78 @@
+"""The provisioning API under ``/_clutto/v1``: one handler per endpoint, input checked first."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from clutto_bridge.teams.service import TeamService
+from clutto_bridge.web.errors import ApiError
+from clutto_bridge.web.middleware import bearer_auth, matrix_errors
+from clutto_bridge.web.openapi import openapi_document
+
+PREFIX = "/_clutto/v1"
+
+
+class ProvisioningAPI:
+    def __init__(self, teams: TeamService, secret: str) -> None:
+        self.teams = teams
+        self.app = web.Application(middlewares=[matrix_errors, bearer_auth(secret)])
+        self.app.router.add_get("/openapi.json", self.openapi)
+        self.app.router.add_get("/teams", self.list_teams)
+        self.app.router.add_post("/teams", self.create_team)
+        self.app.router.add_get("/teams/{team_id}", self.get_team)
+        self.app.router.add_post("/teams/{team_id}/members", self.invite_member)
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document(PREFIX))
+
+    async def list_teams(self, request: web.Request) -> web.Response:
+        views = [await self.teams.view(t) for t in await self.teams.all()]
+        return web.json_response({"teams": [v.to_json() for v in views]})
+
+    async def create_team(self, request: web.Request) -> web.Response:
+        body = await _json_object(request)
+        name = _field(body, "name", str)
+        owner = _field(body, "owner", str)
+        team = await self.teams.create(name, owner)
+        view = await self.teams.view(team)
+        return web.json_response(view.to_json(), status=201)
+
+    async def get_team(self, request: web.Request) -> web.Response:
+        team = await self.teams.get(request.match_info["team_id"])
+        return web.json_response((await self.teams.view(team)).to_json())
+
+    async def invite_member(self, request: web.Request) -> web.Response:
+        team = await self.teams.get(request.match_info["team_id"])
+        body = await _json_object(request)
+        user_id = _field(body, "user_id", str)
+        role = _field(body, "role", str, default="member")
+        member = await self.teams.invite(team, user_id, role, actor=None)
+        return web.json_response(
+            {"user_id": member.user_id, "role": member.role, "membership": member.membership}, status=201
+        )
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "M_NOT_JSON", "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "M_BAD_JSON", "The request body must be a JSON object.")
+    return body
+
+
+_MISSING = object()
+
+
+def _field(body: dict[str, Any], key: str, kind: type, default: Any = _MISSING) -> Any:
+    if key not in body:
+        if default is _MISSING:
+            raise ApiError(400, "M_MISSING_PARAM", f"Missing field {key!r}.")
+        return default
+    if not isinstance(body[key], kind):
+        raise ApiError(400, "M_INVALID_PARAM", f"Field {key!r} must be a {kind.__name__}.")
+    return body[key]

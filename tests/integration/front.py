@@ -1,0 +1,65 @@
+"""A fixed appservice address for the whole test session, forwarding to the bridge under test.
+
+Synapse's registration names one URL for the session, but each test runs its own bridge
+on its own port. Had Synapse's requests failed while no bridge listens (between tests,
+during a restart), it would back off for growing periods and later tests would wait. The
+front forwards each request to the current bridge and answers 200 when none is attached,
+so Synapse never backs off. Tests that check the bridge's own HTTP behaviour (tokens,
+replays) talk to the bridge's port directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import aiohttp
+from aiohttp import web
+
+
+class AppserviceFront:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.target: str | None = None
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="appservice-front", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("the appservice front did not start")
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._session.close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._loop.run_until_complete(self._serve(app))
+        self._started.set()
+        self._loop.run_forever()
+
+    async def _serve(self, app: web.Application) -> None:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        self._session = aiohttp.ClientSession()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        target = self.target
+        if target is None:
+            return web.json_response({})
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
+        try:
+            async with self._session.request(
+                request.method, target + request.path_qs, data=body, headers=headers
+            ) as resp:
+                return web.Response(status=resp.status, body=await resp.read(), content_type=resp.content_type)
+        except aiohttp.ClientError:
+            return web.json_response({})
