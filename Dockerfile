@@ -1,0 +1,18 @@
+# clutto-bridge: runs as an unprivileged user; config, registration and the SQLite
+# database live in the /data volume. Set appservice.hostname to 0.0.0.0 in the config.
+FROM python:3.11-slim
+
+RUN useradd --system --create-home --uid 1337 clutto \
+    && mkdir /data && chown clutto /data
+
+WORKDIR /opt/clutto-bridge
+COPY pyproject.toml README.md ./
+COPY clutto_bridge ./clutto_bridge
+RUN pip install --no-cache-dir .
+
+USER clutto
+WORKDIR /data
+VOLUME /data
+EXPOSE 29330
+ENTRYPOINT ["clutto-bridge"]
+CMD ["-c", "/data/config.yaml"]

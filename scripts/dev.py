@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""The two set-up commands of a checkout, needing only Python 3.11+ and PyPI:
+
+    python3 scripts/dev.py demo    # Synapse + the bridge + a demo team, until Ctrl-C
+    python3 scripts/dev.py test    # the whole test suite (extra arguments go to pytest)
+
+Each creates .venv/ and installs the project with the extra it needs, again only when
+pyproject.toml changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / "python"
+
+
+def ensure_environment(extra: str) -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"clutto-bridge needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    stamp = VENV / f".installed-{extra}"
+    if stamp.exists() and stamp.read_text() == digest and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        print(f"Creating {VENV} …", flush=True)
+        try:
+            venv.EnvBuilder(with_pip=True).create(VENV)
+        except Exception as e:  # Debian without python3-venv, for instance
+            sys.exit(f"Could not create a virtual environment ({e}). Install your system's venv support, e.g. python3-venv.")
+    print(f"Installing clutto-bridge[{extra}] into {VENV} …", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "--editable", f"{ROOT}[{extra}]"], check=True, cwd=ROOT)
+    stamp.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("test", "demo"):
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_environment(command)
+    if command == "test":
+        return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)
+    return subprocess.call([str(BIN / "clutto-bridge"), "demo", *rest], cwd=ROOT)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except subprocess.CalledProcessError as e:
+        sys.exit(f"Set-up step failed: {' '.join(map(str, e.cmd))}")

@@ -1,0 +1,176 @@
+"""The appservice contract with the homeserver: tokens, transactions, restarts, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+
+import aiohttp
+import pytest
+
+from clutto_bridge.app import Bridge
+from clutto_bridge.teams import service as team_service
+from tests.integration.conftest import Bridges, unique
+from tests.integration.matrix_client import wait_until
+
+
+def _txn_url(bridge: Bridge, txn_id: str) -> str:
+    return f"http://127.0.0.1:{bridge.settings.appservice.port}/_matrix/app/v1/transactions/{txn_id}"
+
+
+async def test_wrong_hs_token_is_rejected(bridge: Bridge, http: aiohttp.ClientSession) -> None:
+    url = _txn_url(bridge, "bad-token-" + secrets.token_hex(4))
+    async with http.put(url, json={"events": []}, headers={"Authorization": "Bearer wrong-token"}) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["errcode"] == "M_UNKNOWN_TOKEN"
+    async with http.put(url, json={"events": []}) as resp:
+        assert resp.status == 401
+    port = bridge.settings.appservice.port
+    async with http.get(f"http://127.0.0.1:{port}/_matrix/app/v1/users/@x:localhost?access_token=nope") as resp:
+        assert resp.status == 401
+
+
+async def test_replayed_transaction_is_applied_once(
+    bridges: Bridges, new_user, http: aiohttp.ClientSession
+) -> None:
+    bridge = await bridges.start()
+    bot = bridge.settings.bot_mxid
+    alice = await new_user("alice")
+    dm = await alice.create_dm(bot)
+    await alice.wait_for_notice(dm, "Send help", sender=bot)
+
+    name = unique("Replay")
+    txn_id = "replay-" + secrets.token_hex(4)
+    event = {
+        "type": "m.room.message",
+        "room_id": dm,
+        "sender": alice.user_id,
+        "event_id": f"$replay{secrets.token_hex(8)}",
+        "origin_server_ts": int(time.time() * 1000),
+        "content": {"msgtype": "m.text", "body": f"team create {name}"},
+        "unsigned": {},
+    }
+    headers = {"Authorization": f"Bearer {bridge.settings.appservice.hs_token}"}
+
+    async def deliver(target: Bridge) -> None:
+        async with http.put(_txn_url(target, txn_id), json={"events": [event]}, headers=headers) as resp:
+            assert resp.status == 200
+
+    await deliver(bridge)
+    await deliver(bridge)
+    await alice.wait_for_notice(dm, "Team created", sender=bot)
+
+    # After a restart the transaction id is still known.
+    await bridges.stop(bridge)
+    bridge = await bridges.start()
+    await deliver(bridge)
+    await alice.send_text(dm, "team info")
+    await alice.wait_for_notice(dm, f"Space: ", sender=bot)
+
+    bodies = [e["content"].get("body", "") for e in await alice.messages(dm) if e["sender"] == bot]
+    assert sum("Creating team" in b for b in bodies) == 1
+    assert not any("already exists" in b for b in bodies)
+    assert [t.name for t in await bridge.teams.all()] == [name]
+
+
+async def test_restart_keeps_teams_and_creates_nothing_twice(
+    bridges: Bridges, new_user, http: aiohttp.ClientSession
+) -> None:
+    owner = await new_user("owner")
+    first = await bridges.start()
+    api = f"http://127.0.0.1:{first.settings.appservice.port}/_clutto/v1"
+    auth = {"Authorization": f"Bearer {first.settings.provisioning.shared_secret}"}
+    name = unique("Persistent")
+    async with http.post(f"{api}/teams", json={"name": name, "owner": owner.user_id}, headers=auth) as resp:
+        assert resp.status == 201, await resp.text()
+        created = await resp.json()
+    await bridges.stop(first)
+
+    second = await bridges.start()
+    api = f"http://127.0.0.1:{second.settings.appservice.port}/_clutto/v1"
+    async with http.get(f"{api}/teams/{created['id']}", headers=auth) as resp:
+        assert resp.status == 200
+        again = await resp.json()
+    assert again["space_id"] == created["space_id"]
+    assert again["rooms"] == created["rooms"]
+    async with http.post(f"{api}/teams", json={"name": name, "owner": owner.user_id}, headers=auth) as resp:
+        assert resp.status == 409
+    await owner.wait_for_invites({created["space_id"]})
+    await owner.join(created["space_id"])
+    children = {room["room_id"] for room in await owner.hierarchy(created["space_id"])} - {created["space_id"]}
+    assert children == {r["room_id"] for r in created["rooms"]}
+
+
+async def test_interrupted_team_creation_is_finished_after_restart(
+    bridges: Bridges, new_user, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = await new_user("owner")
+    bridge = await bridges.start()
+    real = team_service.spaces.create_group_room
+    calls = 0
+
+    async def crash_on_second_room(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("simulated crash while creating rooms")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(team_service.spaces, "create_group_room", crash_on_second_room)
+    name = unique("Halfway")
+    with pytest.raises(ConnectionError):
+        await bridge.teams.create(name, owner=owner.user_id)
+    await bridges.stop(bridge)
+    monkeypatch.setattr(team_service.spaces, "create_group_room", real)
+
+    bridge = await bridges.start()
+    [team] = await bridge.teams.all()
+    assert team.state == "active"
+    view = await bridge.teams.view(team)
+    assert [r.name for r in view.rooms] == ["general", "random"]
+    await owner.wait_for_invites({team.space_id})
+    await owner.join(team.space_id)
+    names = sorted(room.get("name") for room in await owner.hierarchy(team.space_id) if room["room_id"] != team.space_id)
+    assert names == ["general", "random"]
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+async def test_cli_runs_until_signal_and_stops_cleanly(
+    bridges: Bridges, http: aiohttp.ClientSession, stop_signal: signal.Signals
+) -> None:
+    settings = bridges.settings()
+    config = bridges.folder / "config.yaml"
+    port = settings.appservice.port
+    bridges.homeserver.front.target = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "clutto_bridge", "-c", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        async def ready() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"the bridge exited early: {process.stdout.read().decode()}")
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/_matrix/mau/ready") as resp:
+                    return resp.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_until(ready, timeout=60, what="the bridge to be ready")
+        process.send_signal(stop_signal)
+        code = await asyncio.to_thread(process.wait, 30)
+        output = process.stdout.read().decode()
+    finally:
+        bridges.homeserver.front.target = None
+        if process.poll() is None:
+            process.kill()
+    assert code == 0, output
+    assert "Bridge stopped" in output
+    assert "Traceback" not in output

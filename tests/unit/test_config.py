@@ -1,0 +1,182 @@
+"""Config: every key validated with a message naming it; upgrades keep the operator's words."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from clutto_bridge.cli import main
+from clutto_bridge.config import EXAMPLE_CONFIG, SCHEMA, ConfigError, ConfigFile, validate
+
+
+def example() -> dict:
+    return YAML(typ="safe").load(EXAMPLE_CONFIG.read_text())
+
+
+def with_value(key: str, value) -> dict:
+    data = example()
+    *parents, last = key.split(".")
+    node = data
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return data
+
+
+def test_example_config_is_valid_and_documents_every_key() -> None:
+    settings = validate(example())
+    assert settings.trial.length == 90 * 86400
+    assert settings.bridge.default_rooms == ("general", "random")
+    lines = EXAMPLE_CONFIG.read_text().splitlines()
+    for key in SCHEMA:
+        leaf = key.split(".")[-1]
+        index = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{leaf}:"))
+        above = [line.strip() for line in lines[max(0, index - 3) : index]]
+        assert any(line.startswith("#") for line in above) or lines[index].count("#"), f"{key} has no comment"
+
+
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("homeserver.address", "localhost:8008", "http:// or https://"),
+        ("homeserver.domain", "bad domain", "server name"),
+        ("homeserver.verify_ssl", "yes", "true or false"),
+        ("appservice.port", 70000, "from 1 to 65535"),
+        ("appservice.port", "29330", "whole number"),
+        ("appservice.database", "mysql://x", "sqlite: or postgres://"),
+        ("appservice.database", "postgres:db", "postgres://user"),
+        ("appservice.database_opts", {"min_size": 5, "max_size": 2}, "min_size"),
+        ("appservice.bot_username", "Clutto Bot", "user name"),
+        ("appservice.as_token", "short", "16 characters"),
+        ("appservice.transaction_memory", "7 days", "not a duration"),
+        ("bridge.command_prefix", "!c lutto", "one word"),
+        ("bridge.room_version", "6", "restricted"),
+        ("bridge.default_rooms", ["general", "General"], "unique"),
+        ("bridge.default_rooms", "general", "list"),
+        ("bridge.power_levels", {"owner": 100, "admin": 50, "member": 0}, "guest"),
+        ("bridge.power_levels", {"owner": 100, "admin": 50, "member": 0, "guest": 0, "boss": 1}, "unknown role"),
+        ("bridge.power_levels", {"owner": 90, "admin": 50, "member": 0, "guest": 0}, "owner must be 100"),
+        ("policy.trial.length", "90", "unit"),
+        ("policy.trial.grace", "0d", "longer than zero"),
+        ("provisioning.enabled", 1, "true or false"),
+        ("logging.level", "LOUD", "DEBUG, INFO"),
+    ],
+)
+def test_bad_values_name_their_key(key: str, value, fragment: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        validate(with_value(key, value))
+    assert error.value.key == key
+    assert fragment in str(error.value)
+
+
+def test_missing_key_is_named() -> None:
+    data = example()
+    del data["policy"]["trial"]["grace"]
+    with pytest.raises(ConfigError) as error:
+        validate(data)
+    assert error.value.key == "policy.trial.grace"
+    del data["policy"]
+    with pytest.raises(ConfigError) as error:
+        validate(data)
+    assert error.value.key == "policy"
+
+
+def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "clutto_bridge", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_cli_config_error_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(EXAMPLE_CONFIG.read_text().replace("port: 29330", "port: many"))
+    result = _run_cli("-c", str(config), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "appservice.port" in result.stderr and "Traceback" not in result.stderr
+
+    config.write_text("homeserver: [unclosed")
+    result = _run_cli("-c", str(config), cwd=tmp_path)
+    assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+
+    result = _run_cli("-c", str(tmp_path / "missing.yaml"), cwd=tmp_path)
+    assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_run_refuses_ungenerated_tokens(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(EXAMPLE_CONFIG.read_text())
+    result = _run_cli("-c", str(config), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "appservice.as_token" in result.stderr and "generate-registration" in result.stderr
+
+
+def test_generate_registration_fills_tokens_once(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(EXAMPLE_CONFIG.read_text())
+    registration = tmp_path / "registration.yaml"
+    assert main(["generate-registration", "-c", str(config), "-r", str(registration)]) == 0
+    settings = ConfigFile(config)
+    settings.load()
+    reg = YAML(typ="safe").load(registration.read_text())
+    assert reg["as_token"] == settings["appservice.as_token"] != "generate"
+    assert reg["hs_token"] == settings["appservice.hs_token"] != reg["as_token"]
+    assert settings["provisioning.shared_secret"] != "generate"
+    assert reg["sender_localpart"] == "clutto"
+    assert reg["namespaces"]["users"] == [{"exclusive": True, "regex": r"@clutto:example\.com"}]
+    assert reg["url"] == "http://localhost:29330"
+    # A second run keeps the tokens the homeserver already knows.
+    assert main(["generate-registration", "-c", str(config), "-r", str(registration)]) == 0
+    assert YAML(typ="safe").load(registration.read_text())["as_token"] == reg["as_token"]
+    assert "# Tokens shared with the homeserver." in config.read_text()
+
+
+OLD_CONFIG = """\
+# Our production bridge; ask ops before changing.
+homeserver:
+    address: https://matrix.corp.example   # behind the load balancer
+    domain: corp.example
+    verify_ssl: true
+appservice:
+    address: http://bridge.internal:29330
+    hostname: 0.0.0.0
+    # firewall rule 42 opens this port
+    port: 29999
+    database: postgres://clutto:secret@db/clutto
+    id: clutto
+    bot_username: clutto
+    bot_displayname: Clutto
+    as_token: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+    hs_token: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
+bridge:
+    command_prefix: "!corp"
+    default_rooms:
+        - lobby
+"""
+
+
+def test_config_upgrade_adds_keys_and_keeps_values_and_comments(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(OLD_CONFIG)
+    assert main(["config", "upgrade", "-c", str(config)]) == 0
+    text = config.read_text()
+    for kept in ("# Our production bridge; ask ops before changing.", "# behind the load balancer",
+                 "# firewall rule 42 opens this port", '"!corp"', "- lobby", "port: 29999"):
+        assert kept in text
+    assert text.index("# firewall rule 42 opens this port") < text.index("port: 29999")
+    assert text.index("port: 29999") - text.index("# firewall rule 42 opens this port") < 60
+    # New keys arrive with their documentation.
+    assert "# How long processed transaction ids are remembered" in text
+    assert "# The privacy policy, as code." in text
+    file = ConfigFile(config)
+    file.load()
+    settings = file.settings()
+    assert settings.appservice.port == 29999
+    assert settings.bridge.default_rooms == ("lobby",)
+    assert settings.trial.grace == 30 * 86400
+    assert text.count("# The privacy policy, as code.") == 1
+    # Upgrading an up-to-date file changes nothing.
+    assert main(["config", "upgrade", "-c", str(config)]) == 0
+    assert config.read_text() == text
