@@ -125,7 +125,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    yield str(server.with_path("/" + name))
+    yield str(server.with_path("/" + name).with_query(server.query))  # keeps ?host=socket
     conn = await asyncpg.connect(str(server))
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

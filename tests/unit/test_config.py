@@ -180,3 +180,11 @@ def test_config_upgrade_adds_keys_and_keeps_values_and_comments(tmp_path: Path) 
     # Upgrading an up-to-date file changes nothing.
     assert main(["config", "upgrade", "-c", str(config)]) == 0
     assert config.read_text() == text
+
+
+def test_demo_without_synapse_says_how_to_get_it(tmp_path: Path) -> None:
+    code = "import sys; sys.modules['synapse'] = None; from clutto_bridge.cli import main; sys.exit(main(['demo']))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "clutto-bridge[demo]" in result.stderr and "scripts/dev.py demo" in result.stderr
+    assert "Traceback" not in result.stderr
