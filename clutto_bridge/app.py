@@ -12,9 +12,12 @@ from clutto_bridge.clock import Clock, SystemClock
 from clutto_bridge.commands import CommandContext
 from clutto_bridge.config import Settings
 from clutto_bridge.db import create_database
+from clutto_bridge.db.audit import AuditLog
 from clutto_bridge.db.bot import ManagementRooms, TransactionLog
+from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.appservice import ClutttoAppService
 from clutto_bridge.matrix.events import EventDispatcher
+from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
 
@@ -47,12 +50,15 @@ class Bridge:
             log=logging.getLogger("clutto.appservice"),
         )
         self.teams = TeamService(self.db, self.appservice, settings, self.clock)
+        self.admin = SynapseAdmin(lambda: self.appservice.intent)
+        self.audit = AuditLog(self.db)
+        self.members = MemberService(self.teams, self.admin, self.audit)
         self.management_rooms = ManagementRooms(self.db)
-        ctx = CommandContext(self.teams, self.management_rooms, settings, lambda: self.appservice.intent)
+        ctx = CommandContext(self.teams, self.members, self.management_rooms, settings, lambda: self.appservice.intent)
         self.events = EventDispatcher(self.appservice, ctx)
         self.appservice.matrix_event_handler(self.events.handle)
         if settings.provisioning.enabled:
-            api = ProvisioningAPI(self.teams, settings.provisioning.shared_secret)
+            api = ProvisioningAPI(self.teams, self.members, settings.provisioning.shared_secret)
             self.appservice.app.add_subapp(PREFIX, api.app)
 
     async def start(self) -> None:
@@ -69,6 +75,12 @@ class Bridge:
             await bot.set_displayname(a.bot_displayname)
         except MatrixRequestError as e:
             log.warning("Could not set the bot's display name: %s", e)
+        if not await self.admin.is_admin():
+            log.warning(
+                "The bot %s is not a homeserver admin: creating and deactivating accounts and deleting "
+                "rooms will be refused. Make it one: PUT /_synapse/admin/v2/users/%s {\"admin\": true}",
+                bot.mxid, bot.mxid,
+            )
         finished = await self.teams.finish_interrupted()
         if finished:
             log.info("Finished creating %d team(s) interrupted by the last stop", finished)

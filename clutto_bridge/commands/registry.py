@@ -15,6 +15,7 @@ from mautrix.appservice import IntentAPI
 
 from clutto_bridge.config import Settings
 from clutto_bridge.db.bot import ManagementRooms
+from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.service import TeamService
 
 
@@ -23,6 +24,7 @@ class CommandContext:
     """What handlers may use: passed in, never global, so two bridges can share a process."""
 
     teams: TeamService
+    members: MemberService
     management_rooms: ManagementRooms
     settings: Settings
     bot: Callable[[], IntentAPI]

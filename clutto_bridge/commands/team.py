@@ -86,5 +86,5 @@ async def invite(evt: CommandEvent) -> None:
         raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} invite @user:server [role]`.")
     team = await team_here(evt, manage=True)
     role = evt.args[1] if len(evt.args) == 2 else "member"
-    member = await evt.ctx.teams.invite(team, evt.args[0], role, actor=evt.sender)
+    member = await evt.ctx.members.invite(team, evt.args[0], role, actor=evt.sender)
     await evt.reply(f"Invited {member.user_id} to **{team.name}** as {member.role}.")

@@ -11,6 +11,7 @@ INVITED = "invited"
 JOINED = "joined"
 DECLINED = "declined"
 LEFT = "left"
+REMOVED = "removed"
 
 
 @dataclass

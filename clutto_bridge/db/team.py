@@ -96,25 +96,37 @@ class Team:
 
 @dataclass
 class TeamRoom:
-    """A room of a team: a group chat (``group``) or, later, an individual chat (``direct``)."""
+    """A room of a team: a group chat (``group``) or an individual chat (``direct``)."""
 
     room_id: str
     team_id: str
     kind: str
     name: str
     created_at: int
+    archived_at: int | None = None
+    members: str | None = None  # the two participants of a direct chat, space-separated
 
-    columns: ClassVar[str] = "room_id, team_id, kind, name, created_at"
+    columns: ClassVar[str] = "room_id, team_id, kind, name, created_at, archived_at, members"
 
     async def insert(self, db: Database) -> None:
         await db.execute(
-            f"INSERT INTO team_room ({self.columns}) VALUES ($1, $2, $3, $4, $5)",
-            self.room_id, self.team_id, self.kind, self.name, self.created_at,
+            f"INSERT INTO team_room ({self.columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            self.room_id, self.team_id, self.kind, self.name, self.created_at, self.archived_at, self.members,
         )
 
+    async def archive(self, db: Database, now_ms: int) -> None:
+        self.archived_at = now_ms
+        await db.execute("UPDATE team_room SET archived_at=$1 WHERE room_id=$2", now_ms, self.room_id)
+
     @classmethod
-    async def of_team(cls, db: Database, team_id: str) -> list[TeamRoom]:
+    async def get(cls, db: Database, room_id: str) -> TeamRoom | None:
+        row = await db.fetchrow(f"SELECT {cls.columns} FROM team_room WHERE room_id=$1", room_id)
+        return cls(**row) if row else None
+
+    @classmethod
+    async def of_team(cls, db: Database, team_id: str, *, include_archived: bool = False) -> list[TeamRoom]:
+        archived = "" if include_archived else " AND archived_at IS NULL"
         rows = await db.fetch(
-            f"SELECT {cls.columns} FROM team_room WHERE team_id=$1 ORDER BY created_at, name", team_id
+            f"SELECT {cls.columns} FROM team_room WHERE team_id=$1{archived} ORDER BY created_at, name", team_id
         )
         return [cls(**row) for row in rows]

@@ -71,13 +71,15 @@ async def _demo(folder: Path, port: int) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await bridge.start()
+        # As an operator would: the bot becomes a homeserver admin before the bridge starts.
+        bot = await synapse.register_appservice_user(settings.appservice.as_token, settings.appservice.bot_username)
         admin = await synapse.register_user("demo-admin", admin=True)
-        await synapse.make_admin(admin.access_token, settings.bot_mxid)
+        await synapse.make_admin(admin.access_token, bot)
+        await bridge.start()
         alice = await synapse.register_user("alice")
         bob = await synapse.register_user("bob")
         team = await bridge.teams.create("Demo Team", owner=alice.user_id)
-        await bridge.teams.invite(team, bob.user_id, "member", actor=alice.user_id)
+        await bridge.members.invite(team, bob.user_id, "member", actor=alice.user_id)
         view = await bridge.teams.view(team)
         _print_summary(synapse, settings, [alice, bob], view)
         await stop.wait()

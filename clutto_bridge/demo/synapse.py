@@ -177,6 +177,18 @@ class LocalSynapse:
                     raise RuntimeError(f"registering {localpart} failed: {resp.status} {data}")
         return LocalUser(data["user_id"], password, data["access_token"])
 
+    async def register_appservice_user(self, as_token: str, localpart: str) -> str:
+        """Register a user in an appservice's namespace (the bot) before the bridge runs."""
+        body = {"type": "m.login.application_service", "username": localpart}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"{self.url}/_matrix/client/v3/register", json=body, headers={"Authorization": f"Bearer {as_token}"}
+            ) as resp:
+                data = await resp.json()
+                if resp.status != 200 and data.get("errcode") != "M_USER_IN_USE":
+                    raise RuntimeError(f"registering {localpart} failed: {resp.status} {data}")
+        return f"@{localpart}:{self.server_name}"
+
     async def make_admin(self, admin_token: str, user_id: str) -> None:
         """Flag a user (the bridge bot) as homeserver admin, as an operator would."""
         async with aiohttp.ClientSession() as session:

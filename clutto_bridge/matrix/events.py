@@ -38,6 +38,8 @@ class EventDispatcher:
         try:
             if evt.type == EventType.ROOM_MEMBER:
                 await self._membership(evt)
+            elif evt.type == EventType.ROOM_POWER_LEVELS and evt.sender != self.bot_mxid:
+                await self._power_levels_changed(evt)
             elif evt.type == EventType.ROOM_MESSAGE and evt.sender != self.bot_mxid:
                 self._spawn(self._command(evt))
         except Exception:
@@ -62,9 +64,17 @@ class EventDispatcher:
             elif new in (Membership.LEAVE, Membership.BAN):
                 await self.ctx.management_rooms.remove(evt.room_id)
             return
-        await self.ctx.teams.membership_changed(
+        await self.ctx.members.membership_changed(
             evt.room_id, evt.state_key, str(new), str(previous) if previous else None
         )
+
+    async def _power_levels_changed(self, evt: StateEvent) -> None:
+        """Power levels are the team's settings: a change made by hand in a client is put back."""
+        team = await self.ctx.teams.for_room(evt.room_id)
+        if team and team.state == "active":
+            changed = await self.ctx.members.sync_power_levels(team, only_room=evt.room_id, actor=evt.sender)
+            if changed:
+                log.info("Put back power levels in %s changed by %s", evt.room_id, evt.sender)
 
     async def _accept_invite(self, evt: StateEvent) -> None:
         bot = self.appservice.intent

@@ -12,6 +12,10 @@ from mautrix.appservice import IntentAPI
 from mautrix.errors import MForbidden, MatrixRequestError
 from mautrix.types import EventType, RoomCreatePreset, RoomID, UserID
 
+# Above the owner (100): Matrix lets a user change only the levels of users below them, so
+# the bot must outrank the owner to demote one on a transfer or put back a hand-made change.
+BOT_LEVEL = 1000
+
 SPACE_CHILD = EventType.find("m.space.child", EventType.Class.STATE)
 SPACE_PARENT = EventType.find("m.space.parent", EventType.Class.STATE)
 
@@ -20,7 +24,7 @@ def power_levels(bot: UserID, owner: UserID, levels: dict[str, int], *, space: b
     """Power levels of a team space or room: admins manage, members talk (not in the space)."""
     admin = levels["admin"]
     return {
-        "users": {bot: 100, owner: levels["owner"]},
+        "users": {bot: BOT_LEVEL, owner: levels["owner"]},
         "users_default": levels["member"],
         "events_default": admin if space else levels["member"],
         "state_default": admin,

@@ -1,4 +1,4 @@
-"""Teams: create one as a space with its rooms, invite members, follow their membership.
+"""Teams: create one as a space with its rooms; find teams and their members' roles.
 
 Every step that talks to the homeserver is recorded as it completes, so a team whose
 creation was interrupted by a crash is finished on the next start, never built twice.
@@ -21,7 +21,7 @@ from clutto_bridge.db.member import Member
 from clutto_bridge.db.team import ACTIVE, CREATING, Team, TeamRoom
 from clutto_bridge.matrix import spaces
 from clutto_bridge.teams import validation
-from clutto_bridge.teams.errors import Conflict, NotAllowed, NotFound, TeamExists, UnknownUser
+from clutto_bridge.teams.errors import NotAllowed, NotFound, TeamExists, UnknownUser
 
 log = logging.getLogger("clutto.teams")
 
@@ -157,7 +157,7 @@ class TeamService:
             )
             await TeamRoom(room_id, team.id, "group", name, self.clock.now_ms()).insert(self.db)
             await spaces.link_child(self.bot, team.space_id, room_id, s.homeserver.domain)
-        await self._invite_everywhere(team, team.owner)
+        await self.invite_everywhere(team, team.owner)
         await team.set_state(self.db, ACTIVE)
         log.info("Team %s is ready: space %s", team.id, team.space_id)
 
@@ -178,48 +178,7 @@ class TeamService:
         if actor is not None and await self.role_of(team, actor) not in MANAGERS:
             raise NotAllowed(f"Only the owner or an admin of {team.name} may do that.")
 
-    async def invite(self, team: Team, user_id: str, role: str = "member", *, actor: str | None) -> Member:
-        """Invite a user to the team's space and every group room, with the role's power level."""
-        user_id = validation.user_id(user_id)
-        role = validation.role(role)
-        await self.require_manager(team, actor)
-        existing = await Member.get(self.db, team.id, user_id)
-        if existing and existing.membership in (membership.INVITED, membership.JOINED):
-            raise Conflict(f"{user_id} is already a member of {team.name} ({existing.role}).")
-        await self.require_account(user_id)
-        now = self.clock.now_ms()
-        if existing:
-            await self.db.execute(
-                "UPDATE team_member SET role=$1, membership=$2, added_at=$3 WHERE team_id=$4 AND user_id=$5",
-                role, membership.INVITED, now, team.id, user_id,
-            )
-        else:
-            await Member(team.id, user_id, role, membership.INVITED, False, now).insert(self.db)
-        log.info("Inviting %s to team %s as %s", user_id, team.id, role)
-        await self._invite_everywhere(team, user_id)
-        level = self.settings.bridge.power_levels[role]
-        if level != self.settings.bridge.power_levels["member"]:
-            for room_id in [team.space_id] + [r.room_id for r in await TeamRoom.of_team(self.db, team.id)]:
-                await spaces.set_user_level(self.bot, room_id, user_id, level)
-        return await Member.get(self.db, team.id, user_id)
-
-    async def _invite_everywhere(self, team: Team, user_id: str) -> None:
+    async def invite_everywhere(self, team: Team, user_id: str) -> None:
         await spaces.invite_once(self.bot, team.space_id, user_id)
         for room in await TeamRoom.of_team(self.db, team.id):
             await spaces.invite_once(self.bot, room.room_id, user_id)
-
-    async def membership_changed(self, space_id: str, user_id: str, new: str, previous: str | None) -> None:
-        """Follow what a member did with the space: joined, declined the invite, or left."""
-        team = await Team.get_by_space(self.db, space_id)
-        member = team and await Member.get(self.db, team.id, user_id)
-        if not member:
-            return
-        if new == "join":
-            state = membership.JOINED
-        elif new in ("leave", "ban"):
-            state = membership.DECLINED if previous == "invite" else membership.LEFT
-        else:
-            return
-        if member.membership != state:
-            await member.set_membership(self.db, state)
-            log.info("%s is now %s in team %s", user_id, state, team.id)

@@ -16,6 +16,7 @@ def _json(schema_ref: str, description: str) -> dict[str, Any]:
 
 
 _TEAM_ID = {"name": "team_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_USER_ID = {"name": "user_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _COMMON = {"401": _error("Missing or wrong bearer token")}
 
 
@@ -57,16 +58,44 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                     "responses": {"200": _json("Team", "The team"), "404": _error("Unknown team"), **_COMMON},
                 }
             },
+            "/teams/{team_id}/members/{user_id}": {
+                "put": {
+                    "summary": "Change a member's role (power levels follow in every team room)",
+                    "parameters": [_TEAM_ID, _USER_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["role"], "properties": {"role": {"type": "string", "enum": ["admin", "member", "guest"]}}}}}},
+                    "responses": {"200": _json("Member", "Changed"), "400": _error("Bad role"), "403": _error("Owner's role"),
+                                  "404": _error("Unknown team or member"), "409": _error("Already that role"), **_COMMON},
+                },
+                "delete": {
+                    "summary": "Remove a member: kicked from the space, rooms and individual chats",
+                    "parameters": [_TEAM_ID, _USER_ID, {"name": "deactivate", "in": "query", "schema": {"type": "boolean", "default": False},
+                                                        "description": "also deactivate an account Clutto created"}],
+                    "responses": {"200": _json("Member", "Removed"), "403": _error("Owner, or account not deactivatable"),
+                                  "404": _error("Unknown team or member"), **_COMMON},
+                },
+            },
+            "/teams/{team_id}/transfer": {
+                "post": {
+                    "summary": "Transfer ownership to another member; the old owner becomes admin",
+                    "parameters": [_TEAM_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["user_id"], "properties": {"user_id": {"type": "string"}}}}}},
+                    "responses": {"200": _json("Team", "Transferred"), "400": _error("Transfer to the owner"),
+                                  "404": _error("Not a member"), **_COMMON},
+                }
+            },
             "/teams/{team_id}/members": {
                 "post": {
-                    "summary": "Invite a user to the team's space and rooms with a role",
+                    "summary": "Add a member: invite an existing account (user_id) or create one (username, email, password)",
                     "parameters": [_TEAM_ID],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewMember"}}}},
                     "responses": {
                         "201": _json("Member", "Invited"),
-                        "400": _error("Bad JSON, user ID or role"),
+                        "400": _error("Bad JSON, user ID, role, email or password"),
+                        "403": _error("Account creation without the admin API"),
                         "404": _error("Unknown team or user"),
-                        "409": _error("Already a member"),
+                        "409": _error("Already a member, or the account exists"),
                         **_COMMON,
                     },
                 }
@@ -90,9 +119,12 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                 },
                 "NewMember": {
                     "type": "object",
-                    "required": ["user_id"],
+                    "description": "Either user_id (existing account) or username, email and password (new account).",
                     "properties": {
                         "user_id": {"type": "string"},
+                        "username": {"type": "string"},
+                        "email": {"type": "string"},
+                        "password": {"type": "string", "minLength": 8, "description": "initial password; never stored"},
                         "role": {"type": "string", "enum": ["admin", "member", "guest"], "default": "member"},
                     },
                 },
@@ -101,7 +133,7 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                     "properties": {
                         "user_id": {"type": "string"},
                         "role": {"type": "string", "enum": ["owner", "admin", "member", "guest"]},
-                        "membership": {"type": "string", "enum": ["invited", "joined", "declined", "left"]},
+                        "membership": {"type": "string", "enum": ["invited", "joined", "declined", "left", "removed"]},
                     },
                 },
                 "Room": {

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.middleware import bearer_auth, matrix_errors
@@ -16,14 +17,18 @@ PREFIX = "/_clutto/v1"
 
 
 class ProvisioningAPI:
-    def __init__(self, teams: TeamService, secret: str) -> None:
+    def __init__(self, teams: TeamService, members: MemberService, secret: str) -> None:
         self.teams = teams
+        self.members = members
         self.app = web.Application(middlewares=[matrix_errors, bearer_auth(secret)])
         self.app.router.add_get("/openapi.json", self.openapi)
         self.app.router.add_get("/teams", self.list_teams)
         self.app.router.add_post("/teams", self.create_team)
         self.app.router.add_get("/teams/{team_id}", self.get_team)
-        self.app.router.add_post("/teams/{team_id}/members", self.invite_member)
+        self.app.router.add_post("/teams/{team_id}/members", self.add_member)
+        self.app.router.add_put("/teams/{team_id}/members/{user_id}", self.change_role)
+        self.app.router.add_delete("/teams/{team_id}/members/{user_id}", self.remove_member)
+        self.app.router.add_post("/teams/{team_id}/transfer", self.transfer)
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document(PREFIX))
@@ -44,15 +49,43 @@ class ProvisioningAPI:
         team = await self.teams.get(request.match_info["team_id"])
         return web.json_response((await self.teams.view(team)).to_json())
 
-    async def invite_member(self, request: web.Request) -> web.Response:
+    async def add_member(self, request: web.Request) -> web.Response:
+        """Invite an existing account (``user_id``) or create one (``username``, ``email``, ``password``)."""
         team = await self.teams.get(request.match_info["team_id"])
         body = await _json_object(request)
-        user_id = _field(body, "user_id", str)
         role = _field(body, "role", str, default="member")
-        member = await self.teams.invite(team, user_id, role, actor=None)
-        return web.json_response(
-            {"user_id": member.user_id, "role": member.role, "membership": member.membership}, status=201
-        )
+        if "username" in body:
+            member = await self.members.create_account(
+                team, _field(body, "username", str), _field(body, "email", str), _field(body, "password", str),
+                role, actor=None,
+            )
+        else:
+            member = await self.members.invite(team, _field(body, "user_id", str), role, actor=None)
+        return web.json_response(_member_json(member), status=201)
+
+    async def change_role(self, request: web.Request) -> web.Response:
+        team = await self.teams.get(request.match_info["team_id"])
+        body = await _json_object(request)
+        member = await self.members.change_role(team, request.match_info["user_id"], _field(body, "role", str), actor=None)
+        return web.json_response(_member_json(member))
+
+    async def remove_member(self, request: web.Request) -> web.Response:
+        team = await self.teams.get(request.match_info["team_id"])
+        flag = request.query.get("deactivate", "false").lower()
+        if flag not in ("true", "false"):
+            raise ApiError(400, "M_INVALID_PARAM", "deactivate must be true or false.")
+        member = await self.members.remove(team, request.match_info["user_id"], actor=None, deactivate=flag == "true")
+        return web.json_response(_member_json(member))
+
+    async def transfer(self, request: web.Request) -> web.Response:
+        team = await self.teams.get(request.match_info["team_id"])
+        body = await _json_object(request)
+        team = await self.members.transfer(team, _field(body, "user_id", str), actor=None)
+        return web.json_response((await self.teams.view(team)).to_json())
+
+
+def _member_json(member) -> dict[str, Any]:
+    return {"user_id": member.user_id, "role": member.role, "membership": member.membership}
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:

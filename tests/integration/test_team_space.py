@@ -108,7 +108,7 @@ async def test_member_cannot_invite_and_unknown_users_are_refused(bridge: Bridge
     owner = await new_user("owner")
     member = await new_user("member")
     team = await bridge.teams.create(unique("Initech"), owner=owner.user_id)
-    await bridge.teams.invite(team, member.user_id, actor=owner.user_id)
+    await bridge.members.invite(team, member.user_id, actor=owner.user_id)
     general = (await bridge.teams.view(team)).rooms[0].room_id
     await member.wait_for_invites({team.space_id, general})
     await member.join(team.space_id)
@@ -131,7 +131,7 @@ async def test_admin_invite_gets_admin_power_level(bridge: Bridge, new_user) -> 
     owner = await new_user("owner")
     helper = await new_user("helper")
     team = await bridge.teams.create(unique("Umbrella"), owner=owner.user_id)
-    await bridge.teams.invite(team, helper.user_id, "admin", actor=owner.user_id)
+    await bridge.members.invite(team, helper.user_id, "admin", actor=owner.user_id)
     view = await bridge.teams.view(team)
     await helper.wait_for_invites({team.space_id})
     await helper.join(team.space_id)

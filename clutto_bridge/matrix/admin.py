@@ -1,0 +1,93 @@
+"""The Synapse admin API, as the bot calls it once the operator made it a server admin.
+
+Only what the bridge needs: accounts (create, deactivate, log in as, for m.direct),
+and room deletion with purge. Everything else goes through the client-server API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+from mautrix.api import HTTPAPI, Method, SynapseAdminPath
+from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixRequestError
+
+log = logging.getLogger("clutto.admin")
+
+
+class AdminUnavailable(Exception):
+    """The homeserver has no admin API for us (not Synapse, or the bot is not an admin)."""
+
+
+class SynapseAdmin:
+    def __init__(self, bot: Callable[[], IntentAPI]) -> None:
+        self._bot = bot
+
+    async def _request(self, method: Method, path: Any, content: Any = None, *, sensitive: bool = False) -> Any:
+        api = self._bot().api
+        try:
+            if sensitive:
+                # AppServiceAPI.request has no ``sensitive``; the base HTTPAPI.request keeps
+                # the body (a password, a token) out of the debug log.
+                return await HTTPAPI.request(api, method, path, content, query_params={"user_id": api.bot_mxid}, sensitive=True)
+            return await api.request(method, path, content)
+        except MatrixRequestError as e:
+            if e.http_status in (401, 403) and e.errcode in ("M_FORBIDDEN", "M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
+                raise AdminUnavailable(f"the bot is not a homeserver admin ({e.message})") from e
+            if e.http_status == 404 and e.errcode == "M_UNRECOGNIZED":
+                raise AdminUnavailable("the homeserver has no Synapse admin API") from e
+            raise
+
+    async def is_admin(self) -> bool:
+        bot = self._bot()
+        try:
+            data = await self._request(Method.GET, SynapseAdminPath.v1.users[bot.mxid].admin)
+        except (AdminUnavailable, MatrixRequestError):
+            return False
+        return bool(data.get("admin"))
+
+    async def account_exists(self, user_id: str) -> bool:
+        try:
+            await self._request(Method.GET, SynapseAdminPath.v2.users[user_id])
+        except MatrixRequestError as e:
+            if e.http_status == 404:
+                return False
+            raise
+        return True
+
+    async def create_account(self, user_id: str, password: str, email: str | None, displayname: str | None) -> None:
+        body: dict[str, Any] = {"password": password, "admin": False, "deactivated": False}
+        if email:
+            body["threepids"] = [{"medium": "email", "address": email}]
+        if displayname:
+            body["displayname"] = displayname
+        await self._request(Method.PUT, SynapseAdminPath.v2.users[user_id], body, sensitive=True)
+
+    async def deactivate(self, user_id: str, erase: bool = False) -> None:
+        await self._request(Method.POST, SynapseAdminPath.v1.deactivate[user_id], {"erase": erase})
+
+    async def login_as(self, user_id: str, valid_for_s: int = 120) -> str:
+        """A short-lived access token of another user (to write their m.direct)."""
+        until = int(time.time() * 1000) + valid_for_s * 1000
+        data = await self._request(
+            Method.POST, SynapseAdminPath.v1.users[user_id].login, {"valid_until_ms": until}, sensitive=True
+        )
+        return data["access_token"]
+
+    async def delete_room(self, room_id: str, message: str, timeout: float = 120.0) -> None:
+        """Kick everyone, then delete the room and purge its history; wait until done."""
+        body = {"purge": True, "block": False, "message": message}
+        data = await self._request(Method.DELETE, SynapseAdminPath.v2.rooms[room_id], body)
+        delete_id = data["delete_id"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = await self._request(Method.GET, SynapseAdminPath.v2.rooms.delete_status[delete_id])
+            if status["status"] == "complete":
+                return
+            if status["status"] == "failed":
+                raise RuntimeError(f"deleting {room_id} failed: {status.get('error')}")
+            await asyncio.sleep(0.5)
+        raise TimeoutError(f"deleting {room_id} did not finish within {timeout:.0f}s")
