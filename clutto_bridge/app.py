@@ -18,6 +18,7 @@ from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.appservice import ClutttoAppService
 from clutto_bridge.matrix.events import EventDispatcher
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
 
@@ -53,12 +54,15 @@ class Bridge:
         self.admin = SynapseAdmin(lambda: self.appservice.intent)
         self.audit = AuditLog(self.db)
         self.members = MemberService(self.teams, self.admin, self.audit)
+        self.rooms = RoomService(self.members)
         self.management_rooms = ManagementRooms(self.db)
-        ctx = CommandContext(self.teams, self.members, self.management_rooms, settings, lambda: self.appservice.intent)
+        ctx = CommandContext(
+            self.teams, self.members, self.rooms, self.management_rooms, settings, lambda: self.appservice.intent
+        )
         self.events = EventDispatcher(self.appservice, ctx)
         self.appservice.matrix_event_handler(self.events.handle)
         if settings.provisioning.enabled:
-            api = ProvisioningAPI(self.teams, self.members, settings.provisioning.shared_secret)
+            api = ProvisioningAPI(self.teams, self.members, self.rooms, settings.provisioning.shared_secret)
             self.appservice.app.add_subapp(PREFIX, api.app)
 
     async def start(self) -> None:

@@ -16,6 +16,7 @@ from mautrix.appservice import IntentAPI
 from clutto_bridge.config import Settings
 from clutto_bridge.db.bot import ManagementRooms
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
 
 
@@ -25,6 +26,7 @@ class CommandContext:
 
     teams: TeamService
     members: MemberService
+    rooms: RoomService
     management_rooms: ManagementRooms
     settings: Settings
     bot: Callable[[], IntentAPI]

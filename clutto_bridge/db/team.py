@@ -11,6 +11,8 @@ from mautrix.util.async_db import Database
 
 CREATING = "creating"
 ACTIVE = "active"
+GROUP = "group"
+DIRECT = "direct"
 
 
 @dataclass
@@ -124,9 +126,20 @@ class TeamRoom:
         return cls(**row) if row else None
 
     @classmethod
-    async def of_team(cls, db: Database, team_id: str, *, include_archived: bool = False) -> list[TeamRoom]:
+    async def of_team(
+        cls, db: Database, team_id: str, *, kind: str | None = None, include_archived: bool = False
+    ) -> list[TeamRoom]:
         archived = "" if include_archived else " AND archived_at IS NULL"
         rows = await db.fetch(
             f"SELECT {cls.columns} FROM team_room WHERE team_id=$1{archived} ORDER BY created_at, name", team_id
         )
-        return [cls(**row) for row in rows]
+        return [cls(**row) for row in rows if kind is None or row["kind"] == kind]
+
+    @classmethod
+    async def direct_between(cls, db: Database, team_id: str, members: str) -> TeamRoom | None:
+        row = await db.fetchrow(
+            f"SELECT {cls.columns} FROM team_room WHERE team_id=$1 AND kind='direct' AND members=$2 "
+            "AND archived_at IS NULL",
+            team_id, members,
+        )
+        return cls(**row) if row else None

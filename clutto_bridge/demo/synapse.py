@@ -92,6 +92,9 @@ class LocalSynapse:
             "federation_domain_whitelist": [],
             "url_preview_enabled": False,
             "presence": {"enabled": False},
+            # Synapse replays an identical /sync for 2 minutes by default; a client polling
+            # for new invites would not see them.
+            "caches": {"sync_response_cache_duration": 0},
             "app_service_config_files": [str(p) for p in registrations],
             "rc_message": _LIMIT,
             "rc_registration": _LIMIT,

@@ -40,7 +40,10 @@ class MemberService:
         self.settings = teams.settings
         self.clock = teams.clock
 
-    async def _record(self, team: Team, actor: str | None, action: str, target: str | None, **detail) -> None:
+    async def active(self, team: Team) -> list[Member]:
+        return [m for m in await Member.of_team(self.db, team.id) if m.membership in ACTIVE]
+
+    async def record(self, team: Team, actor: str | None, action: str, target: str | None, **detail) -> None:
         await self.audit.record(AuditEntry(self.clock.now_ms(), team.id, actor, action, target, detail))
 
     async def _active_member(self, team: Team, user_id: str) -> Member:
@@ -101,7 +104,7 @@ class MemberService:
         log.info("Inviting %s to team %s as %s", user_id, team.id, role)
         await self.teams.invite_everywhere(team, user_id)
         await self.sync_power_levels(team)
-        await self._record(team, actor, "member_invited", user_id, role=role, created_account=created_by_bridge)
+        await self.record(team, actor, "member_invited", user_id, role=role, created_account=created_by_bridge)
         return await Member.get(self.db, team.id, user_id)
 
     # --- changing and removing -----------------------------------------------------
@@ -118,7 +121,7 @@ class MemberService:
             "UPDATE team_member SET role=$1 WHERE team_id=$2 AND user_id=$3", role, team.id, member.user_id
         )
         await self.sync_power_levels(team)
-        await self._record(team, actor, "role_changed", member.user_id, old=member.role, new=role)
+        await self.record(team, actor, "role_changed", member.user_id, old=member.role, new=role)
         member.role = role
         return member
 
@@ -136,7 +139,7 @@ class MemberService:
             await conn.execute("UPDATE team SET owner=$1 WHERE id=$2", new_owner.user_id, team.id)
         previous, team.owner = team.owner, new_owner.user_id
         await self.sync_power_levels(team)
-        await self._record(team, actor, "ownership_transferred", new_owner.user_id, previous_owner=previous)
+        await self.record(team, actor, "ownership_transferred", new_owner.user_id, previous_owner=previous)
         return team
 
     async def remove(self, team: Team, user_id: str, *, actor: str | None, deactivate: bool = False) -> Member:
@@ -155,7 +158,7 @@ class MemberService:
         await self.sync_power_levels(team)
         if deactivate:
             await self.admin.deactivate(member.user_id, erase=False)
-        await self._record(team, actor, "member_removed", member.user_id, deactivated=deactivate, reason=reason)
+        await self.record(team, actor, "member_removed", member.user_id, deactivated=deactivate, reason=reason)
         return member
 
     async def _check_deactivatable(self, team: Team, member: Member) -> None:
@@ -184,7 +187,7 @@ class MemberService:
             await member.set_membership(self.db, state)
             log.info("%s is now %s in team %s", user_id, state, team.id)
             if state == membership.DECLINED:
-                await self._record(team, user_id, "invite_declined", user_id)
+                await self.record(team, user_id, "invite_declined", user_id)
 
     # --- power levels ----------------------------------------------------------------
 
@@ -203,7 +206,7 @@ class MemberService:
                 await bot.send_state_event(room_id, EventType.ROOM_POWER_LEVELS, corrected(current, expected))
                 changed.append(room_id)
                 if actor:
-                    await self._record(team, actor, "power_levels_reverted", room_id, changed=sorted(wrong))
+                    await self.record(team, actor, "power_levels_reverted", room_id, changed=sorted(wrong))
         return changed
 
 

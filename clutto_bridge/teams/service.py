@@ -18,7 +18,7 @@ from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
 from clutto_bridge.db import member as membership
 from clutto_bridge.db.member import Member
-from clutto_bridge.db.team import ACTIVE, CREATING, Team, TeamRoom
+from clutto_bridge.db.team import ACTIVE, CREATING, GROUP, Team, TeamRoom
 from clutto_bridge.matrix import spaces
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.errors import NotAllowed, NotFound, TeamExists, UnknownUser
@@ -136,30 +136,36 @@ class TeamService:
 
     async def _build(self, team: Team) -> None:
         s = self.settings
-        levels = s.bridge.power_levels
         if team.space_id is None:
             space_id = await spaces.create_space(
-                self.bot, name=team.name, owner=team.owner, levels=levels, room_version=s.bridge.room_version
+                self.bot, name=team.name, owner=team.owner, levels=s.bridge.power_levels,
+                room_version=s.bridge.room_version
             )
             await team.set_space(self.db, space_id)
-        existing = {room.name for room in await TeamRoom.of_team(self.db, team.id)}
+        existing = {room.name for room in await TeamRoom.of_team(self.db, team.id, kind=GROUP)}
         for name in s.bridge.default_rooms:
-            if name in existing:
-                continue
-            room_id = await spaces.create_group_room(
-                self.bot,
-                space_id=team.space_id,
-                name=name,
-                owner=team.owner,
-                levels=levels,
-                room_version=s.bridge.room_version,
-                server_name=s.homeserver.domain,
-            )
-            await TeamRoom(room_id, team.id, "group", name, self.clock.now_ms()).insert(self.db)
-            await spaces.link_child(self.bot, team.space_id, room_id, s.homeserver.domain)
+            if name not in existing:
+                await self.add_group_room(team, name)
         await self.invite_everywhere(team, team.owner)
         await team.set_state(self.db, ACTIVE)
         log.info("Team %s is ready: space %s", team.id, team.space_id)
+
+    async def add_group_room(self, team: Team, name: str) -> TeamRoom:
+        """A room in the team's space with the team's settings, recorded before it is linked."""
+        s = self.settings
+        room_id = await spaces.create_group_room(
+            self.bot,
+            space_id=team.space_id,
+            name=name,
+            owner=team.owner,
+            levels=s.bridge.power_levels,
+            room_version=s.bridge.room_version,
+            server_name=s.homeserver.domain,
+        )
+        room = TeamRoom(room_id, team.id, GROUP, name, self.clock.now_ms())
+        await room.insert(self.db)
+        await spaces.link_child(self.bot, team.space_id, room_id, s.homeserver.domain)
+        return room
 
     # --- members -------------------------------------------------------------------
 
@@ -180,5 +186,5 @@ class TeamService:
 
     async def invite_everywhere(self, team: Team, user_id: str) -> None:
         await spaces.invite_once(self.bot, team.space_id, user_id)
-        for room in await TeamRoom.of_team(self.db, team.id):
+        for room in await TeamRoom.of_team(self.db, team.id, kind=GROUP):
             await spaces.invite_once(self.bot, room.room_id, user_id)

@@ -24,6 +24,17 @@ def team_name(raw: object, max_length: int) -> str:
     return name
 
 
+def room_name(raw: object) -> str:
+    if not isinstance(raw, str):
+        raise InvalidInput("The room name must be text.")
+    name = " ".join(raw.split())
+    if not 1 <= len(name) <= 80:
+        raise InvalidInput("A room name has 1 to 80 characters.")
+    if any(unicodedata.category(c).startswith("C") for c in name):
+        raise InvalidInput("The room name must not contain control or invisible characters.")
+    return name
+
+
 def user_id(raw: object) -> str:
     if not isinstance(raw, str) or not _USER_ID.fullmatch(raw.strip()):
         raise InvalidInput(f"{raw!r} is not a Matrix user ID; write it like @alice:example.com.")

@@ -85,6 +85,34 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                                   "404": _error("Not a member"), **_COMMON},
                 }
             },
+            "/teams/{team_id}/rooms": {
+                "post": {
+                    "summary": "Create a group room in the team's space",
+                    "parameters": [_TEAM_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}},
+                    "responses": {"201": _json("Room", "Created"), "400": _error("Bad name"), "404": _error("Unknown team"),
+                                  "409": _error("Name taken"), **_COMMON},
+                }
+            },
+            "/teams/{team_id}/rooms/{room}": {
+                "delete": {
+                    "summary": "Archive a group room (by id or name): read-only and out of the space",
+                    "parameters": [_TEAM_ID, {"name": "room", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": _json("Room", "Archived"), "404": _error("Unknown team or room"), **_COMMON},
+                }
+            },
+            "/teams/{team_id}/direct": {
+                "post": {
+                    "summary": "Create (or return) the direct chat between two members of the team",
+                    "parameters": [_TEAM_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["user_ids"],
+                        "properties": {"user_ids": {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2}}}}}},
+                    "responses": {"201": _json("Room", "Created"), "200": _json("Room", "Existing"),
+                                  "403": _error("Not both members"), "404": _error("Unknown team"), **_COMMON},
+                }
+            },
             "/teams/{team_id}/members": {
                 "post": {
                     "summary": "Add a member: invite an existing account (user_id) or create one (username, email, password)",
@@ -138,7 +166,8 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                 },
                 "Room": {
                     "type": "object",
-                    "properties": {"room_id": {"type": "string"}, "name": {"type": "string"}, "kind": {"type": "string"}},
+                    "properties": {"room_id": {"type": "string"}, "name": {"type": "string"},
+                                   "kind": {"type": "string", "enum": ["group", "direct"]}, "archived": {"type": "boolean"}},
                 },
                 "Team": {
                     "type": "object",

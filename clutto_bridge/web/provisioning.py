@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.middleware import bearer_auth, matrix_errors
@@ -17,9 +18,10 @@ PREFIX = "/_clutto/v1"
 
 
 class ProvisioningAPI:
-    def __init__(self, teams: TeamService, members: MemberService, secret: str) -> None:
+    def __init__(self, teams: TeamService, members: MemberService, rooms: RoomService, secret: str) -> None:
         self.teams = teams
         self.members = members
+        self.rooms = rooms
         self.app = web.Application(middlewares=[matrix_errors, bearer_auth(secret)])
         self.app.router.add_get("/openapi.json", self.openapi)
         self.app.router.add_get("/teams", self.list_teams)
@@ -29,6 +31,9 @@ class ProvisioningAPI:
         self.app.router.add_put("/teams/{team_id}/members/{user_id}", self.change_role)
         self.app.router.add_delete("/teams/{team_id}/members/{user_id}", self.remove_member)
         self.app.router.add_post("/teams/{team_id}/transfer", self.transfer)
+        self.app.router.add_post("/teams/{team_id}/rooms", self.create_room)
+        self.app.router.add_delete("/teams/{team_id}/rooms/{room}", self.archive_room)
+        self.app.router.add_post("/teams/{team_id}/direct", self.direct_chat)
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document(PREFIX))
@@ -82,6 +87,30 @@ class ProvisioningAPI:
         body = await _json_object(request)
         team = await self.members.transfer(team, _field(body, "user_id", str), actor=None)
         return web.json_response((await self.teams.view(team)).to_json())
+
+    async def create_room(self, request: web.Request) -> web.Response:
+        team = await self.teams.get(request.match_info["team_id"])
+        body = await _json_object(request)
+        room = await self.rooms.create_group(team, _field(body, "name", str), actor=None)
+        return web.json_response(_room_json(room), status=201)
+
+    async def archive_room(self, request: web.Request) -> web.Response:
+        team = await self.teams.get(request.match_info["team_id"])
+        room = await self.rooms.archive_group(team, request.match_info["room"], actor=None)
+        return web.json_response(_room_json(room))
+
+    async def direct_chat(self, request: web.Request) -> web.Response:
+        team = await self.teams.get(request.match_info["team_id"])
+        body = await _json_object(request)
+        users = _field(body, "user_ids", list)
+        if len(users) != 2 or not all(isinstance(u, str) for u in users):
+            raise ApiError(400, "M_INVALID_PARAM", "user_ids must name exactly two members.")
+        room, created = await self.rooms.direct_chat(team, users[0], users[1])
+        return web.json_response(_room_json(room), status=201 if created else 200)
+
+
+def _room_json(room) -> dict[str, Any]:
+    return {"room_id": room.room_id, "name": room.name, "kind": room.kind, "archived": room.archived_at is not None}
 
 
 def _member_json(member) -> dict[str, Any]:

@@ -102,9 +102,10 @@ async def test_openapi_document_describes_what_is_served(api: Api) -> None:
     assert set(doc["paths"]) == {
         "/openapi.json", "/teams", "/teams/{team_id}", "/teams/{team_id}/members",
         "/teams/{team_id}/members/{user_id}", "/teams/{team_id}/transfer",
+        "/teams/{team_id}/rooms", "/teams/{team_id}/rooms/{room}", "/teams/{team_id}/direct",
     }
     for path, methods in doc["paths"].items():
         for method in methods:
-            concrete = path.replace("{team_id}", "tmissing").replace("{user_id}", "@x:localhost")
+            concrete = path.replace("{team_id}", "tmissing").replace("{user_id}", "@x:localhost").replace("{room}", "r")
             status, body = await api.call(method.upper(), concrete, json={})
             assert body.get("errcode") != "M_UNRECOGNIZED", (method, path, body)
