@@ -9,7 +9,7 @@ from mautrix.errors import MatrixRequestError
 from mautrix.util.async_db import Database
 
 from clutto_bridge.clock import Clock, SystemClock
-from clutto_bridge.commands import CommandContext
+from clutto_bridge.context import Services
 from clutto_bridge.config import Settings
 from clutto_bridge.db import create_database
 from clutto_bridge.db.audit import AuditLog
@@ -17,6 +17,7 @@ from clutto_bridge.db.bot import ManagementRooms, TransactionLog
 from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.appservice import ClutttoAppService
 from clutto_bridge.matrix.events import EventDispatcher
+from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
@@ -55,14 +56,21 @@ class Bridge:
         self.audit = AuditLog(self.db)
         self.members = MemberService(self.teams, self.admin, self.audit)
         self.rooms = RoomService(self.members)
+        self.integrations = IntegrationService(self.members)
         self.management_rooms = ManagementRooms(self.db)
-        ctx = CommandContext(
-            self.teams, self.members, self.rooms, self.management_rooms, settings, lambda: self.appservice.intent
+        ctx = Services(
+            teams=self.teams,
+            members=self.members,
+            rooms=self.rooms,
+            integrations=self.integrations,
+            management_rooms=self.management_rooms,
+            settings=settings,
+            bot=lambda: self.appservice.intent,
         )
         self.events = EventDispatcher(self.appservice, ctx)
         self.appservice.matrix_event_handler(self.events.handle)
         if settings.provisioning.enabled:
-            api = ProvisioningAPI(self.teams, self.members, self.rooms, settings.provisioning.shared_secret)
+            api = ProvisioningAPI(ctx, settings.provisioning.shared_secret)
             self.appservice.app.add_subapp(PREFIX, api.app)
 
     async def start(self) -> None:

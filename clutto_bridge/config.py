@@ -24,6 +24,7 @@ from ruamel.yaml.error import YAMLError
 from yarl import URL
 
 from clutto_bridge.durations import DurationError, parse_duration
+from clutto_bridge.matrix.ids import USER_ID
 
 EXAMPLE_CONFIG = Path(__file__).with_name("example-config.yaml")
 GENERATE = "generate"
@@ -80,6 +81,12 @@ class TrialSettings:
 
 
 @dataclass(frozen=True)
+class IntegrationSettings:
+    bots: tuple[str, ...]
+    widget_url_prefixes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ProvisioningSettings:
     enabled: bool
     shared_secret: str
@@ -97,6 +104,7 @@ class Settings:
     appservice: AppserviceSettings
     bridge: BridgeSettings
     trial: TrialSettings
+    integrations: IntegrationSettings
     provisioning: ProvisioningSettings
     logging: LoggingSettings
 
@@ -239,6 +247,29 @@ def _pool(value: Any) -> dict[str, int]:
     return {"min_size": low, "max_size": high}
 
 
+def _user_id(value: Any) -> str:
+    text = _string(value)
+    if not USER_ID.fullmatch(text):
+        raise ValueError(f"{text!r} is not a Matrix user ID like @bot:example.com")
+    return text
+
+
+def _widget_prefix(value: Any) -> str:
+    text = _string(value)
+    url = URL(text)
+    if url.scheme != "https" or not url.host:
+        raise ValueError(f"{text!r} is not an https:// URL prefix")
+    return text
+
+
+def _list_of(value: Any, item: Check) -> tuple:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError("must be a list")
+    return tuple(item(v) for v in value)
+
+
 def _log_level(value: Any) -> str:
     text = _string(value).upper()
     if text not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -275,6 +306,8 @@ SCHEMA: dict[str, Check] = {
     "bridge.power_levels": _power_levels,
     "policy.trial.length": _duration,
     "policy.trial.grace": _duration,
+    "policy.integrations.bots": lambda v: _list_of(v, _user_id),
+    "policy.integrations.widget_url_prefixes": lambda v: _list_of(v, _widget_prefix),
     "provisioning.enabled": _boolean,
     "provisioning.shared_secret": _token,
     "logging.level": _log_level,
@@ -308,6 +341,7 @@ def validate(data: Any) -> Settings:
         appservice=section("appservice", AppserviceSettings),
         bridge=section("bridge", BridgeSettings),
         trial=section("policy.trial", TrialSettings),
+        integrations=section("policy.integrations", IntegrationSettings),
         provisioning=section("provisioning", ProvisioningSettings),
         logging=section("logging", LoggingSettings),
     )

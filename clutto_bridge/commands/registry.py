@@ -11,30 +11,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from mautrix.appservice import IntentAPI
+from clutto_bridge.context import Services
 
-from clutto_bridge.config import Settings
-from clutto_bridge.db.bot import ManagementRooms
-from clutto_bridge.teams.members import MemberService
-from clutto_bridge.teams.rooms import RoomService
-from clutto_bridge.teams.service import TeamService
-
-
-@dataclass
-class CommandContext:
-    """What handlers may use: passed in, never global, so two bridges can share a process."""
-
-    teams: TeamService
-    members: MemberService
-    rooms: RoomService
-    management_rooms: ManagementRooms
-    settings: Settings
-    bot: Callable[[], IntentAPI]
 
 
 @dataclass
 class CommandEvent:
-    ctx: CommandContext
+    ctx: Services
     room_id: str
     sender: str
     args: list[str]

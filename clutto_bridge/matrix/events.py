@@ -13,7 +13,9 @@ from mautrix.appservice import AppService
 from mautrix.errors import MatrixRequestError
 from mautrix.types import Event, EventType, Membership, MessageEvent, MessageType, StateEvent
 
-from clutto_bridge.commands import CommandContext, CommandEvent, registry
+from clutto_bridge.commands import CommandEvent, registry
+from clutto_bridge.context import Services
+from clutto_bridge.policy.integrations import WIDGET_EVENT_TYPES
 from clutto_bridge.teams.errors import TeamError
 
 log = logging.getLogger("clutto.events")
@@ -25,7 +27,7 @@ GREETING = (
 
 
 class EventDispatcher:
-    def __init__(self, appservice: AppService, ctx: CommandContext) -> None:
+    def __init__(self, appservice: AppService, ctx: Services) -> None:
         self.appservice = appservice
         self.ctx = ctx
         self.tasks: set[asyncio.Task] = set()
@@ -40,6 +42,8 @@ class EventDispatcher:
                 await self._membership(evt)
             elif evt.type == EventType.ROOM_POWER_LEVELS and evt.sender != self.bot_mxid:
                 await self._power_levels_changed(evt)
+            elif str(evt.type) in WIDGET_EVENT_TYPES and evt.sender != self.bot_mxid:
+                await self._widget_changed(evt)
             elif evt.type == EventType.ROOM_MESSAGE and evt.sender != self.bot_mxid:
                 self._spawn(self._command(evt))
         except Exception:
@@ -67,6 +71,9 @@ class EventDispatcher:
         await self.ctx.members.membership_changed(
             evt.room_id, evt.state_key, str(new), str(previous) if previous else None
         )
+        team = await self.ctx.teams.for_room(evt.room_id)
+        if team and team.state == "active":
+            await self.ctx.integrations.check_membership(team, evt.room_id, evt.state_key, str(new), evt.sender)
 
     async def _power_levels_changed(self, evt: StateEvent) -> None:
         """Power levels are the team's settings: a change made by hand in a client is put back."""
@@ -75,6 +82,14 @@ class EventDispatcher:
             changed = await self.ctx.members.sync_power_levels(team, only_room=evt.room_id, actor=evt.sender)
             if changed:
                 log.info("Put back power levels in %s changed by %s", evt.room_id, evt.sender)
+
+    async def _widget_changed(self, evt: Event) -> None:
+        team = await self.ctx.teams.for_room(evt.room_id)
+        if team and team.state == "active":
+            content = evt.content.serialize() if hasattr(evt.content, "serialize") else dict(evt.content)
+            await self.ctx.integrations.check_widget(
+                team, evt.room_id, str(evt.type), evt.state_key, content, evt.sender
+            )
 
     async def _accept_invite(self, evt: StateEvent) -> None:
         bot = self.appservice.intent

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
 from clutto_bridge.config import ROLES
+from clutto_bridge.matrix.ids import USER_ID
 from clutto_bridge.teams.errors import InvalidInput
 
-_USER_ID = re.compile(r"@([a-z0-9._=\-/+]+):([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?")
 
 
 def team_name(raw: object, max_length: int) -> str:
@@ -36,7 +35,7 @@ def room_name(raw: object) -> str:
 
 
 def user_id(raw: object) -> str:
-    if not isinstance(raw, str) or not _USER_ID.fullmatch(raw.strip()):
+    if not isinstance(raw, str) or not USER_ID.fullmatch(raw.strip()):
         raise InvalidInput(f"{raw!r} is not a Matrix user ID; write it like @alice:example.com.")
     return raw.strip()
 

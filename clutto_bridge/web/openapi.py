@@ -113,6 +113,27 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                                   "403": _error("Not both members"), "404": _error("Unknown team"), **_COMMON},
                 }
             },
+            "/teams/{team_id}/integrations": {
+                "get": {
+                    "summary": "The team's allowlist of integration bots and widget URL prefixes (and the operator's defaults)",
+                    "parameters": [_TEAM_ID],
+                    "responses": {"200": _json("Integrations", "Allowlist"), "404": _error("Unknown team"), **_COMMON},
+                },
+                "post": {
+                    "summary": "Allow a bot (Matrix ID) or widgets under an https:// URL prefix",
+                    "parameters": [_TEAM_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["value"], "properties": {"value": {"type": "string"}}}}}},
+                    "responses": {"201": _json("Integrations", "Allowed"), "400": _error("Neither bot nor prefix"),
+                                  "404": _error("Unknown team"), "409": _error("Already allowed"), **_COMMON},
+                },
+                "delete": {
+                    "summary": "Deny a bot or prefix again; a denied bot is removed from the team's rooms",
+                    "parameters": [_TEAM_ID, {"name": "value", "in": "query", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": _json("Integrations", "Denied"), "400": _error("Missing value"),
+                                  "404": _error("Unknown team or not on the list"), **_COMMON},
+                },
+            },
             "/teams/{team_id}/members": {
                 "post": {
                     "summary": "Add a member: invite an existing account (user_id) or create one (username, email, password)",
@@ -183,6 +204,14 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                         "purge_after": {"type": "integer"},
                         "rooms": {"type": "array", "items": {"$ref": "#/components/schemas/Room"}},
                         "members": {"type": "array", "items": {"$ref": "#/components/schemas/Member"}},
+                    },
+                },
+                "Integrations": {
+                    "type": "object",
+                    "properties": {
+                        "bots": {"type": "array", "items": {"type": "string"}},
+                        "widget_url_prefixes": {"type": "array", "items": {"type": "string"}},
+                        "defaults": {"type": "object", "description": "the operator's lists, allowed in every team"},
                     },
                 },
                 "TeamList": {

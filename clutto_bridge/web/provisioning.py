@@ -7,9 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from clutto_bridge.teams.members import MemberService
-from clutto_bridge.teams.rooms import RoomService
-from clutto_bridge.teams.service import TeamService
+from clutto_bridge.context import Services
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.middleware import bearer_auth, matrix_errors
 from clutto_bridge.web.openapi import openapi_document
@@ -18,10 +16,11 @@ PREFIX = "/_clutto/v1"
 
 
 class ProvisioningAPI:
-    def __init__(self, teams: TeamService, members: MemberService, rooms: RoomService, secret: str) -> None:
-        self.teams = teams
-        self.members = members
-        self.rooms = rooms
+    def __init__(self, ctx: Services, secret: str) -> None:
+        self.teams = ctx.teams
+        self.members = ctx.members
+        self.rooms = ctx.rooms
+        self.integrations = ctx.integrations
         self.app = web.Application(middlewares=[matrix_errors, bearer_auth(secret)])
         self.app.router.add_get("/openapi.json", self.openapi)
         self.app.router.add_get("/teams", self.list_teams)
@@ -34,6 +33,9 @@ class ProvisioningAPI:
         self.app.router.add_post("/teams/{team_id}/rooms", self.create_room)
         self.app.router.add_delete("/teams/{team_id}/rooms/{room}", self.archive_room)
         self.app.router.add_post("/teams/{team_id}/direct", self.direct_chat)
+        self.app.router.add_get("/teams/{team_id}/integrations", self.list_integrations)
+        self.app.router.add_post("/teams/{team_id}/integrations", self.allow_integration)
+        self.app.router.add_delete("/teams/{team_id}/integrations", self.deny_integration)
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document(PREFIX))
@@ -107,6 +109,24 @@ class ProvisioningAPI:
             raise ApiError(400, "M_INVALID_PARAM", "user_ids must name exactly two members.")
         room, created = await self.rooms.direct_chat(team, users[0], users[1])
         return web.json_response(_room_json(room), status=201 if created else 200)
+
+    async def list_integrations(self, request: web.Request) -> web.Response:
+        team = await self.teams.get(request.match_info["team_id"])
+        return web.json_response((await self.integrations.allowlist(team)).to_json())
+
+    async def allow_integration(self, request: web.Request) -> web.Response:
+        team = await self.teams.get(request.match_info["team_id"])
+        body = await _json_object(request)
+        await self.integrations.allow(team, _field(body, "value", str), actor=None)
+        return web.json_response((await self.integrations.allowlist(team)).to_json(), status=201)
+
+    async def deny_integration(self, request: web.Request) -> web.Response:
+        team = await self.teams.get(request.match_info["team_id"])
+        value = request.query.get("value")
+        if not value:
+            raise ApiError(400, "M_MISSING_PARAM", "Give the bot or widget prefix to deny as ?value=.")
+        await self.integrations.deny(team, value, actor=None)
+        return web.json_response((await self.integrations.allowlist(team)).to_json())
 
 
 def _room_json(room) -> dict[str, Any]:

@@ -103,6 +103,7 @@ async def test_openapi_document_describes_what_is_served(api: Api) -> None:
         "/openapi.json", "/teams", "/teams/{team_id}", "/teams/{team_id}/members",
         "/teams/{team_id}/members/{user_id}", "/teams/{team_id}/transfer",
         "/teams/{team_id}/rooms", "/teams/{team_id}/rooms/{room}", "/teams/{team_id}/direct",
+        "/teams/{team_id}/integrations",
     }
     for path, methods in doc["paths"].items():
         for method in methods:

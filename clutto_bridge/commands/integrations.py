@@ -1,0 +1,52 @@
+"""Integration commands: which bots and widgets the team allows."""
+
+from __future__ import annotations
+
+from clutto_bridge.commands.registry import CommandEvent, registry
+from clutto_bridge.commands.team import team_here
+from clutto_bridge.teams.errors import InvalidInput
+
+
+@registry.command("integrations list", help_text="Show the bots and widget URL prefixes the team allows.", section="Integrations")
+async def integrations_list(evt: CommandEvent) -> None:
+    team = await team_here(evt)
+    allowed = await evt.ctx.integrations.allowlist(team)
+
+    def lines(values) -> str:
+        return "\n".join(f"- `{v}`" for v in values) or "- none"
+
+    await evt.reply(
+        f"**Integrations of {team.name}**\nBots:\n{lines(allowed.team_bots)}\n"
+        f"Widget URL prefixes:\n{lines(allowed.team_widgets)}\n"
+        f"Allowed for every team by the operator: {len(allowed.global_bots)} bot(s), "
+        f"{len(allowed.global_widgets)} widget prefix(es)."
+    )
+
+
+def _value(evt: CommandEvent, verb: str) -> str:
+    if len(evt.args) != 1:
+        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} integrations {verb} @bot:server|https://prefix`.")
+    return evt.args[0]
+
+
+@registry.command(
+    "integrations allow", help_args="@BOT|https://PREFIX", help_text="Allow a bot or widgets under a URL prefix.", section="Integrations"
+)
+async def integrations_allow(evt: CommandEvent) -> None:
+    value = _value(evt, "allow")
+    team = await team_here(evt, manage=True)
+    kind = await evt.ctx.integrations.allow(team, value, actor=evt.sender)
+    await evt.reply(f"Allowed {kind} `{value}` in **{team.name}**.")
+
+
+@registry.command(
+    "integrations deny",
+    help_args="@BOT|https://PREFIX",
+    help_text="Take a bot or widget prefix off the list; a denied bot leaves the team's rooms.",
+    section="Integrations",
+)
+async def integrations_deny(evt: CommandEvent) -> None:
+    value = _value(evt, "deny")
+    team = await team_here(evt, manage=True)
+    kind = await evt.ctx.integrations.deny(team, value, actor=evt.sender)
+    await evt.reply(f"Denied {kind} `{value}` in **{team.name}**.")

@@ -1,0 +1,26 @@
+"""The bridge's services, passed to bot commands and API handlers alike (never global)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from mautrix.appservice import IntentAPI
+
+from clutto_bridge.config import Settings
+from clutto_bridge.db.bot import ManagementRooms
+from clutto_bridge.teams.integrations import IntegrationService
+from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.rooms import RoomService
+from clutto_bridge.teams.service import TeamService
+
+
+@dataclass
+class Services:
+    teams: TeamService
+    members: MemberService
+    rooms: RoomService
+    integrations: IntegrationService
+    management_rooms: ManagementRooms
+    settings: Settings
+    bot: Callable[[], IntentAPI]

@@ -1,0 +1,1 @@
+"""Pure policy decisions: facts in, decision out; no I/O, no clock reads."""

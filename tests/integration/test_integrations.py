@@ -1,0 +1,79 @@
+"""Third-party integrations: only allowed bots and widgets stay in team rooms."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import aiohttp
+
+from clutto_bridge.app import Bridge
+from clutto_bridge.db.audit import AuditLog
+from tests.integration.matrix_client import wait_until
+from tests.integration.test_members import _team_with_member
+from tests.integration.test_provisioning_api import Api
+
+
+async def test_bot_not_on_the_list_is_removed_and_allowed_bot_stays(bridge: Bridge, new_user) -> None:
+    bot = bridge.settings.bot_mxid
+    owner, member, team, rooms = await _team_with_member(bridge, new_user, role="admin")
+    stranger = await new_user("strangebot")
+    helper = await new_user("helperbot")
+    general = rooms[0]
+
+    await owner.request("POST", f"/v3/rooms/{quote(general)}/invite", {"user_id": stranger.user_id})
+
+    async def stranger_out() -> dict | None:
+        event = await owner.state(general, "m.room.member", stranger.user_id)
+        return event if event["membership"] == "leave" else None
+
+    event = await wait_until(stranger_out, what="the unknown bot to be removed")
+    assert "not an allowed integration" in event["reason"]
+
+    await owner.send_text(general, f"!clutto integrations allow {helper.user_id}")
+    await owner.wait_for_notice(general, "Allowed bot", sender=bot)
+    await owner.request("POST", f"/v3/rooms/{quote(general)}/invite", {"user_id": helper.user_id})
+    await helper.wait_for_invites({general})
+    await helper.join(general)
+    await owner.send_text(general, "!clutto integrations list")
+    listing = await owner.wait_for_notice(general, "Integrations of", sender=bot)
+    assert helper.user_id in listing["content"]["body"]
+    assert helper.user_id in await owner.joined_members(general)
+
+    # Denying the bot takes it out of the team's rooms.
+    await owner.send_text(general, f"!clutto integrations deny {helper.user_id}")
+    await owner.wait_for_notice(general, "Denied bot", sender=bot)
+    assert helper.user_id not in await owner.joined_members(general)
+
+    await member.send_text(general, "!clutto integrations allow not-a-thing")
+    await member.wait_for_notice(general, "neither a bot", sender=bot)
+    actions = [e.action for e in await AuditLog(bridge.db).for_team(team.id)]
+    assert actions.count("integration_removed") == 2
+
+
+async def test_widget_outside_allowed_prefixes_is_removed(
+    bridge: Bridge, new_user, http: aiohttp.ClientSession
+) -> None:
+    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    general = rooms[0]
+    api = Api(bridge, http)
+    status, listing = await api.call("POST", f"/teams/{team.id}/integrations", json={"value": "https://meet.example.com/"})
+    assert status == 201 and listing["widget_url_prefixes"] == ["https://meet.example.com/"]
+
+    path = f"/v3/rooms/{quote(general)}/state/im.vector.modular.widgets"
+    good = {"type": "jitsi", "url": "https://meet.example.com/room-1", "name": "Meet"}
+    bad = {"type": "custom", "url": "https://tracker.evil.example/pixel", "name": "Tracker"}
+    await owner.request("PUT", f"{path}/good", good)
+    await owner.request("PUT", f"{path}/bad", bad)
+
+    async def bad_removed() -> bool:
+        return await owner.state(general, "im.vector.modular.widgets", "bad") == {}
+
+    await wait_until(bad_removed, what="the widget to be removed")
+    assert await owner.state(general, "im.vector.modular.widgets", "good") == good
+    [entry] = await AuditLog(bridge.db).for_team(team.id, "widget_removed")
+    assert entry.actor == owner.user_id and entry.detail["url"] == bad["url"]
+
+    status, body = await api.call("DELETE", f"/teams/{team.id}/integrations?value=https://never.example/")
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    status, body = await api.call("POST", f"/teams/{team.id}/integrations", json={"value": "ftp://x"})
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
