@@ -121,10 +121,16 @@ class IntegrationService:
             return False
         if outsider_allowed(user_id, (await self.allowlist(team)).bots):
             return False
-        return await self._remove_outsider(team, room_id, user_id, actor=sender)
+        former = member is not None
+        return await self._remove_outsider(team, room_id, user_id, actor=sender, former_member=former)
 
-    async def _remove_outsider(self, team: Team, room_id: str, user_id: str, *, actor: str | None) -> bool:
-        reason = f"{user_id} is not an allowed integration of the team {team.name}"
+    async def _remove_outsider(
+        self, team: Team, room_id: str, user_id: str, *, actor: str | None, former_member: bool = False
+    ) -> bool:
+        if former_member:
+            reason = f"{user_id} is no longer a member of the team {team.name}"
+        else:
+            reason = f"{user_id} is not an allowed integration of the team {team.name}"
         try:
             await self.teams.bot.kick_user(room_id, user_id, reason=reason)
         except MatrixRequestError as e:
