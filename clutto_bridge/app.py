@@ -21,6 +21,7 @@ from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
+from clutto_bridge.teams.settings import TeamSettings
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
 
 log = logging.getLogger("clutto")
@@ -57,12 +58,14 @@ class Bridge:
         self.members = MemberService(self.teams, self.admin, self.audit)
         self.rooms = RoomService(self.members)
         self.integrations = IntegrationService(self.members)
+        self.team_settings = TeamSettings(self.members)
         self.management_rooms = ManagementRooms(self.db)
         ctx = Services(
             teams=self.teams,
             members=self.members,
             rooms=self.rooms,
             integrations=self.integrations,
+            team_settings=self.team_settings,
             management_rooms=self.management_rooms,
             settings=settings,
             bot=lambda: self.appservice.intent,
@@ -96,6 +99,9 @@ class Bridge:
         finished = await self.teams.finish_interrupted()
         if finished:
             log.info("Finished creating %d team(s) interrupted by the last stop", finished)
+        deleted = await self.team_settings.finish_interrupted()
+        if deleted:
+            log.info("Finished deleting %d team(s) interrupted by the last stop", deleted)
         self.appservice.ready = True
         log.info("Bridge ready as %s", self.appservice.bot_mxid)
 

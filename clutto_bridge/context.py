@@ -13,6 +13,7 @@ from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
+from clutto_bridge.teams.settings import TeamSettings
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Services:
     members: MemberService
     rooms: RoomService
     integrations: IntegrationService
+    team_settings: TeamSettings
     management_rooms: ManagementRooms
     settings: Settings
     bot: Callable[[], IntentAPI]

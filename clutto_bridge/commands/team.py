@@ -88,3 +88,51 @@ async def invite(evt: CommandEvent) -> None:
     role = evt.args[1] if len(evt.args) == 2 else "member"
     member = await evt.ctx.members.invite(team, evt.args[0], role, actor=evt.sender)
     await evt.reply(f"Invited {member.user_id} to **{team.name}** as {member.role}.")
+
+
+@registry.command("team rename", help_args="NAME", help_text="Rename the team (and its space).", section="Teams")
+async def team_rename(evt: CommandEvent) -> None:
+    if not evt.args:
+        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} team rename NAME`.")
+    team = await team_here(evt, manage=True)
+    old = team.name
+    await evt.ctx.team_settings.update(team, actor=evt.sender, name=evt.rest)
+    await evt.reply(f"Renamed **{old}** to **{team.name}**.")
+
+
+@registry.command("team topic", help_args="TEXT", help_text="Set the topic of the team's space.", section="Teams")
+async def team_topic(evt: CommandEvent) -> None:
+    team = await team_here(evt, manage=True)
+    await evt.ctx.team_settings.update(team, actor=evt.sender, topic=evt.rest)
+    await evt.reply(f"Set the topic of **{team.name}**.")
+
+
+@registry.command("team avatar", help_args="MXC_URL", help_text="Set the team's avatar (an uploaded mxc:// image).", section="Teams")
+async def team_avatar(evt: CommandEvent) -> None:
+    if len(evt.args) != 1:
+        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} team avatar mxc://server/media`.")
+    team = await team_here(evt, manage=True)
+    await evt.ctx.team_settings.update(team, actor=evt.sender, avatar_url=evt.args[0])
+    await evt.reply(f"Set the avatar of **{team.name}**.")
+
+
+@registry.command(
+    "team delete",
+    help_args="NAME",
+    help_text="Delete the team: its space and rooms are shut down and purged. Owner only; repeat the name to confirm.",
+    section="Teams",
+)
+async def team_delete(evt: CommandEvent) -> None:
+    team = await team_here(evt, manage=True)
+    prefix = evt.ctx.settings.bridge.command_prefix
+    if not evt.args:
+        await evt.reply(
+            f"This deletes **{team.name}**: its space, every room and individual chat are shut down and their "
+            f"history purged from the homeserver. This cannot be undone. To confirm, send "
+            f"`{prefix} team delete {team.name}`."
+        )
+        return
+    in_team_room = await evt.ctx.teams.for_room(evt.room_id) is not None
+    await evt.ctx.team_settings.delete(team, evt.rest, actor=evt.sender)
+    if not in_team_room:  # a team room is gone with the team
+        await evt.reply(f"Deleted **{team.name}**: its space and rooms are shut down and purged.")

@@ -56,7 +56,25 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                     "summary": "One team with its rooms and members",
                     "parameters": [_TEAM_ID],
                     "responses": {"200": _json("Team", "The team"), "404": _error("Unknown team"), **_COMMON},
-                }
+                },
+                "patch": {
+                    "summary": "Change the team's name, topic or avatar (mxc:// URL)",
+                    "parameters": [_TEAM_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {"name": {"type": "string"}, "topic": {"type": "string"},
+                                                         "avatar_url": {"type": "string"}}}}}},
+                    "responses": {"200": _json("Team", "Changed"), "400": _error("Bad value"), "404": _error("Unknown team"),
+                                  "409": _error("Name taken"), **_COMMON},
+                },
+                "delete": {
+                    "summary": "Delete the team: space and rooms deleted with purge on the homeserver, rows removed",
+                    "parameters": [_TEAM_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["confirm"],
+                        "properties": {"confirm": {"type": "string", "description": "the team's name"}}}}}},
+                    "responses": {"200": {"description": "Deleted"}, "400": _error("Missing or wrong confirmation"),
+                                  "403": _error("No admin API"), "404": _error("Unknown team"), **_COMMON},
+                },
             },
             "/teams/{team_id}/members/{user_id}": {
                 "put": {
@@ -197,7 +215,7 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                         "name": {"type": "string"},
                         "owner": {"type": "string"},
                         "space_id": {"type": "string"},
-                        "state": {"type": "string", "enum": ["creating", "active"]},
+                        "state": {"type": "string", "enum": ["creating", "active", "deleting"]},
                         "plan": {"type": "string", "enum": ["trial", "paid"]},
                         "created_at": {"type": "integer", "description": "ms since the epoch"},
                         "trial_ends_at": {"type": "integer"},

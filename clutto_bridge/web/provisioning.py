@@ -21,11 +21,14 @@ class ProvisioningAPI:
         self.members = ctx.members
         self.rooms = ctx.rooms
         self.integrations = ctx.integrations
+        self.team_settings = ctx.team_settings
         self.app = web.Application(middlewares=[matrix_errors, bearer_auth(secret)])
         self.app.router.add_get("/openapi.json", self.openapi)
         self.app.router.add_get("/teams", self.list_teams)
         self.app.router.add_post("/teams", self.create_team)
         self.app.router.add_get("/teams/{team_id}", self.get_team)
+        self.app.router.add_patch("/teams/{team_id}", self.update_team)
+        self.app.router.add_delete("/teams/{team_id}", self.delete_team)
         self.app.router.add_post("/teams/{team_id}/members", self.add_member)
         self.app.router.add_put("/teams/{team_id}/members/{user_id}", self.change_role)
         self.app.router.add_delete("/teams/{team_id}/members/{user_id}", self.remove_member)
@@ -55,6 +58,24 @@ class ProvisioningAPI:
     async def get_team(self, request: web.Request) -> web.Response:
         team = await self.teams.get(request.match_info["team_id"])
         return web.json_response((await self.teams.view(team)).to_json())
+
+    async def update_team(self, request: web.Request) -> web.Response:
+        team = await self.teams.get(request.match_info["team_id"])
+        body = await _json_object(request)
+        unknown = set(body) - {"name", "topic", "avatar_url"}
+        if unknown or not body:
+            raise ApiError(400, "M_INVALID_PARAM", "Send one or more of name, topic, avatar_url." + (f" Unknown: {', '.join(sorted(unknown))}." if unknown else ""))
+        team = await self.team_settings.update(
+            team, actor=None, name=_field(body, "name", str, default=None),
+            topic=_field(body, "topic", str, default=None), avatar_url=_field(body, "avatar_url", str, default=None),
+        )
+        return web.json_response((await self.teams.view(team)).to_json())
+
+    async def delete_team(self, request: web.Request) -> web.Response:
+        team = await self.teams.get(request.match_info["team_id"])
+        body = await _json_object(request)
+        await self.team_settings.delete(team, _field(body, "confirm", str), actor=None)
+        return web.json_response({"deleted": team.id})
 
     async def add_member(self, request: web.Request) -> web.Response:
         """Invite an existing account (``user_id``) or create one (``username``, ``email``, ``password``)."""

@@ -1,0 +1,109 @@
+"""Team settings (name, topic, avatar) and deleting a team.
+
+Deleting is owner-only and needs the team's name as confirmation. It shuts down the
+space and every team room through the Synapse admin API (delete with purge), then
+removes the bridge's rows; the audit record that it happened stays. The team is marked
+``deleting`` first, so a deletion interrupted by a restart is finished on the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+
+from mautrix.errors import MatrixRequestError
+from mautrix.types import EventType
+
+from clutto_bridge.db.team import Team, TeamRoom
+from clutto_bridge.matrix.admin import AdminUnavailable
+from clutto_bridge.teams import validation
+from clutto_bridge.teams.errors import InvalidInput, NotAllowed, TeamExists
+from clutto_bridge.teams.members import MemberService
+
+log = logging.getLogger("clutto.settings")
+
+DELETING = "deleting"
+_MXC = re.compile(r"mxc://[A-Za-z0-9.\-:\[\]]+/[A-Za-z0-9_\-]+")
+
+
+class TeamSettings:
+    def __init__(self, members: MemberService) -> None:
+        self.members = members
+        self.teams = members.teams
+        self.db = members.db
+        self.settings = members.settings
+
+    async def update(
+        self, team: Team, *, actor: str | None, name: str | None = None, topic: str | None = None,
+        avatar_url: str | None = None,
+    ) -> Team:
+        """Change any of name, topic and avatar; every value is checked before anything changes."""
+        await self.teams.require_manager(team, actor)
+        if name is not None:
+            name = validation.team_name(name, self.settings.bridge.team_name_max_length)
+            other = await Team.get_by_name(self.db, name)
+            if other and other.id != team.id:
+                raise TeamExists(f"A team named {name!r} already exists. Choose another name.")
+        if topic is not None:
+            topic = _topic(topic)
+        if avatar_url is not None and not _MXC.fullmatch(avatar_url):
+            raise InvalidInput(f"{avatar_url!r} is not an mxc:// media URL; upload the image first.")
+        bot = self.teams.bot
+        if name is not None and name != team.name:
+            await self.db.execute("UPDATE team SET name=$1, name_key=$2 WHERE id=$3", name, Team.name_key(name), team.id)
+            await bot.send_state_event(team.space_id, EventType.ROOM_NAME, {"name": name})
+            await self.members.record(team, actor, "team_renamed", team.id, old=team.name, new=name)
+            team.name = name
+        if topic is not None:
+            await bot.send_state_event(team.space_id, EventType.ROOM_TOPIC, {"topic": topic})
+            await self.members.record(team, actor, "team_topic_set", team.id)
+        if avatar_url is not None:
+            await bot.send_state_event(team.space_id, EventType.ROOM_AVATAR, {"url": avatar_url})
+            await self.members.record(team, actor, "team_avatar_set", team.id, url=avatar_url)
+        return team
+
+    async def delete(self, team: Team, confirm: str | None, *, actor: str | None) -> None:
+        if actor is not None and actor != team.owner:
+            raise NotAllowed(f"Only the owner of {team.name} may delete it.")
+        if confirm is None or Team.name_key(confirm) != Team.name_key(team.name):
+            raise InvalidInput(f"To delete {team.name} and everything in it, confirm with the team's exact name.")
+        if not await self.members.admin.is_admin():
+            raise NotAllowed("Deleting a team needs the homeserver admin API; the bot is not a homeserver admin.")
+        await team.set_state(self.db, DELETING)
+        await self.members.record(team, actor, "team_delete_started", team.id, name=team.name)
+        await self._finish(team, actor)
+
+    async def finish_interrupted(self) -> int:
+        teams = await Team.in_state(self.db, DELETING)
+        for team in teams:
+            log.info("Finishing the deletion of team %s (%s)", team.id, team.name)
+            await self._finish(team, None)
+        return len(teams)
+
+    async def _finish(self, team: Team, actor: str | None) -> None:
+        rooms = [r.room_id for r in await TeamRoom.of_team(self.db, team.id, include_archived=True)]
+        message = f"The team {team.name} was deleted by its owner."
+        for room_id in rooms + ([team.space_id] if team.space_id else []):
+            try:
+                await self.members.admin.delete_room(room_id, message)
+            except AdminUnavailable as e:
+                raise NotAllowed(f"Deleting a team needs the homeserver admin API: {e}.") from None
+            except MatrixRequestError as e:
+                if e.http_status not in (400, 404):  # already gone
+                    raise
+            await self.db.execute("DELETE FROM team_room WHERE room_id=$1", room_id)
+        await self.db.execute("DELETE FROM team WHERE id=$1", team.id)
+        await self.members.record(team, actor, "team_deleted", team.id, name=team.name, rooms=len(rooms) + 1)
+        log.info("Deleted team %s (%s) and %d rooms", team.id, team.name, len(rooms) + 1)
+
+
+def _topic(raw: object) -> str:
+    if not isinstance(raw, str):
+        raise InvalidInput("The topic must be text.")
+    topic = raw.strip()
+    if len(topic) > 500:
+        raise InvalidInput("The topic has at most 500 characters.")
+    if any(unicodedata.category(c).startswith("C") and c != "\n" for c in topic):
+        raise InvalidInput("The topic must not contain control characters.")
+    return topic
