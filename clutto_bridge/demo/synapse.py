@@ -74,7 +74,7 @@ class LocalSynapse:
                     "type": "http",
                     "tls": False,
                     "x_forwarded": False,
-                    "resources": [{"names": ["client"], "compress": False}],
+                    "resources": [{"names": ["client", "openid"], "compress": False}],
                 }
             ],
             "database": {"name": "sqlite3", "args": {"database": str(self.folder / "homeserver.db")}},

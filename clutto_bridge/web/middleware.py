@@ -10,14 +10,19 @@ from aiohttp import web
 
 from clutto_bridge.teams.errors import TeamError
 from clutto_bridge.web.errors import ApiError, error_response
+from clutto_bridge.web.openid import OpenIDVerifier
 
 log = logging.getLogger("clutto.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def bearer_auth(secret: str) -> Callable:
-    """Every request needs ``Authorization: Bearer <provisioning secret>``."""
+def bearer_auth(secret: str, openid: OpenIDVerifier) -> Callable:
+    """Every request needs a bearer token: the operator's secret or a member's OpenID token.
+
+    ``request["actor"]`` is None for the operator, else the member's user ID; the domain
+    services decide what that member may do.
+    """
     expected = secret.encode()
 
     @web.middleware
@@ -26,8 +31,16 @@ def bearer_auth(secret: str) -> Callable:
         if not header:
             return error_response(401, "M_MISSING_TOKEN", "Missing Authorization: Bearer token.")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             return error_response(401, "M_UNKNOWN_TOKEN", "Unknown or malformed access token.")
+        if hmac.compare_digest(token.encode(), expected):
+            request["actor"] = None
+        else:
+            user_id = await openid.user_of(token)
+            if user_id is None:
+                return error_response(401, "M_UNKNOWN_TOKEN", "Unknown or malformed access token.")
+            request["actor"] = user_id
         return await handler(request)
 
     return middleware

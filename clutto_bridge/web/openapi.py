@@ -27,6 +27,9 @@ def openapi_document(prefix: str) -> dict[str, Any]:
             "title": "clutto-bridge provisioning API",
             "version": __version__,
             "description": "Operators authenticate with the provisioning secret as a bearer token. "
+            "Members and Customers use a Matrix OpenID token from their homeserver "
+            "(POST /_matrix/client/v3/user/{userId}/openid/request_token) as the bearer token and may act "
+            "only on their own teams, with the rights of their role. "
             "Errors are Matrix-style objects with errcode and error.",
         },
         "servers": [{"url": prefix}],

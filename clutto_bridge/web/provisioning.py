@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from clutto_bridge.context import Services
+from clutto_bridge.db.team import Team
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.middleware import bearer_auth, matrix_errors
 from clutto_bridge.web.openapi import openapi_document
+from clutto_bridge.web.openid import OpenIDVerifier
 
 PREFIX = "/_clutto/v1"
 
@@ -22,7 +25,9 @@ class ProvisioningAPI:
         self.rooms = ctx.rooms
         self.integrations = ctx.integrations
         self.team_settings = ctx.team_settings
-        self.app = web.Application(middlewares=[matrix_errors, bearer_auth(secret)])
+        self.openid = OpenIDVerifier(ctx.settings.homeserver.address, ctx.settings.homeserver.domain)
+        self.app = web.Application(middlewares=[matrix_errors, bearer_auth(secret, self.openid)])
+        self.app.cleanup_ctx.append(self._http_session)
         self.app.router.add_get("/openapi.json", self.openapi)
         self.app.router.add_get("/teams", self.list_teams)
         self.app.router.add_post("/teams", self.create_team)
@@ -40,113 +45,135 @@ class ProvisioningAPI:
         self.app.router.add_post("/teams/{team_id}/integrations", self.allow_integration)
         self.app.router.add_delete("/teams/{team_id}/integrations", self.deny_integration)
 
+    async def _http_session(self, app: web.Application):
+        async with aiohttp.ClientSession() as session:
+            self.openid.session = session
+            yield
+            self.openid.session = None
+
+    async def _team(self, request: web.Request) -> Team:
+        """The team in the path; a member (OpenID) may only reach their own teams."""
+        team = await self.teams.get(request.match_info["team_id"])
+        actor = request["actor"]
+        if actor is not None and await self.teams.role_of(team, actor) is None:
+            raise ApiError(403, "M_FORBIDDEN", f"{actor} is not a member of this team.")
+        return team
+
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document(PREFIX))
 
     async def list_teams(self, request: web.Request) -> web.Response:
-        views = [await self.teams.view(t) for t in await self.teams.all()]
+        actor = request["actor"]
+        teams = await self.teams.all() if actor is None else await self.teams.of_user(actor)
+        views = [await self.teams.view(t) for t in teams if actor is None or await self.teams.role_of(t, actor)]
         return web.json_response({"teams": [v.to_json() for v in views]})
 
     async def create_team(self, request: web.Request) -> web.Response:
         body = await _json_object(request)
         name = _field(body, "name", str)
-        owner = _field(body, "owner", str)
+        actor = request["actor"]
+        owner = _field(body, "owner", str) if actor is None else _field(body, "owner", str, default=actor)
+        if actor is not None and owner != actor:
+            raise ApiError(403, "M_FORBIDDEN", "Members create teams that they own themselves.")
         team = await self.teams.create(name, owner)
         view = await self.teams.view(team)
         return web.json_response(view.to_json(), status=201)
 
     async def get_team(self, request: web.Request) -> web.Response:
-        team = await self.teams.get(request.match_info["team_id"])
+        team = await self._team(request)
         return web.json_response((await self.teams.view(team)).to_json())
 
     async def update_team(self, request: web.Request) -> web.Response:
-        team = await self.teams.get(request.match_info["team_id"])
+        team = await self._team(request)
         body = await _json_object(request)
         unknown = set(body) - {"name", "topic", "avatar_url"}
         if unknown or not body:
             raise ApiError(400, "M_INVALID_PARAM", "Send one or more of name, topic, avatar_url." + (f" Unknown: {', '.join(sorted(unknown))}." if unknown else ""))
         team = await self.team_settings.update(
-            team, actor=None, name=_field(body, "name", str, default=None),
+            team, actor=request["actor"], name=_field(body, "name", str, default=None),
             topic=_field(body, "topic", str, default=None), avatar_url=_field(body, "avatar_url", str, default=None),
         )
         return web.json_response((await self.teams.view(team)).to_json())
 
     async def delete_team(self, request: web.Request) -> web.Response:
-        team = await self.teams.get(request.match_info["team_id"])
+        team = await self._team(request)
         body = await _json_object(request)
-        await self.team_settings.delete(team, _field(body, "confirm", str), actor=None)
+        await self.team_settings.delete(team, _field(body, "confirm", str), actor=request["actor"])
         return web.json_response({"deleted": team.id})
 
     async def add_member(self, request: web.Request) -> web.Response:
         """Invite an existing account (``user_id``) or create one (``username``, ``email``, ``password``)."""
-        team = await self.teams.get(request.match_info["team_id"])
+        team = await self._team(request)
         body = await _json_object(request)
         role = _field(body, "role", str, default="member")
         if "username" in body:
             member = await self.members.create_account(
                 team, _field(body, "username", str), _field(body, "email", str), _field(body, "password", str),
-                role, actor=None,
+                role, actor=request["actor"],
             )
         else:
-            member = await self.members.invite(team, _field(body, "user_id", str), role, actor=None)
+            member = await self.members.invite(team, _field(body, "user_id", str), role, actor=request["actor"])
         return web.json_response(_member_json(member), status=201)
 
     async def change_role(self, request: web.Request) -> web.Response:
-        team = await self.teams.get(request.match_info["team_id"])
+        team = await self._team(request)
         body = await _json_object(request)
-        member = await self.members.change_role(team, request.match_info["user_id"], _field(body, "role", str), actor=None)
+        member = await self.members.change_role(team, request.match_info["user_id"], _field(body, "role", str), actor=request["actor"])
         return web.json_response(_member_json(member))
 
     async def remove_member(self, request: web.Request) -> web.Response:
-        team = await self.teams.get(request.match_info["team_id"])
+        team = await self._team(request)
         flag = request.query.get("deactivate", "false").lower()
         if flag not in ("true", "false"):
             raise ApiError(400, "M_INVALID_PARAM", "deactivate must be true or false.")
-        member = await self.members.remove(team, request.match_info["user_id"], actor=None, deactivate=flag == "true")
+        member = await self.members.remove(team, request.match_info["user_id"], actor=request["actor"], deactivate=flag == "true")
         return web.json_response(_member_json(member))
 
     async def transfer(self, request: web.Request) -> web.Response:
-        team = await self.teams.get(request.match_info["team_id"])
+        team = await self._team(request)
         body = await _json_object(request)
-        team = await self.members.transfer(team, _field(body, "user_id", str), actor=None)
+        team = await self.members.transfer(team, _field(body, "user_id", str), actor=request["actor"])
         return web.json_response((await self.teams.view(team)).to_json())
 
     async def create_room(self, request: web.Request) -> web.Response:
-        team = await self.teams.get(request.match_info["team_id"])
+        team = await self._team(request)
         body = await _json_object(request)
-        room = await self.rooms.create_group(team, _field(body, "name", str), actor=None)
+        room = await self.rooms.create_group(team, _field(body, "name", str), actor=request["actor"])
         return web.json_response(_room_json(room), status=201)
 
     async def archive_room(self, request: web.Request) -> web.Response:
-        team = await self.teams.get(request.match_info["team_id"])
-        room = await self.rooms.archive_group(team, request.match_info["room"], actor=None)
+        team = await self._team(request)
+        room = await self.rooms.archive_group(team, request.match_info["room"], actor=request["actor"])
         return web.json_response(_room_json(room))
 
     async def direct_chat(self, request: web.Request) -> web.Response:
-        team = await self.teams.get(request.match_info["team_id"])
+        team = await self._team(request)
         body = await _json_object(request)
         users = _field(body, "user_ids", list)
         if len(users) != 2 or not all(isinstance(u, str) for u in users):
             raise ApiError(400, "M_INVALID_PARAM", "user_ids must name exactly two members.")
+        actor = request["actor"]
+        if actor is not None and actor not in users:
+            raise ApiError(403, "M_FORBIDDEN", "Members open direct chats for themselves.")
         room, created = await self.rooms.direct_chat(team, users[0], users[1])
         return web.json_response(_room_json(room), status=201 if created else 200)
 
     async def list_integrations(self, request: web.Request) -> web.Response:
-        team = await self.teams.get(request.match_info["team_id"])
+        team = await self._team(request)
         return web.json_response((await self.integrations.allowlist(team)).to_json())
 
     async def allow_integration(self, request: web.Request) -> web.Response:
-        team = await self.teams.get(request.match_info["team_id"])
+        team = await self._team(request)
         body = await _json_object(request)
-        await self.integrations.allow(team, _field(body, "value", str), actor=None)
+        await self.integrations.allow(team, _field(body, "value", str), actor=request["actor"])
         return web.json_response((await self.integrations.allowlist(team)).to_json(), status=201)
 
     async def deny_integration(self, request: web.Request) -> web.Response:
-        team = await self.teams.get(request.match_info["team_id"])
+        team = await self._team(request)
         value = request.query.get("value")
         if not value:
             raise ApiError(400, "M_MISSING_PARAM", "Give the bot or widget prefix to deny as ?value=.")
-        await self.integrations.deny(team, value, actor=None)
+        await self.integrations.deny(team, value, actor=request["actor"])
         return web.json_response((await self.integrations.allowlist(team)).to_json())
 
 

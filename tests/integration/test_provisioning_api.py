@@ -84,6 +84,7 @@ async def test_bad_requests_get_clear_errors_and_change_nothing(api: Api, new_us
         ("POST", f"/teams/{team['id']}/members", {"json": {"user_id": owner.user_id, "role": "owner"}}, 400, "M_INVALID_PARAM"),
         ("POST", f"/teams/{team['id']}/members", {"json": {"user_id": owner.user_id}}, 409, "IO.CLUTTO.CONFLICT"),
         ("POST", f"/teams/{team['id']}/members", {"json": {"user_id": "@ghost-1:localhost"}}, 404, "M_NOT_FOUND"),
+        ("POST", f"/teams/{team['id']}/members", {"json": {"user_id": "@ghost:nowhere.invalid"}}, 404, "M_NOT_FOUND"),
         ("POST", "/teams/tnope/members", {"json": {"user_id": owner.user_id}}, 404, "M_NOT_FOUND"),
     ]
     for method, path, kwargs, want_status, want_errcode in cases:
