@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from mautrix.appservice.state_store.asyncpg import PgASStateStore
@@ -14,12 +15,17 @@ from clutto_bridge.config import Settings
 from clutto_bridge.db import create_database
 from clutto_bridge.db.audit import AuditLog
 from clutto_bridge.db.bot import ManagementRooms, TransactionLog
+from clutto_bridge.db.job import JobStore
+from clutto_bridge.jobs.retention_sweep import RetentionSweep
+from clutto_bridge.jobs.runner import JobRunner
+from clutto_bridge.jobs.schedule import schedule_sweeps
 from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.appservice import ClutttoAppService
 from clutto_bridge.matrix.events import EventDispatcher
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.rooms import RoomService
+from clutto_bridge.teams.retention import SWEEP, RetentionService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.teams.settings import TeamSettings
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
@@ -59,6 +65,9 @@ class Bridge:
         self.rooms = RoomService(self.members)
         self.integrations = IntegrationService(self.members)
         self.team_settings = TeamSettings(self.members)
+        self.runner = JobRunner(JobStore(self.db), settings.jobs)
+        self.retention = RetentionService(self.members, self.runner)
+        self.runner.register(SWEEP, RetentionSweep(self.retention))
         self.management_rooms = ManagementRooms(self.db)
         ctx = Services(
             teams=self.teams,
@@ -66,12 +75,14 @@ class Bridge:
             rooms=self.rooms,
             integrations=self.integrations,
             team_settings=self.team_settings,
+            retention=self.retention,
             management_rooms=self.management_rooms,
             settings=settings,
             bot=lambda: self.appservice.intent,
         )
         self.events = EventDispatcher(self.appservice, ctx)
         self.appservice.matrix_event_handler(self.events.handle)
+        self._scheduler: asyncio.Task | None = None
         if settings.provisioning.enabled:
             api = ProvisioningAPI(ctx, settings.provisioning.shared_secret)
             self.appservice.app.add_subapp(PREFIX, api.app)
@@ -90,10 +101,13 @@ class Bridge:
             await bot.set_displayname(a.bot_displayname)
         except MatrixRequestError as e:
             log.warning("Could not set the bot's display name: %s", e)
-        if not await self.admin.is_admin():
+        self.retention.admin_available = await self.admin.is_admin()
+        if not self.retention.admin_available:
             log.warning(
-                "The bot %s is not a homeserver admin: creating and deactivating accounts and deleting "
-                "rooms will be refused. Make it one: PUT /_synapse/admin/v2/users/%s {\"admin\": true}",
+                "The bot %s is not a homeserver admin. RETENTION DEGRADES TO REDACTION ONLY: old events are "
+                "redacted but stay in the homeserver database, and their media stays. Creating and deactivating "
+                "accounts and deleting teams are refused. Make it one: PUT /_synapse/admin/v2/users/%s "
+                "{\"admin\": true}",
                 bot.mxid, bot.mxid,
             )
         finished = await self.teams.finish_interrupted()
@@ -102,11 +116,25 @@ class Bridge:
         deleted = await self.team_settings.finish_interrupted()
         if deleted:
             log.info("Finished deleting %d team(s) interrupted by the last stop", deleted)
+        self.runner.start()
+        self._scheduler = asyncio.create_task(self._schedule_forever(), name="clutto-scheduler")
         self.appservice.ready = True
         log.info("Bridge ready as %s", self.appservice.bot_mxid)
 
+    async def _schedule_forever(self) -> None:
+        """Queue each team's periodic sweep; the schedule lives in the job table, so it survives restarts."""
+        while True:
+            try:
+                await schedule_sweeps(self.retention)
+            except Exception:
+                log.exception("Scheduling sweeps failed")
+            await asyncio.sleep(min(self.settings.retention.sweep_interval, 3600))
+
     async def stop(self, grace: float = 10.0) -> None:
         self.appservice.ready = False
+        if self._scheduler:
+            self._scheduler.cancel()
+        await self.runner.stop()
         await self.events.drain(grace)
         await self.appservice.stop()
         await self.db.stop()

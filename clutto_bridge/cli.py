@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = cfg_commands.add_parser("check", help="validate the config file")
     check.add_argument("-c", "--config", dest="sub_config", help="config file")
     cfg_commands.add_parser("example", help="print the documented example config")
+    retention = commands.add_parser("retention", help="retention of a team, through the running bridge")
+    retention.add_argument("action", choices=["preview", "sweep", "status"], help="what to do")
+    retention.add_argument("--team", required=True, help="team id (see GET /_clutto/v1/teams)")
+    retention.add_argument("-c", "--config", dest="sub_config", help="config file")
     demo = commands.add_parser("demo", help="run a throwaway Synapse with the bridge and a demo team")
     demo.add_argument("--dir", type=Path, help="folder for the demo's files (default: a new temporary folder)")
     demo.add_argument("--port", type=int, default=8008, help="homeserver port (default: 8008)")
@@ -52,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             return generate_registration(config_path, args.registration)
         if args.command == "config":
             return config_command(args.config_command, config_path)
+        if args.command == "retention":
+            return operation(config_path, args.action, args.team)
         if args.command == "demo":
             from clutto_bridge.demo.run import run_demo
 
@@ -97,6 +103,23 @@ def config_command(action: str, config_path: str) -> int:
     file.settings()
     print(f"{config_path} is valid.")
     return 0
+
+
+def operation(config_path: str, action: str, team: str) -> int:
+    from clutto_bridge import operations
+
+    _, settings = load_settings(config_path)
+    client = operations.BridgeClient(settings)
+    run = {
+        "preview": operations.retention_preview,
+        "sweep": operations.retention_sweep,
+        "status": operations.retention_status,
+    }[action]
+    try:
+        return asyncio.run(run(client, team))
+    except operations.OperationError as e:
+        print(f"clutto-bridge: {e}", file=sys.stderr)
+        return 1
 
 
 def setup_logging(level: str, file: str = "") -> None:

@@ -78,6 +78,31 @@ class BridgeSettings:
 class TrialSettings:
     length: int
     grace: int
+    warnings: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    min: int
+    max: int
+    default: int
+    sweep_interval: int
+    batch_size: int
+    purge_slice: int
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    poll_interval: int
+    lease: int
+    max_attempts: int
+    retry_backoff: int
+    homeserver_rate: int
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    directory: str
 
 
 @dataclass(frozen=True)
@@ -104,7 +129,10 @@ class Settings:
     appservice: AppserviceSettings
     bridge: BridgeSettings
     trial: TrialSettings
+    retention: RetentionSettings
     integrations: IntegrationSettings
+    jobs: JobSettings
+    export: ExportSettings
     provisioning: ProvisioningSettings
     logging: LoggingSettings
 
@@ -306,8 +334,21 @@ SCHEMA: dict[str, Check] = {
     "bridge.power_levels": _power_levels,
     "policy.trial.length": _duration,
     "policy.trial.grace": _duration,
+    "policy.trial.warnings": lambda v: tuple(sorted(_list_of(v, _duration), reverse=True)),
+    "policy.retention.min": _duration,
+    "policy.retention.max": _duration,
+    "policy.retention.default": _duration,
+    "policy.retention.sweep_interval": _duration,
+    "policy.retention.batch_size": _integer(1, 10000),
+    "policy.retention.purge_slice": _duration,
     "policy.integrations.bots": lambda v: _list_of(v, _user_id),
     "policy.integrations.widget_url_prefixes": lambda v: _list_of(v, _widget_prefix),
+    "jobs.poll_interval": _duration,
+    "jobs.lease": _duration,
+    "jobs.max_attempts": _integer(1, 100),
+    "jobs.retry_backoff": _duration,
+    "jobs.homeserver_rate": _integer(1, 10000),
+    "export.directory": _string,
     "provisioning.enabled": _boolean,
     "provisioning.shared_secret": _token,
     "logging.level": _log_level,
@@ -336,12 +377,18 @@ def validate(data: Any) -> Settings:
         fields = {k[len(prefix) + 1 :]: v for k, v in values.items() if k.startswith(prefix + ".")}
         return cls(**{k: v for k, v in fields.items() if "." not in k})
 
+    r = values
+    if not r["policy.retention.min"] <= r["policy.retention.default"] <= r["policy.retention.max"]:
+        raise ConfigError("policy.retention.default", "must lie between policy.retention.min and policy.retention.max")
     return Settings(
         homeserver=section("homeserver", HomeserverSettings),
         appservice=section("appservice", AppserviceSettings),
         bridge=section("bridge", BridgeSettings),
         trial=section("policy.trial", TrialSettings),
+        retention=section("policy.retention", RetentionSettings),
         integrations=section("policy.integrations", IntegrationSettings),
+        jobs=section("jobs", JobSettings),
+        export=section("export", ExportSettings),
         provisioning=section("provisioning", ProvisioningSettings),
         logging=section("logging", LoggingSettings),
     )

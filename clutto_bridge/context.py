@@ -11,6 +11,7 @@ from clutto_bridge.config import Settings
 from clutto_bridge.db.bot import ManagementRooms
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.teams.settings import TeamSettings
@@ -23,6 +24,7 @@ class Services:
     rooms: RoomService
     integrations: IntegrationService
     team_settings: TeamSettings
+    retention: RetentionService
     management_rooms: ManagementRooms
     settings: Settings
     bot: Callable[[], IntentAPI]

@@ -26,9 +26,13 @@ class Team:
     created_at: int
     trial_ends_at: int
     purge_after: int
+    retention_seconds: int | None = None  # None: the operator's default
+    export_before_purge: bool = False
+    warned_at: str = ""  # trial warnings already sent, e.g. "7d,1d"
 
     columns: ClassVar[str] = (
-        "id, name, owner, space_id, state, plan, created_at, trial_ends_at, purge_after"
+        "id, name, owner, space_id, state, plan, created_at, trial_ends_at, purge_after, "
+        "retention_seconds, export_before_purge, warned_at"
     )
 
     @staticmethod
@@ -38,13 +42,15 @@ class Team:
 
     @classmethod
     def _from_row(cls, row: Any) -> Team | None:
-        return cls(**row) if row else None
+        return cls(**{**row, "export_before_purge": bool(row["export_before_purge"])}) if row else None
 
     async def insert(self, db: Database) -> None:
         await db.execute(
-            f"INSERT INTO team ({self.columns}, name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            f"INSERT INTO team ({self.columns}, name_key) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             self.id, self.name, self.owner, self.space_id, self.state, self.plan,
-            self.created_at, self.trial_ends_at, self.purge_after, self.name_key(self.name),
+            self.created_at, self.trial_ends_at, self.purge_after, self.retention_seconds,
+            self.export_before_purge, self.warned_at, self.name_key(self.name),
         )
 
     async def set_space(self, db: Database, space_id: str) -> None:
@@ -79,12 +85,12 @@ class Team:
 
     @classmethod
     async def all(cls, db: Database) -> list[Team]:
-        return [cls(**row) for row in await db.fetch(f"SELECT {cls.columns} FROM team ORDER BY created_at, id")]
+        return [cls._from_row(row) for row in await db.fetch(f"SELECT {cls.columns} FROM team ORDER BY created_at, id")]
 
     @classmethod
     async def in_state(cls, db: Database, state: str) -> list[Team]:
         rows = await db.fetch(f"SELECT {cls.columns} FROM team WHERE state=$1 ORDER BY created_at", state)
-        return [cls(**row) for row in rows]
+        return [cls._from_row(row) for row in rows]
 
     @classmethod
     async def of_user(cls, db: Database, user_id: str) -> list[Team]:
@@ -93,7 +99,7 @@ class Team:
             "JOIN team_member m ON m.team_id = t.id WHERE m.user_id=$1 ORDER BY t.created_at",
             user_id,
         )
-        return [cls(**row) for row in rows]
+        return [cls._from_row(row) for row in rows]
 
 
 @dataclass

@@ -77,6 +77,43 @@ class SynapseAdmin:
         )
         return data["access_token"]
 
+    async def purge_history(self, room_id: str, before_event: str, timeout: float = 600.0) -> bool:
+        """Delete a room's events (local ones too) that come before ``before_event``.
+
+        An event rather than a time: Synapse maps ``purge_up_to_ts`` to the time it
+        *received* events, which for imported or federated history is not their age.
+        Synapse keeps state events and never deletes media. False if nothing was purged.
+        """
+        body = {"delete_local_events": True}
+        try:
+            data = await self._request(Method.POST, SynapseAdminPath.v1.purge_history[room_id][before_event], body)
+        except MatrixRequestError as e:
+            if e.http_status in (400, 404):  # nothing before that point
+                log.debug("Nothing to purge in %s before %s: %s", room_id, before_event, e.message)
+                return False
+            raise
+        purge_id = data["purge_id"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = await self._request(Method.GET, SynapseAdminPath.v1.purge_history_status[purge_id])
+            if status["status"] == "complete":
+                return True
+            if status["status"] == "failed":
+                raise RuntimeError(f"purging {room_id} failed: {status.get('error')}")
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"purging {room_id} did not finish within {timeout:.0f}s")
+
+    async def delete_media(self, mxc: str) -> bool:
+        """Delete a local media file; False if it is not ours or already gone."""
+        server, _, media_id = mxc.removeprefix("mxc://").partition("/")
+        try:
+            await self._request(Method.DELETE, SynapseAdminPath.v1.media[server][media_id])
+        except MatrixRequestError as e:
+            if e.http_status in (400, 404):
+                return False
+            raise
+        return True
+
     async def delete_room(self, room_id: str, message: str, timeout: float = 120.0) -> None:
         """Kick everyone, then delete the room and purge its history; wait until done."""
         body = {"purge": True, "block": False, "message": message}

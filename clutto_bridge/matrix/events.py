@@ -16,6 +16,7 @@ from mautrix.types import Event, EventType, Membership, MessageEvent, MessageTyp
 from clutto_bridge.commands import CommandEvent, registry
 from clutto_bridge.context import Services
 from clutto_bridge.policy.integrations import WIDGET_EVENT_TYPES
+from clutto_bridge.policy.retention import media_urls
 from clutto_bridge.teams.errors import TeamError
 
 log = logging.getLogger("clutto.events")
@@ -46,6 +47,8 @@ class EventDispatcher:
                 await self._widget_changed(evt)
             elif evt.type == EventType.ROOM_MESSAGE and evt.sender != self.bot_mxid:
                 self._spawn(self._command(evt))
+            if getattr(evt, "state_key", None) is None:
+                await self._remember_references(evt)
         except Exception:
             log.exception("Failed to handle %s in %s", evt.type, evt.room_id)
 
@@ -74,6 +77,33 @@ class EventDispatcher:
         team = await self.ctx.teams.for_room(evt.room_id)
         if team and team.state == "active":
             await self.ctx.integrations.check_membership(team, evt.room_id, evt.state_key, str(new), evt.sender)
+
+    async def _remember_references(self, evt: Event) -> None:
+        """Note the media and the relation (edit, reaction) of a team room event.
+
+        Synapse keeps media when it purges events, and edits or reactions may be newer than
+        what they point at; retention sweeps use these notes to remove both with the event.
+        """
+        content = evt.content.serialize() if hasattr(evt.content, "serialize") else {}
+        mxcs = media_urls(content)
+        relates = content.get("m.relates_to") or {}
+        target = relates.get("event_id") if isinstance(relates, dict) else None
+        if not mxcs and not target:
+            return
+        if await self.ctx.teams.for_room(evt.room_id) is None:
+            return
+        db = self.ctx.teams.db
+        for mxc in mxcs:
+            await db.execute(
+                "INSERT INTO room_media (room_id, event_id, mxc, ts) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                evt.room_id, evt.event_id, mxc, evt.timestamp,
+            )
+        if isinstance(target, str):
+            await db.execute(
+                "INSERT INTO room_relation (room_id, event_id, target_id, rel_type, ts) VALUES ($1, $2, $3, $4, $5) "
+                "ON CONFLICT DO NOTHING",
+                evt.room_id, evt.event_id, target, str(relates.get("rel_type", "")), evt.timestamp,
+            )
 
     async def _power_levels_changed(self, evt: StateEvent) -> None:
         """Power levels are the team's settings: a change made by hand in a client is put back."""

@@ -52,8 +52,12 @@ def restricted_to_space(space_id: RoomID) -> dict[str, Any]:
     return {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space_id}]}
 
 
+def retention_state(retention_ms: int) -> dict[str, Any]:
+    return {"type": "m.room.retention", "state_key": "", "content": {"max_lifetime": retention_ms}}
+
+
 async def create_space(
-    intent: IntentAPI, *, name: str, owner: UserID, levels: dict[str, int], room_version: str
+    intent: IntentAPI, *, name: str, owner: UserID, levels: dict[str, int], room_version: str, retention_ms: int
 ) -> RoomID:
     return await intent.create_room(
         name=name,
@@ -64,6 +68,7 @@ async def create_space(
         initial_state=[
             {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "shared"}},
             {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
+            retention_state(retention_ms),
         ],
     )
 
@@ -77,6 +82,7 @@ async def create_group_room(
     levels: dict[str, int],
     room_version: str,
     server_name: str,
+    retention_ms: int,
 ) -> RoomID:
     return await intent.create_room(
         name=name,
@@ -88,6 +94,7 @@ async def create_group_room(
             {"type": "m.room.join_rules", "state_key": "", "content": restricted_to_space(space_id)},
             {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "shared"}},
             {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
+            retention_state(retention_ms),
         ],
     )
 

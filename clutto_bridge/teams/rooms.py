@@ -81,6 +81,7 @@ class RoomService:
             invitees=[requester, other],
             room_version=self.settings.bridge.room_version,
             power_level_override={"users": {bot.mxid: spaces.BOT_LEVEL}, "invite": 100, "state_default": 100},
+            initial_state=[spaces.retention_state(self.teams.retention_ms(team))],
         )
         room = TeamRoom(room_id, team.id, DIRECT, f"{requester} & {other}", self.clock.now_ms(), members=pair)
         await room.insert(self.db)

@@ -20,6 +20,7 @@ from clutto_bridge.db import member as membership
 from clutto_bridge.db.member import Member
 from clutto_bridge.db.team import ACTIVE, CREATING, GROUP, Team, TeamRoom
 from clutto_bridge.matrix import spaces
+from clutto_bridge.policy.retention import RetentionBounds
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.errors import NotAllowed, NotFound, TeamExists, UnknownUser
 
@@ -61,6 +62,12 @@ class TeamService:
         self.appservice = appservice
         self.settings = settings
         self.clock = clock
+        r = settings.retention
+        self.retention_bounds = RetentionBounds(r.min, r.max, r.default)
+
+    def retention_ms(self, team: Team) -> int:
+        """The team's maximum message lifetime, as m.room.retention writes it."""
+        return self.retention_bounds.effective(team.retention_seconds) * 1000
 
     @property
     def bot(self) -> IntentAPI:
@@ -139,7 +146,7 @@ class TeamService:
         if team.space_id is None:
             space_id = await spaces.create_space(
                 self.bot, name=team.name, owner=team.owner, levels=s.bridge.power_levels,
-                room_version=s.bridge.room_version
+                room_version=s.bridge.room_version, retention_ms=self.retention_ms(team)
             )
             await team.set_space(self.db, space_id)
         existing = {room.name for room in await TeamRoom.of_team(self.db, team.id, kind=GROUP)}
@@ -161,6 +168,7 @@ class TeamService:
             levels=s.bridge.power_levels,
             room_version=s.bridge.room_version,
             server_name=s.homeserver.domain,
+            retention_ms=self.retention_ms(team),
         )
         room = TeamRoom(room_id, team.id, GROUP, name, self.clock.now_ms())
         await room.insert(self.db)

@@ -155,6 +155,58 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                                   "404": _error("Unknown team or not on the list"), **_COMMON},
                 },
             },
+            "/teams/{team_id}/retention": {
+                "get": {
+                    "summary": "The team's message lifetime, cutoff, bounds, holds and recent sweeps",
+                    "parameters": [_TEAM_ID],
+                    "responses": {"200": {"description": "Retention"}, "404": _error("Unknown team"), **_COMMON},
+                },
+                "put": {
+                    "summary": "Set the team's maximum message lifetime within the operator's bounds",
+                    "parameters": [_TEAM_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["max_lifetime"],
+                        "properties": {"max_lifetime": {"type": "string", "example": "30d"}}}}}},
+                    "responses": {"200": {"description": "Set"}, "400": _error("Bad duration or out of bounds"),
+                                  "403": _error("Not owner/admin"), "404": _error("Unknown team"), **_COMMON},
+                },
+            },
+            "/teams/{team_id}/retention/preview": {
+                "post": {
+                    "summary": "Count what a sweep would remove now, per room; removes nothing",
+                    "parameters": [_TEAM_ID],
+                    "responses": {"200": {"description": "Counts"}, "404": _error("Unknown team"), **_COMMON},
+                }
+            },
+            "/teams/{team_id}/retention/sweep": {
+                "post": {
+                    "summary": "Queue a sweep now (or return the one already queued)",
+                    "parameters": [_TEAM_ID],
+                    "responses": {"202": _json("Job", "Queued"), "404": _error("Unknown team"), **_COMMON},
+                }
+            },
+            "/teams/{team_id}/jobs/{job_id}": {
+                "get": {
+                    "summary": "A job of the team with its progress",
+                    "parameters": [_TEAM_ID, {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                    "responses": {"200": _json("Job", "The job"), "404": _error("Unknown team or job"), **_COMMON},
+                }
+            },
+            "/teams/{team_id}/hold": {
+                "put": {
+                    "summary": "Place a legal hold on the team (no room_id) or one of its rooms",
+                    "parameters": [_TEAM_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {"room_id": {"type": "string"}, "reason": {"type": "string"}}}}}},
+                    "responses": {"201": {"description": "Placed"}, "400": _error("Room of another team"),
+                                  "403": _error("Not the owner"), "409": _error("Already held"), **_COMMON},
+                },
+                "delete": {
+                    "summary": "Lift a legal hold (room_id query parameter for a room's hold)",
+                    "parameters": [_TEAM_ID, {"name": "room_id", "in": "query", "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "Lifted"}, "404": _error("No such hold"), **_COMMON},
+                },
+            },
             "/teams/{team_id}/members": {
                 "post": {
                     "summary": "Add a member: invite an existing account (user_id) or create one (username, email, password)",
@@ -233,6 +285,14 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                         "bots": {"type": "array", "items": {"type": "string"}},
                         "widget_url_prefixes": {"type": "array", "items": {"type": "string"}},
                         "defaults": {"type": "object", "description": "the operator's lists, allowed in every team"},
+                    },
+                },
+                "Job": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"}, "kind": {"type": "string"}, "team_id": {"type": "string"},
+                        "state": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+                        "progress": {"type": "object"}, "attempts": {"type": "integer"}, "error": {"type": "string", "nullable": True},
                     },
                 },
                 "TeamList": {

@@ -25,6 +25,7 @@ class ProvisioningAPI:
         self.rooms = ctx.rooms
         self.integrations = ctx.integrations
         self.team_settings = ctx.team_settings
+        self.retention = ctx.retention
         self.openid = OpenIDVerifier(ctx.settings.homeserver.address, ctx.settings.homeserver.domain)
         self.app = web.Application(middlewares=[matrix_errors, bearer_auth(secret, self.openid)])
         self.app.cleanup_ctx.append(self._http_session)
@@ -44,6 +45,13 @@ class ProvisioningAPI:
         self.app.router.add_get("/teams/{team_id}/integrations", self.list_integrations)
         self.app.router.add_post("/teams/{team_id}/integrations", self.allow_integration)
         self.app.router.add_delete("/teams/{team_id}/integrations", self.deny_integration)
+        self.app.router.add_get("/teams/{team_id}/retention", self.get_retention)
+        self.app.router.add_put("/teams/{team_id}/retention", self.set_retention)
+        self.app.router.add_post("/teams/{team_id}/retention/preview", self.preview_retention)
+        self.app.router.add_post("/teams/{team_id}/retention/sweep", self.sweep)
+        self.app.router.add_get("/teams/{team_id}/jobs/{job_id}", self.get_job)
+        self.app.router.add_put("/teams/{team_id}/hold", self.place_hold)
+        self.app.router.add_delete("/teams/{team_id}/hold", self.lift_hold)
 
     async def _http_session(self, app: web.Application):
         async with aiohttp.ClientSession() as session:
@@ -175,6 +183,67 @@ class ProvisioningAPI:
             raise ApiError(400, "M_MISSING_PARAM", "Give the bot or widget prefix to deny as ?value=.")
         await self.integrations.deny(team, value, actor=request["actor"])
         return web.json_response((await self.integrations.allowlist(team)).to_json())
+
+    async def _retention_json(self, team: Team) -> dict[str, Any]:
+        r = self.retention
+        return {
+            "max_lifetime_seconds": r.lifetime(team),
+            "team_choice_seconds": team.retention_seconds,
+            "cutoff": r.cutoff(team),
+            "bounds": {"min": r.bounds.min, "max": r.bounds.max, "default": r.bounds.default},
+            "purge_available": r.admin_available,
+            "holds": sorted(await r.holds(team)),
+            "sweeps": [job.to_json() for job in await r.jobs_of(team)],
+        }
+
+    async def get_retention(self, request: web.Request) -> web.Response:
+        team = await self._team(request)
+        return web.json_response(await self._retention_json(team))
+
+    async def set_retention(self, request: web.Request) -> web.Response:
+        team = await self._team(request)
+        body = await _json_object(request)
+        await self.retention.set_lifetime(team, _field(body, "max_lifetime", str), actor=request["actor"])
+        return web.json_response(await self._retention_json(team))
+
+    async def preview_retention(self, request: web.Request) -> web.Response:
+        team = await self._team(request)
+        cutoff, rooms = await self.retention.preview(team, actor=request["actor"])
+        return web.json_response({
+            "cutoff": cutoff,
+            "events": sum(r.events for r in rooms),
+            "rooms_affected": sum(1 for r in rooms if r.events),
+            "rooms": [{"room_id": r.room_id, "name": r.name, "events": r.events, "held": r.held} for r in rooms],
+        })
+
+    async def sweep(self, request: web.Request) -> web.Response:
+        team = await self._team(request)
+        job = await self.retention.request_sweep(team, actor=request["actor"])
+        return web.json_response(job.to_json(), status=202)
+
+    async def get_job(self, request: web.Request) -> web.Response:
+        team = await self._team(request)
+        try:
+            job = await self.retention.jobs.get(int(request.match_info["job_id"]))
+        except ValueError:
+            job = None
+        if job is None or job.team_id != team.id:
+            raise ApiError(404, "M_NOT_FOUND", "No such job for this team.")
+        return web.json_response(job.to_json())
+
+    async def place_hold(self, request: web.Request) -> web.Response:
+        team = await self._team(request)
+        body = await _json_object(request)
+        await self.retention.place_hold(
+            team, _field(body, "room_id", str, default=None), _field(body, "reason", str, default=""),
+            actor=request["actor"],
+        )
+        return web.json_response({"holds": sorted(await self.retention.holds(team))}, status=201)
+
+    async def lift_hold(self, request: web.Request) -> web.Response:
+        team = await self._team(request)
+        await self.retention.lift_hold(team, request.query.get("room_id"), actor=request["actor"])
+        return web.json_response({"holds": sorted(await self.retention.holds(team))})
 
 
 def _room_json(room) -> dict[str, Any]:

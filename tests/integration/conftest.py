@@ -40,7 +40,9 @@ class Homeserver:
     def url(self) -> str:
         return self.synapse.url
 
-    def bridge_settings(self, folder: Path, database: str, port: int | None = None) -> Settings:
+    def bridge_settings(
+        self, folder: Path, database: str, port: int | None = None, overrides: dict | None = None
+    ) -> Settings:
         """Settings for one bridge: the session's tokens, its own port and database."""
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "config.yaml"
@@ -49,6 +51,8 @@ class Homeserver:
         file.load()
         file["appservice.port"] = port or free_port()
         file["appservice.database"] = database
+        for key, value in (overrides or {}).items():
+            file[key] = value
         file.save()
         return file.settings()
 
@@ -156,8 +160,10 @@ class Bridges:
     database: str
     running: list[Bridge] = field(default_factory=list)
 
-    def settings(self) -> Settings:
-        return self.homeserver.bridge_settings(self.folder, self.database)
+    def settings(self, **overrides) -> Settings:
+        """Keyword names are config keys with dots written as double underscores."""
+        keys = {k.replace("__", "."): v for k, v in overrides.items()}
+        return self.homeserver.bridge_settings(self.folder, self.database, overrides=keys)
 
     async def start(self, settings: Settings | None = None, clock=None) -> Bridge:
         settings = settings or self.settings()

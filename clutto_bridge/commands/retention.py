@@ -1,0 +1,111 @@
+"""Retention and legal hold commands."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from clutto_bridge.commands.registry import CommandEvent, registry
+from clutto_bridge.commands.team import team_here
+from clutto_bridge.db.job import Job
+from clutto_bridge.teams.errors import InvalidInput
+from clutto_bridge.teams.retention import WHOLE_TEAM
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def describe_job(job: Job) -> str:
+    p = job.progress
+    rooms = p.get("rooms") or []
+    done = min(p.get("room_index", 0), len(rooms))
+    line = f"sweep #{job.id}: {job.state}"
+    if rooms:
+        line += f", {done}/{len(rooms)} rooms, {p.get('redacted', 0)} events removed"
+    if p.get("held"):
+        line += f", {len(p['held'])} held room(s) skipped"
+    if p.get("redaction_only"):
+        line += ", REDACTION ONLY (no admin API: nothing purged)"
+    if job.error:
+        line += f" (last error: {job.error})"
+    return line
+
+
+@registry.command("retention show", help_text="Show the team's message retention.", section="Retention")
+async def retention_show(evt: CommandEvent) -> None:
+    team = await team_here(evt)
+    r = evt.ctx.retention
+    await evt.reply(
+        f"**{team.name}** keeps messages for {r.describe(team)}: events before {_when(r.cutoff(team))} "
+        f"are removed by the next sweep."
+    )
+
+
+@registry.command(
+    "retention set", help_args="DURATION", help_text="Set the team's maximum message lifetime, e.g. 30d.", section="Retention"
+)
+async def retention_set(evt: CommandEvent) -> None:
+    if len(evt.args) != 1:
+        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} retention set 30d`.")
+    team = await team_here(evt, manage=True)
+    await evt.ctx.retention.set_lifetime(team, evt.args[0], actor=evt.sender)
+    await evt.reply(f"**{team.name}** now keeps messages for {evt.ctx.retention.describe(team)}.")
+
+
+@registry.command(
+    "retention preview", help_text="Count what a sweep would remove now, without removing anything.", section="Retention"
+)
+async def retention_preview(evt: CommandEvent) -> None:
+    team = await team_here(evt, manage=True)
+    cutoff, rooms = await evt.ctx.retention.preview(team, actor=evt.sender)
+    total = sum(r.events for r in rooms)
+    affected = sum(1 for r in rooms if r.events)
+    lines = [f"A sweep now would remove **{total} events in {affected} rooms** (before {_when(cutoff)})."]
+    lines += [f"- {r.name}: {'held' if r.held else r.events}" for r in rooms]
+    await evt.reply("\n".join(lines))
+
+
+@registry.command("retention sweep", help_text="Run a retention sweep now.", section="Retention")
+async def retention_sweep(evt: CommandEvent) -> None:
+    team = await team_here(evt, manage=True)
+    job = await evt.ctx.retention.request_sweep(team, actor=evt.sender)
+    await evt.reply(f"Sweep #{job.id} queued. `{evt.ctx.settings.bridge.command_prefix} retention status` shows its progress.")
+
+
+@registry.command("retention status", help_text="Progress of the team's sweeps.", section="Retention")
+async def retention_status(evt: CommandEvent) -> None:
+    team = await team_here(evt)
+    r = evt.ctx.retention
+    lines = [f"**Retention of {team.name}**: {r.describe(team)}"]
+    if not r.admin_available:
+        lines.append(
+            "**Warning: the homeserver admin API is not available to the bridge. Sweeps only redact; "
+            "old events stay in the homeserver database and media is not deleted.**"
+        )
+    jobs = await r.jobs_of(team)
+    lines += [describe_job(job) for job in jobs[:5]] or ["No sweep has run yet."]
+    holds = await r.holds(team)
+    if holds:
+        lines.append("Legal hold: " + ("the whole team" if WHOLE_TEAM in holds else f"{len(holds)} room(s)"))
+    await evt.reply("\n".join(lines))
+
+
+@registry.command(
+    "hold",
+    help_args="on|off [team]",
+    help_text="Legal hold on this room (or with `team`, the whole team): nothing in it is redacted or purged.",
+    section="Retention",
+)
+async def hold(evt: CommandEvent) -> None:
+    if not evt.args or evt.args[0].lower() not in ("on", "off") or (len(evt.args) == 2 and evt.args[1].lower() != "team") or len(evt.args) > 2:
+        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} hold on|off [team]`.")
+    team = await team_here(evt, manage=True)
+    whole = len(evt.args) == 2 or await evt.ctx.teams.for_room(evt.room_id) is None
+    room_id = None if whole else evt.room_id
+    what = f"the whole team {team.name}" if whole else "this room"
+    if evt.args[0].lower() == "on":
+        await evt.ctx.retention.place_hold(team, room_id, f"placed by {evt.sender}", actor=evt.sender)
+        await evt.reply(f"Legal hold placed on {what}: nothing in it is redacted or purged until it is lifted.")
+    else:
+        await evt.ctx.retention.lift_hold(team, room_id, actor=evt.sender)
+        await evt.reply(f"Legal hold on {what} lifted.")

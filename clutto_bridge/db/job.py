@@ -1,0 +1,136 @@
+"""A durable job row: what to do, how far it got, who holds it until when."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from mautrix.util.async_db import Database, Scheme
+
+QUEUED = "queued"
+RUNNING = "running"
+DONE = "done"
+FAILED = "failed"
+ACTIVE_STATES = (QUEUED, RUNNING)
+
+
+@dataclass
+class Job:
+    id: int
+    kind: str
+    team_id: str  # '' for bridge-wide jobs
+    state: str
+    payload: dict[str, Any]
+    progress: dict[str, Any]
+    attempts: int
+    next_run_at: int
+    locked_by: str | None
+    locked_until: int | None
+    created_at: int
+    updated_at: int
+    error: str | None = None
+    _extra: dict = field(default_factory=dict, repr=False)
+
+    columns: ClassVar[str] = (
+        "id, kind, team_id, state, payload, progress, attempts, next_run_at, locked_by, locked_until, "
+        "created_at, updated_at, error"
+    )
+
+    @classmethod
+    def _from_row(cls, row: Any) -> Job | None:
+        if not row:
+            return None
+        return cls(**{**row, "payload": json.loads(row["payload"]), "progress": json.loads(row["progress"])})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind, "team_id": self.team_id, "state": self.state,
+            "payload": self.payload, "progress": self.progress, "attempts": self.attempts,
+            "next_run_at": self.next_run_at, "created_at": self.created_at, "updated_at": self.updated_at,
+            "error": self.error,
+        }
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, kind: str, team_id: str, payload: dict, now_ms: int) -> Job:
+        job_id = await self.db.fetchval(
+            "INSERT INTO job (kind, team_id, state, payload, progress, attempts, next_run_at, created_at, updated_at) "
+            "VALUES ($1, $2, $3, $4, '{}', 0, $5, $5, $5) RETURNING id",
+            kind, team_id, QUEUED, json.dumps(payload), now_ms,
+        )
+        return await self.get(job_id)
+
+    async def get(self, job_id: int) -> Job | None:
+        return Job._from_row(await self.db.fetchrow(f"SELECT {Job.columns} FROM job WHERE id=$1", job_id))
+
+    async def active(self, kind: str, team_id: str) -> Job | None:
+        """The queued or running job of this kind for this team ('' for bridge-wide jobs)."""
+        row = await self.db.fetchrow(
+            f"SELECT {Job.columns} FROM job WHERE kind=$1 AND team_id=$2 "
+            "AND state IN ('queued', 'running') ORDER BY id LIMIT 1",
+            kind, team_id,
+        )
+        return Job._from_row(row)
+
+    async def latest(self, team_id: str, kinds: tuple[str, ...]) -> list[Job]:
+        rows = await self.db.fetch(f"SELECT {Job.columns} FROM job WHERE team_id=$1 ORDER BY id DESC LIMIT 20", team_id)
+        return [j for j in (Job._from_row(r) for r in rows) if j.kind in kinds]
+
+    async def claim(self, worker: str, now_ms: int, lease_ms: int) -> Job | None:
+        """Take the next job that is due and not held by a live worker.
+
+        PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets several workers claim concurrently without
+        waiting on each other. SQLite serialises writers, so the same UPDATE is safe there.
+        """
+        ready = (
+            "state IN ('queued', 'running') AND next_run_at <= $2 "
+            "AND (locked_until IS NULL OR locked_until < $2)"
+        )
+        if self.db.scheme == Scheme.SQLITE:
+            pick = f"SELECT id FROM job WHERE {ready} ORDER BY next_run_at, id LIMIT 1"
+        else:
+            pick = f"SELECT id FROM job WHERE {ready} ORDER BY next_run_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
+        row = await self.db.fetchrow(
+            f"UPDATE job SET state='running', locked_by=$1, locked_until=$3, updated_at=$2 "
+            f"WHERE id = ({pick}) RETURNING {Job.columns}",
+            worker, now_ms, now_ms + lease_ms,
+        )
+        return Job._from_row(row)
+
+    async def checkpoint(self, job: Job, worker: str, now_ms: int, lease_ms: int) -> bool:
+        """Save progress and extend the lease; False if another worker took the job over."""
+        status = await self.db.fetchval(
+            "UPDATE job SET progress=$1, locked_until=$2, updated_at=$3 WHERE id=$4 AND locked_by=$5 RETURNING id",
+            json.dumps(job.progress), now_ms + lease_ms, now_ms, job.id, worker,
+        )
+        return status is not None
+
+    async def finish(self, job: Job, state: str, now_ms: int, error: str | None = None) -> None:
+        job.state, job.error = state, error
+        await self.db.execute(
+            "UPDATE job SET state=$1, progress=$2, error=$3, locked_by=NULL, locked_until=NULL, updated_at=$4 WHERE id=$5",
+            state, json.dumps(job.progress), error, now_ms, job.id,
+        )
+
+    async def due_now(self, job: Job, now_ms: int) -> None:
+        job.next_run_at = now_ms
+        await self.db.execute("UPDATE job SET next_run_at=$1, updated_at=$1 WHERE id=$2 AND state='queued'", now_ms, job.id)
+
+    async def release(self, job: Job, now_ms: int) -> None:
+        """Hand a job back untouched (shutdown): it is due again at once, no attempt counted."""
+        await self.db.execute(
+            "UPDATE job SET state='queued', progress=$1, locked_by=NULL, locked_until=NULL, updated_at=$2 WHERE id=$3",
+            json.dumps(job.progress), now_ms, job.id,
+        )
+
+    async def retry_later(self, job: Job, next_run_at: int, error: str, now_ms: int) -> None:
+        job.attempts += 1
+        await self.db.execute(
+            "UPDATE job SET state='queued', attempts=$1, next_run_at=$2, error=$3, progress=$4, "
+            "locked_by=NULL, locked_until=NULL, updated_at=$5 WHERE id=$6",
+            job.attempts, next_run_at, error, json.dumps(job.progress), now_ms, job.id,
+        )

@@ -1,0 +1,27 @@
+"""Reading and redacting room history as the bot (which is in every team room)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mautrix.api import Method, Path
+from mautrix.appservice import IntentAPI
+
+
+async def page_forward(bot: IntentAPI, room_id: str, token: str | None, limit: int) -> tuple[list[dict], str | None]:
+    """One page of the room's timeline from the beginning (or ``token``) onwards.
+
+    Returns the raw events and the token of the next page (None at the end). Raw JSON is
+    used so redaction markers and relations are read exactly as the homeserver sent them.
+    """
+    query = {"dir": "f", "limit": str(limit), "filter": json.dumps({"lazy_load_members": True})}
+    if token:
+        query["from"] = token
+    data: dict[str, Any] = await bot.api.request(Method.GET, Path.v3.rooms[room_id].messages, query_params=query)
+    events = data.get("chunk", [])
+    return events, data.get("end") if events else None
+
+
+async def redact(bot: IntentAPI, room_id: str, event_id: str, reason: str) -> None:
+    await bot.redact(room_id, event_id, reason=reason)
