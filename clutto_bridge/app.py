@@ -16,6 +16,7 @@ from clutto_bridge.db import create_database
 from clutto_bridge.db.audit import AuditLog
 from clutto_bridge.db.bot import ManagementRooms, TransactionLog
 from clutto_bridge.db.job import JobStore
+from clutto_bridge.jobs.export import EXPORT, TeamExport
 from clutto_bridge.jobs.retention_sweep import RetentionSweep
 from clutto_bridge.jobs.runner import JobRunner
 from clutto_bridge.jobs.schedule import schedule_sweeps
@@ -25,6 +26,7 @@ from clutto_bridge.matrix.events import EventDispatcher
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.rooms import RoomService
+from clutto_bridge.teams.lifecycle import PURGE, TrialLifecycle
 from clutto_bridge.teams.retention import SWEEP, RetentionService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.teams.settings import TeamSettings
@@ -68,7 +70,11 @@ class Bridge:
         self.runner = JobRunner(JobStore(self.db), settings.jobs)
         self.retention = RetentionService(self.members, self.runner)
         self.runner.register(SWEEP, RetentionSweep(self.retention))
+        self.export = TeamExport(self.members)
+        self.runner.register(EXPORT, self.export)
         self.management_rooms = ManagementRooms(self.db)
+        self.lifecycle = TrialLifecycle(self.retention, self.team_settings, self.runner, self.management_rooms)
+        self.runner.register(PURGE, self.lifecycle.purge)
         ctx = Services(
             teams=self.teams,
             members=self.members,
@@ -76,6 +82,8 @@ class Bridge:
             integrations=self.integrations,
             team_settings=self.team_settings,
             retention=self.retention,
+            lifecycle=self.lifecycle,
+            export=self.export,
             management_rooms=self.management_rooms,
             settings=settings,
             bot=lambda: self.appservice.intent,
@@ -126,8 +134,9 @@ class Bridge:
         while True:
             try:
                 await schedule_sweeps(self.retention)
+                await self.lifecycle.check()
             except Exception:
-                log.exception("Scheduling sweeps failed")
+                log.exception("Scheduled work failed")
             await asyncio.sleep(min(self.settings.retention.sweep_interval, 3600))
 
     async def stop(self, grace: float = 10.0) -> None:

@@ -13,3 +13,16 @@ class Clock(Protocol):
 class SystemClock:
     def now_ms(self) -> int:
         return int(time.time() * 1000)
+
+
+class ManualClock:
+    """A clock that moves only when told: for tests and for drills of the trial lifecycle."""
+
+    def __init__(self, start_ms: int | None = None) -> None:
+        self.now = int(time.time() * 1000) if start_ms is None else start_ms
+
+    def now_ms(self) -> int:
+        return self.now
+
+    def advance(self, ms: int) -> None:
+        self.now += ms

@@ -11,6 +11,8 @@ from clutto_bridge.config import Settings
 from clutto_bridge.db.bot import ManagementRooms
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.jobs.export import TeamExport
+from clutto_bridge.teams.lifecycle import TrialLifecycle
 from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
@@ -25,6 +27,8 @@ class Services:
     integrations: IntegrationService
     team_settings: TeamSettings
     retention: RetentionService
+    lifecycle: TrialLifecycle
+    export: TeamExport
     management_rooms: ManagementRooms
     settings: Settings
     bot: Callable[[], IntentAPI]

@@ -21,6 +21,9 @@ class ManagementRooms:
     async def owner_of(self, room_id: str) -> str | None:
         return await self.db.fetchval("SELECT user_id FROM management_room WHERE room_id=$1", room_id)
 
+    async def room_of(self, user_id: str) -> str | None:
+        return await self.db.fetchval("SELECT room_id FROM management_room WHERE user_id=$1 LIMIT 1", user_id)
+
     async def remove(self, room_id: str) -> None:
         await self.db.execute("DELETE FROM management_room WHERE room_id=$1", room_id)
 

@@ -72,18 +72,20 @@ class TeamSettings:
             raise NotAllowed("Deleting a team needs the homeserver admin API; the bot is not a homeserver admin.")
         await team.set_state(self.db, DELETING)
         await self.members.record(team, actor, "team_delete_started", team.id, name=team.name)
-        await self._finish(team, actor)
+        await self.shut_down(team, actor)
 
     async def finish_interrupted(self) -> int:
         teams = await Team.in_state(self.db, DELETING)
         for team in teams:
             log.info("Finishing the deletion of team %s (%s)", team.id, team.name)
-            await self._finish(team, None)
+            await self.shut_down(team, None)
         return len(teams)
 
-    async def _finish(self, team: Team, actor: str | None) -> None:
+    async def shut_down(self, team: Team, actor: str | None, *, message: str | None = None,
+                        action: str = "team_deleted", **detail) -> None:
+        """Delete the space and every room with purge, then the team's rows (audit stays)."""
         rooms = [r.room_id for r in await TeamRoom.of_team(self.db, team.id, include_archived=True)]
-        message = f"The team {team.name} was deleted by its owner."
+        message = message or f"The team {team.name} was deleted by its owner."
         for room_id in rooms + ([team.space_id] if team.space_id else []):
             try:
                 await self.members.admin.delete_room(room_id, message)
@@ -94,7 +96,7 @@ class TeamSettings:
                     raise
             await self.db.execute("DELETE FROM team_room WHERE room_id=$1", room_id)
         await self.db.execute("DELETE FROM team WHERE id=$1", team.id)
-        await self.members.record(team, actor, "team_deleted", team.id, name=team.name, rooms=len(rooms) + 1)
+        await self.members.record(team, actor, action, team.id, name=team.name, rooms=len(rooms) + 1, **detail)
         log.info("Deleted team %s (%s) and %d rooms", team.id, team.name, len(rooms) + 1)
 
 

@@ -192,6 +192,40 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                     "responses": {"200": _json("Job", "The job"), "404": _error("Unknown team or job"), **_COMMON},
                 }
             },
+            "/teams/{team_id}/plan": {
+                "put": {
+                    "summary": "Set the team's plan (operator only): trial teams are purged after trial and grace",
+                    "parameters": [_TEAM_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["plan"], "properties": {"plan": {"type": "string", "enum": ["trial", "paid"]}}}}}},
+                    "responses": {"200": _json("Team", "Set"), "400": _error("Unknown plan"), "403": _error("Not the operator"),
+                                  "404": _error("Unknown team"), **_COMMON},
+                }
+            },
+            "/teams/{team_id}/export-setting": {
+                "put": {
+                    "summary": "Whether the team is exported before a destructive purge",
+                    "parameters": [_TEAM_ID],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["before_purge"], "properties": {"before_purge": {"type": "boolean"}}}}}},
+                    "responses": {"200": {"description": "Set"}, "403": _error("Not owner/admin"), "404": _error("Unknown team"), **_COMMON},
+                }
+            },
+            "/teams/{team_id}/exports": {
+                "post": {
+                    "summary": "Start an export (messages as JSON lines per room, media, members, manifest with SHA-256)",
+                    "parameters": [_TEAM_ID],
+                    "responses": {"202": _json("Job", "Queued; poll /teams/{team_id}/jobs/{job_id}"), "404": _error("Unknown team"), **_COMMON},
+                }
+            },
+            "/teams/{team_id}/exports/{job_id}/{path}": {
+                "get": {
+                    "summary": "Download one file of a finished export (manifest.json lists them)",
+                    "parameters": [_TEAM_ID, {"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                                   {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "The file"}, "404": _error("Unknown export or file"), **_COMMON},
+                }
+            },
             "/teams/{team_id}/hold": {
                 "put": {
                     "summary": "Place a legal hold on the team (no room_id) or one of its rooms",

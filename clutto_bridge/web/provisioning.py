@@ -26,6 +26,8 @@ class ProvisioningAPI:
         self.integrations = ctx.integrations
         self.team_settings = ctx.team_settings
         self.retention = ctx.retention
+        self.lifecycle = ctx.lifecycle
+        self.export = ctx.export
         self.openid = OpenIDVerifier(ctx.settings.homeserver.address, ctx.settings.homeserver.domain)
         self.app = web.Application(middlewares=[matrix_errors, bearer_auth(secret, self.openid)])
         self.app.cleanup_ctx.append(self._http_session)
@@ -50,6 +52,10 @@ class ProvisioningAPI:
         self.app.router.add_post("/teams/{team_id}/retention/preview", self.preview_retention)
         self.app.router.add_post("/teams/{team_id}/retention/sweep", self.sweep)
         self.app.router.add_get("/teams/{team_id}/jobs/{job_id}", self.get_job)
+        self.app.router.add_put("/teams/{team_id}/plan", self.set_plan)
+        self.app.router.add_put("/teams/{team_id}/export-setting", self.set_export_setting)
+        self.app.router.add_post("/teams/{team_id}/exports", self.start_export)
+        self.app.router.add_get("/teams/{team_id}/exports/{job_id}/{path:.+}", self.download_export)
         self.app.router.add_put("/teams/{team_id}/hold", self.place_hold)
         self.app.router.add_delete("/teams/{team_id}/hold", self.lift_hold)
 
@@ -230,6 +236,40 @@ class ProvisioningAPI:
         if job is None or job.team_id != team.id:
             raise ApiError(404, "M_NOT_FOUND", "No such job for this team.")
         return web.json_response(job.to_json())
+
+    async def set_plan(self, request: web.Request) -> web.Response:
+        team = await self._team(request)
+        body = await _json_object(request)
+        await self.lifecycle.set_plan(team, _field(body, "plan", str), actor=request["actor"])
+        return web.json_response((await self.teams.view(team)).to_json())
+
+    async def set_export_setting(self, request: web.Request) -> web.Response:
+        team = await self._team(request)
+        body = await _json_object(request)
+        await self.lifecycle.set_export_before_purge(team, _field(body, "before_purge", bool), actor=request["actor"])
+        return web.json_response({"before_purge": team.export_before_purge})
+
+    async def start_export(self, request: web.Request) -> web.Response:
+        team = await self._team(request)
+        job = await self.lifecycle.request_export(team, actor=request["actor"])
+        return web.json_response(job.to_json(), status=202)
+
+    async def download_export(self, request: web.Request) -> web.StreamResponse:
+        """A file of a finished export; paths are those of its manifest."""
+        team = await self._team(request)
+        await self.teams.require_manager(team, request["actor"])
+        try:
+            job = await self.retention.jobs.get(int(request.match_info["job_id"]))
+        except ValueError:
+            job = None
+        if job is None or job.team_id != team.id or job.kind != "export" or job.state != "done":
+            raise ApiError(404, "M_NOT_FOUND", "No finished export with that id for this team.")
+        folder = self.export.folder_for(team.id, job.id)
+        path = (folder / request.match_info["path"]).resolve()
+        if not path.is_relative_to(folder) or not path.is_file():
+            raise ApiError(404, "M_NOT_FOUND", "No such file in this export.")
+        await self.members.record(team, request["actor"], "export_downloaded", str(path.relative_to(folder)))
+        return web.FileResponse(path)
 
     async def place_hold(self, request: web.Request) -> web.Response:
         team = await self._team(request)

@@ -106,9 +106,11 @@ async def test_openapi_document_describes_what_is_served(api: Api) -> None:
         "/teams/{team_id}/rooms", "/teams/{team_id}/rooms/{room}", "/teams/{team_id}/direct",
         "/teams/{team_id}/integrations", "/teams/{team_id}/retention", "/teams/{team_id}/retention/preview",
         "/teams/{team_id}/retention/sweep", "/teams/{team_id}/jobs/{job_id}", "/teams/{team_id}/hold",
+        "/teams/{team_id}/plan", "/teams/{team_id}/export-setting", "/teams/{team_id}/exports",
+        "/teams/{team_id}/exports/{job_id}/{path}",
     }
     for path, methods in doc["paths"].items():
         for method in methods:
-            concrete = path.replace("{team_id}", "tmissing").replace("{user_id}", "@x:localhost").replace("{room}", "r").replace("{job_id}", "1")
+            concrete = path.replace("{team_id}", "tmissing").replace("{user_id}", "@x:localhost").replace("{room}", "r").replace("{job_id}", "1").replace("{path}", "manifest.json")
             status, body = await api.call(method.upper(), concrete, json={})
             assert body.get("errcode") != "M_UNRECOGNIZED", (method, path, body)
