@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     retention.add_argument("action", choices=["preview", "sweep", "status"], help="what to do")
     retention.add_argument("--team", required=True, help="team id (see GET /_clutto/v1/teams)")
     retention.add_argument("-c", "--config", dest="sub_config", help="config file")
+    plan = commands.add_parser("plan", help="set a team's plan (trial teams are purged after trial and grace)")
+    plan.add_argument("plan", choices=["trial", "paid"])
+    plan.add_argument("--team", required=True, help="team id")
+    plan.add_argument("-c", "--config", dest="sub_config", help="config file")
     demo = commands.add_parser("demo", help="run a throwaway Synapse with the bridge and a demo team")
     demo.add_argument("--dir", type=Path, help="folder for the demo's files (default: a new temporary folder)")
     demo.add_argument("--port", type=int, default=8008, help="homeserver port (default: 8008)")
@@ -58,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             return config_command(args.config_command, config_path)
         if args.command == "retention":
             return operation(config_path, args.action, args.team)
+        if args.command == "plan":
+            return operation(config_path, "plan", args.team, args.plan)
         if args.command == "demo":
             from clutto_bridge.demo.run import run_demo
 
@@ -105,7 +111,7 @@ def config_command(action: str, config_path: str) -> int:
     return 0
 
 
-def operation(config_path: str, action: str, team: str) -> int:
+def operation(config_path: str, action: str, team: str, *extra: str) -> int:
     from clutto_bridge import operations
 
     _, settings = load_settings(config_path)
@@ -114,9 +120,10 @@ def operation(config_path: str, action: str, team: str) -> int:
         "preview": operations.retention_preview,
         "sweep": operations.retention_sweep,
         "status": operations.retention_status,
+        "plan": operations.set_plan,
     }[action]
     try:
-        return asyncio.run(run(client, team))
+        return asyncio.run(run(client, team, *extra))
     except operations.OperationError as e:
         print(f"clutto-bridge: {e}", file=sys.stderr)
         return 1

@@ -96,3 +96,9 @@ async def retention_status(client: BridgeClient, team: str) -> int:
     for job in data["sweeps"][:5]:
         print(f"  sweep #{job['id']} {job['state']}: {render_progress(job)}")
     return 0
+
+
+async def set_plan(client: BridgeClient, team: str, plan: str) -> int:
+    data = await client.call("PUT", f"/teams/{team}/plan", {"plan": plan})
+    print(f"Team {data['name']} ({team}) is now on the {data['plan']} plan.")
+    return 0

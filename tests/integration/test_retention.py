@@ -294,8 +294,47 @@ async def test_operator_cli_previews_and_sweeps_with_progress(bridges: Bridges, 
     assert "[##############################] 2/2 rooms, 5 events removed" in sweep.stdout
     status = await asyncio.to_thread(cli, "status")
     assert "done" in status.stdout
+    plan = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "clutto_bridge", "plan", "paid", "--team", team.id, "-c", config],
+        capture_output=True, text=True,
+    )
+    assert plan.returncode == 0 and "now on the paid plan" in plan.stdout
+    assert (await bridge.teams.get(team.id)).plan == "paid"
     unknown = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "clutto_bridge", "retention", "preview", "--team", "tnope", "-c", config],
         capture_output=True, text=True,
     )
     assert unknown.returncode == 1 and "M_NOT_FOUND" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+async def test_without_admin_api_sweeps_redact_only_and_say_so(
+    bridges: Bridges, new_user, http: aiohttp.ClientSession
+) -> None:
+    synapse = bridges.homeserver.synapse
+    admin = await synapse.register_user(f"ops-{time.time_ns()}", admin=True)
+    headers = {"Authorization": f"Bearer {admin.access_token}"}
+    settings = bridges.settings()
+    bot_url = f"{synapse.url}/_synapse/admin/v2/users/{quote(settings.bot_mxid)}"
+    async with http.put(bot_url, json={"admin": False}, headers=headers) as resp:
+        assert resp.status == 200
+    try:
+        bridge = await bridges.start(settings)
+        assert not bridge.retention.admin_available
+        owner, member, team, rooms = await _team_with_member(bridge, new_user)
+        now = bridge.clock.now_ms()
+        old = await bridge.appservice.intent.send_message_event(
+            rooms[0], EventType.ROOM_MESSAGE, {"msgtype": "m.text", "body": "old secret"}, timestamp=now - 400 * DAY
+        )
+        await owner.send_text(rooms[0], "!clutto retention sweep")
+        await owner.wait_for_notice(rooms[0], "queued", sender=settings.bot_mxid)
+        job = await bridge.runner.wait((await bridge.retention.jobs_of(team))[0].id, 60)
+        assert job.state == "done" and job.progress["redaction_only"] is True
+        [event] = [e for e in await all_events(member, rooms[0]) if e["event_id"] == old]
+        assert event["content"] == {}  # the content is gone for clients, the event itself stays
+        await owner.send_text(rooms[0], "!clutto retention status")
+        status = await owner.wait_for_notice(rooms[0], "Retention of", sender=settings.bot_mxid)
+        assert "admin API is not available" in status["content"]["body"]
+        assert "REDACTION ONLY" in status["content"]["body"]
+    finally:
+        async with http.put(bot_url, json={"admin": True}, headers=headers) as resp:
+            assert resp.status == 200
