@@ -24,4 +24,7 @@ async def page_forward(bot: IntentAPI, room_id: str, token: str | None, limit: i
 
 
 async def redact(bot: IntentAPI, room_id: str, event_id: str, reason: str) -> None:
-    await bot.redact(room_id, event_id, reason=reason)
+    """Redact as the bot. The raw call skips mautrix's per-call power level lookup: the bot
+    outranks everyone in team rooms by construction."""
+    txn_id = bot.api.get_txn_id()
+    await bot.api.request(Method.PUT, Path.v3.rooms[room_id].redact[event_id][txn_id], {"reason": reason})
