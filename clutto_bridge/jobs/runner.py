@@ -61,7 +61,8 @@ def _now() -> int:
 def _retryable(error: BaseException) -> bool:
     if isinstance(error, (Retry, MatrixConnectionError, ConnectionError, asyncio.TimeoutError)):
         return True
-    return isinstance(error, MatrixRequestError) and (error.http_status >= 500 or error.http_status == 429)
+    status = getattr(error, "http_status", 0) if isinstance(error, MatrixRequestError) else 0
+    return status >= 500 or status == 429
 
 
 class JobRunner:
