@@ -207,21 +207,20 @@ def _duration(value: Any) -> int:
     return seconds
 
 
-_LOCALPART = re.compile(r"[a-z0-9._=\-/]+")
+def _matching(pattern: str | re.Pattern, what: str) -> Check:
+    compiled = re.compile(pattern)
+
+    def check(value: Any) -> str:
+        text = _string(value)
+        if not compiled.fullmatch(text):
+            raise ValueError(f"must be {what}, got {text!r}")
+        return text
+
+    return check
 
 
-def _localpart(value: Any) -> str:
-    text = _string(value)
-    if not _LOCALPART.fullmatch(text):
-        raise ValueError(f"must be a Matrix user name (a-z, 0-9, ._=-/), got {text!r}")
-    return text
-
-
-def _server_name(value: Any) -> str:
-    text = _string(value)
-    if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", text):
-        raise ValueError(f"must be a server name like example.com, got {text!r}")
-    return text
+_localpart = _matching(r"[a-z0-9._=\-/]+", "a Matrix user name (a-z, 0-9, ._=-/)")
+_server_name = _matching(r"[A-Za-z0-9.\-\[\]:]+", "a server name like example.com")
 
 
 def _token(value: Any) -> str:
@@ -275,11 +274,7 @@ def _pool(value: Any) -> dict[str, int]:
     return {"min_size": low, "max_size": high}
 
 
-def _user_id(value: Any) -> str:
-    text = _string(value)
-    if not USER_ID.fullmatch(text):
-        raise ValueError(f"{text!r} is not a Matrix user ID like @bot:example.com")
-    return text
+_user_id = _matching(USER_ID, "a Matrix user ID like @bot:example.com")
 
 
 def _widget_prefix(value: Any) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from clutto_bridge.commands.registry import CommandEvent, registry
 from clutto_bridge.commands.team import team_here
-from clutto_bridge.teams.errors import InvalidInput
 
 
 @registry.command(
@@ -27,7 +26,7 @@ async def export(evt: CommandEvent) -> None:
 )
 async def export_before_purge(evt: CommandEvent) -> None:
     if len(evt.args) != 1 or evt.args[0].lower() not in ("on", "off"):
-        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} export before-purge on|off`.")
+        raise evt.usage("export before-purge on|off")
     team = await team_here(evt, manage=True)
     enabled = evt.args[0].lower() == "on"
     await evt.ctx.lifecycle.set_export_before_purge(team, enabled, actor=evt.sender)

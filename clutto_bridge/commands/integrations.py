@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from clutto_bridge.commands.registry import CommandEvent, registry
 from clutto_bridge.commands.team import team_here
-from clutto_bridge.teams.errors import InvalidInput
 
 
 @registry.command("integrations list", help_text="Show the bots and widget URL prefixes the team allows.", section="Integrations")
@@ -25,7 +24,7 @@ async def integrations_list(evt: CommandEvent) -> None:
 
 def _value(evt: CommandEvent, verb: str) -> str:
     if len(evt.args) != 1:
-        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} integrations {verb} @bot:server|https://prefix`.")
+        raise evt.usage("integrations {verb} @bot:server|https://prefix")
     return evt.args[0]
 
 

@@ -9,14 +9,10 @@ from clutto_bridge.commands.team import team_here
 from clutto_bridge.teams.errors import InvalidInput
 
 
-def _usage(evt: CommandEvent, usage: str) -> InvalidInput:
-    return InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} {usage}`.")
-
-
 @registry.command("role", help_args="USER ROLE", help_text="Change a member's role (admin, member or guest).", section="Members")
 async def change_role(evt: CommandEvent) -> None:
     if len(evt.args) != 2:
-        raise _usage(evt, "role @user:server ROLE")
+        raise evt.usage("role @user:server ROLE")
     team = await team_here(evt, manage=True)
     member = await evt.ctx.members.change_role(team, evt.args[0], evt.args[1], actor=evt.sender)
     await evt.reply(f"{member.user_id} is now {member.role} in **{team.name}**.")
@@ -31,7 +27,7 @@ async def change_role(evt: CommandEvent) -> None:
 )
 async def remove(evt: CommandEvent) -> None:
     if not 1 <= len(evt.args) <= 2 or (len(evt.args) == 2 and evt.args[1].lower() != "deactivate"):
-        raise _usage(evt, "remove @user:server [deactivate]")
+        raise evt.usage("remove @user:server [deactivate]")
     team = await team_here(evt, manage=True)
     deactivate = len(evt.args) == 2
     member = await evt.ctx.members.remove(team, evt.args[0], actor=evt.sender, deactivate=deactivate)
@@ -44,7 +40,7 @@ async def remove(evt: CommandEvent) -> None:
 )
 async def transfer(evt: CommandEvent) -> None:
     if len(evt.args) != 1:
-        raise _usage(evt, "transfer @user:server")
+        raise evt.usage("transfer @user:server")
     team = await team_here(evt, manage=True)
     await evt.ctx.members.transfer(team, evt.args[0], actor=evt.sender)
     await evt.reply(f"{team.owner} now owns **{team.name}**; you are an admin.")
@@ -58,7 +54,7 @@ async def transfer(evt: CommandEvent) -> None:
 )
 async def create_account(evt: CommandEvent) -> None:
     if not 2 <= len(evt.args) <= 3:
-        raise _usage(evt, "account create USERNAME EMAIL [ROLE]")
+        raise evt.usage("account create USERNAME EMAIL [ROLE]")
     if not evt.in_management_room:
         raise InvalidInput("Send this in your direct chat with me: my answer carries a password.")
     team = await team_here(evt, manage=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from clutto_bridge.context import Services
+from clutto_bridge.teams.errors import InvalidInput
 
 
 
@@ -26,6 +27,10 @@ class CommandEvent:
     @property
     def rest(self) -> str:
         return " ".join(self.args)
+
+    def usage(self, syntax: str) -> InvalidInput:
+        """The refusal for malformed arguments, naming the right syntax with the prefix."""
+        return InvalidInput(f"Usage: `{self.ctx.settings.bridge.command_prefix} {syntax}`.")
 
     async def reply(self, text: str) -> None:
         """Send ``text`` (with `code` and **bold** marks) as a formatted notice."""

@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 from clutto_bridge.commands.registry import CommandEvent, registry
 from clutto_bridge.commands.team import team_here
 from clutto_bridge.db.job import Job
-from clutto_bridge.teams.errors import InvalidInput
 from clutto_bridge.teams.retention import WHOLE_TEAM
 
 
@@ -46,7 +45,7 @@ async def retention_show(evt: CommandEvent) -> None:
 )
 async def retention_set(evt: CommandEvent) -> None:
     if len(evt.args) != 1:
-        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} retention set 30d`.")
+        raise evt.usage("retention set 30d")
     team = await team_here(evt, manage=True)
     await evt.ctx.retention.set_lifetime(team, evt.args[0], actor=evt.sender)
     await evt.reply(f"**{team.name}** now keeps messages for {evt.ctx.retention.describe(team)}.")
@@ -98,7 +97,7 @@ async def retention_status(evt: CommandEvent) -> None:
 )
 async def hold(evt: CommandEvent) -> None:
     if not evt.args or evt.args[0].lower() not in ("on", "off") or (len(evt.args) == 2 and evt.args[1].lower() != "team") or len(evt.args) > 2:
-        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} hold on|off [team]`.")
+        raise evt.usage("hold on|off [team]")
     team = await team_here(evt, manage=True)
     whole = len(evt.args) == 2 or await evt.ctx.teams.for_room(evt.room_id) is None
     room_id = None if whole else evt.room_id

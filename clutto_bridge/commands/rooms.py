@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from clutto_bridge.commands.registry import CommandEvent, registry
 from clutto_bridge.commands.team import team_here
-from clutto_bridge.teams.errors import InvalidInput
 
 
 @registry.command("room create", help_args="NAME", help_text="Add a group room to the team's space.", section="Rooms")
 async def room_create(evt: CommandEvent) -> None:
     if not evt.args:
-        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} room create NAME`.")
+        raise evt.usage("room create NAME")
     team = await team_here(evt, manage=True)
     room = await evt.ctx.rooms.create_group(team, evt.rest, actor=evt.sender)
     await evt.reply(f"Created **{room.name}** in {team.name} and invited its members.")
@@ -21,7 +20,7 @@ async def room_create(evt: CommandEvent) -> None:
 )
 async def room_archive(evt: CommandEvent) -> None:
     if not evt.args:
-        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} room archive NAME`.")
+        raise evt.usage("room archive NAME")
     team = await team_here(evt, manage=True)
     room = await evt.ctx.rooms.archive_group(team, evt.rest, actor=evt.sender)
     await evt.reply(f"Archived **{room.name}**.")
@@ -30,7 +29,7 @@ async def room_archive(evt: CommandEvent) -> None:
 @registry.command("dm", help_args="USER", help_text="Open a direct chat with a member of your team.", section="Rooms")
 async def direct(evt: CommandEvent) -> None:
     if len(evt.args) != 1:
-        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} dm @user:server`.")
+        raise evt.usage("dm @user:server")
     team = await team_here(evt)
     room, created = await evt.ctx.rooms.direct_chat(team, evt.sender, evt.args[0])
     if created:

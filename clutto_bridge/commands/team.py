@@ -83,7 +83,7 @@ async def team_info(evt: CommandEvent) -> None:
 )
 async def invite(evt: CommandEvent) -> None:
     if not 1 <= len(evt.args) <= 2:
-        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} invite @user:server [role]`.")
+        raise evt.usage("invite @user:server [role]")
     team = await team_here(evt, manage=True)
     role = evt.args[1] if len(evt.args) == 2 else "member"
     member = await evt.ctx.members.invite(team, evt.args[0], role, actor=evt.sender)
@@ -93,7 +93,7 @@ async def invite(evt: CommandEvent) -> None:
 @registry.command("team rename", help_args="NAME", help_text="Rename the team (and its space).", section="Teams")
 async def team_rename(evt: CommandEvent) -> None:
     if not evt.args:
-        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} team rename NAME`.")
+        raise evt.usage("team rename NAME")
     team = await team_here(evt, manage=True)
     old = team.name
     await evt.ctx.team_settings.update(team, actor=evt.sender, name=evt.rest)
@@ -110,7 +110,7 @@ async def team_topic(evt: CommandEvent) -> None:
 @registry.command("team avatar", help_args="MXC_URL", help_text="Set the team's avatar (an uploaded mxc:// image).", section="Teams")
 async def team_avatar(evt: CommandEvent) -> None:
     if len(evt.args) != 1:
-        raise InvalidInput(f"Usage: `{evt.ctx.settings.bridge.command_prefix} team avatar mxc://server/media`.")
+        raise evt.usage("team avatar mxc://server/media")
     team = await team_here(evt, manage=True)
     await evt.ctx.team_settings.update(team, actor=evt.sender, avatar_url=evt.args[0])
     await evt.reply(f"Set the avatar of **{team.name}**.")

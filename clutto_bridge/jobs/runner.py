@@ -21,6 +21,7 @@ from mautrix.errors import MatrixConnectionError, MatrixRequestError
 
 from clutto_bridge.config import JobSettings
 from clutto_bridge.db.job import DONE, FAILED, QUEUED, Job, JobStore
+from clutto_bridge.matrix.admin import HomeserverTaskFailed
 
 log = logging.getLogger("clutto.jobs")
 
@@ -59,7 +60,7 @@ def _now() -> int:
 
 
 def _retryable(error: BaseException) -> bool:
-    if isinstance(error, (Retry, MatrixConnectionError, ConnectionError, asyncio.TimeoutError)):
+    if isinstance(error, (Retry, HomeserverTaskFailed, MatrixConnectionError, ConnectionError, asyncio.TimeoutError)):
         return True
     status = getattr(error, "http_status", 0) if isinstance(error, MatrixRequestError) else 0
     return status >= 500 or status == 429

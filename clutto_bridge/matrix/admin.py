@@ -22,6 +22,10 @@ class AdminUnavailable(Exception):
     """The homeserver has no admin API for us (not Synapse, or the bot is not an admin)."""
 
 
+class HomeserverTaskFailed(Exception):
+    """A background task of the homeserver (purge, room deletion) reported failure."""
+
+
 class SynapseAdmin:
     def __init__(self, bot: Callable[[], IntentAPI]) -> None:
         self._bot = bot
@@ -99,7 +103,7 @@ class SynapseAdmin:
             if status["status"] == "complete":
                 return True
             if status["status"] == "failed":
-                raise RuntimeError(f"purging {room_id} failed: {status.get('error')}")
+                raise HomeserverTaskFailed(f"purging {room_id} failed on the homeserver: {status.get('error')}")
             await asyncio.sleep(0.2)
         raise TimeoutError(f"purging {room_id} did not finish within {timeout:.0f}s")
 
@@ -114,8 +118,23 @@ class SynapseAdmin:
             raise
         return True
 
-    async def delete_room(self, room_id: str, message: str, timeout: float = 120.0) -> None:
-        """Kick everyone, then delete the room and purge its history; wait until done."""
+    async def delete_room(self, room_id: str, message: str, timeout: float = 120.0, attempts: int = 3) -> None:
+        """Kick everyone, then delete the room and purge its history; wait until done.
+
+        Synapse's own deletion task can fail on a passing race (seen with SQLite: a
+        membership row written while it deletes); it is tried again a few times.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                await self._delete_room_once(room_id, message, timeout)
+                return
+            except HomeserverTaskFailed as e:
+                if attempt == attempts:
+                    raise
+                log.warning("%s; trying again", e)
+                await asyncio.sleep(attempt)
+
+    async def _delete_room_once(self, room_id: str, message: str, timeout: float) -> None:
         body = {"purge": True, "block": False, "message": message}
         data = await self._request(Method.DELETE, SynapseAdminPath.v2.rooms[room_id], body)
         delete_id = data["delete_id"]
@@ -125,6 +144,6 @@ class SynapseAdmin:
             if status["status"] == "complete":
                 return
             if status["status"] == "failed":
-                raise RuntimeError(f"deleting {room_id} failed: {status.get('error')}")
+                raise HomeserverTaskFailed(f"deleting {room_id} failed on the homeserver: {status.get('error')}")
             await asyncio.sleep(0.5)
         raise TimeoutError(f"deleting {room_id} did not finish within {timeout:.0f}s")

@@ -18,7 +18,6 @@ from clutto_bridge.db import member as membership
 from clutto_bridge.db.audit import AuditEntry, AuditLog
 from clutto_bridge.db.member import Member
 from clutto_bridge.db.team import Team, TeamRoom
-from clutto_bridge.matrix import spaces
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound

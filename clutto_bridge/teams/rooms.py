@@ -18,7 +18,7 @@ from clutto_bridge.matrix import spaces
 from clutto_bridge.matrix.admin import AdminUnavailable
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from clutto_bridge.teams.members import ACTIVE, MemberService
+from clutto_bridge.teams.members import MemberService
 
 log = logging.getLogger("clutto.rooms")
 

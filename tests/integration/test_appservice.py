@@ -70,7 +70,7 @@ async def test_replayed_transaction_is_applied_once(
     bridge = await bridges.start()
     await deliver(bridge)
     await alice.send_text(dm, "team info")
-    await alice.wait_for_notice(dm, f"Space: ", sender=bot)
+    await alice.wait_for_notice(dm, "Space: ", sender=bot)
 
     bodies = [e["content"].get("body", "") for e in await alice.messages(dm) if e["sender"] == bot]
     assert sum("Creating team" in b for b in bodies) == 1

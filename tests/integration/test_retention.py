@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,6 @@ import time
 from urllib.parse import quote
 
 import aiohttp
-import pytest
 from mautrix.types import EventType
 
 from clutto_bridge.app import Bridge

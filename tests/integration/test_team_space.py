@@ -113,7 +113,7 @@ async def test_member_cannot_invite_and_unknown_users_are_refused(bridge: Bridge
     await member.wait_for_invites({team.space_id, general})
     await member.join(team.space_id)
     await member.join(general)
-    await member.send_text(general, f"!clutto invite @someone:localhost")
+    await member.send_text(general, "!clutto invite @someone:localhost")
     await member.wait_for_notice(general, "Only the owner or an admin", sender=bot)
 
     await owner.join(general)
