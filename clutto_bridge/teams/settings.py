@@ -75,7 +75,14 @@ class TeamSettings:
         await self.shut_down(team, actor)
 
     async def finish_interrupted(self) -> int:
-        teams = await Team.in_state(self.db, DELETING)
+        """Finish deletions a stop interrupted; a trial purge is left to its own job, which
+        still has accounts to erase before the rows go."""
+        teams = [
+            team for team in await Team.in_state(self.db, DELETING)
+            if not await self.db.fetchval(
+                "SELECT 1 FROM job WHERE kind='team_purge' AND team_id=$1 AND state IN ('queued', 'running')", team.id
+            )
+        ]
         for team in teams:
             log.info("Finishing the deletion of team %s (%s)", team.id, team.name)
             await self.shut_down(team, None)
