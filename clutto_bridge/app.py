@@ -25,6 +25,7 @@ from clutto_bridge.matrix.appservice import ClutttoAppService
 from clutto_bridge.matrix.events import EventDispatcher
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.lifecycle import PURGE, TrialLifecycle
 from clutto_bridge.teams.retention import SWEEP, RetentionService
@@ -75,6 +76,7 @@ class Bridge:
         self.management_rooms = ManagementRooms(self.db)
         self.lifecycle = TrialLifecycle(self.retention, self.team_settings, self.runner, self.management_rooms)
         self.runner.register(PURGE, self.lifecycle.purge)
+        self.notices = NoticeService(self.members, self.management_rooms)
         ctx = Services(
             teams=self.teams,
             members=self.members,
@@ -84,6 +86,7 @@ class Bridge:
             retention=self.retention,
             lifecycle=self.lifecycle,
             export=self.export,
+            notices=self.notices,
             management_rooms=self.management_rooms,
             settings=settings,
             bot=lambda: self.appservice.intent,

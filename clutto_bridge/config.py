@@ -128,6 +128,7 @@ class Settings:
     trial: TrialSettings
     retention: RetentionSettings
     integrations: IntegrationSettings
+    marketing_default: bool
     jobs: JobSettings
     export: ExportSettings
     provisioning: ProvisioningSettings
@@ -333,6 +334,7 @@ SCHEMA: dict[str, Check] = {
     "policy.retention.sweep_interval": _duration,
     "policy.retention.batch_size": _integer(1, 10000),
     "policy.retention.purge_slice": _duration,
+    "policy.marketing_default": _boolean,
     "policy.integrations.bots": lambda v: _list_of(v, _user_id),
     "policy.integrations.widget_url_prefixes": lambda v: _list_of(v, _widget_prefix),
     "jobs.poll_interval": _duration,
@@ -379,6 +381,7 @@ def validate(data: Any) -> Settings:
         trial=section("policy.trial", TrialSettings),
         retention=section("policy.retention", RetentionSettings),
         integrations=section("policy.integrations", IntegrationSettings),
+        marketing_default=values["policy.marketing_default"],
         jobs=section("jobs", JobSettings),
         export=section("export", ExportSettings),
         provisioning=section("provisioning", ProvisioningSettings),

@@ -11,6 +11,7 @@ from clutto_bridge.config import Settings
 from clutto_bridge.db.bot import ManagementRooms
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.jobs.export import TeamExport
 from clutto_bridge.teams.lifecycle import TrialLifecycle
 from clutto_bridge.teams.retention import RetentionService
@@ -29,6 +30,7 @@ class Services:
     retention: RetentionService
     lifecycle: TrialLifecycle
     export: TeamExport
+    notices: NoticeService
     management_rooms: ManagementRooms
     settings: Settings
     bot: Callable[[], IntentAPI]

@@ -36,6 +36,18 @@ def openapi_document(prefix: str) -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": {
             "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI document"}, **_COMMON}}},
+            "/notices": {
+                "post": {
+                    "summary": "Operator: send a service notice (reaches every member) or marketing (only members who opted in)",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["kind", "text"],
+                        "properties": {"kind": {"type": "string", "enum": ["service", "marketing"]}, "text": {"type": "string"},
+                                       "team_id": {"type": "string", "description": "one team; all teams when absent"}}}}}},
+                    "responses": {"200": {"description": "Counts: delivered, skipped_opted_out"},
+                                  "400": _error("Bad kind or text"), "403": _error("Not the operator"),
+                                  "404": _error("Unknown team"), **_COMMON},
+                }
+            },
             "/teams": {
                 "get": {
                     "summary": "List teams",

@@ -28,10 +28,12 @@ class ProvisioningAPI:
         self.retention = ctx.retention
         self.lifecycle = ctx.lifecycle
         self.export = ctx.export
+        self.notices = ctx.notices
         self.openid = OpenIDVerifier(ctx.settings.homeserver.address, ctx.settings.homeserver.domain)
         self.app = web.Application(middlewares=[matrix_errors, bearer_auth(secret, self.openid)])
         self.app.cleanup_ctx.append(self._http_session)
         self.app.router.add_get("/openapi.json", self.openapi)
+        self.app.router.add_post("/notices", self.send_notice)
         self.app.router.add_get("/teams", self.list_teams)
         self.app.router.add_post("/teams", self.create_team)
         self.app.router.add_get("/teams/{team_id}", self.get_team)
@@ -75,6 +77,15 @@ class ProvisioningAPI:
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document(PREFIX))
+
+    async def send_notice(self, request: web.Request) -> web.Response:
+        """Operator: a service notice (always delivered) or marketing (only to who opted in)."""
+        body = await _json_object(request)
+        report = await self.notices.send(
+            _field(body, "kind", str), _field(body, "text", str),
+            team_id=_field(body, "team_id", str, default=None), actor=request["actor"],
+        )
+        return web.json_response(report.to_json())
 
     async def list_teams(self, request: web.Request) -> web.Response:
         actor = request["actor"]

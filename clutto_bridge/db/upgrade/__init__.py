@@ -4,4 +4,4 @@ from mautrix.util.async_db import UpgradeTable
 
 upgrade_table = UpgradeTable(version_table_name="clutto_version", database_name="clutto-bridge")
 
-from clutto_bridge.db.upgrade import v01_initial, v02_member_control, v03_retention  # noqa: E402,F401
+from clutto_bridge.db.upgrade import v01_initial, v02_member_control, v03_retention, v04_notices  # noqa: E402,F401
