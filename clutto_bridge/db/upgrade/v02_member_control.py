@@ -1,6 +1,6 @@
 from mautrix.util.async_db import Connection, Scheme
 
-from clutto_bridge.db.upgrade import upgrade_table
+from clutto_bridge.db.upgrade import serial_key, upgrade_table
 
 
 @upgrade_table.register(description="Accounts the bridge created, room archiving, integrations, audit log")
@@ -25,7 +25,7 @@ async def upgrade_v2(conn: Connection, scheme: Scheme) -> None:
         )"""
     )
     # What the bridge did or refused on a team's behalf. Later work chains and signs it.
-    id_column = "BIGSERIAL PRIMARY KEY" if scheme in (Scheme.POSTGRES, Scheme.COCKROACH) else "INTEGER PRIMARY KEY"
+    id_column = serial_key(scheme)
     await conn.execute(
         f"""CREATE TABLE audit_log (
             id      {id_column},

@@ -1,11 +1,11 @@
 from mautrix.util.async_db import Connection, Scheme
 
-from clutto_bridge.db.upgrade import upgrade_table
+from clutto_bridge.db.upgrade import serial_key, upgrade_table
 
 
 @upgrade_table.register(description="Durable jobs, retention settings, legal holds, media and relations seen")
 async def upgrade_v3(conn: Connection, scheme: Scheme) -> None:
-    serial = "BIGSERIAL PRIMARY KEY" if scheme in (Scheme.POSTGRES, Scheme.COCKROACH) else "INTEGER PRIMARY KEY"
+    serial = serial_key(scheme)
     # A job is claimed with a lease (locked_until); progress is its checkpoint, so a job whose
     # worker died is picked up again after the lease and continues where it stopped.
     await conn.execute(

@@ -1,11 +1,11 @@
 from mautrix.util.async_db import Connection, Scheme
 
-from clutto_bridge.db.upgrade import upgrade_table
+from clutto_bridge.db.upgrade import serial_key, upgrade_table
 
 
 @upgrade_table.register(description="Marketing choice of each user; record of notices sent")
 async def upgrade_v4(conn: Connection, scheme: Scheme) -> None:
-    serial = "BIGSERIAL PRIMARY KEY" if scheme in (Scheme.POSTGRES, Scheme.COCKROACH) else "INTEGER PRIMARY KEY"
+    serial = serial_key(scheme)
     # No row: the operator's default (policy.marketing_default) applies.
     await conn.execute(
         """CREATE TABLE marketing_choice (
