@@ -74,9 +74,9 @@ class Bridge:
         self.export = TeamExport(self.members)
         self.runner.register(EXPORT, self.export)
         self.management_rooms = ManagementRooms(self.db)
-        self.lifecycle = TrialLifecycle(self.retention, self.team_settings, self.runner, self.management_rooms)
-        self.runner.register(PURGE, self.lifecycle.purge)
         self.notices = NoticeService(self.members, self.management_rooms)
+        self.lifecycle = TrialLifecycle(self.retention, self.team_settings, self.runner, self.notices)
+        self.runner.register(PURGE, self.lifecycle.purge)
         ctx = Services(
             teams=self.teams,
             members=self.members,

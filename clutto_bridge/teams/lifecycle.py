@@ -12,15 +12,13 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from mautrix.types import RoomCreatePreset
-
-from clutto_bridge.db.bot import ManagementRooms
 from clutto_bridge.db.job import DONE
 from clutto_bridge.db.team import ACTIVE, Team, TeamRoom
 from clutto_bridge.jobs.export import EXPORT
 from clutto_bridge.jobs.runner import JobContext, JobRunner
 from clutto_bridge.policy.trial import PLANS, due_warnings, purge_due
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed
+from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.settings import DELETING, TeamSettings
 
@@ -35,13 +33,13 @@ def _day(ms: int) -> str:
 
 class TrialLifecycle:
     def __init__(
-        self, retention: RetentionService, team_settings: TeamSettings, runner: JobRunner, management_rooms: ManagementRooms
+        self, retention: RetentionService, team_settings: TeamSettings, runner: JobRunner, notices: NoticeService
     ) -> None:
         self.retention = retention
         self.team_settings = team_settings
         self.members = retention.members
         self.runner = runner
-        self.management_rooms = management_rooms
+        self.notices = notices  # warnings are service notices: they reach the owner whatever the marketing choice
         self.db = retention.db
         self.clock = retention.clock
         self.settings = retention.settings
@@ -104,18 +102,9 @@ class TrialLifecycle:
             f"irreversibly unless its plan is upgraded.{export}"
         )
         await self.members.teams.bot.send_notice(
-            await self._owner_room(team), text=text.replace("**", ""), html=text.replace("**", "<b>", 1).replace("**", "</b>", 1)
+            await self.notices.direct_room(team.owner), text=text.replace("**", ""), html=text.replace("**", "<b>", 1).replace("**", "</b>", 1)
         )
         await self.members.record(team, None, "trial_warning", team.owner, before=before)
-
-    async def _owner_room(self, team: Team) -> str:
-        room_id = await self.management_rooms.room_of(team.owner)
-        if room_id is None:
-            room_id = await self.members.teams.bot.create_room(
-                preset=RoomCreatePreset.TRUSTED_PRIVATE, is_direct=True, invitees=[team.owner]
-            )
-            await self.management_rooms.add(room_id, team.owner)
-        return room_id
 
     # --- the purge job -----------------------------------------------------------------
 

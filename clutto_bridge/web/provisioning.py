@@ -9,6 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from clutto_bridge.context import Services
+from clutto_bridge.db.job import Job
 from clutto_bridge.db.team import Team
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.middleware import bearer_auth, matrix_errors
@@ -240,13 +241,18 @@ class ProvisioningAPI:
 
     async def get_job(self, request: web.Request) -> web.Response:
         team = await self._team(request)
+        job = await self._job(request, team)
+        if job is None:
+            raise ApiError(404, "M_NOT_FOUND", "No such job for this team.")
+        return web.json_response(job.to_json())
+
+    async def _job(self, request: web.Request, team: Team) -> Job | None:
+        """The job named in the path, if it belongs to the team."""
         try:
             job = await self.retention.jobs.get(int(request.match_info["job_id"]))
         except ValueError:
-            job = None
-        if job is None or job.team_id != team.id:
-            raise ApiError(404, "M_NOT_FOUND", "No such job for this team.")
-        return web.json_response(job.to_json())
+            return None
+        return job if job is not None and job.team_id == team.id else None
 
     async def set_plan(self, request: web.Request) -> web.Response:
         team = await self._team(request)
@@ -269,11 +275,8 @@ class ProvisioningAPI:
         """A file of a finished export; paths are those of its manifest."""
         team = await self._team(request)
         await self.teams.require_manager(team, request["actor"])
-        try:
-            job = await self.retention.jobs.get(int(request.match_info["job_id"]))
-        except ValueError:
-            job = None
-        if job is None or job.team_id != team.id or job.kind != "export" or job.state != "done":
+        job = await self._job(request, team)
+        if job is None or job.kind != "export" or job.state != "done":
             raise ApiError(404, "M_NOT_FOUND", "No finished export with that id for this team.")
         folder = self.export.folder_for(team.id, job.id)
         path = (folder / request.match_info["path"]).resolve()
