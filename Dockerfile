@@ -9,6 +9,8 @@ WORKDIR /opt/clutto-bridge
 COPY pyproject.toml README.md ./
 COPY clutto_bridge ./clutto_bridge
 RUN pip install --no-cache-dir .
+# The placeholder policy texts; mount your own over /data/config/policy.
+COPY config/policy /data/config/policy
 
 USER clutto
 WORKDIR /data

@@ -23,9 +23,14 @@ from clutto_bridge.jobs.schedule import schedule_sweeps
 from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.appservice import ClutttoAppService
 from clutto_bridge.matrix.events import EventDispatcher
+from clutto_bridge.teams.consent import ConsentService
+from clutto_bridge.teams.contacts import ContactService
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.mydata import MyData
 from clutto_bridge.teams.notices import NoticeService
+from clutto_bridge.teams.onboarding import Onboarding
+from clutto_bridge.teams.profiles import ProfileService
 from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.lifecycle import PURGE, TrialLifecycle
 from clutto_bridge.teams.retention import SWEEP, RetentionService
@@ -64,7 +69,8 @@ class Bridge:
         self.teams = TeamService(self.db, self.appservice, settings, self.clock)
         self.admin = SynapseAdmin(lambda: self.appservice.intent)
         self.audit = AuditLog(self.db)
-        self.members = MemberService(self.teams, self.admin, self.audit)
+        self.consent = ConsentService(self.db, settings, self.clock)
+        self.members = MemberService(self.teams, self.admin, self.audit, self.consent)
         self.rooms = RoomService(self.members)
         self.integrations = IntegrationService(self.members)
         self.team_settings = TeamSettings(self.members)
@@ -77,6 +83,10 @@ class Bridge:
         self.notices = NoticeService(self.members, self.management_rooms)
         self.lifecycle = TrialLifecycle(self.retention, self.team_settings, self.runner, self.notices)
         self.runner.register(PURGE, self.lifecycle.purge)
+        self.profiles = ProfileService(self.members, self.admin, self.notices)
+        self.onboarding = Onboarding(self.members, self.consent, self.profiles, self.notices)
+        self.contacts = ContactService(self.consent, self.admin)
+        self.mydata = MyData(self.members, self.profiles, self.consent, self.contacts, self.notices)
         ctx = Services(
             teams=self.teams,
             members=self.members,
@@ -87,6 +97,11 @@ class Bridge:
             lifecycle=self.lifecycle,
             export=self.export,
             notices=self.notices,
+            consent=self.consent,
+            profiles=self.profiles,
+            onboarding=self.onboarding,
+            contacts=self.contacts,
+            mydata=self.mydata,
             management_rooms=self.management_rooms,
             settings=settings,
             bot=lambda: self.appservice.intent,
@@ -121,6 +136,8 @@ class Bridge:
                 "{\"admin\": true}",
                 bot.mxid, bot.mxid,
             )
+        log.info("Profiles are published as %s", await self.profiles.detect())
+        log.info("Privacy policy version %s, consent mode %s", self.settings.consent.version, self.settings.consent.mode)
         finished = await self.teams.finish_interrupted()
         if finished:
             log.info("Finished creating %d team(s) interrupted by the last stop", finished)
@@ -136,8 +153,10 @@ class Bridge:
         """Queue each team's periodic sweep; the schedule lives in the job table, so it survives restarts."""
         while True:
             try:
+                await self.onboarding.announce()
                 await schedule_sweeps(self.retention)
                 await self.lifecycle.check()
+                await self.onboarding.remind_due()
             except Exception:
                 log.exception("Scheduled work failed")
             await asyncio.sleep(min(self.settings.retention.sweep_interval, 3600))

@@ -22,6 +22,8 @@ from yarl import URL
 from clutto_bridge.config_upgrade import add_missing_keys, round_trip_yaml
 from clutto_bridge.durations import DurationError, parse_duration
 from clutto_bridge.matrix.ids import USER_ID
+from clutto_bridge.policy.consent import CONSENT_MODES, VERSION, PolicyText, load_texts
+from clutto_bridge.policy.profile import ENFORCE_MODES, FIELDS, ProfileRules, template_fields
 
 EXAMPLE_CONFIG = Path(__file__).with_name("example-config.yaml")
 GENERATE = "generate"
@@ -121,6 +123,18 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class ConsentSettings:
+    version: str
+    texts_folder: str
+    mode: str
+    texts: dict[str, PolicyText]
+
+    @property
+    def current(self) -> PolicyText:
+        return self.texts[self.version]
+
+
+@dataclass(frozen=True)
 class Settings:
     homeserver: HomeserverSettings
     appservice: AppserviceSettings
@@ -129,6 +143,9 @@ class Settings:
     retention: RetentionSettings
     integrations: IntegrationSettings
     marketing_default: bool
+    consent: ConsentSettings
+    profile: ProfileRules
+    reminder_interval: int
     jobs: JobSettings
     export: ExportSettings
     provisioning: ProvisioningSettings
@@ -305,6 +322,46 @@ def _command_prefix(value: Any) -> str:
     return text
 
 
+def _one_of(choices: tuple[str, ...]) -> Check:
+    def check(value: Any) -> str:
+        text = _string(value).lower()
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
+        return text
+
+    return check
+
+
+def _policy_version(value: Any) -> str:
+    if isinstance(value, float):
+        raise ValueError(f"write the version in quotes, for example \"{value}\"")
+    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if not VERSION.fullmatch(text):
+        raise ValueError(f"must be a version name (letters, digits, . _ -), got {value!r}")
+    return text
+
+
+def _profile_fields(value: Any) -> tuple[str, ...]:
+    names = _list_of(value, _string)
+    for name in names:
+        if name not in FIELDS:
+            raise ValueError(f"unknown profile field {name!r}; the fields are {', '.join(FIELDS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def _template(value: Any) -> str:
+    text = _string(value)
+    template_fields(text)
+    return text
+
+
+def _mime_type(value: Any) -> str:
+    text = _string(value).lower()
+    if not re.fullmatch(r"image/[a-z0-9.+\-]+", text):
+        raise ValueError(f"{text!r} is not an image type like image/png")
+    return text
+
+
 SCHEMA: dict[str, Check] = {
     "homeserver.address": _http_url,
     "homeserver.domain": _server_name,
@@ -335,6 +392,17 @@ SCHEMA: dict[str, Check] = {
     "policy.retention.batch_size": _integer(1, 10000),
     "policy.retention.purge_slice": _duration,
     "policy.marketing_default": _boolean,
+    "policy.version": _policy_version,
+    "policy.consent.texts": _string,
+    "policy.consent.mode": _one_of(CONSENT_MODES),
+    "policy.profile.allowed": _profile_fields,
+    "policy.profile.required": _profile_fields,
+    "policy.profile.max_length": _integer(1, 255),
+    "policy.profile.photo_types": lambda v: _list_of(v, _mime_type),
+    "policy.profile.photo_max_kib": _integer(1, 100 * 1024),
+    "policy.profile.display_name": _template,
+    "policy.profile.enforce": _one_of(ENFORCE_MODES),
+    "policy.reminder_interval": _duration,
     "policy.integrations.bots": lambda v: _list_of(v, _user_id),
     "policy.integrations.widget_url_prefixes": lambda v: _list_of(v, _widget_prefix),
     "jobs.poll_interval": _duration,
@@ -375,6 +443,9 @@ def validate(data: Any) -> Settings:
     if not r["policy.retention.min"] <= r["policy.retention.default"] <= r["policy.retention.max"]:
         raise ConfigError("policy.retention.default", "must lie between policy.retention.min and policy.retention.max")
     return Settings(
+        consent=_consent(values),
+        profile=_profile(values),
+        reminder_interval=values["policy.reminder_interval"],
         homeserver=section("homeserver", HomeserverSettings),
         appservice=section("appservice", AppserviceSettings),
         bridge=section("bridge", BridgeSettings),
@@ -386,6 +457,40 @@ def validate(data: Any) -> Settings:
         export=section("export", ExportSettings),
         provisioning=section("provisioning", ProvisioningSettings),
         logging=section("logging", LoggingSettings),
+    )
+
+
+def _consent(values: dict[str, Any]) -> ConsentSettings:
+    folder = values["policy.consent.texts"]
+    try:
+        texts = load_texts(Path(folder))
+    except ValueError as e:
+        raise ConfigError("policy.consent.texts", str(e)) from None
+    version = values["policy.version"]
+    if version not in texts:
+        known = ", ".join(sorted(texts)) or "none"
+        raise ConfigError("policy.version", f"no policy text {version}.md in {folder} (versions there: {known})")
+    return ConsentSettings(version, folder, values["policy.consent.mode"], texts)
+
+
+def _profile(values: dict[str, Any]) -> ProfileRules:
+    allowed, required = values["policy.profile.allowed"], values["policy.profile.required"]
+    for name in required:
+        if name not in allowed:
+            raise ConfigError("policy.profile.required", f"{name} is required but not in policy.profile.allowed")
+    for name in template_fields(values["policy.profile.display_name"]):
+        if name not in allowed:
+            raise ConfigError("policy.profile.display_name", f"uses {{{name}}}, which is not in policy.profile.allowed")
+    if "photo" in allowed and not values["policy.profile.photo_types"]:
+        raise ConfigError("policy.profile.photo_types", "must name at least one image type while photo is allowed")
+    return ProfileRules(
+        allowed=allowed,
+        required=required,
+        max_length=values["policy.profile.max_length"],
+        photo_types=values["policy.profile.photo_types"],
+        photo_max_bytes=values["policy.profile.photo_max_kib"] * 1024,
+        display_name=values["policy.profile.display_name"],
+        enforce=values["policy.profile.enforce"],
     )
 
 

@@ -9,9 +9,14 @@ from mautrix.appservice import IntentAPI
 
 from clutto_bridge.config import Settings
 from clutto_bridge.db.bot import ManagementRooms
+from clutto_bridge.teams.consent import ConsentService
+from clutto_bridge.teams.contacts import ContactService
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.mydata import MyData
 from clutto_bridge.teams.notices import NoticeService
+from clutto_bridge.teams.onboarding import Onboarding
+from clutto_bridge.teams.profiles import ProfileService
 from clutto_bridge.jobs.export import TeamExport
 from clutto_bridge.teams.lifecycle import TrialLifecycle
 from clutto_bridge.teams.retention import RetentionService
@@ -31,6 +36,11 @@ class Services:
     lifecycle: TrialLifecycle
     export: TeamExport
     notices: NoticeService
+    consent: ConsentService
+    profiles: ProfileService
+    onboarding: Onboarding
+    contacts: ContactService
+    mydata: MyData
     management_rooms: ManagementRooms
     settings: Settings
     bot: Callable[[], IntentAPI]

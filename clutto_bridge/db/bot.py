@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from mautrix.util.async_db import Database
 
 
@@ -12,17 +14,21 @@ class ManagementRooms:
         self.db = db
 
     async def add(self, room_id: str, user_id: str) -> None:
+        # Wall-clock order only: which chat is the newest, never a policy time.
         await self.db.execute(
-            "INSERT INTO management_room (room_id, user_id) VALUES ($1, $2) "
-            "ON CONFLICT (room_id) DO UPDATE SET user_id=excluded.user_id",
-            room_id, user_id,
+            "INSERT INTO management_room (room_id, user_id, added_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (room_id) DO UPDATE SET user_id=excluded.user_id, added_at=excluded.added_at",
+            room_id, user_id, time.time_ns() // 1000,
         )
 
     async def owner_of(self, room_id: str) -> str | None:
         return await self.db.fetchval("SELECT user_id FROM management_room WHERE room_id=$1", room_id)
 
     async def room_of(self, user_id: str) -> str | None:
-        return await self.db.fetchval("SELECT room_id FROM management_room WHERE user_id=$1 LIMIT 1", user_id)
+        """The user's newest direct chat with the bot: the one they last opened is where they look."""
+        return await self.db.fetchval(
+            "SELECT room_id FROM management_room WHERE user_id=$1 ORDER BY added_at DESC LIMIT 1", user_id
+        )
 
     async def remove(self, room_id: str) -> None:
         await self.db.execute("DELETE FROM management_room WHERE room_id=$1", room_id)

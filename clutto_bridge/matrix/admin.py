@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any, Callable
 
-from mautrix.api import HTTPAPI, Method, SynapseAdminPath
+from mautrix.api import HTTPAPI, Method, Path, SynapseAdminPath
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
 
@@ -80,6 +80,45 @@ class SynapseAdmin:
             Method.POST, SynapseAdminPath.v1.users[user_id].login, {"valid_until_ms": until}, sensitive=True
         )
         return data["access_token"]
+
+    async def media_info(self, mxc: str) -> tuple[str, int] | None:
+        """Type and size of a local upload, or None if the homeserver has no such file."""
+        server, _, media_id = mxc.removeprefix("mxc://").partition("/")
+        try:
+            data = await self._request(Method.GET, SynapseAdminPath.v1.media[server][media_id])
+        except MatrixRequestError as e:
+            if e.http_status in (400, 404):
+                return None
+            raise
+        info = data.get("media_info") or {}
+        return str(info.get("media_type") or ""), int(info.get("media_length") or 0)
+
+    async def user_of_email(self, email: str) -> str | None:
+        """The local account that has this email address, if any."""
+        try:
+            data = await self._request(Method.GET, SynapseAdminPath.v1.threepid["email"].users[email])
+        except MatrixRequestError as e:
+            if e.http_status == 404:
+                return None
+            raise
+        return data.get("user_id")
+
+    # Profiles: the client API's profile endpoints, which let a server admin write and
+    # delete another local user's fields (displayname and avatar_url propagate to rooms).
+
+    async def profile(self, user_id: str) -> dict[str, Any]:
+        try:
+            return await self._bot().api.request(Method.GET, Path.v3.profile[user_id])
+        except MatrixRequestError as e:
+            if e.http_status == 404:
+                return {}
+            raise
+
+    async def set_profile_field(self, user_id: str, field: str, value: str | None) -> None:
+        if value is None and field not in ("displayname", "avatar_url"):
+            await self._request(Method.DELETE, Path.v3.profile[user_id][field])
+        else:
+            await self._request(Method.PUT, Path.v3.profile[user_id][field], {field: value or ""})
 
     async def purge_history(self, room_id: str, before_event: str, timeout: float = 600.0) -> bool:
         """Delete a room's events (local ones too) that come before ``before_event``.

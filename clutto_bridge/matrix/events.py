@@ -14,6 +14,7 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import Event, EventType, Membership, MessageEvent, MessageType, StateEvent
 
 from clutto_bridge.commands import CommandEvent, registry
+from clutto_bridge.commands.people import import_contact_file, set_photo_from_image
 from clutto_bridge.context import Services
 from clutto_bridge.policy.integrations import WIDGET_EVENT_TYPES
 from clutto_bridge.policy.retention import media_urls
@@ -77,6 +78,21 @@ class EventDispatcher:
         team = await self.ctx.teams.for_room(evt.room_id)
         if team and team.state == "active":
             await self.ctx.integrations.check_membership(team, evt.room_id, evt.state_key, str(new), evt.sender)
+            if new == Membership.JOIN:
+                await self._profile_event(team, evt, joined=previous != Membership.JOIN)
+
+    async def _profile_event(self, team, evt: StateEvent, joined: bool) -> None:
+        """A join, or a new name or avatar in a team room: welcome and apply the profile policy."""
+        user_id = evt.state_key
+        if await self.ctx.teams.role_of(team, user_id) is None:
+            return
+        before = evt.prev_content if evt.prev_content and not joined else None
+        name, avatar = evt.content.displayname, evt.content.avatar_url
+        if before is not None and (before.displayname, before.avatar_url) == (name, avatar):
+            return
+        if joined and evt.room_id == team.space_id:
+            self._spawn(self.ctx.onboarding.welcome(team, user_id))
+        self._spawn(self.ctx.profiles.member_event(team, evt.room_id, user_id, name, str(avatar) if avatar else None))
 
     async def _remember_references(self, evt: Event) -> None:
         """Note the media and the relation (edit, reaction) of a team room event.
@@ -133,6 +149,9 @@ class EventDispatcher:
             await bot.send_notice(evt.room_id, text=GREETING.replace("`", ""), html=GREETING.replace("`help`", "<code>help</code>"))
 
     async def _command(self, evt: MessageEvent) -> None:
+        if evt.content.msgtype in (MessageType.FILE, MessageType.IMAGE):
+            await self._file(evt)
+            return
         if evt.content.msgtype not in (MessageType.TEXT, MessageType.NOTICE) or not evt.content.body:
             return
         if evt.content.msgtype == MessageType.NOTICE:
@@ -152,10 +171,28 @@ class EventDispatcher:
             await event.reply(f"Unknown command `{shown}`. Send `{prefix} help` for the list." if shown else f"Send `{prefix} help` for the list of commands.")
             return
         log.info("%s runs %r in %s", evt.sender, command.name, evt.room_id)
+        await self._run(event, command.name, command.handler)
+
+    async def _file(self, evt: MessageEvent) -> None:
+        """In a direct chat with the bot, a vCard file is a contact import and an image a profile photo."""
+        if await self.ctx.management_rooms.owner_of(evt.room_id) != evt.sender:
+            return
+        info = evt.content.info
+        mimetype = (info.mimetype if info else None) or ""
+        event = CommandEvent(self.ctx, evt.room_id, evt.sender, [], True)
+        if evt.content.msgtype == MessageType.IMAGE:
+            log.info("%s sends a profile photo in %s", evt.sender, evt.room_id)
+            await self._run(event, "profile photo", lambda e: set_photo_from_image(e, evt.content.url))
+        elif mimetype in ("text/vcard", "text/x-vcard", "text/directory") or (evt.content.body or "").lower().endswith(".vcf"):
+            log.info("%s sends a contact file in %s", evt.sender, evt.room_id)
+            await self._run(event, "contacts import", lambda e: import_contact_file(e, evt.content.url))
+
+    @staticmethod
+    async def _run(event: CommandEvent, name: str, handler) -> None:
         try:
-            await command.handler(event)
+            await handler(event)
         except TeamError as e:
             await event.reply(e.message)
         except Exception:
-            log.exception("Command %r from %s failed", command.name, evt.sender)
+            log.exception("Command %r from %s failed", name, event.sender)
             await event.reply("Sorry, that failed on our side. The operator can find the details in the bridge log.")

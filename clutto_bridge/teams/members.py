@@ -20,6 +20,7 @@ from clutto_bridge.db.member import Member
 from clutto_bridge.db.team import Team, TeamRoom
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.teams import validation
+from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from clutto_bridge.teams.power import corrected, differences, expected_power_levels
 from clutto_bridge.teams.service import TeamService
@@ -31,10 +32,11 @@ ACTIVE = (membership.INVITED, membership.JOINED)
 
 
 class MemberService:
-    def __init__(self, teams: TeamService, admin: SynapseAdmin, audit: AuditLog) -> None:
+    def __init__(self, teams: TeamService, admin: SynapseAdmin, audit: AuditLog, consent: ConsentService) -> None:
         self.teams = teams
         self.admin = admin
         self.audit = audit
+        self.consent = consent
         self.db = teams.db
         self.settings = teams.settings
         self.clock = teams.clock
@@ -196,9 +198,12 @@ class MemberService:
         members = await Member.of_team(self.db, team.id)
         levels = self.settings.bridge.power_levels
         rooms = [team.space_id] + [r.room_id for r in await TeamRoom.of_team(self.db, team.id)]
+        blocked = await self.consent.blocked(members)
         changed = []
         for room_id in rooms if only_room is None else [only_room]:
-            expected = expected_power_levels(bot.mxid, team.owner, members, levels, space=room_id == team.space_id)
+            expected = expected_power_levels(
+                bot.mxid, team.owner, members, levels, space=room_id == team.space_id, blocked=blocked
+            )
             current = await bot.api.request(Method.GET, Path.v3.rooms[room_id].state["m.room.power_levels"])
             wrong = differences(current, expected)
             if wrong:

@@ -13,13 +13,21 @@ MANAGED_KEYS = ("users", "users_default", "events_default", "state_default", "in
 
 
 def expected_power_levels(
-    bot: str, owner: str, members: list[Member], levels: dict[str, int], *, space: bool
+    bot: str, owner: str, members: list[Member], levels: dict[str, int], *, space: bool,
+    blocked: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
+    """``blocked`` members (no consent to the current policy, in block mode) are held one
+    below the level members need to send, whatever their role, until they accept."""
     content = power_levels(bot, owner, levels, space=space)
     users = {bot: BOT_LEVEL}
     for member in members:
-        if member.membership in (INVITED, JOINED) and levels[member.role] != levels["member"]:
-            users[member.user_id] = levels[member.role]
+        if member.membership not in (INVITED, JOINED):
+            continue
+        level = levels[member.role]
+        if member.user_id in blocked:
+            level = min(level, levels["member"] - 1)
+        if level != levels["member"]:
+            users[member.user_id] = level
     content["users"] = users
     return content
 

@@ -268,6 +268,7 @@ def openapi_document(prefix: str) -> dict[str, Any]:
                     },
                 }
             },
+            **_people_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -348,3 +349,59 @@ def openapi_document(prefix: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def _body(schema: dict[str, Any], kind: str = "application/json") -> dict[str, Any]:
+    return {"required": True, "content": {kind: {"schema": schema}}}
+
+
+def _people_paths() -> dict[str, Any]:
+    """A person's own things: members act on themselves; the operator reads and corrects profiles."""
+    user = [_USER_ID]
+    self_only = _error("Not this member (the operator cannot act for a member here)")
+    return {
+        "/policy": {"get": {
+            "summary": "The current privacy policy: version, summary, full text, consent mode, all versions",
+            "responses": {"200": {"description": "The policy"}, **_COMMON}}},
+        "/users/{user_id}/profile": {
+            "get": {"summary": "A profile (yourself, a teammate, or any for the operator)", "parameters": user,
+                    "responses": {"200": {"description": "Allowed fields and the required ones missing"},
+                                  "403": _error("Not in a team with this user"), **_COMMON}},
+            "put": {"summary": "Set fields (a value) or remove optional ones (null): first_name, last_name, "
+                               "designation, photo (mxc:// URI of an allowed image)",
+                    "parameters": user,
+                    "requestBody": _body({"type": "object", "additionalProperties": {"type": "string", "nullable": True}}),
+                    "responses": {"200": {"description": "The profile after the change"},
+                                  "400": _error("Unknown or disallowed field, bad value, photo of wrong type or too large"),
+                                  "403": _error("Not this member"), **_COMMON}},
+        },
+        "/users/{user_id}/consent": {
+            "get": {"summary": "Consent records and whether they cover the current version", "parameters": user,
+                    "responses": {"200": {"description": "Consent"}, "403": _error("Not this member"), **_COMMON}},
+            "post": {"summary": "Accept the current policy version (restores sending in block mode)", "parameters": user,
+                     "requestBody": _body({"type": "object", "required": ["version"], "properties": {"version": {"type": "string"}}}),
+                     "responses": {"200": {"description": "Consent after accepting"},
+                                   "400": _error("Unknown or not the current version"), "403": self_only,
+                                   "409": _error("Already accepted"), **_COMMON}},
+        },
+        "/users/{user_id}/contacts/permission": {
+            "put": {"summary": "Allow contact import", "parameters": user,
+                    "responses": {"200": {"description": "Allowed"}, "403": self_only, "409": _error("Already allowed"), **_COMMON}},
+            "delete": {"summary": "Revoke contact import; deletes every imported contact", "parameters": user,
+                       "responses": {"200": {"description": "Revoked, with the number deleted"}, "403": self_only,
+                                     "409": _error("Not allowed, nothing to revoke"), **_COMMON}},
+        },
+        "/users/{user_id}/contacts": {
+            "get": {"summary": "Imported contacts", "parameters": user,
+                    "responses": {"200": {"description": "Contacts"}, "403": self_only, **_COMMON}},
+            "post": {"summary": "Import a vCard file (body, Content-Type text/vcard); matches are offered as invites",
+                     "parameters": user, "requestBody": _body({"type": "string"}, "text/vcard"),
+                     "responses": {"201": {"description": "Counts: imported, matched user IDs"},
+                                   "400": _error("Malformed vCard"), "403": _error("No permission, or not this member"),
+                                   "413": _error("Over 1 MiB"), "415": _error("Not text/vcard"), **_COMMON}},
+        },
+        "/users/{user_id}/data": {"get": {
+            "summary": "Everything the bridge stores about a user (their own, or any for the operator), as JSON",
+            "parameters": user, "responses": {"200": {"description": "The data"}, "403": _error("Not this member"), **_COMMON}}},
+    }
+

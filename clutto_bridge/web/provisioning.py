@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import aiohttp
@@ -12,9 +11,12 @@ from clutto_bridge.context import Services
 from clutto_bridge.db.job import Job
 from clutto_bridge.db.team import Team
 from clutto_bridge.web.errors import ApiError
+from clutto_bridge.web.inputs import field as _field
+from clutto_bridge.web.inputs import json_object as _json_object
 from clutto_bridge.web.middleware import bearer_auth, matrix_errors
 from clutto_bridge.web.openapi import openapi_document
 from clutto_bridge.web.openid import OpenIDVerifier
+from clutto_bridge.web.people import PeopleAPI
 
 PREFIX = "/_clutto/v1"
 
@@ -61,6 +63,7 @@ class ProvisioningAPI:
         self.app.router.add_get("/teams/{team_id}/exports/{job_id}/{path:.+}", self.download_export)
         self.app.router.add_put("/teams/{team_id}/hold", self.place_hold)
         self.app.router.add_delete("/teams/{team_id}/hold", self.lift_hold)
+        PeopleAPI(ctx).register(self.app.router)
 
     async def _http_session(self, app: web.Application):
         async with aiohttp.ClientSession() as session:
@@ -306,26 +309,3 @@ def _room_json(room) -> dict[str, Any]:
 
 def _member_json(member) -> dict[str, Any]:
     return {"user_id": member.user_id, "role": member.role, "membership": member.membership}
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "M_NOT_JSON", "The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "M_BAD_JSON", "The request body must be a JSON object.")
-    return body
-
-
-_MISSING = object()
-
-
-def _field(body: dict[str, Any], key: str, kind: type, default: Any = _MISSING) -> Any:
-    if key not in body:
-        if default is _MISSING:
-            raise ApiError(400, "M_MISSING_PARAM", f"Missing field {key!r}.")
-        return default
-    if not isinstance(body[key], kind):
-        raise ApiError(400, "M_INVALID_PARAM", f"Field {key!r} must be a {kind.__name__}.")
-    return body[key]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from ruamel.yaml import YAML
 
 from clutto_bridge.cli import main
 from clutto_bridge.config import EXAMPLE_CONFIG, SCHEMA, ConfigError, ConfigFile, validate
+from clutto_bridge.demo.setup import POLICY_TEXTS
 
 
 def example() -> dict:
@@ -108,9 +110,44 @@ def test_cli_config_error_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
 def test_run_refuses_ungenerated_tokens(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(EXAMPLE_CONFIG.read_text())
+    # The policy texts are found relative to the working folder, like the database file.
+    result = _run_cli("-c", str(config), cwd=tmp_path)
+    assert result.returncode == 2 and "policy.consent.texts: folder 'config/policy' does not exist" in result.stderr
+    shutil.copytree(POLICY_TEXTS, tmp_path / "config" / "policy")
     result = _run_cli("-c", str(config), cwd=tmp_path)
     assert result.returncode == 2
     assert "appservice.as_token" in result.stderr and "generate-registration" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("policy.version", "1999-01", "no policy text 1999-01.md in config/policy (versions there: 2026-11)"),
+        ("policy.version", 1.5, 'write the version in quotes, for example "1.5"'),
+        ("policy.consent.mode", "nag", "must be one of block, remind"),
+        ("policy.profile.allowed", ["first_name", "shoe_size"], "unknown profile field 'shoe_size'"),
+        ("policy.profile.required", ["photo"], "photo is required but not in policy.profile.allowed"),
+        ("policy.profile.display_name", "{nickname}", "may use only {first_name}, {last_name} and {designation}"),
+        ("policy.profile.display_name", "Member", "must use at least one field"),
+        ("policy.profile.enforce", "shout", "must be one of reset, warn, off"),
+        ("policy.profile.photo_types", ["text/html"], "is not an image type"),
+    ],
+)
+def test_policy_keys_are_checked(key: str, value, message: str) -> None:
+    data = with_value(key, value)
+    if key == "policy.profile.required":
+        data["policy"]["profile"]["allowed"] = ["first_name", "last_name"]
+    with pytest.raises(ConfigError) as caught:
+        validate(data)
+    assert message in str(caught.value) and str(caught.value).startswith("policy.")
+
+
+def test_display_name_may_only_use_allowed_fields() -> None:
+    data = with_value("policy.profile.allowed", ["first_name", "last_name"])
+    data["policy"]["profile"]["display_name"] = "{first_name} ({designation})"
+    with pytest.raises(ConfigError) as caught:
+        validate(data)
+    assert caught.value.key == "policy.profile.display_name"
 
 
 def test_generate_registration_fills_tokens_once(tmp_path: Path) -> None:

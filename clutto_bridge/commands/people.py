@@ -1,0 +1,176 @@
+"""A member's own things: profile, policy consent, contact import, own data."""
+
+from __future__ import annotations
+
+import json
+
+from mautrix.types import ContentURI, FileInfo, MediaMessageEventContent, MessageType
+
+from clutto_bridge.commands.registry import CommandEvent, registry
+from clutto_bridge.policy.contacts import MAX_BYTES
+from clutto_bridge.teams import validation
+from clutto_bridge.teams.errors import InvalidInput, NotAllowed
+
+SECTION = "You"
+
+
+def _format_profile(profile: dict[str, str | None]) -> str:
+    return "\n".join(f"{field}: {value or '(not set)'}" for field, value in profile.items())
+
+
+@registry.command(
+    "profile show",
+    help_args="[USER]",
+    help_text="Show your profile, or a teammate's.",
+    section=SECTION,
+)
+async def profile_show(evt: CommandEvent) -> None:
+    if len(evt.args) > 1:
+        raise evt.usage("profile show [USER]")
+    user_id = validation.user_id(evt.args[0]) if evt.args else evt.sender
+    profile = await evt.ctx.profiles.shown(user_id, evt.sender)
+    lines = [f"**Profile of {user_id}**", _format_profile(profile)]
+    if user_id == evt.sender:
+        missing = await evt.ctx.profiles.missing(user_id)
+        if missing:
+            lines.append(f"Required and missing: {', '.join(missing)}.")
+    await evt.reply("\n".join(lines))
+
+
+@registry.command(
+    "profile set",
+    help_args="FIELD VALUE",
+    help_text="Set a profile field: first_name, last_name, designation, or photo (an mxc:// URI, "
+    "or send an image in this chat).",
+    section=SECTION,
+)
+async def profile_set(evt: CommandEvent) -> None:
+    if len(evt.args) < 2:
+        raise evt.usage("profile set FIELD VALUE")
+    field, value = evt.args[0], " ".join(evt.args[1:])
+    profile = await evt.ctx.profiles.update(evt.sender, {field: value}, actor=evt.sender)
+    await evt.reply(f"Profile updated.\n{_format_profile(profile)}")
+
+
+@registry.command(
+    "profile unset",
+    help_args="FIELD",
+    help_text="Remove an optional profile field.",
+    section=SECTION,
+)
+async def profile_unset(evt: CommandEvent) -> None:
+    if len(evt.args) != 1:
+        raise evt.usage("profile unset FIELD")
+    profile = await evt.ctx.profiles.update(evt.sender, {evt.args[0]: None}, actor=evt.sender)
+    await evt.reply(f"Profile updated.\n{_format_profile(profile)}")
+
+
+@registry.command("policy", help_text="Read the current privacy policy.", section=SECTION)
+async def policy(evt: CommandEvent) -> None:
+    text = evt.ctx.consent.current
+    accepted = await evt.ctx.consent.has_consented(evt.sender)
+    status = "You have accepted it." if accepted else "Send `accept` to agree to it."
+    await evt.reply(f"**Privacy policy, version {text.version}** (published {text.published.isoformat()})\n\n"
+                    f"{text.text}\n\n{status}")
+
+
+@registry.command(
+    "accept",
+    help_args="[VERSION]",
+    help_text="Agree to the current privacy policy.",
+    section=SECTION,
+)
+async def accept(evt: CommandEvent) -> None:
+    if len(evt.args) > 1:
+        raise evt.usage("accept [VERSION]")
+    text = await evt.ctx.onboarding.accept(evt.sender, evt.args[0] if evt.args else None)
+    extra = " You can send in your teams' rooms again." if evt.ctx.onboarding.blocking else ""
+    await evt.reply(f"Thank you: you accepted privacy policy version {text.version}.{extra}")
+
+
+@registry.command("contacts allow", help_text="Allow importing your contacts (a vCard file).", section=SECTION)
+async def contacts_allow(evt: CommandEvent) -> None:
+    await evt.ctx.contacts.allow(evt.sender)
+    await evt.reply("Contact import is allowed. Send a vCard (.vcf) file in this chat, or upload it through the "
+                    "API. We keep names, email addresses and Matrix IDs only. `contacts revoke` deletes them all.")
+
+
+@registry.command("contacts revoke", help_text="Withdraw contact import and delete imported contacts.", section=SECTION)
+async def contacts_revoke(evt: CommandEvent) -> None:
+    deleted = await evt.ctx.contacts.revoke(evt.sender)
+    await evt.reply(f"Contact import is no longer allowed; {deleted} imported contact(s) deleted.")
+
+
+@registry.command("contacts list", help_text="List the contacts you imported.", section=SECTION)
+async def contacts_list(evt: CommandEvent) -> None:
+    _private(evt)
+    contacts = await evt.ctx.contacts.list(evt.sender)
+    if not contacts:
+        await evt.reply("You have no imported contacts.")
+        return
+    lines = [f"**{len(contacts)} imported contact(s)**"]
+    for c in contacts[:50]:
+        who = c["name"] or ", ".join(c["emails"]) or ", ".join(c["matrix_ids"])
+        lines.append(f"{who}" + (f": on this server as {c['matched']}" if c["matched"] else ""))
+    if len(contacts) > 50:
+        lines.append(f"… and {len(contacts) - 50} more (`mydata export` has them all).")
+    await evt.reply("\n".join(lines))
+
+
+async def import_contact_file(evt: CommandEvent, url: ContentURI | None) -> None:
+    """A vCard file sent to the bot: checked for permission before it is even downloaded."""
+    if not await evt.ctx.contacts.permitted(evt.sender):
+        raise NotAllowed("I did not import that file: contact import needs your permission first. "
+                         "Send `contacts allow`, then the file again.")
+    if not url:
+        raise InvalidInput("That file has no content I can read (encrypted files are not supported here).")
+    data = await evt.ctx.bot().download_media(url)
+    if len(data) > MAX_BYTES:
+        raise InvalidInput(f"The file has {len(data):,} bytes; at most {MAX_BYTES:,} are accepted.")
+    report = await evt.ctx.contacts.import_vcards(evt.sender, data)
+    found = ", ".join(report.matched) if report.matched else "none of them"
+    await evt.reply(f"Imported {report.imported} contact(s). On this homeserver: {found}."
+                    + (" Invite one to your team with `invite USER`." if report.matched else ""))
+
+
+async def set_photo_from_image(evt: CommandEvent, url: ContentURI | None) -> None:
+    """An image sent to the bot becomes the profile photo (after the policy's checks)."""
+    if not url:
+        raise InvalidInput("That image has no content I can read (encrypted images are not supported here).")
+    await evt.ctx.profiles.update(evt.sender, {"photo": str(url)}, actor=evt.sender)
+    await evt.reply("Your profile photo is set.")
+
+
+def _private(evt: CommandEvent) -> None:
+    if not evt.in_management_room:
+        raise NotAllowed("That is personal: send it in your direct chat with me, not in a team room.")
+
+
+@registry.command(
+    "mydata",
+    help_text="What Clutto stores about you.",
+    section=SECTION,
+)
+async def mydata(evt: CommandEvent) -> None:
+    _private(evt)
+    data = await evt.ctx.mydata.collect(evt.sender)
+    await evt.reply(evt.ctx.mydata.summary(data))
+
+
+@registry.command(
+    "mydata export",
+    help_text="All Clutto stores about you, as a JSON file.",
+    section=SECTION,
+)
+async def mydata_export(evt: CommandEvent) -> None:
+    _private(evt)
+    data = json.dumps(await evt.ctx.mydata.collect(evt.sender), indent=2, sort_keys=True).encode()
+    bot = evt.ctx.bot()
+    name = "clutto-mydata.json"
+    mxc = await bot.upload_media(data, mime_type="application/json", filename=name)
+    content = MediaMessageEventContent(
+        msgtype=MessageType.FILE, body=name, url=mxc, info=FileInfo(mimetype="application/json", size=len(data))
+    )
+    await bot.send_message(evt.room_id, content)
+    await evt.reply(f"Here is your data ({len(data):,} bytes). It is also available through the API at "
+                    "GET /_clutto/v1/users/{your id}/data.")

@@ -1,0 +1,71 @@
+"""Consent records (P8): who accepted which policy version, and whom block mode holds back.
+
+A user's consent is theirs, not a team's: accepting once covers all their teams.
+"""
+
+from __future__ import annotations
+
+from mautrix.util.async_db import Database
+
+from clutto_bridge.clock import Clock
+from clutto_bridge.config import Settings
+from clutto_bridge.db.member import Member
+from clutto_bridge.policy import consent as policy
+from clutto_bridge.teams.errors import Conflict, InvalidInput
+
+ACTIVE = ("invited", "joined")
+
+
+class ConsentService:
+    def __init__(self, db: Database, settings: Settings, clock: Clock) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+
+    @property
+    def texts(self) -> dict[str, policy.PolicyText]:
+        return self.settings.consent.texts
+
+    @property
+    def current(self) -> policy.PolicyText:
+        return self.settings.consent.current
+
+    async def accepted(self, user_id: str) -> list[tuple[str, int]]:
+        """(version, accepted_at ms) of every acceptance, oldest first."""
+        rows = await self.db.fetch(
+            "SELECT version, accepted_at FROM policy_consent WHERE user_id=$1 ORDER BY accepted_at", user_id
+        )
+        return [(r["version"], r["accepted_at"]) for r in rows]
+
+    async def has_consented(self, user_id: str) -> bool:
+        versions = [v for v, _ in await self.accepted(user_id)]
+        return policy.has_consented(self.texts, self.settings.consent.version, versions)
+
+    async def accept(self, user_id: str, version: str | None = None) -> policy.PolicyText:
+        """Record consent to the current version. Naming another version is refused."""
+        current = self.settings.consent.version
+        if version is not None and version != current:
+            if version not in self.texts:
+                raise InvalidInput(f"There is no policy version {version!r}. The current version is {current}.")
+            raise InvalidInput(f"Version {version} is not the current policy; accept the current version, {current}.")
+        if current in [v for v, _ in await self.accepted(user_id)]:
+            raise Conflict(f"You already accepted policy version {current}.")
+        now = self.clock.now_ms()
+        await self.db.execute(
+            "INSERT INTO policy_consent (user_id, version, accepted_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            user_id, current, now,
+        )
+        await self.record_choice(user_id, "policy_consent", current)
+        return self.current
+
+    async def record_choice(self, user_id: str, choice: str, value: str) -> None:
+        await self.db.execute(
+            "INSERT INTO privacy_choice (user_id, choice, value, ts) VALUES ($1, $2, $3, $4)",
+            user_id, choice, value, self.clock.now_ms(),
+        )
+
+    async def blocked(self, members: list[Member]) -> frozenset[str]:
+        """Active members block mode keeps from sending: those without consent to the current policy."""
+        if self.settings.consent.mode != "block":
+            return frozenset()
+        return frozenset([m.user_id for m in members if m.membership in ACTIVE and not await self.has_consented(m.user_id)])

@@ -1,0 +1,75 @@
+"""A member's own data: everything the bridge stores about them, readable and exportable.
+
+The export is the same data as the summary, as JSON, so a member can check one against
+the other. Team content (messages, files) belongs to the team and is exported by its
+Customer; here only what is about the member personally.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clutto_bridge import __version__
+from clutto_bridge.teams.consent import ConsentService
+from clutto_bridge.teams.contacts import ContactService
+from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.notices import NoticeService
+from clutto_bridge.teams.profiles import ProfileService
+
+
+class MyData:
+    def __init__(
+        self, members: MemberService, profiles: ProfileService, consent: ConsentService,
+        contacts: ContactService, notices: NoticeService,
+    ) -> None:
+        self.members = members
+        self.profiles = profiles
+        self.consent = consent
+        self.contacts = contacts
+        self.notices = notices
+        self.db = members.db
+
+    async def collect(self, user_id: str) -> dict[str, Any]:
+        teams = []
+        for row in await self.db.fetch(
+            "SELECT t.id, t.name, m.role, m.membership, m.added_at FROM team_member m JOIN team t ON t.id=m.team_id "
+            "WHERE m.user_id=$1 ORDER BY m.added_at", user_id,
+        ):
+            teams.append({"team_id": row["id"], "team": row["name"], "role": row["role"],
+                          "membership": row["membership"], "added_at": row["added_at"]})
+        account = await self.db.fetchrow("SELECT email, created_at FROM account WHERE user_id=$1", user_id)
+        choices = await self.db.fetch(
+            "SELECT choice, value, ts FROM privacy_choice WHERE user_id=$1 ORDER BY id", user_id
+        )
+        return {
+            "user_id": user_id,
+            "generated_by": f"clutto-bridge {__version__}",
+            "profile": await self.profiles.get(user_id),
+            "account": {"email": account["email"], "created_at": account["created_at"]} if account else None,
+            "teams": teams,
+            "policy_consent": [{"version": v, "accepted_at": ts} for v, ts in await self.consent.accepted(user_id)],
+            "consent_current": await self.consent.has_consented(user_id),
+            "marketing_opted_in": await self.notices.marketing_opted_in(user_id),
+            "contact_import_allowed": await self.contacts.permitted(user_id),
+            "contacts": await self.contacts.list(user_id),
+            "choices": [{"choice": r["choice"], "value": r["value"], "ts": r["ts"]} for r in choices],
+        }
+
+    @staticmethod
+    def summary(data: dict[str, Any]) -> str:
+        profile = ", ".join(f"{k}: {v}" for k, v in data["profile"].items() if v) or "empty"
+        teams = ", ".join(f"{t['team']} ({t['role']}, {t['membership']})" for t in data["teams"]) or "none"
+        consents = ", ".join(c["version"] for c in data["policy_consent"]) or "none yet"
+        lines = [
+            f"**What Clutto stores about {data['user_id']}**",
+            f"Profile: {profile}",
+            f"Teams and roles: {teams}",
+            f"Policy versions you accepted: {consents}",
+            f"Product news: {'yes' if data['marketing_opted_in'] else 'no'}",
+            f"Contact import allowed: {'yes' if data['contact_import_allowed'] else 'no'}; "
+            f"imported contacts: {len(data['contacts'])}",
+        ]
+        if data["account"]:
+            lines.append(f"Account created by Clutto, email: {data['account']['email']}")
+        lines.append("Send `mydata export` for all of it as a JSON file.")
+        return "\n".join(lines)

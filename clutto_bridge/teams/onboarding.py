@@ -1,0 +1,152 @@
+"""Bringing members to the policy (P8) and to a complete profile (P2).
+
+- A new member gets a direct message with the policy summary and how to accept.
+- A new policy version is announced to every member of every team at start-up, each
+  user once (recorded per user, so a restart halfway through neither skips nor repeats).
+- In block mode a member without consent is held below the send level in every team room;
+  ``accept`` records consent and restores their role's level.
+- Members missing consent or a required profile field are reminded every
+  ``policy.reminder_interval``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from clutto_bridge.db.member import Member
+from clutto_bridge.db.team import ACTIVE as TEAM_ACTIVE
+from clutto_bridge.db.team import Team
+from clutto_bridge.policy.consent import PolicyText
+from clutto_bridge.teams.consent import ConsentService
+from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.notices import NoticeService
+from clutto_bridge.teams.profiles import ProfileService
+
+log = logging.getLogger("clutto.onboarding")
+
+
+class Onboarding:
+    def __init__(
+        self, members: MemberService, consent: ConsentService, profiles: ProfileService, notices: NoticeService
+    ) -> None:
+        self.members = members
+        self.consent = consent
+        self.profiles = profiles
+        self.notices = notices
+        self.db = members.db
+        self.clock = members.clock
+        self.settings = members.settings
+
+    @property
+    def blocking(self) -> bool:
+        return self.settings.consent.mode == "block"
+
+    def _how_to_accept(self, text: PolicyText) -> str:
+        where = f" or at {text.url}" if text.url else ""
+        lines = [f"Read the full text with `policy`{where}. Send `accept` to agree to version {text.version}."]
+        if self.blocking:
+            lines.append("Until you do, you can read your team's rooms but not send in them.")
+        return " ".join(lines)
+
+    async def _profile_hint(self, user_id: str) -> str:
+        missing = await self.profiles.missing(user_id)
+        if not missing:
+            return ""
+        return (f"\nYour profile still needs: {', '.join(missing)}. "
+                f"Set it with `profile set {missing[0]} VALUE`.")
+
+    async def welcome(self, team: Team, user_id: str) -> None:
+        """A member joined a team: the policy (once per version) and what their profile lacks."""
+        text = self.consent.current
+        parts = []
+        if not await self.consent.has_consented(user_id) and await self._not_told(user_id, text.version):
+            parts.append(f"Welcome to {team.name}! Before you chat, please read our privacy policy "
+                         f"(version {text.version}): {text.summary}\n{self._how_to_accept(text)}")
+        hint = await self._profile_hint(user_id)
+        if parts or hint:
+            body = "\n".join(parts) + hint if parts else f"Welcome to {team.name}!" + hint
+            await self._send(user_id, body)
+            if parts:
+                await self._told(user_id, text.version)
+
+    async def announce(self) -> int:
+        """Tell every member of every active team about the current version, once each."""
+        text = self.consent.current
+        told = 0
+        for user_id in await self._all_members():
+            if not await self._not_told(user_id, text.version):
+                continue
+            needs = not await self.consent.has_consented(user_id)
+            body = (f"Service notice: the privacy policy is now version {text.version} "
+                    f"(published {text.published.isoformat()}). {text.summary}")
+            body += "\n" + self._how_to_accept(text) if needs else "\nNo action is needed from you."
+            await self._send(user_id, body)
+            await self._told(user_id, text.version)
+            told += 1
+        if told:
+            log.info("Told %d member(s) about policy version %s", told, text.version)
+        if self.blocking:
+            for team in await Team.in_state(self.db, TEAM_ACTIVE):
+                await self.members.sync_power_levels(team)
+        return told
+
+    async def accept(self, user_id: str, version: str | None = None) -> PolicyText:
+        text = await self.consent.accept(user_id, version)
+        log.info("%s accepted policy version %s", user_id, text.version)
+        if self.blocking:
+            for team in await self.members.teams.of_user(user_id):
+                if team.state == TEAM_ACTIVE and await self.members.teams.role_of(team, user_id):
+                    await self.members.sync_power_levels(team)
+        return text
+
+    async def remind_due(self) -> int:
+        """Remind members who still lack consent or a required profile field."""
+        now = self.clock.now_ms()
+        interval = self.settings.reminder_interval * 1000
+        reminded = 0
+        for user_id in await self._all_members():
+            last = await self.db.fetchval("SELECT reminded_at FROM profile WHERE user_id=$1", user_id)
+            first_told = await self.db.fetchval(
+                "SELECT MIN(sent_at) FROM policy_notice WHERE user_id=$1", user_id
+            )
+            since = last or first_told
+            if since is None or now - since < interval:
+                continue
+            parts = []
+            if not await self.consent.has_consented(user_id):
+                parts.append(f"Reminder: please accept the privacy policy (version {self.consent.current.version}). "
+                             + self._how_to_accept(self.consent.current))
+            hint = await self._profile_hint(user_id)
+            if not parts and not hint:
+                continue
+            await self._send(user_id, "\n".join(parts) + hint if parts else "Reminder:" + hint)
+            await self.db.execute(
+                "INSERT INTO profile (user_id, updated_at, reminded_at) VALUES ($1, $2, $2) "
+                "ON CONFLICT (user_id) DO UPDATE SET reminded_at=excluded.reminded_at",
+                user_id, now,
+            )
+            reminded += 1
+        return reminded
+
+    async def _all_members(self) -> list[str]:
+        users: list[str] = []
+        for team in await Team.in_state(self.db, TEAM_ACTIVE):
+            for member in await Member.of_team(self.db, team.id):
+                if member.membership == "joined" and member.user_id not in users:
+                    users.append(member.user_id)
+        return users
+
+    async def _not_told(self, user_id: str, version: str) -> bool:
+        return await self.db.fetchval(
+            "SELECT 1 FROM policy_notice WHERE user_id=$1 AND version=$2", user_id, version
+        ) is None
+
+    async def _told(self, user_id: str, version: str) -> None:
+        await self.db.execute(
+            "INSERT INTO policy_notice (user_id, version, sent_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            user_id, version, self.clock.now_ms(),
+        )
+
+    async def _send(self, user_id: str, text: str) -> None:
+        room_id = await self.notices.direct_room(user_id)
+        await self.members.teams.bot.send_notice(room_id, text=text.replace("`", ""))

@@ -1,0 +1,229 @@
+"""Members' profiles (P2): kept in our database, published to teammates, enforced in team rooms.
+
+Publishing: where the homeserver supports custom profile fields (MSC4133, detected at
+start-up) the allowed text fields are written to the member's Matrix profile as
+``io.clutto.first_name`` and so on, and any other custom field is deleted. Otherwise they
+go into an ``io.clutto.profile`` state event (state key: the user) of each team space.
+
+Enforcement: the display name and avatar a member shows must be the ones their profile
+gives. ``reset`` rewrites the member's global profile through the admin-only profile API;
+Synapse then re-sends their membership in every room they are in, which also replaces a
+per-room name. We never write a member's room state ourselves (only they can).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from mautrix.api import Method, Path
+from mautrix.errors import MatrixRequestError
+from mautrix.types import EventType
+
+from clutto_bridge.db.team import Team
+from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
+from clutto_bridge.policy import profile as policy
+from clutto_bridge.teams.errors import InvalidInput, NotAllowed
+from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.notices import NoticeService
+
+log = logging.getLogger("clutto.profiles")
+
+PROFILE_STATE = "io.clutto.profile"
+# A repeated warning about the same difference is not sent again within this time: one
+# change of a global name arrives as one membership event per room.
+WARN_QUIET_S = 60.0
+
+
+class ProfileService:
+    def __init__(self, members: MemberService, admin: SynapseAdmin, notices: NoticeService) -> None:
+        self.members = members
+        self.admin = admin
+        self.notices = notices
+        self.db = members.db
+        self.clock = members.clock
+        self.rules = members.settings.profile
+        self.custom_fields = False  # set by detect()
+        self._warned: dict[str, tuple[str, float]] = {}
+
+    async def detect(self) -> str:
+        """Choose the publishing mechanism from the homeserver's capabilities."""
+        bot = self.members.teams.bot
+        try:
+            caps = (await bot.api.request(Method.GET, Path.v3.capabilities)).get("capabilities", {})
+        except MatrixRequestError:
+            caps = {}
+        fields = caps.get("m.profile_fields") or caps.get("uk.tcpip.msc4133.profile_fields") or {}
+        self.custom_fields = bool(fields.get("enabled"))
+        return "custom profile fields (MSC4133)" if self.custom_fields else f"{PROFILE_STATE} state in team spaces"
+
+    # --- reading and writing ---------------------------------------------------------------
+
+    async def get(self, user_id: str) -> dict[str, str | None]:
+        row = await self.db.fetchrow(
+            "SELECT first_name, last_name, designation, photo FROM profile WHERE user_id=$1", user_id
+        )
+        return {f: (row[f] if row else None) for f in policy.FIELDS}
+
+    async def shown(self, user_id: str, viewer: str | None) -> dict[str, str | None]:
+        """A profile as ``viewer`` may see it: their own, a teammate's, or (operator) any."""
+        if viewer is not None and viewer != user_id and not await self._share_a_team(user_id, viewer):
+            raise NotAllowed(f"You can see the profile of people in your teams only; {user_id} is in none of them.")
+        profile = await self.get(user_id)
+        return {f: profile[f] for f in self.rules.allowed}
+
+    async def _share_a_team(self, a: str, b: str) -> bool:
+        count = await self.db.fetchval(
+            "SELECT COUNT(*) FROM team_member x JOIN team_member y ON x.team_id=y.team_id "
+            "WHERE x.user_id=$1 AND y.user_id=$2 AND x.membership IN ('invited','joined') "
+            "AND y.membership IN ('invited','joined')",
+            a, b,
+        )
+        return bool(count)
+
+    async def update(self, user_id: str, changes: dict[str, object], *, actor: str | None) -> dict[str, str | None]:
+        """Set (value) or clear (None) fields; every change is checked before any is written."""
+        if actor is not None and actor != user_id:
+            raise NotAllowed("Members change only their own profile.")
+        if not changes:
+            raise InvalidInput(f"Name a field to change: {', '.join(self.rules.allowed)}.")
+        checked: dict[str, str | None] = {}
+        for raw_field, value in changes.items():
+            field = self._field(raw_field)
+            if value is None:
+                if field in self.rules.required:
+                    raise InvalidInput(f"The {field} is required by the policy and cannot be removed.")
+                checked[field] = None
+            elif field == "photo":
+                checked[field] = await self._photo(value)
+            else:
+                checked[field] = self._text(field, value)
+        profile = await self.get(user_id)
+        profile.update(checked)
+        await self.db.execute(
+            "INSERT INTO profile (user_id, first_name, last_name, designation, photo, updated_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id) DO UPDATE SET first_name=excluded.first_name, "
+            "last_name=excluded.last_name, designation=excluded.designation, photo=excluded.photo, "
+            "updated_at=excluded.updated_at",
+            user_id, profile["first_name"], profile["last_name"], profile["designation"], profile["photo"],
+            self.clock.now_ms(),
+        )
+        log.info("%s changed profile fields %s", user_id, ", ".join(sorted(checked)))
+        await self.publish(user_id, profile)
+        if self.rules.enforce != "off":
+            await self._apply(user_id, profile)
+        return {f: profile[f] for f in self.rules.allowed}
+
+    def _field(self, raw: object) -> str:
+        if not isinstance(raw, str):
+            raise InvalidInput("A profile field name must be text.")
+        try:
+            return policy.check_field(self.rules, raw)
+        except policy.ProfileError as e:
+            raise InvalidInput(str(e)) from None
+
+    def _text(self, field: str, value: object) -> str:
+        try:
+            return policy.check_text(self.rules, field, value)
+        except policy.ProfileError as e:
+            raise InvalidInput(str(e)) from None
+
+    async def _photo(self, value: object) -> str:
+        try:
+            mxc = policy.check_photo_uri(value)
+            info = await self.admin.media_info(mxc)
+            if info is None:
+                raise policy.ProfileError(f"{mxc} is not a file uploaded to this homeserver.")
+            policy.check_photo_media(self.rules, *info)
+        except policy.ProfileError as e:
+            raise InvalidInput(str(e)) from None
+        except AdminUnavailable:
+            raise NotAllowed("Checking a photo needs the homeserver admin API; ask the operator.") from None
+        return mxc
+
+    # --- publishing ---------------------------------------------------------------------------
+
+    async def publish(self, user_id: str, profile: dict[str, str | None] | None = None) -> None:
+        """Show the allowed text fields to teammates; take down what the policy does not allow."""
+        profile = profile or await self.get(user_id)
+        visible = {f: profile[f] for f in self.rules.allowed if f in policy.TEXT_FIELDS and profile[f]}
+        if self.custom_fields:
+            try:
+                current = await self.admin.profile(user_id)
+                for name in policy.unpublished(current, self.rules):
+                    await self.admin.set_profile_field(user_id, name, None)
+                    log.info("Deleted custom profile field %s of %s (not allowed by the policy)", name, user_id)
+                for field in policy.TEXT_FIELDS:
+                    key = policy.CUSTOM_FIELD_PREFIX + field
+                    if current.get(key) != visible.get(field) and (field in visible or key in current):
+                        await self.admin.set_profile_field(user_id, key, visible.get(field))
+            except AdminUnavailable as e:
+                log.warning("Cannot publish the profile of %s: %s", user_id, e)
+            return
+        bot = self.members.teams.bot
+        for team in await self.members.teams.of_user(user_id):
+            if await self.members.teams.role_of(team, user_id) is not None:
+                await bot.send_state_event(team.space_id, EventType.find(PROFILE_STATE, EventType.Class.STATE), visible, state_key=user_id)
+
+    # --- enforcement ---------------------------------------------------------------------------
+
+    async def member_event(self, team: Team, room_id: str, user_id: str, displayname: str | None, avatar_url: str | None) -> None:
+        """A team member joined or changed their name/avatar in a team room: apply the policy."""
+        if self.rules.enforce == "off" or await self.members.teams.role_of(team, user_id) is None:
+            return
+        profile = await self.get(user_id)
+        found = policy.deviation(self.rules, profile, displayname, avatar_url)
+        if not found:
+            return
+        if self.rules.enforce == "reset" and await self._still_deviates(room_id, user_id, profile):
+            try:
+                await self._apply(user_id, profile)
+            except AdminUnavailable as e:
+                log.warning("Cannot reset the profile of %s (%s); warning instead", user_id, e)
+            else:
+                await self.members.record(team, None, "profile_reset", user_id, room_id=room_id, reason=found.describe())
+                await self._tell(user_id, f"In {team.name}, {found.describe()}. I put it back, as the team's policy says. "
+                                 "Change your profile with `profile set FIELD VALUE`.")
+                return
+        if self.rules.enforce == "warn":
+            await self._tell(user_id, f"In {team.name}, {found.describe()}. Please change it back, or change your "
+                             "profile with `profile set FIELD VALUE`.")
+
+    async def _still_deviates(self, room_id: str, user_id: str, profile: dict[str, str | None]) -> bool:
+        """Events arrive after the fact; an earlier reset may already have fixed this room."""
+        try:
+            state = await self.members.teams.bot.api.request(Method.GET, Path.v3.rooms[room_id].state["m.room.member"][user_id])
+        except MatrixRequestError:
+            return True
+        return bool(policy.deviation(self.rules, profile, state.get("displayname"), state.get("avatar_url")))
+
+    async def _apply(self, user_id: str, profile: dict[str, str | None]) -> None:
+        """Write the policy's display name and avatar to the member's global profile."""
+        # Each write re-sends the membership in every room the member is in, with the
+        # global name and avatar, so it also replaces per-room ones; hence written even
+        # when the global value is already right.
+        name = policy.display_name(self.rules, profile)
+        wanted = policy.avatar(self.rules, profile)
+        current = await self.admin.profile(user_id)
+        if (current.get("avatar_url") or None) != (wanted or None) or name is None:
+            await self.admin.set_profile_field(user_id, "avatar_url", wanted)
+        if name is not None:
+            await self.admin.set_profile_field(user_id, "displayname", name)
+
+    async def _tell(self, user_id: str, text: str) -> None:
+        last = self._warned.get(user_id)
+        now = time.monotonic()
+        if last and last[0] == text and now - last[1] < WARN_QUIET_S:
+            return
+        self._warned[user_id] = (text, now)
+        room_id = await self.notices.direct_room(user_id)
+        await self.members.teams.bot.send_notice(room_id, text=text.replace("`", ""))
+
+    async def missing(self, user_id: str) -> list[str]:
+        return policy.missing_required(self.rules, await self.get(user_id))
+
+    async def forget(self, user_id: str) -> None:
+        """Remove the stored profile (when the account is erased)."""
+        await self.db.execute("DELETE FROM profile WHERE user_id=$1", user_id)
+        if user_id in self._warned:
+            del self._warned[user_id]
