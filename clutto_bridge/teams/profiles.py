@@ -3,7 +3,8 @@
 Publishing: where the homeserver supports custom profile fields (MSC4133, detected at
 start-up) the allowed text fields are written to the member's Matrix profile as
 ``io.clutto.first_name`` and so on, and any other custom field is deleted. Otherwise they
-go into an ``io.clutto.profile`` state event (state key: the user) of each team space.
+go into an ``io.clutto.profile`` state event of each team space, with the state key
+``_`` + user ID (a key starting with ``@`` could only be written by that user).
 
 Enforcement: the display name and avatar a member shows must be the ones their profile
 gives. ``reset`` rewrites the member's global profile through the admin-only profile API;
@@ -163,7 +164,9 @@ class ProfileService:
         bot = self.members.teams.bot
         for team in await self.members.teams.of_user(user_id):
             if await self.members.teams.role_of(team, user_id) is not None:
-                await bot.send_state_event(team.space_id, EventType.find(PROFILE_STATE, EventType.Class.STATE), visible, state_key=user_id)
+                await bot.send_state_event(
+                    team.space_id, EventType.find(PROFILE_STATE, EventType.Class.STATE), visible, state_key=f"_{user_id}"
+                )
 
     # --- enforcement ---------------------------------------------------------------------------
 

@@ -106,3 +106,30 @@ class MatrixClient:
 
     async def state(self, room_id: str, event_type: str, state_key: str = "") -> dict:
         return await self.request("GET", f"/v3/rooms/{quote(room_id)}/state/{event_type}/{quote(state_key)}")
+
+    async def upload(self, data: bytes, content_type: str, filename: str = "file") -> str:
+        url = f"{self.base_url}/_matrix/media/v3/upload"
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": content_type}
+        async with self.session.post(url, data=data, params={"filename": filename}, headers=headers) as resp:
+            body = await resp.json(content_type=None)
+            if resp.status >= 400:
+                raise MatrixError(resp.status, body)
+            return body["content_uri"]
+
+    async def download(self, mxc: str) -> bytes:
+        server, media_id = mxc.removeprefix("mxc://").split("/")
+        url = f"{self.base_url}/_matrix/client/v1/media/download/{server}/{media_id}"
+        async with self.session.get(url, headers={"Authorization": f"Bearer {self.token}"}) as resp:
+            if resp.status >= 400:
+                raise MatrixError(resp.status, await resp.json(content_type=None))
+            return await resp.read()
+
+    async def send_file(self, room_id: str, mxc: str, name: str, mimetype: str, msgtype: str = "m.file") -> str:
+        txn = uuid.uuid4().hex
+        content = {"msgtype": msgtype, "body": name, "url": mxc, "info": {"mimetype": mimetype}}
+        data = await self.request("PUT", f"/v3/rooms/{quote(room_id)}/send/m.room.message/{txn}", content)
+        return data["event_id"]
+
+    async def set_state(self, room_id: str, event_type: str, state_key: str, content: dict) -> str:
+        data = await self.request("PUT", f"/v3/rooms/{quote(room_id)}/state/{event_type}/{quote(state_key)}", content)
+        return data["event_id"]
