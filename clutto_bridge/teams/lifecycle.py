@@ -13,6 +13,7 @@ import logging
 from datetime import datetime, timezone
 
 from clutto_bridge.db.job import DONE
+from clutto_bridge.db.person import forget_person
 from clutto_bridge.db.team import ACTIVE, Team, TeamRoom
 from clutto_bridge.jobs.export import EXPORT
 from clutto_bridge.jobs.runner import JobContext, JobRunner
@@ -134,7 +135,7 @@ class TrialLifecycle:
                 team.id,
             ):
                 await admin.deactivate(row["user_id"], erase=True)
-                await self.db.execute("DELETE FROM account WHERE user_id=$1", row["user_id"])
+                await forget_person(self.db, row["user_id"])
                 erased.append(row["user_id"])
             await ctx.checkpoint(step=2, accounts_erased=erased)
         await self.team_settings.shut_down(

@@ -84,6 +84,11 @@ class NoticeService:
         log.info("%s notice reached %d member(s), %d opted out", kind, delivered, skipped)
         return NoticeReport(delivered, skipped)
 
+    async def tell(self, user_id: str, text: str) -> None:
+        """A service message to one user in their direct chat with the bot (`code` marks dropped)."""
+        room_id = await self.direct_room(user_id)
+        await self.members.teams.bot.send_notice(room_id, text=text.replace("`", ""))
+
     async def direct_room(self, user_id: str) -> str:
         """The user's direct chat with the bot, opened if there is none yet."""
         room_id = await self.management_rooms.room_of(user_id)

@@ -65,7 +65,8 @@ class Onboarding:
         hint = await self._profile_hint(user_id)
         if parts or hint:
             body = "\n".join(parts) + hint if parts else f"Welcome to {team.name}!" + hint
-            await self._send(user_id, body)
+            await self._reminded(user_id)  # first, so a reminder never races this welcome
+            await self.notices.tell(user_id, body)
             if parts:
                 await self._told(user_id, text.version)
 
@@ -80,7 +81,7 @@ class Onboarding:
             body = (f"Service notice: the privacy policy is now version {text.version} "
                     f"(published {text.published.isoformat()}). {text.summary}")
             body += "\n" + self._how_to_accept(text) if needs else "\nNo action is needed from you."
-            await self._send(user_id, body)
+            await self.notices.tell(user_id, body)
             await self._told(user_id, text.version)
             told += 1
         if told:
@@ -106,11 +107,7 @@ class Onboarding:
         reminded = 0
         for user_id in await self._all_members():
             last = await self.db.fetchval("SELECT reminded_at FROM profile WHERE user_id=$1", user_id)
-            first_told = await self.db.fetchval(
-                "SELECT MIN(sent_at) FROM policy_notice WHERE user_id=$1", user_id
-            )
-            since = last or first_told
-            if since is None or now - since < interval:
+            if last is not None and now - last < interval:
                 continue
             parts = []
             if not await self.consent.has_consented(user_id):
@@ -119,12 +116,8 @@ class Onboarding:
             hint = await self._profile_hint(user_id)
             if not parts and not hint:
                 continue
-            await self._send(user_id, "\n".join(parts) + hint if parts else "Reminder:" + hint)
-            await self.db.execute(
-                "INSERT INTO profile (user_id, updated_at, reminded_at) VALUES ($1, $2, $2) "
-                "ON CONFLICT (user_id) DO UPDATE SET reminded_at=excluded.reminded_at",
-                user_id, now,
-            )
+            await self.notices.tell(user_id, "\n".join(parts) + hint if parts else "Reminder:" + hint)
+            await self._reminded(user_id)
             reminded += 1
         return reminded
 
@@ -136,6 +129,14 @@ class Onboarding:
                     users.append(member.user_id)
         return users
 
+    async def _reminded(self, user_id: str) -> None:
+        now = self.clock.now_ms()
+        await self.db.execute(
+            "INSERT INTO profile (user_id, updated_at, reminded_at) VALUES ($1, $2, $2) "
+            "ON CONFLICT (user_id) DO UPDATE SET reminded_at=excluded.reminded_at",
+            user_id, now,
+        )
+
     async def _not_told(self, user_id: str, version: str) -> bool:
         return await self.db.fetchval(
             "SELECT 1 FROM policy_notice WHERE user_id=$1 AND version=$2", user_id, version
@@ -146,7 +147,3 @@ class Onboarding:
             "INSERT INTO policy_notice (user_id, version, sent_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             user_id, version, self.clock.now_ms(),
         )
-
-    async def _send(self, user_id: str, text: str) -> None:
-        room_id = await self.notices.direct_room(user_id)
-        await self.members.teams.bot.send_notice(room_id, text=text.replace("`", ""))

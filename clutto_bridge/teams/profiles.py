@@ -112,7 +112,10 @@ class ProfileService:
         log.info("%s changed profile fields %s", user_id, ", ".join(sorted(checked)))
         await self.publish(user_id, profile)
         if self.rules.enforce != "off":
-            await self._apply(user_id, profile)
+            try:
+                await self._apply(user_id, profile)
+            except AdminUnavailable as e:
+                log.warning("Saved the profile of %s but cannot apply its name and photo: %s", user_id, e)
         return {f: profile[f] for f in self.rules.allowed}
 
     def _field(self, raw: object) -> str:
@@ -219,8 +222,7 @@ class ProfileService:
         if last and last[0] == text and now - last[1] < WARN_QUIET_S:
             return
         self._warned[user_id] = (text, now)
-        room_id = await self.notices.direct_room(user_id)
-        await self.members.teams.bot.send_notice(room_id, text=text.replace("`", ""))
+        await self.notices.tell(user_id, text)
 
     async def missing(self, user_id: str) -> list[str]:
         return policy.missing_required(self.rules, await self.get(user_id))

@@ -8,6 +8,7 @@ from urllib.parse import quote
 import aiohttp
 
 from clutto_bridge.app import Bridge
+from clutto_bridge.clock import ManualClock
 from tests.integration.conftest import Bridges
 from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
 from tests.integration.test_member_api import openid_api
@@ -133,3 +134,24 @@ async def test_a_version_without_reconsent_needs_no_action(bridges: Bridges, new
     await member.wait_for_notice(dm, "No action is needed from you", sender=bridge.settings.bot_mxid)
     assert await bridge.consent.has_consented(member.user_id)
 
+
+
+async def test_members_are_reminded_until_they_accept_and_fill_their_profile(bridges: Bridges, new_user) -> None:
+    clock = ManualClock()
+    bridge = await bridges.start(clock=clock)
+    bot = bridge.settings.bot_mxid
+    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    dm = await bot_chat(bridge, member)
+    await member.wait_for_notice(dm, "Your profile still needs", sender=bot)
+    assert await bridge.onboarding.remind_due() == 0  # told just now
+    clock.advance(bridge.settings.reminder_interval * 1000 + 1)
+    assert await bridge.onboarding.remind_due() == 2  # owner and member
+    await member.wait_for_notice(dm, "Reminder: please accept the privacy policy", sender=bot)
+    assert await bridge.onboarding.remind_due() == 0  # not again before the interval
+    await member.send_text(dm, "accept")
+    await member.wait_for_notice(dm, "Thank you", sender=bot)
+    for field, value in (("first_name", "Ada"), ("last_name", "Lovelace")):
+        await member.send_text(dm, f"profile set {field} {value}")
+        await member.wait_for_notice(dm, f"{field}: {value}", sender=bot)
+    clock.advance(bridge.settings.reminder_interval * 1000 + 1)
+    assert await bridge.onboarding.remind_due() == 1  # only the owner is still missing things

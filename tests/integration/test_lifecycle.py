@@ -38,6 +38,7 @@ async def test_trial_team_is_warned_exported_then_purged(
     assert status == 201
     status, _ = await api.call("PUT", f"/teams/{team.id}/export-setting", json={"before_purge": True})
     assert status == 200
+    await bridge.profiles.update(created["user_id"], {"first_name": "Trial", "last_name": "User"}, actor=None)
     mxc = await bridge.appservice.intent.upload_media(b"team photo", mime_type="image/png", filename="t.png")
     await bridge.appservice.intent.send_message_event(
         rooms[0], EventType.ROOM_MESSAGE, {"msgtype": "m.image", "body": "t.png", "url": mxc})
@@ -100,6 +101,7 @@ async def test_trial_team_is_warned_exported_then_purged(
     assert (await member.request("GET", "/v3/account/whoami"))["user_id"] == member.user_id
     [entry] = await AuditLog(bridge.db).for_team(team.id, "team_purged")
     assert entry.detail["accounts_erased"] == [created["user_id"]] and entry.detail["media_deleted"] == 1
+    assert await bridge.profiles.get(created["user_id"]) == dict.fromkeys(("first_name", "last_name", "designation", "photo"))
 
 
 async def test_hold_blocks_the_purge_and_paid_teams_stay(

@@ -136,8 +136,12 @@ async def test_power_levels_changed_by_hand_are_put_back(bridge: Bridge, new_use
         return member.user_id not in now["users"] and now["events_default"] == 0
 
     await wait_until(restored, what="the bridge to put the power levels back")
-    entries = await AuditLog(bridge.db).for_team(team.id, "power_levels_reverted")
-    assert entries and entries[-1].actor == owner.user_id and entries[-1].target == general
+
+    async def recorded() -> list:  # the record follows the corrected event
+        return await AuditLog(bridge.db).for_team(team.id, "power_levels_reverted")
+
+    entries = await wait_until(recorded, what="the revert to be recorded")
+    assert entries[-1].actor == owner.user_id and entries[-1].target == general
 
 
 async def test_declined_invite_is_recorded(bridge: Bridge, new_user) -> None:
