@@ -56,7 +56,12 @@ class EventDispatcher:
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("Background handling failed", exc_info=task.exception())
 
     async def drain(self, timeout: float) -> None:
         """Let running commands finish (used on shutdown)."""
@@ -80,6 +85,8 @@ class EventDispatcher:
             await self.ctx.integrations.check_membership(team, evt.room_id, evt.state_key, str(new), evt.sender)
             if new == Membership.JOIN:
                 await self._profile_event(team, evt, joined=previous != Membership.JOIN)
+            elif new in (Membership.LEAVE, Membership.BAN) and evt.room_id == team.space_id:
+                self._spawn(self.ctx.profiles.unpublish(team, evt.state_key))
 
     async def _profile_event(self, team, evt: StateEvent, joined: bool) -> None:
         """A join, or a new name or avatar in a team room: welcome and apply the profile policy."""

@@ -36,6 +36,7 @@ class Onboarding:
         self.db = members.db
         self.clock = members.clock
         self.settings = members.settings
+        self._levels_checked = False
 
     @property
     def blocking(self) -> bool:
@@ -57,6 +58,10 @@ class Onboarding:
 
     async def welcome(self, team: Team, user_id: str) -> None:
         """A member joined a team: the policy (once per version) and what their profile lacks."""
+        try:
+            await self.profiles.publish(user_id)
+        except Exception:
+            log.exception("Could not publish the profile of %s to %s", user_id, team.id)
         text = self.consent.current
         parts = []
         if not await self.consent.has_consented(user_id) and await self._not_told(user_id, text.version):
@@ -86,9 +91,12 @@ class Onboarding:
             told += 1
         if told:
             log.info("Told %d member(s) about policy version %s", told, text.version)
-        if self.blocking:
+        if self.blocking and (told or not self._levels_checked):
+            # After a new version (or once per start, in case the last one stopped halfway),
+            # hold back everyone whose consent no longer covers the current version.
             for team in await Team.in_state(self.db, TEAM_ACTIVE):
                 await self.members.sync_power_levels(team)
+            self._levels_checked = True
         return told
 
     async def accept(self, user_id: str, version: str | None = None) -> PolicyText:

@@ -31,6 +31,7 @@ from clutto_bridge.teams.notices import NoticeService
 log = logging.getLogger("clutto.profiles")
 
 PROFILE_STATE = "io.clutto.profile"
+_PROFILE_EVENT = EventType.find(PROFILE_STATE, EventType.Class.STATE)
 # A repeated warning about the same difference is not sent again within this time: one
 # change of a global name arrives as one membership event per room.
 WARN_QUIET_S = 60.0
@@ -167,9 +168,19 @@ class ProfileService:
         bot = self.members.teams.bot
         for team in await self.members.teams.of_user(user_id):
             if await self.members.teams.role_of(team, user_id) is not None:
-                await bot.send_state_event(
-                    team.space_id, EventType.find(PROFILE_STATE, EventType.Class.STATE), visible, state_key=f"_{user_id}"
-                )
+                await bot.send_state_event(team.space_id, _PROFILE_EVENT, visible, state_key=f"_{user_id}")
+
+    async def unpublish(self, team: Team, user_id: str) -> None:
+        """Someone left or was removed: their profile is no longer shown in that team's space."""
+        if self.custom_fields:
+            return  # the fields live in their own global profile, not in the team
+        bot = self.members.teams.bot
+        try:
+            current = await bot.get_state_event(team.space_id, _PROFILE_EVENT, state_key=f"_{user_id}")
+        except MatrixRequestError:
+            return  # never published there
+        if current and current.serialize():
+            await bot.send_state_event(team.space_id, _PROFILE_EVENT, {}, state_key=f"_{user_id}")
 
     # --- enforcement ---------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import aiohttp
 
 from clutto_bridge.app import Bridge
-from tests.integration.conftest import Bridges
+from tests.integration.conftest import Bridges, unique
 from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
 from tests.integration.test_consent import bot_chat
 from tests.integration.test_member_api import openid_api
@@ -168,3 +168,25 @@ async def test_without_custom_profile_fields_the_profile_is_space_state(
     state = await owner.state(team.space_id, "io.clutto.profile", f"_{member.user_id}")
     assert state == {"first_name": "Ada", "designation": "Analyst"}
     assert await profile_field(owner, member.user_id, "io.clutto.first_name") is None
+
+    # Joining another team publishes it there; leaving a team takes it down there.
+    other = await bridge.teams.create(unique("Other"), owner=owner.user_id)
+    await bridge.members.invite(other, member.user_id, actor=owner.user_id)
+    for user in (owner, member):
+        await user.wait_for_invites({other.space_id})
+        await user.join(other.space_id)
+
+    async def published_in_other() -> bool:
+        try:
+            return await owner.state(other.space_id, "io.clutto.profile", f"_{member.user_id}") == state
+        except MatrixError:
+            return False
+
+    await wait_until(published_in_other, what="the profile in the second team's space")
+    await bridge.members.remove(team, member.user_id, actor=owner.user_id)
+
+    async def taken_down() -> bool:
+        return await owner.state(team.space_id, "io.clutto.profile", f"_{member.user_id}") == {}
+
+    await wait_until(taken_down, what="the profile to leave the first team's space")
+    assert await owner.state(other.space_id, "io.clutto.profile", f"_{member.user_id}") == state
