@@ -77,6 +77,12 @@ class EventDispatcher:
             elif new in (Membership.LEAVE, Membership.BAN):
                 await self.ctx.management_rooms.remove(evt.room_id)
             return
+        if new in (Membership.LEAVE, Membership.BAN) and await self.ctx.management_rooms.owner_of(evt.room_id) == evt.state_key:
+            # The user left their chat with the bot: the next message to them opens a new
+            # one, rather than going into a room nobody reads.
+            await self.ctx.management_rooms.remove(evt.room_id)
+            self._spawn(self.appservice.intent.leave_room(evt.room_id))
+            return
         await self.ctx.members.membership_changed(
             evt.room_id, evt.state_key, str(new), str(previous) if previous else None
         )

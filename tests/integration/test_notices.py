@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import aiohttp
 
 from clutto_bridge.app import Bridge
+from tests.integration.matrix_client import wait_until
 from tests.integration.test_member_api import openid_api
 from tests.integration.test_members import _team_with_member
 from tests.integration.test_provisioning_api import Api
@@ -50,3 +53,22 @@ async def test_service_notice_reaches_everyone_and_marketing_only_who_opted_in(
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
     status, body = await api.call("POST", "/notices", json={"kind": "service", "text": "x", "team_id": "tnope"})
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+
+
+async def test_a_user_who_leaves_the_chat_with_the_bot_gets_a_new_one(bridge: Bridge, new_user) -> None:
+    bot = bridge.settings.bot_mxid
+    user = await new_user("leaver")
+    dm = await user.create_dm(bot)
+    await user.wait_for_notice(dm, "Send help", sender=bot)
+    await user.request("POST", f"/v3/rooms/{quote(dm)}/leave", {})
+
+    async def forgotten() -> bool:
+        return await bridge.management_rooms.room_of(user.user_id) is None
+
+    await wait_until(forgotten, what="the left chat to be forgotten")
+    await bridge.notices.tell(user.user_id, "Security update tonight")
+    new_dm = await bridge.management_rooms.room_of(user.user_id)
+    assert new_dm != dm
+    await user.wait_for_invites({new_dm})
+    await user.join(new_dm)
+    await user.wait_for_notice(new_dm, "Security update tonight", sender=bot)
