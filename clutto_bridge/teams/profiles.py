@@ -14,6 +14,7 @@ per-room name. We never write a member's room state ourselves (only they can).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -35,6 +36,9 @@ _PROFILE_EVENT = EventType.find(PROFILE_STATE, EventType.Class.STATE)
 # A repeated warning about the same difference is not sent again within this time: one
 # change of a global name arrives as one membership event per room.
 WARN_QUIET_S = 60.0
+# How long a reset may take to show in the room before it is written again, and how often.
+RESET_CONFIRM_S = 5.0
+RESET_ATTEMPTS = 3
 
 
 class ProfileService:
@@ -201,10 +205,28 @@ class ProfileService:
                 await self.members.record(team, None, "profile_reset", user_id, room_id=room_id, reason=found.describe())
                 await self._tell(user_id, f"In {team.name}, {found.describe()}. I put it back, as the team's policy says. "
                                  "Change your profile with `profile set FIELD VALUE`.")
+                await self._confirm_reset(room_id, user_id, profile)
                 return
         if self.rules.enforce == "warn":
             await self._tell(user_id, f"In {team.name}, {found.describe()}. Please change it back, or change your "
                              "profile with `profile set FIELD VALUE`.")
+
+    async def _confirm_reset(self, room_id: str, user_id: str, profile: dict[str, str | None]) -> None:
+        """Write again if the room does not show the reset in time.
+
+        Synapse re-sends memberships in a background task and cancels the running one when
+        the profile changes again; when our write lands while the member's own change is
+        still propagating, Synapse (1.163) can lose both tasks, and the room keeps the name.
+        """
+        for attempt in range(RESET_ATTEMPTS):
+            deadline = time.monotonic() + RESET_CONFIRM_S
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                if not await self._still_deviates(room_id, user_id, profile):
+                    return
+            log.info("The reset of %s in %s did not show yet; writing again", user_id, room_id)
+            await self._apply(user_id, profile)
+        log.warning("Could not reset the profile of %s in %s", user_id, room_id)
 
     async def _still_deviates(self, room_id: str, user_id: str, profile: dict[str, str | None]) -> bool:
         """Events arrive after the fact; an earlier reset may already have fixed this room."""
