@@ -108,6 +108,21 @@ class Onboarding:
                     await self.members.sync_power_levels(team)
         return text
 
+    async def team_status(self, team: Team, *, actor: str | None) -> list[dict]:
+        """Who in a team has accepted the current policy (for its owner, admins and the operator)."""
+        await self.members.teams.require_manager(team, actor)
+        held = await self.consent.blocked(await self.members.active(team))
+        rows = []
+        for member in await self.members.active(team):
+            accepted = await self.consent.accepted(member.user_id)
+            rows.append({
+                "user_id": member.user_id,
+                "consented": await self.consent.has_consented(member.user_id),
+                "last_accepted": accepted[-1][0] if accepted else None,
+                "blocked": member.user_id in held,
+            })
+        return rows
+
     async def remind_due(self) -> int:
         """Remind members who still lack consent or a required profile field."""
         now = self.clock.now_ms()

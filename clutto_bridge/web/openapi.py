@@ -363,6 +363,11 @@ def _people_paths() -> dict[str, Any]:
         "/policy": {"get": {
             "summary": "The current privacy policy: version, summary, full text, consent mode, all versions",
             "responses": {"200": {"description": "The policy"}, **_COMMON}}},
+        "/teams/{team_id}/consent": {"get": {
+            "summary": "Owner, admins, operator: who in the team accepted the current policy, and who block mode holds back",
+            "parameters": [_TEAM_ID],
+            "responses": {"200": {"description": "version, mode, members with consented, last_accepted, blocked"},
+                          "403": _error("Not the owner or an admin"), "404": _error("Unknown team"), **_COMMON}}},
         "/users/{user_id}/profile": {
             "get": {"summary": "A profile (yourself, a teammate, or any for the operator)", "parameters": user,
                     "responses": {"200": {"description": "Allowed fields and the required ones missing"},

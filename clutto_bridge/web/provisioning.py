@@ -32,6 +32,8 @@ class ProvisioningAPI:
         self.lifecycle = ctx.lifecycle
         self.export = ctx.export
         self.notices = ctx.notices
+        self.onboarding = ctx.onboarding
+        self.settings = ctx.settings
         self.openid = OpenIDVerifier(ctx.settings.homeserver.address, ctx.settings.homeserver.domain)
         self.app = web.Application(middlewares=[matrix_errors, bearer_auth(secret, self.openid)])
         self.app.cleanup_ctx.append(self._http_session)
@@ -52,6 +54,7 @@ class ProvisioningAPI:
         self.app.router.add_get("/teams/{team_id}/integrations", self.list_integrations)
         self.app.router.add_post("/teams/{team_id}/integrations", self.allow_integration)
         self.app.router.add_delete("/teams/{team_id}/integrations", self.deny_integration)
+        self.app.router.add_get("/teams/{team_id}/consent", self.team_consent)
         self.app.router.add_get("/teams/{team_id}/retention", self.get_retention)
         self.app.router.add_put("/teams/{team_id}/retention", self.set_retention)
         self.app.router.add_post("/teams/{team_id}/retention/preview", self.preview_retention)
@@ -216,6 +219,12 @@ class ProvisioningAPI:
             "holds": sorted(await r.holds(team)),
             "sweeps": [job.to_json() for job in await r.jobs_of(team)],
         }
+
+    async def team_consent(self, request: web.Request) -> web.Response:
+        team = await self._team(request)
+        members = await self.onboarding.team_status(team, actor=request["actor"])
+        consent = self.settings.consent
+        return web.json_response({"version": consent.version, "mode": consent.mode, "members": members})
 
     async def get_retention(self, request: web.Request) -> web.Response:
         team = await self._team(request)

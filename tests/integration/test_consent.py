@@ -63,6 +63,14 @@ async def test_block_mode_holds_sending_until_the_member_accepts(
     status, body = await Api(bridge, http).call("POST", f"/users/{quote(member.user_id)}/consent", json={"version": version})
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
 
+    as_owner = await openid_api(bridge, http, owner)
+    status, overview = await as_owner.call("GET", f"/teams/{team.id}/consent")
+    assert status == 200 and overview["mode"] == "block"
+    assert {m["user_id"]: (m["consented"], m["blocked"]) for m in overview["members"]} == {
+        owner.user_id: (False, True), member.user_id: (False, True)}
+    status, body = await as_member.call("GET", f"/teams/{team.id}/consent")
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+
     await member.send_text(dm, "policy")
     await member.wait_for_notice(dm, f"Privacy policy, version {version}", sender=bot)
     await member.send_text(dm, "accept")
@@ -72,6 +80,9 @@ async def test_block_mode_holds_sending_until_the_member_accepts(
         assert await _level(owner, room_id, member.user_id) == 0
     status, consent = await as_member.call("GET", f"/users/{quote(member.user_id)}/consent")
     assert status == 200 and consent["consented"] and [a["version"] for a in consent["accepted"]] == [version]
+    status, overview = await Api(bridge, http).call("GET", f"/teams/{team.id}/consent")
+    assert {m["user_id"]: (m["last_accepted"], m["blocked"]) for m in overview["members"]} == {
+        owner.user_id: (None, True), member.user_id: (version, False)}
     await member.send_text(dm, "accept")
     await member.wait_for_notice(dm, "You already accepted", sender=bot)
 
