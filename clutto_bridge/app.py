@@ -137,6 +137,7 @@ class Bridge:
                 bot.mxid, bot.mxid,
             )
         log.info("Profiles are published as %s", await self.profiles.detect())
+        await self.profiles.drop_disallowed()
         log.info("Privacy policy version %s, consent mode %s", self.settings.consent.version, self.settings.consent.mode)
         finished = await self.teams.finish_interrupted()
         if finished:

@@ -116,7 +116,7 @@ class ProfileService:
         )
         log.info("%s changed profile fields %s", user_id, ", ".join(sorted(checked)))
         await self.publish(user_id, profile)
-        if self.rules.enforce != "off":
+        if self.rules.enforce != "off" and self._local(user_id):
             try:
                 await self._apply(user_id, profile)
             except AdminUnavailable as e:
@@ -152,11 +152,27 @@ class ProfileService:
 
     # --- publishing ---------------------------------------------------------------------------
 
+    def _local(self, user_id: str) -> bool:
+        """Only accounts on our homeserver have a profile the admin API can write."""
+        return user_id.endswith(f":{self.members.settings.homeserver.domain}")
+
+    async def drop_disallowed(self) -> int:
+        """Forget stored fields the policy no longer allows (the operator narrowed it)."""
+        dropped = 0
+        for field in policy.FIELDS:
+            if field not in self.rules.allowed:
+                count = await self.db.fetchval(f"SELECT COUNT(*) FROM profile WHERE {field} IS NOT NULL")
+                if count:
+                    await self.db.execute(f"UPDATE profile SET {field}=NULL WHERE {field} IS NOT NULL")
+                    log.info("Deleted %d stored %s value(s): the policy no longer allows the field", count, field)
+                    dropped += count
+        return dropped
+
     async def publish(self, user_id: str, profile: dict[str, str | None] | None = None) -> None:
         """Show the allowed text fields to teammates; take down what the policy does not allow."""
         profile = profile or await self.get(user_id)
         visible = {f: profile[f] for f in self.rules.allowed if f in policy.TEXT_FIELDS and profile[f]}
-        if self.custom_fields:
+        if self.custom_fields and self._local(user_id):
             try:
                 current = await self.admin.profile(user_id)
                 for name in policy.unpublished(current, self.rules):
@@ -196,7 +212,9 @@ class ProfileService:
         found = policy.deviation(self.rules, profile, displayname, avatar_url)
         if not found:
             return
-        if self.rules.enforce == "reset" and await self._still_deviates(room_id, user_id, profile):
+        if self.rules.enforce == "reset" and not self._local(user_id):
+            log.info("%s is on another homeserver; its profile can only be warned about", user_id)
+        elif self.rules.enforce == "reset" and await self._still_deviates(room_id, user_id, profile):
             try:
                 await self._apply(user_id, profile)
             except AdminUnavailable as e:
@@ -207,7 +225,7 @@ class ProfileService:
                                  "Change your profile with `profile set FIELD VALUE`.")
                 await self._confirm_reset(room_id, user_id, profile)
                 return
-        if self.rules.enforce == "warn":
+        if self.rules.enforce == "warn" or not self._local(user_id):
             await self._tell(user_id, f"In {team.name}, {found.describe()}. Please change it back, or change your "
                              "profile with `profile set FIELD VALUE`.")
 

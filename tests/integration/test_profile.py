@@ -190,3 +190,27 @@ async def test_without_custom_profile_fields_the_profile_is_space_state(
 
     await wait_until(taken_down, what="the profile to leave the first team's space")
     assert await owner.state(other.space_id, "io.clutto.profile", f"_{member.user_id}") == state
+
+
+async def test_narrowing_the_policy_forgets_fields_no_longer_allowed(
+    bridges: Bridges, new_user, http: aiohttp.ClientSession
+) -> None:
+    bridge = await bridges.start()
+    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    as_member = await openid_api(bridge, http, member)
+    path = f"/users/{quote(member.user_id)}/profile"
+    status, _ = await as_member.call("PUT", path, json={"first_name": "Ada", "last_name": "L", "designation": "CTO"})
+    assert status == 200
+    assert await profile_field(owner, member.user_id, "io.clutto.designation") == "CTO"
+    await bridges.stop(bridge)
+
+    narrow = bridges.settings(policy__profile__allowed=["first_name", "last_name"])
+    bridge = await bridges.start(narrow)
+    assert (await bridge.profiles.get(member.user_id))["designation"] is None
+    as_member = await openid_api(bridge, http, member)
+    status, body = await as_member.call("PUT", path, json={"designation": "CEO"})
+    assert status == 400 and "not kept by this server's policy" in body["error"]
+    status, body = await as_member.call("PUT", path, json={"last_name": "Lovelace"})
+    assert status == 200 and body["profile"] == {"first_name": "Ada", "last_name": "Lovelace"}
+    # Publishing again takes the field down from the homeserver profile too.
+    assert await profile_field(owner, member.user_id, "io.clutto.designation") is None
