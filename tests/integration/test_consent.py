@@ -166,3 +166,28 @@ async def test_members_are_reminded_until_they_accept_and_fill_their_profile(bri
         await member.wait_for_notice(dm, f"{field}: {value}", sender=bot)
     clock.advance(bridge.settings.reminder_interval * 1000 + 1)
     assert await bridge.onboarding.remind_due() == 1  # only the owner is still missing things
+
+
+async def test_a_reconsent_version_blocks_again_in_block_mode(bridges: Bridges, new_user, tmp_path: Path) -> None:
+    folder = policy_folder(tmp_path, ("v1", "2026-01-01", True), ("v2", "2026-06-01", True))
+    settings = {"policy__consent__mode": "block", "policy__consent__texts": str(folder)}
+    bridge = await bridges.start(bridges.settings(policy__version="v1", **settings))
+    bot = bridge.settings.bot_mxid
+    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    dm = await bot_chat(bridge, member)
+    await member.send_text(dm, "accept")
+    await member.wait_for_notice(dm, "you accepted privacy policy version v1", sender=bot)
+    assert await can_send(member, rooms[0])
+    await bridges.stop(bridge)
+
+    bridge = await bridges.start(bridges.settings(policy__version="v2", **settings))
+    await member.wait_for_notice(dm, "the privacy policy is now version v2", sender=bot)
+
+    async def held_back() -> bool:
+        return await _level(owner, rooms[0], member.user_id) == -1
+
+    await wait_until(held_back, what="the member to be held back until they accept v2")
+    assert not await can_send(member, rooms[0])
+    await member.send_text(dm, "accept")
+    await member.wait_for_notice(dm, "you accepted privacy policy version v2", sender=bot)
+    assert await can_send(member, rooms[0])
