@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,14 +27,9 @@ from urllib.parse import quote
 
 import aiohttp
 import aiosqlite
+from harness import bridge_for, make_bot_admin
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile  # noqa: E402
-from clutto_bridge.demo.synapse import LocalSynapse, free_port  # noqa: E402
-from clutto_bridge.matrix.registration import registration  # noqa: E402
-from ruamel.yaml import YAML  # noqa: E402
+from clutto_bridge.demo.synapse import LocalSynapse
 
 POLICY = "---\npublished: {day}\nreconsent: true\nsummary: Policy {v}.\n---\nText of {v}.\n"
 
@@ -77,52 +70,18 @@ async def main(members: int, renames: int) -> None:
     texts.mkdir()
     (texts / "v1.md").write_text(POLICY.format(day="2026-01-01", v="v1"))
     (texts / "v2.md").write_text(POLICY.format(day="2026-02-01", v="v2"))
-    config_path = folder / "config.yaml"
-    config_path.write_text(EXAMPLE_CONFIG.read_text())
-    file = ConfigFile(config_path)
-    file.load()
-    port = free_port()
+    bridge = bridge_for(synapse, folder, **{"policy.consent.texts": str(texts), "policy.version": "v1"})
+    settings = bridge.settings
     db = folder / "clutto.db"
-    for key, value in {
-        "homeserver.address": synapse.url, "homeserver.domain": synapse.server_name,
-        "appservice.address": f"http://127.0.0.1:{port}", "appservice.port": port,
-        "appservice.database": f"sqlite:{db}", "policy.consent.texts": str(texts), "policy.version": "v1",
-        "logging.level": "WARNING",
-    }.items():
-        file[key] = value
-    file.fill_generated_secrets()
-    file.save()
-    settings = file.settings()
-    reg = folder / "registration.yaml"
-    YAML().dump(registration(settings), open(reg, "w"))
-    synapse.write_config([reg])
+    synapse.write_config([folder / "registration.yaml"])
     synapse.start()
-    bridge = None
-
-    def start_bridge() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "clutto_bridge", "-c", str(config_path)],
-                                stdout=subprocess.DEVNULL, stderr=open(folder / "bridge.log", "a"))
-
     try:
-        bot_id = await synapse.register_appservice_user(settings.appservice.as_token, settings.appservice.bot_username)
-        admin = await synapse.register_user("bench-admin", admin=True)
-        await synapse.make_admin(admin.access_token, bot_id)
-        bridge = start_bridge()
-        api = f"http://127.0.0.1:{port}/_clutto/v1"
-        auth = {"Authorization": f"Bearer {settings.provisioning.shared_secret}"}
+        await make_bot_admin(synapse, bridge)
+        bot_id = settings.bot_mxid
+        bridge.start()
+        api, auth = bridge.api, bridge.auth
         async with aiohttp.ClientSession() as http:
-            async def ready() -> None:
-                for _ in range(300):
-                    try:
-                        async with http.get(f"{api}/teams", headers=auth) as r:
-                            if r.status == 200:
-                                return
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.2)
-                raise RuntimeError("the bridge did not start; see bridge.log")
-
-            await ready()
+            await bridge.ready(http)
             owner_acc = await synapse.register_user("bench-owner")
             owner = Client(http, synapse.url, owner_acc.user_id, owner_acc.access_token)
             async with http.post(f"{api}/teams", json={"name": "Bench", "owner": owner.user_id}, headers=auth) as r:
@@ -203,18 +162,15 @@ async def main(members: int, renames: int) -> None:
             baseline_s = time.monotonic() - start
 
             print("Announcement of policy v2 after a restart …")
-            bridge.terminate()
-            bridge.wait(30)
-            file.load()
-            file["policy.version"] = "v2"
-            file.save()
-            bridge = start_bridge()
+            bridge.stop()
+            bridge.reconfigure(**{"policy.version": "v2"})
+            bridge.start()
             start = time.monotonic()
             while await bot_notices(db, "v2") < members + 1:
                 if time.monotonic() - start > 900:
                     raise RuntimeError("announcement did not finish")
                 await asyncio.sleep(0.2)
-            await ready()
+            await bridge.ready(http)
             async with aiosqlite.connect(db) as conn:
                 cursor = await conn.execute("SELECT MIN(sent_at), MAX(sent_at) FROM policy_notice WHERE version='v2'")
                 first_ms, last_ms = await cursor.fetchone()
@@ -232,9 +188,7 @@ async def main(members: int, renames: int) -> None:
         print(f"baseline, rename visible:          median {b_med * 1000:7.0f} ms")
         print(f"reset latency ratio:               {r_med / b_med:.2f}")
     finally:
-        if bridge and bridge.poll() is None:
-            bridge.terminate()
-            bridge.wait(30)
+        bridge.stop()
         synapse.stop()
 
 

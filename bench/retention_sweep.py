@@ -16,22 +16,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
+from harness import bridge_for, make_bot_admin
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile  # noqa: E402
-from clutto_bridge.demo.synapse import LocalSynapse, free_port  # noqa: E402
-from clutto_bridge.matrix.registration import registration  # noqa: E402
-from ruamel.yaml import YAML  # noqa: E402
+from clutto_bridge.demo.synapse import LocalSynapse
 
 
 def rss_kib(pid: int, field: str) -> int:
@@ -78,47 +71,21 @@ async def main(events: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="clutto-bench-"))
     ours = LocalSynapse(folder / "synapse-bridge")
     theirs = LocalSynapse(folder / "synapse-retention")
-    config_path = folder / "config.yaml"
-    config_path.write_text(EXAMPLE_CONFIG.read_text())
-    file = ConfigFile(config_path)
-    file.load()
-    port = free_port()
-    for key, value in {
-        "homeserver.address": ours.url, "homeserver.domain": ours.server_name,
-        "appservice.address": f"http://127.0.0.1:{port}", "appservice.port": port,
-        "appservice.database": f"sqlite:{folder / 'clutto.db'}", "policy.retention.min": "1s",
-        "policy.retention.batch_size": 500, "jobs.homeserver_rate": 10000, "logging.level": "WARNING",
-    }.items():
-        file[key] = value
-    file.fill_generated_secrets()
-    file.save()
-    settings = file.settings()
-    reg = folder / "registration.yaml"
-    YAML().dump(registration(settings), open(reg, "w"))
-    ours.write_config([reg])
+    bridge = bridge_for(ours, folder, **{
+        "policy.retention.min": "1s", "policy.retention.batch_size": 500, "jobs.homeserver_rate": 10000})
+    settings = bridge.settings
+    ours.write_config([folder / "registration.yaml"])
     theirs.write_config([], extra={"retention": {"enabled": True, "allowed_lifetime_min": "1s",
                                                  "purge_jobs": [{"interval": "1s"}]}})
     ours.start()
     theirs.start()
-    bridge = None
     try:
-        bot = await ours.register_appservice_user(settings.appservice.as_token, settings.appservice.bot_username)
-        admin = await ours.register_user("bench-admin", admin=True)
-        await ours.make_admin(admin.access_token, bot)
-        bridge = subprocess.Popen([sys.executable, "-m", "clutto_bridge", "-c", str(config_path)],
-                                  stdout=subprocess.DEVNULL, stderr=open(folder / "bridge.log", "w"))
-        api = f"http://127.0.0.1:{port}/_clutto/v1"
-        auth = {"Authorization": f"Bearer {settings.provisioning.shared_secret}"}
+        admin_token = await make_bot_admin(ours, bridge)
+        bridge.start()
+        api, auth = bridge.api, bridge.auth
         async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                try:
-                    async with http.get(f"{api}/teams", headers=auth) as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
-            idle_kib = rss_kib(bridge.pid, "VmRSS")
+            await bridge.ready(http)
+            idle_kib = rss_kib(bridge.process.pid, "VmRSS")
             owner = await ours.register_user("bench-owner")
             async with http.post(f"{api}/teams", json={"name": "Bench", "owner": owner.user_id}, headers=auth) as r:
                 team = await r.json()
@@ -145,8 +112,8 @@ async def main(events: int) -> None:
                 async with http.get(f"{api}/teams/{team['id']}/jobs/{job['id']}", headers=auth) as r:
                     job = await r.json()
             ours_s = time.monotonic() - start
-            peak_kib = rss_kib(bridge.pid, "VmHWM")
-            left_ours = await count_messages(http, ours.url, admin.access_token, room_ours)
+            peak_kib = rss_kib(bridge.process.pid, "VmHWM")
+            left_ours = await count_messages(http, ours.url, admin_token, room_ours)
 
             print("Synapse retention purge job …")
             async with http.put(f"{theirs.url}/_matrix/client/v3/rooms/{quote(room_theirs)}/state/m.room.retention/",
@@ -169,9 +136,7 @@ async def main(events: int) -> None:
         print(f"bridge memory: idle {idle_kib / 1024:.1f} MiB, peak {peak_kib / 1024:.1f} MiB, "
               f"ratio peak/idle {peak_kib / idle_kib:.2f}")
     finally:
-        if bridge and bridge.poll() is None:
-            bridge.terminate()
-            bridge.wait(30)
+        bridge.stop()
         ours.stop()
         theirs.stop()
 

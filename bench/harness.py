@@ -1,0 +1,100 @@
+"""What every benchmark needs: a throwaway Synapse with the bridge registered, the bridge as
+its own process (so its memory and CPU are its own), and a wait until its API answers."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings  # noqa: E402
+from clutto_bridge.demo.setup import POLICY_TEXTS  # noqa: E402
+from clutto_bridge.demo.synapse import LocalSynapse, free_port  # noqa: E402
+from clutto_bridge.matrix.registration import registration  # noqa: E402
+
+
+@dataclass
+class BridgeUnderTest:
+    folder: Path
+    file: ConfigFile
+    settings: Settings
+    process: subprocess.Popen | None = None
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.settings.appservice.port}/_clutto/v1"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings.provisioning.shared_secret}"}
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "clutto_bridge", "-c", str(self.file.path)],
+                                        stdout=subprocess.DEVNULL, stderr=open(self.folder / "bridge.log", "a"))
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+
+    def reconfigure(self, **values: Any) -> None:
+        """Change config keys (dotted) for the next start."""
+        self.file.load()
+        for key, value in values.items():
+            self.file[key] = value
+        self.file.save()
+        self.settings = self.file.settings()
+
+    async def ready(self, http: aiohttp.ClientSession) -> None:
+        for _ in range(300):
+            try:
+                async with http.get(f"{self.api}/teams", headers=self.auth) as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"the bridge did not start; see {self.folder / 'bridge.log'}")
+
+
+def bridge_for(synapse: LocalSynapse, folder: Path, **values: Any) -> BridgeUnderTest:
+    """Config (with fresh secrets) and registration of a bridge next to ``synapse``.
+
+    Call before ``synapse.write_config([folder / "registration.yaml"])``.
+    """
+    path = folder / "config.yaml"
+    path.write_text(EXAMPLE_CONFIG.read_text())
+    file = ConfigFile(path)
+    file.load()
+    port = free_port()
+    for key, value in {
+        "homeserver.address": synapse.url, "homeserver.domain": synapse.server_name,
+        "appservice.address": f"http://127.0.0.1:{port}", "appservice.port": port,
+        "appservice.database": f"sqlite:{folder / 'clutto.db'}", "logging.level": "WARNING",
+        "policy.consent.texts": str(POLICY_TEXTS), **values,
+    }.items():
+        file[key] = value
+    file.fill_generated_secrets()
+    file.save()
+    settings = file.settings()
+    with open(folder / "registration.yaml", "w") as stream:
+        YAML().dump(registration(settings), stream)
+    return BridgeUnderTest(folder, file, settings)
+
+
+async def make_bot_admin(synapse: LocalSynapse, bridge: BridgeUnderTest) -> str:
+    """The operator's set-up step; returns an admin's access token."""
+    a = bridge.settings.appservice
+    bot = await synapse.register_appservice_user(a.as_token, a.bot_username)
+    admin = await synapse.register_user("bench-admin", admin=True)
+    await synapse.make_admin(admin.access_token, bot)
+    return admin.access_token
