@@ -102,9 +102,12 @@ def config_command(action: str, config_path: str) -> int:
     file.load()
     if action == "upgrade":
         added = file.upgrade()
-        file.settings()  # refuse to write a file that still would not load
-        file.save()
+        if added:
+            # Written even if something is still to fix: the new keys are needed either way,
+            # and what remains (a value, a missing policy folder) is named below.
+            file.save()
         print(f"Added {len(added)} key(s): {', '.join(added)}" if added else "The config is up to date.")
+        file.settings()
         return 0
     file.settings()
     print(f"{config_path} is valid.")

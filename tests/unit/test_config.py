@@ -225,3 +225,20 @@ def test_demo_without_synapse_says_how_to_get_it(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "clutto-bridge[demo]" in result.stderr and "scripts/dev.py demo" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_upgrade_writes_new_keys_even_when_something_remains_to_fix(tmp_path: Path) -> None:
+    """An old config gains the policy keys; the missing policy folder is then named, not hidden."""
+    old = EXAMPLE_CONFIG.read_text()
+    start = old.index("    # The policy version members agree to")
+    end = old.index("    # Trial lifecycle of a new team")
+    config = tmp_path / "config.yaml"
+    config.write_text(old[:start] + old[end:])
+    result = _run_cli("config", "upgrade", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 2, result
+    assert "Added" in result.stdout and "policy.version" in result.stdout
+    assert "policy.consent.texts: folder 'config/policy' does not exist" in result.stderr
+    assert 'version: "2026-11"' in config.read_text()
+    shutil.copytree(POLICY_TEXTS, tmp_path / "config" / "policy")
+    result = _run_cli("config", "check", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
