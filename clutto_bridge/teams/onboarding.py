@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 
+from mautrix.errors import MatrixRequestError
+
 from clutto_bridge.db.member import Member
 from clutto_bridge.db.team import ACTIVE as TEAM_ACTIVE
 from clutto_bridge.db.team import Team
@@ -86,7 +88,13 @@ class Onboarding:
             body = (f"Service notice: the privacy policy is now version {text.version} "
                     f"(published {text.published.isoformat()}). {text.summary}")
             body += "\n" + self._how_to_accept(text) if needs else "\nNo action is needed from you."
-            await self.notices.tell(user_id, body)
+            try:
+                await self.notices.tell(user_id, body)
+            except MatrixRequestError as e:
+                # One unreachable user must not hold up everyone after them; they are
+                # not marked as told, so the next pass tries again.
+                log.warning("Could not tell %s about policy version %s: %s", user_id, text.version, e)
+                continue
             await self._told(user_id, text.version)
             told += 1
         if told:
@@ -139,8 +147,12 @@ class Onboarding:
             hint = await self._profile_hint(user_id)
             if not parts and not hint:
                 continue
-            await self.notices.tell(user_id, "\n".join(parts) + hint if parts else "Reminder:" + hint)
             await self._reminded(user_id)
+            try:
+                await self.notices.tell(user_id, "\n".join(parts) + hint if parts else "Reminder:" + hint)
+            except MatrixRequestError as e:
+                log.warning("Could not remind %s: %s", user_id, e)
+                continue
             reminded += 1
         return reminded
 
