@@ -9,11 +9,9 @@ from mautrix.util.async_db import Database
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
-from clutto_bridge.db.member import Member
+from clutto_bridge.db.member import INVITED, JOINED, Member
 from clutto_bridge.policy import consent as policy
 from clutto_bridge.teams.errors import Conflict, InvalidInput
-
-ACTIVE = ("invited", "joined")
 
 
 class ConsentService:
@@ -37,9 +35,12 @@ class ConsentService:
         )
         return [(r["version"], r["accepted_at"]) for r in rows]
 
+    def covers(self, accepted: list[tuple[str, int]]) -> bool:
+        """Whether these acceptances (from ``accepted``) cover the current policy version."""
+        return policy.has_consented(self.texts, self.settings.consent.version, [v for v, _ in accepted])
+
     async def has_consented(self, user_id: str) -> bool:
-        versions = [v for v, _ in await self.accepted(user_id)]
-        return policy.has_consented(self.texts, self.settings.consent.version, versions)
+        return self.covers(await self.accepted(user_id))
 
     async def accept(self, user_id: str, version: str | None = None) -> policy.PolicyText:
         """Record consent to the current version. Naming another version is refused."""
@@ -68,4 +69,4 @@ class ConsentService:
         """Active members block mode keeps from sending: those without consent to the current policy."""
         if self.settings.consent.mode != "block":
             return frozenset()
-        return frozenset([m.user_id for m in members if m.membership in ACTIVE and not await self.has_consented(m.user_id)])
+        return frozenset([m.user_id for m in members if m.membership in (INVITED, JOINED) and not await self.has_consented(m.user_id)])

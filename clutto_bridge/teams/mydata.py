@@ -38,6 +38,7 @@ class MyData:
             teams.append({"team_id": row["id"], "team": row["name"], "role": row["role"],
                           "membership": row["membership"], "added_at": row["added_at"]})
         account = await self.db.fetchrow("SELECT email, created_at FROM account WHERE user_id=$1", user_id)
+        accepted = await self.consent.accepted(user_id)
         choices = await self.db.fetch(
             "SELECT choice, value, ts FROM privacy_choice WHERE user_id=$1 ORDER BY id", user_id
         )
@@ -47,8 +48,8 @@ class MyData:
             "profile": await self.profiles.get(user_id),
             "account": {"email": account["email"], "created_at": account["created_at"]} if account else None,
             "teams": teams,
-            "policy_consent": [{"version": v, "accepted_at": ts} for v, ts in await self.consent.accepted(user_id)],
-            "consent_current": await self.consent.has_consented(user_id),
+            "policy_consent": [{"version": v, "accepted_at": ts} for v, ts in accepted],
+            "consent_current": self.consent.covers(accepted),
             "marketing_opted_in": await self.notices.marketing_opted_in(user_id),
             "contact_import_allowed": await self.contacts.permitted(user_id),
             "contacts": await self.contacts.list(user_id),

@@ -15,7 +15,7 @@ import logging
 
 from mautrix.errors import MatrixRequestError
 
-from clutto_bridge.db.member import Member
+from clutto_bridge.db.member import JOINED, Member
 from clutto_bridge.db.team import ACTIVE as TEAM_ACTIVE
 from clutto_bridge.db.team import Team
 from clutto_bridge.policy.consent import PolicyText
@@ -119,15 +119,15 @@ class Onboarding:
     async def team_status(self, team: Team, *, actor: str | None) -> list[dict]:
         """Who in a team has accepted the current policy (for its owner, admins and the operator)."""
         await self.members.teams.require_manager(team, actor)
-        held = await self.consent.blocked(await self.members.active(team))
         rows = []
         for member in await self.members.active(team):
             accepted = await self.consent.accepted(member.user_id)
+            consented = self.consent.covers(accepted)
             rows.append({
                 "user_id": member.user_id,
-                "consented": await self.consent.has_consented(member.user_id),
+                "consented": consented,
                 "last_accepted": accepted[-1][0] if accepted else None,
-                "blocked": member.user_id in held,
+                "blocked": self.blocking and not consented,  # as ConsentService.blocked decides
             })
         return rows
 
@@ -160,7 +160,7 @@ class Onboarding:
         users: list[str] = []
         for team in await Team.in_state(self.db, TEAM_ACTIVE):
             for member in await Member.of_team(self.db, team.id):
-                if member.membership == "joined" and member.user_id not in users:
+                if member.membership == JOINED and member.user_id not in users:
                     users.append(member.user_id)
         return users
 

@@ -65,11 +65,12 @@ class PeopleAPI:
                                   "missing": await self.ctx.profiles.missing(user_id)})
 
     async def _consent_json(self, user_id: str) -> dict:
+        accepted = await self.ctx.consent.accepted(user_id)
         return {
             "user_id": user_id,
             "current_version": self.ctx.consent.current.version,
-            "consented": await self.ctx.consent.has_consented(user_id),
-            "accepted": [{"version": v, "accepted_at": ts} for v, ts in await self.ctx.consent.accepted(user_id)],
+            "consented": self.ctx.consent.covers(accepted),
+            "accepted": [{"version": v, "accepted_at": ts} for v, ts in accepted],
         }
 
     async def get_consent(self, request: web.Request) -> web.Response:
