@@ -73,9 +73,8 @@ class NoticeService:
             if kind == MARKETING and not await self.marketing_opted_in(user_id):
                 skipped += 1
                 continue
-            room_id = await self.direct_room(user_id)
             footer = "" if kind == SERVICE else "\n(You get these because you opted in; `marketing off` stops them.)"
-            await self.members.teams.bot.send_notice(room_id, text=f"{label}: {text}{footer}".replace("`", ""))
+            await self.tell(user_id, f"{label}: {text}{footer}")
             delivered += 1
         await self.db.execute(
             "INSERT INTO notice (ts, kind, team_id, sent_by, delivered, skipped) VALUES ($1, $2, $3, $4, $5, $6)",
