@@ -178,7 +178,7 @@ class ProfileService:
                 for name in policy.unpublished(current, self.rules):
                     await self.admin.set_profile_field(user_id, name, None)
                     log.info("Deleted custom profile field %s of %s (not allowed by the policy)", name, user_id)
-                for field in policy.TEXT_FIELDS:
+                for field in (f for f in self.rules.allowed if f in policy.TEXT_FIELDS):  # the rest went above
                     key = policy.CUSTOM_FIELD_PREFIX + field
                     if current.get(key) != visible.get(field) and (field in visible or key in current):
                         await self.admin.set_profile_field(user_id, key, visible.get(field))
