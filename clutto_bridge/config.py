@@ -125,7 +125,6 @@ class LoggingSettings:
 @dataclass(frozen=True)
 class ConsentSettings:
     version: str
-    texts_folder: str
     mode: str
     texts: dict[str, PolicyText]
 
@@ -470,7 +469,7 @@ def _consent(values: dict[str, Any]) -> ConsentSettings:
     if version not in texts:
         known = ", ".join(sorted(texts)) or "none"
         raise ConfigError("policy.version", f"no policy text {version}.md in {folder} (versions there: {known})")
-    return ConsentSettings(version, folder, values["policy.consent.mode"], texts)
+    return ConsentSettings(version, values["policy.consent.mode"], texts)
 
 
 def _profile(values: dict[str, Any]) -> ProfileRules:

@@ -83,9 +83,8 @@ class SynapseAdmin:
 
     async def media_info(self, mxc: str) -> tuple[str, int] | None:
         """Type and size of a local upload, or None if the homeserver has no such file."""
-        server, _, media_id = mxc.removeprefix("mxc://").partition("/")
         try:
-            data = await self._request(Method.GET, SynapseAdminPath.v1.media[server][media_id])
+            data = await self._request(Method.GET, _media_path(mxc))
         except MatrixRequestError as e:
             if e.http_status in (400, 404):
                 return None
@@ -148,9 +147,8 @@ class SynapseAdmin:
 
     async def delete_media(self, mxc: str) -> bool:
         """Delete a local media file; False if it is not ours or already gone."""
-        server, _, media_id = mxc.removeprefix("mxc://").partition("/")
         try:
-            await self._request(Method.DELETE, SynapseAdminPath.v1.media[server][media_id])
+            await self._request(Method.DELETE, _media_path(mxc))
         except MatrixRequestError as e:
             if e.http_status in (400, 404):
                 return False
@@ -186,3 +184,9 @@ class SynapseAdmin:
                 raise HomeserverTaskFailed(f"deleting {room_id} failed on the homeserver: {status.get('error')}")
             await asyncio.sleep(0.5)
         raise TimeoutError(f"deleting {room_id} did not finish within {timeout:.0f}s")
+
+
+def _media_path(mxc: str):
+    """The admin API path of a piece of media: /_synapse/admin/v1/media/<server>/<id>."""
+    server, _, media_id = mxc.removeprefix("mxc://").partition("/")
+    return SynapseAdminPath.v1.media[server][media_id]
