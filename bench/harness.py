@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings  # noqa: E402
 from clutto_bridge.demo.setup import POLICY_TEXTS  # noqa: E402
 from clutto_bridge.demo.synapse import LocalSynapse, free_port  # noqa: E402
-from clutto_bridge.matrix.registration import registration  # noqa: E402
+from clutto_bridge.registration import registration  # noqa: E402
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Wiring: database, appservice, team service, commands and the provisioning API."""
+"""Wiring: database and stores, the homeserver client, the domain services, jobs, commands
+and the provisioning API. Each service gets exactly what it uses."""
 
 from __future__ import annotations
 
@@ -6,36 +7,36 @@ import asyncio
 import logging
 
 from mautrix.appservice.state_store.asyncpg import PgASStateStore
-from mautrix.errors import MatrixRequestError
 from mautrix.util.async_db import Database
 
 from clutto_bridge.clock import Clock, SystemClock
-from clutto_bridge.context import Services
 from clutto_bridge.config import Settings
-from clutto_bridge.db import create_database
-from clutto_bridge.db.audit import AuditLog
-from clutto_bridge.db.bot import ManagementRooms, TransactionLog
-from clutto_bridge.db.job import JobStore
-from clutto_bridge.jobs.export import EXPORT, TeamExport
+from clutto_bridge.context import Services
+from clutto_bridge.db import Stores, create_database
+from clutto_bridge.db.job import JobKind
+from clutto_bridge.events import EventDispatcher
+from clutto_bridge.jobs.export import TeamExport
 from clutto_bridge.jobs.retention_sweep import RetentionSweep
 from clutto_bridge.jobs.runner import JobRunner
 from clutto_bridge.jobs.schedule import schedule_sweeps
+from clutto_bridge.jobs.team_purge import TeamPurge
 from clutto_bridge.matrix.admin import SynapseAdmin
-from clutto_bridge.matrix.appservice import ClutttoAppService
-from clutto_bridge.matrix.events import EventDispatcher
+from clutto_bridge.matrix.appservice import CluttoAppService
+from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.contacts import ContactService
+from clutto_bridge.teams.details import TeamDetails
 from clutto_bridge.teams.integrations import IntegrationService
+from clutto_bridge.teams.lifecycle import TrialLifecycle
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.mydata import MyData
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.onboarding import Onboarding
 from clutto_bridge.teams.profiles import ProfileService
+from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.rooms import RoomService
-from clutto_bridge.teams.lifecycle import PURGE, TrialLifecycle
-from clutto_bridge.teams.retention import SWEEP, RetentionService
 from clutto_bridge.teams.service import TeamService
-from clutto_bridge.teams.settings import TeamSettings
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
 
 log = logging.getLogger("clutto")
@@ -45,72 +46,74 @@ class Bridge:
     """One running bridge. Everything it needs is passed in; nothing is global."""
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
-        self.settings = settings
-        self.clock = clock or SystemClock()
-        self.db: Database = create_database(settings.appservice)
-        self.state_db = Database.create(
-            settings.appservice.database, upgrade_table=PgASStateStore.upgrade_table
+        self.settings = s = settings
+        self.clock = clock = clock or SystemClock()
+        a = s.appservice
+        self.db: Database = create_database(a.database, a.database_opts)
+        self.state_db = Database.create(a.database, upgrade_table=PgASStateStore.upgrade_table)
+        self.stores = db = Stores.over(self.db)
+        self.appservice = CluttoAppService(
+            server=s.homeserver.address, domain=s.homeserver.domain, as_token=a.as_token, hs_token=a.hs_token,
+            bot_localpart=a.bot_username, id=a.id, verify_ssl=s.homeserver.verify_ssl,
+            state_store=PgASStateStore(self.state_db), transactions=db.transactions, now_ms=clock.now_ms,
+            default_http_retry_count=3, log=logging.getLogger("clutto.appservice"),
         )
-        a = settings.appservice
-        self.appservice = ClutttoAppService(
-            server=settings.homeserver.address,
-            domain=settings.homeserver.domain,
-            as_token=a.as_token,
-            hs_token=a.hs_token,
-            bot_localpart=a.bot_username,
-            id=a.id,
-            verify_ssl=settings.homeserver.verify_ssl,
-            state_store=PgASStateStore(self.state_db),
-            transactions=TransactionLog(self.db),
-            clock=self.clock,
-            default_http_retry_count=3,
-            log=logging.getLogger("clutto.appservice"),
+        bot = lambda: self.appservice.intent  # noqa: E731 - the intent exists once the appservice does
+        self.admin = admin = SynapseAdmin(bot)
+        hs = Homeserver(bot, admin, s.homeserver.address)
+        self.audit = audit = AuditLog(db.audit, clock)
+        self.runner = runner = JobRunner(db.jobs, s.jobs, clock)
+        self.management_rooms = db.management_rooms
+
+        self.teams = teams = TeamService(db.teams, db.rooms, db.members, hs, s, clock)
+        self.consent = consent = ConsentService(db.consent, s, clock)
+        self.members = members = MemberService(
+            teams, db.members, db.teams, db.accounts, hs, admin, audit, consent, s, clock
         )
-        self.teams = TeamService(self.db, self.appservice, settings, self.clock)
-        self.admin = SynapseAdmin(lambda: self.appservice.intent)
-        self.audit = AuditLog(self.db)
-        self.consent = ConsentService(self.db, settings, self.clock)
-        self.members = MemberService(self.teams, self.admin, self.audit, self.consent)
-        self.rooms = RoomService(self.members)
-        self.integrations = IntegrationService(self.members)
-        self.team_settings = TeamSettings(self.members)
-        self.runner = JobRunner(JobStore(self.db), settings.jobs)
-        self.retention = RetentionService(self.members, self.runner)
-        self.runner.register(SWEEP, RetentionSweep(self.retention))
-        self.export = TeamExport(self.members)
-        self.runner.register(EXPORT, self.export)
-        self.management_rooms = ManagementRooms(self.db)
-        self.notices = NoticeService(self.members, self.management_rooms)
-        self.lifecycle = TrialLifecycle(self.retention, self.team_settings, self.runner, self.notices)
-        self.runner.register(PURGE, self.lifecycle.purge)
-        self.profiles = ProfileService(self.members, self.admin, self.notices)
-        self.onboarding = Onboarding(self.members, self.consent, self.profiles, self.notices)
-        self.contacts = ContactService(self.consent, self.admin)
-        self.mydata = MyData(self.members, self.profiles, self.consent, self.contacts, self.notices)
+        rooms = RoomService(members, db.rooms, hs, audit, s.bridge.room_version, clock)
+        integrations = IntegrationService(db.integrations, teams, db.members, hs, audit, s.integrations)
+        self.details = details = TeamDetails(
+            teams, db.teams, db.rooms, db.jobs, hs, admin, audit, s.bridge.team_name_max_length
+        )
+        self.retention = retention = RetentionService(
+            teams, db.teams, db.rooms, db.holds, db.references, db.jobs, runner, hs, audit, clock
+        )
+        self.notices = notices = NoticeService(
+            db.notices, db.management_rooms, teams, members, hs, s.marketing_default, clock
+        )
+        self.lifecycle = lifecycle = TrialLifecycle(
+            teams, db.teams, retention, db.jobs, runner, notices, audit, s.trial, s.export.directory, clock
+        )
+        self.profiles = profiles = ProfileService(
+            db.profiles, db.members, teams, hs, admin, notices, audit, s.profile, s.homeserver.domain, clock
+        )
+        self.onboarding = onboarding = Onboarding(
+            members, db.members, db.profiles, consent, profiles, notices, s, clock
+        )
+        contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock)
+        mydata = MyData(db.members, db.accounts, profiles, consent, contacts, notices)
+
+        runner.register(JobKind.SWEEP, RetentionSweep(
+            retention, db.teams, db.references, hs, admin, audit, s.retention, s.jobs.homeserver_rate
+        ))
+        runner.register(JobKind.EXPORT, TeamExport(
+            db.teams, db.rooms, db.members, hs, audit, lifecycle, s.jobs.homeserver_rate, clock
+        ))
+        runner.register(JobKind.PURGE, TeamPurge(
+            db.teams, db.rooms, db.members, db.references, db.persons, retention, details, admin
+        ))
+
         ctx = Services(
-            teams=self.teams,
-            members=self.members,
-            rooms=self.rooms,
-            integrations=self.integrations,
-            team_settings=self.team_settings,
-            retention=self.retention,
-            lifecycle=self.lifecycle,
-            export=self.export,
-            notices=self.notices,
-            consent=self.consent,
-            profiles=self.profiles,
-            onboarding=self.onboarding,
-            contacts=self.contacts,
-            mydata=self.mydata,
-            management_rooms=self.management_rooms,
-            settings=settings,
-            bot=lambda: self.appservice.intent,
+            teams=teams, members=members, rooms=rooms, integrations=integrations, details=details,
+            retention=retention, lifecycle=lifecycle, notices=notices, consent=consent, profiles=profiles,
+            onboarding=onboarding, contacts=contacts, mydata=mydata, homeserver=hs, settings=s,
         )
-        self.events = EventDispatcher(self.appservice, ctx)
+        self.homeserver = hs
+        self.events = EventDispatcher(ctx)
         self.appservice.matrix_event_handler(self.events.handle)
         self._scheduler: asyncio.Task | None = None
-        if settings.provisioning.enabled:
-            api = ProvisioningAPI(ctx, settings.provisioning.shared_secret)
+        if s.provisioning.enabled:
+            api = ProvisioningAPI(ctx, s.provisioning.shared_secret)
             self.appservice.app.add_subapp(PREFIX, api.app)
 
     async def start(self) -> None:
@@ -118,23 +121,19 @@ class Bridge:
         await self.db.start()
         self.state_db.override_pool(self.db)  # shares the pool, which exists only once started
         await self.state_db.start()
-        await TransactionLog(self.db).forget_before(self.clock.now_ms() - a.transaction_memory * 1000)
+        await self.stores.transactions.forget_before(self.clock.now_ms() - a.transaction_memory * 1000)
         await self.appservice.start(a.hostname, a.port)
         log.info("Listening on %s:%d", a.hostname, a.port)
-        bot = self.appservice.intent
-        await bot.ensure_registered()
-        try:
-            await bot.set_displayname(a.bot_displayname)
-        except MatrixRequestError as e:
-            log.warning("Could not set the bot's display name: %s", e)
+        await self.homeserver.ensure_bot(a.bot_displayname)
         self.retention.admin_available = await self.admin.is_admin()
         if not self.retention.admin_available:
+            bot = self.homeserver.bot_mxid
             log.warning(
                 "The bot %s is not a homeserver admin. RETENTION DEGRADES TO REDACTION ONLY: old events are "
                 "redacted but stay in the homeserver database, and their media stays. Creating and deactivating "
                 "accounts and deleting teams are refused. Make it one: PUT /_synapse/admin/v2/users/%s "
                 "{\"admin\": true}",
-                bot.mxid, bot.mxid,
+                bot, bot,
             )
         log.info("Profiles are published as %s", await self.profiles.detect())
         await self.profiles.drop_disallowed()
@@ -142,7 +141,7 @@ class Bridge:
         finished = await self.teams.finish_interrupted()
         if finished:
             log.info("Finished creating %d team(s) interrupted by the last stop", finished)
-        deleted = await self.team_settings.finish_interrupted()
+        deleted = await self.details.finish_interrupted()
         if deleted:
             log.info("Finished deleting %d team(s) interrupted by the last stop", deleted)
         self.runner.start()
@@ -155,17 +154,23 @@ class Bridge:
         while True:
             try:
                 await self.onboarding.announce()
-                await schedule_sweeps(self.retention)
+                await schedule_sweeps(self.teams, self.stores.jobs, self.runner, self.settings.retention.sweep_interval)
                 await self.lifecycle.check()
                 await self.onboarding.remind_due()
+            except asyncio.CancelledError:
+                raise
             except Exception:
                 log.exception("Scheduled work failed")
             await asyncio.sleep(min(self.settings.retention.sweep_interval, 3600))
 
     async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking work, let running commands finish for ``grace`` seconds (then cancel
+        them), hand running jobs back, and only then close the database."""
         self.appservice.ready = False
         if self._scheduler:
             self._scheduler.cancel()
+            await asyncio.gather(self._scheduler, return_exceptions=True)
+            self._scheduler = None
         await self.runner.stop()
         await self.events.drain(grace)
         await self.appservice.stop()

@@ -13,7 +13,8 @@ from ruamel.yaml import YAML
 
 from clutto_bridge import __version__
 from clutto_bridge.config import EXAMPLE_CONFIG, GENERATE, ConfigError, ConfigFile, Settings
-from clutto_bridge.matrix.registration import registration
+from clutto_bridge.logs import setup_logging
+from clutto_bridge.registration import registration
 
 EXIT_CONFIG = 2
 
@@ -130,15 +131,6 @@ def operation(config_path: str, action: str, team: str, *extra: str) -> int:
     except operations.OperationError as e:
         print(f"clutto-bridge: {e}", file=sys.stderr)
         return 1
-
-
-def setup_logging(level: str, file: str = "") -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if file:
-        handlers.append(logging.FileHandler(file))
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
-    # aiohttp's access log would record user IDs and tokens in URLs; keep it quiet.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 def run(config_path: str) -> int:

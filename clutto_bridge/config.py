@@ -97,6 +97,8 @@ class JobSettings:
     max_attempts: int
     retry_backoff: int
     homeserver_rate: int
+    concurrency: int = 2
+    keep_finished: int = 30 * 86400
 
 
 @dataclass(frozen=True)
@@ -409,6 +411,8 @@ SCHEMA: dict[str, Check] = {
     "jobs.max_attempts": _integer(1, 100),
     "jobs.retry_backoff": _duration,
     "jobs.homeserver_rate": _integer(1, 10000),
+    "jobs.concurrency": _integer(1, 64),
+    "jobs.keep_finished": _duration,
     "export.directory": _string,
     "provisioning.enabled": _boolean,
     "provisioning.shared_secret": _token,

@@ -1,4 +1,5 @@
-"""The record of what the bridge did or refused on a team's behalf."""
+"""The record of what the bridge did or refused on a team's behalf (rows only; the service
+that writes it is ``teams.audit.AuditLog``)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ class AuditEntry:
     detail: dict[str, Any]
 
 
-class AuditLog:
+class AuditStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def record(self, entry: AuditEntry) -> None:
+    async def add(self, entry: AuditEntry) -> None:
         await self.db.execute(
             "INSERT INTO audit_log (ts, team_id, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
             entry.ts, entry.team_id, entry.actor, entry.action, entry.target, json.dumps(entry.detail, sort_keys=True),

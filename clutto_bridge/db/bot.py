@@ -14,11 +14,11 @@ class ManagementRooms:
         self.db = db
 
     async def add(self, room_id: str, user_id: str) -> None:
-        # Wall-clock order only: which chat is the newest, never a policy time.
+        # Wall-clock milliseconds: only which chat is the newest, never a policy time.
         await self.db.execute(
             "INSERT INTO management_room (room_id, user_id, added_at) VALUES ($1, $2, $3) "
             "ON CONFLICT (room_id) DO UPDATE SET user_id=excluded.user_id, added_at=excluded.added_at",
-            room_id, user_id, time.time_ns() // 1000,
+            room_id, user_id, int(time.time() * 1000),
         )
 
     async def owner_of(self, room_id: str) -> str | None:
@@ -27,7 +27,7 @@ class ManagementRooms:
     async def room_of(self, user_id: str) -> str | None:
         """The user's newest direct chat with the bot: the one they last opened is where they look."""
         return await self.db.fetchval(
-            "SELECT room_id FROM management_room WHERE user_id=$1 ORDER BY added_at DESC LIMIT 1", user_id
+            "SELECT room_id FROM management_room WHERE user_id=$1 ORDER BY added_at DESC, room_id LIMIT 1", user_id
         )
 
     async def remove(self, room_id: str) -> None:

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from mautrix.util.async_db import Database, Scheme
 
-QUEUED = "queued"
-RUNNING = "running"
-DONE = "done"
-FAILED = "failed"
-ACTIVE_STATES = (QUEUED, RUNNING)
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class JobKind(StrEnum):
+    """The kinds of durable work; each has one handler in ``jobs/``."""
+
+    SWEEP = "retention_sweep"
+    EXPORT = "export"
+    PURGE = "team_purge"
+
+
+# A job in one of these states is still to be finished by some worker.
+_UNFINISHED = "state IN ('queued', 'running')"
 
 
 @dataclass
@@ -20,7 +34,7 @@ class Job:
     id: int
     kind: str
     team_id: str  # '' for bridge-wide jobs
-    state: str
+    state: JobState
     payload: dict[str, Any]
     progress: dict[str, Any]
     attempts: int
@@ -30,22 +44,28 @@ class Job:
     created_at: int
     updated_at: int
     error: str | None = None
-    _extra: dict = field(default_factory=dict, repr=False)
 
     columns: ClassVar[str] = (
         "id, kind, team_id, state, payload, progress, attempts, next_run_at, locked_by, locked_until, "
         "created_at, updated_at, error"
     )
 
+    @property
+    def finished(self) -> bool:
+        return self.state in (JobState.DONE, JobState.FAILED)
+
     @classmethod
     def _from_row(cls, row: Any) -> Job | None:
         if not row:
             return None
-        return cls(**{**row, "payload": json.loads(row["payload"]), "progress": json.loads(row["progress"])})
+        return cls(**{
+            **row, "state": JobState(row["state"]),
+            "payload": json.loads(row["payload"]), "progress": json.loads(row["progress"]),
+        })
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "kind": self.kind, "team_id": self.team_id, "state": self.state,
+            "id": self.id, "kind": self.kind, "team_id": self.team_id, "state": str(self.state),
             "payload": self.payload, "progress": self.progress, "attempts": self.attempts,
             "next_run_at": self.next_run_at, "created_at": self.created_at, "updated_at": self.updated_at,
             "error": self.error,
@@ -56,11 +76,11 @@ class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, kind: str, team_id: str, payload: dict, now_ms: int) -> Job:
+    async def add(self, kind: str, team_id: str, payload: dict, now_ms: int, run_at: int | None = None) -> Job:
         job_id = await self.db.fetchval(
             "INSERT INTO job (kind, team_id, state, payload, progress, attempts, next_run_at, created_at, updated_at) "
-            "VALUES ($1, $2, $3, $4, '{}', 0, $5, $5, $5) RETURNING id",
-            kind, team_id, QUEUED, json.dumps(payload), now_ms,
+            "VALUES ($1, $2, $3, $4, '{}', 0, $5, $6, $6) RETURNING id",
+            str(kind), team_id, str(JobState.QUEUED), json.dumps(payload), now_ms if run_at is None else run_at, now_ms,
         )
         return await self.get(job_id)
 
@@ -70,15 +90,25 @@ class JobStore:
     async def active(self, kind: str, team_id: str) -> Job | None:
         """The queued or running job of this kind for this team ('' for bridge-wide jobs)."""
         row = await self.db.fetchrow(
-            f"SELECT {Job.columns} FROM job WHERE kind=$1 AND team_id=$2 "
-            "AND state IN ('queued', 'running') ORDER BY id LIMIT 1",
-            kind, team_id,
+            f"SELECT {Job.columns} FROM job WHERE kind=$1 AND team_id=$2 AND {_UNFINISHED} ORDER BY id LIMIT 1",
+            str(kind), team_id,
         )
         return Job._from_row(row)
 
-    async def latest(self, team_id: str, kinds: tuple[str, ...]) -> list[Job]:
-        rows = await self.db.fetch(f"SELECT {Job.columns} FROM job WHERE team_id=$1 ORDER BY id DESC LIMIT 20", team_id)
-        return [j for j in (Job._from_row(r) for r in rows) if j.kind in kinds]
+    async def latest(self, team_id: str, kind: str, limit: int = 20) -> list[Job]:
+        """The team's newest jobs of one kind, newest first."""
+        rows = await self.db.fetch(
+            f"SELECT {Job.columns} FROM job WHERE team_id=$1 AND kind=$2 ORDER BY id DESC LIMIT $3",
+            team_id, str(kind), limit,
+        )
+        return [Job._from_row(r) for r in rows]
+
+    async def last_done(self, kind: str, team_id: str) -> Job | None:
+        row = await self.db.fetchrow(
+            f"SELECT {Job.columns} FROM job WHERE kind=$1 AND team_id=$2 AND state=$3 ORDER BY id DESC LIMIT 1",
+            str(kind), team_id, str(JobState.DONE),
+        )
+        return Job._from_row(row)
 
     async def claim(self, worker: str, now_ms: int, lease_ms: int) -> Job | None:
         """Take the next job that is due and not held by a live worker.
@@ -86,10 +116,7 @@ class JobStore:
         PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets several workers claim concurrently without
         waiting on each other. SQLite serialises writers, so the same UPDATE is safe there.
         """
-        ready = (
-            "state IN ('queued', 'running') AND next_run_at <= $2 "
-            "AND (locked_until IS NULL OR locked_until < $2)"
-        )
+        ready = f"{_UNFINISHED} AND next_run_at <= $2 AND (locked_until IS NULL OR locked_until < $2)"
         if self.db.scheme == Scheme.SQLITE:
             pick = f"SELECT id FROM job WHERE {ready} ORDER BY next_run_at, id LIMIT 1"
         else:
@@ -109,11 +136,11 @@ class JobStore:
         )
         return status is not None
 
-    async def finish(self, job: Job, state: str, now_ms: int, error: str | None = None) -> None:
+    async def finish(self, job: Job, state: JobState, now_ms: int, error: str | None = None) -> None:
         job.state, job.error = state, error
         await self.db.execute(
             "UPDATE job SET state=$1, progress=$2, error=$3, locked_by=NULL, locked_until=NULL, updated_at=$4 WHERE id=$5",
-            state, json.dumps(job.progress), error, now_ms, job.id,
+            str(state), json.dumps(job.progress), error, now_ms, job.id,
         )
 
     async def due_now(self, job: Job, now_ms: int) -> None:
@@ -134,3 +161,19 @@ class JobStore:
             "locked_by=NULL, locked_until=NULL, updated_at=$5 WHERE id=$6",
             job.attempts, next_run_at, error, json.dumps(job.progress), now_ms, job.id,
         )
+
+    async def delete_finished_before(self, cutoff_ms: int) -> int:
+        """Forget done and failed jobs last touched before the cutoff, except each team's newest
+        finished job of each kind (the schedule and ``export before purge`` read those)."""
+        keep = (
+            "SELECT MAX(id) FROM job k WHERE k.state IN ('done', 'failed') GROUP BY k.team_id, k.kind, k.state"
+        )
+        count = await self.db.fetchval(
+            f"SELECT COUNT(*) FROM job WHERE state IN ('done', 'failed') AND updated_at < $1 AND id NOT IN ({keep})",
+            cutoff_ms,
+        )
+        if count:
+            await self.db.execute(
+                f"DELETE FROM job WHERE state IN ('done', 'failed') AND updated_at < $1 AND id NOT IN ({keep})", cutoff_ms
+            )
+        return count

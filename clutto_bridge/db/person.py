@@ -18,7 +18,11 @@ PERSONAL_TABLES = (
 )
 
 
-async def forget_person(db: Database, user_id: str) -> None:
-    async with db.acquire() as conn, conn.transaction():
-        for table, column in PERSONAL_TABLES:
-            await conn.execute(f"DELETE FROM {table} WHERE {column}=$1", user_id)
+class PersonStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def forget(self, user_id: str) -> None:
+        async with self.db.acquire() as conn, conn.transaction():
+            for table, column in PERSONAL_TABLES:
+                await conn.execute(f"DELETE FROM {table} WHERE {column}=$1", user_id)

@@ -1,18 +1,27 @@
-"""A Clutto team: one Matrix space, its rooms and members."""
+"""A Clutto team (one Matrix space) and its rooms, with the queries that read and write them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from enum import StrEnum
+from typing import Any, ClassVar
 
-from typing import Any
+from mautrix.util.async_db import Connection, Database
 
-from mautrix.util.async_db import Database
+from clutto_bridge.db.member import Member
 
-CREATING = "creating"
-ACTIVE = "active"
-GROUP = "group"
-DIRECT = "direct"
+
+class TeamState(StrEnum):
+    """Where a team is in its life: built in steps, in use, or being shut down."""
+
+    CREATING = "creating"
+    ACTIVE = "active"
+    DELETING = "deleting"
+
+
+class RoomKind(StrEnum):
+    GROUP = "group"  # a group chat in the team's space
+    DIRECT = "direct"  # an individual chat between two members
 
 
 @dataclass
@@ -28,11 +37,11 @@ class Team:
     purge_after: int
     retention_seconds: int | None = None  # None: the operator's default
     export_before_purge: bool = False
-    warned_at: str = ""  # trial warnings already sent, e.g. "7d,1d"
+    warnings_sent: str = ""  # labels of the trial warnings already sent, e.g. "7d,1d"
 
     columns: ClassVar[str] = (
         "id, name, owner, space_id, state, plan, created_at, trial_ends_at, purge_after, "
-        "retention_seconds, export_before_purge, warned_at"
+        "retention_seconds, export_before_purge, warnings_sent"
     )
 
     @staticmethod
@@ -44,67 +53,10 @@ class Team:
     def _from_row(cls, row: Any) -> Team | None:
         return cls(**{**row, "export_before_purge": bool(row["export_before_purge"])}) if row else None
 
-    async def insert(self, db: Database) -> None:
-        await db.execute(
-            f"INSERT INTO team ({self.columns}, name_key) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            self.id, self.name, self.owner, self.space_id, self.state, self.plan,
-            self.created_at, self.trial_ends_at, self.purge_after, self.retention_seconds,
-            self.export_before_purge, self.warned_at, self.name_key(self.name),
-        )
-
-    async def set_space(self, db: Database, space_id: str) -> None:
-        self.space_id = space_id
-        await db.execute("UPDATE team SET space_id=$1 WHERE id=$2", space_id, self.id)
-
-    async def set_state(self, db: Database, state: str) -> None:
-        self.state = state
-        await db.execute("UPDATE team SET state=$1 WHERE id=$2", state, self.id)
-
-    @classmethod
-    async def get(cls, db: Database, team_id: str) -> Team | None:
-        return cls._from_row(await db.fetchrow(f"SELECT {cls.columns} FROM team WHERE id=$1", team_id))
-
-    @classmethod
-    async def get_by_name(cls, db: Database, name: str) -> Team | None:
-        row = await db.fetchrow(f"SELECT {cls.columns} FROM team WHERE name_key=$1", cls.name_key(name))
-        return cls._from_row(row)
-
-    @classmethod
-    async def get_by_space(cls, db: Database, space_id: str) -> Team | None:
-        return cls._from_row(await db.fetchrow(f"SELECT {cls.columns} FROM team WHERE space_id=$1", space_id))
-
-    @classmethod
-    async def get_by_room(cls, db: Database, room_id: str) -> Team | None:
-        """The team a room belongs to: its space or one of its rooms."""
-        row = await db.fetchrow(
-            f"SELECT {cls.columns} FROM team WHERE space_id=$1 OR id=(SELECT team_id FROM team_room WHERE room_id=$1)",
-            room_id,
-        )
-        return cls._from_row(row)
-
-    @classmethod
-    async def all(cls, db: Database) -> list[Team]:
-        return [cls._from_row(row) for row in await db.fetch(f"SELECT {cls.columns} FROM team ORDER BY created_at, id")]
-
-    @classmethod
-    async def in_state(cls, db: Database, state: str) -> list[Team]:
-        rows = await db.fetch(f"SELECT {cls.columns} FROM team WHERE state=$1 ORDER BY created_at", state)
-        return [cls._from_row(row) for row in rows]
-
-    @classmethod
-    async def of_user(cls, db: Database, user_id: str) -> list[Team]:
-        rows = await db.fetch(
-            f"SELECT {', '.join('t.' + c.strip() for c in cls.columns.split(','))} FROM team t "
-            "JOIN team_member m ON m.team_id = t.id WHERE m.user_id=$1 ORDER BY t.created_at",
-            user_id,
-        )
-        return [cls._from_row(row) for row in rows]
-
 
 @dataclass
 class TeamRoom:
-    """A room of a team: a group chat (``group``) or an individual chat (``direct``)."""
+    """A room of a team: a group chat or an individual chat."""
 
     room_id: str
     team_id: str
@@ -116,36 +68,144 @@ class TeamRoom:
 
     columns: ClassVar[str] = "room_id, team_id, kind, name, created_at, archived_at, members"
 
-    async def insert(self, db: Database) -> None:
-        await db.execute(
-            f"INSERT INTO team_room ({self.columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            self.room_id, self.team_id, self.kind, self.name, self.created_at, self.archived_at, self.members,
+
+class TeamStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, team: Team, owner: Member) -> None:
+        """The team and its owner's membership, in one transaction (the name is unique)."""
+        async with self.db.acquire() as conn, conn.transaction():
+            await self._insert(conn, team)
+            await conn.execute(
+                f"INSERT INTO team_member ({Member.columns}) VALUES ($1, $2, $3, $4, $5, $6)",
+                owner.team_id, owner.user_id, owner.role, owner.membership, owner.created_by_bridge, owner.added_at,
+            )
+
+    @staticmethod
+    async def _insert(conn: Connection, team: Team) -> None:
+        await conn.execute(
+            f"INSERT INTO team ({Team.columns}, name_key) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            team.id, team.name, team.owner, team.space_id, team.state, team.plan,
+            team.created_at, team.trial_ends_at, team.purge_after, team.retention_seconds,
+            team.export_before_purge, team.warnings_sent, team.name_key(team.name),
         )
 
-    async def archive(self, db: Database, now_ms: int) -> None:
-        self.archived_at = now_ms
-        await db.execute("UPDATE team_room SET archived_at=$1 WHERE room_id=$2", now_ms, self.room_id)
+    async def _set(self, team_id: str, column: str, value: Any) -> None:
+        # ``column`` is always one of the literals below, never input.
+        await self.db.execute(f"UPDATE team SET {column}=$1 WHERE id=$2", value, team_id)
 
-    @classmethod
-    async def get(cls, db: Database, room_id: str) -> TeamRoom | None:
-        row = await db.fetchrow(f"SELECT {cls.columns} FROM team_room WHERE room_id=$1", room_id)
-        return cls(**row) if row else None
+    async def set_space(self, team: Team, space_id: str) -> None:
+        team.space_id = space_id
+        await self._set(team.id, "space_id", space_id)
 
-    @classmethod
+    async def set_state(self, team: Team, state: TeamState) -> None:
+        team.state = state
+        await self._set(team.id, "state", str(state))
+
+    async def set_plan(self, team: Team, plan: str) -> None:
+        team.plan = plan
+        await self._set(team.id, "plan", plan)
+
+    async def set_retention(self, team: Team, seconds: int) -> None:
+        team.retention_seconds = seconds
+        await self._set(team.id, "retention_seconds", seconds)
+
+    async def set_export_before_purge(self, team: Team, enabled: bool) -> None:
+        team.export_before_purge = enabled
+        await self._set(team.id, "export_before_purge", enabled)
+
+    async def set_warnings_sent(self, team: Team, labels: str) -> None:
+        team.warnings_sent = labels
+        await self._set(team.id, "warnings_sent", labels)
+
+    async def rename(self, team: Team, name: str) -> None:
+        team.name = name
+        await self.db.execute("UPDATE team SET name=$1, name_key=$2 WHERE id=$3", name, Team.name_key(name), team.id)
+
+    async def transfer(self, team: Team, new_owner: str) -> None:
+        """The new owner takes the owner role; the old owner becomes an admin (one transaction)."""
+        async with self.db.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE team_member SET role='admin' WHERE team_id=$1 AND user_id=$2", team.id, team.owner)
+            await conn.execute("UPDATE team_member SET role='owner' WHERE team_id=$1 AND user_id=$2", team.id, new_owner)
+            await conn.execute("UPDATE team SET owner=$1 WHERE id=$2", new_owner, team.id)
+        team.owner = new_owner
+
+    async def delete(self, team_id: str) -> None:
+        await self.db.execute("DELETE FROM team WHERE id=$1", team_id)
+
+    async def get(self, team_id: str) -> Team | None:
+        return Team._from_row(await self.db.fetchrow(f"SELECT {Team.columns} FROM team WHERE id=$1", team_id))
+
+    async def get_by_name(self, name: str) -> Team | None:
+        row = await self.db.fetchrow(f"SELECT {Team.columns} FROM team WHERE name_key=$1", Team.name_key(name))
+        return Team._from_row(row)
+
+    async def get_by_space(self, space_id: str) -> Team | None:
+        return Team._from_row(await self.db.fetchrow(f"SELECT {Team.columns} FROM team WHERE space_id=$1", space_id))
+
+    async def get_by_room(self, room_id: str) -> Team | None:
+        """The team a room belongs to: its space or one of its rooms."""
+        row = await self.db.fetchrow(
+            f"SELECT {Team.columns} FROM team WHERE space_id=$1 OR id=(SELECT team_id FROM team_room WHERE room_id=$1)",
+            room_id,
+        )
+        return Team._from_row(row)
+
+    async def all(self) -> list[Team]:
+        return [Team._from_row(row) for row in await self.db.fetch(f"SELECT {Team.columns} FROM team ORDER BY created_at, id")]
+
+    async def in_state(self, state: TeamState) -> list[Team]:
+        rows = await self.db.fetch(f"SELECT {Team.columns} FROM team WHERE state=$1 ORDER BY created_at", str(state))
+        return [Team._from_row(row) for row in rows]
+
+    async def of_user(self, user_id: str) -> list[Team]:
+        """Teams the user has a membership row in (any state of membership)."""
+        columns = ", ".join("t." + c.strip() for c in Team.columns.split(","))
+        rows = await self.db.fetch(
+            f"SELECT {columns} FROM team t JOIN team_member m ON m.team_id = t.id WHERE m.user_id=$1 ORDER BY t.created_at",
+            user_id,
+        )
+        return [Team._from_row(row) for row in rows]
+
+
+class RoomStore:
+    """The rooms of teams: every team room is known here (P1)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert(self, room: TeamRoom) -> None:
+        await self.db.execute(
+            f"INSERT INTO team_room ({TeamRoom.columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            room.room_id, room.team_id, room.kind, room.name, room.created_at, room.archived_at, room.members,
+        )
+
+    async def archive(self, room: TeamRoom, now_ms: int) -> None:
+        room.archived_at = now_ms
+        await self.db.execute("UPDATE team_room SET archived_at=$1 WHERE room_id=$2", now_ms, room.room_id)
+
+    async def delete(self, room_id: str) -> None:
+        await self.db.execute("DELETE FROM team_room WHERE room_id=$1", room_id)
+
+    async def get(self, room_id: str) -> TeamRoom | None:
+        row = await self.db.fetchrow(f"SELECT {TeamRoom.columns} FROM team_room WHERE room_id=$1", room_id)
+        return TeamRoom(**row) if row else None
+
     async def of_team(
-        cls, db: Database, team_id: str, *, kind: str | None = None, include_archived: bool = False
+        self, team_id: str, *, kind: RoomKind | None = None, include_archived: bool = False
     ) -> list[TeamRoom]:
         archived = "" if include_archived else " AND archived_at IS NULL"
-        rows = await db.fetch(
-            f"SELECT {cls.columns} FROM team_room WHERE team_id=$1{archived} ORDER BY created_at, name", team_id
+        rows = await self.db.fetch(
+            f"SELECT {TeamRoom.columns} FROM team_room WHERE team_id=$1{archived} ORDER BY created_at, name", team_id
         )
-        return [cls(**row) for row in rows if kind is None or row["kind"] == kind]
+        return [TeamRoom(**row) for row in rows if kind is None or row["kind"] == kind]
 
-    @classmethod
-    async def direct_between(cls, db: Database, team_id: str, members: str) -> TeamRoom | None:
-        row = await db.fetchrow(
-            f"SELECT {cls.columns} FROM team_room WHERE team_id=$1 AND kind='direct' AND members=$2 "
+    async def direct_between(self, team_id: str, members: str) -> TeamRoom | None:
+        row = await self.db.fetchrow(
+            f"SELECT {TeamRoom.columns} FROM team_room WHERE team_id=$1 AND kind='direct' AND members=$2 "
             "AND archived_at IS NULL",
             team_id, members,
         )
-        return cls(**row) if row else None
+        return TeamRoom(**row) if row else None

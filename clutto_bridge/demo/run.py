@@ -33,7 +33,7 @@ def run_demo(folder: Path | None, port: int) -> int:
         print(f"{folder} is not empty; the demo needs an empty or new folder.", file=sys.stderr)
         return 1
     folder.mkdir(parents=True, exist_ok=True)
-    from clutto_bridge.cli import setup_logging
+    from clutto_bridge.logs import setup_logging
 
     setup_logging("INFO", str(folder / "bridge.log"))
     logging.getLogger().handlers[0].setLevel(logging.WARNING)  # keep the terminal for the summary

@@ -8,7 +8,7 @@ from ruamel.yaml import YAML
 
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings
 from clutto_bridge.demo.synapse import LocalSynapse
-from clutto_bridge.matrix.registration import registration
+from clutto_bridge.registration import registration
 
 # The placeholder policy texts of a checkout (config/policy/ next to the package).
 POLICY_TEXTS = Path(__file__).resolve().parents[2] / "config" / "policy"

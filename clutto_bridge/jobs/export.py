@@ -13,20 +13,36 @@ import logging
 import os
 from pathlib import Path
 
+from dataclasses import asdict, dataclass, field
+
 from mautrix.errors import MatrixRequestError
 
-from clutto_bridge.db.member import Member
-from clutto_bridge.db.team import Team, TeamRoom
+from clutto_bridge.clock import Clock
+from clutto_bridge.db.member import MemberStore
+from clutto_bridge.db.team import RoomStore, Team, TeamStore
 from clutto_bridge.jobs.ratelimit import RateLimiter
 from clutto_bridge.jobs.runner import JobContext
-from clutto_bridge.matrix import history
+from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.retention import media_urls
-from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.audit import AuditLog
+from clutto_bridge.teams.lifecycle import TrialLifecycle
 
 log = logging.getLogger("clutto.export")
 
-EXPORT = "export"
 PAGE = 200
+
+
+@dataclass
+class ExportProgress:
+    """An export's checkpoint: which rooms, how far, what media the rooms referenced."""
+
+    path: str
+    rooms: list[str]
+    room_index: int = 0
+    events: int = 0
+    media: list[str] = field(default_factory=list)
+    manifest: str | None = None
+    files: int | None = None
 
 
 def _safe_name(text: str) -> str:
@@ -42,47 +58,47 @@ def sha256_of(path: Path) -> str:
 
 
 class TeamExport:
-    def __init__(self, members: MemberService) -> None:
+    def __init__(
+        self, teams: TeamStore, rooms: RoomStore, members: MemberStore, homeserver: Homeserver, audit: AuditLog,
+        lifecycle: TrialLifecycle, homeserver_rate: int, clock: Clock,
+    ) -> None:
+        self.teams = teams
+        self.rooms = rooms
         self.members = members
-        self.db = members.db
-        self.settings = members.settings
-        self.clock = members.clock
-        self.limiter = RateLimiter(self.settings.jobs.homeserver_rate)
-
-    @property
-    def bot(self):
-        return self.members.teams.bot
-
-    def folder_for(self, team_id: str, job_id: int) -> Path:
-        return Path(self.settings.export.directory).resolve() / f"{_safe_name(team_id)}-{job_id}"
+        self.homeserver = homeserver
+        self.audit = audit
+        self.lifecycle = lifecycle
+        self.clock = clock
+        self.limiter = RateLimiter(homeserver_rate)
 
     async def __call__(self, ctx: JobContext) -> None:
-        team = await Team.get(self.db, ctx.job.team_id)
+        team = await self.teams.get(ctx.job.team_id)
         if team is None:
             await ctx.checkpoint(skipped="team is gone")
             return
-        folder = self.folder_for(team.id, ctx.job.id)
+        folder = self.lifecycle.export_folder(team.id, ctx.job.id)
         (folder / "rooms").mkdir(parents=True, exist_ok=True)
         (folder / "media").mkdir(exist_ok=True)
-        if "rooms" not in ctx.progress:
-            rooms = await TeamRoom.of_team(self.db, team.id, include_archived=True)
-            await ctx.checkpoint(path=str(folder), rooms=[r.room_id for r in rooms], room_index=0, events=0, media=[])
-        while ctx.progress["room_index"] < len(ctx.progress["rooms"]):
-            room_id = ctx.progress["rooms"][ctx.progress["room_index"]]
-            events, media = await self._export_room(folder, room_id)
-            await ctx.checkpoint(
-                room_index=ctx.progress["room_index"] + 1,
-                events=ctx.progress["events"] + events,
-                media=sorted(set(ctx.progress["media"]) | media),
-            )
-        for mxc in ctx.progress["media"]:
+        if "rooms" in ctx.progress:
+            p = ExportProgress(**ctx.progress)
+        else:
+            rooms = await self.rooms.of_team(team.id, include_archived=True)
+            p = ExportProgress(path=str(folder), rooms=[r.room_id for r in rooms])
+            await ctx.checkpoint(**asdict(p))
+        while p.room_index < len(p.rooms):
+            events, media = await self._export_room(folder, p.rooms[p.room_index])
+            p.room_index += 1
+            p.events += events
+            p.media = sorted(set(p.media) | media)
+            await ctx.checkpoint(**asdict(p))
+        for mxc in p.media:
             await self._export_media(folder, mxc)
         await self._export_members(folder, team)
-        manifest = self._write_manifest(folder, team, ctx.progress["events"])
-        await ctx.checkpoint(manifest=str(manifest), files=len(json.loads(manifest.read_text())["files"]))
-        await self.members.record(
-            team, ctx.job.payload.get("requested_by"), "export_created", str(folder),
-            events=ctx.progress["events"], media=len(ctx.progress["media"]),
+        manifest = self._write_manifest(folder, team, p.events)
+        p.manifest, p.files = str(manifest), len(json.loads(manifest.read_text())["files"])
+        await ctx.checkpoint(**asdict(p))
+        await self.audit.record(
+            team, ctx.job.payload.get("requested_by"), "export_created", str(folder), events=p.events, media=len(p.media),
         )
 
     async def _export_room(self, folder: Path, room_id: str) -> tuple[int, set[str]]:
@@ -92,7 +108,7 @@ class TeamExport:
         with open(partial, "w") as out:
             while True:
                 await self.limiter.acquire()
-                events, token = await history.page_forward(self.bot, room_id, token, PAGE)
+                events, token = await self.homeserver.page_forward(room_id, token, PAGE)
                 for event in events:
                     out.write(json.dumps(event, sort_keys=True, ensure_ascii=False) + "\n")
                     media |= media_urls(event.get("content") or {})
@@ -108,7 +124,7 @@ class TeamExport:
             return
         await self.limiter.acquire()
         try:
-            data = await self.bot.download_media(mxc)
+            data = await self.homeserver.download(mxc)
         except MatrixRequestError as e:
             log.warning("Media %s could not be exported: %s", mxc, e)
             return
@@ -118,12 +134,10 @@ class TeamExport:
 
     async def _export_members(self, folder: Path, team: Team) -> None:
         members = []
-        for member in await Member.of_team(self.db, team.id):
+        for member in await self.members.of_team(team.id):
             entry = {"user_id": member.user_id, "role": member.role, "membership": member.membership}
             try:
-                profile = await self.bot.get_profile(member.user_id)
-                entry["displayname"] = profile.displayname
-                entry["avatar_url"] = profile.avatar_url
+                entry["displayname"], entry["avatar_url"] = await self.homeserver.profile(member.user_id)
             except MatrixRequestError:
                 entry["displayname"] = entry["avatar_url"] = None
             members.append(entry)

@@ -4,23 +4,29 @@ Per room, the timeline is read oldest first in pages. Events before the cutoff a
 redacted (clients and federated servers drop their content), with the edits and
 reactions that point at them, and a purge plan is drawn up as the pages pass; then the
 history before each planned cut is purged through the Synapse admin API, one bounded
-slice at a time; then media that only removed events referenced is deleted. Progress
-(room, page token, plan, cuts done) is checkpointed after every page, and the cutoff is
-fixed when the sweep starts, so a sweep resumed after a crash finishes the same work and
-never reaches into the window.
+slice at a time; then media that only removed events referenced is deleted. Progress is
+a ``SweepProgress`` checkpointed after every page, and the cutoff is fixed when the sweep
+starts, so a sweep resumed after a crash finishes the same work and never reaches into
+the window.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
 
-from clutto_bridge.db.team import Team
+from clutto_bridge.config import RetentionSettings
+from clutto_bridge.db.references import ReferenceStore
+from clutto_bridge.db.team import Team, TeamState, TeamStore
 from clutto_bridge.jobs.ratelimit import RateLimiter
 from clutto_bridge.jobs.runner import JobContext
-from clutto_bridge.matrix import history
-from clutto_bridge.matrix.admin import AdminUnavailable
+from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
+from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.retention import PurgePlan, removable
+from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.retention import RetentionService
 
 log = logging.getLogger("clutto.sweep")
@@ -30,81 +36,127 @@ REASON = "Removed by the team's retention policy"
 REDACTIONS_IN_FLIGHT = 8
 
 
-class RetentionSweep:
-    def __init__(self, retention: RetentionService) -> None:
-        self.retention = retention
-        self.db = retention.db
-        self.admin = retention.members.admin
-        self.limiter = RateLimiter(retention.settings.jobs.homeserver_rate)
+class Phase(StrEnum):
+    SCAN = "scan"  # reading the timeline and redacting page by page
+    PURGE = "purge"  # purging before the planned cuts, then deleting orphaned media
 
-    @property
-    def bot(self):
-        return self.retention.teams.bot
+
+@dataclass
+class RoomSweep:
+    """How far the sweep of the current room got."""
+
+    phase: Phase = Phase.SCAN
+    token: str | None = None  # where the scan continues
+    scanned: bool = False  # the scan reached the end of the timeline
+    pending: list[str] | None = None  # the current page's victims, saved before they are redacted
+    pending_next: str | None = None  # the token after the pending page
+    plan: dict[str, Any] | None = None  # PurgePlan.state()
+    cuts_done: int = 0
+
+
+@dataclass
+class SweepProgress:
+    cutoff: int
+    rooms: list[str]
+    redaction_only: bool
+    room_index: int = 0
+    redacted: int = 0
+    purged_rooms: int = 0
+    media_deleted: int = 0
+    held: list[str] = field(default_factory=list)
+    room: RoomSweep = field(default_factory=RoomSweep)
+
+    @classmethod
+    def load(cls, saved: dict[str, Any]) -> SweepProgress:
+        room = saved.get("room")
+        if room is None:  # a checkpoint written before progress was typed (flat keys)
+            room = {
+                "phase": Phase.SCAN if saved.get("cuts_done") is None else Phase.PURGE,
+                **{k: saved.get(k) for k in ("token", "pending", "pending_next", "plan")},
+                "scanned": bool(saved.get("scanned")), "cuts_done": saved.get("cuts_done") or 0,
+            }
+        fields = {k: saved[k] for k in cls.__dataclass_fields__ if k in saved and k != "room"}
+        return cls(**fields, room=RoomSweep(**{**room, "phase": Phase(room["phase"])}))
+
+
+class RetentionSweep:
+    def __init__(
+        self, retention: RetentionService, teams: TeamStore, references: ReferenceStore, homeserver: Homeserver,
+        admin: SynapseAdmin, audit: AuditLog, settings: RetentionSettings, homeserver_rate: int,
+    ) -> None:
+        self.retention = retention
+        self.teams = teams
+        self.references = references
+        self.homeserver = homeserver
+        self.admin = admin
+        self.audit = audit
+        self.settings = settings
+        self.limiter = RateLimiter(homeserver_rate)
 
     async def __call__(self, ctx: JobContext) -> None:
-        team = await Team.get(self.db, ctx.job.team_id)
-        if team is None or team.state != "active":
+        team = await self.teams.get(ctx.job.team_id)
+        if team is None or team.state != TeamState.ACTIVE:
             await ctx.checkpoint(skipped="team is gone")
             return
-        if "cutoff" not in ctx.progress:
+        if "cutoff" in ctx.progress:
+            p = SweepProgress.load(ctx.progress)
+        else:
             rooms = [r.room_id for r in await self.retention.rooms_to_sweep(team)]
-            await ctx.checkpoint(
-                cutoff=self.retention.cutoff(team), rooms=rooms, room_index=0, redacted=0, purged_rooms=0,
-                media_deleted=0, held=[], redaction_only=not self.retention.admin_available,
-            )
-        rooms = ctx.progress["rooms"]
-        while ctx.progress["room_index"] < len(rooms):
-            room_id = rooms[ctx.progress["room_index"]]
+            p = SweepProgress(self.retention.cutoff(team), rooms, redaction_only=not self.retention.admin_available)
+            await self._save(ctx, p)
+        while p.room_index < len(p.rooms):
+            room_id = p.rooms[p.room_index]
             if await self.retention.is_held(team, room_id):
-                ctx.progress["held"] = sorted({*ctx.progress["held"], room_id})
+                p.held = sorted({*p.held, room_id})
             else:
-                await self._sweep_room(ctx, team, room_id)
-            await ctx.checkpoint(
-                room_index=ctx.progress["room_index"] + 1, token=None, plan=None, cuts_done=None, scanned=False
-            )
-        await self.retention.members.record(
+                await self._sweep_room(ctx, p, team, room_id)
+            p.room_index += 1
+            p.room = RoomSweep()
+            await self._save(ctx, p)
+        await self.audit.record(
             team, ctx.job.payload.get("requested_by"), "retention_sweep", team.id,
-            cutoff=ctx.progress["cutoff"], redacted=ctx.progress["redacted"], rooms=len(rooms),
-            held=len(ctx.progress["held"]), media_deleted=ctx.progress["media_deleted"],
-            redaction_only=ctx.progress["redaction_only"],
+            cutoff=p.cutoff, redacted=p.redacted, rooms=len(p.rooms), held=len(p.held),
+            media_deleted=p.media_deleted, redaction_only=p.redaction_only,
         )
 
-    async def _sweep_room(self, ctx: JobContext, team: Team, room_id: str) -> None:
-        cutoff = ctx.progress["cutoff"]
-        batch = self.retention.settings.retention.batch_size
-        if ctx.progress.get("cuts_done") is None:
-            redacted = await self._redact_old(ctx, room_id, cutoff, batch)
-            if redacted:
-                await self.retention.members.record(team, None, "retention_redacted", room_id, events=redacted, cutoff=cutoff)
-        if not ctx.progress["redaction_only"]:
-            await self._purge(ctx, team, room_id)
-            await self._delete_orphaned_media(ctx, room_id, cutoff)
+    @staticmethod
+    async def _save(ctx: JobContext, p: SweepProgress) -> None:
+        await ctx.checkpoint(**asdict(p))
 
-    async def _redact_old(self, ctx: JobContext, room_id: str, cutoff: int, batch: int) -> int:
+    async def _sweep_room(self, ctx: JobContext, p: SweepProgress, team: Team, room_id: str) -> None:
+        if p.room.phase == Phase.SCAN:
+            redacted = await self._redact_old(ctx, p, room_id)
+            if redacted:
+                await self.audit.record(team, None, "retention_redacted", room_id, events=redacted, cutoff=p.cutoff)
+        if not p.redaction_only:
+            await self._purge(ctx, p, team, room_id)
+            await self._delete_orphaned_media(ctx, p, room_id)
+
+    async def _redact_old(self, ctx: JobContext, p: SweepProgress, room_id: str) -> int:
         """Redact page by page. Each page's victims are checkpointed before they are redacted,
         so a resumed sweep redacts (again, harmlessly) and counts exactly that page."""
         total = 0
-        slice_ms = self.retention.settings.retention.purge_slice * 1000
-        plan = PurgePlan(cutoff, slice_ms, **(ctx.progress.get("plan") or {}))
+        r = p.room
+        plan = PurgePlan(p.cutoff, self.settings.purge_slice * 1000, **(r.plan or {}))
         while True:
-            if ctx.progress.get("pending") is None:
-                if ctx.progress.get("scanned"):
+            if r.pending is None:
+                if r.scanned:
                     break
-                events, next_token = await history.page_forward(self.bot, room_id, ctx.progress.get("token"), batch)
+                events, next_token = await self.homeserver.page_forward(room_id, r.token, self.settings.batch_size)
                 for event in events:
                     plan.see(event)
-                doomed = [e["event_id"] for e in events if removable(e, cutoff)]
-                doomed += await self.retention.relations_of(room_id, doomed, cutoff)
-                await ctx.checkpoint(pending=doomed, pending_next=next_token, plan=plan.state())
-            pending = ctx.progress["pending"]
-            await self._redact_all(room_id, pending)
-            total += len(pending)
-            next_token = ctx.progress["pending_next"]
-            await ctx.checkpoint(
-                token=next_token, pending=None, pending_next=None, scanned=next_token is None,
-                redacted=ctx.progress["redacted"] + len(pending),
-            )
-        await ctx.checkpoint(cuts_done=0, scanned=False)
+                doomed = [e["event_id"] for e in events if removable(e, p.cutoff)]
+                doomed += await self.retention.relations_of(room_id, doomed, p.cutoff)
+                r.pending, r.pending_next, r.plan = doomed, next_token, plan.state()
+                await self._save(ctx, p)
+            await self._redact_all(room_id, r.pending)
+            total += len(r.pending)
+            p.redacted += len(r.pending)
+            r.token, r.scanned = r.pending_next, r.pending_next is None
+            r.pending = r.pending_next = None
+            await self._save(ctx, p)
+        r.phase = Phase.PURGE
+        await self._save(ctx, p)
         return total
 
     async def _redact_all(self, room_id: str, event_ids: list[str]) -> None:
@@ -114,43 +166,40 @@ class RetentionSweep:
         async def one(event_id: str) -> None:
             async with slots:
                 await self.limiter.acquire()
-                await history.redact(self.bot, room_id, event_id, REASON)
+                await self.homeserver.redact(room_id, event_id, REASON)
 
         await asyncio.gather(*(one(event_id) for event_id in event_ids))
 
-    async def _purge(self, ctx: JobContext, team: Team, room_id: str) -> None:
+    async def _purge(self, ctx: JobContext, p: SweepProgress, team: Team, room_id: str) -> None:
         """Purge before each planned cut in turn; each cut bounds one purge's work."""
-        points = (ctx.progress.get("plan") or {}).get("points", [])
+        points = (p.room.plan or {}).get("points", [])
         purged_any = False
-        for index in range(ctx.progress.get("cuts_done") or 0, len(points)):
+        for index in range(p.room.cuts_done, len(points)):
             await self.limiter.acquire()
             try:
                 purged_any |= await self.admin.purge_history(room_id, points[index])
             except AdminUnavailable as e:
                 log.warning("Purging %s is not possible (%s); the sweep redacts only", room_id, e)
-                await ctx.checkpoint(redaction_only=True)
+                p.redaction_only = True
+                await self._save(ctx, p)
                 return
-            await ctx.checkpoint(cuts_done=index + 1)
+            p.room.cuts_done = index + 1
+            await self._save(ctx, p)
         if purged_any:
-            await ctx.checkpoint(purged_rooms=ctx.progress["purged_rooms"] + 1)
-            await self.retention.members.record(team, None, "retention_purged", room_id, cuts=len(points))
+            p.purged_rooms += 1
+            await self._save(ctx, p)
+            await self.audit.record(team, None, "retention_purged", room_id, cuts=len(points))
 
-    async def _delete_orphaned_media(self, ctx: JobContext, room_id: str, cutoff: int) -> None:
+    async def _delete_orphaned_media(self, ctx: JobContext, p: SweepProgress, room_id: str) -> None:
         """Delete media whose every known reference is an event this sweep removed."""
-        rows = await self.db.fetch(
-            "SELECT DISTINCT mxc FROM room_media WHERE room_id=$1 AND ts < $2", room_id, cutoff
-        )
         deleted = 0
-        for row in rows:
-            mxc = row["mxc"]
-            still_used = await self.db.fetchval(
-                "SELECT COUNT(*) FROM room_media WHERE mxc=$1 AND NOT (room_id=$2 AND ts < $3)", mxc, room_id, cutoff
-            )
-            if still_used:
+        for mxc in await self.references.media_before(room_id, p.cutoff):
+            if await self.references.used_outside(mxc, room_id, p.cutoff):
                 continue
             await self.limiter.acquire()
             if await self.admin.delete_media(mxc):
                 deleted += 1
-            await self.db.execute("DELETE FROM room_media WHERE mxc=$1", mxc)
+            await self.references.forget_media(mxc)
         if deleted:
-            await ctx.checkpoint(media_deleted=ctx.progress["media_deleted"] + deleted)
+            p.media_deleted += deleted
+            await self._save(ctx, p)

@@ -1,9 +1,11 @@
-"""The job runner: claim a due job, run its handler, checkpoint, retry with backoff.
+"""The job runner: claim due jobs, run their handlers, checkpoint, retry with backoff.
 
 Modelled on Synapse's task scheduler: handlers are registered by kind at start-up, a job's
 ``progress`` is the checkpoint its handler updates as it goes, so a job picked up again
 after a crash continues where it stopped. A worker holds a job with a lease that every
-checkpoint extends; a stopped worker releases it, a crashed one lets it expire.
+checkpoint extends; a stopped worker releases it, a crashed one lets it expire. Up to
+``jobs.concurrency`` jobs run at once, so one long sweep never holds every other team's
+export or purge; finished jobs are forgotten after ``jobs.keep_finished``.
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ import logging
 import os
 import secrets
 import socket
-import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from mautrix.errors import MatrixConnectionError, MatrixRequestError
 
+from clutto_bridge.clock import Clock
 from clutto_bridge.config import JobSettings
-from clutto_bridge.db.job import DONE, FAILED, QUEUED, Job, JobStore
+from clutto_bridge.db.job import Job, JobKind, JobState, JobStore
 from clutto_bridge.matrix.admin import HomeserverTaskFailed
 
 log = logging.getLogger("clutto.jobs")
+
+# How often finished jobs older than ``jobs.keep_finished`` are deleted.
+CLEANUP_EVERY_MS = 3_600_000
 
 
 class LeaseLost(Exception):
@@ -46,17 +51,12 @@ class JobContext:
     async def checkpoint(self, **progress: Any) -> None:
         """Record progress durably and extend the lease."""
         self.job.progress.update(progress)
-        if not await self.runner.store.checkpoint(self.job, self.runner.worker, _now(), self.runner.lease_ms):
+        r = self.runner
+        if not await r.store.checkpoint(self.job, r.worker, r.clock.now_ms(), r.lease_ms):
             raise LeaseLost(f"job {self.job.id} was taken over")
 
 
 Handler = Callable[[JobContext], Awaitable[None]]
-
-
-def _now() -> int:
-    # Leases are about process liveness, so they use the wall clock, not the bridge's
-    # injectable policy clock.
-    return int(time.time() * 1000)
 
 
 def _retryable(error: BaseException) -> bool:
@@ -67,31 +67,39 @@ def _retryable(error: BaseException) -> bool:
 
 
 class JobRunner:
-    def __init__(self, store: JobStore, settings: JobSettings) -> None:
+    """Also the domain's ``JobQueue``: services enqueue through ``enqueue`` only."""
+
+    def __init__(self, store: JobStore, settings: JobSettings, clock: Clock) -> None:
         self.store = store
         self.settings = settings
+        self.clock = clock
         self.lease_ms = settings.lease * 1000
         self.worker = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.handlers: dict[str, Handler] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
         self._stopping = False
+        self._cleaned_at = 0
 
-    def register(self, kind: str, handler: Handler) -> None:
-        self.handlers[kind] = handler
+    def register(self, kind: JobKind | str, handler: Handler) -> None:
+        self.handlers[str(kind)] = handler
 
-    async def enqueue(self, kind: str, team_id: str, payload: dict | None = None, *, run_at: int | None = None) -> Job:
+    async def enqueue(
+        self, kind: JobKind | str, team_id: str, payload: dict | None = None, *, run_at: int | None = None
+    ) -> Job:
         """Queue a job; a queued or running job of the same kind for the team is reused.
 
         Asked for now (``run_at`` None), a reused job scheduled for later is made due now.
         """
-        existing = await self.store.active(kind, team_id)
+        now = self.clock.now_ms()
+        existing = await self.store.active(str(kind), team_id)
         if existing:
-            if run_at is None and existing.state == QUEUED and existing.next_run_at > _now():
-                await self.store.due_now(existing, _now())
+            if run_at is None and existing.state == JobState.QUEUED and existing.next_run_at > now:
+                await self.store.due_now(existing, now)
                 self._wake.set()
             return existing
-        job = await self.store.add(kind, team_id, payload or {}, _now() if run_at is None else run_at)
+        job = await self.store.add(str(kind), team_id, payload or {}, now, run_at)
         self._wake.set()
         return job
 
@@ -100,45 +108,66 @@ class JobRunner:
         self._task = asyncio.create_task(self._loop(), name="clutto-job-runner")
 
     async def stop(self) -> None:
+        """Stop claiming, and hand every running job back at once (the next start resumes it)."""
         self._stopping = True
         self._wake.set()
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        tasks = [t for t in (self._task, *self._running) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = None
 
     async def _loop(self) -> None:
         while not self._stopping:
-            try:
-                job = await self.store.claim(self.worker, _now(), self.lease_ms)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("Could not claim a job")
-                job = None
-            if job is None:
-                self._wake.clear()
+            await self._clean_up()
+            job = None
+            if len(self._running) < self.settings.concurrency:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
-                except asyncio.TimeoutError:
-                    pass
+                    job = await self.store.claim(self.worker, self.clock.now_ms(), self.lease_ms)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("Could not claim a job")
+            if job is not None:
+                task = asyncio.create_task(self.run(job), name=f"clutto-job-{job.id}")
+                self._running.add(task)
+                task.add_done_callback(self._finished)
                 continue
-            await self.run(job)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            except asyncio.TimeoutError:
+                pass
+
+    def _finished(self, task: asyncio.Task) -> None:
+        self._running.discard(task)
+        self._wake.set()  # a slot is free
+
+    async def _clean_up(self) -> None:
+        now = self.clock.now_ms()
+        if now - self._cleaned_at < CLEANUP_EVERY_MS:
+            return
+        self._cleaned_at = now
+        try:
+            deleted = await self.store.delete_finished_before(now - self.settings.keep_finished * 1000)
+        except Exception:
+            log.exception("Could not delete old finished jobs")
+            return
+        if deleted:
+            log.info("Deleted %d finished job(s) older than %ds", deleted, self.settings.keep_finished)
 
     async def run(self, job: Job) -> None:
         handler = self.handlers.get(job.kind)
+        now = self.clock.now_ms
         if handler is None:
-            await self.store.finish(job, FAILED, _now(), f"no handler for job kind {job.kind!r}")
+            await self.store.finish(job, JobState.FAILED, now(), f"no handler for job kind {job.kind!r}")
             return
         log.info("Running job %s (%s, team %s, attempt %d)", job.id, job.kind, job.team_id, job.attempts + 1)
         try:
             await handler(JobContext(job, self))
         except asyncio.CancelledError:
             # Stopping: hand the job back at once so the next start resumes it.
-            await asyncio.shield(self.store.release(job, _now()))
+            await asyncio.shield(self.store.release(job, now()))
             raise
         except LeaseLost as e:
             log.warning("%s", e)
@@ -147,19 +176,20 @@ class JobRunner:
             if _retryable(e) and job.attempts + 1 < self.settings.max_attempts:
                 delay = self.settings.retry_backoff * 1000 * 2 ** job.attempts
                 log.warning("Job %s failed (%s); retrying in %ds", job.id, reason, delay // 1000)
-                await self.store.retry_later(job, _now() + delay, reason, _now())
+                await self.store.retry_later(job, now() + delay, reason, now())
             else:
                 log.error("Job %s failed: %s", job.id, reason, exc_info=not _retryable(e))
-                await self.store.finish(job, FAILED, _now(), reason)
+                await self.store.finish(job, JobState.FAILED, now(), reason)
         else:
-            await self.store.finish(job, DONE, _now())
+            await self.store.finish(job, JobState.DONE, now())
             log.info("Job %s (%s) done: %s", job.id, job.kind, job.progress)
 
     async def wait(self, job_id: int, timeout: float) -> Job:
         """Wait until a job is done or failed (for callers that want the result)."""
-        deadline = time.monotonic() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         while True:
             job = await self.store.get(job_id)
-            if job.state in (DONE, FAILED) or time.monotonic() > deadline:
+            if job.finished or loop.time() > deadline:
                 return job
             await asyncio.sleep(0.2)

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from clutto_bridge.db.job import DONE
-from clutto_bridge.db.team import ACTIVE, Team
-from clutto_bridge.jobs.runner import _now
-from clutto_bridge.teams.retention import SWEEP, RetentionService
+from clutto_bridge.db.job import JobKind, JobStore
+from clutto_bridge.jobs.runner import JobRunner
+from clutto_bridge.teams.service import TeamService
 
 
-async def schedule_sweeps(retention: RetentionService) -> int:
+async def schedule_sweeps(teams: TeamService, jobs: JobStore, runner: JobRunner, interval_s: int) -> int:
     """Queue the next sweep of teams that have none queued; return how many were queued."""
-    interval_ms = retention.settings.retention.sweep_interval * 1000
+    interval_ms = interval_s * 1000
     queued = 0
-    for team in await Team.in_state(retention.db, ACTIVE):
-        if await retention.jobs.active(SWEEP, team.id):
+    for team in await teams.active():
+        if await jobs.active(JobKind.SWEEP, team.id):
             continue
-        last = await retention.db.fetchval(
-            "SELECT MAX(updated_at) FROM job WHERE kind=$1 AND team_id=$2 AND state=$3", SWEEP, team.id, DONE
-        )
+        last = await jobs.last_done(JobKind.SWEEP, team.id)
         # The first sweep comes one interval after the team was created.
-        run_at = max(_now(), (last if last is not None else team.created_at) + interval_ms)
-        await retention.runner.enqueue(SWEEP, team.id, {"requested_by": None, "scheduled": True}, run_at=run_at)
+        since = last.updated_at if last is not None else team.created_at
+        run_at = max(runner.clock.now_ms(), since + interval_ms)
+        await runner.enqueue(JobKind.SWEEP, team.id, {"requested_by": None, "scheduled": True}, run_at=run_at)
         queued += 1
     return queued

@@ -7,20 +7,27 @@ events were handled, and a recorded id is answered without applying it again.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Protocol
 
 from mautrix.appservice import AppService
 from mautrix.types import JSON
 
-from clutto_bridge.clock import Clock
-from clutto_bridge.db.bot import TransactionLog
+
+class AppliedTransactions(Protocol):
+    """Where applied transaction ids are kept (the bridge database's ``TransactionLog``)."""
+
+    async def seen(self, txn_id: str) -> bool: ...
+
+    async def record(self, txn_id: str, now_ms: int) -> None: ...
 
 
-class ClutttoAppService(AppService):
-    def __init__(self, *args: Any, transactions: TransactionLog, clock: Clock, **kwargs: Any) -> None:
+class CluttoAppService(AppService):
+    def __init__(
+        self, *args: Any, transactions: AppliedTransactions, now_ms: Callable[[], int], **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.transaction_log = transactions
-        self.clock = clock
+        self.now_ms = now_ms
         # Handlers run before the transaction is acknowledged, so a crash mid-way makes
         # the homeserver retry it instead of losing events.
         self.synchronous_handlers = True
@@ -30,5 +37,5 @@ class ClutttoAppService(AppService):
             self.log.debug("Transaction %s was already applied, not applying it again", txn_id)
             return {}
         result = await super().handle_transaction(txn_id, **kwargs)
-        await self.transaction_log.record(txn_id, self.clock.now_ms())
+        await self.transaction_log.record(txn_id, self.now_ms())
         return result

@@ -115,11 +115,3 @@ async def invite_once(intent: IntentAPI, room_id: RoomID, user_id: UserID) -> No
     except MatrixRequestError as e:
         if e.http_status != 403:
             raise
-
-
-async def set_user_level(intent: IntentAPI, room_id: RoomID, user_id: UserID, level: int) -> None:
-    levels = await intent.get_power_levels(room_id, ignore_cache=True, ensure_joined=False)
-    if levels.get_user_level(user_id) == level:
-        return
-    levels.set_user_level(user_id, level)
-    await intent.set_power_levels(room_id, levels)

@@ -5,18 +5,17 @@ A user's consent is theirs, not a team's: accepting once covers all their teams.
 
 from __future__ import annotations
 
-from mautrix.util.async_db import Database
-
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
-from clutto_bridge.db.member import INVITED, JOINED, Member
+from clutto_bridge.db.consent import ConsentStore
+from clutto_bridge.db.member import Member
 from clutto_bridge.policy import consent as policy
 from clutto_bridge.teams.errors import Conflict, InvalidInput
 
 
 class ConsentService:
-    def __init__(self, db: Database, settings: Settings, clock: Clock) -> None:
-        self.db = db
+    def __init__(self, store: ConsentStore, settings: Settings, clock: Clock) -> None:
+        self.store = store
         self.settings = settings
         self.clock = clock
 
@@ -30,10 +29,7 @@ class ConsentService:
 
     async def accepted(self, user_id: str) -> list[tuple[str, int]]:
         """(version, accepted_at ms) of every acceptance, oldest first."""
-        rows = await self.db.fetch(
-            "SELECT version, accepted_at FROM policy_consent WHERE user_id=$1 ORDER BY accepted_at", user_id
-        )
-        return [(r["version"], r["accepted_at"]) for r in rows]
+        return [(a.version, a.accepted_at) for a in await self.store.accepted(user_id)]
 
     def covers(self, accepted: list[tuple[str, int]]) -> bool:
         """Whether these acceptances (from ``accepted``) cover the current policy version."""
@@ -51,22 +47,24 @@ class ConsentService:
             raise InvalidInput(f"Version {version} is not the current policy; accept the current version, {current}.")
         if current in [v for v, _ in await self.accepted(user_id)]:
             raise Conflict(f"You already accepted policy version {current}.")
-        now = self.clock.now_ms()
-        await self.db.execute(
-            "INSERT INTO policy_consent (user_id, version, accepted_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            user_id, current, now,
-        )
+        await self.store.accept(user_id, current, self.clock.now_ms())
         await self.record_choice(user_id, "policy_consent", current)
         return self.current
 
     async def record_choice(self, user_id: str, choice: str, value: str) -> None:
-        await self.db.execute(
-            "INSERT INTO privacy_choice (user_id, choice, value, ts) VALUES ($1, $2, $3, $4)",
-            user_id, choice, value, self.clock.now_ms(),
-        )
+        await self.store.record_choice(user_id, choice, value, self.clock.now_ms())
+
+    async def choices(self, user_id: str) -> list[dict]:
+        return [{"choice": c.choice, "value": c.value, "ts": c.ts} for c in await self.store.choices(user_id)]
+
+    async def was_told(self, user_id: str, version: str) -> bool:
+        return await self.store.was_told(user_id, version)
+
+    async def mark_told(self, user_id: str, version: str) -> None:
+        await self.store.mark_told(user_id, version, self.clock.now_ms())
 
     async def blocked(self, members: list[Member]) -> frozenset[str]:
         """Active members block mode keeps from sending: those without consent to the current policy."""
         if self.settings.consent.mode != "block":
             return frozenset()
-        return frozenset([m.user_id for m in members if m.membership in (INVITED, JOINED) and not await self.has_consented(m.user_id)])
+        return frozenset([m.user_id for m in members if m.current and not await self.has_consented(m.user_id)])

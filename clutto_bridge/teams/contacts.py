@@ -8,10 +8,11 @@ to invite; nobody is invited automatically.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 
+from clutto_bridge.clock import Clock
+from clutto_bridge.db.contacts import ContactStore, StoredContact
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.policy.contacts import Contact, VCardError, parse_vcards
 from clutto_bridge.teams.consent import ConsentService
@@ -30,32 +31,27 @@ class ImportReport:
 
 
 class ContactService:
-    def __init__(self, consent: ConsentService, admin: SynapseAdmin) -> None:
+    def __init__(self, store: ContactStore, consent: ConsentService, admin: SynapseAdmin, domain: str, clock: Clock) -> None:
+        self.store = store
         self.consent = consent
         self.admin = admin
-        self.db = consent.db
-        self.clock = consent.clock
-        self.domain = consent.settings.homeserver.domain
+        self.domain = domain
+        self.clock = clock
 
     async def permitted(self, user_id: str) -> bool:
-        return await self.db.fetchval("SELECT 1 FROM contact_permission WHERE user_id=$1", user_id) is not None
+        return await self.store.permitted(user_id)
 
     async def allow(self, user_id: str) -> None:
         if await self.permitted(user_id):
             raise Conflict("You already allowed contact import. `contacts revoke` withdraws it.")
-        await self.db.execute(
-            "INSERT INTO contact_permission (user_id, granted_at) VALUES ($1, $2)", user_id, self.clock.now_ms()
-        )
+        await self.store.grant(user_id, self.clock.now_ms())
         await self.consent.record_choice(user_id, "contact_import", "allowed")
 
     async def revoke(self, user_id: str) -> int:
         """Withdraw the permission and delete every imported contact; return how many."""
         if not await self.permitted(user_id):
             raise Conflict("Contact import is not allowed, so there is nothing to revoke.")
-        async with self.db.acquire() as conn, conn.transaction():
-            deleted = await conn.fetchval("SELECT COUNT(*) FROM contact WHERE owner=$1", user_id)
-            await conn.execute("DELETE FROM contact WHERE owner=$1", user_id)
-            await conn.execute("DELETE FROM contact_permission WHERE user_id=$1", user_id)
+        deleted = await self.store.revoke(user_id)
         await self.consent.record_choice(user_id, "contact_import", "revoked")
         log.info("%s revoked contact import; %d contact(s) deleted", user_id, deleted)
         return deleted
@@ -67,7 +63,7 @@ class ContactService:
             contacts = parse_vcards(data)
         except VCardError as e:
             raise InvalidInput(str(e)) from None
-        rows = []
+        kept: list[StoredContact] = []
         matched: list[str] = []
         for contact in contacts:
             found = await self._match(contact)
@@ -75,14 +71,10 @@ class ContactService:
                 found = None
             if found and found not in matched:
                 matched.append(found)
-            rows.append((user_id, json.dumps(contact.to_json()), found, self.clock.now_ms()))
-        async with self.db.acquire() as conn, conn.transaction():
-            for row in rows:
-                await conn.execute(
-                    "INSERT INTO contact (owner, card, matched, imported_at) VALUES ($1, $2, $3, $4)", *row
-                )
-        log.info("%s imported %d contact(s), %d on this homeserver", user_id, len(rows), len(matched))
-        return ImportReport(len(rows), matched)
+            kept.append(StoredContact(contact.to_json(), found, self.clock.now_ms()))
+        await self.store.add(user_id, kept)
+        log.info("%s imported %d contact(s), %d on this homeserver", user_id, len(kept), len(matched))
+        return ImportReport(len(kept), matched)
 
     async def _match(self, contact: Contact) -> str | None:
         for mxid in contact.matrix_ids:
@@ -102,7 +94,4 @@ class ContactService:
         return None
 
     async def list(self, user_id: str) -> list[dict]:
-        rows = await self.db.fetch(
-            "SELECT card, matched, imported_at FROM contact WHERE owner=$1 ORDER BY id", user_id
-        )
-        return [{**json.loads(r["card"]), "matched": r["matched"], "imported_at": r["imported_at"]} for r in rows]
+        return [{**c.card, "matched": c.matched, "imported_at": c.imported_at} for c in await self.store.of_owner(user_id)]

@@ -10,15 +10,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from mautrix.errors import MatrixRequestError
-from mautrix.types import EventType
-
-from clutto_bridge.db.member import Member
-from clutto_bridge.db.team import Team, TeamRoom
+from clutto_bridge.config import IntegrationSettings
+from clutto_bridge.db.integrations import IntegrationStore
+from clutto_bridge.db.member import MemberStore
+from clutto_bridge.db.team import Team
+from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.matrix.ids import USER_ID
 from clutto_bridge.policy.integrations import outsider_allowed, widget_allowed
+from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotFound
-from clutto_bridge.teams.members import ACTIVE, MemberService
+from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.integrations")
 
@@ -59,20 +60,23 @@ def classify(value: str) -> str:
 
 
 class IntegrationService:
-    def __init__(self, members: MemberService) -> None:
+    def __init__(
+        self, store: IntegrationStore, teams: TeamService, members: MemberStore, homeserver: Homeserver,
+        audit: AuditLog, config: IntegrationSettings,
+    ) -> None:
+        self.store = store
+        self.teams = teams
         self.members = members
-        self.teams = members.teams
-        self.db = members.db
-        self.settings = members.settings
+        self.homeserver = homeserver
+        self.audit = audit
+        self.config = config
 
     async def allowlist(self, team: Team) -> Allowlist:
-        rows = await self.db.fetch(
-            "SELECT kind, value FROM integration_allow WHERE team_id=$1 ORDER BY kind, value", team.id
-        )
-        config = self.settings.integrations
+        rows = await self.store.of_team(team.id)
+        config = self.config
         return Allowlist(
-            [r["value"] for r in rows if r["kind"] == BOT],
-            [r["value"] for r in rows if r["kind"] == WIDGET],
+            [value for kind, value in rows if kind == BOT],
+            [value for kind, value in rows if kind == WIDGET],
             config.bots,
             config.widget_url_prefixes,
         )
@@ -83,41 +87,30 @@ class IntegrationService:
         current = await self.allowlist(team)
         if value in (current.team_bots if kind == BOT else current.team_widgets):
             raise Conflict(f"{value} is already allowed in {team.name}.")
-        await self.db.execute(
-            "INSERT INTO integration_allow (team_id, kind, value) VALUES ($1, $2, $3)", team.id, kind, value.strip()
-        )
-        await self.members.record(team, actor, "integration_allowed", value, kind=kind)
+        await self.store.add(team.id, kind, value.strip())
+        await self.audit.record(team, actor, "integration_allowed", value, kind=kind)
         return kind
 
     async def deny(self, team: Team, value: str, *, actor: str | None) -> str:
         """Take an entry off the team's list; a bot is removed from the team's rooms too."""
         await self.teams.require_manager(team, actor)
         kind = classify(value.strip())
-        deleted = await self.db.fetchval(
-            "SELECT COUNT(*) FROM integration_allow WHERE team_id=$1 AND kind=$2 AND value=$3", team.id, kind, value
-        )
-        if not deleted:
+        if not await self.store.remove(team.id, kind, value):
             raise NotFound(f"{value} is not on {team.name}'s own list (the operator's defaults cannot be denied here).")
-        await self.db.execute(
-            "DELETE FROM integration_allow WHERE team_id=$1 AND kind=$2 AND value=$3", team.id, kind, value
-        )
-        await self.members.record(team, actor, "integration_denied", value, kind=kind)
-        if kind == BOT and value not in self.settings.integrations.bots:
-            for room_id in await self._team_room_ids(team):
+        await self.audit.record(team, actor, "integration_denied", value, kind=kind)
+        if kind == BOT and value not in self.config.bots:
+            for room_id in await self.teams.room_ids(team):
                 await self._remove_outsider(team, room_id, value, actor=actor)
         return kind
-
-    async def _team_room_ids(self, team: Team) -> list[str]:
-        return [team.space_id] + [r.room_id for r in await TeamRoom.of_team(self.db, team.id)]
 
     # --- enforcement ---------------------------------------------------------------
 
     async def check_membership(self, team: Team, room_id: str, user_id: str, membership: str, sender: str) -> bool:
         """Remove an outsider who was invited to or joined a team room; True if removed."""
-        if membership not in ("invite", "join") or user_id == self.teams.bot.mxid:
+        if membership not in ("invite", "join") or user_id == self.homeserver.bot_mxid:
             return False
-        member = await Member.get(self.db, team.id, user_id)
-        if member and member.membership in ACTIVE:
+        member = await self.members.get(team.id, user_id)
+        if member and member.current:
             return False
         if outsider_allowed(user_id, (await self.allowlist(team)).bots):
             return False
@@ -131,24 +124,19 @@ class IntegrationService:
             reason = f"{user_id} is no longer a member of the team {team.name}"
         else:
             reason = f"{user_id} is not an allowed integration of the team {team.name}"
-        try:
-            await self.teams.bot.kick_user(room_id, user_id, reason=reason)
-        except MatrixRequestError as e:
-            log.debug("Removing %s from %s: %s", user_id, room_id, e)
+        if not await self.homeserver.kick(room_id, user_id, reason):
             return False
         log.info("Removed %s from %s: not an allowed integration", user_id, room_id)
-        await self.members.record(team, actor, "integration_removed", user_id, room_id=room_id)
+        await self.audit.record(team, actor, "integration_removed", user_id, room_id=room_id)
         return True
 
     async def check_widget(self, team: Team, room_id: str, event_type: str, state_key: str, content: dict, sender: str) -> bool:
         """Remove a widget whose URL is not allowed; True if removed."""
         if not content or widget_allowed(content.get("url"), (await self.allowlist(team)).widgets):
             return False
-        await self.teams.bot.send_state_event(
-            room_id, EventType.find(event_type, EventType.Class.STATE), {}, state_key=state_key
-        )
+        await self.homeserver.set_state(room_id, event_type, {}, state_key=state_key)
         log.info("Removed widget %s in %s: URL not allowed", state_key, room_id)
-        await self.members.record(
+        await self.audit.record(
             team, sender, "widget_removed", room_id, widget=state_key, url=str(content.get("url"))[:500]
         )
         return True

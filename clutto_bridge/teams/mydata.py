@@ -10,50 +10,45 @@ from __future__ import annotations
 from typing import Any
 
 from clutto_bridge import __version__
+from clutto_bridge.db.account import AccountStore
+from clutto_bridge.db.member import MemberStore
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.contacts import ContactService
-from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.profiles import ProfileService
 
 
 class MyData:
     def __init__(
-        self, members: MemberService, profiles: ProfileService, consent: ConsentService,
+        self, members: MemberStore, accounts: AccountStore, profiles: ProfileService, consent: ConsentService,
         contacts: ContactService, notices: NoticeService,
     ) -> None:
         self.members = members
+        self.accounts = accounts
         self.profiles = profiles
         self.consent = consent
         self.contacts = contacts
         self.notices = notices
-        self.db = members.db
 
     async def collect(self, user_id: str) -> dict[str, Any]:
-        teams = []
-        for row in await self.db.fetch(
-            "SELECT t.id, t.name, m.role, m.membership, m.added_at FROM team_member m JOIN team t ON t.id=m.team_id "
-            "WHERE m.user_id=$1 ORDER BY m.added_at", user_id,
-        ):
-            teams.append({"team_id": row["id"], "team": row["name"], "role": row["role"],
-                          "membership": row["membership"], "added_at": row["added_at"]})
-        account = await self.db.fetchrow("SELECT email, created_at FROM account WHERE user_id=$1", user_id)
+        teams = [
+            {"team_id": a.team_id, "team": a.team, "role": a.role, "membership": a.membership, "added_at": a.added_at}
+            for a in await self.members.affiliations(user_id)
+        ]
+        account = await self.accounts.get(user_id)
         accepted = await self.consent.accepted(user_id)
-        choices = await self.db.fetch(
-            "SELECT choice, value, ts FROM privacy_choice WHERE user_id=$1 ORDER BY id", user_id
-        )
         return {
             "user_id": user_id,
             "generated_by": f"clutto-bridge {__version__}",
             "profile": await self.profiles.get(user_id),
-            "account": {"email": account["email"], "created_at": account["created_at"]} if account else None,
+            "account": {"email": account.email, "created_at": account.created_at} if account else None,
             "teams": teams,
             "policy_consent": [{"version": v, "accepted_at": ts} for v, ts in accepted],
             "consent_current": self.consent.covers(accepted),
             "marketing_opted_in": await self.notices.marketing_opted_in(user_id),
             "contact_import_allowed": await self.contacts.permitted(user_id),
             "contacts": await self.contacts.list(user_id),
-            "choices": [{"choice": r["choice"], "value": r["value"], "ts": r["ts"]} for r in choices],
+            "choices": await self.consent.choices(user_id),
         }
 
     @staticmethod

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from mautrix.types import RoomCreatePreset
-
+from clutto_bridge.clock import Clock
 from clutto_bridge.db.bot import ManagementRooms
-from clutto_bridge.db.team import ACTIVE, Team
+from clutto_bridge.db.notices import NoticeStore
+from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.notices")
 
@@ -32,23 +33,24 @@ class NoticeReport:
 
 
 class NoticeService:
-    def __init__(self, members: MemberService, management_rooms: ManagementRooms) -> None:
-        self.members = members
+    def __init__(
+        self, store: NoticeStore, management_rooms: ManagementRooms, teams: TeamService, members: MemberService,
+        homeserver: Homeserver, marketing_default: bool, clock: Clock,
+    ) -> None:
+        self.store = store
         self.management_rooms = management_rooms
-        self.db = members.db
-        self.clock = members.clock
-        self.settings = members.settings
+        self.teams = teams
+        self.members = members
+        self.homeserver = homeserver
+        self.marketing_default = marketing_default
+        self.clock = clock
 
     async def marketing_opted_in(self, user_id: str) -> bool:
-        value = await self.db.fetchval("SELECT opted_in FROM marketing_choice WHERE user_id=$1", user_id)
-        return self.settings.marketing_default if value is None else bool(value)
+        value = await self.store.marketing_choice(user_id)
+        return self.marketing_default if value is None else value
 
     async def set_marketing(self, user_id: str, opted_in: bool) -> None:
-        await self.db.execute(
-            "INSERT INTO marketing_choice (user_id, opted_in, changed_at) VALUES ($1, $2, $3) "
-            "ON CONFLICT (user_id) DO UPDATE SET opted_in=excluded.opted_in, changed_at=excluded.changed_at",
-            user_id, opted_in, self.clock.now_ms(),
-        )
+        await self.store.set_marketing(user_id, opted_in, self.clock.now_ms())
 
     async def send(self, kind: str, text: str, *, team_id: str | None, actor: str | None) -> NoticeReport:
         """Send to every active member of one team (or of all teams), each user once."""
@@ -59,9 +61,9 @@ class NoticeService:
         if not isinstance(text, str) or not text.strip() or len(text) > 10_000:
             raise InvalidInput("The notice needs a text of 1 to 10,000 characters.")
         if team_id is not None:
-            teams = [await self.members.teams.get(team_id)]
+            teams = [await self.teams.get(team_id)]
         else:
-            teams = await Team.in_state(self.db, ACTIVE)
+            teams = await self.teams.active()
         recipients: list[str] = []
         for team in teams:
             for member in await self.members.active(team):
@@ -76,24 +78,31 @@ class NoticeService:
             footer = "" if kind == SERVICE else "\n(You get these because you opted in; `marketing off` stops them.)"
             await self.tell(user_id, f"{label}: {text}{footer}")
             delivered += 1
-        await self.db.execute(
-            "INSERT INTO notice (ts, kind, team_id, sent_by, delivered, skipped) VALUES ($1, $2, $3, $4, $5, $6)",
-            self.clock.now_ms(), kind, team_id, actor, delivered, skipped,
-        )
+        await self.store.record_sent(self.clock.now_ms(), kind, team_id, actor, delivered, skipped)
         log.info("%s notice reached %d member(s), %d opted out", kind, delivered, skipped)
         return NoticeReport(delivered, skipped)
 
-    async def tell(self, user_id: str, text: str) -> None:
+    async def tell(self, user_id: str, text: str, html: str | None = None) -> None:
         """A service message to one user in their direct chat with the bot (`code` marks dropped)."""
         room_id = await self.direct_room(user_id)
-        await self.members.teams.bot.send_notice(room_id, text=text.replace("`", ""))
+        await self.homeserver.send_notice(room_id, text.replace("`", ""), html)
 
     async def direct_room(self, user_id: str) -> str:
         """The user's direct chat with the bot, opened if there is none yet."""
         room_id = await self.management_rooms.room_of(user_id)
         if room_id is None:
-            room_id = await self.members.teams.bot.create_room(
-                preset=RoomCreatePreset.TRUSTED_PRIVATE, is_direct=True, invitees=[user_id]
-            )
+            room_id = await self.homeserver.create_bot_chat(user_id)
             await self.management_rooms.add(room_id, user_id)
         return room_id
+
+    async def chat_opened(self, room_id: str, user_id: str) -> None:
+        """The user opened a direct chat with the bot: it becomes where the bot writes to them."""
+        await self.management_rooms.add(room_id, user_id)
+
+    async def chat_owner(self, room_id: str) -> str | None:
+        """The user whose direct chat with the bot this room is, if it is one."""
+        return await self.management_rooms.owner_of(room_id)
+
+    async def chat_closed(self, room_id: str) -> None:
+        """The user (or the bot) left: later messages open a new chat instead."""
+        await self.management_rooms.remove(room_id)

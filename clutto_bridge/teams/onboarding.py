@@ -15,9 +15,11 @@ import logging
 
 from mautrix.errors import MatrixRequestError
 
-from clutto_bridge.db.member import JOINED, Member
-from clutto_bridge.db.team import ACTIVE as TEAM_ACTIVE
-from clutto_bridge.db.team import Team
+from clutto_bridge.clock import Clock
+from clutto_bridge.config import Settings
+from clutto_bridge.db.member import MemberStore
+from clutto_bridge.db.profile import ProfileStore
+from clutto_bridge.db.team import Team, TeamState
 from clutto_bridge.policy.consent import PolicyText
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.members import MemberService
@@ -29,15 +31,18 @@ log = logging.getLogger("clutto.onboarding")
 
 class Onboarding:
     def __init__(
-        self, members: MemberService, consent: ConsentService, profiles: ProfileService, notices: NoticeService
+        self, members: MemberService, member_store: MemberStore, profile_store: ProfileStore,
+        consent: ConsentService, profiles: ProfileService, notices: NoticeService, settings: Settings, clock: Clock,
     ) -> None:
         self.members = members
+        self.teams = members.teams
+        self.member_store = member_store
+        self.profile_store = profile_store
         self.consent = consent
         self.profiles = profiles
         self.notices = notices
-        self.db = members.db
-        self.clock = members.clock
-        self.settings = members.settings
+        self.settings = settings
+        self.clock = clock
         self._levels_checked = False
 
     @property
@@ -66,7 +71,7 @@ class Onboarding:
             log.exception("Could not publish the profile of %s to %s", user_id, team.id)
         text = self.consent.current
         parts = []
-        if not await self.consent.has_consented(user_id) and await self._not_told(user_id, text.version):
+        if not await self.consent.has_consented(user_id) and not await self.consent.was_told(user_id, text.version):
             parts.append(f"Welcome to {team.name}! Before you chat, please read our privacy policy "
                          f"(version {text.version}): {text.summary}\n{self._how_to_accept(text)}")
         hint = await self._profile_hint(user_id)
@@ -75,14 +80,14 @@ class Onboarding:
             await self._reminded(user_id)  # first, so a reminder never races this welcome
             await self.notices.tell(user_id, body)
             if parts:
-                await self._told(user_id, text.version)
+                await self.consent.mark_told(user_id, text.version)
 
     async def announce(self) -> int:
         """Tell every member of every active team about the current version, once each."""
         text = self.consent.current
         told = 0
-        for user_id in await self._all_members():
-            if not await self._not_told(user_id, text.version):
+        for user_id in await self.member_store.joined_in_active_teams():
+            if await self.consent.was_told(user_id, text.version):
                 continue
             needs = not await self.consent.has_consented(user_id)
             body = (f"Service notice: the privacy policy is now version {text.version} "
@@ -95,14 +100,14 @@ class Onboarding:
                 # not marked as told, so the next pass tries again.
                 log.warning("Could not tell %s about policy version %s: %s", user_id, text.version, e)
                 continue
-            await self._told(user_id, text.version)
+            await self.consent.mark_told(user_id, text.version)
             told += 1
         if told:
             log.info("Told %d member(s) about policy version %s", told, text.version)
         if self.blocking and (told or not self._levels_checked):
             # After a new version (or once per start, in case the last one stopped halfway),
             # hold back everyone whose consent no longer covers the current version.
-            for team in await Team.in_state(self.db, TEAM_ACTIVE):
+            for team in await self.teams.active():
                 await self.members.sync_power_levels(team)
             self._levels_checked = True
         return told
@@ -111,14 +116,14 @@ class Onboarding:
         text = await self.consent.accept(user_id, version)
         log.info("%s accepted policy version %s", user_id, text.version)
         if self.blocking:
-            for team in await self.members.teams.of_user(user_id):
-                if team.state == TEAM_ACTIVE and await self.members.teams.role_of(team, user_id):
+            for team in await self.teams.of_user(user_id):
+                if team.state == TeamState.ACTIVE and await self.teams.role_of(team, user_id):
                     await self.members.sync_power_levels(team)
         return text
 
     async def team_status(self, team: Team, *, actor: str | None) -> list[dict]:
         """Who in a team has accepted the current policy (for its owner, admins and the operator)."""
-        await self.members.teams.require_manager(team, actor)
+        await self.teams.require_manager(team, actor)
         rows = []
         for member in await self.members.active(team):
             accepted = await self.consent.accepted(member.user_id)
@@ -136,8 +141,8 @@ class Onboarding:
         now = self.clock.now_ms()
         interval = self.settings.reminder_interval * 1000
         reminded = 0
-        for user_id in await self._all_members():
-            last = await self.db.fetchval("SELECT reminded_at FROM profile WHERE user_id=$1", user_id)
+        for user_id in await self.member_store.joined_in_active_teams():
+            last = await self.profile_store.reminded_at(user_id)
             if last is not None and now - last < interval:
                 continue
             parts = []
@@ -156,29 +161,5 @@ class Onboarding:
             reminded += 1
         return reminded
 
-    async def _all_members(self) -> list[str]:
-        users: list[str] = []
-        for team in await Team.in_state(self.db, TEAM_ACTIVE):
-            for member in await Member.of_team(self.db, team.id):
-                if member.membership == JOINED and member.user_id not in users:
-                    users.append(member.user_id)
-        return users
-
     async def _reminded(self, user_id: str) -> None:
-        now = self.clock.now_ms()
-        await self.db.execute(
-            "INSERT INTO profile (user_id, updated_at, reminded_at) VALUES ($1, $2, $2) "
-            "ON CONFLICT (user_id) DO UPDATE SET reminded_at=excluded.reminded_at",
-            user_id, now,
-        )
-
-    async def _not_told(self, user_id: str, version: str) -> bool:
-        return await self.db.fetchval(
-            "SELECT 1 FROM policy_notice WHERE user_id=$1 AND version=$2", user_id, version
-        ) is None
-
-    async def _told(self, user_id: str, version: str) -> None:
-        await self.db.execute(
-            "INSERT INTO policy_notice (user_id, version, sent_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            user_id, version, self.clock.now_ms(),
-        )
+        await self.profile_store.set_reminded(user_id, self.clock.now_ms())

@@ -18,21 +18,21 @@ import asyncio
 import logging
 import time
 
-from mautrix.api import Method, Path
-from mautrix.errors import MatrixRequestError
-from mautrix.types import EventType
-
+from clutto_bridge.clock import Clock
+from clutto_bridge.db.member import MemberStore
+from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.team import Team
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
+from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy import profile as policy
+from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed
-from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.notices import NoticeService
+from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.profiles")
 
 PROFILE_STATE = "io.clutto.profile"
-_PROFILE_EVENT = EventType.find(PROFILE_STATE, EventType.Class.STATE)
 # A repeated warning about the same difference is not sent again within this time: one
 # change of a global name arrives as one membership event per room.
 WARN_QUIET_S = 60.0
@@ -42,23 +42,27 @@ RESET_ATTEMPTS = 3
 
 
 class ProfileService:
-    def __init__(self, members: MemberService, admin: SynapseAdmin, notices: NoticeService) -> None:
+    def __init__(
+        self, store: ProfileStore, members: MemberStore, teams: TeamService, homeserver: Homeserver,
+        admin: SynapseAdmin, notices: NoticeService, audit: AuditLog, rules: policy.ProfileRules, domain: str,
+        clock: Clock,
+    ) -> None:
+        self.store = store
         self.members = members
+        self.teams = teams
+        self.homeserver = homeserver
         self.admin = admin
         self.notices = notices
-        self.db = members.db
-        self.clock = members.clock
-        self.rules = members.settings.profile
+        self.audit = audit
+        self.rules = rules
+        self.domain = domain
+        self.clock = clock
         self.custom_fields = False  # set by detect()
         self._warned: dict[str, tuple[str, float]] = {}
 
     async def detect(self) -> str:
         """Choose the publishing mechanism from the homeserver's capabilities."""
-        bot = self.members.teams.bot
-        try:
-            caps = (await bot.api.request(Method.GET, Path.v3.capabilities)).get("capabilities", {})
-        except MatrixRequestError:
-            caps = {}
+        caps = await self.homeserver.capabilities()
         fields = caps.get("m.profile_fields") or caps.get("uk.tcpip.msc4133.profile_fields") or {}
         self.custom_fields = bool(fields.get("enabled"))
         return "custom profile fields (MSC4133)" if self.custom_fields else f"{PROFILE_STATE} state in team spaces"
@@ -66,26 +70,15 @@ class ProfileService:
     # --- reading and writing ---------------------------------------------------------------
 
     async def get(self, user_id: str) -> dict[str, str | None]:
-        row = await self.db.fetchrow(
-            "SELECT first_name, last_name, designation, photo FROM profile WHERE user_id=$1", user_id
-        )
-        return {f: (row[f] if row else None) for f in policy.FIELDS}
+        stored = await self.store.get(user_id)
+        return {f: stored.get(f) for f in policy.FIELDS}
 
     async def shown(self, user_id: str, viewer: str | None) -> dict[str, str | None]:
         """A profile as ``viewer`` may see it: their own, a teammate's, or (operator) any."""
-        if viewer is not None and viewer != user_id and not await self._share_a_team(user_id, viewer):
+        if viewer is not None and viewer != user_id and not await self.members.share_a_team(user_id, viewer):
             raise NotAllowed(f"You can see the profile of people in your teams only; {user_id} is in none of them.")
         profile = await self.get(user_id)
         return {f: profile[f] for f in self.rules.allowed}
-
-    async def _share_a_team(self, a: str, b: str) -> bool:
-        count = await self.db.fetchval(
-            "SELECT COUNT(*) FROM team_member x JOIN team_member y ON x.team_id=y.team_id "
-            "WHERE x.user_id=$1 AND y.user_id=$2 AND x.membership IN ('invited','joined') "
-            "AND y.membership IN ('invited','joined')",
-            a, b,
-        )
-        return bool(count)
 
     async def update(self, user_id: str, changes: dict[str, object], *, actor: str | None) -> dict[str, str | None]:
         """Set (value) or clear (None) fields; every change is checked before any is written."""
@@ -106,14 +99,7 @@ class ProfileService:
                 checked[field] = self._text(field, value)
         profile = await self.get(user_id)
         profile.update(checked)
-        await self.db.execute(
-            "INSERT INTO profile (user_id, first_name, last_name, designation, photo, updated_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id) DO UPDATE SET first_name=excluded.first_name, "
-            "last_name=excluded.last_name, designation=excluded.designation, photo=excluded.photo, "
-            "updated_at=excluded.updated_at",
-            user_id, profile["first_name"], profile["last_name"], profile["designation"], profile["photo"],
-            self.clock.now_ms(),
-        )
+        await self.store.save(user_id, profile, self.clock.now_ms())
         log.info("%s changed profile fields %s", user_id, ", ".join(sorted(checked)))
         await self.publish(user_id, profile)
         if self.rules.enforce != "off" and self._local(user_id):
@@ -154,16 +140,15 @@ class ProfileService:
 
     def _local(self, user_id: str) -> bool:
         """Only accounts on our homeserver have a profile the admin API can write."""
-        return user_id.endswith(f":{self.members.settings.homeserver.domain}")
+        return user_id.endswith(f":{self.domain}")
 
     async def drop_disallowed(self) -> int:
         """Forget stored fields the policy no longer allows (the operator narrowed it)."""
         dropped = 0
         for field in policy.FIELDS:
             if field not in self.rules.allowed:
-                count = await self.db.fetchval(f"SELECT COUNT(*) FROM profile WHERE {field} IS NOT NULL")
+                count = await self.store.clear_field(field)
                 if count:
-                    await self.db.execute(f"UPDATE profile SET {field}=NULL WHERE {field} IS NOT NULL")
                     log.info("Deleted %d stored %s value(s): the policy no longer allows the field", count, field)
                     dropped += count
         return dropped
@@ -185,28 +170,23 @@ class ProfileService:
             except AdminUnavailable as e:
                 log.warning("Cannot publish the profile of %s: %s", user_id, e)
             return
-        bot = self.members.teams.bot
-        for team in await self.members.teams.of_user(user_id):
-            if await self.members.teams.role_of(team, user_id) is not None:
-                await bot.send_state_event(team.space_id, _PROFILE_EVENT, visible, state_key=f"_{user_id}")
+        for team in await self.teams.of_user(user_id):
+            if await self.teams.role_of(team, user_id) is not None:
+                await self.homeserver.set_state(team.space_id, PROFILE_STATE, visible, state_key=f"_{user_id}")
 
     async def unpublish(self, team: Team, user_id: str) -> None:
         """Someone left or was removed: their profile is no longer shown in that team's space."""
         if self.custom_fields:
             return  # the fields live in their own global profile, not in the team
-        bot = self.members.teams.bot
-        try:
-            current = await bot.get_state_event(team.space_id, _PROFILE_EVENT, state_key=f"_{user_id}")
-        except MatrixRequestError:
-            return  # never published there
-        if current and current.serialize():
-            await bot.send_state_event(team.space_id, _PROFILE_EVENT, {}, state_key=f"_{user_id}")
+        current = await self.homeserver.state(team.space_id, PROFILE_STATE, f"_{user_id}")
+        if current:  # None: never published there
+            await self.homeserver.set_state(team.space_id, PROFILE_STATE, {}, state_key=f"_{user_id}")
 
     # --- enforcement ---------------------------------------------------------------------------
 
     async def member_event(self, team: Team, room_id: str, user_id: str, displayname: str | None, avatar_url: str | None) -> None:
         """A team member joined or changed their name/avatar in a team room: apply the policy."""
-        if self.rules.enforce == "off" or await self.members.teams.role_of(team, user_id) is None:
+        if self.rules.enforce == "off" or await self.teams.role_of(team, user_id) is None:
             return
         profile = await self.get(user_id)
         found = policy.deviation(self.rules, profile, displayname, avatar_url)
@@ -220,7 +200,7 @@ class ProfileService:
             except AdminUnavailable as e:
                 log.warning("Cannot reset the profile of %s (%s); warning instead", user_id, e)
             else:
-                await self.members.record(team, None, "profile_reset", user_id, room_id=room_id, reason=found.describe())
+                await self.audit.record(team, None, "profile_reset", user_id, room_id=room_id, reason=found.describe())
                 await self._tell(user_id, f"In {team.name}, {found.describe()}. I put it back, as the team's policy says. "
                                  "Change your profile with `profile set FIELD VALUE`.")
                 await self._confirm_reset(room_id, user_id, profile)
@@ -248,9 +228,8 @@ class ProfileService:
 
     async def _still_deviates(self, room_id: str, user_id: str, profile: dict[str, str | None]) -> bool:
         """Events arrive after the fact; an earlier reset may already have fixed this room."""
-        try:
-            state = await self.members.teams.bot.api.request(Method.GET, Path.v3.rooms[room_id].state["m.room.member"][user_id])
-        except MatrixRequestError:
+        state = await self.homeserver.state(room_id, "m.room.member", user_id)
+        if state is None:
             return True
         return bool(policy.deviation(self.rules, profile, state.get("displayname"), state.get("avatar_url")))
 
@@ -277,9 +256,3 @@ class ProfileService:
 
     async def missing(self, user_id: str) -> list[str]:
         return policy.missing_required(self.rules, await self.get(user_id))
-
-    async def forget(self, user_id: str) -> None:
-        """Remove the stored profile (when the account is erased)."""
-        await self.db.execute("DELETE FROM profile WHERE user_id=$1", user_id)
-        if user_id in self._warned:
-            del self._warned[user_id]

@@ -9,22 +9,25 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from mautrix.types import EventType
+from typing import Any
 
-from clutto_bridge.db.job import Job, JobStore
-from clutto_bridge.db.team import Team, TeamRoom
+from clutto_bridge.clock import Clock
+from clutto_bridge.db.holds import WHOLE_TEAM, HoldStore
+from clutto_bridge.db.job import Job, JobKind, JobStore
+from clutto_bridge.db.references import ReferenceStore
+from clutto_bridge.db.team import RoomStore, Team, TeamRoom, TeamStore
 from clutto_bridge.durations import DurationError, format_duration, parse_duration
-from clutto_bridge.jobs.runner import JobRunner
-from clutto_bridge.matrix import history
-from clutto_bridge.policy.retention import RetentionOutOfBounds, cutoff, removable
+from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.policy.retention import RetentionOutOfBounds, cutoff, media_urls, removable
+from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.queue import JobQueue
+from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.retention")
 
-RETENTION = EventType.find("m.room.retention", EventType.Class.STATE)
-SWEEP = "retention_sweep"
-WHOLE_TEAM = ""
+RETENTION = "m.room.retention"
+__all__ = ["RetentionService", "RoomPreview", "WHOLE_TEAM"]
 
 
 @dataclass
@@ -36,15 +39,21 @@ class RoomPreview:
 
 
 class RetentionService:
-    def __init__(self, members: MemberService, runner: JobRunner) -> None:
-        self.members = members
-        self.teams = members.teams
-        self.db = members.db
-        self.clock = members.clock
-        self.settings = members.settings
-        self.runner = runner
-        self.jobs = JobStore(self.db)
-        self.bounds = self.teams.retention_bounds
+    def __init__(
+        self, teams: TeamService, store: TeamStore, rooms: RoomStore, holds: HoldStore, references: ReferenceStore,
+        jobs: JobStore, queue: JobQueue, homeserver: Homeserver, audit: AuditLog, clock: Clock,
+    ) -> None:
+        self.teams = teams
+        self.store = store
+        self.rooms = rooms
+        self.hold_store = holds
+        self.references = references
+        self.jobs = jobs
+        self.queue = queue
+        self.homeserver = homeserver
+        self.audit = audit
+        self.clock = clock
+        self.bounds = teams.retention_bounds
         # Set at start-up: without the admin API retention degrades to redaction only.
         self.admin_available = True
 
@@ -60,27 +69,24 @@ class RetentionService:
             seconds = self.bounds.check(parse_duration(text))
         except (DurationError, RetentionOutOfBounds) as e:
             raise InvalidInput(str(e)) from None
-        await self.db.execute("UPDATE team SET retention_seconds=$1 WHERE id=$2", seconds, team.id)
         previous = team.retention_seconds
-        team.retention_seconds = seconds
+        await self.store.set_retention(team, seconds)
         await self.apply_room_state(team)
-        await self.members.record(team, actor, "retention_set", team.id, seconds=seconds, previous=previous)
+        await self.audit.record(team, actor, "retention_set", team.id, seconds=seconds, previous=previous)
         return seconds
 
     async def apply_room_state(self, team: Team, room_ids: list[str] | None = None) -> None:
         """Every team room carries ``m.room.retention`` with the team's maximum lifetime."""
         content = {"max_lifetime": self.teams.retention_ms(team)}
-        if room_ids is None:
-            room_ids = [team.space_id] + [r.room_id for r in await TeamRoom.of_team(self.db, team.id)]
-        for room_id in room_ids:
-            await self.teams.bot.send_state_event(room_id, RETENTION, content)
+        for room_id in room_ids if room_ids is not None else await self.teams.room_ids(team):
+            await self.homeserver.set_state(room_id, RETENTION, content)
 
     # --- legal hold -------------------------------------------------------------------
 
     async def _hold_target(self, team: Team, room_id: str | None) -> str:
         if not room_id:
             return WHOLE_TEAM
-        room = await TeamRoom.get(self.db, room_id)
+        room = await self.rooms.get(room_id)
         if room_id != team.space_id and (room is None or room.team_id != team.id):
             raise InvalidInput(f"{room_id} is not a room of {team.name}; a hold covers only the team's own rooms.")
         return room_id
@@ -89,29 +95,23 @@ class RetentionService:
         if actor is not None and actor != team.owner:
             raise NotAllowed(f"Only the owner of {team.name} or the operator may place a legal hold.")
         target = await self._hold_target(team, room_id)
-        exists = await self.db.fetchval("SELECT 1 FROM legal_hold WHERE team_id=$1 AND room_id=$2", team.id, target)
-        if exists:
+        if await self.hold_store.exists(team.id, target):
             raise Conflict("That hold is already in place.")
-        await self.db.execute(
-            "INSERT INTO legal_hold (team_id, room_id, placed_by, placed_at, reason) VALUES ($1, $2, $3, $4, $5)",
-            team.id, target, actor, self.clock.now_ms(), reason or "",
-        )
-        await self.members.record(team, actor, "hold_placed", target or team.id, reason=reason or "")
+        await self.hold_store.place(team.id, target, actor, self.clock.now_ms(), reason or "")
+        await self.audit.record(team, actor, "hold_placed", target or team.id, reason=reason or "")
 
     async def lift_hold(self, team: Team, room_id: str | None, *, actor: str | None) -> None:
         if actor is not None and actor != team.owner:
             raise NotAllowed(f"Only the owner of {team.name} or the operator may lift a legal hold.")
         target = await self._hold_target(team, room_id)
-        exists = await self.db.fetchval("SELECT 1 FROM legal_hold WHERE team_id=$1 AND room_id=$2", team.id, target)
-        if not exists:
+        if not await self.hold_store.exists(team.id, target):
             raise NotFound("There is no such hold.")
-        await self.db.execute("DELETE FROM legal_hold WHERE team_id=$1 AND room_id=$2", team.id, target)
-        await self.members.record(team, actor, "hold_lifted", target or team.id)
+        await self.hold_store.lift(team.id, target)
+        await self.audit.record(team, actor, "hold_lifted", target or team.id)
 
     async def holds(self, team: Team) -> set[str]:
         """Held room IDs; ``WHOLE_TEAM`` in the set means every room of the team is held."""
-        rows = await self.db.fetch("SELECT room_id FROM legal_hold WHERE team_id=$1", team.id)
-        return {r["room_id"] for r in rows}
+        return await self.hold_store.of_team(team.id)
 
     async def is_held(self, team: Team, room_id: str) -> bool:
         holds = await self.holds(team)
@@ -121,7 +121,7 @@ class RetentionService:
 
     async def rooms_to_sweep(self, team: Team) -> list[TeamRoom]:
         """Group rooms (archived included) and individual chats; the space has no messages."""
-        return await TeamRoom.of_team(self.db, team.id, include_archived=True)
+        return await self.rooms.of_team(team.id, include_archived=True)
 
     async def preview(self, team: Team, *, actor: str | None) -> tuple[int, list[RoomPreview]]:
         """What a sweep would remove now, counted on the homeserver; nothing is changed."""
@@ -138,7 +138,7 @@ class RetentionService:
         """Events a sweep would redact: old ones and the edits and reactions pointing at them."""
         count, token = 0, None
         while True:
-            events, token = await history.page_forward(self.teams.bot, room_id, token, 500)
+            events, token = await self.homeserver.page_forward(room_id, token, 500)
             doomed = [e["event_id"] for e in events if removable(e, cutoff_ms)]
             count += len(doomed) + len(await self.relations_of(room_id, doomed, cutoff_ms))
             if token is None:
@@ -151,19 +151,35 @@ class RetentionService:
         """
         found: list[str] = []
         for event_id in event_ids:
-            rows = await self.db.fetch(
-                "SELECT event_id FROM room_relation WHERE room_id=$1 AND target_id=$2 AND ts >= $3",
-                room_id, event_id, cutoff_ms,
-            )
-            found += [r["event_id"] for r in rows if r["event_id"] not in event_ids and r["event_id"] not in found]
+            related = await self.references.relations_to(room_id, event_id, cutoff_ms)
+            found += [e for e in related if e not in event_ids and e not in found]
         return found
+
+    async def remember_references(self, room_id: str, event_id: str, ts: int, content: dict[str, Any]) -> None:
+        """Note the media and the relation (edit, reaction) of a team room event.
+
+        Synapse keeps media when it purges events, and edits or reactions may be newer than
+        what they point at; retention sweeps use these notes to remove both with the event.
+        """
+        mxcs = media_urls(content)
+        relates = content.get("m.relates_to") or {}
+        target = relates.get("event_id") if isinstance(relates, dict) else None
+        if not mxcs and not isinstance(target, str):
+            return
+        if await self.teams.for_room(room_id) is None:
+            return
+        for mxc in mxcs:
+            await self.references.add_media(room_id, event_id, mxc, ts)
+        if isinstance(target, str):
+            await self.references.add_relation(room_id, event_id, target, str(relates.get("rel_type", "")), ts)
 
     async def request_sweep(self, team: Team, *, actor: str | None) -> Job:
         await self.teams.require_manager(team, actor)
-        return await self.runner.enqueue(SWEEP, team.id, {"requested_by": actor})
+        return await self.queue.enqueue(JobKind.SWEEP, team.id, {"requested_by": actor})
 
     async def jobs_of(self, team: Team) -> list[Job]:
-        return await self.jobs.latest(team.id, (SWEEP,))
+        """The team's latest sweeps, newest first."""
+        return await self.jobs.latest(team.id, JobKind.SWEEP)
 
     def describe(self, team: Team) -> str:
         own = "" if team.retention_seconds is not None else " (the operator's default)"

@@ -10,16 +10,14 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from mautrix.appservice import AppService, IntentAPI
 from mautrix.errors import MatrixRequestError
-from mautrix.util.async_db import Database
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
 from clutto_bridge.db import member as membership
-from clutto_bridge.db.member import Member
-from clutto_bridge.db.team import ACTIVE, CREATING, GROUP, Team, TeamRoom
-from clutto_bridge.matrix import spaces
+from clutto_bridge.db.member import Member, MemberStore
+from clutto_bridge.db.team import RoomKind, RoomStore, Team, TeamRoom, TeamState, TeamStore
+from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.retention import RetentionBounds
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.errors import NotAllowed, NotFound, TeamExists, UnknownUser
@@ -57,9 +55,14 @@ class TeamView:
 
 
 class TeamService:
-    def __init__(self, db: Database, appservice: AppService, settings: Settings, clock: Clock) -> None:
-        self.db = db
-        self.appservice = appservice
+    def __init__(
+        self, store: TeamStore, rooms: RoomStore, members: MemberStore, homeserver: Homeserver,
+        settings: Settings, clock: Clock,
+    ) -> None:
+        self.store = store
+        self.rooms = rooms
+        self.members = members
+        self.homeserver = homeserver
         self.settings = settings
         self.clock = clock
         r = settings.retention
@@ -69,33 +72,37 @@ class TeamService:
         """The team's maximum message lifetime, as m.room.retention writes it."""
         return self.retention_bounds.effective(team.retention_seconds) * 1000
 
-    @property
-    def bot(self) -> IntentAPI:
-        return self.appservice.intent
-
     # --- reading -------------------------------------------------------------------
 
     async def get(self, team_id: str) -> Team:
-        team = await Team.get(self.db, team_id)
+        team = await self.store.get(team_id)
         if not team:
             raise NotFound(f"There is no team with id {team_id!r}.")
         return team
 
     async def view(self, team: Team) -> TeamView:
-        return TeamView(team, await TeamRoom.of_team(self.db, team.id), await Member.of_team(self.db, team.id))
+        return TeamView(team, await self.rooms.of_team(team.id), await self.members.of_team(team.id))
 
     async def all(self) -> list[Team]:
-        return await Team.all(self.db)
+        return await self.store.all()
+
+    async def active(self) -> list[Team]:
+        return await self.store.in_state(TeamState.ACTIVE)
 
     async def of_user(self, user_id: str) -> list[Team]:
-        return await Team.of_user(self.db, user_id)
+        return await self.store.of_user(user_id)
 
     async def for_room(self, room_id: str) -> Team | None:
-        return await Team.get_by_room(self.db, room_id)
+        return await self.store.get_by_room(room_id)
 
     async def role_of(self, team: Team, user_id: str) -> str | None:
-        member = await Member.get(self.db, team.id, user_id)
-        return member.role if member and member.membership in (membership.INVITED, membership.JOINED) else None
+        member = await self.members.get(team.id, user_id)
+        return member.role if member and member.current else None
+
+    async def room_ids(self, team: Team, *, include_archived: bool = False) -> list[str]:
+        """The space and every room of the team."""
+        rooms = await self.rooms.of_team(team.id, include_archived=include_archived)
+        return [team.space_id] + [r.room_id for r in rooms]
 
     # --- creating ------------------------------------------------------------------
 
@@ -106,7 +113,7 @@ class TeamService:
         if owner.split(":", 1)[1] != self.settings.homeserver.domain:
             raise NotAllowed(f"Teams are owned by accounts on {self.settings.homeserver.domain}; {owner} is not one.")
         await self.require_account(owner)
-        if await Team.get_by_name(self.db, name):
+        if await self.store.get_by_name(name):
             raise TeamExists(f"A team named {name!r} already exists. Choose another name.")
         now = self.clock.now_ms()
         trial = self.settings.trial
@@ -115,18 +122,16 @@ class TeamService:
             name=name,
             owner=owner,
             space_id=None,
-            state=CREATING,
+            state=TeamState.CREATING,
             plan="trial",
             created_at=now,
             trial_ends_at=now + trial.length * 1000,
             purge_after=now + (trial.length + trial.grace) * 1000,
         )
         try:
-            async with self.db.acquire() as conn, conn.transaction():
-                await team.insert(conn)
-                await Member(team.id, owner, "owner", membership.INVITED, False, now).insert(conn)
+            await self.store.create(team, Member(team.id, owner, "owner", membership.INVITED, False, now))
         except Exception:
-            if await Team.get_by_name(self.db, name):
+            if await self.store.get_by_name(name):
                 raise TeamExists(f"A team named {name!r} already exists. Choose another name.") from None
             raise
         log.info("Creating team %s (%s) for %s", team.id, name, owner)
@@ -135,7 +140,7 @@ class TeamService:
 
     async def finish_interrupted(self) -> int:
         """Finish teams whose creation a crash or restart interrupted; return how many."""
-        teams = await Team.in_state(self.db, CREATING)
+        teams = await self.store.in_state(TeamState.CREATING)
         for team in teams:
             log.info("Finishing the creation of team %s (%s)", team.id, team.name)
             await self._build(team)
@@ -144,24 +149,23 @@ class TeamService:
     async def _build(self, team: Team) -> None:
         s = self.settings
         if team.space_id is None:
-            space_id = await spaces.create_space(
-                self.bot, name=team.name, owner=team.owner, levels=s.bridge.power_levels,
+            space_id = await self.homeserver.create_space(
+                name=team.name, owner=team.owner, levels=s.bridge.power_levels,
                 room_version=s.bridge.room_version, retention_ms=self.retention_ms(team)
             )
-            await team.set_space(self.db, space_id)
-        existing = {room.name for room in await TeamRoom.of_team(self.db, team.id, kind=GROUP)}
+            await self.store.set_space(team, space_id)
+        existing = {room.name for room in await self.rooms.of_team(team.id, kind=RoomKind.GROUP)}
         for name in s.bridge.default_rooms:
             if name not in existing:
                 await self.add_group_room(team, name)
         await self.invite_everywhere(team, team.owner)
-        await team.set_state(self.db, ACTIVE)
+        await self.store.set_state(team, TeamState.ACTIVE)
         log.info("Team %s is ready: space %s", team.id, team.space_id)
 
     async def add_group_room(self, team: Team, name: str) -> TeamRoom:
         """A room in the team's space with the team's settings, recorded before it is linked."""
         s = self.settings
-        room_id = await spaces.create_group_room(
-            self.bot,
+        room_id = await self.homeserver.create_group_room(
             space_id=team.space_id,
             name=name,
             owner=team.owner,
@@ -170,9 +174,9 @@ class TeamService:
             server_name=s.homeserver.domain,
             retention_ms=self.retention_ms(team),
         )
-        room = TeamRoom(room_id, team.id, GROUP, name, self.clock.now_ms())
-        await room.insert(self.db)
-        await spaces.link_child(self.bot, team.space_id, room_id, s.homeserver.domain)
+        room = TeamRoom(room_id, team.id, RoomKind.GROUP, name, self.clock.now_ms())
+        await self.rooms.insert(room)
+        await self.homeserver.link_child(team.space_id, room_id, s.homeserver.domain)
         return room
 
     # --- members -------------------------------------------------------------------
@@ -180,7 +184,7 @@ class TeamService:
     async def require_account(self, user_id: str) -> None:
         """Refuse user IDs the homeserver does not know, before anything is changed."""
         try:
-            await self.bot.get_profile(user_id)
+            await self.homeserver.profile(user_id)
         except MatrixRequestError as e:
             # Synapse answers 404 for unknown local users, sometimes without M_NOT_FOUND.
             if e.http_status == 404:
@@ -193,6 +197,6 @@ class TeamService:
             raise NotAllowed(f"Only the owner or an admin of {team.name} may do that.")
 
     async def invite_everywhere(self, team: Team, user_id: str) -> None:
-        await spaces.invite_once(self.bot, team.space_id, user_id)
-        for room in await TeamRoom.of_team(self.db, team.id, kind=GROUP):
-            await spaces.invite_once(self.bot, room.room_id, user_id)
+        await self.homeserver.invite_once(team.space_id, user_id)
+        for room in await self.rooms.of_team(team.id, kind=RoomKind.GROUP):
+            await self.homeserver.invite_once(room.room_id, user_id)

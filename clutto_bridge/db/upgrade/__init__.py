@@ -9,4 +9,6 @@ def serial_key(scheme: Scheme) -> str:
     """An auto-numbered primary key column on either database."""
     return "BIGSERIAL PRIMARY KEY" if scheme in (Scheme.POSTGRES, Scheme.COCKROACH) else "INTEGER PRIMARY KEY"
 
-from clutto_bridge.db.upgrade import v01_initial, v02_member_control, v03_retention, v04_notices, v05_people  # noqa: E402,F401
+from clutto_bridge.db.upgrade import (  # noqa: E402,F401
+    v01_initial, v02_member_control, v03_retention, v04_notices, v05_people, v06_names,
+)

@@ -1,4 +1,4 @@
-"""Team settings (name, topic, avatar) and deleting a team.
+"""A team's details (name, topic, avatar) and deleting a team.
 
 Deleting is owner-only and needs the team's name as confirmation. It shuts down the
 space and every team room through the Synapse admin API (delete with purge), then
@@ -13,26 +13,34 @@ import re
 import unicodedata
 
 from mautrix.errors import MatrixRequestError
-from mautrix.types import EventType
 
-from clutto_bridge.db.team import Team, TeamRoom
-from clutto_bridge.matrix.admin import AdminUnavailable
+from clutto_bridge.db.job import JobKind, JobStore
+from clutto_bridge.db.team import RoomStore, Team, TeamState, TeamStore
+from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
+from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.teams import validation
+from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed, TeamExists
-from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.service import TeamService
 
-log = logging.getLogger("clutto.settings")
+log = logging.getLogger("clutto.details")
 
-DELETING = "deleting"
 _MXC = re.compile(r"mxc://[A-Za-z0-9.\-:\[\]]+/[A-Za-z0-9_\-]+")
 
 
-class TeamSettings:
-    def __init__(self, members: MemberService) -> None:
-        self.members = members
-        self.teams = members.teams
-        self.db = members.db
-        self.settings = members.settings
+class TeamDetails:
+    def __init__(
+        self, teams: TeamService, store: TeamStore, rooms: RoomStore, jobs: JobStore, homeserver: Homeserver,
+        admin: SynapseAdmin, audit: AuditLog, name_max_length: int,
+    ) -> None:
+        self.teams = teams
+        self.store = store
+        self.rooms = rooms
+        self.jobs = jobs
+        self.homeserver = homeserver
+        self.admin = admin
+        self.audit = audit
+        self.name_max_length = name_max_length
 
     async def update(
         self, team: Team, *, actor: str | None, name: str | None = None, topic: str | None = None,
@@ -41,26 +49,26 @@ class TeamSettings:
         """Change any of name, topic and avatar; every value is checked before anything changes."""
         await self.teams.require_manager(team, actor)
         if name is not None:
-            name = validation.team_name(name, self.settings.bridge.team_name_max_length)
-            other = await Team.get_by_name(self.db, name)
+            name = validation.team_name(name, self.name_max_length)
+            other = await self.store.get_by_name(name)
             if other and other.id != team.id:
                 raise TeamExists(f"A team named {name!r} already exists. Choose another name.")
         if topic is not None:
             topic = _topic(topic)
         if avatar_url is not None and not _MXC.fullmatch(avatar_url):
             raise InvalidInput(f"{avatar_url!r} is not an mxc:// media URL; upload the image first.")
-        bot = self.teams.bot
+        hs = self.homeserver
         if name is not None and name != team.name:
-            await self.db.execute("UPDATE team SET name=$1, name_key=$2 WHERE id=$3", name, Team.name_key(name), team.id)
-            await bot.send_state_event(team.space_id, EventType.ROOM_NAME, {"name": name})
-            await self.members.record(team, actor, "team_renamed", team.id, old=team.name, new=name)
-            team.name = name
+            old = team.name
+            await self.store.rename(team, name)
+            await hs.set_state(team.space_id, "m.room.name", {"name": name})
+            await self.audit.record(team, actor, "team_renamed", team.id, old=old, new=name)
         if topic is not None:
-            await bot.send_state_event(team.space_id, EventType.ROOM_TOPIC, {"topic": topic})
-            await self.members.record(team, actor, "team_topic_set", team.id)
+            await hs.set_state(team.space_id, "m.room.topic", {"topic": topic})
+            await self.audit.record(team, actor, "team_topic_set", team.id)
         if avatar_url is not None:
-            await bot.send_state_event(team.space_id, EventType.ROOM_AVATAR, {"url": avatar_url})
-            await self.members.record(team, actor, "team_avatar_set", team.id, url=avatar_url)
+            await hs.set_state(team.space_id, "m.room.avatar", {"url": avatar_url})
+            await self.audit.record(team, actor, "team_avatar_set", team.id, url=avatar_url)
         return team
 
     async def delete(self, team: Team, confirm: str | None, *, actor: str | None) -> None:
@@ -68,20 +76,18 @@ class TeamSettings:
             raise NotAllowed(f"Only the owner of {team.name} may delete it.")
         if confirm is None or Team.name_key(confirm) != Team.name_key(team.name):
             raise InvalidInput(f"To delete {team.name} and everything in it, confirm with the team's exact name.")
-        if not await self.members.admin.is_admin():
+        if not await self.admin.is_admin():
             raise NotAllowed("Deleting a team needs the homeserver admin API; the bot is not a homeserver admin.")
-        await team.set_state(self.db, DELETING)
-        await self.members.record(team, actor, "team_delete_started", team.id, name=team.name)
+        await self.store.set_state(team, TeamState.DELETING)
+        await self.audit.record(team, actor, "team_delete_started", team.id, name=team.name)
         await self.shut_down(team, actor)
 
     async def finish_interrupted(self) -> int:
         """Finish deletions a stop interrupted; a trial purge is left to its own job, which
         still has accounts to erase before the rows go."""
         teams = [
-            team for team in await Team.in_state(self.db, DELETING)
-            if not await self.db.fetchval(
-                "SELECT 1 FROM job WHERE kind='team_purge' AND team_id=$1 AND state IN ('queued', 'running')", team.id
-            )
+            team for team in await self.store.in_state(TeamState.DELETING)
+            if not await self.jobs.active(JobKind.PURGE, team.id)
         ]
         for team in teams:
             log.info("Finishing the deletion of team %s (%s)", team.id, team.name)
@@ -91,19 +97,19 @@ class TeamSettings:
     async def shut_down(self, team: Team, actor: str | None, *, message: str | None = None,
                         action: str = "team_deleted", **detail) -> None:
         """Delete the space and every room with purge, then the team's rows (audit stays)."""
-        rooms = [r.room_id for r in await TeamRoom.of_team(self.db, team.id, include_archived=True)]
+        rooms = [r.room_id for r in await self.rooms.of_team(team.id, include_archived=True)]
         message = message or f"The team {team.name} was deleted by its owner."
         for room_id in rooms + ([team.space_id] if team.space_id else []):
             try:
-                await self.members.admin.delete_room(room_id, message)
+                await self.admin.delete_room(room_id, message)
             except AdminUnavailable as e:
                 raise NotAllowed(f"Deleting a team needs the homeserver admin API: {e}.") from None
             except MatrixRequestError as e:
                 if e.http_status not in (400, 404):  # already gone
                     raise
-            await self.db.execute("DELETE FROM team_room WHERE room_id=$1", room_id)
-        await self.db.execute("DELETE FROM team WHERE id=$1", team.id)
-        await self.members.record(team, actor, action, team.id, name=team.name, rooms=len(rooms) + 1, **detail)
+            await self.rooms.delete(room_id)
+        await self.store.delete(team.id)
+        await self.audit.record(team, actor, action, team.id, name=team.name, rooms=len(rooms) + 1, **detail)
         log.info("Deleted team %s (%s) and %d rooms", team.id, team.name, len(rooms) + 1)
 
 

@@ -1,7 +1,8 @@
 """Turn Matrix events into bridge actions: accept invites, follow team membership, run commands.
 
-Membership is handled before the transaction is acknowledged. Commands may take seconds
-(creating rooms), so they run as tasks that ``stop()`` waits for.
+Events enter here (beside ``commands/`` and ``web/``) and become calls of the domain in
+``teams/``. Membership is handled before the transaction is acknowledged. Commands may
+take seconds (creating rooms), so they run as tasks that ``stop()`` waits for, then cancels.
 """
 
 from __future__ import annotations
@@ -9,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from mautrix.appservice import AppService
 from mautrix.errors import MatrixRequestError
 from mautrix.types import Event, EventType, Membership, MessageEvent, MessageType, StateEvent
 
 from clutto_bridge.commands import CommandEvent, registry
 from clutto_bridge.commands.people import import_contact_file, set_photo_from_image
 from clutto_bridge.context import Services
+from clutto_bridge.db.team import TeamState
 from clutto_bridge.policy.integrations import WIDGET_EVENT_TYPES
-from clutto_bridge.policy.retention import media_urls
 from clutto_bridge.teams.errors import TeamError
 
 log = logging.getLogger("clutto.events")
@@ -29,14 +29,14 @@ GREETING = (
 
 
 class EventDispatcher:
-    def __init__(self, appservice: AppService, ctx: Services) -> None:
-        self.appservice = appservice
+    def __init__(self, ctx: Services) -> None:
         self.ctx = ctx
+        self.homeserver = ctx.homeserver
         self.tasks: set[asyncio.Task] = set()
 
     @property
     def bot_mxid(self) -> str:
-        return self.appservice.bot_mxid
+        return self.homeserver.bot_mxid
 
     async def handle(self, evt: Event) -> None:
         try:
@@ -64,9 +64,16 @@ class EventDispatcher:
             log.error("Background handling failed", exc_info=task.exception())
 
     async def drain(self, timeout: float) -> None:
-        """Let running commands finish (used on shutdown)."""
+        """Let running commands finish (used on shutdown); cancel what is still running after
+        ``timeout``, and wait for it, so nothing touches the database once it is closed."""
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=timeout)
+        leftover = list(self.tasks)
+        if leftover:
+            log.warning("Cancelling %d command(s) still running after %.0fs", len(leftover), timeout)
+            for task in leftover:
+                task.cancel()
+            await asyncio.gather(*leftover, return_exceptions=True)
 
     async def _membership(self, evt: StateEvent) -> None:
         new = evt.content.membership
@@ -75,19 +82,19 @@ class EventDispatcher:
             if new == Membership.INVITE:
                 await self._accept_invite(evt)
             elif new in (Membership.LEAVE, Membership.BAN):
-                await self.ctx.management_rooms.remove(evt.room_id)
+                await self.ctx.notices.chat_closed(evt.room_id)
             return
-        if new in (Membership.LEAVE, Membership.BAN) and await self.ctx.management_rooms.owner_of(evt.room_id) == evt.state_key:
+        if new in (Membership.LEAVE, Membership.BAN) and await self.ctx.notices.chat_owner(evt.room_id) == evt.state_key:
             # The user left their chat with the bot: the next message to them opens a new
             # one, rather than going into a room nobody reads.
-            await self.ctx.management_rooms.remove(evt.room_id)
-            self._spawn(self.appservice.intent.leave_room(evt.room_id))
+            await self.ctx.notices.chat_closed(evt.room_id)
+            self._spawn(self.homeserver.leave(evt.room_id))
             return
         await self.ctx.members.membership_changed(
             evt.room_id, evt.state_key, str(new), str(previous) if previous else None
         )
         team = await self.ctx.teams.for_room(evt.room_id)
-        if team and team.state == "active":
+        if team and team.state == TeamState.ACTIVE:
             await self.ctx.integrations.check_membership(team, evt.room_id, evt.state_key, str(new), evt.sender)
             if new == Membership.JOIN:
                 await self._profile_event(team, evt, joined=previous != Membership.JOIN)
@@ -108,58 +115,34 @@ class EventDispatcher:
         self._spawn(self.ctx.profiles.member_event(team, evt.room_id, user_id, name, str(avatar) if avatar else None))
 
     async def _remember_references(self, evt: Event) -> None:
-        """Note the media and the relation (edit, reaction) of a team room event.
-
-        Synapse keeps media when it purges events, and edits or reactions may be newer than
-        what they point at; retention sweeps use these notes to remove both with the event.
-        """
         content = evt.content.serialize() if hasattr(evt.content, "serialize") else {}
-        mxcs = media_urls(content)
-        relates = content.get("m.relates_to") or {}
-        target = relates.get("event_id") if isinstance(relates, dict) else None
-        if not mxcs and not target:
-            return
-        if await self.ctx.teams.for_room(evt.room_id) is None:
-            return
-        db = self.ctx.teams.db
-        for mxc in mxcs:
-            await db.execute(
-                "INSERT INTO room_media (room_id, event_id, mxc, ts) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                evt.room_id, evt.event_id, mxc, evt.timestamp,
-            )
-        if isinstance(target, str):
-            await db.execute(
-                "INSERT INTO room_relation (room_id, event_id, target_id, rel_type, ts) VALUES ($1, $2, $3, $4, $5) "
-                "ON CONFLICT DO NOTHING",
-                evt.room_id, evt.event_id, target, str(relates.get("rel_type", "")), evt.timestamp,
-            )
+        await self.ctx.retention.remember_references(evt.room_id, evt.event_id, evt.timestamp, content)
 
     async def _power_levels_changed(self, evt: StateEvent) -> None:
         """Power levels are the team's settings: a change made by hand in a client is put back."""
         team = await self.ctx.teams.for_room(evt.room_id)
-        if team and team.state == "active":
+        if team and team.state == TeamState.ACTIVE:
             changed = await self.ctx.members.sync_power_levels(team, only_room=evt.room_id, actor=evt.sender)
             if changed:
                 log.info("Put back power levels in %s changed by %s", evt.room_id, evt.sender)
 
     async def _widget_changed(self, evt: Event) -> None:
         team = await self.ctx.teams.for_room(evt.room_id)
-        if team and team.state == "active":
+        if team and team.state == TeamState.ACTIVE:
             content = evt.content.serialize() if hasattr(evt.content, "serialize") else dict(evt.content)
             await self.ctx.integrations.check_widget(
                 team, evt.room_id, str(evt.type), evt.state_key, content, evt.sender
             )
 
     async def _accept_invite(self, evt: StateEvent) -> None:
-        bot = self.appservice.intent
         try:
-            await bot.join_room(evt.room_id)
+            await self.homeserver.join(evt.room_id)
         except MatrixRequestError as e:
             log.warning("Could not accept the invite of %s to %s: %s", evt.sender, evt.room_id, e)
             return
         if evt.content.is_direct:
-            await self.ctx.management_rooms.add(evt.room_id, evt.sender)
-            await bot.send_notice(evt.room_id, text=GREETING.replace("`", ""), html=GREETING.replace("`help`", "<code>help</code>"))
+            await self.ctx.notices.chat_opened(evt.room_id, evt.sender)
+            await self.homeserver.send_notice(evt.room_id, GREETING.replace("`", ""), GREETING.replace("`help`", "<code>help</code>"))
 
     async def _command(self, evt: MessageEvent) -> None:
         if evt.content.msgtype in (MessageType.FILE, MessageType.IMAGE):
@@ -171,7 +154,7 @@ class EventDispatcher:
             return  # other bots talk in notices; never answer them
         body = evt.content.body.strip()
         prefix = self.ctx.settings.bridge.command_prefix
-        in_management = await self.ctx.management_rooms.owner_of(evt.room_id) == evt.sender
+        in_management = await self.ctx.notices.chat_owner(evt.room_id) == evt.sender
         words = body.split()
         if words and words[0].lower() == prefix.lower():
             words = words[1:]
@@ -188,7 +171,7 @@ class EventDispatcher:
 
     async def _file(self, evt: MessageEvent) -> None:
         """In a direct chat with the bot, a vCard file is a contact import and an image a profile photo."""
-        if await self.ctx.management_rooms.owner_of(evt.room_id) != evt.sender:
+        if await self.ctx.notices.chat_owner(evt.room_id) != evt.sender:
             return
         info = evt.content.info
         mimetype = (info.mimetype if info else None) or ""

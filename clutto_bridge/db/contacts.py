@@ -1,0 +1,47 @@
+"""Contact import: the member's permission and the kept part of their imported cards."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from mautrix.util.async_db import Database
+
+
+@dataclass
+class StoredContact:
+    card: dict[str, Any]  # name, emails, Matrix IDs: the kept part of the vCard
+    matched: str | None  # the homeserver account it was matched to
+    imported_at: int
+
+
+class ContactStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def permitted(self, user_id: str) -> bool:
+        return await self.db.fetchval("SELECT 1 FROM contact_permission WHERE user_id=$1", user_id) is not None
+
+    async def grant(self, user_id: str, now_ms: int) -> None:
+        await self.db.execute("INSERT INTO contact_permission (user_id, granted_at) VALUES ($1, $2)", user_id, now_ms)
+
+    async def revoke(self, user_id: str) -> int:
+        """Withdraw the permission and delete every imported contact in one transaction; return how many."""
+        async with self.db.acquire() as conn, conn.transaction():
+            deleted = await conn.fetchval("SELECT COUNT(*) FROM contact WHERE owner=$1", user_id)
+            await conn.execute("DELETE FROM contact WHERE owner=$1", user_id)
+            await conn.execute("DELETE FROM contact_permission WHERE user_id=$1", user_id)
+        return deleted
+
+    async def add(self, owner: str, contacts: list[StoredContact]) -> None:
+        async with self.db.acquire() as conn, conn.transaction():
+            for c in contacts:
+                await conn.execute(
+                    "INSERT INTO contact (owner, card, matched, imported_at) VALUES ($1, $2, $3, $4)",
+                    owner, json.dumps(c.card), c.matched, c.imported_at,
+                )
+
+    async def of_owner(self, owner: str) -> list[StoredContact]:
+        rows = await self.db.fetch("SELECT card, matched, imported_at FROM contact WHERE owner=$1 ORDER BY id", owner)
+        return [StoredContact(json.loads(r["card"]), r["matched"], r["imported_at"]) for r in rows]

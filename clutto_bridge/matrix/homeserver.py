@@ -1,0 +1,192 @@
+"""The one way out to the homeserver for the domain: rooms, state, messages, media, history.
+
+It wraps the bot's mautrix intent (and, for the few admin-only steps, the Synapse admin
+client), so retries and fallbacks live in one place and ``teams/`` never builds a request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable
+
+from mautrix.api import Method, Path
+from mautrix.appservice import IntentAPI
+from mautrix.errors import MatrixRequestError
+from mautrix.types import ContentURI, EventType, FileInfo, MediaMessageEventContent, MessageType, RoomCreatePreset
+
+from clutto_bridge.matrix import spaces
+from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
+
+log = logging.getLogger("clutto.homeserver")
+
+
+def _state_type(event_type: str) -> EventType:
+    return EventType.find(event_type, EventType.Class.STATE)
+
+
+class Homeserver:
+    def __init__(self, bot: Callable[[], IntentAPI], admin: SynapseAdmin, address: str) -> None:
+        self._bot = bot
+        self.admin = admin
+        self.address = address.rstrip("/")
+
+    @property
+    def bot(self) -> IntentAPI:
+        return self._bot()
+
+    @property
+    def bot_mxid(self) -> str:
+        return self._bot().mxid
+
+    # --- the bot itself ---------------------------------------------------------------------
+
+    async def ensure_bot(self, displayname: str) -> None:
+        bot = self.bot
+        await bot.ensure_registered()
+        try:
+            await bot.set_displayname(displayname)
+        except MatrixRequestError as e:
+            log.warning("Could not set the bot's display name: %s", e)
+
+    async def join(self, room_id: str) -> None:
+        await self.bot.join_room(room_id)
+
+    async def leave(self, room_id: str) -> None:
+        await self.bot.leave_room(room_id)
+
+    async def capabilities(self) -> dict[str, Any]:
+        try:
+            return (await self.bot.api.request(Method.GET, Path.v3.capabilities)).get("capabilities", {})
+        except MatrixRequestError:
+            return {}
+
+    # --- rooms ------------------------------------------------------------------------------
+
+    async def create_space(self, **kwargs: Any) -> str:
+        return await spaces.create_space(self.bot, **kwargs)
+
+    async def create_group_room(self, **kwargs: Any) -> str:
+        return await spaces.create_group_room(self.bot, **kwargs)
+
+    async def link_child(self, space_id: str, room_id: str, server_name: str) -> None:
+        await spaces.link_child(self.bot, space_id, room_id, server_name)
+
+    async def unlink_child(self, space_id: str, room_id: str) -> None:
+        await self.bot.send_state_event(space_id, spaces.SPACE_CHILD, {}, state_key=room_id)
+
+    async def create_direct_chat(self, users: list[str], *, room_version: str, retention_ms: int) -> str:
+        """A private direct room between members, created and administered by the bot."""
+        bot = self.bot
+        return await bot.create_room(
+            preset=RoomCreatePreset.PRIVATE,
+            is_direct=True,
+            invitees=users,
+            room_version=room_version,
+            power_level_override={"users": {bot.mxid: spaces.BOT_LEVEL}, "invite": 100, "state_default": 100},
+            initial_state=[spaces.retention_state(retention_ms)],
+        )
+
+    async def create_bot_chat(self, user_id: str) -> str:
+        """A direct chat between the user and the bot."""
+        return await self.bot.create_room(preset=RoomCreatePreset.TRUSTED_PRIVATE, is_direct=True, invitees=[user_id])
+
+    async def invite_once(self, room_id: str, user_id: str) -> None:
+        await spaces.invite_once(self.bot, room_id, user_id)
+
+    async def kick(self, room_id: str, user_id: str, reason: str) -> bool:
+        """Kick; False when there was nobody to kick (left, never joined) or it was refused."""
+        try:
+            await self.bot.kick_user(room_id, user_id, reason=reason)
+        except MatrixRequestError as e:
+            log.debug("Kicking %s from %s: %s", user_id, room_id, e)
+            return False
+        return True
+
+    # --- state ------------------------------------------------------------------------------
+
+    async def set_state(self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = "") -> None:
+        await self.bot.send_state_event(room_id, _state_type(event_type), content, state_key=state_key)
+
+    async def state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any] | None:
+        """The content of a state event, or None when the room has none (or we may not see it)."""
+        try:
+            return await self.bot.api.request(Method.GET, Path.v3.rooms[room_id].state[event_type][state_key])
+        except MatrixRequestError:
+            return None
+
+    async def power_levels(self, room_id: str) -> dict[str, Any]:
+        return await self.bot.api.request(Method.GET, Path.v3.rooms[room_id].state["m.room.power_levels"])
+
+    async def set_power_levels(self, room_id: str, content: dict[str, Any]) -> None:
+        await self.bot.send_state_event(room_id, EventType.ROOM_POWER_LEVELS, content)
+
+    # --- messages and media -------------------------------------------------------------------
+
+    async def send_notice(self, room_id: str, text: str, html: str | None = None) -> str:
+        return await self.bot.send_notice(room_id, text=text, html=html)
+
+    async def send_file(self, room_id: str, data: bytes, *, name: str, mime_type: str) -> None:
+        mxc = await self.bot.upload_media(data, mime_type=mime_type, filename=name)
+        content = MediaMessageEventContent(
+            msgtype=MessageType.FILE, body=name, url=mxc, info=FileInfo(mimetype=mime_type, size=len(data))
+        )
+        await self.bot.send_message(room_id, content)
+
+    async def download(self, mxc: str | ContentURI) -> bytes:
+        return await self.bot.download_media(mxc)
+
+    async def profile(self, user_id: str) -> tuple[str | None, str | None]:
+        """(display name, avatar URL) of a user; raises MatrixRequestError for an unknown one."""
+        profile = await self.bot.get_profile(user_id)
+        return profile.displayname, (str(profile.avatar_url) if profile.avatar_url else None)
+
+    # --- history --------------------------------------------------------------------------------
+
+    async def page_forward(self, room_id: str, token: str | None, limit: int) -> tuple[list[dict], str | None]:
+        """One page of the room's timeline from the beginning (or ``token``) onwards.
+
+        Returns the raw events and the token of the next page (None at the end). Raw JSON is
+        used so redaction markers and relations are read exactly as the homeserver sent them.
+        """
+        query = {"dir": "f", "limit": str(limit), "filter": json.dumps({"lazy_load_members": True})}
+        if token:
+            query["from"] = token
+        data: dict[str, Any] = await self.bot.api.request(Method.GET, Path.v3.rooms[room_id].messages, query_params=query)
+        events = data.get("chunk", [])
+        return events, data.get("end") if events else None
+
+    async def redact(self, room_id: str, event_id: str, reason: str) -> None:
+        """Redact as the bot. The raw call skips mautrix's per-call power level lookup: the bot
+        outranks everyone in team rooms by construction."""
+        api = self.bot.api
+        await api.request(Method.PUT, Path.v3.rooms[room_id].redact[event_id][api.get_txn_id()], {"reason": reason})
+
+    # --- another user's account data ------------------------------------------------------------
+
+    async def mark_direct(self, user_id: str, peer: str, room_id: str) -> None:
+        """Add the room to the user's ``m.direct`` so every client lists it as a DM.
+
+        Account data is the user's own: the admin API lends a short-lived token, which is
+        logged out again at once.
+        """
+        try:
+            token = await self.admin.login_as(user_id)
+        except (AdminUnavailable, MatrixRequestError) as e:
+            log.warning("Cannot mark %s as direct for %s: %s", room_id, user_id, e)
+            return
+        session = self.bot.api.session
+        base = f"{self.address}/_matrix/client/v3"
+        headers = {"Authorization": f"Bearer {token}"}
+        url = f"{base}/user/{user_id}/account_data/m.direct"
+        try:
+            async with session.get(url, headers=headers) as resp:
+                direct = await resp.json() if resp.status == 200 else {}
+            rooms = direct.setdefault(peer, [])
+            if room_id not in rooms:
+                rooms.append(room_id)
+            async with session.put(url, json=direct, headers=headers) as resp:
+                resp.raise_for_status()
+        finally:
+            async with session.post(f"{base}/logout", headers=headers):
+                pass

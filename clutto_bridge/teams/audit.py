@@ -1,0 +1,28 @@
+"""The audit log as the domain writes it: what was done or refused, by whom, when."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clutto_bridge.clock import Clock
+from clutto_bridge.db.audit import AuditEntry, AuditStore
+from clutto_bridge.db.team import Team
+
+
+class AuditLog:
+    def __init__(self, store: AuditStore, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def record(self, team: Team | None, actor: str | None, action: str, target: str | None, **detail: Any) -> None:
+        """``actor`` None is the operator or the bridge itself."""
+        team_id = team.id if team else None
+        await self.store.add(AuditEntry(self.clock.now_ms(), team_id, actor, action, target, detail))
+
+    async def for_team(self, team_id: str, action: str | None = None) -> list[AuditEntry]:
+        return await self.store.for_team(team_id, action)
+
+    async def once(self, team: Team, action: str, target: str | None) -> None:
+        """Record ``action`` only if the team has no such entry yet."""
+        if not await self.store.for_team(team.id, action):
+            await self.record(team, None, action, target)
