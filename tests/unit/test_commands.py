@@ -167,3 +167,9 @@ def test_a_declaration_that_cannot_be_checked_is_rejected() -> None:
         Registry().command("x", args="[A] B", help_text="x")
     with pytest.raises(ValueError):
         Registry().command("x", args="A... B", help_text="x")
+
+
+def test_help_lists_the_team_commands_first_as_before() -> None:
+    sections = list(dict.fromkeys(c.section for c in registry.commands.values()))
+    assert sections[:2] == ["Teams", "Members"]
+    assert registry.commands["invite"].help_args == "USER [ROLE]"
