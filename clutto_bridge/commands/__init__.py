@@ -1,7 +1,10 @@
-"""Bot commands. Each module registers its handlers; importing them fills the registry."""
+"""Bot commands. Each module registers its handlers; importing them fills the registry.
+
+The import order is the order of ``help``: teams first.
+"""
 
 from clutto_bridge.commands import (  # noqa: F401  (register handlers)
-    export, help, integrations, members, people, preferences, retention, rooms, team,
+    team, export, help, integrations, members, people, preferences, retention, rooms,
 )
 from clutto_bridge.commands.registry import CommandEvent, registry
 

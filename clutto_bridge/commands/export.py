@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from clutto_bridge.commands.registry import CommandEvent, registry
-from clutto_bridge.commands.team import team_here
 
 
 @registry.command(
     "export",
+    team="manage",
     help_text="Export the team's messages, files, members and a checksummed manifest.",
     section="Retention",
 )
 async def export(evt: CommandEvent) -> None:
-    team = await team_here(evt, manage=True)
+    team = evt.team
     job = await evt.ctx.lifecycle.request_export(team, actor=evt.sender)
     folder = evt.ctx.export.folder_for(team.id, job.id)
     await evt.reply(f"Export #{job.id} of **{team.name}** queued; it is written to `{folder}` (manifest.json lists every file with its SHA-256).")
@@ -20,14 +20,13 @@ async def export(evt: CommandEvent) -> None:
 
 @registry.command(
     "export before-purge",
-    help_args="on|off",
+    args="on|off",
+    team="manage",
     help_text="Whether the team is exported before its trial purge.",
     section="Retention",
 )
 async def export_before_purge(evt: CommandEvent) -> None:
-    if len(evt.args) != 1 or evt.args[0].lower() not in ("on", "off"):
-        raise evt.usage("export before-purge on|off")
-    team = await team_here(evt, manage=True)
+    team = evt.team
     enabled = evt.args[0].lower() == "on"
     await evt.ctx.lifecycle.set_export_before_purge(team, enabled, actor=evt.sender)
     await evt.reply(f"**{team.name}** is {'now' if enabled else 'no longer'} exported before a purge.")

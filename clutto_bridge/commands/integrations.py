@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from clutto_bridge.commands.registry import CommandEvent, registry
-from clutto_bridge.commands.team import team_here
 
 
-@registry.command("integrations list", help_text="Show the bots and widget URL prefixes the team allows.", section="Integrations")
+@registry.command("integrations list", team="member", help_text="Show the bots and widget URL prefixes the team allows.", section="Integrations")
 async def integrations_list(evt: CommandEvent) -> None:
-    team = await team_here(evt)
+    team = evt.team
     allowed = await evt.ctx.integrations.allowlist(team)
 
     def lines(values) -> str:
@@ -22,30 +21,27 @@ async def integrations_list(evt: CommandEvent) -> None:
     )
 
 
-def _value(evt: CommandEvent, verb: str) -> str:
-    if len(evt.args) != 1:
-        raise evt.usage("integrations {verb} @bot:server|https://prefix")
-    return evt.args[0]
-
-
 @registry.command(
-    "integrations allow", help_args="@BOT|https://PREFIX", help_text="Allow a bot or widgets under a URL prefix.", section="Integrations"
+    "integrations allow",
+    args="@BOT|https://PREFIX",
+    team="manage",
+    help_text="Allow a bot or widgets under a URL prefix.",
+    section="Integrations",
 )
 async def integrations_allow(evt: CommandEvent) -> None:
-    value = _value(evt, "allow")
-    team = await team_here(evt, manage=True)
+    team, value = evt.team, evt.args[0]
     kind = await evt.ctx.integrations.allow(team, value, actor=evt.sender)
     await evt.reply(f"Allowed {kind} `{value}` in **{team.name}**.")
 
 
 @registry.command(
     "integrations deny",
-    help_args="@BOT|https://PREFIX",
+    args="@BOT|https://PREFIX",
+    team="manage",
     help_text="Take a bot or widget prefix off the list; a denied bot leaves the team's rooms.",
     section="Integrations",
 )
 async def integrations_deny(evt: CommandEvent) -> None:
-    value = _value(evt, "deny")
-    team = await team_here(evt, manage=True)
+    team, value = evt.team, evt.args[0]
     kind = await evt.ctx.integrations.deny(team, value, actor=evt.sender)
     await evt.reply(f"Denied {kind} `{value}` in **{team.name}**.")

@@ -20,13 +20,11 @@ def _format_profile(profile: dict[str, str | None]) -> str:
 
 @registry.command(
     "profile show",
-    help_args="[USER]",
+    args="[USER]",
     help_text="Show your profile, or a teammate's.",
     section=SECTION,
 )
 async def profile_show(evt: CommandEvent) -> None:
-    if len(evt.args) > 1:
-        raise evt.usage("profile show [USER]")
     user_id = validation.user_id(evt.args[0]) if evt.args else evt.sender
     profile = await evt.ctx.profiles.shown(user_id, evt.sender)
     lines = [f"**Profile of {user_id}**", _format_profile(profile)]
@@ -39,14 +37,12 @@ async def profile_show(evt: CommandEvent) -> None:
 
 @registry.command(
     "profile set",
-    help_args="FIELD VALUE",
+    args="FIELD VALUE...",
     help_text="Set a profile field: first_name, last_name, designation, or photo (an mxc:// URI, "
     "or send an image in this chat).",
     section=SECTION,
 )
 async def profile_set(evt: CommandEvent) -> None:
-    if len(evt.args) < 2:
-        raise evt.usage("profile set FIELD VALUE")
     field, value = evt.args[0], " ".join(evt.args[1:])
     profile = await evt.ctx.profiles.update(evt.sender, {field: value}, actor=evt.sender)
     await evt.reply(f"Profile updated.\n{_format_profile(profile)}")
@@ -54,13 +50,11 @@ async def profile_set(evt: CommandEvent) -> None:
 
 @registry.command(
     "profile unset",
-    help_args="FIELD",
+    args="FIELD",
     help_text="Remove an optional profile field.",
     section=SECTION,
 )
 async def profile_unset(evt: CommandEvent) -> None:
-    if len(evt.args) != 1:
-        raise evt.usage("profile unset FIELD")
     profile = await evt.ctx.profiles.update(evt.sender, {evt.args[0]: None}, actor=evt.sender)
     await evt.reply(f"Profile updated.\n{_format_profile(profile)}")
 
@@ -76,13 +70,11 @@ async def policy(evt: CommandEvent) -> None:
 
 @registry.command(
     "accept",
-    help_args="[VERSION]",
+    args="[VERSION]",
     help_text="Agree to the current privacy policy.",
     section=SECTION,
 )
 async def accept(evt: CommandEvent) -> None:
-    if len(evt.args) > 1:
-        raise evt.usage("accept [VERSION]")
     text = await evt.ctx.onboarding.accept(evt.sender, evt.args[0] if evt.args else None)
     extra = " You can send in your teams' rooms again." if evt.ctx.onboarding.blocking else ""
     await evt.reply(f"Thank you: you accepted privacy policy version {text.version}.{extra}")
@@ -101,9 +93,8 @@ async def contacts_revoke(evt: CommandEvent) -> None:
     await evt.reply(f"Contact import is no longer allowed; {deleted} imported contact(s) deleted.")
 
 
-@registry.command("contacts list", help_text="List the contacts you imported.", section=SECTION)
+@registry.command("contacts list", private=True, help_text="List the contacts you imported.", section=SECTION)
 async def contacts_list(evt: CommandEvent) -> None:
-    _private(evt)
     contacts = await evt.ctx.contacts.list(evt.sender)
     if not contacts:
         await evt.reply("You have no imported contacts.")
@@ -141,29 +132,24 @@ async def set_photo_from_image(evt: CommandEvent, url: ContentURI | None) -> Non
     await evt.reply("Your profile photo is set.")
 
 
-def _private(evt: CommandEvent) -> None:
-    if not evt.in_management_room:
-        raise NotAllowed("That is personal: send it in your direct chat with me, not in a team room.")
-
-
 @registry.command(
     "mydata",
+    private=True,
     help_text="What Clutto stores about you.",
     section=SECTION,
 )
 async def mydata(evt: CommandEvent) -> None:
-    _private(evt)
     data = await evt.ctx.mydata.collect(evt.sender)
     await evt.reply(evt.ctx.mydata.summary(data))
 
 
 @registry.command(
     "mydata export",
+    private=True,
     help_text="All Clutto stores about you, as a JSON file.",
     section=SECTION,
 )
 async def mydata_export(evt: CommandEvent) -> None:
-    _private(evt)
     data = json.dumps(await evt.ctx.mydata.collect(evt.sender), indent=2, sort_keys=True).encode()
     bot = evt.ctx.bot()
     name = "clutto-mydata.json"

@@ -1,6 +1,9 @@
-"""Command registration by decorator, with the help text beside each handler.
+"""Command registration by decorator, with the help text and the requirements beside each handler.
 
-``help`` is generated from what is registered, so it never lists a command that does
+A command declares its arguments, whether it is about the team here (and needs a manager of
+it), and whether it belongs only in the chat with the bot. The registry checks those before the
+handler runs and writes the usage line from the declaration, so no handler repeats the
+preamble. ``help`` is generated from what is registered, so it never lists a command that does
 not exist. Replies are notices with a plain-text body and an HTML body.
 """
 
@@ -9,11 +12,23 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable, Literal
 
 from clutto_bridge.context import Services
-from clutto_bridge.teams.errors import InvalidInput
+from clutto_bridge.teams.errors import InvalidInput, NotAllowed
+from clutto_bridge.teams.service import MANAGERS
 
+if TYPE_CHECKING:
+    from clutto_bridge.db.team import Team
+
+PERSONAL = "That is personal: send it in your direct chat with me, not in a team room."
+
+TeamNeed = Literal["manage", "member"] | None
+
+# A placeholder shown as an example of its form in usage lines (help keeps the placeholder).
+_EXAMPLES = {"USER": "@user:server"}
+# Lower-case words, alternatives separated by "|": the argument must be one of them.
+_KEYWORDS = re.compile(r"[a-z][a-z-]*(\|[a-z][a-z-]*)*")
 
 
 @dataclass
@@ -23,14 +38,12 @@ class CommandEvent:
     sender: str
     args: list[str]
     in_management_room: bool
+    team: Team | None = None
+    """The team the command is about, when it declares ``team=``; set before the handler runs."""
 
     @property
     def rest(self) -> str:
         return " ".join(self.args)
-
-    def usage(self, syntax: str) -> InvalidInput:
-        """The refusal for malformed arguments, naming the right syntax with the prefix."""
-        return InvalidInput(f"Usage: `{self.ctx.settings.bridge.command_prefix} {syntax}`.")
 
     async def reply(self, text: str) -> None:
         """Send ``text`` (with `code` and **bold** marks) as a formatted notice."""
@@ -38,24 +51,151 @@ class CommandEvent:
 
 
 Handler = Callable[[CommandEvent], Awaitable[None]]
+UsageNote = Callable[[CommandEvent], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One declared argument: ``NAME``, ``[NAME]`` (optional), ``NAME...`` (the rest of the line,
+    shown as ``NAME``), ``on|off`` (one of these words) or ``[team]`` (optionally this word)."""
+
+    name: str
+    optional: bool
+    rest: bool
+
+    @classmethod
+    def parse(cls, token: str) -> Arg:
+        optional = token.startswith("[") and token.endswith("]")
+        name = token[1:-1] if optional else token
+        rest = name.endswith("...")
+        return cls(name.removesuffix("..."), optional, rest)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self.name.split("|")) if _KEYWORDS.fullmatch(self.name) else ()
+
+    def shown(self, *, example: bool = False) -> str:
+        text = _EXAMPLES.get(self.name, self.name) if example else self.name
+        return f"[{text}]" if self.optional else text
+
+
+def parse_args(syntax: str) -> list[Arg]:
+    args = [Arg.parse(token) for token in syntax.split()]
+    for i, arg in enumerate(args):
+        if arg.rest and i != len(args) - 1:
+            raise ValueError(f"{syntax!r}: only the last argument can take the rest of the line")
+        if not arg.optional and any(a.optional for a in args[:i]):
+            raise ValueError(f"{syntax!r}: a required argument cannot follow an optional one")
+    return args
 
 
 @dataclass
 class Command:
     name: str
-    handler: Handler
+    func: Handler
     help_args: str
     help_text: str
     section: str
+    args: list[Arg] | None = None
+    """``None``: the command declares no arguments and, as always, ignores extra words."""
+    team: TeamNeed = None
+    private: bool = False
+    private_refusal: str = PERSONAL
+    usage_lead: str = "Usage"
+    usage_note: UsageNote | None = None
+
+    @property
+    def min_args(self) -> int:
+        return sum(1 for a in self.args or () if not a.optional)
+
+    @property
+    def max_args(self) -> int | None:
+        if self.args is None or (self.args and self.args[-1].rest):
+            return None
+        return len(self.args)
+
+    def usage_line(self, prefix: str) -> str:
+        shown = " ".join(a.shown(example=True) for a in self.args or ())
+        return f"{prefix} {self.name}" + (f" {shown}" if shown else "")
+
+    async def handler(self, evt: CommandEvent) -> None:
+        """Check what the command declares, in this order, then run it: arguments, place, team."""
+        await self._check_args(evt)
+        if self.private and not evt.in_management_room:
+            raise NotAllowed(self.private_refusal)
+        if self.team:
+            evt.team = await team_here(evt, manage=self.team == "manage")
+        await self.func(evt)
+
+    async def _check_args(self, evt: CommandEvent) -> None:
+        if self.args is None:
+            return
+        count, most = len(evt.args), self.max_args
+        fits = count >= self.min_args and (most is None or count <= most)
+        if fits and all(
+            not arg.choices or value.lower() in arg.choices for arg, value in zip(self.args, evt.args)
+        ):
+            return
+        message = f"{self.usage_lead}: `{self.usage_line(evt.ctx.settings.bridge.command_prefix)}`."
+        if self.usage_note:
+            message += " " + await self.usage_note(evt)
+        raise InvalidInput(message)
+
+
+async def team_here(evt: CommandEvent, *, manage: bool = False) -> Team:
+    """The team a command is about: the room's team, or in a direct chat the user's only team.
+
+    In a team room the team's services decide who may do what (with their own wording);
+    in a direct chat only the teams the user manages count for a manager's command.
+    """
+    teams = evt.ctx.teams
+    team = await teams.for_room(evt.room_id)
+    if team:
+        return team
+    candidates = []
+    for candidate in await teams.of_user(evt.sender):
+        role = await teams.role_of(candidate, evt.sender)
+        if role and (not manage or role in MANAGERS):
+            candidates.append(candidate)
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise NotAllowed("You are not " + ("an owner or admin of " if manage else "in ") + "any team.")
+    names = ", ".join(t.name for t in candidates)
+    raise InvalidInput(f"You are in several teams ({names}); send the command in a room of the team you mean.")
 
 
 @dataclass
 class Registry:
     commands: dict[str, Command] = field(default_factory=dict)
 
-    def command(self, name: str, *, help_text: str, help_args: str = "", section: str = "General") -> Callable[[Handler], Handler]:
+    def command(
+        self,
+        name: str,
+        *,
+        help_text: str,
+        args: str | None = None,
+        team: TeamNeed = None,
+        private: bool = False,
+        private_refusal: str = PERSONAL,
+        usage_lead: str = "Usage",
+        usage_note: UsageNote | None = None,
+        section: str = "General",
+    ) -> Callable[[Handler], Handler]:
+        """Register a handler.
+
+        ``args`` is the syntax shown in help and checked before the handler runs (see ``Arg``);
+        ``team="manage"`` or ``"member"`` resolves the team here into ``evt.team``;
+        ``private`` refuses the command outside the chat with the bot.
+        """
+        declared = parse_args(args) if args is not None else None
+        help_args = " ".join(a.shown() for a in declared or ())
+
         def register(handler: Handler) -> Handler:
-            self.commands[name] = Command(name, handler, help_args, help_text, section)
+            self.commands[name] = Command(
+                name, handler, help_args, help_text, section, declared, team, private,
+                private_refusal, usage_lead, usage_note,
+            )
             return handler
 
         return register

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from clutto_bridge.commands.registry import CommandEvent, registry
-from clutto_bridge.commands.team import team_here
 from clutto_bridge.db.job import Job
 from clutto_bridge.teams.retention import WHOLE_TEAM
 
@@ -30,9 +29,9 @@ def describe_job(job: Job) -> str:
     return line
 
 
-@registry.command("retention show", help_text="Show the team's message retention.", section="Retention")
+@registry.command("retention show", team="member", help_text="Show the team's message retention.", section="Retention")
 async def retention_show(evt: CommandEvent) -> None:
-    team = await team_here(evt)
+    team = evt.team
     r = evt.ctx.retention
     await evt.reply(
         f"**{team.name}** keeps messages for {r.describe(team)}: events before {_when(r.cutoff(team))} "
@@ -41,21 +40,26 @@ async def retention_show(evt: CommandEvent) -> None:
 
 
 @registry.command(
-    "retention set", help_args="DURATION", help_text="Set the team's maximum message lifetime, e.g. 30d.", section="Retention"
+    "retention set",
+    args="DURATION",
+    team="manage",
+    help_text="Set the team's maximum message lifetime, e.g. 30d.",
+    section="Retention",
 )
 async def retention_set(evt: CommandEvent) -> None:
-    if len(evt.args) != 1:
-        raise evt.usage("retention set 30d")
-    team = await team_here(evt, manage=True)
+    team = evt.team
     await evt.ctx.retention.set_lifetime(team, evt.args[0], actor=evt.sender)
     await evt.reply(f"**{team.name}** now keeps messages for {evt.ctx.retention.describe(team)}.")
 
 
 @registry.command(
-    "retention preview", help_text="Count what a sweep would remove now, without removing anything.", section="Retention"
+    "retention preview",
+    team="manage",
+    help_text="Count what a sweep would remove now, without removing anything.",
+    section="Retention",
 )
 async def retention_preview(evt: CommandEvent) -> None:
-    team = await team_here(evt, manage=True)
+    team = evt.team
     cutoff, rooms = await evt.ctx.retention.preview(team, actor=evt.sender)
     total = sum(r.events for r in rooms)
     affected = sum(1 for r in rooms if r.events)
@@ -64,16 +68,16 @@ async def retention_preview(evt: CommandEvent) -> None:
     await evt.reply("\n".join(lines))
 
 
-@registry.command("retention sweep", help_text="Run a retention sweep now.", section="Retention")
+@registry.command("retention sweep", team="manage", help_text="Run a retention sweep now.", section="Retention")
 async def retention_sweep(evt: CommandEvent) -> None:
-    team = await team_here(evt, manage=True)
+    team = evt.team
     job = await evt.ctx.retention.request_sweep(team, actor=evt.sender)
     await evt.reply(f"Sweep #{job.id} queued. `{evt.ctx.settings.bridge.command_prefix} retention status` shows its progress.")
 
 
-@registry.command("retention status", help_text="Progress of the team's sweeps.", section="Retention")
+@registry.command("retention status", team="member", help_text="Progress of the team's sweeps.", section="Retention")
 async def retention_status(evt: CommandEvent) -> None:
-    team = await team_here(evt)
+    team = evt.team
     r = evt.ctx.retention
     lines = [f"**Retention of {team.name}**: {r.describe(team)}"]
     if not r.admin_available:
@@ -91,14 +95,13 @@ async def retention_status(evt: CommandEvent) -> None:
 
 @registry.command(
     "hold",
-    help_args="on|off [team]",
+    args="on|off [team]",
+    team="manage",
     help_text="Legal hold on this room (or with `team`, the whole team): nothing in it is redacted or purged.",
     section="Retention",
 )
 async def hold(evt: CommandEvent) -> None:
-    if not evt.args or evt.args[0].lower() not in ("on", "off") or (len(evt.args) == 2 and evt.args[1].lower() != "team") or len(evt.args) > 2:
-        raise evt.usage("hold on|off [team]")
-    team = await team_here(evt, manage=True)
+    team = evt.team
     whole = len(evt.args) == 2 or await evt.ctx.teams.for_room(evt.room_id) is None
     room_id = None if whole else evt.room_id
     what = f"the whole team {team.name}" if whole else "this room"

@@ -3,34 +3,33 @@
 from __future__ import annotations
 
 from clutto_bridge.commands.registry import CommandEvent, registry
-from clutto_bridge.commands.team import team_here
 
 
-@registry.command("room create", help_args="NAME", help_text="Add a group room to the team's space.", section="Rooms")
+@registry.command(
+    "room create", args="NAME...", team="manage", help_text="Add a group room to the team's space.", section="Rooms"
+)
 async def room_create(evt: CommandEvent) -> None:
-    if not evt.args:
-        raise evt.usage("room create NAME")
-    team = await team_here(evt, manage=True)
+    team = evt.team
     room = await evt.ctx.rooms.create_group(team, evt.rest, actor=evt.sender)
     await evt.reply(f"Created **{room.name}** in {team.name} and invited its members.")
 
 
 @registry.command(
-    "room archive", help_args="NAME", help_text="Archive a group room: read-only, out of the space.", section="Rooms"
+    "room archive",
+    args="NAME...",
+    team="manage",
+    help_text="Archive a group room: read-only, out of the space.",
+    section="Rooms",
 )
 async def room_archive(evt: CommandEvent) -> None:
-    if not evt.args:
-        raise evt.usage("room archive NAME")
-    team = await team_here(evt, manage=True)
+    team = evt.team
     room = await evt.ctx.rooms.archive_group(team, evt.rest, actor=evt.sender)
     await evt.reply(f"Archived **{room.name}**.")
 
 
-@registry.command("dm", help_args="USER", help_text="Open a direct chat with a member of your team.", section="Rooms")
+@registry.command("dm", args="USER", team="member", help_text="Open a direct chat with a member of your team.", section="Rooms")
 async def direct(evt: CommandEvent) -> None:
-    if len(evt.args) != 1:
-        raise evt.usage("dm @user:server")
-    team = await team_here(evt)
+    team = evt.team
     room, created = await evt.ctx.rooms.direct_chat(team, evt.sender, evt.args[0])
     if created:
         await evt.reply(f"I opened a direct chat between you and {evt.args[0]}; accept my invite.")
