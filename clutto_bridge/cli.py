@@ -16,6 +16,7 @@ from clutto_bridge.config import EXAMPLE_CONFIG, GENERATE, ConfigError, ConfigFi
 from clutto_bridge.matrix.registration import registration
 
 EXIT_CONFIG = 2
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,9 +77,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def load_settings(path: str) -> tuple[ConfigFile, Settings]:
+def open_config(path: str) -> ConfigFile:
+    # Loading may warn (the packaged policy texts stand in for a missing folder) before
+    # the configured logging exists; until setup_logging these warnings go to stderr.
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     file = ConfigFile(path)
     file.load()
+    return file
+
+
+def load_settings(path: str) -> tuple[ConfigFile, Settings]:
+    file = open_config(path)
     return file, file.settings()
 
 
@@ -98,8 +107,7 @@ def config_command(action: str, config_path: str) -> int:
     if action == "example":
         sys.stdout.write(EXAMPLE_CONFIG.read_text())
         return 0
-    file = ConfigFile(config_path)
-    file.load()
+    file = open_config(config_path)
     if action == "upgrade":
         added = file.upgrade()
         if added:
@@ -136,7 +144,7 @@ def setup_logging(level: str, file: str = "") -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if file:
         handlers.append(logging.FileHandler(file))
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers, force=True)
+    logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
     # aiohttp's access log would record user IDs and tokens in URLs; keep it quiet.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 

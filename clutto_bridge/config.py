@@ -1,7 +1,8 @@
 """Configuration: load and validate into typed settings, fill in tokens, upgrade old files.
 
 The example config shipped in the package is both the schema and the manual: every key
-is defined and commented there. Loading validates every key and turns problems into a
+is defined and commented there. The policy texts are read here (``policy_files``), so
+``policy/`` stays free of I/O. Loading validates every key and turns problems into a
 ``ConfigError`` that names the key, so the CLI can print one line and exit with code 2.
 """
 
@@ -22,7 +23,8 @@ from yarl import URL
 from clutto_bridge.config_upgrade import add_missing_keys, round_trip_yaml
 from clutto_bridge.durations import DurationError, parse_duration
 from clutto_bridge.matrix.ids import USER_ID
-from clutto_bridge.policy.consent import CONSENT_MODES, VERSION, PolicyText, load_texts
+from clutto_bridge import policy_files
+from clutto_bridge.policy.consent import CONSENT_MODES, VERSION, PolicyText
 from clutto_bridge.policy.profile import ENFORCE_MODES, FIELDS, ProfileRules, template_fields
 
 EXAMPLE_CONFIG = Path(__file__).with_name("example-config.yaml")
@@ -462,13 +464,14 @@ def validate(data: Any) -> Settings:
 def _consent(values: dict[str, Any]) -> ConsentSettings:
     folder = values["policy.consent.texts"]
     try:
-        texts = load_texts(Path(folder))
+        texts, packaged = policy_files.configured_or_packaged(folder)
     except ValueError as e:
         raise ConfigError("policy.consent.texts", str(e)) from None
     version = values["policy.version"]
     if version not in texts:
         known = ", ".join(sorted(texts)) or "none"
-        raise ConfigError("policy.version", f"no policy text {version}.md in {folder} (versions there: {known})")
+        where = f"the packaged placeholder texts ({folder} does not exist)" if packaged else folder
+        raise ConfigError("policy.version", f"no policy text {version}.md in {where} (versions there: {known})")
     return ConsentSettings(version, values["policy.consent.mode"], texts)
 
 
