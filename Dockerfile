@@ -8,9 +8,9 @@ RUN useradd --system --create-home --uid 1337 clutto \
 WORKDIR /opt/clutto-bridge
 COPY pyproject.toml README.md ./
 COPY clutto_bridge ./clutto_bridge
+# The placeholder policy texts ship in the package and are used (with a warning) until
+# /data/config/policy holds your own.
 RUN pip install --no-cache-dir .
-# The placeholder policy texts; mount your own over /data/config/policy.
-COPY config/policy /data/config/policy
 
 USER clutto
 WORKDIR /data

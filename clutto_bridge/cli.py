@@ -17,6 +17,7 @@ from clutto_bridge.logs import setup_logging
 from clutto_bridge.registration import registration
 
 EXIT_CONFIG = 2
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,9 +78,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def load_settings(path: str) -> tuple[ConfigFile, Settings]:
+def open_config(path: str) -> ConfigFile:
+    # Loading may warn (the packaged policy texts stand in for a missing folder) before
+    # the configured logging exists; until setup_logging these warnings go to stderr.
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     file = ConfigFile(path)
     file.load()
+    return file
+
+
+def load_settings(path: str) -> tuple[ConfigFile, Settings]:
+    file = open_config(path)
     return file, file.settings()
 
 
@@ -99,8 +108,7 @@ def config_command(action: str, config_path: str) -> int:
     if action == "example":
         sys.stdout.write(EXAMPLE_CONFIG.read_text())
         return 0
-    file = ConfigFile(config_path)
-    file.load()
+    file = open_config(config_path)
     if action == "upgrade":
         added = file.upgrade()
         if added:

@@ -1,33 +1,75 @@
-"""Configuration: load and validate into typed settings, fill in tokens, upgrade old files.
+"""Configuration: the keys as typed models, loading and validation, tokens, upgrades.
 
-The example config shipped in the package is both the schema and the manual: every key
-is defined and commented there. Loading validates every key and turns problems into a
-``ConfigError`` that names the key, so the CLI can print one line and exit with code 2.
+Where each thing is declared, once:
+
+- **Keys, types and checks**: the pydantic models below. A model's fields are the keys of
+  its section in the file, in the file's order; the annotated types of
+  ``config_values.py`` hold the checks and the messages operators read. Checks across
+  keys (retention bounds, profile fields) are model validators naming the key they fail on.
+- **Meaning and default values**: ``example-config.yaml``, the manual operators read and
+  the file ``config upgrade`` copies new keys from, with their comments. The models carry
+  no defaults on purpose: a key missing from a file is an error that names it, never a
+  silent default, and the example is the one place where a default is written down.
+- ``tests/unit/test_config.py`` holds the two together: every model key is in the example
+  with a comment, every key of the example is a model key, and the example validates.
+
+Loading turns any problem into one ``ConfigError`` naming the dotted key, so the CLI can
+print one line and exit with code 2. The policy texts are read here too (through
+``policy_files``), so ``policy/`` stays free of I/O.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Iterator
 
-from mautrix.util.config import BaseFileConfig, ConfigUpdateHelper
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
-from yarl import URL
 
+from clutto_bridge import policy_files
 from clutto_bridge.config_upgrade import add_missing_keys, round_trip_yaml
-from clutto_bridge.durations import DurationError, parse_duration
-from clutto_bridge.matrix.ids import USER_ID
-from clutto_bridge.policy.consent import CONSENT_MODES, VERSION, PolicyText, load_texts
-from clutto_bridge.policy.profile import ENFORCE_MODES, FIELDS, ProfileRules, template_fields
+from clutto_bridge.config_values import (
+    FROM_FILE,
+    GENERATE,
+    ROLES,
+    CommandPrefix,
+    DatabaseUrl,
+    Duration,
+    DurationsDescending,
+    Flag,
+    HttpUrl,
+    ImageTypes,
+    KeyedValueError,
+    Localpart,
+    LogLevel,
+    OneOf,
+    OptionalText,
+    PolicyVersion,
+    PoolBounds,
+    PowerLevels,
+    ProfileFields,
+    RoomNames,
+    RoomVersion,
+    ServerName,
+    Template,
+    Text,
+    Token,
+    UserIds,
+    WholeNumber,
+    WidgetPrefixes,
+)
+from clutto_bridge.policy.consent import CONSENT_MODES, PolicyText
+from clutto_bridge.policy.profile import ENFORCE_MODES, ProfileRules, template_fields
+
+__all__ = ["EXAMPLE_CONFIG", "GENERATE", "ROLES", "ConfigError", "ConfigFile", "Settings", "config_keys", "validate"]
 
 EXAMPLE_CONFIG = Path(__file__).with_name("example-config.yaml")
-GENERATE = "generate"
-ROLES = ("owner", "admin", "member", "guest")
+MISSING = "missing (see example-config.yaml for its meaning)"
 
 
 class ConfigError(Exception):
@@ -39,93 +81,150 @@ class ConfigError(Exception):
         self.message = message
 
 
-# --- typed settings -------------------------------------------------------------------
+# --- the keys ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HomeserverSettings:
-    address: str
-    domain: str
-    verify_ssl: bool
+class Section(BaseModel):
+    """A map of keys in the file. Unknown keys are ignored, as they always were."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-@dataclass(frozen=True)
-class AppserviceSettings:
-    address: str
-    hostname: str
-    port: int
-    database: str
-    database_opts: dict[str, int]
-    id: str
-    bot_username: str
-    bot_displayname: str
-    as_token: str
-    hs_token: str
-    transaction_memory: int
+class HomeserverSettings(Section):
+    address: HttpUrl
+    domain: ServerName
+    verify_ssl: Flag
 
 
-@dataclass(frozen=True)
-class BridgeSettings:
-    command_prefix: str
-    room_version: str
-    default_rooms: tuple[str, ...]
-    team_name_max_length: int
-    power_levels: dict[str, int]
+class AppserviceSettings(Section):
+    address: HttpUrl
+    hostname: Text
+    port: WholeNumber(1, 65535)
+    database: DatabaseUrl
+    database_opts: PoolBounds
+    id: Localpart
+    bot_username: Localpart
+    bot_displayname: Text
+    as_token: Token
+    hs_token: Token
+    transaction_memory: Duration
 
 
-@dataclass(frozen=True)
-class TrialSettings:
-    length: int
-    grace: int
-    warnings: tuple[int, ...]
+class BridgeSettings(Section):
+    command_prefix: CommandPrefix
+    room_version: RoomVersion
+    default_rooms: RoomNames
+    team_name_max_length: WholeNumber(1, 255)
+    power_levels: PowerLevels
 
 
-@dataclass(frozen=True)
-class RetentionSettings:
-    min: int
-    max: int
-    default: int
-    sweep_interval: int
-    batch_size: int
-    purge_slice: int
+class ConsentFileSettings(Section):
+    """``policy.consent`` as written; the texts it names are read into ``Settings.consent``."""
+
+    texts: Text
+    mode: OneOf(CONSENT_MODES)
 
 
-@dataclass(frozen=True)
-class JobSettings:
-    poll_interval: int
-    lease: int
-    max_attempts: int
-    retry_backoff: int
-    homeserver_rate: int
-    concurrency: int = 2
-    keep_finished: int = 30 * 86400
+class ProfileSettings(Section):
+    """``policy.profile`` as written; ``Settings.profile`` is the ``ProfileRules`` made from it."""
+
+    allowed: ProfileFields
+    required: ProfileFields
+    max_length: WholeNumber(1, 255)
+    photo_types: ImageTypes
+    photo_max_kib: WholeNumber(1, 100 * 1024)
+    display_name: Template
+    enforce: OneOf(ENFORCE_MODES)
+
+    @model_validator(mode="after")
+    def _fields_agree(self) -> ProfileSettings:
+        for name in self.required:
+            if name not in self.allowed:
+                raise KeyedValueError("required", f"{name} is required but not in policy.profile.allowed")
+        for name in template_fields(self.display_name):
+            if name not in self.allowed:
+                raise KeyedValueError("display_name", f"uses {{{name}}}, which is not in policy.profile.allowed")
+        if "photo" in self.allowed and not self.photo_types:
+            raise KeyedValueError("photo_types", "must name at least one image type while photo is allowed")
+        return self
+
+    def rules(self) -> ProfileRules:
+        return ProfileRules(
+            allowed=self.allowed,
+            required=self.required,
+            max_length=self.max_length,
+            photo_types=self.photo_types,
+            photo_max_bytes=self.photo_max_kib * 1024,
+            display_name=self.display_name,
+            enforce=self.enforce,
+        )
 
 
-@dataclass(frozen=True)
-class ExportSettings:
-    directory: str
+class TrialSettings(Section):
+    length: Duration
+    grace: Duration
+    warnings: DurationsDescending
 
 
-@dataclass(frozen=True)
-class IntegrationSettings:
-    bots: tuple[str, ...]
-    widget_url_prefixes: tuple[str, ...]
+class RetentionSettings(Section):
+    min: Duration
+    max: Duration
+    default: Duration
+    sweep_interval: Duration
+    batch_size: WholeNumber(1, 10000)
+    purge_slice: Duration
+
+    @model_validator(mode="after")
+    def _default_within_bounds(self) -> RetentionSettings:
+        if not self.min <= self.default <= self.max:
+            raise KeyedValueError("default", "must lie between policy.retention.min and policy.retention.max")
+        return self
 
 
-@dataclass(frozen=True)
-class ProvisioningSettings:
-    enabled: bool
-    shared_secret: str
+class IntegrationSettings(Section):
+    bots: UserIds
+    widget_url_prefixes: WidgetPrefixes
 
 
-@dataclass(frozen=True)
-class LoggingSettings:
-    level: str
-    file: str
+class PolicySettings(Section):
+    version: PolicyVersion
+    consent: ConsentFileSettings
+    profile: ProfileSettings
+    reminder_interval: Duration
+    trial: TrialSettings
+    retention: RetentionSettings
+    marketing_default: Flag
+    integrations: IntegrationSettings
+
+
+class JobSettings(Section):
+    poll_interval: Duration
+    lease: Duration
+    max_attempts: WholeNumber(1, 100)
+    retry_backoff: Duration
+    homeserver_rate: WholeNumber(1, 10000)
+    concurrency: WholeNumber(1, 64)
+    keep_finished: Duration
+
+
+class ExportSettings(Section):
+    directory: Text
+
+
+class ProvisioningSettings(Section):
+    enabled: Flag
+    shared_secret: Token
+
+
+class LoggingSettings(Section):
+    level: LogLevel
+    file: OptionalText
 
 
 @dataclass(frozen=True)
 class ConsentSettings:
+    """The policy versions as the bridge uses them: the current one, the mode, every text."""
+
     version: str
     mode: str
     texts: dict[str, PolicyText]
@@ -135,381 +234,130 @@ class ConsentSettings:
         return self.texts[self.version]
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(Section):
+    """The whole file. The rest of the bridge reads it as attributes.
+
+    The ``policy`` section's parts are also reachable at the top (``settings.trial``,
+    ``settings.retention``, ...), where the code has always read them.
+    """
+
     homeserver: HomeserverSettings
     appservice: AppserviceSettings
     bridge: BridgeSettings
-    trial: TrialSettings
-    retention: RetentionSettings
-    integrations: IntegrationSettings
-    marketing_default: bool
-    consent: ConsentSettings
-    profile: ProfileRules
-    reminder_interval: int
+    policy: PolicySettings
     jobs: JobSettings
     export: ExportSettings
     provisioning: ProvisioningSettings
     logging: LoggingSettings
 
+    _texts: dict[str, PolicyText] = PrivateAttr(default_factory=dict)
+
     @property
     def bot_mxid(self) -> str:
         return f"@{self.appservice.bot_username}:{self.homeserver.domain}"
 
+    @property
+    def trial(self) -> TrialSettings:
+        return self.policy.trial
 
-# --- value checks ------------------------------------------------------------------------
+    @property
+    def retention(self) -> RetentionSettings:
+        return self.policy.retention
 
-Check = Callable[[Any], Any]
+    @property
+    def integrations(self) -> IntegrationSettings:
+        return self.policy.integrations
 
+    @property
+    def marketing_default(self) -> bool:
+        return self.policy.marketing_default
 
-def _string(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"must be a non-empty string, got {value!r}")
-    if any(ord(c) < 32 for c in value):
-        raise ValueError("must not contain control characters")
-    return value.strip()
+    @property
+    def reminder_interval(self) -> int:
+        return self.policy.reminder_interval
 
+    @cached_property
+    def profile(self) -> ProfileRules:
+        return self.policy.profile.rules()
 
-def _optional_string(value: Any) -> str:
-    if value is None or value == "":
-        return ""
-    return _string(value)
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
-    return value
-
-
-def _integer(low: int, high: int) -> Check:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"must be a whole number from {low} to {high}, got {value!r}")
-        return value
-
-    return check
+    @cached_property
+    def consent(self) -> ConsentSettings:
+        return ConsentSettings(self.policy.version, self.policy.consent.mode, self._texts)
 
 
-def _http_url(value: Any) -> str:
-    text = _string(value)
-    url = URL(text)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"must be an http:// or https:// URL, got {text!r}")
-    return text.rstrip("/")
+def config_keys(model: type[BaseModel] = Settings, prefix: str = "") -> Iterator[str]:
+    """Every key a config file has, dotted (``appservice.port``), in the file's order."""
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from config_keys(kind, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}"
 
 
-def _database_url(value: Any) -> str:
-    text = _string(value)
-    scheme = text.split(":", 1)[0]
-    if scheme in ("sqlite", "sqlite3"):
-        if not URL(text).path:
-            raise ValueError("sqlite URL needs a file, for example sqlite:clutto.db")
-    elif scheme in ("postgres", "postgresql"):
-        if not text.startswith(f"{scheme}://"):
-            raise ValueError("write PostgreSQL as postgres://user:password@host:port/database")
-    else:
-        raise ValueError(f"must start with sqlite: or postgres://, got {text!r}")
-    return text
-
-
-def _duration(value: Any) -> int:
-    try:
-        seconds = parse_duration(value)
-    except DurationError as e:
-        raise ValueError(str(e)) from None
-    if seconds <= 0:
-        raise ValueError("must be longer than zero")
-    return seconds
-
-
-def _matching(pattern: str | re.Pattern, what: str) -> Check:
-    compiled = re.compile(pattern)
-
-    def check(value: Any) -> str:
-        text = _string(value)
-        if not compiled.fullmatch(text):
-            raise ValueError(f"must be {what}, got {text!r}")
-        return text
-
-    return check
-
-
-_localpart = _matching(r"[a-z0-9._=\-/]+", "a Matrix user name (a-z, 0-9, ._=-/)")
-_server_name = _matching(r"[A-Za-z0-9.\-\[\]:]+", "a server name like example.com")
-
-
-def _token(value: Any) -> str:
-    text = _string(value)
-    if text != GENERATE and len(text) < 16:
-        raise ValueError("must be at least 16 characters (or 'generate')")
-    return text
-
-
-def _room_version(value: Any) -> str:
-    text = str(value).strip() if isinstance(value, (str, int)) else ""
-    if not text.isdigit() or not 8 <= int(text) <= 11:
-        raise ValueError(f"must be a room version from 8 to 11 (restricted joins), got {value!r}")
-    return text
-
-
-def _room_names(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise ValueError("must be a list of room names")
-    names = tuple(_string(v) for v in value)
-    if len({n.lower() for n in names}) != len(names):
-        raise ValueError("room names must be unique")
-    return names
-
-
-def _power_levels(value: Any) -> dict[str, int]:
-    if not isinstance(value, dict):
-        raise ValueError(f"must map each of {', '.join(ROLES)} to a power level")
-    unknown = set(value) - set(ROLES)
-    if unknown:
-        raise ValueError(f"unknown role {sorted(unknown)[0]!r}; roles are {', '.join(ROLES)}")
-    levels = {}
-    for role in ROLES:
-        if role not in value:
-            raise ValueError(f"missing the power level of role {role!r}")
-        levels[role] = _integer(0, 100)(value[role])
-    if levels["owner"] != 100:
-        raise ValueError("owner must be 100, the highest power level")
-    if not levels["owner"] > levels["admin"] >= levels["member"] >= levels["guest"]:
-        raise ValueError("levels must satisfy owner > admin >= member >= guest")
-    return levels
-
-
-def _pool(value: Any) -> dict[str, int]:
-    if not isinstance(value, dict):
-        raise ValueError("must be a map with min_size and max_size")
-    low = _integer(1, 100)(value.get("min_size"))
-    high = _integer(1, 100)(value.get("max_size"))
-    if low > high:
-        raise ValueError("min_size must not be larger than max_size")
-    return {"min_size": low, "max_size": high}
-
-
-_user_id = _matching(USER_ID, "a Matrix user ID like @bot:example.com")
-
-
-def _widget_prefix(value: Any) -> str:
-    text = _string(value)
-    url = URL(text)
-    if url.scheme != "https" or not url.host:
-        raise ValueError(f"{text!r} is not an https:// URL prefix")
-    return text
-
-
-def _list_of(value: Any, item: Check) -> tuple:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise ValueError("must be a list")
-    return tuple(item(v) for v in value)
-
-
-def _log_level(value: Any) -> str:
-    text = _string(value).upper()
-    if text not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
-    return text
-
-
-def _command_prefix(value: Any) -> str:
-    text = _string(value)
-    if " " in text:
-        raise ValueError("must be one word, for example !clutto")
-    return text
-
-
-def _one_of(choices: tuple[str, ...]) -> Check:
-    def check(value: Any) -> str:
-        text = _string(value).lower()
-        if text not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {value!r}")
-        return text
-
-    return check
-
-
-def _policy_version(value: Any) -> str:
-    if isinstance(value, float):
-        raise ValueError(f"write the version in quotes, for example \"{value}\"")
-    text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    if not VERSION.fullmatch(text):
-        raise ValueError(f"must be a version name (letters, digits, . _ -), got {value!r}")
-    return text
-
-
-def _profile_fields(value: Any) -> tuple[str, ...]:
-    names = _list_of(value, _string)
-    for name in names:
-        if name not in FIELDS:
-            raise ValueError(f"unknown profile field {name!r}; the fields are {', '.join(FIELDS)}")
-    return tuple(dict.fromkeys(names))
-
-
-def _template(value: Any) -> str:
-    text = _string(value)
-    template_fields(text)
-    return text
-
-
-def _mime_type(value: Any) -> str:
-    text = _string(value).lower()
-    if not re.fullmatch(r"image/[a-z0-9.+\-]+", text):
-        raise ValueError(f"{text!r} is not an image type like image/png")
-    return text
-
-
-SCHEMA: dict[str, Check] = {
-    "homeserver.address": _http_url,
-    "homeserver.domain": _server_name,
-    "homeserver.verify_ssl": _boolean,
-    "appservice.address": _http_url,
-    "appservice.hostname": _string,
-    "appservice.port": _integer(1, 65535),
-    "appservice.database": _database_url,
-    "appservice.database_opts": _pool,
-    "appservice.id": _localpart,
-    "appservice.bot_username": _localpart,
-    "appservice.bot_displayname": _string,
-    "appservice.as_token": _token,
-    "appservice.hs_token": _token,
-    "appservice.transaction_memory": _duration,
-    "bridge.command_prefix": _command_prefix,
-    "bridge.room_version": _room_version,
-    "bridge.default_rooms": _room_names,
-    "bridge.team_name_max_length": _integer(1, 255),
-    "bridge.power_levels": _power_levels,
-    "policy.trial.length": _duration,
-    "policy.trial.grace": _duration,
-    "policy.trial.warnings": lambda v: tuple(sorted(_list_of(v, _duration), reverse=True)),
-    "policy.retention.min": _duration,
-    "policy.retention.max": _duration,
-    "policy.retention.default": _duration,
-    "policy.retention.sweep_interval": _duration,
-    "policy.retention.batch_size": _integer(1, 10000),
-    "policy.retention.purge_slice": _duration,
-    "policy.marketing_default": _boolean,
-    "policy.version": _policy_version,
-    "policy.consent.texts": _string,
-    "policy.consent.mode": _one_of(CONSENT_MODES),
-    "policy.profile.allowed": _profile_fields,
-    "policy.profile.required": _profile_fields,
-    "policy.profile.max_length": _integer(1, 255),
-    "policy.profile.photo_types": lambda v: _list_of(v, _mime_type),
-    "policy.profile.photo_max_kib": _integer(1, 100 * 1024),
-    "policy.profile.display_name": _template,
-    "policy.profile.enforce": _one_of(ENFORCE_MODES),
-    "policy.reminder_interval": _duration,
-    "policy.integrations.bots": lambda v: _list_of(v, _user_id),
-    "policy.integrations.widget_url_prefixes": lambda v: _list_of(v, _widget_prefix),
-    "jobs.poll_interval": _duration,
-    "jobs.lease": _duration,
-    "jobs.max_attempts": _integer(1, 100),
-    "jobs.retry_backoff": _duration,
-    "jobs.homeserver_rate": _integer(1, 10000),
-    "jobs.concurrency": _integer(1, 64),
-    "jobs.keep_finished": _duration,
-    "export.directory": _string,
-    "provisioning.enabled": _boolean,
-    "provisioning.shared_secret": _token,
-    "logging.level": _log_level,
-    "logging.file": _optional_string,
-}
+# --- validation ------------------------------------------------------------------------------
 
 
 def validate(data: Any) -> Settings:
-    """Check every key of a loaded config and return typed settings."""
+    """Check every key of a loaded config, read the policy texts, and return the settings."""
     if not isinstance(data, dict):
         raise ConfigError("(top level)", "the file must be a YAML map of sections")
-    values: dict[str, Any] = {}
-    for key, check in SCHEMA.items():
-        node: Any = data
-        for i, part in enumerate(key.split(".")):
-            if not isinstance(node, dict) or part not in node:
-                missing = ".".join(key.split(".")[: i + 1])
-                raise ConfigError(missing, "missing (see example-config.yaml for its meaning)")
-            node = node[part]
-        try:
-            values[key] = check(node)
-        except ValueError as e:
-            raise ConfigError(key, str(e)) from None
-
-    def section(prefix: str, cls: type) -> Any:
-        fields = {k[len(prefix) + 1 :]: v for k, v in values.items() if k.startswith(prefix + ".")}
-        return cls(**{k: v for k, v in fields.items() if "." not in k})
-
-    r = values
-    if not r["policy.retention.min"] <= r["policy.retention.default"] <= r["policy.retention.max"]:
-        raise ConfigError("policy.retention.default", "must lie between policy.retention.min and policy.retention.max")
-    return Settings(
-        consent=_consent(values),
-        profile=_profile(values),
-        reminder_interval=values["policy.reminder_interval"],
-        homeserver=section("homeserver", HomeserverSettings),
-        appservice=section("appservice", AppserviceSettings),
-        bridge=section("bridge", BridgeSettings),
-        trial=section("policy.trial", TrialSettings),
-        retention=section("policy.retention", RetentionSettings),
-        integrations=section("policy.integrations", IntegrationSettings),
-        marketing_default=values["policy.marketing_default"],
-        jobs=section("jobs", JobSettings),
-        export=section("export", ExportSettings),
-        provisioning=section("provisioning", ProvisioningSettings),
-        logging=section("logging", LoggingSettings),
-    )
-
-
-def _consent(values: dict[str, Any]) -> ConsentSettings:
-    folder = values["policy.consent.texts"]
     try:
-        texts = load_texts(Path(folder))
+        settings = Settings.model_validate(data, context=FROM_FILE)
+    except ValidationError as e:
+        raise _first_problem(e) from None
+    settings._texts = _policy_texts(settings.policy)
+    return settings
+
+
+def _first_problem(error: ValidationError) -> ConfigError:
+    """pydantic's first error as ours: its location as the dotted key, our message."""
+    problem = error.errors()[0]
+    key = [str(part) for part in problem["loc"]]
+    cause = problem.get("ctx", {}).get("error")
+    if isinstance(cause, KeyedValueError):
+        key.append(cause.field)
+    dotted = ".".join(key) or "(top level)"
+    if problem["type"] == "missing":
+        return ConfigError(dotted, MISSING)
+    if problem["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        return ConfigError(dotted, f"must be a map of keys (see example-config.yaml), got {problem['input']!r}")
+    if isinstance(cause, ValueError):
+        return ConfigError(dotted, str(cause))
+    return ConfigError(dotted, problem["msg"])
+
+
+def _policy_texts(policy: PolicySettings) -> dict[str, PolicyText]:
+    folder = policy.consent.texts
+    try:
+        texts, packaged = policy_files.configured_or_packaged(folder)
     except ValueError as e:
         raise ConfigError("policy.consent.texts", str(e)) from None
-    version = values["policy.version"]
-    if version not in texts:
+    if policy.version not in texts:
         known = ", ".join(sorted(texts)) or "none"
-        raise ConfigError("policy.version", f"no policy text {version}.md in {folder} (versions there: {known})")
-    return ConsentSettings(version, values["policy.consent.mode"], texts)
+        where = f"the packaged placeholder texts ({folder} does not exist)" if packaged else folder
+        raise ConfigError("policy.version", f"no policy text {policy.version}.md in {where} (versions there: {known})")
+    return texts
 
 
-def _profile(values: dict[str, Any]) -> ProfileRules:
-    allowed, required = values["policy.profile.allowed"], values["policy.profile.required"]
-    for name in required:
-        if name not in allowed:
-            raise ConfigError("policy.profile.required", f"{name} is required but not in policy.profile.allowed")
-    for name in template_fields(values["policy.profile.display_name"]):
-        if name not in allowed:
-            raise ConfigError("policy.profile.display_name", f"uses {{{name}}}, which is not in policy.profile.allowed")
-    if "photo" in allowed and not values["policy.profile.photo_types"]:
-        raise ConfigError("policy.profile.photo_types", "must name at least one image type while photo is allowed")
-    return ProfileRules(
-        allowed=allowed,
-        required=required,
-        max_length=values["policy.profile.max_length"],
-        photo_types=values["policy.profile.photo_types"],
-        photo_max_bytes=values["policy.profile.photo_max_kib"] * 1024,
-        display_name=values["policy.profile.display_name"],
-        enforce=values["policy.profile.enforce"],
-    )
+# --- the file ---------------------------------------------------------------------------------
 
 
-# --- the file -----------------------------------------------------------------------------
+class ConfigFile:
+    """The operator's YAML file, loaded with ruamel.yaml round trip so comments survive.
 
-
-class ConfigFile(BaseFileConfig):
-    """The operator's YAML file, loaded with ruamel.yaml round trip so comments survive."""
+    ``file["appservice.port"]`` reads a value (None when absent) and assigns one, creating
+    the maps on the way, like mautrix's config did.
+    """
 
     def __init__(self, path: str | Path) -> None:
-        super().__init__(str(path), str(EXAMPLE_CONFIG))
+        self.path = str(path)
+        self._data: CommentedMap = CommentedMap()
 
     def load(self) -> None:
         try:
             with open(self.path) as stream:
-                self._data = round_trip_yaml().load(stream)
+                data = round_trip_yaml().load(stream)
         except FileNotFoundError:
             raise ConfigError("(file)", f"{self.path} does not exist") from None
         except IsADirectoryError:
@@ -518,8 +366,7 @@ class ConfigFile(BaseFileConfig):
             mark = getattr(e, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""
             raise ConfigError("(file)", f"{self.path} is not valid YAML{where}") from None
-        if self._data is None:
-            self._data = CommentedMap()
+        self._data = CommentedMap() if data is None else data
 
     def save(self) -> None:
         """Write atomically (temp file + rename) so a crash never leaves half a config."""
@@ -529,8 +376,28 @@ class ConfigFile(BaseFileConfig):
             round_trip_yaml().dump(self._data, stream)
         os.replace(tmp, path)
 
-    def do_update(self, helper: ConfigUpdateHelper) -> None:  # pragma: no cover - unused
-        raise NotImplementedError("upgrade() keeps the operator's comments; use it instead")
+    def get(self, key: str, default: Any = None) -> Any:
+        node: Any = self._data
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def __getitem__(self, key: str) -> Any:
+        return self.get(key)
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        *parents, last = key.split(".")
+        node = self._data
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = CommentedMap()
+            node = node[part]
+        node[last] = value
 
     def settings(self) -> Settings:
         return validate(self._data)
@@ -545,10 +412,5 @@ class ConfigFile(BaseFileConfig):
         return changed
 
     def upgrade(self) -> list[str]:
-        """Add keys the example config has and this file lacks; return their paths.
-
-        mautrix's ``update()`` rebuilds the file from the example and drops the operator's
-        comments; here the operator's document is the base and only new keys are added,
-        each with the comment that documents it in the example.
-        """
+        """Add keys the example config has and this file lacks, with their comments; return their paths."""
         return add_missing_keys(self._data, EXAMPLE_CONFIG)

@@ -8,10 +8,11 @@ from ruamel.yaml import YAML
 
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings
 from clutto_bridge.demo.synapse import LocalSynapse
+from clutto_bridge.policy_files import PACKAGED_TEXTS
 from clutto_bridge.registration import registration
 
-# The placeholder policy texts of a checkout (config/policy/ next to the package).
-POLICY_TEXTS = Path(__file__).resolve().parents[2] / "config" / "policy"
+# The placeholder policy texts shipped in the package.
+POLICY_TEXTS = PACKAGED_TEXTS
 
 
 def bridge_config(folder: Path, synapse: LocalSynapse, port: int, database: str | None = None,
@@ -27,8 +28,7 @@ def bridge_config(folder: Path, synapse: LocalSynapse, port: int, database: str 
     file["appservice.address"] = appservice_url or f"http://127.0.0.1:{port}"
     file["appservice.port"] = port
     file["appservice.database"] = database or f"sqlite:{folder / 'clutto.db'}"
-    if POLICY_TEXTS.is_dir():
-        file["policy.consent.texts"] = str(POLICY_TEXTS)
+    file["policy.consent.texts"] = str(POLICY_TEXTS)
     file.fill_generated_secrets()
     file.save()
     return file

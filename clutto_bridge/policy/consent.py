@@ -10,7 +10,8 @@ Policy texts are Markdown files ``<version>.md`` with a YAML front matter::
     ---
     The full text ...
 
-Pure logic; reading the folder is the only I/O and happens once at config load.
+Pure logic: texts arrive as strings. Finding and reading the files is the config layer's
+job (``clutto_bridge/policy_files.py``), once at config load.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable
 
 from ruamel.yaml import YAML
@@ -67,22 +67,6 @@ def parse_text(version: str, raw: str) -> PolicyText:
     if not body.strip():
         raise ValueError("the policy text after the front matter is empty")
     return PolicyText(version, published, reconsent, " ".join(summary.split()), body.strip(), url)
-
-
-def load_texts(folder: Path) -> dict[str, PolicyText]:
-    """Every ``*.md`` in the folder, by version (the file name without .md)."""
-    if not folder.is_dir():
-        raise ValueError(f"folder {str(folder)!r} does not exist")
-    texts = {}
-    for path in sorted(folder.glob("*.md")):
-        version = path.stem
-        if not VERSION.fullmatch(version):
-            raise ValueError(f"{path.name}: the version (file name) may use letters, digits and . _ -")
-        try:
-            texts[version] = parse_text(version, path.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path.name}: {e}") from None
-    return texts
 
 
 def ordered(texts: Iterable[PolicyText]) -> list[PolicyText]:

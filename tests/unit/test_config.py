@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +11,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from clutto_bridge.cli import main
-from clutto_bridge.config import EXAMPLE_CONFIG, SCHEMA, ConfigError, ConfigFile, validate
-from clutto_bridge.demo.setup import POLICY_TEXTS
+from clutto_bridge.config import EXAMPLE_CONFIG, ConfigError, ConfigFile, JobSettings, config_keys, validate
+from clutto_bridge.policy_files import PACKAGED_TEXTS
 
 
 def example() -> dict:
@@ -34,7 +34,7 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
     assert settings.trial.length == 90 * 86400
     assert settings.bridge.default_rooms == ("general", "random")
     lines = EXAMPLE_CONFIG.read_text().splitlines()
-    for key in SCHEMA:
+    for key in config_keys():
         leaf = key.split(".")[-1]
         index = next(i for i, line in enumerate(lines) if line.strip().startswith(f"{leaf}:"))
         above = [line.strip() for line in lines[max(0, index - 3) : index]]
@@ -98,6 +98,9 @@ def test_cli_config_error_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "appservice.port" in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        f"clutto-bridge: config error in {config}: appservice.port: must be a whole number from 1 to 65535, got 'many'"
+    )
 
     config.write_text("homeserver: [unclosed")
     result = _run_cli("-c", str(config), cwd=tmp_path)
@@ -110,19 +113,17 @@ def test_cli_config_error_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
 def test_run_refuses_ungenerated_tokens(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(EXAMPLE_CONFIG.read_text())
-    # The policy texts are found relative to the working folder, like the database file.
-    result = _run_cli("-c", str(config), cwd=tmp_path)
-    assert result.returncode == 2 and "policy.consent.texts: folder 'config/policy' does not exist" in result.stderr
-    shutil.copytree(POLICY_TEXTS, tmp_path / "config" / "policy")
+    # An empty folder: no config/policy there, so the packaged placeholder texts are used.
     result = _run_cli("-c", str(config), cwd=tmp_path)
     assert result.returncode == 2
+    assert "'config/policy' (policy.consent.texts) does not exist" in result.stderr
     assert "appservice.as_token" in result.stderr and "generate-registration" in result.stderr
 
 
 @pytest.mark.parametrize(
     "key, value, message",
     [
-        ("policy.version", "1999-01", "no policy text 1999-01.md in config/policy (versions there: 2026-11)"),
+        ("policy.version", "1999-01", "no policy text 1999-01.md in "),
         ("policy.version", 1.5, 'write the version in quotes, for example "1.5"'),
         ("policy.consent.mode", "nag", "must be one of block, remind"),
         ("policy.profile.allowed", ["first_name", "shoe_size"], "unknown profile field 'shoe_size'"),
@@ -227,18 +228,138 @@ def test_demo_without_synapse_says_how_to_get_it(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_upgrade_writes_new_keys_even_when_something_remains_to_fix(tmp_path: Path) -> None:
-    """An old config gains the policy keys; the missing policy folder is then named, not hidden."""
+def test_upgrade_writes_new_keys_and_names_what_remains_to_fix(tmp_path: Path) -> None:
+    """An old config gains the policy keys; without a policy folder the packaged texts serve."""
     old = EXAMPLE_CONFIG.read_text()
     start = old.index("    # The policy version members agree to")
     end = old.index("    # Trial lifecycle of a new team")
     config = tmp_path / "config.yaml"
     config.write_text(old[:start] + old[end:])
     result = _run_cli("config", "upgrade", "-c", str(config), cwd=tmp_path)
-    assert result.returncode == 2, result
+    assert result.returncode == 0, result
     assert "Added" in result.stdout and "policy.version" in result.stdout
-    assert "policy.consent.texts: folder 'config/policy' does not exist" in result.stderr
+    assert "'config/policy' (policy.consent.texts) does not exist" in result.stderr
+    assert str(PACKAGED_TEXTS) in result.stderr
     assert 'version: "2026-11"' in config.read_text()
-    shutil.copytree(POLICY_TEXTS, tmp_path / "config" / "policy")
+    # The operator's own folder wins; one without the named version is named, not hidden.
+    (tmp_path / "config" / "policy").mkdir(parents=True)
     result = _run_cli("config", "check", "-c", str(config), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2
+    assert "policy.version: no policy text 2026-11.md in config/policy (versions there: none)" in result.stderr
+
+
+def _leaf_keys(node: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for name, value in node.items():
+        if isinstance(value, dict) and f"{prefix}{name}" not in set(config_keys()):
+            keys += _leaf_keys(value, f"{prefix}{name}.")
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def test_example_and_models_name_the_same_keys_in_the_same_order() -> None:
+    """The models declare the keys, the example documents them: neither may have one the other lacks."""
+    assert _leaf_keys(example()) == list(config_keys())
+
+
+def test_settings_read_as_the_code_reads_them() -> None:
+    settings = validate(example())
+    assert settings.appservice.port == 29330 and settings.homeserver.domain == "example.com"
+    assert settings.bridge.power_levels["member"] == 0
+    assert settings.retention.sweep_interval == 86400 and isinstance(settings.retention.sweep_interval, int)
+    assert settings.trial.warnings == (7 * 86400, 86400)
+    assert settings.consent.version == "2026-11" and settings.consent.current.version == "2026-11"
+    assert settings.consent.mode == "remind" and set(settings.consent.texts) == {"2026-11"}
+    assert settings.profile.photo_max_bytes == 2048 * 1024 and settings.profile.allowed[0] == "first_name"
+    assert settings.reminder_interval == 7 * 86400 and settings.marketing_default is False
+    assert settings.integrations.bots == () and settings.jobs.lease == 60
+    assert settings.export.directory == "exports" and settings.logging.file == ""
+    assert settings.bot_mxid == "@clutto:example.com"
+
+
+def test_durations_in_a_file_need_a_unit_and_code_passes_seconds() -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate(with_value("jobs.lease", 60))
+    assert caught.value.key == "jobs.lease" and "unit" in caught.value.message
+    with pytest.raises(ConfigError) as caught:
+        validate(with_value("policy.trial.warnings", ["7d", "soon"]))
+    assert caught.value.key == "policy.trial.warnings"
+    jobs = JobSettings(poll_interval=1, lease=30, max_attempts=3, retry_backoff=60, homeserver_rate=100)
+    assert jobs.lease == 30
+
+
+@pytest.mark.parametrize(
+    "key, value, named, message",
+    [
+        ("policy.retention.default", "4000d", "policy.retention.default", "must lie between policy.retention.min and"),
+        ("policy.retention.min", "400d", "policy.retention.default", "must lie between"),
+        ("homeserver", 5, "homeserver", "must be a map of keys"),
+        ("policy.profile.allowed", ["first_name", "last_name"], "policy.profile.photo_types", None),
+    ],
+)
+def test_checks_across_keys_name_the_key(key: str, value, named: str, message: str | None) -> None:
+    data = with_value(key, value)
+    if named == "policy.profile.photo_types":
+        data["policy"]["profile"]["allowed"].append("photo")
+        data["policy"]["profile"]["photo_types"] = []
+        message = "must name at least one image type while photo is allowed"
+    with pytest.raises(ConfigError) as caught:
+        validate(data)
+    assert caught.value.key == named and message in caught.value.message
+
+
+def test_missing_policy_folder_gives_the_packaged_texts_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="clutto.config"):
+        settings = validate(example())
+    assert settings.consent.current.summary and set(settings.consent.texts) == {"2026-11"}
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "'config/policy'" in warning and str(PACKAGED_TEXTS) in warning
+
+
+def test_policy_folder_without_the_version_names_policy_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "config" / "policy"
+    folder.mkdir(parents=True)
+    (folder / "2025-01.md").write_text("---\npublished: 2025-01-01\nsummary: s\n---\ntext")
+    with pytest.raises(ConfigError) as caught:
+        validate(example())
+    assert str(caught.value) == "policy.version: no policy text 2026-11.md in config/policy (versions there: 2025-01)"
+
+
+def test_packaged_texts_lacking_the_version_say_the_folder_is_missing(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        validate(with_value("policy.version", "2030-01"))
+    assert caught.value.key == "policy.version"
+    assert "packaged placeholder texts (config/policy does not exist) (versions there: 2026-11)" in caught.value.message
+
+
+def test_policy_texts_path_that_is_a_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "policy.md").write_text("x")
+    with pytest.raises(ConfigError) as caught:
+        validate(with_value("policy.consent.texts", str(tmp_path / "policy.md")))
+    assert caught.value.key == "policy.consent.texts" and "not a folder" in caught.value.message
+
+
+def test_packaged_texts_are_package_data_and_hold_the_example_version() -> None:
+    assert (PACKAGED_TEXTS / f"{example()['policy']['version']}.md").is_file()
+    pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
+    assert '"policy_texts/*.md"' in pyproject and '"pydantic>=2' in pyproject
+    assert not (Path(__file__).parents[2] / "config" / "policy").exists(), "keep one copy: clutto_bridge/policy_texts"
+
+
+def test_config_file_reads_and_writes_dotted_keys(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("# kept\nappservice:\n    port: 1   # kept too\n")
+    file = ConfigFile(path)
+    file.load()
+    assert file["appservice.port"] == 1 and file["appservice.nope"] is None and file["nope.deeper"] is None
+    file["appservice.port"] = 2
+    file["export.directory"] = "out"
+    file.save()
+    text = path.read_text()
+    assert "# kept\n" in text and "port: 2   # kept too" in text and "directory: out" in text

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from clutto_bridge.demo.setup import POLICY_TEXTS
 from clutto_bridge.policy import consent
+from clutto_bridge.policy_files import PACKAGED_TEXTS, read_texts
 
 
 def text(version: str, day: int, reconsent: bool) -> consent.PolicyText:
@@ -30,7 +30,7 @@ def test_acceptance_counts_since_the_last_version_that_asks_for_it() -> None:
 
 
 def test_shipped_placeholder_policy_parses() -> None:
-    texts = consent.load_texts(POLICY_TEXTS)
+    texts = read_texts(PACKAGED_TEXTS)
     assert texts and all(t.summary and t.text for t in texts.values())
 
 
@@ -50,13 +50,13 @@ def test_shipped_placeholder_policy_parses() -> None:
 def test_bad_policy_files_name_the_problem(tmp_path: Path, raw: str, message: str) -> None:
     (tmp_path / "3.md").write_text(raw)
     with pytest.raises(ValueError, match=message) as caught:
-        consent.load_texts(tmp_path)
+        read_texts(tmp_path)
     assert str(caught.value).startswith("3.md: ")
 
 
 def test_version_names_are_file_names(tmp_path: Path) -> None:
     (tmp_path / "bad name.md").write_text("---\npublished: 2026-01-01\nsummary: s\n---\ntext")
     with pytest.raises(ValueError, match="may use letters, digits"):
-        consent.load_texts(tmp_path)
+        read_texts(tmp_path)
     with pytest.raises(ValueError, match="does not exist"):
-        consent.load_texts(tmp_path / "nope")
+        read_texts(tmp_path / "nope")
