@@ -20,7 +20,7 @@ from pydantic import BeforeValidator, ValidationInfo
 from yarl import URL
 
 from clutto_bridge.durations import DurationError, parse_duration
-from clutto_bridge.matrix.ids import USER_ID
+from clutto_bridge.policy.ids import USER_ID
 from clutto_bridge.policy.consent import VERSION
 from clutto_bridge.policy.profile import FIELDS, template_fields
 

@@ -14,7 +14,7 @@ from clutto_bridge.commands.registry import CommandEvent, registry
 async def export(evt: CommandEvent) -> None:
     team = evt.team
     job = await evt.ctx.lifecycle.request_export(team, actor=evt.sender)
-    folder = evt.ctx.export.folder_for(team.id, job.id)
+    folder = evt.ctx.lifecycle.export_folder(team.id, job.id)
     await evt.reply(f"Export #{job.id} of **{team.name}** queued; it is written to `{folder}` (manifest.json lists every file with its SHA-256).")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mautrix.types import ContentURI, FileInfo, MediaMessageEventContent, MessageType
+from mautrix.types import ContentURI
 
 from clutto_bridge.commands.registry import CommandEvent, registry
 from clutto_bridge.policy.contacts import MAX_BYTES
@@ -115,7 +115,7 @@ async def import_contact_file(evt: CommandEvent, url: ContentURI | None) -> None
                          "Send `contacts allow`, then the file again.")
     if not url:
         raise InvalidInput("That file has no content I can read (encrypted files are not supported here).")
-    data = await evt.ctx.bot().download_media(url)
+    data = await evt.ctx.homeserver.download(url)
     if len(data) > MAX_BYTES:
         raise InvalidInput(f"The file has {len(data):,} bytes; at most {MAX_BYTES:,} are accepted.")
     report = await evt.ctx.contacts.import_vcards(evt.sender, data)
@@ -151,12 +151,6 @@ async def mydata(evt: CommandEvent) -> None:
 )
 async def mydata_export(evt: CommandEvent) -> None:
     data = json.dumps(await evt.ctx.mydata.collect(evt.sender), indent=2, sort_keys=True).encode()
-    bot = evt.ctx.bot()
-    name = "clutto-mydata.json"
-    mxc = await bot.upload_media(data, mime_type="application/json", filename=name)
-    content = MediaMessageEventContent(
-        msgtype=MessageType.FILE, body=name, url=mxc, info=FileInfo(mimetype="application/json", size=len(data))
-    )
-    await bot.send_message(evt.room_id, content)
+    await evt.ctx.homeserver.send_file(evt.room_id, data, name="clutto-mydata.json", mime_type="application/json")
     await evt.reply(f"Here is your data ({len(data):,} bytes). It is also available through the API at "
                     "GET /_clutto/v1/users/{your id}/data.")

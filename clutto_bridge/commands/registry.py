@@ -47,7 +47,7 @@ class CommandEvent:
 
     async def reply(self, text: str) -> None:
         """Send ``text`` (with `code` and **bold** marks) as a formatted notice."""
-        await self.ctx.bot().send_notice(self.room_id, text=_plain(text), html=_html(text))
+        await self.ctx.homeserver.send_notice(self.room_id, _plain(text), _html(text))
 
 
 Handler = Callable[[CommandEvent], Awaitable[None]]

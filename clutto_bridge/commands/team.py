@@ -71,7 +71,7 @@ async def invite(evt: CommandEvent) -> None:
 async def team_rename(evt: CommandEvent) -> None:
     team = evt.team
     old = team.name
-    await evt.ctx.team_settings.update(team, actor=evt.sender, name=evt.rest)
+    await evt.ctx.details.update(team, actor=evt.sender, name=evt.rest)
     await evt.reply(f"Renamed **{old}** to **{team.name}**.")
 
 
@@ -80,7 +80,7 @@ async def team_rename(evt: CommandEvent) -> None:
 )
 async def team_topic(evt: CommandEvent) -> None:
     team = evt.team
-    await evt.ctx.team_settings.update(team, actor=evt.sender, topic=evt.rest)
+    await evt.ctx.details.update(team, actor=evt.sender, topic=evt.rest)
     await evt.reply(f"Set the topic of **{team.name}**.")
 
 
@@ -89,7 +89,7 @@ async def team_topic(evt: CommandEvent) -> None:
 )
 async def team_avatar(evt: CommandEvent) -> None:
     team = evt.team
-    await evt.ctx.team_settings.update(team, actor=evt.sender, avatar_url=evt.args[0])
+    await evt.ctx.details.update(team, actor=evt.sender, avatar_url=evt.args[0])
     await evt.reply(f"Set the avatar of **{team.name}**.")
 
 
@@ -111,6 +111,6 @@ async def team_delete(evt: CommandEvent) -> None:
         )
         return
     in_team_room = await evt.ctx.teams.for_room(evt.room_id) is not None
-    await evt.ctx.team_settings.delete(team, evt.rest, actor=evt.sender)
+    await evt.ctx.details.delete(team, evt.rest, actor=evt.sender)
     if not in_team_room:  # a team room is gone with the team
         await evt.reply(f"Deleted **{team.name}**: its space and rooms are shut down and purged.")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dataclasses import asdict, dataclass, field
 
-from mautrix.errors import MatrixRequestError
+from clutto_bridge.matrix.errors import MatrixRequestError
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.member import MemberStore

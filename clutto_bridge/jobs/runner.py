@@ -18,7 +18,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from mautrix.errors import MatrixConnectionError, MatrixRequestError
+from clutto_bridge.matrix.errors import MatrixConnectionError, MatrixRequestError
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import JobSettings

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 import vobject
 from vobject.base import ParseError
 
-from clutto_bridge.matrix.ids import USER_ID
+from clutto_bridge.policy.ids import USER_ID
 
 MAX_BYTES = 1024 * 1024
 MAX_CARDS = 5000

@@ -12,7 +12,7 @@ import logging
 import re
 import unicodedata
 
-from mautrix.errors import MatrixRequestError
+from clutto_bridge.matrix.errors import MatrixRequestError
 
 from clutto_bridge.db.job import JobKind, JobStore
 from clutto_bridge.db.team import RoomStore, Team, TeamState, TeamStore

@@ -15,7 +15,7 @@ from clutto_bridge.db.integrations import IntegrationStore
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.team import Team
 from clutto_bridge.matrix.homeserver import Homeserver
-from clutto_bridge.matrix.ids import USER_ID
+from clutto_bridge.policy.ids import USER_ID
 from clutto_bridge.policy.integrations import outsider_allowed, widget_allowed
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotFound

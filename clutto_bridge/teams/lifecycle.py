@@ -73,6 +73,10 @@ class TrialLifecycle:
         """Where export ``job_id`` of the team is written (and downloaded from)."""
         return Path(self.export_directory).resolve() / f"{_safe_name(team_id)}-{job_id}"
 
+    async def downloaded(self, team: Team, relative_path: str, *, actor: str | None) -> None:
+        """Every download of an export file is a disclosure, so it is recorded."""
+        await self.audit.record(team, actor, "export_downloaded", relative_path)
+
     async def last_export(self, team: Team) -> Job | None:
         return await self.jobs.last_done(JobKind.EXPORT, team.id)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from mautrix.errors import MatrixRequestError
+from clutto_bridge.matrix.errors import MatrixRequestError
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings

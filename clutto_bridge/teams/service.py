@@ -10,7 +10,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from mautrix.errors import MatrixRequestError
+from clutto_bridge.matrix.errors import MatrixRequestError
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings

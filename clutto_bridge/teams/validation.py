@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 from clutto_bridge.config import ROLES
-from clutto_bridge.matrix.ids import USER_ID
+from clutto_bridge.policy.ids import USER_ID
 from clutto_bridge.teams.errors import InvalidInput
 
 

@@ -27,10 +27,9 @@ class ProvisioningAPI:
         self.members = ctx.members
         self.rooms = ctx.rooms
         self.integrations = ctx.integrations
-        self.team_settings = ctx.team_settings
+        self.details = ctx.details
         self.retention = ctx.retention
         self.lifecycle = ctx.lifecycle
-        self.export = ctx.export
         self.notices = ctx.notices
         self.onboarding = ctx.onboarding
         self.settings = ctx.settings
@@ -121,7 +120,7 @@ class ProvisioningAPI:
         unknown = set(body) - {"name", "topic", "avatar_url"}
         if unknown or not body:
             raise ApiError(400, "M_INVALID_PARAM", "Send one or more of name, topic, avatar_url." + (f" Unknown: {', '.join(sorted(unknown))}." if unknown else ""))
-        team = await self.team_settings.update(
+        team = await self.details.update(
             team, actor=request["actor"], name=_field(body, "name", str, default=None),
             topic=_field(body, "topic", str, default=None), avatar_url=_field(body, "avatar_url", str, default=None),
         )
@@ -130,7 +129,7 @@ class ProvisioningAPI:
     async def delete_team(self, request: web.Request) -> web.Response:
         team = await self._team(request)
         body = await _json_object(request)
-        await self.team_settings.delete(team, _field(body, "confirm", str), actor=request["actor"])
+        await self.details.delete(team, _field(body, "confirm", str), actor=request["actor"])
         return web.json_response({"deleted": team.id})
 
     async def add_member(self, request: web.Request) -> web.Response:
@@ -290,11 +289,11 @@ class ProvisioningAPI:
         job = await self._job(request, team)
         if job is None or job.kind != "export" or job.state != "done":
             raise ApiError(404, "M_NOT_FOUND", "No finished export with that id for this team.")
-        folder = self.export.folder_for(team.id, job.id)
+        folder = self.lifecycle.export_folder(team.id, job.id)
         path = (folder / request.match_info["path"]).resolve()
         if not path.is_relative_to(folder) or not path.is_file():
             raise ApiError(404, "M_NOT_FOUND", "No such file in this export.")
-        await self.members.record(team, request["actor"], "export_downloaded", str(path.relative_to(folder)))
+        await self.lifecycle.downloaded(team, str(path.relative_to(folder)), actor=request["actor"])
         return web.FileResponse(path)
 
     async def place_hold(self, request: web.Request) -> web.Response:

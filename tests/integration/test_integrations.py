@@ -7,7 +7,6 @@ from urllib.parse import quote
 import aiohttp
 
 from clutto_bridge.app import Bridge
-from clutto_bridge.db.audit import AuditLog
 from tests.integration.matrix_client import wait_until
 from tests.integration.test_members import _team_with_member
 from tests.integration.test_provisioning_api import Api
@@ -46,7 +45,7 @@ async def test_bot_not_on_the_list_is_removed_and_allowed_bot_stays(bridge: Brid
 
     await member.send_text(general, "!clutto integrations allow not-a-thing")
     await member.wait_for_notice(general, "neither a bot", sender=bot)
-    actions = [e.action for e in await AuditLog(bridge.db).for_team(team.id)]
+    actions = [e.action for e in await bridge.audit.for_team(team.id)]
     assert actions.count("integration_removed") == 2
 
 
@@ -70,7 +69,7 @@ async def test_widget_outside_allowed_prefixes_is_removed(
 
     await wait_until(bad_removed, what="the widget to be removed")
     assert await owner.state(general, "im.vector.modular.widgets", "good") == good
-    [entry] = await AuditLog(bridge.db).for_team(team.id, "widget_removed")
+    [entry] = await bridge.audit.for_team(team.id, "widget_removed")
     assert entry.actor == owner.user_id and entry.detail["url"] == bad["url"]
 
     status, body = await api.call("DELETE", f"/teams/{team.id}/integrations?value=https://never.example/")

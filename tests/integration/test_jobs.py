@@ -8,19 +8,25 @@ from pathlib import Path
 import pytest
 from mautrix.errors import MatrixUnknownRequestError
 
+from clutto_bridge.clock import SystemClock
 from clutto_bridge.config import JobSettings
 from clutto_bridge.db import create_database
-from clutto_bridge.db.job import JobStore
-from clutto_bridge.jobs.runner import JobContext, JobRunner, _now
+from clutto_bridge.db.job import JobKind, JobState, JobStore
+from clutto_bridge.jobs.runner import JobContext, JobRunner
 from tests.integration.conftest import Homeserver
 
-SETTINGS = JobSettings(poll_interval=1, lease=30, max_attempts=3, retry_backoff=60, homeserver_rate=100)
+SETTINGS = JobSettings(
+    poll_interval=1, lease=30, max_attempts=3, retry_backoff=60, homeserver_rate=100, concurrency=2,
+    keep_finished=3600,
+)
+CLOCK = SystemClock()
+_now = CLOCK.now_ms
 
 
 @pytest.fixture
 async def store(homeserver: Homeserver, database_url: str, tmp_path: Path) -> JobStore:
     settings = homeserver.bridge_settings(tmp_path, database_url)
-    db = create_database(settings.appservice)
+    db = create_database(settings.appservice.database, settings.appservice.database_opts)
     await db.start()
     yield JobStore(db)
     await db.stop()
@@ -53,7 +59,7 @@ async def test_expired_lease_lets_another_worker_resume(store: JobStore) -> None
 
 
 async def test_homeserver_errors_are_retried_with_backoff_then_fail(store: JobStore) -> None:
-    runner = JobRunner(store, SETTINGS)
+    runner = JobRunner(store, SETTINGS, CLOCK)
     calls = []
 
     async def flaky(ctx: JobContext) -> None:
@@ -77,7 +83,7 @@ async def test_homeserver_errors_are_retried_with_backoff_then_fail(store: JobSt
 
 
 async def test_a_stopping_worker_hands_its_job_back(store: JobStore) -> None:
-    runner = JobRunner(store, SETTINGS)
+    runner = JobRunner(store, SETTINGS, CLOCK)
     started = asyncio.Event()
 
     async def slow(ctx: JobContext) -> None:
@@ -93,3 +99,52 @@ async def test_a_stopping_worker_hands_its_job_back(store: JobStore) -> None:
     handed_back = await store.get(job.id)
     assert handed_back.state == "queued" and handed_back.locked_by is None
     assert handed_back.attempts == 0 and handed_back.progress == {"step": 1}
+
+
+async def test_latest_finds_a_teams_sweeps_behind_many_exports(store: JobStore) -> None:
+    sweep = await store.add(JobKind.SWEEP, "t", {}, _now())
+    for _ in range(25):
+        await store.add(JobKind.EXPORT, "t", {}, _now())
+    await store.add(JobKind.SWEEP, "other team", {}, _now())
+    assert [job.id for job in await store.latest("t", JobKind.SWEEP)] == [sweep.id]
+
+
+async def test_a_long_job_does_not_hold_the_others(store: JobStore) -> None:
+    runner = JobRunner(store, SETTINGS, CLOCK)
+    long_started, release = asyncio.Event(), asyncio.Event()
+
+    async def long(ctx: JobContext) -> None:
+        long_started.set()
+        await release.wait()
+
+    async def short(ctx: JobContext) -> None:
+        await ctx.checkpoint(done=True)
+
+    runner.register(JobKind.SWEEP, long)
+    runner.register(JobKind.EXPORT, short)
+    sweep = await runner.enqueue(JobKind.SWEEP, "t1")
+    runner.start()
+    try:
+        await asyncio.wait_for(long_started.wait(), 10)
+        export = await runner.enqueue(JobKind.EXPORT, "t2")
+        finished = await runner.wait(export.id, 10)
+        assert finished.state == JobState.DONE and finished.progress == {"done": True}
+        assert (await store.get(sweep.id)).state == JobState.RUNNING  # still running beside it
+        release.set()
+        assert (await runner.wait(sweep.id, 10)).state == JobState.DONE
+    finally:
+        await runner.stop()
+
+
+async def test_old_finished_jobs_are_deleted_but_the_newest_of_each_kind_stays(store: JobStore) -> None:
+    old = []
+    for _ in range(3):
+        job = await store.add(JobKind.SWEEP, "t", {}, _now())
+        await store.finish(job, JobState.DONE, _now() - 7_200_000)
+        old.append(job.id)
+    newest_old = old.pop()  # the newest finished sweep of the team is kept, however old
+    queued = await store.add(JobKind.EXPORT, "t", {}, _now())
+    assert await store.delete_finished_before(_now() - 3_600_000) == 2
+    assert all(await store.get(job_id) is None for job_id in old)
+    assert (await store.get(newest_old)).state == JobState.DONE
+    assert (await store.get(queued.id)).state == JobState.QUEUED  # unfinished work is never deleted

@@ -12,9 +12,7 @@ import pytest
 from mautrix.types import EventType
 
 from clutto_bridge.clock import ManualClock
-from clutto_bridge.db.audit import AuditLog
-from clutto_bridge.jobs.export import EXPORT
-from clutto_bridge.teams.lifecycle import PURGE
+from clutto_bridge.db.job import JobKind
 from tests.integration.conftest import Bridges, unique
 from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
 from tests.integration.test_members import _team_with_member
@@ -61,14 +59,14 @@ async def test_trial_team_is_warned_exported_then_purged(
     clock.now = team.purge_after - DAY
     await bridge.lifecycle.check()
     await owner.wait_for_notice(dm, "(in 1d)", sender=bot)
-    warnings = [e.detail["before"] for e in await AuditLog(bridge.db).for_team(team.id, "trial_warning")]
+    warnings = [e.detail["before"] for e in await bridge.audit.for_team(team.id, "trial_warning")]
     assert warnings == ["7d", "1d"]
 
     # Past the grace period: first the export, verified against its manifest.
     clock.now = team.purge_after + 1
     await bridge.lifecycle.check()
-    assert await bridge.runner.store.active(PURGE, team.id) is None
-    export_job = await bridge.runner.store.active(EXPORT, team.id)
+    assert await bridge.runner.store.active(JobKind.PURGE, team.id) is None
+    export_job = await bridge.runner.store.active(JobKind.EXPORT, team.id)
     export_job = await bridge.runner.wait(export_job.id, 60)
     assert export_job.state == "done", export_job
     folder = Path(export_job.progress["path"])
@@ -83,7 +81,7 @@ async def test_trial_team_is_warned_exported_then_purged(
 
     # Then the purge: rooms, media and the account Clutto created are gone.
     await bridge.lifecycle.check()
-    purge_job = await bridge.runner.store.active(PURGE, team.id)
+    purge_job = await bridge.runner.store.active(JobKind.PURGE, team.id)
     purge_job = await bridge.runner.wait(purge_job.id, 120)
     assert purge_job.state == "done", purge_job
     assert await bridge.teams.all() == []
@@ -99,7 +97,7 @@ async def test_trial_team_is_warned_exported_then_purged(
     with pytest.raises(MatrixError):
         await MatrixClient.login(bridges.homeserver.url, username, "trial-password-1", http)
     assert (await member.request("GET", "/v3/account/whoami"))["user_id"] == member.user_id
-    [entry] = await AuditLog(bridge.db).for_team(team.id, "team_purged")
+    [entry] = await bridge.audit.for_team(team.id, "team_purged")
     assert entry.detail["accounts_erased"] == [created["user_id"]] and entry.detail["media_deleted"] == 1
     assert await bridge.profiles.get(created["user_id"]) == dict.fromkeys(("first_name", "last_name", "designation", "photo"))
 
@@ -126,7 +124,7 @@ async def test_hold_blocks_the_purge_and_paid_teams_stay(
 
     clock.advance(200 * DAY)
     await bridge.lifecycle.check()
-    assert await bridge.runner.store.active(PURGE, held.id) is None
-    assert await bridge.runner.store.active(PURGE, paid.id) is None
+    assert await bridge.runner.store.active(JobKind.PURGE, held.id) is None
+    assert await bridge.runner.store.active(JobKind.PURGE, paid.id) is None
     assert {t.id for t in await bridge.teams.all()} == {held.id, paid.id}
-    assert await AuditLog(bridge.db).for_team(held.id, "purge_blocked_by_hold")
+    assert await bridge.audit.for_team(held.id, "purge_blocked_by_hold")

@@ -8,7 +8,6 @@ import aiohttp
 import pytest
 
 from clutto_bridge.app import Bridge
-from clutto_bridge.db.audit import AuditLog
 from tests.integration.conftest import unique
 from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
 from tests.integration.test_provisioning_api import Api
@@ -138,7 +137,7 @@ async def test_power_levels_changed_by_hand_are_put_back(bridge: Bridge, new_use
     await wait_until(restored, what="the bridge to put the power levels back")
 
     async def recorded() -> list:  # the record follows the corrected event
-        return await AuditLog(bridge.db).for_team(team.id, "power_levels_reverted")
+        return await bridge.audit.for_team(team.id, "power_levels_reverted")
 
     entries = await wait_until(recorded, what="the revert to be recorded")
     assert entries[-1].actor == owner.user_id and entries[-1].target == general
@@ -157,5 +156,5 @@ async def test_declined_invite_is_recorded(bridge: Bridge, new_user) -> None:
         return any(m.user_id == invitee.user_id and m.membership == "declined" for m in view.members)
 
     await wait_until(declined, what="the decline to be recorded")
-    entries = await AuditLog(bridge.db).for_team(team.id, "invite_declined")
+    entries = await bridge.audit.for_team(team.id, "invite_declined")
     assert [e.target for e in entries] == [invitee.user_id]

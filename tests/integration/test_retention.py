@@ -13,7 +13,6 @@ import aiohttp
 from mautrix.types import EventType
 
 from clutto_bridge.app import Bridge
-from clutto_bridge.db.audit import AuditLog
 from tests.integration.conftest import Bridges
 from tests.integration.matrix_client import MatrixClient, wait_until
 from tests.integration.test_members import _team_with_member
@@ -155,9 +154,9 @@ async def test_sweep_removes_old_events_and_keeps_window(
         admin_view = (await resp.json())["chunk"]
     assert not [e for e in admin_view if e["origin_server_ts"] < cutoff and "state_key" not in e]
 
-    [entry] = await AuditLog(bridge.db).for_team(team.id, "retention_sweep")
+    [entry] = await bridge.audit.for_team(team.id, "retention_sweep")
     assert entry.detail["redacted"] == 13 and entry.detail["media_deleted"] == 1
-    assert await AuditLog(bridge.db).for_team(team.id, "retention_purged")
+    assert await bridge.audit.for_team(team.id, "retention_purged")
 
 
 async def test_legal_hold_keeps_a_room_untouched(bridges: Bridges, new_user, http: aiohttp.ClientSession) -> None:
@@ -193,7 +192,7 @@ async def test_legal_hold_keeps_a_room_untouched(bridges: Bridges, new_user, htt
     assert job["state"] == "done" and job["progress"]["held"] == [general]
     assert [stable(e) for e in await all_events(member, general) if "state_key" not in e] == held_before
     assert not [e for e in await all_events(member, random_room) if e["origin_server_ts"] < now - 30 * DAY and "state_key" not in e]
-    actions = [e.action for e in await AuditLog(bridge.db).for_team(team.id)]
+    actions = [e.action for e in await bridge.audit.for_team(team.id)]
     assert "hold_placed" in actions and "retention_sweep" in actions
 
     # A hold on the whole team blocks everything; lifting it is recorded.
@@ -203,7 +202,7 @@ async def test_legal_hold_keeps_a_room_untouched(bridges: Bridges, new_user, htt
     assert sorted(retention["holds"]) == ["", general]
     status, _ = await api.call("DELETE", f"/teams/{team.id}/hold")
     assert status == 200
-    assert "hold_lifted" in [e.action for e in await AuditLog(bridge.db).for_team(team.id)]
+    assert "hold_lifted" in [e.action for e in await bridge.audit.for_team(team.id)]
 
 
 async def test_crash_mid_sweep_then_restart_finishes_without_touching_window(

@@ -8,7 +8,6 @@ import aiohttp
 import pytest
 
 from clutto_bridge.app import Bridge
-from clutto_bridge.db.audit import AuditLog
 from tests.integration.conftest import unique
 from tests.integration.matrix_client import MatrixError
 from tests.integration.test_members import _team_with_member
@@ -72,7 +71,7 @@ async def test_owner_deletes_team_and_it_is_gone_from_the_homeserver(bridge: Bri
     for room_id in [team.space_id, *rooms]:
         with pytest.raises(MatrixError):
             await member.join(room_id)
-    [entry] = await AuditLog(bridge.db).for_team(team.id, "team_deleted")
+    [entry] = await bridge.audit.for_team(team.id, "team_deleted")
     assert entry.actor == owner.user_id and entry.detail["rooms"] == 3
 
 

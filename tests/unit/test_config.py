@@ -285,7 +285,9 @@ def test_durations_in_a_file_need_a_unit_and_code_passes_seconds() -> None:
     with pytest.raises(ConfigError) as caught:
         validate(with_value("policy.trial.warnings", ["7d", "soon"]))
     assert caught.value.key == "policy.trial.warnings"
-    jobs = JobSettings(poll_interval=1, lease=30, max_attempts=3, retry_backoff=60, homeserver_rate=100)
+    jobs = JobSettings(
+        poll_interval=1, lease=30, max_attempts=3, retry_backoff=60, homeserver_rate=100, concurrency=2, keep_finished=60
+    )
     assert jobs.lease == 30
 
 
