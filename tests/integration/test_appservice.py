@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from clutto_bridge.app import Bridge
-from clutto_bridge.teams import service as team_service
+from clutto_bridge.matrix import spaces
 from tests.integration.conftest import Bridges, unique
 from tests.integration.matrix_client import wait_until
 
@@ -111,7 +111,7 @@ async def test_interrupted_team_creation_is_finished_after_restart(
 ) -> None:
     owner = await new_user("owner")
     bridge = await bridges.start()
-    real = team_service.spaces.create_group_room
+    real = spaces.create_group_room
     calls = 0
 
     async def crash_on_second_room(*args, **kwargs):
@@ -121,12 +121,12 @@ async def test_interrupted_team_creation_is_finished_after_restart(
             raise ConnectionError("simulated crash while creating rooms")
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(team_service.spaces, "create_group_room", crash_on_second_room)
+    monkeypatch.setattr(spaces, "create_group_room", crash_on_second_room)
     name = unique("Halfway")
     with pytest.raises(ConnectionError):
         await bridge.teams.create(name, owner=owner.user_id)
     await bridges.stop(bridge)
-    monkeypatch.setattr(team_service.spaces, "create_group_room", real)
+    monkeypatch.setattr(spaces, "create_group_room", real)
 
     bridge = await bridges.start()
     [team] = await bridge.teams.all()
@@ -174,3 +174,28 @@ async def test_cli_runs_until_signal_and_stops_cleanly(
     assert code == 0, output
     assert "Bridge stopped" in output
     assert "Traceback" not in output
+
+
+async def test_stop_cancels_a_command_still_running_after_the_grace_period(bridges: Bridges) -> None:
+    """A command that outlives the grace period is cancelled, and its clean-up still finds the
+    database open: nothing runs after the database is closed."""
+    bridge = await bridges.start()
+    started, cleaned_up = asyncio.Event(), []
+
+    async def stuck_command() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cleaned_up.append(len(await bridge.teams.all()))  # a database read during clean-up
+            raise
+
+    bridge.events._spawn(stuck_command())
+    await asyncio.wait_for(started.wait(), 5)
+    bridges.homeserver.front.target = None
+    bridges.running.remove(bridge)
+    began = time.monotonic()
+    await asyncio.wait_for(bridge.stop(grace=0.5), 30)
+    assert time.monotonic() - began < 20  # it did not wait for the command to end by itself
+    assert len(cleaned_up) == 1 and not bridge.events.tasks
+    assert bridge._scheduler is None  # the scheduler was awaited, not left running

@@ -13,6 +13,8 @@ import aiohttp
 from mautrix.types import EventType
 
 from clutto_bridge.app import Bridge
+from clutto_bridge.db import create_database
+from clutto_bridge.db.job import JobStore
 from tests.integration.conftest import Bridges
 from tests.integration.matrix_client import MatrixClient, wait_until
 from tests.integration.test_members import _team_with_member
@@ -208,7 +210,7 @@ async def test_legal_hold_keeps_a_room_untouched(bridges: Bridges, new_user, htt
 async def test_crash_mid_sweep_then_restart_finishes_without_touching_window(
     bridges: Bridges, new_user, http: aiohttp.ClientSession
 ) -> None:
-    slow = dict(policy__retention__batch_size=3, jobs__homeserver_rate=6, jobs__lease="2s", jobs__poll_interval="1s")
+    slow = dict(policy__retention__batch_size=3, jobs__homeserver_rate=4, jobs__lease="2s", jobs__poll_interval="1s")
     bridge = await bridges.start(bridges.settings(**slow))
     owner, member, team, rooms = await _team_with_member(bridge, new_user)
     general = rooms[0]
@@ -256,6 +258,21 @@ async def test_crash_mid_sweep_then_restart_finishes_without_touching_window(
     finally:
         if process.poll() is None:
             process.kill()
+
+    # The kill landed mid-way: the member still sees old messages with their content.
+    old_with_content = [
+        e for e in await all_events(member, general)
+        if e["origin_server_ts"] < now - 30 * DAY and e["type"] == "m.room.message" and e.get("content")
+    ]
+    assert 0 < len(old_with_content) < 24, f"{len(old_with_content)} old messages were left at the kill"
+
+    db = create_database(settings.appservice.database, settings.appservice.database_opts)
+    await db.start()
+    try:
+        interrupted = await JobStore(db).get(job["id"])
+    finally:
+        await db.stop()
+    assert interrupted.state == "running" and interrupted.progress["redacted"] < 24  # not finished at the kill
 
     bridge = await bridges.start(settings)
     done = await bridge.runner.wait(job["id"], timeout=120)
