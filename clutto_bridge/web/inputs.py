@@ -28,7 +28,9 @@ class Query(BaseModel):
 
 
 class NewNotice(Body):
-    kind: Literal["service", "marketing"] = Field(description="a service notice reaches every member; marketing only who opted in")
+    kind: Literal["service", "marketing"] = Field(
+        description="a service notice reaches every member; marketing only who opted in",
+    )
     text: str
     team_id: str | None = Field(None, description="one team; every team when absent")
 
@@ -41,7 +43,7 @@ class NewTeam(Body):
 
 
 class TeamChange(Body):
-    """Send one or more fields; absent ones stay as they are."""
+    """Send one or more fields; absent (or null) ones stay as they are."""
 
     name: str | None = None
     topic: str | None = None

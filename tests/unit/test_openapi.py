@@ -1,4 +1,4 @@
-"""The provisioning API's OpenAPI document is generated from what is routed, and bodies are checked before handlers run."""
+"""The OpenAPI document is generated from what is routed; bodies are checked before handlers run."""
 
 from __future__ import annotations
 
