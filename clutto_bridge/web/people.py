@@ -11,25 +11,20 @@ from aiohttp import web
 from clutto_bridge.context import Services
 from clutto_bridge.policy.contacts import MAX_BYTES
 from clutto_bridge.teams import validation
+from clutto_bridge.web import inputs as i
+from clutto_bridge.web import outputs as o
 from clutto_bridge.web.errors import ApiError
-from clutto_bridge.web.inputs import field, json_object
+from clutto_bridge.web.routes import RawBody, RouteTable
+
+NOT_THEM = {403: "Not this member (the operator cannot act for a member here)"}
+VCARD_TYPES = ("text/vcard", "text/x-vcard", "text/directory")
 
 
 class PeopleAPI:
+    routes = RouteTable()
+
     def __init__(self, ctx: Services) -> None:
         self.ctx = ctx
-
-    def register(self, router: web.UrlDispatcher) -> None:
-        router.add_get("/policy", self.get_policy)
-        router.add_get("/users/{user_id}/profile", self.get_profile)
-        router.add_put("/users/{user_id}/profile", self.set_profile)
-        router.add_get("/users/{user_id}/consent", self.get_consent)
-        router.add_post("/users/{user_id}/consent", self.give_consent)
-        router.add_put("/users/{user_id}/contacts/permission", self.allow_contacts)
-        router.add_delete("/users/{user_id}/contacts/permission", self.revoke_contacts)
-        router.add_get("/users/{user_id}/contacts", self.list_contacts)
-        router.add_post("/users/{user_id}/contacts", self.import_contacts)
-        router.add_get("/users/{user_id}/data", self.get_data)
 
     @staticmethod
     def _user(request: web.Request, *, operator: bool) -> str:
@@ -42,6 +37,8 @@ class PeopleAPI:
             raise ApiError(403, "M_FORBIDDEN", f"{actor} may act only on their own data.")
         return user_id
 
+    @routes.get("/policy", "The current privacy policy: version, summary, full text, consent mode, all versions",
+                responses={200: o.Policy})
     async def get_policy(self, request: web.Request) -> web.Response:
         consent = self.ctx.settings.consent
         text = consent.current
@@ -51,16 +48,23 @@ class PeopleAPI:
             "versions": sorted(consent.texts),
         })
 
+    @routes.get("/users/{user_id}/profile", "A profile (yourself, a teammate, or any for the operator)",
+                responses={200: o.Profile}, errors={403: "Not in a team with this user"})
     async def get_profile(self, request: web.Request) -> web.Response:
         user_id = validation.user_id(request.match_info["user_id"])
         profile = await self.ctx.profiles.shown(user_id, request["actor"])
         return web.json_response({"user_id": user_id, "profile": profile,
                                   "missing": await self.ctx.profiles.missing(user_id)})
 
-    async def set_profile(self, request: web.Request) -> web.Response:
+    @routes.put(
+        "/users/{user_id}/profile",
+        "Set fields (a value) or remove optional ones (null): first_name, last_name, designation, "
+        "photo (mxc:// URI of an allowed image)",
+        body=i.ProfileChange, responses={200: o.Profile}, errors={403: "Not this member"},
+    )
+    async def set_profile(self, request: web.Request, body: i.ProfileChange) -> web.Response:
         user_id = self._user(request, operator=True)
-        body = await json_object(request)
-        profile = await self.ctx.profiles.update(user_id, body, actor=request["actor"])
+        profile = await self.ctx.profiles.update(user_id, body.root, actor=request["actor"])
         return web.json_response({"user_id": user_id, "profile": profile,
                                   "missing": await self.ctx.profiles.missing(user_id)})
 
@@ -73,40 +77,61 @@ class PeopleAPI:
             "accepted": [{"version": v, "accepted_at": ts} for v, ts in accepted],
         }
 
+    @routes.get("/users/{user_id}/consent", "Consent records and whether they cover the current version",
+                responses={200: o.Consent}, errors={403: "Not this member"})
     async def get_consent(self, request: web.Request) -> web.Response:
         return web.json_response(await self._consent_json(self._user(request, operator=True)))
 
-    async def give_consent(self, request: web.Request) -> web.Response:
+    @routes.post(
+        "/users/{user_id}/consent", "Accept the current policy version (restores sending in block mode)",
+        body=i.ConsentGiven, responses={200: o.Consent}, errors={**NOT_THEM, 409: "Already accepted"},
+    )
+    async def give_consent(self, request: web.Request, body: i.ConsentGiven) -> web.Response:
         user_id = self._user(request, operator=False)
-        body = await json_object(request)
-        await self.ctx.onboarding.accept(user_id, field(body, "version", str))
+        await self.ctx.onboarding.accept(user_id, body.version)
         return web.json_response(await self._consent_json(user_id))
 
+    @routes.put("/users/{user_id}/contacts/permission", "Allow contact import",
+                responses={200: o.ContactsAllowed}, errors={**NOT_THEM, 409: "Already allowed"})
     async def allow_contacts(self, request: web.Request) -> web.Response:
         user_id = self._user(request, operator=False)
         await self.ctx.contacts.allow(user_id)
         return web.json_response({"allowed": True})
 
+    @routes.delete(
+        "/users/{user_id}/contacts/permission", "Revoke contact import; deletes every imported contact",
+        responses={200: o.ContactsRevoked}, errors={**NOT_THEM, 409: "Not allowed, nothing to revoke"},
+    )
     async def revoke_contacts(self, request: web.Request) -> web.Response:
         user_id = self._user(request, operator=False)
         deleted = await self.ctx.contacts.revoke(user_id)
         return web.json_response({"allowed": False, "deleted": deleted})
 
+    @routes.get("/users/{user_id}/contacts", "Imported contacts", responses={200: o.Contacts}, errors=NOT_THEM)
     async def list_contacts(self, request: web.Request) -> web.Response:
         user_id = self._user(request, operator=False)
         return web.json_response({"contacts": await self.ctx.contacts.list(user_id)})
 
+    @routes.post(
+        "/users/{user_id}/contacts", "Import a vCard file; matches are offered as invites",
+        body=RawBody(i.VCardFile, VCARD_TYPES), responses={201: o.ImportReport},
+        errors={403: "No permission, or not this member", 413: "Over 1 MiB", 415: "Not text/vcard"},
+    )
     async def import_contacts(self, request: web.Request) -> web.Response:
         """The body is the vCard file itself (Content-Type text/vcard)."""
         user_id = self._user(request, operator=False)
         if request.content_length is not None and request.content_length > MAX_BYTES:
             raise ApiError(413, "M_TOO_LARGE", f"At most {MAX_BYTES:,} bytes of vCard are accepted.")
-        if request.content_type not in ("text/vcard", "text/x-vcard", "text/directory"):
+        if request.content_type not in VCARD_TYPES:
             raise ApiError(415, "M_INVALID_PARAM", "Send the vCard file with Content-Type: text/vcard.")
         data = await request.content.read(MAX_BYTES + 1)
         report = await self.ctx.contacts.import_vcards(user_id, data)
         return web.json_response(report.to_json(), status=201)
 
+    @routes.get(
+        "/users/{user_id}/data", "Everything the bridge stores about a user (their own, or any for the operator)",
+        responses={200: o.MyData}, errors={403: "Not this member"},
+    )
     async def get_data(self, request: web.Request) -> web.Response:
         user_id = self._user(request, operator=True)
         return web.json_response(await self.ctx.mydata.collect(user_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from urllib.parse import quote
 
@@ -76,8 +77,16 @@ async def test_trial_team_is_warned_exported_then_purged(
         assert hashlib.sha256((folder / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
     lines = (folder / "rooms" / f"{rooms[0].replace('!', '_').replace(':', '_')}.jsonl").read_text().splitlines()
     assert any(json.loads(line)["content"].get("body") == "a message worth exporting" for line in lines)
-    status, body = await api.call("GET", f"/teams/{team.id}/exports/{export_job.id}/../../etc/passwd")
-    assert status == 404
+    status, served = await api.call("GET", f"/teams/{team.id}/exports/{export_job.id}/manifest.json")
+    assert (status, served) == (200, manifest)
+    # A path out of the export's folder reaches the handler's guard as it is: sent encoded,
+    # the client does not normalise the ``..`` away and the router decodes ``%2F`` into the path.
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"not": "part of the export"}')
+    escape = quote(os.path.relpath(outside.resolve(), folder.resolve()), safe="")
+    assert escape.startswith("..%2F")
+    status, body = await api.call("GET", f"/teams/{team.id}/exports/{export_job.id}/{escape}", encoded=True)
+    assert (status, body) == (404, {"errcode": "M_NOT_FOUND", "error": "No such file in this export."})
 
     # Then the purge: rooms, media and the account Clutto created are gone.
     await bridge.lifecycle.check()

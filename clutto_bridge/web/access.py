@@ -1,0 +1,26 @@
+"""Who may reach a team through the API: the operator any, a member (OpenID) only their own."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from clutto_bridge.context import Services
+from clutto_bridge.db.team import Team
+from clutto_bridge.web.errors import ApiError
+
+# The refusals every endpoint under /teams/{team_id} may answer with.
+UNKNOWN_TEAM = {404: "Unknown team", 403: "Not a member of this team, or not allowed by your role"}
+
+
+class TeamAccess:
+    """The team in the path; a member (OpenID) may only reach their own teams."""
+
+    def __init__(self, ctx: Services) -> None:
+        self.teams = ctx.teams
+
+    async def __call__(self, request: web.Request) -> Team:
+        team = await self.teams.get(request.match_info["team_id"])
+        actor = request["actor"]
+        if actor is not None and await self.teams.role_of(team, actor) is None:
+            raise ApiError(403, "M_FORBIDDEN", f"{actor} is not a member of this team.")
+        return team

@@ -1,0 +1,254 @@
+"""Response bodies of the provisioning API, as the handlers really send them.
+
+The handlers still build their JSON from the domain's ``to_json`` (shapes do not change);
+these models only describe it, for the generated OpenAPI document and for the tests
+that check every response against it. ``extra="forbid"`` makes a field a handler adds
+without declaring it here a test failure instead of silent drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MatrixError(Output):
+    """Every refusal: a Matrix-style error object with a 4xx (or 500) status."""
+
+    errcode: str = Field(examples=["M_INVALID_PARAM"])
+    error: str = Field(description="a sentence for a human")
+
+
+class OpenAPIDocument(RootModel[dict[str, Any]]):
+    """This document."""
+
+
+Role = Literal["owner", "admin", "member", "guest"]
+Membership = Literal["invited", "joined", "declined", "left", "removed"]
+
+
+class Member(Output):
+    user_id: str
+    role: Role
+    membership: Membership
+
+
+class Room(Output):
+    room_id: str
+    name: str
+    kind: Literal["group", "direct"]
+    archived: bool
+
+
+class TeamRoom(Output):
+    room_id: str
+    name: str
+    kind: Literal["group", "direct"]
+
+
+class Team(Output):
+    """A team with its rooms and members."""
+
+    id: str
+    name: str
+    owner: str
+    space_id: str | None
+    state: Literal["creating", "active", "deleting"]
+    plan: Literal["trial", "paid"]
+    created_at: int = Field(description="ms since the epoch")
+    trial_ends_at: int = Field(description="ms since the epoch")
+    purge_after: int = Field(description="ms since the epoch; a trial team is purged after it")
+    rooms: list[TeamRoom]
+    members: list[Member]
+
+
+class TeamList(Output):
+    teams: list[Team]
+
+
+class Deleted(Output):
+    deleted: str = Field(description="the ID of the deleted team")
+
+
+class Job(Output):
+    """A durable job (retention sweep, export, purge) and how far it got."""
+
+    id: int
+    kind: str = Field(examples=["retention_sweep", "export"])
+    team_id: str = Field(description="'' for bridge-wide jobs")
+    state: Literal["queued", "running", "done", "failed"]
+    payload: dict[str, Any]
+    progress: dict[str, Any] = Field(description="the job's checkpoint; an export's holds its folder when done")
+    attempts: int
+    next_run_at: int = Field(description="ms since the epoch")
+    created_at: int = Field(description="ms since the epoch")
+    updated_at: int = Field(description="ms since the epoch")
+    error: str | None
+
+
+class IntegrationDefaults(Output):
+    """The operator's lists, allowed in every team."""
+
+    bots: list[str]
+    widget_url_prefixes: list[str]
+
+
+class Allowlist(Output):
+    bots: list[str]
+    widget_url_prefixes: list[str]
+    defaults: IntegrationDefaults
+
+
+class RetentionBounds(Output):
+    min: int = Field(description="seconds")
+    max: int = Field(description="seconds")
+    default: int = Field(description="seconds")
+
+
+class Retention(Output):
+    max_lifetime_seconds: int = Field(description="what applies now: the team's choice or the operator's default")
+    team_choice_seconds: int | None = Field(description="null: the operator's default applies")
+    cutoff: int = Field(description="ms since the epoch; older messages are removed")
+    bounds: RetentionBounds
+    purge_available: bool = Field(description="whether the homeserver admin API is there to purge, not only redact")
+    holds: list[str] = Field(description="held room IDs; '' (empty) holds every room of the team")
+    sweeps: list[Job]
+
+
+class RoomPreview(Output):
+    room_id: str
+    name: str
+    events: int
+    held: bool
+
+
+class RetentionPreview(Output):
+    cutoff: int = Field(description="ms since the epoch")
+    events: int
+    rooms_affected: int
+    rooms: list[RoomPreview]
+
+
+class Holds(Output):
+    holds: list[str] = Field(description="held room IDs; '' (empty) holds every room of the team")
+
+
+class ExportSetting(Output):
+    before_purge: bool
+
+
+class MemberConsent(Output):
+    user_id: str
+    consented: bool
+    last_accepted: str | None = Field(description="the last policy version the member accepted")
+    blocked: bool = Field(description="block mode keeps the member from sending in team rooms")
+
+
+class TeamConsent(Output):
+    version: str
+    mode: Literal["block", "remind"]
+    members: list[MemberConsent]
+
+
+class NoticeReport(Output):
+    delivered: int
+    skipped_opted_out: int
+
+
+class Policy(Output):
+    version: str
+    published: str = Field(description="ISO date")
+    reconsent: bool = Field(description="whether this version asks everyone to accept again")
+    summary: str
+    url: str | None
+    text: str
+    mode: Literal["block", "remind"]
+    versions: list[str]
+
+
+class Profile(Output):
+    user_id: str
+    profile: dict[str, str | None] = Field(description="the fields the policy allows; null when unset")
+    missing: list[str] = Field(description="required fields not set yet")
+
+
+class Acceptance(Output):
+    version: str
+    accepted_at: int = Field(description="ms since the epoch")
+
+
+class Consent(Output):
+    user_id: str
+    current_version: str
+    consented: bool = Field(description="whether the acceptances cover the current version")
+    accepted: list[Acceptance]
+
+
+class ContactsAllowed(Output):
+    allowed: Literal[True]
+
+
+class ContactsRevoked(Output):
+    allowed: Literal[False]
+    deleted: int = Field(description="imported contacts deleted with the permission")
+
+
+class Contact(Output):
+    name: str
+    emails: list[str]
+    matrix_ids: list[str]
+    matched: str | None = Field(description="the account on this homeserver the card matched")
+    imported_at: int = Field(description="ms since the epoch")
+
+
+class Contacts(Output):
+    contacts: list[Contact]
+
+
+class ImportReport(Output):
+    imported: int
+    matched: list[str] = Field(description="accounts on this homeserver the cards matched")
+
+
+class Account(Output):
+    email: str
+    created_at: int
+
+
+class TeamMembership(Output):
+    team_id: str
+    team: str = Field(description="the team's name")
+    role: Role
+    membership: Membership
+    added_at: int
+
+
+class PrivacyChoice(Output):
+    choice: str
+    value: str
+    ts: int
+
+
+class MyData(Output):
+    """Everything the bridge stores about one person."""
+
+    user_id: str
+    generated_by: str
+    profile: dict[str, str | None]
+    account: Account | None = Field(description="set when Clutto created the account")
+    teams: list[TeamMembership]
+    policy_consent: list[Acceptance]
+    consent_current: bool
+    marketing_opted_in: bool
+    contact_import_allowed: bool
+    contacts: list[Contact]
+    choices: list[PrivacyChoice]
+
+
+class ExportFile(RootModel[bytes]):
+    """One file of a finished export, as stored (manifest.json lists them with SHA-256)."""

@@ -1,0 +1,110 @@
+"""Route declarations: one table feeds both the aiohttp router and the OpenAPI document.
+
+Each handler is declared with its method, path, summary, request body (a model from
+``inputs``), query model, responses by status (models from ``outputs``) and the refusals
+worth documenting. The table parses and validates the body and the query before the
+handler runs, so a handler starts from typed input, and nothing is routed that the
+document does not describe, or described that is not routed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Mapping
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from clutto_bridge.web.inputs import parse_body, parse_query
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+_PARAMETER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+@dataclass(frozen=True)
+class RawBody:
+    """A body the handler reads itself (a file), documented with its media types."""
+
+    model: type[BaseModel]
+    media_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # as aiohttp routes it, e.g. ``/exports/{job_id}/{path:.+}``
+    summary: str
+    handler: Handler
+    body: type[BaseModel] | RawBody | None = None
+    query: type[BaseModel] | None = None
+    responses: Mapping[int, type[BaseModel]] = field(default_factory=dict)
+    errors: Mapping[int, str] = field(default_factory=dict)
+    file_responses: frozenset[int] = frozenset()  # statuses whose body is a file, not JSON
+    description: str | None = None
+
+    @property
+    def template(self) -> str:
+        """The path as OpenAPI writes it: ``{path:.+}`` becomes ``{path}``."""
+        return _PARAMETER.sub(lambda m: "{" + m.group(1) + "}", self.path)
+
+    @property
+    def path_parameters(self) -> list[str]:
+        return _PARAMETER.findall(self.path)
+
+    def bind(self, owner: object) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """The aiohttp handler: parse the declared input, then call the method on ``owner``."""
+        method = self.handler.__get__(owner)
+        body, query = self.body, self.query
+
+        async def handle(request: web.Request) -> web.StreamResponse:
+            kwargs: dict[str, Any] = {}
+            if isinstance(body, type):
+                kwargs["body"] = await parse_body(request, body)
+            if query is not None:
+                kwargs["query"] = parse_query(request, query)
+            return await method(request, **kwargs)
+
+        handle.__name__ = self.handler.__name__
+        return handle
+
+
+class RouteTable:
+    """The endpoints of one handler class, declared by decorator beside each handler."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def route(
+        self, method: str, path: str, summary: str, *, body: type[BaseModel] | RawBody | None = None,
+        query: type[BaseModel] | None = None, responses: Mapping[int, type[BaseModel]],
+        errors: Mapping[int, str] | None = None, files: frozenset[int] = frozenset(),
+    ) -> Callable[[Handler], Handler]:
+        def declare(handler: Handler) -> Handler:
+            self.routes.append(Route(
+                method, path, summary, handler, body, query, responses, errors or {}, files,
+                (handler.__doc__ or "").strip() or None,
+            ))
+            return handler
+
+        return declare
+
+    def get(self, path: str, summary: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, summary, **kw)
+
+    def post(self, path: str, summary: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, summary, **kw)
+
+    def put(self, path: str, summary: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, summary, **kw)
+
+    def patch(self, path: str, summary: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, summary, **kw)
+
+    def delete(self, path: str, summary: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, summary, **kw)
+
+    def register(self, router: web.UrlDispatcher, owner: object) -> None:
+        for route in self.routes:
+            router.add_route(route.method, route.path, route.bind(owner))
