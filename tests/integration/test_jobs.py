@@ -145,6 +145,6 @@ async def test_old_finished_jobs_are_deleted_but_the_newest_of_each_kind_stays(s
     newest_old = old.pop()  # the newest finished sweep of the team is kept, however old
     queued = await store.add(JobKind.EXPORT, "t", {}, _now())
     assert await store.delete_finished_before(_now() - 3_600_000) == 2
-    assert all(await store.get(job_id) is None for job_id in old)
+    assert [await store.get(job_id) for job_id in old] == [None, None]
     assert (await store.get(newest_old)).state == JobState.DONE
     assert (await store.get(queued.id)).state == JobState.QUEUED  # unfinished work is never deleted
