@@ -10,7 +10,7 @@ from aiohttp import web
 
 from clutto_bridge.teams.errors import TeamError
 from clutto_bridge.web.errors import ApiError, error_response
-from clutto_bridge.web.openid import OpenIDVerifier
+from clutto_bridge.matrix.openid import OpenIDVerifier
 
 log = logging.getLogger("clutto.web")
 

@@ -19,7 +19,7 @@ from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.governance import GovernanceAPI
 from clutto_bridge.web.middleware import bearer_auth, matrix_errors
 from clutto_bridge.web.openapi import openapi_document
-from clutto_bridge.web.openid import OpenIDVerifier
+from clutto_bridge.matrix.openid import OpenIDVerifier
 from clutto_bridge.web.people import PeopleAPI
 from clutto_bridge.web.routes import Route, RouteTable
 

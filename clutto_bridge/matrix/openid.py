@@ -1,4 +1,5 @@
-"""Members authenticate to the provisioning API with a Matrix OpenID token.
+"""Members authenticate to the provisioning API with a Matrix OpenID token, which only the
+homeserver can vouch for (so asking it lives here, with every other homeserver call).
 
 A client gets one from its homeserver (``POST /_matrix/client/v3/user/{userId}/openid/request_token``)
 and sends it as the bearer token; the bridge asks the homeserver whose it is. Only users
