@@ -177,6 +177,13 @@ class RetentionService:
         await self.teams.require_manager(team, actor)
         return await self.queue.enqueue(JobKind.SWEEP, team.id, {"requested_by": actor})
 
+    async def team_job(self, team: Team, job_id: int) -> Job | None:
+        """A job of the team (sweep, export or purge); None for another team's or no job."""
+        if not 0 < job_id < 2**63:
+            return None
+        job = await self.jobs.get(job_id)
+        return job if job is not None and job.team_id == team.id else None
+
     async def jobs_of(self, team: Team) -> list[Job]:
         """The team's latest sweeps, newest first."""
         return await self.jobs.latest(team.id, JobKind.SWEEP)

@@ -105,11 +105,10 @@ class GovernanceAPI:
 
     async def _job(self, request: web.Request, team: Team) -> Job | None:
         """The job named in the path, if it belongs to the team."""
-        try:
-            job = await self.retention.jobs.get(int(request.match_info["job_id"]))
-        except ValueError:
+        raw = request.match_info["job_id"]
+        if not raw.isdigit() or len(raw) > 19:  # job ids are positive 64-bit integers
             return None
-        return job if job is not None and job.team_id == team.id else None
+        return await self.retention.team_job(team, int(raw))
 
     @routes.put(
         "/teams/{team_id}/plan", "Set the team's plan (operator only): trial teams are purged after trial and grace",

@@ -57,8 +57,10 @@ async def matrix_errors(request: web.Request, handler: Handler) -> web.StreamRes
         raise
     except web.HTTPNotFound:
         return error_response(404, "M_UNRECOGNIZED", f"No such endpoint: {request.method} {request.path}")
-    except web.HTTPMethodNotAllowed:
-        return error_response(405, "M_UNRECOGNIZED", f"{request.method} is not allowed on {request.path}")
+    except web.HTTPMethodNotAllowed as e:
+        response = error_response(405, "M_UNRECOGNIZED", f"{request.method} is not allowed on {request.path}")
+        response.headers["Allow"] = ",".join(sorted(e.allowed_methods))
+        return response
     except web.HTTPException:
         raise
     except Exception:

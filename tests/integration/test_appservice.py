@@ -199,3 +199,33 @@ async def test_stop_cancels_a_command_still_running_after_the_grace_period(bridg
     assert time.monotonic() - began < 20  # it did not wait for the command to end by itself
     assert len(cleaned_up) == 1 and not bridge.events.tasks
     assert bridge._scheduler is None  # the scheduler was awaited, not left running
+
+
+async def test_malformed_transactions_and_pings_get_400_not_500(bridge: Bridge, http: aiohttp.ClientSession) -> None:
+    token = {"Authorization": f"Bearer {bridge.settings.appservice.hs_token}", "Content-Type": "application/json"}
+    port = bridge.settings.appservice.port
+    ping = f"http://127.0.0.1:{port}/_matrix/app/v1/ping"
+    cases = [
+        (b"[]", "M_BAD_JSON"),
+        (b"null", "M_BAD_JSON"),
+        (b'{"events": 5}', "M_BAD_JSON"),
+        (b'{"events": [1, 2]}', "M_BAD_JSON"),
+        (b'{"events": [], "ephemeral": {"a": 1}}', "M_BAD_JSON"),
+        (b'{"events": [{"body": "\xff\xfe"}]}', "M_NOT_JSON"),
+        (b"[" * 5000 + b"]" * 5000, "M_BAD_JSON"),
+        (b"{not json", "M_NOT_JSON"),
+    ]
+    for body, errcode in cases:
+        url = _txn_url(bridge, "bad-body-" + secrets.token_hex(4))
+        async with http.put(url, data=body, headers=token) as resp:
+            assert resp.status == 400, (body[:40], resp.status, await resp.text())
+            assert (await resp.json())["errcode"] == errcode, body[:40]
+    for body in (b"[1]", b"null"):
+        async with http.post(ping, data=body, headers=token) as resp:
+            assert (resp.status, (await resp.json())["errcode"]) == (400, "M_BAD_JSON"), body
+    async with http.post(ping, data=b'{"transaction_id": "t"}', headers=token) as resp:
+        assert resp.status == 200
+    # A well-formed transaction is still applied.
+    url = _txn_url(bridge, "good-" + secrets.token_hex(4))
+    async with http.put(url, json={"events": []}, headers=token) as resp:
+        assert resp.status == 200

@@ -137,3 +137,21 @@ async def test_openapi_document_describes_what_is_served(api: Api) -> None:
             concrete = path.replace("{team_id}", "tmissing").replace("{user_id}", "@x:localhost").replace("{room}", "r").replace("{job_id}", "1").replace("{path}", "manifest.json")
             status, body = await api.call(method.upper(), concrete, json={})
             assert body.get("errcode") != "M_UNRECOGNIZED", (method, path, body)
+
+
+async def test_out_of_range_path_parameters_are_404_and_405_names_the_allowed_methods(api: Api, new_user) -> None:
+    owner = await new_user("owner")
+    status, team = await api.call("POST", "/teams", json={"name": unique("Range"), "owner": owner.user_id})
+    assert status == 201
+    for path in (
+        f"/teams/{team['id']}/jobs/9223372036854775808",
+        f"/teams/{team['id']}/jobs/99999999999999999999999",
+        f"/teams/{team['id']}/jobs/0",
+        f"/teams/{team['id']}/jobs/-1",
+        f"/teams/{team['id']}/exports/18446744073709551616/manifest.json",
+    ):
+        status, body = await api.call("GET", path)
+        assert (status, body["errcode"]) == (404, "M_NOT_FOUND"), (path, body)
+    async with api.http.request("DELETE", api.base + "/teams", headers=api.auth) as resp:
+        assert resp.status == 405
+        assert set(resp.headers["Allow"].split(",")) == {"GET", "POST"}
