@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
 
 from mautrix.appservice.state_store.asyncpg import PgASStateStore
 from mautrix.util.async_db import Database
+from yarl import URL
 
 from clutto_bridge.clock import Clock, SystemClock
-from clutto_bridge.config import Settings
+from clutto_bridge.config import ConfigError, Settings
 from clutto_bridge.context import Services
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.job import JobKind
@@ -21,6 +26,7 @@ from clutto_bridge.jobs.runner import JobRunner
 from clutto_bridge.jobs.schedule import schedule_sweeps
 from clutto_bridge.jobs.team_purge import TeamPurge
 from clutto_bridge.matrix.admin import SynapseAdmin
+from clutto_bridge.matrix.errors import MatrixConnectionError, MatrixRequestError
 from clutto_bridge.matrix.appservice import CluttoAppService
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.teams.audit import AuditLog
@@ -82,7 +88,7 @@ class Bridge:
             db.notices, db.management_rooms, teams, members, hs, s.marketing_default, clock
         )
         self.lifecycle = lifecycle = TrialLifecycle(
-            teams, db.teams, retention, db.jobs, runner, notices, audit, s.trial, s.export.directory, clock
+            teams, db.teams, retention, db.jobs, runner, notices, audit, s.trial, str(s.export_folder), clock
         )
         self.profiles = profiles = ProfileService(
             db.profiles, db.members, teams, hs, admin, notices, audit, s.profile, s.homeserver.domain, clock
@@ -118,13 +124,17 @@ class Bridge:
 
     async def start(self) -> None:
         a = self.settings.appservice
-        await self.db.start()
-        self.state_db.override_pool(self.db)  # shares the pool, which exists only once started
-        await self.state_db.start()
+        async with _named("appservice.database", "cannot open the database"):
+            await self.db.start()
+            self.state_db.override_pool(self.db)  # shares the pool, which exists only once started
+            await self.state_db.start()
+        _owner_only(a.database)
         await self.stores.transactions.forget_before(self.clock.now_ms() - a.transaction_memory * 1000)
-        await self.appservice.start(a.hostname, a.port)
+        async with _named("appservice.port", f"cannot listen on {a.hostname}:{a.port}"):
+            await self.appservice.start(a.hostname, a.port)
         log.info("Listening on %s:%d", a.hostname, a.port)
-        await self.homeserver.ensure_bot(a.bot_displayname)
+        async with _named("homeserver.address", f"cannot use the homeserver at {self.settings.homeserver.address}"):
+            await self.homeserver.ensure_bot(a.bot_displayname)
         self.retention.admin_available = await self.admin.is_admin()
         if not self.retention.admin_available:
             bot = self.homeserver.bot_mxid
@@ -176,3 +186,29 @@ class Bridge:
         await self.appservice.stop()
         await self.db.stop()
         log.info("Bridge stopped")
+
+
+def _owner_only(database: str) -> None:
+    """The embedded database holds members' data: readable by the bridge's user only."""
+    if database.split(":", 1)[0] not in ("sqlite", "sqlite3"):
+        return
+    path = Path(URL(database).path)
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o077:
+            os.chmod(file, 0o600)
+
+
+@asynccontextmanager
+async def _named(key: str, what: str) -> AsyncIterator[None]:
+    """A start-up step whose failure is the configuration's (or the environment's): say which key."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except MatrixRequestError as e:
+        hint = " (is the registration loaded by the homeserver, with this as_token?)" if e.http_status == 401 else ""
+        raise ConfigError(key, f"{what}: {e.http_status} {e.errcode}{hint}") from e
+    except (OSError, MatrixConnectionError, asyncio.TimeoutError) as e:
+        raise ConfigError(key, f"{what}: {e.strerror if isinstance(e, OSError) and e.strerror else e}") from e
+    except Exception as e:
+        raise ConfigError(key, f"{what}: {type(e).__name__}: {e}") from e

@@ -9,12 +9,11 @@ import signal
 import sys
 from pathlib import Path
 
-from ruamel.yaml import YAML
 
 from clutto_bridge import __version__
-from clutto_bridge.config import EXAMPLE_CONFIG, GENERATE, ConfigError, ConfigFile, Settings
+from clutto_bridge.config import EXAMPLE_CONFIG, GENERATE, ConfigError, ConfigFile, Settings, check_environment
 from clutto_bridge.logs import setup_logging
-from clutto_bridge.registration import registration
+from clutto_bridge.registration import write_registration
 
 EXIT_CONFIG = 2
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -27,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"clutto-bridge {__version__}")
     parser.add_argument("-c", "--config", default="config.yaml", help="config file (default: config.yaml)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback when start-up fails")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run_cmd = commands.add_parser("run", help="run the bridge (the default)")
     run_cmd.add_argument("-c", "--config", dest="sub_config", help="config file")
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             from clutto_bridge.demo.run import run_demo
 
             return run_demo(args.dir, args.port)
-        return run(config_path)
+        return run(config_path, debug=args.debug)
     except ConfigError as e:
         print(f"clutto-bridge: config error in {config_path}: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -98,8 +98,7 @@ def generate_registration(config_path: str, output: str) -> int:
         file.save()
         print(f"Generated tokens and the provisioning secret into {config_path}")
     settings = file.settings()
-    with open(output, "w") as stream:
-        YAML().dump(registration(settings), stream)
+    write_registration(settings, output)
     print(f"Wrote {output}. Add it to app_service_config_files in the homeserver config and restart it.")
     return 0
 
@@ -118,9 +117,21 @@ def config_command(action: str, config_path: str) -> int:
         print(f"Added {len(added)} key(s): {', '.join(added)}" if added else "The config is up to date.")
         file.settings()
         return 0
-    file.settings()
+    check_environment(file.settings())
     print(f"{config_path} is valid.")
     return 0
+
+
+def warn_if_shared(path: Path, why: str) -> None:
+    """Files with secrets should be readable by their owner only."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        logging.getLogger("clutto").warning(
+            "%s is readable by group or others (mode %o), but %s: chmod 600 %s", path, mode & 0o777, why, path
+        )
 
 
 def operation(config_path: str, action: str, team: str, *extra: str) -> int:
@@ -141,18 +152,20 @@ def operation(config_path: str, action: str, team: str, *extra: str) -> int:
         return 1
 
 
-def run(config_path: str) -> int:
+def run(config_path: str, debug: bool = False) -> int:
     _, settings = load_settings(config_path)
+    check_environment(settings)
+    warn_if_shared(Path(config_path), "it holds the appservice tokens and the provisioning secret")
     for key in ("as_token", "hs_token"):
         if getattr(settings.appservice, key) == GENERATE:
             raise ConfigError(f"appservice.{key}", "is still 'generate': run clutto-bridge generate-registration first")
     if settings.provisioning.enabled and settings.provisioning.shared_secret == GENERATE:
         raise ConfigError("provisioning.shared_secret", "is still 'generate': run clutto-bridge generate-registration first")
     setup_logging(settings.logging.level, settings.logging.file)
-    return asyncio.run(serve(settings))
+    return asyncio.run(serve(settings, debug))
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, debug: bool = False) -> int:
     """Run until SIGINT or SIGTERM, then stop cleanly."""
     from clutto_bridge.app import Bridge
 
@@ -164,9 +177,14 @@ async def serve(settings: Settings) -> int:
     bridge = Bridge(settings)
     try:
         await bridge.start()
+    except ConfigError:
+        # The database, the port or the homeserver named in the config cannot be used:
+        # one line naming the key (main() prints it), the traceback only with --debug.
+        log.debug("Start-up failure", exc_info=debug)
+        await _quietly(bridge.stop(grace=0))
+        raise
     except Exception as e:
-        log.error("Could not start: %s", _reason(e))
-        log.debug("Start-up failure", exc_info=True)
+        log.error("Could not start: %s", _reason(e), exc_info=debug)
         await _quietly(bridge.stop(grace=0))
         return 1
     await stop.wait()

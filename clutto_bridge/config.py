@@ -20,8 +20,10 @@ print one line and exit with code 2. The policy texts are read here too (through
 
 from __future__ import annotations
 
+import difflib
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -30,6 +32,7 @@ from typing import Any, Iterator
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
+from yarl import URL
 
 from clutto_bridge import policy_files
 from clutto_bridge.config_upgrade import add_missing_keys, round_trip_yaml
@@ -85,9 +88,9 @@ class ConfigError(Exception):
 
 
 class Section(BaseModel):
-    """A map of keys in the file. Unknown keys are ignored, as they always were."""
+    """A map of keys in the file. An unknown key is refused: a typo must not fall back to a default."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class HomeserverSettings(Section):
@@ -208,7 +211,7 @@ class JobSettings(Section):
 
 
 class ExportSettings(Section):
-    directory: Text
+    directory: OptionalText
 
 
 class ProvisioningSettings(Section):
@@ -251,6 +254,17 @@ class Settings(Section):
     logging: LoggingSettings
 
     _texts: dict[str, PolicyText] = PrivateAttr(default_factory=dict)
+
+    @property
+    def export_folder(self) -> Path:
+        """``export.directory``, or by default a folder beside the SQLite database (with
+        PostgreSQL, in the operator's data folder): never inside a source checkout."""
+        if self.export.directory:
+            return Path(self.export.directory)
+        database = self.appservice.database
+        if database.split(":", 1)[0] in ("sqlite", "sqlite3"):
+            return Path(URL(database).path).absolute().parent / "exports"
+        return Path.home() / ".local" / "share" / "clutto-bridge" / "exports"
 
     @property
     def bot_mxid(self) -> str:
@@ -320,11 +334,66 @@ def _first_problem(error: ValidationError) -> ConfigError:
     dotted = ".".join(key) or "(top level)"
     if problem["type"] == "missing":
         return ConfigError(dotted, MISSING)
+    if problem["type"] == "extra_forbidden":
+        return ConfigError(dotted, "unknown key (see example-config.yaml for the keys there are)" + _nearest(key))
     if problem["type"] in ("model_type", "model_attributes_type", "dict_type"):
         return ConfigError(dotted, f"must be a map of keys (see example-config.yaml), got {problem['input']!r}")
     if isinstance(cause, ValueError):
         return ConfigError(dotted, str(cause))
     return ConfigError(dotted, problem["msg"])
+
+
+def _nearest(key: list[str]) -> str:
+    """A suggestion for a mistyped key: the closest key of the same section."""
+    model: Any = Settings
+    for part in key[:-1]:
+        field = model.model_fields.get(part)
+        model = field.annotation if field is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return ""
+    close = difflib.get_close_matches(key[-1], list(model.model_fields), n=1, cutoff=0.6)
+    return f"; did you mean `{close[0]}`?" if close else ""
+
+
+def check_environment(settings: Settings) -> None:
+    """What start-up would trip on outside the file: folders that are missing or not writable.
+
+    ``config check`` and start-up both run it, so a config that passes the check starts.
+    """
+    database = settings.appservice.database
+    if database.split(":", 1)[0] in ("sqlite", "sqlite3"):
+        _writable_file("appservice.database", Path(URL(database).path))
+    if settings.logging.file:
+        _writable_file("logging.file", Path(settings.logging.file))
+    _creatable_folder("export.directory", settings.export_folder)
+
+
+def _writable_file(key: str, path: Path) -> None:
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise ConfigError(key, f"the folder {folder} does not exist")
+    if path.exists() and (path.is_dir() or not os.access(path, os.W_OK)):
+        raise ConfigError(key, f"{path} is not a file the bridge can write")
+    if not path.exists() and not _can_write_in(folder):
+        raise ConfigError(key, f"the bridge cannot create files in {folder}")
+
+
+def _creatable_folder(key: str, path: Path) -> None:
+    path = path.absolute()
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(key, f"{existing} is not a folder")
+    if not _can_write_in(existing):
+        raise ConfigError(key, f"the bridge cannot write in {existing}")
+
+
+def _can_write_in(folder: Path) -> bool:
+    """Try it: permission bits do not tell (root passes them, /proc refuses everyone)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
 
 
 def _policy_texts(policy: PolicySettings) -> dict[str, PolicyText]:
@@ -372,8 +441,10 @@ class ConfigFile:
         """Write atomically (temp file + rename) so a crash never leaves half a config."""
         path = Path(self.path)
         tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w") as stream:
+        # The file holds tokens: readable by its owner only, from the first byte on.
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as stream:
             round_trip_yaml().dump(self._data, stream)
+        os.chmod(tmp, 0o600)
         os.replace(tmp, path)
 
     def get(self, key: str, default: Any = None) -> Any:

@@ -85,6 +85,12 @@ def _database_url(value: Any) -> str:
     elif scheme in ("postgres", "postgresql"):
         if not text.startswith(f"{scheme}://"):
             raise ValueError("write PostgreSQL as postgres://user:password@host:port/database")
+        try:
+            url = URL(text)
+        except ValueError as e:
+            raise ValueError(f"is not a valid PostgreSQL URL ({e}); write postgres://user:password@host:port/database") from None
+        if not url.host or url.path in ("", "/"):
+            raise ValueError("needs a host and a database: postgres://user:password@host:port/database")
     else:
         raise ValueError(f"must start with sqlite: or postgres://, got {text!r}")
     return text

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
+
+from ruamel.yaml import YAML
 
 from clutto_bridge.config import Settings
 
@@ -23,3 +27,10 @@ def registration(settings: Settings) -> dict[str, Any]:
             "rooms": [],
         },
     }
+
+
+def write_registration(settings: Settings, path: str | Path) -> None:
+    """Write the registration readable by its owner only: it holds both tokens."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as stream:
+        YAML().dump(registration(settings), stream)
+    os.chmod(path, 0o600)

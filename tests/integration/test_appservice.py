@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 import secrets
 import signal
 import subprocess
@@ -229,3 +230,15 @@ async def test_malformed_transactions_and_pings_get_400_not_500(bridge: Bridge, 
     url = _txn_url(bridge, "good-" + secrets.token_hex(4))
     async with http.put(url, json={"events": []}, headers=token) as resp:
         assert resp.status == 200
+
+
+async def test_the_embedded_database_is_readable_by_its_owner_only(bridges: Bridges, database_url: str) -> None:
+    if not database_url.startswith("sqlite:"):
+        pytest.skip("PostgreSQL keeps its files in its own data folder")
+    path = Path(database_url.removeprefix("sqlite:"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o644)
+    os.chmod(path, 0o644)  # as a careless copy would leave it
+    bridge = await bridges.start(bridges.settings())
+    assert bridge.settings.appservice.database == database_url
+    assert path.stat().st_mode & 0o777 == 0o600

@@ -169,6 +169,9 @@ def test_generate_registration_fills_tokens_once(tmp_path: Path) -> None:
     assert main(["generate-registration", "-c", str(config), "-r", str(registration)]) == 0
     assert YAML(typ="safe").load(registration.read_text())["as_token"] == reg["as_token"]
     assert "# Tokens shared with the homeserver." in config.read_text()
+    # Both files hold the tokens: readable by their owner only.
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert registration.stat().st_mode & 0o777 == 0o600
 
 
 OLD_CONFIG = """\
@@ -274,7 +277,8 @@ def test_settings_read_as_the_code_reads_them() -> None:
     assert settings.profile.photo_max_bytes == 2048 * 1024 and settings.profile.allowed[0] == "first_name"
     assert settings.reminder_interval == 7 * 86400 and settings.marketing_default is False
     assert settings.integrations.bots == () and settings.jobs.lease == 60
-    assert settings.export.directory == "exports" and settings.logging.file == ""
+    assert settings.export.directory == "" and settings.logging.file == ""
+    assert settings.export_folder == Path("clutto.db").absolute().parent / "exports"
     assert settings.bot_mxid == "@clutto:example.com"
 
 
@@ -365,3 +369,72 @@ def test_config_file_reads_and_writes_dotted_keys(tmp_path: Path) -> None:
     file.save()
     text = path.read_text()
     assert "# kept\n" in text and "port: 2   # kept too" in text and "directory: out" in text
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("appservice.portt", 1, "unknown key (see example-config.yaml for the keys there are); did you mean `port`?"),
+        ("policy.retention.maxx", "30d", "did you mean `max`?"),
+        ("telemetry", {"on": True}, "unknown key"),
+    ],
+)
+def test_unknown_keys_are_refused_with_the_nearest_known_key(key: str, value, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        validate(with_value(key, value))
+    assert error.value.key == key
+    assert message in error.value.message
+
+
+def test_a_postgres_url_with_a_bad_port_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as error:
+        validate(with_value("appservice.database", "postgres://u:p@127.0.0.1:notaport/db"))
+    assert error.value.key == "appservice.database" and "port" in error.value.message
+
+
+def _tokens_filled(config: Path, **replace: str) -> None:
+    text = EXAMPLE_CONFIG.read_text()
+    for token in ("as_token: generate", "hs_token: generate", "shared_secret: generate"):
+        text = text.replace(token, token.replace("generate", "x" * 32))
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    config.write_text(text)
+
+
+@pytest.mark.parametrize(
+    "old, new, key",
+    [
+        ("database: sqlite:clutto.db", "database: sqlite:/nonexistent/dir/x.db", "appservice.database"),
+        ('file: ""', "file: /nonexistent/dir/bridge.log", "logging.file"),
+        ('directory: ""', "directory: /proc/forbidden", "export.directory"),
+    ],
+)
+def test_config_check_catches_what_start_up_would_trip_on(tmp_path: Path, old: str, new: str, key: str) -> None:
+    config = tmp_path / "config.yaml"
+    _tokens_filled(config, **{old: new})
+    for command in (["config", "check"], []):  # the check, and start-up itself
+        result = _run_cli(*command, "-c", str(config), cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stderr)
+        lines = [line for line in result.stderr.strip().splitlines() if "policy.consent.texts" not in line]
+        assert len(lines) == 1 and f": {key}: " in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+def test_start_up_failures_of_the_environment_name_their_key(tmp_path: Path) -> None:
+    import socket
+
+    config = tmp_path / "config.yaml"
+    _tokens_filled(config, **{"database: sqlite:clutto.db": "database: postgres://nobody:x@127.0.0.1:1/none"})
+    result = _run_cli("-c", str(config), cwd=tmp_path)
+    assert result.returncode == 2 and "config error" in result.stderr and ": appservice.database: cannot open" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        _tokens_filled(config, **{"port: 29330": f"port: {port}"})
+        result = _run_cli("-c", str(config), cwd=tmp_path)
+    assert result.returncode == 2 and f": appservice.port: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = _run_cli("--debug", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 2  # the same failure; with --debug the log carries the traceback
