@@ -242,3 +242,34 @@ async def test_the_embedded_database_is_readable_by_its_owner_only(bridges: Brid
     bridge = await bridges.start(bridges.settings())
     assert bridge.settings.appservice.database == database_url
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def _transaction_bodies(count: int) -> list[bytes]:
+    """Random JSON of every shape, some of it shaped like a transaction (hypothesis strategies)."""
+    import json
+    import warnings
+
+    from hypothesis import strategies as st
+    from hypothesis.errors import NonInteractiveExampleWarning
+
+    values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+        max_leaves=20,
+    )
+    keys = st.sampled_from(["type", "content", "room_id", "sender", "event_id", "state_key", "origin_server_ts", "unsigned"])
+    events = st.lists(st.dictionaries(keys, values, max_size=6), max_size=3)
+    bodies = st.one_of(values, st.fixed_dictionaries({"events": values}), st.fixed_dictionaries({"events": events}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NonInteractiveExampleWarning)
+        return [json.dumps(bodies.example()).encode() for _ in range(count)]
+
+
+async def test_fuzzed_transaction_bodies_never_get_a_server_error(bridge: Bridge, http: aiohttp.ClientSession) -> None:
+    token = {"Authorization": f"Bearer {bridge.settings.appservice.hs_token}", "Content-Type": "application/json"}
+    for body in await asyncio.to_thread(_transaction_bodies, 60):
+        url = _txn_url(bridge, "fuzz-" + secrets.token_hex(6))
+        async with http.put(url, data=body, headers=token) as resp:
+            assert resp.status in (200, 400), (resp.status, body[:200], await resp.text())
+    async with http.put(_txn_url(bridge, "after-fuzz"), json={"events": []}, headers=token) as resp:
+        assert resp.status == 200  # still serving
