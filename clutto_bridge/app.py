@@ -154,6 +154,7 @@ class Bridge:
         deleted = await self.details.finish_interrupted()
         if deleted:
             log.info("Finished deleting %d team(s) interrupted by the last stop", deleted)
+        await self.runner.take_back_from_dead_local_workers()
         self.runner.start()
         self._scheduler = asyncio.create_task(self._schedule_forever(), name="clutto-scheduler")
         self.appservice.ready = True

@@ -162,6 +162,26 @@ class JobStore:
             job.attempts, next_run_at, error, json.dumps(job.progress), now_ms, job.id,
         )
 
+    async def extend_leases(self, worker: str, until_ms: int, now_ms: int) -> int:
+        """The worker is alive: extend the lease of every job it holds."""
+        return len(await self.db.fetch(
+            "UPDATE job SET locked_until=$1, updated_at=$2 WHERE locked_by=$3 AND state='running' RETURNING id",
+            until_ms, now_ms, worker,
+        ))
+
+    async def holders(self) -> list[str]:
+        """Workers that hold a running job."""
+        rows = await self.db.fetch("SELECT DISTINCT locked_by FROM job WHERE state='running' AND locked_by IS NOT NULL")
+        return [r["locked_by"] for r in rows]
+
+    async def release_held_by(self, worker: str, now_ms: int) -> int:
+        """Hand back every job a worker holds (it is known to be dead): due again at once."""
+        return len(await self.db.fetch(
+            "UPDATE job SET state='queued', locked_by=NULL, locked_until=NULL, updated_at=$1 "
+            "WHERE locked_by=$2 AND state='running' RETURNING id",
+            now_ms, worker,
+        ))
+
     async def delete_finished_before(self, cutoff_ms: int) -> int:
         """Forget done and failed jobs last touched before the cutoff, except each team's newest
         finished job of each kind (the schedule and ``export before purge`` read those)."""

@@ -3,7 +3,9 @@
 Modelled on Synapse's task scheduler: handlers are registered by kind at start-up, a job's
 ``progress`` is the checkpoint its handler updates as it goes, so a job picked up again
 after a crash continues where it stopped. A worker holds a job with a lease that every
-checkpoint extends; a stopped worker releases it, a crashed one lets it expire. Up to
+checkpoint and a heartbeat (every third of the lease) extend; a stopped worker releases it,
+a crashed one lets it expire, and a bridge restarted on the same host takes back at once the
+jobs of a worker there whose process is gone (no wait for the lease). Up to
 ``jobs.concurrency`` jobs run at once, so one long sweep never holds every other team's
 export or purge; finished jobs are forgotten after ``jobs.keep_finished``.
 """
@@ -59,6 +61,27 @@ class JobContext:
 Handler = Callable[[JobContext], Awaitable[None]]
 
 
+def worker_name(host: str, pid: int) -> str:
+    return f"{host}-{pid}-{secrets.token_hex(3)}"
+
+
+def parse_worker_name(name: str) -> tuple[str, int] | None:
+    """(host, pid) of a worker name; None for one this version did not write."""
+    host, _, rest = name.rpartition("-")
+    host, _, pid = host.rpartition("-")
+    return (host, int(pid)) if host and pid.isdigit() and rest else None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
 def _retryable(error: BaseException) -> bool:
     if isinstance(error, (Retry, HomeserverTaskFailed, MatrixConnectionError, ConnectionError, asyncio.TimeoutError)):
         return True
@@ -74,10 +97,11 @@ class JobRunner:
         self.settings = settings
         self.clock = clock
         self.lease_ms = settings.lease * 1000
-        self.worker = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.worker = worker_name(socket.gethostname(), os.getpid())
         self.handlers: dict[str, Handler] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._heartbeat: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
         self._stopping = False
         self._cleaned_at = 0
@@ -106,16 +130,49 @@ class JobRunner:
     def start(self) -> None:
         self._stopping = False
         self._task = asyncio.create_task(self._loop(), name="clutto-job-runner")
+        self._heartbeat = asyncio.create_task(self._beat(), name="clutto-job-heartbeat")
 
     async def stop(self) -> None:
         """Stop claiming, and hand every running job back at once (the next start resumes it)."""
         self._stopping = True
         self._wake.set()
-        tasks = [t for t in (self._task, *self._running) if t is not None]
+        tasks = [t for t in (self._task, self._heartbeat, *self._running) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._task = None
+        self._task = self._heartbeat = None
+
+    async def take_back_from_dead_local_workers(self) -> int:
+        """Release the jobs of workers on this host whose process no longer exists.
+
+        A bridge killed and started again would otherwise wait out the old lease. Only
+        this host's processes can be checked; jobs of other hosts wait for their lease.
+        """
+        released = 0
+        host = socket.gethostname()
+        for worker in await self.store.holders():
+            parsed = parse_worker_name(worker)
+            if parsed is None or parsed[0] != host or parsed[1] == os.getpid() or _process_alive(parsed[1]):
+                continue
+            count = await self.store.release_held_by(worker, self.clock.now_ms())
+            if count:
+                log.info("Took back %d job(s) of %s, whose process is gone", count, worker)
+                released += count
+        if released:
+            self._wake.set()
+        return released
+
+    async def _beat(self) -> None:
+        """Extend the leases of the jobs this worker holds, so a long step never loses one."""
+        interval = max(self.lease_ms / 3000, 0.5)
+        while True:
+            await asyncio.sleep(interval)
+            if self._running:
+                now = self.clock.now_ms()
+                try:
+                    await self.store.extend_leases(self.worker, now + self.lease_ms, now)
+                except Exception:
+                    log.exception("Could not extend job leases")
 
     async def _loop(self) -> None:
         while not self._stopping:

@@ -148,3 +148,48 @@ async def test_old_finished_jobs_are_deleted_but_the_newest_of_each_kind_stays(s
     assert [await store.get(job_id) for job_id in old] == [None, None]
     assert (await store.get(newest_old)).state == JobState.DONE
     assert (await store.get(queued.id)).state == JobState.QUEUED  # unfinished work is never deleted
+
+
+async def test_a_restarted_bridge_takes_back_the_jobs_of_its_dead_predecessor_at_once(store: JobStore) -> None:
+    import socket
+    import subprocess
+
+    from clutto_bridge.jobs.runner import worker_name
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a process of this host that no longer exists
+    job = await store.add(JobKind.SWEEP, "t", {}, _now())
+    held = await store.claim(worker_name(socket.gethostname(), dead.pid), _now(), 3_600_000)
+    elsewhere = await store.add(JobKind.EXPORT, "t", {}, _now())
+    await store.claim(worker_name("another-host", dead.pid), _now(), 3_600_000)
+    assert held.id == job.id
+    runner = JobRunner(store, SETTINGS, CLOCK)
+    assert await runner.take_back_from_dead_local_workers() == 1
+    taken = await store.get(job.id)
+    assert taken.state == JobState.QUEUED and taken.locked_by is None  # due again now, not in an hour
+    assert (await store.get(elsewhere.id)).state == JobState.RUNNING  # another host's lease is its own
+
+
+async def test_the_heartbeat_keeps_a_long_step_from_losing_its_lease(store: JobStore) -> None:
+    settings = SETTINGS.model_copy(update={"lease": 2})
+    runner = JobRunner(store, settings, CLOCK)
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def long_step(ctx: JobContext) -> None:
+        started.set()
+        await release.wait()  # no checkpoint for longer than the lease
+        await ctx.checkpoint(done=True)
+
+    runner.register(JobKind.SWEEP, long_step)
+    job = await runner.enqueue(JobKind.SWEEP, "t")
+    runner.start()
+    try:
+        await asyncio.wait_for(started.wait(), 10)
+        deadline = asyncio.get_running_loop().time() + 5
+        while asyncio.get_running_loop().time() < deadline:  # past two full leases
+            assert await store.claim("intruder", _now(), 2_000) is None
+            await asyncio.sleep(0.25)
+        release.set()
+        assert (await runner.wait(job.id, 10)).state == JobState.DONE
+    finally:
+        await runner.stop()
