@@ -107,7 +107,9 @@ _SIGNATURES = (
     (b"BM", "image/bmp"),
 )
 # What Pillow calls the formats above.
-_PILLOW_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP", "image/bmp": "BMP"}
+_PILLOW_FORMATS = {
+    "image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP", "image/bmp": "BMP",
+}
 
 
 def sniff_image(data: bytes) -> str | None:
@@ -125,8 +127,8 @@ def image_size(data: bytes, kind: str) -> tuple[int, int] | None:
             with Image.open(io.BytesIO(data), formats=[_PILLOW_FORMATS[kind]]) as image:
                 size = image.size
                 image.verify()
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError,
-            SyntaxError, ValueError, KeyError, EOFError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
+            OSError, SyntaxError, ValueError, KeyError, EOFError):
         return None
     return size if size[0] > 0 and size[1] > 0 else None
 
@@ -137,7 +139,7 @@ def check_photo_content(rules: ProfileRules, content_type: str, data: bytes) -> 
     declared = content_type.split(";")[0].strip().lower()
     kind = sniff_image(data)
     if kind is None:
-        raise ProfileError(f"The photo is not an image: its content is none of {', '.join(rules.photo_types)}, "
+        raise ProfileError(f"The photo is not an image: its content is none of {', '.join(_PILLOW_FORMATS)}, "
                            f"although it was uploaded as {declared or 'an unknown type'}.")
     if kind not in rules.photo_types:
         raise ProfileError(f"The photo is {kind} by its content; allowed are {', '.join(rules.photo_types)}.")

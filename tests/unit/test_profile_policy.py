@@ -100,7 +100,7 @@ PNG, JPEG, GIF = _image("PNG"), _image("JPEG"), _image("GIF")
         ("image/png", PNG, (3, 2)),
         ("image/jpeg", JPEG, (3, 2)),
         ("image/png; charset=binary", PNG, (3, 2)),
-        ("image/png", b"just some text, uploaded as a PNG", "not an image: its content is none of image/png"),
+        ("image/png", b"just some text, uploaded as a PNG", "not an image: its content is none of image/png, image/jpeg, image/gif, image/webp, image/bmp, although it was uploaded as image/png"),
         ("image/png", GIF, "is image/gif by its content; allowed are image/png, image/jpeg"),
         ("image/png", JPEG, "uploaded as image/png but its content is image/jpeg"),
         ("image/png", PNG[:30], "starts like image/png but cannot be read"),
