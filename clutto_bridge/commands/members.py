@@ -5,15 +5,27 @@ from __future__ import annotations
 import secrets
 
 from clutto_bridge.commands.registry import CommandEvent, registry
+from clutto_bridge.teams import validation
+from clutto_bridge.teams.errors import InvalidInput
 
 SECTION = "Members"
 
 
 @registry.command(
-    "role", args="USER ROLE", team="manage", help_text="Change a member's role (admin, member or guest).", section=SECTION
+    "role",
+    args="USER ROLE",
+    team="manage",
+    help_text="Change a member's role (admin, member or guest); ownership moves with `transfer`.",
+    section=SECTION,
 )
 async def change_role(evt: CommandEvent) -> None:
     team = evt.team
+    if evt.args[1].lower() == "owner":
+        prefix = "" if evt.in_management_room else evt.ctx.settings.bridge.command_prefix + " "
+        raise InvalidInput(
+            f"A team has exactly one owner, so owner is not a role to give. Ownership moves with "
+            f"`{prefix}transfer {validation.user_id(evt.args[0])}`, sent by the owner of **{team.name}**, who then becomes an admin."
+        )
     member = await evt.ctx.members.change_role(team, evt.args[0], evt.args[1], actor=evt.sender)
     await evt.reply(f"{member.user_id} is now {member.role} in **{team.name}**.")
 

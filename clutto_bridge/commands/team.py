@@ -32,8 +32,11 @@ def describe(view: TeamView) -> str:
     section="Teams",
 )
 async def team_create(evt: CommandEvent) -> None:
-    await evt.reply(f"Creating team **{' '.join(evt.args)}**…")
-    team = await evt.ctx.teams.create(evt.rest, owner=evt.sender)
+    # Checked before saying anything, so a refusal is the only answer (and never echoes
+    # more than the checked name, which has a bounded length).
+    name = await evt.ctx.teams.check_new(evt.rest, owner=evt.sender)
+    await evt.reply(f"Creating team **{name}**…")
+    team = await evt.ctx.teams.create(name, owner=evt.sender)
     view = await evt.ctx.teams.view(team)
     await evt.reply(f"Team created. I invited you to its space and rooms.\n{describe(view)}")
 

@@ -7,10 +7,15 @@ rendered from a template, and the avatar is the profile photo or nothing.
 
 from __future__ import annotations
 
+import io
 import string
-import unicodedata
+import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+from PIL import Image, UnidentifiedImageError
+
+from clutto_bridge.policy.characters import refused_character
 
 FIELDS = ("first_name", "last_name", "designation", "photo")
 TEXT_FIELDS = ("first_name", "last_name", "designation")
@@ -66,8 +71,9 @@ def check_text(rules: ProfileRules, field: str, value: Any) -> str:
         raise ProfileError(f"The {field} must not be empty; use `profile unset {field}` to remove it.")
     if len(text) > rules.max_length:
         raise ProfileError(f"The {field} has {len(text)} characters; at most {rules.max_length} are allowed.")
-    if any(unicodedata.category(c).startswith("C") for c in text):
-        raise ProfileError(f"The {field} must not contain control or invisible characters.")
+    refused = refused_character(text)
+    if refused:
+        raise ProfileError(f"The {field} must not contain control or invisible characters: {refused.describe()}.")
     return text
 
 
@@ -81,7 +87,8 @@ def check_photo_uri(value: Any) -> str:
 
 
 def check_photo_media(rules: ProfileRules, content_type: str, size: int) -> None:
-    """The uploaded file behind a photo URI: an allowed image type, not too large."""
+    """The uploaded file behind a photo URI as the homeserver describes it: an allowed image
+    type, not too large. Checked before the file is fetched; its content is checked after."""
     kind = content_type.split(";")[0].strip().lower()
     if kind not in rules.photo_types:
         raise ProfileError(f"The photo is {kind or 'of unknown type'}; allowed are {', '.join(rules.photo_types)}.")
@@ -89,6 +96,60 @@ def check_photo_media(rules: ProfileRules, content_type: str, size: int) -> None
         raise ProfileError(
             f"The photo has {size:,} bytes; at most {rules.photo_max_bytes:,} are allowed."
         )
+
+
+# The first bytes of each image type (the declared content type is only a claim).
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"BM", "image/bmp"),
+)
+# What Pillow calls the formats above.
+_PILLOW_FORMATS = {
+    "image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP", "image/bmp": "BMP",
+}
+
+
+def sniff_image(data: bytes) -> str | None:
+    """The image type the file's first bytes announce, or None when they announce none we know."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return next((kind for magic, kind in _SIGNATURES if data.startswith(magic)), None)
+
+
+def image_size(data: bytes, kind: str) -> tuple[int, int] | None:
+    """Width and height, when an image library reads the file as an intact ``kind`` image."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[_PILLOW_FORMATS[kind]]) as image:
+                size = image.size
+                image.verify()
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
+            OSError, SyntaxError, ValueError, KeyError, EOFError):
+        return None
+    return size if size[0] > 0 and size[1] > 0 else None
+
+
+def check_photo_content(rules: ProfileRules, content_type: str, data: bytes) -> tuple[int, int]:
+    """The photo's bytes: an allowed image type by its content, the type it was uploaded as,
+    and an image whose dimensions can be read. Returns (width, height)."""
+    declared = content_type.split(";")[0].strip().lower()
+    kind = sniff_image(data)
+    if kind is None:
+        raise ProfileError(f"The photo is not an image: its content is none of {', '.join(_PILLOW_FORMATS)}, "
+                           f"although it was uploaded as {declared or 'an unknown type'}.")
+    if kind not in rules.photo_types:
+        raise ProfileError(f"The photo is {kind} by its content; allowed are {', '.join(rules.photo_types)}.")
+    if kind != declared:
+        raise ProfileError(f"The photo was uploaded as {declared or 'an unknown type'} but its content is {kind}; "
+                           "upload it again with its own type.")
+    size = image_size(data, kind)
+    if size is None:
+        raise ProfileError(f"The photo starts like {kind} but cannot be read as an image; it may be damaged.")
+    return size
 
 
 def display_name(rules: ProfileRules, profile: Mapping[str, str | None]) -> str | None:

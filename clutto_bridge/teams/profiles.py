@@ -23,6 +23,7 @@ from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.team import Team
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
+from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy import profile as policy
 from clutto_bridge.teams.audit import AuditLog
@@ -130,6 +131,13 @@ class ProfileService:
             if info is None:
                 raise policy.ProfileError(f"{mxc} is not a file uploaded to this homeserver.")
             policy.check_photo_media(self.rules, *info)
+            # The declared type is only a claim: the content decides.
+            try:
+                data = await self.homeserver.download(mxc)
+            except MatrixRequestError as e:
+                raise policy.ProfileError(f"I could not fetch {mxc} to check it (error {e.http_status}).") from None
+            width, height = policy.check_photo_content(self.rules, info[0], data)
+            log.debug("Photo %s is a %dx%d image", mxc, width, height)
         except policy.ProfileError as e:
             raise InvalidInput(str(e)) from None
         except AdminUnavailable:

@@ -106,15 +106,25 @@ class TeamService:
 
     # --- creating ------------------------------------------------------------------
 
-    async def create(self, name: str, owner: str) -> Team:
-        """Create a team owned by ``owner``. Names are unique: a second create is refused."""
+    async def check_new(self, name: str, owner: str) -> str:
+        """Everything ``create`` refuses, checked without changing anything; the name as it will be."""
         name = validation.team_name(name, self.settings.bridge.team_name_max_length)
         owner = validation.user_id(owner)
         if owner.split(":", 1)[1] != self.settings.homeserver.domain:
             raise NotAllowed(f"Teams are owned by accounts on {self.settings.homeserver.domain}; {owner} is not one.")
         await self.require_account(owner)
-        if await self.store.get_by_name(name):
-            raise TeamExists(f"A team named {name!r} already exists. Choose another name.")
+        await self._require_free_name(name)
+        return name
+
+    async def _require_free_name(self, name: str) -> None:
+        existing = await self.store.get_by_name(name)
+        if existing:
+            raise TeamExists(f"A team named {existing.name!r} already exists. Choose another name.")
+
+    async def create(self, name: str, owner: str) -> Team:
+        """Create a team owned by ``owner``. Names are unique: a second create is refused."""
+        name = await self.check_new(name, owner)
+        owner = owner.strip()
         now = self.clock.now_ms()
         trial = self.settings.trial
         team = Team(
@@ -131,8 +141,7 @@ class TeamService:
         try:
             await self.store.create(team, Member(team.id, owner, "owner", membership.INVITED, False, now))
         except Exception:
-            if await self.store.get_by_name(name):
-                raise TeamExists(f"A team named {name!r} already exists. Choose another name.") from None
+            await self._require_free_name(name)  # another create took the name meanwhile
             raise
         log.info("Creating team %s (%s) for %s", team.id, name, owner)
         await self._build(team)
@@ -186,10 +195,28 @@ class TeamService:
         try:
             await self.homeserver.profile(user_id)
         except MatrixRequestError as e:
-            # Synapse answers 404 for unknown local users, sometimes without M_NOT_FOUND.
-            if e.http_status == 404:
-                raise UnknownUser(f"{user_id} does not exist on the homeserver.") from None
-            raise UnknownUser(f"{user_id} could not be looked up ({e.http_status}).") from None
+            raise UnknownUser(self._lookup_failure(user_id, e.http_status)) from None
+
+    def _lookup_failure(self, user_id: str, status: int) -> str:
+        """Why an account could not be looked up, in words (the status only as a detail)."""
+        domain = self.settings.homeserver.domain
+        server = user_id.split(":", 1)[1]
+        # Synapse answers 404 for unknown users, sometimes without M_NOT_FOUND.
+        if status == 404:
+            return f"{user_id} does not exist on the homeserver." if server == domain else \
+                f"{user_id} does not exist on its homeserver ({server})."
+        if server == domain:
+            return f"The homeserver could not look up {user_id} just now (error {status}); try again later."
+        if status in (401, 403):
+            return (
+                f"{user_id} cannot be invited: it is an account on another homeserver ({server}), and looking it "
+                f"up there was refused. Users of other homeservers can join a team only when {domain} is allowed "
+                "to talk to theirs; ask the operator."
+            )
+        return (
+            f"{user_id} is an account on another homeserver ({server}), which could not be reached to look it up "
+            f"(error {status}). Check the user ID, or try again later."
+        )
 
     async def require_manager(self, team: Team, actor: str | None) -> None:
         """Only the owner and admins manage a team; ``None`` is the operator."""

@@ -79,3 +79,58 @@ def test_missing_required_and_unpublished_fields() -> None:
     fields = {"displayname": "x", "avatar_url": "y", "io.clutto.first_name": "Ada", "io.clutto.phone": "1",
               "m.tz": "Europe/London", "io.clutto.designation": "CTO"}
     assert policy.unpublished(fields, NO_PHOTO) == ["io.clutto.designation", "io.clutto.phone", "m.tz"]
+
+
+def _image(kind: str, size: tuple[int, int] = (3, 2)) -> bytes:
+    from io import BytesIO
+
+    from PIL import Image
+
+    out = BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(out, format=kind)
+    return out.getvalue()
+
+
+PNG, JPEG, GIF = _image("PNG"), _image("JPEG"), _image("GIF")
+
+
+@pytest.mark.parametrize(
+    "declared, data, outcome",
+    [
+        ("image/png", PNG, (3, 2)),
+        ("image/jpeg", JPEG, (3, 2)),
+        ("image/png; charset=binary", PNG, (3, 2)),
+        ("image/png", b"just some text, uploaded as a PNG", "not an image: its content is none of image/png, image/jpeg, image/gif, image/webp, image/bmp, although it was uploaded as image/png"),
+        ("image/png", GIF, "is image/gif by its content; allowed are image/png, image/jpeg"),
+        ("image/png", JPEG, "uploaded as image/png but its content is image/jpeg"),
+        ("image/png", PNG[:30], "starts like image/png but cannot be read"),
+        ("image/png", b"\x89PNG\r\n\x1a\n" + b"text after a PNG signature", "starts like image/png but cannot be read"),
+        ("image/jpeg", b"\xff\xd8\xff" + b"\x00" * 40, "starts like image/jpeg but cannot be read"),
+    ],
+)
+def test_photo_content_decides_not_the_declared_type(declared: str, data: bytes, outcome) -> None:
+    if isinstance(outcome, tuple):
+        assert policy.check_photo_content(RULES, declared, data) == outcome
+        return
+    with pytest.raises(policy.ProfileError, match=outcome):
+        policy.check_photo_content(RULES, declared, data)
+
+
+@pytest.mark.parametrize("data, kind", [(PNG, "image/png"), (JPEG, "image/jpeg"), (GIF, "image/gif"),
+                                        (_image("WEBP"), "image/webp"), (b"<html></html>", None), (b"", None)])
+def test_sniffing_reads_the_first_bytes(data: bytes, kind: str | None) -> None:
+    assert policy.sniff_image(data) == kind
+
+
+@pytest.mark.parametrize(
+    "value, described",
+    [("Developer 👩\u200d💻", None), ("می\u200cخواهم", None),
+     ("Ada\u202e", "U+202E RIGHT-TO-LEFT OVERRIDE at position 4"), ("A\u200dda", "U+200D ZERO WIDTH JOINER at position 2")],
+)
+def test_profile_text_shares_the_name_rule(value: str, described: str | None) -> None:
+    if described is None:
+        assert policy.check_text(RULES, "designation", value) == value
+        return
+    with pytest.raises(policy.ProfileError, match="control or invisible characters") as refused:
+        policy.check_text(RULES, "designation", value)
+    assert described in str(refused.value)
