@@ -52,7 +52,7 @@ class TeamDetails:
             name = validation.team_name(name, self.name_max_length)
             other = await self.store.get_by_name(name)
             if other and other.id != team.id:
-                raise TeamExists(f"A team named {name!r} already exists. Choose another name.")
+                raise TeamExists(f"A team named {other.name!r} already exists. Choose another name.")
         if topic is not None:
             topic = _topic(topic)
         if avatar_url is not None and not _MXC.fullmatch(avatar_url):
