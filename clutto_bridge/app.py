@@ -90,7 +90,7 @@ class Bridge:
         self.onboarding = onboarding = Onboarding(
             members, db.members, db.profiles, consent, profiles, notices, s, clock
         )
-        contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock)
+        contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock, hs)
         mydata = MyData(db.members, db.accounts, profiles, consent, contacts, notices)
 
         runner.register(JobKind.SWEEP, RetentionSweep(

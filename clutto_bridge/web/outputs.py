@@ -211,8 +211,12 @@ class Contacts(Output):
 
 
 class ImportReport(Output):
-    imported: int
+    imported: int = Field(description="contacts new to the member's list")
     matched: list[str] = Field(description="accounts on this homeserver the cards matched")
+    already_known: int = Field(
+        description="cards that share an email address or Matrix ID with a contact already imported (or an earlier "
+        "card of the file): kept once, with any new address added",
+    )
 
 
 class Account(Output):
