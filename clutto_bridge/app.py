@@ -79,7 +79,7 @@ class Bridge:
             teams, db.teams, db.rooms, db.holds, db.references, db.jobs, runner, hs, audit, clock
         )
         self.notices = notices = NoticeService(
-            db.notices, db.management_rooms, teams, members, hs, s.marketing_default, clock
+            db.notices, db.management_rooms, teams, members, hs, s.marketing_default, clock, consent
         )
         self.lifecycle = lifecycle = TrialLifecycle(
             teams, db.teams, retention, db.jobs, runner, notices, audit, s.trial, s.export.directory, clock

@@ -233,9 +233,15 @@ class TeamMembership(Output):
 
 
 class PrivacyChoice(Output):
-    choice: str
-    value: str
-    ts: int
+    """One choice the member made, oldest first: every one is kept, with its time."""
+
+    choice: str = Field(examples=["marketing"], description="policy_consent, contact_import or marketing")
+    value: str = Field(
+        examples=["opted_in"],
+        description="policy_consent: the version accepted; contact_import: allowed or revoked; "
+        "marketing: opted_in or opted_out",
+    )
+    ts: int = Field(description="when it was made, ms since the epoch")
 
 
 class MyData(Output):

@@ -150,7 +150,9 @@ async def test_mydata_shows_and_exports_what_is_stored(bridge: Bridge, new_user,
     owner, member, team, rooms = await _team_with_member(bridge, new_user)
     dm = await bot_chat(bridge, member)
     for command, reply in (("profile set first_name Ada", "Profile updated"), ("accept", "Thank you"),
-                           ("contacts allow", "Contact import is allowed"), ("marketing on", "product news")):
+                           ("contacts allow", "Contact import is allowed"),
+                           ("marketing off", "no longer receive product news"),
+                           ("marketing on", "You will receive product news")):
         await member.send_text(dm, command)
         await member.wait_for_notice(dm, reply, sender=bot)
 
@@ -159,6 +161,7 @@ async def test_mydata_shows_and_exports_what_is_stored(bridge: Bridge, new_user,
     body = summary["content"]["body"]
     assert "first_name: Ada" in body and f"{team.name} (member, joined)" in body
     assert f"accepted: {bridge.settings.consent.version}" in body and "Product news: yes" in body
+    assert "product news opted out on" in body and "product news opted in on" in body
 
     await member.send_text(dm, "mydata export")
     await member.wait_for_notice(dm, "Here is your data", sender=bot)
@@ -174,7 +177,13 @@ async def test_mydata_shows_and_exports_what_is_stored(bridge: Bridge, new_user,
     assert data["profile"]["first_name"] == "Ada" and data["marketing_opted_in"] is True
     assert [c["version"] for c in data["policy_consent"]] == [bridge.settings.consent.version]
     assert [t["team_id"] for t in data["teams"]] == [team.id] and data["contact_import_allowed"]
-    assert [c["choice"] for c in data["choices"]] == ["policy_consent", "contact_import"]
+    # Every choice the member made, with its time: consent, contact permission, marketing off and on.
+    assert [(c["choice"], c["value"]) for c in data["choices"]] == [
+        ("policy_consent", bridge.settings.consent.version), ("contact_import", "allowed"),
+        ("marketing", "opted_out"), ("marketing", "opted_in"),
+    ]
+    times = [c["ts"] for c in data["choices"]]
+    assert times == sorted(times) and times[0] > 0
 
     as_member = await openid_api(bridge, http, member)
     status, api_data = await as_member.call("GET", f"/users/{quote(member.user_id)}/data")
