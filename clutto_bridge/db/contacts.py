@@ -35,14 +35,6 @@ class ContactStore:
             await conn.execute("DELETE FROM contact_permission WHERE user_id=$1", user_id)
         return deleted
 
-    async def add(self, owner: str, contacts: list[StoredContact]) -> None:
-        async with self.db.acquire() as conn, conn.transaction():
-            for c in contacts:
-                await conn.execute(
-                    "INSERT INTO contact (owner, card, matched, imported_at) VALUES ($1, $2, $3, $4)",
-                    owner, json.dumps(c.card), c.matched, c.imported_at,
-                )
-
     async def save(self, owner: str, added: list[StoredContact], changed: list[StoredContact]) -> None:
         """Add new contacts and rewrite changed ones (with their ``id``) in one transaction."""
         async with self.db.acquire() as conn, conn.transaction():
