@@ -85,7 +85,7 @@ class Bridge:
             teams, db.teams, db.rooms, db.holds, db.references, db.jobs, runner, hs, audit, clock
         )
         self.notices = notices = NoticeService(
-            db.notices, db.management_rooms, teams, members, hs, s.marketing_default, clock
+            db.notices, db.management_rooms, teams, members, hs, s.marketing_default, clock, consent
         )
         self.lifecycle = lifecycle = TrialLifecycle(
             teams, db.teams, retention, db.jobs, runner, notices, audit, s.trial, str(s.export_folder), clock
@@ -96,7 +96,7 @@ class Bridge:
         self.onboarding = onboarding = Onboarding(
             members, db.members, db.profiles, consent, profiles, notices, s, clock
         )
-        contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock)
+        contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock, hs)
         mydata = MyData(db.members, db.accounts, profiles, consent, contacts, notices)
 
         runner.register(JobKind.SWEEP, RetentionSweep(

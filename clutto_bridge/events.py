@@ -14,13 +14,15 @@ from mautrix.errors import MatrixRequestError
 from mautrix.types import Event, EventType, Membership, MessageEvent, MessageType, StateEvent
 
 from clutto_bridge.commands import CommandEvent, registry
-from clutto_bridge.commands.people import import_contact_file, set_photo_from_image
+from clutto_bridge.commands.people import contact_file_in_team_room, import_contact_file, set_photo_from_image
 from clutto_bridge.context import Services
 from clutto_bridge.db.team import TeamState
 from clutto_bridge.policy.integrations import WIDGET_EVENT_TYPES
 from clutto_bridge.teams.errors import TeamError
 
 log = logging.getLogger("clutto.events")
+
+VCARD_TYPES = ("text/vcard", "text/x-vcard", "text/directory")
 
 GREETING = (
     "Hello! I am the Clutto bot. Here you can create a team and manage it. "
@@ -170,18 +172,25 @@ class EventDispatcher:
         await self._run(event, command.name, command.handler)
 
     async def _file(self, evt: MessageEvent) -> None:
-        """In a direct chat with the bot, a vCard file is a contact import and an image a profile photo."""
-        if await self.ctx.notices.chat_owner(evt.room_id) != evt.sender:
-            return
+        """In a direct chat with the bot, a vCard file is a contact import and an image a profile
+        photo. A vCard posted in a team room is not imported; its sender is told in private."""
         info = evt.content.info
         mimetype = (info.mimetype if info else None) or ""
+        is_vcard = mimetype in VCARD_TYPES or (evt.content.body or "").lower().endswith(".vcf")
+        if await self.ctx.notices.chat_owner(evt.room_id) != evt.sender:
+            if is_vcard:
+                team = await self.ctx.teams.for_room(evt.room_id)
+                if team and team.state == TeamState.ACTIVE:
+                    log.info("%s posted a contact file in team room %s; not imported", evt.sender, evt.room_id)
+                    await contact_file_in_team_room(self.ctx, evt.sender, team.name, evt.content.body or "")
+            return
         event = CommandEvent(self.ctx, evt.room_id, evt.sender, [], True)
         if evt.content.msgtype == MessageType.IMAGE:
             log.info("%s sends a profile photo in %s", evt.sender, evt.room_id)
             await self._run(event, "profile photo", lambda e: set_photo_from_image(e, evt.content.url))
-        elif mimetype in ("text/vcard", "text/x-vcard", "text/directory") or (evt.content.body or "").lower().endswith(".vcf"):
+        elif is_vcard:
             log.info("%s sends a contact file in %s", evt.sender, evt.room_id)
-            await self._run(event, "contacts import", lambda e: import_contact_file(e, evt.content.url))
+            await self._run(event, "contacts import", lambda e: import_contact_file(e, evt.content.url, evt.event_id))
 
     @staticmethod
     async def _run(event: CommandEvent, name: str, handler) -> None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from mautrix.types import ContentURI
 
 from clutto_bridge.commands.registry import CommandEvent, registry
-from clutto_bridge.policy.contacts import MAX_BYTES
+from clutto_bridge.context import Services
 from clutto_bridge.teams import validation
-from clutto_bridge.teams.errors import InvalidInput, NotAllowed
+from clutto_bridge.teams.contacts import AlreadyAllowed, FileRemoval, ImportNotAllowed, ImportReport
+from clutto_bridge.teams.errors import Conflict, InvalidInput, TeamError
+
+log = logging.getLogger("clutto.commands")
 
 SECTION = "You"
 
@@ -80,14 +84,23 @@ async def accept(evt: CommandEvent) -> None:
     await evt.reply(f"Thank you: you accepted privacy policy version {text.version}.{extra}")
 
 
-@registry.command("contacts allow", help_text="Allow importing your contacts (a vCard file).", section=SECTION)
+@registry.command(
+    "contacts allow", private=True, help_text="Allow importing your contacts (a vCard file).", section=SECTION
+)
 async def contacts_allow(evt: CommandEvent) -> None:
-    await evt.ctx.contacts.allow(evt.sender)
+    try:
+        await evt.ctx.contacts.allow(evt.sender)
+    except AlreadyAllowed as e:
+        raise Conflict(f"{e.message} `contacts revoke` withdraws it.") from None
     await evt.reply("Contact import is allowed. Send a vCard (.vcf) file in this chat, or upload it through the "
-                    "API. We keep names, email addresses and Matrix IDs only. `contacts revoke` deletes them all.")
+                    "API. We keep names, email addresses and Matrix IDs only, and delete the file itself once it "
+                    "is read. `contacts revoke` deletes them all.")
 
 
-@registry.command("contacts revoke", help_text="Withdraw contact import and delete imported contacts.", section=SECTION)
+@registry.command(
+    "contacts revoke", private=True, help_text="Withdraw contact import and delete imported contacts.",
+    section=SECTION,
+)
 async def contacts_revoke(evt: CommandEvent) -> None:
     deleted = await evt.ctx.contacts.revoke(evt.sender)
     await evt.reply(f"Contact import is no longer allowed; {deleted} imported contact(s) deleted.")
@@ -108,20 +121,65 @@ async def contacts_list(evt: CommandEvent) -> None:
     await evt.reply("\n".join(lines))
 
 
-async def import_contact_file(evt: CommandEvent, url: ContentURI | None) -> None:
-    """A vCard file sent to the bot: checked for permission before it is even downloaded."""
+async def import_contact_file(evt: CommandEvent, url: ContentURI | None, event_id: str) -> None:
+    """A vCard file sent to the bot: imported (with permission), then removed from the chat and
+    the homeserver either way, and the reply says both."""
+    try:
+        outcome = await _import_file(evt, url)
+    except TeamError as e:
+        outcome = e.message
+    except Exception:
+        log.exception("Importing the contact file %s of %s failed", event_id, evt.sender)
+        outcome = "Sorry, importing that file failed on our side."
+    removal = await evt.ctx.contacts.remove_file(evt.room_id, event_id, str(url) if url else None)
+    await evt.reply(f"{outcome}\n{_removal_note(removal)}")
+
+
+async def _import_file(evt: CommandEvent, url: ContentURI | None) -> str:
     if not await evt.ctx.contacts.permitted(evt.sender):
-        raise NotAllowed("I did not import that file: contact import needs your permission first. "
-                         "Send `contacts allow`, then the file again.")
-    if not url:
-        raise InvalidInput("That file has no content I can read (encrypted files are not supported here).")
-    data = await evt.ctx.homeserver.download(url)
-    if len(data) > MAX_BYTES:
-        raise InvalidInput(f"The file has {len(data):,} bytes; at most {MAX_BYTES:,} are accepted.")
-    report = await evt.ctx.contacts.import_vcards(evt.sender, data)
+        # Checked before the file is even downloaded.
+        return ("I did not import that file: contact import needs your permission first. "
+                "Send `contacts allow`, then the file again.")
+    data = await evt.ctx.contacts.read_file(str(url) if url else None)
+    try:
+        report = await evt.ctx.contacts.import_vcards(evt.sender, data)
+    except ImportNotAllowed:  # revoked while the file was downloading
+        return "I did not import that file: contact import is no longer allowed. Send `contacts allow` first."
+    return _import_summary(report)
+
+
+def _import_summary(report: ImportReport) -> str:
     found = ", ".join(report.matched) if report.matched else "none of them"
-    await evt.reply(f"Imported {report.imported} contact(s). On this homeserver: {found}."
-                    + (" Invite one to your team with `invite USER`." if report.matched else ""))
+    text = f"Imported {report.imported} contact(s)"
+    if report.already_known:
+        text += f" ({report.already_known} card(s) of the file were already there, kept once)"
+    text += f". On this homeserver: {found}."
+    return text + (" Invite one to your team with `invite USER`." if report.matched else "")
+
+
+def _removal_note(removal: FileRemoval) -> str:
+    if removal.redacted and removal.media_deleted:
+        return ("I removed the file from this chat and deleted it from the homeserver: only names, email addresses "
+                "and Matrix IDs are kept.")
+    if removal.media_deleted:
+        return ("I deleted the file from the homeserver, but could not remove its message from this chat; "
+                "please delete that message yourself.")
+    if removal.redacted:
+        return ("I removed the file from this chat, but could not delete it from the homeserver's media store "
+                "(the operator can see why in the bridge log).")
+    return ("I could not remove the file from this chat nor delete it from the homeserver; please delete the "
+            "message yourself.")
+
+
+async def contact_file_in_team_room(ctx: Services, sender: str, team_name: str, file_name: str) -> None:
+    """A vCard posted in a team room is not imported (contacts come only through the chat with
+    the bot); the sender hears so there, and that the whole room can read the file."""
+    shown = file_name if len(file_name) <= 60 else file_name[:57] + "…"
+    await ctx.notices.tell(sender, (
+        f"You posted the contact file \"{shown}\" in a room of {team_name}. I did not import it: contacts are "
+        "imported only from this chat (after `contacts allow`). Everyone in that room can read the file, with "
+        "any phone numbers and addresses in it; delete the message there if it was not meant for them."
+    ))
 
 
 async def set_photo_from_image(evt: CommandEvent, url: ContentURI | None) -> None:

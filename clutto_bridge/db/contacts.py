@@ -14,6 +14,7 @@ class StoredContact:
     card: dict[str, Any]  # name, emails, Matrix IDs: the kept part of the vCard
     matched: str | None  # the homeserver account it was matched to
     imported_at: int
+    id: int | None = None  # None until stored
 
 
 class ContactStore:
@@ -34,14 +35,22 @@ class ContactStore:
             await conn.execute("DELETE FROM contact_permission WHERE user_id=$1", user_id)
         return deleted
 
-    async def add(self, owner: str, contacts: list[StoredContact]) -> None:
+    async def save(self, owner: str, added: list[StoredContact], changed: list[StoredContact]) -> None:
+        """Add new contacts and rewrite changed ones (with their ``id``) in one transaction."""
         async with self.db.acquire() as conn, conn.transaction():
-            for c in contacts:
+            for c in changed:
+                await conn.execute(
+                    "UPDATE contact SET card=$3, matched=$4 WHERE owner=$1 AND id=$2",
+                    owner, c.id, json.dumps(c.card), c.matched,
+                )
+            for c in added:
                 await conn.execute(
                     "INSERT INTO contact (owner, card, matched, imported_at) VALUES ($1, $2, $3, $4)",
                     owner, json.dumps(c.card), c.matched, c.imported_at,
                 )
 
     async def of_owner(self, owner: str) -> list[StoredContact]:
-        rows = await self.db.fetch("SELECT card, matched, imported_at FROM contact WHERE owner=$1 ORDER BY id", owner)
-        return [StoredContact(json.loads(r["card"]), r["matched"], r["imported_at"]) for r in rows]
+        rows = await self.db.fetch(
+            "SELECT id, card, matched, imported_at FROM contact WHERE owner=$1 ORDER BY id", owner
+        )
+        return [StoredContact(json.loads(r["card"]), r["matched"], r["imported_at"], r["id"]) for r in rows]

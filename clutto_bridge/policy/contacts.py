@@ -33,6 +33,75 @@ class Contact:
     def to_json(self) -> dict:
         return {"name": self.name, "emails": self.emails, "matrix_ids": self.matrix_ids}
 
+    @classmethod
+    def from_json(cls, card: dict) -> Contact:
+        return cls(card.get("name", ""), list(card.get("emails", [])), list(card.get("matrix_ids", [])))
+
+    def keys(self) -> set[str]:
+        """What makes two cards the same person: a shared email address or Matrix ID. A card
+        with neither is known only by its name."""
+        keys = {f"email:{e.casefold()}" for e in self.emails} | {f"mxid:{m.casefold()}" for m in self.matrix_ids}
+        return keys or {f"name:{self.name.casefold()}"}
+
+    def merged(self, other: Contact) -> Contact:
+        """This card with the addresses ``other`` adds; the name kept, or taken when missing."""
+        emails, matrix_ids = _union(self.emails, other.emails), _union(self.matrix_ids, other.matrix_ids)
+        return Contact(self.name or other.name, emails, matrix_ids)
+
+
+def _union(mine: list[str], theirs: list[str]) -> list[str]:
+    seen = {v.casefold() for v in mine}
+    added = []
+    for value in theirs:
+        if value.casefold() not in seen:
+            seen.add(value.casefold())
+            added.append(value)
+    return mine + added
+
+
+@dataclass
+class ContactMerge:
+    contacts: list[Contact]
+    """The contacts kept before, some with addresses added, then the new ones."""
+    touched: list[int]
+    """Indexes into ``contacts`` of those the file names, in the order it names them first."""
+    known: int
+    """How many contacts were kept before (``contacts[:known]``)."""
+    repeated: int
+    """Cards of the file that were already kept, or repeated a card earlier in the file."""
+
+    @property
+    def added(self) -> list[Contact]:
+        return self.contacts[self.known:]
+
+
+def merge_contacts(known: list[Contact], incoming: list[Contact]) -> ContactMerge:
+    """Fold the cards of a file into the contacts already kept, so a re-import adds nobody twice.
+
+    A card that shares an email address or a Matrix ID with a kept contact (or, having
+    neither, its name) is that contact: its other addresses are added to it.
+    """
+    contacts = list(known)
+    index: dict[str, int] = {}
+    for i, contact in enumerate(contacts):
+        for key in contact.keys():
+            index.setdefault(key, i)
+    touched: list[int] = []
+    repeated = 0
+    for card in incoming:
+        hit = next((index[k] for k in sorted(card.keys()) if k in index), None)
+        if hit is None:
+            contacts.append(card)
+            hit = len(contacts) - 1
+        else:
+            repeated += 1
+            contacts[hit] = contacts[hit].merged(card)
+        for key in contacts[hit].keys():
+            index.setdefault(key, hit)
+        if hit not in touched:
+            touched.append(hit)
+    return ContactMerge(contacts, touched, len(known), repeated)
+
 
 def _matrix_id(uri: str) -> str | None:
     """``matrix:u/alice:example.com`` (RFC-style URI), ``xmpp``-like ``matrix:@alice:...`` or a bare ID."""

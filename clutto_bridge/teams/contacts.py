@@ -3,7 +3,15 @@
 Nothing is imported before the member allowed it (``contacts allow``); revoking deletes
 every imported contact at once. Imported cards are matched to accounts on the homeserver
 (by Matrix ID, or by email through the admin API) and the matches are offered as people
-to invite; nobody is invited automatically.
+to invite; nobody is invited automatically. A re-imported card is the contact already kept
+when it shares an email address or Matrix ID with it, so nobody is kept twice.
+
+A file sent in the chat with the bot holds more than is kept (phone numbers, addresses,
+notes), so after reading it the bot redacts its message and deletes its media from the
+homeserver, whether the import succeeded or was refused.
+
+Refusals say what is missing, not how to fix it: the chat names a command, the API an
+endpoint, so each entry point adds its own way (``ImportNotAllowed``, ``AlreadyAllowed``).
 """
 
 from __future__ import annotations
@@ -14,36 +22,67 @@ from dataclasses import dataclass
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.contacts import ContactStore, StoredContact
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
-from clutto_bridge.policy.contacts import Contact, VCardError, parse_vcards
+from clutto_bridge.matrix.errors import MatrixRequestError
+from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.policy.contacts import MAX_BYTES, Contact, VCardError, merge_contacts, parse_vcards
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed
 
 log = logging.getLogger("clutto.contacts")
 
 
+class ImportNotAllowed(NotAllowed):
+    """Contact import without the member's permission."""
+
+    def __init__(self) -> None:
+        super().__init__("Contact import needs your permission first.")
+
+
+class AlreadyAllowed(Conflict):
+    def __init__(self) -> None:
+        super().__init__("You already allowed contact import.")
+
+
 @dataclass
 class ImportReport:
     imported: int
+    """Contacts new to the member's list."""
     matched: list[str]
+    already_known: int = 0
+    """Cards of the file that were already imported (or repeated in the file): kept once."""
 
     def to_json(self) -> dict:
-        return {"imported": self.imported, "matched": self.matched}
+        return {"imported": self.imported, "matched": self.matched, "already_known": self.already_known}
+
+
+@dataclass
+class FileRemoval:
+    """What became of a contact file sent in a chat after it was read."""
+
+    redacted: bool
+    """The message is gone from the chat."""
+    media_deleted: bool
+    """The file itself is deleted from the homeserver's media store."""
 
 
 class ContactService:
-    def __init__(self, store: ContactStore, consent: ConsentService, admin: SynapseAdmin, domain: str, clock: Clock) -> None:
+    def __init__(
+        self, store: ContactStore, consent: ConsentService, admin: SynapseAdmin, domain: str, clock: Clock,
+        homeserver: Homeserver,
+    ) -> None:
         self.store = store
         self.consent = consent
         self.admin = admin
         self.domain = domain
         self.clock = clock
+        self.homeserver = homeserver
 
     async def permitted(self, user_id: str) -> bool:
         return await self.store.permitted(user_id)
 
     async def allow(self, user_id: str) -> None:
         if await self.permitted(user_id):
-            raise Conflict("You already allowed contact import. `contacts revoke` withdraws it.")
+            raise AlreadyAllowed()
         await self.store.grant(user_id, self.clock.now_ms())
         await self.consent.record_choice(user_id, "contact_import", "allowed")
 
@@ -58,23 +97,61 @@ class ContactService:
 
     async def import_vcards(self, user_id: str, data: bytes) -> ImportReport:
         if not await self.permitted(user_id):
-            raise NotAllowed("Contact import needs your permission first: send `contacts allow`.")
+            raise ImportNotAllowed()
         try:
             contacts = parse_vcards(data)
         except VCardError as e:
             raise InvalidInput(str(e)) from None
-        kept: list[StoredContact] = []
+        stored = await self.store.of_owner(user_id)
+        merge = merge_contacts([Contact.from_json(c.card) for c in stored], contacts)
+        added: list[StoredContact] = []
+        changed: list[StoredContact] = []
         matched: list[str] = []
-        for contact in contacts:
+        now = self.clock.now_ms()
+        for i in merge.touched:
+            contact = merge.contacts[i]
             found = await self._match(contact)
             if found == user_id:
                 found = None
             if found and found not in matched:
                 matched.append(found)
-            kept.append(StoredContact(contact.to_json(), found, self.clock.now_ms()))
-        await self.store.add(user_id, kept)
-        log.info("%s imported %d contact(s), %d on this homeserver", user_id, len(kept), len(matched))
-        return ImportReport(len(kept), matched)
+            if i >= merge.known:
+                added.append(StoredContact(contact.to_json(), found, now))
+            elif contact.to_json() != stored[i].card or found != stored[i].matched:
+                changed.append(StoredContact(contact.to_json(), found, stored[i].imported_at, stored[i].id))
+        await self.store.save(user_id, added, changed)
+        log.info("%s imported %d new contact(s) (%d already kept), %d on this homeserver",
+                 user_id, len(added), merge.repeated, len(matched))
+        return ImportReport(len(added), matched, merge.repeated)
+
+    async def read_file(self, url: str | None) -> bytes:
+        """The content of a file sent in a chat, refused beyond the size a vCard file may have."""
+        if not url:
+            raise InvalidInput("That file has no content I can read (encrypted files are not supported here).")
+        data = await self.homeserver.download(url)
+        if len(data) > MAX_BYTES:
+            raise InvalidInput(f"The file has {len(data):,} bytes; at most {MAX_BYTES:,} are accepted.")
+        return data
+
+    async def remove_file(self, room_id: str, event_id: str, url: str | None) -> FileRemoval:
+        """Redact the file's message and delete its media (P6: only the kept part may stay).
+
+        Either step may fail (the bot may lack the power to redact in a chat the user created;
+        media of another homeserver, or no admin rights, cannot be deleted): the caller says so.
+        """
+        redacted = media_deleted = False
+        try:
+            await self.homeserver.redact(room_id, event_id, "Contact file: only names, emails and Matrix IDs are kept")
+            redacted = True
+        except MatrixRequestError as e:
+            log.warning("Could not redact the contact file %s in %s: %s", event_id, room_id, e)
+        if url:
+            try:
+                media_deleted = await self.admin.delete_media(str(url))
+            except (AdminUnavailable, MatrixRequestError) as e:
+                log.warning("Could not delete the media of contact file %s: %s", url, e)
+        log.info("Contact file %s in %s: redacted %s, media deleted %s", event_id, room_id, redacted, media_deleted)
+        return FileRemoval(redacted, media_deleted)
 
     async def _match(self, contact: Contact) -> str | None:
         for mxid in contact.matrix_ids:

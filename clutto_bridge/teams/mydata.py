@@ -7,6 +7,7 @@ Customer; here only what is about the member personally.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from clutto_bridge import __version__
@@ -65,7 +66,21 @@ class MyData:
             f"Contact import allowed: {'yes' if data['contact_import_allowed'] else 'no'}; "
             f"imported contacts: {len(data['contacts'])}",
         ]
+        if data["choices"]:
+            shown = data["choices"][-5:]
+            earlier = len(data["choices"]) - len(shown)
+            lines.append("Your choices, newest last: " + ", ".join(_choice(c) for c in shown)
+                         + (f" (and {earlier} earlier)" if earlier else ""))
         if data["account"]:
             lines.append(f"Account created by Clutto, email: {data['account']['email']}")
         lines.append("Send `mydata export` for all of it as a JSON file.")
         return "\n".join(lines)
+
+
+_CHOICES = {"policy_consent": "accepted policy", "contact_import": "contact import", "marketing": "product news"}
+
+
+def _choice(choice: dict[str, Any]) -> str:
+    when = datetime.fromtimestamp(choice["ts"] / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    value = str(choice["value"]).replace("_", " ")
+    return f"{_CHOICES.get(choice['choice'], choice['choice'])} {value} on {when}"

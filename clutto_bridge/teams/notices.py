@@ -13,6 +13,7 @@ from clutto_bridge.clock import Clock
 from clutto_bridge.db.bot import ManagementRooms
 from clutto_bridge.db.notices import NoticeStore
 from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.service import TeamService
@@ -35,7 +36,7 @@ class NoticeReport:
 class NoticeService:
     def __init__(
         self, store: NoticeStore, management_rooms: ManagementRooms, teams: TeamService, members: MemberService,
-        homeserver: Homeserver, marketing_default: bool, clock: Clock,
+        homeserver: Homeserver, marketing_default: bool, clock: Clock, consent: ConsentService,
     ) -> None:
         self.store = store
         self.management_rooms = management_rooms
@@ -44,13 +45,16 @@ class NoticeService:
         self.homeserver = homeserver
         self.marketing_default = marketing_default
         self.clock = clock
+        self.consent = consent
 
     async def marketing_opted_in(self, user_id: str) -> bool:
         value = await self.store.marketing_choice(user_id)
         return self.marketing_default if value is None else value
 
     async def set_marketing(self, user_id: str, opted_in: bool) -> None:
+        """The member's choice, applied from the next send and kept, dated, in their choices."""
         await self.store.set_marketing(user_id, opted_in, self.clock.now_ms())
+        await self.consent.record_choice(user_id, "marketing", "opted_in" if opted_in else "opted_out")
 
     async def send(self, kind: str, text: str, *, team_id: str | None, actor: str | None) -> NoticeReport:
         """Send to every active member of one team (or of all teams), each user once."""

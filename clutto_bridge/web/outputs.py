@@ -211,8 +211,12 @@ class Contacts(Output):
 
 
 class ImportReport(Output):
-    imported: int
+    imported: int = Field(description="contacts new to the member's list")
     matched: list[str] = Field(description="accounts on this homeserver the cards matched")
+    already_known: int = Field(
+        description="cards that share an email address or Matrix ID with a contact already imported (or an earlier "
+        "card of the file): kept once, with any new address added",
+    )
 
 
 class Account(Output):
@@ -229,9 +233,15 @@ class TeamMembership(Output):
 
 
 class PrivacyChoice(Output):
-    choice: str
-    value: str
-    ts: int
+    """One choice the member made, oldest first: every one is kept, with its time."""
+
+    choice: str = Field(examples=["marketing"], description="policy_consent, contact_import or marketing")
+    value: str = Field(
+        examples=["opted_in"],
+        description="policy_consent: the version accepted; contact_import: allowed or revoked; "
+        "marketing: opted_in or opted_out",
+    )
+    ts: int = Field(description="when it was made, ms since the epoch")
 
 
 class MyData(Output):

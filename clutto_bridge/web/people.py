@@ -11,6 +11,7 @@ from aiohttp import web
 from clutto_bridge.context import Services
 from clutto_bridge.policy.contacts import MAX_BYTES
 from clutto_bridge.teams import validation
+from clutto_bridge.teams.contacts import AlreadyAllowed, ImportNotAllowed
 from clutto_bridge.web import inputs as i
 from clutto_bridge.web import outputs as o
 from clutto_bridge.web.errors import ApiError
@@ -18,6 +19,12 @@ from clutto_bridge.web.routes import RawBody, RouteTable
 
 NOT_THEM = {403: "Not this member (the operator cannot act for a member here)"}
 VCARD_TYPES = ("text/vcard", "text/x-vcard", "text/directory")
+API = "/_clutto/v1"  # provisioning.PREFIX, which imports this module
+
+
+def _permission_endpoint(method: str, user_id: str) -> str:
+    """How an API user changes the contact permission: the endpoint, not a chat command."""
+    return f"{method} {API}/users/{user_id}/contacts/permission"
 
 
 class PeopleAPI:
@@ -95,7 +102,10 @@ class PeopleAPI:
                 responses={200: o.ContactsAllowed}, errors={**NOT_THEM, 409: "Already allowed"})
     async def allow_contacts(self, request: web.Request) -> web.Response:
         user_id = self._user(request, operator=False)
-        await self.ctx.contacts.allow(user_id)
+        try:
+            await self.ctx.contacts.allow(user_id)
+        except AlreadyAllowed as e:
+            raise ApiError(e.status, e.errcode, f"{e.message} {_permission_endpoint('DELETE', user_id)} withdraws it.")
         return web.json_response({"allowed": True})
 
     @routes.delete(
@@ -125,7 +135,11 @@ class PeopleAPI:
         if request.content_type not in VCARD_TYPES:
             raise ApiError(415, "M_INVALID_PARAM", "Send the vCard file with Content-Type: text/vcard.")
         data = await request.content.read(MAX_BYTES + 1)
-        report = await self.ctx.contacts.import_vcards(user_id, data)
+        try:
+            report = await self.ctx.contacts.import_vcards(user_id, data)
+        except ImportNotAllowed as e:
+            raise ApiError(e.status, e.errcode, f"{e.message} The member grants it with "
+                           f"{_permission_endpoint('PUT', user_id)}.")
         return web.json_response(report.to_json(), status=201)
 
     @routes.get(

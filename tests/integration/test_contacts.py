@@ -6,9 +6,10 @@ import json
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 
 from clutto_bridge.app import Bridge
-from tests.integration.matrix_client import wait_until
+from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
 from tests.integration.test_consent import bot_chat
 from tests.integration.test_member_api import openid_api
 from tests.integration.test_members import _team_with_member
@@ -25,6 +26,25 @@ async def post_file(api: Api, path: str, data: bytes, kind: str = "text/vcard") 
     return await api.call("POST", path, data=data, headers={**api.auth, "Content-Type": kind})
 
 
+async def file_is_gone(member: MatrixClient, room_id: str, event_id: str, mxc: str) -> None:
+    """What the member sees after the bot removed a file: the message redacted, the media 404."""
+
+    async def redacted() -> bool:
+        event = await member.request("GET", f"/v3/rooms/{quote(room_id)}/event/{quote(event_id)}")
+        return event["content"] == {} and "redacted_because" in event.get("unsigned", {})
+
+    await wait_until(redacted, what=f"the file {event_id} to be redacted")
+    with pytest.raises(MatrixError) as gone:
+        await member.download(mxc)
+    assert gone.value.status == 404
+
+
+async def send_vcard(member: MatrixClient, room_id: str, data: bytes, name: str = "contacts.vcf") -> tuple[str, str]:
+    """Upload and post a vCard file as a client does; (event ID, mxc URI)."""
+    mxc = await member.upload(data, "text/vcard", name)
+    return await member.send_file(room_id, mxc, name, "text/vcard"), mxc
+
+
 async def test_contacts_need_permission_and_revocation_deletes_them(
     bridge: Bridge, new_user, http: aiohttp.ClientSession
 ) -> None:
@@ -36,41 +56,56 @@ async def test_contacts_need_permission_and_revocation_deletes_them(
                   ("Nobody", "EMAIL:nobody@example.net"))
     as_member = await openid_api(bridge, http, member)
     path = f"/users/{quote(member.user_id)}/contacts"
+    permission = f"/_clutto/v1/users/{member.user_id}/contacts/permission"
 
-    # Without permission: refused through the API and in the chat, nothing stored.
+    # Without permission: refused through the API (naming the endpoint that grants it) and in
+    # the chat, nothing stored, and the file is gone from the chat and the homeserver.
     status, body = await post_file(as_member, path, file)
-    assert (status, body["errcode"]) == (403, "M_FORBIDDEN") and "contacts allow" in body["error"]
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    assert f"PUT {permission}" in body["error"] and "contacts allow" not in body["error"]
     dm = await bot_chat(bridge, member)
-    mxc = await member.upload(file, "text/vcard", "contacts.vcf")
-    await member.send_file(dm, mxc, "contacts.vcf", "text/vcard")
-    await member.wait_for_notice(dm, "I did not import that file", sender=bot)
+    event_id, mxc = await send_vcard(member, dm, file)
+    reply = await member.wait_for_notice(dm, "I did not import that file", sender=bot)
+    assert "I removed the file from this chat and deleted it from the homeserver" in reply["content"]["body"]
+    await file_is_gone(member, dm, event_id, mxc)
     assert await bridge.db.fetchval("SELECT COUNT(*) FROM contact") == 0
 
     await member.send_text(dm, "contacts allow")
     await member.wait_for_notice(dm, "Contact import is allowed", sender=bot)
+    status, body = await as_member.call("PUT", f"{path}/permission")
+    assert status == 409 and f"DELETE {permission} withdraws it" in body["error"] and "`" not in body["error"]
     status, report = await post_file(as_member, path, file)
-    assert status == 201 and report == {"imported": 3, "matched": [owner.user_id, created.user_id]}
+    assert status == 201 and report == {"imported": 3, "matched": [owner.user_id, created.user_id], "already_known": 0}
     status, listing = await as_member.call("GET", path)
     assert [c["name"] for c in listing["contacts"]] == ["Owner", "Grace", "Nobody"]
     assert all("+1 555" not in json.dumps(c) for c in listing["contacts"])  # phone numbers are not kept
 
-    # Bad files change nothing.
+    # Bad files change nothing, and a refused file in the chat is removed too.
     for data, kind, status_code in ((b"BEGIN:VCARD\nFN:x\n", "text/vcard", 400), (b"{}", "application/json", 415)):
         status, body = await post_file(as_member, path, data, kind)
         assert status == status_code, body
-    await member.send_file(dm, await member.upload(b"BEGIN:VCARD\nFN:broken", "text/vcard", "b.vcf"), "b.vcf", "text/vcard")
+    event_id, mxc = await send_vcard(member, dm, b"BEGIN:VCARD\nFN:broken", "b.vcf")
     await member.wait_for_notice(dm, "The vCard file is malformed", sender=bot)
+    await file_is_gone(member, dm, event_id, mxc)
     # The operator cannot import for a member.
     status, body = await post_file(Api(bridge, http), path, file)
     assert status == 403
 
-    # A file sent in the chat is imported too, with the matches offered as invites.
-    await member.send_file(dm, mxc, "contacts.vcf", "text/vcard")
-    await member.wait_for_notice(dm, f"Imported 3 contact(s). On this homeserver: {owner.user_id}", sender=bot)
-    assert await bridge.db.fetchval("SELECT COUNT(*) FROM contact WHERE owner=$1", member.user_id) == 6
+    # The same file again, in the chat: nobody is kept twice; the matches are offered as invites.
+    event_id, mxc = await send_vcard(member, dm, file)
+    reply = await member.wait_for_notice(dm, "Imported 0 contact(s) (3 card(s) of the file were already there", sender=bot)
+    assert f"On this homeserver: {owner.user_id}, {created.user_id}" in reply["content"]["body"]
+    assert "only names, email addresses and Matrix IDs are kept" in reply["content"]["body"]
+    await file_is_gone(member, dm, event_id, mxc)
+    # A card with a new address for a known email is the same contact, with the address added.
+    status, report = await post_file(as_member, path, vcards(("Grace H.", f"EMAIL:{email}\r\nEMAIL:grace@work.example")))
+    assert status == 201 and (report["imported"], report["already_known"]) == (0, 1)
+    status, listing = await as_member.call("GET", path)
+    assert [(c["name"], c["emails"]) for c in listing["contacts"]][1] == ("Grace", [email, "grace@work.example"])
+    assert await bridge.db.fetchval("SELECT COUNT(*) FROM contact WHERE owner=$1", member.user_id) == 3
 
     await member.send_text(dm, "contacts revoke")
-    await member.wait_for_notice(dm, "6 imported contact(s) deleted", sender=bot)
+    await member.wait_for_notice(dm, "3 imported contact(s) deleted", sender=bot)
     assert await bridge.db.fetchval("SELECT COUNT(*) FROM contact") == 0
     status, body = await post_file(as_member, path, file)
     assert status == 403
@@ -78,12 +113,46 @@ async def test_contacts_need_permission_and_revocation_deletes_them(
     await member.wait_for_notice(dm, "nothing to revoke", sender=bot)
 
 
+async def _at_least(replies, count: int) -> list[str] | None:
+    found = await replies()
+    return found if len(found) >= count else None
+
+
+async def test_contacts_stay_out_of_team_rooms(bridge: Bridge, new_user) -> None:
+    """Contact commands are refused in a team room, and a vCard posted there is not imported:
+    its sender hears so in the chat with the bot."""
+    bot = bridge.settings.bot_mxid
+    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    dm = await bot_chat(bridge, member)
+
+    async def bot_replies() -> list[str]:
+        return [e["content"]["body"] for e in await member.messages(rooms[0])
+                if e["type"] == "m.room.message" and e["sender"] == bot]
+
+    for count, command in enumerate(("allow", "revoke", "list"), start=1):
+        await member.send_text(rooms[0], f"!clutto contacts {command}")
+        replies = await wait_until(lambda: _at_least(bot_replies, count), what=f"the reply to contacts {command}")
+        assert "direct chat with me" in replies[0] and "Contact import" not in replies[0]
+    assert await bridge.db.fetchval("SELECT COUNT(*) FROM contact_permission WHERE user_id=$1", member.user_id) == 0
+
+    await member.send_text(dm, "contacts allow")
+    await member.wait_for_notice(dm, "Contact import is allowed", sender=bot)
+    event_id, mxc = await send_vcard(member, rooms[0], vcards(("Ada", "EMAIL:ada@example.org")), "team.vcf")
+    told = await member.wait_for_notice(dm, 'You posted the contact file "team.vcf" in a room of', sender=bot)
+    assert team.name in told["content"]["body"] and "I did not import it" in told["content"]["body"]
+    assert await bridge.db.fetchval("SELECT COUNT(*) FROM contact WHERE owner=$1", member.user_id) == 0
+    # The team's room is the team's: the bot leaves the message there for the sender to delete.
+    assert await owner.download(mxc)
+
+
 async def test_mydata_shows_and_exports_what_is_stored(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
     bot = bridge.settings.bot_mxid
     owner, member, team, rooms = await _team_with_member(bridge, new_user)
     dm = await bot_chat(bridge, member)
     for command, reply in (("profile set first_name Ada", "Profile updated"), ("accept", "Thank you"),
-                           ("contacts allow", "Contact import is allowed"), ("marketing on", "product news")):
+                           ("contacts allow", "Contact import is allowed"),
+                           ("marketing off", "no longer receive product news"),
+                           ("marketing on", "You will receive product news")):
         await member.send_text(dm, command)
         await member.wait_for_notice(dm, reply, sender=bot)
 
@@ -92,6 +161,7 @@ async def test_mydata_shows_and_exports_what_is_stored(bridge: Bridge, new_user,
     body = summary["content"]["body"]
     assert "first_name: Ada" in body and f"{team.name} (member, joined)" in body
     assert f"accepted: {bridge.settings.consent.version}" in body and "Product news: yes" in body
+    assert "product news opted out on" in body and "product news opted in on" in body
 
     await member.send_text(dm, "mydata export")
     await member.wait_for_notice(dm, "Here is your data", sender=bot)
@@ -107,7 +177,13 @@ async def test_mydata_shows_and_exports_what_is_stored(bridge: Bridge, new_user,
     assert data["profile"]["first_name"] == "Ada" and data["marketing_opted_in"] is True
     assert [c["version"] for c in data["policy_consent"]] == [bridge.settings.consent.version]
     assert [t["team_id"] for t in data["teams"]] == [team.id] and data["contact_import_allowed"]
-    assert [c["choice"] for c in data["choices"]] == ["policy_consent", "contact_import"]
+    # Every choice the member made, with its time: consent, contact permission, marketing off and on.
+    assert [(c["choice"], c["value"]) for c in data["choices"]] == [
+        ("policy_consent", bridge.settings.consent.version), ("contact_import", "allowed"),
+        ("marketing", "opted_out"), ("marketing", "opted_in"),
+    ]
+    times = [c["ts"] for c in data["choices"]]
+    assert times == sorted(times) and times[0] > 0
 
     as_member = await openid_api(bridge, http, member)
     status, api_data = await as_member.call("GET", f"/users/{quote(member.user_id)}/data")

@@ -173,3 +173,11 @@ def test_help_lists_the_team_commands_first_as_before() -> None:
     sections = list(dict.fromkeys(c.section for c in registry.commands.values()))
     assert sections[:2] == ["Teams", "Members"]
     assert registry.commands["invite"].help_args == "USER [ROLE]"
+
+
+@pytest.mark.parametrize("words", [["contacts", "allow"], ["contacts", "revoke"], ["contacts", "list"]])
+async def test_contact_commands_belong_in_the_chat_with_the_bot(words: list[str]) -> None:
+    command, args = registry.find(words)
+    assert command.private
+    with pytest.raises(NotAllowed):
+        await command.handler(event(args, room_id=TEAM_ROOM))
