@@ -107,14 +107,16 @@ def run_demo(folder: Path | None, port: int | None, fresh: bool = False) -> int:
 
 def _prepare_folder(folder: Path, fresh: bool) -> str | None:
     """Clear a demo folder for ``--fresh``; refuse a folder with files that are not a demo's."""
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is not a folder."
     if not folder.exists() or not any(folder.iterdir()):
         folder.mkdir(parents=True, exist_ok=True)
         return None
     if not (folder / STATE_FILE).exists():
         return f"{folder} has files but no {STATE_FILE}, so it is not a demo's folder; pick an empty or new one."
+    if _synapse_runs_in(folder):
+        return f"A demo in {folder} is still running (its Synapse is); stop it first."
     if fresh:
-        if _synapse_runs_in(folder):
-            return f"A demo in {folder} is still running; stop it before starting over."
         shutil.rmtree(folder)
         folder.mkdir(parents=True)
     return None

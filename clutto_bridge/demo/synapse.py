@@ -129,6 +129,8 @@ class LocalSynapse:
 
     def start(self, timeout: float = 90.0) -> None:
         """Generate keys, start Synapse and wait until it answers."""
+        if self._stopping:
+            raise SynapseStopped("Synapse was stopped before it started")
         subprocess.run(
             [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path), "--generate-keys"],
             check=True,

@@ -181,8 +181,8 @@ async def test_ctrl_c_while_a_command_runs_leaves_no_process_and_frees_the_port(
         )
         await alice.send_text(chat, "team create Second Team")
         log = folder / "bridge.log"
-        await wait_until(
-            lambda: _contains(log, "Creating team"), 30, "the bridge to start creating the team"
+        await wait_until(  # the bridge's log line as it starts building the team (not the demo's)
+            lambda: _contains(log, "(Second Team) for @alice"), 30, "the bridge to start creating the team"
         )
         await _ctrl_c(process)
 
