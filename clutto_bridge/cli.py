@@ -49,8 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--team", required=True, help="team id")
     plan.add_argument("-c", "--config", dest="sub_config", help="config file")
     demo = commands.add_parser("demo", help="run a throwaway Synapse with the bridge and a demo team")
-    demo.add_argument("--dir", type=Path, help="folder for the demo's files (default: a new temporary folder)")
-    demo.add_argument("--port", type=int, default=8008, help="homeserver port (default: 8008)")
+    demo.add_argument(
+        "--dir", type=Path, help="folder for the demo's files, kept when it stops; a demo's folder is resumed "
+        "(default: a temporary folder, deleted when the demo stops)"
+    )
+    demo.add_argument("--fresh", action="store_true", help="with --dir: clear the demo's folder and start over")
+    demo.add_argument("--port", type=int, help="homeserver port (default: 8008, or the port of the resumed demo)")
     return parser
 
 
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from clutto_bridge.demo.run import run_demo
 
-            return run_demo(args.dir, args.port)
+            return run_demo(args.dir, args.port, fresh=args.fresh)
         return run(config_path, debug=args.debug)
     except ConfigError as e:
         print(f"clutto-bridge: config error in {config_path}: {e}", file=sys.stderr)

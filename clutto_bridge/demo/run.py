@@ -1,53 +1,134 @@
-"""``clutto-bridge demo``: Synapse and the bridge on this machine, with a demo team to look at."""
+"""``clutto-bridge demo``: Synapse and the bridge on this machine, with a demo team to look at.
+
+A demo in a folder of the user's choice (``--dir``) can be resumed: the folder keeps the
+homeserver, the bridge's config and database, and ``demo.json`` with the demo users'
+credentials, so a second run shows the same team to the same users. ``--fresh`` clears it.
+
+Shutdown is certain: whatever happens while starting, running or stopping the bridge,
+Synapse is stopped and waited for (its process group killed after a timeout) before
+anything is deleted.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import shutil
 import signal
 import socket
 import sys
 import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator
 
-from clutto_bridge.demo.synapse import LocalSynapse, free_port, synapse_available
+from clutto_bridge.demo.synapse import LocalSynapse, LocalUser, free_port, synapse_available
 
 INSTALL_HINT = (
     "The demo needs Synapse, which comes with the 'demo' extra:\n"
     "    pip install 'clutto-bridge[demo]'\n"
     "or, from a checkout:  python3 scripts/dev.py demo"
 )
+DEFAULT_PORT = 8008
+STATE_FILE = "demo.json"
+TEAM_NAME = "Demo Team"
+BRIDGE_STOP_TIMEOUT = 20.0  # the bridge's own grace for commands is 5 s
+SYNAPSE_STOP_TIMEOUT = 20.0
+
+log = logging.getLogger("clutto.demo")
 
 
-def run_demo(folder: Path | None, port: int) -> int:
+@dataclass
+class DemoState:
+    """What a resumed demo needs to show the same things: written after every step."""
+
+    port: int | None = None
+    users: dict[str, dict[str, str]] = field(default_factory=dict)  # localpart -> user_id, password
+    bot_is_admin: bool = False
+    bob_invited: bool = False
+
+    @classmethod
+    def load(cls, folder: Path) -> DemoState:
+        path = folder / STATE_FILE
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text())
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def save(self, folder: Path) -> None:
+        path = folder / STATE_FILE
+        path.write_text(json.dumps(asdict(self), indent=2))
+        path.chmod(0o600)  # the demo users' passwords
+
+
+def run_demo(folder: Path | None, port: int | None, fresh: bool = False) -> int:
     if not synapse_available():
         print(INSTALL_HINT, file=sys.stderr)
         return 1
-    if _port_taken(port):
-        print(f"Port {port} is in use; pick another with --port.", file=sys.stderr)
-        return 1
     temporary = folder is None
-    folder = Path(tempfile.mkdtemp(prefix="clutto-demo-")) if temporary else folder.resolve()
-    if not temporary and folder.exists() and any(folder.iterdir()):
-        print(f"{folder} is not empty; the demo needs an empty or new folder.", file=sys.stderr)
-        return 1
-    folder.mkdir(parents=True, exist_ok=True)
-    from clutto_bridge.logs import setup_logging
-
-    setup_logging("INFO", str(folder / "bridge.log"))
-    logging.getLogger().handlers[0].setLevel(logging.WARNING)  # keep the terminal for the summary
+    if temporary:
+        folder = Path(tempfile.mkdtemp(prefix="clutto-demo-"))
+    else:
+        folder = folder.resolve()
+        problem = _prepare_folder(folder, fresh)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
+    state = DemoState.load(folder)
+    port = port or state.port or DEFAULT_PORT
+    synapse = LocalSynapse(folder / "synapse", port=port)
     try:
-        return asyncio.run(_demo(folder, port))
-    except KeyboardInterrupt:
-        return 0
-    except Exception as e:
-        logging.getLogger("clutto.demo").debug("Demo failed", exc_info=True)
-        print(f"The demo failed: {type(e).__name__}: {e}\nSee {folder / 'bridge.log'}.", file=sys.stderr)
-        return 1
+        if _port_taken(port):
+            print(f"Port {port} is in use; pick another with --port.", file=sys.stderr)
+            return 1
+        state.port = port
+        state.save(folder)  # marks the folder as a demo's, so a later run may resume or clear it
+        from clutto_bridge.logs import setup_logging
+
+        setup_logging("INFO", str(folder / "bridge.log"))
+        logging.getLogger().handlers[0].setLevel(logging.WARNING)  # keep the terminal for the summary
+        try:
+            return asyncio.run(_demo(folder, state, synapse, keep=not temporary))
+        except KeyboardInterrupt:  # before our signal handlers were installed
+            return 0
+        except Exception as e:
+            log.debug("Demo failed", exc_info=True)
+            hint = "" if temporary else f"\nTo start over: clutto-bridge demo --dir {folder} --fresh"
+            print(f"The demo failed: {type(e).__name__}: {e}\nSee {folder / 'bridge.log'}.{hint}", file=sys.stderr)
+            return 1
     finally:
-        if temporary:
-            shutil.rmtree(folder, ignore_errors=True)
+        with _signals_deferred():
+            synapse.stop(SYNAPSE_STOP_TIMEOUT)  # a no-op when the demo already stopped it
+            if temporary:
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _prepare_folder(folder: Path, fresh: bool) -> str | None:
+    """Clear a demo folder for ``--fresh``; refuse a folder with files that are not a demo's."""
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is not a folder."
+    if not folder.exists() or not any(folder.iterdir()):
+        folder.mkdir(parents=True, exist_ok=True)
+        return None
+    if not (folder / STATE_FILE).exists():
+        return f"{folder} has files but no {STATE_FILE}, so it is not a demo's folder; pick an empty or new one."
+    if _synapse_runs_in(folder):
+        return f"A demo in {folder} is still running (its Synapse is); stop it first."
+    if fresh:
+        shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+    return None
+
+
+def _synapse_runs_in(folder: Path) -> bool:
+    marker = str(folder / "synapse").encode()
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if marker in (entry / "cmdline").read_bytes():
+                return True
+    return False
 
 
 def _port_taken(port: int) -> bool:
@@ -55,42 +136,116 @@ def _port_taken(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-async def _demo(folder: Path, port: int) -> int:
-    from clutto_bridge.app import Bridge
-    from clutto_bridge.demo.setup import bridge_settings, write_registration
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """A second Ctrl-C must not cut the clean-up short; it only says that we are on it."""
+    def note(signum, frame) -> None:
+        print("Still stopping Synapse …", file=sys.stderr, flush=True)
 
-    synapse = LocalSynapse(folder / "synapse", port=port)
-    settings = bridge_settings(folder, synapse, free_port())
-    registration = write_registration(folder, settings)
-    print(f"Starting Synapse on {synapse.url} (files in {folder}) …")
-    synapse.write_config([registration])
-    await asyncio.to_thread(synapse.start)
-    bridge = Bridge(settings)
-    stop = asyncio.Event()
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+async def _demo(folder: Path, state: DemoState, synapse: LocalSynapse, keep: bool) -> int:
+    from clutto_bridge.app import Bridge
+    from clutto_bridge.demo.setup import bridge_settings, reuse_bridge_config, write_registration
+
+    main = asyncio.current_task()
+    interrupted = stopping = False
+
+    def on_signal() -> None:
+        nonlocal interrupted
+        if not interrupted and not stopping:
+            interrupted = True
+            main.cancel()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
+
+    resumed = (folder / "config.yaml").exists()
+    if resumed:
+        settings = reuse_bridge_config(folder, synapse, lambda port: not _port_taken(port)).settings()
+    else:
+        settings = bridge_settings(folder, synapse, free_port())
+    registration = write_registration(folder, settings)
+    synapse.write_config([registration])
+    bridge: Bridge | None = None
     try:
-        # As an operator would: the bot becomes a homeserver admin before the bridge starts.
-        bot = await synapse.register_appservice_user(settings.appservice.as_token, settings.appservice.bot_username)
-        admin = await synapse.register_user("demo-admin", admin=True)
-        await synapse.make_admin(admin.access_token, bot)
+        verb = "Resuming the demo" if resumed else "Starting Synapse"
+        print(f"{verb} on {synapse.url} (files in {folder}) …", flush=True)
+        await asyncio.to_thread(synapse.start)
+        await _make_bot_admin(folder, state, synapse, settings)
+        bridge = Bridge(settings)
         await bridge.start()
-        alice = await synapse.register_user("alice")
-        bob = await synapse.register_user("bob")
-        team = await bridge.teams.create("Demo Team", owner=alice.user_id)
-        await bridge.members.invite(team, bob.user_id, "member", actor=alice.user_id)
+        alice = await _user(folder, state, synapse, "alice")
+        bob = await _user(folder, state, synapse, "bob")
+        team = await _team(bridge, alice.user_id)
+        if not state.bob_invited:
+            await bridge.members.invite(team, bob.user_id, "member", actor=alice.user_id)
+            state.bob_invited = True
+            state.save(folder)
         view = await bridge.teams.view(team)
-        _print_summary(synapse, settings, [alice, bob], view)
-        await stop.wait()
+        _print_summary(synapse, settings, [alice, bob], view, folder if keep else None)
+        await asyncio.Event().wait()  # until a signal cancels us
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise
+        main.uncancel()
     finally:
-        print("\nStopping the bridge and Synapse …")
-        await bridge.stop(grace=5)
-        await asyncio.to_thread(synapse.stop)
+        stopping = True  # from here on a signal changes nothing: we are already stopping
+        print("\nStopping the bridge and Synapse …", flush=True)
+        if bridge is not None:
+            await _stop_bridge(bridge)
+        await asyncio.to_thread(synapse.stop, SYNAPSE_STOP_TIMEOUT)
     return 0
 
 
-def _print_summary(synapse, settings, users, view) -> None:
+async def _stop_bridge(bridge) -> None:
+    """Give the bridge its grace, but never let a slow or failing stop keep Synapse running."""
+    try:
+        await asyncio.wait_for(bridge.stop(grace=5), BRIDGE_STOP_TIMEOUT)
+    except TimeoutError:
+        log.warning("The bridge did not stop within %.0f s; stopping Synapse anyway", BRIDGE_STOP_TIMEOUT)
+    except Exception:
+        log.warning("Stopping the bridge failed; stopping Synapse anyway", exc_info=True)
+
+
+async def _make_bot_admin(folder: Path, state: DemoState, synapse: LocalSynapse, settings) -> None:
+    """As an operator would: the bot becomes a homeserver admin before the bridge starts."""
+    bot = await synapse.register_appservice_user(settings.appservice.as_token, settings.appservice.bot_username)
+    if state.bot_is_admin:
+        return
+    admin = await synapse.register_user("demo-admin", admin=True)
+    await synapse.make_admin(admin.access_token, bot)
+    state.bot_is_admin = True
+    state.save(folder)
+
+
+async def _user(folder: Path, state: DemoState, synapse: LocalSynapse, localpart: str) -> LocalUser:
+    known = state.users.get(localpart)
+    if known:
+        return LocalUser(known["user_id"], known["password"], access_token="")
+    user = await synapse.register_user(localpart)
+    state.users[localpart] = {"user_id": user.user_id, "password": user.password}
+    state.save(folder)
+    return user
+
+
+async def _team(bridge, owner: str):
+    """The demo team: the one a previous run made (finished by the bridge's start if that
+    run was interrupted while making it), or a new one."""
+    for team in await bridge.teams.of_user(owner):
+        if team.name == TEAM_NAME:
+            return team
+    return await bridge.teams.create(TEAM_NAME, owner=owner)
+
+
+def _print_summary(synapse, settings, users, view, kept_in: Path | None) -> None:
     rooms = ", ".join(r.name for r in view.rooms)
     lines = [
         "",
@@ -106,6 +261,10 @@ def _print_summary(synapse, settings, users, view) -> None:
         f"  Talk to the bot: start a direct chat with {settings.bot_mxid} and send 'help'.",
         f"  Provisioning API: http://127.0.0.1:{settings.appservice.port}/_clutto/v1 "
         f"(Bearer {settings.provisioning.shared_secret})",
+        "",
+        f"  Run `clutto-bridge demo --dir {kept_in}` again to resume this demo; add --fresh to start over."
+        if kept_in
+        else "  Its files go when it stops; with --dir FOLDER they stay, and the demo can be resumed.",
         "",
         "Press Ctrl-C to stop.",
     ]

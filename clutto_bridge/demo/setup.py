@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from ruamel.yaml import YAML
 
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings
-from clutto_bridge.demo.synapse import LocalSynapse
+from clutto_bridge.demo.synapse import LocalSynapse, free_port
 from clutto_bridge.policy_files import PACKAGED_TEXTS
 from clutto_bridge.registration import registration
 
@@ -30,6 +31,21 @@ def bridge_config(folder: Path, synapse: LocalSynapse, port: int, database: str 
     file["appservice.database"] = database or f"sqlite:{folder / 'clutto.db'}"
     file["policy.consent.texts"] = str(POLICY_TEXTS)
     file.fill_generated_secrets()
+    file.save()
+    return file
+
+
+def reuse_bridge_config(folder: Path, synapse: LocalSynapse, port_free: Callable[[int], bool]) -> ConfigFile:
+    """The config a previous run wrote in ``folder`` (same secrets and database), pointed at
+    ``synapse``, on its previous port while that is free."""
+    file = ConfigFile(folder / "config.yaml")
+    file.load()
+    port = file["appservice.port"]
+    if not isinstance(port, int) or not port_free(port):
+        port = free_port()
+    file["homeserver.address"] = synapse.url
+    file["appservice.address"] = f"http://127.0.0.1:{port}"
+    file["appservice.port"] = port
     file.save()
     return file
 

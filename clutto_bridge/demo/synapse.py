@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +47,18 @@ class LocalUser:
     access_token: str
 
 
+class SynapseStopped(RuntimeError):
+    """``start`` was refused or abandoned because ``stop`` was called."""
+
+
 class LocalSynapse:
-    """One Synapse process with its config, database, media and log in ``folder``."""
+    """One Synapse process with its config, database, media and log in ``folder``.
+
+    Synapse leads a process group of its own (a new session), so a Ctrl-C in the terminal
+    reaches only our process, which then stops Synapse itself. Once ``stop`` has been
+    called, ``start`` refuses: a start still running in another thread can never leave a
+    Synapse behind after its stop.
+    """
 
     def __init__(self, folder: Path, port: int | None = None, server_name: str = "localhost"):
         self.folder = Path(folder)
@@ -58,11 +69,17 @@ class LocalSynapse:
         self.config_path = self.folder / "homeserver.yaml"
         self.log_path = self.folder / "homeserver.log"
         self.process: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        self._stopping = False
 
     def write_config(self, registrations: list[Path], extra: dict | None = None) -> None:
+        """Write homeserver.yaml; a folder that already has one keeps its secrets (and so
+        its accounts, tokens and rooms) with the port and registrations given now."""
         self.folder.mkdir(parents=True, exist_ok=True)
         log_config = self.folder / "log.yaml"
         _dump(log_config, _log_config(self.log_path))
+        previous = _load(self.config_path) if self.config_path.exists() else {}
+        self.shared_secret = previous.get("registration_shared_secret", self.shared_secret)
         config = {
             "server_name": self.server_name,
             "public_baseurl": self.url + "/",
@@ -82,8 +99,8 @@ class LocalSynapse:
             "media_store_path": str(self.folder / "media"),
             "signing_key_path": str(self.folder / "signing.key"),
             "registration_shared_secret": self.shared_secret,
-            "macaroon_secret_key": secrets.token_hex(24),
-            "form_secret": secrets.token_hex(24),
+            "macaroon_secret_key": previous.get("macaroon_secret_key") or secrets.token_hex(24),
+            "form_secret": previous.get("form_secret") or secrets.token_hex(24),
             "report_stats": False,
             "enable_metrics": False,
             "enable_registration": False,
@@ -112,6 +129,8 @@ class LocalSynapse:
 
     def start(self, timeout: float = 90.0) -> None:
         """Generate keys, start Synapse and wait until it answers."""
+        if self._stopping:
+            raise SynapseStopped("Synapse was stopped before it started")
         subprocess.run(
             [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path), "--generate-keys"],
             check=True,
@@ -119,15 +138,17 @@ class LocalSynapse:
             stderr=subprocess.PIPE,
             cwd=self.folder,
         )
-        stdio = open(self.folder / "stdio.log", "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
-            stdout=stdio,
-            stderr=subprocess.STDOUT,
-            cwd=self.folder,
-            start_new_session=True,
-        )
-        stdio.close()
+        with self._lock:
+            if self._stopping:
+                raise SynapseStopped("Synapse was stopped before it started")
+            with open(self.folder / "stdio.log", "ab") as stdio:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)],
+                    stdout=stdio,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.folder,
+                    start_new_session=True,
+                )
         self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
@@ -135,6 +156,8 @@ class LocalSynapse:
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self._stopping:
+                raise SynapseStopped("Synapse was stopped while starting")
             if self.process and self.process.poll() is not None:
                 raise RuntimeError(f"Synapse exited with {self.process.returncode}:\n{self.tail_log()}")
             try:
@@ -145,15 +168,27 @@ class LocalSynapse:
                 time.sleep(0.2)
         raise RuntimeError(f"Synapse did not answer within {timeout:.0f}s:\n{self.tail_log()}")
 
-    def stop(self) -> None:
-        if not self.process or self.process.poll() is not None:
+    def stop(self, timeout: float = 20.0) -> None:
+        """Stop Synapse and wait until it has exited: SIGTERM to its process group, SIGKILL
+        after ``timeout``. Safe to call again, and from another thread than ``start``."""
+        with self._lock:
+            self._stopping = True
+            process = self.process
+        if process is None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if process.poll() is None:
+            _signal_group(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(process.pid, signal.SIGKILL)
+                process.wait()
+        # Synapse leads its group; anything it left in the group goes with it.
+        _signal_group(process.pid, signal.SIGKILL)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def tail_log(self, lines: int = 80) -> str:
         parts = []
@@ -212,6 +247,18 @@ def _log_config(path: Path) -> dict:
         "root": {"level": "INFO", "handlers": ["file"]},
         "disable_existing_loggers": False,
     }
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:  # the group is empty
+        pass
+
+
+def _load(path: Path) -> dict:
+    with open(path) as stream:
+        return YAML(typ="safe").load(stream) or {}
 
 
 def _dump(path: Path, data: dict) -> None:

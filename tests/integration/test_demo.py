@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from clutto_bridge.demo.synapse import free_port
-from tests.integration.matrix_client import MatrixClient
+from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
 
 
 def _read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
@@ -42,20 +43,70 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
-async def test_demo_user_sees_demo_team_then_ctrl_c_cleans_up(tmp_path: Path, http: aiohttp.ClientSession) -> None:
-    folder = tmp_path / "demo"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "clutto_bridge", "demo", "--dir", str(folder), "--port", str(free_port())],
+def _start_demo(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "clutto_bridge", "demo", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+
+async def _until_running(process: subprocess.Popen) -> tuple[str, str, dict[str, str], str]:
+    """The demo's printed homeserver URL, users with passwords and space, once it runs."""
+    output = await asyncio.to_thread(_read_until, process, "Press Ctrl-C to stop.", 180)
+    url = re.search(r"Homeserver URL for any Matrix client: (\S+)", output).group(1)
+    users = dict(re.findall(r"(@\w+:\S+)\s+password: (\S+)", output))
+    space_id = re.search(r"\(space (!\S+)\)", output).group(1)
+    return output, url, users, space_id
+
+
+async def _ctrl_c(process: subprocess.Popen) -> str:
+    process.send_signal(signal.SIGINT)
+    code = await asyncio.to_thread(process.wait, 90)
+    rest = process.stdout.read()
+    assert code == 0, rest
+    return rest
+
+
+def _process_groups() -> dict[int, int]:
+    """pid -> process group of every process (Linux /proc)."""
+    groups = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit():
+                # pid (comm) state ppid pgrp ...; comm may contain spaces, so split after ')'
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                groups[int(entry.name)] = int(fields[2])
+        except (OSError, IndexError, ValueError):
+            continue
+    return groups
+
+
+def _port_free(port: int) -> bool:
+    """Nothing listens on ``port`` and a new server could listen there. (SO_REUSEADDR, as
+    servers set it: the closed connections' TIME_WAIT entries do not hold a port.)"""
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", port)) == 0:
+            return False
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+        except OSError:
+            return False
+    return True
+
+
+async def test_demo_user_sees_demo_team_then_ctrl_c_cleans_up_and_dir_resumes(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    folder = tmp_path / "demo"
+    process = _start_demo("--dir", str(folder), "--port", str(free_port()))
     try:
-        output = await asyncio.to_thread(_read_until, process, "Press Ctrl-C to stop.", 120)
-        url = re.search(r"Homeserver URL for any Matrix client: (\S+)", output).group(1)
-        users = dict(re.findall(r"(@\w+:\S+)\s+password: (\S+)", output))
-        space_id = re.search(r"\(space (!\S+)\)", output).group(1)
+        output, url, users, space_id = await _until_running(process)
         assert set(users) == {"@alice:localhost", "@bob:localhost"}
 
         assert _processes_mentioning(str(folder / "synapse")), "Synapse should run from the demo folder"
@@ -66,10 +117,89 @@ async def test_demo_user_sees_demo_team_then_ctrl_c_cleans_up(tmp_path: Path, ht
             names = {room.get("name") for room in await client.hierarchy(space_id)}
             assert names == {"Demo Team", "general", "random"}
 
-        process.send_signal(signal.SIGINT)
-        code = await asyncio.to_thread(process.wait, 60)
-        assert code == 0, process.stdout.read()
+        await _ctrl_c(process)
+        assert _processes_mentioning(str(folder / "synapse")) == []
+
+        # The same folder again: the same homeserver, users, passwords and team.
+        process = _start_demo("--dir", str(folder))
+        again, url_again, users_again, space_again = await _until_running(process)
+        assert "Resuming the demo" in again
+        assert (url_again, users_again, space_again) == (url, users, space_id)
+        alice = await MatrixClient.login(url, "alice", users["@alice:localhost"], http)
+        assert alice.user_id in await alice.joined_members(space_id), "alice is still in the team's space"
+        names = {room.get("name") for room in await alice.hierarchy(space_id)}
+        assert names == {"Demo Team", "general", "random"}
+        await _ctrl_c(process)
+
+        # --fresh starts over: new accounts and a new team; the old password is gone.
+        process = _start_demo("--dir", str(folder), "--fresh")
+        _, url_fresh, users_fresh, space_fresh = await _until_running(process)
+        assert space_fresh != space_id
+        assert users_fresh["@alice:localhost"] != users["@alice:localhost"]
+        await MatrixClient.login(url_fresh, "alice", users_fresh["@alice:localhost"], http)
+        try:
+            await MatrixClient.login(url_fresh, "alice", users["@alice:localhost"], http)
+            raise AssertionError("the old demo's password still works after --fresh")
+        except MatrixError as e:
+            assert e.status == 403
+        await _ctrl_c(process)
         assert _processes_mentioning(str(folder / "synapse")) == []
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_demo_refuses_a_folder_that_is_not_a_demos(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    for extra in ([], ["--fresh"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "clutto_bridge", "demo", "--dir", str(folder), *extra],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 1
+        assert "not a demo's folder" in result.stderr
+        assert (folder / "notes.txt").read_text() == "keep me"
+
+
+async def test_ctrl_c_while_a_command_runs_leaves_no_process_and_frees_the_port(http: aiohttp.ClientSession) -> None:
+    port = free_port()
+    process = _start_demo("--port", str(port))  # a temporary folder, deleted at the end
+    try:
+        output, url, users, _ = await _until_running(process)
+        folder = Path(re.search(r"\(files in (\S+)\)", output).group(1))
+        bridge_port = int(re.search(r"Provisioning API: http://127.0.0.1:(\d+)/", output).group(1))
+        synapse_pids = _processes_mentioning(str(folder / "synapse"))
+        assert synapse_pids, "Synapse should run from the demo folder"
+        groups = {_process_groups()[pid] for pid in synapse_pids}  # Synapse leads its own group
+
+        alice = await MatrixClient.login(url, "alice", users["@alice:localhost"], http)
+        chat = await alice.create_dm("@clutto:localhost")
+        await wait_until(
+            lambda: _has(alice.joined_members(chat), "@clutto:localhost"), 30, "the bot joining alice's chat"
+        )
+        await alice.send_text(chat, "team create Second Team")
+        log = folder / "bridge.log"
+        await wait_until(  # the bridge's log line as it starts building the team (not the demo's)
+            lambda: _contains(log, "(Second Team) for @alice"), 30, "the bridge to start creating the team"
+        )
+        await _ctrl_c(process)
+
+        assert _processes_mentioning(str(folder)) == []
+        left = {pid: group for pid, group in _process_groups().items() if group in groups}
+        assert left == {}, f"processes of the demo remain: {left}"
+        assert _port_free(port), "the homeserver port is still bound"
+        assert _port_free(bridge_port), "the bridge's port is still bound"
+        assert not folder.exists(), "the temporary folder should be deleted after Synapse stopped"
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+async def _has(members, user_id: str) -> bool:
+    return user_id in await members
+
+
+async def _contains(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text(errors="replace")
