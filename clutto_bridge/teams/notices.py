@@ -98,8 +98,9 @@ class NoticeService:
 
     async def tell(self, user_id: str, text: str, html: str | None = None) -> None:
         """A service message to one user in their direct chat with the bot (`code` marks dropped)."""
-        room_id = await self.direct_room(user_id)
-        await self.homeserver.send_notice(room_id, text.replace("`", ""), html)
+        async with self._chat_lock(user_id):  # so a chat the user opens meanwhile gets it too
+            room_id = await self._one_chat(user_id)
+            await self.homeserver.send_notice(room_id, text.replace("`", ""), html)
 
     async def direct_room(self, user_id: str) -> str:
         """The user's one direct chat with the bot: the newest live one, opened if there is none.
@@ -108,16 +109,19 @@ class NoticeService:
         older live ones are closed, so whatever the bot says reaches the chat the user reads.
         """
         async with self._chat_lock(user_id):
-            chats = await self.management_rooms.rooms_of(user_id)
-            for i, room_id in enumerate(chats):
-                if await self._membership(room_id, user_id) in LIVE:
-                    for older in chats[i + 1:]:
-                        await self._close(older, user_id, room_id)
-                    return room_id
-                await self.management_rooms.remove(room_id)
-            room_id = await self.homeserver.create_bot_chat(user_id)
-            await self.management_rooms.add(room_id, user_id)
-            return room_id
+            return await self._one_chat(user_id)
+
+    async def _one_chat(self, user_id: str) -> str:
+        chats = await self.management_rooms.rooms_of(user_id)
+        for i, room_id in enumerate(chats):
+            if await self._membership(room_id, user_id) in LIVE:
+                for older in chats[i + 1:]:
+                    await self._close(older, user_id, room_id)
+                return room_id
+            await self.management_rooms.remove(room_id)
+        room_id = await self.homeserver.create_bot_chat(user_id)
+        await self.management_rooms.add(room_id, user_id)
+        return room_id
 
     async def chat_opened(self, room_id: str, user_id: str) -> bool:
         """The user opened a direct chat with the bot: it becomes their one chat with the bot.
@@ -154,11 +158,13 @@ class NoticeService:
         return member.get("membership") if member else None
 
     async def _close(self, room_id: str, user_id: str, kept: str) -> None:
-        """Close an older chat with the user in favour of ``kept``."""
+        """Close an older chat with the user in favour of ``kept``. What the bot said in a chat
+        the user never joined is said again in ``kept``, so no welcome or notice is lost."""
         await self.management_rooms.remove(room_id)
         membership = await self._membership(room_id, user_id)
         try:
             if membership == "invite":
+                await self._carry_over(room_id, kept)
                 await self.homeserver.kick(room_id, user_id, "Replaced by your newer chat with the bot")
             elif membership == "join":
                 text = f"I continue our conversation in our newer chat: {room_link(kept)}"
@@ -166,6 +172,19 @@ class NoticeService:
             await self.homeserver.leave(room_id)
         except MatrixRequestError as e:
             log.info("Could not close the older chat %s with %s: %s", room_id, user_id, e)
+
+    async def _carry_over(self, room_id: str, kept: str) -> None:
+        token = None
+        while True:
+            events, token = await self.homeserver.page_forward(room_id, token, 50)
+            for event in events:
+                content = event.get("content", {})
+                if (event.get("type") == "m.room.message" and event.get("sender") == self.homeserver.bot_mxid
+                        and content.get("msgtype") == "m.notice" and content.get("body")):
+                    html = content.get("formatted_body") if content.get("format") == "org.matrix.custom.html" else None
+                    await self.homeserver.send_notice(kept, content["body"], html)
+            if token is None:
+                return
 
     async def chat_owner(self, room_id: str) -> str | None:
         """The user whose direct chat with the bot this room is, if it is one."""

@@ -49,6 +49,7 @@ async def test_a_member_of_two_teams_has_one_chat_with_the_bot_and_one_welcome_p
     acme = await bridge.teams.create(unique("Acme"), owner=owner.user_id)
     globex = await bridge.teams.create(unique("Globex"), owner=owner.user_id)
     for team in (acme, globex):
+        await join_team(owner, bridge, team)
         await bridge.members.invite(team, bob.user_id, actor=owner.user_id)
     # Both spaces joined at once: the two welcomes race for the chat.
     await asyncio.gather(join_team(bob, bridge, acme), join_team(bob, bridge, globex))
@@ -85,10 +86,11 @@ async def test_a_member_of_two_teams_has_one_chat_with_the_bot_and_one_welcome_p
     assert await chats_with_bot(bob, bot) == {mine}
 
 
-async def test_a_pending_chat_invite_is_withdrawn_when_the_user_starts_a_chat(bridge: Bridge, new_user) -> None:
+async def test_a_chat_the_user_starts_replaces_the_unread_invite_and_keeps_its_welcome(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
     owner, bob = await new_user("owner"), await new_user("bob")
     team = await bridge.teams.create(unique("Initech"), owner=owner.user_id)
+    await join_team(owner, bridge, team)
     await bridge.members.invite(team, bob.user_id, actor=owner.user_id)
     await join_team(bob, bridge, team)
     [invited] = await wait_until(lambda: chats_with_bot(bob, bot), what="the bot's invite to a chat")
@@ -100,6 +102,8 @@ async def test_a_pending_chat_invite_is_withdrawn_when_the_user_starts_a_chat(br
 
     await wait_until(withdrawn, what="the older invite to be withdrawn")
     assert await chats_with_bot(bob, bot) == {mine}
+    # The welcome bob never read there is said again in the chat he reads.
+    await bob.wait_for_notice(mine, f"Welcome to {team.name}", sender=bot)
 
 
 async def test_team_details_stay_out_of_a_room_that_is_not_a_team_room(bridge: Bridge, new_user) -> None:
@@ -144,7 +148,7 @@ async def test_a_member_of_several_teams_names_the_team_in_the_chat_with_the_bot
     await alice.wait_for_notice(dm, "Send help", sender=bot)
 
     await alice.send_text(dm, f"invite {bob.user_id}")
-    await alice.wait_for_notice(dm, "Choose the one this chat is about with team use NAME", sender=bot)
+    await alice.wait_for_notice(dm, "Choose the one this chat is about with", sender=bot)
     await alice.send_text(dm, f"team use {globex.name.upper()}")
     await alice.wait_for_notice(dm, f"Commands here are now about {globex.name}", sender=bot)
     await alice.send_text(dm, f"invite {bob.user_id}")
@@ -152,7 +156,7 @@ async def test_a_member_of_several_teams_names_the_team_in_the_chat_with_the_bot
     await bob.wait_for_invites({globex.space_id})
     assert acme.space_id not in await bob.invited_rooms()
     await alice.send_text(dm, "retention set 30d")
-    await alice.wait_for_notice(dm, globex.name, sender=bot)
+    await alice.wait_for_notice(dm, f"{globex.name} now keeps messages for", sender=bot)
     assert (await bridge.teams.get(globex.id)).retention_seconds == 30 * 86400
     assert (await bridge.teams.get(acme.id)).retention_seconds is None
 
