@@ -8,8 +8,10 @@ preamble.
 Where a command may be answered: anything about a team, or that shows a team's or a person's
 data (``team=``, ``discloses=True``), only in that team's rooms or in the user's chat with the
 bot; a personal command (``private=True``) only in the chat. In any other room (one a user made
-and invited the bot to) the bot answers with a pointer to the chat instead. ``help`` is generated from what is registered, so it never lists a command that does
-not exist. Replies are notices with a plain-text body and an HTML body.
+and invited the bot to) the bot answers with a pointer to the chat instead.
+
+``help`` is generated from what is registered, so it never lists a command that does not
+exist. Replies are notices with a plain-text body and an HTML body.
 """
 
 from __future__ import annotations
