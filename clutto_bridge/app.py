@@ -94,7 +94,7 @@ class Bridge:
             db.profiles, db.members, teams, hs, admin, notices, audit, s.profile, s.homeserver.domain, clock
         )
         self.onboarding = onboarding = Onboarding(
-            members, db.members, db.profiles, consent, profiles, notices, s, clock
+            members, db.members, db.profiles, consent, profiles, notices, s, clock, db.welcomes
         )
         contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock, hs)
         mydata = MyData(db.members, db.accounts, profiles, consent, contacts, notices)

@@ -143,8 +143,11 @@ class EventDispatcher:
             log.warning("Could not accept the invite of %s to %s: %s", evt.sender, evt.room_id, e)
             return
         if evt.content.is_direct:
-            await self.ctx.notices.chat_opened(evt.room_id, evt.sender)
-            await self.homeserver.send_notice(evt.room_id, GREETING.replace("`", ""), GREETING.replace("`help`", "<code>help</code>"))
+            replaced = await self.ctx.notices.chat_opened(evt.room_id, evt.sender)
+            greeting = GREETING + (" From now on I write to you here, and I closed our older chat." if replaced else "")
+            await self.homeserver.send_notice(
+                evt.room_id, greeting.replace("`", ""), greeting.replace("`help`", "<code>help</code>")
+            )
 
     async def _command(self, evt: MessageEvent) -> None:
         if evt.content.msgtype in (MessageType.FILE, MessageType.IMAGE):

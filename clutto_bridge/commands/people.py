@@ -25,6 +25,7 @@ def _format_profile(profile: dict[str, str | None]) -> str:
 @registry.command(
     "profile show",
     args="[USER]",
+    discloses=True,
     help_text="Show your profile, or a teammate's.",
     section=SECTION,
 )

@@ -3,8 +3,15 @@
 A command declares its arguments, whether it is about the team here (and needs a manager of
 it), and whether it belongs only in the chat with the bot. The registry checks those before the
 handler runs and writes the usage line from the declaration, so no handler repeats the
-preamble. ``help`` is generated from what is registered, so it never lists a command that does
-not exist. Replies are notices with a plain-text body and an HTML body.
+preamble.
+
+Where a command may be answered: anything about a team, or that shows a team's or a person's
+data (``team=``, ``discloses=True``), only in that team's rooms or in the user's chat with the
+bot; a personal command (``private=True``) only in the chat. In any other room (one a user made
+and invited the bot to) the bot answers with a pointer to the chat instead.
+
+``help`` is generated from what is registered, so it never lists a command that does not
+exist. Replies are notices with a plain-text body and an HTML body.
 """
 
 from __future__ import annotations
@@ -15,13 +22,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable, Literal
 
 from clutto_bridge.context import Services
-from clutto_bridge.teams.errors import InvalidInput, NotAllowed
+from clutto_bridge.teams.errors import InvalidInput, NotAllowed, NotFound
+from clutto_bridge.teams.notices import room_link
 from clutto_bridge.teams.service import MANAGERS
 
 if TYPE_CHECKING:
     from clutto_bridge.db.team import Team
 
 PERSONAL = "That is personal: send it in your direct chat with me, not in a team room."
+# In a room that is neither a team's room nor the chat with the bot: where to ask instead.
+PERSONAL_ELSEWHERE = "That is personal: I answer it only in our direct chat, {link}"
+TEAM_ELSEWHERE = "I answer that only in your team's rooms or in our direct chat, {link}"
 
 TeamNeed = Literal["manage", "member"] | None
 
@@ -103,6 +114,8 @@ class Command:
     private_refusal: str = PERSONAL
     usage_lead: str = "Usage"
     usage_note: UsageNote | None = None
+    discloses: bool = False
+    """Shows a team's or a person's data: never in a room that is not a team's or the chat."""
 
     @property
     def min_args(self) -> int:
@@ -121,11 +134,21 @@ class Command:
     async def handler(self, evt: CommandEvent) -> None:
         """Check what the command declares, in this order, then run it: arguments, place, team."""
         await self._check_args(evt)
-        if self.private and not evt.in_management_room:
-            raise NotAllowed(self.private_refusal)
+        await self._check_place(evt)
         if self.team:
             evt.team = await team_here(evt, manage=self.team == "manage")
         await self.func(evt)
+
+    async def _check_place(self, evt: CommandEvent) -> None:
+        if evt.in_management_room or not (self.private or self.team or self.discloses):
+            return
+        in_team_room = await evt.ctx.teams.for_room(evt.room_id) is not None
+        if self.private and (in_team_room or self.private_refusal != PERSONAL):
+            raise NotAllowed(self.private_refusal)
+        if in_team_room:
+            return
+        link = room_link(await evt.ctx.notices.direct_room(evt.sender))
+        raise NotAllowed((PERSONAL_ELSEWHERE if self.private else TEAM_ELSEWHERE).format(link=link))
 
     async def _check_args(self, evt: CommandEvent) -> None:
         if self.args is None:
@@ -143,15 +166,20 @@ class Command:
 
 
 async def team_here(evt: CommandEvent, *, manage: bool = False) -> Team:
-    """The team a command is about: the room's team, or in a direct chat the user's only team.
+    """The team a command is about: the room's team; in the chat with the bot the team the user
+    chose there with ``team use``, else their only team.
 
     In a team room the team's services decide who may do what (with their own wording);
-    in a direct chat only the teams the user manages count for a manager's command.
+    in a direct chat only the teams the user manages count for a manager's command, unless the
+    user chose a team, which then is the team (and its services decide).
     """
     teams = evt.ctx.teams
     team = await teams.for_room(evt.room_id)
     if team:
         return team
+    chosen = await current_team(evt)
+    if chosen:
+        return chosen
     candidates = []
     for candidate in await teams.of_user(evt.sender):
         role = await teams.role_of(candidate, evt.sender)
@@ -162,7 +190,27 @@ async def team_here(evt: CommandEvent, *, manage: bool = False) -> Team:
     if not candidates:
         raise NotAllowed("You are not " + ("an owner or admin of " if manage else "in ") + "any team.")
     names = ", ".join(t.name for t in candidates)
-    raise InvalidInput(f"You are in several teams ({names}); send the command in a room of the team you mean.")
+    raise InvalidInput(
+        f"You are in several teams ({names}). Choose the one this chat is about with `team use NAME`, "
+        "or send the command in a room of that team."
+    )
+
+
+async def current_team(evt: CommandEvent) -> Team | None:
+    """The team chosen in this chat with the bot, while the user is still in it."""
+    if not evt.in_management_room:
+        return None
+    team_id = await evt.ctx.notices.current_team(evt.room_id)
+    if team_id is None:
+        return None
+    try:
+        team = await evt.ctx.teams.get(team_id)
+    except NotFound:
+        team = None
+    if team is None or await evt.ctx.teams.role_of(team, evt.sender) is None:
+        await evt.ctx.notices.use_team(evt.room_id, None)  # left or removed: choose again
+        return None
+    return team
 
 
 @dataclass
@@ -181,12 +229,14 @@ class Registry:
         usage_lead: str = "Usage",
         usage_note: UsageNote | None = None,
         section: str = "General",
+        discloses: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Register a handler.
 
         ``args`` is the syntax shown in help and checked before the handler runs (see ``Arg``);
         ``team="manage"`` or ``"member"`` resolves the team here into ``evt.team``;
-        ``private`` refuses the command outside the chat with the bot.
+        ``private`` refuses the command outside the chat with the bot;
+        ``discloses`` (and ``team``) refuses it outside the team's rooms and the chat.
         """
         declared = parse_args(args) if args is not None else None
         help_args = " ".join(a.shown() for a in declared or ())
@@ -194,7 +244,7 @@ class Registry:
         def register(handler: Handler) -> Handler:
             self.commands[name] = Command(
                 name, handler, help_args, help_text, section, declared, team, private,
-                private_refusal, usage_lead, usage_note,
+                private_refusal, usage_lead, usage_note, discloses,
             )
             return handler
 

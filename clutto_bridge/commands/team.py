@@ -1,10 +1,12 @@
-"""Team commands: create a team, show it, invite people."""
+"""Team commands: create a team, show it, choose it for the chat with the bot, invite people."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from clutto_bridge.commands.registry import CommandEvent, registry
+from clutto_bridge.commands.registry import CommandEvent, current_team, registry
+from clutto_bridge.db.team import RoomKind, Team
+from clutto_bridge.teams.errors import InvalidInput
 from clutto_bridge.teams.service import TeamView
 
 
@@ -13,12 +15,15 @@ def _day(ms: int) -> str:
 
 
 def describe(view: TeamView) -> str:
+    """The team as its members may see it. Direct chats are counted, never named: their name
+    and members would tell who talks with whom."""
     t = view.team
-    rooms = ", ".join(r.name for r in view.rooms) or "none yet"
+    rooms = ", ".join(r.name for r in view.rooms if r.kind != RoomKind.DIRECT) or "none yet"
+    direct = sum(1 for r in view.rooms if r.kind == RoomKind.DIRECT)
     members = "\n".join(f"- {m.user_id}: {m.role} ({m.membership})" for m in view.members)
     return (
         f"**{t.name}** (id `{t.id}`, {t.state})\n"
-        f"Space: `{t.space_id}`\nOwner: {t.owner}\nRooms: {rooms}\n"
+        f"Space: `{t.space_id}`\nOwner: {t.owner}\nRooms: {rooms}\nDirect chats between members: {direct}\n"
         f"Plan: {t.plan}, trial ends {_day(t.trial_ends_at)}\n"
         f"Members:\n{members}"
     )
@@ -43,6 +48,7 @@ async def team_create(evt: CommandEvent) -> None:
 
 @registry.command(
     "team info",
+    discloses=True,
     help_text="Show the team of this room (in a chat with me: your teams).",
     section="Teams",
 )
@@ -53,7 +59,46 @@ async def team_info(evt: CommandEvent) -> None:
     if not shown:
         await evt.reply(f"You are in no team yet. Create one with `{evt.ctx.settings.bridge.command_prefix} team create NAME`.")
         return
-    await evt.reply("\n\n".join([describe(await teams.view(t)) for t in shown]))
+    chosen = None if team else await current_team(evt)
+    texts = [describe(await teams.view(t)) for t in shown]
+    if chosen:
+        texts.append(f"Commands here are about **{chosen.name}** (`team use` changes it).")
+    await evt.reply("\n\n".join(texts))
+
+
+async def _my_teams(evt: CommandEvent) -> list[Team]:
+    teams = evt.ctx.teams
+    return [t for t in await teams.of_user(evt.sender) if await teams.role_of(t, evt.sender)]
+
+
+@registry.command(
+    "team use",
+    args="[NAME...]",
+    private=True,
+    private_refusal="`team use` chooses the team for our direct chat: send it there. Here, commands are "
+    "about this room's team.",
+    help_text="In our direct chat: choose which of your teams the team commands are about "
+    "(without a name: show the choice).",
+    section="Teams",
+)
+async def team_use(evt: CommandEvent) -> None:
+    mine = await _my_teams(evt)
+    names = ", ".join(f"**{t.name}**" for t in mine) or "none"
+    if not evt.args:
+        chosen = await current_team(evt)
+        if chosen:
+            await evt.reply(f"Commands here are about **{chosen.name}**. Your teams: {names}.")
+        elif len(mine) == 1:
+            await evt.reply(f"Commands here are about your only team, **{mine[0].name}**.")
+        else:
+            await evt.reply(f"No team chosen. Your teams: {names}. Choose one with `team use NAME`.")
+        return
+    wanted = Team.name_key(evt.rest)
+    team = next((t for t in mine if Team.name_key(t.name) == wanted or t.id == evt.rest), None)
+    if team is None:
+        raise InvalidInput(f"You are in no team of that name. Your teams: {names}.")
+    await evt.ctx.notices.use_team(evt.room_id, team.id)
+    await evt.reply(f"Commands here are now about **{team.name}**.")
 
 
 @registry.command(

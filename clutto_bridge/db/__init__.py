@@ -10,7 +10,7 @@ from mautrix.util.async_db import Database
 
 from clutto_bridge.db.account import AccountStore
 from clutto_bridge.db.audit import AuditStore
-from clutto_bridge.db.bot import ManagementRooms, TransactionLog
+from clutto_bridge.db.bot import ManagementRooms, TeamWelcomes, TransactionLog
 from clutto_bridge.db.consent import ConsentStore
 from clutto_bridge.db.contacts import ContactStore
 from clutto_bridge.db.holds import HoldStore
@@ -50,6 +50,7 @@ class Stores:
     persons: PersonStore
     management_rooms: ManagementRooms
     transactions: TransactionLog
+    welcomes: TeamWelcomes
 
     @classmethod
     def over(cls, db: Database) -> Stores:
@@ -57,4 +58,5 @@ class Stores:
             TeamStore(db), RoomStore(db), MemberStore(db), AccountStore(db), ProfileStore(db), ConsentStore(db),
             ContactStore(db), HoldStore(db), ReferenceStore(db), NoticeStore(db), IntegrationStore(db),
             AuditStore(db), JobStore(db), PersonStore(db), ManagementRooms(db), TransactionLog(db),
+            TeamWelcomes(db),
         )

@@ -88,8 +88,9 @@ class Homeserver:
         )
 
     async def create_bot_chat(self, user_id: str) -> str:
-        """A direct chat between the user and the bot."""
-        return await self.bot.create_room(preset=RoomCreatePreset.TRUSTED_PRIVATE, is_direct=True, invitees=[user_id])
+        """A direct chat between the user and the bot. The user is not made an equal (no trusted
+        preset), so the bot can withdraw the invite when the user starts a chat of their own."""
+        return await self.bot.create_room(preset=RoomCreatePreset.PRIVATE, is_direct=True, invitees=[user_id])
 
     async def invite_once(self, room_id: str, user_id: str) -> None:
         await spaces.invite_once(self.bot, room_id, user_id)

@@ -2,16 +2,23 @@
 
 The choice is checked when a message is sent, never cached, so an opt-out takes effect
 for the very next send. Each send is recorded with how many it reached and skipped.
+
+Everything the bot tells a user lands in one chat with them: the newest one that is still
+live (the user joined it or has its invite). A chat the user starts with the bot becomes that
+one, and the bot closes any older chat, so a user never has two.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.bot import ManagementRooms
 from clutto_bridge.db.notices import NoticeStore
+from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed
@@ -22,6 +29,12 @@ log = logging.getLogger("clutto.notices")
 
 SERVICE = "service"
 MARKETING = "marketing"
+LIVE = ("join", "invite")
+
+
+def room_link(room_id: str) -> str:
+    """A matrix.to link that opens the room in the user's client."""
+    return f"https://matrix.to/#/{quote(room_id, safe='!:')}"
 
 
 @dataclass
@@ -46,6 +59,7 @@ class NoticeService:
         self.marketing_default = marketing_default
         self.clock = clock
         self.consent = consent
+        self._chat_locks: dict[str, asyncio.Lock] = {}
 
     async def marketing_opted_in(self, user_id: str) -> bool:
         value = await self.store.marketing_choice(user_id)
@@ -88,20 +102,93 @@ class NoticeService:
 
     async def tell(self, user_id: str, text: str, html: str | None = None) -> None:
         """A service message to one user in their direct chat with the bot (`code` marks dropped)."""
-        room_id = await self.direct_room(user_id)
-        await self.homeserver.send_notice(room_id, text.replace("`", ""), html)
+        async with self._chat_lock(user_id):  # so a chat the user opens meanwhile gets it too
+            room_id = await self._one_chat(user_id)
+            await self.homeserver.send_notice(room_id, text.replace("`", ""), html)
 
     async def direct_room(self, user_id: str) -> str:
-        """The user's direct chat with the bot, opened if there is none yet."""
-        room_id = await self.management_rooms.room_of(user_id)
-        if room_id is None:
-            room_id = await self.homeserver.create_bot_chat(user_id)
-            await self.management_rooms.add(room_id, user_id)
+        """The user's one direct chat with the bot: the newest live one, opened if there is none.
+
+        Chats the user left or rejected while the bridge was not watching are forgotten here;
+        older live ones are closed, so whatever the bot says reaches the chat the user reads.
+        """
+        async with self._chat_lock(user_id):
+            return await self._one_chat(user_id)
+
+    async def _one_chat(self, user_id: str) -> str:
+        chats = await self.management_rooms.rooms_of(user_id)
+        for i, room_id in enumerate(chats):
+            if await self._membership(room_id, user_id) in LIVE:
+                for older in chats[i + 1:]:
+                    await self._close(older, user_id, room_id)
+                return room_id
+            await self.management_rooms.remove(room_id)
+        room_id = await self.homeserver.create_bot_chat(user_id)
+        await self.management_rooms.add(room_id, user_id)
         return room_id
 
-    async def chat_opened(self, room_id: str, user_id: str) -> None:
-        """The user opened a direct chat with the bot: it becomes where the bot writes to them."""
-        await self.management_rooms.add(room_id, user_id)
+    async def chat_opened(self, room_id: str, user_id: str) -> bool:
+        """The user opened a direct chat with the bot: it becomes their one chat with the bot.
+
+        It keeps the team the user chose in their previous chat, and the previous chats are
+        closed (their invite withdrawn, or a pointer to this chat left before the bot leaves).
+        True when this chat replaced an older one.
+        """
+        async with self._chat_lock(user_id):
+            older = [r for r in await self.management_rooms.rooms_of(user_id) if r != room_id]
+            team_id = await self.management_rooms.current_team(older[0]) if older else None
+            await self.management_rooms.add(room_id, user_id)
+            if team_id:
+                await self.management_rooms.set_current_team(room_id, team_id)
+            for previous in older:
+                await self._close(previous, user_id, room_id)
+            return bool(older)
+
+    async def current_team(self, room_id: str) -> str | None:
+        """The id of the team the user chose for commands in this chat with the bot (`team use`)."""
+        return await self.management_rooms.current_team(room_id)
+
+    async def use_team(self, room_id: str, team_id: str | None) -> None:
+        await self.management_rooms.set_current_team(room_id, team_id)
+
+    def _chat_lock(self, user_id: str) -> asyncio.Lock:
+        # Welcomes for two teams, a notice and a chat the user opens can arrive together;
+        # one at a time per user, or each would open a chat of its own.
+        return self._chat_locks.setdefault(user_id, asyncio.Lock())
+
+    async def _membership(self, room_id: str, user_id: str) -> str | None:
+        """The user's membership as the bot sees it; None when the bot is no longer in the room."""
+        member = await self.homeserver.state(room_id, "m.room.member", user_id)
+        return member.get("membership") if member else None
+
+    async def _close(self, room_id: str, user_id: str, kept: str) -> None:
+        """Close an older chat with the user in favour of ``kept``. What the bot said in a chat
+        the user never joined is said again in ``kept``, so no welcome or notice is lost."""
+        await self.management_rooms.remove(room_id)
+        membership = await self._membership(room_id, user_id)
+        try:
+            if membership == "invite":
+                await self._carry_over(room_id, kept)
+                await self.homeserver.kick(room_id, user_id, "Replaced by your newer chat with the bot")
+            elif membership == "join":
+                text = f"I continue our conversation in our newer chat: {room_link(kept)}"
+                await self.homeserver.send_notice(room_id, text)
+            await self.homeserver.leave(room_id)
+        except MatrixRequestError as e:
+            log.info("Could not close the older chat %s with %s: %s", room_id, user_id, e)
+
+    async def _carry_over(self, room_id: str, kept: str) -> None:
+        token = None
+        while True:
+            events, token = await self.homeserver.page_forward(room_id, token, 50)
+            for event in events:
+                content = event.get("content", {})
+                if (event.get("type") == "m.room.message" and event.get("sender") == self.homeserver.bot_mxid
+                        and content.get("msgtype") == "m.notice" and content.get("body")):
+                    html = content.get("formatted_body") if content.get("format") == "org.matrix.custom.html" else None
+                    await self.homeserver.send_notice(kept, content["body"], html)
+            if token is None:
+                return
 
     async def chat_owner(self, room_id: str) -> str | None:
         """The user whose direct chat with the bot this room is, if it is one."""

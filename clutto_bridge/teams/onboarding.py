@@ -1,6 +1,8 @@
 """Bringing members to the policy (P8) and to a complete profile (P2).
 
-- A new member gets a direct message with the policy summary and how to accept.
+- A new member gets a welcome in their one chat with the bot, once per team: the first
+  brings the policy summary and how to accept, later ones say what is new (the team, and how
+  to name it when the user is in several).
 - A new policy version is announced to every member of every team at start-up, each
   user once (recorded per user, so a restart halfway through neither skips nor repeats).
 - In block mode a member without consent is held below the send level in every team room;
@@ -11,12 +13,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from clutto_bridge.matrix.errors import MatrixRequestError
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
+from clutto_bridge.db.bot import TeamWelcomes
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.team import Team, TeamState
@@ -33,6 +37,7 @@ class Onboarding:
     def __init__(
         self, members: MemberService, member_store: MemberStore, profile_store: ProfileStore,
         consent: ConsentService, profiles: ProfileService, notices: NoticeService, settings: Settings, clock: Clock,
+        welcomes: TeamWelcomes,
     ) -> None:
         self.members = members
         self.teams = members.teams
@@ -43,7 +48,9 @@ class Onboarding:
         self.notices = notices
         self.settings = settings
         self.clock = clock
+        self.welcomes = welcomes
         self._levels_checked = False
+        self._welcome_locks: dict[str, asyncio.Lock] = {}
 
     @property
     def blocking(self) -> bool:
@@ -64,23 +71,37 @@ class Onboarding:
                 f"Set it with `profile set {missing[0]} VALUE`.")
 
     async def welcome(self, team: Team, user_id: str) -> None:
-        """A member joined a team: the policy (once per version) and what their profile lacks."""
+        """A member joined a team: one welcome per team, with the policy (once per version) and
+        what their profile lacks. Joining two teams at once still gives one policy text."""
         try:
             await self.profiles.publish(user_id)
         except Exception:
             log.exception("Could not publish the profile of %s to %s", user_id, team.id)
-        text = self.consent.current
-        parts = []
-        if not await self.consent.has_consented(user_id) and not await self.consent.was_told(user_id, text.version):
-            parts.append(f"Welcome to {team.name}! Before you chat, please read our privacy policy "
-                         f"(version {text.version}): {text.summary}\n{self._how_to_accept(text)}")
-        hint = await self._profile_hint(user_id)
-        if parts or hint:
-            body = "\n".join(parts) + hint if parts else f"Welcome to {team.name}!" + hint
+        async with self._welcome_locks.setdefault(user_id, asyncio.Lock()):
+            if await self.welcomes.welcomed(team.id, user_id):
+                return
+            text = self.consent.current
+            tell_policy = (not await self.consent.has_consented(user_id)
+                           and not await self.consent.was_told(user_id, text.version))
+            if tell_policy:
+                body = (f"Welcome to {team.name}! Before you chat, please read our privacy policy "
+                        f"(version {text.version}): {text.summary}\n{self._how_to_accept(text)}")
+            else:
+                body = f"Welcome to {team.name}! This chat is where I answer you; send `help` to see what I can do."
+            body += await self._several_teams_hint(user_id)
+            body += await self._profile_hint(user_id)
             await self._reminded(user_id)  # first, so a reminder never races this welcome
             await self.notices.tell(user_id, body)
-            if parts:
+            await self.welcomes.record(team.id, user_id, self.clock.now_ms())
+            if tell_policy:
                 await self.consent.mark_told(user_id, text.version)
+
+    async def _several_teams_hint(self, user_id: str) -> str:
+        names = [t.name for t in await self.teams.of_user(user_id) if await self.teams.role_of(t, user_id)]
+        if len(names) < 2:
+            return ""
+        return (f"\nYou are in {len(names)} teams ({', '.join(names)}). Here, team commands are about the "
+                f"team you choose with `team use NAME`.")
 
     async def announce(self) -> int:
         """Tell every member of every active team about the current version, once each."""

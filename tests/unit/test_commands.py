@@ -58,6 +58,9 @@ class Notices:
     async def marketing_opted_in(self, user_id: str) -> bool:
         return False
 
+    async def current_team(self, room_id: str) -> str | None:
+        return None  # no team chosen with `team use`
+
 
 def event(args: list[str], *, sender: str = "@boss:acme", room_id: str = DM) -> CommandEvent:
     ctx = SimpleNamespace(
