@@ -79,7 +79,7 @@ class FakeHomeserver:
 
 def notices() -> tuple[NoticeService, Chats, FakeHomeserver]:
     chats, hs = Chats(), FakeHomeserver()
-    return NoticeService(None, chats, None, None, hs, False, None), chats, hs
+    return NoticeService(None, chats, None, None, hs, False, None, None), chats, hs
 
 
 async def test_messages_sent_together_open_one_chat() -> None:
