@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 from mautrix.api import Method, Path
 from mautrix.appservice import IntentAPI
-from mautrix.errors import MatrixRequestError
+from aiohttp import ClientResponseError
+from mautrix.errors import MatrixRequestError, MatrixUnknownRequestError
 from mautrix.types import ContentURI, EventType, FileInfo, MediaMessageEventContent, MessageType, RoomCreatePreset
 
 from clutto_bridge.matrix import spaces
@@ -135,7 +136,13 @@ class Homeserver:
         await self.bot.send_message(room_id, content)
 
     async def download(self, mxc: str | ContentURI) -> bytes:
-        return await self.bot.download_media(mxc)
+        """The file's bytes. A missing or refused file is a MatrixRequestError like any other
+        refusal (mautrix lets the authenticated media API's aiohttp error through as it is)."""
+        try:
+            return await self.bot.download_media(mxc)
+        except ClientResponseError as e:
+            raise MatrixUnknownRequestError(e.status, e.message, "M_NOT_FOUND" if e.status == 404 else "M_UNKNOWN",
+                                            f"downloading {mxc} failed: {e.status} {e.message}") from e
 
     async def profile(self, user_id: str) -> tuple[str | None, str | None]:
         """(display name, avatar URL) of a user; raises MatrixRequestError for an unknown one."""
