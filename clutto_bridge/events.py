@@ -19,6 +19,7 @@ from clutto_bridge.context import Services
 from clutto_bridge.db.team import TeamState
 from clutto_bridge.policy.integrations import WIDGET_EVENT_TYPES
 from clutto_bridge.teams.errors import TeamError
+from clutto_bridge.teams.formatting import prose
 
 log = logging.getLogger("clutto.events")
 
@@ -26,6 +27,11 @@ GREETING = (
     "Hello! I am the Clutto bot. Here you can create a team and manage it. "
     "Send `help` to see what I can do."
 )
+
+
+def _answering(evt: MessageEvent) -> dict[str, str | None]:
+    """What a reply to this message relates to: the message itself, and its thread if it is in one."""
+    return {"event_id": evt.event_id, "thread_root": evt.content.get_thread_parent()}
 
 
 class EventDispatcher:
@@ -142,7 +148,8 @@ class EventDispatcher:
             return
         if evt.content.is_direct:
             await self.ctx.notices.chat_opened(evt.room_id, evt.sender)
-            await self.homeserver.send_notice(evt.room_id, GREETING.replace("`", ""), GREETING.replace("`help`", "<code>help</code>"))
+            greeting = prose(GREETING)
+            await self.homeserver.send_notice(evt.room_id, greeting.plain, greeting.html, mentions=greeting.mentions)
 
     async def _command(self, evt: MessageEvent) -> None:
         if evt.content.msgtype in (MessageType.FILE, MessageType.IMAGE):
@@ -161,7 +168,7 @@ class EventDispatcher:
         elif not in_management:
             return
         command, args = registry.find(words)
-        event = CommandEvent(self.ctx, evt.room_id, evt.sender, args, in_management)
+        event = CommandEvent(self.ctx, evt.room_id, evt.sender, args, in_management, **_answering(evt))
         if command is None:
             shown = " ".join(words[:2]) if words else ""
             await event.reply(f"Unknown command `{shown}`. Send `{prefix} help` for the list." if shown else f"Send `{prefix} help` for the list of commands.")
@@ -175,7 +182,7 @@ class EventDispatcher:
             return
         info = evt.content.info
         mimetype = (info.mimetype if info else None) or ""
-        event = CommandEvent(self.ctx, evt.room_id, evt.sender, [], True)
+        event = CommandEvent(self.ctx, evt.room_id, evt.sender, [], True, **_answering(evt))
         if evt.content.msgtype == MessageType.IMAGE:
             log.info("%s sends a profile photo in %s", evt.sender, evt.room_id)
             await self._run(event, "profile photo", lambda e: set_photo_from_image(e, evt.content.url))

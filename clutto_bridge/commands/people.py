@@ -10,8 +10,9 @@ from clutto_bridge.commands.registry import CommandEvent, registry
 from clutto_bridge.policy.contacts import MAX_BYTES
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed
+from clutto_bridge.teams.formatting import document, prose
 
-SECTION = "You"
+SECTION = "Profile and privacy"
 
 
 def _format_profile(profile: dict[str, str | None]) -> str:
@@ -64,8 +65,10 @@ async def policy(evt: CommandEvent) -> None:
     text = evt.ctx.consent.current
     accepted = await evt.ctx.consent.has_consented(evt.sender)
     status = "You have accepted it." if accepted else "Send `accept` to agree to it."
-    await evt.reply(f"**Privacy policy, version {text.version}** (published {text.published.isoformat()})\n\n"
-                    f"{text.text}\n\n{status}")
+    await evt.reply(
+        prose(f"**Privacy policy, version {text.version}** (published {text.published.isoformat()})")
+        + document(text.text) + prose(status)
+    )
 
 
 @registry.command(

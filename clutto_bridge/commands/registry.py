@@ -4,18 +4,19 @@ A command declares its arguments, whether it is about the team here (and needs a
 it), and whether it belongs only in the chat with the bot. The registry checks those before the
 handler runs and writes the usage line from the declaration, so no handler repeats the
 preamble. ``help`` is generated from what is registered, so it never lists a command that does
-not exist. Replies are notices with a plain-text body and an HTML body.
+not exist. Replies are notices with a plain-text body and an HTML body rendered from
+Markdown, replying to the command (in its thread) and mentioning the users they name.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable, Literal
 
 from clutto_bridge.context import Services
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed
+from clutto_bridge.teams.formatting import Message, prose
 from clutto_bridge.teams.service import MANAGERS
 
 if TYPE_CHECKING:
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 PERSONAL = "That is personal: send it in your direct chat with me, not in a team room."
 
 TeamNeed = Literal["manage", "member"] | None
+
+# The order of the sections in ``help``; a section not named here comes after these.
+SECTIONS = ("Teams", "Members", "Rooms", "Retention", "Integrations", "Profile and privacy")
 
 # A placeholder shown as an example of its form in usage lines (help keeps the placeholder).
 _EXAMPLES = {"USER": "@user:server"}
@@ -40,14 +44,25 @@ class CommandEvent:
     in_management_room: bool
     team: Team | None = None
     """The team the command is about, when it declares ``team=``; set before the handler runs."""
+    event_id: str | None = None
+    """The command's event: replies reply to it."""
+    thread_root: str | None = None
+    """The thread the command was sent in, if any: replies go into it."""
 
     @property
     def rest(self) -> str:
         return " ".join(self.args)
 
-    async def reply(self, text: str) -> None:
-        """Send ``text`` (with `code` and **bold** marks) as a formatted notice."""
-        await self.ctx.homeserver.send_notice(self.room_id, _plain(text), _html(text))
+    async def reply(self, text: str | Message) -> None:
+        """Send ``text`` (Markdown, see ``teams.formatting.prose``) as a formatted notice that
+        replies to the command, mentioning its sender and every user ID it names."""
+        message = prose(text) if isinstance(text, str) else text
+        if self.event_id:
+            message = message.mentioning([self.sender])
+        await self.ctx.homeserver.send_notice(
+            self.room_id, message.plain, message.html, mentions=message.mentions,
+            reply_to=self.event_id, thread_root=self.thread_root,
+        )
 
 
 Handler = Callable[[CommandEvent], Awaitable[None]]
@@ -103,6 +118,8 @@ class Command:
     private_refusal: str = PERSONAL
     usage_lead: str = "Usage"
     usage_note: UsageNote | None = None
+    example: str = ""
+    """A whole command line as a user would send it (without the prefix), shown by ``help NAME``."""
 
     @property
     def min_args(self) -> int:
@@ -118,6 +135,15 @@ class Command:
         shown = " ".join(a.shown(example=True) for a in self.args or ())
         return f"{prefix} {self.name}" + (f" {shown}" if shown else "")
 
+    def fits(self, args: list[str]) -> bool:
+        """Whether ``args`` match the declared arguments: their count and the declared choices."""
+        if self.args is None:
+            return True
+        count, most = len(args), self.max_args
+        if count < self.min_args or (most is not None and count > most):
+            return False
+        return all(not arg.choices or value.lower() in arg.choices for arg, value in zip(self.args, args))
+
     async def handler(self, evt: CommandEvent) -> None:
         """Check what the command declares, in this order, then run it: arguments, place, team."""
         await self._check_args(evt)
@@ -128,13 +154,7 @@ class Command:
         await self.func(evt)
 
     async def _check_args(self, evt: CommandEvent) -> None:
-        if self.args is None:
-            return
-        count, most = len(evt.args), self.max_args
-        fits = count >= self.min_args and (most is None or count <= most)
-        if fits and all(
-            not arg.choices or value.lower() in arg.choices for arg, value in zip(self.args, evt.args)
-        ):
+        if self.fits(evt.args):
             return
         message = f"{self.usage_lead}: `{self.usage_line(evt.ctx.settings.bridge.command_prefix)}`."
         if self.usage_note:
@@ -181,12 +201,14 @@ class Registry:
         usage_lead: str = "Usage",
         usage_note: UsageNote | None = None,
         section: str = "General",
+        example: str = "",
     ) -> Callable[[Handler], Handler]:
         """Register a handler.
 
         ``args`` is the syntax shown in help and checked before the handler runs (see ``Arg``);
         ``team="manage"`` or ``"member"`` resolves the team here into ``evt.team``;
-        ``private`` refuses the command outside the chat with the bot.
+        ``private`` refuses the command outside the chat with the bot;
+        ``example`` is a whole command line that ``help NAME`` shows (default: the name).
         """
         declared = parse_args(args) if args is not None else None
         help_args = " ".join(a.shown() for a in declared or ())
@@ -194,7 +216,7 @@ class Registry:
         def register(handler: Handler) -> Handler:
             self.commands[name] = Command(
                 name, handler, help_args, help_text, section, declared, team, private,
-                private_refusal, usage_lead, usage_note,
+                private_refusal, usage_lead, usage_note, example or name,
             )
             return handler
 
@@ -214,11 +236,8 @@ registry = Registry()
 
 
 def _plain(text: str) -> str:
-    return text.replace("**", "")
+    return prose(text).plain
 
 
 def _html(text: str) -> str:
-    escaped = html.escape(text, quote=False)
-    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
-    escaped = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
-    return escaped.replace("\n", "<br/>")
+    return prose(text).html

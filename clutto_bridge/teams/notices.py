@@ -14,6 +14,7 @@ from clutto_bridge.db.bot import ManagementRooms
 from clutto_bridge.db.notices import NoticeStore
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed
+from clutto_bridge.teams.formatting import Message, prose
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.service import TeamService
 
@@ -82,10 +83,15 @@ class NoticeService:
         log.info("%s notice reached %d member(s), %d opted out", kind, delivered, skipped)
         return NoticeReport(delivered, skipped)
 
-    async def tell(self, user_id: str, text: str, html: str | None = None) -> None:
-        """A service message to one user in their direct chat with the bot (`code` marks dropped)."""
+    async def tell(self, user_id: str, text: str | Message, html: str | None = None) -> None:
+        """A service message to one user in their direct chat with the bot.
+
+        ``text`` is Markdown (see ``formatting.prose``; `code` marks are dropped from the plain
+        body). ``html`` is accepted from older callers and replaces the rendered HTML.
+        """
+        message = prose(text, code_marks=False) if isinstance(text, str) else text
         room_id = await self.direct_room(user_id)
-        await self.homeserver.send_notice(room_id, text.replace("`", ""), html)
+        await self.homeserver.send_notice(room_id, message.plain, html or message.html, mentions=message.mentions)
 
     async def direct_room(self, user_id: str) -> str:
         """The user's direct chat with the bot, opened if there is none yet."""

@@ -72,11 +72,11 @@ class Onboarding:
         text = self.consent.current
         parts = []
         if not await self.consent.has_consented(user_id) and not await self.consent.was_told(user_id, text.version):
-            parts.append(f"Welcome to {team.name}! Before you chat, please read our privacy policy "
+            parts.append(f"Welcome to **{team.name}**! Before you chat, please read our privacy policy "
                          f"(version {text.version}): {text.summary}\n{self._how_to_accept(text)}")
         hint = await self._profile_hint(user_id)
         if parts or hint:
-            body = "\n".join(parts) + hint if parts else f"Welcome to {team.name}!" + hint
+            body = "\n".join(parts) + hint if parts else f"Welcome to **{team.name}**!" + hint
             await self._reminded(user_id)  # first, so a reminder never races this welcome
             await self.notices.tell(user_id, body)
             if parts:
