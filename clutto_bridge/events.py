@@ -171,7 +171,8 @@ class EventDispatcher:
         event = CommandEvent(self.ctx, evt.room_id, evt.sender, args, in_management, **_answering(evt))
         if command is None:
             shown = " ".join(words[:2]) if words else ""
-            await event.reply(f"Unknown command `{shown}`. Send `{prefix} help` for the list." if shown else f"Send `{prefix} help` for the list of commands.")
+            help_line = "help" if in_management else f"{prefix} help"  # no prefix needed in the chat with the bot
+            await event.reply(f"Unknown command `{shown}`. Send `{help_line}` for the list." if shown else f"Send `{help_line}` for the list of commands.")
             return
         log.info("%s runs %r in %s", evt.sender, command.name, evt.room_id)
         await self._run(event, command.name, command.handler)

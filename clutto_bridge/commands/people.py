@@ -24,6 +24,7 @@ def _format_profile(profile: dict[str, str | None]) -> str:
     args="[USER]",
     help_text="Show your profile, or a teammate's.",
     section=SECTION,
+    example="profile show @bob:example.org",
 )
 async def profile_show(evt: CommandEvent) -> None:
     user_id = validation.user_id(evt.args[0]) if evt.args else evt.sender
@@ -42,6 +43,7 @@ async def profile_show(evt: CommandEvent) -> None:
     help_text="Set a profile field: first_name, last_name, designation, or photo (an mxc:// URI, "
     "or send an image in this chat).",
     section=SECTION,
+    example="profile set designation Product designer",
 )
 async def profile_set(evt: CommandEvent) -> None:
     field, value = evt.args[0], " ".join(evt.args[1:])
@@ -54,6 +56,7 @@ async def profile_set(evt: CommandEvent) -> None:
     args="FIELD",
     help_text="Remove an optional profile field.",
     section=SECTION,
+    example="profile unset designation",
 )
 async def profile_unset(evt: CommandEvent) -> None:
     profile = await evt.ctx.profiles.update(evt.sender, {evt.args[0]: None}, actor=evt.sender)
@@ -76,6 +79,7 @@ async def policy(evt: CommandEvent) -> None:
     args="[VERSION]",
     help_text="Agree to the current privacy policy.",
     section=SECTION,
+    example="accept",
 )
 async def accept(evt: CommandEvent) -> None:
     text = await evt.ctx.onboarding.accept(evt.sender, evt.args[0] if evt.args else None)
