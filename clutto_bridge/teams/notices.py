@@ -77,7 +77,7 @@ class NoticeService:
                 skipped += 1
                 continue
             footer = "" if kind == SERVICE else "\n(You get these because you opted in; `marketing off` stops them.)"
-            await self.tell(user_id, f"{label}: {text}{footer}")
+            await self.tell(user_id, f"**{label}:** {text}{footer}")
             delivered += 1
         await self.store.record_sent(self.clock.now_ms(), kind, team_id, actor, delivered, skipped)
         log.info("%s notice reached %d member(s), %d opted out", kind, delivered, skipped)
