@@ -148,7 +148,7 @@ class EventDispatcher:
             return
         if evt.content.is_direct:
             await self.ctx.notices.chat_opened(evt.room_id, evt.sender)
-            greeting = prose(GREETING)
+            greeting = prose(GREETING, code_marks=False)
             await self.homeserver.send_notice(evt.room_id, greeting.plain, greeting.html, mentions=greeting.mentions)
 
     async def _command(self, evt: MessageEvent) -> None:

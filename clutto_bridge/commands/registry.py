@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 PERSONAL = "That is personal: send it in your direct chat with me, not in a team room."
 
+# A reply naming more users than this is a listing (team info): they are shown as pills but
+# not notified; the sender of the command always is.
+MAX_NOTIFIED = 3
+
 TeamNeed = Literal["manage", "member"] | None
 
 # The order of the sections in ``help``; a section not named here comes after these.
@@ -55,12 +59,14 @@ class CommandEvent:
 
     async def reply(self, text: str | Message) -> None:
         """Send ``text`` (Markdown, see ``teams.formatting.prose``) as a formatted notice that
-        replies to the command, mentioning its sender and every user ID it names."""
+        replies to the command; the user IDs it names are pills, and its sender and (up to
+        ``MAX_NOTIFIED``) the users it names are in ``m.mentions``."""
         message = prose(text) if isinstance(text, str) else text
-        if self.event_id:
-            message = message.mentioning([self.sender])
+        mentions = list(message.mentions) if len(message.mentions) <= MAX_NOTIFIED else []
+        if self.event_id and self.sender not in mentions:
+            mentions.append(self.sender)
         await self.ctx.homeserver.send_notice(
-            self.room_id, message.plain, message.html, mentions=message.mentions,
+            self.room_id, message.plain, message.html, mentions=mentions,
             reply_to=self.event_id, thread_root=self.thread_root,
         )
 

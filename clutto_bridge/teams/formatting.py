@@ -131,7 +131,7 @@ def _plain(tokens: list[Token], breaks: bool, code_marks: bool) -> str:
             out.append("\n" if lists else "\n\n")
         elif kind == "list_item_open":
             numbering = lists[-1]
-            marker = f"{numbering[0]}. " if numbering[0] else "- "
+            marker = f"{numbering[0]}{token.markup} " if numbering[0] else f"{token.markup} "
             if numbering[0]:
                 numbering[0] += 1
             out.append("  " * (len(lists) - 1) + marker)

@@ -35,6 +35,7 @@ def test_a_document_flows_wrapped_lines_into_paragraphs() -> None:
     assert "#" not in message.plain and "**" not in message.plain
     assert "We keep your profile." in message.plain
     assert "- Export: send `mydata`.\n- Revoke" in message.plain
+    assert prose("1) one\n2) two\n* star").plain == "1) one\n2) two\n\n* star"
 
 
 def test_messages_join_as_blocks() -> None:

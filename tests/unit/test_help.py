@@ -77,6 +77,14 @@ async def test_a_reply_relates_to_the_command_and_mentions_its_sender_and_named_
     await evt.reply("Invited @bob:acme to **Acme**.")
     (sent,) = evt.ctx.homeserver.sent
     assert sent["reply_to"] == "$command" and sent["thread_root"] == thread
-    assert sent["mentions"] == ("@bob:acme", "@ada:acme")
+    assert sent["mentions"] == ["@bob:acme", "@ada:acme"]
     assert sent["html"] == 'Invited <a href="https://matrix.to/#/@bob:acme">@bob:acme</a> to <strong>Acme</strong>.'
     assert sent["text"] == "Invited @bob:acme to Acme."
+
+
+async def test_a_listing_shows_pills_but_notifies_only_the_sender() -> None:
+    evt = event([], event_id="$command")
+    await evt.reply("Members:\n" + "\n".join(f"- @m{i}:acme: member" for i in range(4)))
+    (sent,) = evt.ctx.homeserver.sent
+    assert sent["mentions"] == ["@ada:acme"]
+    assert sent["html"].count('<a href="https://matrix.to/#/@m') == 4
