@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from typing import Sequence
 
 from markdown_it import MarkdownIt
 from markdown_it.rules_inline import StateInline
@@ -27,12 +26,12 @@ from clutto_bridge.policy.ids import USER_ID
 
 MATRIX_TO = "https://matrix.to/#/"
 # A user ID starts a mention only after a space or punctuation, not inside a word or address.
-_NOT_BEFORE_MENTION = set("._=-/+@:") | set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_JOINS_A_WORD = "._=-/+@:"
 
 
 @dataclass(frozen=True)
 class Message:
-    """A rendered message: the plain-text ``body``, the HTML ``formatted_body``, who is mentioned."""
+    """A rendered message: the plain ``body``, the HTML ``formatted_body``, the users it names."""
 
     plain: str
     blocks: str
@@ -52,10 +51,6 @@ class Message:
             f"{self.blocks}\n{other.blocks}",
             tuple(dict.fromkeys(self.mentions + other.mentions)),
         )
-
-    def mentioning(self, user_ids: Sequence[str]) -> Message:
-        """The same message with more users in ``m.mentions`` (e.g. the sender of a command it answers)."""
-        return Message(self.plain, self.blocks, tuple(dict.fromkeys((*self.mentions, *user_ids))))
 
 
 def prose(text: str, *, code_marks: bool = True) -> Message:
@@ -100,7 +95,9 @@ def _document_parser() -> MarkdownIt:
 def _mention(state: StateInline, silent: bool) -> bool:
     """An inline rule: ``@user:server`` becomes a matrix.to link marked as a mention."""
     pos = state.pos
-    if state.src[pos] != "@" or (pos > 0 and state.src[pos - 1] in _NOT_BEFORE_MENTION):
+    if state.src[pos] != "@":
+        return False
+    if pos > 0 and (state.src[pos - 1].isalnum() or state.src[pos - 1] in _JOINS_A_WORD):
         return False
     match = USER_ID.match(state.src, pos)
     if not match:
