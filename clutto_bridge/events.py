@@ -19,6 +19,7 @@ from clutto_bridge.context import Services
 from clutto_bridge.db.team import TeamState
 from clutto_bridge.policy.integrations import WIDGET_EVENT_TYPES
 from clutto_bridge.teams.errors import TeamError
+from clutto_bridge.teams.formatting import prose
 
 log = logging.getLogger("clutto.events")
 
@@ -28,6 +29,11 @@ GREETING = (
     "Hello! I am the Clutto bot. Here you can create a team and manage it. "
     "Send `help` to see what I can do."
 )
+
+
+def _answering(evt: MessageEvent) -> dict[str, str | None]:
+    """What a reply to this message relates to: the message itself, and its thread if it is in one."""
+    return {"event_id": evt.event_id, "thread_root": evt.content.get_thread_parent()}
 
 
 class EventDispatcher:
@@ -144,10 +150,9 @@ class EventDispatcher:
             return
         if evt.content.is_direct:
             replaced = await self.ctx.notices.chat_opened(evt.room_id, evt.sender)
-            greeting = GREETING + (" From now on I write to you here, and I closed our older chat." if replaced else "")
-            await self.homeserver.send_notice(
-                evt.room_id, greeting.replace("`", ""), greeting.replace("`help`", "<code>help</code>")
-            )
+            text = GREETING + (" From now on I write to you here, and I closed our older chat." if replaced else "")
+            greeting = prose(text, code_marks=False)
+            await self.homeserver.send_notice(evt.room_id, greeting.plain, greeting.html, mentions=greeting.mentions)
 
     async def _command(self, evt: MessageEvent) -> None:
         if evt.content.msgtype in (MessageType.FILE, MessageType.IMAGE):
@@ -166,10 +171,11 @@ class EventDispatcher:
         elif not in_management:
             return
         command, args = registry.find(words)
-        event = CommandEvent(self.ctx, evt.room_id, evt.sender, args, in_management)
+        event = CommandEvent(self.ctx, evt.room_id, evt.sender, args, in_management, **_answering(evt))
         if command is None:
             shown = " ".join(words[:2]) if words else ""
-            await event.reply(f"Unknown command `{shown}`. Send `{prefix} help` for the list." if shown else f"Send `{prefix} help` for the list of commands.")
+            help_line = "help" if in_management else f"{prefix} help"  # no prefix needed in the chat with the bot
+            await event.reply(f"Unknown command `{shown}`. Send `{help_line}` for the list." if shown else f"Send `{help_line}` for the list of commands.")
             return
         log.info("%s runs %r in %s", evt.sender, command.name, evt.room_id)
         await self._run(event, command.name, command.handler)
@@ -187,7 +193,7 @@ class EventDispatcher:
                     log.info("%s posted a contact file in team room %s; not imported", evt.sender, evt.room_id)
                     await contact_file_in_team_room(self.ctx, evt.sender, team.name, evt.content.body or "")
             return
-        event = CommandEvent(self.ctx, evt.room_id, evt.sender, [], True)
+        event = CommandEvent(self.ctx, evt.room_id, evt.sender, [], True, **_answering(evt))
         if evt.content.msgtype == MessageType.IMAGE:
             log.info("%s sends a profile photo in %s", evt.sender, evt.room_id)
             await self._run(event, "profile photo", lambda e: set_photo_from_image(e, evt.content.url))

@@ -24,6 +24,7 @@ async def export(evt: CommandEvent) -> None:
     team="manage",
     help_text="Whether the team is exported before its trial purge.",
     section="Retention",
+    example="export before-purge on",
 )
 async def export_before_purge(evt: CommandEvent) -> None:
     team = evt.team

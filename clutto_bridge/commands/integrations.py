@@ -27,6 +27,7 @@ async def integrations_list(evt: CommandEvent) -> None:
     team="manage",
     help_text="Allow a bot or widgets under a URL prefix.",
     section="Integrations",
+    example="integrations allow @helperbot:example.org",
 )
 async def integrations_allow(evt: CommandEvent) -> None:
     team, value = evt.team, evt.args[0]
@@ -40,6 +41,7 @@ async def integrations_allow(evt: CommandEvent) -> None:
     team="manage",
     help_text="Take a bot or widget prefix off the list; a denied bot leaves the team's rooms.",
     section="Integrations",
+    example="integrations deny https://widgets.example.org/",
 )
 async def integrations_deny(evt: CommandEvent) -> None:
     team, value = evt.team, evt.args[0]

@@ -17,6 +17,7 @@ SECTION = "Members"
     team="manage",
     help_text="Change a member's role (admin, member or guest); ownership moves with `transfer`.",
     section=SECTION,
+    example="role @bob:example.org admin",
 )
 async def change_role(evt: CommandEvent) -> None:
     team = evt.team
@@ -37,6 +38,7 @@ async def change_role(evt: CommandEvent) -> None:
     help_text="Remove a member from the team's space, rooms and individual chats; "
     "`deactivate` also closes an account Clutto created.",
     section=SECTION,
+    example="remove @bob:example.org",
 )
 async def remove(evt: CommandEvent) -> None:
     team = evt.team
@@ -47,7 +49,8 @@ async def remove(evt: CommandEvent) -> None:
 
 
 @registry.command(
-    "transfer", args="USER", team="manage", help_text="Make another member the owner; you become an admin.", section=SECTION
+    "transfer", args="USER", team="manage", help_text="Make another member the owner; you become an admin.", section=SECTION,
+    example="transfer @bob:example.org",
 )
 async def transfer(evt: CommandEvent) -> None:
     team = evt.team
@@ -63,6 +66,7 @@ async def transfer(evt: CommandEvent) -> None:
     private_refusal="Send this in your direct chat with me: my answer carries a password.",
     help_text="Create a homeserver account and add it to the team; I tell you its initial password here.",
     section=SECTION,
+    example="account create bob bob@example.org member",
 )
 async def create_account(evt: CommandEvent) -> None:
     team = evt.team

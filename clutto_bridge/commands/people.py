@@ -12,10 +12,11 @@ from clutto_bridge.context import Services
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.contacts import AlreadyAllowed, FileRemoval, ImportNotAllowed, ImportReport
 from clutto_bridge.teams.errors import Conflict, InvalidInput, TeamError
+from clutto_bridge.teams.formatting import document, prose
 
 log = logging.getLogger("clutto.commands")
 
-SECTION = "You"
+SECTION = "Profile and privacy"
 
 
 def _format_profile(profile: dict[str, str | None]) -> str:
@@ -28,6 +29,7 @@ def _format_profile(profile: dict[str, str | None]) -> str:
     discloses=True,
     help_text="Show your profile, or a teammate's.",
     section=SECTION,
+    example="profile show @bob:example.org",
 )
 async def profile_show(evt: CommandEvent) -> None:
     user_id = validation.user_id(evt.args[0]) if evt.args else evt.sender
@@ -46,6 +48,7 @@ async def profile_show(evt: CommandEvent) -> None:
     help_text="Set a profile field: first_name, last_name, designation, or photo (an mxc:// URI, "
     "or send an image in this chat).",
     section=SECTION,
+    example="profile set designation Product designer",
 )
 async def profile_set(evt: CommandEvent) -> None:
     field, value = evt.args[0], " ".join(evt.args[1:])
@@ -58,6 +61,7 @@ async def profile_set(evt: CommandEvent) -> None:
     args="FIELD",
     help_text="Remove an optional profile field.",
     section=SECTION,
+    example="profile unset designation",
 )
 async def profile_unset(evt: CommandEvent) -> None:
     profile = await evt.ctx.profiles.update(evt.sender, {evt.args[0]: None}, actor=evt.sender)
@@ -69,8 +73,10 @@ async def policy(evt: CommandEvent) -> None:
     text = evt.ctx.consent.current
     accepted = await evt.ctx.consent.has_consented(evt.sender)
     status = "You have accepted it." if accepted else "Send `accept` to agree to it."
-    await evt.reply(f"**Privacy policy, version {text.version}** (published {text.published.isoformat()})\n\n"
-                    f"{text.text}\n\n{status}")
+    await evt.reply(
+        prose(f"**Privacy policy, version {text.version}** (published {text.published.isoformat()})")
+        + document(text.text) + prose(status)
+    )
 
 
 @registry.command(
@@ -78,6 +84,7 @@ async def policy(evt: CommandEvent) -> None:
     args="[VERSION]",
     help_text="Agree to the current privacy policy.",
     section=SECTION,
+    example="accept",
 )
 async def accept(evt: CommandEvent) -> None:
     text = await evt.ctx.onboarding.accept(evt.sender, evt.args[0] if evt.args else None)

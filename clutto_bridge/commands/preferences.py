@@ -16,7 +16,8 @@ async def _opted(evt: CommandEvent) -> str:
     args="on|off",
     usage_note=_opted,
     help_text="Whether you receive product news (service notices always reach you).",
-    section="You",
+    section="Profile and privacy",
+    example="marketing off",
 )
 async def marketing(evt: CommandEvent) -> None:
     opted_in = evt.args[0].lower() == "on"

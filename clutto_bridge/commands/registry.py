@@ -11,18 +11,19 @@ bot; a personal command (``private=True``) only in the chat. In any other room (
 and invited the bot to) the bot answers with a pointer to the chat instead.
 
 ``help`` is generated from what is registered, so it never lists a command that does not
-exist. Replies are notices with a plain-text body and an HTML body.
+exist. Replies are notices with a plain-text body and an HTML body rendered from Markdown,
+replying to the command (in its thread) and mentioning the users they name.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable, Literal
 
 from clutto_bridge.context import Services
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed, NotFound
+from clutto_bridge.teams.formatting import Message, prose
 from clutto_bridge.teams.notices import room_link
 from clutto_bridge.teams.service import MANAGERS
 
@@ -34,7 +35,14 @@ PERSONAL = "That is personal: send it in your direct chat with me, not in a team
 PERSONAL_ELSEWHERE = "That is personal: I answer it only in our direct chat, {link}"
 TEAM_ELSEWHERE = "I answer that only in your team's rooms or in our direct chat, {link}"
 
+# A reply naming more users than this is a listing (team info): they are shown as pills but
+# not notified; the sender of the command always is.
+MAX_NOTIFIED = 3
+
 TeamNeed = Literal["manage", "member"] | None
+
+# The order of the sections in ``help``; a section not named here comes after these.
+SECTIONS = ("Teams", "Members", "Rooms", "Retention", "Integrations", "Profile and privacy")
 
 # A placeholder shown as an example of its form in usage lines (help keeps the placeholder).
 _EXAMPLES = {"USER": "@user:server"}
@@ -51,14 +59,27 @@ class CommandEvent:
     in_management_room: bool
     team: Team | None = None
     """The team the command is about, when it declares ``team=``; set before the handler runs."""
+    event_id: str | None = None
+    """The command's event: replies reply to it."""
+    thread_root: str | None = None
+    """The thread the command was sent in, if any: replies go into it."""
 
     @property
     def rest(self) -> str:
         return " ".join(self.args)
 
-    async def reply(self, text: str) -> None:
-        """Send ``text`` (with `code` and **bold** marks) as a formatted notice."""
-        await self.ctx.homeserver.send_notice(self.room_id, _plain(text), _html(text))
+    async def reply(self, text: str | Message) -> None:
+        """Send ``text`` (Markdown, see ``teams.formatting.prose``) as a formatted notice that
+        replies to the command; the user IDs it names are pills, and its sender and (up to
+        ``MAX_NOTIFIED``) the users it names are in ``m.mentions``."""
+        message = prose(text) if isinstance(text, str) else text
+        mentions = list(message.mentions) if len(message.mentions) <= MAX_NOTIFIED else []
+        if self.event_id and self.sender not in mentions:
+            mentions.append(self.sender)
+        await self.ctx.homeserver.send_notice(
+            self.room_id, message.plain, message.html, mentions=mentions,
+            reply_to=self.event_id, thread_root=self.thread_root,
+        )
 
 
 Handler = Callable[[CommandEvent], Awaitable[None]]
@@ -116,6 +137,8 @@ class Command:
     usage_note: UsageNote | None = None
     discloses: bool = False
     """Shows a team's or a person's data: never in a room that is not a team's or the chat."""
+    example: str = ""
+    """A whole command line as a user would send it (without the prefix), shown by ``help NAME``."""
 
     @property
     def min_args(self) -> int:
@@ -130,6 +153,15 @@ class Command:
     def usage_line(self, prefix: str) -> str:
         shown = " ".join(a.shown(example=True) for a in self.args or ())
         return f"{prefix} {self.name}" + (f" {shown}" if shown else "")
+
+    def fits(self, args: list[str]) -> bool:
+        """Whether ``args`` match the declared arguments: their count and the declared choices."""
+        if self.args is None:
+            return True
+        count, most = len(args), self.max_args
+        if count < self.min_args or (most is not None and count > most):
+            return False
+        return all(not arg.choices or value.lower() in arg.choices for arg, value in zip(self.args, args))
 
     async def handler(self, evt: CommandEvent) -> None:
         """Check what the command declares, in this order, then run it: arguments, place, team."""
@@ -151,13 +183,7 @@ class Command:
         raise NotAllowed((PERSONAL_ELSEWHERE if self.private else TEAM_ELSEWHERE).format(link=link))
 
     async def _check_args(self, evt: CommandEvent) -> None:
-        if self.args is None:
-            return
-        count, most = len(evt.args), self.max_args
-        fits = count >= self.min_args and (most is None or count <= most)
-        if fits and all(
-            not arg.choices or value.lower() in arg.choices for arg, value in zip(self.args, evt.args)
-        ):
+        if self.fits(evt.args):
             return
         message = f"{self.usage_lead}: `{self.usage_line(evt.ctx.settings.bridge.command_prefix)}`."
         if self.usage_note:
@@ -230,6 +256,7 @@ class Registry:
         usage_note: UsageNote | None = None,
         section: str = "General",
         discloses: bool = False,
+        example: str = "",
     ) -> Callable[[Handler], Handler]:
         """Register a handler.
 
@@ -237,6 +264,7 @@ class Registry:
         ``team="manage"`` or ``"member"`` resolves the team here into ``evt.team``;
         ``private`` refuses the command outside the chat with the bot;
         ``discloses`` (and ``team``) refuses it outside the team's rooms and the chat.
+        ``example`` is a whole command line that ``help NAME`` shows (default: the name).
         """
         declared = parse_args(args) if args is not None else None
         help_args = " ".join(a.shown() for a in declared or ())
@@ -244,7 +272,7 @@ class Registry:
         def register(handler: Handler) -> Handler:
             self.commands[name] = Command(
                 name, handler, help_args, help_text, section, declared, team, private,
-                private_refusal, usage_lead, usage_note, discloses,
+                private_refusal, usage_lead, usage_note, discloses, example or name,
             )
             return handler
 
@@ -264,11 +292,8 @@ registry = Registry()
 
 
 def _plain(text: str) -> str:
-    return text.replace("**", "")
+    return prose(text).plain
 
 
 def _html(text: str) -> str:
-    escaped = html.escape(text, quote=False)
-    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
-    escaped = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
-    return escaped.replace("\n", "<br/>")
+    return prose(text).html

@@ -45,6 +45,7 @@ async def retention_show(evt: CommandEvent) -> None:
     team="manage",
     help_text="Set the team's maximum message lifetime, e.g. 30d.",
     section="Retention",
+    example="retention set 90d",
 )
 async def retention_set(evt: CommandEvent) -> None:
     team = evt.team
@@ -99,6 +100,7 @@ async def retention_status(evt: CommandEvent) -> None:
     team="manage",
     help_text="Legal hold on this room (or with `team`, the whole team): nothing in it is redacted or purged.",
     section="Retention",
+    example="hold on team",
 )
 async def hold(evt: CommandEvent) -> None:
     team = evt.team

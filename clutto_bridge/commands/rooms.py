@@ -6,7 +6,8 @@ from clutto_bridge.commands.registry import CommandEvent, registry
 
 
 @registry.command(
-    "room create", args="NAME...", team="manage", help_text="Add a group room to the team's space.", section="Rooms"
+    "room create", args="NAME...", team="manage", help_text="Add a group room to the team's space.", section="Rooms",
+    example="room create Design Reviews",
 )
 async def room_create(evt: CommandEvent) -> None:
     team = evt.team
@@ -20,6 +21,7 @@ async def room_create(evt: CommandEvent) -> None:
     team="manage",
     help_text="Archive a group room: read-only, out of the space.",
     section="Rooms",
+    example="room archive Design Reviews",
 )
 async def room_archive(evt: CommandEvent) -> None:
     team = evt.team
@@ -27,7 +29,7 @@ async def room_archive(evt: CommandEvent) -> None:
     await evt.reply(f"Archived **{room.name}**.")
 
 
-@registry.command("dm", args="USER", team="member", help_text="Open a direct chat with a member of your team.", section="Rooms")
+@registry.command("dm", args="USER", team="member", help_text="Open a direct chat with a member of your team.", section="Rooms", example="dm @bob:example.org")
 async def direct(evt: CommandEvent) -> None:
     team = evt.team
     room, created = await evt.ctx.rooms.direct_chat(team, evt.sender, evt.args[0])

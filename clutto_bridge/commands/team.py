@@ -35,6 +35,7 @@ def describe(view: TeamView) -> str:
     usage_lead="Give the team a name",
     help_text="Create a team: a space with its rooms, owned by you. Team names are unique.",
     section="Teams",
+    example="team create Acme Corp",
 )
 async def team_create(evt: CommandEvent) -> None:
     # Checked before saying anything, so a refusal is the only answer (and never echoes
@@ -107,6 +108,7 @@ async def team_use(evt: CommandEvent) -> None:
     team="manage",
     help_text="Invite a user to the team's space and rooms (role: admin, member or guest; default member).",
     section="Members",
+    example="invite @bob:example.org admin",
 )
 async def invite(evt: CommandEvent) -> None:
     team = evt.team
@@ -115,7 +117,7 @@ async def invite(evt: CommandEvent) -> None:
     await evt.reply(f"Invited {member.user_id} to **{team.name}** as {member.role}.")
 
 
-@registry.command("team rename", args="NAME...", team="manage", help_text="Rename the team (and its space).", section="Teams")
+@registry.command("team rename", args="NAME...", team="manage", help_text="Rename the team (and its space).", section="Teams", example="team rename Acme Labs")
 async def team_rename(evt: CommandEvent) -> None:
     team = evt.team
     old = team.name
@@ -124,7 +126,8 @@ async def team_rename(evt: CommandEvent) -> None:
 
 
 @registry.command(
-    "team topic", args="[TEXT...]", team="manage", help_text="Set the topic of the team's space.", section="Teams"
+    "team topic", args="[TEXT...]", team="manage", help_text="Set the topic of the team's space.", section="Teams",
+    example="team topic Where Acme plans its launches",
 )
 async def team_topic(evt: CommandEvent) -> None:
     team = evt.team
@@ -133,7 +136,8 @@ async def team_topic(evt: CommandEvent) -> None:
 
 
 @registry.command(
-    "team avatar", args="MXC_URL", team="manage", help_text="Set the team's avatar (an uploaded mxc:// image).", section="Teams"
+    "team avatar", args="MXC_URL", team="manage", help_text="Set the team's avatar (an uploaded mxc:// image).", section="Teams",
+    example="team avatar mxc://example.org/AbCdEfGh",
 )
 async def team_avatar(evt: CommandEvent) -> None:
     team = evt.team
@@ -147,6 +151,7 @@ async def team_avatar(evt: CommandEvent) -> None:
     team="manage",
     help_text="Delete the team: its space and rooms are shut down and purged. Owner only; repeat the name to confirm.",
     section="Teams",
+    example="team delete Acme Corp",
 )
 async def team_delete(evt: CommandEvent) -> None:
     team = evt.team

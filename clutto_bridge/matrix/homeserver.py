@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from mautrix.api import Method, Path
 from mautrix.appservice import IntentAPI
@@ -125,8 +125,28 @@ class Homeserver:
 
     # --- messages and media -------------------------------------------------------------------
 
-    async def send_notice(self, room_id: str, text: str, html: str | None = None) -> str:
-        return await self.bot.send_notice(room_id, text=text, html=html)
+    async def send_notice(
+        self, room_id: str, text: str, html: str | None = None, *, mentions: Sequence[str] | None = None,
+        reply_to: str | None = None, thread_root: str | None = None,
+    ) -> str:
+        """A notice from the bot: ``text`` is the plain body, ``html`` the formatted one.
+
+        ``mentions`` (user IDs) go into ``m.mentions``, so only they are notified; ``reply_to``
+        makes it a reply to that event, inside the thread of ``thread_root`` when given.
+        """
+        content: dict[str, Any] = {"msgtype": "m.notice", "body": text}
+        if html is not None:
+            content |= {"format": "org.matrix.custom.html", "formatted_body": html}
+        if mentions is not None:
+            content["m.mentions"] = {"user_ids": list(mentions)} if mentions else {}
+        if thread_root:
+            content["m.relates_to"] = {
+                "rel_type": "m.thread", "event_id": thread_root, "is_falling_back": not reply_to,
+                "m.in_reply_to": {"event_id": reply_to or thread_root},
+            }
+        elif reply_to:
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
+        return await self.bot.send_message_event(room_id, EventType.ROOM_MESSAGE, content)
 
     async def send_file(self, room_id: str, data: bytes, *, name: str, mime_type: str) -> None:
         mxc = await self.bot.upload_media(data, mime_type=mime_type, filename=name)

@@ -106,6 +106,5 @@ class TrialLifecycle:
             f"On {_day(team.purge_after)} (in {before}) the team and all its data will be purged "
             f"irreversibly unless its plan is upgraded.{export}"
         )
-        html = text.replace("**", "<b>", 1).replace("**", "</b>", 1)
-        await self.notices.tell(team.owner, text.replace("**", ""), html)
+        await self.notices.tell(team.owner, text)
         await self.audit.record(team, None, "trial_warning", team.owner, before=before)

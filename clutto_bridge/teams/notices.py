@@ -22,6 +22,7 @@ from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed
+from clutto_bridge.teams.formatting import Message, prose
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.service import TeamService
 
@@ -94,17 +95,22 @@ class NoticeService:
                 skipped += 1
                 continue
             footer = "" if kind == SERVICE else "\n(You get these because you opted in; `marketing off` stops them.)"
-            await self.tell(user_id, f"{label}: {text}{footer}")
+            await self.tell(user_id, f"**{label}:** {text}{footer}")
             delivered += 1
         await self.store.record_sent(self.clock.now_ms(), kind, team_id, actor, delivered, skipped)
         log.info("%s notice reached %d member(s), %d opted out", kind, delivered, skipped)
         return NoticeReport(delivered, skipped)
 
-    async def tell(self, user_id: str, text: str, html: str | None = None) -> None:
-        """A service message to one user in their direct chat with the bot (`code` marks dropped)."""
+    async def tell(self, user_id: str, text: str | Message, html: str | None = None) -> None:
+        """A service message to one user in their one direct chat with the bot.
+
+        ``text`` is Markdown (see ``formatting.prose``; `code` marks are dropped from the plain
+        body). ``html`` is accepted from older callers and replaces the rendered HTML.
+        """
+        message = prose(text, code_marks=False) if isinstance(text, str) else text
         async with self._chat_lock(user_id):  # so a chat the user opens meanwhile gets it too
             room_id = await self._one_chat(user_id)
-            await self.homeserver.send_notice(room_id, text.replace("`", ""), html)
+            await self.homeserver.send_notice(room_id, message.plain, html or message.html, mentions=message.mentions)
 
     async def direct_room(self, user_id: str) -> str:
         """The user's one direct chat with the bot: the newest live one, opened if there is none.

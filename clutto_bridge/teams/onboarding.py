@@ -84,10 +84,10 @@ class Onboarding:
             tell_policy = (not await self.consent.has_consented(user_id)
                            and not await self.consent.was_told(user_id, text.version))
             if tell_policy:
-                body = (f"Welcome to {team.name}! Before you chat, please read our privacy policy "
+                body = (f"Welcome to **{team.name}**! Before you chat, please read our privacy policy "
                         f"(version {text.version}): {text.summary}\n{self._how_to_accept(text)}")
             else:
-                body = f"Welcome to {team.name}! This chat is where I answer you; send `help` to see what I can do."
+                body = f"Welcome to **{team.name}**! This chat is where I answer you; send `help` to see what I can do."
             body += await self._several_teams_hint(user_id)
             body += await self._profile_hint(user_id)
             await self._reminded(user_id)  # first, so a reminder never races this welcome

@@ -209,12 +209,12 @@ class ProfileService:
                 log.warning("Cannot reset the profile of %s (%s); warning instead", user_id, e)
             else:
                 await self.audit.record(team, None, "profile_reset", user_id, room_id=room_id, reason=found.describe())
-                await self._tell(user_id, f"In {team.name}, {found.describe()}. I put it back, as the team's policy says. "
+                await self._tell(user_id, f"In **{team.name}**, {found.describe()}. I put it back, as the team's policy says. "
                                  "Change your profile with `profile set FIELD VALUE`.")
                 await self._confirm_reset(room_id, user_id, profile)
                 return
         if self.rules.enforce == "warn" or not self._local(user_id):
-            await self._tell(user_id, f"In {team.name}, {found.describe()}. Please change it back, or change your "
+            await self._tell(user_id, f"In **{team.name}**, {found.describe()}. Please change it back, or change your "
                              "profile with `profile set FIELD VALUE`.")
 
     async def _confirm_reset(self, room_id: str, user_id: str, profile: dict[str, str | None]) -> None:

@@ -16,6 +16,7 @@ from clutto_bridge.matrix.spaces import BOT_LEVEL
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from clutto_bridge.teams.formatting import prose
 from clutto_bridge.teams.members import MemberService
 
 log = logging.getLogger("clutto.rooms")
@@ -60,7 +61,8 @@ class RoomService:
         levels["events_default"] = BOT_LEVEL
         await self.store.archive(room, self.clock.now_ms())
         await hs.set_power_levels(room.room_id, levels)
-        await hs.send_notice(room.room_id, "This room was archived: it is read-only and no longer in the team's space.")
+        notice = prose("This room was **archived**: it is read-only and no longer in the team's space.")
+        await hs.send_notice(room.room_id, notice.plain, notice.html, mentions=notice.mentions)
         await self.audit.record(team, actor, "room_archived", room.room_id, name=room.name)
         return room
 

@@ -91,8 +91,10 @@ async def test_team_commands_explain_themselves(bridge: Bridge, new_user) -> Non
     await alice.wait_for_notice(dm, "Send help", sender=bot)
     await alice.send_text(dm, "help")
     help_text = (await alice.wait_for_notice(dm, "Clutto commands", sender=bot))["content"]["body"]
-    for usage in ("!clutto help", "!clutto team create NAME", "!clutto team info", "!clutto invite USER [ROLE]"):
+    # In the chat with the bot, no prefix is shown.
+    for usage in ("`help COMMAND`", "`team create NAME`", "`team info`", "`invite USER [ROLE]`"):
         assert usage in help_text
+    assert "`!clutto team" not in help_text
     await alice.send_text(dm, "team info")
     await alice.wait_for_notice(dm, "You are in no team yet", sender=bot)
     await alice.send_text(dm, "invite @nobody:localhost")

@@ -28,7 +28,7 @@ def test_every_command_has_help() -> None:
 def test_replies_are_escaped_html_with_plain_body() -> None:
     text = "**Acme <script>** uses `!clutto help`\nline two"
     assert _plain(text) == "Acme <script> uses `!clutto help`\nline two"
-    assert _html(text) == "<strong>Acme &lt;script&gt;</strong> uses <code>!clutto help</code><br/>line two"
+    assert _html(text) == "<strong>Acme &lt;script&gt;</strong> uses <code>!clutto help</code><br />\nline two"
 
 
 # The registry's checks, with a stand-in for the services it reads: the team of a room,
