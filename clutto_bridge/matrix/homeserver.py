@@ -182,7 +182,10 @@ class Homeserver:
             query["from"] = token
         data: dict[str, Any] = await self.bot.api.request(Method.GET, Path.v3.rooms[room_id].messages, query_params=query)
         events = data.get("chunk", [])
-        return events, data.get("end") if events else None
+        # The end of the timeline is a missing ``end`` (the spec), not an empty chunk: after a
+        # purge, a page can hold nothing (its events are gone) and the history go on after it.
+        end = data.get("end")
+        return events, end if end and end != token else None
 
     async def redact(self, room_id: str, event_id: str, reason: str) -> None:
         """Redact as the bot. The raw call skips mautrix's per-call power level lookup: the bot

@@ -352,3 +352,33 @@ async def test_without_admin_api_sweeps_redact_only_and_say_so(
     finally:
         async with http.put(bot_url, json={"admin": True}, headers=headers) as resp:
             assert resp.status == 200
+
+
+async def test_a_later_sweep_removes_what_expired_since_an_earlier_purge(bridges: Bridges, new_user) -> None:
+    """History that reaches a room after its first purge (imported or federated, with old
+    timestamps) is found and removed by the next sweep: the scan starts where the purge left
+    the room, not at a beginning that no longer exists."""
+    bridge = await bridges.start(bridges.settings(policy__retention__batch_size=4, policy__retention__purge_slice="2d"))
+    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    general = rooms[0]
+    now = bridge.clock.now_ms()
+    await bridge.retention.set_lifetime(team, "30d", actor=None)
+    bot = bridge.appservice.intent
+
+    async def old_messages(label: str, count: int) -> set[str]:
+        return {
+            await bot.send_message_event(
+                general, EventType.ROOM_MESSAGE, {"msgtype": "m.text", "body": f"{label} {i}"},
+                timestamp=now - 50 * DAY + i * DAY // 2,
+            )
+            for i in range(count)
+        }
+
+    for label in ("first", "second", "third"):
+        seeded = await old_messages(label, 8)
+        await member.send_text(general, f"{label}: inside the window")
+        job = await bridge.retention.request_sweep(team, actor=None)
+        done = await bridge.runner.wait(job.id, timeout=120)
+        assert done.state == "done" and done.progress["redacted"] == 8, (label, done.progress)
+        left = [e for e in await all_events(member, general) if e["event_id"] in seeded and e.get("content")]
+        assert left == [], f"{label}: {len(left)} old messages still readable"
