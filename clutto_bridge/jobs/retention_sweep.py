@@ -25,7 +25,7 @@ from clutto_bridge.jobs.ratelimit import RateLimiter
 from clutto_bridge.jobs.runner import JobContext
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.homeserver import Homeserver
-from clutto_bridge.policy.retention import PurgePlan, removable
+from clutto_bridge.policy.retention import PurgePlan, media_urls, removable
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.retention import RetentionService
 
@@ -145,7 +145,9 @@ class RetentionSweep:
                 events, next_token = await self.homeserver.page_forward(room_id, r.token, self.settings.batch_size)
                 for event in events:
                     plan.see(event)
-                doomed = [e["event_id"] for e in events if removable(e, p.cutoff)]
+                expired = [e for e in events if removable(e, p.cutoff)]
+                await self._note_media(room_id, expired)
+                doomed = [e["event_id"] for e in expired]
                 doomed += await self.retention.relations_of(room_id, doomed, p.cutoff)
                 r.pending, r.pending_next, r.plan = doomed, next_token, plan.state()
                 await self._save(ctx, p)
@@ -158,6 +160,13 @@ class RetentionSweep:
         r.phase = Phase.PURGE
         await self._save(ctx, p)
         return total
+
+    async def _note_media(self, room_id: str, events: list[dict[str, Any]]) -> None:
+        """Note the media of expired events as the scan reads them: the homeserver may not have
+        delivered them to the bridge yet, and media of a removed event must go with it."""
+        for event in events:
+            for mxc in media_urls(event.get("content") or {}):
+                await self.references.add_media(room_id, event["event_id"], mxc, event.get("origin_server_ts", 0))
 
     async def _redact_all(self, room_id: str, event_ids: list[str]) -> None:
         """Redact a page's events, a few requests in flight at once, within the rate limit."""
