@@ -17,6 +17,7 @@ replying to the command (in its thread) and mentioning the users they name.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable, Literal
@@ -63,6 +64,8 @@ class CommandEvent:
     """The command's event: replies reply to it."""
     thread_root: str | None = None
     """The thread the command was sent in, if any: replies go into it."""
+    replies: int = field(default=0, init=False)
+    """How many replies were sent; with ``event_id`` it makes each reply's transaction id."""
 
     @property
     def rest(self) -> str:
@@ -76,10 +79,23 @@ class CommandEvent:
         mentions = list(message.mentions) if len(message.mentions) <= MAX_NOTIFIED else []
         if self.event_id and self.sender not in mentions:
             mentions.append(self.sender)
+        txn_id = reply_txn_id(self.event_id, self.replies) if self.event_id else None
+        self.replies += 1
         await self.ctx.homeserver.send_notice(
             self.room_id, message.plain, message.html, mentions=mentions,
-            reply_to=self.event_id, thread_root=self.thread_root,
+            reply_to=self.event_id, thread_root=self.thread_root, txn_id=txn_id,
         )
+
+
+def reply_txn_id(event_id: str, number: int) -> str:
+    """The transaction id of reply ``number`` to the event ``event_id``.
+
+    A command that runs again (after a crash, from the inbox) sends its replies under the same
+    ids, and the homeserver answers a repeated ``PUT /send/{txnId}`` with the event it already
+    made, so the member sees each reply once.
+    """
+    digest = hashlib.sha256(event_id.encode()).hexdigest()[:32]
+    return f"clutto.{digest}.{number}"
 
 
 Handler = Callable[[CommandEvent], Awaitable[None]]

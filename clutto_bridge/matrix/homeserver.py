@@ -127,12 +127,14 @@ class Homeserver:
 
     async def send_notice(
         self, room_id: str, text: str, html: str | None = None, *, mentions: Sequence[str] | None = None,
-        reply_to: str | None = None, thread_root: str | None = None,
+        reply_to: str | None = None, thread_root: str | None = None, txn_id: str | None = None,
     ) -> str:
         """A notice from the bot: ``text`` is the plain body, ``html`` the formatted one.
 
         ``mentions`` (user IDs) go into ``m.mentions``, so only they are notified; ``reply_to``
         makes it a reply to that event, inside the thread of ``thread_root`` when given.
+        ``txn_id`` makes a repeated send (of the same message, by a command run again) one
+        message: the homeserver answers it with the event it made the first time.
         """
         content: dict[str, Any] = {"msgtype": "m.notice", "body": text}
         if html is not None:
@@ -146,7 +148,7 @@ class Homeserver:
             }
         elif reply_to:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
-        return await self.bot.send_message_event(room_id, EventType.ROOM_MESSAGE, content)
+        return await self.bot.send_message_event(room_id, EventType.ROOM_MESSAGE, content, txn_id=txn_id)
 
     async def send_file(self, room_id: str, data: bytes, *, name: str, mime_type: str) -> None:
         mxc = await self.bot.upload_media(data, mime_type=mime_type, filename=name)
