@@ -65,7 +65,7 @@ class CommandEvent:
     thread_root: str | None = None
     """The thread the command was sent in, if any: replies go into it."""
     replies: int = field(default=0, init=False)
-    """How many replies were sent; with ``event_id`` it makes each reply's transaction id."""
+    """How many messages were sent; with ``event_id`` it makes each one's transaction id."""
 
     @property
     def rest(self) -> str:
@@ -79,12 +79,16 @@ class CommandEvent:
         mentions = list(message.mentions) if len(message.mentions) <= MAX_NOTIFIED else []
         if self.event_id and self.sender not in mentions:
             mentions.append(self.sender)
-        txn_id = reply_txn_id(self.event_id, self.replies) if self.event_id else None
-        self.replies += 1
         await self.ctx.homeserver.send_notice(
             self.room_id, message.plain, message.html, mentions=mentions,
-            reply_to=self.event_id, thread_root=self.thread_root, txn_id=txn_id,
+            reply_to=self.event_id, thread_root=self.thread_root, txn_id=self.next_txn_id(),
         )
+
+    def next_txn_id(self) -> str | None:
+        """The transaction id of the next message this command sends (replies, files): the same
+        on every run of the command, so a repeated run sends nothing twice."""
+        self.replies += 1
+        return reply_txn_id(self.event_id, self.replies - 1) if self.event_id else None
 
 
 def reply_txn_id(event_id: str, number: int) -> str:

@@ -150,12 +150,16 @@ class Homeserver:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
         return await self.bot.send_message_event(room_id, EventType.ROOM_MESSAGE, content, txn_id=txn_id)
 
-    async def send_file(self, room_id: str, data: bytes, *, name: str, mime_type: str) -> None:
+    async def send_file(
+        self, room_id: str, data: bytes, *, name: str, mime_type: str, txn_id: str | None = None
+    ) -> None:
+        """Upload ``data`` and send it as a file; ``txn_id`` as for ``send_notice`` (a repeat
+        uploads again but sends no second message)."""
         mxc = await self.bot.upload_media(data, mime_type=mime_type, filename=name)
         content = MediaMessageEventContent(
             msgtype=MessageType.FILE, body=name, url=mxc, info=FileInfo(mimetype=mime_type, size=len(data))
         )
-        await self.bot.send_message(room_id, content)
+        await self.bot.send_message(room_id, content, txn_id=txn_id)
 
     async def download(self, mxc: str | ContentURI) -> bytes:
         """The file's bytes. A missing or refused file is a MatrixRequestError like any other
