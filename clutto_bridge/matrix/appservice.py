@@ -141,10 +141,12 @@ class CluttoAppService(AppService):
 
     async def drain(self, timeout: float) -> None:
         """Let queued work finish for ``timeout`` seconds (on shutdown), then cancel the rest,
-        which stays unfinished in the inbox for the next start."""
-        self._lanes_open.set()
+        which stays unfinished in the inbox for the next start. Work that never started (the
+        bridge stopped before it was ready) is cancelled at once."""
+        if not self._lanes_open.is_set():
+            timeout = 0
         running = list(self.lanes.values())
-        if running:
+        if running and timeout:
             await asyncio.wait(running, timeout=timeout)
         leftover = [task for task in self.lanes.values() if not task.done()]
         if leftover:
