@@ -61,7 +61,7 @@ class Bridge:
         self.appservice = CluttoAppService(
             server=s.homeserver.address, domain=s.homeserver.domain, as_token=a.as_token, hs_token=a.hs_token,
             bot_localpart=a.bot_username, id=a.id, verify_ssl=s.homeserver.verify_ssl,
-            state_store=PgASStateStore(self.state_db), transactions=db.transactions, now_ms=clock.now_ms,
+            state_store=PgASStateStore(self.state_db), inbox=db.inbox, now_ms=clock.now_ms,
             default_http_retry_count=3, log=logging.getLogger("clutto.appservice"),
         )
         bot = lambda: self.appservice.intent  # noqa: E731 - the intent exists once the appservice does
@@ -129,7 +129,13 @@ class Bridge:
             self.state_db.override_pool(self.db)  # shares the pool, which exists only once started
             await self.state_db.start()
         _owner_only(a.database)
-        await self.stores.transactions.forget_before(self.clock.now_ms() - a.transaction_memory * 1000)
+        remembered_since = self.clock.now_ms() - a.transaction_memory * 1000
+        await self.stores.transactions.forget_before(remembered_since)
+        await self.stores.inbox.forget_before(remembered_since)
+        # Queued now, ahead of anything new in the same rooms; run once the bridge is ready.
+        unfinished = await self.appservice.resume_inbox()
+        if unfinished:
+            log.info("Handling %d event(s) left unfinished by the last stop", unfinished)
         async with _named("appservice.port", f"cannot listen on {a.hostname}:{a.port}"):
             await self.appservice.start(a.hostname, a.port)
         log.info("Listening on %s:%d", a.hostname, a.port)
@@ -157,6 +163,7 @@ class Bridge:
         await self.runner.take_back_from_dead_local_workers()
         self.runner.start()
         self._scheduler = asyncio.create_task(self._schedule_forever(), name="clutto-scheduler")
+        self.appservice.open_inbox()
         self.appservice.ready = True
         log.info("Bridge ready as %s", self.appservice.bot_mxid)
 
@@ -183,6 +190,7 @@ class Bridge:
             await asyncio.gather(self._scheduler, return_exceptions=True)
             self._scheduler = None
         await self.runner.stop()
+        await self.appservice.drain(grace)
         await self.events.drain(grace)
         await self.appservice.stop()
         await self.db.stop()

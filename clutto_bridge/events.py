@@ -1,19 +1,26 @@
 """Turn Matrix events into bridge actions: accept invites, follow team membership, run commands.
 
 Events enter here (beside ``commands/`` and ``web/``) and become calls of the domain in
-``teams/``. Membership is handled before the transaction is acknowledged. Commands may
-take seconds (creating rooms), so they run as tasks that ``stop()`` waits for, then cancels.
+``teams/``. The appservice hands each event over from its durable inbox. Membership and
+settings are handled at once; a command may take seconds (creating rooms), so ``handle``
+hands it back as work that the appservice runs in the room's lane, in order, and only then
+marks the event done. A command the bridge was stopped in the middle of runs again on the
+next start, so every command is safe to run twice: its effects are keyed by its event id or
+are the same when repeated, and its replies are sent with transaction ids derived from that
+event id, which the homeserver does not apply twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Awaitable
 
 from mautrix.errors import MatrixRequestError
 from mautrix.types import Event, EventType, Membership, MessageEvent, MessageType, StateEvent
 
 from clutto_bridge.commands import CommandEvent, registry
+from clutto_bridge.commands.registry import reply_txn_id
 from clutto_bridge.commands.people import contact_file_in_team_room, import_contact_file, set_photo_from_image
 from clutto_bridge.context import Services
 from clutto_bridge.db.team import TeamState
@@ -46,7 +53,9 @@ class EventDispatcher:
     def bot_mxid(self) -> str:
         return self.homeserver.bot_mxid
 
-    async def handle(self, evt: Event) -> None:
+    async def handle(self, evt: Event) -> Awaitable[None] | None:
+        """Handle ``evt``; a command is handed back as work to run in its room's lane."""
+        work = None
         try:
             if evt.type == EventType.ROOM_MEMBER:
                 await self._membership(evt)
@@ -54,12 +63,13 @@ class EventDispatcher:
                 await self._power_levels_changed(evt)
             elif str(evt.type) in WIDGET_EVENT_TYPES and evt.sender != self.bot_mxid:
                 await self._widget_changed(evt)
-            elif evt.type == EventType.ROOM_MESSAGE and evt.sender != self.bot_mxid:
-                self._spawn(self._command(evt))
             if getattr(evt, "state_key", None) is None:
                 await self._remember_references(evt)
+            if evt.type == EventType.ROOM_MESSAGE and evt.sender != self.bot_mxid:
+                work = self._command(evt)
         except Exception:
             log.exception("Failed to handle %s in %s", evt.type, evt.room_id)
+        return work
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -152,7 +162,9 @@ class EventDispatcher:
             replaced = await self.ctx.notices.chat_opened(evt.room_id, evt.sender)
             text = GREETING + (" From now on I write to you here, and I closed our older chat." if replaced else "")
             greeting = prose(text, code_marks=False)
-            await self.homeserver.send_notice(evt.room_id, greeting.plain, greeting.html, mentions=greeting.mentions)
+            await self.homeserver.send_notice(
+                evt.room_id, greeting.plain, greeting.html, mentions=greeting.mentions, txn_id=reply_txn_id(evt.event_id, 0)
+            )
 
     async def _command(self, evt: MessageEvent) -> None:
         if evt.content.msgtype in (MessageType.FILE, MessageType.IMAGE):

@@ -217,6 +217,8 @@ async def mydata(evt: CommandEvent) -> None:
 )
 async def mydata_export(evt: CommandEvent) -> None:
     data = json.dumps(await evt.ctx.mydata.collect(evt.sender), indent=2, sort_keys=True).encode()
-    await evt.ctx.homeserver.send_file(evt.room_id, data, name="clutto-mydata.json", mime_type="application/json")
+    await evt.ctx.homeserver.send_file(
+        evt.room_id, data, name="clutto-mydata.json", mime_type="application/json", txn_id=evt.next_txn_id()
+    )
     await evt.reply(f"Here is your data ({len(data):,} bytes). It is also available through the API at "
                     "GET /_clutto/v1/users/{your id}/data.")

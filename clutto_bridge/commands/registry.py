@@ -17,6 +17,7 @@ replying to the command (in its thread) and mentioning the users they name.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Awaitable, Callable, Literal
@@ -63,6 +64,8 @@ class CommandEvent:
     """The command's event: replies reply to it."""
     thread_root: str | None = None
     """The thread the command was sent in, if any: replies go into it."""
+    replies: int = field(default=0, init=False)
+    """How many messages were sent; with ``event_id`` it makes each one's transaction id."""
 
     @property
     def rest(self) -> str:
@@ -78,8 +81,25 @@ class CommandEvent:
             mentions.append(self.sender)
         await self.ctx.homeserver.send_notice(
             self.room_id, message.plain, message.html, mentions=mentions,
-            reply_to=self.event_id, thread_root=self.thread_root,
+            reply_to=self.event_id, thread_root=self.thread_root, txn_id=self.next_txn_id(),
         )
+
+    def next_txn_id(self) -> str | None:
+        """The transaction id of the next message this command sends (replies, files): the same
+        on every run of the command, so a repeated run sends nothing twice."""
+        self.replies += 1
+        return reply_txn_id(self.event_id, self.replies - 1) if self.event_id else None
+
+
+def reply_txn_id(event_id: str, number: int) -> str:
+    """The transaction id of reply ``number`` to the event ``event_id``.
+
+    A command that runs again (after a crash, from the inbox) sends its replies under the same
+    ids, and the homeserver answers a repeated ``PUT /send/{txnId}`` with the event it already
+    made, so the member sees each reply once.
+    """
+    digest = hashlib.sha256(event_id.encode()).hexdigest()[:32]
+    return f"clutto.{digest}.{number}"
 
 
 Handler = Callable[[CommandEvent], Awaitable[None]]

@@ -39,10 +39,11 @@ def describe(view: TeamView) -> str:
 )
 async def team_create(evt: CommandEvent) -> None:
     # Checked before saying anything, so a refusal is the only answer (and never echoes
-    # more than the checked name, which has a bounded length).
-    name = await evt.ctx.teams.check_new(evt.rest, owner=evt.sender)
+    # more than the checked name, which has a bounded length). Keyed by the command's event:
+    # run again after a crash, it finishes and confirms the team it started.
+    name = await evt.ctx.teams.check_new(evt.rest, owner=evt.sender, key=evt.event_id)
     await evt.reply(f"Creating team **{name}**…")
-    team = await evt.ctx.teams.create(name, owner=evt.sender)
+    team = await evt.ctx.teams.create(name, owner=evt.sender, key=evt.event_id)
     view = await evt.ctx.teams.view(team)
     await evt.reply(f"Team created. I invited you to its space and rooms.\n{describe(view)}")
 

@@ -14,6 +14,7 @@ from clutto_bridge.db.bot import ManagementRooms, TeamWelcomes, TransactionLog
 from clutto_bridge.db.consent import ConsentStore
 from clutto_bridge.db.contacts import ContactStore
 from clutto_bridge.db.holds import HoldStore
+from clutto_bridge.db.inbox import Inbox
 from clutto_bridge.db.integrations import IntegrationStore
 from clutto_bridge.db.job import JobStore
 from clutto_bridge.db.member import MemberStore
@@ -51,6 +52,7 @@ class Stores:
     management_rooms: ManagementRooms
     transactions: TransactionLog
     welcomes: TeamWelcomes
+    inbox: Inbox
 
     @classmethod
     def over(cls, db: Database) -> Stores:
@@ -58,5 +60,5 @@ class Stores:
             TeamStore(db), RoomStore(db), MemberStore(db), AccountStore(db), ProfileStore(db), ConsentStore(db),
             ContactStore(db), HoldStore(db), ReferenceStore(db), NoticeStore(db), IntegrationStore(db),
             AuditStore(db), JobStore(db), PersonStore(db), ManagementRooms(db), TransactionLog(db),
-            TeamWelcomes(db),
+            TeamWelcomes(db), Inbox(db),
         )

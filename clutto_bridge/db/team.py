@@ -73,10 +73,14 @@ class TeamStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, team: Team, owner: Member) -> None:
-        """The team and its owner's membership, in one transaction (the name is unique)."""
+    async def create(self, team: Team, owner: Member, *, created_by_event: str | None = None) -> None:
+        """The team and its owner's membership, in one transaction (the name is unique).
+        ``created_by_event``: the command event that asked for it (unique too), so running
+        that command again finds this team."""
         async with self.db.acquire() as conn, conn.transaction():
             await self._insert(conn, team)
+            if created_by_event is not None:
+                await conn.execute("UPDATE team SET created_by_event=$1 WHERE id=$2", created_by_event, team.id)
             await conn.execute(
                 f"INSERT INTO team_member ({Member.columns}) VALUES ($1, $2, $3, $4, $5, $6)",
                 owner.team_id, owner.user_id, owner.role, owner.membership, owner.created_by_bridge, owner.added_at,
@@ -137,6 +141,11 @@ class TeamStore:
 
     async def get(self, team_id: str) -> Team | None:
         return Team._from_row(await self.db.fetchrow(f"SELECT {Team.columns} FROM team WHERE id=$1", team_id))
+
+    async def get_by_creating_event(self, event_id: str) -> Team | None:
+        """The team that the command ``event_id`` created."""
+        row = await self.db.fetchrow(f"SELECT {Team.columns} FROM team WHERE created_by_event=$1", event_id)
+        return Team._from_row(row)
 
     async def get_by_name(self, name: str) -> Team | None:
         row = await self.db.fetchrow(f"SELECT {Team.columns} FROM team WHERE name_key=$1", Team.name_key(name))

@@ -127,12 +127,14 @@ class Homeserver:
 
     async def send_notice(
         self, room_id: str, text: str, html: str | None = None, *, mentions: Sequence[str] | None = None,
-        reply_to: str | None = None, thread_root: str | None = None,
+        reply_to: str | None = None, thread_root: str | None = None, txn_id: str | None = None,
     ) -> str:
         """A notice from the bot: ``text`` is the plain body, ``html`` the formatted one.
 
         ``mentions`` (user IDs) go into ``m.mentions``, so only they are notified; ``reply_to``
         makes it a reply to that event, inside the thread of ``thread_root`` when given.
+        ``txn_id`` makes a repeated send (of the same message, by a command run again) one
+        message: the homeserver answers it with the event it made the first time.
         """
         content: dict[str, Any] = {"msgtype": "m.notice", "body": text}
         if html is not None:
@@ -146,14 +148,18 @@ class Homeserver:
             }
         elif reply_to:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
-        return await self.bot.send_message_event(room_id, EventType.ROOM_MESSAGE, content)
+        return await self.bot.send_message_event(room_id, EventType.ROOM_MESSAGE, content, txn_id=txn_id)
 
-    async def send_file(self, room_id: str, data: bytes, *, name: str, mime_type: str) -> None:
+    async def send_file(
+        self, room_id: str, data: bytes, *, name: str, mime_type: str, txn_id: str | None = None
+    ) -> None:
+        """Upload ``data`` and send it as a file; ``txn_id`` as for ``send_notice`` (a repeat
+        uploads again but sends no second message)."""
         mxc = await self.bot.upload_media(data, mime_type=mime_type, filename=name)
         content = MediaMessageEventContent(
             msgtype=MessageType.FILE, body=name, url=mxc, info=FileInfo(mimetype=mime_type, size=len(data))
         )
-        await self.bot.send_message(room_id, content)
+        await self.bot.send_message(room_id, content, txn_id=txn_id)
 
     async def download(self, mxc: str | ContentURI) -> bytes:
         """The file's bytes. A missing or refused file is a MatrixRequestError like any other

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from clutto_bridge.matrix.errors import MatrixRequestError
 
+from clutto_bridge import testhooks
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
 from clutto_bridge.db import member as membership
@@ -106,8 +107,12 @@ class TeamService:
 
     # --- creating ------------------------------------------------------------------
 
-    async def check_new(self, name: str, owner: str) -> str:
-        """Everything ``create`` refuses, checked without changing anything; the name as it will be."""
+    async def check_new(self, name: str, owner: str, *, key: str | None = None) -> str:
+        """Everything ``create`` refuses, checked without changing anything; the name as it will be.
+        With ``key`` (the command's event id), the team that key already created is no refusal."""
+        earlier = await self.created_by(key)
+        if earlier is not None:
+            return earlier.name
         name = validation.team_name(name, self.settings.bridge.team_name_max_length)
         owner = validation.user_id(owner)
         if owner.split(":", 1)[1] != self.settings.homeserver.domain:
@@ -121,8 +126,20 @@ class TeamService:
         if existing:
             raise TeamExists(f"A team named {existing.name!r} already exists. Choose another name.")
 
-    async def create(self, name: str, owner: str) -> Team:
-        """Create a team owned by ``owner``. Names are unique: a second create is refused."""
+    async def created_by(self, key: str | None) -> Team | None:
+        """The team that the command with event id ``key`` created, if any."""
+        return await self.store.get_by_creating_event(key) if key else None
+
+    async def create(self, name: str, owner: str, *, key: str | None = None) -> Team:
+        """Create a team owned by ``owner``. Names are unique: a second create is refused.
+
+        ``key`` (a command's event id) makes a repeat of the same command finish and return
+        the team it created instead of refusing the name."""
+        earlier = await self.created_by(key)
+        if earlier is not None:
+            if earlier.state == TeamState.CREATING:
+                await self._build(earlier)
+            return earlier
         name = await self.check_new(name, owner)
         owner = owner.strip()
         now = self.clock.now_ms()
@@ -139,7 +156,9 @@ class TeamService:
             purge_after=now + (trial.length + trial.grace) * 1000,
         )
         try:
-            await self.store.create(team, Member(team.id, owner, "owner", membership.INVITED, False, now))
+            await self.store.create(
+                team, Member(team.id, owner, "owner", membership.INVITED, False, now), created_by_event=key
+            )
         except Exception:
             await self._require_free_name(name)  # another create took the name meanwhile
             raise
@@ -163,6 +182,7 @@ class TeamService:
                 room_version=s.bridge.room_version, retention_ms=self.retention_ms(team)
             )
             await self.store.set_space(team, space_id)
+            testhooks.exit_if("EXIT_AFTER_SPACE", team.name)
         existing = {room.name for room in await self.rooms.of_team(team.id, kind=RoomKind.GROUP)}
         for name in s.bridge.default_rooms:
             if name not in existing:

@@ -1,0 +1,83 @@
+"""The inbox: every event of a transaction, written before the transaction is acknowledged.
+
+The events and the transaction id go in one database transaction, so after a crash either
+the homeserver retries the transaction (nothing was written) or the bridge finds the events
+here, unfinished, and handles them on its next start. The raw event is kept only until it
+was handled; the row stays a while longer (as long as transaction ids are remembered) so the
+same event arriving again is not handled twice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from mautrix.util.async_db import Database
+
+
+@dataclass
+class InboxEntry:
+    id: int
+    room_id: str
+    event: dict[str, Any]
+    attempts: int = 0
+
+
+class Inbox:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def accept(self, txn_id: str, events: list[dict[str, Any]], now_ms: int) -> list[InboxEntry] | None:
+        """Record the transaction and keep its events, atomically. ``None`` when the transaction
+        was recorded before (a retry: nothing is kept again); else the entries to handle, in order."""
+        async with self.db.acquire() as conn, conn.transaction():
+            new = await conn.fetchval(
+                "INSERT INTO appservice_txn (txn_id, received_at) VALUES ($1, $2) "
+                "ON CONFLICT (txn_id) DO NOTHING RETURNING txn_id",
+                txn_id, now_ms,
+            )
+            if new is None:
+                return None
+            for event in events:
+                event_id, room_id = event.get("event_id"), event.get("room_id")
+                if not isinstance(event_id, str) or not isinstance(room_id, str):
+                    continue  # not a room event: nothing the bridge acts on
+                await conn.execute(
+                    "INSERT INTO inbox_event (event_id, room_id, txn_id, event, received_at) "
+                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+                    event_id, room_id, txn_id, json.dumps(event), now_ms,
+                )
+            rows = await conn.fetch(
+                "SELECT id, room_id, event, attempts FROM inbox_event "
+                "WHERE txn_id=$1 AND done_at IS NULL ORDER BY id",
+                txn_id,
+            )
+        return [_entry(row) for row in rows]
+
+    async def done(self, entry_ids: list[int], now_ms: int) -> None:
+        """The entries were handled: forget their content."""
+        if not entry_ids:
+            return
+        async with self.db.acquire() as conn, conn.transaction():
+            for entry_id in entry_ids:
+                await conn.execute(
+                    "UPDATE inbox_event SET done_at=$1, event=NULL WHERE id=$2", now_ms, entry_id
+                )
+
+    async def unfinished(self) -> list[InboxEntry]:
+        """Entries a stop or crash left unhandled, in the order they arrived; each call counts
+        as one more attempt."""
+        async with self.db.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE inbox_event SET attempts=attempts+1 WHERE done_at IS NULL")
+            rows = await conn.fetch(
+                "SELECT id, room_id, event, attempts FROM inbox_event WHERE done_at IS NULL ORDER BY id"
+            )
+        return [_entry(row) for row in rows]
+
+    async def forget_before(self, cutoff_ms: int) -> None:
+        await self.db.execute("DELETE FROM inbox_event WHERE done_at IS NOT NULL AND done_at < $1", cutoff_ms)
+
+
+def _entry(row: Any) -> InboxEntry:
+    return InboxEntry(row["id"], row["room_id"], json.loads(row["event"]), row["attempts"])

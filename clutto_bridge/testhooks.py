@@ -1,0 +1,39 @@
+"""Deterministic crash points for the crash tests, and nothing else.
+
+A hook is an environment variable ``CLUTTO_TEST_<NAME>`` set only by a test that runs the
+bridge as its own process; when its value occurs in what the hook point is about, the
+process ends at once (``os._exit``, as ``kill -9`` would: no cleanup, no flush of anything
+but the log line). Unset, which it always is in production, a hook does nothing.
+
+- ``CLUTTO_TEST_EXIT_AFTER_ACK=TEXT``: right after acknowledging a transaction holding a
+  message whose body contains TEXT (``matrix/appservice.py``).
+- ``CLUTTO_TEST_EXIT_AFTER_SPACE=NAME``: right after a team named NAME got its space, before
+  its rooms and the reply (``teams/service.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+log = logging.getLogger("clutto.testhooks")
+
+EXIT_CODE = 137  # what a SIGKILL looks like to the shell
+
+
+def armed(name: str, about: str) -> bool:
+    value = os.environ.get(f"CLUTTO_TEST_{name}")
+    return bool(value) and value in about
+
+
+def exit_if(name: str, about: str) -> None:
+    """End the process now when the hook ``name`` is armed for ``about``."""
+    if armed(name, about):
+        exit_now(name)
+
+
+def exit_now(name: str) -> None:
+    log.warning("Test hook CLUTTO_TEST_%s: exiting now", name)
+    sys.stderr.flush()
+    os._exit(EXIT_CODE)
