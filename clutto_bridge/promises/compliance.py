@@ -1,0 +1,162 @@
+"""The compliance report: each promise against one configuration, as kept, partly kept,
+weakened by a named setting, not applicable, or not yet enforced.
+
+Pure: it reads the validated ``Settings`` and, when the operator gives it, the homeserver's
+parsed config; ``cli.py`` and the provisioning API print or serve the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Mapping
+
+from pydantic import BaseModel
+
+from clutto_bridge.config import Settings
+from clutto_bridge.durations import DurationError, format_duration, parse_duration
+from clutto_bridge.promises.registry import PROMISES, Built, Pending, Promise
+
+# Synapse's defaults for the settings we read from homeserver.yaml.
+SYNAPSE_REDACTION_RETENTION = 7 * 86400
+
+
+class State(str, Enum):
+    KEPT = "kept"
+    PARTLY_KEPT = "partly kept"  # what is built is kept; the rest is pending (see ``pending``)
+    WEAKENED = "weakened"  # a setting (named) keeps the bridge from keeping it fully
+    NOT_APPLICABLE = "not applicable"  # the feature it is about is switched off here
+    NOT_ENFORCED = "not yet enforced"  # nothing of the mechanism exists yet
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A configured value that weakens a promise."""
+
+    key: str  # dotted config key; homeserver.yaml keys start with ``homeserver.yaml:``
+    value: str
+    effect: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"key": self.key, "value": self.value, "effect": self.effect}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    promise: Promise
+    state: State
+    weakened_by: tuple[Finding, ...]
+    homeserver: tuple[str, ...]  # what depends on the homeserver and was not checked
+    pending: tuple[Pending, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.promise.id,
+            "promise": self.promise.statement,
+            "state": self.state.value,
+            "weakened_by": [f.to_json() for f in self.weakened_by],
+            "depends_on_homeserver": list(self.homeserver),
+            "not_yet_enforced": [{"what": p.what, "issue": p.issue} for p in self.pending],
+        }
+
+
+def check(settings: Settings, homeserver_config: Mapping[str, Any] | None = None) -> list[Verdict]:
+    """Every promise against ``settings`` (and ``homeserver_config``, the parsed homeserver.yaml)."""
+    return [_verdict(p, settings, homeserver_config) for p in PROMISES]
+
+
+def weakened(verdicts: list[Verdict]) -> list[Verdict]:
+    return [v for v in verdicts if v.state is State.WEAKENED]
+
+
+def configured(settings: Settings, key: str) -> str:
+    """A dotted key's value as the operator writes it in config.yaml (``remind``, ``true``, ``7d``)."""
+    value: Any = settings
+    for part in key.split("."):
+        value = getattr(value, part)
+    return yaml_text(value)
+
+
+def yaml_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {yaml_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple, frozenset, set)):
+        return "[" + ", ".join(yaml_text(v) for v in value) + "]"
+    return str(value)
+
+
+def _verdict(promise: Promise, settings: Settings, hs: Mapping[str, Any] | None) -> Verdict:
+    if promise.built is Built.NO:
+        return Verdict(promise, State.NOT_ENFORCED, (), (), promise.pending)
+    findings = [
+        Finding(w.key, value, w.effect)
+        for w in promise.weakened_by
+        if (value := configured(settings, w.key)) in w.values
+    ]
+    unchecked = [
+        f"{h.needs}; otherwise {h.otherwise}"
+        for h in promise.homeserver if hs is None or h.checked_with is None
+    ]
+    if hs is not None:
+        findings += _homeserver_findings(promise, settings, hs)
+    if findings:
+        state = State.WEAKENED
+    elif promise.built is Built.PARTLY:
+        state = State.PARTLY_KEPT
+    else:
+        state = State.KEPT
+    return Verdict(promise, state, tuple(findings), tuple(unchecked), promise.pending)
+
+
+def _homeserver_findings(promise: Promise, settings: Settings, hs: Mapping[str, Any]) -> list[Finding]:
+    """What the homeserver's own config does to a promise (only P11's redaction retention so far)."""
+    if promise.id != "P11":
+        return []
+    key = "homeserver.yaml:redaction_retention_period"
+    raw = hs.get("redaction_retention_period", format_duration(SYNAPSE_REDACTION_RETENTION))
+    shortest = settings.retention.min
+    if raw is None:
+        return [Finding(key, "null", "the originals of redacted messages are kept on the homeserver forever")]
+    try:
+        kept = _synapse_duration(raw)
+    except DurationError:
+        return [Finding(key, str(raw), "cannot be read, so how long originals of redacted messages stay is unknown")]
+    if kept > shortest:
+        return [Finding(
+            key, str(raw),
+            f"the originals of redacted messages stay on the homeserver longer than the shortest team lifetime "
+            f"(policy.retention.min: {format_duration(shortest)})",
+        )]
+    return []
+
+
+def _synapse_duration(raw: Any) -> int:
+    """Seconds of a Synapse duration: a number is milliseconds; a string may also use ``y``."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw // 1000
+    text = str(raw).strip().lower()
+    if text.endswith("y") and text[:-1].isdigit():
+        return int(text[:-1]) * 365 * 86400
+    return parse_duration(text)
+
+
+def report_lines(verdicts: list[Verdict], homeserver_checked: bool = False) -> list[str]:
+    """The report as the CLI prints it: one line per promise, then what weakens or is missing."""
+    lines = []
+    for v in verdicts:
+        lines.append(f"{v.promise.id:<4} {v.state.value:<17} {v.promise.title}")
+        lines += [f"       weakened by {f.key}: {f.value}: {f.effect}" for f in v.weakened_by]
+        lines += [f"       depends on the homeserver: {h}" for h in v.homeserver]
+        lines += [f"       not yet enforced: {p.what} (issue {p.issue})" for p in v.pending]
+    counts = {s: sum(v.state is s for v in verdicts) for s in State}
+    lines.append("")
+    lines.append(", ".join(f"{n} {s.value}" for s, n in counts.items() if n))
+    if not homeserver_checked:
+        lines.append("The homeserver's own settings were not checked: add --homeserver-config homeserver.yaml.")
+    return lines
