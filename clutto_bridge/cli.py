@@ -1,4 +1,5 @@
-"""Command line: run the bridge, write the registration, upgrade the config, run the demo."""
+"""Command line: run the bridge, write the registration, upgrade the config, run the demo,
+report which privacy promises a configuration keeps."""
 
 from __future__ import annotations
 
@@ -48,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("plan", choices=["trial", "paid"])
     plan.add_argument("--team", required=True, help="team id")
     plan.add_argument("-c", "--config", dest="sub_config", help="config file")
+    promises = commands.add_parser(
+        "promises", help="which privacy promises this config keeps, weakens or cannot keep yet",
+        description="Report every promise of the privacy policy against the config (kept, partly kept, weakened "
+        "by a named setting, not applicable, not yet enforced), or print the page docs/promises.md.",
+    )
+    promises.add_argument("-c", "--config", dest="sub_config", help="config file")
+    promises.add_argument("--markdown", action="store_true", help="print docs/promises.md (needs no config)")
+    promises.add_argument("--homeserver-config", type=Path, help="the homeserver's homeserver.yaml, to check its settings too")
+    promises.add_argument("--strict", action="store_true", help="exit with 1 when any promise is weakened")
     demo = commands.add_parser("demo", help="run a throwaway Synapse with the bridge and a demo team")
     demo.add_argument(
         "--dir", type=Path, help="folder for the demo's files, kept when it stops; a demo's folder is resumed "
@@ -70,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             return operation(config_path, args.action, args.team)
         if args.command == "plan":
             return operation(config_path, "plan", args.team, args.plan)
+        if args.command == "promises":
+            return promises_command(config_path, args.markdown, args.homeserver_config, args.strict)
         if args.command == "demo":
             from clutto_bridge.demo.run import run_demo
 
@@ -124,6 +136,37 @@ def config_command(action: str, config_path: str) -> int:
     check_environment(file.settings())
     print(f"{config_path} is valid.")
     return 0
+
+
+def promises_command(config_path: str, markdown: bool, homeserver_config: Path | None, strict: bool) -> int:
+    from clutto_bridge.promises import page
+    from clutto_bridge.promises.compliance import check, report_lines, weakened
+
+    if markdown:
+        sys.stdout.write(page.markdown())
+        return 0
+    _, settings = load_settings(config_path)
+    hs = None
+    if homeserver_config is not None:
+        hs = read_homeserver_config(homeserver_config)
+    verdicts = check(settings, hs)
+    print("\n".join(report_lines(verdicts, homeserver_checked=hs is not None)))
+    return 1 if strict and weakened(verdicts) else 0
+
+
+def read_homeserver_config(path: Path) -> dict:
+    from clutto_bridge.config_upgrade import round_trip_yaml
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data = round_trip_yaml().load(path.read_text())
+    except OSError as e:
+        raise ConfigError("--homeserver-config", f"cannot read {path}: {e.strerror}") from None
+    except YAMLError:
+        raise ConfigError("--homeserver-config", f"{path} is not valid YAML") from None
+    if not isinstance(data, dict):
+        raise ConfigError("--homeserver-config", f"{path} is not a YAML map")
+    return dict(data)
 
 
 def warn_if_shared(path: Path, why: str) -> None:
