@@ -160,6 +160,35 @@ class NoticeReport(Output):
     skipped_opted_out: int
 
 
+class Weakening(Output):
+    key: str = Field(examples=["policy.consent.mode"], description="the dotted config key")
+    value: str = Field(examples=["remind"], description="its configured value, as written in config.yaml")
+    effect: str = Field(description="what members lose with it")
+
+
+class NotYetEnforced(Output):
+    what: str
+    issue: int = Field(description="the issue that builds it")
+
+
+class PromiseVerdict(Output):
+    id: str = Field(examples=["P8"])
+    promise: str
+    state: Literal["kept", "partly kept", "weakened", "not applicable", "not yet enforced"]
+    weakened_by: list[Weakening]
+    depends_on_homeserver: list[str] = Field(
+        description="what the promise needs from the homeserver, which the bridge's config cannot show"
+    )
+    not_yet_enforced: list[NotYetEnforced]
+
+
+class PromiseReport(Output):
+    """Every privacy promise against the running configuration (docs/promises.md explains each)."""
+
+    promises: list[PromiseVerdict]
+    weakened: list[str] = Field(description="the ids of the promises a setting weakens")
+
+
 class Policy(Output):
     version: str
     published: str = Field(description="ISO date")

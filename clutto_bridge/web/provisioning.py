@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from clutto_bridge.context import Services
+from clutto_bridge.promises import check, weakened
 from clutto_bridge.web import inputs as i
 from clutto_bridge.web import outputs as o
 from clutto_bridge.web.access import UNKNOWN_TEAM, TeamAccess
@@ -36,6 +37,7 @@ class ProvisioningAPI:
         self.integrations = ctx.integrations
         self.details = ctx.details
         self.notices = ctx.notices
+        self.settings = ctx.settings
         self._team = TeamAccess(ctx)
         self.openid = OpenIDVerifier(ctx.settings.homeserver.address, ctx.settings.homeserver.domain)
         self.app = web.Application(middlewares=[matrix_errors, bearer_auth(secret, self.openid)])
@@ -62,6 +64,22 @@ class ProvisioningAPI:
     async def send_notice(self, request: web.Request, body: i.NewNotice) -> web.Response:
         report = await self.notices.send(body.kind, body.text, team_id=body.team_id, actor=request["actor"])
         return web.json_response(report.to_json())
+
+    @routes.get(
+        "/promises", "Operator: every privacy promise as kept, weakened by a named setting, or not yet enforced",
+        responses={200: o.PromiseReport}, errors={403: "Not the operator"},
+    )
+    async def promises(self, request: web.Request) -> web.Response:
+        """The compliance report of `clutto-bridge promises -c config.yaml` for the running configuration.
+
+        The homeserver's own settings are not checked here; the CLI does with `--homeserver-config`."""
+        if request["actor"] is not None:
+            raise ApiError(403, "M_FORBIDDEN", "Only the operator may read the compliance report.")
+        verdicts = check(self.settings)
+        return web.json_response({
+            "promises": [v.to_json() for v in verdicts],
+            "weakened": [v.promise.id for v in weakened(verdicts)],
+        })
 
     @routes.get("/teams", "List teams (a member: their own)", responses={200: o.TeamList})
     async def list_teams(self, request: web.Request) -> web.Response:
