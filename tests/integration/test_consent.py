@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 
 from clutto_bridge.app import Bridge
 from clutto_bridge.clock import ManualClock
@@ -37,6 +38,7 @@ async def can_send(user: MatrixClient, room_id: str) -> bool:
     return True
 
 
+@pytest.mark.promise("P8")
 async def test_block_mode_holds_sending_until_the_member_accepts(
     bridges: Bridges, new_user, http: aiohttp.ClientSession
 ) -> None:
@@ -98,6 +100,7 @@ def policy_folder(tmp_path: Path, *versions: tuple[str, str, bool]) -> Path:
     return folder
 
 
+@pytest.mark.promise("P8")
 async def test_new_version_is_announced_to_every_member_and_asks_again(
     bridges: Bridges, new_user, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
@@ -132,6 +135,7 @@ async def test_new_version_is_announced_to_every_member_and_asks_again(
     assert len(notices) == 1
 
 
+@pytest.mark.promise("P8")
 async def test_a_version_without_reconsent_needs_no_action(bridges: Bridges, new_user, tmp_path: Path) -> None:
     folder = policy_folder(tmp_path, ("v1", "2026-01-01", True), ("v1.1", "2026-02-01", False))
     bridge = await bridges.start(bridges.settings(policy__version="v1", policy__consent__texts=str(folder)))
@@ -147,6 +151,7 @@ async def test_a_version_without_reconsent_needs_no_action(bridges: Bridges, new
 
 
 
+@pytest.mark.promise("P8")
 async def test_members_are_reminded_until_they_accept_and_fill_their_profile(bridges: Bridges, new_user) -> None:
     clock = ManualClock()
     bridge = await bridges.start(clock=clock)
@@ -168,6 +173,7 @@ async def test_members_are_reminded_until_they_accept_and_fill_their_profile(bri
     assert await bridge.onboarding.remind_due() == 1  # only the owner is still missing things
 
 
+@pytest.mark.promise("P8")
 async def test_a_reconsent_version_blocks_again_in_block_mode(bridges: Bridges, new_user, tmp_path: Path) -> None:
     folder = policy_folder(tmp_path, ("v1", "2026-01-01", True), ("v2", "2026-06-01", True))
     settings = {"policy__consent__mode": "block", "policy__consent__texts": str(folder)}

@@ -45,6 +45,7 @@ async def send_vcard(member: MatrixClient, room_id: str, data: bytes, name: str 
     return await member.send_file(room_id, mxc, name, "text/vcard"), mxc
 
 
+@pytest.mark.promise("P6")
 async def test_contacts_need_permission_and_revocation_deletes_them(
     bridge: Bridge, new_user, http: aiohttp.ClientSession
 ) -> None:
@@ -118,6 +119,7 @@ async def _at_least(replies, count: int) -> list[str] | None:
     return found if len(found) >= count else None
 
 
+@pytest.mark.promise("P6")
 async def test_contacts_stay_out_of_team_rooms(bridge: Bridge, new_user) -> None:
     """Contact commands are refused in a team room, and a vCard posted there is not imported:
     its sender hears so in the chat with the bot."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from io import BytesIO
 
+import pytest
 from PIL import Image
 
 from clutto_bridge.app import Bridge
@@ -86,6 +87,7 @@ def image(kind: str) -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.promise("P2")
 async def test_profile_photo_is_checked_by_its_content(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
     owner, member, team, rooms = await _team_with_member(bridge, new_user)

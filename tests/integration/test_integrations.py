@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 
 from clutto_bridge.app import Bridge
 from tests.integration.matrix_client import wait_until
@@ -12,6 +13,7 @@ from tests.integration.test_members import _team_with_member
 from tests.integration.test_provisioning_api import Api
 
 
+@pytest.mark.promise("P9", "P14")
 async def test_bot_not_on_the_list_is_removed_and_allowed_bot_stays(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
     owner, member, team, rooms = await _team_with_member(bridge, new_user, role="admin")
@@ -49,6 +51,7 @@ async def test_bot_not_on_the_list_is_removed_and_allowed_bot_stays(bridge: Brid
     assert actions.count("integration_removed") == 2
 
 
+@pytest.mark.promise("P9", "P14")
 async def test_widget_outside_allowed_prefixes_is_removed(
     bridge: Bridge, new_user, http: aiohttp.ClientSession
 ) -> None:

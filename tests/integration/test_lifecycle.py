@@ -23,6 +23,7 @@ from tests.integration.test_provisioning_api import Api
 DAY = 86_400_000
 
 
+@pytest.mark.promise("P10", "P14")
 async def test_trial_team_is_warned_exported_then_purged(
     bridges: Bridges, new_user, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
@@ -111,6 +112,7 @@ async def test_trial_team_is_warned_exported_then_purged(
     assert await bridge.profiles.get(created["user_id"]) == dict.fromkeys(("first_name", "last_name", "designation", "photo"))
 
 
+@pytest.mark.promise("P10")
 async def test_hold_blocks_the_purge_and_paid_teams_stay(
     bridges: Bridges, new_user, http: aiohttp.ClientSession
 ) -> None:

@@ -31,6 +31,7 @@ async def _level(client: MatrixClient, room_id: str, user_id: str) -> int:
     return levels.get("users", {}).get(user_id, levels.get("users_default", 0))
 
 
+@pytest.mark.promise("P9")
 async def test_role_change_updates_power_levels_everywhere(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
     owner, member, team, rooms = await _team_with_member(bridge, new_user)
@@ -51,6 +52,7 @@ async def test_role_change_updates_power_levels_everywhere(bridge: Bridge, new_u
     assert await _level(owner, general, owner.user_id) == 100
 
 
+@pytest.mark.promise("P1", "P9")
 async def test_removed_member_is_kicked_with_reason_and_cannot_rejoin(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
     owner, member, team, rooms = await _team_with_member(bridge, new_user)
@@ -68,6 +70,7 @@ async def test_removed_member_is_kicked_with_reason_and_cannot_rejoin(bridge: Br
     await owner.wait_for_notice(rooms[0], "owner cannot be removed", sender=bot)
 
 
+@pytest.mark.promise("P9")
 async def test_ownership_transfer(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
     bot = bridge.settings.bot_mxid
     owner, member, team, rooms = await _team_with_member(bridge, new_user)
@@ -93,6 +96,7 @@ async def test_ownership_transfer(bridge: Bridge, new_user, http: aiohttp.Client
     assert await _level(owner, general, owner.user_id) == 100
 
 
+@pytest.mark.promise("P3", "P9")
 async def test_operator_creates_account_then_deprovisions_it(
     bridge: Bridge, new_user, http: aiohttp.ClientSession, homeserver
 ) -> None:
@@ -122,6 +126,7 @@ async def test_operator_creates_account_then_deprovisions_it(
     assert status == 201
 
 
+@pytest.mark.promise("P9", "P14")
 async def test_power_levels_changed_by_hand_are_put_back(bridge: Bridge, new_user) -> None:
     owner, member, team, rooms = await _team_with_member(bridge, new_user)
     general = rooms[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 
 from clutto_bridge.app import Bridge
 from tests.integration.matrix_client import wait_until
@@ -13,6 +14,7 @@ from tests.integration.test_members import _team_with_member
 from tests.integration.test_provisioning_api import Api
 
 
+@pytest.mark.promise("P7")
 async def test_service_notice_reaches_everyone_and_marketing_only_who_opted_in(
     bridge: Bridge, new_user, http: aiohttp.ClientSession
 ) -> None:

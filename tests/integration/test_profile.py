@@ -7,6 +7,7 @@ import zlib
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 
 from clutto_bridge.app import Bridge
 from tests.integration.conftest import Bridges, unique
@@ -53,6 +54,7 @@ async def set_names(bridge: Bridge, member: MatrixClient, dm: str) -> None:
     await member.wait_for_notice(dm, "last_name: Lovelace", sender=bot)
 
 
+@pytest.mark.promise("P2")
 async def test_profile_sets_the_name_teammates_see_and_a_different_name_is_reset(
     bridge: Bridge, new_user, http: aiohttp.ClientSession
 ) -> None:
@@ -119,6 +121,7 @@ async def test_profile_sets_the_name_teammates_see_and_a_different_name_is_reset
     assert (await bridge.profiles.get(member.user_id))["photo"] == other
 
 
+@pytest.mark.promise("P2")
 async def test_profile_api_checks_input_and_who_may_see(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
     owner, member, team, rooms = await _team_with_member(bridge, new_user)
     stranger = await new_user("stranger")
@@ -143,6 +146,7 @@ async def test_profile_api_checks_input_and_who_may_see(bridge: Bridge, new_user
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
 
 
+@pytest.mark.promise("P2")
 async def test_warn_mode_tells_the_member_and_leaves_the_name(bridges: Bridges, new_user) -> None:
     bridge = await bridges.start(bridges.settings(policy__profile__enforce="warn"))
     bot = bridge.settings.bot_mxid
@@ -156,6 +160,7 @@ async def test_warn_mode_tells_the_member_and_leaves_the_name(bridges: Bridges, 
     assert not await bridge.audit.for_team(team.id, "profile_reset")
 
 
+@pytest.mark.promise("P2")
 async def test_without_custom_profile_fields_the_profile_is_space_state(
     bridge: Bridge, new_user, http: aiohttp.ClientSession
 ) -> None:
@@ -192,6 +197,7 @@ async def test_without_custom_profile_fields_the_profile_is_space_state(
     assert await owner.state(other.space_id, "io.clutto.profile", f"_{member.user_id}") == state
 
 
+@pytest.mark.promise("P2")
 async def test_narrowing_the_policy_forgets_fields_no_longer_allowed(
     bridges: Bridges, new_user, http: aiohttp.ClientSession
 ) -> None:

@@ -10,6 +10,7 @@ import time
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 from mautrix.types import EventType
 
 from clutto_bridge.app import Bridge
@@ -98,6 +99,7 @@ async def wait_for_job(api: Api, team_id: str, job_id: int, timeout: float = 120
     return await wait_until(finished, timeout, f"job {job_id} to finish")
 
 
+@pytest.mark.promise("P11", "P14")
 async def test_sweep_removes_old_events_and_keeps_window(
     bridges: Bridges, new_user, http: aiohttp.ClientSession
 ) -> None:
@@ -161,6 +163,7 @@ async def test_sweep_removes_old_events_and_keeps_window(
     assert await bridge.audit.for_team(team.id, "retention_purged")
 
 
+@pytest.mark.promise("P11")
 async def test_legal_hold_keeps_a_room_untouched(bridges: Bridges, new_user, http: aiohttp.ClientSession) -> None:
     bridge = await bridges.start()
     bot = bridge.settings.bot_mxid
@@ -207,6 +210,7 @@ async def test_legal_hold_keeps_a_room_untouched(bridges: Bridges, new_user, htt
     assert "hold_lifted" in [e.action for e in await bridge.audit.for_team(team.id)]
 
 
+@pytest.mark.promise("P11")
 async def test_crash_mid_sweep_then_restart_finishes_without_touching_window(
     bridges: Bridges, new_user, http: aiohttp.ClientSession
 ) -> None:
@@ -321,6 +325,7 @@ async def test_operator_cli_previews_and_sweeps_with_progress(bridges: Bridges, 
     assert unknown.returncode == 1 and "M_NOT_FOUND" in unknown.stderr and "Traceback" not in unknown.stderr
 
 
+@pytest.mark.promise("P11")
 async def test_without_admin_api_sweeps_redact_only_and_say_so(
     bridges: Bridges, new_user, http: aiohttp.ClientSession
 ) -> None:
@@ -354,6 +359,7 @@ async def test_without_admin_api_sweeps_redact_only_and_say_so(
             assert resp.status == 200
 
 
+@pytest.mark.promise("P11")
 async def test_a_later_sweep_removes_what_expired_since_an_earlier_purge(bridges: Bridges, new_user) -> None:
     """History that reaches a room after its first purge (imported or federated, with old
     timestamps) is found and removed by the next sweep: the scan starts where the purge left

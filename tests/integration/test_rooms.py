@@ -13,6 +13,7 @@ from tests.integration.test_members import _team_with_member
 from tests.integration.test_provisioning_api import Api
 
 
+@pytest.mark.promise("P1")
 async def test_admin_creates_and_archives_a_group_room(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
     owner, member, team, rooms = await _team_with_member(bridge, new_user)
@@ -39,6 +40,7 @@ async def test_admin_creates_and_archives_a_group_room(bridge: Bridge, new_user)
     assert refused.value.status == 403
 
 
+@pytest.mark.promise("P1")
 async def test_member_opens_a_direct_chat_marked_as_direct(
     bridge: Bridge, new_user, http: aiohttp.ClientSession
 ) -> None:

@@ -45,6 +45,7 @@ async def test_rename_topic_and_avatar(bridge: Bridge, new_user, http: aiohttp.C
     assert (await bridge.teams.get(team.id)).name == new_name
 
 
+@pytest.mark.promise("P9", "P14")
 async def test_owner_deletes_team_and_it_is_gone_from_the_homeserver(bridge: Bridge, new_user, homeserver) -> None:
     bot = bridge.settings.bot_mxid
     owner, member, team, rooms = await _team_with_member(bridge, new_user, role="admin")

@@ -9,6 +9,7 @@ from tests.integration.conftest import unique
 from tests.integration.matrix_client import MatrixError, wait_until
 
 
+@pytest.mark.promise("P1")
 async def test_member_sees_space_with_team_rooms(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
     alice = await new_user("alice")
@@ -59,6 +60,7 @@ async def test_member_sees_space_with_team_rooms(bridge: Bridge, new_user) -> No
     await wait_until(bob_joined, what="the bridge to record Bob's join")
 
 
+@pytest.mark.promise("P1")
 async def test_outsider_cannot_join_team_rooms(bridge: Bridge, new_user) -> None:
     owner = await new_user("owner")
     outsider = await new_user("outsider")
