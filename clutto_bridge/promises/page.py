@@ -114,7 +114,11 @@ def _section(p: Promise, tests: list[str], values: dict[str, str]) -> list[str]:
     if tests:
         lines += ["Proved by:", "", *[f"- `{t}`" for t in tests], ""]
     choices = [f"- `{w.key}: {v}`: {w.effect}." for w in p.weakened_by for v in w.values]
-    choices += [f"- Depends on the homeserver: {h.needs}; otherwise {h.otherwise}." for h in p.homeserver]
+    choices += [
+        f"- Depends on the homeserver: {h.needs}; otherwise {h.otherwise}"
+        + (f" (`clutto-bridge promises --homeserver-config` checks `{h.checked_with}`)." if h.checked_with else ".")
+        for h in p.homeserver
+    ]
     if choices:
         lines += ["What the operator's choices change:", "", *choices, ""]
     if p.pending:

@@ -177,7 +177,8 @@ PROMISES: tuple[Promise, ...] = (
             "Only names, email addresses and Matrix IDs of a vCard are kept; matches are offered as people "
             "to invite, nobody is invited automatically.",
             "`contacts revoke` deletes every imported contact and the permission. The `.vcf` file does not "
-            "stay on the homeserver: the bot redacts its message and deletes its media.",
+            "stay on the homeserver: the bot redacts its message and deletes its media. A vCard posted in a "
+            "team room is not imported. At most 1 MiB and 5,000 cards.",
         ),
         enforced_in=("clutto_bridge.policy.contacts", "clutto_bridge.teams.contacts", "clutto_bridge.commands.people"),
         homeserver=(Homeserver(BOT_ADMIN.needs, "the media of a sent vCard stays on the homeserver"),),
@@ -207,7 +208,9 @@ PROMISES: tuple[Promise, ...] = (
             "A new version is announced to every member of every team once; a version marked "
             "`reconsent: true` asks everyone to accept again.",
             "In block mode a member who has not accepted cannot send in team rooms (their power level is "
-            "held below the send level) until they accept.",
+            "held below the send level) until they accept; in remind mode they are reminded every "
+            "`policy.reminder_interval`. The owner, admins and the operator see who accepted at "
+            "`GET /_clutto/v1/teams/{id}/consent`.",
         ),
         settings=("policy.version", "policy.consent.texts", "policy.consent.mode", "policy.reminder_interval"),
         enforced_in=("clutto_bridge.policy.consent", "clutto_bridge.teams.consent", "clutto_bridge.teams.onboarding"),
@@ -241,8 +244,8 @@ PROMISES: tuple[Promise, ...] = (
         "P10", "after the trial and a grace period, a team's data is purged irreversibly",
         "Data is retained for a set period after the trial ends, then purged irreversibly.",
         (
-            "A team starts on the trial plan; the operator sets `paid`. The owner is warned before the end "
-            "of the grace period.",
+            "A team starts on the trial plan; the operator sets `paid` (`clutto-bridge plan paid --team ID` "
+            "or `PUT /_clutto/v1/teams/{id}/plan`). The owner is warned before the end of the grace period.",
             "A team still on trial is then purged: media deleted, every room deleted with purge through the "
             "admin API, accounts Clutto created for it that belong to no other team deactivated with "
             "erasure, its rows removed. An export can be required first; a legal hold stops the purge.",

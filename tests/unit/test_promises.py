@@ -1,0 +1,234 @@
+"""The privacy promises as a checked map: the registry against the code, the tests, the page and
+a configuration."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from clutto_bridge.config import config_keys
+from clutto_bridge.promises import BY_ID, PROMISES, Built, State, check, weakened
+from clutto_bridge.promises import page
+from clutto_bridge.promises.compliance import report_lines
+from clutto_bridge.config import validate
+from tests.unit.test_config import example
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_registry_holds_p1_to_p16_once_each() -> None:
+    assert [p.id for p in PROMISES] == [f"P{n}" for n in range(1, 17)]
+
+
+def test_every_setting_and_weakening_key_exists_in_the_config() -> None:
+    keys = set(config_keys())
+    for p in PROMISES:
+        assert set(p.settings) <= keys, p.id
+        assert {w.key for w in p.weakened_by} <= set(p.settings), p.id
+
+
+def test_every_module_named_as_keeping_a_promise_exists() -> None:
+    for p in PROMISES:
+        for module in p.enforced_in:
+            importlib.import_module(module)
+
+
+def test_a_promise_not_built_names_the_issue_that_builds_it() -> None:
+    for p in PROMISES:
+        if p.built is not Built.YES:
+            assert p.pending, f"{p.id} is {p.built.value} but says nothing of what is missing"
+        if p.built is Built.NO:
+            assert not p.enforced_in and not p.settings, p.id
+        assert all(x.issue > 0 for x in p.pending)
+    assert BY_ID["P15"].built is Built.NO and BY_ID["P15"].issues == (16,)
+    assert BY_ID["P16"].built is Built.NO and BY_ID["P16"].issues == (16,)
+
+
+def test_every_built_promise_has_a_marked_integration_test() -> None:
+    proofs = page.marked_tests()
+    unproved = [p.id for p in PROMISES if p.built is not Built.NO and not proofs.get(p.id)]
+    assert unproved == [], f"mark an integration test with @pytest.mark.promise(...) for {unproved}"
+
+
+def test_markers_name_only_known_promises(tmp_path: Path) -> None:
+    assert set(page.marked_tests()) <= set(BY_ID)
+    folder = tmp_path / "tests" / "integration"
+    folder.mkdir(parents=True)
+    (folder / "test_x.py").write_text(
+        'import pytest\n\n@pytest.mark.promise("P2", "P99")\nasync def test_a():\n    pass\n\n'
+        '@pytest.mark.parametrize("x", [1])\n@pytest.mark.promise("P7")\ndef test_b(x):\n    pass\n'
+    )
+    assert page.marked_tests(folder) == {
+        "P2": ["tests/integration/test_x.py::test_a"], "P99": ["tests/integration/test_x.py::test_a"],
+        "P7": ["tests/integration/test_x.py::test_b"],
+    }
+
+
+def test_the_promise_marker_is_registered() -> None:
+    text = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'^\s*"promise\(\*ids\): ', text, re.M)
+
+
+def test_docs_promises_md_is_current() -> None:
+    assert page.PAGE.read_text() == page.markdown(), f"regenerate it: {page.COMMAND}"
+
+
+def test_the_page_names_settings_with_defaults_tests_and_choices() -> None:
+    text = page.markdown()
+    assert "`policy.consent.mode` (`remind`)" in text
+    assert "`policy.consent.mode: remind`:" in text and "`policy.profile.enforce: off`:" in text
+    assert "tests/integration/test_retention.py::test_sweep_removes_old_events_and_keeps_window" in text
+    assert "## P16. Email: only header information (not yet enforced)" in text
+    assert "(issue 16)" in text and "portal does not exist yet" in text
+
+
+def test_readme_links_the_generated_page_and_no_hand_written_copy_remains() -> None:
+    assert "(docs/promises.md)" in (ROOT / "README.md").read_text()
+    assert not (ROOT / "docs" / "privacy-promises.md").exists()
+
+
+# --- the compliance report ----------------------------------------------------------------------
+
+
+def settings(**changes):
+    """The example config with ``policy__consent__mode="block"`` style changes."""
+    data = example()
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        node = data
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return validate(data)
+
+
+def states(verdicts) -> dict[str, str]:
+    return {v.promise.id: v.state.value for v in verdicts}
+
+
+def test_the_example_config_weakens_only_consent_and_lists_what_is_not_built() -> None:
+    verdicts = check(settings(policy__consent__mode="block"))
+    assert weakened(verdicts) == []
+    got = states(verdicts)
+    assert got["P1"] == got["P2"] == got["P11"] == "kept"
+    assert got["P3"] == got["P14"] == "partly kept"
+    assert {got[p] for p in ("P4", "P5", "P12", "P13", "P15", "P16")} == {"not yet enforced"}
+
+
+@pytest.mark.parametrize(("changes", "promise", "key", "value"), [
+    ({"policy__consent__mode": "remind"}, "P8", "policy.consent.mode", "remind"),
+    ({"policy__profile__enforce": "off"}, "P2", "policy.profile.enforce", "off"),
+    ({"policy__profile__enforce": "warn"}, "P2", "policy.profile.enforce", "warn"),
+    ({"policy__marketing_default": True}, "P7", "policy.marketing_default", "true"),
+])
+def test_a_weakening_setting_is_named_with_its_value(changes, promise, key, value) -> None:
+    verdicts = check(settings(**{"policy__consent__mode": "block", **changes}))
+    [verdict] = weakened(verdicts)
+    assert verdict.promise.id == promise and verdict.state is State.WEAKENED
+    [finding] = verdict.weakened_by
+    assert (finding.key, finding.value) == (key, value) and finding.effect
+
+
+def test_what_depends_on_the_homeserver_and_what_is_not_built_is_said() -> None:
+    verdicts = {v.promise.id: v for v in check(settings())}
+    assert any("homeserver admin" in h for h in verdicts["P11"].homeserver)
+    assert [x.issue for x in verdicts["P11"].pending] == [14]
+    assert {x.issue for x in verdicts["P4"].pending} == {12}
+    assert "policy.collection.ip: full" in verdicts["P4"].pending[0].what
+    assert [x.issue for x in verdicts["P8"].pending] == [15]
+    assert {x.issue for v in verdicts.values() for x in v.pending} == {12, 13, 14, 15, 16}
+
+
+@pytest.mark.parametrize(("homeserver", "weak"), [
+    ({}, True),  # Synapse's default, 7d, is longer than the example's shortest lifetime, 1d
+    ({"redaction_retention_period": "1d"}, False),
+    ({"redaction_retention_period": 3_600_000}, False),  # milliseconds
+    ({"redaction_retention_period": "2d"}, True),
+    ({"redaction_retention_period": "1y"}, True),
+    ({"redaction_retention_period": None}, True),
+])
+def test_the_homeserver_config_is_checked_for_redaction_retention(homeserver, weak) -> None:
+    verdicts = check(settings(policy__consent__mode="block"), homeserver)
+    p11 = next(v for v in verdicts if v.promise.id == "P11")
+    assert (p11.state is State.WEAKENED) is weak
+    assert not [h for h in p11.homeserver if "redaction_retention_period" in h]
+    if weak:
+        assert p11.weakened_by[0].key == "homeserver.yaml:redaction_retention_period"
+
+
+def test_report_lines_end_with_counts() -> None:
+    lines = report_lines(check(settings()))
+    assert lines[0].startswith("P1   kept")
+    assert any("weakened by policy.consent.mode: remind" in line for line in lines)
+    assert "1 weakened" in lines[-2] and "--homeserver-config" in lines[-1]
+
+
+def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "clutto_bridge", "promises", *args],
+                          capture_output=True, text=True, cwd=cwd, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+
+
+def test_cli_markdown_prints_the_page() -> None:
+    result = cli("--markdown")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == page.PAGE.read_text()
+
+
+def test_cli_report_exits_non_zero_with_strict_only_when_weakened(tmp_path: Path) -> None:
+    example = (ROOT / "clutto_bridge" / "example-config.yaml").read_text()
+    config = tmp_path / "config.yaml"
+    config.write_text(example)
+    plain = cli("-c", str(config), cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert "P8   weakened" in plain.stdout and "policy.consent.mode: remind" in plain.stdout
+    assert cli("-c", str(config), "--strict", cwd=tmp_path).returncode == 1
+    config.write_text(example.replace("mode: remind", "mode: block"))
+    homeserver = tmp_path / "homeserver.yaml"
+    homeserver.write_text("server_name: example.com\nredaction_retention_period: 1d\n")
+    strict = cli("-c", str(config), "--homeserver-config", str(homeserver), "--strict", cwd=tmp_path)
+    assert strict.returncode == 0, strict.stdout + strict.stderr
+    homeserver.write_text("redaction_retention_period: 30d\n")
+    strict = cli("-c", str(config), "--homeserver-config", str(homeserver), "--strict", cwd=tmp_path)
+    assert strict.returncode == 1 and "homeserver.yaml:redaction_retention_period: 30d" in strict.stdout
+    missing = cli("-c", str(config), "--homeserver-config", str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    assert missing.returncode == 2 and "--homeserver-config" in missing.stderr
+
+
+# --- the operator's endpoint ------------------------------------------------------------------
+
+
+async def test_the_api_serves_the_report_to_the_operator_only() -> None:
+    import jsonschema
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
+    from tests.unit.test_openapi import AUTH, SECRET, fake_services
+
+    services = fake_services()
+    services.settings = settings()
+    api = ProvisioningAPI(services, SECRET)
+
+    async def member(token: str) -> str:
+        return "@member:localhost"
+
+    api.openid.user_of = member
+    outer = web.Application()
+    outer.add_subapp(PREFIX, api.app)
+    async with TestClient(TestServer(outer)) as client:
+        resp = await client.get(f"{PREFIX}/promises", headers=AUTH)
+        report = await resp.json()
+        assert resp.status == 200
+        schema = {**api.document["components"]["schemas"]["PromiseReport"], "components": api.document["components"]}
+        jsonschema.validate(report, schema)
+        assert report["weakened"] == ["P8"]
+        p8 = report["promises"][7]
+        assert p8["weakened_by"] == [{"key": "policy.consent.mode", "value": "remind", "effect": p8["weakened_by"][0]["effect"]}]
+        assert [p["state"] for p in report["promises"]].count("not yet enforced") == 6
+        resp = await client.get(f"{PREFIX}/promises", headers={"Authorization": "Bearer member-openid-token"})
+        assert (resp.status, (await resp.json())["errcode"]) == (403, "M_FORBIDDEN")
