@@ -7,8 +7,10 @@ from datetime import datetime, timezone
 
 import pytest
 
+from clutto_bridge.config import EXAMPLE_CONFIG, ConfigError, validate
 from clutto_bridge.metrics import Metrics, Snapshot
 from clutto_bridge.policy.analytics import iso_week, size_bucket, usage_report
+from tests.unit.test_config import with_value
 
 MONDAY = int(datetime(2026, 11, 23, 9, tzinfo=timezone.utc).timestamp() * 1000)
 WEEK = 7 * 86400 * 1000
@@ -97,3 +99,32 @@ def test_gauges_forget_what_no_longer_exists() -> None:
     metrics.set_snapshot(Snapshot(rooms={("direct", "false"): 1}))
     text = metrics.render().decode()
     assert 'kind="group"' not in text and 'clutto_team_rooms{archived="false",kind="direct"} 1.0' in text
+
+
+@pytest.mark.parametrize("value", [1, 0, "five"])
+def test_a_floor_below_two_is_refused_naming_analytics_k(value) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate(with_value("analytics.k", value))
+    assert caught.value.key == "analytics.k"
+
+
+def test_run_refuses_an_ungenerated_metrics_secret_only_while_metrics_are_served(tmp_path, monkeypatch) -> None:
+    from clutto_bridge import cli
+
+    config = tmp_path / "config.yaml"
+    text = EXAMPLE_CONFIG.read_text()
+    for token in ("as_token", "hs_token", "shared_secret"):
+        text = text.replace(f"{token}: generate", f"{token}: {'x' * 32}")
+    config.write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "check_environment", lambda settings: None)
+    monkeypatch.setattr(cli, "setup_logging", lambda level, file: None)
+    assert cli.main(["-c", str(config)]) == 2
+    served = []
+    monkeypatch.setattr(cli, "serve", lambda settings, debug=False: served.append(settings) or _done())
+    config.write_text(text.replace("metrics_enabled: true", "metrics_enabled: false"))
+    assert cli.main(["-c", str(config)]) == 0 and served
+
+
+async def _done() -> int:
+    return 0
