@@ -19,6 +19,7 @@ from clutto_bridge.config import ConfigError, Settings
 from clutto_bridge.context import Services
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.job import JobKind
+from clutto_bridge.commands import registry
 from clutto_bridge.events import EventDispatcher
 from clutto_bridge.jobs.export import TeamExport
 from clutto_bridge.jobs.retention_sweep import RetentionSweep
@@ -29,6 +30,7 @@ from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixConnectionError, MatrixRequestError
 from clutto_bridge.matrix.appservice import CluttoAppService
 from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.metrics import Metrics
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.contacts import ContactService
@@ -43,6 +45,8 @@ from clutto_bridge.teams.profiles import ProfileService
 from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
+from clutto_bridge.teams.usage import UsageService
+from clutto_bridge.web.metrics import MetricsEndpoint
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
 
 log = logging.getLogger("clutto")
@@ -67,8 +71,11 @@ class Bridge:
         bot = lambda: self.appservice.intent  # noqa: E731 - the intent exists once the appservice does
         self.admin = admin = SynapseAdmin(bot)
         hs = Homeserver(bot, admin, s.homeserver.address)
-        self.audit = audit = AuditLog(db.audit, clock)
-        self.runner = runner = JobRunner(db.jobs, s.jobs, clock)
+        # This bridge's own registry: counts of several bridges in one process never mix.
+        self.metrics = metrics = Metrics()
+        metrics.allow("command", [*registry.commands, "profile photo", "contacts import"])
+        self.audit = audit = AuditLog(db.audit, clock, metrics)
+        self.runner = runner = JobRunner(db.jobs, s.jobs, clock, metrics)
         self.management_rooms = db.management_rooms
 
         self.teams = teams = TeamService(db.teams, db.rooms, db.members, hs, s, clock)
@@ -98,6 +105,7 @@ class Bridge:
         )
         contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock, hs)
         mydata = MyData(db.members, db.accounts, profiles, consent, contacts, notices)
+        usage = UsageService(db.analytics, s.analytics.k)
 
         runner.register(JobKind.SWEEP, RetentionSweep(
             retention, db.teams, db.references, hs, admin, audit, s.retention, s.jobs.homeserver_rate
@@ -112,15 +120,17 @@ class Bridge:
         ctx = Services(
             teams=teams, members=members, rooms=rooms, integrations=integrations, details=details,
             retention=retention, lifecycle=lifecycle, notices=notices, consent=consent, profiles=profiles,
-            onboarding=onboarding, contacts=contacts, mydata=mydata, homeserver=hs, settings=s,
+            onboarding=onboarding, contacts=contacts, mydata=mydata, usage=usage, homeserver=hs, settings=s,
         )
         self.homeserver = hs
-        self.events = EventDispatcher(ctx)
+        self.events = EventDispatcher(ctx, metrics)
         self.appservice.matrix_event_handler(self.events.handle)
         self._scheduler: asyncio.Task | None = None
         if s.provisioning.enabled:
-            api = ProvisioningAPI(ctx, s.provisioning.shared_secret)
+            api = ProvisioningAPI(ctx, s.provisioning.shared_secret, metrics)
             self.appservice.app.add_subapp(PREFIX, api.app)
+        if s.analytics.metrics_enabled:
+            MetricsEndpoint(usage, metrics, s.analytics.metrics_secret).register(self.appservice.app)
 
     async def start(self) -> None:
         a = self.settings.appservice

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     promises.add_argument("--markdown", action="store_true", help="print docs/promises.md (needs no config)")
     promises.add_argument("--homeserver-config", type=Path, help="the homeserver's homeserver.yaml, to check its settings too")
     promises.add_argument("--strict", action="store_true", help="exit with 1 when any promise is weakened")
+    report = commands.add_parser("report", help="aggregated, de-identified reports, through the running bridge")
+    report.add_argument("report", choices=["usage"], help="usage: teams and members per sign-up week, plan and size")
+    report.add_argument("-c", "--config", dest="sub_config", help="config file")
     demo = commands.add_parser("demo", help="run a throwaway Synapse with the bridge and a demo team")
     demo.add_argument(
         "--dir", type=Path, help="folder for the demo's files, kept when it stops; a demo's folder is resumed "
@@ -82,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             return operation(config_path, "plan", args.team, args.plan)
         if args.command == "promises":
             return promises_command(config_path, args.markdown, args.homeserver_config, args.strict)
+        if args.command == "report":
+            return report(config_path, args.report)
         if args.command == "demo":
             from clutto_bridge.demo.run import run_demo
 
@@ -112,7 +117,7 @@ def generate_registration(config_path: str, output: str) -> int:
     file, _ = load_settings(config_path)
     if file.fill_generated_secrets():
         file.save()
-        print(f"Generated tokens and the provisioning secret into {config_path}")
+        print(f"Generated tokens, the provisioning secret and the metrics secret into {config_path}")
     settings = file.settings()
     write_registration(settings, output)
     print(f"Wrote {output}. Add it to app_service_config_files in the homeserver config and restart it.")
@@ -199,6 +204,17 @@ def operation(config_path: str, action: str, team: str, *extra: str) -> int:
         return 1
 
 
+def report(config_path: str, which: str) -> int:
+    from clutto_bridge import operations
+
+    _, settings = load_settings(config_path)
+    try:
+        return asyncio.run(operations.usage_report(operations.BridgeClient(settings)))
+    except operations.OperationError as e:
+        print(f"clutto-bridge: {e}", file=sys.stderr)
+        return 1
+
+
 def run(config_path: str, debug: bool = False) -> int:
     _, settings = load_settings(config_path)
     check_environment(settings)
@@ -208,6 +224,8 @@ def run(config_path: str, debug: bool = False) -> int:
             raise ConfigError(f"appservice.{key}", "is still 'generate': run clutto-bridge generate-registration first")
     if settings.provisioning.enabled and settings.provisioning.shared_secret == GENERATE:
         raise ConfigError("provisioning.shared_secret", "is still 'generate': run clutto-bridge generate-registration first")
+    if settings.analytics.metrics_enabled and settings.analytics.metrics_secret == GENERATE:
+        raise ConfigError("analytics.metrics_secret", "is still 'generate': run clutto-bridge generate-registration first")
     setup_logging(settings.logging.level, settings.logging.file)
     return asyncio.run(serve(settings, debug))
 

@@ -219,6 +219,12 @@ class ProvisioningSettings(Section):
     shared_secret: Token
 
 
+class AnalyticsSettings(Section):
+    k: WholeNumber(2, 1000)
+    metrics_enabled: Flag
+    metrics_secret: Token
+
+
 class LoggingSettings(Section):
     level: LogLevel
     file: OptionalText
@@ -251,6 +257,7 @@ class Settings(Section):
     jobs: JobSettings
     export: ExportSettings
     provisioning: ProvisioningSettings
+    analytics: AnalyticsSettings
     logging: LoggingSettings
 
     _texts: dict[str, PolicyText] = PrivateAttr(default_factory=dict)
@@ -476,7 +483,7 @@ class ConfigFile:
     def fill_generated_secrets(self) -> bool:
         """Replace every 'generate' token with a fresh random one; True if any changed."""
         changed = False
-        for key in ("appservice.as_token", "appservice.hs_token", "provisioning.shared_secret"):
+        for key in ("appservice.as_token", "appservice.hs_token", "provisioning.shared_secret", "analytics.metrics_secret"):
             if self[key] == GENERATE:
                 self[key] = secrets.token_urlsafe(32)
                 changed = True

@@ -20,6 +20,7 @@ from clutto_bridge.teams.profiles import ProfileService
 from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
+from clutto_bridge.teams.usage import UsageService
 
 
 @dataclass
@@ -37,5 +38,6 @@ class Services:
     onboarding: Onboarding
     contacts: ContactService
     mydata: MyData
+    usage: UsageService
     homeserver: Homeserver
     settings: Settings

@@ -24,6 +24,7 @@ from clutto_bridge.commands.registry import reply_txn_id
 from clutto_bridge.commands.people import contact_file_in_team_room, import_contact_file, set_photo_from_image
 from clutto_bridge.context import Services
 from clutto_bridge.db.team import TeamState
+from clutto_bridge.metrics import Metrics
 from clutto_bridge.policy.integrations import WIDGET_EVENT_TYPES
 from clutto_bridge.teams.errors import TeamError
 from clutto_bridge.teams.formatting import prose
@@ -44,8 +45,9 @@ def _answering(evt: MessageEvent) -> dict[str, str | None]:
 
 
 class EventDispatcher:
-    def __init__(self, ctx: Services) -> None:
+    def __init__(self, ctx: Services, metrics: Metrics | None = None) -> None:
         self.ctx = ctx
+        self.metrics = metrics
         self.homeserver = ctx.homeserver
         self.tasks: set[asyncio.Task] = set()
 
@@ -188,6 +190,7 @@ class EventDispatcher:
             shown = " ".join(words[:2]) if words else ""
             help_line = "help" if in_management else f"{prefix} help"  # no prefix needed in the chat with the bot
             await event.reply(f"Unknown command `{shown}`. Send `{help_line}` for the list." if shown else f"Send `{help_line}` for the list of commands.")
+            self._count("unknown", "unknown")
             return
         log.info("%s runs %r in %s", evt.sender, command.name, evt.room_id)
         await self._run(event, command.name, command.handler)
@@ -213,12 +216,19 @@ class EventDispatcher:
             log.info("%s sends a contact file in %s", evt.sender, evt.room_id)
             await self._run(event, "contacts import", lambda e: import_contact_file(e, evt.content.url, evt.event_id))
 
-    @staticmethod
-    async def _run(event: CommandEvent, name: str, handler) -> None:
+    def _count(self, command: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.command_run(command, outcome)
+
+    async def _run(self, event: CommandEvent, name: str, handler) -> None:
         try:
             await handler(event)
         except TeamError as e:
+            self._count(name, "refused")
             await event.reply(e.message)
         except Exception:
+            self._count(name, "failed")
             log.exception("Command %r from %s failed", name, event.sender)
             await event.reply("Sorry, that failed on our side. The operator can find the details in the bridge log.")
+        else:
+            self._count(name, "ok")

@@ -102,3 +102,14 @@ async def set_plan(client: BridgeClient, team: str, plan: str) -> int:
     data = await client.call("PUT", f"/teams/{team}/plan", {"plan": plan})
     print(f"Team {data['name']} ({team}) is now on the {data['plan']} plan.")
     return 0
+
+
+async def usage_report(client: BridgeClient) -> int:
+    data = await client.call("GET", "/reports/usage")
+    print(f"Teams and members per sign-up week, plan and size (cells under k={data['k']} suppressed)")
+    if data["cells"]:
+        print(f"  {'week':<10} {'plan':<6} {'size':>7} {'teams':>6} {'members':>8}")
+    for cell in data["cells"]:
+        print(f"  {cell['week']:<10} {cell['plan']:<6} {cell['size']:>7} {cell['teams']:>6} {cell['members']:>8}")
+    print(f"{data['suppressed_cells']} cell(s) suppressed.")
+    return 0

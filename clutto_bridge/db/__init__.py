@@ -9,6 +9,7 @@ from typing import Mapping
 from mautrix.util.async_db import Database
 
 from clutto_bridge.db.account import AccountStore
+from clutto_bridge.db.analytics import AnalyticsStore
 from clutto_bridge.db.audit import AuditStore
 from clutto_bridge.db.bot import ManagementRooms, TeamWelcomes, TransactionLog
 from clutto_bridge.db.consent import ConsentStore
@@ -53,6 +54,7 @@ class Stores:
     transactions: TransactionLog
     welcomes: TeamWelcomes
     inbox: Inbox
+    analytics: AnalyticsStore
 
     @classmethod
     def over(cls, db: Database) -> Stores:
@@ -60,5 +62,5 @@ class Stores:
             TeamStore(db), RoomStore(db), MemberStore(db), AccountStore(db), ProfileStore(db), ConsentStore(db),
             ContactStore(db), HoldStore(db), ReferenceStore(db), NoticeStore(db), IntegrationStore(db),
             AuditStore(db), JobStore(db), PersonStore(db), ManagementRooms(db), TransactionLog(db),
-            TeamWelcomes(db), Inbox(db),
+            TeamWelcomes(db), Inbox(db), AnalyticsStore(db),
         )

@@ -46,6 +46,9 @@ def reuse_bridge_config(folder: Path, synapse: LocalSynapse, port_free: Callable
     file["homeserver.address"] = synapse.url
     file["appservice.address"] = f"http://127.0.0.1:{port}"
     file["appservice.port"] = port
+    # A demo folder from an older version lacks newer keys (and their secrets): add them.
+    file.upgrade()
+    file.fill_generated_secrets()
     file.save()
     return file
 

@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -26,6 +27,7 @@ from clutto_bridge.clock import Clock
 from clutto_bridge.config import JobSettings
 from clutto_bridge.db.job import Job, JobKind, JobState, JobStore
 from clutto_bridge.matrix.admin import HomeserverTaskFailed
+from clutto_bridge.metrics import Metrics
 
 log = logging.getLogger("clutto.jobs")
 
@@ -92,8 +94,9 @@ def _retryable(error: BaseException) -> bool:
 class JobRunner:
     """Also the domain's ``JobQueue``: services enqueue through ``enqueue`` only."""
 
-    def __init__(self, store: JobStore, settings: JobSettings, clock: Clock) -> None:
+    def __init__(self, store: JobStore, settings: JobSettings, clock: Clock, metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
         self.settings = settings
         self.clock = clock
         self.lease_ms = settings.lease * 1000
@@ -108,6 +111,12 @@ class JobRunner:
 
     def register(self, kind: JobKind | str, handler: Handler) -> None:
         self.handlers[str(kind)] = handler
+        if self.metrics is not None:
+            self.metrics.allow("job_kind", [str(kind)])
+
+    def _ended(self, job: Job, state: str, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.job_ended(job.kind, state, time.monotonic() - started)
 
     async def enqueue(
         self, kind: JobKind | str, team_id: str, payload: dict | None = None, *, run_at: int | None = None
@@ -220,6 +229,7 @@ class JobRunner:
             await self.store.finish(job, JobState.FAILED, now(), f"no handler for job kind {job.kind!r}")
             return
         log.info("Running job %s (%s, team %s, attempt %d)", job.id, job.kind, job.team_id, job.attempts + 1)
+        started = time.monotonic()
         try:
             await handler(JobContext(job, self))
         except asyncio.CancelledError:
@@ -234,11 +244,14 @@ class JobRunner:
                 delay = self.settings.retry_backoff * 1000 * 2 ** job.attempts
                 log.warning("Job %s failed (%s); retrying in %ds", job.id, reason, delay // 1000)
                 await self.store.retry_later(job, now() + delay, reason, now())
+                self._ended(job, "retry", started)
             else:
                 log.error("Job %s failed: %s", job.id, reason, exc_info=not _retryable(e))
                 await self.store.finish(job, JobState.FAILED, now(), reason)
+                self._ended(job, "failed", started)
         else:
             await self.store.finish(job, JobState.DONE, now())
+            self._ended(job, "done", started)
             log.info("Job %s (%s) done: %s", job.id, job.kind, job.progress)
 
     async def wait(self, job_id: int, timeout: float) -> Job:

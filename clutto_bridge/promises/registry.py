@@ -308,9 +308,16 @@ PROMISES: tuple[Promise, ...] = (
     Promise(
         "P15", "analytics only on aggregated, de-identified data",
         "Only aggregated, de-identified data is used for analytics.",
-        ("Today the bridge collects no analytics and exposes no metrics.",),
-        pending=(Pending("Prometheus metrics without user or room identifiers; usage reports with a k-anonymity floor", 16),),
-        built=Built.NO,
+        (
+            "Prometheus metrics at `/_clutto/metrics` (their own bearer secret) carry counts only; every "
+            "label value comes from a fixed set (plans, roles, command names, route templates, job kinds), "
+            "so no user, room, team or address can become a label.",
+            "The usage report (`clutto-bridge report usage`, `GET /_clutto/v1/reports/usage`) counts teams "
+            "and members per sign-up week, plan and size bucket, and leaves out every cell that describes "
+            "fewer than `analytics.k` teams or members, saying how many it left out.",
+        ),
+        settings=("analytics.k", "analytics.metrics_enabled", "analytics.metrics_secret"),
+        enforced_in=("clutto_bridge.metrics", "clutto_bridge.policy.analytics", "clutto_bridge.teams.usage"),
     ),
     Promise(
         "P16", "email: only header information",

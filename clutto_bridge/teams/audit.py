@@ -7,17 +7,22 @@ from typing import Any
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.audit import AuditEntry, AuditStore
 from clutto_bridge.db.team import Team
+from clutto_bridge.metrics import Metrics
 
 
 class AuditLog:
-    def __init__(self, store: AuditStore, clock: Clock) -> None:
+    def __init__(self, store: AuditStore, clock: Clock, metrics: Metrics | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.metrics = metrics
 
     async def record(self, team: Team | None, actor: str | None, action: str, target: str | None, **detail: Any) -> None:
         """``actor`` None is the operator or the bridge itself."""
         team_id = team.id if team else None
         await self.store.add(AuditEntry(self.clock.now_ms(), team_id, actor, action, target, detail))
+        if self.metrics is not None:
+            # Counted by action only (redactions, purges, enforcement); never the team, actor or target.
+            self.metrics.audited(action, detail)
 
     async def for_team(self, team_id: str, action: str | None = None) -> list[AuditEntry]:
         return await self.store.for_team(team_id, action)

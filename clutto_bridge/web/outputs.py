@@ -291,3 +291,21 @@ class MyData(Output):
 
 class ExportFile(RootModel[bytes]):
     """One file of a finished export, as stored (manifest.json lists them with SHA-256)."""
+
+
+class UsageCell(Output):
+    """Teams that signed up in one week, on one plan, of one size; never fewer than k teams or members."""
+
+    week: str = Field(examples=["2026-W48"], description="ISO week of sign-up (UTC)")
+    plan: Literal["trial", "paid"]
+    size: Literal["1", "2-5", "6-20", "21-100", "101+"] = Field(description="current members, in buckets")
+    teams: int
+    members: int = Field(description="current (invited or joined) memberships of these teams; a person counts in each team")
+
+
+class UsageReport(Output):
+    """Aggregated, de-identified usage with a k-anonymity floor (analytics.k)."""
+
+    k: int
+    suppressed_cells: int = Field(description="cells left out because they describe fewer than k teams or members")
+    cells: list[UsageCell]

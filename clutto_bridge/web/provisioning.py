@@ -18,10 +18,13 @@ from clutto_bridge.web import outputs as o
 from clutto_bridge.web.access import UNKNOWN_TEAM, TeamAccess
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.governance import GovernanceAPI
+from clutto_bridge.metrics import Metrics
+from clutto_bridge.web.metrics import count_requests
 from clutto_bridge.web.middleware import bearer_auth, matrix_errors
 from clutto_bridge.web.openapi import openapi_document
 from clutto_bridge.matrix.openid import OpenIDVerifier
 from clutto_bridge.web.people import PeopleAPI
+from clutto_bridge.web.reports import ReportsAPI
 from clutto_bridge.web.routes import Route, RouteTable
 
 PREFIX = "/_clutto/v1"
@@ -30,7 +33,7 @@ routes = RouteTable()
 
 
 class ProvisioningAPI:
-    def __init__(self, ctx: Services, secret: str) -> None:
+    def __init__(self, ctx: Services, secret: str, metrics: Metrics | None = None) -> None:
         self.teams = ctx.teams
         self.members = ctx.members
         self.rooms = ctx.rooms
@@ -40,11 +43,16 @@ class ProvisioningAPI:
         self.settings = ctx.settings
         self._team = TeamAccess(ctx)
         self.openid = OpenIDVerifier(ctx.settings.homeserver.address, ctx.settings.homeserver.domain)
-        self.app = web.Application(middlewares=[matrix_errors, bearer_auth(secret, self.openid)])
+        middlewares = [matrix_errors, bearer_auth(secret, self.openid)]
+        if metrics is not None:
+            metrics.allow("route", (PREFIX + route.template for route in all_routes()))
+            middlewares.insert(0, count_requests(metrics, PREFIX))
+        self.app = web.Application(middlewares=middlewares)
         self.app.cleanup_ctx.append(self._http_session)
         routes.register(self.app.router, self)
         GovernanceAPI.routes.register(self.app.router, GovernanceAPI(ctx, self._team))
         PeopleAPI.routes.register(self.app.router, PeopleAPI(ctx))
+        ReportsAPI.routes.register(self.app.router, ReportsAPI(ctx))
         self.document = openapi_document(PREFIX, all_routes())
 
     async def _http_session(self, app: web.Application):
@@ -238,7 +246,7 @@ class ProvisioningAPI:
 
 def all_routes() -> list[Route]:
     """Every endpoint of the provisioning API, in the order they are routed."""
-    return [*routes.routes, *GovernanceAPI.routes.routes, *PeopleAPI.routes.routes]
+    return [*routes.routes, *GovernanceAPI.routes.routes, *PeopleAPI.routes.routes, *ReportsAPI.routes.routes]
 
 
 def _room_json(room) -> dict[str, Any]:

@@ -162,6 +162,7 @@ def test_generate_registration_fills_tokens_once(tmp_path: Path) -> None:
     assert reg["as_token"] == settings["appservice.as_token"] != "generate"
     assert reg["hs_token"] == settings["appservice.hs_token"] != reg["as_token"]
     assert settings["provisioning.shared_secret"] != "generate"
+    assert settings["analytics.metrics_secret"] not in ("generate", settings["provisioning.shared_secret"])
     assert reg["sender_localpart"] == "clutto"
     assert reg["namespaces"]["users"] == [{"exclusive": True, "regex": r"@clutto:example\.com"}]
     assert reg["url"] == "http://localhost:29330"
@@ -394,7 +395,7 @@ def test_a_postgres_url_with_a_bad_port_is_a_config_error() -> None:
 
 def _tokens_filled(config: Path, **replace: str) -> None:
     text = EXAMPLE_CONFIG.read_text()
-    for token in ("as_token: generate", "hs_token: generate", "shared_secret: generate"):
+    for token in ("as_token: generate", "hs_token: generate", "shared_secret: generate", "metrics_secret: generate"):
         text = text.replace(token, token.replace("generate", "x" * 32))
     for old, new in replace.items():
         text = text.replace(old, new)
