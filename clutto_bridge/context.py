@@ -10,6 +10,7 @@ from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.contacts import ContactService
 from clutto_bridge.teams.details import TeamDetails
+from clutto_bridge.teams.email import EmailService
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.lifecycle import TrialLifecycle
 from clutto_bridge.teams.members import MemberService
@@ -37,5 +38,6 @@ class Services:
     onboarding: Onboarding
     contacts: ContactService
     mydata: MyData
+    email: EmailService
     homeserver: Homeserver
     settings: Settings
