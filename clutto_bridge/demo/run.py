@@ -261,6 +261,8 @@ def _print_summary(synapse, settings, users, view, kept_in: Path | None) -> None
         f"  Talk to the bot: start a direct chat with {settings.bot_mxid} and send 'help'.",
         f"  Provisioning API: http://127.0.0.1:{settings.appservice.port}/_clutto/v1 "
         f"(Bearer {settings.provisioning.shared_secret})",
+        f"  Email (headers only): send 'email on' to the bot, then mail the address it gives to SMTP "
+        f"127.0.0.1:{settings.email.port}.",
         "",
         f"  Run `clutto-bridge demo --dir {kept_in}` again to resume this demo; add --fresh to start over."
         if kept_in
