@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from clutto_bridge.config import EmailSettings
@@ -57,12 +58,15 @@ class SmtpListener:
         self.handler = TeamMailHandler(email)
         self.config = config
         self._server: asyncio.AbstractServer | None = None
+        self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     def _protocol(self) -> SMTP:
-        return SMTP(
+        session = SMTP(
             self.handler, data_size_limit=self.config.max_size_kib * 1024, hostname=self.config.domain,
             ident="clutto-bridge", loop=asyncio.get_running_loop(),
         )
+        self._sessions.add(session)
+        return session
 
     async def start(self) -> None:
         logging.getLogger("mail.log").setLevel(logging.WARNING)
@@ -71,8 +75,13 @@ class SmtpListener:
         log.info("Taking mail for *@%s on %s:%d (headers only)", c.domain, c.hostname, c.port)
 
     async def stop(self) -> None:
+        """Stop listening and end open sessions, before the database closes. A message whose
+        transaction had not ended gets no answer, so its sender keeps it and tries again."""
         if self._server is not None:
             self._server.close()
+            for session in list(self._sessions):
+                if session.transport is not None:
+                    session.transport.close()
             await self._server.wait_closed()
             self._server = None
 

@@ -230,3 +230,11 @@ async def test_unknown_recipients_get_550_oversized_mail_552_and_a_switched_off_
     assert body == {"enabled": False, "address": address, "room_id": None}  # nothing came through
     actions = [e.action for e in await bridge.audit.for_team(team.id)]
     assert actions.count("email_enabled") == 1 and actions.count("email_disabled") == 1
+
+
+async def test_email_on_is_refused_while_the_operator_has_not_enabled_email(bridge: Bridge, new_user) -> None:
+    assert bridge.smtp is None  # the default: no listener, no port
+    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    await owner.send_text(rooms[0], "!clutto email on")
+    await owner.wait_for_notice(rooms[0], "Email is not enabled on this bridge", sender=bridge.settings.bot_mxid)
+    assert (await bridge.email.status(team, actor=owner.user_id)).address is None

@@ -98,3 +98,17 @@ async def test_oversized_mail_without_declared_size_is_refused_at_data_with_552(
     code, _ = await asyncio.to_thread(send_raw)
     assert code == 552
     assert email.delivered == []
+
+
+async def test_stop_ends_open_sessions_and_frees_the_port(listener) -> None:
+    smtp, email = listener
+    port = smtp.port
+    client = await asyncio.to_thread(smtplib.SMTP, "127.0.0.1", port, timeout=10)
+    try:
+        await smtp.stop()
+        with pytest.raises((smtplib.SMTPServerDisconnected, ConnectionError)):
+            await asyncio.to_thread(client.noop)
+    finally:
+        client.close()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.to_thread(smtplib.SMTP, "127.0.0.1", port, timeout=5)
