@@ -84,7 +84,8 @@ class EmailService:
             await self.store.set_enabled(address, enabled, now)
         else:
             return self._status(address)
-        await self.audit.record(team, actor, "email_enabled" if enabled else "email_disabled", self.full_address(address))
+        action = "email_enabled" if enabled else "email_disabled"
+        await self.audit.record(team, actor, action, self.full_address(address))
         return self._status(address)
 
     # --- mail from the SMTP listener ------------------------------------------------------------

@@ -219,7 +219,8 @@ class ProvisioningAPI:
         return web.json_response((await self.integrations.allowlist(team)).to_json())
 
     @routes.get(
-        "/teams/{team_id}/email", "Owner, admins, operator: the team's email address (headers only) and whether it is on",
+        "/teams/{team_id}/email",
+        "Owner, admins, operator: the team's email address (headers only) and whether it is on",
         responses={200: o.EmailAddress}, errors=UNKNOWN_TEAM,
     )
     async def get_email(self, request: web.Request) -> web.Response:
