@@ -35,6 +35,7 @@ from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.contacts import ContactService
 from clutto_bridge.teams.details import TeamDetails
+from clutto_bridge.teams.email import EmailService
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.lifecycle import TrialLifecycle
 from clutto_bridge.teams.members import MemberService
@@ -47,6 +48,7 @@ from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.teams.usage import UsageService
 from clutto_bridge.web.metrics import MetricsEndpoint
+from clutto_bridge.smtp import SmtpListener
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
 
 log = logging.getLogger("clutto")
@@ -106,6 +108,8 @@ class Bridge:
         contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock, hs)
         mydata = MyData(db.members, db.accounts, profiles, consent, contacts, notices)
         usage = UsageService(db.analytics, s.analytics.k)
+        self.email = email = EmailService(db.email, db.teams, members, db.rooms, hs, audit, s.email, clock)
+        self.smtp = SmtpListener(email, s.email) if s.email.enabled else None
 
         runner.register(JobKind.SWEEP, RetentionSweep(
             retention, db.teams, db.references, hs, admin, audit, s.retention, s.jobs.homeserver_rate
@@ -120,7 +124,7 @@ class Bridge:
         ctx = Services(
             teams=teams, members=members, rooms=rooms, integrations=integrations, details=details,
             retention=retention, lifecycle=lifecycle, notices=notices, consent=consent, profiles=profiles,
-            onboarding=onboarding, contacts=contacts, mydata=mydata, usage=usage, homeserver=hs, settings=s,
+            onboarding=onboarding, contacts=contacts, mydata=mydata, usage=usage, email=email, homeserver=hs, settings=s,
         )
         self.homeserver = hs
         self.events = EventDispatcher(ctx, metrics)
@@ -175,6 +179,10 @@ class Bridge:
         self._scheduler = asyncio.create_task(self._schedule_forever(), name="clutto-scheduler")
         self.appservice.open_inbox()
         self.appservice.ready = True
+        if self.smtp:
+            e = self.settings.email
+            async with _named("email.port", f"cannot listen for mail on {e.hostname}:{e.port}"):
+                await self.smtp.start()
         log.info("Bridge ready as %s", self.appservice.bot_mxid)
 
     async def _schedule_forever(self) -> None:
@@ -195,6 +203,8 @@ class Bridge:
         """Stop taking work, let running commands finish for ``grace`` seconds (then cancel
         them), hand running jobs back, and only then close the database."""
         self.appservice.ready = False
+        if self.smtp:
+            await self.smtp.stop()
         if self._scheduler:
             self._scheduler.cancel()
             await asyncio.gather(self._scheduler, return_exceptions=True)

@@ -45,6 +45,7 @@ from clutto_bridge.config_values import (
     Duration,
     DurationsDescending,
     Flag,
+    HeaderNames,
     HttpUrl,
     ImageTypes,
     KeyedValueError,
@@ -214,6 +215,18 @@ class ExportSettings(Section):
     directory: OptionalText
 
 
+class EmailSettings(Section):
+    """``email``: the SMTP listener that turns mail to a team's address into a notice of its headers."""
+
+    enabled: Flag
+    hostname: Text
+    port: WholeNumber(1, 65535)
+    domain: ServerName
+    max_size_kib: WholeNumber(1, 100 * 1024)
+    headers: HeaderNames
+    header_max_length: WholeNumber(16, 2000)
+
+
 class ProvisioningSettings(Section):
     enabled: Flag
     shared_secret: Token
@@ -256,6 +269,7 @@ class Settings(Section):
     policy: PolicySettings
     jobs: JobSettings
     export: ExportSettings
+    email: EmailSettings
     provisioning: ProvisioningSettings
     analytics: AnalyticsSettings
     logging: LoggingSettings

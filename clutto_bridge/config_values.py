@@ -258,6 +258,13 @@ def _mime_type(value: Any) -> str:
     return text
 
 
+def _header_names(value: Any) -> tuple[str, ...]:
+    names = _list_of(_matching(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", "a mail header name like Subject"))(value)
+    if not names:
+        raise ValueError("must name at least one header, for example [From, Subject]")
+    return tuple({n.casefold(): n for n in names}.values())
+
+
 def OneOf(choices: tuple[str, ...]) -> Any:
     return Annotated[str, BeforeValidator(_one_of(choices))]
 
@@ -287,4 +294,5 @@ LogLevel = Annotated[str, BeforeValidator(_log_level)]
 PolicyVersion = Annotated[str, BeforeValidator(_policy_version)]
 ProfileFields = Annotated[tuple[str, ...], BeforeValidator(_profile_fields)]
 Template = Annotated[str, BeforeValidator(_template)]
+HeaderNames = Annotated[tuple[str, ...], BeforeValidator(_header_names)]
 ImageTypes = Annotated[tuple[str, ...], BeforeValidator(_list_of(_mime_type))]

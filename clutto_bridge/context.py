@@ -10,6 +10,7 @@ from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.contacts import ContactService
 from clutto_bridge.teams.details import TeamDetails
+from clutto_bridge.teams.email import EmailService
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.lifecycle import TrialLifecycle
 from clutto_bridge.teams.members import MemberService
@@ -39,5 +40,6 @@ class Services:
     contacts: ContactService
     mydata: MyData
     usage: UsageService
+    email: EmailService
     homeserver: Homeserver
     settings: Settings

@@ -47,3 +47,27 @@ async def integrations_deny(evt: CommandEvent) -> None:
     team, value = evt.team, evt.args[0]
     kind = await evt.ctx.integrations.deny(team, value, actor=evt.sender)
     await evt.reply(f"Denied {kind} `{value}` in **{team.name}**.")
+
+
+@registry.command(
+    "email",
+    args="on|off",
+    team="manage",
+    help_text="Switch the team's email address on or off: mail to it shows its headers, never its body, "
+    "in the team's email room.",
+    section="Integrations",
+    example="email on",
+)
+async def email(evt: CommandEvent) -> None:
+    team = evt.team
+    status = await evt.ctx.email.switch(team, evt.args[0].lower() == "on", actor=evt.sender)
+    if status.enabled:
+        shown = ", ".join(evt.ctx.settings.email.headers)
+        await evt.reply(
+            f"Email is **on** for **{team.name}**: mail to `{status.address}` appears in the team's email room "
+            f"with these headers only: {shown}. Bodies and attachments are dropped, never stored."
+        )
+    elif status.address:
+        await evt.reply(f"Email is **off** for **{team.name}**: mail to `{status.address}` is refused.")
+    else:
+        await evt.reply(f"Email is **off** for **{team.name}**.")

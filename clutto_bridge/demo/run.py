@@ -263,6 +263,8 @@ def _print_summary(synapse, settings, users, view, kept_in: Path | None) -> None
         f"(Bearer {settings.provisioning.shared_secret})",
         *([f"  Metrics: http://127.0.0.1:{settings.appservice.port}/_clutto/metrics "
            f"(Bearer {settings.analytics.metrics_secret})"] if settings.analytics.metrics_enabled else []),
+        f"  Email (headers only): send 'email on' to the bot, then mail the address it gives to SMTP "
+        f"127.0.0.1:{settings.email.port}.",
         "",
         f"  Run `clutto-bridge demo --dir {kept_in}` again to resume this demo; add --fresh to start over."
         if kept_in

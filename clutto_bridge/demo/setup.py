@@ -30,6 +30,7 @@ def bridge_config(folder: Path, synapse: LocalSynapse, port: int, database: str 
     file["appservice.port"] = port
     file["appservice.database"] = database or f"sqlite:{folder / 'clutto.db'}"
     file["policy.consent.texts"] = str(POLICY_TEXTS)
+    _email_on(file, free_port())
     file.fill_generated_secrets()
     file.save()
     return file
@@ -40,6 +41,9 @@ def reuse_bridge_config(folder: Path, synapse: LocalSynapse, port_free: Callable
     ``synapse``, on its previous port while that is free."""
     file = ConfigFile(folder / "config.yaml")
     file.load()
+    file.upgrade()  # a demo folder from an older version lacks the newer keys
+    mail_port = file["email.port"]
+    _email_on(file, mail_port if file["email.enabled"] and port_free(mail_port) else free_port())
     port = file["appservice.port"]
     if not isinstance(port, int) or not port_free(port):
         port = free_port()
@@ -51,6 +55,13 @@ def reuse_bridge_config(folder: Path, synapse: LocalSynapse, port_free: Callable
     file.fill_generated_secrets()
     file.save()
     return file
+
+
+def _email_on(file: ConfigFile, port: int) -> None:
+    """The demo takes mail (headers only) on a free local port, for team addresses @mail.localhost."""
+    file["email.enabled"] = True
+    file["email.port"] = port
+    file["email.domain"] = "mail.localhost"
 
 
 def bridge_settings(folder: Path, synapse: LocalSynapse, port: int, **kwargs) -> Settings:

@@ -322,10 +322,17 @@ PROMISES: tuple[Promise, ...] = (
     Promise(
         "P16", "email: only header information",
         "Of email, only header information is kept.",
-        ("Today the bridge receives no email.",),
-        pending=(Pending("the email integration: only configured headers reach a team's email room; bodies and "
-                         "attachments are never stored", 16),),
-        built=Built.NO,
+        (
+            "An SMTP listener (off by default) takes mail for team addresses that owners and admins "
+            "switch on (`email on`); unknown or switched-off recipients are refused at `RCPT TO`, "
+            "oversized mail with 552.",
+            "Only the allowlisted headers, decoded, on one line and length-limited, reach the team's "
+            "`email` room as a notice; the body and attachments are parsed in memory only and never "
+            "written to the homeserver, the database, the log or a file.",
+        ),
+        settings=("email.enabled", "email.hostname", "email.port", "email.domain", "email.max_size_kib",
+                  "email.headers", "email.header_max_length"),
+        enforced_in=("clutto_bridge.smtp", "clutto_bridge.teams.email", "clutto_bridge.policy.mail"),
     ),
 )
 

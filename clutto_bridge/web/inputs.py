@@ -104,6 +104,10 @@ class IntegrationQuery(Query):
     value: str = Field(min_length=1, description="the bot or widget prefix to deny")
 
 
+class EmailChange(Body):
+    enabled: bool = Field(description="true: mail to the team's address is posted (headers only); false: refused")
+
+
 class RetentionChange(Body):
     max_lifetime: str = Field(examples=["30d"], description="a duration within the operator's bounds")
 

@@ -104,6 +104,12 @@ class Allowlist(Output):
     defaults: IntegrationDefaults
 
 
+class EmailAddress(Output):
+    enabled: bool = Field(description="mail to the address is posted to the team's email room")
+    address: str | None = Field(description="the team's address; null until email was switched on once")
+    room_id: str | None = Field(description="the team's email room; null until the first mail")
+
+
 class RetentionBounds(Output):
     min: int = Field(description="seconds")
     max: int = Field(description="seconds")

@@ -38,6 +38,7 @@ class ProvisioningAPI:
         self.members = ctx.members
         self.rooms = ctx.rooms
         self.integrations = ctx.integrations
+        self.email = ctx.email
         self.details = ctx.details
         self.notices = ctx.notices
         self.settings = ctx.settings
@@ -242,6 +243,23 @@ class ProvisioningAPI:
         team = await self._team(request)
         await self.integrations.deny(team, query.value, actor=request["actor"])
         return web.json_response((await self.integrations.allowlist(team)).to_json())
+
+    @routes.get(
+        "/teams/{team_id}/email",
+        "Owner, admins, operator: the team's email address (headers only) and whether it is on",
+        responses={200: o.EmailAddress}, errors=UNKNOWN_TEAM,
+    )
+    async def get_email(self, request: web.Request) -> web.Response:
+        team = await self._team(request)
+        return web.json_response((await self.email.status(team, actor=request["actor"])).to_json())
+
+    @routes.put(
+        "/teams/{team_id}/email", "Owner, admins, operator: switch the team's email address on or off",
+        body=i.EmailChange, responses={200: o.EmailAddress}, errors=UNKNOWN_TEAM,
+    )
+    async def set_email(self, request: web.Request, body: i.EmailChange) -> web.Response:
+        team = await self._team(request)
+        return web.json_response((await self.email.switch(team, body.enabled, actor=request["actor"])).to_json())
 
 
 def all_routes() -> list[Route]:

@@ -46,7 +46,7 @@ def test_a_promise_not_built_names_the_issue_that_builds_it() -> None:
             assert not p.enforced_in and not p.settings, p.id
         assert all(x.issue > 0 for x in p.pending)
     assert BY_ID["P15"].built is Built.YES  # metrics and the usage report (issue 16, part 2)
-    assert BY_ID["P16"].built is Built.NO and BY_ID["P16"].issues == (16,)
+    assert BY_ID["P16"].built is Built.YES  # the email integration (issue 16, part 1)
 
 
 def test_every_built_promise_has_a_marked_integration_test() -> None:
@@ -83,8 +83,9 @@ def test_the_page_names_settings_with_defaults_tests_and_choices() -> None:
     assert "`policy.consent.mode` (`remind`)" in text
     assert "`policy.consent.mode: remind`:" in text and "`policy.profile.enforce: off`:" in text
     assert "tests/integration/test_retention.py::test_sweep_removes_old_events_and_keeps_window" in text
-    assert "## P16. Email: only header information (not yet enforced)" in text
-    assert "(issue 16)" in text and "portal does not exist yet" in text
+    assert "## P12. Sensitive data is encrypted in our database (not yet enforced)" in text
+    assert "## P16. Email: only header information (built)" in text
+    assert "(issue 13)" in text and "portal does not exist yet" in text
 
 
 def test_readme_links_the_generated_page_and_no_hand_written_copy_remains() -> None:
@@ -117,7 +118,7 @@ def test_the_example_config_weakens_only_consent_and_lists_what_is_not_built() -
     got = states(verdicts)
     assert got["P1"] == got["P2"] == got["P11"] == "kept"
     assert got["P3"] == got["P14"] == "partly kept"
-    assert {got[p] for p in ("P4", "P5", "P12", "P13", "P16")} == {"not yet enforced"}
+    assert {got[p] for p in ("P4", "P5", "P12", "P13")} == {"not yet enforced"}
     assert got["P15"] == "kept"
 
 
@@ -142,7 +143,7 @@ def test_what_depends_on_the_homeserver_and_what_is_not_built_is_said() -> None:
     assert {x.issue for x in verdicts["P4"].pending} == {12}
     assert "policy.collection.ip: full" in verdicts["P4"].pending[0].what
     assert [x.issue for x in verdicts["P8"].pending] == [15]
-    assert {x.issue for v in verdicts.values() for x in v.pending} == {12, 13, 14, 15, 16}
+    assert {x.issue for v in verdicts.values() for x in v.pending} == {12, 13, 14, 15}
 
 
 @pytest.mark.parametrize(("homeserver", "weak"), [
@@ -230,6 +231,6 @@ async def test_the_api_serves_the_report_to_the_operator_only() -> None:
         assert report["weakened"] == ["P8"]
         p8 = report["promises"][7]
         assert p8["weakened_by"] == [{"key": "policy.consent.mode", "value": "remind", "effect": p8["weakened_by"][0]["effect"]}]
-        assert [p["state"] for p in report["promises"]].count("not yet enforced") == 5  # P4, P5, P12, P13, P16
+        assert [p["state"] for p in report["promises"]].count("not yet enforced") == 4  # P4, P5, P12, P13
         resp = await client.get(f"{PREFIX}/promises", headers={"Authorization": "Bearer member-openid-token"})
         assert (resp.status, (await resp.json())["errcode"]) == (403, "M_FORBIDDEN")
