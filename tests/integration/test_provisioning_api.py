@@ -123,7 +123,7 @@ async def test_openapi_document_describes_what_is_served(api: Api) -> None:
     assert status == 200
     assert doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {
-        "/openapi.json", "/notices", "/promises", "/teams", "/teams/{team_id}", "/teams/{team_id}/members",
+        "/openapi.json", "/notices", "/promises", "/reports/usage", "/teams/{team_id}/email", "/teams", "/teams/{team_id}", "/teams/{team_id}/members",
         "/teams/{team_id}/members/{user_id}", "/teams/{team_id}/transfer",
         "/teams/{team_id}/rooms", "/teams/{team_id}/rooms/{room}", "/teams/{team_id}/direct",
         "/teams/{team_id}/integrations", "/teams/{team_id}/retention", "/teams/{team_id}/retention/preview",
