@@ -54,6 +54,19 @@ async def _run_until_hook(
             process.wait(10)
 
 
+def _create_team_in_a_new_chat(user: MatrixClient, bot: str, name: str):
+    """What the member does while the hooked bridge runs: open a chat with the bot and send
+    ``team create``. Returns the action and a list that receives the chat's room ID."""
+    chat: list[str] = []
+
+    async def command() -> None:
+        chat.append(await user.create_dm(bot))
+        await user.wait_for_notice(chat[0], "Send help", sender=bot)
+        await user.send_text(chat[0], f"team create {name}")
+
+    return command, chat
+
+
 async def _bot_says(user: MatrixClient, room_id: str, bot: str) -> list[str]:
     return [e["content"].get("body", "") for e in await user.messages(room_id, limit=100) if e["sender"] == bot]
 
@@ -75,15 +88,10 @@ async def test_a_command_killed_right_after_the_ack_is_answered_once_after_resta
     bot = settings.bot_mxid
     alice = await new_user("alice")
     name = unique("Acked")
-    dm = ""
-
-    async def command() -> None:
-        nonlocal dm
-        dm = await alice.create_dm(bot)
-        await alice.wait_for_notice(dm, "Send help", sender=bot)
-        await alice.send_text(dm, f"team create {name}")
+    command, chat = _create_team_in_a_new_chat(alice, bot, name)
 
     code = await _run_until_hook(bridges, http, settings, {"CLUTTO_TEST_EXIT_AFTER_ACK": f"team create {name}"}, command)
+    dm = chat[0]
     assert code == testhooks.EXIT_CODE
     # Acknowledged and gone before the command's first step: no team, no answer, and the
     # command waits in the inbox.
@@ -110,15 +118,10 @@ async def test_a_command_killed_after_the_space_is_finished_and_confirmed_once(
     bot = settings.bot_mxid
     alice = await new_user("alice")
     name = unique("Halfway")
-    dm = ""
-
-    async def command() -> None:
-        nonlocal dm
-        dm = await alice.create_dm(bot)
-        await alice.wait_for_notice(dm, "Send help", sender=bot)
-        await alice.send_text(dm, f"team create {name}")
+    command, chat = _create_team_in_a_new_chat(alice, bot, name)
 
     code = await _run_until_hook(bridges, http, settings, {"CLUTTO_TEST_EXIT_AFTER_SPACE": name}, command)
+    dm = chat[0]
     assert code == testhooks.EXIT_CODE
     # Killed in the middle: the space exists, the first answer was sent, the confirmation not.
     unfinished, team = await _unfinished_and_team(settings, name)
