@@ -138,11 +138,7 @@ class Bridge:
 
     async def start(self) -> None:
         a = self.settings.appservice
-        async with _named("appservice.database", "cannot open the database"):
-            await self.db.start()
-            self.state_db.override_pool(self.db)  # shares the pool, which exists only once started
-            await self.state_db.start()
-        _owner_only(a.database)
+        await self._open_database()
         remembered_since = self.clock.now_ms() - a.transaction_memory * 1000
         await self.stores.transactions.forget_before(remembered_since)
         await self.stores.inbox.forget_before(remembered_since)
@@ -184,6 +180,27 @@ class Bridge:
             async with _named("email.port", f"cannot listen for mail on {e.hostname}:{e.port}"):
                 await self.smtp.start()
         log.info("Bridge ready as %s", self.appservice.bot_mxid)
+
+    async def _open_database(self) -> None:
+        a = self.settings.appservice
+        async with _named("appservice.database", "cannot open the database"):
+            await self.db.start()
+            self.state_db.override_pool(self.db)  # shares the pool, which exists only once started
+            await self.state_db.start()
+        _owner_only(a.database)
+
+    async def start_worker(self) -> None:
+        """Run only the job runner (``clutto-bridge worker``): sweeps, exports and purges taken
+        from the queue the main process and other workers share (PostgreSQL, ``FOR UPDATE SKIP
+        LOCKED``). No listener, no scheduler, no inbox: the main process keeps those."""
+        await self._open_database()
+        async with _named("homeserver.address", f"cannot use the homeserver at {self.settings.homeserver.address}"):
+            await self.appservice.start_client_only()
+            await self.homeserver.ensure_bot(self.settings.appservice.bot_displayname)
+        self.retention.admin_available = await self.admin.is_admin()
+        await self.runner.take_back_from_dead_local_workers()
+        self.runner.start()
+        log.info("Job worker %s ready (up to %d jobs at once)", self.runner.worker, self.settings.jobs.concurrency)
 
     async def _schedule_forever(self) -> None:
         """Queue each team's periodic sweep; the schedule lives in the job table, so it survives restarts."""

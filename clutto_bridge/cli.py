@@ -31,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run_cmd = commands.add_parser("run", help="run the bridge (the default)")
     run_cmd.add_argument("-c", "--config", dest="sub_config", help="config file")
+    worker = commands.add_parser(
+        "worker", help="run only the job runner (sweeps, exports, purges), beside a main process (PostgreSQL)",
+    )
+    worker.add_argument("-c", "--config", dest="sub_config", help="config file (the main process's)")
     reg = commands.add_parser("generate-registration", help="write the appservice registration for the homeserver")
     reg.add_argument("-c", "--config", dest="sub_config", help="config file")
     reg.add_argument("-r", "--registration", default="registration.yaml", help="output file (default: registration.yaml)")
@@ -91,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             from clutto_bridge.demo.run import run_demo
 
             return run_demo(args.dir, args.port, fresh=args.fresh)
+        if args.command == "worker":
+            return run(config_path, debug=args.debug, worker=True)
         return run(config_path, debug=args.debug)
     except ConfigError as e:
         print(f"clutto-bridge: config error in {config_path}: {e}", file=sys.stderr)
@@ -215,8 +221,12 @@ def report(config_path: str, which: str) -> int:
         return 1
 
 
-def run(config_path: str, debug: bool = False) -> int:
+def run(config_path: str, debug: bool = False, worker: bool = False) -> int:
     _, settings = load_settings(config_path)
+    if worker and not settings.appservice.database.startswith(("postgres://", "postgresql://")):
+        raise ConfigError(
+            "appservice.database", "a worker shares the job queue with the main process: use PostgreSQL"
+        )
     check_environment(settings)
     warn_if_shared(Path(config_path), "it holds the appservice tokens and the provisioning secret")
     for key in ("as_token", "hs_token"):
@@ -227,10 +237,10 @@ def run(config_path: str, debug: bool = False) -> int:
     if settings.analytics.metrics_enabled and settings.analytics.metrics_secret == GENERATE:
         raise ConfigError("analytics.metrics_secret", "is still 'generate': run clutto-bridge generate-registration first")
     setup_logging(settings.logging.level, settings.logging.file)
-    return asyncio.run(serve(settings, debug))
+    return asyncio.run(serve(settings, debug, worker))
 
 
-async def serve(settings: Settings, debug: bool = False) -> int:
+async def serve(settings: Settings, debug: bool = False, worker: bool = False) -> int:
     """Run until SIGINT or SIGTERM, then stop cleanly."""
     from clutto_bridge.app import Bridge
 
@@ -241,7 +251,7 @@ async def serve(settings: Settings, debug: bool = False) -> int:
         loop.add_signal_handler(sig, stop.set)
     bridge = Bridge(settings)
     try:
-        await bridge.start()
+        await (bridge.start_worker() if worker else bridge.start())
     except ConfigError:
         # The database, the port or the homeserver named in the config cannot be used:
         # one line naming the key (main() prints it), the traceback only with --debug.

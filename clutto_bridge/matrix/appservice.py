@@ -19,8 +19,9 @@ import inspect
 import json
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
+import aiohttp
 from aiohttp import web
-from mautrix.appservice import AppService
+from mautrix.appservice import AppService, AppServiceAPI
 from mautrix.types.util import SerializerError
 from mautrix.types import JSON, Event, EventType
 
@@ -93,6 +94,22 @@ class CluttoAppService(AppService):
         if self._check_token(request) and not isinstance(await _json_body(request), dict):
             raise _bad("M_BAD_JSON", "A ping body is a JSON object.")
         return await super()._http_ping(request)
+
+    async def start_client_only(self) -> None:
+        """The bot's side of the appservice without the HTTP listener: for a job worker, which
+        acts on the homeserver but receives no transactions (mautrix's ``start`` does both)."""
+        await self.state_store.open()
+        tls = {"ssl": False} if self.server.startswith("https://") and not self.verify_ssl else {}
+        self._http_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.connection_limit, **tls),
+            headers={"User-Agent": self.default_ua},
+        )
+        self._intent = AppServiceAPI(
+            base_url=self.server, bot_mxid=self.bot_mxid, log=self.log, token=self.as_token,
+            state_store=self.state_store, bridge_name=self.bridge_name, client_session=self._http_session,
+            default_retry_count=self.default_http_retry_count,
+        ).bot_intent()
+        self.runner = None
 
     async def handle_transaction(self, txn_id: str, *, events: list[JSON], **kwargs: Any) -> JSON:
         try:

@@ -121,7 +121,7 @@ def test_run_refuses_an_ungenerated_metrics_secret_only_while_metrics_are_served
     monkeypatch.setattr(cli, "setup_logging", lambda level, file: None)
     assert cli.main(["-c", str(config)]) == 2
     served = []
-    monkeypatch.setattr(cli, "serve", lambda settings, debug=False: served.append(settings) or _done())
+    monkeypatch.setattr(cli, "serve", lambda settings, debug=False, worker=False: served.append(settings) or _done())
     config.write_text(text.replace("metrics_enabled: true", "metrics_enabled: false"))
     assert cli.main(["-c", str(config)]) == 0 and served
 
