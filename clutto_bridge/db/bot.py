@@ -70,19 +70,11 @@ class TeamWelcomes:
 
 
 class TransactionLog:
-    """Transaction ids the homeserver sent, kept for a while so a retry is applied once."""
+    """Transaction ids the homeserver sent, kept for a while so a retry is applied once. The
+    inbox (``db/inbox.py``) records them with the transaction's events; this forgets old ones."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-
-    async def seen(self, txn_id: str) -> bool:
-        return await self.db.fetchval("SELECT 1 FROM appservice_txn WHERE txn_id=$1", txn_id) is not None
-
-    async def record(self, txn_id: str, now_ms: int) -> None:
-        await self.db.execute(
-            "INSERT INTO appservice_txn (txn_id, received_at) VALUES ($1, $2) ON CONFLICT (txn_id) DO NOTHING",
-            txn_id, now_ms,
-        )
 
     async def forget_before(self, cutoff_ms: int) -> None:
         await self.db.execute("DELETE FROM appservice_txn WHERE received_at < $1", cutoff_ms)

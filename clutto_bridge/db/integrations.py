@@ -19,9 +19,7 @@ class IntegrationStore:
 
     async def remove(self, team_id: str, kind: str, value: str) -> bool:
         """Take an entry off; False if it was not there."""
-        found = await self.db.fetchval(
-            "SELECT COUNT(*) FROM integration_allow WHERE team_id=$1 AND kind=$2 AND value=$3", team_id, kind, value
+        removed = await self.db.fetch(
+            "DELETE FROM integration_allow WHERE team_id=$1 AND kind=$2 AND value=$3 RETURNING value", team_id, kind, value
         )
-        if found:
-            await self.db.execute("DELETE FROM integration_allow WHERE team_id=$1 AND kind=$2 AND value=$3", team_id, kind, value)
-        return bool(found)
+        return bool(removed)

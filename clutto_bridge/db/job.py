@@ -188,12 +188,7 @@ class JobStore:
         keep = (
             "SELECT MAX(id) FROM job k WHERE k.state IN ('done', 'failed') GROUP BY k.team_id, k.kind, k.state"
         )
-        count = await self.db.fetchval(
-            f"SELECT COUNT(*) FROM job WHERE state IN ('done', 'failed') AND updated_at < $1 AND id NOT IN ({keep})",
+        return len(await self.db.fetch(
+            f"DELETE FROM job WHERE state IN ('done', 'failed') AND updated_at < $1 AND id NOT IN ({keep}) RETURNING id",
             cutoff_ms,
-        )
-        if count:
-            await self.db.execute(
-                f"DELETE FROM job WHERE state IN ('done', 'failed') AND updated_at < $1 AND id NOT IN ({keep})", cutoff_ms
-            )
-        return count
+        ))
