@@ -7,15 +7,13 @@ import asyncio
 import logging
 import os
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import AsyncIterator
 
 from mautrix.appservice.state_store.asyncpg import PgASStateStore
 from mautrix.util.async_db import Database
-from yarl import URL
 
 from clutto_bridge.clock import Clock, SystemClock
-from clutto_bridge.config import ConfigError, Settings
+from clutto_bridge.config import ConfigError, Settings, sqlite_file
 from clutto_bridge.context import Services
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.job import JobKind
@@ -236,9 +234,9 @@ class Bridge:
 
 def _owner_only(database: str) -> None:
     """The embedded database holds members' data: readable by the bridge's user only."""
-    if database.split(":", 1)[0] not in ("sqlite", "sqlite3"):
+    path = sqlite_file(database)
+    if path is None:
         return
-    path = Path(URL(database).path)
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if file.exists() and file.stat().st_mode & 0o077:
             os.chmod(file, 0o600)

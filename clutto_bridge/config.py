@@ -282,9 +282,9 @@ class Settings(Section):
         PostgreSQL, in the operator's data folder): never inside a source checkout."""
         if self.export.directory:
             return Path(self.export.directory)
-        database = self.appservice.database
-        if database.split(":", 1)[0] in ("sqlite", "sqlite3"):
-            return Path(URL(database).path).absolute().parent / "exports"
+        database = sqlite_file(self.appservice.database)
+        if database is not None:
+            return database.absolute().parent / "exports"
         return Path.home() / ".local" / "share" / "clutto-bridge" / "exports"
 
     @property
@@ -381,12 +381,19 @@ def check_environment(settings: Settings) -> None:
 
     ``config check`` and start-up both run it, so a config that passes the check starts.
     """
-    database = settings.appservice.database
-    if database.split(":", 1)[0] in ("sqlite", "sqlite3"):
-        _writable_file("appservice.database", Path(URL(database).path))
+    database = sqlite_file(settings.appservice.database)
+    if database is not None:
+        _writable_file("appservice.database", database)
     if settings.logging.file:
         _writable_file("logging.file", Path(settings.logging.file))
     _creatable_folder("export.directory", settings.export_folder)
+
+
+def sqlite_file(database: str) -> Path | None:
+    """The file of the embedded SQLite database (``sqlite:FILE``); None for PostgreSQL."""
+    if database.split(":", 1)[0] not in ("sqlite", "sqlite3"):
+        return None
+    return Path(URL(database).path)
 
 
 def _writable_file(key: str, path: Path) -> None:

@@ -25,7 +25,7 @@ from clutto_bridge.jobs.runner import JobContext
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.retention import media_urls
 from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.lifecycle import TrialLifecycle
+from clutto_bridge.teams.lifecycle import TrialLifecycle, safe_file_name
 
 log = logging.getLogger("clutto.export")
 
@@ -44,9 +44,6 @@ class ExportProgress:
     manifest: str | None = None
     files: int | None = None
 
-
-def _safe_name(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
 def sha256_of(path: Path) -> str:
@@ -102,7 +99,7 @@ class TeamExport:
         )
 
     async def _export_room(self, folder: Path, room_id: str) -> tuple[int, set[str]]:
-        target = folder / "rooms" / f"{_safe_name(room_id)}.jsonl"
+        target = folder / "rooms" / f"{safe_file_name(room_id)}.jsonl"
         partial = target.with_suffix(".jsonl.partial")
         count, media, token = 0, set(), None
         with open(partial, "w") as out:
@@ -119,7 +116,7 @@ class TeamExport:
         return count, media
 
     async def _export_media(self, folder: Path, mxc: str) -> None:
-        target = folder / "media" / _safe_name(mxc.removeprefix("mxc://"))
+        target = folder / "media" / safe_file_name(mxc.removeprefix("mxc://"))
         if target.exists():
             return
         await self.limiter.acquire()

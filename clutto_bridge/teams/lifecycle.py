@@ -27,7 +27,8 @@ from clutto_bridge.teams.service import TeamService
 log = logging.getLogger("clutto.lifecycle")
 
 
-def _safe_name(text: str) -> str:
+def safe_file_name(text: str) -> str:
+    """``text`` as one file name: letters, digits and - _ . kept, anything else an underscore."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
@@ -71,7 +72,7 @@ class TrialLifecycle:
 
     def export_folder(self, team_id: str, job_id: int) -> Path:
         """Where export ``job_id`` of the team is written (and downloaded from)."""
-        return Path(self.export_directory).resolve() / f"{_safe_name(team_id)}-{job_id}"
+        return Path(self.export_directory).resolve() / f"{safe_file_name(team_id)}-{job_id}"
 
     async def downloaded(self, team: Team, relative_path: str, *, actor: str | None) -> None:
         """Every download of an export file is a disclosure, so it is recorded."""

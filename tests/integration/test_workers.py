@@ -14,6 +14,7 @@ import pytest
 
 from clutto_bridge.config import ConfigFile
 from clutto_bridge.db.job import JobKind, JobState
+from tests.conftest import config_with_tokens
 from tests.integration.conftest import Bridges, unique
 from tests.integration.matrix_client import wait_until
 
@@ -74,13 +75,8 @@ async def test_two_workers_and_the_main_process_run_every_job_once(bridges: Brid
 
 
 def test_a_worker_needs_postgresql(tmp_path: Path) -> None:
-    from clutto_bridge.config import EXAMPLE_CONFIG
-
     config = tmp_path / "config.yaml"
-    text = EXAMPLE_CONFIG.read_text()
-    for token in ("as_token: generate", "hs_token: generate", "shared_secret: generate"):
-        text = text.replace(token, token.replace("generate", "x" * 32))
-    config.write_text(text)
+    config_with_tokens(config)
     result = subprocess.run([sys.executable, "-m", "clutto_bridge", "worker", "-c", str(config)],
                             capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert result.returncode == 2 and ": appservice.database: a worker shares the job queue" in result.stderr

@@ -13,6 +13,7 @@ from ruamel.yaml import YAML
 from clutto_bridge.cli import main
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigError, ConfigFile, JobSettings, config_keys, validate
 from clutto_bridge.policy_files import PACKAGED_TEXTS
+from tests.conftest import config_with_tokens
 
 
 def example() -> dict:
@@ -399,15 +400,6 @@ def test_a_postgres_url_with_a_bad_port_is_a_config_error() -> None:
     assert error.value.key == "appservice.database" and "port" in error.value.message
 
 
-def _tokens_filled(config: Path, **replace: str) -> None:
-    text = EXAMPLE_CONFIG.read_text()
-    for token in ("as_token: generate", "hs_token: generate", "shared_secret: generate", "metrics_secret: generate"):
-        text = text.replace(token, token.replace("generate", "x" * 32))
-    for old, new in replace.items():
-        text = text.replace(old, new)
-    config.write_text(text)
-
-
 @pytest.mark.parametrize(
     "old, new, key",
     [
@@ -418,7 +410,7 @@ def _tokens_filled(config: Path, **replace: str) -> None:
 )
 def test_config_check_catches_what_start_up_would_trip_on(tmp_path: Path, old: str, new: str, key: str) -> None:
     config = tmp_path / "config.yaml"
-    _tokens_filled(config, **{old: new})
+    config_with_tokens(config, **{old: new})
     for command in (["config", "check"], []):  # the check, and start-up itself
         result = _run_cli(*command, "-c", str(config), cwd=tmp_path)
         assert result.returncode == 2, (command, result.stderr)
@@ -430,7 +422,7 @@ def test_start_up_failures_of_the_environment_name_their_key(tmp_path: Path) -> 
     import socket
 
     config = tmp_path / "config.yaml"
-    _tokens_filled(config, **{"database: sqlite:clutto.db": "database: postgres://nobody:x@127.0.0.1:1/none"})
+    config_with_tokens(config, **{"database: sqlite:clutto.db": "database: postgres://nobody:x@127.0.0.1:1/none"})
     result = _run_cli("-c", str(config), cwd=tmp_path)
     assert result.returncode == 2 and "config error" in result.stderr and ": appservice.database: cannot open" in result.stderr
     assert "Traceback" not in result.stderr
@@ -439,7 +431,7 @@ def test_start_up_failures_of_the_environment_name_their_key(tmp_path: Path) -> 
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        _tokens_filled(config, **{"port: 29330": f"port: {port}"})
+        config_with_tokens(config, **{"port: 29330": f"port: {port}"})
         result = _run_cli("-c", str(config), cwd=tmp_path)
     assert result.returncode == 2 and f": appservice.port: cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
