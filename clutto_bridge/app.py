@@ -15,6 +15,7 @@ from mautrix.util.async_db import Database
 from clutto_bridge.clock import Clock, SystemClock
 from clutto_bridge.config import ConfigError, Settings, sqlite_file
 from clutto_bridge.context import Services
+from clutto_bridge.crypto.signing import SigningKeyError, load_or_create_signing_key
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.job import JobKind
 from clutto_bridge.commands import registry
@@ -74,7 +75,7 @@ class Bridge:
         # This bridge's own registry: counts of several bridges in one process never mix.
         self.metrics = metrics = Metrics()
         metrics.allow("command", [*registry.commands, "profile photo", "contacts import"])
-        self.audit = audit = AuditLog(db.audit, clock, metrics)
+        self.audit = audit = AuditLog(db.audit, clock, metrics, checkpoint_rows=s.audit.checkpoint_rows)
         self.runner = runner = JobRunner(db.jobs, s.jobs, clock, metrics)
         self.management_rooms = db.management_rooms
 
@@ -128,6 +129,8 @@ class Bridge:
         self.events = EventDispatcher(ctx, metrics)
         self.appservice.matrix_event_handler(self.events.handle)
         self._scheduler: asyncio.Task | None = None
+        self._checkpoints: asyncio.Task | None = None
+        self._database_open = False
         if s.provisioning.enabled:
             api = ProvisioningAPI(ctx, s.provisioning.shared_secret, metrics)
             self.appservice.app.add_subapp(PREFIX, api.app)
@@ -136,6 +139,7 @@ class Bridge:
 
     async def start(self) -> None:
         a = self.settings.appservice
+        self._load_signing_key()
         await self._open_database()
         remembered_since = self.clock.now_ms() - a.transaction_memory * 1000
         await self.stores.transactions.forget_before(remembered_since)
@@ -171,6 +175,7 @@ class Bridge:
         await self.runner.take_back_from_dead_local_workers()
         self.runner.start()
         self._scheduler = asyncio.create_task(self._schedule_forever(), name="clutto-scheduler")
+        self._checkpoints = asyncio.create_task(self._sign_audit_forever(), name="clutto-audit-checkpoints")
         self.appservice.open_inbox()
         self.appservice.ready = True
         if self.smtp:
@@ -179,18 +184,42 @@ class Bridge:
                 await self.smtp.start()
         log.info("Bridge ready as %s", self.appservice.bot_mxid)
 
+    def _load_signing_key(self) -> None:
+        """The key that signs the audit log's checkpoints, made on first start."""
+        path = self.settings.signing_key_path
+        try:
+            key, created = load_or_create_signing_key(path)
+        except SigningKeyError as e:
+            raise ConfigError("security.signing_key", str(e)) from None
+        if created:
+            log.info("Made a new signing key in %s (keep it readable by the bridge only)", path)
+        self.audit.signing_key = key
+
+    async def _sign_audit_forever(self) -> None:
+        """A checkpoint at least every ``audit.checkpoint_interval`` while rows arrive."""
+        while True:
+            await asyncio.sleep(self.settings.audit.checkpoint_interval)
+            try:
+                await self.audit.checkpoint()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("Signing an audit checkpoint failed")
+
     async def _open_database(self) -> None:
         a = self.settings.appservice
         async with _named("appservice.database", "cannot open the database"):
             await self.db.start()
             self.state_db.override_pool(self.db)  # shares the pool, which exists only once started
             await self.state_db.start()
+        self._database_open = True
         _owner_only(a.database)
 
     async def start_worker(self) -> None:
         """Run only the job runner (``clutto-bridge worker``): sweeps, exports and purges taken
         from the queue the main process and other workers share (PostgreSQL, ``FOR UPDATE SKIP
         LOCKED``). No listener, no scheduler, no inbox: the main process keeps those."""
+        self._load_signing_key()
         await self._open_database()
         async with _named("homeserver.address", f"cannot use the homeserver at {self.settings.homeserver.address}"):
             await self.appservice.start_client_only()
@@ -220,16 +249,27 @@ class Bridge:
         self.appservice.ready = False
         if self.smtp:
             await self.smtp.stop()
-        if self._scheduler:
-            self._scheduler.cancel()
-            await asyncio.gather(self._scheduler, return_exceptions=True)
-            self._scheduler = None
+        for task in (self._scheduler, self._checkpoints):
+            if task:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._scheduler = self._checkpoints = None
         await self.runner.stop()
         await self.appservice.drain(grace)
         await self.events.drain(grace)
         await self.appservice.stop()
+        await self._final_checkpoint()
         await self.db.stop()
         log.info("Bridge stopped")
+
+    async def _final_checkpoint(self) -> None:
+        """Sign what the log gained since the last checkpoint, so no row waits for the next start."""
+        if not self._database_open:
+            return
+        try:
+            await self.audit.checkpoint()
+        except Exception as e:
+            log.warning("Could not sign the audit log's last rows on stop: %s", e)
 
 
 def _owner_only(database: str) -> None:

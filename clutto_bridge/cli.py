@@ -65,6 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="aggregated, de-identified reports, through the running bridge")
     report.add_argument("report", choices=["usage"], help="usage: teams and members per sign-up week, plan and size")
     report.add_argument("-c", "--config", dest="sub_config", help="config file")
+    audit = commands.add_parser("audit", help="check the hash-chained, signed audit log offline, or export it")
+    audit_commands = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="check every row's hash and every checkpoint's signature; name the first that does not match",
+    )
+    verify.add_argument("-c", "--config", dest="sub_config", help="config file (its database is read)")
+    verify.add_argument("--file", type=Path, help="verify an export (audit export FILE) instead; needs no config")
+    verify.add_argument(
+        "--trusted-keys", type=Path,
+        help="a JWK Set of the signing keys you trust; a checkpoint signed by another key fails "
+        "(default: the public keys the log recorded)",
+    )
+    export = audit_commands.add_parser("export", help="write rows, checkpoints and public keys as JSON Lines")
+    export.add_argument("file", type=Path, help="file to write")
+    export.add_argument("-c", "--config", dest="sub_config", help="config file")
     demo = commands.add_parser("demo", help="run a throwaway Synapse with the bridge and a demo team")
     demo.add_argument(
         "--dir", type=Path, help="folder for the demo's files, kept when it stops; a demo's folder is resumed "
@@ -91,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             return promises_command(config_path, args.markdown, args.homeserver_config, args.strict)
         if args.command == "report":
             return report(config_path, args.report)
+        if args.command == "audit":
+            return audit_command(args, config_path)
         if args.command == "demo":
             from clutto_bridge.demo.run import run_demo
 
@@ -120,11 +137,19 @@ def load_settings(path: str) -> tuple[ConfigFile, Settings]:
 
 
 def generate_registration(config_path: str, output: str) -> int:
+    from clutto_bridge.crypto.signing import SigningKeyError, load_or_create_signing_key
+
     file, _ = load_settings(config_path)
     if file.fill_generated_secrets():
         file.save()
         print(f"Generated tokens, the provisioning secret and the metrics secret into {config_path}")
     settings = file.settings()
+    try:
+        _, created = load_or_create_signing_key(settings.signing_key_path)
+    except SigningKeyError as e:
+        raise ConfigError("security.signing_key", str(e)) from None
+    if created:
+        print(f"Made the signing key {settings.signing_key_path} (keep it readable by the bridge only)")
     write_registration(settings, output)
     print(f"Wrote {output}. Add it to app_service_config_files in the homeserver config and restart it.")
     return 0
@@ -219,6 +244,18 @@ def report(config_path: str, which: str) -> int:
     except operations.OperationError as e:
         print(f"clutto-bridge: {e}", file=sys.stderr)
         return 1
+
+
+def audit_command(args: argparse.Namespace, config_path: str) -> int:
+    from clutto_bridge import audit_tool
+
+    trusted = audit_tool.trusted_keys(getattr(args, "trusted_keys", None))
+    if args.audit_command == "verify" and args.file is not None:
+        return audit_tool.verify_file(args.file, trusted)
+    _, settings = load_settings(config_path)
+    if args.audit_command == "verify":
+        return asyncio.run(audit_tool.verify_database(settings, trusted))
+    return asyncio.run(audit_tool.export_database(settings, args.file))
 
 
 def run(config_path: str, debug: bool = False, worker: bool = False) -> int:

@@ -227,6 +227,17 @@ class EmailSettings(Section):
     header_max_length: WholeNumber(16, 2000)
 
 
+class SecuritySettings(Section):
+    signing_key: Text
+
+
+class AuditSettings(Section):
+    """``audit``: how often the head of the hash-chained audit log is signed."""
+
+    checkpoint_rows: WholeNumber(1, 1_000_000)
+    checkpoint_interval: Duration
+
+
 class ProvisioningSettings(Section):
     enabled: Flag
     shared_secret: Token
@@ -270,11 +281,19 @@ class Settings(Section):
     jobs: JobSettings
     export: ExportSettings
     email: EmailSettings
+    security: SecuritySettings
+    audit: AuditSettings
     provisioning: ProvisioningSettings
     analytics: AnalyticsSettings
     logging: LoggingSettings
 
     _texts: dict[str, PolicyText] = PrivateAttr(default_factory=dict)
+    _folder: Path = PrivateAttr(default_factory=Path)
+
+    @property
+    def signing_key_path(self) -> Path:
+        """``security.signing_key``; a relative path is beside the config file."""
+        return self._folder / self.security.signing_key
 
     @property
     def export_folder(self) -> Path:
@@ -499,7 +518,9 @@ class ConfigFile:
         node[last] = value
 
     def settings(self) -> Settings:
-        return validate(self._data)
+        settings = validate(self._data)
+        settings._folder = Path(self.path).absolute().parent
+        return settings
 
     def fill_generated_secrets(self) -> bool:
         """Replace every 'generate' token with a fresh random one; True if any changed."""

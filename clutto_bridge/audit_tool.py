@@ -1,0 +1,243 @@
+"""``clutto-bridge audit verify|export``: the audit log checked offline, without the running
+bridge: from its database, or from an export file that needs nothing else.
+
+An export is JSON Lines: a header, the public keys, the checkpoints, the rows in chain order
+and an end line with the counts (so a cut-off file fails). Verifying names the first row
+that does not match and exits 1; a valid log exits 0 with a summary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator, TextIO
+
+from mautrix.util.async_db import Database
+
+from clutto_bridge.config import ConfigError, Settings, sqlite_file
+from clutto_bridge.crypto.chain import ChainCheck, Problem, Summary
+from clutto_bridge.crypto.signing import SigningKeyError, jwk_thumbprint, key_id, load_signing_key
+from clutto_bridge.db import create_database
+from clutto_bridge.db.audit import AuditRow, AuditStore, Checkpoint, SigningKeyRecord
+
+FORMAT = "clutto.audit.export"
+VERSION = 1
+PAGE = 1000
+
+
+class Progress:
+    """Rows done out of a total, on standard error: one updating line on a terminal, a line
+    per tenth otherwise (so logs of long runs stay short)."""
+
+    def __init__(self, what: str, total: int, stream: TextIO = sys.stderr) -> None:
+        self.what, self.total, self.stream = what, max(total, 1), stream
+        self.tty = stream.isatty()
+        self.shown = -1
+
+    def update(self, done: int) -> None:
+        tenth = min(10, done * 10 // self.total)
+        if self.tty:
+            self.stream.write(f"\r{self.what}: {done:,} of {self.total:,}")
+            self.stream.flush()
+        elif tenth > self.shown and self.total > PAGE:
+            self.stream.write(f"{self.what}: {done:,} of {self.total:,}\n")
+        self.shown = tenth
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+# --- the database --------------------------------------------------------------------------------
+
+
+async def open_database(settings: Settings) -> Database:
+    """The bridge's database; an SQLite file must exist (verifying never creates one)."""
+    url = settings.appservice.database
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise ConfigError("appservice.database", f"{path} does not exist")
+    db = create_database(url, settings.appservice.database_opts)
+    try:
+        await db.start()
+    except Exception as e:
+        raise ConfigError("appservice.database", f"cannot open the database: {e}") from None
+    return db
+
+
+async def verify_database(settings: Settings, trusted: set[str] | None) -> int:
+    db = await open_database(settings)
+    try:
+        store = AuditStore(db)
+        keys = {k.key_id: k.public_jwk for k in await store.keys()}
+        check = ChainCheck(await store.checkpoints(), keys, trusted)
+        progress = Progress("Verified rows", await store.count())
+        problem = None
+        async for row in _rows(store):
+            problem = check.add(row)
+            progress.update(check.summary.rows)
+            if problem:
+                break
+        progress.close()
+        return report(problem or check.finish(), check.summary, configured_key(settings))
+    finally:
+        await db.stop()
+
+
+async def _rows(store: AuditStore):
+    after = 0
+    while True:
+        page = await store.rows_after(after, PAGE)
+        for row in page:
+            yield row
+        if len(page) < PAGE:
+            return
+        after = page[-1].id
+
+
+async def export_database(settings: Settings, target: Path) -> int:
+    """Write the log to ``target`` (readable by its owner only: rows name people)."""
+    db = await open_database(settings)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        store = AuditStore(db)
+        keys, checkpoints, total = await store.keys(), await store.checkpoints(), await store.count()
+        progress = Progress("Exported rows", total)
+        rows = 0
+        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            write = lambda item: out.write(json.dumps(item, sort_keys=True, ensure_ascii=False) + "\n")  # noqa: E731
+            write({"type": FORMAT, "version": VERSION})
+            for k in keys:
+                write({"type": "key", "key_id": k.key_id, "public_jwk": k.public_jwk, "first_used": k.first_used})
+            for c in checkpoints:
+                write({"type": "checkpoint", **c.__dict__})
+            async for row in _rows(store):
+                write({"type": "row", **row.__dict__})
+                rows += 1
+                progress.update(rows)
+            write({"type": "end", "rows": rows, "checkpoints": len(checkpoints), "keys": len(keys)})
+        os.replace(partial, target)
+        progress.close()
+    finally:
+        partial.unlink(missing_ok=True)
+        await db.stop()
+    print(f"Wrote {rows:,} rows, {len(checkpoints):,} checkpoints and {len(keys)} public key(s) to {target}.")
+    return 0
+
+
+def configured_key(settings: Settings) -> str | None:
+    """The id of the configured signing key, when its file can be read (never made here)."""
+    try:
+        return key_id(load_signing_key(settings.signing_key_path).public_key())
+    except SigningKeyError:
+        return None
+
+
+# --- an export file ------------------------------------------------------------------------------
+
+
+class BadExport(Exception):
+    pass
+
+
+def verify_file(path: Path, trusted: set[str] | None) -> int:
+    try:
+        size = path.stat().st_size
+        with open(path, encoding="utf-8") as stream:
+            progress = Progress("Verified bytes", size)
+            problem, summary = _check_export(_lines(stream, progress), trusted)
+            progress.close()
+    except OSError as e:
+        print(f"clutto-bridge: cannot read {path}: {e.strerror}", file=sys.stderr)
+        return 1
+    except BadExport as e:
+        print(f"The export does not verify: {e}")
+        return 1
+    return report(problem, summary, None)
+
+
+def _lines(stream: TextIO, progress: Progress) -> Iterator[tuple[int, dict[str, Any]]]:
+    done = 0
+    for number, line in enumerate(stream, 1):
+        done += len(line.encode("utf-8"))
+        progress.update(done)
+        try:
+            item = json.loads(line)
+        except ValueError:
+            raise BadExport(f"line {number}: not valid JSON (the file was changed or cut)") from None
+        if not isinstance(item, dict) or "type" not in item:
+            raise BadExport(f"line {number}: not an item of an audit export")
+        yield number, item
+
+
+def _check_export(lines: Iterator[tuple[int, dict[str, Any]]], trusted: set[str] | None) -> tuple[Problem | None, Summary]:
+    keys: dict[str, dict[str, str]] = {}
+    checkpoints: list[Checkpoint] = []
+    check: ChainCheck | None = None
+    counts = {"row": 0, "checkpoint": 0, "key": 0}
+    for number, item in lines:
+        kind = item.pop("type")
+        if number == 1:
+            if kind != FORMAT or item.get("version") != VERSION:
+                raise BadExport(f"line 1: not a clutto-bridge audit export (version {VERSION})")
+            continue
+        if kind == "end":
+            if {k: item.get(f"{k}s") for k in counts} != counts:
+                raise BadExport(f"line {number}: the file should hold {item.get('rows')} rows, {item.get('checkpoints')}"
+                                f" checkpoints and {item.get('keys')} keys, but holds {counts['row']}, "
+                                f"{counts['checkpoint']} and {counts['key']}")
+            check = check or ChainCheck(checkpoints, keys, trusted)
+            return check.finish(), check.summary
+        if kind not in counts:
+            raise BadExport(f"line {number}: unknown item {kind!r}")
+        counts[kind] += 1
+        try:
+            if kind == "key":
+                record = SigningKeyRecord(**item)
+                keys[record.key_id] = record.public_jwk
+            elif kind == "checkpoint":
+                if check is not None:
+                    raise BadExport(f"line {number}: a checkpoint after the rows")
+                checkpoints.append(Checkpoint(**item))
+            else:
+                check = check or ChainCheck(checkpoints, keys, trusted)
+                problem = check.add(AuditRow(**item))
+                if problem:
+                    return problem, check.summary
+        except TypeError:
+            raise BadExport(f"line {number}: a {kind} with missing or unknown fields") from None
+    raise BadExport("the file ends before its end line (it was cut)")
+
+
+# --- output --------------------------------------------------------------------------------------
+
+
+def trusted_keys(path: Path | None) -> set[str] | None:
+    """Key ids of a JWK Set file (``{"keys": [...]}``), the keys the operator vouches for."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return {jwk_thumbprint(jwk) for jwk in data["keys"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError("--trusted-keys", f"{path} is not a readable JWK Set ({{\"keys\": [...]}})") from None
+
+
+def report(problem: Problem | None, summary: Summary, configured: str | None) -> int:
+    if problem:
+        print(f"The audit log does not verify: {problem}")
+        return 1
+    s = summary
+    if s.rows == 0:
+        print("The audit log is empty.")
+        return 0
+    keys = ", ".join(f"{kid} ({n}{', the configured key' if kid == configured else ''})" for kid, n in s.keys.items())
+    lines = [f"The audit log verifies: {s.rows:,} rows up to row {s.last_row}, chained without a break."]
+    if s.checkpoints:
+        lines.append(f"{s.checkpoints:,} checkpoint(s) up to row {s.signed_up_to}, signed by: {keys}.")
+    if s.unsigned:
+        lines.append(f"{s.unsigned:,} row(s) after the last checkpoint are chained but not signed yet.")
+    print("\n".join(lines))
+    return 0
