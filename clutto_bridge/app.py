@@ -102,10 +102,10 @@ class Bridge:
             db.profiles, db.members, teams, hs, admin, notices, audit, s.profile, s.homeserver.domain, clock
         )
         self.onboarding = onboarding = Onboarding(
-            members, db.members, db.profiles, consent, profiles, notices, s, clock, db.welcomes
+            members, db.members, db.profiles, consent, profiles, notices, s, clock, db.welcomes, audit
         )
-        contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock, hs)
-        mydata = MyData(db.members, db.accounts, profiles, consent, contacts, notices)
+        contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock, hs, audit)
+        mydata = MyData(db.members, db.accounts, profiles, consent, contacts, notices, audit)
         usage = UsageService(db.analytics, s.analytics.k)
         self.email = email = EmailService(db.email, db.teams, members, db.rooms, hs, audit, s.email, clock)
         self.smtp = SmtpListener(email, s.email) if s.email.enabled else None

@@ -205,7 +205,7 @@ async def set_photo_from_image(evt: CommandEvent, url: ContentURI | None) -> Non
     section=SECTION,
 )
 async def mydata(evt: CommandEvent) -> None:
-    data = await evt.ctx.mydata.collect(evt.sender)
+    data = await evt.ctx.mydata.collect(evt.sender, reader=evt.sender)
     await evt.reply(evt.ctx.mydata.summary(data))
 
 
@@ -216,9 +216,10 @@ async def mydata(evt: CommandEvent) -> None:
     section=SECTION,
 )
 async def mydata_export(evt: CommandEvent) -> None:
-    data = json.dumps(await evt.ctx.mydata.collect(evt.sender), indent=2, sort_keys=True).encode()
+    data = json.dumps(await evt.ctx.mydata.collect(evt.sender, reader=evt.sender), indent=2, sort_keys=True).encode()
     await evt.ctx.homeserver.send_file(
         evt.room_id, data, name="clutto-mydata.json", mime_type="application/json", txn_id=evt.next_txn_id()
     )
+    await evt.ctx.mydata.exported(evt.sender, len(data))
     await evt.reply(f"Here is your data ({len(data):,} bytes). It is also available through the API at "
                     "GET /_clutto/v1/users/{your id}/data.")

@@ -162,7 +162,7 @@ class ChainCheck:
         """A checkpoint whose row the chain went past without meeting: that row is gone."""
         if self.pending and (next_id is None or self.pending[0].row_id < next_id):
             c = self.pending[0]
-            return Problem(c.row_id, f"row {c.row_id}: missing (deleted), but checkpoint #{c.id} signed it")
+            return Problem(c.row_id, f"row {c.row_id} is missing (deleted): checkpoint #{c.id} signed it")
         return None
 
     def _checkpoint(self, c: SignedHead, row: ChainedRow) -> Problem | None:

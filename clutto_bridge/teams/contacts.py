@@ -25,6 +25,7 @@ from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.contacts import MAX_BYTES, Contact, VCardError, merge_contacts, parse_vcards
+from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed
 
@@ -68,7 +69,7 @@ class FileRemoval:
 class ContactService:
     def __init__(
         self, store: ContactStore, consent: ConsentService, admin: SynapseAdmin, domain: str, clock: Clock,
-        homeserver: Homeserver,
+        homeserver: Homeserver, audit: AuditLog,
     ) -> None:
         self.store = store
         self.consent = consent
@@ -76,6 +77,7 @@ class ContactService:
         self.domain = domain
         self.clock = clock
         self.homeserver = homeserver
+        self.audit = audit
 
     async def permitted(self, user_id: str) -> bool:
         return await self.store.permitted(user_id)
@@ -120,6 +122,9 @@ class ContactService:
             elif contact.to_json() != stored[i].card or found != stored[i].matched:
                 changed.append(StoredContact(contact.to_json(), found, stored[i].imported_at, stored[i].id))
         await self.store.save(user_id, added, changed)
+        if matched:
+            # Telling the member which of their contacts have an account here discloses those accounts.
+            await self.audit.record(None, user_id, "contacts_matched", user_id, matched=matched)
         log.info("%s imported %d new contact(s) (%d already kept), %d on this homeserver",
                  user_id, len(added), merge.repeated, len(matched))
         return ImportReport(len(added), matched, merge.repeated)

@@ -68,7 +68,9 @@ class TrialLifecycle:
 
     async def request_export(self, team: Team, *, actor: str | None) -> Job:
         await self.teams.require_manager(team, actor)
-        return await self.queue.enqueue(JobKind.EXPORT, team.id, {"requested_by": actor})
+        job = await self.queue.enqueue(JobKind.EXPORT, team.id, {"requested_by": actor})
+        await self.audit.record(team, actor, "export_requested", team.id, job=job.id)
+        return job
 
     def export_folder(self, team_id: str, job_id: int) -> Path:
         """Where export ``job_id`` of the team is written (and downloaded from)."""

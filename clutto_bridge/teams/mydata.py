@@ -13,6 +13,7 @@ from typing import Any
 from clutto_bridge import __version__
 from clutto_bridge.db.account import AccountStore
 from clutto_bridge.db.member import MemberStore
+from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.contacts import ContactService
 from clutto_bridge.teams.notices import NoticeService
@@ -22,7 +23,7 @@ from clutto_bridge.teams.profiles import ProfileService
 class MyData:
     def __init__(
         self, members: MemberStore, accounts: AccountStore, profiles: ProfileService, consent: ConsentService,
-        contacts: ContactService, notices: NoticeService,
+        contacts: ContactService, notices: NoticeService, audit: AuditLog,
     ) -> None:
         self.members = members
         self.accounts = accounts
@@ -30,8 +31,13 @@ class MyData:
         self.consent = consent
         self.contacts = contacts
         self.notices = notices
+        self.audit = audit
 
-    async def collect(self, user_id: str) -> dict[str, Any]:
+    async def collect(self, user_id: str, *, reader: str | None) -> dict[str, Any]:
+        """Everything about ``user_id``; read by anyone else (``reader`` None: the operator), it is
+        recorded as a disclosure."""
+        if reader != user_id:
+            await self.audit.record(None, reader, "member_data_read", user_id, part="all")
         teams = [
             {"team_id": a.team_id, "team": a.team, "role": a.role, "membership": a.membership, "added_at": a.added_at}
             for a in await self.members.affiliations(user_id)
@@ -51,6 +57,14 @@ class MyData:
             "contacts": await self.contacts.list(user_id),
             "choices": await self.consent.choices(user_id),
         }
+
+    async def exported(self, user_id: str, size: int) -> None:
+        """The member's own data left the bridge as a file in their chat."""
+        await self.audit.record(None, user_id, "own_data_exported", user_id, bytes=size)
+
+    async def consent_read(self, user_id: str, *, reader: str | None) -> None:
+        if reader != user_id:
+            await self.audit.record(None, reader, "member_data_read", user_id, part="consent")
 
     @staticmethod
     def summary(data: dict[str, Any]) -> str:

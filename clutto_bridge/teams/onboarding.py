@@ -27,6 +27,7 @@ from clutto_bridge.db.team import Team, TeamState
 from clutto_bridge.policy.consent import PolicyText
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.profiles import ProfileService
 
@@ -37,7 +38,7 @@ class Onboarding:
     def __init__(
         self, members: MemberService, member_store: MemberStore, profile_store: ProfileStore,
         consent: ConsentService, profiles: ProfileService, notices: NoticeService, settings: Settings, clock: Clock,
-        welcomes: TeamWelcomes,
+        welcomes: TeamWelcomes, audit: AuditLog,
     ) -> None:
         self.members = members
         self.teams = members.teams
@@ -49,6 +50,7 @@ class Onboarding:
         self.settings = settings
         self.clock = clock
         self.welcomes = welcomes
+        self.audit = audit
         self._levels_checked = False
         self._welcome_locks: dict[str, asyncio.Lock] = {}
 
@@ -155,6 +157,8 @@ class Onboarding:
                 "last_accepted": accepted[-1][0] if accepted else None,
                 "blocked": self.blocking and not consented,  # as ConsentService.blocked decides
             })
+        # Every member's consent shown to the team's managers or the operator: a disclosure.
+        await self.audit.record(team, actor, "team_consent_read", team.id, members=len(rows))
         return rows
 
     async def remind_due(self) -> int:

@@ -79,6 +79,8 @@ class ProfileService:
         if viewer is not None and viewer != user_id and not await self.members.share_a_team(user_id, viewer):
             raise NotAllowed(f"You can see the profile of people in your teams only; {user_id} is in none of them.")
         profile = await self.get(user_id)
+        if viewer is None:  # teammates see it on Matrix anyway; the operator reading any profile is recorded
+            await self.audit.record(None, None, "member_data_read", user_id, part="profile")
         return {f: profile[f] for f in self.rules.allowed}
 
     async def update(self, user_id: str, changes: dict[str, object], *, actor: str | None) -> dict[str, str | None]:

@@ -87,7 +87,9 @@ class PeopleAPI:
     @routes.get("/users/{user_id}/consent", "Consent records and whether they cover the current version",
                 responses={200: o.Consent}, errors={403: "Not this member"})
     async def get_consent(self, request: web.Request) -> web.Response:
-        return web.json_response(await self._consent_json(self._user(request, operator=True)))
+        user_id = self._user(request, operator=True)
+        await self.ctx.mydata.consent_read(user_id, reader=request["actor"])
+        return web.json_response(await self._consent_json(user_id))
 
     @routes.post(
         "/users/{user_id}/consent", "Accept the current policy version (restores sending in block mode)",
@@ -148,4 +150,4 @@ class PeopleAPI:
     )
     async def get_data(self, request: web.Request) -> web.Response:
         user_id = self._user(request, operator=True)
-        return web.json_response(await self.ctx.mydata.collect(user_id))
+        return web.json_response(await self.ctx.mydata.collect(user_id, reader=request["actor"]))

@@ -74,7 +74,7 @@ def test_a_deleted_row_is_named_by_the_gap(key) -> None:
 def test_a_deleted_signed_row_at_the_end_is_named_by_its_checkpoint(key) -> None:
     rows, checkpoints = make_log(8, key)
     problem, _ = verify(rows[:-1], checkpoints, keys_of(key))
-    assert problem.row_id == 8 and "row 8: missing (deleted), but checkpoint #2 signed it" in str(problem)
+    assert problem.row_id == 8 and "row 8 is missing (deleted): checkpoint #2 signed it" in str(problem)
 
 
 def test_two_rows_swapped_are_named_at_the_first(key) -> None:
