@@ -297,13 +297,24 @@ PROMISES: tuple[Promise, ...] = (
     Promise(
         "P14", "what is shared or destroyed is recorded",
         "Every disclosure of data and every destructive action is recorded.",
-        ("The audit log records every destructive action and every enforcement with time, actor, target and "
-         "counts: redactions, purges, team deletions and purges, holds, exports, removals, role and power "
-         "level changes, profile resets, integration removals.",),
-        enforced_in=("clutto_bridge.teams.audit", "clutto_bridge.db.audit"),
-        pending=(Pending("a record of every disclosure, and a hash-chained, signed audit log verifiable offline "
-                         "(`audit verify|export`)", 13),),
-        built=Built.PARTLY,
+        (
+            "The audit log records every destructive action and every enforcement with time, actor, target and "
+            "counts: redactions, purges, team deletions and purges, holds, exports, removals, role and power "
+            "level changes, profile resets, integration removals.",
+            "It records every disclosure too: the operator reading a member's data, consent records or profile, "
+            "the team's consent overview read by its managers, exports requested, written and downloaded, "
+            "contacts matched to accounts, and a member's own data exported as a file.",
+            "Each row carries the SHA-256 hash of the previous row and its own hash over RFC 8785 canonical "
+            "JSON; appends from several processes are serialised into one chain. The newest row is signed "
+            "with the bridge's Ed25519 key every `audit.checkpoint_rows` rows, every "
+            "`audit.checkpoint_interval` and on stop; public keys are kept, so checkpoints verify after the "
+            "key is rotated.",
+            "`clutto-bridge audit verify` checks the chain and the checkpoints offline, from the database or "
+            "from an `audit export` file, and names the first row that does not match.",
+        ),
+        settings=("security.signing_key", "audit.checkpoint_rows", "audit.checkpoint_interval"),
+        enforced_in=("clutto_bridge.teams.audit", "clutto_bridge.db.audit", "clutto_bridge.crypto.chain",
+                     "clutto_bridge.audit_tool"),
     ),
     Promise(
         "P15", "analytics only on aggregated, de-identified data",

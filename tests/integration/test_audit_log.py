@@ -14,6 +14,7 @@ from urllib.parse import quote
 import aiohttp
 import asyncpg
 import pytest
+from mautrix.util.async_db import Database, UpgradeTable
 
 from clutto_bridge.app import Bridge
 from clutto_bridge.clock import SystemClock
@@ -22,6 +23,7 @@ from clutto_bridge.crypto.chain import ChainCheck
 from clutto_bridge.crypto.signing import key_id, load_signing_key
 from clutto_bridge.db import create_database
 from clutto_bridge.db.audit import AuditRow, AuditStore
+from clutto_bridge.db.upgrade import upgrade_table
 from clutto_bridge.teams.audit import AuditLog
 from tests.integration.conftest import Bridges, unique
 from tests.integration.test_contacts import post_file, vcards
@@ -176,6 +178,7 @@ async def test_disclosures_are_recorded(bridge: Bridge, new_user, http: aiohttp.
     assert not any(r[0] == member.user_id and r[1] == "member_data_read" for r in recorded)
 
 
+@pytest.mark.promise("P14")
 async def test_two_writers_on_one_database_form_one_chain(database_url: str) -> None:
     """Like the main process and a worker: separate connection pools appending at once."""
     pools = [create_database(database_url), create_database(database_url)]
@@ -191,3 +194,30 @@ async def test_two_writers_on_one_database_form_one_chain(database_url: str) -> 
     finally:
         for db in pools:
             await db.stop()
+
+
+@pytest.mark.promise("P14")
+async def test_rows_of_an_older_database_are_chained_by_the_upgrade(database_url: str) -> None:
+    """A log written before the chain existed (schema v9) verifies after the upgrade, in id order."""
+    old_schema = UpgradeTable(version_table_name="clutto_version", database_name="clutto-bridge")
+    old_schema.upgrades = upgrade_table.upgrades[:9]
+    old = Database.create(database_url, upgrade_table=old_schema)
+    await old.start()
+    for n in range(5):
+        await old.execute(
+            "INSERT INTO audit_log (ts, team_id, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+            1000 + n, None, None, "member_removed", f"@old{n}:x", json.dumps({"n": n}) if n != 2 else None,
+        )
+    await old.stop()
+
+    db = create_database(database_url)
+    await db.start()
+    try:
+        log = AuditLog(AuditStore(db), SystemClock())
+        await log.record(None, None, "after_upgrade", "@new:x")
+        rows = await log.store.rows_after(0, 100)
+        check = ChainCheck([], {})
+        assert [r.target for r in rows] == [f"@old{n}:x" for n in range(5)] + ["@new:x"]
+        assert [check.add(row) for row in rows] == [None] * 6 and check.finish() is None
+    finally:
+        await db.stop()
