@@ -303,7 +303,8 @@ PROMISES: tuple[Promise, ...] = (
             "level changes, profile resets, integration removals.",
             "It records every disclosure too: the operator reading a member's data, consent records or profile, "
             "the team's consent overview read by its managers, exports requested, written and downloaded, "
-            "contacts matched to accounts, and a member's own data exported as a file.",
+            "contacts matched to accounts, a member's own data exported as a file, and mail headers posted to "
+            "a team's email room.",
             "Each row carries the SHA-256 hash of the previous row and its own hash over RFC 8785 canonical "
             "JSON; appends from several processes are serialised into one chain. The newest row is signed "
             "with the bridge's Ed25519 key every `audit.checkpoint_rows` rows, every "

@@ -115,6 +115,8 @@ class EmailService:
             room_id = await self._email_room(team, address)
             plain, html = mail.notice(self.full_address(address), headers)
             await self.homeserver.send_notice(room_id, plain, html, mentions=[])
+            # Shared with the team's room: recorded, by count only (the header values stay out of the bridge).
+            await self.audit.record(team, None, "email_posted", room_id, headers=len(headers))
             delivered.add(team.id)
             log.info("Email for team %s posted (%d header(s) shown)", team.id, len(headers))
         return len(delivered)

@@ -174,6 +174,9 @@ async def test_mail_shows_only_its_headers_in_the_email_room_and_the_body_is_fou
     # The email room is a team room like the others: the team's retention applies to it.
     retention = await member.state(room_id, "m.room.retention")
     assert retention["max_lifetime"] == bridge.teams.retention_ms(team)
+    # Shared with the room, so recorded in the audit log (P14), by count only.
+    [posted] = await bridge.audit.for_team(team.id, "email_posted")
+    assert (posted.target, posted.detail) == (room_id, {"headers": 6})
 
     await bridges.stop(bridge)  # the database files are complete once the bridge closed them
     # The searches below do find what is there: the shown headers, the team's address.
