@@ -108,16 +108,14 @@ async def export_database(settings: Settings, target: Path) -> int:
         rows = 0
         with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
             write = lambda item: out.write(json.dumps(item, sort_keys=True, ensure_ascii=False) + "\n")  # noqa: E731
-            write({"type": FORMAT, "version": VERSION})
-            for k in keys:
-                write({"type": "key", "key_id": k.key_id, "public_jwk": k.public_jwk, "first_used": k.first_used})
-            for c in checkpoints:
-                write({"type": "checkpoint", **c.__dict__})
+            write(HEADER)
+            for item in [*map(key_item, keys), *map(checkpoint_item, checkpoints)]:
+                write(item)
             async for row in _rows(store):
-                write({"type": "row", **row.__dict__})
+                write(row_item(row))
                 rows += 1
                 progress.update(rows)
-            write({"type": "end", "rows": rows, "checkpoints": len(checkpoints), "keys": len(keys)})
+            write(end_item(rows, len(checkpoints), len(keys)))
         os.replace(partial, target)
         progress.close()
     finally:
@@ -125,6 +123,25 @@ async def export_database(settings: Settings, target: Path) -> int:
         await db.stop()
     print(f"Wrote {rows:,} rows, {len(checkpoints):,} checkpoints and {len(keys)} public key(s) to {target}.")
     return 0
+
+
+HEADER = {"type": FORMAT, "version": VERSION}
+
+
+def key_item(k: SigningKeyRecord) -> dict[str, Any]:
+    return {"type": "key", "key_id": k.key_id, "public_jwk": k.public_jwk, "first_used": k.first_used}
+
+
+def checkpoint_item(c: Checkpoint) -> dict[str, Any]:
+    return {"type": "checkpoint", **c.__dict__}
+
+
+def row_item(row: AuditRow) -> dict[str, Any]:
+    return {"type": "row", **row.__dict__}
+
+
+def end_item(rows: int, checkpoints: int, keys: int) -> dict[str, Any]:
+    return {"type": "end", "rows": rows, "checkpoints": checkpoints, "keys": keys}
 
 
 def configured_key(settings: Settings) -> str | None:

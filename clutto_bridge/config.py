@@ -67,6 +67,7 @@ from clutto_bridge.config_values import (
     WholeNumber,
     WidgetPrefixes,
 )
+from clutto_bridge.crypto.signing import SigningKeyError, load_signing_key
 from clutto_bridge.policy.consent import CONSENT_MODES, PolicyText
 from clutto_bridge.policy.profile import ENFORCE_MODES, ProfileRules, template_fields
 
@@ -406,6 +407,18 @@ def check_environment(settings: Settings) -> None:
     if settings.logging.file:
         _writable_file("logging.file", Path(settings.logging.file))
     _creatable_folder("export.directory", settings.export_folder)
+    _usable_signing_key(settings.signing_key_path)
+
+
+def _usable_signing_key(path: Path) -> None:
+    """An existing key must be readable and the owner's only; a missing one is made at start."""
+    if not path.exists():
+        _writable_file("security.signing_key", path)
+        return
+    try:
+        load_signing_key(path)
+    except SigningKeyError as e:
+        raise ConfigError("security.signing_key", str(e)) from None
 
 
 def sqlite_file(database: str) -> Path | None:

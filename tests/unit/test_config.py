@@ -13,6 +13,7 @@ from ruamel.yaml import YAML
 from clutto_bridge.cli import main
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigError, ConfigFile, JobSettings, config_keys, validate
 from clutto_bridge.policy_files import PACKAGED_TEXTS
+from clutto_bridge.crypto.signing import create_signing_key
 from tests.conftest import config_with_tokens
 
 
@@ -406,6 +407,7 @@ def test_a_postgres_url_with_a_bad_port_is_a_config_error() -> None:
         ("database: sqlite:clutto.db", "database: sqlite:/nonexistent/dir/x.db", "appservice.database"),
         ('file: ""', "file: /nonexistent/dir/bridge.log", "logging.file"),
         ('directory: ""', "directory: /proc/forbidden", "export.directory"),
+        ("signing_key: clutto-signing-key.pem", "signing_key: /nonexistent/dir/key.pem", "security.signing_key"),
     ],
 )
 def test_config_check_catches_what_start_up_would_trip_on(tmp_path: Path, old: str, new: str, key: str) -> None:
@@ -416,6 +418,21 @@ def test_config_check_catches_what_start_up_would_trip_on(tmp_path: Path, old: s
         assert result.returncode == 2, (command, result.stderr)
         lines = [line for line in result.stderr.strip().splitlines() if "policy.consent.texts" not in line]
         assert len(lines) == 1 and f": {key}: " in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_signing_key_others_can_read_is_refused_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config_with_tokens(config)
+    key = tmp_path / "clutto-signing-key.pem"  # beside the config, wherever the bridge runs from
+    create_signing_key(key)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert _run_cli("config", "check", "-c", str(config), cwd=elsewhere).returncode == 0
+    key.chmod(0o640)
+    for command in (["config", "check"], []):
+        result = _run_cli(*command, "-c", str(config), cwd=elsewhere)
+        assert result.returncode == 2 and f": security.signing_key: {key} is readable by group or others" in result.stderr
+        assert f"chmod 600 {key}" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_start_up_failures_of_the_environment_name_their_key(tmp_path: Path) -> None:
