@@ -14,6 +14,7 @@ from urllib.parse import quote
 import aiohttp
 import asyncpg
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mautrix.util.async_db import Database, UpgradeTable
 
 from clutto_bridge.app import Bridge
@@ -26,6 +27,7 @@ from clutto_bridge.db.audit import AuditRow, AuditStore
 from clutto_bridge.db.upgrade import upgrade_table
 from clutto_bridge.teams.audit import AuditLog
 from tests.integration.conftest import Bridges, unique
+from tests.integration.matrix_client import wait_until
 from tests.integration.test_contacts import post_file, vcards
 from tests.integration.test_member_api import openid_api
 from tests.integration.test_members import _team_with_member
@@ -152,6 +154,20 @@ async def test_the_log_verifies_after_key_rotation_and_an_export_verifies_offlin
 
 
 @pytest.mark.promise("P14")
+async def test_a_checkpoint_is_signed_on_the_timer_while_the_bridge_runs(bridges: Bridges, new_user) -> None:
+    bridge = await bridges.start(bridges.settings(audit__checkpoint_interval="1s"))
+    owner = await new_user("owner")
+    team = await bridge.teams.create(unique("Timed"), owner=owner.user_id)
+    await bridge.retention.set_lifetime(team, "30d", actor=owner.user_id)
+    head = (await rows_of(bridge))[-1].id
+
+    async def signed() -> bool:
+        return (await bridge.stores.audit.last_signed_row() or 0) >= head
+
+    await wait_until(signed, what=f"a checkpoint covering row {head}")  # far fewer than checkpoint_rows rows
+
+
+@pytest.mark.promise("P14")
 async def test_disclosures_are_recorded(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
     owner, member, team, _ = await _team_with_member(bridge, new_user)
     operator = Api(bridge, http)
@@ -185,12 +201,15 @@ async def test_two_writers_on_one_database_form_one_chain(database_url: str) -> 
     for db in pools:
         await db.start()
     try:
-        logs = [AuditLog(AuditStore(db), SystemClock()) for db in pools]
+        key = Ed25519PrivateKey.generate()  # both sign with the configured key, every 10 rows
+        logs = [AuditLog(AuditStore(db), SystemClock(), signing_key=key, checkpoint_rows=10) for db in pools]
         await asyncio.gather(*(log.record(None, None, "concurrent", unique("row")) for log in logs for _ in range(25)))
-        rows = await logs[0].store.rows_after(0, 1000)
-        assert len(rows) == 50
-        check = ChainCheck([], {})
-        assert [check.add(row) for row in rows] == [None] * 50
+        store = logs[0].store
+        rows, checkpoints = await store.rows_after(0, 1000), await store.checkpoints()
+        assert len(rows) == 50 and len(checkpoints) >= 4
+        check = ChainCheck(checkpoints, {k.key_id: k.public_jwk for k in await store.keys()})
+        assert [check.add(row) for row in rows] == [None] * 50 and check.finish() is None
+        assert check.summary.checkpoints == len(checkpoints)
     finally:
         for db in pools:
             await db.stop()
