@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 from clutto_bridge.cli import main
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigError, ConfigFile, JobSettings, config_keys, validate
 from clutto_bridge.policy_files import PACKAGED_TEXTS
-from clutto_bridge.crypto.signing import create_signing_key
+from clutto_bridge.crypto.signing import create_signing_key, key_id, load_signing_key
 from tests.conftest import config_with_tokens
 
 
@@ -174,9 +174,14 @@ def test_generate_registration_fills_tokens_once(tmp_path: Path) -> None:
     assert reg["sender_localpart"] == "clutto"
     assert reg["namespaces"]["users"] == [{"exclusive": True, "regex": r"@clutto:example\.com"}]
     assert reg["url"] == "http://localhost:29330"
-    # A second run keeps the tokens the homeserver already knows.
+    # The signing key of the audit log's checkpoints, beside the config, owner-only.
+    key = tmp_path / "clutto-signing-key.pem"
+    first = key_id(load_signing_key(key).public_key())
+    assert key.stat().st_mode & 0o777 == 0o600
+    # A second run keeps the tokens the homeserver already knows, and the key.
     assert main(["generate-registration", "-c", str(config), "-r", str(registration)]) == 0
     assert YAML(typ="safe").load(registration.read_text())["as_token"] == reg["as_token"]
+    assert key_id(load_signing_key(key).public_key()) == first
     assert "# Tokens shared with the homeserver." in config.read_text()
     # Both files hold the tokens: readable by their owner only.
     assert config.stat().st_mode & 0o777 == 0o600
