@@ -90,7 +90,10 @@ class RequestCollection:
 def route_of(request: BaseRequest) -> str:
     """The route template (``/_clutto/v1/teams/{team_id}``), never the path: paths hold ids,
     and query strings may hold tokens."""
-    match_info = getattr(request, "match_info", None)
+    try:
+        match_info = request.match_info  # type: ignore[attr-defined]
+    except (AttributeError, AssertionError):  # a request that failed before routing
+        return UNMATCHED
     route = getattr(match_info, "route", None)
     resource = getattr(route, "resource", None)
     return getattr(resource, "canonical", None) or UNMATCHED
