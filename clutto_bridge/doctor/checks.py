@@ -254,7 +254,8 @@ def bot_is_admin(facts: Facts, req: Requirements) -> Result:
                       required, why)
     if facts.bot_admin:
         return Result("bot is a server admin", Status.PASS, "admin: true", required, why)
-    return Result("bot is a server admin", Status.FAIL, "admin: false", required,
+    found = "admin: false" + (f" ({facts.bot_admin_detail})" if facts.bot_admin_detail else "")
+    return Result("bot is a server admin", Status.FAIL, found, required,
                   why + "; PUT /_synapse/admin/v2/users/<bot> {\"admin\": true} with an admin's token")
 
 

@@ -20,7 +20,7 @@ async def bot_admin_status(address: str, as_token: str, bot: str, timeout: float
         return None, f"not checked: homeserver at {address} not reachable ({type(e).__name__})"
     if resp.status == 200 and isinstance(body, dict):
         return bool(body.get("admin")), ""
-    if resp.status == 403:
-        return False, ""
+    if resp.status == 403:  # the homeserver's reason: not an admin, or not this appservice's user
+        return False, str(body.get("error", "")) if isinstance(body, dict) else ""
     errcode = body.get("errcode") if isinstance(body, dict) else None
     return None, f"not checked: the homeserver answered {resp.status} {errcode or ''} (is the registration loaded?)".strip()
