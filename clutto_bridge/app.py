@@ -237,6 +237,7 @@ class Bridge:
         await self.appservice.drain(grace)
         await self.events.drain(grace)
         await self.appservice.stop()
+        await self.access.close()
         await self.db.stop()
         log.info("Bridge stopped")
 

@@ -31,10 +31,11 @@ class AccessStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, r: AccessRecord) -> None:
-        await self.db.execute(
+    async def add(self, records: list[AccessRecord]) -> None:
+        """Insert a batch in one statement per row, one transaction for all."""
+        await self.db.executemany(
             f"INSERT INTO access_record ({AccessRecord.columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            r.at, r.method, r.route, r.status, r.client, r.user_agent, r.referrer, r.language,
+            [(r.at, r.method, r.route, r.status, r.client, r.user_agent, r.referrer, r.language) for r in records],
         )
 
     async def forget_before(self, cutoff_ms: int) -> int:

@@ -29,7 +29,6 @@ from clutto_bridge.policy.collection import (
 )
 from clutto_bridge.teams.access import AccessRecords
 
-log = logging.getLogger("clutto.web")
 ACCESS_LOG = logging.getLogger("clutto.access")
 UNMATCHED = "unmatched"
 
@@ -139,9 +138,6 @@ def record_requests(policy: RequestCollection, records: AccessRecords) -> Callab
             status = e.status
             raise
         finally:
-            try:
-                await records.record(request.method, route_of(request), status, policy.facts(request))
-            except Exception:
-                log.warning("Could not keep the access record of a request", exc_info=True)
+            records.record(request.method, route_of(request), status, policy.facts(request))
 
     return middleware
