@@ -159,3 +159,34 @@ def test_a_fix_keeps_comments_and_touches_only_its_keys(tmp_path: Path) -> None:
     assert re.search(r"report_stats: false +# asked at setup", text)
     assert "names: [client, openid]" in text
     assert "# Set by clutto-bridge doctor --fix: cached media.\nmedia_retention:\n  remote_media_lifetime: 90d" in text
+
+
+def test_the_cli_names_a_file_it_cannot_read_and_exits_with_2(tmp_path: Path, capsys) -> None:
+    from clutto_bridge import cli
+    from tests.conftest import config_with_tokens
+
+    config = tmp_path / "config.yaml"
+    config_with_tokens(config)
+    assert cli.main(["doctor", "-c", str(config), "--homeserver-config", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_the_cli_exits_with_1_when_a_check_fails_and_0_after_fix(tmp_path: Path, capsys) -> None:
+    from clutto_bridge import cli
+    from tests.conftest import config_with_tokens
+
+    config = tmp_path / "config.yaml"
+    config_with_tokens(config, **{"address: http://localhost:8008": "address: http://127.0.0.1:9"})
+    registration = tmp_path / "registration.yaml"
+    assert cli.main(["generate-registration", "-c", str(config), "-r", str(registration)]) == 0
+    homeserver = tmp_path / "homeserver.yaml"
+    homeserver.write_text("server_name: example.com\nlog_config: log.yaml\nreport_stats: true\n"
+                          "listeners:\n  - port: 8008\n    type: http\n    bind_addresses: ['127.0.0.1']\n"
+                          "    resources:\n      - names: [client]\n")
+    (tmp_path / "log.yaml").write_text("version: 1\nroot:\n    level: INFO\n")
+    args = ["doctor", "-c", str(config), "--homeserver-config", str(homeserver)]
+    assert cli.main(args) == 1
+    assert cli.main([*args, "--fix", "--registration", str(registration)]) == 0
+    out = capsys.readouterr().out
+    assert "loggers.synapse.access.level = WARNING" in out and "listeners.0.resources.0.names += 'openid'" in out
+    assert cli.main(args) == 0
