@@ -133,6 +133,9 @@ class Bridge:
         collection = RequestCollection(s.collection.rules(), clock)
         self.appservice.runner_options = collection.runner_options()
         self.appservice.app.middlewares.insert(0, collection.middleware(self.access))
+        # aiosmtpd names a misbehaving client's address in its warnings: the same policy applies.
+        self._peer_filter = collection.peer_filter()
+        logging.getLogger("mail.log").addFilter(self._peer_filter)
         self.events = EventDispatcher(ctx, metrics)
         self.appservice.matrix_event_handler(self.events.handle)
         self._scheduler: asyncio.Task | None = None
@@ -238,6 +241,7 @@ class Bridge:
         await self.events.drain(grace)
         await self.appservice.stop()
         await self.access.close()
+        logging.getLogger("mail.log").removeFilter(self._peer_filter)
         await self.db.stop()
         log.info("Bridge stopped")
 

@@ -73,6 +73,11 @@ class RequestCollection:
             return text
         return kept_address(address, self.rules.ip, self.salt.current()) or "-"
 
+    def peer_filter(self) -> logging.Filter:
+        """For loggers of other listeners that name the peer (aiosmtpd's ``mail.log`` writes
+        ``('203.0.113.5', 51234) unrecognised: ...`` at WARNING)."""
+        return PeerFilter(self)
+
     def runner_options(self) -> dict[str, Any]:
         """Options of the aiohttp ``AppRunner`` serving the bridge's port."""
         collection = self
@@ -122,6 +127,24 @@ class PolicyServerLogger(logging.LoggerAdapter):
 
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
         super().log(level, msg, *(self.policy.address_shown(a) for a in args), **kwargs)
+
+
+class PeerFilter(logging.Filter):
+    """Rewrites a log record's arguments that are addresses or (address, port) pairs."""
+
+    def __init__(self, policy: RequestCollection) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._shown(a) for a in record.args)
+        return True
+
+    def _shown(self, arg: Any) -> Any:
+        if isinstance(arg, tuple) and arg and isinstance(arg[0], str) and parse_address(arg[0]) is not None:
+            return (self.policy.address_shown(arg[0]), *arg[1:])
+        return self.policy.address_shown(arg)
 
 
 def record_requests(policy: RequestCollection, records: AccessRecords) -> Callable:

@@ -72,3 +72,19 @@ def test_the_bridge_asks_the_homeserver_for_no_device_data() -> None:
     source = "\n".join(p.read_text() for p in (ROOT / "clutto_bridge").rglob("*.py"))
     assert ".whois" not in source and "whois[" not in source
     assert "devices[" not in source and ".devices" not in source and "/devices" not in source
+
+
+def test_aiosmtpd_warnings_name_the_peer_only_as_the_policy_keeps_it(caplog) -> None:
+    collection = RequestCollection(CollectionRules(ip="truncated"), ManualClock())
+    logger = logging.getLogger("mail.log")
+    peer_filter = collection.peer_filter()
+    logger.addFilter(peer_filter)
+    try:
+        with caplog.at_level(logging.WARNING, logger="mail.log"):
+            logger.warning("%r unrecognised: %s", ("203.0.113.5", 51234), "HELLO")
+            logger.warning("%r invalid PROXY handshake", ("2001:db8:1:2::9", 25))
+    finally:
+        logger.removeFilter(peer_filter)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "('203.0.113.0/24', 51234) unrecognised: HELLO" in text
+    assert "2001:db8:1::/48" in text and "2001:db8:1:2::9" not in text and "203.0.113.5" not in text
