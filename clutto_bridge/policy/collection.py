@@ -195,7 +195,7 @@ def _printable(value: str) -> str:
 
 
 def request_facts(
-    rules: CollectionRules, peer: str | None, headers: Mapping[str, str], salt: bytes,
+    rules: CollectionRules, peer: str | None, headers: Mapping[str, str | None], salt: bytes,
 ) -> RequestFacts:
     """Everything the access log and the access records may keep of one request."""
     address = client_address(peer, headers.get("X-Forwarded-For"), rules.trusted_proxies)

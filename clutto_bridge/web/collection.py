@@ -62,7 +62,11 @@ class RequestCollection:
         self.salt = DailySalt(clock)
 
     def facts(self, request: BaseRequest) -> RequestFacts:
-        return request_facts(self.rules, request.remote, request.headers, self.salt.current())
+        headers = {name: request.headers.get(name) for name in ("User-Agent", "Referer", "Accept-Language")}
+        # Several X-Forwarded-For lines are one list (RFC 9110): a client's own line comes
+        # first, so reading only the first would believe the client over the proxy.
+        headers["X-Forwarded-For"] = ", ".join(request.headers.getall("X-Forwarded-For", [])) or None
+        return request_facts(self.rules, request.remote, headers, self.salt.current())
 
     def address_shown(self, text: Any) -> Any:
         """An argument of a log message that is an address, as the policy keeps it."""

@@ -88,3 +88,28 @@ def test_aiosmtpd_warnings_name_the_peer_only_as_the_policy_keeps_it(caplog) -> 
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "('203.0.113.0/24', 51234) unrecognised: HELLO" in text
     assert "2001:db8:1::/48" in text and "2001:db8:1:2::9" not in text and "203.0.113.5" not in text
+
+
+async def test_a_second_forwarded_for_line_from_the_proxy_wins_over_the_clients_own(caplog) -> None:
+    from multidict import CIMultiDict
+
+    collection = RequestCollection(CollectionRules(ip="full", trusted_proxies=parse_networks(["127.0.0.1"])), ManualClock())
+    app = web.Application()
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text=str(collection.facts(request).client))
+
+    app.router.add_get("/", hello)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        headers = CIMultiDict([("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", "198.51.100.7")])
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/", headers=headers) as resp:
+                assert await resp.text() == "198.51.100.7"
+    finally:
+        await runner.cleanup()
