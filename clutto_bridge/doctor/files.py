@@ -50,14 +50,7 @@ class YamlFile:
         """Set (or append to) the key a change names, creating maps on the way. A key new at
         the top of the file gets a comment saying who added it and why."""
         top = change.path[0]
-        if isinstance(top, str) and top not in self.data:
-            self.data[top] = change.value if len(change.path) == 1 and not change.append else (
-                CommentedSeq() if change.append and len(change.path) == 1 else CommentedMap()
-            )
-            if change.why:
-                self.data.yaml_set_comment_before_after_key(top, before=f"Set by clutto-bridge doctor --fix: {change.why}.")
-            if len(change.path) == 1 and not change.append:
-                return
+        new_top = isinstance(top, str) and top not in self.data
         node = self.data
         for part in change.path[:-1]:
             if isinstance(node, dict) and not isinstance(node.get(part), (dict, list)):
@@ -65,12 +58,13 @@ class YamlFile:
             node = node[part]
         last = change.path[-1]
         if change.append:
-            current = node.get(last) if isinstance(node, dict) else node[last]
-            if not isinstance(current, list):
+            if not isinstance(node.get(last) if isinstance(node, dict) else node[last], list):
                 node[last] = CommentedSeq()
             node[last].append(change.value)
         else:
             node[last] = change.value
+        if new_top and change.why:
+            self.data.yaml_set_comment_before_after_key(top, before=f"Set by clutto-bridge doctor --fix: {change.why}.")
 
     def save_with_backup(self, now: float | None = None) -> Path:
         """Copy the file beside itself (``NAME.clutto-backup-YYYYmmddTHHMMSS``), then write the
