@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import shutil
 import socket
 import tempfile
 import time
@@ -92,6 +93,7 @@ async def main(requests: int, concurrency: int, database: str | None) -> None:
         kept = len(await records.recent(limit=requests * 2))
     finally:
         await db.stop()
+        shutil.rmtree(folder, ignore_errors=True)
     print(f"{requests} requests, {concurrency} at a time, database {database or 'sqlite (temporary file)'}")
     print(f"  baseline (no access log, no records): {requests / baseline:8.0f} requests/s")
     print(f"  aiohttp's own access log to a file:    {requests / aiohttp_log:8.0f} requests/s")
