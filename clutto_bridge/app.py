@@ -30,6 +30,7 @@ from clutto_bridge.matrix.errors import MatrixConnectionError, MatrixRequestErro
 from clutto_bridge.matrix.appservice import CluttoAppService
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.metrics import Metrics
+from clutto_bridge.teams.access import AccessRecords
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.contacts import ContactService
@@ -46,6 +47,7 @@ from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.teams.usage import UsageService
+from clutto_bridge.web.collection import RequestCollection
 from clutto_bridge.web.metrics import MetricsEndpoint
 from clutto_bridge.smtp import SmtpListener
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
@@ -126,6 +128,15 @@ class Bridge:
             onboarding=onboarding, contacts=contacts, mydata=mydata, usage=usage, email=email, homeserver=hs, settings=s,
         )
         self.homeserver = hs
+        # Every request on the port (appservice, API, pages) is logged and recorded only as
+        # policy.collection allows: the root application's middleware reaches every sub-app.
+        self.access = AccessRecords(db.access, clock, s.collection.retention)
+        collection = RequestCollection(s.collection.rules(), clock)
+        self.appservice.runner_options = collection.runner_options()
+        self.appservice.app.middlewares.insert(0, collection.middleware(self.access))
+        # aiosmtpd names a misbehaving client's address in its warnings: the same policy applies.
+        self._peer_filter = collection.peer_filter()
+        logging.getLogger("mail.log").addFilter(self._peer_filter)
         self.events = EventDispatcher(ctx, metrics)
         self.appservice.matrix_event_handler(self.events.handle)
         self._scheduler: asyncio.Task | None = None
@@ -237,6 +248,7 @@ class Bridge:
                 await schedule_sweeps(self.teams, self.stores.jobs, self.runner, self.settings.retention.sweep_interval)
                 await self.lifecycle.check()
                 await self.onboarding.remind_due()
+                await self.access.forget_expired()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -259,6 +271,8 @@ class Bridge:
         await self.events.drain(grace)
         await self.appservice.stop()
         await self._final_checkpoint()
+        await self.access.close()
+        logging.getLogger("mail.log").removeFilter(self._peer_filter)
         await self.db.stop()
         log.info("Bridge stopped")
 

@@ -62,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
     promises.add_argument("--markdown", action="store_true", help="print docs/promises.md (needs no config)")
     promises.add_argument("--homeserver-config", type=Path, help="the homeserver's homeserver.yaml, to check its settings too")
     promises.add_argument("--strict", action="store_true", help="exit with 1 when any promise is weakened")
+    doctor = commands.add_parser(
+        "doctor", help="audit the homeserver's config (and its log config) against the policy; --fix corrects it",
+        description="Check homeserver.yaml and the log config it points to against this config's policy and print "
+        "a table: check, status, found, required, why. Exit code 0 when nothing fails, 1 otherwise.",
+    )
+    doctor.add_argument("-c", "--config", dest="sub_config", help="config file")
+    doctor.add_argument("--homeserver-config", type=Path, required=True, help="the homeserver's homeserver.yaml")
+    doctor.add_argument("--fix", action="store_true",
+                        help="write the needed changes (comments kept), after a backup beside each file")
+    doctor.add_argument("--registration", type=Path,
+                        help="the bridge's registration file, for --fix to add to app_service_config_files")
     report = commands.add_parser("report", help="aggregated, de-identified reports, through the running bridge")
     report.add_argument("report", choices=["usage"], help="usage: teams and members per sign-up week, plan and size")
     report.add_argument("-c", "--config", dest="sub_config", help="config file")
@@ -108,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             return report(config_path, args.report)
         if args.command == "audit":
             return audit_command(args, config_path)
+        if args.command == "doctor":
+            return doctor_command(config_path, args.homeserver_config, args.fix, args.registration)
         if args.command == "demo":
             from clutto_bridge.demo.run import run_demo
 
@@ -188,6 +201,19 @@ def promises_command(config_path: str, markdown: bool, homeserver_config: Path |
     verdicts = check(settings, hs)
     print("\n".join(report_lines(verdicts, homeserver_checked=hs is not None)))
     return 1 if strict and weakened(verdicts) else 0
+
+
+def doctor_command(config_path: str, homeserver_config: Path, fix: bool, registration: Path | None) -> int:
+    from clutto_bridge.doctor import DoctorError, doctor, render
+
+    _, settings = load_settings(config_path)
+    try:
+        report = doctor(settings, homeserver_config, fix=fix, registration=registration)
+    except DoctorError as e:
+        print(f"clutto-bridge doctor: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    render(report)
+    return report.exit_code
 
 
 def read_homeserver_config(path: Path) -> dict:

@@ -51,6 +51,7 @@ from clutto_bridge.config_values import (
     KeyedValueError,
     Localpart,
     LogLevel,
+    Networks,
     OneOf,
     OptionalText,
     PolicyVersion,
@@ -68,6 +69,7 @@ from clutto_bridge.config_values import (
     WidgetPrefixes,
 )
 from clutto_bridge.crypto.signing import SigningKeyError, load_signing_key
+from clutto_bridge.policy.collection import IP_MODES, LANGUAGE_MODES, REFERRER_MODES, USER_AGENT_MODES, CollectionRules
 from clutto_bridge.policy.consent import CONSENT_MODES, PolicyText
 from clutto_bridge.policy.profile import ENFORCE_MODES, ProfileRules, template_fields
 
@@ -191,6 +193,20 @@ class IntegrationSettings(Section):
     widget_url_prefixes: WidgetPrefixes
 
 
+class CollectionSettings(Section):
+    """``policy.collection``: what the bridge keeps of the requests it serves (P4)."""
+
+    ip: OneOf(IP_MODES)
+    user_agent: OneOf(USER_AGENT_MODES)
+    referrer: OneOf(REFERRER_MODES)
+    language: OneOf(LANGUAGE_MODES)
+    retention: Duration
+    trusted_proxies: Networks
+
+    def rules(self) -> CollectionRules:
+        return CollectionRules(self.ip, self.user_agent, self.referrer, self.language, self.trusted_proxies)
+
+
 class PolicySettings(Section):
     version: PolicyVersion
     consent: ConsentFileSettings
@@ -200,6 +216,7 @@ class PolicySettings(Section):
     retention: RetentionSettings
     marketing_default: Flag
     integrations: IntegrationSettings
+    collection: CollectionSettings
 
 
 class JobSettings(Section):
@@ -322,6 +339,10 @@ class Settings(Section):
     @property
     def integrations(self) -> IntegrationSettings:
         return self.policy.integrations
+
+    @property
+    def collection(self) -> CollectionSettings:
+        return self.policy.collection
 
     @property
     def marketing_default(self) -> bool:

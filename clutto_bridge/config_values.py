@@ -20,6 +20,7 @@ from pydantic import BeforeValidator, ValidationInfo
 from yarl import URL
 
 from clutto_bridge.durations import DurationError, parse_duration
+from clutto_bridge.policy.collection import parse_networks
 from clutto_bridge.policy.ids import USER_ID
 from clutto_bridge.policy.consent import VERSION
 from clutto_bridge.policy.profile import FIELDS, template_fields
@@ -265,6 +266,11 @@ def _header_names(value: Any) -> tuple[str, ...]:
     return tuple({n.casefold(): n for n in names}.values())
 
 
+def _networks(value: Any) -> tuple:
+    items = _list_of(_string)(value)
+    return parse_networks(items)
+
+
 def OneOf(choices: tuple[str, ...]) -> Any:
     return Annotated[str, BeforeValidator(_one_of(choices))]
 
@@ -296,3 +302,4 @@ ProfileFields = Annotated[tuple[str, ...], BeforeValidator(_profile_fields)]
 Template = Annotated[str, BeforeValidator(_template)]
 HeaderNames = Annotated[tuple[str, ...], BeforeValidator(_header_names)]
 ImageTypes = Annotated[tuple[str, ...], BeforeValidator(_list_of(_mime_type))]
+Networks = Annotated[tuple, BeforeValidator(_networks)]

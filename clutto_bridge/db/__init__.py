@@ -8,6 +8,7 @@ from typing import Mapping
 
 from mautrix.util.async_db import Database
 
+from clutto_bridge.db.access import AccessStore
 from clutto_bridge.db.account import AccountStore
 from clutto_bridge.db.analytics import AnalyticsStore
 from clutto_bridge.db.audit import AuditStore
@@ -57,6 +58,7 @@ class Stores:
     inbox: Inbox
     analytics: AnalyticsStore
     email: EmailStore
+    access: AccessStore
 
     @classmethod
     def over(cls, db: Database) -> Stores:
@@ -64,5 +66,5 @@ class Stores:
             TeamStore(db), RoomStore(db), MemberStore(db), AccountStore(db), ProfileStore(db), ConsentStore(db),
             ContactStore(db), HoldStore(db), ReferenceStore(db), NoticeStore(db), IntegrationStore(db),
             AuditStore(db), JobStore(db), PersonStore(db), ManagementRooms(db), TransactionLog(db),
-            TeamWelcomes(db), Inbox(db), AnalyticsStore(db), EmailStore(db),
+            TeamWelcomes(db), Inbox(db), AnalyticsStore(db), EmailStore(db), AccessStore(db),
         )

@@ -174,6 +174,7 @@ async def _demo(folder: Path, state: DemoState, synapse: LocalSynapse, keep: boo
         settings = bridge_settings(folder, synapse, free_port())
     registration = write_registration(folder, settings)
     synapse.write_config([registration])
+    _doctor(settings, synapse, registration)
     bridge: Bridge | None = None
     try:
         verb = "Resuming the demo" if resumed else "Starting Synapse"
@@ -203,6 +204,17 @@ async def _demo(folder: Path, state: DemoState, synapse: LocalSynapse, keep: boo
             await _stop_bridge(bridge)
         await asyncio.to_thread(synapse.stop, SYNAPSE_STOP_TIMEOUT)
     return 0
+
+
+def _doctor(settings, synapse: LocalSynapse, registration: Path) -> None:
+    """What an operator runs once: ``clutto-bridge doctor --fix`` on the homeserver's config, so
+    the demo's Synapse keeps log data and profiles as the policy says."""
+    from clutto_bridge.doctor import doctor
+
+    report = doctor(settings, synapse.config_path, fix=True, registration=registration, ask_homeserver=False)
+    failing = [r.check for r in report.results if r.status.value == "FAIL"]
+    verdict = f"still failing: {', '.join(failing)}" if failing else "every check passes"
+    print(f"doctor --fix changed {len(report.changed)} setting(s) of the homeserver's config; {verdict}.", flush=True)
 
 
 async def _stop_bridge(bridge) -> None:

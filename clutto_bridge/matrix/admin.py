@@ -2,6 +2,9 @@
 
 Only what the bridge needs: accounts (create, deactivate, log in as, for m.direct),
 and room deletion with purge. Everything else goes through the client-server API.
+
+Device data (``whois``: every session's IP address and user agent, ``devices``) is never
+asked for, so the bridge cannot store or log what the homeserver collects there (P4).
 """
 
 from __future__ import annotations
@@ -61,6 +64,13 @@ class SynapseAdmin:
                 return False
             raise
         return True
+
+    async def account_profile(self, user_id: str) -> tuple[str | None, str | None]:
+        """(display name, avatar URL) of a local account; MatrixRequestError 404 when there is
+        none. Only these two fields are read: the account record's other fields (threepids,
+        last-seen time) are neither kept nor logged."""
+        data = await self._request(Method.GET, SynapseAdminPath.v2.users[user_id])
+        return data.get("displayname"), data.get("avatar_url") or None
 
     async def create_account(self, user_id: str, password: str, email: str | None, displayname: str | None) -> None:
         body: dict[str, Any] = {"password": password, "admin": False, "deactivated": False}

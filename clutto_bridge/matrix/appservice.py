@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import ssl
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import aiohttp
@@ -65,6 +66,20 @@ class CluttoAppService(AppService):
         self._lanes_open = asyncio.Event()
         self._unrecorded: set[str] = set()
         self._exit_after_ack: set[str] = set()
+        # Options of the AppRunner serving the port (the bridge's access logger, for one).
+        self.runner_options: dict[str, Any] = {}
+
+    async def start(self, host: str = "127.0.0.1", port: int = 8080) -> None:
+        """mautrix's start, with ``runner_options`` given to the AppRunner (mautrix gives none,
+        so aiohttp's own access logger, which writes full client addresses, would run)."""
+        await self.start_client_only()
+        ssl_ctx = None
+        if self.tls_cert and self.tls_key:
+            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_ctx.load_cert_chain(self.tls_cert, self.tls_key)
+        self.runner = web.AppRunner(self.app, **self.runner_options)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, host, port, ssl_context=ssl_ctx).start()
 
     async def _http_handle_transaction(self, request: web.Request) -> web.Response:
         if self._check_token(request):

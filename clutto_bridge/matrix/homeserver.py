@@ -172,7 +172,18 @@ class Homeserver:
 
     async def profile(self, user_id: str) -> tuple[str | None, str | None]:
         """(display name, avatar URL) of a user; raises MatrixRequestError for an unknown one."""
-        profile = await self.bot.get_profile(user_id)
+        try:
+            profile = await self.bot.get_profile(user_id)
+        except MatrixRequestError as e:
+            # A homeserver that shows profiles only to people sharing a room with the user
+            # (limit_profile_requests_to_users_who_share_rooms, which doctor asks for) refuses
+            # the bot before the user is in a team; the admin API still answers for local users.
+            if e.http_status != 403 or user_id.split(":", 1)[-1] != self.bot.mxid.split(":", 1)[-1]:
+                raise
+            try:
+                return await self.admin.account_profile(user_id)
+            except AdminUnavailable:
+                raise e from None
         return profile.displayname, (str(profile.avatar_url) if profile.avatar_url else None)
 
     # --- history --------------------------------------------------------------------------------

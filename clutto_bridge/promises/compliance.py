@@ -19,6 +19,7 @@ from clutto_bridge.promises.registry import PROMISES, Built, Pending, Promise
 
 # Synapse's defaults for the settings we read from homeserver.yaml.
 SYNAPSE_REDACTION_RETENTION = 7 * 86400
+SYNAPSE_USER_IPS_MAX_AGE = 28 * 86400
 
 
 class State(str, Enum):
@@ -115,7 +116,10 @@ def _verdict(promise: Promise, settings: Settings, hs: Mapping[str, Any] | None)
 
 
 def _homeserver_findings(promise: Promise, settings: Settings, hs: Mapping[str, Any]) -> list[Finding]:
-    """What the homeserver's own config does to a promise (only P11's redaction retention so far)."""
+    """What the homeserver's own config does to a promise: P4's IP retention, P11's redaction
+    retention (``clutto-bridge doctor`` checks these and more)."""
+    if promise.id == "P4":
+        return _user_ips_findings(settings, hs)
     if promise.id != "P11":
         return []
     key = "homeserver.yaml:redaction_retention_period"
@@ -133,6 +137,22 @@ def _homeserver_findings(promise: Promise, settings: Settings, hs: Mapping[str, 
             f"the originals of redacted messages stay on the homeserver longer than the shortest team lifetime "
             f"(policy.retention.min: {format_duration(shortest)})",
         )]
+    return []
+
+
+def _user_ips_findings(settings: Settings, hs: Mapping[str, Any]) -> list[Finding]:
+    key = "homeserver.yaml:user_ips_max_age"
+    raw = hs.get("user_ips_max_age", format_duration(SYNAPSE_USER_IPS_MAX_AGE))
+    limit = settings.collection.retention
+    if raw is None:
+        return [Finding(key, "null", "the homeserver keeps every device's IP address forever")]
+    try:
+        kept = _synapse_duration(raw)
+    except DurationError:
+        return [Finding(key, str(raw), "cannot be read, so how long the homeserver keeps IP addresses is unknown")]
+    if kept > limit:
+        return [Finding(key, str(raw), f"the homeserver keeps IP addresses longer than policy.collection.retention "
+                                       f"({format_duration(limit)})")]
     return []
 
 

@@ -143,21 +143,38 @@ PROMISES: tuple[Promise, ...] = (
         "Log data (IP address, referrer, browser, time, language, cookies) is collected only as "
         "configured and kept only as long as configured.",
         (
-            "Today the bridge logs no request details (aiohttp's access log stays at WARNING) and never "
-            "logs secrets.",
-            "The homeserver keeps its own records: Synapse cannot switch IP logging off, but "
-            "`user_ips_max_age` bounds how long it keeps addresses.",
+            "Every request on the bridge's port (appservice endpoints, provisioning API, metrics, pages) "
+            "goes through one policy: the access log line and the access record keep the client's address "
+            "whole, truncated (IPv4 /24, IPv6 /48), as a keyed hash whose key is random per UTC day and "
+            "never written, or not at all; the browser as sent, as its family (\"Firefox on Linux\") or "
+            "not at all; the referrer whole, as its origin or not at all; the language or not.",
+            "X-Forwarded-For is believed only from `policy.collection.trusted_proxies`. Paths are kept as "
+            "route templates, never as requested (they hold ids, query strings may hold tokens). aiohttp's "
+            "own access logger is replaced and its error lines name the peer as the policy keeps it.",
+            "Access records older than `policy.collection.retention` are deleted by the schedule. The "
+            "bridge never asks the homeserver for device data (whois, devices).",
+            "`clutto-bridge doctor` audits and `--fix`es the homeserver's own collection: "
+            "`user_ips_max_age`, its request log (`synapse.access`), `redaction_retention_period`, "
+            "media retention, URL previews, stats reporting, profile visibility.",
         ),
-        homeserver=(Homeserver("the homeserver's `user_ips_max_age` and request logs are as short as the policy says",
-                               "the homeserver keeps IP addresses and request logs for its own defaults (28 days)"),),
-        pending=(
-            Pending("`policy.collection` (IP `full|truncated|hashed|none`, user agent, referrer, language, "
-                    "retention of access records) applied to every request the bridge serves; the report will "
-                    "name `policy.collection.ip: full` as weakening this promise", 12),
-            Pending("`doctor` auditing and fixing the homeserver's `user_ips_max_age`, request logs and "
-                    "`redaction_retention_period`", 12),
+        settings=(
+            "policy.collection.ip", "policy.collection.user_agent", "policy.collection.referrer",
+            "policy.collection.language", "policy.collection.retention", "policy.collection.trusted_proxies",
         ),
-        built=Built.NO,
+        enforced_in=(
+            "clutto_bridge.policy.collection", "clutto_bridge.web.collection", "clutto_bridge.teams.access",
+            "clutto_bridge.doctor.checks",
+        ),
+        weakened_by=(
+            Weakening("policy.collection.ip", ("full",), "every client's full IP address is logged and kept"),
+            Weakening("policy.collection.referrer", ("full",), "whole referrer URLs (paths, queries) are kept"),
+        ),
+        homeserver=(Homeserver("the homeserver's `user_ips_max_age` is no longer than `policy.collection.retention` "
+                               "and its request log is off (run `clutto-bridge doctor`)",
+                               "the homeserver keeps IP addresses and request logs for its own defaults (28 days)",
+                               checked_with="user_ips_max_age"),),
+        pending=(Pending("cookies set by the privacy portal (P5)", 12),),
+        built=Built.YES,
     ),
     Promise(
         "P5", "necessary cookies always; other cookies only with consent",

@@ -118,7 +118,8 @@ def test_the_example_config_weakens_only_consent_and_lists_what_is_not_built() -
     got = states(verdicts)
     assert got["P1"] == got["P2"] == got["P11"] == "kept"
     assert got["P3"] == "partly kept" and got["P14"] == "kept"
-    assert {got[p] for p in ("P4", "P5", "P12", "P13")} == {"not yet enforced"}
+    assert {got[p] for p in ("P5", "P12", "P13")} == {"not yet enforced"}
+    assert got["P4"] == "kept"
     assert got["P15"] == "kept"
 
 
@@ -141,7 +142,8 @@ def test_what_depends_on_the_homeserver_and_what_is_not_built_is_said() -> None:
     assert any("homeserver admin" in h for h in verdicts["P11"].homeserver)
     assert [x.issue for x in verdicts["P11"].pending] == [14]
     assert {x.issue for x in verdicts["P4"].pending} == {12}
-    assert "policy.collection.ip: full" in verdicts["P4"].pending[0].what
+    assert "cookies" in verdicts["P4"].pending[0].what
+    assert any("user_ips_max_age" in h for h in verdicts["P4"].homeserver)  # not checked without homeserver.yaml
     assert [x.issue for x in verdicts["P8"].pending] == [15]
     assert {x.issue for v in verdicts.values() for x in v.pending} == {12, 13, 14, 15}
 
@@ -161,6 +163,29 @@ def test_the_homeserver_config_is_checked_for_redaction_retention(homeserver, we
     assert not [h for h in p11.homeserver if "redaction_retention_period" in h]
     if weak:
         assert p11.weakened_by[0].key == "homeserver.yaml:redaction_retention_period"
+
+
+@pytest.mark.parametrize(("homeserver", "weak"), [
+    ({}, False),  # Synapse's default, 28d, is within the example's 30d
+    ({"user_ips_max_age": "30d"}, False),
+    ({"user_ips_max_age": "31d"}, True),
+    ({"user_ips_max_age": None}, True),
+])
+def test_the_homeserver_config_is_checked_for_ip_retention(homeserver, weak) -> None:
+    p4 = next(v for v in check(settings(), homeserver) if v.promise.id == "P4")
+    assert (p4.state is State.WEAKENED) is weak
+    assert not [h for h in p4.homeserver if "user_ips_max_age" in h]
+    if weak:
+        assert p4.weakened_by[0].key == "homeserver.yaml:user_ips_max_age"
+
+
+@pytest.mark.parametrize(("changes", "weak"), [
+    ({"policy__collection__ip": "full"}, True), ({"policy__collection__ip": "hashed"}, False),
+    ({"policy__collection__referrer": "full"}, True),
+])
+def test_full_addresses_and_referrers_weaken_p4(changes, weak) -> None:
+    p4 = next(v for v in check(settings(**changes)) if v.promise.id == "P4")
+    assert (p4.state is State.WEAKENED) is weak
 
 
 def test_report_lines_end_with_counts() -> None:
@@ -231,6 +256,6 @@ async def test_the_api_serves_the_report_to_the_operator_only() -> None:
         assert report["weakened"] == ["P8"]
         p8 = report["promises"][7]
         assert p8["weakened_by"] == [{"key": "policy.consent.mode", "value": "remind", "effect": p8["weakened_by"][0]["effect"]}]
-        assert [p["state"] for p in report["promises"]].count("not yet enforced") == 4  # P4, P5, P12, P13
+        assert [p["state"] for p in report["promises"]].count("not yet enforced") == 3  # P5, P12, P13
         resp = await client.get(f"{PREFIX}/promises", headers={"Authorization": "Bearer member-openid-token"})
         assert (resp.status, (await resp.json())["errcode"]) == (403, "M_FORBIDDEN")

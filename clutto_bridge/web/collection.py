@@ -1,0 +1,170 @@
+"""Every request the bridge serves, logged and recorded only as ``policy.collection`` says (P4).
+
+Three places would otherwise write a client's address: aiohttp's access log (replaced here
+by ``PolicyAccessLogger``), aiohttp's "Error handling request from <address>" on the server
+logger (``PolicyServerLogger`` rewrites it), and the access records in the database (the
+``record_requests`` middleware, on the root application, so every sub-application on the
+port, the provisioning API, the portal and the appservice endpoints alike, goes through it).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+from clutto_bridge.clock import Clock
+from clutto_bridge.policy.collection import (
+    CollectionRules,
+    RequestFacts,
+    day_of,
+    kept_address,
+    parse_address,
+    request_facts,
+)
+from clutto_bridge.teams.access import AccessRecords
+
+ACCESS_LOG = logging.getLogger("clutto.access")
+UNMATCHED = "unmatched"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class DailySalt:
+    """The key of ``hashed`` addresses: random, one per UTC day, held in this object only.
+
+    It is never written anywhere, so after a restart (or the next day) no hash can be
+    linked to an earlier one.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._day: int | None = None
+        self._salt = b""
+
+    def current(self) -> bytes:
+        day = day_of(self.clock.now_ms())
+        if day != self._day:
+            self._day, self._salt = day, secrets.token_bytes(32)
+        return self._salt
+
+
+class RequestCollection:
+    """The policy and its daily salt, for the logger, the server logger and the middleware."""
+
+    def __init__(self, rules: CollectionRules, clock: Clock) -> None:
+        self.rules = rules
+        self.salt = DailySalt(clock)
+
+    def facts(self, request: BaseRequest) -> RequestFacts:
+        headers = {name: request.headers.get(name) for name in ("User-Agent", "Referer", "Accept-Language")}
+        # Several X-Forwarded-For lines are one list (RFC 9110): a client's own line comes
+        # first, so reading only the first would believe the client over the proxy.
+        headers["X-Forwarded-For"] = ", ".join(request.headers.getall("X-Forwarded-For", [])) or None
+        return request_facts(self.rules, request.remote, headers, self.salt.current())
+
+    def address_shown(self, text: Any) -> Any:
+        """An argument of a log message that is an address, as the policy keeps it."""
+        if not isinstance(text, str):
+            return text
+        address = parse_address(text)
+        if address is None:
+            return text
+        return kept_address(address, self.rules.ip, self.salt.current()) or "-"
+
+    def peer_filter(self) -> logging.Filter:
+        """For loggers of other listeners that name the peer (aiosmtpd's ``mail.log`` writes
+        ``('203.0.113.5', 51234) unrecognised: ...`` at WARNING)."""
+        return PeerFilter(self)
+
+    def runner_options(self) -> dict[str, Any]:
+        """Options of the aiohttp ``AppRunner`` serving the bridge's port."""
+        collection = self
+
+        class Logger(PolicyAccessLogger):
+            policy = collection
+
+        return {"access_log_class": Logger, "access_log": ACCESS_LOG, "logger": PolicyServerLogger(self)}
+
+    def middleware(self, records: AccessRecords) -> Callable:
+        return record_requests(self, records)
+
+
+def route_of(request: BaseRequest) -> str:
+    """The route template (``/_clutto/v1/teams/{team_id}``), never the path: paths hold ids,
+    and query strings may hold tokens."""
+    try:
+        match_info = request.match_info  # type: ignore[attr-defined]
+    except (AttributeError, AssertionError):  # a request that failed before routing
+        return UNMATCHED
+    route = getattr(match_info, "route", None)
+    resource = getattr(route, "resource", None)
+    return getattr(resource, "canonical", None) or UNMATCHED
+
+
+class PolicyAccessLogger(AbstractAccessLogger):
+    """aiohttp's access log line, with only what the policy keeps: client, method, route
+    template, status, duration, and the user agent, referrer and language when allowed."""
+
+    policy: RequestCollection
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        facts = self.policy.facts(request)
+        parts = [facts.client or "-", f'"{request.method} {route_of(request)}"', str(response.status), f"{time:.3f}s"]
+        for name, value in (("ua", facts.user_agent), ("referrer", facts.referrer), ("lang", facts.language)):
+            if value is not None:
+                parts.append(f'{name}="{value}"')
+        self.logger.info(" ".join(parts))
+
+
+class PolicyServerLogger(logging.LoggerAdapter):
+    """aiohttp's server logger, whose "Error handling request from %s" would name the peer."""
+
+    def __init__(self, policy: RequestCollection) -> None:
+        super().__init__(logging.getLogger("aiohttp.server"), {})
+        self.policy = policy
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        super().log(level, msg, *(self.policy.address_shown(a) for a in args), **kwargs)
+
+
+class PeerFilter(logging.Filter):
+    """Rewrites a log record's arguments that are addresses or (address, port) pairs."""
+
+    def __init__(self, policy: RequestCollection) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._shown(a) for a in record.args)
+        return True
+
+    def _shown(self, arg: Any) -> Any:
+        if isinstance(arg, tuple) and arg and isinstance(arg[0], str) and parse_address(arg[0]) is not None:
+            return (self.policy.address_shown(arg[0]), *arg[1:])
+        return self.policy.address_shown(arg)
+
+
+def record_requests(policy: RequestCollection, records: AccessRecords) -> Callable:
+    """Keep an access record of every request, in the form the policy allows."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as e:
+            status = e.status
+            raise
+        finally:
+            records.record(request.method, route_of(request), status, policy.facts(request))
+
+    return middleware
