@@ -13,7 +13,8 @@ from mautrix.appservice.state_store.asyncpg import PgASStateStore
 from mautrix.util.async_db import Database
 
 from clutto_bridge.clock import Clock, SystemClock
-from clutto_bridge.config import ConfigError, Settings, sqlite_file
+from clutto_bridge.config import ConfigError, Settings, signing_keys, sqlite_file
+from clutto_bridge.crypto.http_signatures import MessageSigner
 from clutto_bridge.context import Services
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.job import JobKind
@@ -24,11 +25,13 @@ from clutto_bridge.jobs.retention_sweep import RetentionSweep
 from clutto_bridge.jobs.runner import JobRunner
 from clutto_bridge.jobs.schedule import schedule_sweeps
 from clutto_bridge.jobs.team_purge import TeamPurge
+from clutto_bridge.jobs.webhook import WebhookDelivery
 from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixConnectionError, MatrixRequestError
 from clutto_bridge.matrix.appservice import CluttoAppService
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.metrics import Metrics
+from clutto_bridge.outbound.webhooks import WebhookSender
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.contacts import ContactService
@@ -45,9 +48,11 @@ from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.teams.usage import UsageService
+from clutto_bridge.teams.webhooks import WebhookEvents
 from clutto_bridge.web.metrics import MetricsEndpoint
 from clutto_bridge.smtp import SmtpListener
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
+from clutto_bridge.web.signatures import strict_transport_security
 
 log = logging.getLogger("clutto")
 
@@ -62,7 +67,9 @@ class Bridge:
         self.db: Database = create_database(a.database, a.database_opts)
         self.state_db = Database.create(a.database, upgrade_table=PgASStateStore.upgrade_table)
         self.stores = db = Stores.over(self.db)
+        self.signing_keys = keys = signing_keys(s)  # a missing or open key file stops here, naming it
         self.appservice = CluttoAppService(
+            tls_cert=a.tls.cert or None, tls_key=a.tls.key or None,
             server=s.homeserver.address, domain=s.homeserver.domain, as_token=a.as_token, hs_token=a.hs_token,
             bot_localpart=a.bot_username, id=a.id, verify_ssl=s.homeserver.verify_ssl,
             state_store=PgASStateStore(self.state_db), inbox=db.inbox, now_ms=clock.now_ms,
@@ -76,6 +83,10 @@ class Bridge:
         metrics.allow("command", [*registry.commands, "profile photo", "contacts import"])
         self.audit = audit = AuditLog(db.audit, clock, metrics)
         self.runner = runner = JobRunner(db.jobs, s.jobs, clock, metrics)
+        self.webhooks = webhooks = WebhookEvents(s.webhooks, runner, clock)
+        if s.webhooks:
+            audit.subscribe(webhooks.audit_recorded)
+        self.webhook_sender = WebhookSender(MessageSigner(keys))
         self.management_rooms = db.management_rooms
 
         self.teams = teams = TeamService(db.teams, db.rooms, db.members, hs, s, clock)
@@ -86,7 +97,7 @@ class Bridge:
         rooms = RoomService(members, db.rooms, hs, audit, s.bridge.room_version, clock)
         integrations = IntegrationService(db.integrations, teams, db.members, hs, audit, s.integrations)
         self.details = details = TeamDetails(
-            teams, db.teams, db.rooms, db.jobs, hs, admin, audit, s.bridge.team_name_max_length
+            teams, db.teams, db.rooms, db.jobs, hs, admin, audit, s.bridge.team_name_max_length, webhooks
         )
         self.retention = retention = RetentionService(
             teams, db.teams, db.rooms, db.holds, db.references, db.jobs, runner, hs, audit, clock
@@ -113,8 +124,9 @@ class Bridge:
             retention, db.teams, db.references, hs, admin, audit, s.retention, s.jobs.homeserver_rate
         ))
         runner.register(JobKind.EXPORT, TeamExport(
-            db.teams, db.rooms, db.members, hs, audit, lifecycle, s.jobs.homeserver_rate, clock
+            db.teams, db.rooms, db.members, hs, audit, lifecycle, s.jobs.homeserver_rate, clock, webhooks
         ))
+        runner.register(JobKind.WEBHOOK, WebhookDelivery(s.webhooks, self.webhook_sender))
         runner.register(JobKind.PURGE, TeamPurge(
             db.teams, db.rooms, db.members, db.references, db.persons, retention, details, admin
         ))
@@ -129,10 +141,12 @@ class Bridge:
         self.appservice.matrix_event_handler(self.events.handle)
         self._scheduler: asyncio.Task | None = None
         if s.provisioning.enabled:
-            api = ProvisioningAPI(ctx, s.provisioning.shared_secret, metrics)
+            api = ProvisioningAPI(ctx, s.provisioning.shared_secret, metrics, keys=keys)
             self.appservice.app.add_subapp(PREFIX, api.app)
         if s.analytics.metrics_enabled:
             MetricsEndpoint(usage, metrics, s.analytics.metrics_secret).register(self.appservice.app)
+        if a.tls.enabled:
+            self.appservice.app.on_response_prepare.append(strict_transport_security)
 
     async def start(self) -> None:
         a = self.settings.appservice
@@ -146,7 +160,7 @@ class Bridge:
             log.info("Handling %d event(s) left unfinished by the last stop", unfinished)
         async with _named("appservice.port", f"cannot listen on {a.hostname}:{a.port}"):
             await self.appservice.start(a.hostname, a.port)
-        log.info("Listening on %s:%d", a.hostname, a.port)
+        log.info("Listening on %s:%d (%s)", a.hostname, a.port, "HTTPS" if a.tls.enabled else "plain HTTP")
         async with _named("homeserver.address", f"cannot use the homeserver at {self.settings.homeserver.address}"):
             await self.homeserver.ensure_bot(a.bot_displayname)
         self.retention.admin_available = await self.admin.is_admin()
@@ -228,6 +242,7 @@ class Bridge:
         await self.appservice.drain(grace)
         await self.events.drain(grace)
         await self.appservice.stop()
+        await self.webhook_sender.close()
         await self.db.stop()
         log.info("Bridge stopped")
 

@@ -44,7 +44,9 @@ from clutto_bridge.config_values import (
     DatabaseUrl,
     Duration,
     DurationsDescending,
+    FilePaths,
     Flag,
+    HeaderMap,
     HeaderNames,
     HttpUrl,
     ImageTypes,
@@ -64,9 +66,12 @@ from clutto_bridge.config_values import (
     Text,
     Token,
     UserIds,
+    WebhookEvents,
     WholeNumber,
     WidgetPrefixes,
 )
+from clutto_bridge.crypto.http_signatures import SigningKeys
+from clutto_bridge.crypto.signing import SigningKeyError, load_public_key, load_signing_key
 from clutto_bridge.policy.consent import CONSENT_MODES, PolicyText
 from clutto_bridge.policy.profile import ENFORCE_MODES, ProfileRules, template_fields
 
@@ -100,10 +105,28 @@ class HomeserverSettings(Section):
     verify_ssl: Flag
 
 
+class TlsSettings(Section):
+    """``appservice.tls``: both files set, the bridge serves HTTPS on its port; both empty, HTTP."""
+
+    cert: OptionalText
+    key: OptionalText
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TlsSettings:
+        if bool(self.cert) != bool(self.key):
+            raise KeyedValueError("key" if self.cert else "cert", "set both appservice.tls.cert and appservice.tls.key, or neither")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert)
+
+
 class AppserviceSettings(Section):
     address: HttpUrl
     hostname: Text
     port: WholeNumber(1, 65535)
+    tls: TlsSettings
     database: DatabaseUrl
     database_opts: PoolBounds
     id: Localpart
@@ -112,6 +135,13 @@ class AppserviceSettings(Section):
     as_token: Token
     hs_token: Token
     transaction_memory: Duration
+
+    @property
+    def url(self) -> str:
+        """Where the homeserver reaches us (the registration's ``url``): https while TLS is on."""
+        if self.tls.enabled and self.address.startswith("http://"):
+            return "https://" + self.address.removeprefix("http://")
+        return self.address
 
 
 class BridgeSettings(Section):
@@ -227,6 +257,21 @@ class EmailSettings(Section):
     header_max_length: WholeNumber(16, 2000)
 
 
+class SecuritySettings(Section):
+    """``security``: the key files. ``signing_key`` signs API responses, webhooks and audit checkpoints."""
+
+    signing_key: Text
+    previous_signing_keys: FilePaths
+
+
+class WebhookSettings(Section):
+    """One receiver of ``webhooks``: its URL, the events it wants, extra headers (secrets, never logged)."""
+
+    url: HttpUrl
+    events: WebhookEvents
+    headers: HeaderMap
+
+
 class ProvisioningSettings(Section):
     enabled: Flag
     shared_secret: Token
@@ -270,7 +315,9 @@ class Settings(Section):
     jobs: JobSettings
     export: ExportSettings
     email: EmailSettings
+    security: SecuritySettings
     provisioning: ProvisioningSettings
+    webhooks: tuple[WebhookSettings, ...]
     analytics: AnalyticsSettings
     logging: LoggingSettings
 
@@ -377,16 +424,37 @@ def _nearest(key: list[str]) -> str:
 
 
 def check_environment(settings: Settings) -> None:
-    """What start-up would trip on outside the file: folders that are missing or not writable.
+    """What start-up would trip on outside the file: folders that are missing or not writable,
+    key and certificate files that are missing or too open.
 
     ``config check`` and start-up both run it, so a config that passes the check starts.
     """
+    signing_keys(settings)
+    for key in ("cert", "key"):
+        path = getattr(settings.appservice.tls, key)
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"appservice.tls.{key}", f"{path} does not exist or cannot be read")
     database = sqlite_file(settings.appservice.database)
     if database is not None:
         _writable_file("appservice.database", database)
     if settings.logging.file:
         _writable_file("logging.file", Path(settings.logging.file))
     _creatable_folder("export.directory", settings.export_folder)
+
+
+def signing_keys(settings: Settings) -> SigningKeys:
+    """The signing key and the earlier public keys; a bad file is an error naming its key."""
+    try:
+        current = load_signing_key(settings.security.signing_key)
+    except SigningKeyError as e:
+        raise ConfigError("security.signing_key", str(e)) from None
+    previous = []
+    for path in settings.security.previous_signing_keys:
+        try:
+            previous.append(load_public_key(path))
+        except SigningKeyError as e:
+            raise ConfigError("security.previous_signing_keys", str(e)) from None
+    return SigningKeys(current, previous)
 
 
 def sqlite_file(database: str) -> Path | None:

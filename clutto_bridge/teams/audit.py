@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.audit import AuditEntry, AuditStore
@@ -15,11 +15,19 @@ class AuditLog:
         self.store = store
         self.clock = clock
         self.metrics = metrics
+        self._subscribers: list[Callable[[AuditEntry], Awaitable[Any]]] = []
+
+    def subscribe(self, callback: Callable[[AuditEntry], Awaitable[Any]]) -> None:
+        """Called with every entry once it is written (the webhooks' ``audit`` event)."""
+        self._subscribers.append(callback)
 
     async def record(self, team: Team | None, actor: str | None, action: str, target: str | None, **detail: Any) -> None:
         """``actor`` None is the operator or the bridge itself."""
         team_id = team.id if team else None
-        await self.store.add(AuditEntry(self.clock.now_ms(), team_id, actor, action, target, detail))
+        entry = AuditEntry(self.clock.now_ms(), team_id, actor, action, target, detail)
+        await self.store.add(entry)
+        for callback in self._subscribers:
+            await callback(entry)
         if self.metrics is not None:
             # Counted by action only (redactions, purges, enforcement); never the team, actor or target.
             self.metrics.audited(action, detail)

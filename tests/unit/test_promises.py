@@ -210,11 +210,11 @@ async def test_the_api_serves_the_report_to_the_operator_only() -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
     from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
-    from tests.unit.test_openapi import AUTH, SECRET, fake_services
+    from tests.unit.test_openapi import AUTH, KEYS, SECRET, fake_services
 
     services = fake_services()
     services.settings = settings()
-    api = ProvisioningAPI(services, SECRET)
+    api = ProvisioningAPI(services, SECRET, keys=KEYS)
 
     async def member(token: str) -> str:
         return "@member:localhost"
