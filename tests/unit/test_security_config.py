@@ -59,3 +59,24 @@ def test_start_up_refuses_a_missing_or_open_signing_key_naming_the_file(tmp_path
     with pytest.raises(ConfigError) as error:
         check_environment(settings)
     assert error.value.key == "security.signing_key" and "does not exist" in error.value.message
+
+
+def test_earlier_keys_stay_published_after_a_key_change(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from clutto_bridge.config import signing_keys
+    from clutto_bridge.crypto.signing import create_signing_key, key_id
+
+    old = create_signing_key(tmp_path / "old.key")
+    public = tmp_path / "old.pub"  # an operator may keep only the public half
+    public.write_bytes(old.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    settings = load(tmp_path, **{"previous_signing_keys: []": f"previous_signing_keys: [{public}, {tmp_path / 'old.key'}]"})
+    keys = signing_keys(settings)
+    kids = [k["kid"] for k in keys.jwks()["keys"]]
+    assert kids[0] == keys.current_id != key_id(old.public_key())
+    assert kids[1:] == [key_id(old.public_key())]  # listed once
+    broken = load(tmp_path, **{"previous_signing_keys: []": f"previous_signing_keys: [{tmp_path / 'gone.pub'}]"})
+    with pytest.raises(ConfigError) as error:
+        signing_keys(broken)
+    assert error.value.key == "security.previous_signing_keys" and "gone.pub" in error.value.message
