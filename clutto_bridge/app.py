@@ -4,6 +4,7 @@ and the provisioning API. Each service gets exactly what it uses."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -161,6 +162,12 @@ class Bridge:
         async with _named("appservice.port", f"cannot listen on {a.hostname}:{a.port}"):
             await self.appservice.start(a.hostname, a.port)
         log.info("Listening on %s:%d (%s)", a.hostname, a.port, "HTTPS" if a.tls.enabled else "plain HTTP")
+        if not a.tls.enabled and not _loopback(a.hostname):
+            log.warning(
+                "Serving plain HTTP on %s, which is not a loopback address: tokens, API answers and members' data "
+                "cross the network unencrypted. Set appservice.tls.cert and appservice.tls.key, or put a "
+                "TLS-terminating proxy in front and listen on 127.0.0.1.", a.hostname,
+            )
         async with _named("homeserver.address", f"cannot use the homeserver at {self.settings.homeserver.address}"):
             await self.homeserver.ensure_bot(a.bot_displayname)
         self.retention.admin_available = await self.admin.is_admin()
@@ -245,6 +252,15 @@ class Bridge:
         await self.webhook_sender.close()
         await self.db.stop()
         log.info("Bridge stopped")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _owner_only(database: str) -> None:
