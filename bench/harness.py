@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings  # noqa: E402
 from clutto_bridge.demo.setup import POLICY_TEXTS  # noqa: E402
 from clutto_bridge.demo.synapse import LocalSynapse, free_port  # noqa: E402
-from clutto_bridge.registration import registration  # noqa: E402
+from clutto_bridge.registration import ensure_signing_key, registration  # noqa: E402
 
 
 @dataclass
@@ -80,12 +80,13 @@ def bridge_for(synapse: LocalSynapse, folder: Path, **values: Any) -> BridgeUnde
         "homeserver.address": synapse.url, "homeserver.domain": synapse.server_name,
         "appservice.address": f"http://127.0.0.1:{port}", "appservice.port": port,
         "appservice.database": f"sqlite:{folder / 'clutto.db'}", "logging.level": "WARNING",
-        "policy.consent.texts": str(POLICY_TEXTS), **values,
+        "policy.consent.texts": str(POLICY_TEXTS), "security.signing_key": str(folder / "signing.key"), **values,
     }.items():
         file[key] = value
     file.fill_generated_secrets()
     file.save()
     settings = file.settings()
+    ensure_signing_key(settings.security.signing_key)
     with open(folder / "registration.yaml", "w") as stream:
         YAML().dump(registration(settings), stream)
     return BridgeUnderTest(folder, file, settings)

@@ -4,6 +4,7 @@ and the provisioning API. Each service gets exactly what it uses."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -13,9 +14,9 @@ from mautrix.appservice.state_store.asyncpg import PgASStateStore
 from mautrix.util.async_db import Database
 
 from clutto_bridge.clock import Clock, SystemClock
-from clutto_bridge.config import ConfigError, Settings, sqlite_file
+from clutto_bridge.config import ConfigError, Settings, signing_keys, sqlite_file
+from clutto_bridge.crypto.http_signatures import MessageSigner
 from clutto_bridge.context import Services
-from clutto_bridge.crypto.signing import SigningKeyError, load_or_create_signing_key
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.job import JobKind
 from clutto_bridge.commands import registry
@@ -25,11 +26,13 @@ from clutto_bridge.jobs.retention_sweep import RetentionSweep
 from clutto_bridge.jobs.runner import JobRunner
 from clutto_bridge.jobs.schedule import schedule_sweeps
 from clutto_bridge.jobs.team_purge import TeamPurge
+from clutto_bridge.jobs.webhook import WebhookDelivery
 from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixConnectionError, MatrixRequestError
 from clutto_bridge.matrix.appservice import CluttoAppService
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.metrics import Metrics
+from clutto_bridge.outbound.webhooks import WebhookSender
 from clutto_bridge.teams.access import AccessRecords
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
@@ -47,10 +50,12 @@ from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.teams.usage import UsageService
+from clutto_bridge.teams.webhooks import WebhookEvents
 from clutto_bridge.web.collection import RequestCollection
 from clutto_bridge.web.metrics import MetricsEndpoint
 from clutto_bridge.smtp import SmtpListener
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
+from clutto_bridge.web.signatures import strict_transport_security
 
 log = logging.getLogger("clutto")
 
@@ -65,7 +70,9 @@ class Bridge:
         self.db: Database = create_database(a.database, a.database_opts)
         self.state_db = Database.create(a.database, upgrade_table=PgASStateStore.upgrade_table)
         self.stores = db = Stores.over(self.db)
+        self.signing_keys = keys = signing_keys(s)  # made when missing; an open or broken key file stops here, naming it
         self.appservice = CluttoAppService(
+            tls_cert=a.tls.cert or None, tls_key=a.tls.key or None,
             server=s.homeserver.address, domain=s.homeserver.domain, as_token=a.as_token, hs_token=a.hs_token,
             bot_localpart=a.bot_username, id=a.id, verify_ssl=s.homeserver.verify_ssl,
             state_store=PgASStateStore(self.state_db), inbox=db.inbox, now_ms=clock.now_ms,
@@ -77,8 +84,13 @@ class Bridge:
         # This bridge's own registry: counts of several bridges in one process never mix.
         self.metrics = metrics = Metrics()
         metrics.allow("command", [*registry.commands, "profile photo", "contacts import"])
-        self.audit = audit = AuditLog(db.audit, clock, metrics, checkpoint_rows=s.audit.checkpoint_rows)
+        self.audit = audit = AuditLog(db.audit, clock, metrics, signing_key=keys.current,
+                                      checkpoint_rows=s.audit.checkpoint_rows)
         self.runner = runner = JobRunner(db.jobs, s.jobs, clock, metrics)
+        self.webhooks = webhooks = WebhookEvents(s.webhooks, runner, clock)
+        if s.webhooks:
+            audit.subscribe(webhooks.audit_recorded)
+        self.webhook_sender = WebhookSender(MessageSigner(keys))
         self.management_rooms = db.management_rooms
 
         self.teams = teams = TeamService(db.teams, db.rooms, db.members, hs, s, clock)
@@ -89,7 +101,7 @@ class Bridge:
         rooms = RoomService(members, db.rooms, hs, audit, s.bridge.room_version, clock)
         integrations = IntegrationService(db.integrations, teams, db.members, hs, audit, s.integrations)
         self.details = details = TeamDetails(
-            teams, db.teams, db.rooms, db.jobs, hs, admin, audit, s.bridge.team_name_max_length
+            teams, db.teams, db.rooms, db.jobs, hs, admin, audit, s.bridge.team_name_max_length, webhooks
         )
         self.retention = retention = RetentionService(
             teams, db.teams, db.rooms, db.holds, db.references, db.jobs, runner, hs, audit, clock
@@ -116,8 +128,9 @@ class Bridge:
             retention, db.teams, db.references, hs, admin, audit, s.retention, s.jobs.homeserver_rate
         ))
         runner.register(JobKind.EXPORT, TeamExport(
-            db.teams, db.rooms, db.members, hs, audit, lifecycle, s.jobs.homeserver_rate, clock
+            db.teams, db.rooms, db.members, hs, audit, lifecycle, s.jobs.homeserver_rate, clock, webhooks
         ))
+        runner.register(JobKind.WEBHOOK, WebhookDelivery(s.webhooks, self.webhook_sender))
         runner.register(JobKind.PURGE, TeamPurge(
             db.teams, db.rooms, db.members, db.references, db.persons, retention, details, admin
         ))
@@ -143,14 +156,15 @@ class Bridge:
         self._checkpoints: asyncio.Task | None = None
         self._database_open = False
         if s.provisioning.enabled:
-            api = ProvisioningAPI(ctx, s.provisioning.shared_secret, metrics)
+            api = ProvisioningAPI(ctx, s.provisioning.shared_secret, metrics, keys=keys)
             self.appservice.app.add_subapp(PREFIX, api.app)
         if s.analytics.metrics_enabled:
             MetricsEndpoint(usage, metrics, s.analytics.metrics_secret).register(self.appservice.app)
+        if a.tls.enabled:
+            self.appservice.app.on_response_prepare.append(strict_transport_security)
 
     async def start(self) -> None:
         a = self.settings.appservice
-        self._load_signing_key()
         await self._open_database()
         remembered_since = self.clock.now_ms() - a.transaction_memory * 1000
         await self.stores.transactions.forget_before(remembered_since)
@@ -161,7 +175,13 @@ class Bridge:
             log.info("Handling %d event(s) left unfinished by the last stop", unfinished)
         async with _named("appservice.port", f"cannot listen on {a.hostname}:{a.port}"):
             await self.appservice.start(a.hostname, a.port)
-        log.info("Listening on %s:%d", a.hostname, a.port)
+        log.info("Listening on %s:%d (%s)", a.hostname, a.port, "HTTPS" if a.tls.enabled else "plain HTTP")
+        if not a.tls.enabled and not _loopback(a.hostname):
+            log.warning(
+                "Serving plain HTTP on %s, which is not a loopback address: tokens, API answers and members' data "
+                "cross the network unencrypted. Set appservice.tls.cert and appservice.tls.key, or put a "
+                "TLS-terminating proxy in front and listen on 127.0.0.1.", a.hostname,
+            )
         async with _named("homeserver.address", f"cannot use the homeserver at {self.settings.homeserver.address}"):
             await self.homeserver.ensure_bot(a.bot_displayname)
         self.retention.admin_available = await self.admin.is_admin()
@@ -195,17 +215,6 @@ class Bridge:
                 await self.smtp.start()
         log.info("Bridge ready as %s", self.appservice.bot_mxid)
 
-    def _load_signing_key(self) -> None:
-        """The key that signs the audit log's checkpoints, made on first start."""
-        path = self.settings.signing_key_path
-        try:
-            key, created = load_or_create_signing_key(path)
-        except SigningKeyError as e:
-            raise ConfigError("security.signing_key", str(e)) from None
-        if created:
-            log.info("Made a new signing key in %s (keep it readable by the bridge only)", path)
-        self.audit.signing_key = key
-
     async def _sign_audit_forever(self) -> None:
         """A checkpoint at least every ``audit.checkpoint_interval`` while rows arrive."""
         while True:
@@ -230,7 +239,6 @@ class Bridge:
         """Run only the job runner (``clutto-bridge worker``): sweeps, exports and purges taken
         from the queue the main process and other workers share (PostgreSQL, ``FOR UPDATE SKIP
         LOCKED``). No listener, no scheduler, no inbox: the main process keeps those."""
-        self._load_signing_key()
         await self._open_database()
         async with _named("homeserver.address", f"cannot use the homeserver at {self.settings.homeserver.address}"):
             await self.appservice.start_client_only()
@@ -272,6 +280,7 @@ class Bridge:
         await self.appservice.stop()
         await self._final_checkpoint()
         await self.access.close()
+        await self.webhook_sender.close()
         logging.getLogger("mail.log").removeFilter(self._peer_filter)
         await self.db.stop()
         log.info("Bridge stopped")
@@ -284,6 +293,15 @@ class Bridge:
             await self.audit.checkpoint()
         except Exception as e:
             log.warning("Could not sign the audit log's last rows on stop: %s", e)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _owner_only(database: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from clutto_bridge import __version__
 from clutto_bridge.config import EXAMPLE_CONFIG, GENERATE, ConfigError, ConfigFile, Settings, check_environment
 from clutto_bridge.logs import setup_logging
-from clutto_bridge.registration import write_registration
+from clutto_bridge.registration import ensure_signing_key, write_registration
 
 EXIT_CONFIG = 2
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -290,8 +290,6 @@ def run(config_path: str, debug: bool = False, worker: bool = False) -> int:
         raise ConfigError(
             "appservice.database", "a worker shares the job queue with the main process: use PostgreSQL"
         )
-    check_environment(settings)
-    warn_if_shared(Path(config_path), "it holds the appservice tokens and the provisioning secret")
     for key in ("as_token", "hs_token"):
         if getattr(settings.appservice, key) == GENERATE:
             raise ConfigError(f"appservice.{key}", "is still 'generate': run clutto-bridge generate-registration first")
@@ -299,6 +297,8 @@ def run(config_path: str, debug: bool = False, worker: bool = False) -> int:
         raise ConfigError("provisioning.shared_secret", "is still 'generate': run clutto-bridge generate-registration first")
     if settings.analytics.metrics_enabled and settings.analytics.metrics_secret == GENERATE:
         raise ConfigError("analytics.metrics_secret", "is still 'generate': run clutto-bridge generate-registration first")
+    check_environment(settings)  # after the tokens: generate-registration also creates the signing key
+    warn_if_shared(Path(config_path), "it holds the appservice tokens and the provisioning secret")
     setup_logging(settings.logging.level, settings.logging.file)
     return asyncio.run(serve(settings, debug, worker))
 

@@ -21,6 +21,7 @@ print one line and exit with code 2. The policy texts are read here too (through
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import secrets
 import tempfile
@@ -44,7 +45,9 @@ from clutto_bridge.config_values import (
     DatabaseUrl,
     Duration,
     DurationsDescending,
+    FilePaths,
     Flag,
+    HeaderMap,
     HeaderNames,
     HttpUrl,
     ImageTypes,
@@ -65,16 +68,19 @@ from clutto_bridge.config_values import (
     Text,
     Token,
     UserIds,
+    WebhookEvents,
     WholeNumber,
     WidgetPrefixes,
 )
-from clutto_bridge.crypto.signing import SigningKeyError, load_signing_key
+from clutto_bridge.crypto.http_signatures import SigningKeys
+from clutto_bridge.crypto.signing import SigningKeyError, load_or_create_signing_key, load_public_key, load_signing_key
 from clutto_bridge.policy.collection import IP_MODES, LANGUAGE_MODES, REFERRER_MODES, USER_AGENT_MODES, CollectionRules
 from clutto_bridge.policy.consent import CONSENT_MODES, PolicyText
 from clutto_bridge.policy.profile import ENFORCE_MODES, ProfileRules, template_fields
 
 __all__ = ["EXAMPLE_CONFIG", "GENERATE", "ROLES", "ConfigError", "ConfigFile", "Settings", "config_keys", "validate"]
 
+log = logging.getLogger("clutto.config")
 EXAMPLE_CONFIG = Path(__file__).with_name("example-config.yaml")
 MISSING = "missing (see example-config.yaml for its meaning)"
 
@@ -103,10 +109,28 @@ class HomeserverSettings(Section):
     verify_ssl: Flag
 
 
+class TlsSettings(Section):
+    """``appservice.tls``: both files set, the bridge serves HTTPS on its port; both empty, HTTP."""
+
+    cert: OptionalText
+    key: OptionalText
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TlsSettings:
+        if bool(self.cert) != bool(self.key):
+            raise KeyedValueError("key" if self.cert else "cert", "set both appservice.tls.cert and appservice.tls.key, or neither")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert)
+
+
 class AppserviceSettings(Section):
     address: HttpUrl
     hostname: Text
     port: WholeNumber(1, 65535)
+    tls: TlsSettings
     database: DatabaseUrl
     database_opts: PoolBounds
     id: Localpart
@@ -115,6 +139,13 @@ class AppserviceSettings(Section):
     as_token: Token
     hs_token: Token
     transaction_memory: Duration
+
+    @property
+    def url(self) -> str:
+        """Where the homeserver reaches us (the registration's ``url``): https while TLS is on."""
+        if self.tls.enabled and self.address.startswith("http://"):
+            return "https://" + self.address.removeprefix("http://")
+        return self.address
 
 
 class BridgeSettings(Section):
@@ -246,7 +277,10 @@ class EmailSettings(Section):
 
 
 class SecuritySettings(Section):
+    """``security``: the key files. ``signing_key`` signs API responses, webhooks and audit checkpoints."""
+
     signing_key: Text
+    previous_signing_keys: FilePaths
 
 
 class AuditSettings(Section):
@@ -254,6 +288,14 @@ class AuditSettings(Section):
 
     checkpoint_rows: WholeNumber(1, 1_000_000)
     checkpoint_interval: Duration
+
+
+class WebhookSettings(Section):
+    """One receiver of ``webhooks``: its URL, the events it wants, extra headers (secrets, never logged)."""
+
+    url: HttpUrl
+    events: WebhookEvents
+    headers: HeaderMap
 
 
 class ProvisioningSettings(Section):
@@ -302,6 +344,7 @@ class Settings(Section):
     security: SecuritySettings
     audit: AuditSettings
     provisioning: ProvisioningSettings
+    webhooks: tuple[WebhookSettings, ...]
     analytics: AnalyticsSettings
     logging: LoggingSettings
 
@@ -418,10 +461,16 @@ def _nearest(key: list[str]) -> str:
 
 
 def check_environment(settings: Settings) -> None:
-    """What start-up would trip on outside the file: folders that are missing or not writable.
+    """What start-up would trip on outside the file: folders that are missing or not writable,
+    key and certificate files that are missing or too open.
 
     ``config check`` and start-up both run it, so a config that passes the check starts.
     """
+    signing_keys(settings)
+    for key in ("cert", "key"):
+        path = getattr(settings.appservice.tls, key)
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"appservice.tls.{key}", f"{path} does not exist or cannot be read")
     database = sqlite_file(settings.appservice.database)
     if database is not None:
         _writable_file("appservice.database", database)
@@ -440,6 +489,24 @@ def _usable_signing_key(path: Path) -> None:
         load_signing_key(path)
     except SigningKeyError as e:
         raise ConfigError("security.signing_key", str(e)) from None
+
+
+def signing_keys(settings: Settings) -> SigningKeys:
+    """The signing key (made on first start when missing) and the earlier public keys; a bad
+    file is an error naming its key. Relative paths are beside the config file."""
+    try:
+        current, created = load_or_create_signing_key(settings.signing_key_path)
+    except SigningKeyError as e:
+        raise ConfigError("security.signing_key", str(e)) from None
+    if created:
+        log.info("Made a new signing key in %s (keep it readable by the bridge only)", settings.signing_key_path)
+    previous = []
+    for path in settings.security.previous_signing_keys:
+        try:
+            previous.append(load_public_key(settings._folder / path))
+        except SigningKeyError as e:
+            raise ConfigError("security.previous_signing_keys", str(e)) from None
+    return SigningKeys(current, previous)
 
 
 def sqlite_file(database: str) -> Path | None:

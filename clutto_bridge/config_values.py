@@ -269,6 +269,30 @@ def _header_names(value: Any) -> tuple[str, ...]:
 def _networks(value: Any) -> tuple:
     items = _list_of(_string)(value)
     return parse_networks(items)
+# What a webhook receiver may subscribe to (config ``webhooks[].events``).
+WEBHOOK_EVENTS = ("audit", "team.purged", "export.ready")
+_HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
+
+
+def _webhook_events(value: Any) -> tuple[str, ...]:
+    events = _list_of(_one_of(WEBHOOK_EVENTS))(value)
+    if not events:
+        raise ValueError(f"must name at least one of {', '.join(WEBHOOK_EVENTS)}")
+    return events
+
+
+def _header_map(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("must be a map of header names to values")
+    for name, text in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a header name (letters, digits, -)")
+        if name.lower() in ("content-type", "content-digest", "signature", "signature-input", "host", "content-length"):
+            raise ValueError(f"{name} is set by the bridge")
+        _string(text)
+    return {name: str(text).strip() for name, text in value.items()}
 
 
 def OneOf(choices: tuple[str, ...]) -> Any:
@@ -301,5 +325,8 @@ PolicyVersion = Annotated[str, BeforeValidator(_policy_version)]
 ProfileFields = Annotated[tuple[str, ...], BeforeValidator(_profile_fields)]
 Template = Annotated[str, BeforeValidator(_template)]
 HeaderNames = Annotated[tuple[str, ...], BeforeValidator(_header_names)]
+FilePaths = Annotated[tuple[str, ...], BeforeValidator(_list_of(_string))]
+WebhookEvents = Annotated[tuple[str, ...], BeforeValidator(_webhook_events)]
+HeaderMap = Annotated[dict[str, str], BeforeValidator(_header_map)]
 ImageTypes = Annotated[tuple[str, ...], BeforeValidator(_list_of(_mime_type))]
 Networks = Annotated[tuple, BeforeValidator(_networks)]

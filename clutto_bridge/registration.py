@@ -10,13 +10,14 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from clutto_bridge.config import Settings
+from clutto_bridge.crypto.signing import create_signing_key
 
 
 def registration(settings: Settings) -> dict[str, Any]:
     a, hs = settings.appservice, settings.homeserver
     return {
         "id": a.id,
-        "url": a.address,
+        "url": a.url,
         "as_token": a.as_token,
         "hs_token": a.hs_token,
         "sender_localpart": a.bot_username,
@@ -34,3 +35,11 @@ def write_registration(settings: Settings, path: str | Path) -> None:
     with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as stream:
         YAML().dump(registration(settings), stream)
     os.chmod(path, 0o600)
+
+
+def ensure_signing_key(path: str | Path) -> bool:
+    """Create the signing key when it does not exist yet; True if created. An existing key is kept."""
+    if Path(path).exists():
+        return False
+    create_signing_key(path)
+    return True

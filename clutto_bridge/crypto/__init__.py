@@ -1,2 +1,6 @@
 """Cryptography the bridge relies on, built from maintained libraries (``cryptography``,
-``rfc8785``): the signing key, the canonical encoding and the audit log's hash chain."""
+``http-message-signatures``, ``rfc8785``): the Ed25519 signing key, RFC 9421 message
+signatures, the canonical encoding and the audit log's hash chain.
+
+A leaf like ``db/`` and ``matrix/``: it imports nothing of the bridge above it.
+"""

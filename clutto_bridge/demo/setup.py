@@ -10,7 +10,7 @@ from ruamel.yaml import YAML
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings
 from clutto_bridge.demo.synapse import LocalSynapse, free_port
 from clutto_bridge.policy_files import PACKAGED_TEXTS
-from clutto_bridge.registration import registration
+from clutto_bridge.registration import ensure_signing_key, registration
 
 # The placeholder policy texts shipped in the package.
 POLICY_TEXTS = PACKAGED_TEXTS
@@ -31,6 +31,7 @@ def bridge_config(folder: Path, synapse: LocalSynapse, port: int, database: str 
     file["appservice.database"] = database or f"sqlite:{folder / 'clutto.db'}"
     file["policy.consent.texts"] = str(POLICY_TEXTS)
     _email_on(file, free_port())
+    _signing_key(file, folder)
     file.fill_generated_secrets()
     file.save()
     return file
@@ -52,9 +53,17 @@ def reuse_bridge_config(folder: Path, synapse: LocalSynapse, port_free: Callable
     file["appservice.port"] = port
     # A demo folder from an older version lacks newer keys (and their secrets): add them.
     file.upgrade()
+    _signing_key(file, folder)
     file.fill_generated_secrets()
     file.save()
     return file
+
+
+def _signing_key(file: ConfigFile, folder: Path) -> None:
+    """The demo's signing key lives in its folder (kept when the folder is reused)."""
+    key = folder / "signing.key"
+    file["security.signing_key"] = str(key)
+    ensure_signing_key(key)
 
 
 def _email_on(file: ConfigFile, port: int) -> None:

@@ -60,8 +60,11 @@ class LocalSynapse:
     Synapse behind after its stop.
     """
 
-    def __init__(self, folder: Path, port: int | None = None, server_name: str = "localhost"):
+    def __init__(self, folder: Path, port: int | None = None, server_name: str = "localhost",
+                 env: dict[str, str] | None = None):
+        """``env``: extra environment for Synapse (a test's ``SSL_CERT_FILE``: the CA it trusts)."""
         self.folder = Path(folder)
+        self.env = {**os.environ, **(env or {})}
         self.port = port or free_port()
         self.server_name = server_name
         self.url = f"http://127.0.0.1:{self.port}"
@@ -147,6 +150,7 @@ class LocalSynapse:
                     stdout=stdio,
                     stderr=subprocess.STDOUT,
                     cwd=self.folder,
+                    env=self.env,
                     start_new_session=True,
                 )
         self._wait_ready(timeout)

@@ -25,6 +25,7 @@ from clutto_bridge.jobs.runner import JobContext
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.retention import media_urls
 from clutto_bridge.teams.audit import AuditLog
+from clutto_bridge.teams.webhooks import WebhookEvents
 from clutto_bridge.teams.lifecycle import TrialLifecycle, safe_file_name
 
 log = logging.getLogger("clutto.export")
@@ -57,7 +58,7 @@ def sha256_of(path: Path) -> str:
 class TeamExport:
     def __init__(
         self, teams: TeamStore, rooms: RoomStore, members: MemberStore, homeserver: Homeserver, audit: AuditLog,
-        lifecycle: TrialLifecycle, homeserver_rate: int, clock: Clock,
+        lifecycle: TrialLifecycle, homeserver_rate: int, clock: Clock, events: WebhookEvents | None = None,
     ) -> None:
         self.teams = teams
         self.rooms = rooms
@@ -66,6 +67,7 @@ class TeamExport:
         self.audit = audit
         self.lifecycle = lifecycle
         self.clock = clock
+        self.events = events
         self.limiter = RateLimiter(homeserver_rate)
 
     async def __call__(self, ctx: JobContext) -> None:
@@ -97,6 +99,8 @@ class TeamExport:
         await self.audit.record(
             team, ctx.job.payload.get("requested_by"), "export_created", str(folder), events=p.events, media=len(p.media),
         )
+        if self.events is not None:
+            await self.events.emit("export.ready", team.id, {"job_id": ctx.job.id, "files": p.files, "events": p.events})
 
     async def _export_room(self, folder: Path, room_id: str) -> tuple[int, set[str]]:
         target = folder / "rooms" / f"{safe_file_name(room_id)}.jsonl"

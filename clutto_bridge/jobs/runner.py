@@ -136,6 +136,12 @@ class JobRunner:
         self._wake.set()
         return job
 
+    async def enqueue_new(self, kind: JobKind | str, team_id: str, payload: dict) -> Job:
+        """Queue a job of its own, never reusing one (a webhook delivery per event)."""
+        job = await self.store.add(str(kind), team_id, payload, self.clock.now_ms())
+        self._wake.set()
+        return job
+
     def start(self) -> None:
         self._stopping = False
         self._task = asyncio.create_task(self._loop(), name="clutto-job-runner")

@@ -306,10 +306,27 @@ PROMISES: tuple[Promise, ...] = (
     Promise(
         "P13", "web traffic uses HTTPS and carries our signature",
         "Web traffic uses HTTPS and carries our digital signature.",
-        ("Today the bridge speaks plain HTTP and listens on 127.0.0.1 by default (`appservice.hostname`); put "
-         "it behind a TLS-terminating proxy when anything but the homeserver on the same host reaches it.",),
-        pending=(Pending("TLS with HSTS; Ed25519 signatures (RFC 9421) on API responses and webhooks", 13),),
-        built=Built.NO,
+        (
+            "With `appservice.tls.cert` and `appservice.tls.key` the bridge serves HTTPS on its port (appservice, "
+            "provisioning API, metrics), every response carries Strict-Transport-Security, and the registration "
+            "written by `generate-registration` gives the homeserver an https:// URL. Without them it speaks plain "
+            "HTTP, meant for 127.0.0.1 (the default `appservice.hostname`) or behind a TLS-terminating proxy.",
+            "Every provisioning API response, refusals and file downloads included, carries an RFC 9421 signature "
+            "(`Signature-Input`, `Signature`) over `@status`, `content-type` and `content-digest` (RFC 9530), made "
+            "with the Ed25519 key `security.signing_key`, naming the key (`keyid`, its JWK thumbprint) and the time.",
+            "The public keys, current and earlier (`security.previous_signing_keys`), are published as a JWK set at "
+            "`GET /_clutto/v1/keys`, the one endpoint that needs no token.",
+            "Webhooks (`webhooks`: `audit`, `team.purged`, `export.ready`) are durable jobs, retried with backoff, "
+            "and signed the same way over `@method`, `@target-uri`, `content-type` and `content-digest`.",
+        ),
+        settings=("appservice.tls.cert", "appservice.tls.key", "security.signing_key",
+                  "security.previous_signing_keys", "webhooks"),
+        enforced_in=("clutto_bridge.crypto.signing", "clutto_bridge.crypto.http_signatures",
+                     "clutto_bridge.web.signatures", "clutto_bridge.web.keys", "clutto_bridge.outbound.webhooks",
+                     "clutto_bridge.teams.webhooks", "clutto_bridge.jobs.webhook"),
+        pending=(Pending("`doctor` warns when the bridge or the homeserver's client listener is plain HTTP on a "
+                         "non-loopback address", 13),),
+        built=Built.PARTLY,
     ),
     Promise(
         "P14", "what is shared or destroyed is recorded",

@@ -9,7 +9,7 @@ is signed with the bridge's Ed25519 key, so the log can be checked offline
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -40,12 +40,19 @@ class AuditLog:
         self.checkpoint_rows = checkpoint_rows
         self._last_signed: int | None = None
         self._key_recorded = False
+        self._subscribers: list[Callable[[AuditEntry], Awaitable[Any]]] = []
+
+    def subscribe(self, callback: Callable[[AuditEntry], Awaitable[Any]]) -> None:
+        """Called with every entry once it is written (the webhooks' ``audit`` event)."""
+        self._subscribers.append(callback)
 
     async def record(self, team: Team | None, actor: str | None, action: str, target: str | None, **detail: Any) -> AuditRow:
         """``actor`` None is the operator or the bridge itself."""
         team_id = team.id if team else None
-        row = await self.store.add(AuditEntry(self.clock.now_ms(), team_id, actor, action, target, detail), _seal,
-                                   chain.GENESIS)
+        entry = AuditEntry(self.clock.now_ms(), team_id, actor, action, target, detail)
+        row = await self.store.add(entry, _seal, chain.GENESIS)
+        for callback in self._subscribers:
+            await callback(entry)
         if self.metrics is not None:
             # Counted by action only (redactions, purges, enforcement); never the team, actor or target.
             self.metrics.audited(action, detail)

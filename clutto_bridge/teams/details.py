@@ -20,6 +20,7 @@ from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.audit import AuditLog
+from clutto_bridge.teams.webhooks import WebhookEvents
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed, TeamExists
 from clutto_bridge.teams.service import TeamService
 
@@ -31,7 +32,7 @@ _MXC = re.compile(r"mxc://[A-Za-z0-9.\-:\[\]]+/[A-Za-z0-9_\-]+")
 class TeamDetails:
     def __init__(
         self, teams: TeamService, store: TeamStore, rooms: RoomStore, jobs: JobStore, homeserver: Homeserver,
-        admin: SynapseAdmin, audit: AuditLog, name_max_length: int,
+        admin: SynapseAdmin, audit: AuditLog, name_max_length: int, events: WebhookEvents | None = None,
     ) -> None:
         self.teams = teams
         self.store = store
@@ -41,6 +42,7 @@ class TeamDetails:
         self.admin = admin
         self.audit = audit
         self.name_max_length = name_max_length
+        self.events = events
 
     async def update(
         self, team: Team, *, actor: str | None, name: str | None = None, topic: str | None = None,
@@ -110,6 +112,8 @@ class TeamDetails:
             await self.rooms.delete(room_id)
         await self.store.delete(team.id)
         await self.audit.record(team, actor, action, team.id, name=team.name, rooms=len(rooms) + 1, **detail)
+        if self.events is not None:
+            await self.events.emit("team.purged", team.id, {"name": team.name, "reason": action, "rooms": len(rooms) + 1})
         log.info("Deleted team %s (%s) and %d rooms", team.id, team.name, len(rooms) + 1)
 
 

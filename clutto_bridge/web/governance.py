@@ -13,6 +13,7 @@ from clutto_bridge.web import inputs as i
 from clutto_bridge.web import outputs as o
 from clutto_bridge.web.access import UNKNOWN_TEAM, TeamAccess
 from clutto_bridge.web.errors import ApiError
+from clutto_bridge.web.signatures import file_digest
 from clutto_bridge.web.routes import RouteTable
 
 NO_JOB = {**UNKNOWN_TEAM, 404: "Unknown team or job"}
@@ -156,7 +157,8 @@ class GovernanceAPI:
         if not path.is_relative_to(folder) or not path.is_file():
             raise ApiError(404, "M_NOT_FOUND", "No such file in this export.")
         await self.lifecycle.downloaded(team, str(path.relative_to(folder)), actor=request["actor"])
-        return web.FileResponse(path)
+        # Signed like every response: the digest of the whole file, which a 200 sends.
+        return web.FileResponse(path, headers={"Content-Digest": await file_digest(path)})
 
     @routes.put(
         "/teams/{team_id}/hold", "Place a legal hold on the team (no room_id) or one of its rooms",

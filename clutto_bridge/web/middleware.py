@@ -19,6 +19,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def bearer_auth(secret: str, openid: OpenIDVerifier) -> Callable:
     """Every request needs a bearer token: the operator's secret or a member's OpenID token.
+    The one exception is a route declared ``public`` (the published public keys).
 
     ``request["actor"]`` is None for the operator, else the member's user ID; the domain
     services decide what that member may do.
@@ -27,6 +28,9 @@ def bearer_auth(secret: str, openid: OpenIDVerifier) -> Callable:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if getattr(request.match_info.handler, "public", False):
+            request["actor"] = None  # public key material only (GET /keys); no one is acting
+            return await handler(request)
         header = request.headers.get("Authorization", "")
         if not header:
             return error_response(401, "M_MISSING_TOKEN", "Missing Authorization: Bearer token.")

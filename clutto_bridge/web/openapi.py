@@ -23,7 +23,9 @@ DESCRIPTION = (
     "Members and Customers use a Matrix OpenID token from their homeserver "
     "(POST /_matrix/client/v3/user/{userId}/openid/request_token) as the bearer token and may act "
     "only on their own teams, with the rights of their role. "
-    "Errors are Matrix-style objects with errcode and error."
+    "Errors are Matrix-style objects with errcode and error. "
+    "Every response carries our RFC 9421 signature (Signature-Input, Signature) over @status, "
+    "content-type and content-digest (RFC 9530), made with the Ed25519 key published at GET /keys."
 )
 
 # Path parameters that are not plain text; the rest are strings.
@@ -96,7 +98,9 @@ def _operation(route: Route) -> dict[str, Any]:
         else:
             responses[str(status)] = {"description": _first_line(model), "content": _json(_ref(model))}
     error = _json(_ref(MatrixError))
-    refusals = {401: "Missing or unknown bearer token", **route.errors}
+    refusals = {**({} if route.public else {401: "Missing or unknown bearer token"}), **route.errors}
+    if route.public:
+        op["security"] = []
     if route.body is not None or route.query is not None:
         refusals.setdefault(400, "A body or query that does not fit, or a value the bridge refuses")
     for status, why in sorted(refusals.items()):

@@ -28,6 +28,23 @@ class OpenAPIDocument(RootModel[dict[str, Any]]):
     """This document."""
 
 
+class JsonWebKey(Output):
+    """An Ed25519 public key (RFC 8037); ``kid`` is its RFC 7638 thumbprint, the ``keyid`` of our signatures."""
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str = Field(description="the public key, base64url")
+    kid: str
+    use: Literal["sig"]
+    alg: Literal["EdDSA"]
+
+
+class JsonWebKeySet(Output):
+    """The public keys our signatures verify with: the current key first, then earlier ones."""
+
+    keys: list[JsonWebKey]
+
+
 Role = Literal["owner", "admin", "member", "guest"]
 Membership = Literal["invited", "joined", "declined", "left", "removed"]
 

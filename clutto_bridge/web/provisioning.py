@@ -12,12 +12,14 @@ import aiohttp
 from aiohttp import web
 
 from clutto_bridge.context import Services
+from clutto_bridge.crypto.http_signatures import MessageSigner, SigningKeys
 from clutto_bridge.promises import check, weakened
 from clutto_bridge.web import inputs as i
 from clutto_bridge.web import outputs as o
 from clutto_bridge.web.access import UNKNOWN_TEAM, TeamAccess
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.governance import GovernanceAPI
+from clutto_bridge.web.keys import KeysAPI
 from clutto_bridge.metrics import Metrics
 from clutto_bridge.web.metrics import count_requests
 from clutto_bridge.web.middleware import bearer_auth, matrix_errors
@@ -26,6 +28,7 @@ from clutto_bridge.matrix.openid import OpenIDVerifier
 from clutto_bridge.web.people import PeopleAPI
 from clutto_bridge.web.reports import ReportsAPI
 from clutto_bridge.web.routes import Route, RouteTable
+from clutto_bridge.web.signatures import signing_hook
 
 PREFIX = "/_clutto/v1"
 
@@ -33,7 +36,7 @@ routes = RouteTable()
 
 
 class ProvisioningAPI:
-    def __init__(self, ctx: Services, secret: str, metrics: Metrics | None = None) -> None:
+    def __init__(self, ctx: Services, secret: str, metrics: Metrics | None = None, *, keys: SigningKeys) -> None:
         self.teams = ctx.teams
         self.members = ctx.members
         self.rooms = ctx.rooms
@@ -49,11 +52,13 @@ class ProvisioningAPI:
             metrics.allow("route", (PREFIX + route.template for route in all_routes()))
             middlewares.insert(0, count_requests(metrics, PREFIX))
         self.app = web.Application(middlewares=middlewares)
+        self.app.on_response_prepare.append(signing_hook(MessageSigner(keys)))
         self.app.cleanup_ctx.append(self._http_session)
         routes.register(self.app.router, self)
         GovernanceAPI.routes.register(self.app.router, GovernanceAPI(ctx, self._team))
         PeopleAPI.routes.register(self.app.router, PeopleAPI(ctx))
         ReportsAPI.routes.register(self.app.router, ReportsAPI(ctx))
+        KeysAPI.routes.register(self.app.router, KeysAPI(keys))
         self.document = openapi_document(PREFIX, all_routes())
 
     async def _http_session(self, app: web.Application):
@@ -264,7 +269,10 @@ class ProvisioningAPI:
 
 def all_routes() -> list[Route]:
     """Every endpoint of the provisioning API, in the order they are routed."""
-    return [*routes.routes, *GovernanceAPI.routes.routes, *PeopleAPI.routes.routes, *ReportsAPI.routes.routes]
+    return [
+        *routes.routes, *GovernanceAPI.routes.routes, *PeopleAPI.routes.routes, *ReportsAPI.routes.routes,
+        *KeysAPI.routes.routes,
+    ]
 
 
 def _room_json(room) -> dict[str, Any]:

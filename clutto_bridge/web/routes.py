@@ -43,6 +43,7 @@ class Route:
     errors: Mapping[int, str] = field(default_factory=dict)
     file_responses: frozenset[int] = frozenset()  # statuses whose body is a file, not JSON
     description: str | None = None
+    public: bool = False  # served without a bearer token (public key material only)
 
     @property
     def template(self) -> str:
@@ -67,6 +68,7 @@ class Route:
             return await method(request, **kwargs)
 
         handle.__name__ = self.handler.__name__
+        handle.public = self.public  # type: ignore[attr-defined]  # read by the auth middleware
         return handle
 
 
@@ -79,12 +81,12 @@ class RouteTable:
     def route(
         self, method: str, path: str, summary: str, *, body: type[BaseModel] | RawBody | None = None,
         query: type[BaseModel] | None = None, responses: Mapping[int, type[BaseModel]],
-        errors: Mapping[int, str] | None = None, files: frozenset[int] = frozenset(),
+        errors: Mapping[int, str] | None = None, files: frozenset[int] = frozenset(), public: bool = False,
     ) -> Callable[[Handler], Handler]:
         def declare(handler: Handler) -> Handler:
             self.routes.append(Route(
                 method, path, summary, handler, body, query, responses, errors or {}, files,
-                (handler.__doc__ or "").strip() or None,
+                (handler.__doc__ or "").strip() or None, public,
             ))
             return handler
 

@@ -159,7 +159,8 @@ def test_display_name_may_only_use_allowed_fields() -> None:
     assert caught.value.key == "policy.profile.display_name"
 
 
-def test_generate_registration_fills_tokens_once(tmp_path: Path) -> None:
+def test_generate_registration_fills_tokens_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the signing key's default path is relative to the working folder
     config = tmp_path / "config.yaml"
     config.write_text(EXAMPLE_CONFIG.read_text())
     registration = tmp_path / "registration.yaml"
@@ -186,6 +187,7 @@ def test_generate_registration_fills_tokens_once(tmp_path: Path) -> None:
     # Both files hold the tokens: readable by their owner only.
     assert config.stat().st_mode & 0o777 == 0o600
     assert registration.stat().st_mode & 0o777 == 0o600
+    # The signing key was created once, owner-only, and kept by the second run.
 
 
 OLD_CONFIG = """\

@@ -10,9 +10,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from clutto_bridge.crypto.http_signatures import SigningKeys
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
 
 SECRET = "s3cret"
+KEYS = SigningKeys(Ed25519PrivateKey.generate())
 AUTH = {"Authorization": f"Bearer {SECRET}"}
 
 
@@ -55,13 +59,13 @@ def documented(doc: dict) -> set[tuple[str, str]]:
 
 
 def test_every_route_is_documented_and_every_documented_operation_is_routed() -> None:
-    api = ProvisioningAPI(fake_services(), SECRET)
+    api = ProvisioningAPI(fake_services(), SECRET, keys=KEYS)
     assert routed(api.app) == documented(api.document)
-    assert len(routed(api.app)) == 43
+    assert len(routed(api.app)) == 44
 
 
 def test_the_document_is_valid_json_schema_throughout() -> None:
-    doc = ProvisioningAPI(fake_services(), SECRET).document
+    doc = ProvisioningAPI(fake_services(), SECRET, keys=KEYS).document
     assert doc["openapi"].startswith("3.1")
     for name, schema in doc["components"]["schemas"].items():
         jsonschema.Draft202012Validator.check_schema(schema)
@@ -70,11 +74,14 @@ def test_the_document_is_valid_json_schema_throughout() -> None:
 
 
 def test_every_operation_documents_its_success_and_the_error_shape() -> None:
-    doc = ProvisioningAPI(fake_services(), SECRET).document
+    doc = ProvisioningAPI(fake_services(), SECRET, keys=KEYS).document
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             statuses = set(op["responses"])
             assert any(s.startswith("2") for s in statuses), (method, path)
+            if op.get("security") == []:  # public key material only
+                assert path == "/keys" and "401" not in statuses
+                continue
             assert {"401", "default"} <= statuses, (method, path)
             if "{team_id}" in path:
                 assert {"403", "404"} <= statuses, (method, path)
@@ -84,7 +91,7 @@ def test_job_schema_lists_every_field_a_job_returns() -> None:
     from clutto_bridge.db.job import Job
 
     job = Job(1, "export", "t1", "done", {}, {"path": "/x"}, 1, 0, None, None, 0, 0, None)
-    doc = ProvisioningAPI(fake_services(), SECRET).document
+    doc = ProvisioningAPI(fake_services(), SECRET, keys=KEYS).document
     schema = {**doc["components"]["schemas"]["Job"], "components": doc["components"]}
     jsonschema.validate(job.to_json(), schema)
     assert set(schema["properties"]) == set(job.to_json())
@@ -102,7 +109,7 @@ def _refs(node: Any) -> set[str]:
 @pytest.fixture
 async def client():
     teams = Recorder()
-    api = ProvisioningAPI(fake_services(teams=teams), SECRET)
+    api = ProvisioningAPI(fake_services(teams=teams), SECRET, keys=KEYS)
     outer = web.Application()
     outer.add_subapp(PREFIX, api.app)
     async with TestClient(TestServer(outer)) as c:
@@ -150,3 +157,23 @@ async def test_the_served_document_is_the_generated_one_and_needs_the_secret(cli
     resp = await client.get(f"{PREFIX}/openapi.json", headers=AUTH)
     doc = await resp.json()
     assert resp.status == 200 and "/teams/{team_id}/exports/{job_id}/{path}" in doc["paths"]
+
+
+async def test_every_answer_is_signed_even_refusals_and_the_keys_need_no_token(client) -> None:
+    from tests.unit.test_signing import Message, verifier_from
+
+    resp = await client.get(f"{PREFIX}/keys")
+    assert resp.status == 200
+    verifier = verifier_from((await resp.json())["keys"][0])
+    answers = [
+        resp,
+        await client.get(f"{PREFIX}/teams"),  # 401
+        await client.get(f"{PREFIX}/no-such-thing", headers=AUTH),  # 404
+        await client.post(f"{PREFIX}/teams", data="{x", headers={**AUTH, "Content-Type": "application/json"}),  # 400
+        await client.get(f"{PREFIX}/openapi.json", headers=AUTH),
+    ]
+    assert [a.status for a in answers] == [200, 401, 404, 400, 200]
+    for answer in answers:
+        body = await answer.read()
+        verifier.verify(Message(answer.headers, status_code=answer.status), body=body,
+                        require_components=("@status", "content-type", "content-digest"))

@@ -117,8 +117,8 @@ def test_the_example_config_weakens_only_consent_and_lists_what_is_not_built() -
     assert weakened(verdicts) == []
     got = states(verdicts)
     assert got["P1"] == got["P2"] == got["P11"] == "kept"
-    assert got["P3"] == "partly kept" and got["P14"] == "kept"
-    assert {got[p] for p in ("P5", "P12", "P13")} == {"not yet enforced"}
+    assert got["P3"] == got["P13"] == "partly kept" and got["P14"] == "kept"
+    assert {got[p] for p in ("P5", "P12")} == {"not yet enforced"}
     assert got["P4"] == "kept"
     assert got["P15"] == "kept"
 
@@ -235,11 +235,11 @@ async def test_the_api_serves_the_report_to_the_operator_only() -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
     from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
-    from tests.unit.test_openapi import AUTH, SECRET, fake_services
+    from tests.unit.test_openapi import AUTH, KEYS, SECRET, fake_services
 
     services = fake_services()
     services.settings = settings()
-    api = ProvisioningAPI(services, SECRET)
+    api = ProvisioningAPI(services, SECRET, keys=KEYS)
 
     async def member(token: str) -> str:
         return "@member:localhost"
@@ -256,6 +256,6 @@ async def test_the_api_serves_the_report_to_the_operator_only() -> None:
         assert report["weakened"] == ["P8"]
         p8 = report["promises"][7]
         assert p8["weakened_by"] == [{"key": "policy.consent.mode", "value": "remind", "effect": p8["weakened_by"][0]["effect"]}]
-        assert [p["state"] for p in report["promises"]].count("not yet enforced") == 3  # P5, P12, P13
+        assert [p["state"] for p in report["promises"]].count("not yet enforced") == 2  # P5, P12
         resp = await client.get(f"{PREFIX}/promises", headers={"Authorization": "Bearer member-openid-token"})
         assert (resp.status, (await resp.json())["errcode"]) == (403, "M_FORBIDDEN")

@@ -1,0 +1,116 @@
+"""The signing key file, its JWK and thumbprint, and RFC 9421 signatures checked by the
+library's own verifier configured only with the published JWK."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from http_message_signatures import HTTPMessageVerifier, InvalidSignature, MappingKeyResolver, algorithms
+from multidict import CIMultiDict
+
+from clutto_bridge.crypto.http_signatures import MessageSigner, SigningKeys
+from clutto_bridge.crypto.signing import (
+    SigningKeyError, create_signing_key, key_id, load_public_key, load_signing_key, public_jwk,
+)
+
+
+class Message:
+    """A response or request as the verifier reads it (headers, status or method and URL)."""
+
+    def __init__(self, headers, status_code: int | None = None, method: str | None = None, url: str | None = None):
+        self.headers = headers
+        if status_code is not None:
+            self.status_code = status_code
+        else:
+            self.method, self.url = method, url
+
+
+def verifier_from(jwk: dict) -> HTTPMessageVerifier:
+    raw = base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4))
+    public = Ed25519PublicKey.from_public_bytes(raw)
+    return HTTPMessageVerifier(
+        signature_algorithm=algorithms.ED25519,
+        key_resolver=MappingKeyResolver(public_keys={jwk["kid"]: public}, private_keys={}),
+    )
+
+
+def test_key_id_is_the_rfc_7638_thumbprint_of_rfc_8037s_example() -> None:
+    # RFC 8037 appendix A.1 (the key) and A.3 (its JWK thumbprint).
+    d = base64.urlsafe_b64decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=")
+    public = Ed25519PrivateKey.from_private_bytes(d).public_key()
+    assert public_jwk(public)["x"] == "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+    assert key_id(public) == "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+
+
+def test_a_created_key_is_owner_only_and_loads(tmp_path: Path) -> None:
+    path = tmp_path / "signing.key"
+    key = create_signing_key(path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    assert key_id(load_signing_key(path).public_key()) == key_id(key.public_key())
+    assert key_id(load_public_key(path)) == key_id(key.public_key())
+    with pytest.raises(SigningKeyError, match="never overwritten"):
+        create_signing_key(path)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660])
+def test_a_key_readable_by_group_or_others_is_refused_naming_the_file(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "signing.key"
+    create_signing_key(path)
+    os.chmod(path, mode)
+    with pytest.raises(SigningKeyError) as error:
+        load_signing_key(path)
+    assert str(path) in str(error.value) and "chmod 600" in str(error.value)
+
+
+def test_missing_and_wrong_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(SigningKeyError, match="does not exist"):
+        load_signing_key(tmp_path / "nope.key")
+    junk = tmp_path / "junk.key"
+    junk.write_text("not a key")
+    os.chmod(junk, 0o600)
+    with pytest.raises(SigningKeyError, match="not an unencrypted PEM"):
+        load_signing_key(junk)
+
+
+def test_the_key_set_lists_the_current_key_first_and_keeps_earlier_ones() -> None:
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    keys = SigningKeys(new, [old.public_key(), new.public_key()])
+    kids = [k["kid"] for k in keys.jwks()["keys"]]
+    assert kids == [key_id(new.public_key()), key_id(old.public_key())]
+
+
+def test_a_signed_response_verifies_with_the_jwk_and_a_changed_byte_does_not() -> None:
+    keys = SigningKeys(Ed25519PrivateKey.generate())
+    body = b'{"team": "Acme"}'
+    headers = CIMultiDict({"Content-Type": "application/json; charset=utf-8"})
+    MessageSigner(keys).sign_response(200, headers, body)
+    verifier = verifier_from(keys.jwks()["keys"][0])
+    required = ("@status", "content-type", "content-digest")
+    [result] = verifier.verify(Message(headers, status_code=200), body=body, require_components=required)
+    assert result.parameters["keyid"] == keys.current_id and "created" in result.parameters
+    with pytest.raises(InvalidSignature):
+        verifier.verify(Message(headers, status_code=201), body=body)
+    with pytest.raises(InvalidSignature):
+        verifier.verify(Message(headers, status_code=200), body=body.replace(b"A", b"B"))
+    with pytest.raises(InvalidSignature):  # another key's JWK
+        verifier_from(public_jwk(Ed25519PrivateKey.generate().public_key()) | {"kid": keys.current_id}).verify(
+            Message(headers, status_code=200), body=body,
+        )
+
+
+def test_a_signed_webhook_request_covers_method_target_and_body() -> None:
+    keys = SigningKeys(Ed25519PrivateKey.generate())
+    body, url = b'{"type": "audit"}', "https://hooks.example.com/clutto?x=1"
+    headers = CIMultiDict({"Content-Type": "application/json"})
+    MessageSigner(keys).sign_request("POST", url, headers, body)
+    verifier = verifier_from(keys.jwks()["keys"][0])
+    required = ("@method", "@target-uri", "content-type", "content-digest")
+    verifier.verify(Message(headers, method="POST", url=url), body=body, require_components=required)
+    with pytest.raises(InvalidSignature):
+        verifier.verify(Message(headers, method="POST", url=url.replace("x=1", "x=2")), body=body)
+    with pytest.raises(InvalidSignature):
+        verifier.verify(Message(headers, method="POST", url=url), body=body + b" ")
