@@ -41,6 +41,7 @@ from clutto_bridge.config_values import (
     GENERATE,
     ROLES,
     CommandPrefix,
+    CookieRegistry,
     DatabaseUrl,
     Duration,
     DurationsDescending,
@@ -199,6 +200,7 @@ class PolicySettings(Section):
     retention: RetentionSettings
     marketing_default: Flag
     integrations: IntegrationSettings
+    cookies: CookieRegistry
 
 
 class JobSettings(Section):
@@ -238,6 +240,19 @@ class AnalyticsSettings(Section):
     metrics_secret: Token
 
 
+class PortalSettings(Section):
+    """``portal``: the privacy portal served under ``/portal/`` on the appservice port."""
+
+    enabled: Flag
+    public_url: OptionalText
+    link_lifetime: Duration
+    links_per_hour: WholeNumber(1, 100)
+
+    def base_url(self, appservice_address: str) -> str:
+        """Where members reach the portal: ``public_url``, else under the appservice address."""
+        return (self.public_url or appservice_address.rstrip("/") + "/portal").rstrip("/")
+
+
 class LoggingSettings(Section):
     level: LogLevel
     file: OptionalText
@@ -272,6 +287,7 @@ class Settings(Section):
     email: EmailSettings
     provisioning: ProvisioningSettings
     analytics: AnalyticsSettings
+    portal: PortalSettings
     logging: LoggingSettings
 
     _texts: dict[str, PolicyText] = PrivateAttr(default_factory=dict)

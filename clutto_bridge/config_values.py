@@ -22,6 +22,7 @@ from yarl import URL
 from clutto_bridge.durations import DurationError, parse_duration
 from clutto_bridge.policy.ids import USER_ID
 from clutto_bridge.policy.consent import VERSION
+from clutto_bridge.policy.cookies import CATEGORIES, COOKIE_NAME, Cookie
 from clutto_bridge.policy.profile import FIELDS, template_fields
 
 GENERATE = "generate"
@@ -265,6 +266,24 @@ def _header_names(value: Any) -> tuple[str, ...]:
     return tuple({n.casefold(): n for n in names}.values())
 
 
+def _cookie(value: Any) -> Cookie:
+    if not isinstance(value, dict) or set(value) != {"name", "purpose", "lifetime", "category"}:
+        raise ValueError(f"each cookie is a map of name, purpose, lifetime and category, got {value!r}")
+    name = _matching(COOKIE_NAME, "a cookie name (letters, digits, _ and -)")(value["name"])
+    lifetime = 0 if value["lifetime"] == "session" else _seconds(value["lifetime"])
+    category = _one_of(CATEGORIES)(value["category"])
+    return Cookie(name, _string(value["purpose"]), lifetime, category)
+
+
+def _cookie_registry(value: Any) -> tuple[Cookie, ...]:
+    cookies = _list_of(_cookie)(value)
+    names = [c.name for c in cookies]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"lists {', '.join(twice)} more than once")
+    return cookies
+
+
 def OneOf(choices: tuple[str, ...]) -> Any:
     return Annotated[str, BeforeValidator(_one_of(choices))]
 
@@ -295,4 +314,5 @@ PolicyVersion = Annotated[str, BeforeValidator(_policy_version)]
 ProfileFields = Annotated[tuple[str, ...], BeforeValidator(_profile_fields)]
 Template = Annotated[str, BeforeValidator(_template)]
 HeaderNames = Annotated[tuple[str, ...], BeforeValidator(_header_names)]
+CookieRegistry = Annotated[tuple[Cookie, ...], BeforeValidator(_cookie_registry)]
 ImageTypes = Annotated[tuple[str, ...], BeforeValidator(_list_of(_mime_type))]
