@@ -7,10 +7,13 @@ registered ones after "accept all", and none but the session cookie after withdr
 
 from __future__ import annotations
 
+import io
 import re
+from urllib.parse import quote
 
 import aiohttp
 import pytest
+from PIL import Image
 
 from clutto_bridge.app import Bridge
 from clutto_bridge.demo.synapse import free_port
@@ -103,7 +106,29 @@ async def test_member_signs_in_chooses_cookies_and_accepts_the_policy(
     await member.wait_for_notice(dm, f"Policy versions you accepted: {version}", sender=bot)
     download = await context.request.get(link.split("/signin")[0] + "/mydata.json")
     assert [c["version"] for c in (await download.json())["policy_consent"]] == [version]
+
+    # Profile: the allowed fields and a photo, checked and published as through the bot.
+    await page.goto(link.split("/signin")[0] + "/profile")
+    await page.fill("input[name=first_name]", "Ann")
+    await page.fill("input[name=last_name]", "Lee")
+    await page.click("text=Save")
+    await page.set_input_files("input[name=photo]", files=[{"name": "me.png", "mimeType": "image/png", "buffer": png()}])
+    await page.click("text=Upload photo")
+    photo = await page.inner_text("#photo")
+    assert photo.startswith("mxc://")
+
+    async def published() -> bool:
+        profile = await member.request("GET", f"/v3/profile/{quote(member.user_id)}")
+        return profile.get("displayname") == "Ann Lee" and profile.get("avatar_url") == photo
+
+    await wait_until(published, what="the name and photo on the member's Matrix profile")
     await context.close()
+
+
+def png() -> bytes:
+    image = io.BytesIO()
+    Image.new("RGB", (32, 32), (40, 120, 200)).save(image, "PNG")
+    return image.getvalue()
 
 
 @pytest.mark.promise("P5", "P9")
@@ -129,5 +154,24 @@ async def test_owner_changes_a_role_and_the_homeserver_shows_the_power_level(
 
     await wait_until(promoted, what="the member's power level 50 in every team room")
     assert "admin" in await page.inner_text("#members")
+    assert "role_changed" in await page.inner_text("#audit")
+
+    # Retention: set in the page, seen as m.room.retention in the team's rooms; a preview counts.
+    await page.fill("input[name=lifetime]", "30d")
+    await page.click("text=Set lifetime")
+    retention = await owner.state(rooms[0], "m.room.retention")
+    assert retention["max_lifetime"] == 30 * 86400 * 1000
+    await page.click("text=Preview a sweep")
+    assert "A sweep now would remove 0 event(s)" in await page.inner_text("#preview")
+    await page.fill("input[name=reason]", "litigation")
+    await page.click("text=Place hold")
+    assert await page.inner_text("#holds") == "Held: the whole team"
+    # Bad input is a clear 400 page, not a traceback.
+    await page.fill("input[name=lifetime]", "9999d")
+    async with page.expect_response(lambda r: r.request.method == "POST") as refused:
+        await page.click("text=Set lifetime")
+    assert (await refused.value).status == 400
+    assert "Traceback" not in await page.inner_text("body")
+    await page.goto(link.split("/signin")[0] + f"/teams/{team.id}")
     await page.screenshot(path=screenshot_path("portal-team.png"), full_page=True)
     await context.close()

@@ -40,10 +40,9 @@ class Portal:
         storage = DatabaseStorage(
             access, cookie_name=SESSION_COOKIE, max_age=jar.lifetime(SESSION_COOKIE), secure=https, path=cookie_path
         )
-        photo_limit = ctx.settings.profile.photo_max_bytes + 64 * 1024
+        # A form's body is limited by the appservice listener (aiohttp's 1 MiB), which reads requests.
         self.app = web.Application(
             middlewares=[security_headers(https=https), error_pages, session_middleware(storage), csrf_check],
-            client_max_size=photo_limit,
         )
         aiohttp_jinja2.setup(
             self.app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,

@@ -45,6 +45,7 @@ class MemberPages:
         router.add_post("/policy/accept", self.accept)
         router.add_get("/profile", self.profile_page)
         router.add_post("/profile", self.profile_save)
+        router.add_post("/profile/photo", self.photo_upload)
         router.add_post("/marketing", self.marketing)
         router.add_get("/contacts", self.contacts_page)
         router.add_post("/contacts", self.contacts_change)
@@ -162,6 +163,16 @@ class MemberPages:
                 changes[field] = value
         if changes:
             await self.ctx.profiles.update(user, changes, actor=user)
+        return self.pages.back("/profile")
+
+    async def photo_upload(self, request: web.Request) -> web.Response:
+        """A multipart form with the image; checked by the same rules as a photo sent to the bot."""
+        user = await self.pages.member(request)
+        form = await request.post()  # read (and size-limited) by aiohttp; the CSRF check read it first
+        upload = form.get("photo")
+        if not isinstance(upload, web.FileField):
+            raise web.HTTPBadRequest(text="Choose an image file to upload.")
+        await self.ctx.profiles.upload_photo(user, upload.file.read(), upload.content_type)
         return self.pages.back("/profile")
 
     async def marketing(self, request: web.Request) -> web.Response:

@@ -61,7 +61,7 @@ class TeamPages:
         return await self.pages.render(request, "team.html", {
             "team": team, "role": await ctx.teams.role_of(team, user), "members": members,
             "lifetime": ctx.retention.describe(team), "bounds": ctx.retention.bounds,
-            "format_duration": format_duration, "holds": sorted(await ctx.retention.holds(team)), "rooms": rooms,
+            "format_duration": format_duration, "holds": sorted(h or "the whole team" for h in await ctx.retention.holds(team)), "rooms": rooms,
             "exports": await ctx.lifecycle.exports(team, actor=user), "when": when,
             "consent": await ctx.onboarding.team_status(team, actor=user), "version": ctx.consent.current.version,
             "audit": [(when(e.ts), e.actor or "the bridge", e.action, e.target or "") for e in entries[-AUDIT_SHOWN:]][::-1],
