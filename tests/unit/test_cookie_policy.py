@@ -8,11 +8,13 @@ import copy
 import pytest
 from aiohttp import web
 
+from clutto_bridge.cli import main
 from clutto_bridge.config import ConfigError, validate
 from clutto_bridge.policy.cookies import (
     ACCEPT_ALL, NECESSARY_ONLY, Cookie, CookieChoice, allowed, to_delete, undeclared,
 )
 from clutto_bridge.web.portal.cookies import DECLARED, CookieJar
+from tests.conftest import config_with_tokens
 from tests.unit.test_config import example
 
 REGISTRY = (
@@ -100,3 +102,13 @@ def test_the_jar_refuses_a_cookie_the_choice_does_not_allow() -> None:
     morsel = response.cookies["clutto_prefs"]
     assert morsel["secure"] and morsel["httponly"] and morsel["samesite"] == "Lax"
     assert morsel["max-age"] == str(180 * 86400)
+
+
+def test_the_bridge_does_not_start_with_a_registry_that_misses_a_portal_cookie(tmp_path, capsys) -> None:
+    config = tmp_path / "config.yaml"
+    config_with_tokens(config, **{"- name: clutto_prefs": "- name: clutto_theme",
+                                  "sqlite:clutto.db": f"sqlite:{tmp_path / 'clutto.db'}"})
+    assert main(["-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "policy.cookies: the portal sets the cookie clutto_prefs (preferences), which is not in the registry" in err
+    assert "Traceback" not in err
