@@ -93,6 +93,10 @@ async def test_member_signs_in_chooses_cookies_and_accepts_the_policy(
     table = await page.inner_text("#cookie-registry")
     assert all(name in table for name in registered)
 
+    # A member who does not manage the team does not see its page.
+    refused = await page.goto(link.split("/signin")[0] + f"/teams/{team.id}")
+    assert refused.status == 404 and "No team you own or administer" in await page.inner_text("#error-message")
+
     # A form without the CSRF token is refused.
     forged = await context.request.post(link.split("/signin")[0] + "/policy/accept", form={"x": "1"})
     assert forged.status == 403
