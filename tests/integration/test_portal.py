@@ -178,4 +178,26 @@ async def test_owner_changes_a_role_and_the_homeserver_shows_the_power_level(
     assert "Traceback" not in await page.inner_text("body")
     await page.goto(link.split("/signin")[0] + f"/teams/{team.id}")
     await page.screenshot(path=screenshot_path("portal-team.png"), full_page=True)
+
+    # An export started in the page is downloadable there once the job runner finished it.
+    await page.click("text=Export the team's data")
+
+    async def exported() -> bool:
+        await page.reload()
+        return await page.locator("#exports a", has_text="members.json").count() == 1
+
+    await wait_until(exported, timeout=60, what="the export to finish")
+    href = await page.locator("#exports a", has_text="members.json").get_attribute("href")
+    members = await (await context.request.get(link.split("/portal/")[0] + href)).json()
+    assert member.user_id in str(members)
+    assert "export_downloaded" in await (await page.goto(link.split("/signin")[0] + f"/teams/{team.id}")).text()
+
+    # Removing the member kicks them from the space on the homeserver.
+    row = page.locator("#members tr", has_text=member.user_id)
+    await row.locator("button", has_text="Remove").click()
+
+    async def removed() -> bool:
+        return member.user_id not in await owner.joined_members(team.space_id)
+
+    await wait_until(removed, what="the member to leave the team's space")
     await context.close()
