@@ -46,7 +46,7 @@ class Portal:
         )
         aiohttp_jinja2.setup(
             self.app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-            undefined=jinja2.StrictUndefined,
+            undefined=jinja2.StrictUndefined, auto_reload=False,  # templates are package data: read once
         )
         aiohttp_jinja2.get_env(self.app).globals["root"] = root
         self.app.router.add_static("/static", HERE / "static")
