@@ -1,0 +1,60 @@
+"""The portal's HTTP behaviour without a browser: headers on every response, refusals as pages,
+no cookie for a visitor who only reads, CSRF, and the bot's rate limit on sign-in links."""
+
+from __future__ import annotations
+
+import re
+
+import aiohttp
+import pytest
+
+from tests.integration.conftest import Bridges
+from tests.integration.test_members import _team_with_member
+from tests.integration.test_portal import portal_bridge, sign_in_link
+
+
+@pytest.mark.promise("P5")
+async def test_pages_carry_the_security_headers_and_refuse_with_clear_pages(bridges: Bridges, new_user) -> None:
+    bridge = await portal_bridge(bridges)
+    base = f"http://127.0.0.1:{bridge.settings.appservice.port}/portal"
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        for path, status, text in [
+            ("/privacy", 200, "clutto_prefs"),
+            ("/", 401, "You are not signed in"),
+            ("/mydata.json", 401, "Send `portal` to the Clutto bot"),
+            ("/signin?token=short", 400, "incomplete"),
+            ("/nowhere", 404, "Not found"),
+            ("/static/portal.css", 200, "--accent"),
+        ]:
+            async with http.get(base + path) as resp:
+                body = await resp.text()
+                assert resp.status == status, (path, body)
+                assert text in body, (path, body)
+                assert resp.headers["X-Frame-Options"] == "DENY"
+                assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
+                assert resp.headers["Referrer-Policy"] == "no-referrer"
+                assert "Traceback" not in body
+                assert "Set-Cookie" not in resp.headers, path  # reading sets no cookie
+        async with http.post(base + "/signin", data={"token": "x" * 43}) as resp:
+            assert resp.status == 403 and "CSRF" in await resp.text()
+
+        owner, _, _, _ = await _team_with_member(bridge, new_user)
+        link, dm = await sign_in_link(bridge, owner)
+        async with http.get(link) as resp:
+            cookie = resp.headers["Set-Cookie"]
+            assert re.search(r"clutto_session=[A-Za-z0-9_\-]{40,};", cookie)
+            assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/portal" in cookie
+            assert "Secure" not in cookie  # http here; https public URLs get Secure
+            csrf = re.search(r'name="csrf" value="([^"]+)"', await resp.text()).group(1)
+        token = link.split("token=")[1]
+        async with http.post(base + "/signin", data={"csrf": csrf, "token": token}, allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"] == "/portal/"
+        async with http.get(base + "/mydata.json") as resp:
+            assert resp.status == 200 and (await resp.json())["user_id"] == owner.user_id
+            assert resp.headers["Content-Disposition"] == 'attachment; filename="clutto-mydata.json"'
+
+        # More links than portal.links_per_hour: the bot says so instead of sending one.
+        for _ in range(bridge.settings.portal.links_per_hour - 1):
+            await owner.send_text(dm, "portal")
+        await owner.send_text(dm, "portal")
+        await owner.wait_for_notice(dm, "sign-in links in the last hour", sender=bridge.settings.bot_mxid)
