@@ -53,6 +53,32 @@ async def test_pages_carry_the_security_headers_and_refuse_with_clear_pages(brid
             assert resp.status == 200 and (await resp.json())["user_id"] == owner.user_id
             assert resp.headers["Content-Disposition"] == 'attachment; filename="clutto-mydata.json"'
 
+        # Cookie choice, theme and withdrawal as Set-Cookie headers; then signing out ends the session.
+        async with http.get(base + "/") as resp:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', await resp.text()).group(1)
+            assert "cookie-banner" in await resp.text()
+        async with http.post(base + "/theme", data={"csrf": csrf, "theme": "dark"}) as resp:
+            assert resp.status == 409 and "allow preferences" in await resp.text()
+        async with http.post(base + "/cookies", data={"csrf": csrf, "choice": "all"}, allow_redirects=False) as resp:
+            assert "clutto_prefs=theme-light" in resp.headers["Set-Cookie"]
+        async with http.post(base + "/theme", data={"csrf": csrf, "theme": "dark"}) as resp:
+            assert '<html lang="en" class="theme-dark">' in await resp.text()
+        async with http.post(base + "/cookies", data={"csrf": csrf, "choice": "sometimes"}) as resp:
+            assert resp.status == 400 and "choice" in await resp.text()
+        async with http.post(base + "/cookies", data={"csrf": csrf, "choice": "necessary"}, allow_redirects=False) as resp:
+            deleted = resp.headers["Set-Cookie"]
+            assert 'clutto_prefs=""' in deleted and "Max-Age=0" in deleted
+        assert {c.key for c in http.cookie_jar} == {"clutto_session"}
+        session_id = next(iter(http.cookie_jar)).value
+        async with http.post(base + "/signout", data={"csrf": csrf}, allow_redirects=False) as resp:
+            assert resp.status == 303 and "clutto_session=\"\"" in resp.headers["Set-Cookie"]
+        async with http.get(base + "/") as resp:
+            assert resp.status == 401
+        # The session ended on the server: its old id, sent again, signs nobody in.
+        async with aiohttp.ClientSession() as stranger:
+            async with stranger.get(base + "/", headers={"Cookie": f"clutto_session={session_id}"}) as resp:
+                assert resp.status == 401
+
         # More links than portal.links_per_hour: the bot says so instead of sending one.
         for _ in range(bridge.settings.portal.links_per_hour - 1):
             await owner.send_text(dm, "portal")
