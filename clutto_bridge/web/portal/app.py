@@ -16,6 +16,7 @@ from aiohttp_session import session_middleware
 from yarl import URL
 
 from clutto_bridge.context import Services
+from clutto_bridge.durations import format_duration
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.web.portal.cookies import SESSION_COOKIE, CookieJar
 from clutto_bridge.web.portal.member import MemberPages
@@ -48,7 +49,9 @@ class Portal:
             self.app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
             undefined=jinja2.StrictUndefined, auto_reload=False,  # templates are package data: read once
         )
-        aiohttp_jinja2.get_env(self.app).globals["root"] = root
+        env = aiohttp_jinja2.get_env(self.app)
+        env.globals["root"] = root
+        env.filters["duration"] = format_duration
         self.app.router.add_static("/static", HERE / "static")
         pages = Pages(ctx, jar, root)
         MemberPages(ctx, pages).register(self.app.router)

@@ -82,9 +82,8 @@ class MemberPages:
 
     async def signout(self, request: web.Request) -> web.Response:
         session = await get_session(request)
-        session.invalidate()
-        response = self.pages.back("/privacy")
-        return response
+        session.invalidate()  # the storage deletes it on the server and expires the cookie
+        return self.pages.back("/privacy")
 
     # --- cookies ------------------------------------------------------------------------------
 

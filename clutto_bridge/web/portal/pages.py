@@ -10,7 +10,6 @@ from aiohttp_session import get_session
 
 from clutto_bridge.context import Services
 from clutto_bridge.db.team import Team
-from clutto_bridge.policy.cookies import CookieChoice
 from clutto_bridge.teams.portal import PortalAccess
 from clutto_bridge.teams.service import MANAGERS
 from clutto_bridge.web.portal.cookies import PREFERENCES_COOKIE, THEMES, CookieJar
@@ -64,7 +63,4 @@ class Pages:
     def back(self, path: str) -> web.Response:
         """Post/redirect/get: after a form, the page it belongs to (``path`` under the portal's root)."""
         return web.Response(status=303, headers={"Location": self.root + path})
-
-    async def choice(self, user: str) -> CookieChoice | None:
-        return await self.access.cookie_choice(user)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
+from typing import MutableMapping
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -44,7 +45,7 @@ def security_headers(*, https: bool) -> Handler:
     return add_headers
 
 
-def _harden(headers, https: bool) -> None:
+def _harden(headers: MutableMapping[str, str], https: bool) -> None:
     headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     headers["X-Frame-Options"] = "DENY"
     headers["X-Content-Type-Options"] = "nosniff"
