@@ -67,11 +67,12 @@ class PortalStore:
             "SELECT data FROM portal_session WHERE id_hash=$1 AND expires_at > $2", id_hash, now_ms
         )
 
-    async def save_session(self, id_hash: str, data: str, expires_at: int) -> None:
+    async def save_session(self, id_hash: str, user_id: str | None, data: str, expires_at: int) -> None:
         await self.db.execute(
-            "INSERT INTO portal_session (id_hash, data, expires_at) VALUES ($1, $2, $3) "
-            "ON CONFLICT (id_hash) DO UPDATE SET data=excluded.data, expires_at=excluded.expires_at",
-            id_hash, data, expires_at,
+            "INSERT INTO portal_session (id_hash, user_id, data, expires_at) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (id_hash) DO UPDATE SET user_id=excluded.user_id, data=excluded.data, "
+            "expires_at=excluded.expires_at",
+            id_hash, user_id, data, expires_at,
         )
 
     async def end_session(self, id_hash: str) -> None:

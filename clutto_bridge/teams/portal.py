@@ -70,10 +70,11 @@ class PortalAccess:
         """The stored data (JSON) of a live session."""
         return await self.store.session(secret_hash(session_id), self.clock.now_ms())
 
-    async def keep_session(self, session_id: str, data: str, lifetime_s: int) -> None:
+    async def keep_session(self, session_id: str, user_id: str | None, data: str, lifetime_s: int) -> None:
+        """Store a session (``user_id`` once signed in, so erasing a person ends their sessions)."""
         now = self.clock.now_ms()
         await self.store.forget_sessions_before(now)
-        await self.store.save_session(secret_hash(session_id), data, now + lifetime_s * 1000)
+        await self.store.save_session(secret_hash(session_id), user_id, data, now + lifetime_s * 1000)
 
     async def end_session(self, session_id: str) -> None:
         await self.store.end_session(secret_hash(session_id))

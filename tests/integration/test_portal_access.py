@@ -47,16 +47,28 @@ async def test_a_link_signs_in_once_before_it_expires_and_only_hashes_are_stored
     with pytest.raises(NotAllowed, match="used already or has expired"):
         await access.redeem(late)
 
-    await access.keep_session("session-secret", '{"user": "x"}', 60)
+    await access.keep_session("session-secret", USER, '{"user": "x"}', 60)
     assert await access.session("session-secret") == '{"user": "x"}'
     stored = [dict(r) for r in await db.fetch("SELECT * FROM portal_link")] + \
         [dict(r) for r in await db.fetch("SELECT * FROM portal_session")]
     assert stored and not any(secret in str(stored) for secret in (token, late, "session-secret"))
     clock.advance(61 * 1000)
     assert await access.session("session-secret") is None
-    await access.keep_session("other", "{}", 60)
+    await access.keep_session("other", None, "{}", 60)
     await access.end_session("other")
     assert await access.session("other") is None
+
+
+async def test_erasing_a_person_ends_their_portal_sessions_and_links(portal) -> None:
+    access, db, clock = portal
+    await access.keep_session("signed-in", USER, "{}", 600)
+    await access.keep_session("someone-else", "@bob:example.org", "{}", 600)
+    link = await access.issue_link(USER)
+    await Stores.over(db).persons.forget(USER)
+    assert await access.session("signed-in") is None
+    assert await access.session("someone-else") == "{}"
+    with pytest.raises(NotAllowed):
+        await access.redeem(link.split("token=")[1])
 
 
 async def test_links_per_hour_are_limited(portal) -> None:

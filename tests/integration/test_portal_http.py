@@ -35,6 +35,8 @@ async def test_pages_carry_the_security_headers_and_refuse_with_clear_pages(brid
                 assert resp.headers["Referrer-Policy"] == "no-referrer"
                 assert "Traceback" not in body
                 assert "Set-Cookie" not in resp.headers, path  # reading sets no cookie
+        async with http.get(base + "/privacy") as resp:
+            assert re.search(r"<td>P5</td><td>[^<]*cookies[^<]*</td><td>kept</td>", await resp.text())
         async with http.post(base + "/signin", data={"token": "x" * 43}) as resp:
             assert resp.status == 403 and "CSRF" in await resp.text()
 

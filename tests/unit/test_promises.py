@@ -85,7 +85,7 @@ def test_the_page_names_settings_with_defaults_tests_and_choices() -> None:
     assert "tests/integration/test_retention.py::test_sweep_removes_old_events_and_keeps_window" in text
     assert "## P12. Sensitive data is encrypted in our database (not yet enforced)" in text
     assert "## P16. Email: only header information (built)" in text
-    assert "(issue 13)" in text and "portal does not exist yet" in text
+    assert "(issue 13)" in text and "privacy portal's privacy page (`/portal/privacy`)" in text
 
 
 def test_readme_links_the_generated_page_and_no_hand_written_copy_remains() -> None:

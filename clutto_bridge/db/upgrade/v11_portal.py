@@ -20,10 +20,12 @@ async def upgrade_v11(conn: Connection, scheme: Scheme) -> None:
     await conn.execute(
         """CREATE TABLE portal_session (
             id_hash     TEXT PRIMARY KEY,
+            user_id     TEXT,
             data        TEXT NOT NULL,
             expires_at  BIGINT NOT NULL
         )"""
     )
+    await conn.execute("CREATE INDEX portal_session_user ON portal_session (user_id)")
     await conn.execute(
         f"""CREATE TABLE cookie_choice (
             id              {serial_key(scheme)},

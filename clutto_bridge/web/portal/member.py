@@ -11,6 +11,7 @@ from aiohttp_session import get_session, new_session
 
 from clutto_bridge.context import Services
 from clutto_bridge.policy.cookies import ACCEPT_ALL, NECESSARY_ONLY, CookieChoice
+from clutto_bridge.promises import check
 from clutto_bridge.teams.contacts import AlreadyAllowed
 from clutto_bridge.teams.errors import Conflict
 from clutto_bridge.teams.formatting import document
@@ -88,7 +89,9 @@ class MemberPages:
     # --- cookies ------------------------------------------------------------------------------
 
     async def privacy(self, request: web.Request) -> web.Response:
-        return await self.pages.render(request, "privacy.html", {"registry": self.access.registry})
+        return await self.pages.render(request, "privacy.html", {
+            "registry": self.access.registry, "promises": check(self.ctx.settings),
+        })
 
     async def cookies_page(self, request: web.Request) -> web.Response:
         user = await self.pages.member(request)
