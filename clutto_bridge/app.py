@@ -45,6 +45,7 @@ from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.mydata import MyData
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.onboarding import Onboarding
+from clutto_bridge.teams.portal import PortalAccess
 from clutto_bridge.teams.profiles import ProfileService
 from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.rooms import RoomService
@@ -54,6 +55,7 @@ from clutto_bridge.teams.webhooks import WebhookEvents
 from clutto_bridge.web.collection import RequestCollection
 from clutto_bridge.web.metrics import MetricsEndpoint
 from clutto_bridge.smtp import SmtpListener
+from clutto_bridge.web.portal.app import PORTAL_PREFIX, Portal
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
 from clutto_bridge.web.signatures import strict_transport_security
 
@@ -139,6 +141,7 @@ class Bridge:
             teams=teams, members=members, rooms=rooms, integrations=integrations, details=details,
             retention=retention, lifecycle=lifecycle, notices=notices, consent=consent, profiles=profiles,
             onboarding=onboarding, contacts=contacts, mydata=mydata, usage=usage, email=email, homeserver=hs, settings=s,
+            portal=PortalAccess(db.portal, consent, s, clock) if s.portal.enabled else None,
         )
         self.homeserver = hs
         # Every request on the port (appservice, API, pages) is logged and recorded only as
@@ -158,6 +161,9 @@ class Bridge:
         if s.provisioning.enabled:
             api = ProvisioningAPI(ctx, s.provisioning.shared_secret, metrics, keys=keys)
             self.appservice.app.add_subapp(PREFIX, api.app)
+        if s.portal.enabled:
+            # Checks the cookie registry against the cookies the portal sets: ConfigError if not.
+            self.appservice.app.add_subapp(PORTAL_PREFIX, Portal(ctx, audit).app)
         if s.analytics.metrics_enabled:
             MetricsEndpoint(usage, metrics, s.analytics.metrics_secret).register(self.appservice.app)
         if a.tls.enabled:

@@ -42,6 +42,7 @@ from clutto_bridge.config_values import (
     GENERATE,
     ROLES,
     CommandPrefix,
+    CookieRegistry,
     DatabaseUrl,
     Duration,
     DurationsDescending,
@@ -248,6 +249,7 @@ class PolicySettings(Section):
     marketing_default: Flag
     integrations: IntegrationSettings
     collection: CollectionSettings
+    cookies: CookieRegistry
 
 
 class JobSettings(Section):
@@ -309,6 +311,19 @@ class AnalyticsSettings(Section):
     metrics_secret: Token
 
 
+class PortalSettings(Section):
+    """``portal``: the privacy portal served under ``/portal/`` on the appservice port."""
+
+    enabled: Flag
+    public_url: OptionalText
+    link_lifetime: Duration
+    links_per_hour: WholeNumber(1, 100)
+
+    def base_url(self, appservice_address: str) -> str:
+        """Where members reach the portal: ``public_url``, else under the appservice address."""
+        return (self.public_url or appservice_address.rstrip("/") + "/portal").rstrip("/")
+
+
 class LoggingSettings(Section):
     level: LogLevel
     file: OptionalText
@@ -346,6 +361,7 @@ class Settings(Section):
     provisioning: ProvisioningSettings
     webhooks: tuple[WebhookSettings, ...]
     analytics: AnalyticsSettings
+    portal: PortalSettings
     logging: LoggingSettings
 
     _texts: dict[str, PolicyText] = PrivateAttr(default_factory=dict)

@@ -23,6 +23,7 @@ from clutto_bridge.durations import DurationError, parse_duration
 from clutto_bridge.policy.collection import parse_networks
 from clutto_bridge.policy.ids import USER_ID
 from clutto_bridge.policy.consent import VERSION
+from clutto_bridge.policy.cookies import CATEGORIES, COOKIE_NAME, Cookie
 from clutto_bridge.policy.profile import FIELDS, template_fields
 
 GENERATE = "generate"
@@ -269,6 +270,8 @@ def _header_names(value: Any) -> tuple[str, ...]:
 def _networks(value: Any) -> tuple:
     items = _list_of(_string)(value)
     return parse_networks(items)
+
+
 # What a webhook receiver may subscribe to (config ``webhooks[].events``).
 WEBHOOK_EVENTS = ("audit", "team.purged", "export.ready")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
@@ -293,6 +296,24 @@ def _header_map(value: Any) -> dict[str, str]:
             raise ValueError(f"{name} is set by the bridge")
         _string(text)
     return {name: str(text).strip() for name, text in value.items()}
+
+
+def _cookie(value: Any) -> Cookie:
+    if not isinstance(value, dict) or set(value) != {"name", "purpose", "lifetime", "category"}:
+        raise ValueError(f"each cookie is a map of name, purpose, lifetime and category, got {value!r}")
+    name = _matching(COOKIE_NAME, "a cookie name (letters, digits, _ and -)")(value["name"])
+    lifetime = 0 if value["lifetime"] == "session" else _seconds(value["lifetime"])
+    category = _one_of(CATEGORIES)(value["category"])
+    return Cookie(name, _string(value["purpose"]), lifetime, category)
+
+
+def _cookie_registry(value: Any) -> tuple[Cookie, ...]:
+    cookies = _list_of(_cookie)(value)
+    names = [c.name for c in cookies]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"lists {', '.join(twice)} more than once")
+    return cookies
 
 
 def OneOf(choices: tuple[str, ...]) -> Any:
@@ -328,5 +349,6 @@ HeaderNames = Annotated[tuple[str, ...], BeforeValidator(_header_names)]
 FilePaths = Annotated[tuple[str, ...], BeforeValidator(_list_of(_string))]
 WebhookEvents = Annotated[tuple[str, ...], BeforeValidator(_webhook_events)]
 HeaderMap = Annotated[dict[str, str], BeforeValidator(_header_map)]
+CookieRegistry = Annotated[tuple[Cookie, ...], BeforeValidator(_cookie_registry)]
 ImageTypes = Annotated[tuple[str, ...], BeforeValidator(_list_of(_mime_type))]
 Networks = Annotated[tuple, BeforeValidator(_networks)]

@@ -17,6 +17,7 @@ from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.mydata import MyData
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.onboarding import Onboarding
+from clutto_bridge.teams.portal import PortalAccess
 from clutto_bridge.teams.profiles import ProfileService
 from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.rooms import RoomService
@@ -43,3 +44,5 @@ class Services:
     email: EmailService
     homeserver: Homeserver
     settings: Settings
+    portal: PortalAccess | None = None
+    """Sign-in links and portal sessions; None while ``portal.enabled`` is off."""

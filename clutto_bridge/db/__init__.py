@@ -23,6 +23,7 @@ from clutto_bridge.db.job import JobStore
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.notices import NoticeStore
 from clutto_bridge.db.person import PersonStore
+from clutto_bridge.db.portal import PortalStore
 from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import RoomStore, TeamStore
@@ -59,6 +60,7 @@ class Stores:
     analytics: AnalyticsStore
     email: EmailStore
     access: AccessStore
+    portal: PortalStore
 
     @classmethod
     def over(cls, db: Database) -> Stores:
@@ -66,5 +68,5 @@ class Stores:
             TeamStore(db), RoomStore(db), MemberStore(db), AccountStore(db), ProfileStore(db), ConsentStore(db),
             ContactStore(db), HoldStore(db), ReferenceStore(db), NoticeStore(db), IntegrationStore(db),
             AuditStore(db), JobStore(db), PersonStore(db), ManagementRooms(db), TransactionLog(db),
-            TeamWelcomes(db), Inbox(db), AnalyticsStore(db), EmailStore(db), AccessStore(db),
+            TeamWelcomes(db), Inbox(db), AnalyticsStore(db), EmailStore(db), AccessStore(db), PortalStore(db),
         )

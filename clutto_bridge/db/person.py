@@ -5,8 +5,9 @@ from __future__ import annotations
 from mautrix.util.async_db import Database
 
 # Rows about the person themselves. Consent records and the history of their choices
-# (policy_consent, privacy_choice) stay: they are the evidence of what was agreed, and
-# hold no more than a user ID, a version or choice, and a time.
+# (policy_consent, privacy_choice, cookie_choice) stay: they are the evidence of what was
+# agreed, and hold no more than a user ID, a version or choice, and a time. Their portal
+# sign-in links and sessions go, so an erased account cannot use the portal.
 PERSONAL_TABLES = (
     ("profile", "user_id"),
     ("contact", "owner"),
@@ -15,6 +16,8 @@ PERSONAL_TABLES = (
     ("policy_notice", "user_id"),
     ("management_room", "user_id"),
     ("account", "user_id"),
+    ("portal_link", "user_id"),
+    ("portal_session", "user_id"),
 )
 
 

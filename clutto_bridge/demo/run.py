@@ -275,6 +275,8 @@ def _print_summary(synapse, settings, users, view, kept_in: Path | None) -> None
         f"(Bearer {settings.provisioning.shared_secret})",
         *([f"  Metrics: http://127.0.0.1:{settings.appservice.port}/_clutto/metrics "
            f"(Bearer {settings.analytics.metrics_secret})"] if settings.analytics.metrics_enabled else []),
+        *([f"  Privacy portal: send 'portal' to the bot for a one-time sign-in link to "
+           f"{settings.portal.base_url(settings.appservice.url)}/"] if settings.portal.enabled else []),
         f"  Email (headers only): send 'email on' to the bot, then mail the address it gives to SMTP "
         f"127.0.0.1:{settings.email.port}.",
         "",

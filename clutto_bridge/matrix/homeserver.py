@@ -161,6 +161,10 @@ class Homeserver:
         )
         await self.bot.send_message(room_id, content, txn_id=txn_id)
 
+    async def upload(self, data: bytes, *, name: str, mime_type: str) -> str:
+        """Upload ``data`` as the bot; its ``mxc://`` URI."""
+        return str(await self.bot.upload_media(data, mime_type=mime_type, filename=name))
+
     async def download(self, mxc: str | ContentURI) -> bytes:
         """The file's bytes. A missing or refused file is a MatrixRequestError like any other
         refusal (mautrix lets the authenticated media API's aiohttp error through as it is)."""

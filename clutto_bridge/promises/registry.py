@@ -180,10 +180,23 @@ PROMISES: tuple[Promise, ...] = (
         "P5", "necessary cookies always; other cookies only with consent",
         "Strictly necessary session cookies always; persistent and analytics cookies only with the "
         "member's consent.",
-        ("Today the bridge serves no web pages and sets no cookies.",),
-        pending=(Pending("the privacy portal with a cookie registry in the config (`policy.cookies`), only "
-                         "necessary cookies before consent, the choice recorded and revocable", 12),),
-        built=Built.NO,
+        (
+            "The privacy portal (served by the bridge under `/portal/`) sets only the cookies its code "
+            "declares, and each must be in the cookie registry `policy.cookies` (name, purpose, lifetime, "
+            "category `necessary|preferences|analytics`) under the same category, or the bridge does not start.",
+            "Before the member chooses, only `necessary` cookies are set: the session cookie (an opaque id, "
+            "HttpOnly, SameSite=Lax, Secure over https, lifetime from the registry; the session itself is "
+            "kept in the bridge database by its SHA-256 hash).",
+            "A banner on the first visit offers accept all, necessary only, or choose; the choice is recorded "
+            "with its time and the policy version, shown on the cookie page and in `mydata`, and can be "
+            "changed there; withdrawing deletes the cookies it no longer allows at once.",
+            "The privacy page renders the registry as a table. Pages carry a strict Content-Security-Policy "
+            "(no script, no third-party resource, no framing) and every form a CSRF token.",
+        ),
+        settings=("policy.cookies", "portal.enabled", "portal.public_url", "portal.link_lifetime",
+                  "portal.links_per_hour"),
+        enforced_in=("clutto_bridge.policy.cookies", "clutto_bridge.teams.portal", "clutto_bridge.web.portal.cookies",
+                     "clutto_bridge.web.portal.security", "clutto_bridge.web.portal.sessions"),
     ),
     Promise(
         "P6", "contacts are imported only with the member's permission",

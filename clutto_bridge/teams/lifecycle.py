@@ -80,6 +80,11 @@ class TrialLifecycle:
         """Every download of an export file is a disclosure, so it is recorded."""
         await self.audit.record(team, actor, "export_downloaded", relative_path)
 
+    async def exports(self, team: Team, *, actor: str | None) -> list[Job]:
+        """The team's latest exports, newest first (for its owner and admins)."""
+        await self.teams.require_manager(team, actor)
+        return await self.jobs.latest(team.id, JobKind.EXPORT)
+
     async def last_export(self, team: Team) -> Job | None:
         return await self.jobs.last_done(JobKind.EXPORT, team.id)
 

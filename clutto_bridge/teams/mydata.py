@@ -91,7 +91,10 @@ class MyData:
         return "\n".join(lines)
 
 
-_CHOICES = {"policy_consent": "accepted policy", "contact_import": "contact import", "marketing": "product news"}
+_CHOICES = {
+    "policy_consent": "accepted policy", "contact_import": "contact import", "marketing": "product news",
+    "cookies": "portal cookies",
+}
 
 
 def _choice(choice: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy import profile as policy
 from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.errors import InvalidInput, NotAllowed
+from clutto_bridge.teams.errors import InvalidInput, NotAllowed, TeamError
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.service import TeamService
 
@@ -125,6 +125,24 @@ class ProfileService:
             return policy.check_text(self.rules, field, value)
         except policy.ProfileError as e:
             raise InvalidInput(str(e)) from None
+
+    async def upload_photo(self, user_id: str, data: bytes, mime_type: str) -> dict[str, str | None]:
+        """A photo uploaded through the portal: stored on the homeserver, then checked like any
+        photo (type, size and content). A refused upload is deleted again, so it does not stay."""
+        if "photo" not in self.rules.allowed:
+            raise InvalidInput("The policy does not allow a profile photo.")
+        if not data:
+            raise InvalidInput("Choose an image file to upload.")
+        if len(data) > self.rules.photo_max_bytes:
+            raise InvalidInput(f"The photo is larger than {self.rules.photo_max_bytes // 1024} KiB.")
+        if mime_type not in self.rules.photo_types:
+            raise InvalidInput(f"A photo must be one of {', '.join(self.rules.photo_types)}, not {mime_type}.")
+        mxc = await self.homeserver.upload(data, name="profile-photo", mime_type=mime_type)
+        try:
+            return await self.update(user_id, {"photo": mxc}, actor=user_id)
+        except TeamError:
+            await self.admin.delete_media(mxc)
+            raise
 
     async def _photo(self, value: object) -> str:
         try:

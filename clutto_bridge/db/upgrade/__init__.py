@@ -13,6 +13,6 @@ from clutto_bridge.db.upgrade import (  # noqa: E402,F401
     v01_initial, v02_member_control, v03_retention, v04_notices, v05_people, v06_names,
 )
 from clutto_bridge.db.upgrade import v07_conversation, v08_inbox, v09_email  # noqa: E402,F401
-from clutto_bridge.db.upgrade import v10_access_records  # noqa: E402,F401
+from clutto_bridge.db.upgrade import v10_access_records, v11_portal  # noqa: E402,F401
 # Registered with its own number (index 14); imported after v10 to v14.
 from clutto_bridge.db.upgrade import v15_audit_chain  # noqa: E402,F401
