@@ -34,6 +34,7 @@ from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.contacts import ContactService
 from clutto_bridge.teams.details import TeamDetails
 from clutto_bridge.teams.email import EmailService
+from clutto_bridge.teams.gate import Gatekeeper
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.lifecycle import TrialLifecycle
 from clutto_bridge.teams.members import MemberService
@@ -45,6 +46,7 @@ from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.teams.usage import UsageService
+from clutto_bridge.web.antispam import AntispamEndpoints
 from clutto_bridge.web.metrics import MetricsEndpoint
 from clutto_bridge.smtp import SmtpListener
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
@@ -131,6 +133,9 @@ class Bridge:
         if s.provisioning.enabled:
             api = ProvisioningAPI(ctx, s.provisioning.shared_secret, metrics)
             self.appservice.app.add_subapp(PREFIX, api.app)
+        self.gate = Gatekeeper(db.gate, db.members, db.integrations, consent, s)
+        if s.antispam.enabled:
+            AntispamEndpoints(self.gate, s.antispam.shared_secret).register(self.appservice.app)
         if s.analytics.metrics_enabled:
             MetricsEndpoint(usage, metrics, s.analytics.metrics_secret).register(self.appservice.app)
 

@@ -15,6 +15,7 @@ from clutto_bridge.db.bot import ManagementRooms, TeamWelcomes, TransactionLog
 from clutto_bridge.db.consent import ConsentStore
 from clutto_bridge.db.contacts import ContactStore
 from clutto_bridge.db.email import EmailStore
+from clutto_bridge.db.gate import GateStore
 from clutto_bridge.db.holds import HoldStore
 from clutto_bridge.db.inbox import Inbox
 from clutto_bridge.db.integrations import IntegrationStore
@@ -57,6 +58,7 @@ class Stores:
     inbox: Inbox
     analytics: AnalyticsStore
     email: EmailStore
+    gate: GateStore
 
     @classmethod
     def over(cls, db: Database) -> Stores:
@@ -64,5 +66,5 @@ class Stores:
             TeamStore(db), RoomStore(db), MemberStore(db), AccountStore(db), ProfileStore(db), ConsentStore(db),
             ContactStore(db), HoldStore(db), ReferenceStore(db), NoticeStore(db), IntegrationStore(db),
             AuditStore(db), JobStore(db), PersonStore(db), ManagementRooms(db), TransactionLog(db),
-            TeamWelcomes(db), Inbox(db), AnalyticsStore(db), EmailStore(db),
+            TeamWelcomes(db), Inbox(db), AnalyticsStore(db), EmailStore(db), GateStore(db),
         )
