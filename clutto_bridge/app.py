@@ -133,7 +133,7 @@ class Bridge:
         if s.provisioning.enabled:
             api = ProvisioningAPI(ctx, s.provisioning.shared_secret, metrics)
             self.appservice.app.add_subapp(PREFIX, api.app)
-        self.gate = Gatekeeper(db.gate, db.members, db.integrations, consent, s)
+        self.gate = Gatekeeper(db.gate, db.members, db.integrations, consent, profiles, s)
         if s.antispam.enabled:
             AntispamEndpoints(self.gate, s.antispam.shared_secret).register(self.appservice.app)
         if s.analytics.metrics_enabled:

@@ -41,11 +41,26 @@ class RoomFacts:
     role: str | None  # the user's role while invited or joined; None otherwise
     former_member: bool  # the user was in the team (left, declined or removed)
     team_bot: bool  # on the team's own bot allowlist
+    joined_here: bool = False  # already joined to this room: a "join" now changes their name or avatar
 
 
-def may_join(facts: RoomFacts | None, user_id: str, bridge_bot: str, global_bots: tuple[str, ...]) -> Refusal | None:
-    """Team rooms and the space: current members, the bridge's bot and allowed integration bots."""
-    if _not_enforced(facts) or user_id == bridge_bot or facts.role is not None:
+def may_join(
+    facts: RoomFacts | None, user_id: str, bridge_bot: str, global_bots: tuple[str, ...], *, profile_locked: bool = False,
+) -> Refusal | None:
+    """Team rooms and the space: current members, the bridge's bot and allowed integration bots.
+
+    Synapse asks the same question when a joined member changes their name or avatar (a new
+    membership event). With ``enforce: reset`` a member's name and photo in team rooms are
+    the ones their profile gives, which only the bridge writes: ``profile_locked`` says so
+    (reset mode, and not the bridge's own write), and such a change is refused.
+    """
+    if _not_enforced(facts) or user_id == bridge_bot:
+        return None
+    if facts.role is not None:
+        if facts.joined_here and profile_locked:
+            return Refusal(FORBIDDEN, f"In the rooms of the team {facts.team_name} your name and photo come from "
+                           "your profile. Change them with `!clutto profile set FIELD VALUE` (or send the Clutto bot a "
+                           "photo).", "profile_change")
         return None
     if facts.team_bot or outsider_allowed(user_id, set(global_bots)):
         return None

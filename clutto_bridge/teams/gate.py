@@ -20,6 +20,7 @@ from clutto_bridge.policy.gate import Refusal, RoomFacts
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.integrations import WIDGET
 from clutto_bridge.teams.power import differences, expected_power_levels
+from clutto_bridge.teams.profiles import ProfileService
 
 log = logging.getLogger("clutto.gate")
 
@@ -27,8 +28,9 @@ log = logging.getLogger("clutto.gate")
 class Gatekeeper:
     def __init__(
         self, store: GateStore, members: MemberStore, integrations: IntegrationStore, consent: ConsentService,
-        settings: Settings,
+        profiles: ProfileService, settings: Settings,
     ) -> None:
+        self.profiles = profiles
         self.store = store
         self.members = members
         self.integrations = integrations
@@ -41,7 +43,18 @@ class Gatekeeper:
 
     async def join(self, user_id: str, room_id: str) -> Refusal | None:
         row = await self.store.facts(room_id, user_id)
-        return self._log(policy.may_join(_facts(row), user_id, self.bot, self.settings.integrations.bots), user_id, room_id)
+        locked = self.settings.profile.enforce == "reset" and not self._own_write_pending(row, user_id)
+        refusal = policy.may_join(_facts(row), user_id, self.bot, self.settings.integrations.bots, profile_locked=locked)
+        return self._log(refusal, user_id, room_id)
+
+    def _own_write_pending(self, row: GateRow | None, user_id: str) -> bool:
+        """The bridge is writing this member's name and avatar, and this room does not show them
+        yet: the homeserver is re-sending the membership with them, which passes."""
+        written = self.profiles.writing(user_id)
+        if written is None or row is None:
+            return False
+        name, avatar = written
+        return (name is not None and row.room_displayname != name) or (row.room_avatar or None) != (avatar or None)
 
     async def invite(self, inviter: str, invitee: str, room_id: str) -> Refusal | None:
         row = await self.store.facts(room_id, invitee)
@@ -104,4 +117,5 @@ def _facts(row: GateRow | None) -> RoomFacts | None:
         role=row.current_role,
         former_member=row.membership is not None and row.current_role is None,
         team_bot=row.team_bot,
+        joined_here=row.room_membership == "join",
     )

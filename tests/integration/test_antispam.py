@@ -23,7 +23,7 @@ from clutto_bridge.app import Bridge
 from clutto_bridge.demo.synapse import free_port
 from clutto_bridge.web.antispam import PATH, module_config
 from tests.integration.conftest import Bridges, Homeserver, start_homeserver, unique
-from tests.integration.matrix_client import MatrixClient, MatrixError
+from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -268,3 +268,43 @@ async def test_wrong_secret_is_refused_and_logged_without_it(
     refusals = [r.getMessage() for r in caplog.records if "wrong or missing antispam secret" in r.getMessage()]
     assert len(refusals) >= 3
     assert not any(s in caplog.text for s in ("guessed-secret-123", module_secret, bridge.settings.antispam.shared_secret))
+
+
+@pytest.mark.promise("P2")
+async def test_a_name_the_profile_does_not_give_never_reaches_team_rooms(
+    guarded_bridges: Bridges, guarded: Guarded, person, http: aiohttp.ClientSession
+) -> None:
+    bridge = await _start(guarded_bridges, guarded)
+    owner, member, team, rooms = await _team(bridge, person)
+    general = rooms[0]
+    await bridge.profiles.update(member.user_id, {"first_name": "Ada", "last_name": "Lovelace"}, actor=member.user_id)
+
+    async def shown(client: MatrixClient, room_id: str) -> str | None:
+        return (await client.state(room_id, "m.room.member", member.user_id)).get("displayname")
+
+    async def named_by_profile() -> bool:
+        # On the homeserver, and in what the bridge has seen of each team room.
+        seen = [await bridge.appservice.state_store.get_member(r, member.user_id) for r in [team.space_id, *rooms]]
+        return await shown(owner, general) == "Ada Lovelace" and all(m and m.displayname == "Ada Lovelace" for m in seen)
+
+    await wait_until(named_by_profile, what="the bridge's own write of the profile's name to pass")
+    outside = await owner.create_dm(member.user_id)
+    await member.wait_for_invites({outside})
+    await member.join(outside)
+
+    # A per-room name in a team room: refused at the client, never stored.
+    event = await member.state(general, "m.room.member", member.user_id)
+    change = member.set_state(general, "m.room.member", member.user_id, {**event, "displayname": "Boss"})
+    await _refused(change, "M_FORBIDDEN", "your name and photo come from your profile")
+    # A new global name: stored as the account's, but no team room takes it; other rooms do.
+    await member.request("PUT", f"/v3/profile/{quote(member.user_id)}/displayname", {"displayname": "Countess"})
+
+    async def outside_renamed() -> bool:
+        return await shown(owner, outside) == "Countess"
+
+    await wait_until(outside_renamed, what="the room outside the team to show the new name")
+    admin = Admin(bridge, http)
+    for room_id in [team.space_id, *rooms]:
+        assert await shown(owner, room_id) == "Ada Lovelace"
+        names = {e["content"].get("displayname") for e in _touching(await admin.events(room_id), "m.room.member", member.user_id)}
+        assert not names & {"Boss", "Countess"}, names
