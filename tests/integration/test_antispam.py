@@ -259,6 +259,13 @@ async def test_wrong_secret_is_refused_and_logged_without_it(
         assert resp.status == 401
     async with http.post(url, json=body) as resp:
         assert resp.status == 401
+    own = {"Authorization": f"Bearer {bridge.settings.antispam.shared_secret}"}
+    async with http.post(url, data=b"{not json", headers=own) as resp:
+        assert (resp.status, (await resp.json())["errcode"]) == (400, "M_BAD_JSON")
+    async with http.post(url, json={"user": "@x:localhost"}, headers=own) as resp:
+        assert resp.status == 400
+    async with http.post(url, json=body, headers=own) as resp:
+        assert (resp.status, await resp.json()) == (200, {})  # a room of no team
 
     # Synapse's own requests carry the module's secret, which this bridge does not have:
     # refused, and the module falls back to its fail mode (open), so chats go on.
