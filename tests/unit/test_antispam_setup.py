@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clutto_bridge.config import ConfigFile
+from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile
 from clutto_bridge.web.antispam import CALLBACKS, MODULE, PATH, antispam_findings, module_config
 from tests.conftest import config_with_tokens
 
@@ -61,3 +61,46 @@ def test_nothing_to_check_while_the_bridge_serves_no_endpoints(tmp_path: Path) -
     off = settings(tmp_path, **{"antispam:\n    # Serve the endpoints the module calls, under /_clutto/antispam on the "
                                 "appservice port.\n    enabled: true": "antispam:\n    enabled: false"})
     assert antispam_findings({}, off) == []
+
+
+def test_generate_registration_fills_an_antispam_secret_of_its_own(tmp_path: Path) -> None:
+    from clutto_bridge.cli import main
+
+    config = tmp_path / "config.yaml"
+    config.write_text(EXAMPLE_CONFIG.read_text())
+    assert main(["generate-registration", "-c", str(config), "-r", str(tmp_path / "registration.yaml")]) == 0
+    file = ConfigFile(config)
+    file.load()
+    secret = file["antispam.shared_secret"]
+    assert secret != "generate" and len(secret) >= 32
+    assert secret not in (file["provisioning.shared_secret"], file["analytics.metrics_secret"], file["appservice.as_token"])
+
+
+def test_run_refuses_an_ungenerated_antispam_secret_only_while_the_endpoints_are_served(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    from clutto_bridge import cli
+
+    config = tmp_path / "config.yaml"
+    text = EXAMPLE_CONFIG.read_text()
+    for token in ("as_token", "hs_token", "provisioning:\n    # Serve the provisioning API.\n    enabled: true\n"
+                  "    # Bearer token operators use. \"generate\" means generate-registration creates one.\n"
+                  "    shared_secret", "metrics_secret"):
+        assert f"{token}: generate" in text, token
+        text = text.replace(f"{token}: generate", f"{token}: {'x' * 32}")
+    config.write_text(text)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "check_environment", lambda settings: None)
+    monkeypatch.setattr(cli, "setup_logging", lambda level, file: None)
+    assert cli.main(["-c", str(config)]) == 2
+    assert "antispam.shared_secret" in capsys.readouterr().err
+    served = []
+    monkeypatch.setattr(cli, "serve", lambda settings, debug=False, worker=False: served.append(settings) or _done())
+    off = text.replace("on the appservice port.\n    enabled: true", "on the appservice port.\n    enabled: false")
+    assert off != text
+    config.write_text(off)
+    assert cli.main(["-c", str(config)]) == 0 and served
+
+
+async def _done() -> int:
+    return 0
