@@ -66,6 +66,8 @@ class Gatekeeper:
         sender, room_id = event.get("sender"), event.get("room_id")
         if not isinstance(sender, str) or not isinstance(room_id, str) or sender == self.bot:
             return None
+        if "state_key" not in event and self.settings.consent.mode != "block":
+            return None  # no rule holds back a message: answered without reading anything
         content = event.get("content") if isinstance(event.get("content"), dict) else {}
         row = await self.store.facts(room_id, sender)
         facts = _facts(row)
