@@ -315,3 +315,30 @@ async def test_a_name_the_profile_does_not_give_never_reaches_team_rooms(
         assert await shown(owner, room_id) == "Ada Lovelace"
         names = {e["content"].get("displayname") for e in _touching(await admin.events(room_id), "m.room.member", member.user_id)}
         assert not names & {"Boss", "Countess"}, names
+
+
+@pytest.mark.promise("P1")
+async def test_an_outsider_let_in_while_the_bridge_was_down_is_removed_when_it_is_back(
+    guarded_bridges: Bridges, guarded: Guarded, person
+) -> None:
+    bridge = await _start(guarded_bridges, guarded)
+    owner, member, team, rooms = await _team(bridge, person)
+    outsider = await person("outsider")
+    general = rooms[0]
+    front = guarded.homeserver.front
+    front.down = True  # the homeserver keeps what it could not deliver, as for a real stopped bridge
+    try:
+        await guarded_bridges.stop(bridge)
+        # Fail-open: the invite and the join are stored.
+        await owner.request("POST", f"/v3/rooms/{quote(general)}/invite", {"user_id": outsider.user_id})
+        await outsider.join(general)
+        assert outsider.user_id in await owner.joined_members(general)
+        await _start(guarded_bridges, guarded)
+    finally:
+        front.down = False
+
+    async def removed() -> bool:
+        return outsider.user_id not in await owner.joined_members(general)
+
+    await wait_until(removed, timeout=90, what="the outsider to be removed once the bridge is back")
+    await _refused(outsider.join(general), "M_FORBIDDEN", "only its members may join")
