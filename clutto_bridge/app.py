@@ -39,6 +39,7 @@ from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.contacts import ContactService
 from clutto_bridge.teams.details import TeamDetails
 from clutto_bridge.teams.email import EmailService
+from clutto_bridge.teams.gate import Gatekeeper
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.lifecycle import TrialLifecycle
 from clutto_bridge.teams.members import MemberService
@@ -53,6 +54,7 @@ from clutto_bridge.teams.service import TeamService
 from clutto_bridge.teams.usage import UsageService
 from clutto_bridge.teams.webhooks import WebhookEvents
 from clutto_bridge.web.collection import RequestCollection
+from clutto_bridge.web.antispam import AntispamEndpoints
 from clutto_bridge.web.metrics import MetricsEndpoint
 from clutto_bridge.smtp import SmtpListener
 from clutto_bridge.web.portal.app import PORTAL_PREFIX, Portal
@@ -164,6 +166,9 @@ class Bridge:
         if s.portal.enabled:
             # Checks the cookie registry against the cookies the portal sets: ConfigError if not.
             self.appservice.app.add_subapp(PORTAL_PREFIX, Portal(ctx, audit).app)
+        self.gate = Gatekeeper(db.gate, db.members, db.integrations, consent, profiles, s)
+        if s.antispam.enabled:
+            AntispamEndpoints(self.gate, s.antispam.shared_secret).register(self.appservice.app)
         if s.analytics.metrics_enabled:
             MetricsEndpoint(usage, metrics, s.analytics.metrics_secret).register(self.appservice.app)
         if a.tls.enabled:

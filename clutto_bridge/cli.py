@@ -295,6 +295,8 @@ def run(config_path: str, debug: bool = False, worker: bool = False) -> int:
             raise ConfigError(f"appservice.{key}", "is still 'generate': run clutto-bridge generate-registration first")
     if settings.provisioning.enabled and settings.provisioning.shared_secret == GENERATE:
         raise ConfigError("provisioning.shared_secret", "is still 'generate': run clutto-bridge generate-registration first")
+    if settings.antispam.enabled and settings.antispam.shared_secret == GENERATE:
+        raise ConfigError("antispam.shared_secret", "is still 'generate': run clutto-bridge generate-registration first")
     if settings.analytics.metrics_enabled and settings.analytics.metrics_secret == GENERATE:
         raise ConfigError("analytics.metrics_secret", "is still 'generate': run clutto-bridge generate-registration first")
     check_environment(settings)  # after the tokens: generate-registration also creates the signing key

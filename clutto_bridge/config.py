@@ -305,6 +305,13 @@ class ProvisioningSettings(Section):
     shared_secret: Token
 
 
+class AntispamSettings(Section):
+    """``antispam``: the endpoints synapse-http-antispam calls before Synapse stores an event."""
+
+    enabled: Flag
+    shared_secret: Token
+
+
 class AnalyticsSettings(Section):
     k: WholeNumber(2, 1000)
     metrics_enabled: Flag
@@ -360,6 +367,7 @@ class Settings(Section):
     audit: AuditSettings
     provisioning: ProvisioningSettings
     webhooks: tuple[WebhookSettings, ...]
+    antispam: AntispamSettings
     analytics: AnalyticsSettings
     portal: PortalSettings
     logging: LoggingSettings
@@ -642,7 +650,8 @@ class ConfigFile:
     def fill_generated_secrets(self) -> bool:
         """Replace every 'generate' token with a fresh random one; True if any changed."""
         changed = False
-        for key in ("appservice.as_token", "appservice.hs_token", "provisioning.shared_secret", "analytics.metrics_secret"):
+        for key in ("appservice.as_token", "appservice.hs_token", "provisioning.shared_secret", "antispam.shared_secret",
+                    "analytics.metrics_secret"):
             if self[key] == GENERATE:
                 self[key] = secrets.token_urlsafe(32)
                 changed = True

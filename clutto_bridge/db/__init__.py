@@ -16,6 +16,7 @@ from clutto_bridge.db.bot import ManagementRooms, TeamWelcomes, TransactionLog
 from clutto_bridge.db.consent import ConsentStore
 from clutto_bridge.db.contacts import ContactStore
 from clutto_bridge.db.email import EmailStore
+from clutto_bridge.db.gate import GateStore
 from clutto_bridge.db.holds import HoldStore
 from clutto_bridge.db.inbox import Inbox
 from clutto_bridge.db.integrations import IntegrationStore
@@ -61,6 +62,7 @@ class Stores:
     email: EmailStore
     access: AccessStore
     portal: PortalStore
+    gate: GateStore
 
     @classmethod
     def over(cls, db: Database) -> Stores:
@@ -69,4 +71,5 @@ class Stores:
             ContactStore(db), HoldStore(db), ReferenceStore(db), NoticeStore(db), IntegrationStore(db),
             AuditStore(db), JobStore(db), PersonStore(db), ManagementRooms(db), TransactionLog(db),
             TeamWelcomes(db), Inbox(db), AnalyticsStore(db), EmailStore(db), AccessStore(db), PortalStore(db),
+            GateStore(db),
         )

@@ -152,7 +152,7 @@ def _signals_deferred() -> Iterator[None]:
 
 async def _demo(folder: Path, state: DemoState, synapse: LocalSynapse, keep: bool) -> int:
     from clutto_bridge.app import Bridge
-    from clutto_bridge.demo.setup import bridge_settings, reuse_bridge_config, write_registration
+    from clutto_bridge.demo.setup import bridge_settings, homeserver_modules, reuse_bridge_config, write_registration
 
     main = asyncio.current_task()
     interrupted = stopping = False
@@ -173,7 +173,8 @@ async def _demo(folder: Path, state: DemoState, synapse: LocalSynapse, keep: boo
     else:
         settings = bridge_settings(folder, synapse, free_port())
     registration = write_registration(folder, settings)
-    synapse.write_config([registration])
+    modules = homeserver_modules(settings)
+    synapse.write_config([registration], modules)
     _doctor(settings, synapse, registration)
     bridge: Bridge | None = None
     try:
@@ -191,7 +192,7 @@ async def _demo(folder: Path, state: DemoState, synapse: LocalSynapse, keep: boo
             state.bob_invited = True
             state.save(folder)
         view = await bridge.teams.view(team)
-        _print_summary(synapse, settings, [alice, bob], view, folder if keep else None)
+        _print_summary(synapse, settings, [alice, bob], view, folder if keep else None, modules)
         await asyncio.Event().wait()  # until a signal cancels us
     except asyncio.CancelledError:
         if not interrupted:
@@ -257,7 +258,7 @@ async def _team(bridge, owner: str):
     return await bridge.teams.create(TEAM_NAME, owner=owner)
 
 
-def _print_summary(synapse, settings, users, view, kept_in: Path | None) -> None:
+def _print_summary(synapse, settings, users, view, kept_in: Path | None, modules: dict) -> None:
     rooms = ", ".join(r.name for r in view.rooms)
     lines = [
         "",
@@ -277,6 +278,9 @@ def _print_summary(synapse, settings, users, view, kept_in: Path | None) -> None
            f"(Bearer {settings.analytics.metrics_secret})"] if settings.analytics.metrics_enabled else []),
         *([f"  Privacy portal: send 'portal' to the bot for a one-time sign-in link to "
            f"{settings.portal.base_url(settings.appservice.url)}/"] if settings.portal.enabled else []),
+        "  Enforcement before the write: " + ("synapse-http-antispam asks the bridge before Synapse stores "
+        "joins, invites, state events and messages." if modules else "off (synapse-http-antispam is not installed; "
+        "the bridge enforces after the fact)."),
         f"  Email (headers only): send 'email on' to the bot, then mail the address it gives to SMTP "
         f"127.0.0.1:{settings.email.port}.",
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Callable
 
@@ -11,6 +12,7 @@ from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings
 from clutto_bridge.demo.synapse import LocalSynapse, free_port
 from clutto_bridge.policy_files import PACKAGED_TEXTS
 from clutto_bridge.registration import ensure_signing_key, registration
+from clutto_bridge.web.antispam import module_config
 
 # The placeholder policy texts shipped in the package.
 POLICY_TEXTS = PACKAGED_TEXTS
@@ -64,6 +66,14 @@ def _signing_key(file: ConfigFile, folder: Path) -> None:
     key = folder / "signing.key"
     file["security.signing_key"] = str(key)
     ensure_signing_key(key)
+
+
+def homeserver_modules(settings: Settings) -> dict:
+    """homeserver.yaml keys for the demo's Synapse: synapse-http-antispam asking this bridge
+    before it stores (when the module is installed: the ``demo`` extra pins it)."""
+    if not settings.antispam.enabled or importlib.util.find_spec("synapse_http_antispam") is None:
+        return {}
+    return {"modules": [module_config(settings.appservice.address, settings.antispam.shared_secret)]}
 
 
 def _email_on(file: ConfigFile, port: int) -> None:

@@ -67,6 +67,10 @@ class Requirements:
     longest_lifetime_s: int  # policy.retention.max
     as_token: str
     registration_file: str | None = None  # --registration: what --fix may add to app_service_config_files
+    bridge_plain_http_on: str | None = None  # appservice.hostname when it is not loopback and TLS is off
+    # The enforcement module's check (web/antispam.antispam_findings with the bridge's settings):
+    # homeserver.yaml in, (severity, message) pairs out; None while antispam.enabled is off.
+    module_findings: Callable[[Mapping[str, Any]], list[tuple[str, str]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -298,6 +302,28 @@ def client_listener_tls(facts: Facts, req: Requirements) -> Result:
     return Result("client listener", Status.PASS, "TLS or loopback only", required, why)
 
 
+def bridge_listener_tls(facts: Facts, req: Requirements) -> Result:
+    why = "the homeserver's tokens, members' data and the portal's session cookie cross this port"
+    required = "appservice.tls.cert/key, or appservice.hostname on loopback behind a TLS proxy"
+    if req.bridge_plain_http_on:
+        return Result("bridge listener", Status.WARN, f"plain HTTP on {req.bridge_plain_http_on}", required, why)
+    return Result("bridge listener", Status.PASS, "TLS or loopback only", required, why)
+
+
+def enforcement_module(facts: Facts, req: Requirements) -> Result:
+    why = "Synapse asks the bridge before it stores a join, an invite, a state event or a message"
+    required = "modules: synapse_http_antispam with the bridge's URL and antispam.shared_secret"
+    if req.module_findings is None:
+        return Result("enforcement module", Status.PASS, "antispam.enabled is off", "nothing", why)
+    findings = req.module_findings(facts.homeserver)
+    if not findings:
+        return Result("enforcement module", Status.PASS, "configured for this bridge", required, why)
+    # Absent is a warning, not a failure: the bridge still enforces after the fact, and only the
+    # operator can install the module into Synapse's environment (so --fix never adds it).
+    status = Status.FAIL if any(severity == "error" for severity, _ in findings) else Status.WARN
+    return Result("enforcement module", status, " ".join(message for _, message in findings), required, why)
+
+
 def _loopback(address: str) -> bool:
     try:
         return ipaddress.ip_address(address.strip("[]")).is_loopback
@@ -319,6 +345,8 @@ CHECKS: list[Check] = [
     bot_is_admin,
     openid_listener,
     client_listener_tls,
+    bridge_listener_tls,
+    enforcement_module,
 ]
 
 

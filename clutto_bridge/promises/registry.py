@@ -74,10 +74,15 @@ BOT_ADMIN = Homeserver(
     "the bridge's bot is a homeserver admin (checked at start-up; the demo sets it)",
     "without it the bridge cannot use Synapse's admin API",
 )
-BEFORE_THE_WRITE = Pending(
-    "enforcement before the write (synapse-http-antispam forwards the homeserver's spam-checker "
-    "callbacks to the bridge); today the bridge corrects after the fact", 15,
+BEFORE_THE_WRITE = Homeserver(
+    "synapse-http-antispam is installed in Synapse's environment and listed under `modules:` with the "
+    "bridge's URL and `antispam.shared_secret` (README, \"Enforcement before the write\"); `doctor` checks it",
+    "the bridge enforces after the fact: what it refuses is stored first and visible for a moment before "
+    "it is removed, reverted or put back",
 )
+BEFORE_THE_WRITE_MODULES = ("clutto_bridge.policy.gate", "clutto_bridge.teams.gate", "clutto_bridge.web.antispam")
+BEFORE_THE_WRITE_KEYS = ("antispam.enabled", "antispam.shared_secret")
+
 
 PROMISES: tuple[Promise, ...] = (
     Promise(
@@ -92,9 +97,16 @@ PROMISES: tuple[Promise, ...] = (
             "as the team's.",
             "Every team room is recorded in the bridge's database, so retention, export and purge reach "
             "all of them.",
+            "With synapse-http-antispam the homeserver asks the bridge before it stores a join or an invite: "
+            "someone outside the team (not an allowed bot), or removed from it, is refused with a message, "
+            "whoever invites; without it such a person is removed right after.",
         ),
-        settings=("bridge.default_rooms", "bridge.room_version"),
-        enforced_in=("clutto_bridge.teams.service", "clutto_bridge.teams.rooms", "clutto_bridge.matrix.spaces"),
+        settings=("bridge.default_rooms", "bridge.room_version", *BEFORE_THE_WRITE_KEYS),
+        enforced_in=(
+            "clutto_bridge.teams.service", "clutto_bridge.teams.rooms", "clutto_bridge.matrix.spaces",
+            *BEFORE_THE_WRITE_MODULES,
+        ),
+        homeserver=(BEFORE_THE_WRITE,),
     ),
     Promise(
         "P2", "a profile is first name, last name, designation and photo",
@@ -107,22 +119,27 @@ PROMISES: tuple[Promise, ...] = (
             "them, otherwise a state event in each team space) and deletes any other custom field.",
             "On a join and on every change of display name or avatar in a team room the bridge compares "
             "them with the profile and, as configured, puts them back, warns, or does nothing; each "
-            "reset is recorded and explained to the member.",
+            "reset is recorded and explained to the member. With synapse-http-antispam and `enforce: reset`, "
+            "a member's own change of name or avatar in a team room is refused before it is stored (a "
+            "global name change then reaches rooms outside the team only), and a state event publishing "
+            "profile fields is written by the bridge only.",
         ),
         settings=(
             "policy.profile.allowed", "policy.profile.required", "policy.profile.max_length",
             "policy.profile.photo_types", "policy.profile.photo_max_kib", "policy.profile.display_name",
-            "policy.profile.enforce", "policy.reminder_interval",
+            "policy.profile.enforce", "policy.reminder_interval", *BEFORE_THE_WRITE_KEYS,
         ),
-        enforced_in=("clutto_bridge.policy.profile", "clutto_bridge.teams.profiles", "clutto_bridge.events"),
+        enforced_in=(
+            "clutto_bridge.policy.profile", "clutto_bridge.teams.profiles", "clutto_bridge.events",
+            *BEFORE_THE_WRITE_MODULES,
+        ),
         weakened_by=(
             Weakening("policy.profile.enforce", ("warn",),
                       "a display name or avatar that differs from the profile stays published; the member is only told"),
             Weakening("policy.profile.enforce", ("off",),
                       "a display name or avatar that differs from the profile stays published, and nobody is told"),
         ),
-        homeserver=(Homeserver(BOT_ADMIN.needs, "a changed display name or avatar cannot be put back"),),
-        pending=(BEFORE_THE_WRITE,),
+        homeserver=(Homeserver(BOT_ADMIN.needs, "a changed display name or avatar cannot be put back"), BEFORE_THE_WRITE),
     ),
     Promise(
         "P3", "sign-up collects only email, team name, user name, password",
@@ -173,7 +190,6 @@ PROMISES: tuple[Promise, ...] = (
                                "and its request log is off (run `clutto-bridge doctor`)",
                                "the homeserver keeps IP addresses and request logs for its own defaults (28 days)",
                                checked_with="user_ips_max_age"),),
-        pending=(Pending("cookies set by the privacy portal (P5)", 12),),
         built=Built.YES,
     ),
     Promise(
@@ -241,15 +257,23 @@ PROMISES: tuple[Promise, ...] = (
             "held below the send level) until they accept; in remind mode they are reminded every "
             "`policy.reminder_interval`. The owner, admins and the operator see who accepted at "
             "`GET /_clutto/v1/teams/{id}/consent`.",
+            "With synapse-http-antispam, block mode also refuses such a member's message before it is "
+            "stored (M_CONSENT_NOT_GIVEN, saying how to accept); the power levels stay as the fallback.",
         ),
-        settings=("policy.version", "policy.consent.texts", "policy.consent.mode", "policy.reminder_interval"),
-        enforced_in=("clutto_bridge.policy.consent", "clutto_bridge.teams.consent", "clutto_bridge.teams.onboarding"),
+        settings=(
+            "policy.version", "policy.consent.texts", "policy.consent.mode", "policy.reminder_interval",
+            *BEFORE_THE_WRITE_KEYS,
+        ),
+        enforced_in=(
+            "clutto_bridge.policy.consent", "clutto_bridge.teams.consent", "clutto_bridge.teams.onboarding",
+            *BEFORE_THE_WRITE_MODULES,
+        ),
         weakened_by=(
             Weakening("policy.consent.mode", ("remind",),
                       "members who have not accepted the current version can still send in team rooms; they are "
                       "only reminded"),
         ),
-        pending=(BEFORE_THE_WRITE,),
+        homeserver=(BEFORE_THE_WRITE,),
     ),
     Promise(
         "P9", "the Customer controls provisioning, roles, integrations, retention, export, ownership",
@@ -259,16 +283,18 @@ PROMISES: tuple[Promise, ...] = (
             "changed by hand is put back and recorded.",
             "Only allowed bots and widgets stay in team rooms; others are removed and the removal recorded.",
             "Retention (P11), export with a manifest of SHA-256 sums, legal holds and ownership transfer.",
+            "With synapse-http-antispam a power level change that does not match the roles, and a widget "
+            "outside the allowed prefixes, are refused before they are stored (the bot's own writes pass).",
         ),
         settings=(
             "bridge.power_levels", "policy.integrations.bots", "policy.integrations.widget_url_prefixes",
-            "export.directory", "provisioning.enabled", "provisioning.shared_secret",
+            "export.directory", "provisioning.enabled", "provisioning.shared_secret", *BEFORE_THE_WRITE_KEYS,
         ),
         enforced_in=(
             "clutto_bridge.teams.members", "clutto_bridge.teams.power", "clutto_bridge.policy.integrations",
-            "clutto_bridge.teams.integrations", "clutto_bridge.jobs.export",
+            "clutto_bridge.teams.integrations", "clutto_bridge.jobs.export", *BEFORE_THE_WRITE_MODULES,
         ),
-        pending=(BEFORE_THE_WRITE,),
+        homeserver=(BEFORE_THE_WRITE,),
     ),
     Promise(
         "P10", "after the trial and a grace period, a team's data is purged irreversibly",
@@ -331,15 +357,15 @@ PROMISES: tuple[Promise, ...] = (
             "`GET /_clutto/v1/keys`, the one endpoint that needs no token.",
             "Webhooks (`webhooks`: `audit`, `team.purged`, `export.ready`) are durable jobs, retried with backoff, "
             "and signed the same way over `@method`, `@target-uri`, `content-type` and `content-digest`.",
+            "`clutto-bridge doctor` warns when the bridge or the homeserver's client listener speaks plain HTTP on "
+            "an address that is not loopback.",
         ),
         settings=("appservice.tls.cert", "appservice.tls.key", "security.signing_key",
                   "security.previous_signing_keys", "webhooks"),
         enforced_in=("clutto_bridge.crypto.signing", "clutto_bridge.crypto.http_signatures",
                      "clutto_bridge.web.signatures", "clutto_bridge.web.keys", "clutto_bridge.outbound.webhooks",
-                     "clutto_bridge.teams.webhooks", "clutto_bridge.jobs.webhook"),
-        pending=(Pending("`doctor` warns when the bridge or the homeserver's client listener is plain HTTP on a "
-                         "non-loopback address", 13),),
-        built=Built.PARTLY,
+                     "clutto_bridge.teams.webhooks", "clutto_bridge.jobs.webhook", "clutto_bridge.doctor.checks"),
+        built=Built.YES,
     ),
     Promise(
         "P14", "what is shared or destroyed is recorded",

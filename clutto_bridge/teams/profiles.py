@@ -40,6 +40,9 @@ WARN_QUIET_S = 60.0
 # How long a reset may take to show in the room before it is written again, and how often.
 RESET_CONFIRM_S = 5.0
 RESET_ATTEMPTS = 3
+# For this long after the bridge writes a member's profile, the homeserver may re-send their
+# memberships with it; the before-the-write check (teams/gate) lets those through.
+OWN_WRITE_WINDOW_S = 30.0
 
 
 class ProfileService:
@@ -60,6 +63,7 @@ class ProfileService:
         self.clock = clock
         self.custom_fields = False  # set by detect()
         self._warned: dict[str, tuple[str, float]] = {}
+        self._own_writes: dict[str, tuple[float, str | None, str | None]] = {}  # user -> (deadline, name, avatar)
 
     async def detect(self) -> str:
         """Choose the publishing mechanism from the homeserver's capabilities."""
@@ -261,8 +265,18 @@ class ProfileService:
             return True
         return bool(policy.deviation(self.rules, profile, state.get("displayname"), state.get("avatar_url")))
 
+    def writing(self, user_id: str) -> tuple[str | None, str | None] | None:
+        """The (display name, avatar) the bridge is writing for this member right now, if it is;
+        the name is None when the profile gives none yet."""
+        write = self._own_writes.get(user_id)
+        return write[1:] if write is not None and time.monotonic() < write[0] else None
+
     async def _apply(self, user_id: str, profile: dict[str, str | None]) -> None:
         """Write the policy's display name and avatar to the member's global profile."""
+        now = time.monotonic()
+        self._own_writes = {u: w for u, w in self._own_writes.items() if w[0] > now}
+        self._own_writes[user_id] = (now + OWN_WRITE_WINDOW_S, policy.display_name(self.rules, profile),
+                                     policy.avatar(self.rules, profile))
         # Each write re-sends the membership in every room the member is in, with the
         # global name and avatar, so it also replaces per-room ones; hence written even
         # when the global value is already right.

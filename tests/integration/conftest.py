@@ -14,6 +14,7 @@ import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import aiohttp
 import asyncpg
@@ -59,7 +60,16 @@ class Homeserver:
 
 @pytest.fixture(scope="session")
 def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Homeserver:
-    folder = tmp_path_factory.mktemp("homeserver")
+    server = start_homeserver(tmp_path_factory.mktemp("homeserver"))
+    _running["synapse"] = server.synapse
+    yield server
+    server.synapse.stop()
+    server.front.stop()
+
+
+def start_homeserver(folder: Path, extra: Callable[[Settings], dict] | None = None) -> Homeserver:
+    """A Synapse with the bridge's registration; ``extra`` adds homeserver.yaml keys made from
+    the bridge's settings (the antispam module's entry, for instance)."""
     front = AppserviceFront(free_port())
     front.start()
     synapse = LocalSynapse(folder / "synapse")
@@ -75,15 +85,13 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Homeserver:
     registration = folder / "registration.yaml"
     # The registration Synapse loads is the one our CLI writes.
     assert cli.main(["generate-registration", "-c", str(template), "-r", str(registration)]) == 0
-    synapse.write_config([registration])
-    synapse.start()
-    _running["synapse"] = synapse
     written = ConfigFile(template)  # re-read: generate-registration filled in the tokens
     written.load()
-    asyncio.run(_make_bot_admin(synapse, written.settings()))
-    yield Homeserver(synapse, front, template)
-    synapse.stop()
-    front.stop()
+    settings = written.settings()
+    synapse.write_config([registration], extra(settings) if extra else None)
+    synapse.start()
+    asyncio.run(_make_bot_admin(synapse, settings))
+    return Homeserver(synapse, front, template)
 
 
 async def _make_bot_admin(synapse: LocalSynapse, settings: Settings) -> None:

@@ -22,6 +22,9 @@ class AppserviceFront:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.target: str | None = None
+        # While True and no bridge is attached, answer 503 as a stopped bridge would (Synapse
+        # keeps the events and sends them again later) instead of 200.
+        self.down = False
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="appservice-front", daemon=True)
@@ -53,7 +56,7 @@ class AppserviceFront:
     async def _forward(self, request: web.Request) -> web.Response:
         target = self.target
         if target is None:
-            return web.json_response({})
+            return web.Response(status=503) if self.down else web.json_response({})
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
         try:

@@ -203,7 +203,7 @@ class MemberPages:
 
     async def mydata_page(self, request: web.Request) -> web.Response:
         user = await self.pages.member(request)
-        data = await self.ctx.mydata.collect(user)
+        data = await self.ctx.mydata.collect(user, reader=user)
         return await self.pages.render(request, "mydata.html", {
             "data": data, "pretty": json.dumps(data, indent=2, sort_keys=True),
         })
@@ -211,7 +211,8 @@ class MemberPages:
     async def mydata_download(self, request: web.Request) -> web.Response:
         """The same JSON as ``mydata export`` sends in the chat."""
         user = await self.pages.member(request)
-        data = json.dumps(await self.ctx.mydata.collect(user), indent=2, sort_keys=True).encode()
+        data = json.dumps(await self.ctx.mydata.collect(user, reader=user), indent=2, sort_keys=True).encode()
+        await self.ctx.mydata.exported(user, len(data))
         return web.Response(body=data, content_type="application/json", headers={
             "Content-Disposition": 'attachment; filename="clutto-mydata.json"',
         })
