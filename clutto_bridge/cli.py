@@ -8,11 +8,13 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 
 from clutto_bridge import __version__
 from clutto_bridge.config import EXAMPLE_CONFIG, GENERATE, ConfigError, ConfigFile, Settings, check_environment
+from clutto_bridge.crypto import KeysetFile
 from clutto_bridge.logs import setup_logging
 from clutto_bridge.registration import write_registration
 
@@ -62,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     promises.add_argument("--markdown", action="store_true", help="print docs/promises.md (needs no config)")
     promises.add_argument("--homeserver-config", type=Path, help="the homeserver's homeserver.yaml, to check its settings too")
     promises.add_argument("--strict", action="store_true", help="exit with 1 when any promise is weakened")
+    keys = commands.add_parser(
+        "keys", help="the keyset that encrypts personal data: init, rotate, status, retire",
+        description="The keyset file (security.keyset) holds AES-256-GCM keys; the primary encrypts, the others "
+        "only decrypt. rotate adds a new primary and queues the re-encryption of every value, which the running "
+        "bridge does in batches; retire removes a key no value uses any more.",
+    )
+    keys.add_argument("action", choices=["init", "rotate", "status", "retire"])
+    keys.add_argument("key_id", nargs="?", type=int, help="retire: the id of the key to remove")
+    keys.add_argument("-c", "--config", dest="sub_config", help="config file")
+    keys.add_argument("--batch", type=int, default=200, help="rotate: values re-encrypted per batch (default 200)")
+    keys.add_argument("--wait", action="store_true", help="rotate: follow the re-encryption until it is done")
     report = commands.add_parser("report", help="aggregated, de-identified reports, through the running bridge")
     report.add_argument("report", choices=["usage"], help="usage: teams and members per sign-up week, plan and size")
     report.add_argument("-c", "--config", dest="sub_config", help="config file")
@@ -91,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             return promises_command(config_path, args.markdown, args.homeserver_config, args.strict)
         if args.command == "report":
             return report(config_path, args.report)
+        if args.command == "keys":
+            return keys_command(config_path, args.action, args.key_id, args.batch, args.wait)
         if args.command == "demo":
             from clutto_bridge.demo.run import run_demo
 
@@ -125,6 +140,8 @@ def generate_registration(config_path: str, output: str) -> int:
         file.save()
         print(f"Generated tokens, the provisioning secret and the metrics secret into {config_path}")
     settings = file.settings()
+    if KeysetFile(settings.security.keyset).ensure(int(time.time())):
+        print(f"Created the keyset {settings.security.keyset} (security.keyset). Back it up.")
     write_registration(settings, output)
     print(f"Wrote {output}. Add it to app_service_config_files in the homeserver config and restart it.")
     return 0
@@ -210,6 +227,27 @@ def operation(config_path: str, action: str, team: str, *extra: str) -> int:
         return 1
 
 
+def keys_command(config_path: str, action: str, key_id: int | None, batch: int, wait: bool) -> int:
+    from clutto_bridge import key_operations as keys
+
+    _, settings = load_settings(config_path)
+    try:
+        if action == "init":
+            return keys.init(settings)
+        if action == "rotate":
+            if batch < 1:
+                raise keys.KeysError("--batch must be at least 1")
+            return keys.rotate(settings, batch, wait)
+        if action == "status":
+            return keys.status(settings)
+        if key_id is None:
+            raise keys.KeysError("name the key to retire: clutto-bridge keys retire ID (see keys status)")
+        return keys.retire(settings, key_id)
+    except keys.KeysError as e:
+        print(f"clutto-bridge: {e}", file=sys.stderr)
+        return 1
+
+
 def report(config_path: str, which: str) -> int:
     from clutto_bridge import operations
 
@@ -227,8 +265,6 @@ def run(config_path: str, debug: bool = False, worker: bool = False) -> int:
         raise ConfigError(
             "appservice.database", "a worker shares the job queue with the main process: use PostgreSQL"
         )
-    check_environment(settings)
-    warn_if_shared(Path(config_path), "it holds the appservice tokens and the provisioning secret")
     for key in ("as_token", "hs_token"):
         if getattr(settings.appservice, key) == GENERATE:
             raise ConfigError(f"appservice.{key}", "is still 'generate': run clutto-bridge generate-registration first")
@@ -236,6 +272,8 @@ def run(config_path: str, debug: bool = False, worker: bool = False) -> int:
         raise ConfigError("provisioning.shared_secret", "is still 'generate': run clutto-bridge generate-registration first")
     if settings.analytics.metrics_enabled and settings.analytics.metrics_secret == GENERATE:
         raise ConfigError("analytics.metrics_secret", "is still 'generate': run clutto-bridge generate-registration first")
+    check_environment(settings)  # after the tokens: generate-registration also creates the keyset
+    warn_if_shared(Path(config_path), "it holds the appservice tokens and the provisioning secret")
     setup_logging(settings.logging.level, settings.logging.file)
     return asyncio.run(serve(settings, debug, worker))
 

@@ -35,6 +35,7 @@ from ruamel.yaml.error import YAMLError
 from yarl import URL
 
 from clutto_bridge import policy_files
+from clutto_bridge.crypto import KeysetError, KeysetFile
 from clutto_bridge.config_upgrade import add_missing_keys, round_trip_yaml
 from clutto_bridge.config_values import (
     FROM_FILE,
@@ -227,6 +228,12 @@ class EmailSettings(Section):
     header_max_length: WholeNumber(16, 2000)
 
 
+class SecuritySettings(Section):
+    """``security``: key files. ``keyset`` encrypts personal data at rest (P12)."""
+
+    keyset: Text
+
+
 class ProvisioningSettings(Section):
     enabled: Flag
     shared_secret: Token
@@ -270,6 +277,7 @@ class Settings(Section):
     jobs: JobSettings
     export: ExportSettings
     email: EmailSettings
+    security: SecuritySettings
     provisioning: ProvisioningSettings
     analytics: AnalyticsSettings
     logging: LoggingSettings
@@ -387,6 +395,10 @@ def check_environment(settings: Settings) -> None:
     if settings.logging.file:
         _writable_file("logging.file", Path(settings.logging.file))
     _creatable_folder("export.directory", settings.export_folder)
+    try:
+        KeysetFile(settings.security.keyset).load()
+    except KeysetError as e:
+        raise ConfigError("security.keyset", str(e)) from None
 
 
 def sqlite_file(database: str) -> Path | None:

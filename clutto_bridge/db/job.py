@@ -23,6 +23,7 @@ class JobKind(StrEnum):
     SWEEP = "retention_sweep"
     EXPORT = "export"
     PURGE = "team_purge"
+    REENCRYPT = "reencrypt"  # bridge-wide (team_id ''): every encrypted value under the primary key
 
 
 # A job in one of these states is still to be finished by some worker.

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import time
+
 from ruamel.yaml import YAML
 
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings
+from clutto_bridge.crypto import KeysetFile
 from clutto_bridge.demo.synapse import LocalSynapse, free_port
 from clutto_bridge.policy_files import PACKAGED_TEXTS
 from clutto_bridge.registration import registration
@@ -31,6 +34,7 @@ def bridge_config(folder: Path, synapse: LocalSynapse, port: int, database: str 
     file["appservice.database"] = database or f"sqlite:{folder / 'clutto.db'}"
     file["policy.consent.texts"] = str(POLICY_TEXTS)
     _email_on(file, free_port())
+    _keyset_in(file, folder)
     file.fill_generated_secrets()
     file.save()
     return file
@@ -52,9 +56,19 @@ def reuse_bridge_config(folder: Path, synapse: LocalSynapse, port_free: Callable
     file["appservice.port"] = port
     # A demo folder from an older version lacks newer keys (and their secrets): add them.
     file.upgrade()
+    _keyset_in(file, folder)
     file.fill_generated_secrets()
     file.save()
     return file
+
+
+def _keyset_in(file: ConfigFile, folder: Path) -> None:
+    """The demo's keyset lives in its folder (created once; a resumed demo keeps its keys)."""
+    path = Path(file["security.keyset"])
+    if not path.is_absolute():
+        path = folder / "keyset.json"
+        file["security.keyset"] = str(path)
+    KeysetFile(path).ensure(int(time.time()))
 
 
 def _email_on(file: ConfigFile, port: int) -> None:

@@ -70,6 +70,7 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Homeserver:
     file["homeserver.address"] = synapse.url
     file["homeserver.domain"] = synapse.server_name
     file["appservice.address"] = front.url
+    file["security.keyset"] = str(folder / "keyset.json")  # generate-registration creates it
     file.save()
     registration = folder / "registration.yaml"
     # The registration Synapse loads is the one our CLI writes.
