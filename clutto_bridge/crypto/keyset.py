@@ -42,11 +42,11 @@ class Keyset:
             raise KeysetError("two keys share an id")
         if self.primary not in ids:
             raise KeysetError(f"the primary key {self.primary} is not in the keyset")
-        if len(self.index_secret) != KEY_BYTES:
-            raise KeysetError("the index secret is not 256 bits")
         for key in self.keys:
             if len(key.material) != KEY_BYTES:
                 raise KeysetError(f"key {key.id} is not a 256-bit key")
+        if len(self.index_secret) != KEY_BYTES:
+            raise KeysetError("the index secret is not 256 bits")
 
     @classmethod
     def generate(cls, now_s: int) -> Keyset:
