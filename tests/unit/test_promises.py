@@ -83,7 +83,8 @@ def test_the_page_names_settings_with_defaults_tests_and_choices() -> None:
     assert "`policy.consent.mode` (`remind`)" in text
     assert "`policy.consent.mode: remind`:" in text and "`policy.profile.enforce: off`:" in text
     assert "tests/integration/test_retention.py::test_sweep_removes_old_events_and_keeps_window" in text
-    assert "## P12. Sensitive data is encrypted in our database (not yet enforced)" in text
+    assert "## P12. Sensitive data is encrypted in our database (built)" in text
+    assert "`security.keyset` (`clutto-keyset.json`)" in text
     assert "## P16. Email: only header information (built)" in text
     assert "(issue 13)" in text and "portal does not exist yet" in text
 
@@ -117,8 +118,9 @@ def test_the_example_config_weakens_only_consent_and_lists_what_is_not_built() -
     assert weakened(verdicts) == []
     got = states(verdicts)
     assert got["P1"] == got["P2"] == got["P11"] == "kept"
-    assert got["P3"] == got["P14"] == "partly kept"
-    assert {got[p] for p in ("P4", "P5", "P12", "P13")} == {"not yet enforced"}
+    assert got["P14"] == "partly kept"
+    assert got["P3"] == got["P12"] == "kept"
+    assert {got[p] for p in ("P4", "P5", "P13")} == {"not yet enforced"}
     assert got["P15"] == "kept"
 
 
@@ -231,6 +233,6 @@ async def test_the_api_serves_the_report_to_the_operator_only() -> None:
         assert report["weakened"] == ["P8"]
         p8 = report["promises"][7]
         assert p8["weakened_by"] == [{"key": "policy.consent.mode", "value": "remind", "effect": p8["weakened_by"][0]["effect"]}]
-        assert [p["state"] for p in report["promises"]].count("not yet enforced") == 4  # P4, P5, P12, P13
+        assert [p["state"] for p in report["promises"]].count("not yet enforced") == 3  # P4, P5, P13
         resp = await client.get(f"{PREFIX}/promises", headers={"Authorization": "Bearer member-openid-token"})
         assert (resp.status, (await resp.json())["errcode"]) == (403, "M_FORBIDDEN")
