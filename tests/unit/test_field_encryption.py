@@ -121,3 +121,18 @@ def test_a_running_cipher_takes_up_a_rotated_keyset_file(tmp_path: Path) -> None
     file.save(first.rotated(1))
     assert cipher.primary != first.primary
     assert Ciphertext.parse(cipher.encrypt(HERE, "x")).key_id == cipher.primary
+
+
+def test_keys_init_creates_the_keyset_once(tmp_path: Path, capsys) -> None:
+    from clutto_bridge.cli import main
+    from tests.conftest import config_with_tokens
+
+    config = tmp_path / "config.yaml"
+    config_with_tokens(config)
+    (tmp_path / "keyset.json").unlink()  # config_with_tokens made one; start without
+    assert main(["keys", "init", "-c", str(config)]) == 0
+    keyset = KeysetFile(tmp_path / "keyset.json").load()
+    assert f"key {keyset.primary} (primary)" in capsys.readouterr().out
+    assert main(["keys", "init", "-c", str(config)]) == 1
+    assert "exists already" in capsys.readouterr().err
+    assert KeysetFile(tmp_path / "keyset.json").load() == keyset
