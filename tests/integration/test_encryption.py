@@ -130,7 +130,7 @@ async def _cli(*args: str) -> int:
 
 @pytest.mark.promise("P12")
 async def test_rotation_killed_mid_way_resumes_and_ends_with_every_value_under_the_new_key(
-    bridges: Bridges, tmp_path: Path
+    bridges: Bridges, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     keyset = tmp_path / "rotation-keyset.json"
     KeysetFile(keyset).create(0)
@@ -163,7 +163,13 @@ async def test_rotation_killed_mid_way_resumes_and_ends_with_every_value_under_t
     finally:
         await db.stop()
     assert counts[new] == 20 and counts[old] == 20, counts  # two batches of ten done, the rest not
+    capsys.readouterr()
+    assert await _cli("keys", "status", "-c", config) == 0
+    shown = capsys.readouterr().out
+    assert f"key {new:<11} primary" in shown and f"key {old:<11} decrypt only" in shown
+    assert shown.count("protects 20 value(s)") == 2 and "0/7 columns, 20 values re-encrypted" in shown
     assert await _cli("keys", "retire", str(old), "-c", config) == 1  # refused: values still use it
+    assert f"key {old} still protects 20 value(s)" in capsys.readouterr().err
 
     bridge = await bridges.start(settings)  # takes the dead process's job back and finishes it
 
