@@ -196,3 +196,28 @@ async def test_a_missing_or_open_keyset_stops_start_up_naming_the_file(bridges: 
     os.chmod(keyset, 0o640)
     assert await _cli("-c", config) == 2
     assert f"{keyset} is readable by group or others" in capsys.readouterr().err
+
+
+@pytest.mark.promise("P12")
+async def test_the_running_bridge_takes_up_a_rotation_without_a_restart(bridges: Bridges, tmp_path: Path) -> None:
+    keyset = tmp_path / "live-keyset.json"
+    KeysetFile(keyset).create(0)
+    settings = bridges.settings(security__keyset=str(keyset))
+    config = str(bridges.folder / "config.yaml")
+    bridge = await bridges.start(settings)
+    old = bridge.cipher.primary
+    await bridge.stores.accounts.add(Account("@before:x", "before@example.org", 1))
+
+    assert await _cli("keys", "rotate", "-c", config) == 0  # while the bridge runs
+    new = KeysetFile(keyset).load().primary
+
+    async def finished():
+        jobs = await bridge.stores.jobs.latest("", str(JobKind.REENCRYPT), 1)
+        return jobs and jobs[0].finished and jobs[0]
+
+    job = await wait_until(finished, 30, "the running bridge to re-encrypt")
+    assert str(job.state) == "done" and job.progress["primary"] == new
+    # What it writes from now on is under the new key too, and the old key protects nothing.
+    await bridge.stores.accounts.add(Account("@after:x", "after@example.org", 2))
+    assert await bridge.stores.encrypted.count_by_key() == {new: 2, old: 0}
+    assert (await bridge.stores.accounts.get("@before:x")).email == "before@example.org"
