@@ -14,7 +14,7 @@ from mautrix.util.async_db import Database
 from clutto_bridge.clock import Clock, SystemClock
 from clutto_bridge.config import ConfigError, Settings, sqlite_file
 from clutto_bridge.context import Services
-from clutto_bridge.crypto import FieldCipher, KeysetError
+from clutto_bridge.crypto import DecryptionError, FieldCipher, KeysetError
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.job import JobKind
 from clutto_bridge.commands import registry
@@ -190,6 +190,13 @@ class Bridge:
             self.state_db.override_pool(self.db)  # shares the pool, which exists only once started
             await self.state_db.start()
         _owner_only(a.database)
+        try:
+            await self.stores.encrypted.check_opens()
+        except DecryptionError as e:
+            raise ConfigError(
+                "security.keyset", f"{self.settings.security.keyset} does not open the data in the database ({e}); "
+                "is it the keyset this database was written with?"
+            ) from None
 
     async def start_worker(self) -> None:
         """Run only the job runner (``clutto-bridge worker``): sweeps, exports and purges taken

@@ -126,6 +126,17 @@ class EncryptedColumns:
                 counts[None] = counts.get(None, 0) + total - known
         return counts
 
+    async def check_opens(self) -> None:
+        """Decrypt one stored value of each encrypted column: a keyset that is not the one the
+        data was written with fails here, at start-up, rather than on some member's request.
+        Raises ``DecryptionError`` naming the column."""
+        for col in ENCRYPTED:
+            row = await self.db.fetchrow(
+                f"SELECT {col.row_key} AS k, {col.column} AS v FROM {col.table} WHERE {col.column} IS NOT NULL LIMIT 1"
+            )
+            if row:
+                self.cipher.decrypt(col.place(row["k"]), row["v"])
+
     async def rows_under(self, key_id: int) -> int:
         total = 0
         for col in ENCRYPTED:

@@ -17,7 +17,7 @@ from mautrix.appservice.state_store.asyncpg import PgASStateStore
 from mautrix.util.async_db import Database, UpgradeTable
 
 from clutto_bridge import cli, testhooks
-from clutto_bridge.config import sqlite_file
+from clutto_bridge.config import ConfigError, sqlite_file
 from clutto_bridge.crypto import DecryptionError, FieldCipher, KeysetFile
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.account import Account
@@ -221,3 +221,17 @@ async def test_the_running_bridge_takes_up_a_rotation_without_a_restart(bridges:
     await bridge.stores.accounts.add(Account("@after:x", "after@example.org", 2))
     assert await bridge.stores.encrypted.count_by_key() == {new: 2, old: 0}
     assert (await bridge.stores.accounts.get("@before:x")).email == "before@example.org"
+
+
+async def test_a_keyset_that_is_not_the_databases_stops_start_up_naming_it(bridges: Bridges, tmp_path: Path) -> None:
+    first, other = tmp_path / "first.json", tmp_path / "other.json"
+    KeysetFile(first).create(0)
+    KeysetFile(other).create(0)
+    bridge = await bridges.start(bridges.settings(security__keyset=str(first)))
+    await bridge.stores.accounts.add(Account("@someone:x", "someone@example.org", 1))
+    await bridges.stop(bridge)
+    with pytest.raises(ConfigError) as refused:
+        await bridges.start(bridges.settings(security__keyset=str(other)))
+    assert refused.value.key == "security.keyset"
+    assert f"{other} does not open the data in the database" in str(refused.value)
+    assert "account.email" in str(refused.value)
