@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings  # noqa: E402
+from clutto_bridge.crypto import KeysetFile  # noqa: E402
 from clutto_bridge.demo.setup import POLICY_TEXTS  # noqa: E402
 from clutto_bridge.demo.synapse import LocalSynapse, free_port  # noqa: E402
 from clutto_bridge.registration import ensure_signing_key, registration  # noqa: E402
@@ -80,11 +81,13 @@ def bridge_for(synapse: LocalSynapse, folder: Path, **values: Any) -> BridgeUnde
         "homeserver.address": synapse.url, "homeserver.domain": synapse.server_name,
         "appservice.address": f"http://127.0.0.1:{port}", "appservice.port": port,
         "appservice.database": f"sqlite:{folder / 'clutto.db'}", "logging.level": "WARNING",
-        "policy.consent.texts": str(POLICY_TEXTS), "security.signing_key": str(folder / "signing.key"), **values,
+        "policy.consent.texts": str(POLICY_TEXTS), "security.signing_key": str(folder / "signing.key"),
+        "security.keyset": str(folder / "keyset.json"), **values,
     }.items():
         file[key] = value
     file.fill_generated_secrets()
     file.save()
+    KeysetFile(file["security.keyset"]).ensure(0)
     settings = file.settings()
     ensure_signing_key(settings.security.signing_key)
     with open(folder / "registration.yaml", "w") as stream:

@@ -10,18 +10,19 @@ import os
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
-from mautrix.appservice.state_store.asyncpg import PgASStateStore
 from mautrix.util.async_db import Database
 
 from clutto_bridge.clock import Clock, SystemClock
 from clutto_bridge.config import ConfigError, Settings, signing_keys, sqlite_file
 from clutto_bridge.crypto.http_signatures import MessageSigner
 from clutto_bridge.context import Services
+from clutto_bridge.crypto import DecryptionError, FieldCipher, KeysetError
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.job import JobKind
 from clutto_bridge.commands import registry
 from clutto_bridge.events import EventDispatcher
 from clutto_bridge.jobs.export import TeamExport
+from clutto_bridge.jobs.reencrypt import Reencryption
 from clutto_bridge.jobs.retention_sweep import RetentionSweep
 from clutto_bridge.jobs.runner import JobRunner
 from clutto_bridge.jobs.schedule import schedule_sweeps
@@ -31,6 +32,7 @@ from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixConnectionError, MatrixRequestError
 from clutto_bridge.matrix.appservice import CluttoAppService
 from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.matrix.state_store import MembershipStateStore
 from clutto_bridge.metrics import Metrics
 from clutto_bridge.outbound.webhooks import WebhookSender
 from clutto_bridge.teams.access import AccessRecords
@@ -71,15 +73,16 @@ class Bridge:
         self.settings = s = settings
         self.clock = clock = clock or SystemClock()
         a = s.appservice
-        self.db: Database = create_database(a.database, a.database_opts)
-        self.state_db = Database.create(a.database, upgrade_table=PgASStateStore.upgrade_table)
-        self.stores = db = Stores.over(self.db)
+        self.cipher = cipher = open_keyset(str(s.keyset_path))
+        self.db: Database = create_database(a.database, a.database_opts, cipher)
+        self.state_db = Database.create(a.database, upgrade_table=MembershipStateStore.upgrade_table)
+        self.stores = db = Stores.over(self.db, cipher)
         self.signing_keys = keys = signing_keys(s)  # made when missing; an open or broken key file stops here, naming it
         self.appservice = CluttoAppService(
             tls_cert=a.tls.cert or None, tls_key=a.tls.key or None,
             server=s.homeserver.address, domain=s.homeserver.domain, as_token=a.as_token, hs_token=a.hs_token,
             bot_localpart=a.bot_username, id=a.id, verify_ssl=s.homeserver.verify_ssl,
-            state_store=PgASStateStore(self.state_db), inbox=db.inbox, now_ms=clock.now_ms,
+            state_store=MembershipStateStore(self.state_db), inbox=db.inbox, now_ms=clock.now_ms,
             default_http_retry_count=3, log=logging.getLogger("clutto.appservice"),
         )
         bot = lambda: self.appservice.intent  # noqa: E731 - the intent exists once the appservice does
@@ -122,7 +125,7 @@ class Bridge:
         self.onboarding = onboarding = Onboarding(
             members, db.members, db.profiles, consent, profiles, notices, s, clock, db.welcomes, audit
         )
-        contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock, hs, audit)
+        contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock, hs, audit, db.accounts)
         mydata = MyData(db.members, db.accounts, profiles, consent, contacts, notices, audit)
         usage = UsageService(db.analytics, s.analytics.k)
         self.email = email = EmailService(db.email, db.teams, members, db.rooms, hs, audit, s.email, clock)
@@ -138,6 +141,7 @@ class Bridge:
         runner.register(JobKind.PURGE, TeamPurge(
             db.teams, db.rooms, db.members, db.references, db.persons, retention, details, admin
         ))
+        runner.register(JobKind.REENCRYPT, Reencryption(db.encrypted))
 
         ctx = Services(
             teams=teams, members=members, rooms=rooms, integrations=integrations, details=details,
@@ -245,6 +249,13 @@ class Bridge:
             await self.state_db.start()
         self._database_open = True
         _owner_only(a.database)
+        try:
+            await self.stores.encrypted.check_opens()
+        except DecryptionError as e:
+            raise ConfigError(
+                "security.keyset", f"{self.settings.security.keyset} does not open the data in the database ({e}); "
+                "is it the keyset this database was written with?"
+            ) from None
 
     async def start_worker(self) -> None:
         """Run only the job runner (``clutto-bridge worker``): sweeps, exports and purges taken
@@ -313,6 +324,15 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def open_keyset(path: str) -> FieldCipher:
+    """The cipher of the keyset file; a missing, unreadable or too open file stops start-up
+    with one line naming it. There is no plaintext fallback."""
+    try:
+        return FieldCipher.from_file(path)
+    except KeysetError as e:
+        raise ConfigError("security.keyset", str(e)) from None
 
 
 def _owner_only(database: str) -> None:

@@ -8,11 +8,13 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 
 from clutto_bridge import __version__
 from clutto_bridge.config import EXAMPLE_CONFIG, GENERATE, ConfigError, ConfigFile, Settings, check_environment
+from clutto_bridge.crypto import KeysetFile
 from clutto_bridge.logs import setup_logging
 from clutto_bridge.registration import ensure_signing_key, write_registration
 
@@ -73,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write the needed changes (comments kept), after a backup beside each file")
     doctor.add_argument("--registration", type=Path,
                         help="the bridge's registration file, for --fix to add to app_service_config_files")
+    keys = commands.add_parser(
+        "keys", help="the keyset that encrypts personal data: init, rotate, status, retire",
+        description="The keyset file (security.keyset) holds AES-256-GCM keys; the primary encrypts, the others "
+        "only decrypt. rotate adds a new primary and queues the re-encryption of every value, which the running "
+        "bridge does in batches; retire removes a key no value uses any more.",
+    )
+    keys.add_argument("action", choices=["init", "rotate", "status", "retire"])
+    keys.add_argument("key_id", nargs="?", type=int, help="retire: the id of the key to remove")
+    keys.add_argument("-c", "--config", dest="sub_config", help="config file")
+    keys.add_argument("--batch", type=int, default=200, help="rotate: values re-encrypted per batch (default 200)")
+    keys.add_argument("--wait", action="store_true", help="rotate: follow the re-encryption until it is done")
     report = commands.add_parser("report", help="aggregated, de-identified reports, through the running bridge")
     report.add_argument("report", choices=["usage"], help="usage: teams and members per sign-up week, plan and size")
     report.add_argument("-c", "--config", dest="sub_config", help="config file")
@@ -121,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             return audit_command(args, config_path)
         if args.command == "doctor":
             return doctor_command(config_path, args.homeserver_config, args.fix, args.registration)
+        if args.command == "keys":
+            return keys_command(config_path, args.action, args.key_id, args.batch, args.wait)
         if args.command == "demo":
             from clutto_bridge.demo.run import run_demo
 
@@ -163,6 +178,8 @@ def generate_registration(config_path: str, output: str) -> int:
         raise ConfigError("security.signing_key", str(e)) from None
     if created:
         print(f"Made the signing key {settings.signing_key_path} (keep it readable by the bridge only)")
+    if KeysetFile(settings.keyset_path).ensure(int(time.time())):
+        print(f"Created the keyset {settings.keyset_path} (security.keyset). Back it up.")
     write_registration(settings, output)
     print(f"Wrote {output}. Add it to app_service_config_files in the homeserver config and restart it.")
     return 0
@@ -261,6 +278,27 @@ def operation(config_path: str, action: str, team: str, *extra: str) -> int:
         return 1
 
 
+def keys_command(config_path: str, action: str, key_id: int | None, batch: int, wait: bool) -> int:
+    from clutto_bridge import key_operations as keys
+
+    _, settings = load_settings(config_path)
+    try:
+        if action == "init":
+            return keys.init(settings)
+        if action == "rotate":
+            if batch < 1:
+                raise keys.KeysError("--batch must be at least 1")
+            return keys.rotate(settings, batch, wait)
+        if action == "status":
+            return keys.status(settings)
+        if key_id is None:
+            raise keys.KeysError("name the key to retire: clutto-bridge keys retire ID (see keys status)")
+        return keys.retire(settings, key_id)
+    except keys.KeysError as e:
+        print(f"clutto-bridge: {e}", file=sys.stderr)
+        return 1
+
+
 def report(config_path: str, which: str) -> int:
     from clutto_bridge import operations
 
@@ -299,7 +337,7 @@ def run(config_path: str, debug: bool = False, worker: bool = False) -> int:
         raise ConfigError("antispam.shared_secret", "is still 'generate': run clutto-bridge generate-registration first")
     if settings.analytics.metrics_enabled and settings.analytics.metrics_secret == GENERATE:
         raise ConfigError("analytics.metrics_secret", "is still 'generate': run clutto-bridge generate-registration first")
-    check_environment(settings)  # after the tokens: generate-registration also creates the signing key
+    check_environment(settings)  # after the tokens: generate-registration also creates the keys
     warn_if_shared(Path(config_path), "it holds the appservice tokens and the provisioning secret")
     setup_logging(settings.logging.level, settings.logging.file)
     return asyncio.run(serve(settings, debug, worker))

@@ -36,6 +36,7 @@ from ruamel.yaml.error import YAMLError
 from yarl import URL
 
 from clutto_bridge import policy_files
+from clutto_bridge.crypto import KeysetError, KeysetFile
 from clutto_bridge.config_upgrade import add_missing_keys, round_trip_yaml
 from clutto_bridge.config_values import (
     FROM_FILE,
@@ -279,8 +280,10 @@ class EmailSettings(Section):
 
 
 class SecuritySettings(Section):
-    """``security``: the key files. ``signing_key`` signs API responses, webhooks and audit checkpoints."""
+    """``security``: key files. ``keyset`` encrypts personal data at rest (P12); ``signing_key``
+    signs API responses, webhooks and audit checkpoints (P13, P14)."""
 
+    keyset: Text
     signing_key: Text
     previous_signing_keys: FilePaths
 
@@ -379,6 +382,11 @@ class Settings(Section):
     def signing_key_path(self) -> Path:
         """``security.signing_key``; a relative path is beside the config file."""
         return self._folder / self.security.signing_key
+
+    @property
+    def keyset_path(self) -> Path:
+        """``security.keyset``; a relative path is beside the config file."""
+        return self._folder / self.security.keyset
 
     @property
     def export_folder(self) -> Path:
@@ -502,6 +510,10 @@ def check_environment(settings: Settings) -> None:
         _writable_file("logging.file", Path(settings.logging.file))
     _creatable_folder("export.directory", settings.export_folder)
     _usable_signing_key(settings.signing_key_path)
+    try:
+        KeysetFile(settings.keyset_path).load()
+    except KeysetError as e:
+        raise ConfigError("security.keyset", str(e)) from None
 
 
 def _usable_signing_key(path: Path) -> None:

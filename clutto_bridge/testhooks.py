@@ -9,6 +9,8 @@ but the log line). Unset, which it always is in production, a hook does nothing.
   message whose body contains TEXT (``matrix/appservice.py``).
 - ``CLUTTO_TEST_EXIT_AFTER_SPACE=NAME``: right after a team named NAME got its space, before
   its rooms and the reply (``teams/service.py``).
+- ``CLUTTO_TEST_EXIT_AFTER_REENCRYPT_BATCH=batch N``: right after the re-encryption job
+  checkpointed its N-th batch in this process (``jobs/reencrypt.py``).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Mapping
 from mautrix.util.async_db import Database
 
 from clutto_bridge.db.access import AccessStore
+from clutto_bridge.crypto import FieldCipher
 from clutto_bridge.db.account import AccountStore
 from clutto_bridge.db.analytics import AnalyticsStore
 from clutto_bridge.db.audit import AuditStore
@@ -17,6 +18,7 @@ from clutto_bridge.db.consent import ConsentStore
 from clutto_bridge.db.contacts import ContactStore
 from clutto_bridge.db.email import EmailStore
 from clutto_bridge.db.gate import GateStore
+from clutto_bridge.db.encrypted import EncryptedColumns
 from clutto_bridge.db.holds import HoldStore
 from clutto_bridge.db.inbox import Inbox
 from clutto_bridge.db.integrations import IntegrationStore
@@ -31,9 +33,12 @@ from clutto_bridge.db.team import RoomStore, TeamStore
 from clutto_bridge.db.upgrade import upgrade_table
 
 
-def create_database(url: str, pool: Mapping[str, int] | None = None) -> Database:
-    """The bridge's database, not yet started; ``start()`` applies pending upgrades."""
-    return Database.create(url, upgrade_table=upgrade_table, db_args=dict(pool or {}))
+def create_database(url: str, pool: Mapping[str, int] | None = None, cipher: FieldCipher | None = None) -> Database:
+    """The bridge's database, not yet started; ``start()`` applies pending upgrades (with
+    ``cipher``, those that encrypt rows an older version kept in plaintext)."""
+    db = Database.create(url, upgrade_table=upgrade_table, db_args=dict(pool or {}))
+    db.clutto_cipher = cipher  # read by KeyedUpgradeTable while this database is upgraded
+    return db
 
 
 @dataclass
@@ -63,13 +68,16 @@ class Stores:
     access: AccessStore
     portal: PortalStore
     gate: GateStore
+    encrypted: EncryptedColumns
 
     @classmethod
-    def over(cls, db: Database) -> Stores:
+    def over(cls, db: Database, cipher: FieldCipher) -> Stores:
+        """The stores that hold personal data encrypt and decrypt with ``cipher``: the services
+        above see plaintext only, the database ciphertext only."""
         return cls(
-            TeamStore(db), RoomStore(db), MemberStore(db), AccountStore(db), ProfileStore(db), ConsentStore(db),
-            ContactStore(db), HoldStore(db), ReferenceStore(db), NoticeStore(db), IntegrationStore(db),
-            AuditStore(db), JobStore(db), PersonStore(db), ManagementRooms(db), TransactionLog(db),
-            TeamWelcomes(db), Inbox(db), AnalyticsStore(db), EmailStore(db), AccessStore(db), PortalStore(db),
-            GateStore(db),
+            TeamStore(db), RoomStore(db), MemberStore(db), AccountStore(db, cipher), ProfileStore(db, cipher),
+            ConsentStore(db), ContactStore(db, cipher), HoldStore(db), ReferenceStore(db), NoticeStore(db),
+            IntegrationStore(db), AuditStore(db), JobStore(db), PersonStore(db), ManagementRooms(db),
+            TransactionLog(db), TeamWelcomes(db), Inbox(db, cipher), AnalyticsStore(db), EmailStore(db),
+            AccessStore(db), PortalStore(db), GateStore(db), EncryptedColumns(db, cipher),
         )

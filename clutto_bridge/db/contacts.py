@@ -1,4 +1,5 @@
-"""Contact import: the member's permission and the kept part of their imported cards."""
+"""Contact import: the member's permission and the kept part of their imported cards, each
+card encrypted (P12) and bound to its row id."""
 
 from __future__ import annotations
 
@@ -7,6 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mautrix.util.async_db import Database
+
+from clutto_bridge.crypto import FieldCipher
+from clutto_bridge.db.encrypted import BY_NAME
+
+_CARD = BY_NAME["contact.card"]
 
 
 @dataclass
@@ -18,8 +24,12 @@ class StoredContact:
 
 
 class ContactStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cipher: FieldCipher) -> None:
         self.db = db
+        self.cipher = cipher
+
+    def _seal(self, contact_id: int, card: dict[str, Any]) -> str:
+        return self.cipher.encrypt(_CARD.place(contact_id), json.dumps(card))  # type: ignore[return-value]
 
     async def permitted(self, user_id: str) -> bool:
         return await self.db.fetchval("SELECT 1 FROM contact_permission WHERE user_id=$1", user_id) is not None
@@ -41,16 +51,22 @@ class ContactStore:
             for c in changed:
                 await conn.execute(
                     "UPDATE contact SET card=$3, matched=$4 WHERE owner=$1 AND id=$2",
-                    owner, c.id, json.dumps(c.card), c.matched,
+                    owner, c.id, self._seal(c.id, c.card), c.matched,
                 )
             for c in added:
-                await conn.execute(
-                    "INSERT INTO contact (owner, card, matched, imported_at) VALUES ($1, $2, $3, $4)",
-                    owner, json.dumps(c.card), c.matched, c.imported_at,
+                # The row id is part of the card's associated data, so the row comes first.
+                c.id = await conn.fetchval(
+                    "INSERT INTO contact (owner, card, matched, imported_at) VALUES ($1, '', $2, $3) RETURNING id",
+                    owner, c.matched, c.imported_at,
                 )
+                await conn.execute("UPDATE contact SET card=$1 WHERE id=$2", self._seal(c.id, c.card), c.id)
 
     async def of_owner(self, owner: str) -> list[StoredContact]:
         rows = await self.db.fetch(
             "SELECT id, card, matched, imported_at FROM contact WHERE owner=$1 ORDER BY id", owner
         )
-        return [StoredContact(json.loads(r["card"]), r["matched"], r["imported_at"], r["id"]) for r in rows]
+        return [
+            StoredContact(json.loads(self.cipher.decrypt(_CARD.place(r["id"]), r["card"])), r["matched"],
+                          r["imported_at"], r["id"])
+            for r in rows
+        ]

@@ -15,6 +15,12 @@ from typing import Any
 
 from mautrix.util.async_db import Database
 
+from clutto_bridge.crypto import FieldCipher
+from clutto_bridge.db.encrypted import BY_NAME
+
+# Members' messages and commands (profile values, emails) until handled: encrypted (P12).
+_EVENT = BY_NAME["inbox_event.event"]
+
 
 @dataclass
 class InboxEntry:
@@ -25,8 +31,9 @@ class InboxEntry:
 
 
 class Inbox:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, cipher: FieldCipher) -> None:
         self.db = db
+        self.cipher = cipher
 
     async def accept(self, txn_id: str, events: list[dict[str, Any]], now_ms: int) -> list[InboxEntry] | None:
         """Record the transaction and keep its events, atomically. ``None`` when the transaction
@@ -46,14 +53,14 @@ class Inbox:
                 await conn.execute(
                     "INSERT INTO inbox_event (event_id, room_id, txn_id, event, received_at) "
                     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-                    event_id, room_id, txn_id, json.dumps(event), now_ms,
+                    event_id, room_id, txn_id, self.cipher.encrypt(_EVENT.place(event_id), json.dumps(event)), now_ms,
                 )
             rows = await conn.fetch(
-                "SELECT id, room_id, event, attempts FROM inbox_event "
+                "SELECT id, event_id, room_id, event, attempts FROM inbox_event "
                 "WHERE txn_id=$1 AND done_at IS NULL ORDER BY id",
                 txn_id,
             )
-        return [_entry(row) for row in rows]
+        return [self._entry(row) for row in rows]
 
     async def done(self, entry_ids: list[int], now_ms: int) -> None:
         """The entries were handled: forget their content."""
@@ -71,13 +78,13 @@ class Inbox:
         async with self.db.acquire() as conn, conn.transaction():
             await conn.execute("UPDATE inbox_event SET attempts=attempts+1 WHERE done_at IS NULL")
             rows = await conn.fetch(
-                "SELECT id, room_id, event, attempts FROM inbox_event WHERE done_at IS NULL ORDER BY id"
+                "SELECT id, event_id, room_id, event, attempts FROM inbox_event WHERE done_at IS NULL ORDER BY id"
             )
-        return [_entry(row) for row in rows]
+        return [self._entry(row) for row in rows]
 
     async def forget_before(self, cutoff_ms: int) -> None:
         await self.db.execute("DELETE FROM inbox_event WHERE done_at IS NOT NULL AND done_at < $1", cutoff_ms)
 
-
-def _entry(row: Any) -> InboxEntry:
-    return InboxEntry(row["id"], row["room_id"], json.loads(row["event"]), row["attempts"])
+    def _entry(self, row: Any) -> InboxEntry:
+        event = self.cipher.decrypt(_EVENT.place(row["event_id"]), row["event"])
+        return InboxEntry(row["id"], row["room_id"], json.loads(event), row["attempts"])

@@ -24,6 +24,7 @@ class JobKind(StrEnum):
     EXPORT = "export"
     PURGE = "team_purge"
     WEBHOOK = "webhook"
+    REENCRYPT = "reencrypt"  # bridge-wide (team_id ''): every encrypted value under the primary key
 
 
 # A job in one of these states is still to be finished by some worker.

@@ -6,9 +6,12 @@ import importlib.util
 from pathlib import Path
 from typing import Callable
 
+import time
+
 from ruamel.yaml import YAML
 
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings
+from clutto_bridge.crypto import KeysetFile
 from clutto_bridge.demo.synapse import LocalSynapse, free_port
 from clutto_bridge.policy_files import PACKAGED_TEXTS
 from clutto_bridge.registration import ensure_signing_key, registration
@@ -34,6 +37,7 @@ def bridge_config(folder: Path, synapse: LocalSynapse, port: int, database: str 
     file["policy.consent.texts"] = str(POLICY_TEXTS)
     _email_on(file, free_port())
     _signing_key(file, folder)
+    _keyset_in(file, folder)
     file.fill_generated_secrets()
     file.save()
     return file
@@ -56,6 +60,7 @@ def reuse_bridge_config(folder: Path, synapse: LocalSynapse, port_free: Callable
     # A demo folder from an older version lacks newer keys (and their secrets): add them.
     file.upgrade()
     _signing_key(file, folder)
+    _keyset_in(file, folder)
     file.fill_generated_secrets()
     file.save()
     return file
@@ -74,6 +79,15 @@ def homeserver_modules(settings: Settings) -> dict:
     if not settings.antispam.enabled or importlib.util.find_spec("synapse_http_antispam") is None:
         return {}
     return {"modules": [module_config(settings.appservice.address, settings.antispam.shared_secret)]}
+
+
+def _keyset_in(file: ConfigFile, folder: Path) -> None:
+    """The demo's keyset lives in its folder (created once; a resumed demo keeps its keys)."""
+    path = Path(file["security.keyset"])
+    if not path.is_absolute():
+        path = folder / "keyset.json"
+        file["security.keyset"] = str(path)
+    KeysetFile(path).ensure(int(time.time()))
 
 
 def _email_on(file: ConfigFile, port: int) -> None:

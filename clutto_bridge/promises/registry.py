@@ -147,13 +147,12 @@ PROMISES: tuple[Promise, ...] = (
         (
             "`account create USERNAME EMAIL` (and the API) creates the homeserver account through the "
             "admin API; the initial password is told once to whoever created the account and never stored.",
-            "Of a new member the bridge keeps only the user ID and the email.",
+            "Of a new member the bridge keeps only the user ID and the email, the email encrypted "
+            "(AES-256-GCM, P12) with a keyed HMAC of it beside it for finding the account by email.",
         ),
-        settings=("provisioning.enabled",),
-        enforced_in=("clutto_bridge.teams.members", "clutto_bridge.matrix.admin"),
+        settings=("provisioning.enabled", "security.keyset"),
+        enforced_in=("clutto_bridge.teams.members", "clutto_bridge.matrix.admin", "clutto_bridge.db.account"),
         homeserver=(Homeserver(BOT_ADMIN.needs, "accounts cannot be created or deactivated"),),
-        pending=(Pending("the email stored encrypted (field encryption, P12)", 13),),
-        built=Built.PARTLY,
     ),
     Promise(
         "P4", "log data only as configured, kept only as long as configured",
@@ -338,9 +337,24 @@ PROMISES: tuple[Promise, ...] = (
     Promise(
         "P12", "sensitive data is encrypted in our database",
         "Sensitive data is encrypted in our database.",
-        ("Today account emails and imported contacts are plain text; protect the bridge's database.",),
-        pending=(Pending("AES-256-GCM on sensitive columns with key ids for rotation; `keys init|rotate|status|retire`", 13),),
-        built=Built.NO,
+        (
+            "Account emails, profile fields, imported contacts and events waiting in the inbox are "
+            "encrypted in the stores with AES-256-GCM (the `cryptography` library): each value carries "
+            "its key id and a fresh 96-bit nonce, and its table, column and row key as associated data, "
+            "so a value copied into another row or column does not decrypt.",
+            "The keys live in the keyset file (`security.keyset`, owner-readable only; start-up refuses "
+            "a missing or too open file, with no plaintext fallback). `keys rotate` adds a primary key "
+            "and queues a re-encryption job that works in resumable batches; `keys status` counts the "
+            "values per key; `keys retire` refuses while a value uses the key.",
+            "Equality lookups (email to account) use a keyed HMAC index, never the plaintext; members' "
+            "display names and avatars are not cached by the bridge at all; upgrade v12 encrypted what "
+            "older versions stored in plaintext.",
+        ),
+        settings=("security.keyset",),
+        enforced_in=(
+            "clutto_bridge.crypto.cipher", "clutto_bridge.crypto.keyset", "clutto_bridge.db.encrypted",
+            "clutto_bridge.jobs.reencrypt", "clutto_bridge.matrix.state_store",
+        ),
     ),
     Promise(
         "P13", "web traffic uses HTTPS and carries our signature",

@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 
 from clutto_bridge.clock import Clock
+from clutto_bridge.db.account import AccountStore
 from clutto_bridge.db.contacts import ContactStore, StoredContact
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError
@@ -69,9 +70,10 @@ class FileRemoval:
 class ContactService:
     def __init__(
         self, store: ContactStore, consent: ConsentService, admin: SynapseAdmin, domain: str, clock: Clock,
-        homeserver: Homeserver, audit: AuditLog,
+        homeserver: Homeserver, audit: AuditLog, accounts: AccountStore,
     ) -> None:
         self.store = store
+        self.accounts = accounts
         self.consent = consent
         self.admin = admin
         self.domain = domain
@@ -167,6 +169,11 @@ class ContactService:
                 except AdminUnavailable:
                     return None
         for email in contact.emails:
+            # Accounts the bridge created are found by the keyed index of their email,
+            # without asking the homeserver.
+            mine = await self.accounts.user_of_email(email)
+            if mine:
+                return mine
             try:
                 found = await self.admin.user_of_email(email)
             except AdminUnavailable:

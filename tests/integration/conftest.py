@@ -81,6 +81,7 @@ def start_homeserver(folder: Path, extra: Callable[[Settings], dict] | None = No
     file["homeserver.domain"] = synapse.server_name
     file["appservice.address"] = front.url
     file["security.signing_key"] = str(folder / "signing.key")  # generate-registration creates it
+    file["security.keyset"] = str(folder / "keyset.json")  # generate-registration creates it
     file.save()
     registration = folder / "registration.yaml"
     # The registration Synapse loads is the one our CLI writes.

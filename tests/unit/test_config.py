@@ -160,11 +160,15 @@ def test_display_name_may_only_use_allowed_fields() -> None:
 
 
 def test_generate_registration_fills_tokens_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # the signing key's default path is relative to the working folder
+    monkeypatch.chdir(tmp_path)
     config = tmp_path / "config.yaml"
-    config.write_text(EXAMPLE_CONFIG.read_text())
+    keyset = tmp_path / "keyset.json"
+    config.write_text(EXAMPLE_CONFIG.read_text().replace("keyset: clutto-keyset.json", f"keyset: {keyset}"))
     registration = tmp_path / "registration.yaml"
     assert main(["generate-registration", "-c", str(config), "-r", str(registration)]) == 0
+    # It created the keyset (owner-only) too, and keeps it on the second run below.
+    assert keyset.stat().st_mode & 0o777 == 0o600
+    keys = keyset.read_text()
     settings = ConfigFile(config)
     settings.load()
     reg = YAML(typ="safe").load(registration.read_text())
@@ -183,6 +187,7 @@ def test_generate_registration_fills_tokens_once(tmp_path: Path, monkeypatch: py
     assert main(["generate-registration", "-c", str(config), "-r", str(registration)]) == 0
     assert YAML(typ="safe").load(registration.read_text())["as_token"] == reg["as_token"]
     assert key_id(load_signing_key(key).public_key()) == first
+    assert keyset.read_text() == keys
     assert "# Tokens shared with the homeserver." in config.read_text()
     # Both files hold the tokens: readable by their owner only.
     assert config.stat().st_mode & 0o777 == 0o600

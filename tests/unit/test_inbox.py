@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from clutto_bridge.crypto import FieldCipher, Keyset
 from clutto_bridge.db import create_database
 from clutto_bridge.db.inbox import Inbox
 from clutto_bridge.matrix.appservice import MAX_ATTEMPTS, CluttoAppService
@@ -19,7 +20,7 @@ from clutto_bridge.matrix.appservice import MAX_ATTEMPTS, CluttoAppService
 async def inbox(tmp_path: Path) -> Inbox:
     db = create_database(f"sqlite:{tmp_path / 'inbox.db'}")
     await db.start()
-    yield Inbox(db)
+    yield Inbox(db, FieldCipher(Keyset.generate(0)))
     await db.stop()
 
 

@@ -83,9 +83,11 @@ def test_the_page_names_settings_with_defaults_tests_and_choices() -> None:
     assert "`policy.consent.mode` (`remind`)" in text
     assert "`policy.consent.mode: remind`:" in text and "`policy.profile.enforce: off`:" in text
     assert "tests/integration/test_retention.py::test_sweep_removes_old_events_and_keeps_window" in text
-    assert "## P12. Sensitive data is encrypted in our database (not yet enforced)" in text
+    assert "## P12. Sensitive data is encrypted in our database (built)" in text
+    assert "`security.keyset` (`clutto-keyset.json`)" in text
     assert "## P16. Email: only header information (built)" in text
-    assert "(issue 13)" in text and "privacy portal's privacy page (`/portal/privacy`)" in text
+    assert "(issue 14)" in text and "(issue 13)" not in text
+    assert "privacy portal's privacy page (`/portal/privacy`)" in text
 
 
 def test_readme_links_the_generated_page_and_no_hand_written_copy_remains() -> None:
@@ -117,9 +119,7 @@ def test_the_example_config_weakens_only_consent_and_lists_what_is_not_built() -
     assert weakened(verdicts) == []
     got = states(verdicts)
     assert got["P1"] == got["P2"] == got["P11"] == "kept"
-    assert got["P3"] == "partly kept" and got["P13"] == got["P14"] == "kept"
-    assert {got[p] for p in ("P12",)} == {"not yet enforced"}
-    assert got["P4"] == got["P5"] == "kept"
+    assert got["P3"] == got["P4"] == got["P5"] == got["P12"] == got["P13"] == got["P14"] == "kept"
     assert got["P15"] == "kept"
 
 
@@ -146,7 +146,7 @@ def test_what_depends_on_the_homeserver_and_what_is_not_built_is_said() -> None:
     # Enforcement before the write is built (issue 15); it needs the module in the homeserver.
     assert not verdicts["P8"].pending
     assert all(any("synapse-http-antispam" in h for h in verdicts[p].homeserver) for p in ("P1", "P2", "P8", "P9"))
-    assert {x.issue for v in verdicts.values() for x in v.pending} == {13, 14}
+    assert {x.issue for v in verdicts.values() for x in v.pending} == {14}
 
 
 @pytest.mark.parametrize(("homeserver", "weak"), [
@@ -257,6 +257,6 @@ async def test_the_api_serves_the_report_to_the_operator_only() -> None:
         assert report["weakened"] == ["P8"]
         p8 = report["promises"][7]
         assert p8["weakened_by"] == [{"key": "policy.consent.mode", "value": "remind", "effect": p8["weakened_by"][0]["effect"]}]
-        assert [p["state"] for p in report["promises"]].count("not yet enforced") == 1  # P12
+        assert [p["state"] for p in report["promises"]].count("not yet enforced") == 0
         resp = await client.get(f"{PREFIX}/promises", headers={"Authorization": "Bearer member-openid-token"})
         assert (resp.status, (await resp.json())["errcode"]) == (403, "M_FORBIDDEN")

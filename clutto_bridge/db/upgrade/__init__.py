@@ -1,8 +1,35 @@
 """Schema history: one file per version, applied in order by mautrix's UpgradeTable."""
 
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
 from mautrix.util.async_db import Scheme, UpgradeTable
 
-upgrade_table = UpgradeTable(version_table_name="clutto_version", database_name="clutto-bridge")
+from clutto_bridge.crypto import FieldCipher
+
+# The keyset's cipher of the database being upgraded, for upgrades that encrypt existing
+# rows (v12). Set by ``KeyedUpgradeTable.upgrade`` for the duration of that database's
+# upgrade only (a context variable: two bridges in one process never see each other's).
+_upgrading_with: ContextVar[FieldCipher | None] = ContextVar("clutto_upgrade_cipher", default=None)
+
+
+class KeyedUpgradeTable(UpgradeTable):
+    async def upgrade(self, db: Any) -> None:
+        token = _upgrading_with.set(getattr(db, "clutto_cipher", None))
+        try:
+            await super().upgrade(db)
+        finally:
+            _upgrading_with.reset(token)
+
+
+def upgrade_cipher() -> FieldCipher | None:
+    """The cipher of the database being upgraded; None when it was opened without a keyset."""
+    return _upgrading_with.get()
+
+
+upgrade_table = KeyedUpgradeTable(version_table_name="clutto_version", database_name="clutto-bridge")
 
 
 def serial_key(scheme: Scheme) -> str:
@@ -13,6 +40,6 @@ from clutto_bridge.db.upgrade import (  # noqa: E402,F401
     v01_initial, v02_member_control, v03_retention, v04_notices, v05_people, v06_names,
 )
 from clutto_bridge.db.upgrade import v07_conversation, v08_inbox, v09_email  # noqa: E402,F401
-from clutto_bridge.db.upgrade import v10_access_records, v11_portal  # noqa: E402,F401
+from clutto_bridge.db.upgrade import v10_access_records, v11_portal, v12_encryption  # noqa: E402,F401
 # Registered with its own number (index 14); imported after v10 to v14.
 from clutto_bridge.db.upgrade import v15_audit_chain  # noqa: E402,F401
