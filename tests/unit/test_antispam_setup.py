@@ -104,3 +104,27 @@ def test_run_refuses_an_ungenerated_antispam_secret_only_while_the_endpoints_are
 
 async def _done() -> int:
     return 0
+
+
+def test_doctor_warns_when_the_module_is_absent_and_fails_when_it_points_elsewhere(tmp_path: Path) -> None:
+    from clutto_bridge.doctor import requirements
+    from clutto_bridge.doctor.checks import Facts, Status, enforcement_module
+
+    req = requirements(settings(tmp_path))
+    assert enforcement_module(Facts(homeserver(), {}), req).status is Status.PASS
+    absent = enforcement_module(Facts({"server_name": "example.com"}, {}), req)
+    assert absent.status is Status.WARN and MODULE in absent.found
+    elsewhere = enforcement_module(Facts(homeserver(base_url="http://other:1/_clutto/antispam"), {}), req)
+    assert elsewhere.status is Status.FAIL and "base_url" in elsewhere.found
+    off = requirements(settings(tmp_path, **{"enabled: true\n    # Bearer token the module": "enabled: false\n    # Bearer token the module"}))
+    assert enforcement_module(Facts({}, {}), off).status is Status.PASS
+
+
+def test_doctor_warns_when_the_bridge_itself_speaks_plain_http_on_a_reachable_address(tmp_path: Path) -> None:
+    from clutto_bridge.doctor import requirements
+    from clutto_bridge.doctor.checks import Facts, Status, bridge_listener_tls
+
+    assert bridge_listener_tls(Facts({}), requirements(settings(tmp_path))).status is Status.PASS
+    exposed = requirements(settings(tmp_path, **{"hostname: 127.0.0.1": "hostname: 0.0.0.0"}))
+    result = bridge_listener_tls(Facts({}), exposed)
+    assert result.status is Status.WARN and "0.0.0.0" in result.found
