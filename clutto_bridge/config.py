@@ -69,6 +69,7 @@ from clutto_bridge.config_values import (
 )
 from clutto_bridge.policy.consent import CONSENT_MODES, PolicyText
 from clutto_bridge.policy.profile import ENFORCE_MODES, ProfileRules, template_fields
+from clutto_bridge.policy.retention import REDACT_MODES
 
 __all__ = ["EXAMPLE_CONFIG", "GENERATE", "ROLES", "ConfigError", "ConfigFile", "Settings", "config_keys", "validate"]
 
@@ -177,6 +178,7 @@ class RetentionSettings(Section):
     sweep_interval: Duration
     batch_size: WholeNumber(1, 10000)
     purge_slice: Duration
+    redact: OneOf(REDACT_MODES)
 
     @model_validator(mode="after")
     def _default_within_bounds(self) -> RetentionSettings:

@@ -25,6 +25,7 @@ from clutto_bridge.db.person import PersonStore
 from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import RoomStore, TeamStore
+from clutto_bridge.db.timeline import TimelineIndex
 from clutto_bridge.db.upgrade import upgrade_table
 
 
@@ -57,6 +58,7 @@ class Stores:
     inbox: Inbox
     analytics: AnalyticsStore
     email: EmailStore
+    timeline: TimelineIndex
 
     @classmethod
     def over(cls, db: Database) -> Stores:
@@ -64,5 +66,5 @@ class Stores:
             TeamStore(db), RoomStore(db), MemberStore(db), AccountStore(db), ProfileStore(db), ConsentStore(db),
             ContactStore(db), HoldStore(db), ReferenceStore(db), NoticeStore(db), IntegrationStore(db),
             AuditStore(db), JobStore(db), PersonStore(db), ManagementRooms(db), TransactionLog(db),
-            TeamWelcomes(db), Inbox(db), AnalyticsStore(db), EmailStore(db),
+            TeamWelcomes(db), Inbox(db), AnalyticsStore(db), EmailStore(db), TimelineIndex(db),
         )

@@ -139,11 +139,20 @@ def test_a_weakening_setting_is_named_with_its_value(changes, promise, key, valu
 def test_what_depends_on_the_homeserver_and_what_is_not_built_is_said() -> None:
     verdicts = {v.promise.id: v for v in check(settings())}
     assert any("homeserver admin" in h for h in verdicts["P11"].homeserver)
-    assert [x.issue for x in verdicts["P11"].pending] == [14]
+    assert verdicts["P11"].pending == ()
     assert {x.issue for x in verdicts["P4"].pending} == {12}
     assert "policy.collection.ip: full" in verdicts["P4"].pending[0].what
     assert [x.issue for x in verdicts["P8"].pending] == [15]
-    assert {x.issue for v in verdicts.values() for x in v.pending} == {12, 13, 14, 15}
+    assert {x.issue for v in verdicts.values() for x in v.pending} == {12, 13, 15}
+
+
+@pytest.mark.parametrize(("mode", "weak"), [("never", True), ("auto", False), ("always", False)])
+def test_a_sweep_that_never_redacts_weakens_retention(mode, weak) -> None:
+    homeserver = {"redaction_retention_period": "1d"}
+    verdicts = check(settings(policy__consent__mode="block", policy__retention__redact=mode), homeserver)
+    p11 = next(v for v in verdicts if v.promise.id == "P11")
+    assert (p11.state is State.WEAKENED) is weak
+    assert [w.key for w in p11.weakened_by] == (["policy.retention.redact"] if weak else [])
 
 
 @pytest.mark.parametrize(("homeserver", "weak"), [

@@ -12,4 +12,4 @@ def serial_key(scheme: Scheme) -> str:
 from clutto_bridge.db.upgrade import (  # noqa: E402,F401
     v01_initial, v02_member_control, v03_retention, v04_notices, v05_people, v06_names,
 )
-from clutto_bridge.db.upgrade import v07_conversation, v08_inbox, v09_email  # noqa: E402,F401
+from clutto_bridge.db.upgrade import v07_conversation, v08_inbox, v09_email, v14_timeline  # noqa: E402,F401
