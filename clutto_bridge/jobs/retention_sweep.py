@@ -80,6 +80,7 @@ class SweepProgress:
     redacted: int = 0  # redactions sent
     removed: int = 0  # expired events (and their edits and reactions) redacted or purged
     events_read: int = 0  # events read from the homeserver to fill the index
+    index_rows_read: int = 0  # rows of the bridge's own index walked
     purged_rooms: int = 0
     media_deleted: int = 0
     held: list[str] = field(default_factory=list)
@@ -187,20 +188,24 @@ class RetentionSweep:
     async def _walk_head(self, ctx: JobContext, p: SweepProgress, room: IndexedRoom) -> None:
         r = p.room
         scan = HeadScan.load(p.cutoff, self.settings.purge_slice * 1000, r.scan)
+        page = 16  # pages grow from small, so a walk that ends early reads few rows past the window's start
         while True:
             if r.pending is None:
                 if scan.closed:
                     break
-                rows = await self.timeline.rows_after(room.id, r.cursor, self.settings.batch_size)
+                rows = await self.timeline.rows_after(room.id, r.cursor, page)
+                page = min(self.settings.batch_size, page * 2)
                 if not rows:
                     scan.finish()
                     r.scan = scan.state()
                     await self._save(ctx, p)
                     break
+                p.index_rows_read += len(rows)
                 expired = [row for row in rows if scan.see(row)]
                 doomed = [row.event_id for row in expired if not row.redacted] if r.redact_reachable else []
-                if r.redact_unreachable:
-                    doomed += await self._relations(room.room_id, [row.event_id for row in expired], doomed, p.cutoff)
+                if r.redact_unreachable:  # (an event redacted before had its relations redacted with it)
+                    fresh = [row.event_id for row in expired if not row.redacted]
+                    doomed += await self._relations(room.room_id, fresh, doomed, p.cutoff)
                 r.pending, r.pending_cursor, r.scan = doomed, rows[-1].position, scan.state()
                 await self._save(ctx, p)
             await self._commit_page(ctx, p, room)
@@ -214,6 +219,7 @@ class RetentionSweep:
         while r.redact_unreachable:
             if r.pending is None:
                 rows = await self.timeline.expired_after(room.id, r.cursor, p.cutoff, self.settings.batch_size)
+                p.index_rows_read += len(rows)
                 if not rows:
                     break
                 doomed = [row.event_id for row in rows]

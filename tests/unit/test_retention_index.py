@@ -130,3 +130,16 @@ def test_a_saturated_homeserver_settles_the_pace_near_its_capacity() -> None:
         latency = max(0.02, pace.limit / 100)
         pace.completed(latency)
     assert 2 <= pace.limit <= 6  # 2 in flight saturate it; far more would only queue
+
+
+def test_a_sweep_checkpointed_before_the_index_redoes_its_current_room() -> None:
+    from clutto_bridge.jobs.retention_sweep import Phase, SweepProgress
+
+    old = {"cutoff": 5, "rooms": ["!a", "!b"], "redaction_only": False, "room_index": 1, "redacted": 7,
+           "room": {"phase": "scan", "token": "t1", "scanned": False, "pending": None, "pending_next": None,
+                    "plan": {"points": []}, "cuts_done": 0}}
+    p = SweepProgress.load(old)
+    assert (p.room_index, p.redacted, p.room.phase, p.room.cursor) == (1, 7, Phase.FILL, 0)
+    saved = {**old, "room": {"phase": "tail", "cursor": 42, "redact_reachable": True}}
+    resumed = SweepProgress.load(saved)
+    assert (resumed.room.phase, resumed.room.cursor, resumed.room.redact_reachable) == (Phase.TAIL, 42, True)
