@@ -15,18 +15,18 @@ from dataclasses import dataclass, field
 
 @dataclass
 class RedactionPace:
-    limit: int = 4
+    limit: int = 8
     floor: int = 1
     ceiling: int = 64
-    window: int = 0  # requests per decision; 0: the current limit
-    latency_growth: float = 1.5  # the median may grow this much over the best before backing off
+    window: int = 0  # requests per decision; 0: the current limit, at least 8
+    latency_growth: float = 2.0  # the median may grow this much over the best before backing off
     best: float | None = None  # the lowest window median seen (seconds per request)
     samples: list[float] = field(default_factory=list)
 
     def completed(self, seconds: float) -> None:
         """A request finished in ``seconds``; every full window may move the limit."""
         self.samples.append(seconds)
-        if len(self.samples) < (self.window or self.limit):
+        if len(self.samples) < (self.window or max(8, self.limit)):
             return
         median = statistics.median(self.samples)
         self.samples.clear()

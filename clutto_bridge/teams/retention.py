@@ -187,11 +187,11 @@ class RetentionService:
 
         Older ones are found by the scan itself.
         """
-        found: list[str] = []
-        for event_id in event_ids:
-            related = await self.references.relations_to(room_id, event_id, cutoff_ms)
-            found += [e for e in related if e not in event_ids and e not in found]
-        return found
+        if not event_ids:
+            return []
+        given = set(event_ids)
+        related = await self.references.relations_to_any(room_id, event_ids, cutoff_ms)
+        return [e for e in dict.fromkeys(related) if e not in given]
 
     async def remember_references(self, room_id: str, event_id: str, ts: int, content: dict[str, Any]) -> None:
         """Note the media and the relation (edit, reaction) of a team room event.
