@@ -105,6 +105,7 @@ async def make_bot_admin(synapse: LocalSynapse, bridge: BridgeUnderTest) -> str:
 
 # Where ``--synapse-db postgres`` creates its throwaway databases (trust auth, as in the tests).
 POSTGRES = os.environ.get("CLUTTO_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
+_created: list[str] = []
 
 
 def add_synapse_db_option(parser: Any) -> None:
@@ -123,9 +124,22 @@ async def synapse_database(kind: str) -> dict[str, Any]:
         await conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C' ENCODING 'UTF8'")
     finally:
         await conn.close()
+    _created.append(name)
     target = POSTGRES.rsplit("/", 1)[0].removeprefix("postgres://").removeprefix("postgresql://")
     user, _, hostport = target.rpartition("@")
     host, _, port = hostport.partition(":")
     args = {"user": user or "postgres", "database": name, "host": host, "port": int(port or 5432),
             "cp_min": 2, "cp_max": 10}
     return {"database": {"name": "psycopg2", "args": args}}
+
+
+async def drop_synapse_databases() -> None:
+    """Drop the databases ``synapse_database`` created (call once Synapse has stopped)."""
+    if not _created:
+        return
+    conn = await asyncpg.connect(POSTGRES)
+    try:
+        while _created:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{_created.pop()}"')
+    finally:
+        await conn.close()

@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from harness import add_synapse_db_option, bridge_for, make_bot_admin, synapse_database
+from harness import add_synapse_db_option, bridge_for, drop_synapse_databases, make_bot_admin, synapse_database
 
 from clutto_bridge.demo.synapse import LocalSynapse
 
@@ -220,6 +220,7 @@ async def main(events: int, synapse_db: str) -> None:
         bridge.stop()
         ours.stop()
         theirs.stop()
+        await drop_synapse_databases()
 
 
 if __name__ == "__main__":
