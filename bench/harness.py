@@ -4,6 +4,8 @@ its own process (so its memory and CPU are its own), and a wait until its API an
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 from ruamel.yaml import YAML
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,3 +105,45 @@ async def make_bot_admin(synapse: LocalSynapse, bridge: BridgeUnderTest) -> str:
     admin = await synapse.register_user("bench-admin", admin=True)
     await synapse.make_admin(admin.access_token, bot)
     return admin.access_token
+
+
+# Where ``--synapse-db postgres`` creates its throwaway databases (trust auth, as in the tests).
+POSTGRES = os.environ.get("CLUTTO_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
+_created: list[str] = []
+
+
+def add_synapse_db_option(parser: Any) -> None:
+    parser.add_argument("--synapse-db", choices=("sqlite", "postgres"), default="sqlite",
+                        help="Synapse's database; postgres uses CLUTTO_BENCH_POSTGRES (default 127.0.0.1:5432)")
+
+
+async def synapse_database(kind: str) -> dict[str, Any]:
+    """Extra homeserver.yaml for Synapse's database: nothing for SQLite (the default), else a
+    fresh PostgreSQL database with the C collation Synapse requires."""
+    if kind == "sqlite":
+        return {}
+    name = f"synapse_bench_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(POSTGRES)
+    try:
+        await conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C' ENCODING 'UTF8'")
+    finally:
+        await conn.close()
+    _created.append(name)
+    target = POSTGRES.rsplit("/", 1)[0].removeprefix("postgres://").removeprefix("postgresql://")
+    user, _, hostport = target.rpartition("@")
+    host, _, port = hostport.partition(":")
+    args = {"user": user or "postgres", "database": name, "host": host, "port": int(port or 5432),
+            "cp_min": 2, "cp_max": 10}
+    return {"database": {"name": "psycopg2", "args": args}}
+
+
+async def drop_synapse_databases() -> None:
+    """Drop the databases ``synapse_database`` created (call once Synapse has stopped)."""
+    if not _created:
+        return
+    conn = await asyncpg.connect(POSTGRES)
+    try:
+        while _created:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{_created.pop()}"')
+    finally:
+        await conn.close()

@@ -1,13 +1,24 @@
-"""Benchmark: a retention sweep of one room of N events (default 20,000), against Synapse's
-own retention purge job on the same kind of data in the same run.
+"""Benchmark: retention sweeps against the homeserver's own floor, as ratios in one run.
 
-Two throwaway Synapses are started: one with the bridge (its sweep redacts every event
-past the lifetime, then purges), one with Synapse's retention purge job enabled (it only
-purges). Both rooms get N text messages the same way; both then get a lifetime of one
-second. Reported: events removed per second for each and their ratio, and the bridge
-process's peak resident memory (VmHWM) against its idle size after start-up.
+Two throwaway Synapses (SQLite, or PostgreSQL with ``--synapse-db postgres``): one with the
+bridge, one with Synapse's retention purge job. With N events (default 5,000):
 
-    .venv/bin/python bench/retention_sweep.py [--events 20000]
+- **purge-only sweep** (a team of one homeserver, ``redact: auto``): a room of N messages
+  spread over 100 days, swept with a 2-day lifetime (99% expire), against Synapse's
+  retention purge job on N messages and a bare ``purge_history`` of N messages on the
+  bridge's own Synapse; events removed per second and the ratios;
+- **redaction rate** of a sweep with ``redact: always`` (M = N/5 messages) against the raw
+  ceiling measured on the same Synapse: the bot redacting M messages of a plain room with 8
+  and with 32 requests in flight;
+- **second sweep a day later** of the first room (lifetime 1 day: the next 1% expires):
+  events read from the homeserver and index rows read per event removed;
+- the bridge's peak memory against its idle size.
+
+Each team room is swept once before its messages arrive, so the index holds them from the
+appservice stream (as in a running deployment; a restart of the bridge would add one read
+of what came since the last one).
+
+    .venv/bin/python bench/retention_sweep.py [--events 5000] [--synapse-db postgres]
 
 Absolute times depend on the machine; compare the ratios.
 """
@@ -19,12 +30,15 @@ import asyncio
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from harness import bridge_for, make_bot_admin
+from harness import add_synapse_db_option, bridge_for, drop_synapse_databases, make_bot_admin, synapse_database
 
 from clutto_bridge.demo.synapse import LocalSynapse
+
+DAY = 86_400_000
 
 
 def rss_kib(pid: int, field: str) -> int:
@@ -34,114 +48,184 @@ def rss_kib(pid: int, field: str) -> int:
     return 0
 
 
-async def fill(http: aiohttp.ClientSession, base: str, token: str, room_id: str, count: int, label: str) -> float:
-    """Send ``count`` messages, 16 at a time; return the seconds it took."""
-    sem = asyncio.Semaphore(16)
-    headers = {"Authorization": f"Bearer {token}"}
+class Client:
+    def __init__(self, http: aiohttp.ClientSession, base: str, token: str) -> None:
+        self.http, self.base, self.headers = http, base, {"Authorization": f"Bearer {token}"}
+
+    async def call(self, method: str, path: str, body: Any = None, **params: str) -> Any:
+        async with self.http.request(method, f"{self.base}{path}", json=body, params=params or None,
+                                     headers=self.headers) as r:
+            data = await r.json(content_type=None)
+            if r.status >= 400:
+                raise RuntimeError(f"{method} {path}: {r.status} {data}")
+            return data
+
+    async def send_many(self, room_id: str, count: int, label: str, ts: Any = None, in_flight: int = 32) -> list[str]:
+        """``count`` messages in order of i (``ts(i)``: a massaged timestamp, appservice only)."""
+        sem, ids = asyncio.Semaphore(in_flight), [""] * count
+
+        async def one(i: int) -> None:
+            async with sem:
+                params = {"ts": str(ts(i))} if ts else {}
+                data = await self.call("PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/{label}-{i}",
+                                       {"msgtype": "m.text", "body": f"message {i} " + "x" * 80}, **params)
+                ids[i] = data["event_id"]
+
+        for chunk in range(0, count, 500):  # chunks keep the timeline close to the order of i
+            await asyncio.gather(*(one(i) for i in range(chunk, min(chunk + 500, count))))
+            print(f"  {label}: {min(chunk + 500, count)}/{count}", end="\r", flush=True)
+        print()
+        return ids
+
+    async def messages_left(self, room_id: str) -> int:
+        total, token = 0, None
+        while True:
+            data = await self.call("GET", f"/_synapse/admin/v1/rooms/{quote(room_id)}/messages",
+                                   dir="f", limit="1000", **({"from": token} if token else {}))
+            chunk = data.get("chunk", [])
+            total += sum(1 for e in chunk if e["type"] == "m.room.message" and e.get("content"))
+            token = data.get("end")
+            if not chunk or not token:
+                return total
+
+
+async def sweep(api: Client, team_id: str) -> tuple[dict, float]:
     start = time.monotonic()
+    job = await api.call("POST", f"/teams/{team_id}/retention/sweep")
+    while job["state"] not in ("done", "failed"):
+        await asyncio.sleep(0.2)
+        job = await api.call("GET", f"/teams/{team_id}/jobs/{job['id']}")
+    if job["state"] != "done":
+        raise RuntimeError(f"sweep failed: {job}")
+    return job["progress"], time.monotonic() - start
 
-    async def one(i: int) -> None:
-        async with sem:
-            url = f"{base}/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/{label}-{i}"
-            async with http.put(url, json={"msgtype": "m.text", "body": f"message {i} " + "x" * 80}, headers=headers) as r:
-                r.raise_for_status()
 
-    for chunk in range(0, count, 1000):
-        await asyncio.gather(*(one(i) for i in range(chunk, min(chunk + 1000, count))))
-        print(f"  {label}: {min(chunk + 1000, count)}/{count} messages", end="\r", flush=True)
-    print()
+async def bare_purge(admin: Client, room_id: str, before_event: str) -> float:
+    start = time.monotonic()
+    purge = await admin.call("POST", f"/_synapse/admin/v1/purge_history/{quote(room_id)}/{quote(before_event)}",
+                             {"delete_local_events": True})
+    while (await admin.call("GET", f"/_synapse/admin/v1/purge_history_status/{purge['purge_id']}"))["status"] != "complete":
+        await asyncio.sleep(0.05)
     return time.monotonic() - start
 
 
-async def count_messages(http: aiohttp.ClientSession, base: str, admin_token: str, room_id: str) -> int:
-    url = f"{base}/_synapse/admin/v1/rooms/{quote(room_id)}/messages"
-    total, token = 0, None
-    while True:
-        params = {"dir": "f", "limit": "1000", **({"from": token} if token else {})}
-        async with http.get(url, params=params, headers={"Authorization": f"Bearer {admin_token}"}) as r:
-            data = await r.json()
-        chunk = data.get("chunk", [])
-        total += sum(1 for e in chunk if e["type"] == "m.room.message" and e.get("content"))
-        token = data.get("end")
-        if not chunk or not token:
-            return total
+async def raw_redactions(bot: Client, room_id: str, event_ids: list[str], in_flight: int) -> float:
+    """Redactions per second with ``in_flight`` requests at once: the homeserver's ceiling."""
+    sem = asyncio.Semaphore(in_flight)
+
+    async def one(i: int, event_id: str) -> None:
+        async with sem:
+            await bot.call("PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/redact/{quote(event_id)}/raw{in_flight}-{i}",
+                           {"reason": "ceiling"})
+
+    start = time.monotonic()
+    await asyncio.gather(*(one(i, e) for i, e in enumerate(event_ids)))
+    return len(event_ids) / (time.monotonic() - start)
 
 
-async def main(events: int) -> None:
+async def team(api: Client, owner: str, name: str, **retention: str) -> tuple[str, str]:
+    created = await api.call("POST", "/teams", {"name": name, "owner": owner})
+    await api.call("PUT", f"/teams/{created['id']}/retention", retention)
+    await sweep(api, created["id"])  # the index of its rooms is filled now, before the messages
+    return created["id"], created["rooms"][0]["room_id"]
+
+
+async def main(events: int, synapse_db: str) -> None:
     folder = Path(tempfile.mkdtemp(prefix="clutto-bench-"))
     ours = LocalSynapse(folder / "synapse-bridge")
     theirs = LocalSynapse(folder / "synapse-retention")
     bridge = bridge_for(ours, folder, **{
         "policy.retention.min": "1s", "policy.retention.batch_size": 500, "jobs.homeserver_rate": 10000})
     settings = bridge.settings
-    ours.write_config([folder / "registration.yaml"])
-    theirs.write_config([], extra={"retention": {"enabled": True, "allowed_lifetime_min": "1s",
-                                                 "purge_jobs": [{"interval": "1s"}]}})
+    ours.write_config([folder / "registration.yaml"], extra=await synapse_database(synapse_db))
+    theirs.write_config([], extra={**await synapse_database(synapse_db), "retention": {
+        "enabled": True, "allowed_lifetime_min": "1s", "purge_jobs": [{"interval": "1s"}]}})
     ours.start()
     theirs.start()
+    redacting = max(100, events // 5)
     try:
         admin_token = await make_bot_admin(ours, bridge)
         bridge.start()
-        api, auth = bridge.api, bridge.auth
         async with aiohttp.ClientSession() as http:
             await bridge.ready(http)
             idle_kib = rss_kib(bridge.process.pid, "VmRSS")
+            api = Client(http, bridge.api, bridge.settings.provisioning.shared_secret)
+            bot = Client(http, ours.url, settings.appservice.as_token)
+            admin = Client(http, ours.url, admin_token)
             owner = await ours.register_user("bench-owner")
-            async with http.post(f"{api}/teams", json={"name": "Bench", "owner": owner.user_id}, headers=auth) as r:
-                team = await r.json()
-            room_ours = team["rooms"][0]["room_id"]
+            user = Client(http, ours.url, owner.access_token)
             other = await theirs.register_user("bench-user")
             other_admin = await theirs.register_user("bench-admin", admin=True)
-            async with http.post(f"{theirs.url}/_matrix/client/v3/createRoom", json={"preset": "private_chat"},
-                                 headers={"Authorization": f"Bearer {other.access_token}"}) as r:
-                room_theirs = (await r.json())["room_id"]
+            theirs_user = Client(http, theirs.url, other.access_token)
+            theirs_admin = Client(http, theirs.url, other_admin.access_token)
 
-            print(f"Filling two rooms with {events} messages each …")
-            await fill(http, ours.url, settings.appservice.as_token, room_ours, events, "bridge-room")
-            await fill(http, theirs.url, other.access_token, room_theirs, events, "synapse-room")
-            await asyncio.sleep(2)  # every message is now older than the one-second lifetime
+            purge_team, purge_room = await team(api, owner.user_id, "Purging", max_lifetime="2d")
+            redact_team, redact_room = await team(api, owner.user_id, "Redacting", max_lifetime="1d", redact="always")
+            bare_room = (await user.call("POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"}))["room_id"]
+            raw_room = (await bot.call("POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"}))["room_id"]
+            room_theirs = (await theirs_user.call("POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"}))["room_id"]
 
-            print("Bridge sweep (redact, then purge) …")
-            async with http.put(f"{api}/teams/{team['id']}/retention", json={"max_lifetime": "1s"}, headers=auth) as r:
-                r.raise_for_status()
-            start = time.monotonic()
-            async with http.post(f"{api}/teams/{team['id']}/retention/sweep", headers=auth) as r:
-                job = await r.json()
-            while job["state"] not in ("done", "failed"):
-                await asyncio.sleep(0.5)
-                async with http.get(f"{api}/teams/{team['id']}/jobs/{job['id']}", headers=auth) as r:
-                    job = await r.json()
-            ours_s = time.monotonic() - start
-            peak_kib = rss_kib(bridge.process.pid, "VmHWM")
-            left_ours = await count_messages(http, ours.url, admin_token, room_ours)
+            now = int(time.time() * 1000)
+            print(f"Filling the rooms ({events} messages; {redacting} in the redaction rooms) …")
+            await bot.send_many(purge_room, events, "purge", ts=lambda i: now - 101 * DAY + i * 100 * DAY // events)
+            await bot.send_many(purge_room, 1, "purge-window")
+            await bot.send_many(redact_room, redacting, "redact", ts=lambda i: now - 2 * DAY)
+            await bot.send_many(redact_room, 1, "redact-window")
+            raw_ids = await bot.send_many(raw_room, redacting, "raw")
+            bare_ids = await user.send_many(bare_room, events + 1, "bare")
+            await theirs_user.send_many(room_theirs, events, "theirs")
 
+            print("Purge-only sweep (2-day lifetime: 99% expired) …")
+            first, first_s = await sweep(api, purge_team)
+            print("Bare purge_history …")
+            bare_s = await bare_purge(admin, bare_room, bare_ids[-1])
             print("Synapse retention purge job …")
-            async with http.put(f"{theirs.url}/_matrix/client/v3/rooms/{quote(room_theirs)}/state/m.room.retention/",
-                                json={"max_lifetime": 1000}, headers={"Authorization": f"Bearer {other.access_token}"}) as r:
-                r.raise_for_status()
+            await theirs_user.call("PUT", f"/_matrix/client/v3/rooms/{quote(room_theirs)}/state/m.room.retention/",
+                                   {"max_lifetime": 1000})
             start = time.monotonic()
-            while (left_theirs := await count_messages(http, theirs.url, other_admin.access_token, room_theirs)) > 1:
-                if time.monotonic() - start > 1800:
-                    break
-                await asyncio.sleep(0.5)
+            while (left_theirs := await theirs_admin.messages_left(room_theirs)) > 1 and time.monotonic() - start < 1800:
+                await asyncio.sleep(0.2)
             theirs_s = time.monotonic() - start
+            print("Redacting sweep …")
+            redacted, redact_s = await sweep(api, redact_team)
+            print("Raw redaction ceiling …")
+            half = len(raw_ids) // 2
+            ceiling_8 = await raw_redactions(bot, raw_room, raw_ids[:half], 8)
+            ceiling_32 = await raw_redactions(bot, raw_room, raw_ids[half:], 32)
+            print("Second sweep, a day later …")
+            await api.call("PUT", f"/teams/{purge_team}/retention", {"max_lifetime": "1d"})
+            second, second_s = await sweep(api, purge_team)
+            peak_kib = rss_kib(bridge.process.pid, "VmHWM")
+            left_ours = await admin.messages_left(purge_room)
 
-        ours_rate, theirs_rate = events / ours_s, events / theirs_s
+        sweep_rate, bare_rate, job_rate = first["removed"] / first_s, events / bare_s, events / theirs_s
+        redaction_rate, ceiling = redacted["redacted"] / redact_s, max(ceiling_8, ceiling_32)
+        removed2 = max(1, second["removed"])
         print()
-        print(f"events per room:                {events}")
-        print(f"bridge sweep:                   {ours_s:8.1f} s  {ours_rate:8.0f} events/s  (job {job['state']}, "
-              f"{job['progress'].get('redacted')} redacted, {left_ours} messages left)")
-        print(f"Synapse retention purge job:    {theirs_s:8.1f} s  {theirs_rate:8.0f} events/s  ({left_theirs} messages left)")
-        print(f"throughput ratio bridge/Synapse: {ours_rate / theirs_rate:.3f}")
+        print(f"Synapse on {synapse_db}, {events} events; rates in events/s")
+        print(f"purge-only sweep:            {sweep_rate:7.0f}  ({first['removed']} removed in {first_s:.1f} s, "
+              f"{first['redacted']} redacted, {first['events_read']} read from the homeserver)")
+        print(f"bare purge_history:          {bare_rate:7.0f}  ratio sweep/purge {sweep_rate / bare_rate:.2f}")
+        print(f"Synapse retention purge job: {job_rate:7.0f}  ratio sweep/job   {sweep_rate / job_rate:.2f}"
+              f"  ({left_theirs} left)")
+        print(f"redacting sweep:             {redaction_rate:7.0f}  ({redacted['redacted']} redactions in {redact_s:.1f} s)")
+        print(f"raw ceiling 8 / 32 in flight: {ceiling_8:6.0f} / {ceiling:.0f}  ratio sweep/ceiling "
+              f"{redaction_rate / ceiling:.2f}")
+        print(f"second sweep a day later:    {second['removed']} removed in {second_s:.1f} s; per event removed: "
+              f"{second['events_read'] / removed2:.2f} homeserver events read, "
+              f"{second['index_rows_read'] / removed2:.2f} index rows read ({left_ours} messages left in the room)")
         print(f"bridge memory: idle {idle_kib / 1024:.1f} MiB, peak {peak_kib / 1024:.1f} MiB, "
               f"ratio peak/idle {peak_kib / idle_kib:.2f}")
     finally:
         bridge.stop()
         ours.stop()
         theirs.stop()
+        await drop_synapse_databases()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20000)
-    asyncio.run(main(parser.parse_args().events))
+    parser.add_argument("--events", type=int, default=5000)
+    add_synapse_db_option(parser)
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.synapse_db))

@@ -111,7 +111,7 @@ class Bridge:
             teams, db.teams, db.rooms, db.jobs, hs, admin, audit, s.bridge.team_name_max_length, webhooks
         )
         self.retention = retention = RetentionService(
-            teams, db.teams, db.rooms, db.holds, db.references, db.jobs, runner, hs, audit, clock
+            teams, db.teams, db.rooms, db.holds, db.references, db.jobs, runner, hs, audit, clock, db.timeline
         )
         self.notices = notices = NoticeService(
             db.notices, db.management_rooms, teams, members, hs, s.marketing_default, clock, consent
@@ -132,7 +132,7 @@ class Bridge:
         self.smtp = SmtpListener(email, s.email) if s.email.enabled else None
 
         runner.register(JobKind.SWEEP, RetentionSweep(
-            retention, db.teams, db.references, hs, admin, audit, s.retention, s.jobs.homeserver_rate
+            retention, db.teams, db.references, hs, admin, audit, s.retention, s.jobs.homeserver_rate, db.timeline
         ))
         runner.register(JobKind.EXPORT, TeamExport(
             db.teams, db.rooms, db.members, hs, audit, lifecycle, s.jobs.homeserver_rate, clock, webhooks
@@ -184,6 +184,9 @@ class Bridge:
         remembered_since = self.clock.now_ms() - a.transaction_memory * 1000
         await self.stores.transactions.forget_before(remembered_since)
         await self.stores.inbox.forget_before(remembered_since)
+        # Events sent while the bridge was down may reach it late or not at all: the next
+        # sweep of each room reads what the stream may have missed into the timeline index.
+        await self.stores.timeline.mark_all_for_fill()
         # Queued now, ahead of anything new in the same rooms; run once the bridge is ready.
         unfinished = await self.appservice.resume_inbox()
         if unfinished:

@@ -79,6 +79,7 @@ from clutto_bridge.crypto.signing import SigningKeyError, load_or_create_signing
 from clutto_bridge.policy.collection import IP_MODES, LANGUAGE_MODES, REFERRER_MODES, USER_AGENT_MODES, CollectionRules
 from clutto_bridge.policy.consent import CONSENT_MODES, PolicyText
 from clutto_bridge.policy.profile import ENFORCE_MODES, ProfileRules, template_fields
+from clutto_bridge.policy.retention import REDACT_MODES
 
 __all__ = ["EXAMPLE_CONFIG", "GENERATE", "ROLES", "ConfigError", "ConfigFile", "Settings", "config_keys", "validate"]
 
@@ -213,6 +214,7 @@ class RetentionSettings(Section):
     sweep_interval: Duration
     batch_size: WholeNumber(1, 10000)
     purge_slice: Duration
+    redact: OneOf(REDACT_MODES)
 
     @model_validator(mode="after")
     def _default_within_bounds(self) -> RetentionSettings:

@@ -19,9 +19,11 @@ def describe_job(job: Job) -> str:
     done = min(p.get("room_index", 0), len(rooms))
     line = f"sweep #{job.id}: {job.state}"
     if rooms:
-        line += f", {done}/{len(rooms)} rooms, {p.get('redacted', 0)} events removed"
+        line += f", {done}/{len(rooms)} rooms, {p.get('removed', p.get('redacted', 0))} events removed"
     if p.get("held"):
         line += f", {len(p['held'])} held room(s) skipped"
+    if p.get("events_read"):
+        line += f", {p['events_read']} events read from the homeserver"
     if p.get("redaction_only"):
         line += ", REDACTION ONLY (no admin API: nothing purged)"
     if job.error:
@@ -51,6 +53,20 @@ async def retention_set(evt: CommandEvent) -> None:
     team = evt.team
     await evt.ctx.retention.set_lifetime(team, evt.args[0], actor=evt.sender)
     await evt.reply(f"**{team.name}** now keeps messages for {evt.ctx.retention.describe(team)}.")
+
+
+@registry.command(
+    "retention redact",
+    args="auto|always|never",
+    team="manage",
+    help_text="When sweeps redact besides purging: as much as the operator's setting or more.",
+    section="Retention",
+    example="retention redact always",
+)
+async def retention_redact(evt: CommandEvent) -> None:
+    team = evt.team
+    mode = await evt.ctx.retention.set_redact_mode(team, evt.args[0], actor=evt.sender)
+    await evt.reply(f"Sweeps of **{team.name}** now redact: `{mode}`. `retention status` shows what each room gets.")
 
 
 @registry.command(
@@ -86,9 +102,14 @@ async def retention_status(evt: CommandEvent) -> None:
             "**Warning: the homeserver admin API is not available to the bridge. Sweeps only redact; "
             "old events stay in the homeserver database and media is not deleted.**"
         )
+    lines.append(f"Redaction: `{r.redact_mode(team)}` (operator: `{r.operator_redact}`)")
+    holds = await r.holds(team)
+    for room in await r.rooms_to_sweep(team):
+        held = WHOLE_TEAM in holds or room.room_id in holds
+        path = (await r.room_path(team, room.room_id)).describe() if r.admin_available else "redact only"
+        lines.append(f"- {room.name}: {'held' if held else path}")
     jobs = await r.jobs_of(team)
     lines += [describe_job(job) for job in jobs[:5]] or ["No sweep has run yet."]
-    holds = await r.holds(team)
     if holds:
         lines.append("Legal hold: " + ("the whole team" if WHOLE_TEAM in holds else f"{len(holds)} room(s)"))
     await evt.reply("\n".join(lines))

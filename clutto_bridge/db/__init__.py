@@ -30,6 +30,7 @@ from clutto_bridge.db.portal import PortalStore
 from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import RoomStore, TeamStore
+from clutto_bridge.db.timeline import TimelineIndex
 from clutto_bridge.db.upgrade import upgrade_table
 
 
@@ -69,6 +70,7 @@ class Stores:
     portal: PortalStore
     gate: GateStore
     encrypted: EncryptedColumns
+    timeline: TimelineIndex
 
     @classmethod
     def over(cls, db: Database, cipher: FieldCipher) -> Stores:
@@ -79,5 +81,5 @@ class Stores:
             ConsentStore(db), ContactStore(db, cipher), HoldStore(db), ReferenceStore(db), NoticeStore(db),
             IntegrationStore(db), AuditStore(db), JobStore(db), PersonStore(db), ManagementRooms(db),
             TransactionLog(db), TeamWelcomes(db), Inbox(db, cipher), AnalyticsStore(db), EmailStore(db),
-            AccessStore(db), PortalStore(db), GateStore(db), EncryptedColumns(db, cipher),
+            AccessStore(db), PortalStore(db), GateStore(db), EncryptedColumns(db, cipher), TimelineIndex(db),
         )

@@ -1,5 +1,7 @@
 """The inbox: every event of a transaction, written before the transaction is acknowledged.
 
+The same database transaction adds the events of team rooms to the timeline index.
+
 The events and the transaction id go in one database transaction, so after a crash either
 the homeserver retries the transaction (nothing was written) or the bridge finds the events
 here, unfinished, and handles them on its next start. The raw event is kept only until it
@@ -17,6 +19,7 @@ from mautrix.util.async_db import Database
 
 from clutto_bridge.crypto import FieldCipher
 from clutto_bridge.db.encrypted import BY_NAME
+from clutto_bridge.db.timeline import TimelineIndex
 
 # Members' messages and commands (profile values, emails) until handled: encrypted (P12).
 _EVENT = BY_NAME["inbox_event.event"]
@@ -55,6 +58,7 @@ class Inbox:
                     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
                     event_id, room_id, txn_id, self.cipher.encrypt(_EVENT.place(event_id), json.dumps(event)), now_ms,
                 )
+            await TimelineIndex.record(conn, events)
             rows = await conn.fetch(
                 "SELECT id, event_id, room_id, event, attempts FROM inbox_event "
                 "WHERE txn_id=$1 AND done_at IS NULL ORDER BY id",

@@ -24,13 +24,19 @@ class ReferenceStore:
             room_id, event_id, target_id, rel_type, ts,
         )
 
-    async def relations_to(self, room_id: str, target_id: str, since_ms: int) -> list[str]:
-        """Events (edits, reactions) pointing at ``target_id`` sent at or after ``since_ms``."""
-        rows = await self.db.fetch(
-            "SELECT event_id FROM room_relation WHERE room_id=$1 AND target_id=$2 AND ts >= $3",
-            room_id, target_id, since_ms,
-        )
-        return [r["event_id"] for r in rows]
+    async def relations_to_any(self, room_id: str, target_ids: list[str], since_ms: int) -> list[str]:
+        """Events pointing at any of ``target_ids`` sent at or after ``since_ms``: one query per
+        500 targets, not one per target."""
+        found: list[str] = []
+        for start in range(0, len(target_ids), 500):
+            chunk = target_ids[start:start + 500]
+            marks = ", ".join(f"${i}" for i in range(3, len(chunk) + 3))  # placeholders only, never input
+            rows = await self.db.fetch(
+                f"SELECT event_id FROM room_relation WHERE room_id=$1 AND ts >= $2 AND target_id IN ({marks})",
+                room_id, since_ms, *chunk,
+            )
+            found += [r["event_id"] for r in rows]
+        return found
 
     async def media_before(self, room_id: str, cutoff_ms: int) -> list[str]:
         rows = await self.db.fetch("SELECT DISTINCT mxc FROM room_media WHERE room_id=$1 AND ts < $2", room_id, cutoff_ms)

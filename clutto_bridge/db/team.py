@@ -38,10 +38,11 @@ class Team:
     retention_seconds: int | None = None  # None: the operator's default
     export_before_purge: bool = False
     warnings_sent: str = ""  # labels of the trial warnings already sent, e.g. "7d,1d"
+    redact: str | None = None  # the team's redaction mode; None: the operator's
 
     columns: ClassVar[str] = (
         "id, name, owner, space_id, state, plan, created_at, trial_ends_at, purge_after, "
-        "retention_seconds, export_before_purge, warnings_sent"
+        "retention_seconds, export_before_purge, warnings_sent, redact"
     )
 
     @staticmethod
@@ -90,10 +91,10 @@ class TeamStore:
     async def _insert(conn: Connection, team: Team) -> None:
         await conn.execute(
             f"INSERT INTO team ({Team.columns}, name_key) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             team.id, team.name, team.owner, team.space_id, team.state, team.plan,
             team.created_at, team.trial_ends_at, team.purge_after, team.retention_seconds,
-            team.export_before_purge, team.warnings_sent, team.name_key(team.name),
+            team.export_before_purge, team.warnings_sent, team.redact, team.name_key(team.name),
         )
 
     async def _set(self, team_id: str, column: str, value: Any) -> None:
@@ -115,6 +116,10 @@ class TeamStore:
     async def set_retention(self, team: Team, seconds: int) -> None:
         team.retention_seconds = seconds
         await self._set(team.id, "retention_seconds", seconds)
+
+    async def set_redact(self, team: Team, mode: str) -> None:
+        team.redact = mode
+        await self._set(team.id, "redact", mode)
 
     async def set_export_before_purge(self, team: Team, enabled: bool) -> None:
         team.export_before_purge = enabled

@@ -49,6 +49,7 @@ class TeamPurge:
                 for mxc in await self.references.media_of_room(room.room_id):
                     media += await self.admin.delete_media(mxc)
                 await self.references.forget_room_media(room.room_id)
+                await self.retention.forget_index(room.room_id)
             await ctx.checkpoint(step=MEDIA, media_deleted=media)
         if ctx.progress["step"] < ACCOUNTS:
             erased = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from clutto_bridge.durations import format_duration
@@ -86,6 +87,68 @@ class PurgePlan:
 
     def state(self) -> dict[str, Any]:
         return {"points": self.points, "slice_start": self.slice_start, "closed": self.closed}
+
+
+class RedactMode(StrEnum):
+    """When a sweep redacts expired events besides purging them (``policy.retention.redact``).
+
+    Redaction makes members' clients and other homeservers drop the content; a purge removes
+    it from this homeserver's database only, at a fraction of the cost.
+    """
+
+    NEVER = "never"  # purge only
+    AUTO = "auto"  # redact where other homeservers hold copies, purge only elsewhere
+    ALWAYS = "always"  # redact everywhere, then purge
+
+
+REDACT_MODES = tuple(m.value for m in RedactMode)
+_STRENGTH = {RedactMode.NEVER: 0, RedactMode.AUTO: 1, RedactMode.ALWAYS: 2}
+
+
+class RedactModeNotAllowed(ValueError):
+    pass
+
+
+def team_redact_mode(operator: RedactMode, choice: str) -> RedactMode:
+    """A team may redact more than the operator's setting, never less."""
+    try:
+        mode = RedactMode(choice.strip().lower())
+    except ValueError:
+        raise RedactModeNotAllowed(f"{choice!r} is not a redaction mode: choose auto, always or never.") from None
+    if _STRENGTH[mode] < _STRENGTH[operator]:
+        allowed = ", ".join(m.value for m in RedactMode if _STRENGTH[m] >= _STRENGTH[operator])
+        raise RedactModeNotAllowed(f"The operator requires at least `{operator}` here; allowed: {allowed}.")
+    return mode
+
+
+def effective_redact_mode(operator: RedactMode, team_choice: str | None) -> RedactMode:
+    """The team's choice when it still lies within the operator's setting, else the operator's."""
+    if team_choice is None:
+        return operator
+    try:
+        return team_redact_mode(operator, team_choice)
+    except RedactModeNotAllowed:
+        return operator
+
+
+@dataclass(frozen=True)
+class RoomPath:
+    """How a sweep removes a room's expired events."""
+
+    redact_reachable: bool  # redact what the purge removes anyway (copies elsewhere must go)
+    redact_unreachable: bool  # redact what a purge cannot reach, and edits/reactions in the window
+
+    def describe(self) -> str:
+        if self.redact_reachable:
+            return "redact and purge"
+        return "purge, redacting only what a purge cannot reach" if self.redact_unreachable else "purge only"
+
+
+def room_path(mode: RedactMode, other_servers: bool) -> RoomPath:
+    """``auto`` redacts in rooms that have or had members from other homeservers."""
+    if mode == RedactMode.NEVER:
+        return RoomPath(False, False)
+    return RoomPath(mode == RedactMode.ALWAYS or other_servers, True)
 
 
 def media_urls(content: dict[str, Any]) -> set[str]:

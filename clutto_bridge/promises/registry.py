@@ -316,13 +316,18 @@ PROMISES: tuple[Promise, ...] = (
         (
             "Owners and admins set the team's lifetime within the operator's bounds; every team room "
             "carries `m.room.retention`.",
-            "Sweeps redact every older event with its edits and reactions, purge that history from the "
-            "homeserver's database through the admin API in bounded slices, and delete the media only "
-            "removed events referenced. Sweeps are durable jobs that resume after a crash.",
+            "Sweeps find expired events in the bridge's index of every team room event (filled from the "
+            "homeserver where the bridge missed events), purge that history from the homeserver's database "
+            "through the admin API, once per room up to the cutoff, and delete the media only removed events "
+            "referenced. They redact as `policy.retention.redact` says (a team may ask for more): `auto` "
+            "redacts in rooms that have or had members from other homeservers, `always` everywhere; both "
+            "redact expired events a purge cannot reach and the edits and reactions of expired messages. "
+            "Sweeps are durable jobs that resume after a crash.",
         ),
         settings=(
             "policy.retention.min", "policy.retention.max", "policy.retention.default",
             "policy.retention.sweep_interval", "policy.retention.batch_size", "policy.retention.purge_slice",
+            "policy.retention.redact",
         ),
         enforced_in=("clutto_bridge.policy.retention", "clutto_bridge.teams.retention", "clutto_bridge.jobs.retention_sweep"),
         homeserver=(
@@ -331,8 +336,11 @@ PROMISES: tuple[Promise, ...] = (
                        "the originals of redacted messages stay on the homeserver that long (Synapse: 7d)",
                        checked_with="redaction_retention_period"),
         ),
-        pending=(Pending("the redact mode setting (whether and when expired or deleted messages are redacted); "
-                         "the report will name `never` as weakening this promise", 14),),
+        weakened_by=(
+            Weakening("policy.retention.redact", ("never",),
+                      "nothing is redacted: other homeservers keep their copies of expired messages, imported "
+                      "history a purge cannot reach stays readable, and edits of expired messages stay"),
+        ),
     ),
     Promise(
         "P12", "sensitive data is encrypted in our database",

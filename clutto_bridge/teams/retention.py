@@ -16,9 +16,13 @@ from clutto_bridge.db.holds import WHOLE_TEAM, HoldStore
 from clutto_bridge.db.job import Job, JobKind, JobStore
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import RoomStore, Team, TeamRoom, TeamStore
+from clutto_bridge.db.timeline import TimelineIndex
 from clutto_bridge.durations import DurationError, format_duration, parse_duration
 from clutto_bridge.matrix.homeserver import Homeserver
-from clutto_bridge.policy.retention import RetentionOutOfBounds, cutoff, media_urls, removable
+from clutto_bridge.policy.retention import (
+    RedactMode, RedactModeNotAllowed, RetentionOutOfBounds, RoomPath, cutoff, effective_redact_mode, media_urls,
+    removable, room_path, team_redact_mode,
+)
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from clutto_bridge.teams.queue import JobQueue
@@ -42,6 +46,7 @@ class RetentionService:
     def __init__(
         self, teams: TeamService, store: TeamStore, rooms: RoomStore, holds: HoldStore, references: ReferenceStore,
         jobs: JobStore, queue: JobQueue, homeserver: Homeserver, audit: AuditLog, clock: Clock,
+        timeline: TimelineIndex,
     ) -> None:
         self.teams = teams
         self.store = store
@@ -53,7 +58,10 @@ class RetentionService:
         self.homeserver = homeserver
         self.audit = audit
         self.clock = clock
+        self.timeline = timeline
         self.bounds = teams.retention_bounds
+        self.operator_redact = RedactMode(teams.settings.retention.redact)
+        self.server_name = teams.settings.homeserver.domain
         # Set at start-up: without the admin API retention degrades to redaction only.
         self.admin_available = True
 
@@ -80,6 +88,36 @@ class RetentionService:
         content = {"max_lifetime": self.teams.retention_ms(team)}
         for room_id in room_ids if room_ids is not None else await self.teams.room_ids(team):
             await self.homeserver.set_state(room_id, RETENTION, content)
+
+    # --- redaction ----------------------------------------------------------------------
+
+    def redact_mode(self, team: Team) -> RedactMode:
+        return effective_redact_mode(self.operator_redact, team.redact)
+
+    def check_redact_mode(self, text: str) -> RedactMode:
+        try:
+            return team_redact_mode(self.operator_redact, text)
+        except RedactModeNotAllowed as e:
+            raise InvalidInput(str(e)) from None
+
+    async def set_redact_mode(self, team: Team, text: str, *, actor: str | None) -> RedactMode:
+        """The team's redaction mode: more redaction than the operator's setting, never less."""
+        await self.teams.require_manager(team, actor)
+        mode = self.check_redact_mode(text)
+        previous = team.redact
+        await self.store.set_redact(team, str(mode))
+        await self.audit.record(team, actor, "retention_redact_set", team.id, mode=str(mode), previous=previous)
+        return mode
+
+    async def room_path(self, team: Team, room_id: str) -> RoomPath:
+        """How a sweep removes this room's expired events: ``auto`` redacts where users of
+        other homeservers ever joined, since their servers hold copies a purge cannot reach."""
+        others = {s for s in await self.timeline.servers(room_id) if s != self.server_name}
+        return room_path(self.redact_mode(team), bool(others))
+
+    async def forget_index(self, room_id: str) -> None:
+        """The room is deleted: its timeline index goes too."""
+        await self.timeline.forget_room(room_id)
 
     # --- legal hold -------------------------------------------------------------------
 
@@ -149,11 +187,11 @@ class RetentionService:
 
         Older ones are found by the scan itself.
         """
-        found: list[str] = []
-        for event_id in event_ids:
-            related = await self.references.relations_to(room_id, event_id, cutoff_ms)
-            found += [e for e in related if e not in event_ids and e not in found]
-        return found
+        if not event_ids:
+            return []
+        given = set(event_ids)
+        related = await self.references.relations_to_any(room_id, event_ids, cutoff_ms)
+        return [e for e in dict.fromkeys(related) if e not in given]
 
     async def remember_references(self, room_id: str, event_id: str, ts: int, content: dict[str, Any]) -> None:
         """Note the media and the relation (edit, reaction) of a team room event.

@@ -49,6 +49,9 @@ class GovernanceAPI:
             "cutoff": r.cutoff(team),
             "bounds": {"min": r.bounds.min, "max": r.bounds.max, "default": r.bounds.default},
             "purge_available": r.admin_available,
+            "redact": str(r.redact_mode(team)),
+            "team_redact": team.redact,
+            "operator_redact": str(r.operator_redact),
             "holds": sorted(await r.holds(team)),
             "sweeps": [job.to_json() for job in await r.jobs_of(team)],
         }
@@ -62,12 +65,18 @@ class GovernanceAPI:
         return web.json_response(await self._retention_json(team))
 
     @routes.put(
-        "/teams/{team_id}/retention", "Set the team's maximum message lifetime within the operator's bounds",
+        "/teams/{team_id}/retention",
+        "Set the team's maximum message lifetime and when sweeps redact, within the operator's bounds",
         body=i.RetentionChange, responses={200: o.Retention}, errors=UNKNOWN_TEAM,
     )
     async def set_retention(self, request: web.Request, body: i.RetentionChange) -> web.Response:
         team = await self._team(request)
-        await self.retention.set_lifetime(team, body.max_lifetime, actor=request["actor"])
+        if body.redact is not None:
+            self.retention.check_redact_mode(body.redact)  # refuse before anything changes
+        if body.max_lifetime is not None:
+            await self.retention.set_lifetime(team, body.max_lifetime, actor=request["actor"])
+        if body.redact is not None:
+            await self.retention.set_redact_mode(team, body.redact, actor=request["actor"])
         return web.json_response(await self._retention_json(team))
 
     @routes.post(

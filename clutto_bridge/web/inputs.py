@@ -12,7 +12,7 @@ import json
 from typing import Annotated, Any, Literal, TypeVar, Union
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, ValidationError, model_validator
 
 from clutto_bridge.web.errors import ApiError
 
@@ -109,7 +109,16 @@ class EmailChange(Body):
 
 
 class RetentionChange(Body):
-    max_lifetime: str = Field(examples=["30d"], description="a duration within the operator's bounds")
+    max_lifetime: str | None = Field(None, examples=["30d"], description="a duration within the operator's bounds")
+    redact: Literal["auto", "always", "never"] | None = Field(
+        None, description="when sweeps redact besides purging; as much as the operator's setting or more"
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> RetentionChange:
+        if self.max_lifetime is None and self.redact is None:
+            raise ValueError("give max_lifetime, redact or both")
+        return self
 
 
 class PlanChange(Body):

@@ -139,6 +139,9 @@ class Retention(Output):
     cutoff: int = Field(description="ms since the epoch; older messages are removed")
     bounds: RetentionBounds
     purge_available: bool = Field(description="whether the homeserver admin API is there to purge, not only redact")
+    redact: str = Field(description="when sweeps redact: auto, always or never (what applies now)")
+    team_redact: str | None = Field(description="the team's own choice; null: the operator's setting applies")
+    operator_redact: str = Field(description="the operator's setting; a team may choose more redaction, not less")
     holds: list[str] = Field(description="held room IDs; '' (empty) holds every room of the team")
     sweeps: list[Job]
 

@@ -71,7 +71,7 @@ async def test_metrics_after_realistic_use_carry_counts_and_no_identifier(
         'clutto_api_requests_total{method="POST",route="/_clutto/v1/teams/{team_id}/rooms",status="201"} 1.0',
         'clutto_api_requests_total{method="GET",route="/_clutto/v1/teams/{team_id}",status="404"} 1.0',
         'clutto_jobs_finished_total{kind="retention_sweep",state="done"} 1.0',
-        "clutto_retention_events_redacted_total 3.0",
+        "clutto_retention_rooms_purged_total 1.0",  # a room of this homeserver only: purged, not redacted
     ]
 
     async def scraped() -> str | None:

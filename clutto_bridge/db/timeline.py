@@ -1,0 +1,152 @@
+"""The timeline index of team rooms (see ``policy/timeline.py``): written with each appservice
+transaction, filled from the homeserver where the stream may have missed events, read by
+sweeps in position ranges, pruned as purges remove history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from mautrix.util.async_db import Connection, Database
+
+from clutto_bridge.policy.timeline import IndexEntry, Row, index_entry, joined_server
+
+_ROW = "position, event_id, ts, state, redacted"
+
+
+@dataclass
+class IndexedRoom:
+    id: int
+    room_id: str
+    needs_fill: bool
+    fill_token: str | None
+
+
+def _row(r: Any) -> Row:
+    return Row(r["position"], r["event_id"], r["ts"], bool(r["state"]), bool(r["redacted"]))
+
+
+class TimelineIndex:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- the live path: inside the inbox's transaction -------------------------------------
+
+    @staticmethod
+    async def record(conn: Connection, events: Iterable[dict[str, Any]]) -> None:
+        """Index the team room events of one appservice transaction, in arrival order."""
+        by_room: dict[str, list[tuple[IndexEntry, str | None]]] = {}
+        for event in events:
+            entry = index_entry(event)
+            if entry is not None:
+                by_room.setdefault(entry.room_id, []).append((entry, joined_server(event)))
+        for room_id, entries in by_room.items():
+            await conn.execute(
+                "INSERT INTO timeline_room (room_id) SELECT room_id FROM team_room WHERE room_id=$1 "
+                "ON CONFLICT (room_id) DO NOTHING", room_id,
+            )
+            room = await conn.fetchval("SELECT id FROM timeline_room WHERE room_id=$1", room_id)
+            if room is None:
+                continue  # not a team room
+            await conn.executemany(
+                "INSERT INTO timeline_event (room, event_id, ts, state, redacted) VALUES ($1, $2, $3, $4, $5) "
+                "ON CONFLICT (event_id) DO NOTHING",
+                [(room, e.event_id, e.ts, e.state, e.redacted) for e, _ in entries],
+            )
+            servers = {server for _, server in entries if server}
+            if servers:
+                await conn.executemany(
+                    "INSERT INTO timeline_server (room, server_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                    [(room, server) for server in sorted(servers)],
+                )
+
+    # --- rooms -------------------------------------------------------------------------------
+
+    async def room(self, room_id: str) -> IndexedRoom:
+        """The room's index entry, created (to be filled from the beginning) when missing."""
+        await self.db.execute(
+            "INSERT INTO timeline_room (room_id) VALUES ($1) ON CONFLICT (room_id) DO NOTHING", room_id
+        )
+        r = await self.db.fetchrow(
+            "SELECT id, room_id, needs_fill, fill_token FROM timeline_room WHERE room_id=$1", room_id
+        )
+        return IndexedRoom(r["id"], r["room_id"], bool(r["needs_fill"]), r["fill_token"])
+
+    async def mark_all_for_fill(self) -> None:
+        """The bridge (re)starts: events sent while it was down may be missing from the stream."""
+        await self.db.execute("UPDATE timeline_room SET needs_fill=true")
+
+    async def servers(self, room_id: str) -> set[str]:
+        rows = await self.db.fetch(
+            "SELECT s.server_name FROM timeline_server s JOIN timeline_room r ON r.id = s.room WHERE r.room_id=$1",
+            room_id,
+        )
+        return {r["server_name"] for r in rows}
+
+    async def forget_room(self, room_id: str) -> None:
+        async with self.db.acquire() as conn, conn.transaction():
+            room = await conn.fetchval("SELECT id FROM timeline_room WHERE room_id=$1", room_id)
+            if room is not None:
+                await conn.execute("DELETE FROM timeline_event WHERE room=$1", room)
+                await conn.execute("DELETE FROM timeline_server WHERE room=$1", room)
+                await conn.execute("DELETE FROM timeline_room WHERE id=$1", room)
+
+    # --- filling from the homeserver ------------------------------------------------------------
+
+    async def fill(self, room: IndexedRoom, events: list[dict[str, Any]], resume_token: str | None,
+                   finished: bool) -> None:
+        """Index one page read from the homeserver, in its order, and remember where to go on.
+
+        Events the stream already indexed are placed again (deleted and inserted), so the
+        index order follows the homeserver's order even where the stream delivered late.
+        """
+        entries = [e for e in map(index_entry, events) if e is not None and e.room_id == room.room_id]
+        servers = {s for s in map(joined_server, events) if s}
+        async with self.db.acquire() as conn, conn.transaction():
+            await conn.executemany("DELETE FROM timeline_event WHERE event_id=$1", [(e.event_id,) for e in entries])
+            await conn.executemany(
+                "INSERT INTO timeline_event (room, event_id, ts, state, redacted) VALUES ($1, $2, $3, $4, $5) "
+                "ON CONFLICT (event_id) DO NOTHING",  # the stream may deliver it at this moment
+                [(room.id, e.event_id, e.ts, e.state, e.redacted) for e in entries],
+            )
+            await conn.executemany(
+                "INSERT INTO timeline_server (room, server_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                [(room.id, s) for s in sorted(servers)],
+            )
+            await conn.execute(
+                "UPDATE timeline_room SET fill_token=$2, needs_fill=$3 WHERE id=$1", room.id, resume_token, not finished
+            )
+        room.fill_token, room.needs_fill = resume_token, not finished
+
+    # --- what a sweep reads ------------------------------------------------------------------------
+
+    async def rows_after(self, room: int, position: int, limit: int) -> list[Row]:
+        """The room's rows after ``position`` in arrival order (the walk from the oldest)."""
+        rows = await self.db.fetch(
+            f"SELECT {_ROW} FROM timeline_event WHERE room=$1 AND position > $2 ORDER BY position LIMIT $3",
+            room, position, limit,
+        )
+        return [_row(r) for r in rows]
+
+    async def expired_after(self, room: int, position: int, cutoff_ms: int, limit: int) -> list[Row]:
+        """Expired messages not yet redacted that lie after ``position`` (out of a purge's reach)."""
+        rows = await self.db.fetch(
+            f"SELECT {_ROW} FROM timeline_event WHERE room=$1 AND ts < $2 AND position > $3 "
+            "AND state=false AND redacted=false ORDER BY position LIMIT $4",
+            room, cutoff_ms, position, limit,
+        )
+        return [_row(r) for r in rows]
+
+    async def mark_redacted(self, event_ids: list[str]) -> None:
+        await self.db.executemany("UPDATE timeline_event SET redacted=true WHERE event_id=$1", [(e,) for e in event_ids])
+
+    async def prune_before(self, room: int, position: int) -> int:
+        """A purge removed the room's history before ``position``: forget those rows. Returns
+        how many were messages not redacted before (what the purge alone removed)."""
+        rows = await self.db.fetch(
+            "DELETE FROM timeline_event WHERE room=$1 AND position < $2 RETURNING state, redacted", room, position
+        )
+        return sum(1 for r in rows if not r["state"] and not r["redacted"])
+
+    async def count(self, room: int) -> int:
+        return await self.db.fetchval("SELECT COUNT(*) FROM timeline_event WHERE room=$1", room)

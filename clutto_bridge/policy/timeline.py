@@ -1,0 +1,118 @@
+"""The timeline index: what the bridge keeps of each team room event, and where a purge may cut.
+
+The index holds one small row per event (id, timestamp, state or not, redacted or not) in
+the order the events reached the bridge, which is the homeserver's order. A sweep walks it
+from the oldest row: the expired events before the first event inside the window are what
+one purge removes; expired events after that point (imported history carries old
+timestamps after newer events) are out of a purge's reach.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    event_id: str
+    room_id: str
+    ts: int
+    state: bool
+    redacted: bool = False
+
+
+def index_entry(event: dict[str, Any]) -> IndexEntry | None:
+    """The index row of a raw room event; None for what is not a room event or is a redaction
+    (a redaction removes nothing by itself and is purged with the room's history)."""
+    event_id, room_id, ts = event.get("event_id"), event.get("room_id"), event.get("origin_server_ts")
+    if not isinstance(event_id, str) or not isinstance(room_id, str) or not isinstance(ts, int):
+        return None
+    if event.get("type") == "m.room.redaction":
+        return None
+    redacted = "redacted_because" in (event.get("unsigned") or {})
+    return IndexEntry(event_id, room_id, ts, "state_key" in event, redacted)
+
+
+def joined_server(event: dict[str, Any]) -> str | None:
+    """The homeserver of a user this membership event joins to the room, if it is one."""
+    if event.get("type") != "m.room.member" or not isinstance(event.get("state_key"), str):
+        return None
+    content = event.get("content")
+    if not isinstance(content, dict) or content.get("membership") != "join":
+        return None
+    _, sep, server = event["state_key"].partition(":")
+    return server if sep and server else None
+
+
+@dataclass(frozen=True)
+class Row:
+    """An index row as the sweep reads it, in arrival order."""
+
+    position: int
+    event_id: str
+    ts: int
+    state: bool
+    redacted: bool
+
+
+@dataclass
+class HeadScan:
+    """Walks a room's index from the oldest row and finds the purge points.
+
+    The last point is the first event inside the window, or, when every message expired,
+    the last state event after an expired one (Synapse keeps state, so a purge may stop
+    there). ``slice_ms`` adds a point whenever that much history has passed, so an operator
+    can bound each purge; the default is one purge per room.
+    """
+
+    cutoff_ms: int
+    slice_ms: int
+    points: list[tuple[int, str]] = field(default_factory=list)  # (position, event id)
+    slice_start: int | None = None
+    candidate: tuple[int, str] | None = None  # the latest state row after an expired message
+    closed: bool = False  # reached the first event inside the window
+
+    def see(self, row: Row) -> bool:
+        """Feed the next row; True when it is an expired message before the purge point."""
+        if self.closed:
+            return False
+        if row.state:
+            if self.slice_start is not None:
+                self.candidate = (row.position, row.event_id)
+            return False
+        if row.ts >= self.cutoff_ms:
+            if self.slice_start is not None:
+                self.points.append((row.position, row.event_id))
+            self.closed = True
+            return False
+        if self.slice_start is None:
+            self.slice_start = row.ts
+        elif row.ts - self.slice_start >= self.slice_ms:
+            self.points.append((row.position, row.event_id))
+            self.slice_start = row.ts
+        return True
+
+    def finish(self) -> None:
+        """The index ended without an event inside the window: cut at the latest state row
+        after an expired message, if there is one (messages after it stay out of reach)."""
+        if not self.closed and self.candidate is not None:
+            self.points.append(self.candidate)
+        self.closed = True
+
+    @property
+    def purge_position(self) -> int | None:
+        """Rows before this position are gone once every purge ran."""
+        return self.points[-1][0] if self.points else None
+
+    def state(self) -> dict[str, Any]:
+        return {"points": [list(p) for p in self.points], "slice_start": self.slice_start,
+                "candidate": list(self.candidate) if self.candidate else None, "closed": self.closed}
+
+    @classmethod
+    def load(cls, cutoff_ms: int, slice_ms: int, saved: dict[str, Any] | None) -> HeadScan:
+        if not saved:
+            return cls(cutoff_ms, slice_ms)
+        candidate = saved.get("candidate")
+        return cls(cutoff_ms, slice_ms, [tuple(p) for p in saved["points"]], saved.get("slice_start"),
+                   tuple(candidate) if candidate else None, saved.get("closed", False))

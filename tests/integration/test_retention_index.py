@@ -1,0 +1,163 @@
+"""Retention from the timeline index, on the homeserver itself: gaps after downtime, imported
+history, redaction modes, and a second sweep that reads nothing it does not need."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+from mautrix.types import EventType
+
+from clutto_bridge.app import Bridge
+from tests.integration.conftest import Bridges
+from tests.integration.matrix_client import MatrixClient
+from tests.integration.test_members import _team_with_member
+from tests.integration.test_retention import DAY, all_events, stable
+
+CUTOFF_DAYS = 30
+
+
+async def admin_view(bridges: Bridges, http: aiohttp.ClientSession, room_id: str) -> list[dict]:
+    """The room's timeline as the homeserver's admin API sees it (purged events are gone from it)."""
+    admin = await bridges.homeserver.synapse.register_user(f"auditor-{secrets.token_hex(4)}", admin=True)
+    async with http.get(
+        f"{bridges.homeserver.url}/_synapse/admin/v1/rooms/{quote(room_id)}/messages",
+        params={"dir": "f", "limit": "1000"}, headers={"Authorization": f"Bearer {admin.access_token}"},
+    ) as resp:
+        assert resp.status == 200
+        return (await resp.json())["chunk"]
+
+
+async def send_old(bridge: Bridge, room_id: str, body: str, age_days: float, **content) -> str:
+    return await bridge.appservice.intent.send_message_event(
+        room_id, EventType.ROOM_MESSAGE, {"msgtype": "m.text", "body": body, **content},
+        timestamp=bridge.clock.now_ms() - int(age_days * DAY),
+    )
+
+
+async def sweep(bridge: Bridge, team) -> dict:
+    job = await bridge.retention.request_sweep(team, actor=None)
+    done = await bridge.runner.wait(job.id, timeout=120)
+    assert done.state == "done", done
+    return done.progress
+
+
+def window_of(events: list[dict], cutoff: int) -> list[dict]:
+    return [stable(e) for e in events if e["origin_server_ts"] >= cutoff and "state_key" not in e]
+
+
+@pytest.mark.promise("P11")
+async def test_events_sent_while_the_bridge_was_down_are_still_removed(
+    bridges: Bridges, new_user, http: aiohttp.ClientSession
+) -> None:
+    settings = bridges.settings()
+    bridge = await bridges.start(settings)
+    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    general = rooms[0]
+    await bridge.retention.set_lifetime(team, f"{CUTOFF_DAYS}d", actor=None)
+    first = await sweep(bridge, team)  # nothing expired yet; the index of the room is filled
+    assert first["removed"] == 0 and first["events_read"] > 0
+    await bridges.stop(bridge)
+
+    # While the bridge is down, old history is imported (as the appservice, with old
+    # timestamps) and a member writes: the stream cannot deliver any of it.
+    now = bridge.clock.now_ms()
+    importer = MatrixClient(bridges.homeserver.url, settings.bot_mxid, settings.appservice.as_token, http)
+    imported = []
+    for i in range(5):
+        data = await importer.request(
+            "PUT", f"/v3/rooms/{quote(general)}/send/m.room.message/down{secrets.token_hex(4)}",
+            {"msgtype": "m.text", "body": f"sent while the bridge was down {i}"}, ts=str(now - 40 * DAY + i),
+        )
+        imported.append(data["event_id"])
+    await member.send_text(general, "written while the bridge was down, inside the window")
+    cutoff = now - CUTOFF_DAYS * DAY
+    window = window_of(await all_events(member, general), cutoff)
+
+    bridge = await bridges.start(settings)
+    progress = await sweep(bridge, team)
+    assert progress["events_read"] >= 6, "the restart made the sweep read what the stream may have missed"
+    assert progress["removed"] == 5 and progress["redacted"] == 0  # one homeserver only: purged, not redacted
+    after = await all_events(member, general)
+    assert not {e["event_id"] for e in after} & set(imported)
+    assert not {e["event_id"] for e in await admin_view(bridges, http, general)} & set(imported)
+    kept = {e["event_id"]: stable(e) for e in after}
+    assert [kept[w["event_id"]] for w in window] == window, "the window is untouched, byte for byte"
+
+
+@pytest.mark.promise("P11")
+async def test_imported_history_after_newer_messages_is_redacted_with_its_edits(
+    bridges: Bridges, new_user, http: aiohttp.ClientSession
+) -> None:
+    bridge = await bridges.start()
+    bot = bridge.settings.bot_mxid
+    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    general = rooms[0]
+    await bridge.retention.set_lifetime(team, f"{CUTOFF_DAYS}d", actor=None)
+    now = bridge.clock.now_ms()
+    cutoff = now - CUTOFF_DAYS * DAY
+    purged = [await send_old(bridge, general, f"old before the window {i}", 50 - i) for i in range(3)]
+    await member.send_text(general, "inside the window")
+    # Imported afterwards: old timestamps placed after a newer message, out of a purge's reach.
+    imported = [await send_old(bridge, general, f"imported {i}", 45 - i) for i in range(4)]
+    edit = await bridge.appservice.intent.send_message_event(
+        general, EventType.ROOM_MESSAGE,
+        {"msgtype": "m.text", "body": "* fixed", "m.new_content": {"msgtype": "m.text", "body": "fixed"},
+         "m.relates_to": {"rel_type": "m.replace", "event_id": imported[0]}},
+    )
+    reaction = (await member.request(
+        "PUT", f"/v3/rooms/{quote(general)}/send/m.reaction/r{secrets.token_hex(4)}",
+        {"m.relates_to": {"rel_type": "m.annotation", "event_id": purged[0], "key": "👍"}},
+    ))["event_id"]
+    await member.send_text(general, "also inside the window")
+    before = await all_events(member, general)
+    window = [e for e in window_of(before, cutoff) if e["event_id"] not in (edit, reaction)]
+
+    await owner.send_text(general, "!clutto retention status")
+    status = await owner.wait_for_notice(general, "Retention of", sender=bot)
+    assert "general: purge, redacting only what a purge cannot reach" in status["content"]["body"]
+
+    progress = await sweep(bridge, team)
+    assert progress["removed"] == 3 + 4 + 2
+    assert progress["redacted"] == 4 + 2  # the imported messages and the edit and the reaction
+    after = {e["event_id"]: e for e in await all_events(member, general)}
+    assert not set(purged) & set(after), "the messages before the window are purged"
+    for event_id in [*imported, edit, reaction]:
+        assert after[event_id]["content"] == {} and "redacted_because" in after[event_id]["unsigned"]
+    assert [stable(after[w["event_id"]]) for w in window] == window, "the window is untouched, byte for byte"
+
+    # A second sweep has nothing left to do and reads nothing from the homeserver.
+    again = await sweep(bridge, team)
+    assert (again["removed"], again["redacted"], again["events_read"]) == (0, 0, 0)
+
+
+@pytest.mark.promise("P9", "P11")
+async def test_a_team_may_ask_for_more_redaction_but_not_less(
+    bridges: Bridges, new_user, http: aiohttp.ClientSession
+) -> None:
+    bridge = await bridges.start()
+    bot = bridge.settings.bot_mxid
+    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    general, random_room = rooms
+    await bridge.retention.set_lifetime(team, f"{CUTOFF_DAYS}d", actor=None)
+    old = [await send_old(bridge, general, f"old {i}", 40) for i in range(3)]
+    await member.send_text(general, "inside the window")
+
+    await owner.send_text(general, "!clutto retention redact never")
+    refusal = await owner.wait_for_notice(general, "operator requires", sender=bot)
+    assert "at least `auto`" in refusal["content"]["body"]
+    await member.send_text(general, "!clutto retention redact always")
+    await member.wait_for_notice(general, "Only the owner", sender=bot)
+    await owner.send_text(general, "!clutto retention redact always")
+    await owner.wait_for_notice(general, "now redact: `always`", sender=bot)
+    await owner.send_text(general, "!clutto retention status")
+    status = await owner.wait_for_notice(general, "Retention of", sender=bot)
+    assert "general: redact and purge" in status["content"]["body"]
+
+    progress = await sweep(bridge, team)
+    assert (progress["removed"], progress["redacted"]) == (3, 3)  # redacted first, then purged
+    assert not {e["event_id"] for e in await admin_view(bridges, http, general)} & set(old)
+    assert await bridge.audit.for_team(team.id, "retention_redact_set")
+    assert (await bridge.teams.get(team.id)).redact == "always"

@@ -1,0 +1,145 @@
+"""Pure decisions of retention at scale: redaction modes, the timeline index, purge points, the redaction pace."""
+
+from __future__ import annotations
+
+import pytest
+
+from clutto_bridge.policy.redaction_pace import RedactionPace
+from clutto_bridge.policy.retention import (
+    RedactMode, RedactModeNotAllowed, effective_redact_mode, room_path, team_redact_mode,
+)
+from clutto_bridge.policy.timeline import HeadScan, Row, index_entry, joined_server
+
+CUTOFF = 1_000_000
+
+
+@pytest.mark.parametrize(("operator", "choice", "allowed"), [
+    ("auto", "always", True), ("auto", "AUTO", True), ("auto", "never", False),
+    ("never", "never", True), ("never", "auto", True), ("never", "always", True),
+    ("always", "always", True), ("always", "auto", False), ("always", "never", False),
+])
+def test_a_team_may_redact_more_than_the_operator_never_less(operator, choice, allowed) -> None:
+    if allowed:
+        assert team_redact_mode(RedactMode(operator), choice) == RedactMode(choice.lower())
+    else:
+        with pytest.raises(RedactModeNotAllowed, match=f"at least `{operator}`"):
+            team_redact_mode(RedactMode(operator), choice)
+
+
+def test_an_unknown_mode_is_named_and_an_old_choice_below_a_stricter_operator_gives_way() -> None:
+    with pytest.raises(RedactModeNotAllowed, match="'sometimes' is not a redaction mode"):
+        team_redact_mode(RedactMode.AUTO, "sometimes")
+    assert effective_redact_mode(RedactMode.ALWAYS, "never") == RedactMode.ALWAYS
+    assert effective_redact_mode(RedactMode.AUTO, None) == RedactMode.AUTO
+    assert effective_redact_mode(RedactMode.NEVER, "always") == RedactMode.ALWAYS
+
+
+@pytest.mark.parametrize(("mode", "others", "reachable", "unreachable", "says"), [
+    ("auto", False, False, True, "purge, redacting only what a purge cannot reach"),
+    ("auto", True, True, True, "redact and purge"),
+    ("always", False, True, True, "redact and purge"),
+    ("never", True, False, False, "purge only"),
+])
+def test_each_room_takes_the_path_its_mode_and_members_call_for(mode, others, reachable, unreachable, says) -> None:
+    path = room_path(RedactMode(mode), others)
+    assert (path.redact_reachable, path.redact_unreachable) == (reachable, unreachable)
+    assert path.describe() == says
+
+
+def test_index_rows_come_from_room_events_and_leave_out_redactions() -> None:
+    message = {"event_id": "$a", "room_id": "!r", "origin_server_ts": 5, "type": "m.room.message", "content": {}}
+    assert index_entry(message).state is False
+    assert index_entry({**message, "state_key": "", "type": "m.room.topic"}).state is True
+    assert index_entry({**message, "unsigned": {"redacted_because": {}}}).redacted is True
+    assert index_entry({**message, "type": "m.room.redaction"}) is None
+    assert index_entry({"type": "m.presence", "content": {}}) is None
+    assert index_entry({**message, "origin_server_ts": "5"}) is None
+
+
+def test_joins_name_the_servers_of_the_users_who_joined() -> None:
+    join = {"type": "m.room.member", "state_key": "@bob:other.example", "content": {"membership": "join"}}
+    assert joined_server(join) == "other.example"
+    assert joined_server({**join, "content": {"membership": "invite"}}) is None
+    assert joined_server({**join, "type": "m.room.message"}) is None
+    assert joined_server({**join, "state_key": "nonsense"}) is None
+
+
+def rows(*spec: tuple[int, bool]) -> list[Row]:
+    """(ts, state) per row, positions 1.."""
+    return [Row(i, f"${i}", ts, state, False) for i, (ts, state) in enumerate(spec, 1)]
+
+
+def walk(scan: HeadScan, timeline: list[Row]) -> list[int]:
+    expired = [r.position for r in timeline if scan.see(r)]
+    scan.finish()
+    return expired
+
+
+def test_one_purge_stops_at_the_first_event_inside_the_window() -> None:
+    scan = HeadScan(CUTOFF, slice_ms=10**12)
+    timeline = rows((1, True), (10, False), (20, False), (CUTOFF, False), (30, False), (CUTOFF + 1, False))
+    assert walk(scan, timeline) == [2, 3]
+    assert scan.points == [(4, "$4")] and scan.purge_position == 4  # the old event at 5 is out of reach
+
+
+def test_with_every_message_expired_the_purge_stops_at_a_later_state_event() -> None:
+    scan = HeadScan(CUTOFF, slice_ms=10**12)
+    assert walk(scan, rows((10, False), (20, True), (30, False), (40, True), (50, True), (60, False))) == [1, 3, 6]
+    assert scan.points == [(5, "$5")]  # the message at 6 follows every state event: a purge cannot reach it
+
+
+def test_nothing_expired_means_no_purge_and_slices_bound_long_purges() -> None:
+    scan = HeadScan(CUTOFF, slice_ms=10**12)
+    assert walk(scan, rows((CUTOFF, False), (1, False))) == [] and scan.points == []
+    sliced = HeadScan(CUTOFF, slice_ms=100)
+    walk(sliced, rows((0, False), (50, False), (100, False), (150, False), (250, False), (CUTOFF, False)))
+    assert [p for p, _ in sliced.points] == [3, 5, 6]
+
+
+def test_a_head_scan_resumes_from_its_saved_state() -> None:
+    timeline = rows((10, False), (20, True), (30, False), (CUTOFF, False))
+    whole = HeadScan(CUTOFF, 15)
+    expected = walk(whole, timeline)
+    first = HeadScan(CUTOFF, 15)
+    seen = [r.position for r in timeline[:2] if first.see(r)]
+    resumed = HeadScan.load(CUTOFF, 15, first.state())
+    seen += walk(resumed, timeline[2:])
+    assert seen == expected and resumed.points == whole.points
+
+
+def test_the_pace_rises_while_latency_holds_and_falls_when_it_grows_or_the_homeserver_refuses() -> None:
+    pace = RedactionPace(limit=4, ceiling=32)
+    for _ in range(300):
+        pace.completed(0.05)
+    assert pace.limit == 32  # latency flat: up to the ceiling
+    for _ in range(64):
+        pace.completed(0.2)  # four times the best: requests only queue
+    assert pace.limit < 32
+    before = pace.limit
+    pace.refused()
+    assert pace.limit == max(1, before // 2)
+    for _ in range(10):
+        pace.refused()
+    assert pace.limit == 1
+
+
+def test_a_saturated_homeserver_settles_the_pace_near_its_capacity() -> None:
+    """Simulated homeserver: 100 redactions/s at most, 20 ms each when idle (Little's law)."""
+    pace = RedactionPace(limit=1, ceiling=64)
+    for _ in range(400):
+        latency = max(0.02, pace.limit / 100)
+        pace.completed(latency)
+    assert 2 <= pace.limit <= 6  # 2 in flight saturate it; far more would only queue
+
+
+def test_a_sweep_checkpointed_before_the_index_redoes_its_current_room() -> None:
+    from clutto_bridge.jobs.retention_sweep import Phase, SweepProgress
+
+    old = {"cutoff": 5, "rooms": ["!a", "!b"], "redaction_only": False, "room_index": 1, "redacted": 7,
+           "room": {"phase": "scan", "token": "t1", "scanned": False, "pending": None, "pending_next": None,
+                    "plan": {"points": []}, "cuts_done": 0}}
+    p = SweepProgress.load(old)
+    assert (p.room_index, p.redacted, p.room.phase, p.room.cursor) == (1, 7, Phase.FILL, 0)
+    saved = {**old, "room": {"phase": "tail", "cursor": 42, "redact_reachable": True}}
+    resumed = SweepProgress.load(saved)
+    assert (resumed.room.phase, resumed.room.cursor, resumed.room.redact_reachable) == (Phase.TAIL, 42, True)
