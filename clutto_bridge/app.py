@@ -78,11 +78,12 @@ class Bridge:
         self.state_db = Database.create(a.database, upgrade_table=MembershipStateStore.upgrade_table)
         self.stores = db = Stores.over(self.db, cipher)
         self.signing_keys = keys = signing_keys(s)  # made when missing; an open or broken key file stops here, naming it
+        state_store = MembershipStateStore(self.state_db)
         self.appservice = CluttoAppService(
             tls_cert=a.tls.cert or None, tls_key=a.tls.key or None,
             server=s.homeserver.address, domain=s.homeserver.domain, as_token=a.as_token, hs_token=a.hs_token,
             bot_localpart=a.bot_username, id=a.id, verify_ssl=s.homeserver.verify_ssl,
-            state_store=MembershipStateStore(self.state_db), inbox=db.inbox, now_ms=clock.now_ms,
+            state_store=state_store, inbox=db.inbox, now_ms=clock.now_ms,
             default_http_retry_count=3, log=logging.getLogger("clutto.appservice"),
         )
         bot = lambda: self.appservice.intent  # noqa: E731 - the intent exists once the appservice does
@@ -170,7 +171,7 @@ class Bridge:
         if s.portal.enabled:
             # Checks the cookie registry against the cookies the portal sets: ConfigError if not.
             self.appservice.app.add_subapp(PORTAL_PREFIX, Portal(ctx, audit).app)
-        self.gate = Gatekeeper(db.gate, db.members, db.integrations, consent, profiles, s)
+        self.gate = Gatekeeper(db.gate, db.members, db.integrations, consent, profiles, s, state_store.seen_profile)
         if s.antispam.enabled:
             AntispamEndpoints(self.gate, s.antispam.shared_secret).register(self.appservice.app)
         if s.analytics.metrics_enabled:

@@ -20,8 +20,6 @@ class GateRow:
     membership: str | None
     team_bot: bool
     room_membership: str | None  # the user's membership of this room as the bridge last saw it
-    room_displayname: str | None  # and their name and avatar there
-    room_avatar: str | None
 
     @property
     def current_role(self) -> str | None:
@@ -40,7 +38,7 @@ class GateStore:
             "SELECT t.id, t.name, t.state, t.owner, t.space_id, m.role, m.membership, "
             "EXISTS (SELECT 1 FROM integration_allow a WHERE a.team_id=t.id AND a.kind='bot' AND a.value=$2) AS team_bot, "
             # mautrix's state store: memberships of the rooms the bot is in, from the events it receives.
-            "p.membership AS room_membership, p.displayname AS room_displayname, p.avatar_url AS room_avatar "
+            "p.membership AS room_membership "
             "FROM team t LEFT JOIN team_member m ON m.team_id=t.id AND m.user_id=$2 "
             "LEFT JOIN mx_user_profile p ON p.room_id=$1 AND p.user_id=$2 "
             "WHERE t.id = COALESCE((SELECT r.team_id FROM team_room r WHERE r.room_id=$1), "
@@ -52,5 +50,4 @@ class GateStore:
         return GateRow(
             row["id"], row["name"], row["state"], row["owner"], row["space_id"], row["role"], row["membership"],
             bool(row["team_bot"]), row["room_membership"],
-            row["room_displayname"], row["room_avatar"],
         )

@@ -1,9 +1,11 @@
-"""mautrix's appservice state store, minus the members' profiles.
+"""mautrix's appservice state store, with members' profiles kept in memory only.
 
 mautrix caches every member's display name and avatar (``mx_user_profile``) in plaintext.
-The bridge needs only memberships from it (who is in a room), so display names and avatars
-are dropped before the cache is written: personal data the bridge does not need is not kept,
-not even encrypted (P12).
+The bridge keeps only memberships in that table (who is in a room). Display names and
+avatars stay in this process's memory, where the profile enforcement and the answers
+before the write compare them; after a restart they are learned again from the events
+that carry them. Personal data the bridge need not keep is not written, not even
+encrypted (P12).
 """
 
 from __future__ import annotations
@@ -13,8 +15,23 @@ from mautrix.types import Member, MemberStateEventContent, Membership, RoomID, U
 
 
 class MembershipStateStore(PgASStateStore):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._profiles: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+
+    def seen_profile(self, room_id: str, user_id: str) -> tuple[str | None, str | None] | None:
+        """The display name and avatar this room last showed for the user, if seen since start."""
+        return self._profiles.get((room_id, user_id))
+
+    def _remember(self, room_id: RoomID, user_id: UserID, member: Member | MemberStateEventContent) -> None:
+        if member.membership in (Membership.JOIN, Membership.INVITE):
+            self._profiles[(room_id, user_id)] = (member.displayname, member.avatar_url)
+        else:
+            self._profiles.pop((room_id, user_id), None)
+
     async def set_member(self, room_id: RoomID, user_id: UserID, member: Member | MemberStateEventContent) -> None:
         await super().set_member(room_id, user_id, Member(membership=member.membership))
+        self._remember(room_id, user_id, member)
 
     async def set_members(
         self,
@@ -24,3 +41,12 @@ class MembershipStateStore(PgASStateStore):
     ) -> None:
         bare = {user_id: Member(membership=m.membership) for user_id, m in members.items()}
         await super().set_members(room_id, bare, only_membership)
+        for user_id, member in members.items():
+            self._remember(room_id, user_id, member)
+
+    async def get_member(self, room_id: RoomID, user_id: UserID) -> Member | None:
+        member = await super().get_member(room_id, user_id)
+        seen = self._profiles.get((room_id, user_id))
+        if member is not None and seen is not None:
+            member.displayname, member.avatar_url = seen
+        return member

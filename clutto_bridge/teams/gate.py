@@ -9,6 +9,7 @@ waiting for the answer.
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from clutto_bridge.config import Settings
 from clutto_bridge.db.gate import GateRow, GateStore
@@ -29,7 +30,10 @@ class Gatekeeper:
     def __init__(
         self, store: GateStore, members: MemberStore, integrations: IntegrationStore, consent: ConsentService,
         profiles: ProfileService, settings: Settings,
+        seen_profile: Callable[[str, str], tuple[str | None, str | None] | None] = lambda room_id, user_id: None,
     ) -> None:
+        # What a room last showed as a member's name and avatar (kept in memory only, P12).
+        self.seen_profile = seen_profile
         self.profiles = profiles
         self.store = store
         self.members = members
@@ -43,18 +47,22 @@ class Gatekeeper:
 
     async def join(self, user_id: str, room_id: str) -> Refusal | None:
         row = await self.store.facts(room_id, user_id)
-        locked = self.settings.profile.enforce == "reset" and not self._own_write_pending(row, user_id)
+        locked = self.settings.profile.enforce == "reset" and not self._own_write_pending(row, room_id, user_id)
         refusal = policy.may_join(_facts(row), user_id, self.bot, self.settings.integrations.bots, profile_locked=locked)
         return self._log(refusal, user_id, room_id)
 
-    def _own_write_pending(self, row: GateRow | None, user_id: str) -> bool:
+    def _own_write_pending(self, row: GateRow | None, room_id: str, user_id: str) -> bool:
         """The bridge is writing this member's name and avatar, and this room does not show them
-        yet: the homeserver is re-sending the membership with them, which passes."""
+        yet (or this process has not seen what it shows since it started): the homeserver is
+        re-sending the membership with them, which passes."""
         written = self.profiles.writing(user_id)
         if written is None or row is None:
             return False
         name, avatar = written
-        return (name is not None and row.room_displayname != name) or (row.room_avatar or None) != (avatar or None)
+        shown = self.seen_profile(room_id, user_id)
+        if shown is None:
+            return True
+        return (name is not None and shown[0] != name) or (shown[1] or None) != (avatar or None)
 
     async def invite(self, inviter: str, invitee: str, room_id: str) -> Refusal | None:
         row = await self.store.facts(room_id, invitee)
