@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -28,11 +28,11 @@ from clutto_bridge.policy.collection import (
     request_facts,
 )
 from clutto_bridge.teams.access import AccessRecords
+from clutto_bridge.web.middleware import after_each_request
 
 ACCESS_LOG = logging.getLogger("clutto.access")
 UNMATCHED = "unmatched"
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class DailySalt:
@@ -154,17 +154,6 @@ class PeerFilter(logging.Filter):
 def record_requests(policy: RequestCollection, records: AccessRecords) -> Callable:
     """Keep an access record of every request, in the form the policy allows."""
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as e:
-            status = e.status
-            raise
-        finally:
-            records.record(request.method, route_of(request), status, policy.facts(request))
-
-    return middleware
+    return after_each_request(
+        lambda request, status: records.record(request.method, route_of(request), status, policy.facts(request))
+    )

@@ -4,18 +4,18 @@ secret (``analytics.metrics_secret``), and the count of provisioning API request
 from __future__ import annotations
 
 import hmac
-from typing import Awaitable, Callable
+from typing import Callable
 
 from aiohttp import web
 
 from clutto_bridge.metrics import CONTENT_TYPE, Metrics
 from clutto_bridge.teams.usage import UsageService
 from clutto_bridge.web.errors import error_response
+from clutto_bridge.web.middleware import after_each_request
 
 METRICS_PATH = "/_clutto/metrics"
 UNMATCHED = "unmatched"
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class MetricsEndpoint:
@@ -40,20 +40,7 @@ def count_requests(metrics: Metrics, prefix: str) -> Callable:
     """Count every provisioning request by method, route template (never the path: it holds
     ids) and final status, refusals included. Outermost, so it sees the status sent."""
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as e:
-            status = e.status
-            raise
-        finally:
-            metrics.api_request(request.method, _template(request, prefix), status)
-
-    return middleware
+    return after_each_request(lambda request, status: metrics.api_request(request.method, _template(request, prefix), status))
 
 
 def _template(request: web.Request, prefix: str) -> str:

@@ -17,6 +17,26 @@ log = logging.getLogger("clutto.web")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def after_each_request(note: Callable[[web.Request, int], None]) -> Callable:
+    """A middleware that tells ``note`` every request and the status it ended with, refusals
+    (HTTP exceptions) and failures (500) included."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as e:
+            status = e.status
+            raise
+        finally:
+            note(request, status)
+
+    return middleware
+
+
 def bearer_auth(secret: str, openid: OpenIDVerifier) -> Callable:
     """Every request needs a bearer token: the operator's secret or a member's OpenID token.
     The one exception is a route declared ``public`` (the published public keys).
