@@ -12,6 +12,7 @@ from clutto_bridge.db import Stores, create_database
 from clutto_bridge.policy.cookies import ACCEPT_ALL, NECESSARY_ONLY
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import NotAllowed
+from clutto_bridge.crypto import FieldCipher, KeysetFile
 from clutto_bridge.teams.portal import PortalAccess
 from tests.unit.test_config import example
 
@@ -19,14 +20,17 @@ USER = "@ann:example.org"
 
 
 @pytest.fixture
-async def portal(database_url: str):
-    db = create_database(database_url)
+async def portal(database_url: str, tmp_path):
+    keys = KeysetFile(tmp_path / "keyset.json")
+    keys.create(0)
+    cipher = FieldCipher.from_file(keys.path)
+    db = create_database(database_url, cipher=cipher)
     await db.start()
     data = example()
     data["portal"]["public_url"] = "https://chat.example.org/portal"
     settings = validate(data)
     clock = ManualClock()
-    stores = Stores.over(db)
+    stores = Stores.over(db, cipher)
     yield PortalAccess(stores.portal, ConsentService(stores.consent, settings, clock), settings, clock), db, clock
     await db.stop()
 
@@ -64,7 +68,7 @@ async def test_erasing_a_person_ends_their_portal_sessions_and_links(portal) -> 
     await access.keep_session("signed-in", USER, "{}", 600)
     await access.keep_session("someone-else", "@bob:example.org", "{}", 600)
     link = await access.issue_link(USER)
-    await Stores.over(db).persons.forget(USER)
+    await Stores.over(db, db.clutto_cipher).persons.forget(USER)
     assert await access.session("signed-in") is None
     assert await access.session("someone-else") == "{}"
     with pytest.raises(NotAllowed):

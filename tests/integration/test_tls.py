@@ -102,6 +102,7 @@ def tls_homeserver(tmp_path_factory: pytest.TempPathFactory) -> TlsHomeserver:
     file["appservice.tls.cert"] = str(certificates.cert)
     file["appservice.tls.key"] = str(certificates.key)
     file["security.signing_key"] = str(folder / "signing.key")
+    file["security.keyset"] = str(folder / "keyset.json")  # generate-registration creates both
     file.save()
     registration = folder / "registration.yaml"
     assert cli.main(["generate-registration", "-c", str(template), "-r", str(registration)]) == 0
