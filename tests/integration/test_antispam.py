@@ -71,11 +71,12 @@ def person(guarded: Guarded, http: aiohttp.ClientSession):
     return make
 
 
-async def _team(bridge: Bridge, person, *, accept: bool = True):
+async def _team(bridge: Bridge, person, *, member_accepts: bool = True):
+    """A team of an owner and a member, both in its space and rooms; the owner has accepted
+    the policy, the member too unless ``member_accepts`` is False."""
     owner, member = await person("owner"), await person("member")
-    if accept:
-        for user in (owner, member):
-            await bridge.onboarding.accept(user.user_id)
+    for user in (owner, member) if member_accepts else (owner,):
+        await bridge.onboarding.accept(user.user_id)
     team = await bridge.teams.create(unique("Team"), owner=owner.user_id)
     await bridge.members.invite(team, member.user_id, "member", actor=owner.user_id)
     rooms = [r.room_id for r in (await bridge.teams.view(team)).rooms]
@@ -204,15 +205,7 @@ async def test_member_without_consent_cannot_write_in_team_rooms_until_they_acce
     guarded_bridges: Bridges, guarded: Guarded, person, http: aiohttp.ClientSession
 ) -> None:
     bridge = await _start(guarded_bridges, guarded, policy__consent__mode="block")
-    owner, member = await person("owner"), await person("member")
-    await bridge.onboarding.accept(owner.user_id)
-    team = await bridge.teams.create(unique("Team"), owner=owner.user_id)
-    await bridge.members.invite(team, member.user_id, "member", actor=owner.user_id)
-    rooms = [r.room_id for r in (await bridge.teams.view(team)).rooms]
-    for user in (owner, member):
-        await user.wait_for_invites({team.space_id, *rooms})
-        for room_id in [team.space_id, *rooms]:
-            await user.join(room_id)
+    owner, member, team, rooms = await _team(bridge, person, member_accepts=False)
     general = rooms[0]
     text = f"before consent {secrets.token_hex(4)}"
 
