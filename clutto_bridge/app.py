@@ -4,7 +4,6 @@ and the provisioning API. Each service gets exactly what it uses."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -34,6 +33,7 @@ from clutto_bridge.matrix.appservice import CluttoAppService
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.matrix.state_store import MembershipStateStore
 from clutto_bridge.metrics import Metrics
+from clutto_bridge.policy.collection import is_loopback
 from clutto_bridge.outbound.webhooks import WebhookSender
 from clutto_bridge.teams.access import AccessRecords
 from clutto_bridge.teams.audit import AuditLog
@@ -195,7 +195,7 @@ class Bridge:
         async with _named("appservice.port", f"cannot listen on {a.hostname}:{a.port}"):
             await self.appservice.start(a.hostname, a.port)
         log.info("Listening on %s:%d (%s)", a.hostname, a.port, "HTTPS" if a.tls.enabled else "plain HTTP")
-        if not a.tls.enabled and not _loopback(a.hostname):
+        if not a.tls.enabled and not is_loopback(a.hostname):
             log.warning(
                 "Serving plain HTTP on %s, which is not a loopback address: tokens, API answers and members' data "
                 "cross the network unencrypted. Set appservice.tls.cert and appservice.tls.key, or put a "
@@ -319,15 +319,6 @@ class Bridge:
             await self.audit.checkpoint()
         except Exception as e:
             log.warning("Could not sign the audit log's last rows on stop: %s", e)
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def open_keyset(path: str) -> FieldCipher:

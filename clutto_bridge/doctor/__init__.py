@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from clutto_bridge.config import Settings
-from clutto_bridge.doctor.checks import HOMESERVER, LOG_CONFIG, Facts, Requirements, Result, Status, _loopback, failed, run_checks
+from clutto_bridge.doctor.checks import HOMESERVER, LOG_CONFIG, Facts, Requirements, Result, Status, failed, run_checks
 from clutto_bridge.doctor.files import DoctorError, YamlFile, resolve
 from clutto_bridge.matrix.probe import bot_admin_status
+from clutto_bridge.policy.collection import is_loopback
 from clutto_bridge.web.antispam import antispam_findings
 
 __all__ = ["DoctorError", "Report", "doctor", "render"]
@@ -38,7 +39,7 @@ def requirements(settings: Settings, registration: Path | None = None) -> Requir
         longest_lifetime_s=settings.retention.max,
         as_token=settings.appservice.as_token,
         registration_file=str(registration.absolute()) if registration else None,
-        bridge_plain_http_on=None if a.tls.enabled or _loopback(a.hostname) else a.hostname,
+        bridge_plain_http_on=None if a.tls.enabled or is_loopback(a.hostname) else a.hostname,
         module_findings=(lambda homeserver: [(f.severity, f.message) for f in antispam_findings(dict(homeserver), settings)])
         if settings.antispam.enabled else None,
     )

@@ -8,12 +8,12 @@ is required, why, and the changes that would fix it (applied by ``doctor/fix.py`
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Mapping
 
 from clutto_bridge.durations import format_duration
+from clutto_bridge.policy.collection import is_loopback
 
 # Synapse's defaults for what we check (its config documentation).
 USER_IPS_MAX_AGE = "28d"
@@ -295,7 +295,7 @@ def client_listener_tls(facts: Facts, req: Requirements) -> Result:
         if "client" not in _names(listener) or listener.get("tls"):
             continue
         binds = listener.get("bind_addresses") or ([listener["bind_address"]] if listener.get("bind_address") else DEFAULT_BIND)
-        exposed += [str(a) for a in binds if not _loopback(str(a))]
+        exposed += [str(a) for a in binds if not is_loopback(str(a))]
     required = "TLS, or bound to loopback behind a TLS proxy"
     if exposed:
         return Result("client listener", Status.WARN, f"plain HTTP on {', '.join(exposed)}", required, why)
@@ -322,13 +322,6 @@ def enforcement_module(facts: Facts, req: Requirements) -> Result:
     # operator can install the module into Synapse's environment (so --fix never adds it).
     status = Status.FAIL if any(severity == "error" for severity, _ in findings) else Status.WARN
     return Result("enforcement module", status, " ".join(message for _, message in findings), required, why)
-
-
-def _loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:
-        return address == "localhost"
 
 
 CHECKS: list[Check] = [

@@ -125,6 +125,17 @@ def day_of(now_ms: int) -> int:
     return now_ms // DAY_MS
 
 
+def is_loopback(address: str) -> bool:
+    """A listener address only this machine reaches (``localhost``, 127.0.0.0/8, ``::1``,
+    bracketed or not): where plain HTTP carries nothing across a network."""
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 # --- user agents --------------------------------------------------------------------------
 
 # Order matters: Edge and Opera also say Chrome, Chrome also says Safari.
