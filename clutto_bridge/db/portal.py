@@ -59,6 +59,10 @@ class PortalStore:
         )
         return SignInLink._from_row(row)
 
+    async def link(self, token_hash: str) -> SignInLink | None:
+        row = await self.db.fetchrow(f"SELECT {SignInLink.columns} FROM portal_link WHERE token_hash=$1", token_hash)
+        return SignInLink._from_row(row)
+
     async def forget_links_before(self, before_ms: int) -> None:
         await self.db.execute("DELETE FROM portal_link WHERE expires_at < $1", before_ms)
 

@@ -10,6 +10,7 @@ and also as a privacy choice, so ``mydata`` shows it beside the others.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 
 from clutto_bridge.clock import Clock
@@ -20,6 +21,9 @@ from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import NotAllowed
 
 HOUR_MS = 3600 * 1000
+
+log = logging.getLogger("clutto.portal")
+
 LINK_REFUSED = (
     "This sign-in link does not work: it was used already or has expired. Send `portal` to the bot in your "
     "direct chat for a new one."
@@ -63,8 +67,18 @@ class PortalAccess:
         """The user a link signs in, once: a second use, or one after it expired, is refused."""
         link = await self.store.use_link(secret_hash(token), self.clock.now_ms())
         if link is None:
+            log.info("Portal sign-in refused: %s", await self._why_refused(token))
             raise NotAllowed(LINK_REFUSED)
         return link.user_id
+
+    async def _why_refused(self, token: str) -> str:
+        """For the operator's log: which of the reasons the member's page gives in one sentence."""
+        link = await self.store.link(secret_hash(token))
+        if link is None:
+            return "no such link (mistyped, or forgotten an hour after it expired)"
+        if link.used_at is not None:
+            return f"the link was already used {max(0, self.clock.now_ms() - link.used_at) // 1000} s ago"
+        return f"the link expired {max(0, self.clock.now_ms() - link.expires_at) // 1000} s ago"
 
     async def session(self, session_id: str) -> str | None:
         """The stored data (JSON) of a live session."""

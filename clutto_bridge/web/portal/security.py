@@ -92,7 +92,19 @@ async def csrf_check(request: web.Request, handler: Handler) -> web.StreamRespon
         sent = form.get(CSRF_FIELD)
         expected = session.get("csrf")
         if not isinstance(sent, str) or not expected or not hmac.compare_digest(sent, expected):
+            log.info("Portal %s %s refused by the CSRF check: %s", request.method, request.path, _csrf_reason(session, sent, expected))
             raise web.HTTPForbidden(
                 text="This form has expired or did not come from the portal (CSRF check). Reload the page and try again."
             )
     return await handler(request)
+
+
+def _csrf_reason(session: Session, sent: object, expected: str | None) -> str:
+    """Why a form failed the check, for the operator's log (never the tokens themselves)."""
+    if not isinstance(sent, str) or not sent:
+        return "the form carried no token"
+    if session.new:
+        return "the browser sent no live session (no cookie, or its session expired or ended)"
+    if not expected:
+        return "the session holds no token"
+    return "the token does not match the session's"
