@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from clutto_bridge.config import EXAMPLE_CONFIG
@@ -21,3 +22,12 @@ def config_with_tokens(config: Path, **replace: str) -> None:
     for old, new in replace.items():
         text = text.replace(old, new)
     config.write_text(text)
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pyproject's addopts): one worker per core, at most 4. Each worker starts its
+    own Synapse, and the integration tests mostly wait on it, so two workers share two cores
+    well; more than 4 Synapses only add memory. ``-n 0`` runs everything in one process.
+    ``--dist loadfile`` keeps a file's tests (and the module-scoped second Synapse some files
+    start) in one worker."""
+    return max(1, min(4, os.cpu_count() or 1))

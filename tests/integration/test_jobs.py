@@ -48,14 +48,15 @@ async def test_concurrent_workers_claim_each_job_once(store: JobStore) -> None:
 
 
 async def test_expired_lease_lets_another_worker_resume(store: JobStore) -> None:
-    job = await store.add("work", "t", {}, _now())
-    first = await store.claim("crashed", _now(), 1)
+    start = _now()  # one reading: a loaded machine between calls must not move the lease's end
+    job = await store.add("work", "t", {}, start)
+    first = await store.claim("crashed", start, 1_000)
     assert first.id == job.id
-    assert await store.claim("other", _now() - 10, 30_000) is None  # lease still held then
-    taken = await store.claim("other", _now() + 5, 30_000)
+    assert await store.claim("other", start + 500, 30_000) is None  # lease still held then
+    taken = await store.claim("other", start + 1_005, 30_000)
     assert taken.id == job.id and taken.locked_by == "other"
     first.progress["done"] = 1
-    assert not await store.checkpoint(first, "crashed", _now(), 30_000)  # the old worker lost it
+    assert not await store.checkpoint(first, "crashed", start + 1_010, 30_000)  # the old worker lost it
 
 
 async def test_homeserver_errors_are_retried_with_backoff_then_fail(store: JobStore) -> None:

@@ -462,7 +462,9 @@ def test_start_up_failures_of_the_environment_name_their_key(tmp_path: Path) -> 
         port = taken.getsockname()[1]
         config_with_tokens(config, **{"port: 29330": f"port: {port}"})
         result = _run_cli("-c", str(config), cwd=tmp_path)
+        debug = _run_cli("--debug", "-c", str(config), cwd=tmp_path)  # while the port is still taken
     assert result.returncode == 2 and f": appservice.port: cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
-    result = _run_cli("--debug", "-c", str(config), cwd=tmp_path)
-    assert result.returncode == 2  # the same failure; with --debug the log carries the traceback
+    # The same failure; with --debug the log carries the traceback.
+    assert debug.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in debug.stderr
+    assert "Traceback" in debug.stderr
