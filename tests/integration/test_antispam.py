@@ -248,6 +248,7 @@ async def test_wrong_secret_is_refused_and_logged_without_it(
     url = f"http://127.0.0.1:{guarded.port}{PATH}/user_may_join_room"
     body = {"user": "@x:localhost", "room": "!r:localhost", "is_invited": False}
     caplog.set_level(logging.INFO, "clutto.antispam")
+    caplog.set_level(logging.INFO, "clutto.access")
     async with http.post(url, json=body, headers={"Authorization": "Bearer guessed-secret-123"}) as resp:
         assert resp.status == 401
     async with http.post(url, json=body) as resp:
@@ -268,6 +269,15 @@ async def test_wrong_secret_is_refused_and_logged_without_it(
     refusals = [r.getMessage() for r in caplog.records if "wrong or missing antispam secret" in r.getMessage()]
     assert len(refusals) >= 3
     assert not any(s in caplog.text for s in ("guessed-secret-123", module_secret, bridge.settings.antispam.shared_secret))
+    # Refused and malformed requests are logged and recorded like any request on the port; a
+    # question answered to the holder of the secret (one per message on the homeserver) is not.
+    route = f"{PATH}/user_may_join_room"
+    statuses = sorted(r.status for r in await bridge.access.recent() if r.route == route)
+    assert statuses[:2] == [400, 400] and set(statuses[2:]) == {401} and len(statuses) >= 4, statuses
+    logged = [r.getMessage() for r in caplog.records if r.name == "clutto.access" and f'"POST {route}"' in r.getMessage()]
+    assert sum(f'"POST {route}" 400 ' in line for line in logged) == 2, logged
+    assert sum(f'"POST {route}" 401 ' in line for line in logged) >= 2, logged
+    assert not any(f'"POST {route}" 200 ' in line for line in logged), logged
 
 
 @pytest.mark.promise("P2")
