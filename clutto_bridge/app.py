@@ -16,7 +16,8 @@ from clutto_bridge.config import ConfigError, Settings, signing_keys, sqlite_fil
 from clutto_bridge.crypto.http_signatures import MessageSigner
 from clutto_bridge.context import Services
 from clutto_bridge.crypto import DecryptionError, FieldCipher, KeysetError
-from clutto_bridge.db import Stores, create_database
+from clutto_bridge.db import Stores, create_database, create_reader
+from clutto_bridge.db.gate import GateStore
 from clutto_bridge.db.job import JobKind
 from clutto_bridge.commands import registry
 from clutto_bridge.events import EventDispatcher
@@ -77,6 +78,8 @@ class Bridge:
         self.db: Database = create_database(a.database, a.database_opts, cipher)
         self.state_db = Database.create(a.database, upgrade_table=MembershipStateStore.upgrade_table)
         self.stores = db = Stores.over(self.db, cipher)
+        # The answers before the write read through their own SQLite connection (none with PostgreSQL).
+        self.gate_db = create_reader(a.database)
         self.signing_keys = keys = signing_keys(s)  # made when missing; an open or broken key file stops here, naming it
         state_store = MembershipStateStore(self.state_db)
         self.appservice = CluttoAppService(
@@ -171,7 +174,8 @@ class Bridge:
         if s.portal.enabled:
             # Checks the cookie registry against the cookies the portal sets: ConfigError if not.
             self.appservice.app.add_subapp(PORTAL_PREFIX, Portal(ctx, audit).app)
-        self.gate = Gatekeeper(db.gate, db.members, db.integrations, consent, profiles, s, state_store.seen_profile)
+        gate_store = GateStore(self.gate_db) if self.gate_db is not None else db.gate
+        self.gate = Gatekeeper(gate_store, db.members, db.integrations, consent, profiles, s, state_store.seen_profile)
         if s.antispam.enabled:
             AntispamEndpoints(self.gate, s.antispam.shared_secret).register(self.appservice.app)
         if s.analytics.metrics_enabled:
@@ -251,6 +255,8 @@ class Bridge:
             await self.db.start()
             self.state_db.override_pool(self.db)  # shares the pool, which exists only once started
             await self.state_db.start()
+            if self.gate_db is not None:
+                await self.gate_db.start()
         self._database_open = True
         _owner_only(a.database)
         try:
@@ -308,6 +314,8 @@ class Bridge:
         await self.access.close()
         await self.webhook_sender.close()
         logging.getLogger("mail.log").removeFilter(self._peer_filter)
+        if self.gate_db is not None and self._database_open:
+            await self.gate_db.stop()
         await self.db.stop()
         log.info("Bridge stopped")
 

@@ -11,6 +11,8 @@ the allowed action next to it passes.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import secrets
 from pathlib import Path
@@ -278,6 +280,29 @@ async def test_wrong_secret_is_refused_and_logged_without_it(
     assert sum(f'"POST {route}" 400 ' in line for line in logged) == 2, logged
     assert sum(f'"POST {route}" 401 ' in line for line in logged) >= 2, logged
     assert not any(f'"POST {route}" 200 ' in line for line in logged), logged
+
+
+async def test_answers_do_not_wait_behind_a_write_the_bridge_has_open(
+    guarded_bridges: Bridges, guarded: Guarded, person
+) -> None:
+    """The homeserver waits for each answer. With SQLite the bridge's pool is one connection,
+    held by any write in progress; the answers read through a second one (WAL)."""
+    bridge = await _start(guarded_bridges, guarded)
+    owner, member, team, rooms = await _team(bridge, person)
+    outsider = await person("outsider")
+
+    def asked(question):
+        # As a request handler would: outside this transaction (mautrix hands a task that
+        # inherits its context the transaction's connection). A deadline, not a timing: on
+        # the one connection the answer would wait for ever.
+        return asyncio.wait_for(asyncio.create_task(question, context=contextvars.Context()), 60)
+
+    async with bridge.db.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE team SET state=state WHERE id=$1", team.id)  # a write, still open
+        refusal = await asked(bridge.gate.join(outsider.user_id, rooms[0]))
+        allowed = await asked(bridge.gate.invite(owner.user_id, member.user_id, rooms[0]))
+    assert refusal is not None and refusal.rule == "outsider_join", refusal
+    assert allowed is None
 
 
 @pytest.mark.promise("P2")
