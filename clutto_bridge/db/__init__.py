@@ -42,21 +42,6 @@ def create_database(url: str, pool: Mapping[str, int] | None = None, cipher: Fie
     return db
 
 
-def create_reader(url: str) -> Database | None:
-    """A second connection to an SQLite file, for reads that must not wait behind writes:
-    the answers before the write (``GateStore``), which the homeserver waits for. The bridge's
-    SQLite pool is one connection, so a read queues behind whatever the bridge is writing
-    (each message's events, the inbox, the timeline index); in WAL mode (mautrix's default
-    for SQLite) a second connection reads the last committed state meanwhile. Start it after
-    the main database (which applies the upgrades). None for PostgreSQL, whose pool already
-    reads in parallel, and for an in-memory SQLite database (a second connection would be
-    another database)."""
-    scheme, _, path = url.partition(":")
-    if scheme not in ("sqlite", "sqlite3") or not path or ":memory:" in path or "mode=memory" in path:
-        return None
-    return Database.create(url, db_args={"min_size": 1})
-
-
 @dataclass
 class Stores:
     """Every store over one database, built once at start-up and handed to the services."""
