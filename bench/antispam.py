@@ -2,19 +2,25 @@
 without the module, in the same run.
 
 - Throughput: a member sends messages to a team room (4 at a time); messages per second
-  with the module vs without (goal: ratio >= 0.9).
-- Callback latency at that load: while the messages go, a probe asks the bridge's
-  ``check_event_for_spam`` endpoint the question Synapse asks for such a message, over HTTP
-  from this process; p50 and p99 of the round trip and of the decision alone (the
-  ``Server-Timing`` header the bridge sets) (goal: p99 < 5 ms).
+  with the module vs without (goal: ratio >= 0.9). Phases alternate on one Synapse,
+  restarted with and without the module (without, with, without, ... ``--rounds`` times
+  with); each phase with the module is compared with the mean of the phases either side of
+  it, and the spread of those ratios is printed. Nothing else talks to the bridge during
+  these phases.
+- Callback latency as Synapse sees it: a last phase with the module sends the same load
+  while the member also renames themselves (refused: each rename is a
+  ``user_may_join_room`` question). Synapse runs with its HTTP client's log at DEBUG and
+  microsecond timestamps; the time from its "Sending request" to its "Received response"
+  line of each call to the bridge is the round trip (goal: p99 < 5 ms). A probe from this
+  process asks both questions every 100 ms and reads the bridge's ``Server-Timing``: the
+  decision alone.
 - A forbidden display name: a member renames themselves in a team room. Without the module:
   how long teammates see the name before the bridge puts the profile's back. With it: whether
   teammates ever see it (goal: never), checked on the room's state and timeline.
 
-The throughput phases alternate (without, with, without) on one Synapse, restarted with and
-without the module; the bridge runs as its own process throughout.
+The bridge runs as its own process throughout.
 
-    .venv/bin/python bench/antispam.py [--messages 300] [--renames 10]
+    .venv/bin/python bench/antispam.py [--messages 600] [--rounds 3] [--renames 10]
 
 The machine is shared and small (2 cores here): compare the ratios, not absolute numbers.
 """
@@ -23,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -53,12 +61,50 @@ class Client:
             return {"status": r.status, **data} if not ok else data
 
 
-def start_synapse(folder: Path, port: int | None, bridge: BridgeUnderTest, with_module: bool) -> LocalSynapse:
+def start_synapse(
+    folder: Path, port: int | None, bridge: BridgeUnderTest, with_module: bool, traced: bool = False,
+) -> LocalSynapse:
     synapse = LocalSynapse(folder, port=port)
     extra = {"modules": [module_config(bridge.settings.appservice.address, bridge.settings.antispam.shared_secret)]}
     synapse.write_config([bridge.folder / "registration.yaml"], extra if with_module else None)
+    if traced:
+        (synapse.folder / "log.yaml").write_text(json.dumps(traced_log_config(synapse.log_path)))
     synapse.start()
     return synapse
+
+
+def traced_log_config(path: Path) -> dict:
+    """Synapse's log with its HTTP client at DEBUG (a line before each request it sends),
+    microsecond timestamps and the request context that made the call (to pair the lines)."""
+    return {
+        "version": 1,
+        "filters": {"context": {"()": "synapse.logging.context.LoggingContextFilter"}},
+        "formatters": {"precise": {"format": "%(created).6f %(request)s %(name)s %(levelname)s %(message)s"}},
+        "handlers": {"file": {"class": "logging.FileHandler", "formatter": "precise", "filename": str(path),
+                              "filters": ["context"]}},
+        "root": {"level": "INFO", "handlers": ["file"]},
+        "loggers": {"synapse.http.client": {"level": "DEBUG"}},
+        "disable_existing_loggers": False,
+    }
+
+
+_SENT = re.compile(r"^(\d+\.\d+) (\S+) synapse\.http\.client DEBUG Sending request POST \S+/_clutto/antispam/(\w+)$")
+_RECEIVED = re.compile(
+    r"^(\d+\.\d+) (\S+) synapse\.http\.client INFO Received response to POST \S+/_clutto/antispam/(\w+): (\d+)$"
+)
+
+
+def round_trips(log_text: str) -> dict[str, list[float]]:
+    """Seconds from Synapse's "Sending request" to its "Received response" of each call to the
+    bridge's endpoints, by callback, paired by the request context that made the call."""
+    sent: dict[tuple[str, str], float] = {}
+    trips: dict[str, list[float]] = {}
+    for line in log_text.splitlines():
+        if m := _SENT.match(line):
+            sent[(m[2], m[3])] = float(m[1])
+        elif (m := _RECEIVED.match(line)) and (m[2], m[3]) in sent:
+            trips.setdefault(m[3], []).append(float(m[1]) - sent.pop((m[2], m[3])))
+    return trips
 
 
 async def throughput(sender: Client, room: str, count: int, probe) -> float:
@@ -81,12 +127,13 @@ async def throughput(sender: Client, room: str, count: int, probe) -> float:
     return count / elapsed
 
 
-def latency_probe(
+def decision_probe(
     http: aiohttp.ClientSession, bridge: BridgeUnderTest, sender: str, room: str,
     samples: dict[str, list[float]], decisions: dict[str, list[float]],
 ):
-    """Alternately the question Synapse asks for each message (in this config answered without
-    a query) and the one it asks for each join or name change (one indexed query)."""
+    """Every 100 ms, alternately the question Synapse asks for each message (in this config
+    answered without a query) and the one it asks for each join or name change (one indexed
+    query): the round trip from this process and the bridge's own time (``Server-Timing``)."""
     base = f"{bridge.settings.appservice.address}{PATH}"
     headers = {"Authorization": f"Bearer {bridge.settings.antispam.shared_secret}"}
     event = {"type": "m.room.message", "sender": sender, "room_id": room, "event_id": "$probe",
@@ -104,9 +151,32 @@ def latency_probe(
                 await r.read()
                 samples.setdefault(name, []).append(time.perf_counter() - t0)
                 decisions.setdefault(name, []).append(float(r.headers["Server-Timing"].partition("dur=")[2]) / 1000)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.1)
 
     return probe
+
+
+def rename_load(member: Client, room: str, statuses: list[int]):
+    """The member renames themselves in the room every 50 ms (with the module each is a
+    ``user_may_join_room`` question, refused)."""
+    path = f"/v3/rooms/{quote(room)}/state/m.room.member/{quote(member.user_id)}"
+
+    async def load(done: asyncio.Event) -> None:
+        content = await member.call("GET", path)
+        while not done.is_set():
+            answer = await member.call("PUT", path, {**content, "displayname": f"Nick {uuid.uuid4().hex[:6]}"},
+                                       ok=False)
+            statuses.append(answer["status"])
+            await asyncio.sleep(0.05)
+
+    return load
+
+
+def both(*probes):
+    async def run(done: asyncio.Event) -> None:
+        await asyncio.gather(*(p(done) for p in probes))
+
+    return run
 
 
 async def idle_probe(done: asyncio.Event) -> None:
@@ -142,18 +212,19 @@ async def renames(owner: Client, member: Client, room: str, count: int, with_mod
     return visible
 
 
-async def main(messages: int, count: int) -> None:
+async def main(messages: int, rounds: int, count: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="clutto-bench-antispam-"))
     bridge_folder = folder / "bridge"
     bridge_folder.mkdir()
-    port = None
     synapse = LocalSynapse(folder / "synapse")
     bridge = bridge_for(synapse, bridge_folder)
     port = synapse.port
     synapse = start_synapse(folder / "synapse", port, bridge, with_module=False)
-    results: dict[str, list] = {"without": [], "with": []}
+    phases: list[tuple[bool, float]] = []  # (with the module, messages per second), in order
     latencies: dict[str, list[float]] = {}
     decisions: dict[str, list[float]] = {}
+    trips: dict[str, list[float]] = {}
+    rename_statuses: list[int] = []
     reset_visible: list[float] = []
     refused_visible: list[float] = []
     try:
@@ -185,16 +256,18 @@ async def main(messages: int, count: int) -> None:
                 await asyncio.sleep(0.1)
             await throughput(member, general, 50, idle_probe)  # warm-up
 
-            # Names only in the first two phases: after a restart of Synapse the bridge's requests
-            # cut by it are retried with back-off, which would delay its resets, not the homeserver.
-            for phase, with_module, names in (("without", False, True), ("with", True, True), ("without", False, False)):
-                if with_module != bool(synapse_has_module(synapse)):
+            # Without, with, without, ... ending without. Names only in the first two phases:
+            # after a restart of Synapse the bridge's requests cut by it are retried with back-off,
+            # which would delay its resets, not the homeserver.
+            for i in range(2 * rounds + 1):
+                with_module, names = i % 2 == 1, i < 2
+                phase = "with" if with_module else "without"
+                if with_module != synapse_has_module(synapse):
                     synapse.stop()
                     synapse = start_synapse(folder / "synapse", port, bridge, with_module)
-                    await throughput(member, general, 20, idle_probe)  # warm-up after the restart
+                    await throughput(member, general, 50, idle_probe)  # warm-up after the restart
                 print(f"{phase} the module: {messages} messages …", flush=True)
-                probe = latency_probe(http, bridge, member.user_id, general, latencies, decisions) if with_module else idle_probe
-                results[phase].append(await throughput(member, general, messages, probe))
+                phases.append((with_module, await throughput(member, general, messages, idle_probe)))
                 if names:
                     # The bridge lets its own profile writes pass until it has seen them in the room;
                     # after Synapse's restart its events may still be on the way.
@@ -202,24 +275,49 @@ async def main(messages: int, count: int) -> None:
                     print(f"{phase} the module: {count} forbidden names …", flush=True)
                     (refused_visible if with_module else reset_visible).extend(
                         await renames(owner, member, general, count, with_module))
+
+            # The latency phase: the module, Synapse's HTTP client traced, messages and renames.
+            synapse.stop()
+            synapse = start_synapse(folder / "synapse", port, bridge, with_module=True, traced=True)
+            await throughput(member, general, 50, idle_probe)
+            await bridge_sees(http, bridge, general, member.user_id)
+            offset = synapse.log_path.stat().st_size
+            print(f"with the module, traced: {messages} messages and renames …", flush=True)
+            await throughput(member, general, messages, both(
+                decision_probe(http, bridge, member.user_id, general, latencies, decisions),
+                rename_load(member, general, rename_statuses)))
+            with open(synapse.log_path, encoding="utf-8", errors="replace") as stream:
+                stream.seek(offset)
+                trips = round_trips(stream.read())
     finally:
         bridge.stop()
         synapse.stop()
 
-    without = statistics.mean(results["without"])
-    with_ = statistics.mean(results["with"])
+    without = [rate for module, rate in phases if not module]
+    with_ = [rate for module, rate in phases if module]
+    # Each phase with the module against the mean of the phases without it either side.
+    ratios = [phases[i][1] / statistics.mean([phases[i - 1][1], phases[i + 1][1]]) for i in range(1, len(phases), 2)]
     print()
-    print(f"load: {CONCURRENCY} senders, {messages} messages per phase, {os.cpu_count()} cores shared with "
-          f"other work (1-minute load average {os.getloadavg()[0]:.1f})")
-    print(f"throughput without module:   {without:7.1f} msg/s  ({', '.join(f'{x:.1f}' for x in results['without'])})")
-    print(f"throughput with module:      {with_:7.1f} msg/s")
-    print(f"ratio with/without:          {with_ / without:7.2f}   (goal >= 0.9)")
+    print(f"load: {CONCURRENCY} senders, {messages} messages per phase, {rounds} rounds, {os.cpu_count()} cores "
+          f"shared with other work (1-minute load average {os.getloadavg()[0]:.1f})")
+    print(f"phases in order (msg/s):     {', '.join(f'{rate:.1f}' + (' (with)' if module else '') for module, rate in phases)}")
+    print(f"throughput without module:   {statistics.mean(without):7.1f} msg/s (mean)")
+    print(f"throughput with module:      {statistics.mean(with_):7.1f} msg/s (mean)")
+    print(f"ratio with/without:          {statistics.mean(with_) / statistics.mean(without):7.2f}   (goal >= 0.9); "
+          f"each round against its neighbours: {', '.join(f'{r:.2f}' for r in ratios)} "
+          f"(median {statistics.median(ratios):.2f})")
+    print(f"callbacks as Synapse sees them, at load (goal p99 < 5 ms; {rename_statuses.count(403)} of "
+          f"{len(rename_statuses)} renames refused):")
+    for name in sorted(trips):
+        lat = sorted(trips[name])
+        print(f"  {name:22s} {len(lat):5d} calls  p50 {percentile(lat, 0.5) * 1000:6.2f} ms  "
+              f"p99 {percentile(lat, 0.99) * 1000:6.2f} ms  max {lat[-1] * 1000:6.2f} ms")
+    print("probe from this process every 100 ms, same phase:")
     for name in sorted(latencies):
         lat, own = sorted(latencies[name]), sorted(decisions[name])
-        print(f"{name} at load ({len(lat)} samples; goal p99 < 5 ms):")
-        print(f"  HTTP round trip:   p50 {percentile(lat, 0.5) * 1000:6.2f} ms  p99 {percentile(lat, 0.99) * 1000:6.2f} ms")
-        print(f"  decision alone:    p50 {percentile(own, 0.5) * 1000:6.2f} ms  p99 {percentile(own, 0.99) * 1000:6.2f} ms "
-              "(the bridge's Server-Timing)")
+        print(f"  {name:22s} {len(lat):5d} calls  HTTP round trip p50 {percentile(lat, 0.5) * 1000:6.2f} ms  "
+              f"p99 {percentile(lat, 0.99) * 1000:6.2f} ms; decision alone (Server-Timing) "
+              f"p50 {percentile(own, 0.5) * 1000:6.2f} ms  p99 {percentile(own, 0.99) * 1000:6.2f} ms")
     print(f"forbidden name visible, without module: median {statistics.median(reset_visible) * 1000:.0f} ms, "
           f"max {max(reset_visible) * 1000:.0f} ms ({len(reset_visible)} renames)")
     print(f"forbidden name visible, with module:    never ({len(refused_visible)} renames refused, none in the "
@@ -252,7 +350,8 @@ def synapse_has_module(synapse: LocalSynapse) -> bool:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--messages", type=int, default=600)
+    parser.add_argument("--rounds", type=int, default=3, help="phases with the module (each between two without)")
     parser.add_argument("--renames", type=int, default=10)
     args = parser.parse_args()
-    asyncio.run(main(args.messages, args.renames))
+    asyncio.run(main(args.messages, args.rounds, args.renames))

@@ -17,6 +17,7 @@ from clutto_bridge.crypto.http_signatures import MessageSigner
 from clutto_bridge.context import Services
 from clutto_bridge.crypto import DecryptionError, FieldCipher, KeysetError
 from clutto_bridge.db import Stores, create_database
+from clutto_bridge.db.gate import GateStore, create_reader
 from clutto_bridge.db.job import JobKind
 from clutto_bridge.commands import registry
 from clutto_bridge.events import EventDispatcher
@@ -77,6 +78,8 @@ class Bridge:
         self.db: Database = create_database(a.database, a.database_opts, cipher)
         self.state_db = Database.create(a.database, upgrade_table=MembershipStateStore.upgrade_table)
         self.stores = db = Stores.over(self.db, cipher)
+        # The answers before the write read through their own SQLite connection (none with PostgreSQL).
+        self.gate_reader = create_reader(a.database)
         self.signing_keys = keys = signing_keys(s)  # made when missing; an open or broken key file stops here, naming it
         state_store = MembershipStateStore(self.state_db)
         self.appservice = CluttoAppService(
@@ -171,7 +174,7 @@ class Bridge:
         if s.portal.enabled:
             # Checks the cookie registry against the cookies the portal sets: ConfigError if not.
             self.appservice.app.add_subapp(PORTAL_PREFIX, Portal(ctx, audit).app)
-        self.gate = Gatekeeper(db.gate, db.members, db.integrations, consent, profiles, s, state_store.seen_profile)
+        self.gate = Gatekeeper(GateStore(self.db, self.gate_reader), db.members, db.integrations, consent, profiles, s, state_store.seen_profile)
         if s.antispam.enabled:
             AntispamEndpoints(self.gate, s.antispam.shared_secret).register(self.appservice.app)
         if s.analytics.metrics_enabled:
@@ -308,6 +311,8 @@ class Bridge:
         await self.access.close()
         await self.webhook_sender.close()
         logging.getLogger("mail.log").removeFilter(self._peer_filter)
+        if self.gate_reader is not None:
+            self.gate_reader.close()
         await self.db.stop()
         log.info("Bridge stopped")
 

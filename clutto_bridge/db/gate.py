@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from mautrix.util.async_db import Database
+from yarl import URL
 
 from clutto_bridge.db.member import CURRENT
+
+log = logging.getLogger("clutto.gate")
+
+FACTS = (
+    "SELECT t.id, t.name, t.state, t.owner, t.space_id, m.role, m.membership, "
+    "EXISTS (SELECT 1 FROM integration_allow a WHERE a.team_id=t.id AND a.kind='bot' AND a.value=$2) AS team_bot, "
+    # mautrix's state store: memberships of the rooms the bot is in, from the events it receives.
+    "p.membership AS room_membership "
+    "FROM team t LEFT JOIN team_member m ON m.team_id=t.id AND m.user_id=$2 "
+    "LEFT JOIN mx_user_profile p ON p.room_id=$1 AND p.user_id=$2 "
+    "WHERE t.id = COALESCE((SELECT r.team_id FROM team_room r WHERE r.room_id=$1), "
+    "(SELECT s.id FROM team s WHERE s.space_id=$1))"
+)
 
 
 @dataclass(frozen=True)
@@ -26,25 +44,73 @@ class GateRow:
         return self.role if self.membership in CURRENT else None
 
 
+class SQLiteReader:
+    """A read connection of its own to the bridge's SQLite file, used on the event loop.
+
+    The homeserver waits for each answer before the write. Through the pool (one aiosqlite
+    connection) the answer's query queues behind whatever the bridge is writing and then
+    hops to aiosqlite's thread and back: about 1 ms at load, 3 to 7 ms at p99, for a
+    query that takes microseconds. This connection runs that one indexed query directly: in
+    WAL mode (mautrix's default for SQLite) it reads the last committed state while the
+    other connection writes, and it never waits (``busy_timeout`` 0): should SQLite answer
+    "busy" (a WAL recovery), the query goes through the pool instead. Opened on first use,
+    after the main database has applied its upgrades.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+
+    def fetchrow(self, query: str, *args: Any) -> sqlite3.Row | None:
+        """Raises ``sqlite3.OperationalError`` when the database is busy."""
+        if self._connection is None:
+            # Autocommit: each SELECT sees the last commit. Only this process's loop uses it.
+            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA busy_timeout = 0")
+            connection.row_factory = sqlite3.Row
+            self._connection = connection
+        return self._connection.execute(_qmark(query), args).fetchone()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def create_reader(url: str) -> SQLiteReader | None:
+    """The reader for an SQLite file; None for PostgreSQL (asyncpg's pool reads in parallel,
+    without a thread) and for an in-memory database (a second connection would be another
+    database)."""
+    parsed = URL(url)  # as mautrix reads it
+    path = parsed.path
+    if parsed.scheme not in ("sqlite", "sqlite3") or not path or ":memory:" in path or "mode=memory" in url:
+        return None
+    return SQLiteReader(path)
+
+
+def _qmark(query: str) -> str:
+    """mautrix's ``$1`` placeholders in sqlite3's ``?1`` form."""
+    return re.sub(r"\$(\d+)", r"?\1", query)
+
+
 class GateStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, reader: SQLiteReader | None = None) -> None:
         self.db = db
+        self.reader = reader
 
     async def facts(self, room_id: str, user_id: str) -> GateRow | None:
         """The team of a room (its space or one of its rooms) and ``user_id``'s place in it; None
         for a room of no team. team_room's key, team.space_id's unique index, team_member's key and
         mx_user_profile's key answer it."""
-        row = await self.db.fetchrow(
-            "SELECT t.id, t.name, t.state, t.owner, t.space_id, m.role, m.membership, "
-            "EXISTS (SELECT 1 FROM integration_allow a WHERE a.team_id=t.id AND a.kind='bot' AND a.value=$2) AS team_bot, "
-            # mautrix's state store: memberships of the rooms the bot is in, from the events it receives.
-            "p.membership AS room_membership "
-            "FROM team t LEFT JOIN team_member m ON m.team_id=t.id AND m.user_id=$2 "
-            "LEFT JOIN mx_user_profile p ON p.room_id=$1 AND p.user_id=$2 "
-            "WHERE t.id = COALESCE((SELECT r.team_id FROM team_room r WHERE r.room_id=$1), "
-            "(SELECT s.id FROM team s WHERE s.space_id=$1))",
-            room_id, user_id,
-        )
+        row = None
+        if self.reader is not None:
+            try:
+                row = self.reader.fetchrow(FACTS, room_id, user_id)
+            except sqlite3.OperationalError as e:
+                log.debug("The gate's reader could not read (%s); asking through the pool", e)
+                row = await self.db.fetchrow(FACTS, room_id, user_id)
+        else:
+            row = await self.db.fetchrow(FACTS, room_id, user_id)
         if row is None:
             return None
         return GateRow(

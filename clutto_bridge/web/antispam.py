@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from clutto_bridge.config import Settings
 from clutto_bridge.policy.gate import Refusal
 from clutto_bridge.teams.gate import Gatekeeper
+from clutto_bridge.web.collection import mark_homeserver_question
 from clutto_bridge.web.errors import error_response
 
 log = logging.getLogger("clutto.antispam")
@@ -82,16 +83,23 @@ class AntispamEndpoints:
             if not self._authorized(request):
                 # Not JSON on purpose: the module then applies the callback's fail mode, as for
                 # a bridge that is down, instead of showing every user an error about tokens.
-                log.warning("Refused a %s request from %s: wrong or missing antispam secret", name, request.remote)
+                # No address here: the access log line of this request has the client in the form
+                # policy.collection keeps (request.remote would be the full address).
+                log.warning("Refused a %s request: wrong or missing antispam secret", name)
                 return web.Response(status=401, text="wrong or missing antispam secret (antispam.shared_secret)")
             try:
                 question = model.model_validate(await request.json())
             except (ValueError, ValidationError):
                 return error_response(400, "M_BAD_JSON", f"The body of {name} must be JSON with its arguments.")
             if decide is None:
+                mark_homeserver_question(request)
                 return web.json_response({"id": question.id, "status": "ok"})
             started = time.perf_counter()
             refusal = await decide(question)
+            # Answered: one question per message, event or join on the homeserver, asked by the
+            # homeserver with the secret. Not logged or recorded one by one (web/collection.py);
+            # the gate logs refusals. A failure (500) above is logged and recorded as usual.
+            mark_homeserver_question(request)
             response = web.json_response({}) if refusal is None else error_response(403, refusal.errcode, refusal.error)
             # The decision's own time (W3C Server-Timing), apart from HTTP: bench/antispam.py reads it.
             response.headers["Server-Timing"] = f"decide;dur={(time.perf_counter() - started) * 1000:.3f}"

@@ -32,6 +32,22 @@ from clutto_bridge.web.middleware import after_each_request
 
 ACCESS_LOG = logging.getLogger("clutto.access")
 UNMATCHED = "unmatched"
+# Set on a request by a handler that answered the homeserver's own authenticated question
+# before the write (web/antispam.py): one per message sent on the homeserver, from the
+# homeserver's address, with no person's data in it. Neither logged nor recorded one by
+# one (the cost of a message would otherwise be a log line and an access record). A request
+# that fails the shared secret, or any other request on the port, is logged and recorded.
+HOMESERVER_QUESTION: Any = (
+    web.RequestKey("clutto.homeserver_question", bool) if hasattr(web, "RequestKey") else "clutto.homeserver_question"
+)  # aiohttp >= 3.14 has typed request keys
+
+
+def mark_homeserver_question(request: BaseRequest) -> None:
+    request[HOMESERVER_QUESTION] = True
+
+
+def is_homeserver_question(request: BaseRequest) -> bool:
+    return request.get(HOMESERVER_QUESTION, False)
 
 
 
@@ -114,6 +130,8 @@ class PolicyAccessLogger(AbstractAccessLogger):
     policy: RequestCollection
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        if is_homeserver_question(request):
+            return
         facts = self.policy.facts(request)
         parts = [facts.client or "-", f'"{request.method} {route_of(request)}"', str(response.status), f"{time:.3f}s"]
         for name, value in (("ua", facts.user_agent), ("referrer", facts.referrer), ("lang", facts.language)):
@@ -154,6 +172,8 @@ class PeerFilter(logging.Filter):
 def record_requests(policy: RequestCollection, records: AccessRecords) -> Callable:
     """Keep an access record of every request, in the form the policy allows."""
 
-    return after_each_request(
-        lambda request, status: records.record(request.method, route_of(request), status, policy.facts(request))
-    )
+    def note(request: BaseRequest, status: int) -> None:
+        if not is_homeserver_question(request):
+            records.record(request.method, route_of(request), status, policy.facts(request))
+
+    return after_each_request(note)

@@ -11,6 +11,8 @@ the allowed action next to it passes.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import secrets
 from pathlib import Path
@@ -248,6 +250,7 @@ async def test_wrong_secret_is_refused_and_logged_without_it(
     url = f"http://127.0.0.1:{guarded.port}{PATH}/user_may_join_room"
     body = {"user": "@x:localhost", "room": "!r:localhost", "is_invited": False}
     caplog.set_level(logging.INFO, "clutto.antispam")
+    caplog.set_level(logging.INFO, "clutto.access")
     async with http.post(url, json=body, headers={"Authorization": "Bearer guessed-secret-123"}) as resp:
         assert resp.status == 401
     async with http.post(url, json=body) as resp:
@@ -268,6 +271,38 @@ async def test_wrong_secret_is_refused_and_logged_without_it(
     refusals = [r.getMessage() for r in caplog.records if "wrong or missing antispam secret" in r.getMessage()]
     assert len(refusals) >= 3
     assert not any(s in caplog.text for s in ("guessed-secret-123", module_secret, bridge.settings.antispam.shared_secret))
+    # Refused and malformed requests are logged and recorded like any request on the port; a
+    # question answered to the holder of the secret (one per message on the homeserver) is not.
+    route = f"{PATH}/user_may_join_room"
+    statuses = sorted(r.status for r in await bridge.access.recent() if r.route == route)
+    assert statuses[:2] == [400, 400] and set(statuses[2:]) == {401} and len(statuses) >= 4, statuses
+    logged = [r.getMessage() for r in caplog.records if r.name == "clutto.access" and f'"POST {route}"' in r.getMessage()]
+    assert sum(f'"POST {route}" 400 ' in line for line in logged) == 2, logged
+    assert sum(f'"POST {route}" 401 ' in line for line in logged) >= 2, logged
+    assert not any(f'"POST {route}" 200 ' in line for line in logged), logged
+
+
+async def test_answers_do_not_wait_behind_a_write_the_bridge_has_open(
+    guarded_bridges: Bridges, guarded: Guarded, person
+) -> None:
+    """The homeserver waits for each answer. With SQLite the bridge's pool is one connection,
+    held by any write in progress; the answers read through a second one (WAL)."""
+    bridge = await _start(guarded_bridges, guarded)
+    owner, member, team, rooms = await _team(bridge, person)
+    outsider = await person("outsider")
+
+    def asked(question):
+        # As a request handler would: outside this transaction (mautrix hands a task that
+        # inherits its context the transaction's connection). A deadline, not a timing: on
+        # the one connection the answer would wait for ever.
+        return asyncio.wait_for(asyncio.create_task(question, context=contextvars.Context()), 60)
+
+    async with bridge.db.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE team SET state=state WHERE id=$1", team.id)  # a write, still open
+        refusal = await asked(bridge.gate.join(outsider.user_id, rooms[0]))
+        allowed = await asked(bridge.gate.invite(owner.user_id, member.user_id, rooms[0]))
+    assert refusal is not None and refusal.rule == "outsider_join", refusal
+    assert allowed is None
 
 
 @pytest.mark.promise("P2")
