@@ -18,7 +18,7 @@ from clutto_bridge.context import Services
 from clutto_bridge.crypto import DecryptionError, FieldCipher, KeysetError
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.gate import GateStore, create_reader
-from clutto_bridge.db.job import JobKind
+from clutto_bridge.db.job import JobKind, JobNotifications
 from clutto_bridge.commands import registry
 from clutto_bridge.events import EventDispatcher
 from clutto_bridge.jobs.export import TeamExport
@@ -97,7 +97,8 @@ class Bridge:
         metrics.allow("command", [*registry.commands, "profile photo", "contacts import"])
         self.audit = audit = AuditLog(db.audit, clock, metrics, signing_key=keys.current,
                                       checkpoint_rows=s.audit.checkpoint_rows)
-        self.runner = runner = JobRunner(db.jobs, s.jobs, clock, metrics)
+        # On PostgreSQL every process (main, workers, CLI) hears of a queued job at once (LISTEN/NOTIFY).
+        self.runner = runner = JobRunner(db.jobs, s.jobs, clock, metrics, JobNotifications.for_database(self.db, a.database))
         self.webhooks = webhooks = WebhookEvents(s.webhooks, runner, clock)
         if s.webhooks:
             audit.subscribe(webhooks.audit_recorded)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
+
+import asyncpg
 
 from mautrix.util.async_db import Database, Scheme
 
@@ -84,7 +88,16 @@ class JobStore:
             "VALUES ($1, $2, $3, $4, '{}', 0, $5, $6, $6) RETURNING id",
             str(kind), team_id, str(JobState.QUEUED), json.dumps(payload), now_ms if run_at is None else run_at, now_ms,
         )
+        await self._notify()
         return await self.get(job_id)
+
+    async def _notify(self) -> None:
+        """Tell every process listening on the queue (``JobNotifications``) that a job may be due.
+
+        PostgreSQL only: processes sharing an SQLite file are one bridge and its CLI, and the
+        bridge polls (``jobs.poll_interval``)."""
+        if self.db.scheme != Scheme.SQLITE:
+            await self.db.execute(f"NOTIFY {CHANNEL}")
 
     async def get(self, job_id: int) -> Job | None:
         return Job._from_row(await self.db.fetchrow(f"SELECT {Job.columns} FROM job WHERE id=$1", job_id))
@@ -148,6 +161,7 @@ class JobStore:
     async def due_now(self, job: Job, now_ms: int) -> None:
         job.next_run_at = now_ms
         await self.db.execute("UPDATE job SET next_run_at=$1, updated_at=$1 WHERE id=$2 AND state='queued'", now_ms, job.id)
+        await self._notify()
 
     async def release(self, job: Job, now_ms: int) -> None:
         """Hand a job back untouched (shutdown): it is due again at once, no attempt counted."""
@@ -155,6 +169,7 @@ class JobStore:
             "UPDATE job SET state='queued', progress=$1, locked_by=NULL, locked_until=NULL, updated_at=$2 WHERE id=$3",
             json.dumps(job.progress), now_ms, job.id,
         )
+        await self._notify()  # another worker may take it over now
 
     async def retry_later(self, job: Job, next_run_at: int, error: str, now_ms: int) -> None:
         job.attempts += 1
@@ -178,11 +193,14 @@ class JobStore:
 
     async def release_held_by(self, worker: str, now_ms: int) -> int:
         """Hand back every job a worker holds (it is known to be dead): due again at once."""
-        return len(await self.db.fetch(
+        released = len(await self.db.fetch(
             "UPDATE job SET state='queued', locked_by=NULL, locked_until=NULL, updated_at=$1 "
             "WHERE locked_by=$2 AND state='running' RETURNING id",
             now_ms, worker,
         ))
+        if released:
+            await self._notify()
+        return released
 
     async def delete_finished_before(self, cutoff_ms: int) -> int:
         """Forget done and failed jobs last touched before the cutoff, except each team's newest
@@ -194,3 +212,52 @@ class JobStore:
             f"DELETE FROM job WHERE state IN ('done', 'failed') AND updated_at < $1 AND id NOT IN ({keep}) RETURNING id",
             cutoff_ms,
         ))
+
+
+CHANNEL = "clutto_jobs"
+log = logging.getLogger("clutto.jobs")
+
+
+class JobNotifications:
+    """PostgreSQL ``LISTEN`` on the job queue, so that a job queued by any process (the main
+    process, a ``clutto-bridge worker``, an operator's CLI command) is claimed at once by
+    whichever process has a free slot, instead of at its next poll (``jobs.poll_interval``).
+
+    One connection of its own (a listening connection cannot go back to a pool). Polling stays
+    as the fallback: while the connection is down, the runner finds due jobs at its next poll,
+    and this reconnects every ``retry`` seconds.
+    """
+
+    def __init__(self, url: str, retry: float = 5.0) -> None:
+        self.url = url
+        self.retry = retry
+
+    @classmethod
+    def for_database(cls, db: Database, url: str) -> JobNotifications | None:
+        return None if db.scheme == Scheme.SQLITE else cls(url)
+
+    async def run(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` on each notification, until cancelled."""
+        warned = False
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(self.url)
+                closed = asyncio.Event()
+                conn.add_termination_listener(lambda _conn: closed.set())
+                await conn.add_listener(CHANNEL, lambda *_args: wake())
+                if warned:
+                    log.info("Listening for queued jobs again")
+                warned = False
+                wake()  # something may have been queued while nobody listened
+                await closed.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the database is down or restarting: poll until it is back
+                if not warned:
+                    log.warning("Not notified of queued jobs (%s); finding them by polling until the database answers", e)
+                    warned = True
+            finally:
+                if conn is not None and not conn.is_closed():
+                    await conn.close()
+            await asyncio.sleep(self.retry)

@@ -25,7 +25,7 @@ from clutto_bridge.matrix.errors import MatrixConnectionError, MatrixRequestErro
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import JobSettings
-from clutto_bridge.db.job import Job, JobKind, JobState, JobStore
+from clutto_bridge.db.job import Job, JobKind, JobNotifications, JobState, JobStore
 from clutto_bridge.matrix.admin import HomeserverTaskFailed
 from clutto_bridge.metrics import Metrics
 
@@ -94,8 +94,12 @@ def _retryable(error: BaseException) -> bool:
 class JobRunner:
     """Also the domain's ``JobQueue``: services enqueue through ``enqueue`` only."""
 
-    def __init__(self, store: JobStore, settings: JobSettings, clock: Clock, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, store: JobStore, settings: JobSettings, clock: Clock, metrics: Metrics | None = None,
+        notifications: JobNotifications | None = None,
+    ) -> None:
         self.store = store
+        self.notifications = notifications
         self.metrics = metrics
         self.settings = settings
         self.clock = clock
@@ -105,6 +109,7 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._heartbeat: asyncio.Task | None = None
+        self._listener: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
         self._stopping = False
         self._cleaned_at = 0
@@ -146,16 +151,18 @@ class JobRunner:
         self._stopping = False
         self._task = asyncio.create_task(self._loop(), name="clutto-job-runner")
         self._heartbeat = asyncio.create_task(self._beat(), name="clutto-job-heartbeat")
+        if self.notifications is not None:
+            self._listener = asyncio.create_task(self.notifications.run(self._wake.set), name="clutto-job-notifications")
 
     async def stop(self) -> None:
         """Stop claiming, and hand every running job back at once (the next start resumes it)."""
         self._stopping = True
         self._wake.set()
-        tasks = [t for t in (self._task, self._heartbeat, *self._running) if t is not None]
+        tasks = [t for t in (self._task, self._heartbeat, self._listener, *self._running) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._task = self._heartbeat = None
+        self._task = self._heartbeat = self._listener = None
 
     async def take_back_from_dead_local_workers(self) -> int:
         """Release the jobs of workers on this host whose process no longer exists.

@@ -74,6 +74,43 @@ async def test_two_workers_and_the_main_process_run_every_job_once(bridges: Brid
     assert codes == [0, 0]  # a stopped worker hands back and exits cleanly
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_a_worker_hears_of_a_queued_job_at_once_not_at_its_next_poll(bridges: Bridges, new_user) -> None:
+    """PostgreSQL LISTEN/NOTIFY: a job queued by another process is claimed long before the
+    worker's 60 s poll would have found it."""
+    bridge = await bridges.start(bridges.settings(jobs__poll_interval="60s"))
+    owner = await new_user("owner")
+    team = await bridge.teams.create(unique("Notified"), owner=owner.user_id)
+    await bridge.runner.stop()  # the main process runs no job here: only the worker can take it
+    config = _worker_config(bridges.folder)
+    file = ConfigFile(config)
+    file.load()
+    file["jobs.poll_interval"] = "60s"
+    file.save()
+    log = bridges.folder / "worker.log"
+    worker = subprocess.Popen([sys.executable, "-m", "clutto_bridge", "worker", "-c", str(config)],
+                              stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+    try:
+        async def ready() -> bool:
+            if worker.poll() is not None:
+                raise AssertionError(f"the worker exited: {log.read_text()[-2000:]}")
+            return "Job worker" in log.read_text()
+
+        await wait_until(ready, 60, "the worker to be ready")
+        # As an operator's command in a third process would: a row in the queue, nothing else.
+        job = await bridge.runner.store.add(str(JobKind.SWEEP), team.id, {"requested_by": None}, bridge.clock.now_ms())
+
+        async def done() -> bool:
+            return (await bridge.runner.store.get(job.id)).state == JobState.DONE
+
+        await wait_until(done, 30, "the worker to run the job it was notified of")
+        assert f"Running job {job.id} " in log.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(worker.wait, 30) == 0
+
+
 def test_a_worker_needs_postgresql(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config_with_tokens(config)
