@@ -143,3 +143,36 @@ def test_a_sweep_checkpointed_before_the_index_redoes_its_current_room() -> None
     saved = {**old, "room": {"phase": "tail", "cursor": 42, "redact_reachable": True}}
     resumed = SweepProgress.load(saved)
     assert (resumed.room.phase, resumed.room.cursor, resumed.room.redact_reachable) == (Phase.TAIL, 42, True)
+
+
+def test_a_sweep_checkpointed_one_page_at_a_time_redoes_that_page() -> None:
+    from clutto_bridge.jobs.retention_sweep import Phase, SweepProgress
+
+    saved = {"cutoff": 5, "rooms": ["!a"], "redaction_only": False,
+             "room": {"phase": "head", "cursor": 10, "pending": ["$x", "$y"], "pending_cursor": 25}}
+    p = SweepProgress.load(saved)
+    assert (p.room.phase, p.room.cursor, p.room.pages) == (Phase.HEAD, 10, [[25, ["$x", "$y"]]])
+    assert SweepProgress.load({**saved, "room": {"phase": "head", "pending": None}}).room.pages == []
+
+
+def test_the_phase_clock_pauses_the_outer_step_while_a_nested_one_runs(monkeypatch) -> None:
+    from clutto_bridge.jobs import retention_sweep
+
+    now = [0.0]
+    monkeypatch.setattr(retention_sweep.time, "monotonic", lambda: now[0])
+    totals: dict[str, float] = {}
+    clock = retention_sweep.PhaseClock(totals)
+    with clock("other"):
+        now[0] += 1
+        with clock("select"):
+            now[0] += 2
+        now[0] += 4
+    assert totals == {"other": 5, "select": 2}
+
+
+def test_purge_status_is_asked_for_after_a_tenth_of_the_time_so_far() -> None:
+    from clutto_bridge.matrix.admin import status_poll_delay
+
+    assert status_poll_delay(0) == 0.02
+    assert status_poll_delay(3) == 0.3
+    assert status_poll_delay(60) == 1.0
