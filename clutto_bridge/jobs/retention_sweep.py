@@ -105,6 +105,7 @@ class RoomSweep:
     # saved before their redactions are sent. Reading goes on after the last of them.
     pages: list[list[Any]] = field(default_factory=list)
     cuts_done: int = 0
+    pruned: int | None = None  # messages the index forgot while the last purge ran, counted once it is done
 
 
 @dataclass
@@ -404,23 +405,37 @@ class RetentionSweep:
         return time.monotonic() - started
 
     async def _purge(self, ctx: JobContext, p: SweepProgress, team: Team, room: IndexedRoom) -> None:
-        """Purge before each point in turn (one, unless ``purge_slice`` bounds purges), then
-        forget the index rows the purge removed."""
-        points = (p.room.scan or {}).get("points", [])
-        purged_any = False
-        for index in range(p.room.cuts_done, len(points)):
+        """Purge before each point in turn (one, unless ``purge_slice`` bounds purges), and
+        forget the index rows the purge removes while the homeserver purges the last cut.
+
+        Forgetting them before the purge is known complete is safe: if it fails, the job
+        purges the same point again, and any later purge reaches at least as far (the index
+        walk starts where the rows end), so nothing is left on the homeserver for good.
+        """
+        r = p.room
+        points = (r.scan or {}).get("points", [])
+        purged_any = pruned = False
+        for index in range(r.cuts_done, len(points)):
             await self.limiter.acquire()
             try:
-                purged_any |= await self.admin.purge_history(room.room_id, points[index][1], clock=p.clock)
+                with p.clock("purge_call"):
+                    purge_id = await self.admin.start_purge(room.room_id, points[index][1])
             except AdminUnavailable as e:
                 log.warning("Purging %s is not possible (%s); the sweep redacts only", room.room_id, e)
                 p.redaction_only = True
                 await self._save(ctx, p)
                 return
-            p.room.cuts_done = index + 1
+            if purge_id is not None:
+                purged_any = True
+                if index == len(points) - 1:
+                    await self._wait_and_prune(ctx, p, room, purge_id, points[-1][0])
+                    pruned = True
+                else:
+                    with p.clock("purge_wait"):
+                        await self.admin.wait_for_purge(room.room_id, purge_id)
+            r.cuts_done = index + 1
             await self._save(ctx, p)
-        if points:
-            # Messages redacted earlier were counted then; the rest are removed now.
+        if points and not pruned:  # nothing to purge at the last point, or resumed after it
             with p.clock("prune"):
                 p.removed += await self.timeline.prune_before(room.id, points[-1][0])
             await self._save(ctx, p)
@@ -429,6 +444,32 @@ class RetentionSweep:
             await self._save(ctx, p)
             with p.clock("audit"):
                 await self.audit.record(team, None, "retention_purged", room.room_id, cuts=len(points))
+
+    async def _wait_and_prune(self, ctx: JobContext, p: SweepProgress, room: IndexedRoom, purge_id: str,
+                              position: int) -> None:
+        """Wait for the purge while the index rows before ``position`` are deleted; the messages
+        among them (those not redacted, so not counted yet) count as removed once it is done."""
+        r = p.room
+
+        async def prune() -> None:
+            count = await self.timeline.prune_before(room.id, position)
+            r.pruned = (r.pruned or 0) + count
+
+        pruning = asyncio.create_task(prune())
+        try:
+            with p.clock("purge_wait"):
+                await self.admin.wait_for_purge(room.room_id, purge_id)
+            with p.clock("prune"):
+                await pruning
+        except asyncio.CancelledError:
+            pruning.cancel()
+            raise
+        except Exception:
+            await asyncio.gather(pruning, return_exceptions=True)
+            await self._save(ctx, p)  # the retry purges this point again and counts these then
+            raise
+        p.removed += r.pruned or 0
+        r.pruned = None
 
     async def _delete_orphaned_media(self, ctx: JobContext, p: SweepProgress, room_id: str) -> None:
         """Delete media whose every known reference is an event this sweep removed."""

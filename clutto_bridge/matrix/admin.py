@@ -10,7 +10,6 @@ asked for, so the bridge cannot store or log what the homeserver collects there 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any, Callable
@@ -32,9 +31,9 @@ class HomeserverTaskFailed(Exception):
 
 def status_poll_delay(elapsed: float) -> float:
     """How long to wait before asking again about a homeserver task running ``elapsed``
-    seconds: a tenth of that (20 ms to 1 s), so a short purge is seen done within about 10%
-    of its time and a long one costs few requests."""
-    return min(1.0, max(0.02, elapsed / 10))
+    seconds: a twentieth of that (10 ms to 1 s), so a short purge is seen done within about
+    5% of its time and a long one costs few requests."""
+    return min(1.0, max(0.01, elapsed / 20))
 
 
 class SynapseAdmin:
@@ -137,37 +136,42 @@ class SynapseAdmin:
         else:
             await self._request(Method.PUT, Path.v3.profile[user_id][field], {field: value or ""})
 
-    async def purge_history(self, room_id: str, before_event: str, timeout: float = 600.0,
-                            clock: Callable[[str], Any] | None = None) -> bool:
+    async def purge_history(self, room_id: str, before_event: str, timeout: float = 600.0) -> bool:
         """Delete a room's events (local ones too) that come before ``before_event``.
 
         An event rather than a time: Synapse maps ``purge_up_to_ts`` to the time it
         *received* events, which for imported or federated history is not their age.
         Synapse keeps state events and never deletes media. False if nothing was purged.
-        ``clock(step)``, if given, is a context manager that times the steps ``purge_call``
-        and ``purge_wait``.
         """
-        timed = clock or (lambda step: contextlib.nullcontext())
+        purge_id = await self.start_purge(room_id, before_event)
+        if purge_id is None:
+            return False
+        await self.wait_for_purge(room_id, purge_id, timeout)
+        return True
+
+    async def start_purge(self, room_id: str, before_event: str) -> str | None:
+        """Ask for ``purge_history`` and return its id; None if there is nothing to purge."""
         body = {"delete_local_events": True}
         try:
-            with timed("purge_call"):
-                data = await self._request(Method.POST, SynapseAdminPath.v1.purge_history[room_id][before_event], body)
+            data = await self._request(Method.POST, SynapseAdminPath.v1.purge_history[room_id][before_event], body)
         except MatrixRequestError as e:
             if e.http_status in (400, 404):  # nothing before that point
                 log.debug("Nothing to purge in %s before %s: %s", room_id, before_event, e.message)
-                return False
+                return None
             raise
-        purge_id = data["purge_id"]
+        return data["purge_id"]
+
+    async def wait_for_purge(self, room_id: str, purge_id: str, timeout: float = 600.0) -> None:
+        """Until the purge is complete; HomeserverTaskFailed if it failed."""
         started = time.monotonic()
         deadline = started + timeout
-        with timed("purge_wait"):
-            while time.monotonic() < deadline:
-                status = await self._request(Method.GET, SynapseAdminPath.v1.purge_history_status[purge_id])
-                if status["status"] == "complete":
-                    return True
-                if status["status"] == "failed":
-                    raise HomeserverTaskFailed(f"purging {room_id} failed on the homeserver: {status.get('error')}")
-                await asyncio.sleep(status_poll_delay(time.monotonic() - started))
+        while time.monotonic() < deadline:
+            status = await self._request(Method.GET, SynapseAdminPath.v1.purge_history_status[purge_id])
+            if status["status"] == "complete":
+                return
+            if status["status"] == "failed":
+                raise HomeserverTaskFailed(f"purging {room_id} failed on the homeserver: {status.get('error')}")
+            await asyncio.sleep(status_poll_delay(time.monotonic() - started))
         raise TimeoutError(f"purging {room_id} did not finish within {timeout:.0f}s")
 
     async def delete_media(self, mxc: str) -> bool:

@@ -132,6 +132,18 @@ def test_a_saturated_homeserver_settles_the_pace_near_its_capacity() -> None:
     assert 2 <= pace.limit <= 6  # 2 in flight saturate it; far more would only queue
 
 
+def test_the_pace_climbs_to_where_more_in_flight_stops_paying() -> None:
+    """Simulated Synapse persisting events in batches: 50/s plus 100/s more as up to 32 requests
+    are in flight, nothing more beyond (latency = in flight / throughput, Little's law)."""
+    pace = RedactionPace(limit=8, ceiling=64)
+    seen = []
+    for _ in range(3000):
+        pace.completed(pace.limit / (50 + 100 * min(pace.limit, 32) / 32))
+        seen.append(pace.limit)
+    settled = max(set(seen[-300:]), key=seen[-300:].count)
+    assert 27 <= settled <= 48 and min(seen[-300:]) >= 27  # at the knee, probing one step above now and then
+
+
 def test_a_sweep_checkpointed_before_the_index_redoes_its_current_room() -> None:
     from clutto_bridge.jobs.retention_sweep import Phase, SweepProgress
 
@@ -173,6 +185,6 @@ def test_the_phase_clock_pauses_the_outer_step_while_a_nested_one_runs(monkeypat
 def test_purge_status_is_asked_for_after_a_tenth_of_the_time_so_far() -> None:
     from clutto_bridge.matrix.admin import status_poll_delay
 
-    assert status_poll_delay(0) == 0.02
-    assert status_poll_delay(3) == 0.3
+    assert status_poll_delay(0) == 0.01
+    assert status_poll_delay(3) == 0.15
     assert status_poll_delay(60) == 1.0
