@@ -56,6 +56,20 @@ def test_index_rows_come_from_room_events_and_leave_out_redactions() -> None:
     assert index_entry({**message, "origin_server_ts": "5"}) is None
 
 
+def test_synapse_dummy_events_in_a_busy_room_do_not_end_the_purge_walk() -> None:
+    """Synapse sends dummy events, stamped with the time they are made, to merge forward
+    extremities; one among old messages must not stop the purge (seen at 20,000 messages)."""
+    old = {"event_id": "$o", "room_id": "!r", "origin_server_ts": 10, "type": "m.room.message", "content": {}}
+    dummy = {**old, "event_id": "$d", "origin_server_ts": CUTOFF + 5, "type": "org.matrix.dummy_event"}
+    new = {**old, "event_id": "$n", "origin_server_ts": CUTOFF + 9}
+    entries = [index_entry(e) for e in (old, dummy, {**old, "event_id": "$o2"}, new)]
+    assert entries[1].state is True
+    timeline = [Row(i + 1, e.event_id, e.ts, e.state, e.redacted) for i, e in enumerate(entries)]
+    scan = HeadScan(CUTOFF, slice_ms=10**12)
+    assert walk(scan, timeline) == [1, 3]
+    assert scan.points == [(4, "$n")]
+
+
 def test_joins_name_the_servers_of_the_users_who_joined() -> None:
     join = {"type": "m.room.member", "state_key": "@bob:other.example", "content": {"membership": "join"}}
     assert joined_server(join) == "other.example"
