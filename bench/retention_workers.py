@@ -95,7 +95,7 @@ async def main(messages: int, synapse_db: str) -> None:
     ours.start()
     workers: list[subprocess.Popen] = []
     worker_config = folder / "worker.yaml"
-    worker_config.write_text(bridge.file.path.read_text())
+    worker_config.write_text(Path(bridge.file.path).read_text())
     file = ConfigFile(worker_config)
     file.load()
     file["jobs.poll_interval"] = "1s"
