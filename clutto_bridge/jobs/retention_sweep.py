@@ -15,9 +15,11 @@ reads what expired from its own database instead of the room's whole history. Pe
    operator bounds purges with ``purge_slice``), then the index rows before it go, and media
    that only removed events referenced is deleted.
 
-Progress is a ``SweepProgress`` checkpointed after every page, the cutoff is fixed when the
-sweep starts, and each page's victims are saved before they are redacted, so a sweep
-resumed after a crash finishes the same work and never reaches into the window.
+Progress is a ``SweepProgress``: the cutoff is fixed when the sweep starts, each page's
+victims are checkpointed before they are redacted (a few pages are in flight at once, so
+redactions never wait at a page boundary), and the cursor moves past a page only once it is
+redacted, so a sweep resumed after a crash finishes the same work and never reaches into
+the window. Pages with nothing to redact are checkpointed at most once a second.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextlib import contextmanager
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from clutto_bridge.config import RetentionSettings
 from clutto_bridge.db.references import ReferenceStore
@@ -48,6 +52,10 @@ log = logging.getLogger("clutto.sweep")
 REASON = "Removed by the team's retention policy"
 # A redaction refused (429) or failed on the homeserver's side (5xx) is tried again this often.
 REDACTION_ATTEMPTS = 6
+# Pages of the index read ahead while the redactions of the ones before are running.
+WINDOW_PAGES = 4
+# Seconds between checkpoints of progress that is cheap to redo (index pages without victims).
+CHECKPOINT_EVERY = 1.0
 
 
 class Phase(StrEnum):
@@ -57,6 +65,33 @@ class Phase(StrEnum):
     PURGE = "purge"  # purging before the purge point, then deleting orphaned media
 
 
+class PhaseClock:
+    """Adds wall-clock seconds to ``totals`` per step; a nested step pauses the outer one,
+    so the steps add up to the sweep's time."""
+
+    def __init__(self, totals: dict[str, float]) -> None:
+        self.totals = totals
+        self.stack: list[list[Any]] = []
+
+    def _add(self, key: str, seconds: float) -> None:
+        self.totals[key] = round(self.totals.get(key, 0.0) + seconds, 4)
+
+    @contextmanager
+    def __call__(self, key: str):
+        now = time.monotonic()
+        if self.stack:
+            self._add(self.stack[-1][0], now - self.stack[-1][1])
+        self.stack.append([key, now])
+        try:
+            yield
+        finally:
+            now = time.monotonic()
+            done, since = self.stack.pop()
+            self._add(done, now - since)
+            if self.stack:
+                self.stack[-1][1] = now
+
+
 @dataclass
 class RoomSweep:
     """How far the sweep of the current room got."""
@@ -64,11 +99,13 @@ class RoomSweep:
     phase: Phase = Phase.FILL
     redact_reachable: bool = False  # redact what the purge removes too (the room's path)
     redact_unreachable: bool = False  # redact what the purge cannot reach
-    cursor: int = 0  # the index position the head walk or the tail reached
-    scan: dict[str, Any] | None = None  # HeadScan.state()
-    pending: list[str] | None = None  # the current page's victims, saved before they are redacted
-    pending_cursor: int = 0  # the cursor after the pending page
+    cursor: int = 0  # the index position the head walk or the tail finished (all redacted before it)
+    scan: dict[str, Any] | None = None  # HeadScan.state() after the last page read
+    # Pages read and not yet finished, oldest first: [position after the page, its victims],
+    # saved before their redactions are sent. Reading goes on after the last of them.
+    pages: list[list[Any]] = field(default_factory=list)
     cuts_done: int = 0
+    pruned: int | None = None  # messages the index forgot while the last purge ran, counted once it is done
 
 
 @dataclass
@@ -85,7 +122,14 @@ class SweepProgress:
     media_deleted: int = 0
     held: list[str] = field(default_factory=list)
     paths: dict[str, str] = field(default_factory=dict)  # room -> how it was swept
+    # Seconds spent per step (claim, fill, select, redact, checkpoint, purge_call,
+    # purge_wait, prune, media, audit), summed over attempts: where a sweep's time goes.
+    timings: dict[str, float] = field(default_factory=dict)
     room: RoomSweep = field(default_factory=RoomSweep)
+
+    def __post_init__(self) -> None:
+        self.clock = PhaseClock(self.timings)  # not fields: never checkpointed
+        self.saved_at = time.monotonic()
 
     @classmethod
     def load(cls, saved: dict[str, Any]) -> SweepProgress:
@@ -94,7 +138,65 @@ class SweepProgress:
         if room.get("phase") not in set(Phase) or "plan" in room:
             room = {}  # a checkpoint of the scanning sweep before the index: redo this room
         known = {k: v for k, v in room.items() if k in RoomSweep.__dataclass_fields__}
+        if room.get("pending") is not None:  # a checkpoint of one page at a time
+            known["pages"] = [[room.get("pending_cursor", 0), room["pending"]]]
         return cls(**fields, room=RoomSweep(**{**known, "phase": Phase(known.get("phase", Phase.FILL))}))
+
+
+PageReader = Callable[[int], Awaitable[tuple[int, list[str]] | None]]
+
+
+class RedactionWindow:
+    """Redactions of several pages in flight at once, as many at a time as ``RedactionPace``
+    allows; a refused (429) or failed (5xx) request is tried again at a lower pace."""
+
+    def __init__(self, sweep: RetentionSweep, room_id: str) -> None:
+        self.sweep, self.room_id = sweep, room_id
+        self.waiting: deque[tuple[str, int, int]] = deque()  # (event id, attempt, page)
+        self.running: dict[asyncio.Task, tuple[str, int, int]] = {}
+        self.left: dict[int, int] = {}  # page -> redactions not yet done
+        self.pages = 0
+
+    @property
+    def backlog(self) -> int:
+        return len(self.waiting)
+
+    def add(self, event_ids: list[str]) -> int:
+        page, self.pages = self.pages, self.pages + 1
+        self.left[page] = len(event_ids)
+        self.waiting.extend((event_id, 1, page) for event_id in event_ids)
+        self._launch()
+        return page
+
+    def _launch(self) -> None:
+        while self.waiting and len(self.running) < self.sweep.pace.limit:
+            event_id, attempt, page = self.waiting.popleft()
+            task = asyncio.create_task(self.sweep._redact_one(self.room_id, event_id))
+            self.running[task] = (event_id, attempt, page)
+
+    async def until_done(self, page: int) -> None:
+        while self.left[page] > 0:
+            done, _ = await asyncio.wait(self.running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                event_id, attempt, of = self.running.pop(task)
+                try:
+                    self.sweep.pace.completed(task.result())
+                    self.left[of] -= 1
+                except MatrixRequestError as e:
+                    if not (e.http_status == 429 or e.http_status >= 500) or attempt >= REDACTION_ATTEMPTS:
+                        raise
+                    self.sweep.pace.refused()
+                    self.waiting.appendleft((event_id, attempt + 1, of))
+                    await asyncio.sleep(min(5.0, 0.25 * 2**attempt))  # back off before the retry
+            self._launch()
+        del self.left[page]
+
+    async def close(self) -> None:
+        """Cancel what is still running (the sweep failed or stops; its pages are saved)."""
+        for task in self.running:
+            task.cancel()
+        await asyncio.gather(*self.running, return_exceptions=True)
+        self.running.clear()
 
 
 class RetentionSweep:
@@ -125,31 +227,38 @@ class RetentionSweep:
         else:
             rooms = [r.room_id for r in await self.retention.rooms_to_sweep(team)]
             p = SweepProgress(self.retention.cutoff(team), rooms, redaction_only=not self.retention.admin_available)
+            p.timings["claim"] = max(0, ctx.runner.clock.now_ms() - ctx.job.created_at) / 1000
             await self._save(ctx, p)
-        while p.room_index < len(p.rooms):
-            room_id = p.rooms[p.room_index]
-            if await self.retention.is_held(team, room_id):
-                p.held = sorted({*p.held, room_id})
-            else:
-                await self._sweep_room(ctx, p, team, room_id)
-            p.room_index += 1
-            p.room = RoomSweep()
-            await self._save(ctx, p)
-        await self.audit.record(
-            team, ctx.job.payload.get("requested_by"), "retention_sweep", team.id,
-            cutoff=p.cutoff, redacted=p.redacted, removed=p.removed, rooms=len(p.rooms), held=len(p.held),
-            media_deleted=p.media_deleted, redaction_only=p.redaction_only,
-        )
+        with p.clock("other"):  # what no step below accounts for
+            while p.room_index < len(p.rooms):
+                room_id = p.rooms[p.room_index]
+                if await self.retention.is_held(team, room_id):
+                    p.held = sorted({*p.held, room_id})
+                else:
+                    await self._sweep_room(ctx, p, team, room_id)
+                p.room_index += 1
+                p.room = RoomSweep()
+                await self._save(ctx, p)
+            with p.clock("audit"):
+                await self.audit.record(
+                    team, ctx.job.payload.get("requested_by"), "retention_sweep", team.id,
+                    cutoff=p.cutoff, redacted=p.redacted, removed=p.removed, rooms=len(p.rooms), held=len(p.held),
+                    media_deleted=p.media_deleted, redaction_only=p.redaction_only,
+                )
+        ctx.progress["timings"] = p.timings  # saved with the finished job
 
     @staticmethod
     async def _save(ctx: JobContext, p: SweepProgress) -> None:
-        await ctx.checkpoint(**asdict(p))
+        with p.clock("checkpoint"):
+            await ctx.checkpoint(**asdict(p))
+        p.saved_at = time.monotonic()
 
     async def _sweep_room(self, ctx: JobContext, p: SweepProgress, team: Team, room_id: str) -> None:
         r = p.room
         room = await self.timeline.room(room_id)
         if r.phase == Phase.FILL:
-            p.events_read += await self._fill(room)
+            with p.clock("fill"):
+                p.events_read += await self._fill(room)
             path = await self.retention.room_path(team, room_id)
             r.redact_reachable = path.redact_reachable or p.redaction_only
             r.redact_unreachable = path.redact_unreachable or p.redaction_only
@@ -162,11 +271,13 @@ class RetentionSweep:
         if r.phase == Phase.TAIL:
             await self._redact_tail(ctx, p, room)
         if p.removed > removed_before:
-            await self.audit.record(team, None, "retention_redacted", room_id, events=p.removed - removed_before,
+            with p.clock("audit"):
+                await self.audit.record(team, None, "retention_redacted", room_id, events=p.removed - removed_before,
                                     cutoff=p.cutoff)
         if not p.redaction_only:
             await self._purge(ctx, p, team, room)
-            await self._delete_orphaned_media(ctx, p, room_id)
+            with p.clock("media"):
+                await self._delete_orphaned_media(ctx, p, room_id)
 
     async def _fill(self, room: IndexedRoom) -> int:
         """Read what the stream may have missed into the index; each page is saved with the
@@ -188,27 +299,30 @@ class RetentionSweep:
     async def _walk_head(self, ctx: JobContext, p: SweepProgress, room: IndexedRoom) -> None:
         r = p.room
         scan = HeadScan.load(p.cutoff, self.settings.purge_slice * 1000, r.scan)
-        page = 16  # pages grow from small, so a walk that ends early reads few rows past the window's start
-        while True:
-            if r.pending is None:
-                if scan.closed:
-                    break
-                rows = await self.timeline.rows_after(room.id, r.cursor, page)
-                page = min(self.settings.batch_size, page * 2)
-                if not rows:
-                    scan.finish()
-                    r.scan = scan.state()
-                    await self._save(ctx, p)
-                    break
-                p.index_rows_read += len(rows)
-                expired = [row for row in rows if scan.see(row)]
-                doomed = [row.event_id for row in expired if not row.redacted] if r.redact_reachable else []
-                if r.redact_unreachable:  # (an event redacted before had its relations redacted with it)
-                    fresh = [row.event_id for row in expired if not row.redacted]
+        size = 16  # pages grow from small, so a walk that ends early reads few rows past the window's start
+
+        async def next_page(after: int) -> tuple[int, list[str]] | None:
+            nonlocal size
+            if scan.closed:
+                return None
+            with p.clock("select"):
+                rows = await self.timeline.rows_after(room.id, after, size)
+            size = min(self.settings.batch_size, size * 2)
+            if not rows:
+                scan.finish()
+                r.scan = scan.state()
+                return None
+            p.index_rows_read += len(rows)
+            expired = [row for row in rows if scan.see(row)]
+            doomed = [row.event_id for row in expired if not row.redacted] if r.redact_reachable else []
+            if r.redact_unreachable:  # (an event redacted before had its relations redacted with it)
+                fresh = [row.event_id for row in expired if not row.redacted]
+                with p.clock("select"):
                     doomed += await self._relations(room.room_id, fresh, doomed, p.cutoff)
-                r.pending, r.pending_cursor, r.scan = doomed, rows[-1].position, scan.state()
-                await self._save(ctx, p)
-            await self._commit_page(ctx, p, room)
+            r.scan = scan.state()
+            return rows[-1].position, doomed
+
+        await self._redact_pages(ctx, p, room, next_page)
         r.phase, r.cursor = Phase.TAIL, scan.purge_position or 0
         if p.redaction_only:
             r.cursor = 0  # nothing is purged: every expired event is out of reach
@@ -216,17 +330,19 @@ class RetentionSweep:
 
     async def _redact_tail(self, ctx: JobContext, p: SweepProgress, room: IndexedRoom) -> None:
         r = p.room
-        while r.redact_unreachable:
-            if r.pending is None:
-                rows = await self.timeline.expired_after(room.id, r.cursor, p.cutoff, self.settings.batch_size)
+
+        async def next_page(after: int) -> tuple[int, list[str]] | None:
+            with p.clock("select"):
+                rows = await self.timeline.expired_after(room.id, after, p.cutoff, self.settings.batch_size)
                 p.index_rows_read += len(rows)
                 if not rows:
-                    break
+                    return None
                 doomed = [row.event_id for row in rows]
                 doomed += await self._relations(room.room_id, doomed, doomed, p.cutoff)
-                r.pending, r.pending_cursor = doomed, rows[-1].position
-                await self._save(ctx, p)
-            await self._commit_page(ctx, p, room)
+            return rows[-1].position, doomed
+
+        if r.redact_unreachable:
+            await self._redact_pages(ctx, p, room, next_page)
         r.phase = Phase.PURGE
         await self._save(ctx, p)
 
@@ -234,40 +350,53 @@ class RetentionSweep:
         """Edits and reactions inside the window of expired events, not yet in ``already``."""
         return [e for e in await self.retention.relations_of(room_id, expired, cutoff) if e not in already]
 
-    async def _commit_page(self, ctx: JobContext, p: SweepProgress, room: IndexedRoom) -> None:
-        """Redact the saved page, then count it and move the cursor past it."""
-        r = p.room
-        pending = r.pending or []
-        await self._redact_all(room.room_id, pending)
-        await self.timeline.mark_redacted(pending)
-        p.redacted += len(pending)
-        p.removed += len(pending)
-        r.cursor, r.pending = r.pending_cursor, None
-        await self._save(ctx, p)
+    async def _redact_pages(self, ctx: JobContext, p: SweepProgress, room: IndexedRoom, next_page: PageReader) -> None:
+        """Read pages with ``next_page`` and redact their victims, several pages in flight.
 
-    async def _redact_all(self, room_id: str, event_ids: list[str]) -> None:
-        """Redact with as many requests in flight as the homeserver sustains (``RedactionPace``),
-        within the rate limit; a refused or failed request is tried again at a lower pace."""
-        waiting = [(event_id, 1) for event_id in reversed(event_ids)]
-        running: dict[asyncio.Task, tuple[str, int]] = {}
-        while waiting or running:
-            while waiting and len(running) < self.pace.limit:
-                event_id, attempt = waiting.pop()
-                running[asyncio.create_task(self._redact_one(room_id, event_id))] = (event_id, attempt)
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                event_id, attempt = running.pop(task)
-                try:
-                    self.pace.completed(task.result())
-                except MatrixRequestError as e:
-                    if not (e.http_status == 429 or e.http_status >= 500) or attempt >= REDACTION_ATTEMPTS:
-                        for other in running:
-                            other.cancel()
-                        await asyncio.gather(*running, return_exceptions=True)
-                        raise
-                    self.pace.refused()
-                    waiting.append((event_id, attempt + 1))
-                    await asyncio.sleep(min(5.0, 0.25 * 2**attempt))  # back off before the retry
+        A page's victims are checkpointed before its first redaction is sent, and the cursor
+        moves past a page only once all of it is redacted, oldest page first: a resumed sweep
+        redoes the saved pages and reads on after the last of them, so nothing is skipped.
+        The next pages are read while the redactions of the ones before are still running,
+        so the homeserver never waits at a page boundary. A page with nothing to redact costs
+        no checkpoint of its own (at most one a second is written for those).
+        """
+        r = p.room
+        window = RedactionWindow(self, room.room_id)
+        pages = deque(window.add(victims) for _, victims in r.pages)  # resumed: the saved pages again
+        ended = False
+        try:
+            while True:
+                while not ended and len(r.pages) < WINDOW_PAGES and window.backlog < 2 * self.pace.limit:
+                    page = await next_page(r.pages[-1][0] if r.pages else r.cursor)
+                    if page is None:
+                        ended = True
+                    elif page[1] or r.pages:
+                        r.pages.append([page[0], page[1]])
+                        if page[1]:
+                            await self._save(ctx, p)  # the victims, before the first is redacted
+                        pages.append(window.add(page[1]))
+                    else:
+                        r.cursor = page[0]
+                        await self._save_now_and_then(ctx, p)
+                if not r.pages:
+                    return
+                with p.clock("redact"):
+                    await window.until_done(pages.popleft())
+                position, victims = r.pages.pop(0)
+                if victims:
+                    with p.clock("index_write"):
+                        await self.timeline.mark_redacted(victims)
+                p.redacted += len(victims)
+                p.removed += len(victims)
+                r.cursor = position
+                await self._save_now_and_then(ctx, p)
+        finally:
+            await window.close()
+
+    async def _save_now_and_then(self, ctx: JobContext, p: SweepProgress) -> None:
+        """Checkpoint progress that is cheap to redo at most every ``CHECKPOINT_EVERY`` seconds."""
+        if time.monotonic() - p.saved_at >= CHECKPOINT_EVERY:
+            await self._save(ctx, p)
 
     async def _redact_one(self, room_id: str, event_id: str) -> float:
         await self.limiter.acquire()
@@ -276,29 +405,71 @@ class RetentionSweep:
         return time.monotonic() - started
 
     async def _purge(self, ctx: JobContext, p: SweepProgress, team: Team, room: IndexedRoom) -> None:
-        """Purge before each point in turn (one, unless ``purge_slice`` bounds purges), then
-        forget the index rows the purge removed."""
-        points = (p.room.scan or {}).get("points", [])
-        purged_any = False
-        for index in range(p.room.cuts_done, len(points)):
+        """Purge before each point in turn (one, unless ``purge_slice`` bounds purges), and
+        forget the index rows the purge removes while the homeserver purges the last cut.
+
+        Forgetting them before the purge is known complete is safe: if it fails, the job
+        purges the same point again, and any later purge reaches at least as far (the index
+        walk starts where the rows end), so nothing is left on the homeserver for good.
+        """
+        r = p.room
+        points = (r.scan or {}).get("points", [])
+        purged_any = pruned = False
+        for index in range(r.cuts_done, len(points)):
             await self.limiter.acquire()
             try:
-                purged_any |= await self.admin.purge_history(room.room_id, points[index][1])
+                with p.clock("purge_call"):
+                    purge_id = await self.admin.start_purge(room.room_id, points[index][1])
             except AdminUnavailable as e:
                 log.warning("Purging %s is not possible (%s); the sweep redacts only", room.room_id, e)
                 p.redaction_only = True
                 await self._save(ctx, p)
                 return
-            p.room.cuts_done = index + 1
+            if purge_id is not None:
+                purged_any = True
+                if index == len(points) - 1:
+                    await self._wait_and_prune(ctx, p, room, purge_id, points[-1][0])
+                    pruned = True
+                else:
+                    with p.clock("purge_wait"):
+                        await self.admin.wait_for_purge(room.room_id, purge_id)
+            r.cuts_done = index + 1
             await self._save(ctx, p)
-        if points:
-            # Messages redacted earlier were counted then; the rest are removed now.
-            p.removed += await self.timeline.prune_before(room.id, points[-1][0])
+        if points and not pruned:  # nothing to purge at the last point, or resumed after it
+            with p.clock("prune"):
+                p.removed += await self.timeline.prune_before(room.id, points[-1][0])
             await self._save(ctx, p)
         if purged_any:
             p.purged_rooms += 1
             await self._save(ctx, p)
-            await self.audit.record(team, None, "retention_purged", room.room_id, cuts=len(points))
+            with p.clock("audit"):
+                await self.audit.record(team, None, "retention_purged", room.room_id, cuts=len(points))
+
+    async def _wait_and_prune(self, ctx: JobContext, p: SweepProgress, room: IndexedRoom, purge_id: str,
+                              position: int) -> None:
+        """Wait for the purge while the index rows before ``position`` are deleted; the messages
+        among them (those not redacted, so not counted yet) count as removed once it is done."""
+        r = p.room
+
+        async def prune() -> None:
+            count = await self.timeline.prune_before(room.id, position)
+            r.pruned = (r.pruned or 0) + count
+
+        pruning = asyncio.create_task(prune())
+        try:
+            with p.clock("purge_wait"):
+                await self.admin.wait_for_purge(room.room_id, purge_id)
+            with p.clock("prune"):
+                await pruning
+        except asyncio.CancelledError:
+            pruning.cancel()
+            raise
+        except Exception:
+            await asyncio.gather(pruning, return_exceptions=True)
+            await self._save(ctx, p)  # the retry purges this point again and counts these then
+            raise
+        p.removed += r.pruned or 0
+        r.pruned = None
 
     async def _delete_orphaned_media(self, ctx: JobContext, p: SweepProgress, room_id: str) -> None:
         """Delete media whose every known reference is an event this sweep removed."""

@@ -22,6 +22,10 @@ class IndexEntry:
     redacted: bool = False
 
 
+# Event types that carry no one's content (indexed like state: never expire, never end a walk).
+NO_CONTENT = frozenset({"org.matrix.dummy_event"})
+
+
 def index_entry(event: dict[str, Any]) -> IndexEntry | None:
     """The index row of a raw room event; None for what is not a room event or is a redaction
     (a redaction removes nothing by itself and is purged with the room's history)."""
@@ -31,7 +35,11 @@ def index_entry(event: dict[str, Any]) -> IndexEntry | None:
     if event.get("type") == "m.room.redaction":
         return None
     redacted = "redacted_because" in (event.get("unsigned") or {})
-    return IndexEntry(event_id, room_id, ts, "state_key" in event, redacted)
+    # Synapse's dummy events (sent to merge forward extremities in busy rooms) carry nothing
+    # and bear the time they were made: indexed like state, they neither end the purge walk
+    # nor get redacted; a purge removes them with the history around them.
+    kept_aside = "state_key" in event or event.get("type") in NO_CONTENT
+    return IndexEntry(event_id, room_id, ts, kept_aside, redacted)
 
 
 def joined_server(event: dict[str, Any]) -> str | None:

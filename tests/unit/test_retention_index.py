@@ -56,6 +56,20 @@ def test_index_rows_come_from_room_events_and_leave_out_redactions() -> None:
     assert index_entry({**message, "origin_server_ts": "5"}) is None
 
 
+def test_synapse_dummy_events_in_a_busy_room_do_not_end_the_purge_walk() -> None:
+    """Synapse sends dummy events, stamped with the time they are made, to merge forward
+    extremities; one among old messages must not stop the purge (seen at 20,000 messages)."""
+    old = {"event_id": "$o", "room_id": "!r", "origin_server_ts": 10, "type": "m.room.message", "content": {}}
+    dummy = {**old, "event_id": "$d", "origin_server_ts": CUTOFF + 5, "type": "org.matrix.dummy_event"}
+    new = {**old, "event_id": "$n", "origin_server_ts": CUTOFF + 9}
+    entries = [index_entry(e) for e in (old, dummy, {**old, "event_id": "$o2"}, new)]
+    assert entries[1].state is True
+    timeline = [Row(i + 1, e.event_id, e.ts, e.state, e.redacted) for i, e in enumerate(entries)]
+    scan = HeadScan(CUTOFF, slice_ms=10**12)
+    assert walk(scan, timeline) == [1, 3]
+    assert scan.points == [(4, "$n")]
+
+
 def test_joins_name_the_servers_of_the_users_who_joined() -> None:
     join = {"type": "m.room.member", "state_key": "@bob:other.example", "content": {"membership": "join"}}
     assert joined_server(join) == "other.example"
@@ -132,6 +146,18 @@ def test_a_saturated_homeserver_settles_the_pace_near_its_capacity() -> None:
     assert 2 <= pace.limit <= 6  # 2 in flight saturate it; far more would only queue
 
 
+def test_the_pace_climbs_to_where_more_in_flight_stops_paying() -> None:
+    """Simulated Synapse persisting events in batches: 50/s plus 100/s more as up to 32 requests
+    are in flight, nothing more beyond (latency = in flight / throughput, Little's law)."""
+    pace = RedactionPace(limit=8, ceiling=64)
+    seen = []
+    for _ in range(3000):
+        pace.completed(pace.limit / (50 + 100 * min(pace.limit, 32) / 32))
+        seen.append(pace.limit)
+    settled = max(set(seen[-300:]), key=seen[-300:].count)
+    assert 27 <= settled <= 48 and min(seen[-300:]) >= 27  # at the knee, probing one step above now and then
+
+
 def test_a_sweep_checkpointed_before_the_index_redoes_its_current_room() -> None:
     from clutto_bridge.jobs.retention_sweep import Phase, SweepProgress
 
@@ -143,3 +169,36 @@ def test_a_sweep_checkpointed_before_the_index_redoes_its_current_room() -> None
     saved = {**old, "room": {"phase": "tail", "cursor": 42, "redact_reachable": True}}
     resumed = SweepProgress.load(saved)
     assert (resumed.room.phase, resumed.room.cursor, resumed.room.redact_reachable) == (Phase.TAIL, 42, True)
+
+
+def test_a_sweep_checkpointed_one_page_at_a_time_redoes_that_page() -> None:
+    from clutto_bridge.jobs.retention_sweep import Phase, SweepProgress
+
+    saved = {"cutoff": 5, "rooms": ["!a"], "redaction_only": False,
+             "room": {"phase": "head", "cursor": 10, "pending": ["$x", "$y"], "pending_cursor": 25}}
+    p = SweepProgress.load(saved)
+    assert (p.room.phase, p.room.cursor, p.room.pages) == (Phase.HEAD, 10, [[25, ["$x", "$y"]]])
+    assert SweepProgress.load({**saved, "room": {"phase": "head", "pending": None}}).room.pages == []
+
+
+def test_the_phase_clock_pauses_the_outer_step_while_a_nested_one_runs(monkeypatch) -> None:
+    from clutto_bridge.jobs import retention_sweep
+
+    now = [0.0]
+    monkeypatch.setattr(retention_sweep.time, "monotonic", lambda: now[0])
+    totals: dict[str, float] = {}
+    clock = retention_sweep.PhaseClock(totals)
+    with clock("other"):
+        now[0] += 1
+        with clock("select"):
+            now[0] += 2
+        now[0] += 4
+    assert totals == {"other": 5, "select": 2}
+
+
+def test_purge_status_is_asked_for_after_a_tenth_of_the_time_so_far() -> None:
+    from clutto_bridge.matrix.admin import status_poll_delay
+
+    assert status_poll_delay(0) == 0.01
+    assert status_poll_delay(3) == 0.15
+    assert status_poll_delay(60) == 1.0
