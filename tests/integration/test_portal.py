@@ -180,10 +180,12 @@ async def test_owner_changes_a_role_and_the_homeserver_shows_the_power_level(
     await page.screenshot(path=screenshot_path("portal-team.png"), full_page=True)
 
     # An export started in the page is downloadable there once the job runner finished it.
-    await page.click("text=Export the team's data")
+    team_page = link.split("/signin")[0] + f"/teams/{team.id}"
+    async with page.expect_navigation():  # the form's POST and its redirect, before the page is read again
+        await page.click("text=Export the team's data")
 
     async def exported() -> bool:
-        await page.reload()
+        await page.goto(team_page)
         return await page.locator("#exports a", has_text="members.json").count() == 1
 
     await wait_until(exported, timeout=60, what="the export to finish")
