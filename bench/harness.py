@@ -122,19 +122,25 @@ async def synapse_database(kind: str) -> dict[str, Any]:
     fresh PostgreSQL database with the C collation Synapse requires."""
     if kind == "sqlite":
         return {}
-    name = f"synapse_bench_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(POSTGRES)
-    try:
-        await conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C' ENCODING 'UTF8'")
-    finally:
-        await conn.close()
-    _created.append(name)
+    name = await throwaway_database("synapse_bench", "TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C' ENCODING 'UTF8'")
     target = POSTGRES.rsplit("/", 1)[0].removeprefix("postgres://").removeprefix("postgresql://")
     user, _, hostport = target.rpartition("@")
     host, _, port = hostport.partition(":")
     args = {"user": user or "postgres", "database": name, "host": host, "port": int(port or 5432),
             "cp_min": 2, "cp_max": 10}
     return {"database": {"name": "psycopg2", "args": args}}
+
+
+async def throwaway_database(prefix: str, options: str = "") -> str:
+    """A new PostgreSQL database on ``POSTGRES``, its name; ``drop_synapse_databases`` drops it."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(POSTGRES)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" {options}')
+    finally:
+        await conn.close()
+    _created.append(name)
+    return name
 
 
 async def drop_synapse_databases() -> None:

@@ -4,7 +4,8 @@ The bridge's database is a throwaway PostgreSQL database (workers need it); Syna
 SQLite or, with ``--synapse-db postgres``, PostgreSQL. Sixteen teams each get a room of N
 expired messages (default 250) with ``redact: always``, so each sweep redacts N messages
 and purges them. The main process never claims these jobs (its poll interval is an hour
-and the jobs are written to the queue directly, so nothing wakes it); 8 sweeps are queued
+and the jobs are written to the queue with plain SQL, without the NOTIFY the bridge sends,
+so nothing wakes it; the workers find them at their 1 s poll); 8 sweeps are queued
 for one worker, then 8 others for two workers (each runs ``jobs.concurrency`` jobs at once).
 Reported: the wall time of each round, the speed-up, and the CPU each process used in
 each round, which says whether the homeserver (one Python process) was the bottleneck.
@@ -27,8 +28,8 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from harness import (POSTGRES, _created, add_synapse_db_option, bridge_for, drop_synapse_databases, make_bot_admin,
-                     synapse_database)
+from harness import (POSTGRES, add_synapse_db_option, bridge_for, drop_synapse_databases, make_bot_admin,
+                     synapse_database, throwaway_database)
 from retention_sweep import DAY, Client, team
 
 from clutto_bridge.config import ConfigFile
@@ -44,13 +45,7 @@ def cpu_seconds(pid: int) -> float:
 
 async def bridge_database() -> str:
     """A fresh PostgreSQL database for the bridge (dropped with Synapse's after the run)."""
-    name = f"clutto_bench_{os.urandom(4).hex()}"
-    conn = await asyncpg.connect(POSTGRES)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    _created.append(name)
+    name = await throwaway_database("clutto_bench")
     return POSTGRES.rsplit("/", 1)[0] + "/" + name
 
 
