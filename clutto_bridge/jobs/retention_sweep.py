@@ -215,7 +215,10 @@ class RetentionSweep:
         self.timeline = timeline
         self.limiter = RateLimiter(homeserver_rate)
         # Shared by the sweeps this process runs: they share the homeserver's capacity.
-        self.pace = RedactionPace(ceiling=max(1, min(64, homeserver_rate)))
+        # Starts at 16 in flight (Synapse on 2 cores redacts fastest at 32 to 64) and may climb
+        # to 128, within jobs.homeserver_rate; the pace steps back where more only queues.
+        ceiling = max(1, min(128, homeserver_rate))
+        self.pace = RedactionPace(limit=min(16, ceiling), ceiling=ceiling)
 
     async def __call__(self, ctx: JobContext) -> None:
         team = await self.teams.get(ctx.job.team_id)
