@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sqlite3
@@ -88,6 +89,7 @@ def create_reader(url: str) -> SQLiteReader | None:
     return SQLiteReader(path)
 
 
+@functools.cache  # one constant query, asked before every write: translate it once
 def _qmark(query: str) -> str:
     """mautrix's ``$1`` placeholders in sqlite3's ``?1`` form."""
     return re.sub(r"\$(\d+)", r"?\1", query)
@@ -102,7 +104,6 @@ class GateStore:
         """The team of a room (its space or one of its rooms) and ``user_id``'s place in it; None
         for a room of no team. team_room's key, team.space_id's unique index, team_member's key and
         mx_user_profile's key answer it."""
-        row = None
         if self.reader is not None:
             try:
                 row = self.reader.fetchrow(FACTS, room_id, user_id)
