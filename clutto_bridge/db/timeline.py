@@ -9,9 +9,10 @@ from typing import Any, Iterable
 
 from mautrix.util.async_db import Connection, Database
 
-from clutto_bridge.policy.timeline import IndexEntry, Row, index_entry, joined_server
+from clutto_bridge.policy.timeline import HeadFacts, IndexEntry, Row, index_entry, joined_server
 
 _ROW = "position, event_id, ts, state, redacted"
+END = 2**62  # a position after every row
 
 
 @dataclass
@@ -127,6 +128,45 @@ class TimelineIndex:
             room, position, limit,
         )
         return [_row(r) for r in rows]
+
+    async def head(self, room: int, after: int, cutoff_ms: int) -> HeadFacts:
+        """The head after ``position`` summed up by the database in three indexed queries
+        (a walk fetching every row costs about 12 µs a row in Python)."""
+        inside = await self.db.fetchrow(
+            "SELECT position, event_id FROM timeline_event WHERE room=$1 AND position > $2 AND state=false "
+            "AND ts >= $3 ORDER BY position LIMIT 1",
+            room, after, cutoff_ms,
+        )
+        before = inside["position"] if inside else END
+        span = await self.db.fetchrow(
+            "SELECT COUNT(*) AS n, MIN(CASE WHEN state=false THEN position END) AS first, "
+            "MIN(CASE WHEN state=false THEN ts END) AS oldest FROM timeline_event "
+            "WHERE room=$1 AND position > $2 AND position < $3",
+            room, after, before,
+        )
+        last_state = None
+        if inside is None and span["first"] is not None:
+            last_state = await self.db.fetchrow(
+                "SELECT position, event_id FROM timeline_event WHERE room=$1 AND position > $2 AND state=true "
+                "ORDER BY position DESC LIMIT 1",
+                room, span["first"],
+            )
+        return HeadFacts(
+            (inside["position"], inside["event_id"]) if inside else None, span["first"], span["oldest"],
+            (last_state["position"], last_state["event_id"]) if last_state else None, span["n"],
+        )
+
+    async def relations_inside_window(self, room_id: str, room: int, after: int, before: int,
+                                      cutoff_ms: int) -> list[str]:
+        """Edits and reactions from inside the window of the messages between two positions
+        that are not redacted yet (a purge up to ``before`` cannot reach them)."""
+        rows = await self.db.fetch(
+            "SELECT r.event_id FROM timeline_event t JOIN room_relation r ON r.room_id=$1 AND r.target_id=t.event_id "
+            "WHERE t.room=$2 AND t.position > $3 AND t.position < $4 AND t.state=false AND t.redacted=false "
+            "AND r.ts >= $5 ORDER BY t.position",
+            room_id, room, after, before, cutoff_ms,
+        )
+        return list(dict.fromkeys(r["event_id"] for r in rows))
 
     async def expired_after(self, room: int, position: int, cutoff_ms: int, limit: int) -> list[Row]:
         """Expired messages not yet redacted that lie after ``position`` (out of a purge's reach)."""

@@ -36,14 +36,14 @@ from typing import Any, Awaitable, Callable
 from clutto_bridge.config import RetentionSettings
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import Team, TeamState, TeamStore
-from clutto_bridge.db.timeline import IndexedRoom, TimelineIndex
+from clutto_bridge.db.timeline import END, IndexedRoom, TimelineIndex
 from clutto_bridge.jobs.ratelimit import RateLimiter
 from clutto_bridge.jobs.runner import JobContext
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.redaction_pace import RedactionPace
-from clutto_bridge.policy.timeline import HeadScan
+from clutto_bridge.policy.timeline import HeadFacts, HeadScan
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.retention import RetentionService
 
@@ -308,6 +308,13 @@ class RetentionSweep:
             nonlocal size
             if scan.closed:
                 return None
+            if not r.redact_reachable and scan.fresh():
+                # Nothing before the purge point is redacted: the database finds the point,
+                # and only the relations a purge cannot reach come back to Python.
+                with p.clock("select"):
+                    facts = await self.timeline.head(room.id, after, p.cutoff)
+                if scan.can_close_with(facts):
+                    return await settle(after, facts)
             with p.clock("select"):
                 rows = await self.timeline.rows_after(room.id, after, size)
             size = min(self.settings.batch_size, size * 2)
@@ -324,6 +331,19 @@ class RetentionSweep:
                     doomed += await self._relations(room.room_id, fresh, doomed, p.cutoff)
             r.scan = scan.state()
             return rows[-1].position, doomed
+
+        async def settle(after: int, facts: HeadFacts) -> tuple[int, list[str]]:
+            scan.close_with(facts)
+            r.scan = scan.state()
+            p.index_rows_read += facts.rows
+            doomed: list[str] = []
+            end = scan.purge_position or after
+            if r.redact_unreachable and facts.first_expired is not None:
+                with p.clock("select"):
+                    doomed = await self.timeline.relations_inside_window(
+                        room.room_id, room.id, after, facts.first_inside[0] if facts.first_inside else END, p.cutoff
+                    )
+            return end, doomed
 
         await self._redact_pages(ctx, p, room, next_page)
         r.phase, r.cursor = Phase.TAIL, scan.purge_position or 0

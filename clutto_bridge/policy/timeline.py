@@ -64,6 +64,18 @@ class Row:
     redacted: bool
 
 
+@dataclass(frozen=True)
+class HeadFacts:
+    """A room's head as the database sums it up, for a walk that needs no slices: the first
+    message inside the window, and the expired messages before it."""
+
+    first_inside: tuple[int, str] | None  # (position, event id) of the first message inside the window
+    first_expired: int | None  # position of the first message before it (None: nothing expired)
+    oldest_expired_ts: int | None  # the oldest timestamp among those messages
+    last_state: tuple[int, str] | None  # without a message inside the window: the latest state row after first_expired
+    rows: int  # index rows before first_inside (or to the end), state included
+
+
 @dataclass
 class HeadScan:
     """Walks a room's index from the oldest row and finds the purge points.
@@ -106,6 +118,24 @@ class HeadScan:
         after an expired message, if there is one (messages after it stay out of reach)."""
         if not self.closed and self.candidate is not None:
             self.points.append(self.candidate)
+        self.closed = True
+
+    def fresh(self) -> bool:
+        """Nothing seen yet (not a walk resumed halfway)."""
+        return not self.closed and self.slice_start is None and not self.points and self.candidate is None
+
+    def can_close_with(self, facts: HeadFacts) -> bool:
+        """Whether ``facts`` settle the scan without walking it: no slice can start within
+        the expired messages (every one is less than ``slice_ms`` older than the cutoff)."""
+        return self.fresh() and (facts.oldest_expired_ts is None or self.cutoff_ms - facts.oldest_expired_ts <= self.slice_ms)
+
+    def close_with(self, facts: HeadFacts) -> None:
+        """What a walk of the same rows would conclude (see ``can_close_with``)."""
+        if facts.first_expired is not None:
+            self.slice_start = facts.oldest_expired_ts
+            point = facts.first_inside or facts.last_state
+            if point is not None:
+                self.points.append(point)
         self.closed = True
 
     @property

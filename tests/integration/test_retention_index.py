@@ -3,6 +3,7 @@ history, redaction modes, and a second sweep that reads nothing it does not need
 
 from __future__ import annotations
 
+import random
 import secrets
 from urllib.parse import quote
 
@@ -11,12 +12,17 @@ import pytest
 from mautrix.types import EventType
 
 from clutto_bridge.app import Bridge
+from clutto_bridge.db import create_database
+from clutto_bridge.db.references import ReferenceStore
+from clutto_bridge.db.timeline import END, TimelineIndex
+from clutto_bridge.policy.timeline import HeadScan
 from tests.integration.conftest import Bridges
 from tests.integration.matrix_client import MatrixClient
 from tests.integration.test_members import _team_with_member
 from tests.integration.test_retention import DAY, all_events, stable
 
 CUTOFF_DAYS = 30
+CUT = 1_000_000  # a cutoff in ms for rooms made of index rows alone
 
 
 async def admin_view(bridges: Bridges, http: aiohttp.ClientSession, room_id: str) -> list[dict]:
@@ -161,3 +167,51 @@ async def test_a_team_may_ask_for_more_redaction_but_not_less(
     assert not {e["event_id"] for e in await admin_view(bridges, http, general)} & set(old)
     assert await bridge.audit.for_team(team.id, "retention_redact_set")
     assert (await bridge.teams.get(team.id)).redact == "always"
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_the_databases_summary_of_a_head_settles_it_as_a_walk_would(database_url: str, seed: int) -> None:
+    """``TimelineIndex.head`` (three queries) against a walk of every row, on random rooms of
+    messages, state and relations, with and without a message inside the window."""
+    rng = random.Random(seed)
+    db = create_database(database_url)
+    await db.start()
+    try:
+        index, references = TimelineIndex(db), ReferenceStore(db)
+        for case in range(6):
+            room = await index.room(f"!head{seed}-{case}:x")
+            events, ids = [], []
+            for i in range(rng.randint(0, 60)):
+                inside = case % 3 and rng.random() < 0.3  # every third room: nothing inside the window
+                ts = rng.randint(CUT, 2 * CUT) if inside else rng.randint(1, CUT - 1)
+                event = {"event_id": f"$h{seed}-{case}-{i}", "room_id": room.room_id, "origin_server_ts": ts,
+                         "type": "m.room.message"}
+                if rng.random() < 0.2:
+                    event.update(type="m.room.topic", state_key="")
+                elif rng.random() < 0.1:
+                    event["unsigned"] = {"redacted_because": {}}
+                events.append(event)
+                ids.append(event["event_id"])
+            await index.fill(room, events, None, finished=True)
+            for n, target in enumerate(rng.sample(ids, min(len(ids), 8))):
+                await references.add_relation(room.room_id, f"$rel{seed}-{case}-{n}", target, "m.annotation",
+                                              rng.choice([CUT - 5, CUT + 5]))
+
+            walked = HeadScan(CUT, slice_ms=10**12)
+            rows = await index.rows_after(room.id, 0, 1000)
+            expired = [r for r in rows if walked.see(r)]
+            walked.finish()
+            fresh = [r.event_id for r in expired if not r.redacted]
+            want = [e for e in await references.relations_to_any(room.room_id, fresh, CUT) if e not in fresh]
+
+            facts = await index.head(room.id, 0, CUT)
+            settled = HeadScan(CUT, slice_ms=10**12)
+            assert settled.can_close_with(facts)
+            settled.close_with(facts)
+            assert (settled.points, settled.closed) == (walked.points, True), (seed, case)
+            assert facts.rows == len([r for r in rows if facts.first_inside is None or r.position < facts.first_inside[0]])
+            before = facts.first_inside[0] if facts.first_inside else END
+            got = await index.relations_inside_window(room.room_id, room.id, 0, before, CUT)
+            assert sorted(got) == sorted(set(want)), (seed, case)
+    finally:
+        await db.stop()

@@ -8,7 +8,7 @@ from clutto_bridge.policy.redaction_pace import RedactionPace
 from clutto_bridge.policy.retention import (
     RedactMode, RedactModeNotAllowed, effective_redact_mode, room_path, team_redact_mode,
 )
-from clutto_bridge.policy.timeline import HeadScan, Row, index_entry, joined_server
+from clutto_bridge.policy.timeline import HeadFacts, HeadScan, Row, index_entry, joined_server
 
 CUTOFF = 1_000_000
 
@@ -202,3 +202,18 @@ def test_purge_status_is_asked_for_after_a_tenth_of_the_time_so_far() -> None:
     assert status_poll_delay(0) == 0.01
     assert status_poll_delay(3) == 0.15
     assert status_poll_delay(60) == 1.0
+
+
+def test_the_databases_summary_settles_a_head_only_where_no_slice_can_start() -> None:
+    facts = HeadFacts(first_inside=(4, "$4"), first_expired=2, oldest_expired_ts=CUTOFF - 100, last_state=None, rows=3)
+    assert HeadScan(CUTOFF, slice_ms=100).can_close_with(facts)
+    assert not HeadScan(CUTOFF, slice_ms=99).can_close_with(facts)  # a walk would cut a slice
+    walked = HeadScan(CUTOFF, slice_ms=10**12)
+    walked.see(Row(1, "$1", 10, False, False))
+    assert not walked.can_close_with(facts)  # a walk resumed halfway goes on walking
+    settled = HeadScan(CUTOFF, slice_ms=10**12)
+    settled.close_with(facts)
+    assert settled.points == [(4, "$4")] and settled.closed
+    nothing = HeadScan(CUTOFF, slice_ms=10**12)
+    nothing.close_with(HeadFacts(first_inside=(1, "$1"), first_expired=None, oldest_expired_ts=None, last_state=None, rows=0))
+    assert nothing.points == [] and nothing.closed
