@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -153,3 +154,49 @@ async def drop_synapse_databases() -> None:
             await conn.execute(f'DROP DATABASE IF EXISTS "{_created.pop()}"')
     finally:
         await conn.close()
+
+
+class Snapshot:
+    """Copies of a stopped Synapse's database and the bridge's SQLite file, so that every
+    round of a benchmark starts from the same data (not from a room filled the same way)."""
+
+    def __init__(self, synapse: LocalSynapse, synapse_extra: dict[str, Any], bridge_db: Path) -> None:
+        self.synapse_db = synapse.folder / "homeserver.db"
+        self.postgres = synapse_extra.get("database", {}).get("args", {}).get("database")
+        self.files = [bridge_db] + ([] if self.postgres else [self.synapse_db])
+        self.folder = synapse.folder.parent / "snapshot"
+
+    @staticmethod
+    def _family(path: Path) -> list[Path]:
+        return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+
+    async def take(self) -> None:
+        """Call with Synapse and the bridge stopped."""
+        self.folder.mkdir(exist_ok=True)
+        for path in self.files:
+            for part in self._family(path):
+                if part.exists():
+                    shutil.copy2(part, self.folder / part.name)
+        if self.postgres:
+            await self._postgres(f'CREATE DATABASE "{self.postgres}_snap" TEMPLATE "{self.postgres}"')
+            _created.append(f"{self.postgres}_snap")
+
+    async def restore(self) -> None:
+        """Call with Synapse and the bridge stopped."""
+        for path in self.files:
+            for part in self._family(path):
+                part.unlink(missing_ok=True)
+                if (self.folder / part.name).exists():
+                    shutil.copy2(self.folder / part.name, part)
+        if self.postgres:
+            await self._postgres(f'DROP DATABASE "{self.postgres}"',
+                                 f'CREATE DATABASE "{self.postgres}" TEMPLATE "{self.postgres}_snap"')
+
+    @staticmethod
+    async def _postgres(*statements: str) -> None:
+        conn = await asyncpg.connect(POSTGRES)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
