@@ -189,9 +189,10 @@ class Bridge:
         remembered_since = self.clock.now_ms() - a.transaction_memory * 1000
         await self.stores.transactions.forget_before(remembered_since)
         await self.stores.inbox.forget_before(remembered_since)
-        # Events sent while the bridge was down may reach it late or not at all: the next
-        # sweep of each room reads what the stream may have missed into the timeline index.
-        await self.stores.timeline.mark_all_for_fill()
+        # Events sent around or after the stop may reach the bridge late or not at all, but all
+        # it acknowledged before is indexed: each room is marked at its highest index position
+        # now, and its next sweep reads the history back to that point, not all since its last fill.
+        await self.stores.timeline.mark_for_check()
         # Queued now, ahead of anything new in the same rooms; run once the bridge is ready.
         unfinished = await self.appservice.resume_inbox()
         if unfinished:

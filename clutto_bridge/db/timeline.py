@@ -1,6 +1,7 @@
 """The timeline index of team rooms (see ``policy/timeline.py``): written with each appservice
-transaction, filled from the homeserver where the stream may have missed events, read by
-sweeps in position ranges, pruned as purges remove history."""
+transaction, filled from the homeserver where the stream may have missed events (rooms never
+read, and after a restart what came after the last event known before it), read by sweeps in
+position ranges, pruned as purges remove history."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any, Iterable
 
 from mautrix.util.async_db import Connection, Database
 
-from clutto_bridge.policy.timeline import HeadFacts, IndexEntry, Row, index_entry, joined_server
+from clutto_bridge.policy.timeline import CheckWalk, HeadFacts, IndexEntry, Row, index_entry, joined_server
 
 _ROW = "position, event_id, ts, state, redacted"
 END = 2**62  # a position after every row
@@ -21,6 +22,9 @@ class IndexedRoom:
     room_id: str
     needs_fill: bool
     fill_token: str | None
+    # The highest position the room had when the bridge last started, until a sweep has read
+    # the history back to an event known by then (None: no check pending).
+    check_mark: int | None = None
 
 
 def _row(r: Any) -> Row:
@@ -69,13 +73,24 @@ class TimelineIndex:
             "INSERT INTO timeline_room (room_id) VALUES ($1) ON CONFLICT (room_id) DO NOTHING", room_id
         )
         r = await self.db.fetchrow(
-            "SELECT id, room_id, needs_fill, fill_token FROM timeline_room WHERE room_id=$1", room_id
+            "SELECT id, room_id, needs_fill, fill_token, check_mark FROM timeline_room WHERE room_id=$1", room_id
         )
-        return IndexedRoom(r["id"], r["room_id"], bool(r["needs_fill"]), r["fill_token"])
+        return IndexedRoom(r["id"], r["room_id"], bool(r["needs_fill"]), r["fill_token"], r["check_mark"])
 
-    async def mark_all_for_fill(self) -> None:
-        """The bridge (re)starts: events sent while it was down may be missing from the stream."""
-        await self.db.execute("UPDATE timeline_room SET needs_fill=true")
+    async def mark_for_check(self) -> None:
+        """The bridge (re)starts: events sent around or after the stop may be missing from the
+        stream or arrive late, but everything acknowledged before it is indexed (rows are written
+        in the transaction that accepts the appservice transaction). So each room only needs its
+        history read back to its highest position now, not forward from its last fill.
+
+        A pending mark is kept (the earliest: a second restart before a sweep must not hide
+        what the first one missed); rooms still to be filled forward need no mark.
+        """
+        await self.db.execute(
+            "UPDATE timeline_room SET check_mark = COALESCE("
+            "(SELECT MAX(e.position) FROM timeline_event e WHERE e.room = timeline_room.id), 0) "
+            "WHERE check_mark IS NULL AND needs_fill = false"
+        )
 
     async def servers(self, room_id: str) -> set[str]:
         rows = await self.db.fetch(
@@ -104,20 +119,45 @@ class TimelineIndex:
         entries = [e for e in map(index_entry, events) if e is not None and e.room_id == room.room_id]
         servers = {s for s in map(joined_server, events) if s}
         async with self.db.acquire() as conn, conn.transaction():
-            await conn.executemany("DELETE FROM timeline_event WHERE event_id=$1", [(e.event_id,) for e in entries])
-            await conn.executemany(
-                "INSERT INTO timeline_event (room, event_id, ts, state, redacted) VALUES ($1, $2, $3, $4, $5) "
-                "ON CONFLICT (event_id) DO NOTHING",  # the stream may deliver it at this moment
-                [(room.id, e.event_id, e.ts, e.state, e.redacted) for e in entries],
-            )
-            await conn.executemany(
-                "INSERT INTO timeline_server (room, server_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                [(room.id, s) for s in sorted(servers)],
-            )
+            await self._place(conn, room.id, entries, servers)
             await conn.execute(
                 "UPDATE timeline_room SET fill_token=$2, needs_fill=$3 WHERE id=$1", room.id, resume_token, not finished
             )
         room.fill_token, room.needs_fill = resume_token, not finished
+
+    async def known_before_check(self, room: IndexedRoom, event_ids: list[str]) -> set[str]:
+        """Which of ``event_ids`` the index held when the bridge started (position <= the mark)."""
+        if not event_ids or room.check_mark is None:
+            return set()
+        marks = ", ".join(f"${i}" for i in range(3, len(event_ids) + 3))
+        rows = await self.db.fetch(
+            f"SELECT event_id FROM timeline_event WHERE room=$1 AND position <= $2 AND event_id IN ({marks})",
+            room.id, room.check_mark, *event_ids,
+        )
+        return {r["event_id"] for r in rows}
+
+    async def finish_check(self, room: IndexedRoom, walk: CheckWalk) -> None:
+        """Index what a check read, in the homeserver's order after what the index knew, and
+        clear the mark in the same transaction (a crash before leaves it: the walk is redone)."""
+        async with self.db.acquire() as conn, conn.transaction():
+            await self._place(conn, room.id, walk.forward(), walk.servers)
+            await conn.execute("UPDATE timeline_room SET check_mark=NULL WHERE id=$1", room.id)
+        room.check_mark = None
+
+    @staticmethod
+    async def _place(conn: Connection, room: int, entries: list[IndexEntry], servers: set[str]) -> None:
+        """Events the stream already indexed are placed again (deleted and inserted), so the
+        index order follows the homeserver's order even where the stream delivered late."""
+        await conn.executemany("DELETE FROM timeline_event WHERE event_id=$1", [(e.event_id,) for e in entries])
+        await conn.executemany(
+            "INSERT INTO timeline_event (room, event_id, ts, state, redacted) VALUES ($1, $2, $3, $4, $5) "
+            "ON CONFLICT (event_id) DO NOTHING",  # the stream may deliver it at this moment
+            [(room, e.event_id, e.ts, e.state, e.redacted) for e in entries],
+        )
+        await conn.executemany(
+            "INSERT INTO timeline_server (room, server_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            [(room, s) for s in sorted(servers)],
+        )
 
     # --- what a sweep reads ------------------------------------------------------------------------
 

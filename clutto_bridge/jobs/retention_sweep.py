@@ -3,9 +3,12 @@
 The bridge indexes every team room event as it arrives (``db/timeline.py``), so a sweep
 reads what expired from its own database instead of the room's whole history. Per room:
 
-1. **fill**: where the stream may have missed events (the room was never read, or the
-   bridge was down since), read the homeserver's history from where the last read ended,
-   without redaction events, and place it in the index in the homeserver's order;
+1. **fill**: where the stream may have missed events, read the homeserver's history without
+   redaction events and place it in the index in the homeserver's order: a room never read
+   is read forward from where the last read ended; after a restart, the room's history is
+   read backwards from its end down to the first event the index held when the bridge
+   started (everything acknowledged before the stop is indexed), so a restart costs what
+   came around and after it, not everything since the room's last fill;
 2. **head**: walk the index from the oldest row to the first event inside the window;
    the expired messages before it are what a purge removes (redacted first where the room's
    path says so; their edits and reactions inside the window are redacted too);
@@ -43,7 +46,7 @@ from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.redaction_pace import RedactionPace
-from clutto_bridge.policy.timeline import HeadFacts, HeadScan
+from clutto_bridge.policy.timeline import CheckWalk, HeadFacts, HeadScan
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.retention import RetentionService
 
@@ -283,8 +286,9 @@ class RetentionSweep:
                 await self._delete_orphaned_media(ctx, p, room_id)
 
     async def _fill(self, room: IndexedRoom) -> int:
-        """Read what the stream may have missed into the index; each page is saved with the
-        token to go on from, so an interrupted fill continues where it stopped."""
+        """Read what the stream may have missed into the index. A room never read is read
+        forward, each page saved with the token to go on from, so an interrupted fill
+        continues where it stopped; a room marked at a restart is then checked backwards."""
         read = 0
         while room.needs_fill:
             events, next_token = await self.homeserver.page_forward(
@@ -297,6 +301,29 @@ class RetentionSweep:
                 )
             # At the end, the next fill starts again at this page (re-placing it is harmless).
             await self.timeline.fill(room, events, next_token or room.fill_token, finished=next_token is None)
+        if room.check_mark is not None:
+            read += await self._check(room)
+        return read
+
+    async def _check(self, room: IndexedRoom) -> int:
+        """Read the room's history backwards until an event the index held at the restart, and
+        place what came after it. Only compact entries are kept while walking; nothing is
+        written before the end, so an interrupted check is simply done again."""
+        walk = CheckWalk(room.room_id)
+        read, token = 0, None
+        while not walk.met:
+            events, token = await self.homeserver.page_backward(
+                room.room_id, token, self.settings.batch_size, skip_redactions=True
+            )
+            read += len(events)
+            known = await self.timeline.known_before_check(room, CheckWalk.ids(events))
+            for event in walk.see(events, known):
+                await self.retention.remember_references(
+                    room.room_id, event["event_id"], event.get("origin_server_ts", 0), event.get("content") or {}
+                )
+            if token is None:
+                break  # the beginning of what the homeserver holds: everything read is new
+        await self.timeline.finish_check(room, walk)
         return read
 
     async def _walk_head(self, ctx: JobContext, p: SweepProgress, room: IndexedRoom) -> None:

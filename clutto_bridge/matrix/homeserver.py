@@ -215,6 +215,25 @@ class Homeserver:
         end = data.get("end")
         return events, end if end and end != token else None
 
+    async def page_backward(
+        self, room_id: str, token: str | None, limit: int, *, skip_redactions: bool = True
+    ) -> tuple[list[dict], str | None]:
+        """One page of the room's timeline from the end (or ``token``) backwards, newest first.
+
+        Returns the raw events and the token of the next (older) page, None at the beginning
+        of what the homeserver holds (a missing ``end``, per the spec). Redaction events are
+        left out by default, as a sweep's reads never index them.
+        """
+        room_filter: dict[str, Any] = {"lazy_load_members": True}
+        if skip_redactions:
+            room_filter["not_types"] = ["m.room.redaction"]
+        query = {"dir": "b", "limit": str(limit), "filter": json.dumps(room_filter)}
+        if token:  # without ``from`` the homeserver starts at the end of the timeline
+            query["from"] = token
+        data: dict[str, Any] = await self.bot.api.request(Method.GET, Path.v3.rooms[room_id].messages, query_params=query)
+        end = data.get("end")
+        return data.get("chunk", []), end if end and end != token else None
+
     async def redact(self, room_id: str, event_id: str, reason: str) -> None:
         """Redact as the bot. The raw call skips mautrix's per-call power level lookup: the bot
         outranks everyone in team rooms by construction."""

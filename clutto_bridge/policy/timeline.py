@@ -154,3 +154,44 @@ class HeadScan:
         candidate = saved.get("candidate")
         return cls(cutoff_ms, slice_ms, [tuple(p) for p in saved["points"]], saved.get("slice_start"),
                    tuple(candidate) if candidate else None, saved.get("closed", False))
+
+
+@dataclass
+class CheckWalk:
+    """A read of a room's history backwards from its end, after a restart, down to the first
+    event the index knew before it: what the stream may have missed or delivered late lies
+    after that event, so nothing older needs reading again.
+
+    Only the compact index entries are kept (a long downtime may mean many events), newest
+    first as read; ``forward`` gives them in the homeserver's order, as the index holds them.
+    """
+
+    room_id: str
+    entries: list[IndexEntry] = field(default_factory=list)  # newest first
+    servers: set[str] = field(default_factory=set)
+    met: bool = False  # reached an event the index knew before the restart
+
+    @staticmethod
+    def ids(page: list[dict[str, Any]]) -> list[str]:
+        """The event ids of a page, to ask the index which of them it knew."""
+        return [e["event_id"] for e in page if isinstance(e.get("event_id"), str)]
+
+    def see(self, page: list[dict[str, Any]], known: set[str]) -> list[dict[str, Any]]:
+        """Take one page read backwards; returns its events newer than the first known one
+        (all of them when none is known), whose entries are now kept."""
+        taken: list[dict[str, Any]] = []
+        for event in page:
+            if event.get("event_id") in known:
+                self.met = True
+                break
+            taken.append(event)
+            entry = index_entry(event)
+            if entry is not None and entry.room_id == self.room_id:
+                self.entries.append(entry)
+            server = joined_server(event)
+            if server:
+                self.servers.add(server)
+        return taken
+
+    def forward(self) -> list[IndexEntry]:
+        return self.entries[::-1]

@@ -8,7 +8,7 @@ from clutto_bridge.policy.redaction_pace import RedactionPace
 from clutto_bridge.policy.retention import (
     RedactMode, RedactModeNotAllowed, effective_redact_mode, room_path, team_redact_mode,
 )
-from clutto_bridge.policy.timeline import HeadFacts, HeadScan, Row, index_entry, joined_server
+from clutto_bridge.policy.timeline import CheckWalk, HeadFacts, HeadScan, Row, index_entry, joined_server
 
 CUTOFF = 1_000_000
 
@@ -55,6 +55,30 @@ def test_index_rows_come_from_room_events_and_leave_out_redactions() -> None:
     assert index_entry({"type": "m.presence", "content": {}}) is None
     assert index_entry({**message, "origin_server_ts": "5"}) is None
 
+
+
+def _message(n: int, room: str = "!r") -> dict:
+    return {"event_id": f"${n}", "room_id": room, "origin_server_ts": n, "type": "m.room.message", "content": {}}
+
+
+def test_a_check_after_a_restart_keeps_what_came_after_the_last_known_event_in_forward_order() -> None:
+    walk = CheckWalk("!r")
+    newest = [_message(9), _message(8)]
+    assert walk.see(newest, known=set()) == newest and not walk.met
+    join = {"event_id": "$7", "room_id": "!r", "origin_server_ts": 7, "type": "m.room.member",
+            "state_key": "@a:remote.example", "content": {"membership": "join"}}
+    older = [join, _message(6), _message(5), _message(4)]
+    assert walk.see(older, known={"$5", "$4"}) == [join, _message(6)]
+    assert walk.met, "the walk ends at the first event the index held at the restart"
+    assert [e.event_id for e in walk.forward()] == ["$6", "$7", "$8", "$9"]
+    assert walk.forward()[1].state and walk.servers == {"remote.example"}
+    assert CheckWalk.ids([*older, {"type": "m.presence"}]) == ["$7", "$6", "$5", "$4"]
+
+
+def test_a_check_that_reaches_the_beginning_keeps_everything_and_only_its_room() -> None:
+    walk = CheckWalk("!r")
+    walk.see([_message(3), _message(2, room="!elsewhere"), {**_message(1), "type": "m.room.redaction"}], set())
+    assert not walk.met and [e.event_id for e in walk.forward()] == ["$3"]
 
 def test_synapse_dummy_events_in_a_busy_room_do_not_end_the_purge_walk() -> None:
     """Synapse sends dummy events, stamped with the time they are made, to merge forward
