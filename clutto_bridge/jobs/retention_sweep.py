@@ -311,10 +311,10 @@ class RetentionSweep:
         written before the end, so an interrupted check is simply done again."""
         walk = CheckWalk(room.room_id)
         read, token = 0, None
+        size = 8  # pages grow from small: after most restarts the newest events are known already
         while not walk.met:
-            events, token = await self.homeserver.page_backward(
-                room.room_id, token, self.settings.batch_size, skip_redactions=True
-            )
+            events, token = await self.homeserver.page_backward(room.room_id, token, size, skip_redactions=True)
+            size = min(self.settings.batch_size, size * 4)
             read += len(events)
             known = await self.timeline.known_before_check(room, CheckWalk.ids(events))
             for event in walk.see(events, known):
