@@ -50,13 +50,19 @@ class TimelineIndex:
                 "INSERT INTO timeline_room (room_id) SELECT room_id FROM team_room WHERE room_id=$1 "
                 "ON CONFLICT (room_id) DO NOTHING", room_id,
             )
-            room = await conn.fetchval("SELECT id FROM timeline_room WHERE room_id=$1", room_id)
-            if room is None:
+            found = await conn.fetchrow(
+                "SELECT id, needs_fill, check_mark FROM timeline_room WHERE room_id=$1", room_id
+            )
+            if found is None:
                 continue  # not a team room
+            room = found["id"]
+            # While a fill or check of the room is pending, what arrives now is newer than the
+            # history it has yet to place: flagged, it is moved after that history at the end.
+            filling = bool(found["needs_fill"]) or found["check_mark"] is not None
             await conn.executemany(
-                "INSERT INTO timeline_event (room, event_id, ts, state, redacted) VALUES ($1, $2, $3, $4, $5) "
-                "ON CONFLICT (event_id) DO NOTHING",
-                [(room, e.event_id, e.ts, e.state, e.redacted) for e, _ in entries],
+                "INSERT INTO timeline_event (room, event_id, ts, state, redacted, while_filling) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+                [(room, e.event_id, e.ts, e.state, e.redacted, filling) for e, _ in entries],
             )
             servers = {server for _, server in entries if server}
             if servers:
@@ -120,6 +126,8 @@ class TimelineIndex:
         servers = {s for s in map(joined_server, events) if s}
         async with self.db.acquire() as conn, conn.transaction():
             await self._place(conn, room.id, entries, servers)
+            if finished:
+                await self._place_stream_rows_last(conn, room.id)
             await conn.execute(
                 "UPDATE timeline_room SET fill_token=$2, needs_fill=$3 WHERE id=$1", room.id, resume_token, not finished
             )
@@ -141,8 +149,22 @@ class TimelineIndex:
         clear the mark in the same transaction (a crash before leaves it: the walk is redone)."""
         async with self.db.acquire() as conn, conn.transaction():
             await self._place(conn, room.id, walk.forward(), walk.servers)
+            await self._place_stream_rows_last(conn, room.id)
             await conn.execute("UPDATE timeline_room SET check_mark=NULL WHERE id=$1", room.id)
         room.check_mark = None
+
+    @classmethod
+    async def _place_stream_rows_last(cls, conn: Connection, room: int) -> None:
+        """Move the rows the stream wrote while the fill or check was pending, and that it did
+        not place itself, after what it placed, in their order. Left before it, a newer message
+        inside the window would come first in the index, and a purge up to it would remove the
+        older messages of the window placed after it."""
+        rows = await conn.fetch(
+            "SELECT event_id, ts, state, redacted FROM timeline_event WHERE room=$1 AND while_filling ORDER BY position",
+            room,
+        )
+        entries = [IndexEntry(r["event_id"], "", r["ts"], bool(r["state"]), bool(r["redacted"])) for r in rows]
+        await cls._place(conn, room, entries, set())
 
     @staticmethod
     async def _place(conn: Connection, room: int, entries: list[IndexEntry], servers: set[str]) -> None:

@@ -16,7 +16,7 @@ from clutto_bridge.app import Bridge
 from clutto_bridge.db import create_database
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.timeline import END, TimelineIndex
-from clutto_bridge.policy.timeline import HeadScan
+from clutto_bridge.policy.timeline import CheckWalk, HeadScan
 from tests.integration.conftest import Bridges
 from tests.integration.matrix_client import MatrixClient, wait_until
 from tests.integration.test_members import _team_with_member
@@ -313,5 +313,64 @@ async def test_the_databases_summary_of_a_head_settles_it_as_a_walk_would(databa
             before = facts.first_inside[0] if facts.first_inside else END
             got = await index.relations_inside_window(room.room_id, room.id, 0, before, CUT)
             assert sorted(got) == sorted(set(want)), (seed, case)
+    finally:
+        await db.stop()
+
+
+def _message(room_id: str, event_id: str, ts: int) -> dict:
+    return {"event_id": event_id, "room_id": room_id, "origin_server_ts": ts, "type": "m.room.message"}
+
+
+async def _first_inside(index: TimelineIndex, room: int) -> str | None:
+    facts = await index.head(room, 0, CUT)
+    return facts.first_inside[1] if facts.first_inside else None
+
+
+@pytest.mark.promise("P11")
+async def test_what_the_stream_writes_during_a_fill_or_check_is_placed_after_what_it_reads(database_url: str) -> None:
+    """A quiet room whose every indexed message expired; while the bridge was down, messages
+    inside the window were sent (the gap); a new one arrives by the stream while the sweep is
+    still reading the gap. Placed before the gap, the new message would be the purge point,
+    and a purge up to it would remove the gap's messages, which are inside the window."""
+    db = create_database(database_url)
+    await db.start()
+    try:
+        index = TimelineIndex(db)
+        # After a restart: the check reads the gap backwards while the stream writes $new.
+        room = await index.room("!check:x")
+        await index.fill(room, [_message(room.room_id, f"$old{i}", 10 + i) for i in range(3)], None, finished=True)
+        await index.mark_for_check()
+        room = await index.room(room.room_id)
+        gap = [_message(room.room_id, f"$gap{i}", CUT + i) for i in range(3)]
+        walk = CheckWalk(room.room_id)
+        walk.see(gap[::-1], set())  # read newest first, down to the known $old2
+        walk.see([_message(room.room_id, "$old2", 12)], await index.known_before_check(room, ["$old2"]))
+        assert walk.met
+        async with db.acquire() as conn:
+            await TimelineIndex.record(conn, [_message(room.room_id, "$new", CUT + 10)])
+        await index.finish_check(room, walk)
+        order = [r.event_id for r in await index.rows_after(room.id, 0, 100)]
+        assert order == ["$old0", "$old1", "$old2", "$gap0", "$gap1", "$gap2", "$new"]
+        assert await _first_inside(index, room.id) == "$gap0"
+
+        # A room read for the first time, forward, page by page, while the stream writes $live.
+        fresh = await index.room("!fill:x")
+        await index.fill(fresh, [_message(fresh.room_id, f"$a{i}", 10 + i) for i in range(3)], "t1", finished=False)
+        async with db.acquire() as conn:
+            await TimelineIndex.record(conn, [_message(fresh.room_id, "$live", CUT + 10)])
+        await index.fill(fresh, [_message(fresh.room_id, f"$b{i}", CUT + i) for i in range(3)], None, finished=True)
+        order = [r.event_id for r in await index.rows_after(fresh.id, 0, 100)]
+        assert order == ["$a0", "$a1", "$a2", "$b0", "$b1", "$b2", "$live"]
+        assert await _first_inside(index, fresh.id) == "$b0"
+
+        # Once placed, rows are no longer moved: the next check leaves them where they are.
+        async with db.acquire() as conn:
+            await TimelineIndex.record(conn, [_message(fresh.room_id, "$later", CUT + 20)])
+        await index.mark_for_check()
+        fresh = await index.room(fresh.room_id)
+        walk = CheckWalk(fresh.room_id)
+        walk.see([_message(fresh.room_id, "$later", CUT + 20)], await index.known_before_check(fresh, ["$later"]))
+        await index.finish_check(fresh, walk)
+        assert [r.event_id for r in await index.rows_after(fresh.id, 0, 100)][-2:] == ["$live", "$later"]
     finally:
         await db.stop()
