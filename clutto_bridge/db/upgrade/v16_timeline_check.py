@@ -10,6 +10,3 @@ async def upgrade_v16(conn: Connection) -> None:
     # missed around the stop). Replaces marking every room for a forward fill from where its
     # last fill ended, which re-read everything since.
     await conn.execute("ALTER TABLE timeline_room ADD COLUMN check_mark BIGINT")
-    # Rows the stream wrote while their room's fill or check was pending: they arrived after
-    # what the fill reads next, so when it ends they are placed after everything it placed.
-    await conn.execute("ALTER TABLE timeline_event ADD COLUMN while_filling BOOLEAN NOT NULL DEFAULT false")
