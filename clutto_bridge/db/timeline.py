@@ -230,6 +230,17 @@ class TimelineIndex:
         )
         return list(dict.fromkeys(r["event_id"] for r in rows))
 
+    async def first_expired_after(self, room: int, position: int, cutoff_ms: int) -> int | None:
+        """The position of the first expired message not yet redacted after ``position``, or
+        None. ``position + 0`` keeps both databases off the position index, whose walk from
+        ``position`` would cover the whole window when nothing lies there (the usual case):
+        through the age index this reads the expired rows only."""
+        return await self.db.fetchval(
+            "SELECT MIN(position + 0) FROM timeline_event WHERE room=$1 AND ts < $2 AND position + 0 > $3 "
+            "AND state=false AND redacted=false",
+            room, cutoff_ms, position,
+        )
+
     async def expired_after(self, room: int, position: int, cutoff_ms: int, limit: int) -> list[Row]:
         """Expired messages not yet redacted that lie after ``position`` (out of a purge's reach)."""
         rows = await self.db.fetch(

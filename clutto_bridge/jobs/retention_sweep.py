@@ -392,7 +392,11 @@ class RetentionSweep:
             return rows[-1].position, doomed
 
         if r.redact_unreachable:
-            await self._redact_pages(ctx, p, room, next_page)
+            with p.clock("select"):
+                first = await self.timeline.first_expired_after(room.id, r.cursor, p.cutoff)
+            if first is not None:  # else nothing is out of reach, and the window is not walked
+                r.cursor = max(r.cursor, first - 1)
+                await self._redact_pages(ctx, p, room, next_page)
         r.phase = Phase.PURGE
         await self._save(ctx, p)
 
