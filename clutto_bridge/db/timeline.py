@@ -78,10 +78,16 @@ class TimelineIndex:
         await self.db.execute(
             "INSERT INTO timeline_room (room_id) VALUES ($1) ON CONFLICT (room_id) DO NOTHING", room_id
         )
+        room = await self.find_room(room_id)
+        assert room is not None  # inserted just now
+        return room
+
+    async def find_room(self, room_id: str) -> IndexedRoom | None:
+        """The room's index entry, or None where the room was never indexed (nothing is created)."""
         r = await self.db.fetchrow(
             "SELECT id, room_id, needs_fill, fill_token, check_mark FROM timeline_room WHERE room_id=$1", room_id
         )
-        return IndexedRoom(r["id"], r["room_id"], bool(r["needs_fill"]), r["fill_token"], r["check_mark"])
+        return IndexedRoom(r["id"], r["room_id"], bool(r["needs_fill"]), r["fill_token"], r["check_mark"]) if r else None
 
     async def mark_for_check(self) -> None:
         """The bridge (re)starts: events sent around or after the stop may be missing from the
@@ -229,6 +235,21 @@ class TimelineIndex:
             room_id, room, after, before, cutoff_ms,
         )
         return list(dict.fromkeys(r["event_id"] for r in rows))
+
+    async def count_expired(self, room: IndexedRoom, cutoff_ms: int) -> int:
+        """Expired messages not yet redacted, with their edits and reactions from inside the
+        window: what a sweep would remove, read through the age index (no walk of the room)."""
+        messages = await self.db.fetchval(
+            "SELECT COUNT(*) FROM timeline_event WHERE room=$1 AND ts < $2 AND state=false AND redacted=false",
+            room.id, cutoff_ms,
+        )
+        relations = await self.db.fetchval(
+            "SELECT COUNT(DISTINCT r.event_id) FROM timeline_event t JOIN room_relation r "
+            "ON r.room_id=$3 AND r.target_id=t.event_id WHERE t.room=$1 AND t.ts < $2 AND t.state=false "
+            "AND t.redacted=false AND r.ts >= $2",
+            room.id, cutoff_ms, room.room_id,
+        )
+        return messages + relations
 
     async def first_expired_after(self, room: int, position: int, cutoff_ms: int) -> int | None:
         """The position of the first expired message not yet redacted after ``position``, or

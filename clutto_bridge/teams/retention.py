@@ -162,7 +162,7 @@ class RetentionService:
         return await self.rooms.of_team(team.id, include_archived=True)
 
     async def preview(self, team: Team, *, actor: str | None) -> tuple[int, list[RoomPreview]]:
-        """What a sweep would remove now, counted on the homeserver; nothing is changed."""
+        """What a sweep would remove now (see ``count_removable``); nothing is changed."""
         await self.teams.require_manager(team, actor)
         cutoff_ms = self.cutoff(team)
         previews = []
@@ -173,7 +173,14 @@ class RetentionService:
         return cutoff_ms, previews
 
     async def count_removable(self, room_id: str, cutoff_ms: int) -> int:
-        """Events a sweep would redact: old ones and the edits and reactions pointing at them."""
+        """Events a sweep would remove: old ones and the edits and reactions pointing at them.
+
+        Counted in the timeline index where it is complete; where the stream may have missed
+        events (a room never read, or not read back since a restart), on the homeserver.
+        """
+        indexed = await self.timeline.find_room(room_id)
+        if indexed is not None and not indexed.needs_fill and indexed.check_mark is None:
+            return await self.timeline.count_expired(indexed, cutoff_ms)
         count, token = 0, None
         while True:
             events, token = await self.homeserver.page_forward(room_id, token, 500)
