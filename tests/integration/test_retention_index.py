@@ -51,6 +51,11 @@ async def sweep(bridge: Bridge, team) -> dict:
     return done.progress
 
 
+def assert_window_kept(after: list[dict], window: list[dict]) -> None:
+    kept = {e["event_id"]: stable(e) for e in after}
+    assert [kept[w["event_id"]] for w in window] == window, "the window is untouched, byte for byte"
+
+
 def window_of(events: list[dict], cutoff: int) -> list[dict]:
     return [stable(e) for e in events if e["origin_server_ts"] >= cutoff and "state_key" not in e]
 
@@ -90,8 +95,7 @@ async def test_events_sent_while_the_bridge_was_down_are_still_removed(
     after = await all_events(member, general)
     assert not {e["event_id"] for e in after} & set(imported)
     assert not {e["event_id"] for e in await admin_view(bridges, http, general)} & set(imported)
-    kept = {e["event_id"]: stable(e) for e in after}
-    assert [kept[w["event_id"]] for w in window] == window, "the window is untouched, byte for byte"
+    assert_window_kept(after, window)
 
 
 @pytest.mark.promise("P11")
@@ -236,8 +240,7 @@ async def test_a_restart_costs_the_next_sweep_what_came_after_it_not_the_history
     assert progress["removed"] == 5 and progress["redacted"] == 5
     after = await all_events(member, general)
     assert_redacted(after, imported)
-    kept = {e["event_id"]: stable(e) for e in after}
-    assert [kept[w["event_id"]] for w in window] == window, "the window is untouched, byte for byte"
+    assert_window_kept(after, window)
 
 
 @pytest.mark.promise("P11")
