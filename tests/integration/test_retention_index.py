@@ -15,6 +15,7 @@ from mautrix.types import EventType
 from clutto_bridge.app import Bridge
 from clutto_bridge.db import create_database
 from clutto_bridge.db.references import ReferenceStore
+from clutto_bridge.db import timeline as timeline_module
 from clutto_bridge.db.timeline import END, TimelineIndex
 from clutto_bridge.policy.timeline import CheckWalk, HeadScan
 from tests.integration.conftest import Bridges
@@ -375,5 +376,33 @@ async def test_what_the_stream_writes_during_a_fill_or_check_is_placed_after_wha
         walk.see([_message(fresh.room_id, "$later", CUT + 20)], await index.known_before_check(fresh, ["$later"]))
         await index.finish_check(fresh, walk)
         assert [r.event_id for r in await index.rows_after(fresh.id, 0, 100)][-2:] == ["$live", "$later"]
+    finally:
+        await db.stop()
+
+
+async def test_a_purge_is_forgotten_in_batches_counting_the_messages_it_removed(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(timeline_module, "PRUNE_BATCH", 7)  # several transactions for 40 rows
+    db = create_database(database_url)
+    await db.start()
+    try:
+        index = TimelineIndex(db)
+        room = await index.room("!prune:x")
+        events = []
+        for i in range(40):
+            event = _message(room.room_id, f"$p{i}", 10 + i)
+            if i % 5 == 0:
+                event.update(type="m.room.topic", state_key="")
+            elif i % 7 == 0:
+                event["unsigned"] = {"redacted_because": {}}
+            events.append(event)
+        await index.fill(room, events, None, finished=True)
+        rows = await index.rows_after(room.id, 0, 100)
+        cut = rows[33].position
+        messages = [r for r in rows[:33] if not r.state and not r.redacted]
+        assert await index.prune_before(room.id, cut) == len(messages)
+        assert [r.event_id for r in await index.rows_after(room.id, 0, 100)] == [f"$p{i}" for i in range(33, 40)]
+        assert await index.prune_before(room.id, cut) == 0
     finally:
         await db.stop()
