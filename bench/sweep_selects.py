@@ -1,8 +1,9 @@
 """Benchmark: what a sweep's index reads cost as the window grows and the expired part stays.
 
 A room holds 1,000 expired messages followed by W messages inside the window (W = 10,000,
-then 10x and 100x that by default), filled through the same code the sweep's fill uses. For
-each W, on the same database, the sweep's reads are timed (best of 5):
+then 10x and 100x that by default), filled through the same code the sweep's fill uses, in a
+database of its own per W where another room's 1,000 rows come before and after it. For each
+W the sweep's reads are timed (best of 5):
 
 - **head**: ``TimelineIndex.head``, which finds the purge point and sums up what lies before it;
 - **tail check**: ``first_expired_after`` from the purge point (nothing is out of a purge's
@@ -70,29 +71,33 @@ async def timings(index: TimelineIndex, room_id: str) -> dict[str, float]:
 
 
 async def main(window: int, database: str) -> None:
-    if database == "postgres":
-        url = POSTGRES.rsplit("/", 1)[0] + "/" + await throwaway_database("clutto_selects_bench")
-    else:
-        url = f"sqlite:{Path(tempfile.mkdtemp(prefix='clutto-selects-')) / 'clutto.db'}"
-    db = create_database(url)
-    await db.start()
+    sizes = [window, window * 10, window * 100]
+    results = {}
     try:
-        index = TimelineIndex(db)
-        sizes = [window, window * 10, window * 100]
-        results = {}
-        for size in sizes:
-            print(f"filling a room of {EXPIRED} expired + {size} window rows …", flush=True)
-            await fill(index, f"!w{size}:bench", size)
+        for size in sizes:  # a database of its own per size, so no room skews another's plans
             if database == "postgres":
-                await db.execute("ANALYZE timeline_event")  # as autovacuum would after such a load
-            results[size] = await timings(index, f"!w{size}:bench")
+                url = POSTGRES.rsplit("/", 1)[0] + "/" + await throwaway_database("clutto_selects_bench")
+            else:
+                url = f"sqlite:{Path(tempfile.mkdtemp(prefix='clutto-selects-')) / 'clutto.db'}"
+            db = create_database(url)
+            await db.start()
+            try:
+                index = TimelineIndex(db)
+                print(f"filling a room of {EXPIRED} expired + {size} window rows …", flush=True)
+                await fill(index, "!other:bench", EXPIRED)  # another room's rows come first
+                await fill(index, f"!w{size}:bench", size)
+                await fill(index, "!later:bench", EXPIRED)  # and after
+                if database == "postgres":
+                    await db.execute("ANALYZE timeline_event")  # as autovacuum would after such a load
+                results[size] = await timings(index, f"!w{size}:bench")
+            finally:
+                await db.stop()
         print(f"\n{database}: {EXPIRED} expired rows; ms (ratio to the {sizes[0]}-row window)")
         for step in ("head", "tail check", "tail walk"):
             base = results[sizes[0]][step]
             cells = "  ".join(f"{size:>9}: {results[size][step]:8.2f} ({results[size][step] / base:6.1f}x)" for size in sizes)
             print(f"{step:>10}  {cells}")
     finally:
-        await db.stop()
         await drop_synapse_databases()
 
 
