@@ -297,15 +297,19 @@ class RetentionSweep:
                 room.room_id, room.fill_token, self.settings.batch_size, skip_redactions=True
             )
             read += len(events)
-            for event in events:
-                await self.retention.remember_references(
-                    room.room_id, event["event_id"], event.get("origin_server_ts", 0), event.get("content") or {}
-                )
+            await self._remember_references(room.room_id, events)
             # At the end, the next fill starts again at this page (re-placing it is harmless).
             await self.timeline.fill(room, events, next_token or room.fill_token, finished=next_token is None)
         if room.check_mark is not None:
             read += await self._check(room)
         return read
+
+    async def _remember_references(self, room_id: str, events: list[dict[str, Any]]) -> None:
+        """Note the media and relations of events read from the homeserver, as the stream does."""
+        for event in events:
+            await self.retention.remember_references(
+                room_id, event["event_id"], event.get("origin_server_ts", 0), event.get("content") or {}
+            )
 
     async def _check(self, room: IndexedRoom) -> int:
         """Read the room's history backwards until an event the index held at the restart, and
@@ -319,10 +323,7 @@ class RetentionSweep:
             size = min(self.settings.batch_size, size * 4)
             read += len(events)
             known = await self.timeline.known_before_check(room, CheckWalk.ids(events))
-            for event in walk.see(events, known):
-                await self.retention.remember_references(
-                    room.room_id, event["event_id"], event.get("origin_server_ts", 0), event.get("content") or {}
-                )
+            await self._remember_references(room.room_id, walk.see(events, known))
             if token is None:
                 break  # the beginning of what the homeserver holds: everything read is new
         await self.timeline.finish_check(room, walk)
