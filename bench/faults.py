@@ -1,19 +1,26 @@
 #!/usr/bin/env python3
-"""Kill the bridge at random points of its destructive work and check the promises held.
+"""Interrupt the bridge and the homeserver at random points and check the promises held.
 
-Each run seeds old and new messages (some with media) in two rooms of a team, starts a
-retention sweep (or, every fourth run, an export), kills the bridge process with SIGKILL
-or SIGTERM after a random delay, starts it again and waits for the job to finish. Then,
-as a member sees it on the homeserver:
+Runs take turns between five faults:
 
-- old messages still visible with their content (must be 0),
-- newer messages removed or changed (must be 0),
-- media of removed messages still downloadable (must be 0),
-- for an export: the manifest's SHA-256 of every file matches the file on disk,
+- **sweep** and **export**: old and new messages (some with media) are seeded in two rooms
+  of a team, a retention sweep or an export starts, and the bridge process is killed with
+  SIGKILL or SIGTERM after a random delay, started again, and the job waited for. Then, as
+  a member sees it on the homeserver: old messages still visible with their content, newer
+  messages removed or changed, media of removed messages still downloadable, and for an
+  export the manifest's SHA-256 of every file against the file on disk (all must be 0);
+- **commands**: a member sends commands to the bot in their chat with it and the bridge is
+  killed (SIGKILL or SIGTERM) after a random delay while they are handled;
+- **hs-restart**: Synapse is restarted cleanly between two of a member's commands (on
+  SQLite it then numbers its transactions from 1 again);
+- **backlog**: the bridge is frozen (SIGSTOP) while a member sends 100 commands padded to
+  60 KB each, so Synapse sends them as one transaction of several MiB when it thaws.
 
-and the time from the restart until the job was done. Exits non-zero on any violation.
+For the last three, every command must get exactly one answer: a command with none is a
+lost effect, one with two a doubled effect. The time from the restart (or thaw) until the
+last answer is reported. Exits non-zero on any violation.
 
-    .venv/bin/python bench/faults.py [--runs 30] [--seed N]
+    .venv/bin/python bench/faults.py [--runs 50] [--seed N] [--smoke]
 """
 
 from __future__ import annotations
@@ -52,13 +59,16 @@ class Outcome:
     new_changed: int = 0
     media_left: int = 0
     manifest_bad: int = 0
+    lost: int = 0
+    doubled: int = 0
     resume_s: float = 0.0
     state: str = ""
     mid_way: bool = False  # the job was still running when the signal was sent
 
     @property
     def violations(self) -> int:
-        return self.old_visible + self.new_changed + self.media_left + self.manifest_bad + (self.state != "done")
+        return (self.old_visible + self.new_changed + self.media_left + self.manifest_bad + self.lost + self.doubled
+                + (self.state != "done"))
 
 
 class Homeserver:
@@ -147,7 +157,7 @@ async def one_run(n: int, rng: random.Random, http, hs: Homeserver, bridge: Brid
         for i in range(NEW):
             content = {"msgtype": "m.text", "body": f"new {n}.{i}"}
             new_ids[await hs.send(room, content, now - rng.randint(0, 5) * DAY)] = content["body"]
-    kind = "export" if n % 4 == 3 else "sweep"
+    kind = KINDS[n % len(KINDS)]
     sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
     delay = rng.uniform(0.05, 2.5)
     path = "/exports" if kind == "export" else "/retention/sweep"
@@ -180,6 +190,99 @@ async def one_run(n: int, rng: random.Random, http, hs: Homeserver, bridge: Brid
     return outcome
 
 
+KINDS = ("sweep", "commands", "hs-restart", "export", "backlog")
+COMMANDS, BACKLOG, PAD = 8, 100, 60_000
+
+
+class Member:
+    """The team's owner as their client sees their chat with the bot."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str, token: str, bot: str) -> None:
+        self.http, self.url, self.bot = http, url, bot
+        self.auth = {"Authorization": f"Bearer {token}"}
+        self.chat = ""
+
+    async def open_chat(self) -> None:
+        body = {"invite": [self.bot], "is_direct": True, "preset": "trusted_private_chat"}
+        async with self.http.post(f"{self.url}/_matrix/client/v3/createRoom", json=body, headers=self.auth) as r:
+            r.raise_for_status()
+            self.chat = (await r.json())["room_id"]
+        await self.wait(lambda said: any("Send `help`" in b or "Send help" in b for b in said), 60)
+
+    async def send(self, word: str, pad: int = 0) -> None:
+        content = {"msgtype": "m.text", "body": word, **({"padding": "x" * pad} if pad else {})}
+        url = f"{self.url}/_matrix/client/v3/rooms/{quote(self.chat)}/send/m.room.message/{secrets.token_hex(8)}"
+        async with self.http.put(url, json=content, headers=self.auth) as r:
+            r.raise_for_status()
+
+    async def said(self) -> list[str]:
+        """What the bot said in the chat, newest first (up to 1,000 messages)."""
+        bodies, start = [], None
+        while len(bodies) < 1000:
+            query = "dir=b&limit=500" + (f"&from={quote(start)}" if start else "")
+            async with self.http.get(f"{self.url}/_matrix/client/v3/rooms/{quote(self.chat)}/messages?{query}",
+                                     headers=self.auth) as r:
+                r.raise_for_status()
+                page = await r.json()
+            bodies += [e["content"].get("body", "") for e in page.get("chunk", []) if e["sender"] == self.bot]
+            if not page.get("chunk") or not page.get("end"):
+                break
+            start = page["end"]
+        return bodies
+
+    async def wait(self, done, limit: float) -> list[str]:
+        deadline = time.monotonic() + limit
+        while True:
+            said = await self.said()
+            if done(said) or time.monotonic() > deadline:
+                return said
+            await asyncio.sleep(0.3)
+
+
+def answers(said: list[str], word: str) -> int:
+    return sum(f"`{word}`" in body for body in said)
+
+
+async def command_run(n: int, kind: str, rng: random.Random, servers: dict, bridge: BridgeUnderTest,
+                      member: Member) -> Outcome:
+    """One commands, hs-restart or backlog fault (see the module docstring)."""
+    count = BACKLOG if kind == "backlog" else COMMANDS
+    words = [f"f{n}w{i}{secrets.token_hex(3)}" for i in range(count)]
+    sig, delay = "-", 0.0
+    if kind == "commands":
+        sig = rng.choice([signal.SIGKILL, signal.SIGTERM]).name
+        delay = rng.uniform(0.05, 1.5)
+        await asyncio.gather(*(member.send(w) for w in words))
+        await asyncio.sleep(delay)  # a random moment of their handling: the fault being injected
+        bridge.process.send_signal(signal.Signals[sig])
+        await asyncio.to_thread(bridge.process.wait, 60)
+        restarted = time.monotonic()
+        bridge.start()
+        await bridge.ready(member.http)
+    elif kind == "hs-restart":
+        split = rng.randint(1, count - 1)
+        for w in words[:split]:
+            await member.send(w)
+        await member.wait(lambda said: all(answers(said, w) for w in words[:split]), 60)
+        restarted = time.monotonic()
+        servers["synapse"] = await asyncio.to_thread(servers["synapse"].restart)
+        for w in words[split:]:
+            await member.send(w)
+    else:  # backlog
+        sig = "SIGSTOP"
+        bridge.process.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.gather(*(member.send(w, PAD) for w in words))
+        finally:
+            bridge.process.send_signal(signal.SIGCONT)
+        restarted = time.monotonic()
+    said = await member.wait(lambda said: all(answers(said, w) for w in words), 180)
+    outcome = Outcome(n, kind, sig, round(delay, 2), resume_s=time.monotonic() - restarted, state="done")
+    outcome.lost = sum(answers(said, w) == 0 for w in words)
+    outcome.doubled = sum(answers(said, w) > 1 for w in words)
+    return outcome
+
+
 async def main(runs: int, seed: int) -> int:
     rng = random.Random(seed)
     folder = Path(tempfile.mkdtemp(prefix="clutto-faults-"))
@@ -188,6 +291,7 @@ async def main(runs: int, seed: int) -> int:
                                             "policy.retention.purge_slice": "3d", "export.directory": str(folder / "exports")})
     synapse.write_config([folder / "registration.yaml"])
     synapse.start()
+    servers = {"synapse": synapse}  # a restart replaces it
     outcomes: list[Outcome] = []
     try:
         await make_bot_admin(synapse, bridge)
@@ -203,24 +307,31 @@ async def main(runs: int, seed: int) -> int:
                     r.raise_for_status()
             await call(http, bridge, "PUT", f"/teams/{team['id']}/retention", {"max_lifetime": "30d"})
             hs = Homeserver(http, synapse.url, bridge.settings.appservice.as_token, bridge.settings.bot_mxid)
-            print(f"{runs} runs, seed {seed}; {OLD} old and {NEW} new messages per room and run, 2 rooms")
-            print(f"{'run':>4} {'job':<7} {'signal':<8} {'after s':>7} {'old':>4} {'new':>4} {'media':>5} "
-                  f"{'files':>5} {'resume s':>8}  state (mid-way?)")
+            member = Member(http, synapse.url, owner.access_token, bridge.settings.bot_mxid)
+            await member.open_chat()
+            print(f"{runs} runs, seed {seed}; {OLD} old and {NEW} new messages per room and sweep or export, 2 rooms; "
+                  f"{COMMANDS} commands per commands/hs-restart run, {BACKLOG} of {PAD // 1000} KB per backlog")
+            print(f"{'run':>4} {'fault':<10} {'signal':<8} {'after s':>7} {'old':>4} {'new':>4} {'media':>5} "
+                  f"{'files':>5} {'lost':>4} {'twice':>5} {'resume s':>8}  state (mid-way?)")
             for n in range(runs):
-                o = await one_run(n, rng, http, hs, bridge, team, rooms, owner.access_token)
+                kind = KINDS[n % len(KINDS)]
+                if kind in ("sweep", "export"):
+                    o = await one_run(n, rng, http, hs, bridge, team, rooms, owner.access_token)
+                else:
+                    o = await command_run(n, kind, rng, servers, bridge, member)
                 outcomes.append(o)
-                print(f"{o.run:>4} {o.kind:<7} {o.signal:<8} {o.killed_after:>7} {o.old_visible:>4} {o.new_changed:>4} "
-                      f"{o.media_left:>5} {o.manifest_bad:>5} {o.resume_s:>8.1f}  {o.state} ({'yes' if o.mid_way else 'no'})",
-                      flush=True)
+                print(f"{o.run:>4} {o.kind:<10} {o.signal:<8} {o.killed_after:>7} {o.old_visible:>4} {o.new_changed:>4} "
+                      f"{o.media_left:>5} {o.manifest_bad:>5} {o.lost:>4} {o.doubled:>5} {o.resume_s:>8.1f}  "
+                      f"{o.state} ({'yes' if o.mid_way else 'no'})", flush=True)
     finally:
         bridge.stop()
-        synapse.stop()
+        servers["synapse"].stop()
     bad = [o for o in outcomes if o.violations]
     resumes = sorted(o.resume_s for o in outcomes)
     median = resumes[len(resumes) // 2] if resumes else 0
-    print(f"\n{len(outcomes)} interruptions ({sum(o.kind == 'sweep' for o in outcomes)} sweeps, "
-          f"{sum(o.kind == 'export' for o in outcomes)} exports, {sum(o.mid_way for o in outcomes)} of them mid-way): "
-          f"{len(bad)} with a violation; "
+    kinds = ", ".join(f"{sum(o.kind == k for o in outcomes)} {k}" for k in KINDS)
+    print(f"\n{len(outcomes)} interruptions ({kinds}; {sum(o.mid_way for o in outcomes)} jobs mid-way): "
+          f"{len(bad)} with a violation; lost {sum(o.lost for o in outcomes)}, doubled {sum(o.doubled for o in outcomes)}, "
           f"old visible {sum(o.old_visible for o in outcomes)}, newer changed {sum(o.new_changed for o in outcomes)}, "
           f"media left {sum(o.media_left for o in outcomes)}, export files wrong {sum(o.manifest_bad for o in outcomes)}; "
           f"resume (restart to done) median {median:.1f}s, max {max(resumes, default=0):.1f}s")
@@ -229,7 +340,8 @@ async def main(runs: int, seed: int) -> int:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--smoke", action="store_true", help="one run of each fault (what the test suite runs)")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(args.runs, args.seed)))
+    sys.exit(asyncio.run(main(len(KINDS) if args.smoke else args.runs, args.seed)))

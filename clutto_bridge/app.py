@@ -187,7 +187,6 @@ class Bridge:
         a = self.settings.appservice
         await self._open_database()
         remembered_since = self.clock.now_ms() - a.transaction_memory * 1000
-        await self.stores.transactions.forget_before(remembered_since)
         await self.stores.inbox.forget_before(remembered_since)
         # Events sent around or after the stop may reach the bridge late or not at all, but all
         # it acknowledged before is indexed: each room is marked at its highest index position

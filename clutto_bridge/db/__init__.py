@@ -13,7 +13,7 @@ from clutto_bridge.crypto import FieldCipher
 from clutto_bridge.db.account import AccountStore
 from clutto_bridge.db.analytics import AnalyticsStore
 from clutto_bridge.db.audit import AuditStore
-from clutto_bridge.db.bot import ManagementRooms, TeamWelcomes, TransactionLog
+from clutto_bridge.db.bot import ManagementRooms, TeamWelcomes
 from clutto_bridge.db.consent import ConsentStore
 from clutto_bridge.db.contacts import ContactStore
 from clutto_bridge.db.email import EmailStore
@@ -61,7 +61,6 @@ class Stores:
     jobs: JobStore
     persons: PersonStore
     management_rooms: ManagementRooms
-    transactions: TransactionLog
     welcomes: TeamWelcomes
     inbox: Inbox
     analytics: AnalyticsStore
@@ -80,6 +79,6 @@ class Stores:
             TeamStore(db), RoomStore(db), MemberStore(db), AccountStore(db, cipher), ProfileStore(db, cipher),
             ConsentStore(db), ContactStore(db, cipher), HoldStore(db), ReferenceStore(db), NoticeStore(db),
             IntegrationStore(db), AuditStore(db), JobStore(db), PersonStore(db), ManagementRooms(db),
-            TransactionLog(db), TeamWelcomes(db), Inbox(db, cipher), AnalyticsStore(db), EmailStore(db),
+            TeamWelcomes(db), Inbox(db, cipher), AnalyticsStore(db), EmailStore(db),
             AccessStore(db), PortalStore(db), GateStore(db), EncryptedColumns(db, cipher), TimelineIndex(db),
         )

@@ -1,5 +1,4 @@
-"""What the bot itself must remember: its direct chats, the welcomes it sent and the
-transactions it applied."""
+"""What the bot itself must remember: its direct chats and the welcomes it sent."""
 
 from __future__ import annotations
 
@@ -67,14 +66,3 @@ class TeamWelcomes:
             "ON CONFLICT (team_id, user_id) DO NOTHING",
             team_id, user_id, now_ms,
         )
-
-
-class TransactionLog:
-    """Transaction ids the homeserver sent, kept for a while so a retry is applied once. The
-    inbox (``db/inbox.py``) records them with the transaction's events; this forgets old ones."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def forget_before(self, cutoff_ms: int) -> None:
-        await self.db.execute("DELETE FROM appservice_txn WHERE received_at < $1", cutoff_ms)

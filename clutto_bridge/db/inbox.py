@@ -2,11 +2,11 @@
 
 The same database transaction adds the events of team rooms to the timeline index.
 
-The events and the transaction id go in one database transaction, so after a crash either
+The events go in one database transaction, so after a crash either
 the homeserver retries the transaction (nothing was written) or the bridge finds the events
 here, unfinished, and handles them on its next start. The raw event is kept only until it
-was handled; the row stays a while longer (as long as transaction ids are remembered) so the
-same event arriving again is not handled twice.
+was handled; the row stays a while longer (``appservice.transaction_memory``) so the same
+event arriving again, in a retry or under a reused transaction id, is not handled twice.
 """
 
 from __future__ import annotations
@@ -38,33 +38,28 @@ class Inbox:
         self.db = db
         self.cipher = cipher
 
-    async def accept(self, txn_id: str, events: list[dict[str, Any]], now_ms: int) -> list[InboxEntry] | None:
-        """Record the transaction and keep its events, atomically. ``None`` when the transaction
-        was recorded before (a retry: nothing is kept again); else the entries to handle, in order."""
+    async def accept(self, txn_id: str, events: list[dict[str, Any]], now_ms: int) -> list[InboxEntry]:
+        """Keep the events not received before, atomically, and return them in order.
+
+        The event id is the exactly-once key: an event already here (handled or not) is not
+        kept or returned again, whatever transaction id carries it. The transaction id is
+        kept beside each event only to say where it came from."""
+        entries, new = [], []
         async with self.db.acquire() as conn, conn.transaction():
-            new = await conn.fetchval(
-                "INSERT INTO appservice_txn (txn_id, received_at) VALUES ($1, $2) "
-                "ON CONFLICT (txn_id) DO NOTHING RETURNING txn_id",
-                txn_id, now_ms,
-            )
-            if new is None:
-                return None
             for event in events:
                 event_id, room_id = event.get("event_id"), event.get("room_id")
                 if not isinstance(event_id, str) or not isinstance(room_id, str):
                     continue  # not a room event: nothing the bridge acts on
-                await conn.execute(
+                entry_id = await conn.fetchval(
                     "INSERT INTO inbox_event (event_id, room_id, txn_id, event, received_at) "
-                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
+                    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING RETURNING id",
                     event_id, room_id, txn_id, self.cipher.encrypt(_EVENT.place(event_id), json.dumps(event)), now_ms,
                 )
-            await TimelineIndex.record(conn, events)
-            rows = await conn.fetch(
-                "SELECT id, event_id, room_id, event, attempts FROM inbox_event "
-                "WHERE txn_id=$1 AND done_at IS NULL ORDER BY id",
-                txn_id,
-            )
-        return [self._entry(row) for row in rows]
+                if entry_id is not None:
+                    entries.append(InboxEntry(entry_id, room_id, event))
+                    new.append(event)
+            await TimelineIndex.record(conn, new)
+        return entries
 
     async def done(self, entry_ids: list[int], now_ms: int) -> None:
         """The entries were handled: forget their content."""

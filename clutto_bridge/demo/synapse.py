@@ -190,6 +190,15 @@ class LocalSynapse:
         # Synapse leads its group; anything it left in the group goes with it.
         _signal_group(process.pid, signal.SIGKILL)
 
+    def restart(self, timeout: float = 90.0) -> LocalSynapse:
+        """Stop this Synapse cleanly and start another on the same folder, port and config, as
+        an operator's restart does; the new one is returned (a stopped one never starts again)."""
+        self.stop()
+        again = LocalSynapse(self.folder, port=self.port, server_name=self.server_name)
+        again.env, again.shared_secret = self.env, self.shared_secret
+        again.start(timeout)
+        return again
+
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

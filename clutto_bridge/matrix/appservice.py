@@ -1,15 +1,23 @@
 """mautrix's AppService, with a durable inbox of received events in the bridge database.
 
-mautrix keeps applied transaction ids in memory only and answers 200 even when handling
-failed. Here the events of a transaction are written to the inbox in the same database
-transaction that records its id, and only then is the transaction acknowledged; a failed
-write answers 500, so the homeserver retries. Each event is handled from the inbox and
-marked done; what a stop or crash left unfinished is handled again on the next start.
+The acknowledgement depends only on the inbox: the new events of a transaction are written
+to it in one database transaction, and only then is the transaction acknowledged; a failed
+write answers 500, so the homeserver retries. Nothing that waits on the homeserver (a join,
+a reply, a retry) runs before the acknowledgement: every event is handled afterwards, in its
+room's lane, and marked done; what a stop or crash left unfinished is handled again on the
+next start.
 
-Order: the events of one room are handled in the order they arrived. An event whose
-handler hands back work (a bot command) finishes that work in its room's lane, a task, so a
-slow command does not hold up the stream; while a room has a lane, later events of that
-room queue behind it. Rooms do not wait for each other.
+Exactly once: the event id is the key, not the transaction id. Synapse numbers transactions
+from the highest one it still keeps, so after a clean restart (SQLite) it sends ids the
+bridge saw before, with new events in them. A transaction whose events are all in the inbox
+is a retry and is acknowledged without handling anything again; one with new events has
+those handled. Its ephemeral and to-device parts carry no event id: they are handed on every
+time (Synapse's retries carry none of them, and a repeated to-device message is refused by
+Olm itself).
+
+Order: the events of one room are handled in the order they arrived, each after the room's
+queued work; rooms do not wait for each other. An event whose handler hands back work (a
+bot command) finishes that work in its lane before the room's next event.
 """
 
 from __future__ import annotations
@@ -23,19 +31,26 @@ from typing import Any, Awaitable, Callable, Protocol, Sequence
 import aiohttp
 from aiohttp import web
 from mautrix.appservice import AppService, AppServiceAPI
+from mautrix.types import JSON, DeviceLists, DeviceOTKCount, Event, EventType
 from mautrix.types.util import SerializerError
-from mautrix.types import JSON, Event, EventType
 
 from clutto_bridge import testhooks
 
-# Homeserver transactions are small; a body beyond these bounds is refused before parsing
-# reaches mautrix (which assumes a well-formed body and answers 500 otherwise).
-MAX_BODY_BYTES = 16 * 1024 * 1024
+# What Synapse can send in one transaction: 100 events of up to 64 KiB of canonical JSON
+# each, which its encoder escapes to ASCII (a control character takes 6 bytes, so up to
+# 384 KiB an event), plus up to 100 ephemeral and 100 to-device events. A 413 is retried
+# by Synapse with back-off forever, so the bound is set above what it can send, not near it.
+MAX_TRANSACTION_BYTES = 64 * 1024 * 1024
+# Any other body on the appservice paths (a ping) is small.
+MAX_BODY_BYTES = 64 * 1024
 MAX_DEPTH = 64
+_READ_CHUNK = 256 * 1024
 _EVENT_LISTS = ("events", "ephemeral", "de.sorunome.msc2409.ephemeral", "to_device", "de.sorunome.msc2409.to_device")
 # An entry whose handling was interrupted this often (it may be what crashes the bridge) is
 # given up, with an error in the log, instead of being tried on every start.
 MAX_ATTEMPTS = 3
+# The lane of what a transaction carries besides room events (to-device, ephemeral, key counts).
+_DEVICE_LANE = ""
 
 
 class InboxEntry(Protocol):
@@ -48,7 +63,7 @@ class InboxEntry(Protocol):
 class EventInbox(Protocol):
     """Where received events wait until handled (the bridge database's ``Inbox``)."""
 
-    async def accept(self, txn_id: str, events: list[dict[str, Any]], now_ms: int) -> Sequence[InboxEntry] | None: ...
+    async def accept(self, txn_id: str, events: list[dict[str, Any]], now_ms: int) -> Sequence[InboxEntry]: ...
 
     async def done(self, entry_ids: list[int], now_ms: int) -> None: ...
 
@@ -60,12 +75,9 @@ class CluttoAppService(AppService):
         super().__init__(*args, **kwargs)
         self.inbox = inbox
         self.now_ms = now_ms
-        self.synchronous_handlers = True
         # The newest queued work of each room with work in progress (see the module docstring).
         self.lanes: dict[str, asyncio.Task] = {}
         self._lanes_open = asyncio.Event()
-        self._unrecorded: set[str] = set()
-        self._exit_after_ack: set[str] = set()
         # Options of the AppRunner serving the port (the bridge's access logger, for one).
         self.runner_options: dict[str, Any] = {}
 
@@ -82,32 +94,62 @@ class CluttoAppService(AppService):
         await web.TCPSite(self.runner, host, port, ssl_context=ssl_ctx).start()
 
     async def _http_handle_transaction(self, request: web.Request) -> web.Response:
-        if self._check_token(request):
-            body = await _json_body(request)
-            if not isinstance(body, dict):
-                raise _bad("M_BAD_JSON", "A transaction body is a JSON object.")
-            if not isinstance(body.get("events"), list):
-                raise _bad("M_BAD_JSON", "A transaction body has an events list.")
-            for key in _EVENT_LISTS:
-                value = body.get(key)
-                if value is not None and not (isinstance(value, list) and all(isinstance(e, dict) for e in value)):
-                    raise _bad("M_BAD_JSON", f"{key} must be a list of event objects.")
+        """Store, acknowledge, then handle (mautrix's own handler decides by transaction id,
+        answers 200 when handling failed, and reads at most aiohttp's 1 MiB)."""
+        if not self._check_token(request):
+            raise web.HTTPUnauthorized(
+                content_type="application/json",
+                text=json.dumps({"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid auth token"}),
+            )
+        body = _parse_json(await _read_body(request, MAX_TRANSACTION_BYTES))
+        if not isinstance(body, dict):
+            raise _bad("M_BAD_JSON", "A transaction body is a JSON object.")
+        if not isinstance(body.get("events"), list):
+            raise _bad("M_BAD_JSON", "A transaction body has an events list.")
+        for key in _EVENT_LISTS:
+            value = body.get(key)
+            if value is not None and not (isinstance(value, list) and all(isinstance(e, dict) for e in value)):
+                raise _bad("M_BAD_JSON", f"{key} must be a list of event objects.")
         txn_id = request.match_info.get("transaction_id", "")
-        response = await super()._http_handle_transaction(request)
-        if txn_id in self._unrecorded:
-            # The inbox could not be written: not acknowledged, so the homeserver sends it again.
-            self._unrecorded.discard(txn_id)
-            self.transactions.discard(txn_id)
+        events = body.pop("events")
+        try:
+            await self.handle_transaction(txn_id, events=events, extra_data=body, **self._device_parts(body))
+        except Exception:
+            # Not acknowledged: the homeserver sends it again.
+            self.log.exception("Could not store transaction %s", txn_id)
             return web.json_response({"errcode": "M_UNKNOWN", "error": "The transaction could not be stored."}, status=500)
-        if txn_id in self._exit_after_ack:  # test hook: acknowledged, then gone (as kill -9)
+        response = web.json_response({})
+        if testhooks.armed("EXIT_AFTER_ACK", _bodies(events)):  # acknowledged, then gone (as kill -9)
+            self._lanes_open.clear()  # no queued work starts: the crash comes before its first step
             await response.prepare(request)
             await response.write_eof()
             testhooks.exit_now("EXIT_AFTER_ACK")
         return response
 
+    def _device_parts(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The ephemeral, to-device, device-list and key-count parts, as mautrix's handler takes them."""
+        parts: dict[str, Any] = {}
+        if self.ephemeral_events:
+            parts["ephemeral"] = self._get_with_fallback(body, "ephemeral", "de.sorunome.msc2409")
+        if self.encryption_events:
+            parts["to_device"] = self._get_with_fallback(body, "to_device", "de.sorunome.msc2409")
+            parts["device_lists"] = DeviceLists.deserialize(
+                self._get_with_fallback(body, "device_lists", "org.matrix.msc3202") or {}
+            )
+            counts = self._get_with_fallback(body, "device_one_time_keys_count", "org.matrix.msc3202", default={})
+            parts["otk_counts"] = {
+                user: {device: DeviceOTKCount.deserialize(count) for device, count in devices.items()}
+                for user, devices in counts.items()
+            }
+        return parts
+
     async def _http_ping(self, request: web.Request) -> web.Response:
-        if self._check_token(request) and not isinstance(await _json_body(request), dict):
-            raise _bad("M_BAD_JSON", "A ping body is a JSON object.")
+        if self._check_token(request):
+            if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+                raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, request.content_length)
+            # read() keeps the body for mautrix's handler, which reads it again.
+            if not isinstance(_parse_json(await request.read()), dict):
+                raise _bad("M_BAD_JSON", "A ping body is a JSON object.")
         return await super()._http_ping(request)
 
     async def start_client_only(self) -> None:
@@ -126,30 +168,17 @@ class CluttoAppService(AppService):
         ).bot_intent()
         self.runner = None
 
-    async def handle_transaction(self, txn_id: str, *, events: list[JSON], **kwargs: Any) -> JSON:
-        try:
-            entries = await self.inbox.accept(txn_id, events, self.now_ms())
-        except Exception:
-            self._unrecorded.add(txn_id)
-            raise
-        if entries is None:
-            self.log.debug("Transaction %s was already received, not handling it again", txn_id)
-            return {}
-        if testhooks.armed("EXIT_AFTER_ACK", _bodies(events)):
-            self._lanes_open.clear()  # no queued work starts: the crash comes before its first step
-            self._exit_after_ack.add(txn_id)
-        await super().handle_transaction(txn_id, events=[], **kwargs)  # ephemeral and to-device
-        finished = []
+    async def handle_transaction(self, txn_id: str, *, events: list[JSON], **parts: Any) -> JSON:
+        """Keep the transaction's new events and queue them; raises when they cannot be kept."""
+        entries = await self.inbox.accept(txn_id, events, self.now_ms())
+        if events and not entries:
+            self.log.debug("Transaction %s holds only events already received: a retry", txn_id)
         for entry in entries:
-            if entry.room_id in self.lanes:
-                self._queue(entry)
-                continue
-            work = await self._handle(entry)
-            if work is None:
-                finished.append(entry.id)
-            else:
-                self._queue(entry, work)
-        await self.inbox.done(finished, self.now_ms())
+            self._queue(entry.room_id, entry)
+        if any(parts.get(key) for key in ("ephemeral", "to_device", "otk_counts")) or getattr(
+            parts.get("device_lists"), "changed", None
+        ):
+            self._queue(_DEVICE_LANE, None, super().handle_transaction(txn_id, events=[], **parts))
         return {}
 
     async def resume_inbox(self) -> int:
@@ -164,7 +193,7 @@ class CluttoAppService(AppService):
                     entry.event.get("event_id"), entry.room_id, entry.attempts - 1,
                 )
             else:
-                self._queue(entry)
+                self._queue(entry.room_id, entry)
         await self.inbox.done(given_up, self.now_ms())
         return len(entries) - len(given_up)
 
@@ -187,30 +216,31 @@ class CluttoAppService(AppService):
                 task.cancel()
             await asyncio.gather(*leftover, return_exceptions=True)
 
-    def _queue(self, entry: InboxEntry, work: Awaitable | None = None) -> None:
-        """Run ``work`` (or, for an entry not handled yet, its handling) after the room's queued work."""
-        room_id = entry.room_id
-        task = asyncio.create_task(self._in_lane(self.lanes.get(room_id), entry, work))
-        self.lanes[room_id] = task
+    def _queue(self, lane: str, entry: InboxEntry | None, work: Awaitable | None = None) -> None:
+        """Handle ``entry`` (or run ``work``) after the lane's queued work."""
+        task = asyncio.create_task(self._in_lane(self.lanes.get(lane), entry, work))
+        self.lanes[lane] = task
 
         def finished(done: asyncio.Task) -> None:
-            if self.lanes.get(room_id) is done:
-                del self.lanes[room_id]
+            if self.lanes.get(lane) is done:
+                del self.lanes[lane]
 
         task.add_done_callback(finished)
 
-    async def _in_lane(self, previous: asyncio.Task | None, entry: InboxEntry, work: Awaitable | None) -> None:
+    async def _in_lane(self, previous: asyncio.Task | None, entry: InboxEntry | None, work: Awaitable | None) -> None:
         if previous is not None:
             await asyncio.wait([previous])
         await self._lanes_open.wait()
         try:
-            if work is None:
+            if entry is not None:
                 work = await self._handle(entry)
             if work is not None:
                 await work
         except Exception:
-            self.log.exception("Handling event %s in %s failed", entry.event.get("event_id"), entry.room_id)
-        await self.inbox.done([entry.id], self.now_ms())
+            about = f"event {entry.event.get('event_id')} in {entry.room_id}" if entry else "the device parts of a transaction"
+            self.log.exception("Handling %s failed", about)
+        if entry is not None:
+            await self.inbox.done([entry.id], self.now_ms())
 
     async def _handle(self, entry: InboxEntry) -> Awaitable | None:
         """Run every handler on the entry's event; the work they hand back, if any, as one awaitable."""
@@ -264,11 +294,23 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-async def _json_body(request: web.Request) -> Any:
-    """The body as JSON, or a 400 that says what is wrong (aiohttp caches it for mautrix)."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, request.content_length)
-    raw = await request.read()
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The body, read from the stream up to ``limit`` bytes (aiohttp's ``read`` stops at the
+    application's ``client_max_size``, 1 MiB, which the API and portal keep)."""
+    too_large = web.HTTPRequestEntityTooLarge(limit, request.content_length or limit + 1)
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    chunks, size = [], 0
+    while chunk := await request.content.read(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_json(raw: bytes) -> Any:
+    """The body as JSON, or a 400 that says what is wrong."""
     try:
         body = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

@@ -51,7 +51,10 @@ class Homeserver:
             log.warning("Could not set the bot's display name: %s", e)
 
     async def join(self, room_id: str) -> None:
-        await self.bot.join_room(room_id)
+        """Join once: a refused join (the inviter left, the room is gone) is final. mautrix
+        would try it 4 more times over 100 s, holding the room's lane; a server error or a
+        rate limit is still retried by the HTTP client (``default_http_retry_count``)."""
+        await self.bot.join_room(room_id, max_retries=0)
 
     async def leave(self, room_id: str) -> None:
         await self.bot.leave_room(room_id)

@@ -37,6 +37,10 @@ class Homeserver:
     front: AppserviceFront
     template: Path
 
+    def restart(self) -> None:
+        """Stop Synapse cleanly and start it again on the same folder, port and database."""
+        self.synapse = self.synapse.restart()
+
     @property
     def url(self) -> str:
         return self.synapse.url
@@ -138,24 +142,45 @@ def postgres_server() -> str:
     server.cleanup()
 
 
+async def create_postgres_database(server: str, prefix: str, options: str = "") -> str:
+    """A new database on ``server``, its URL (``drop_postgres_database`` drops it)."""
+    url = URL(server)
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" {options}')
+    finally:
+        await conn.close()
+    return str(url.with_path("/" + name).with_query(url.query))  # keeps ?host=socket
+
+
+async def drop_postgres_database(server: str, database: str) -> None:
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{URL(database).path.lstrip("/")}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def synapse_postgres_config(database: str) -> dict:
+    """homeserver.yaml's database section for Synapse on the PostgreSQL database ``database``."""
+    url = URL(database)
+    args = {"user": url.user or "postgres", "database": url.path.lstrip("/"), "cp_min": 2, "cp_max": 10,
+            "host": url.query.get("host") or url.host or "127.0.0.1"}
+    if url.port:
+        args["port"] = url.port
+    return {"database": {"name": "psycopg2", "args": args}}
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         yield f"sqlite:{tmp_path / 'clutto.db'}"
         return
-    server = URL(request.getfixturevalue("postgres_server"))
-    name = f"clutto_test_{secrets.token_hex(6)}"
-    conn = await asyncpg.connect(str(server))
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    yield str(server.with_path("/" + name).with_query(server.query))  # keeps ?host=socket
-    conn = await asyncpg.connect(str(server))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    server = request.getfixturevalue("postgres_server")
+    url = await create_postgres_database(server, "clutto_test")
+    yield url
+    await drop_postgres_database(server, url)
 
 
 # --- the bridge and users ---------------------------------------------------------------

@@ -25,6 +25,12 @@ class AppserviceFront:
         # While True and no bridge is attached, answer 503 as a stopped bridge would (Synapse
         # keeps the events and sends them again later) instead of 200.
         self.down = False
+        # While cleared, requests wait before they are forwarded: the bridge looks paused to
+        # Synapse, which queues the events that arrive meanwhile into its next transaction.
+        self._open: asyncio.Event | None = None
+        # Forward this many requests and then answer 503, as if the acknowledgement were lost
+        # on the way back: Synapse sends the same transaction again.
+        self.lose_acks = 0
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="appservice-front", daemon=True)
@@ -39,9 +45,18 @@ class AppserviceFront:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
+    def pause(self) -> None:
+        self._loop.call_soon_threadsafe(self._open.clear)
+
+    def resume(self) -> None:
+        self._loop.call_soon_threadsafe(self._open.set)
+
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        app = web.Application()
+        self._open = asyncio.Event()
+        self._open.set()
+        # Synapse's transactions can be several MiB: the front passes on whatever it gets.
+        app = web.Application(client_max_size=256 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._forward)
         self._loop.run_until_complete(self._serve(app))
         self._started.set()
@@ -54,6 +69,7 @@ class AppserviceFront:
         self._session = aiohttp.ClientSession()
 
     async def _forward(self, request: web.Request) -> web.Response:
+        await self._open.wait()
         target = self.target
         if target is None:
             return web.Response(status=503) if self.down else web.json_response({})
@@ -63,6 +79,10 @@ class AppserviceFront:
             async with self._session.request(
                 request.method, target + request.path_qs, data=body, headers=headers
             ) as resp:
-                return web.Response(status=resp.status, body=await resp.read(), content_type=resp.content_type)
+                answer = web.Response(status=resp.status, body=await resp.read(), content_type=resp.content_type)
         except aiohttp.ClientError:
             return web.json_response({})
+        if self.lose_acks and answer.status == 200 and "/transactions/" in request.path:
+            self.lose_acks -= 1
+            return web.Response(status=503)
+        return answer

@@ -230,7 +230,7 @@ def test_config_upgrade_adds_keys_and_keeps_values_and_comments(tmp_path: Path) 
     assert text.index("# firewall rule 42 opens this port") < text.index("port: 29999")
     assert text.index("port: 29999") - text.index("# firewall rule 42 opens this port") < 60
     # New keys arrive with their documentation.
-    assert "# How long processed transaction ids are remembered" in text
+    assert "# How long the ids of handled events are remembered" in text
     assert "# The privacy policy, as code." in text
     file = ConfigFile(config)
     file.load()
