@@ -248,13 +248,15 @@ async def command_run(n: int, kind: str, rng: random.Random, servers: dict, brid
     """One commands, hs-restart or backlog fault (see the module docstring)."""
     count = BACKLOG if kind == "backlog" else COMMANDS
     words = [f"f{n}w{i}{secrets.token_hex(3)}" for i in range(count)]
-    sig, delay = "-", 0.0
+    sig, delay, mid_way = "-", 0.0, False
     if kind == "commands":
         sig = rng.choice([signal.SIGKILL, signal.SIGTERM]).name
-        delay = rng.uniform(0.05, 1.5)
+        delay = rng.uniform(0.0, 0.6)
         await asyncio.gather(*(member.send(w) for w in words))
         await asyncio.sleep(delay)  # a random moment of their handling: the fault being injected
         bridge.process.send_signal(signal.Signals[sig])
+        answered = await member.said()
+        mid_way = not all(answers(answered, w) for w in words)
         await asyncio.to_thread(bridge.process.wait, 60)
         restarted = time.monotonic()
         bridge.start()
@@ -277,7 +279,7 @@ async def command_run(n: int, kind: str, rng: random.Random, servers: dict, brid
             bridge.process.send_signal(signal.SIGCONT)
         restarted = time.monotonic()
     said = await member.wait(lambda said: all(answers(said, w) for w in words), 180)
-    outcome = Outcome(n, kind, sig, round(delay, 2), resume_s=time.monotonic() - restarted, state="done")
+    outcome = Outcome(n, kind, sig, round(delay, 2), resume_s=time.monotonic() - restarted, state="done", mid_way=mid_way)
     outcome.lost = sum(answers(said, w) == 0 for w in words)
     outcome.doubled = sum(answers(said, w) > 1 for w in words)
     return outcome
@@ -330,7 +332,7 @@ async def main(runs: int, seed: int) -> int:
     resumes = sorted(o.resume_s for o in outcomes)
     median = resumes[len(resumes) // 2] if resumes else 0
     kinds = ", ".join(f"{sum(o.kind == k for o in outcomes)} {k}" for k in KINDS)
-    print(f"\n{len(outcomes)} interruptions ({kinds}; {sum(o.mid_way for o in outcomes)} jobs mid-way): "
+    print(f"\n{len(outcomes)} interruptions ({kinds}; {sum(o.mid_way for o in outcomes)} of the kills mid-way): "
           f"{len(bad)} with a violation; lost {sum(o.lost for o in outcomes)}, doubled {sum(o.doubled for o in outcomes)}, "
           f"old visible {sum(o.old_visible for o in outcomes)}, newer changed {sum(o.new_changed for o in outcomes)}, "
           f"media left {sum(o.media_left for o in outcomes)}, export files wrong {sum(o.manifest_bad for o in outcomes)}; "
