@@ -11,7 +11,14 @@ as a member sees it on the homeserver:
 - media of removed messages still downloadable (must be 0),
 - for an export: the manifest's SHA-256 of every file matches the file on disk,
 
-and the time from the restart until the job was done. Exits non-zero on any violation.
+and the time from the restart until the job was done. Every fifth run instead kills a
+``POST /teams`` (odd fifths) or an invite (``POST /teams/{id}/members``, even fifths)
+mid-way, restarts, repeats the request as a client would after an error, and counts:
+
+- rooms on the homeserver (admin API room list) made since and belonging to no team (must be 0),
+- team rooms the invitee has no invite to, as their own sync shows (must be 0).
+
+Exits non-zero on any violation.
 
     .venv/bin/python bench/faults.py [--runs 30] [--seed N]
 """
@@ -52,13 +59,16 @@ class Outcome:
     new_changed: int = 0
     media_left: int = 0
     manifest_bad: int = 0
+    orphans: int = 0  # rooms made since the run began that belong to no team
+    missing_invites: int = 0
     resume_s: float = 0.0
     state: str = ""
     mid_way: bool = False  # the job was still running when the signal was sent
 
     @property
     def violations(self) -> int:
-        return self.old_visible + self.new_changed + self.media_left + self.manifest_bad + (self.state != "done")
+        return (self.old_visible + self.new_changed + self.media_left + self.manifest_bad + self.orphans
+                + self.missing_invites + (self.state != "done"))
 
 
 class Homeserver:
@@ -78,6 +88,24 @@ class Homeserver:
         async with self.http.put(url, json=content, headers=self.auth) as r:
             r.raise_for_status()
             return (await r.json())["event_id"]
+
+    async def rooms(self) -> set[str]:
+        """Every room on the homeserver (Synapse admin API; the bot is an admin)."""
+        rooms: set[str] = set()
+        start: int | None = 0
+        while start is not None:
+            async with self.http.get(f"{self.url}/_synapse/admin/v1/rooms?limit=500&from={start}", headers=self.auth) as r:
+                r.raise_for_status()
+                page = await r.json()
+            rooms |= {room["room_id"] for room in page["rooms"]}
+            start = page.get("next_batch")
+        return rooms
+
+    async def invited_to(self, token: str) -> set[str]:
+        async with self.http.get(f"{self.url}/_matrix/client/v3/sync?timeout=0",
+                                 headers={"Authorization": f"Bearer {token}"}) as r:
+            r.raise_for_status()
+            return set((await r.json()).get("rooms", {}).get("invite", {}))
 
     async def media_exists(self, mxc: str, token: str) -> bool:
         server, media = mxc.removeprefix("mxc://").split("/", 1)
@@ -128,6 +156,70 @@ def manifest_mismatches(folder: Path) -> int:
         if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
             bad += 1
     return bad
+
+
+async def kill_during(http, bridge: BridgeUnderTest, rng: random.Random, method: str, path: str, body: dict,
+                      delay: float) -> tuple[signal.Signals, float, bool]:
+    """Send the request, kill the bridge ``delay`` seconds later, start it again; (signal, restart
+    time, whether the request was still unanswered when the signal went)."""
+    sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
+    request = asyncio.create_task(call(http, bridge, method, path, body))
+    await asyncio.sleep(delay)
+    mid_way = not request.done()
+    bridge.process.send_signal(sig)
+    await asyncio.to_thread(bridge.process.wait, 60)
+    try:
+        await request
+    except (RuntimeError, aiohttp.ClientError):
+        pass  # answered with an error or cut off: the client repeats it below
+    restarted = time.monotonic()
+    bridge.start()
+    await bridge.ready(http)
+    return sig, restarted, mid_way
+
+
+async def settled(http, bridge: BridgeUnderTest, name: str, limit: float = 120) -> dict | None:
+    """The team named ``name`` once its creation finished (the restart finishes it), or None."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        team = next((t for t in (await call(http, bridge, "GET", "/teams"))["teams"] if t["name"] == name), None)
+        if team is None or team["state"] != "creating":
+            return team
+        await asyncio.sleep(0.2)
+    return team
+
+
+async def create_run(n: int, rng: random.Random, http, hs: Homeserver, bridge: BridgeUnderTest, owner: str) -> Outcome:
+    before = await hs.rooms()
+    name, delay = f"Faults {n} {secrets.token_hex(2)}", rng.uniform(0.05, 2.5)
+    sig, restarted, mid_way = await kill_during(http, bridge, rng, "POST", "/teams", {"name": name, "owner": owner}, delay)
+    team = await settled(http, bridge, name)
+    if team is None:  # killed before the team was recorded: the client's repeat creates it
+        team = await call(http, bridge, "POST", "/teams", {"name": name, "owner": owner})
+    outcome = Outcome(n, "create", sig.name, round(delay, 2), resume_s=time.monotonic() - restarted,
+                      state="done" if team["state"] == "active" else team["state"], mid_way=mid_way)
+    teams = (await call(http, bridge, "GET", "/teams"))["teams"]
+    known = {t["space_id"] for t in teams} | {r["room_id"] for t in teams for r in t["rooms"]}
+    outcome.orphans = len(await hs.rooms() - before - known)
+    return outcome
+
+
+async def invite_run(n: int, rng: random.Random, http, hs: Homeserver, synapse: LocalSynapse, bridge: BridgeUnderTest,
+                     team: dict) -> Outcome:
+    invitee = await synapse.register_user(f"faults-{n}-{secrets.token_hex(2)}")
+    delay = rng.uniform(0.02, 0.5)
+    path = f"/teams/{team['id']}/members"
+    sig, restarted, mid_way = await kill_during(http, bridge, rng, "POST", path, {"user_id": invitee.user_id}, delay)
+    try:
+        await call(http, bridge, "POST", path, {"user_id": invitee.user_id})  # the client's repeat
+    except RuntimeError as e:
+        if " 409 " not in str(e):  # "already a member": the first one had finished
+            raise
+    rooms = {team["space_id"], *(r["room_id"] for r in team["rooms"])}
+    outcome = Outcome(n, "invite", sig.name, round(delay, 2), resume_s=time.monotonic() - restarted, state="done",
+                      mid_way=mid_way)
+    outcome.missing_invites = len(rooms - await hs.invited_to(invitee.access_token))
+    return outcome
 
 
 async def one_run(n: int, rng: random.Random, http, hs: Homeserver, bridge: BridgeUnderTest, team: dict,
@@ -205,13 +297,17 @@ async def main(runs: int, seed: int) -> int:
             hs = Homeserver(http, synapse.url, bridge.settings.appservice.as_token, bridge.settings.bot_mxid)
             print(f"{runs} runs, seed {seed}; {OLD} old and {NEW} new messages per room and run, 2 rooms")
             print(f"{'run':>4} {'job':<7} {'signal':<8} {'after s':>7} {'old':>4} {'new':>4} {'media':>5} "
-                  f"{'files':>5} {'resume s':>8}  state (mid-way?)")
+                  f"{'files':>5} {'orphan':>6} {'uninv':>5} {'resume s':>8}  state (mid-way?)")
             for n in range(runs):
-                o = await one_run(n, rng, http, hs, bridge, team, rooms, owner.access_token)
+                if n % 5 == 4:
+                    o = await (create_run(n, rng, http, hs, bridge, owner.user_id) if n % 10 == 4 else
+                               invite_run(n, rng, http, hs, synapse, bridge, team))
+                else:
+                    o = await one_run(n, rng, http, hs, bridge, team, rooms, owner.access_token)
                 outcomes.append(o)
                 print(f"{o.run:>4} {o.kind:<7} {o.signal:<8} {o.killed_after:>7} {o.old_visible:>4} {o.new_changed:>4} "
-                      f"{o.media_left:>5} {o.manifest_bad:>5} {o.resume_s:>8.1f}  {o.state} ({'yes' if o.mid_way else 'no'})",
-                      flush=True)
+                      f"{o.media_left:>5} {o.manifest_bad:>5} {o.orphans:>6} {o.missing_invites:>5} {o.resume_s:>8.1f}  "
+                      f"{o.state} ({'yes' if o.mid_way else 'no'})", flush=True)
     finally:
         bridge.stop()
         synapse.stop()
@@ -219,10 +315,12 @@ async def main(runs: int, seed: int) -> int:
     resumes = sorted(o.resume_s for o in outcomes)
     median = resumes[len(resumes) // 2] if resumes else 0
     print(f"\n{len(outcomes)} interruptions ({sum(o.kind == 'sweep' for o in outcomes)} sweeps, "
-          f"{sum(o.kind == 'export' for o in outcomes)} exports, {sum(o.mid_way for o in outcomes)} of them mid-way): "
+          f"{sum(o.kind == 'export' for o in outcomes)} exports, {sum(o.kind == 'create' for o in outcomes)} team creates, "
+          f"{sum(o.kind == 'invite' for o in outcomes)} invites, {sum(o.mid_way for o in outcomes)} of them mid-way): "
           f"{len(bad)} with a violation; "
           f"old visible {sum(o.old_visible for o in outcomes)}, newer changed {sum(o.new_changed for o in outcomes)}, "
-          f"media left {sum(o.media_left for o in outcomes)}, export files wrong {sum(o.manifest_bad for o in outcomes)}; "
+          f"media left {sum(o.media_left for o in outcomes)}, export files wrong {sum(o.manifest_bad for o in outcomes)}, "
+          f"orphan rooms {sum(o.orphans for o in outcomes)}, invites missing {sum(o.missing_invites for o in outcomes)}; "
           f"resume (restart to done) median {median:.1f}s, max {max(resumes, default=0):.1f}s")
     return 1 if bad or len(outcomes) < runs else 0
 
