@@ -75,6 +75,7 @@ async def test_an_invite_killed_after_the_space_invite_is_completed_when_it_runs
     assert sum("already a member" in b for b in said) == 1, said
 
 
+@pytest.mark.promise("P1")
 @pytest.mark.parametrize("hook", ["EXIT_AFTER_SPACE_CREATED", "EXIT_AFTER_ROOM_CREATED"])
 async def test_a_team_create_killed_before_recording_a_room_leaves_no_orphan_after_restart(
     bridges: Bridges, new_user, http: aiohttp.ClientSession, hook: str
