@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Interrupt the bridge and the homeserver at random points and check the promises held.
 
-Runs take turns between five faults:
+Runs take turns between seven faults:
 
 - **sweep** and **export**: old and new messages (some with media) are seeded in two rooms
   of a team, a retention sweep or an export starts, and the bridge process is killed with
@@ -16,9 +16,15 @@ Runs take turns between five faults:
 - **backlog**: the bridge is frozen (SIGSTOP) while a member sends 100 commands padded to
   60 KB each, so Synapse sends them as one transaction of several MiB when it thaws.
 
-For the last three, every command must get exactly one answer: a command with none is a
-lost effect, one with two a doubled effect. The time from the restart (or thaw) until the
-last answer is reported. Exits non-zero on any violation.
+- **create** and **invite**: a ``POST /teams`` or an invite (``POST /teams/{id}/members``)
+  is killed mid-way, the bridge restarted and the request repeated as a client would after
+  an error; rooms on the homeserver (admin API room list) made since and belonging to no
+  team, and team rooms the invitee has no invite to (their own sync), must be 0.
+
+For commands, hs-restart and backlog, every command must get exactly one answer: a command
+with none is a lost effect, one with two a doubled effect. The time from the restart (or
+thaw) until the job was done or the last answer came is reported. Exits non-zero on any
+violation.
 
     .venv/bin/python bench/faults.py [--runs 50] [--seed N] [--smoke]
 """
@@ -61,6 +67,8 @@ class Outcome:
     manifest_bad: int = 0
     lost: int = 0
     doubled: int = 0
+    orphans: int = 0  # rooms made since the run began that belong to no team
+    missing_invites: int = 0
     resume_s: float = 0.0
     state: str = ""
     mid_way: bool = False  # the job was still running when the signal was sent
@@ -68,7 +76,7 @@ class Outcome:
     @property
     def violations(self) -> int:
         return (self.old_visible + self.new_changed + self.media_left + self.manifest_bad + self.lost + self.doubled
-                + (self.state != "done"))
+                + self.orphans + self.missing_invites + (self.state != "done"))
 
 
 class Homeserver:
@@ -88,6 +96,24 @@ class Homeserver:
         async with self.http.put(url, json=content, headers=self.auth) as r:
             r.raise_for_status()
             return (await r.json())["event_id"]
+
+    async def rooms(self) -> set[str]:
+        """Every room on the homeserver (Synapse admin API; the bot is an admin)."""
+        rooms: set[str] = set()
+        start: int | None = 0
+        while start is not None:
+            async with self.http.get(f"{self.url}/_synapse/admin/v1/rooms?limit=500&from={start}", headers=self.auth) as r:
+                r.raise_for_status()
+                page = await r.json()
+            rooms |= {room["room_id"] for room in page["rooms"]}
+            start = page.get("next_batch")
+        return rooms
+
+    async def invited_to(self, token: str) -> set[str]:
+        async with self.http.get(f"{self.url}/_matrix/client/v3/sync?timeout=0",
+                                 headers={"Authorization": f"Bearer {token}"}) as r:
+            r.raise_for_status()
+            return set((await r.json()).get("rooms", {}).get("invite", {}))
 
     async def media_exists(self, mxc: str, token: str) -> bool:
         server, media = mxc.removeprefix("mxc://").split("/", 1)
@@ -140,6 +166,70 @@ def manifest_mismatches(folder: Path) -> int:
     return bad
 
 
+async def kill_during(http, bridge: BridgeUnderTest, rng: random.Random, method: str, path: str, body: dict,
+                      delay: float) -> tuple[signal.Signals, float, bool]:
+    """Send the request, kill the bridge ``delay`` seconds later, start it again; (signal, restart
+    time, whether the request was still unanswered when the signal went)."""
+    sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
+    request = asyncio.create_task(call(http, bridge, method, path, body))
+    await asyncio.sleep(delay)
+    mid_way = not request.done()
+    bridge.process.send_signal(sig)
+    await asyncio.to_thread(bridge.process.wait, 60)
+    try:
+        await request
+    except (RuntimeError, aiohttp.ClientError):
+        pass  # answered with an error or cut off: the client repeats it below
+    restarted = time.monotonic()
+    bridge.start()
+    await bridge.ready(http)
+    return sig, restarted, mid_way
+
+
+async def settled(http, bridge: BridgeUnderTest, name: str, limit: float = 120) -> dict | None:
+    """The team named ``name`` once its creation finished (the restart finishes it), or None."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        team = next((t for t in (await call(http, bridge, "GET", "/teams"))["teams"] if t["name"] == name), None)
+        if team is None or team["state"] != "creating":
+            return team
+        await asyncio.sleep(0.2)
+    return team
+
+
+async def create_run(n: int, rng: random.Random, http, hs: Homeserver, bridge: BridgeUnderTest, owner: str) -> Outcome:
+    before = await hs.rooms()
+    name, delay = f"Faults {n} {secrets.token_hex(2)}", rng.uniform(0.05, 2.5)
+    sig, restarted, mid_way = await kill_during(http, bridge, rng, "POST", "/teams", {"name": name, "owner": owner}, delay)
+    team = await settled(http, bridge, name)
+    if team is None:  # killed before the team was recorded: the client's repeat creates it
+        team = await call(http, bridge, "POST", "/teams", {"name": name, "owner": owner})
+    outcome = Outcome(n, "create", sig.name, round(delay, 2), resume_s=time.monotonic() - restarted,
+                      state="done" if team["state"] == "active" else team["state"], mid_way=mid_way)
+    teams = (await call(http, bridge, "GET", "/teams"))["teams"]
+    known = {t["space_id"] for t in teams} | {r["room_id"] for t in teams for r in t["rooms"]}
+    outcome.orphans = len(await hs.rooms() - before - known)
+    return outcome
+
+
+async def invite_run(n: int, rng: random.Random, http, hs: Homeserver, synapse: LocalSynapse, bridge: BridgeUnderTest,
+                     team: dict) -> Outcome:
+    invitee = await synapse.register_user(f"faults-{n}-{secrets.token_hex(2)}")
+    delay = rng.uniform(0.02, 0.5)
+    path = f"/teams/{team['id']}/members"
+    sig, restarted, mid_way = await kill_during(http, bridge, rng, "POST", path, {"user_id": invitee.user_id}, delay)
+    try:
+        await call(http, bridge, "POST", path, {"user_id": invitee.user_id})  # the client's repeat
+    except RuntimeError as e:
+        if " 409 " not in str(e):  # "already a member": the first one had finished
+            raise
+    rooms = {team["space_id"], *(r["room_id"] for r in team["rooms"])}
+    outcome = Outcome(n, "invite", sig.name, round(delay, 2), resume_s=time.monotonic() - restarted, state="done",
+                      mid_way=mid_way)
+    outcome.missing_invites = len(rooms - await hs.invited_to(invitee.access_token))
+    return outcome
+
+
 async def one_run(n: int, rng: random.Random, http, hs: Homeserver, bridge: BridgeUnderTest, team: dict,
                   rooms: list[str], owner_token: str) -> Outcome:
     now = int(time.time() * 1000)
@@ -190,7 +280,7 @@ async def one_run(n: int, rng: random.Random, http, hs: Homeserver, bridge: Brid
     return outcome
 
 
-KINDS = ("sweep", "commands", "hs-restart", "export", "backlog")
+KINDS = ("sweep", "commands", "hs-restart", "export", "backlog", "create", "invite")
 COMMANDS, BACKLOG, PAD = 8, 100, 60_000
 
 
@@ -314,16 +404,21 @@ async def main(runs: int, seed: int) -> int:
             print(f"{runs} runs, seed {seed}; {OLD} old and {NEW} new messages per room and sweep or export, 2 rooms; "
                   f"{COMMANDS} commands per commands/hs-restart run, {BACKLOG} of {PAD // 1000} KB per backlog")
             print(f"{'run':>4} {'fault':<10} {'signal':<8} {'after s':>7} {'old':>4} {'new':>4} {'media':>5} "
-                  f"{'files':>5} {'lost':>4} {'twice':>5} {'resume s':>8}  state (mid-way?)")
+                  f"{'files':>5} {'lost':>4} {'twice':>5} {'orphan':>6} {'uninv':>5} {'resume s':>8}  state (mid-way?)")
             for n in range(runs):
                 kind = KINDS[n % len(KINDS)]
                 if kind in ("sweep", "export"):
                     o = await one_run(n, rng, http, hs, bridge, team, rooms, owner.access_token)
+                elif kind == "create":
+                    o = await create_run(n, rng, http, hs, bridge, owner.user_id)
+                elif kind == "invite":
+                    o = await invite_run(n, rng, http, hs, servers["synapse"], bridge, team)
                 else:
                     o = await command_run(n, kind, rng, servers, bridge, member)
                 outcomes.append(o)
                 print(f"{o.run:>4} {o.kind:<10} {o.signal:<8} {o.killed_after:>7} {o.old_visible:>4} {o.new_changed:>4} "
-                      f"{o.media_left:>5} {o.manifest_bad:>5} {o.lost:>4} {o.doubled:>5} {o.resume_s:>8.1f}  "
+                      f"{o.media_left:>5} {o.manifest_bad:>5} {o.lost:>4} {o.doubled:>5} {o.orphans:>6} "
+                      f"{o.missing_invites:>5} {o.resume_s:>8.1f}  "
                       f"{o.state} ({'yes' if o.mid_way else 'no'})", flush=True)
     finally:
         bridge.stop()
@@ -335,7 +430,8 @@ async def main(runs: int, seed: int) -> int:
     print(f"\n{len(outcomes)} interruptions ({kinds}; {sum(o.mid_way for o in outcomes)} of the kills mid-way): "
           f"{len(bad)} with a violation; lost {sum(o.lost for o in outcomes)}, doubled {sum(o.doubled for o in outcomes)}, "
           f"old visible {sum(o.old_visible for o in outcomes)}, newer changed {sum(o.new_changed for o in outcomes)}, "
-          f"media left {sum(o.media_left for o in outcomes)}, export files wrong {sum(o.manifest_bad for o in outcomes)}; "
+          f"media left {sum(o.media_left for o in outcomes)}, export files wrong {sum(o.manifest_bad for o in outcomes)}, "
+          f"orphan rooms {sum(o.orphans for o in outcomes)}, invites missing {sum(o.missing_invites for o in outcomes)}; "
           f"resume (restart to done) median {median:.1f}s, max {max(resumes, default=0):.1f}s")
     return 1 if bad or len(outcomes) < runs else 0
 

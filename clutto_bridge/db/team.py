@@ -70,6 +70,28 @@ class TeamRoom:
     columns: ClassVar[str] = "room_id, team_id, kind, name, created_at, archived_at, members"
 
 
+class CreationKind(StrEnum):
+    SPACE = "space"
+    ROOM = "room"
+    LEGACY = "legacy"  # not one room: look once for orphans made before markers existed
+
+
+@dataclass
+class RoomCreation:
+    """A space or room the bridge set out to create: its ``marker`` is in the room's creation
+    content, and the row goes when the room is recorded as the team's (``TeamStore.set_space``,
+    ``RoomStore.insert``). ``boot`` names the process, so a start knows which rows a stopped
+    one left behind."""
+
+    marker: str
+    team_id: str | None
+    kind: str
+    boot: str
+    started_at: int
+
+    columns: ClassVar[str] = "marker, team_id, kind, boot, started_at"
+
+
 class TeamStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -101,9 +123,13 @@ class TeamStore:
         # ``column`` is always one of the literals below, never input.
         await self.db.execute(f"UPDATE team SET {column}=$1 WHERE id=$2", value, team_id)
 
-    async def set_space(self, team: Team, space_id: str) -> None:
+    async def set_space(self, team: Team, space_id: str, *, creation: str | None = None) -> None:
+        """Record the team's space; with ``creation``, that creation is done (one transaction)."""
+        async with self.db.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE team SET space_id=$1 WHERE id=$2", space_id, team.id)
+            if creation is not None:
+                await conn.execute("DELETE FROM room_creation WHERE marker=$1", creation)
         team.space_id = space_id
-        await self._set(team.id, "space_id", space_id)
 
     async def set_state(self, team: Team, state: TeamState) -> None:
         team.state = state
@@ -190,11 +216,41 @@ class RoomStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def insert(self, room: TeamRoom) -> None:
+    async def insert(self, room: TeamRoom, *, creation: str | None = None) -> None:
+        """Record a team room; with ``creation``, that creation is done (one transaction)."""
+        async with self.db.acquire() as conn, conn.transaction():
+            await conn.execute(
+                f"INSERT INTO team_room ({TeamRoom.columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                room.room_id, room.team_id, room.kind, room.name, room.created_at, room.archived_at, room.members,
+            )
+            if creation is not None:
+                await conn.execute("DELETE FROM room_creation WHERE marker=$1", creation)
+
+    # --- rooms being created: what a crash between creating and recording leaves -------
+
+    async def begin_creation(self, creation: RoomCreation) -> None:
         await self.db.execute(
-            f"INSERT INTO team_room ({TeamRoom.columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            room.room_id, room.team_id, room.kind, room.name, room.created_at, room.archived_at, room.members,
+            f"INSERT INTO room_creation ({RoomCreation.columns}) VALUES ($1, $2, $3, $4, $5)",
+            creation.marker, creation.team_id, creation.kind, creation.boot, creation.started_at,
         )
+
+    async def creations_left_by_others(self, boot: str) -> list[RoomCreation]:
+        """Creations that processes other than ``boot`` began and never recorded."""
+        rows = await self.db.fetch(
+            f"SELECT {RoomCreation.columns} FROM room_creation WHERE boot<>$1 ORDER BY started_at, marker", boot
+        )
+        return [RoomCreation(**row) for row in rows]
+
+    async def forget_creations(self, markers: list[str]) -> None:
+        for marker in markers:
+            await self.db.execute("DELETE FROM room_creation WHERE marker=$1", marker)
+
+    async def known_room_ids(self) -> set[str]:
+        """Every space and room of every team, archived ones too: the rooms that are not orphans."""
+        rows = await self.db.fetch(
+            "SELECT space_id AS room_id FROM team WHERE space_id IS NOT NULL UNION SELECT room_id FROM team_room"
+        )
+        return {row["room_id"] for row in rows}
 
     async def archive(self, room: TeamRoom, now_ms: int) -> None:
         room.archived_at = now_ms

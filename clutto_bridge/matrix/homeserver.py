@@ -99,6 +99,22 @@ class Homeserver:
     async def invite_once(self, room_id: str, user_id: str) -> None:
         await spaces.invite_once(self.bot, room_id, user_id)
 
+    async def membership(self, room_id: str, user_id: str) -> str | None:
+        """The user's membership in the room ("invite", "join", "leave", ...); None if they never had one."""
+        content = await self.state(room_id, "m.room.member", user_id)
+        return content.get("membership") if content else None
+
+    async def joined_rooms(self) -> list[str]:
+        """Every room the bot is in."""
+        return [str(room_id) for room_id in await self.bot.get_joined_rooms()]
+
+    async def room_state(self, room_id: str) -> list[dict[str, Any]] | None:
+        """The room's whole current state as raw events; None if the bot may not read it."""
+        try:
+            return await self.bot.api.request(Method.GET, Path.v3.rooms[room_id].state)
+        except MatrixRequestError:
+            return None
+
     async def kick(self, room_id: str, user_id: str, reason: str) -> bool:
         """Kick; False when there was nobody to kick (left, never joined) or it was refused."""
         try:

@@ -2,6 +2,12 @@
 
 Group rooms carry ``m.space.parent`` and a restricted join rule that admits members of
 the space, so joining the space is what lets a user into the team's rooms.
+
+Every space and group room the bridge creates carries its creation marker in the
+``m.room.create`` content (``org.clutto.creation``, with ``org.clutto.team``): the creation
+content can never change, so the marker says for the room's whole life that the bridge made
+it and for which creation. Only rooms with a marker the bridge recorded as pending are ever
+purged as orphans (``policy/orphans.py`` decides, ``teams/orphans.py`` acts).
 """
 
 from __future__ import annotations
@@ -12,12 +18,18 @@ from mautrix.appservice import IntentAPI
 from mautrix.errors import MForbidden, MatrixRequestError
 from mautrix.types import EventType, RoomCreatePreset, RoomID, UserID
 
+from clutto_bridge.policy.orphans import CREATION_KEY, TEAM_KEY
+
 # Above the owner (100): Matrix lets a user change only the levels of users below them, so
 # the bot must outrank the owner to demote one on a transfer or put back a hand-made change.
 BOT_LEVEL = 1000
 
 SPACE_CHILD = EventType.find("m.space.child", EventType.Class.STATE)
 SPACE_PARENT = EventType.find("m.space.parent", EventType.Class.STATE)
+
+def creation_marker(team_id: str, marker: str) -> dict[str, str]:
+    """The keys the bridge adds to the creation content of a team's space or room."""
+    return {CREATION_KEY: marker, TEAM_KEY: team_id}
 
 
 def power_levels(bot: UserID, owner: UserID, levels: dict[str, int], *, space: bool) -> dict[str, Any]:
@@ -57,13 +69,14 @@ def retention_state(retention_ms: int) -> dict[str, Any]:
 
 
 async def create_space(
-    intent: IntentAPI, *, name: str, owner: UserID, levels: dict[str, int], room_version: str, retention_ms: int
+    intent: IntentAPI, *, name: str, owner: UserID, levels: dict[str, int], room_version: str, retention_ms: int,
+    marker: dict[str, str],
 ) -> RoomID:
     return await intent.create_room(
         name=name,
         preset=RoomCreatePreset.PRIVATE,
         room_version=room_version,
-        creation_content={"type": "m.space"},
+        creation_content={"type": "m.space", **marker},
         power_level_override=power_levels(intent.mxid, owner, levels, space=True),
         initial_state=[
             {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "shared"}},
@@ -83,11 +96,13 @@ async def create_group_room(
     room_version: str,
     server_name: str,
     retention_ms: int,
+    marker: dict[str, str],
 ) -> RoomID:
     return await intent.create_room(
         name=name,
         preset=RoomCreatePreset.PRIVATE,
         room_version=room_version,
+        creation_content=dict(marker),
         power_level_override=power_levels(intent.mxid, owner, levels, space=False),
         initial_state=[
             {"type": str(SPACE_PARENT), "state_key": space_id, "content": {"via": [server_name], "canonical": True}},

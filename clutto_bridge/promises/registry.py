@@ -96,7 +96,8 @@ PROMISES: tuple[Promise, ...] = (
             "Individual chats between members (`dm USER`) are direct rooms the bot creates and records "
             "as the team's.",
             "Every team room is recorded in the bridge's database, so retention, export and purge reach "
-            "all of them.",
+            "all of them; a space or room whose creation a crash cut off before it was recorded is "
+            "recognised by the marker in its creation content and deleted on the next start.",
             "With synapse-http-antispam the homeserver asks the bridge before it stores a join or an invite: "
             "someone outside the team (not an allowed bot), or removed from it, is refused with a message, "
             "whoever invites; without it such a person is removed right after.",
@@ -104,7 +105,7 @@ PROMISES: tuple[Promise, ...] = (
         settings=("bridge.default_rooms", "bridge.room_version", *BEFORE_THE_WRITE_KEYS),
         enforced_in=(
             "clutto_bridge.teams.service", "clutto_bridge.teams.rooms", "clutto_bridge.matrix.spaces",
-            *BEFORE_THE_WRITE_MODULES,
+            "clutto_bridge.teams.orphans", *BEFORE_THE_WRITE_MODULES,
         ),
         homeserver=(BEFORE_THE_WRITE,),
     ),

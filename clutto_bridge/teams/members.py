@@ -3,6 +3,10 @@
 Roles become power levels in the space and every team room; after each change the
 rooms are brought in line with the team's members (``sync_power_levels``), which is also
 how a level changed by hand in a client is put back.
+
+Inviting converges: inviting someone who already is a member completes what an interrupted
+invite left out (the invites to the space and rooms, power levels, the audit record) and is
+refused as "already a member" only when nothing was missing.
 """
 
 from __future__ import annotations
@@ -66,9 +70,38 @@ class MemberService:
         await self.teams.require_manager(team, actor)
         existing = await self.store.get(team.id, user_id)
         if existing and existing.current:
+            if await self._complete(team, existing, actor):
+                return existing
             raise Conflict(f"{user_id} is already a member of {team.name} ({existing.role}).")
         await self.teams.require_account(user_id)
         return await self._add(team, user_id, role, actor, created_by_bridge=False)
+
+    async def _complete(self, team: Team, member: Member, actor: str | None) -> bool:
+        """Finish an invite a stop interrupted: invite to every room where the member never had a
+        membership (one they left or declined stays theirs), set power levels, write the audit
+        record. True if anything was missing. The role stays the recorded one."""
+        missing = [
+            room_id for room_id in await self.teams.room_ids(team)
+            if await self.homeserver.membership(room_id, member.user_id) is None
+        ]
+        for room_id in missing:
+            await self.homeserver.invite_once(room_id, member.user_id)
+        levels = await self.sync_power_levels(team)
+        unrecorded = not await self._invite_recorded(team, member)
+        if unrecorded:
+            await self.audit.record(team, actor, "member_invited", member.user_id, role=member.role,
+                                    created_account=member.created_by_bridge, completed=True)
+        if missing or levels:
+            log.info("Completed the invite of %s to team %s: %d room(s), %d power level change(s)",
+                     member.user_id, team.id, len(missing), len(levels))
+        return bool(missing or levels or unrecorded)
+
+    async def _invite_recorded(self, team: Team, member: Member) -> bool:
+        # The founding owner joined with the team itself (same timestamp), never by an invite.
+        if member.added_at <= team.created_at:
+            return True
+        entries = await self.audit.for_team(team.id, "member_invited")
+        return any(e.target == member.user_id and e.ts >= member.added_at for e in entries)
 
     async def create_account(
         self, team: Team, username: str, email: str, password: str, role: str = "member", *, actor: str | None

@@ -2,6 +2,9 @@
 
 Every step that talks to the homeserver is recorded as it completes, so a team whose
 creation was interrupted by a crash is finished on the next start, never built twice.
+Before a space or room is asked for, its creation is recorded as pending under a marker the
+room carries; a crash between the homeserver's answer and the record leaves a room that the
+next start recognises by that marker and deletes (``teams/orphans.py``).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
 from clutto_bridge.db import member as membership
 from clutto_bridge.db.member import Member, MemberStore
-from clutto_bridge.db.team import RoomKind, RoomStore, Team, TeamRoom, TeamState, TeamStore
+from clutto_bridge.db.team import CreationKind, RoomCreation, RoomKind, RoomStore, Team, TeamRoom, TeamState, TeamStore
 from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.matrix.spaces import creation_marker
 from clutto_bridge.policy.retention import RetentionBounds
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.errors import NotAllowed, NotFound, TeamExists, UnknownUser
+from clutto_bridge.teams.orphans import Orphans
 
 log = logging.getLogger("clutto.teams")
 
@@ -68,6 +73,8 @@ class TeamService:
         self.clock = clock
         r = settings.retention
         self.retention_bounds = RetentionBounds(r.min, r.max, r.default)
+        self.boot = secrets.token_hex(8)  # this process, in the creations it records
+        self.orphans = Orphans(rooms, homeserver, self.boot)
 
     def retention_ms(self, team: Team) -> int:
         """The team's maximum message lifetime, as m.room.retention writes it."""
@@ -167,7 +174,9 @@ class TeamService:
         return team
 
     async def finish_interrupted(self) -> int:
-        """Finish teams whose creation a crash or restart interrupted; return how many."""
+        """Delete what interrupted creations left to no team, then finish the teams whose
+        creation a crash or restart interrupted; return how many teams."""
+        await self.orphans.purge()
         teams = await self.store.in_state(TeamState.CREATING)
         for team in teams:
             log.info("Finishing the creation of team %s (%s)", team.id, team.name)
@@ -177,23 +186,36 @@ class TeamService:
     async def _build(self, team: Team) -> None:
         s = self.settings
         if team.space_id is None:
+            marker = await self._begin_creation(team, CreationKind.SPACE)
             space_id = await self.homeserver.create_space(
                 name=team.name, owner=team.owner, levels=s.bridge.power_levels,
-                room_version=s.bridge.room_version, retention_ms=self.retention_ms(team)
+                room_version=s.bridge.room_version, retention_ms=self.retention_ms(team),
+                marker=creation_marker(team.id, marker),
             )
-            await self.store.set_space(team, space_id)
+            testhooks.exit_if("EXIT_AFTER_SPACE_CREATED", team.name)
+            await self.store.set_space(team, space_id, creation=marker)
             testhooks.exit_if("EXIT_AFTER_SPACE", team.name)
-        existing = {room.name for room in await self.rooms.of_team(team.id, kind=RoomKind.GROUP)}
+        existing = await self.rooms.of_team(team.id, kind=RoomKind.GROUP)
+        for room in existing:  # a stop may have come between recording a room and linking it
+            await self.homeserver.link_child(team.space_id, room.room_id, s.homeserver.domain)
+        names = {room.name for room in existing}
         for name in s.bridge.default_rooms:
-            if name not in existing:
+            if name not in names:
                 await self.add_group_room(team, name)
         await self.invite_everywhere(team, team.owner)
         await self.store.set_state(team, TeamState.ACTIVE)
         log.info("Team %s is ready: space %s", team.id, team.space_id)
 
+    async def _begin_creation(self, team: Team, kind: CreationKind) -> str:
+        """Record that a space or room of ``team`` is about to be created; its marker."""
+        marker = secrets.token_hex(12)
+        await self.rooms.begin_creation(RoomCreation(marker, team.id, kind, self.boot, self.clock.now_ms()))
+        return marker
+
     async def add_group_room(self, team: Team, name: str) -> TeamRoom:
         """A room in the team's space with the team's settings, recorded before it is linked."""
         s = self.settings
+        marker = await self._begin_creation(team, CreationKind.ROOM)
         room_id = await self.homeserver.create_group_room(
             space_id=team.space_id,
             name=name,
@@ -202,9 +224,11 @@ class TeamService:
             room_version=s.bridge.room_version,
             server_name=s.homeserver.domain,
             retention_ms=self.retention_ms(team),
+            marker=creation_marker(team.id, marker),
         )
+        testhooks.exit_if("EXIT_AFTER_ROOM_CREATED", f"{team.name}/{name}")
         room = TeamRoom(room_id, team.id, RoomKind.GROUP, name, self.clock.now_ms())
-        await self.rooms.insert(room)
+        await self.rooms.insert(room, creation=marker)
         await self.homeserver.link_child(team.space_id, room_id, s.homeserver.domain)
         return room
 
@@ -245,5 +269,6 @@ class TeamService:
 
     async def invite_everywhere(self, team: Team, user_id: str) -> None:
         await self.homeserver.invite_once(team.space_id, user_id)
+        testhooks.exit_if("EXIT_AFTER_SPACE_INVITE", user_id)
         for room in await self.rooms.of_team(team.id, kind=RoomKind.GROUP):
             await self.homeserver.invite_once(room.room_id, user_id)
