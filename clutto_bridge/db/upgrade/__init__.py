@@ -41,6 +41,6 @@ from clutto_bridge.db.upgrade import (  # noqa: E402,F401
 )
 from clutto_bridge.db.upgrade import v07_conversation, v08_inbox, v09_email  # noqa: E402,F401
 from clutto_bridge.db.upgrade import v10_access_records, v11_portal, v12_encryption  # noqa: E402,F401
-# v13 is an empty slot (no-op); v14 to v17 register with their own numbers.
+# v13 is an empty slot (no-op); v14 to v18 register with their own numbers.
 from clutto_bridge.db.upgrade import v14_timeline, v15_audit_chain, v16_timeline_check  # noqa: E402,F401
-from clutto_bridge.db.upgrade import v17_timeline_while_filling  # noqa: E402,F401
+from clutto_bridge.db.upgrade import v17_timeline_while_filling, v18_crypto_pickle_key  # noqa: E402,F401
