@@ -125,7 +125,7 @@ class BotDevice:
             except MatrixRequestError as e:
                 log.warning(
                     "The bot has no E2EE device (the homeserver answered %s %s); it cannot read encrypted "
-                    "rooms. The homeserver needs MSC4190 (Synapse 1.12x or newer) and the registration's "
+                    "rooms. The homeserver needs MSC4190 support and the registration's "
                     "io.element.msc4190: true (`clutto-bridge doctor`).", e.http_status, e.errcode,
                 )
                 return
@@ -162,8 +162,8 @@ class BotDevice:
         known = await store.get_device_id()
         await client.create_device_msc4190(known or "", DEVICE_NAME)  # MSC4190: created if missing
         machine = OlmMachine(client, store, self.state_store, log=logging.getLogger("clutto.e2ee.olm"))
-        # Room keys go to (and are taken from) devices whose owner's identity is cross-signed,
-        # trusting the first identity seen (TOFU); later phases add the room-membership check.
+        # A key request is answered only for devices their owner's identity cross-signed, trusting
+        # the first identity seen (TOFU); the room-membership check comes with the decrypt phase.
         machine.share_keys_min_trust = TrustState.CROSS_SIGNED_TOFU
         try:
             await machine.load()
