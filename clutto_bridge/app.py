@@ -15,7 +15,7 @@ from clutto_bridge.clock import Clock, SystemClock
 from clutto_bridge.config import ConfigError, Settings, signing_keys, sqlite_file
 from clutto_bridge.crypto.http_signatures import MessageSigner
 from clutto_bridge.context import Services
-from clutto_bridge.crypto import DecryptionError, FieldCipher, KeysetError
+from clutto_bridge.crypto import DecryptionError, FieldCipher, KeysetError, KeysetFile
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.gate import GateStore, create_reader
 from clutto_bridge.db.job import JobKind, JobNotifications
@@ -31,6 +31,7 @@ from clutto_bridge.jobs.webhook import WebhookDelivery
 from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixConnectionError, MatrixRequestError
 from clutto_bridge.matrix.appservice import CluttoAppService
+from clutto_bridge.matrix.crypto import BotDevice, CryptoStoreKeyError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.matrix.state_store import MembershipStateStore
 from clutto_bridge.metrics import Metrics
@@ -89,6 +90,8 @@ class Bridge:
             state_store=state_store, inbox=db.inbox, now_ms=clock.now_ms,
             default_http_retry_count=3, log=logging.getLogger("clutto.appservice"),
         )
+        # The bot's E2EE device: to-device messages and key counts from the transactions go to it.
+        self.device = BotDevice(self.appservice, state_store, a.database, KeysetFile(s.keyset_path), db.crypto_pickles)
         bot = lambda: self.appservice.intent  # noqa: E731 - the intent exists once the appservice does
         self.admin = admin = SynapseAdmin(bot)
         hs = Homeserver(bot, admin, s.homeserver.address)
@@ -207,6 +210,7 @@ class Bridge:
             )
         async with _named("homeserver.address", f"cannot use the homeserver at {self.settings.homeserver.address}"):
             await self.homeserver.ensure_bot(a.bot_displayname)
+        await self._start_device()
         self.retention.admin_available = await self.admin.is_admin()
         if not self.retention.admin_available:
             bot = self.homeserver.bot_mxid
@@ -237,6 +241,13 @@ class Bridge:
             async with _named("email.port", f"cannot listen for mail on {e.hostname}:{e.port}"):
                 await self.smtp.start()
         log.info("Bridge ready as %s", self.appservice.bot_mxid)
+
+    async def _start_device(self) -> None:
+        async with _named("homeserver.address", "cannot set up the bot's E2EE device"):
+            try:
+                await self.device.start(self.db)
+            except CryptoStoreKeyError as e:
+                raise ConfigError("security.keyset", str(e)) from None
 
     async def _sign_audit_forever(self) -> None:
         """A checkpoint at least every ``audit.checkpoint_interval`` while rows arrive."""
@@ -308,6 +319,7 @@ class Bridge:
         await self.appservice.drain(grace)
         await self.events.drain(grace)
         await self.appservice.stop()
+        await self.device.stop()
         await self._final_checkpoint()
         await self.access.close()
         await self.webhook_sender.close()

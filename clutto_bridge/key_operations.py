@@ -2,7 +2,10 @@
 
 ``rotate`` writes a new primary key into the keyset file and queues the re-encryption job
 in the database; the running bridge (or a worker) reads the file again and does the work in
-batches, resumable after a crash. These commands open the bridge's database themselves, so
+batches, resumable after a crash. The bot's E2EE crypto store is re-pickled under the new
+primary at the bridge's next start, all at once, before its device loads (its Olm account and
+sessions are rewritten with every message, so never under a running device); until then the
+old key opens it, and ``retire`` refuses that key. These commands open the bridge's database themselves, so
 they work whether the bridge runs or not; the job waits for it.
 """
 
@@ -112,17 +115,18 @@ async def _follow(settings: Settings, cipher: FieldCipher, job_id: int, poll: fl
 def status(settings: Settings) -> int:
     cipher = _cipher(settings)
 
-    async def look(stores: Stores) -> tuple[dict, list[Job]]:
+    async def look(stores: Stores) -> tuple[dict, list[Job], set[int]]:
         counts = await stores.encrypted.count_by_key()
         jobs = await stores.jobs.latest("", str(JobKind.REENCRYPT), limit=1)
-        return counts, jobs
+        return counts, jobs, await stores.crypto_pickles.key_ids()
 
-    counts, jobs = asyncio.run(_with_stores(settings, cipher, look))
+    counts, jobs, pickled = asyncio.run(_with_stores(settings, cipher, look))
     print(f"Keyset {settings.keyset_path}:")
     for key in cipher.keyset.keys:
         role = "primary" if key.id == cipher.keyset.primary else "decrypt only"
         made = datetime.fromtimestamp(key.created_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        print(f"  key {key.id:<11} {role:<13} created {made}  protects {counts.get(key.id, 0)} value(s)")
+        store = ", the bot's E2EE crypto store" if key.id in pickled else ""
+        print(f"  key {key.id:<11} {role:<13} created {made}  protects {counts.get(key.id, 0)} value(s){store}")
     if counts.get(None):
         print(f"  {counts[None]} value(s) under no key of this keyset (a removed key, or not encrypted)")
     for job in jobs:
@@ -138,10 +142,14 @@ def retire(settings: Settings, key_id: int) -> int:
     except KeysetError as e:
         raise KeysError(str(e)) from None
 
-    async def count(stores: Stores) -> int:
-        return await stores.encrypted.rows_under(key_id)
+    async def count(stores: Stores) -> tuple[int, bool]:
+        return await stores.encrypted.rows_under(key_id), key_id in await stores.crypto_pickles.key_ids()
 
-    left = asyncio.run(_with_stores(settings, cipher, count))
+    left, pickled = asyncio.run(_with_stores(settings, cipher, count))
+    if pickled:
+        # The store is re-pickled under the primary when the bridge starts (never under a running one).
+        raise KeysError(f"key {key_id} still protects the bot's E2EE crypto store; start the bridge once "
+                        "(it re-pickles the store under the primary key), then retire it")
     if left:
         raise KeysError(
             f"key {key_id} still protects {left} value(s); wait for the re-encryption (`keys status`), then retire it"

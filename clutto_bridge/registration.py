@@ -12,6 +12,13 @@ from ruamel.yaml import YAML
 from clutto_bridge.config import Settings
 from clutto_bridge.crypto.signing import create_signing_key
 
+# The bot's E2EE device (matrix/crypto.py): the appservice manages its devices (MSC4190), and the
+# transactions carry to-device messages (MSC2409, sent with receive_ephemeral) and one-time-key
+# counts and device-list changes (MSC3202). The homeserver must enable the last two as well
+# (`doctor` checks it). Synapse also honours de.sorunome.msc2409.push_ephemeral, but with both
+# it sends every ephemeral event twice.
+E2EE_FLAGS = {"receive_ephemeral": True, "org.matrix.msc3202": True, "io.element.msc4190": True}
+
 
 def registration(settings: Settings) -> dict[str, Any]:
     a, hs = settings.appservice, settings.homeserver
@@ -27,6 +34,7 @@ def registration(settings: Settings) -> dict[str, Any]:
             "aliases": [],
             "rooms": [],
         },
+        **E2EE_FLAGS,
     }
 
 

@@ -14,6 +14,9 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 KEY_BYTES = 32  # AES-256
 
 
@@ -35,6 +38,11 @@ class Keyset:
     # The secret the lookup indexes (keyed HMACs of emails) are derived from. It is not
     # rotated with the keys: rotating it would mean recomputing every index (not built).
     index_secret: bytes = field(default=b"", repr=False)
+    # The recovery key of the bot's Matrix cross-signing identity (SSSS, base58 as Element
+    # shows it): it opens the identity's private keys stored encrypted on the homeserver, so a
+    # new device of the bot is signed by the same identity. Written by the bridge on its first
+    # start; kept across rotations; never logged.
+    recovery_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         ids = [k.id for k in self.keys]
@@ -60,19 +68,31 @@ class Keyset:
     def primary_key(self) -> Key:
         return self.key(self.primary)  # type: ignore[return-value]
 
+    def derive(self, key_id: int, info: bytes) -> bytes:
+        """A 256-bit secret for one purpose, named by ``info``, from key ``key_id`` (HKDF-SHA256):
+        it reveals nothing of the key or of another purpose's secret, and changes with the key."""
+        key = self.key(key_id)
+        if key is None:
+            raise KeysetError(f"there is no key {key_id}")
+        return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info).derive(key.material)
+
     def rotated(self, now_s: int) -> Keyset:
         """A new primary; the old keys stay for decryption until retired."""
         key = _new_key({k.id for k in self.keys}, now_s)
-        return Keyset(key.id, (*self.keys, key), self.index_secret)
+        return Keyset(key.id, (*self.keys, key), self.index_secret, self.recovery_key)
+
+    def with_recovery_key(self, recovery_key: str) -> Keyset:
+        return Keyset(self.primary, self.keys, self.index_secret, recovery_key)
 
     def without(self, key_id: int) -> Keyset:
         if key_id == self.primary:
             raise KeysetError(f"key {key_id} is the primary key; rotate first")
         if self.key(key_id) is None:
             raise KeysetError(f"there is no key {key_id}")
-        return Keyset(self.primary, tuple(k for k in self.keys if k.id != key_id), self.index_secret)
+        return Keyset(self.primary, tuple(k for k in self.keys if k.id != key_id), self.index_secret, self.recovery_key)
 
     def to_json(self) -> dict:
+        extra = {"matrix_recovery_key": self.recovery_key} if self.recovery_key else {}
         return {
             "primary": self.primary,
             "index_secret": base64.b64encode(self.index_secret).decode(),
@@ -81,6 +101,7 @@ class Keyset:
                  "material": base64.b64encode(k.material).decode()}
                 for k in self.keys
             ],
+            **extra,
         }
 
     @classmethod
@@ -92,7 +113,10 @@ class Keyset:
                 if k.get("type", "AES256_GCM") == "AES256_GCM" or _unknown_type(k)
             )
             index_secret = base64.b64decode(data["index_secret"], validate=True)  # type: ignore[index]
-            return cls(int(data["primary"]), keys, index_secret)  # type: ignore[index]
+            recovery_key = data.get("matrix_recovery_key")  # type: ignore[union-attr]
+            if recovery_key is not None and not isinstance(recovery_key, str):
+                raise KeysetError("matrix_recovery_key is not a string")
+            return cls(int(data["primary"]), keys, index_secret, recovery_key)  # type: ignore[index]
         except KeysetError:
             raise
         except (KeyError, TypeError, ValueError) as e:
@@ -156,6 +180,11 @@ class KeysetFile:
             os.fsync(stream.fileno())
         os.chmod(tmp, 0o600)
         os.replace(tmp, self.path)
+
+    def store_recovery_key(self, recovery_key: str) -> None:
+        """Add the bot's recovery key to the file as it is now (read again: ``keys rotate``
+        may have written it since this process loaded it)."""
+        self.save(self.load().with_recovery_key(recovery_key))
 
     def ensure(self, now_s: int) -> bool:
         """Create the keyset unless the file exists; True when it was created."""

@@ -16,6 +16,7 @@ from clutto_bridge.db.audit import AuditStore
 from clutto_bridge.db.bot import ManagementRooms, TeamWelcomes
 from clutto_bridge.db.consent import ConsentStore
 from clutto_bridge.db.contacts import ContactStore
+from clutto_bridge.db.crypto_pickles import CryptoPickles
 from clutto_bridge.db.email import EmailStore
 from clutto_bridge.db.gate import GateStore
 from clutto_bridge.db.encrypted import EncryptedColumns
@@ -70,6 +71,7 @@ class Stores:
     gate: GateStore
     encrypted: EncryptedColumns
     timeline: TimelineIndex
+    crypto_pickles: CryptoPickles
 
     @classmethod
     def over(cls, db: Database, cipher: FieldCipher) -> Stores:
@@ -81,4 +83,5 @@ class Stores:
             IntegrationStore(db), AuditStore(db), JobStore(db), PersonStore(db), ManagementRooms(db),
             TeamWelcomes(db), Inbox(db, cipher), AnalyticsStore(db), EmailStore(db),
             AccessStore(db), PortalStore(db), GateStore(db), EncryptedColumns(db, cipher), TimelineIndex(db),
+            CryptoPickles(db),
         )

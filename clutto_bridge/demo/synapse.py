@@ -23,6 +23,8 @@ from pathlib import Path
 import aiohttp
 from ruamel.yaml import YAML
 
+from clutto_bridge.doctor.checks import E2EE_EXPERIMENTAL_FEATURES
+
 _LIMIT = {"per_second": 1000, "burst_count": 1000}
 
 
@@ -116,6 +118,8 @@ class LocalSynapse:
             # for new invites would not see them.
             "caches": {"sync_response_cache_duration": 0},
             "app_service_config_files": [str(p) for p in registrations],
+            # The bot's E2EE device (what `clutto-bridge doctor` asks of a real homeserver).
+            "experimental_features": dict(E2EE_EXPERIMENTAL_FEATURES),
             "rc_message": _LIMIT,
             "rc_registration": _LIMIT,
             "rc_login": {"address": _LIMIT, "account": _LIMIT, "failed_attempts": _LIMIT},
@@ -230,7 +234,8 @@ class LocalSynapse:
 
     async def register_appservice_user(self, as_token: str, localpart: str) -> str:
         """Register a user in an appservice's namespace (the bot) before the bridge runs."""
-        body = {"type": "m.login.application_service", "username": localpart}
+        # inhibit_login: no access token (required of an appservice with MSC4190, which manages its devices)
+        body = {"type": "m.login.application_service", "username": localpart, "inhibit_login": True}
         async with aiohttp.ClientSession() as session:
             async with session.post(
                 f"{self.url}/_matrix/client/v3/register", json=body, headers={"Authorization": f"Bearer {as_token}"}

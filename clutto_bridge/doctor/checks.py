@@ -23,6 +23,12 @@ ACCESS_LOGGER = "synapse.access"
 QUIET = 30  # logging.WARNING: Synapse's access lines are INFO
 LEVELS = {"CRITICAL": 50, "FATAL": 50, "ERROR": 40, "WARNING": 30, "WARN": 30, "INFO": 20, "DEBUG": 10, "NOTSET": 0}
 HOMESERVER, LOG_CONFIG = "homeserver.yaml", "log config"
+# What the bot's E2EE device needs of Synapse (1.16x): to-device messages (MSC2409) and
+# one-time-key counts and device lists (MSC3202) in appservice transactions. The registration
+# side (receive_ephemeral, org.matrix.msc3202, io.element.msc4190) is written by
+# generate-registration; MSC4190 needs no homeserver switch.
+E2EE_EXPERIMENTAL_FEATURES = {"msc2409_to_device_messages_enabled": True, "msc3202_transaction_extensions": True}
+E2EE_REGISTRATION_FLAGS = ("receive_ephemeral", "org.matrix.msc3202", "io.element.msc4190")
 
 
 class Status(str, Enum):
@@ -237,7 +243,7 @@ def media_retention(facts: Facts, req: Requirements) -> Result:
 def registration_loaded(facts: Facts, req: Requirements) -> Result:
     why = "without the registration the homeserver does not talk to the bridge"
     files = facts.homeserver.get("app_service_config_files") or []
-    ours = [f for f, data in facts.registrations.items() if isinstance(data, Mapping) and data.get("as_token") == req.as_token]
+    ours = _our_registrations(facts, req)
     found = ", ".join(str(f) for f in files) or "none listed"
     required = "a file with the bridge's as_token in app_service_config_files"
     if ours:
@@ -248,6 +254,35 @@ def registration_loaded(facts: Facts, req: Requirements) -> Result:
     else:
         why += "; give --registration registration.yaml for --fix to add it"
     return Result("app_service_config_files", Status.FAIL, found, required, why, fixes)
+
+
+def _our_registrations(facts: Facts, req: Requirements) -> list[Mapping[str, Any]]:
+    return [data for data in facts.registrations.values() if isinstance(data, Mapping) and data.get("as_token") == req.as_token]
+
+
+def e2ee_transactions(facts: Facts, req: Requirements) -> Result:
+    why = "the bot's E2EE device receives room keys and key counts only in appservice transactions"
+    features = facts.homeserver.get("experimental_features")
+    features = features if isinstance(features, Mapping) else {}
+    missing = [key for key in E2EE_EXPERIMENTAL_FEATURES if features.get(key) is not True]
+    required = "experimental_features: " + ", ".join(f"{key}: true" for key in E2EE_EXPERIMENTAL_FEATURES)
+    if not missing:
+        return Result("E2EE in transactions", Status.PASS, "enabled", required, why)
+    fixes = tuple(Change(HOMESERVER, ("experimental_features", key), True, why=why) for key in missing)
+    return Result("E2EE in transactions", Status.FAIL, "off: " + ", ".join(missing), required, why, fixes)
+
+
+def e2ee_registration(facts: Facts, req: Requirements) -> Result:
+    why = "the appservice manages the bot's device (MSC4190) and asks for to-device messages and key counts"
+    required = ", ".join(f"{flag}: true" for flag in E2EE_REGISTRATION_FLAGS)
+    ours = _our_registrations(facts, req)
+    if not ours:
+        return Result("E2EE registration flags", Status.UNCHECKED, "the registration is not loaded", required, why)
+    missing = [flag for flag in E2EE_REGISTRATION_FLAGS if ours[0].get(flag) is not True]
+    if not missing:
+        return Result("E2EE registration flags", Status.PASS, "set", required, why)
+    return Result("E2EE registration flags", Status.FAIL, "missing: " + ", ".join(missing), required,
+                  why + "; run `clutto-bridge generate-registration` again (it keeps the tokens)")
 
 
 def bot_is_admin(facts: Facts, req: Requirements) -> Result:
@@ -335,6 +370,8 @@ CHECKS: list[Check] = [
     limit_profile_requests,
     require_auth_for_profile_requests,
     registration_loaded,
+    e2ee_registration,
+    e2ee_transactions,
     bot_is_admin,
     openid_listener,
     client_listener_tls,

@@ -26,6 +26,7 @@ from tests.integration.matrix_client import wait_until
 SHOULD_FAIL = {
     "request log", "redaction_retention_period", "media_retention", "report_stats", "include_profile_data_on_invite",
     "limit_profile_requests_to_users_who_share_rooms", "require_auth_for_profile_requests", "app_service_config_files",
+    "E2EE in transactions",
 }
 
 
@@ -98,8 +99,9 @@ async def test_doctor_fixes_a_generated_homeserver_config_that_synapse_then_runs
     assert changed == {
         "redaction_retention_period", "media_retention", "report_stats", "include_profile_data_on_invite",
         "limit_profile_requests_to_users_who_share_rooms", "require_auth_for_profile_requests",
-        "app_service_config_files",
+        "app_service_config_files", "experimental_features",
     }
+    assert new["experimental_features"] == {"msc2409_to_device_messages_enabled": True, "msc3202_transaction_extensions": True}
     assert new["report_stats"] is False and new["app_service_config_files"] == [str(registration.absolute())]
     assert YAML(typ="safe").load(log_path.read_text())["loggers"]["synapse.access"] == {"level": "WARNING"}
 

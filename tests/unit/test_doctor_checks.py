@@ -24,12 +24,14 @@ COMPLIANT = {
     "url_preview_enabled": False, "report_stats": False, "include_profile_data_on_invite": False,
     "limit_profile_requests_to_users_who_share_rooms": True, "require_auth_for_profile_requests": True,
     "app_service_config_files": ["registration.yaml"], "listeners": [{**LISTENER, "resources": [{"names": ["client", "openid"]}]}],
+    "experimental_features": {"msc2409_to_device_messages_enabled": True, "msc3202_transaction_extensions": True},
 }
+OUR_REGISTRATION = {"as_token": "as-secret", "receive_ephemeral": True, "org.matrix.msc3202": True, "io.element.msc4190": True}
 
 
 def facts(homeserver: dict | None = None, log_config: dict | None = QUIET_LOGS, bot_admin: bool | None = True, **changes) -> Facts:
     data = {**COMPLIANT, **(homeserver or {}), **changes}
-    return Facts(data, log_config, registrations={"registration.yaml": {"as_token": "as-secret"}}, bot_admin=bot_admin)
+    return Facts(data, log_config, registrations={"registration.yaml": OUR_REGISTRATION}, bot_admin=bot_admin)
 
 
 def by_check(f: Facts, req: Requirements = REQ) -> dict[str, c.Result]:
@@ -55,7 +57,7 @@ def test_user_ips_max_age_is_at_most_the_collection_retention(value, status) -> 
 def test_synapse_defaults_count_when_a_key_is_missing() -> None:
     data = {k: v for k, v in COMPLIANT.items() if k not in ("user_ips_max_age", "redaction_retention_period",
                                                            "include_profile_data_on_invite")}
-    got = by_check(Facts(data, QUIET_LOGS, registrations={"registration.yaml": {"as_token": "as-secret"}}, bot_admin=True))
+    got = by_check(Facts(data, QUIET_LOGS, registrations={"registration.yaml": OUR_REGISTRATION}, bot_admin=True))
     assert got["user_ips_max_age"].status is Status.PASS  # 28d <= 30d
     assert got["user_ips_max_age"].found == "28d (Synapse's default)"
     assert got["redaction_retention_period"].status is Status.FAIL  # 7d > 1d
@@ -104,6 +106,31 @@ def test_the_registration_is_found_by_its_token() -> None:
     assert result.fixes[0].append and result.fixes[0].value == REQ.registration_file
     no_file = Requirements(**{**REQ.__dict__, "registration_file": None})
     assert c.registration_loaded(other, no_file).fixes == ()
+
+
+def test_the_e2ee_transaction_features_are_fixed_in_experimental_features() -> None:
+    features = {"msc3202_transaction_extensions": True, "some_other_feature": True}
+    result = c.e2ee_transactions(facts(experimental_features=features), REQ)
+    assert result.status is Status.FAIL and result.found == "off: msc2409_to_device_messages_enabled"
+    assert result.fixes == (Change(c.HOMESERVER, ("experimental_features", "msc2409_to_device_messages_enabled"), True,
+                                   why=result.why),)
+    absent = c.e2ee_transactions(Facts({k: v for k, v in COMPLIANT.items() if k != "experimental_features"}), REQ)
+    assert absent.status is Status.FAIL and [f.path[-1] for f in absent.fixes] == list(c.E2EE_EXPERIMENTAL_FEATURES)
+
+
+def test_the_e2ee_registration_flags_are_checked_in_the_loaded_registration() -> None:
+    old = Facts(COMPLIANT, QUIET_LOGS, registrations={"registration.yaml": {"as_token": "as-secret"}}, bot_admin=True)
+    result = c.e2ee_registration(old, REQ)
+    assert result.status is Status.FAIL and "generate-registration" in result.why and result.fixes == ()
+    assert result.found == "missing: receive_ephemeral, org.matrix.msc3202, io.element.msc4190"
+    none_loaded = Facts(COMPLIANT, QUIET_LOGS, registrations={"registration.yaml": {"as_token": "other"}}, bot_admin=True)
+    assert c.e2ee_registration(none_loaded, REQ).status is Status.UNCHECKED
+
+
+def test_generate_registration_writes_the_flags_doctor_checks() -> None:
+    from clutto_bridge.registration import E2EE_FLAGS
+
+    assert E2EE_FLAGS == dict.fromkeys(c.E2EE_REGISTRATION_FLAGS, True)
 
 
 def test_the_bot_admin_check_says_not_checked_when_the_homeserver_cannot_be_asked() -> None:

@@ -44,4 +44,4 @@ from clutto_bridge.db.upgrade import v10_access_records, v11_portal, v12_encrypt
 # v13 is an empty slot (no-op); v14 onwards register with their own numbers.
 from clutto_bridge.db.upgrade import v14_timeline, v15_audit_chain, v16_timeline_check  # noqa: E402,F401
 from clutto_bridge.db.upgrade import v17_timeline_while_filling, v18_no_transaction_log  # noqa: E402,F401
-from clutto_bridge.db.upgrade import v19_room_creation  # noqa: E402,F401
+from clutto_bridge.db.upgrade import v19_room_creation, v20_crypto_pickle_key  # noqa: E402,F401
