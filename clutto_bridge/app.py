@@ -90,11 +90,12 @@ class Bridge:
             state_store=state_store, inbox=db.inbox, now_ms=clock.now_ms,
             default_http_retry_count=3, log=logging.getLogger("clutto.appservice"),
         )
-        # The bot's E2EE device: to-device messages and key counts from the transactions go to it.
+        # The bot's E2EE device: to-device messages and key counts from the transactions go to it,
+        # encrypted events are decrypted before the handlers see them.
         self.device = BotDevice(self.appservice, state_store, a.database, KeysetFile(s.keyset_path), db.crypto_pickles)
         bot = lambda: self.appservice.intent  # noqa: E731 - the intent exists once the appservice does
         self.admin = admin = SynapseAdmin(bot)
-        hs = Homeserver(bot, admin, s.homeserver.address)
+        hs = Homeserver(bot, admin, s.homeserver.address, self.device)
         # This bridge's own registry: counts of several bridges in one process never mix.
         self.metrics = metrics = Metrics()
         metrics.allow("command", [*registry.commands, "profile photo", "contacts import"])

@@ -33,6 +33,13 @@ log = logging.getLogger("clutto.events")
 
 VCARD_TYPES = ("text/vcard", "text/x-vcard", "text/directory")
 
+# How long the bot waits for a key it asked a sender's devices for.
+KEY_REQUEST_S = 30.0
+UNREADABLE = (
+    "I could not read your message: it is encrypted, and your app has not shared its key with my device yet. "
+    "I asked your app for it, and I answer as soon as it arrives. If nothing happens, send the message again."
+)
+
 GREETING = (
     "Hello! I am the Clutto bot. Here you can create a team and manage it. "
     "Send `help` to see what I can do."
@@ -69,6 +76,8 @@ class EventDispatcher:
                 await self._remember_references(evt)
             if evt.type == EventType.ROOM_MESSAGE and evt.sender != self.bot_mxid:
                 work = self._command(evt)
+            elif evt.type == EventType.ROOM_ENCRYPTED and evt.sender != self.bot_mxid:
+                work = self._unreadable(evt)
         except Exception:
             log.exception("Failed to handle %s in %s", evt.type, evt.room_id)
         return work
@@ -167,6 +176,26 @@ class EventDispatcher:
             await self.homeserver.send_notice(
                 evt.room_id, greeting.plain, greeting.html, mentions=greeting.mentions, txn_id=reply_txn_id(evt.event_id, 0)
             )
+
+    async def _unreadable(self, evt: Event) -> None:
+        """An encrypted message whose key did not come: the sender's devices are asked for it, and
+        in the chat with the bot (where every message is for the bot) the sender is told so. A
+        message that becomes readable is handled as if it had just arrived."""
+        log.warning("No key for the encrypted event %s of %s in %s; asking the sender's devices",
+                    evt.event_id, evt.sender, evt.room_id)
+        if await self.ctx.notices.chat_owner(evt.room_id) == evt.sender:
+            told = prose(UNREADABLE, code_marks=False)
+            await self.homeserver.send_notice(
+                evt.room_id, told.plain, told.html, mentions=[], reply_to=evt.event_id,
+                txn_id=reply_txn_id(evt.event_id, 0) + ".unreadable",
+            )
+        readable = await self.homeserver.request_key(evt, KEY_REQUEST_S)
+        if readable is None:
+            log.warning("The key of %s in %s did not come within %.0fs", evt.event_id, evt.room_id, KEY_REQUEST_S)
+            return
+        work = await self.handle(readable)
+        if work is not None:
+            await work
 
     async def _command(self, evt: MessageEvent) -> None:
         if evt.content.msgtype in (MessageType.FILE, MessageType.IMAGE):

@@ -80,6 +80,9 @@ class CluttoAppService(AppService):
         self._lanes_open = asyncio.Event()
         # Options of the AppRunner serving the port (the bridge's access logger, for one).
         self.runner_options: dict[str, Any] = {}
+        # Turns an m.room.encrypted event into the event it holds, before any handler sees it
+        # (the bot's E2EE device); what it cannot read is handed on encrypted.
+        self.decrypt: Callable[[Event], Awaitable[Event | None]] | None = None
 
     async def start(self, host: str = "127.0.0.1", port: int = 8080) -> None:
         """mautrix's start, with ``runner_options`` given to the AppRunner (mautrix gives none,
@@ -253,6 +256,8 @@ class CluttoAppService(AppService):
             return None
         cls = EventType.Class.STATE if getattr(event, "state_key", None) is not None else EventType.Class.MESSAGE
         event.type = event.type.with_class(cls)
+        if event.type == EventType.ROOM_ENCRYPTED and self.decrypt is not None:
+            event = await self.decrypt(event) or event
         later = []
         for handler in self.event_handlers:
             try:

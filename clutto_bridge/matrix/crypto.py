@@ -34,9 +34,13 @@ from mautrix.api import HTTPAPI, Method, Path
 from mautrix.appservice import AppService
 from mautrix.client import Client
 from mautrix.crypto import OlmMachine, PgCryptoStore, StateStore
+from mautrix.crypto.attachments import decrypt_attachment, encrypt_attachment
 from mautrix.crypto.signature import verify_signature_json
-from mautrix.errors import MatrixRequestError
-from mautrix.types import ASToDeviceEvent, DeviceID, DeviceLists, DeviceOTKCount, TrustState, UserID
+from mautrix.errors import DecryptionError, EncryptionError, MatrixRequestError, SessionNotFound
+from mautrix.types import (
+    ASToDeviceEvent, DeviceID, DeviceLists, DeviceOTKCount, EncryptedEvent, EncryptedFile, Event, EventType, RoomID,
+    StateEvent, TrustState, UserID,
+)
 from mautrix.util.async_db import Database
 
 from clutto_bridge.crypto import Keyset, KeysetError
@@ -46,6 +50,9 @@ log = logging.getLogger("clutto.e2ee")
 # HKDF's info for the crypto store's pickle key: a secret for this purpose only.
 PICKLE_INFO = b"clutto-bridge matrix crypto store pickle key v1"
 DEVICE_NAME = "clutto-bridge"
+# How long a message waits for its room key before the bot says it cannot read it: the key
+# travels as a to-device message, often in the same or the next transaction.
+KEY_WAIT_S = 5.0
 # The python-olm type of each pickled column (mautrix's tables; see db/crypto_pickles.py).
 _PICKLED_TYPES: dict[str, Any] = {
     "crypto_account": olm.Account,
@@ -57,6 +64,11 @@ _PICKLED_TYPES: dict[str, Any] = {
 
 class CryptoStoreKeyError(Exception):
     """The key the crypto store is pickled under is not in the keyset: one line."""
+
+
+class NoDevice(Exception):
+    """The bot has no E2EE device, so it cannot write into an encrypted room (and never writes
+    plaintext there instead)."""
 
 
 class Keys(Protocol):
@@ -102,10 +114,14 @@ class BotDevice:
                                          log=logging.getLogger("clutto.e2ee.db"))
         self.machine: OlmMachine | None = None
         self._loaded = asyncio.Event()
+        # One share of a new Megolm session per room at a time (mautrix requires it).
+        self._sharing: dict[str, asyncio.Lock] = {}
         appservice.encryption_events = True
         appservice.to_device_handler = self._to_device
         appservice.otk_handler = self._otk_counts
         appservice.device_list_handler = self._device_lists
+        appservice.decrypt = self.readable
+        appservice.matrix_event_handler(self.member_changed)
 
     @property
     def device_id(self) -> DeviceID | None:
@@ -165,6 +181,10 @@ class BotDevice:
         # A key request is answered only for devices their owner's identity cross-signed, trusting
         # the first identity seen (TOFU); the room-membership check comes with the decrypt phase.
         machine.share_keys_min_trust = TrustState.CROSS_SIGNED_TOFU
+        # A room's keys go to every device of its current members (joined or invited), verified or
+        # not: who is a member is the team's decision, which the bridge enforces; requiring cross-
+        # signed devices would leave members of clients without cross-signing unable to read the bot.
+        machine.send_keys_min_trust = TrustState.UNVERIFIED
         try:
             await machine.load()
         except olm.OlmAccountError as e:
@@ -199,6 +219,75 @@ class BotDevice:
         self.keys.store_recovery_key(recovery_key)
         log.info("Made the bot's cross-signing identity and signed its E2EE device; the recovery key is in "
                  "the keyset file")
+
+    # --- reading and writing in encrypted rooms ---
+
+    async def is_encrypted(self, room_id: str) -> bool:
+        """Whether the room has ``m.room.encryption`` (as the state store learned from its events)."""
+        return bool(await self.state_store.is_encrypted(RoomID(room_id)))
+
+    async def encrypt(self, room_id: str, event_type: EventType, content: Any,
+                      members: Callable[[], Any]) -> Any:
+        """``content`` as Megolm ciphertext for the room. A new session is shared first with the
+        devices of ``await members()``, the room's current members; a member change ends the
+        session (``member_changed``), so one who left never gets the keys of what follows."""
+        if self.machine is None:
+            raise NoDevice(f"the bot has no E2EE device, so it does not write into the encrypted room {room_id}")
+        try:
+            return await self.machine.encrypt_megolm_event(RoomID(room_id), event_type, content)
+        except EncryptionError:
+            pass  # no session yet, or it expired: share a new one
+        async with self._sharing.setdefault(room_id, asyncio.Lock()):
+            try:
+                return await self.machine.encrypt_megolm_event(RoomID(room_id), event_type, content)
+            except EncryptionError:
+                await self.machine.share_group_session(RoomID(room_id), [UserID(u) for u in await members()])
+            return await self.machine.encrypt_megolm_event(RoomID(room_id), event_type, content)
+
+    async def readable(self, event: Event) -> Event | None:
+        """What the appservice hands its handlers for an m.room.encrypted event: the event it
+        holds, or None (the encrypted event goes on) when its key did not come in time."""
+        return await self.decrypt(event, KEY_WAIT_S) if isinstance(event, EncryptedEvent) else None
+
+    async def decrypt(self, event: EncryptedEvent, wait: float) -> Event | None:
+        """The event decrypted, waiting up to ``wait`` seconds for its key to arrive (a room key
+        may come in a later transaction than the message); None when it cannot be read."""
+        if self.machine is None:
+            return None
+        try:
+            return await self.machine.decrypt_megolm_event(event)
+        except SessionNotFound as e:
+            if wait <= 0 or not await self.machine.wait_for_session(event.room_id, e.session_id, timeout=wait):
+                return None
+        except DecryptionError as e:
+            log.warning("Could not decrypt %s in %s: %s", event.event_id, event.room_id, type(e).__name__)
+            return None
+        try:
+            return await self.machine.decrypt_megolm_event(event)
+        except DecryptionError as e:
+            log.warning("Could not decrypt %s in %s: %s", event.event_id, event.room_id, type(e).__name__)
+            return None
+
+    async def request_key(self, event: EncryptedEvent, timeout: float) -> Event | None:
+        """Ask the sender's devices for the event's key and wait up to ``timeout`` seconds; the
+        event decrypted when the key came."""
+        if self.machine is None:
+            return None
+        content = event.content
+        devices = [content.device_id] if getattr(content, "device_id", None) else [
+            device for device in (await self.machine.crypto_store.get_devices(event.sender) or {})
+        ]
+        if not devices:
+            return None
+        got = await self.machine.request_room_key(
+            event.room_id, content.sender_key, content.session_id, {event.sender: devices}, timeout=timeout
+        )
+        return await self.decrypt(event, 0) if got else None
+
+    async def member_changed(self, event: StateEvent) -> None:
+        """A leave, kick or ban in an encrypted room ends the room's outgoing session."""
+        if self.machine is not None and event.type == EventType.ROOM_MEMBER:
+            await self.machine.handle_member_event(event)
 
     # --- the transaction hooks (see the module docstring) ---
 
@@ -250,3 +339,14 @@ async def _published_keys(client: Client) -> PublishedKeys:
 def _only_key(cross_signing_key: dict | None) -> str | None:
     keys = list((cross_signing_key or {}).get("keys", {}).values())
     return keys[0] if len(keys) == 1 else None
+
+
+def encrypt_file(data: bytes) -> tuple[bytes, EncryptedFile]:
+    """An attachment for an encrypted room: its ciphertext to upload, and the key to send along."""
+    return encrypt_attachment(data)
+
+
+def decrypt_file(ciphertext: bytes, file: EncryptedFile) -> bytes:
+    """An encrypted attachment's content (its SHA-256 is checked before anything is decrypted)."""
+    return decrypt_attachment(ciphertext, file.key.key, file.hashes["sha256"], file.iv)
+

@@ -14,10 +14,14 @@ from mautrix.api import Method, Path
 from mautrix.appservice import IntentAPI
 from aiohttp import ClientResponseError
 from mautrix.errors import MatrixRequestError, MatrixUnknownRequestError
-from mautrix.types import ContentURI, EventType, FileInfo, MediaMessageEventContent, MessageType, RoomCreatePreset
+from mautrix.types import (
+    ContentURI, EncryptedFile, EventType, FileInfo, MediaMessageEventContent, Membership, MessageType, RoomCreatePreset,
+    RoomID,
+)
 
 from clutto_bridge.matrix import spaces
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
+from clutto_bridge.matrix.crypto import BotDevice, decrypt_file, encrypt_file
 
 log = logging.getLogger("clutto.homeserver")
 
@@ -27,10 +31,13 @@ def _state_type(event_type: str) -> EventType:
 
 
 class Homeserver:
-    def __init__(self, bot: Callable[[], IntentAPI], admin: SynapseAdmin, address: str) -> None:
+    def __init__(self, bot: Callable[[], IntentAPI], admin: SynapseAdmin, address: str,
+                 device: BotDevice | None = None) -> None:
         self._bot = bot
         self.admin = admin
         self.address = address.rstrip("/")
+        # The bot's E2EE device: what it sends into an encrypted room is encrypted, never plaintext.
+        self.device = device
 
     @property
     def bot(self) -> IntentAPI:
@@ -55,6 +62,16 @@ class Homeserver:
         would try it 4 more times over 100 s, holding the room's lane; a server error or a
         rate limit is still retried by the HTTP client (``default_http_retry_count``)."""
         await self.bot.join_room(room_id, max_retries=0)
+        await self._learn_encryption(room_id)
+
+    async def _learn_encryption(self, room_id: str) -> None:
+        """Whether a room the bot just joined is encrypted: its m.room.encryption came before the
+        bot was in the room, so no transaction brought it (the state store keeps the answer)."""
+        try:
+            await self.bot.get_state_event(RoomID(room_id), EventType.ROOM_ENCRYPTION)
+        except MatrixRequestError as e:
+            if e.http_status != 404:
+                log.warning("Could not read whether %s is encrypted: %s", room_id, e)
 
     async def leave(self, room_id: str) -> None:
         await self.bot.leave_room(room_id)
@@ -167,26 +184,55 @@ class Homeserver:
             }
         elif reply_to:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
+        return await self._send(room_id, content, txn_id)
+
+    async def _send(self, room_id: str, content: Any, txn_id: str | None) -> str:
+        """Send an ``m.room.message``: as Megolm ciphertext where the room is encrypted."""
+        if self.device is not None and await self.device.is_encrypted(room_id):
+            encrypted = await self.device.encrypt(room_id, EventType.ROOM_MESSAGE, content, lambda: self._readers(room_id))
+            return await self.bot.send_message_event(room_id, EventType.ROOM_ENCRYPTED, encrypted, txn_id=txn_id)
         return await self.bot.send_message_event(room_id, EventType.ROOM_MESSAGE, content, txn_id=txn_id)
+
+    async def _readers(self, room_id: str) -> list[str]:
+        """Who may read what the bot writes now: the room's joined and invited members, as the
+        homeserver has them (one request, when a new session is shared)."""
+        members = await self.bot.get_members(RoomID(room_id))
+        return [m.state_key for m in members if m.content.membership in (Membership.JOIN, Membership.INVITE)
+                and m.state_key != self.bot_mxid]
+
+    async def is_encrypted(self, room_id: str) -> bool:
+        return self.device is not None and await self.device.is_encrypted(room_id)
+
+    async def request_key(self, event: Any, timeout: float) -> Any:
+        """Ask the sender's devices for an unreadable event's key; the event decrypted if it came."""
+        return await self.device.request_key(event, timeout) if self.device is not None else None
 
     async def send_file(
         self, room_id: str, data: bytes, *, name: str, mime_type: str, txn_id: str | None = None
     ) -> None:
         """Upload ``data`` and send it as a file; ``txn_id`` as for ``send_notice`` (a repeat
         uploads again but sends no second message)."""
-        mxc = await self.bot.upload_media(data, mime_type=mime_type, filename=name)
-        content = MediaMessageEventContent(
-            msgtype=MessageType.FILE, body=name, url=mxc, info=FileInfo(mimetype=mime_type, size=len(data))
-        )
-        await self.bot.send_message(room_id, content, txn_id=txn_id)
+        info = FileInfo(mimetype=mime_type, size=len(data))
+        if self.device is not None and await self.device.is_encrypted(room_id):
+            # The homeserver's media store gets the ciphertext; the key travels in the encrypted event.
+            ciphertext, file = encrypt_file(data)
+            file.url = await self.bot.upload_media(ciphertext, mime_type="application/octet-stream")
+            content = MediaMessageEventContent(msgtype=MessageType.FILE, body=name, file=file, info=info)
+        else:
+            mxc = await self.bot.upload_media(data, mime_type=mime_type, filename=name)
+            content = MediaMessageEventContent(msgtype=MessageType.FILE, body=name, url=mxc, info=info)
+        await self._send(room_id, content, txn_id)
 
     async def upload(self, data: bytes, *, name: str, mime_type: str) -> str:
         """Upload ``data`` as the bot; its ``mxc://`` URI."""
         return str(await self.bot.upload_media(data, mime_type=mime_type, filename=name))
 
-    async def download(self, mxc: str | ContentURI) -> bytes:
-        """The file's bytes. A missing or refused file is a MatrixRequestError like any other
-        refusal (mautrix lets the authenticated media API's aiohttp error through as it is)."""
+    async def download(self, mxc: str | ContentURI | EncryptedFile) -> bytes:
+        """The file's bytes, decrypted when it is an encrypted attachment (its key and hash given).
+        A missing or refused file is a MatrixRequestError like any other refusal (mautrix lets the
+        authenticated media API's aiohttp error through as it is)."""
+        if isinstance(mxc, EncryptedFile):
+            return decrypt_file(await self.download(mxc.url), mxc)
         try:
             return await self.bot.download_media(mxc)
         except ClientResponseError as e:
