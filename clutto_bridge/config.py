@@ -77,6 +77,7 @@ from clutto_bridge.config_values import (
 )
 from clutto_bridge.crypto.http_signatures import SigningKeys
 from clutto_bridge.durations import format_duration
+from clutto_bridge.crypto.witness import FILE_NAME as WITNESS_FILE
 from clutto_bridge.crypto.signing import SigningKeyError, load_or_create_signing_key, load_public_key, load_signing_key
 from clutto_bridge.policy.collection import IP_MODES, LANGUAGE_MODES, REFERRER_MODES, USER_AGENT_MODES, CollectionRules
 from clutto_bridge.policy.consent import CONSENT_MODES, PolicyText
@@ -409,6 +410,11 @@ class Settings(Section):
     def keyset_path(self) -> Path:
         """``security.keyset``; a relative path is beside the config file."""
         return self._folder / self.security.keyset
+
+    @property
+    def witness_path(self) -> Path:
+        """The audit log's witness (``crypto.witness``), beside the keyset: outside the database."""
+        return self.keyset_path.with_name(WITNESS_FILE)
 
     @property
     def export_folder(self) -> Path:
