@@ -96,11 +96,14 @@ class WitnessSource:
 
 def read_witness(path: Path, option: str) -> WitnessSource:
     """The witness at ``path`` (None while the bridge has signed no checkpoint there yet); a
-    file that is not one is an error naming ``option`` (exit 2)."""
+    file that is not one, or a missing file the operator named, is an error naming ``option``
+    (exit 2)."""
     try:
         witness = WitnessFile(path).load()
     except WitnessError as e:
         raise ConfigError(option, str(e)) from None
+    if witness is None and option == "--witness":
+        raise ConfigError(option, f"{path} does not exist")
     return WitnessSource(witness, str(path) if witness else f"{path} does not exist yet")
 
 

@@ -11,6 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clutto_bridge import audit_tool
+from clutto_bridge.config import ConfigError
 from clutto_bridge.crypto import chain
 from clutto_bridge.crypto.signing import key_id, public_jwk
 from clutto_bridge.crypto.witness import Witness, WitnessedHead, WitnessError, WitnessFile
@@ -134,6 +135,8 @@ def test_an_export_is_held_against_the_witness_it_holds_or_the_one_given(tmp_pat
     given.advance(head(checkpoints[7]))
     assert audit_tool.verify_file(export, None, given.path) == 1
     assert "the log was truncated after row 20" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="--witness: .*absent.json does not exist"):
+        audit_tool.verify_file(export, None, tmp_path / "absent.json")
 
 
 def test_an_export_that_is_not_utf8_is_one_line(tmp_path: Path, key, capsys) -> None:
