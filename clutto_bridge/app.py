@@ -16,6 +16,7 @@ from clutto_bridge.config import ConfigError, Settings, signing_keys, sqlite_fil
 from clutto_bridge.crypto.http_signatures import MessageSigner
 from clutto_bridge.context import Services
 from clutto_bridge.crypto import DecryptionError, FieldCipher, KeysetError, KeysetFile
+from clutto_bridge.crypto.witness import WitnessFile
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.gate import GateStore, create_reader
 from clutto_bridge.db.job import JobKind, JobNotifications
@@ -100,7 +101,7 @@ class Bridge:
         self.metrics = metrics = Metrics()
         metrics.allow("command", [*registry.commands, "profile photo", "contacts import"])
         self.audit = audit = AuditLog(db.audit, clock, metrics, signing_key=keys.current,
-                                      checkpoint_rows=s.audit.checkpoint_rows)
+                                      checkpoint_rows=s.audit.checkpoint_rows, witness=WitnessFile(s.witness_path))
         # On PostgreSQL every process (main, workers, CLI) hears of a queued job at once (LISTEN/NOTIFY).
         self.runner = runner = JobRunner(db.jobs, s.jobs, clock, metrics, JobNotifications.for_database(self.db, a.database))
         self.webhooks = webhooks = WebhookEvents(s.webhooks, runner, clock)

@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("-c", "--config", dest="sub_config", help="config file (its database is read)")
     verify.add_argument("--file", type=Path, help="verify an export (audit export FILE) instead; needs no config")
     verify.add_argument(
+        "--witness", type=Path,
+        help="the witness file to hold the log against (default: the one beside security.keyset, or with --file "
+        "the one the export holds); it catches the newest rows deleted with their checkpoints",
+    )
+    verify.add_argument(
         "--trusted-keys", type=Path,
         help="a JWK Set of the signing keys you trust; a checkpoint signed by another key fails "
         "(default: the public keys the log recorded)",
@@ -315,10 +320,10 @@ def audit_command(args: argparse.Namespace, config_path: str) -> int:
 
     trusted = audit_tool.trusted_keys(getattr(args, "trusted_keys", None))
     if args.audit_command == "verify" and args.file is not None:
-        return audit_tool.verify_file(args.file, trusted)
+        return audit_tool.verify_file(args.file, trusted, args.witness)
     _, settings = load_settings(config_path)
     if args.audit_command == "verify":
-        return asyncio.run(audit_tool.verify_database(settings, trusted))
+        return asyncio.run(audit_tool.verify_database(settings, trusted, args.witness))
     return asyncio.run(audit_tool.export_database(settings, args.file))
 
 

@@ -58,6 +58,7 @@ from clutto_bridge.config_values import (
     LogLevel,
     Networks,
     OneOf,
+    OptionalHttpUrl,
     OptionalText,
     PolicyVersion,
     PoolBounds,
@@ -75,6 +76,8 @@ from clutto_bridge.config_values import (
     WidgetPrefixes,
 )
 from clutto_bridge.crypto.http_signatures import SigningKeys
+from clutto_bridge.durations import format_duration
+from clutto_bridge.crypto.witness import FILE_NAME as WITNESS_FILE
 from clutto_bridge.crypto.signing import SigningKeyError, load_or_create_signing_key, load_public_key, load_signing_key
 from clutto_bridge.policy.collection import IP_MODES, LANGUAGE_MODES, REFERRER_MODES, USER_AGENT_MODES, CollectionRules
 from clutto_bridge.policy.consent import CONSENT_MODES, PolicyText
@@ -143,6 +146,14 @@ class AppserviceSettings(Section):
     hs_token: Token
     transaction_memory: Duration
 
+    @model_validator(mode="after")
+    def _tokens_differ(self) -> AppserviceSettings:
+        # The homeserver proves itself with hs_token and we with as_token: one secret for both
+        # directions lets anyone who learns it act as either side.
+        if self.as_token == self.hs_token and self.as_token != GENERATE:
+            raise KeyedValueError("hs_token", "must differ from appservice.as_token (each side has its own secret)")
+        return self
+
     @property
     def url(self) -> str:
         """Where the homeserver reaches us (the registration's ``url``): https while TLS is on."""
@@ -205,6 +216,16 @@ class TrialSettings(Section):
     length: Duration
     grace: Duration
     warnings: DurationsDescending
+
+    @model_validator(mode="after")
+    def _warnings_within_trial(self) -> TrialSettings:
+        longest = self.warnings[0] if self.warnings else 0
+        if longest > self.length:
+            raise KeyedValueError(
+                "warnings", f"a warning {format_duration(longest)} before the purge is longer than the trial "
+                f"(policy.trial.length: {format_duration(self.length)})",
+            )
+        return self
 
 
 class RetentionSettings(Section):
@@ -327,7 +348,7 @@ class PortalSettings(Section):
     """``portal``: the privacy portal served under ``/portal/`` on the appservice port."""
 
     enabled: Flag
-    public_url: OptionalText
+    public_url: OptionalHttpUrl
     link_lifetime: Duration
     links_per_hour: WholeNumber(1, 100)
 
@@ -389,6 +410,11 @@ class Settings(Section):
     def keyset_path(self) -> Path:
         """``security.keyset``; a relative path is beside the config file."""
         return self._folder / self.security.keyset
+
+    @property
+    def witness_path(self) -> Path:
+        """The audit log's witness (``crypto.witness``), beside the keyset: outside the database."""
+        return self.keyset_path.with_name(WITNESS_FILE)
 
     @property
     def export_folder(self) -> Path:
@@ -464,8 +490,11 @@ def validate(data: Any) -> Settings:
 
 
 def _first_problem(error: ValidationError) -> ConfigError:
-    """pydantic's first error as ours: its location as the dotted key, our message."""
-    problem = error.errors()[0]
+    """pydantic's first error as ours: its location as the dotted key, our message.
+
+    An unknown key comes first: a typo in a required key (``portt``) also makes that key
+    missing, and the typo is what the operator has to fix."""
+    problem = min(error.errors(), key=lambda p: p["type"] != "extra_forbidden")
     key = [str(part) for part in problem["loc"]]
     cause = problem.get("ctx", {}).get("error")
     if isinstance(cause, KeyedValueError):
@@ -474,7 +503,7 @@ def _first_problem(error: ValidationError) -> ConfigError:
     if problem["type"] == "missing":
         return ConfigError(dotted, MISSING)
     if problem["type"] == "extra_forbidden":
-        return ConfigError(dotted, "unknown key (see example-config.yaml for the keys there are)" + _nearest(key))
+        return ConfigError(dotted, f"unknown key `{dotted}`" + (_nearest(key) or " (see example-config.yaml for the keys there are)"))
     if problem["type"] in ("model_type", "model_attributes_type", "dict_type"):
         return ConfigError(dotted, f"must be a map of keys (see example-config.yaml), got {problem['input']!r}")
     if isinstance(cause, ValueError):

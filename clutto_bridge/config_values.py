@@ -78,6 +78,12 @@ def _http_url(value: Any) -> str:
     return text.rstrip("/")
 
 
+def _optional_http_url(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    return _http_url(value)
+
+
 def _database_url(value: Any) -> str:
     text = _string(value)
     scheme = text.split(":", 1)[0]
@@ -328,6 +334,7 @@ Text = Annotated[str, BeforeValidator(_string)]
 OptionalText = Annotated[str, BeforeValidator(_optional_string)]
 Flag = Annotated[bool, BeforeValidator(_boolean)]
 HttpUrl = Annotated[str, BeforeValidator(_http_url)]
+OptionalHttpUrl = Annotated[str, BeforeValidator(_optional_http_url)]
 DatabaseUrl = Annotated[str, BeforeValidator(_database_url)]
 PoolBounds = Annotated[dict[str, int], BeforeValidator(_pool)]
 Localpart = Annotated[str, BeforeValidator(_matching(r"[a-z0-9._=\-/]+", "a Matrix user name (a-z, 0-9, ._=-/)"))]

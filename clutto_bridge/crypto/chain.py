@@ -95,6 +95,8 @@ class Summary:
     keys: dict[str, int] = field(default_factory=dict)  # key id -> checkpoints it signed
     unsigned: int = 0
     """Rows after the last checkpoint: chained, but not yet covered by a signature."""
+    witnessed: SignedHead | None = None
+    """The witness's checkpoint, once the log was found to hold it."""
 
 
 class ChainCheck:
@@ -102,13 +104,17 @@ class ChainCheck:
 
     ``keys`` are the recorded public keys (JWK by key id); ``trusted``, when given, is the
     set of key ids the operator vouches for, and a checkpoint signed by any other fails.
+    ``witness``, when given, is the last checkpoint as kept outside the database: the log
+    must reach its row with its hash, and still hold that checkpoint.
     """
 
     def __init__(
         self, checkpoints: Iterable[SignedHead], keys: Mapping[str, Mapping[str, str]],
-        trusted: set[str] | None = None,
+        trusted: set[str] | None = None, witness: SignedHead | None = None,
     ) -> None:
         self.pending = sorted(checkpoints, key=lambda c: (c.row_id, c.id))
+        self.held = {_signed(c) for c in self.pending}
+        self.witness = witness
         self.keys = keys
         self.trusted = trusted
         self.summary = Summary()
@@ -116,9 +122,13 @@ class ChainCheck:
         self.last_hash = GENESIS
 
     def add(self, row: ChainedRow) -> Problem | None:
-        problem = self._passed_checkpoints(row.id) or self._row(row)
+        problem = self._passed_checkpoints(row.id) or self._passed_witness(row.id) or self._row(row)
         if problem:
             return problem
+        if self.witness is not None and self.witness.row_id == row.id:
+            problem = self._witness_met(self.witness, row)
+            if problem:
+                return problem
         self.last_id, self.last_hash = row.id, row.hash or ""
         s = self.summary
         s.rows += 1
@@ -131,8 +141,30 @@ class ChainCheck:
         return None
 
     def finish(self) -> Problem | None:
-        """After the last row: every checkpoint must have met its row."""
-        return self._passed_checkpoints(None)
+        """After the last row: every checkpoint must have met its row, and so the witness."""
+        return self._passed_checkpoints(None) or self._passed_witness(None)
+
+    def _passed_witness(self, next_id: int | None) -> Problem | None:
+        """The witness's row, passed or never reached: the log lost it."""
+        w = self.witness
+        if w is None or self.summary.witnessed is not None or (next_id is not None and next_id <= w.row_id):
+            return None
+        missing = f"checkpoint {w.id} (rows up to {w.row_id}) is missing"
+        if next_id is not None:
+            return Problem(w.row_id, f"row {w.row_id} is missing (deleted): the witness holds checkpoint {w.id} over it")
+        if self.last_id is None:
+            return Problem(w.row_id, f"{missing}: the log was emptied")
+        return Problem(w.row_id, f"{missing}: the log was truncated after row {self.last_id}")
+
+    def _witness_met(self, w: SignedHead, row: ChainedRow) -> Problem | None:
+        if row.hash != w.head_hash:
+            return Problem(row.id, f"row {row.id}: its hash differs from the one the witness holds (checkpoint "
+                                   f"{w.id}): the log was rewritten up to row {row.id}")
+        if _signed(w) not in self.held:
+            return Problem(row.id, f"checkpoint {w.id} (rows up to {w.row_id}) is missing: it was deleted from the "
+                                   "log, the witness holds it")
+        self.summary.witnessed = w
+        return None
 
     def _row(self, row: ChainedRow) -> Problem | None:
         if not row.hash or row.prev_hash is None:
@@ -190,3 +222,7 @@ class ChainCheck:
         s.unsigned = 0
         s.keys[c.key_id] = s.keys.get(c.key_id, 0) + 1
         return None
+
+
+def _signed(c: SignedHead) -> tuple[int, int, str, str]:
+    return c.id, c.row_id, c.head_hash, c.signature

@@ -114,6 +114,17 @@ class AuditStore:
             )
         return Checkpoint(checkpoint_id, head["id"], head["hash"], ts, signer, signature)
 
+    async def latest_checkpoint(self) -> Checkpoint | None:
+        row = await self.db.fetchrow(
+            "SELECT id, row_id, head_hash, ts, key_id, signature FROM audit_checkpoint ORDER BY row_id DESC, id DESC "
+            "LIMIT 1"
+        )
+        return Checkpoint(**dict(row)) if row else None
+
+    async def hash_of_row(self, row_id: int) -> str | None:
+        """The hash row ``row_id`` carries; None when there is no such row."""
+        return await self.db.fetchval("SELECT hash FROM audit_log WHERE id=$1", row_id)
+
     async def last_signed_row(self) -> int | None:
         return await self.db.fetchval("SELECT MAX(row_id) FROM audit_checkpoint")
 

@@ -1,6 +1,9 @@
 """Export a team's data: messages as JSON lines per room, media files, members and
 profiles, and a manifest with the SHA-256 of every file.
 
+Team data must not be readable by other users of the host: folders are made 0700 and
+files 0600, like the database, whatever the process's umask.
+
 Rooms are read page by page and written to a temporary file that is renamed when the
 room is complete, so a resumed export redoes at most one room and memory stays bounded.
 """
@@ -12,6 +15,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import IO, Any
 
 from dataclasses import asdict, dataclass, field
 
@@ -31,6 +35,8 @@ from clutto_bridge.teams.lifecycle import TrialLifecycle, safe_file_name
 log = logging.getLogger("clutto.export")
 
 PAGE = 200
+FOLDER_MODE = 0o700
+FILE_MODE = 0o600
 
 
 @dataclass
@@ -45,6 +51,22 @@ class ExportProgress:
     manifest: str | None = None
     files: int | None = None
 
+
+
+def private_folder(path: Path) -> None:
+    """Make ``path`` and the missing folders above it, readable by the bridge's user only
+    (an existing folder above, chosen by the operator, keeps its mode)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=FOLDER_MODE, exist_ok=True)
+    os.chmod(path, FOLDER_MODE)
+
+
+def private_file(path: Path, mode: str = "w") -> IO[Any]:
+    """``path`` opened for writing, readable by the bridge's user only from its first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)  # an existing file (a resumed export) keeps no wider mode
+    return open(fd, mode)
 
 
 def sha256_of(path: Path) -> str:
@@ -76,8 +98,8 @@ class TeamExport:
             await ctx.checkpoint(skipped="team is gone")
             return
         folder = self.lifecycle.export_folder(team.id, ctx.job.id)
-        (folder / "rooms").mkdir(parents=True, exist_ok=True)
-        (folder / "media").mkdir(exist_ok=True)
+        for part in (folder, folder / "rooms", folder / "media"):
+            private_folder(part)
         if "rooms" in ctx.progress:
             p = ExportProgress(**ctx.progress)
         else:
@@ -106,7 +128,7 @@ class TeamExport:
         target = folder / "rooms" / f"{safe_file_name(room_id)}.jsonl"
         partial = target.with_suffix(".jsonl.partial")
         count, media, token = 0, set(), None
-        with open(partial, "w") as out:
+        with private_file(partial) as out:
             while True:
                 await self.limiter.acquire()
                 events, token = await self.homeserver.page_forward(room_id, token, PAGE)
@@ -130,7 +152,8 @@ class TeamExport:
             log.warning("Media %s could not be exported: %s", mxc, e)
             return
         partial = target.with_name(target.name + ".partial")
-        partial.write_bytes(data)
+        with private_file(partial, "wb") as out:
+            out.write(data)
         os.replace(partial, target)
 
     async def _export_members(self, folder: Path, team: Team) -> None:
@@ -142,7 +165,8 @@ class TeamExport:
             except MatrixRequestError:
                 entry["displayname"] = entry["avatar_url"] = None
             members.append(entry)
-        (folder / "members.json").write_text(json.dumps(members, indent=2, sort_keys=True))
+        with private_file(folder / "members.json") as out:
+            out.write(json.dumps(members, indent=2, sort_keys=True))
 
     def _write_manifest(self, folder: Path, team: Team, events: int) -> Path:
         files = []
@@ -156,5 +180,6 @@ class TeamExport:
             "files": files,
         }
         path = folder / "manifest.json"
-        path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        with private_file(path) as out:
+            out.write(json.dumps(manifest, indent=2, sort_keys=True))
         return path

@@ -405,13 +405,15 @@ PROMISES: tuple[Promise, ...] = (
             "JSON; appends from several processes are serialised into one chain. The newest row is signed "
             "with the bridge's Ed25519 key every `audit.checkpoint_rows` rows, every "
             "`audit.checkpoint_interval` and on stop; public keys are kept, so checkpoints verify after the "
-            "key is rotated.",
-            "`clutto-bridge audit verify` checks the chain and the checkpoints offline, from the database or "
-            "from an `audit export` file, and names the first row that does not match.",
+            "key is rotated. Each checkpoint is also written to a witness file beside the keyset, outside the "
+            "database, so deleting the newest rows together with their checkpoints is caught.",
+            "`clutto-bridge audit verify` checks the chain, the checkpoints and the witness offline, from the "
+            "database or from an `audit export` file, and names the first row or checkpoint that is missing or "
+            "does not match.",
         ),
-        settings=("security.signing_key", "audit.checkpoint_rows", "audit.checkpoint_interval"),
+        settings=("security.signing_key", "security.keyset", "audit.checkpoint_rows", "audit.checkpoint_interval"),
         enforced_in=("clutto_bridge.teams.audit", "clutto_bridge.db.audit", "clutto_bridge.crypto.chain",
-                     "clutto_bridge.audit_tool"),
+                     "clutto_bridge.crypto.witness", "clutto_bridge.audit_tool"),
     ),
     Promise(
         "P15", "analytics only on aggregated, de-identified data",

@@ -3,11 +3,14 @@
 Every row is chained to the one before it by hash (``crypto.chain``), and every
 ``checkpoint_rows`` rows (and on a timer the bridge runs, and when it stops) the newest row
 is signed with the bridge's Ed25519 key, so the log can be checked offline
-(``clutto-bridge audit verify``).
+(``clutto-bridge audit verify``). The newest checkpoint is also written to the witness file
+beside the keyset (``crypto.witness``), outside the database, so cutting the log's end off
+together with its checkpoints is caught too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any, Awaitable, Callable
 
@@ -16,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from clutto_bridge.clock import Clock
 from clutto_bridge.crypto import chain
 from clutto_bridge.crypto.signing import key_id, public_jwk
+from clutto_bridge.crypto.witness import WitnessError, WitnessedHead, WitnessFile
 from clutto_bridge.db.audit import AuditEntry, AuditRow, AuditStore, Checkpoint, SigningKeyRecord
 from clutto_bridge.db.team import Team
 from clutto_bridge.metrics import Metrics
@@ -32,6 +36,7 @@ class AuditLog:
     def __init__(
         self, store: AuditStore, clock: Clock, metrics: Metrics | None = None,
         signing_key: Ed25519PrivateKey | None = None, checkpoint_rows: int = 100,
+        witness: WitnessFile | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -40,6 +45,8 @@ class AuditLog:
         self.checkpoint_rows = checkpoint_rows
         self._last_signed: int | None = None
         self._key_recorded = False
+        self.witness = witness
+        self._witness_refused: str | None = None
         self._subscribers: list[Callable[[AuditEntry], Awaitable[Any]]] = []
 
     def subscribe(self, callback: Callable[[AuditEntry], Awaitable[Any]]) -> None:
@@ -79,7 +86,36 @@ class AuditLog:
         self._last_signed = await self.store.last_signed_row() or 0
         if made:
             log.debug("Audit checkpoint #%d signs row %d with key %s", made.id, made.row_id, made.key_id)
+        await self.witness_latest()
         return made
+
+    async def witness_latest(self) -> None:
+        """Write the newest checkpoint (this process's or another's) to the witness file, if
+        the log still holds the one the witness has: a log that lost it stays caught."""
+        if self.witness is None:
+            return
+        latest = await self.store.latest_checkpoint()
+        if latest is None:
+            return
+        try:
+            current = await asyncio.to_thread(self.witness.load)
+            if current is not None:
+                held = current.checkpoint
+                if held.row_id >= latest.row_id:
+                    return
+                if await self.store.hash_of_row(held.row_id) != held.head_hash:
+                    self._refuse(f"the log no longer holds row {held.row_id} as checkpoint {held.id} signed it")
+                    return
+            await asyncio.to_thread(self.witness.advance, WitnessedHead(**latest.__dict__))
+        except (WitnessError, OSError) as e:
+            self._refuse(str(e))
+
+    def _refuse(self, why: str) -> None:
+        """Said once per process: the witness is kept as it is, for ``audit verify`` to report."""
+        if why != self._witness_refused:
+            self._witness_refused = why
+            log.error("The audit witness %s is not updated: %s. Run `clutto-bridge audit verify`; if the database "
+                      "was restored or replaced on purpose, move the witness away.", self.witness.path, why)
 
     async def for_team(self, team_id: str, action: str | None = None) -> list[AuditEntry]:
         return await self.store.for_team(team_id, action)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import socket
 import tempfile
 from dataclasses import dataclass, field
@@ -56,6 +57,13 @@ class Homeserver:
         file.load()
         file["appservice.port"] = port or free_port()
         file["appservice.database"] = database
+        # Its own copy of the keyset, as every deployment has: the audit witness beside it
+        # then belongs to this bridge's database alone.
+        shared = Path(file["security.keyset"])
+        own = folder / shared.name
+        if not own.exists():
+            shutil.copy2(shared, own)
+        file["security.keyset"] = str(own)
         for key, value in (overrides or {}).items():
             file[key] = value
         file.save()

@@ -240,3 +240,65 @@ async def test_rows_of_an_older_database_are_chained_by_the_upgrade(database_url
         assert [check.add(row) for row in rows] == [None] * 6 and check.finish() is None
     finally:
         await db.stop()
+
+
+async def record_up_to(bridge: Bridge, last_row: int) -> None:
+    """Rows until the log's newest row is ``last_row`` (what months of work would write)."""
+    head = (await rows_of(bridge))[-1].id if await bridge.stores.audit.count() else 0
+    for n in range(head + 1, last_row + 1):
+        await bridge.audit.record(None, None, "member_removed", f"@gone{n}:example.org")
+
+
+@pytest.mark.promise("P14")
+async def test_rows_deleted_from_the_end_with_their_checkpoints_are_caught_by_the_witness(
+    bridges: Bridges, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bridge = await bridges.start(bridges.settings(audit__checkpoint_rows=100))
+    await record_up_to(bridge, 803)
+    checkpoints = await bridge.stores.audit.checkpoints()
+    assert [c.row_id for c in checkpoints] == [100, 200, 300, 400, 500, 600, 700, 800]
+    await bridges.stop(bridge)  # signs rows 801-803: checkpoint 9
+    witness = bridge.settings.witness_path
+    assert witness.parent == bridge.settings.keyset_path.parent and witness.stat().st_mode & 0o777 == 0o600
+    held = json.loads(witness.read_text())
+    assert held["counter"] == 9 and held["checkpoint"]["row_id"] == 803
+    config = bridges.folder / "config.yaml"
+    valid = await verify(config)
+    assert valid.returncode == 0 and "holds checkpoint 9 over row 803" in valid.stdout, valid.stdout + valid.stderr
+    export = tmp_path / "audit.jsonl"
+    assert (await asyncio.to_thread(audit_cli, "export", str(export), "-c", str(config))).returncode == 0
+
+    # Someone with database access cuts the end off, checkpoints included.
+    await sql(bridges.database, "DELETE FROM audit_log WHERE id > 500", "DELETE FROM audit_checkpoint WHERE row_id > 500")
+    cut = await verify(config)
+    assert cut.returncode == 1, cut.stdout
+    assert cut.stdout.strip() == ("The audit log does not verify: checkpoint 9 (rows up to 803) is missing: "
+                                  "the log was truncated after row 500")
+    # A later export of the cut log carries the witness; an earlier one verifies against it.
+    cut_export = tmp_path / "cut.jsonl"
+    assert (await asyncio.to_thread(audit_cli, "export", str(cut_export), "-c", str(config))).returncode == 0
+    offline = await asyncio.to_thread(audit_cli, "verify", "--file", str(cut_export))
+    assert offline.returncode == 1 and "the log was truncated after row 500" in offline.stdout, offline.stdout
+    earlier = await asyncio.to_thread(audit_cli, "verify", "--file", str(export), "--witness", str(witness))
+    assert earlier.returncode == 0 and "holds checkpoint 9 over row 803" in earlier.stdout, earlier.stdout
+
+    # The bridge runs on: it writes rows 501.. again, but never moves the witness past the cut.
+    bridge = await bridges.start(bridges.settings(audit__checkpoint_rows=100))
+    await record_up_to(bridge, 850)
+    await bridges.stop(bridge)
+    assert json.loads(witness.read_text()) == held
+    refusals = [r.getMessage() for r in caplog.records if "is not updated" in r.getMessage()]
+    assert len(refusals) == 1 and "the log no longer holds row 803 as checkpoint 9 signed it" in refusals[0]
+    rebuilt = await verify(config)
+    # SQLite hands out ids 501.. again (the new row 803 has another hash), PostgreSQL 804..
+    assert rebuilt.returncode == 1 and "row 803" in rebuilt.stdout, rebuilt.stdout
+    assert "the witness holds checkpoint 9" in rebuilt.stdout or "differs from the one the witness holds (checkpoint 9)" in rebuilt.stdout
+
+    await sql(bridges.database, "DELETE FROM audit_log", "DELETE FROM audit_checkpoint")
+    emptied = await verify(config)
+    assert emptied.returncode == 1, emptied.stdout
+    assert "checkpoint 9 (rows up to 803) is missing: the log was emptied" in emptied.stdout
+
+    witness.unlink()  # the operator's choice after a restore on purpose: checked again from here on
+    fresh = await verify(config)
+    assert fresh.returncode == 0 and "The audit log is empty." in fresh.stdout and "No witness" in fresh.stdout

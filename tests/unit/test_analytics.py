@@ -114,7 +114,7 @@ def test_run_refuses_an_ungenerated_metrics_secret_only_while_metrics_are_served
     config = tmp_path / "config.yaml"
     text = EXAMPLE_CONFIG.read_text()
     for token in ("as_token", "hs_token", "shared_secret"):
-        text = text.replace(f"{token}: generate", f"{token}: {'x' * 32}")
+        text = text.replace(f"{token}: generate", f"{token}: {token[0] * 32}")  # each secret its own
     config.write_text(text)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "check_environment", lambda settings: None)

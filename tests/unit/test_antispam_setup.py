@@ -87,7 +87,7 @@ def test_run_refuses_an_ungenerated_antispam_secret_only_while_the_endpoints_are
                   "    # Bearer token operators use. \"generate\" means generate-registration creates one.\n"
                   "    shared_secret", "metrics_secret"):
         assert f"{token}: generate" in text, token
-        text = text.replace(f"{token}: generate", f"{token}: {'x' * 32}")
+        text = text.replace(f"{token}: generate", f"{token}: {('h' if token == 'hs_token' else 'x') * 32}")
     config.write_text(text)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "check_environment", lambda settings: None)

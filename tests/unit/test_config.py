@@ -395,7 +395,7 @@ def test_config_file_reads_and_writes_dotted_keys(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "key, value, message",
     [
-        ("appservice.portt", 1, "unknown key (see example-config.yaml for the keys there are); did you mean `port`?"),
+        ("appservice.portt", 1, "unknown key `appservice.portt`; did you mean `port`?"),
         ("policy.retention.maxx", "30d", "did you mean `max`?"),
         ("telemetry", {"on": True}, "unknown key"),
     ],
@@ -405,6 +405,55 @@ def test_unknown_keys_are_refused_with_the_nearest_known_key(key: str, value, me
         validate(with_value(key, value))
     assert error.value.key == key
     assert message in error.value.message
+
+
+def test_a_typo_in_a_required_key_is_named_as_the_typo_not_as_the_missing_key() -> None:
+    data = example()
+    data["appservice"]["portt"] = data["appservice"].pop("port")
+    with pytest.raises(ConfigError) as error:
+        validate(data)
+    assert str(error.value) == "appservice.portt: unknown key `appservice.portt`; did you mean `port`?"
+
+
+@pytest.mark.parametrize(
+    "change, key, message",
+    [
+        ({"appservice.as_token": "s" * 32, "appservice.hs_token": "s" * 32}, "appservice.hs_token",
+         "must differ from appservice.as_token"),
+        ({"portal.public_url": "javascript:alert(1)"}, "portal.public_url", "must be an http:// or https:// URL"),
+        ({"portal.public_url": "ftp://chat.example.com/portal"}, "portal.public_url", "must be an http:// or https:// URL"),
+        ({"policy.trial.warnings": ["100d", "7d"]}, "policy.trial.warnings",
+         "a warning 100d before the purge is longer than the trial (policy.trial.length: 90d)"),
+    ],
+)
+def test_config_check_refuses_values_that_would_start_a_broken_bridge(
+    tmp_path: Path, change: dict, key: str, message: str
+) -> None:
+    data = example()
+    for dotted, value in change.items():
+        *parents, last = dotted.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    with pytest.raises(ConfigError) as error:
+        validate(data)
+    assert error.value.key == key and message in error.value.message
+    config = tmp_path / "config.yaml"
+    YAML().dump(data, config)
+    result = _run_cli("config", "check", "-c", str(config), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and f": {key}: {message}" in result.stderr, result.stderr
+
+
+def test_the_edges_of_the_new_checks_pass() -> None:
+    """Tokens still to generate may be equal; an empty public_url or an https one is fine; a
+    warning as long as the trial is fine."""
+    assert validate(example()).appservice.as_token == "generate"
+    assert validate(with_value("portal.public_url", "https://chat.example.com/portal/")).portal.public_url == (
+        "https://chat.example.com/portal"
+    )
+    assert validate(with_value("policy.trial.warnings", ["90d"])).trial.warnings == (90 * 86400,)
 
 
 def test_a_postgres_url_with_a_bad_port_is_a_config_error() -> None:
