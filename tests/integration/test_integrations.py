@@ -72,7 +72,8 @@ async def test_widget_outside_allowed_prefixes_is_removed(
 
     await wait_until(bad_removed, what="the widget to be removed")
     assert await owner.state(general, "im.vector.modular.widgets", "good") == good
-    [entry] = await bridge.audit.for_team(team.id, "widget_removed")
+    # The removal is recorded right after the homeserver took it: wait for the record too.
+    [entry] = await wait_until(lambda: bridge.audit.for_team(team.id, "widget_removed"), what="the audit record")
     assert entry.actor == owner.user_id and entry.detail["url"] == bad["url"]
 
     status, body = await api.call("DELETE", f"/teams/{team.id}/integrations?value=https://never.example/")
