@@ -168,6 +168,7 @@ class Bridge:
         self.appservice.matrix_event_handler(self.events.handle)
         self._scheduler: asyncio.Task | None = None
         self._checkpoints: asyncio.Task | None = None
+        self._levels: asyncio.Task | None = None
         self._database_open = False
         if s.provisioning.enabled:
             api = ProvisioningAPI(ctx, s.provisioning.shared_secret, metrics, keys=keys)
@@ -231,6 +232,7 @@ class Bridge:
         self.runner.start()
         self._scheduler = asyncio.create_task(self._schedule_forever(), name="clutto-scheduler")
         self._checkpoints = asyncio.create_task(self._sign_audit_forever(), name="clutto-audit-checkpoints")
+        self._levels = asyncio.create_task(self._check_power_levels(), name="clutto-power-levels")
         self.appservice.open_inbox()
         self.appservice.ready = True
         if self.smtp:
@@ -238,6 +240,18 @@ class Bridge:
             async with _named("email.port", f"cannot listen for mail on {e.hostname}:{e.port}"):
                 await self.smtp.start()
         log.info("Bridge ready as %s", self.appservice.bot_mxid)
+
+    async def _check_power_levels(self) -> None:
+        """Once per start, beside the inbox: the gate answers meanwhile, so no start waits on it."""
+        try:
+            changed = await self.members.sync_all_power_levels()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Checking the power levels of team rooms failed")
+            return
+        if changed:
+            log.info("Put back the power levels of %d team room(s)", changed)
 
     async def _sign_audit_forever(self) -> None:
         """A checkpoint at least every ``audit.checkpoint_interval`` while rows arrive."""
@@ -300,11 +314,11 @@ class Bridge:
         self.appservice.ready = False
         if self.smtp:
             await self.smtp.stop()
-        for task in (self._scheduler, self._checkpoints):
+        for task in (self._scheduler, self._checkpoints, self._levels):
             if task:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._scheduler = self._checkpoints = None
+        self._scheduler = self._checkpoints = self._levels = None
         await self.runner.stop()
         await self.appservice.drain(grace)
         await self.events.drain(grace)
