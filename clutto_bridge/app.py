@@ -58,6 +58,7 @@ from clutto_bridge.teams.usage import UsageService
 from clutto_bridge.teams.webhooks import WebhookEvents
 from clutto_bridge.web.collection import RequestCollection
 from clutto_bridge.web.antispam import AntispamEndpoints
+from clutto_bridge.web.health import HealthEndpoint
 from clutto_bridge.web.metrics import MetricsEndpoint
 from clutto_bridge.smtp import SmtpListener
 from clutto_bridge.web.portal.app import PORTAL_PREFIX, Portal
@@ -181,6 +182,7 @@ class Bridge:
             AntispamEndpoints(self.gate, s.antispam.shared_secret).register(self.appservice.app)
         if s.analytics.metrics_enabled:
             MetricsEndpoint(usage, metrics, s.analytics.metrics_secret).register(self.appservice.app)
+        HealthEndpoint(self.answers).register(self.appservice.app)
         if a.tls.enabled:
             self.appservice.app.on_response_prepare.append(strict_transport_security)
 
@@ -240,6 +242,11 @@ class Bridge:
             async with _named("email.port", f"cannot listen for mail on {e.hostname}:{e.port}"):
                 await self.smtp.start()
         log.info("Bridge ready as %s", self.appservice.bot_mxid)
+
+    async def answers(self) -> None:
+        """The liveness self-check (systemd watchdog, ``/_clutto/health``): the query behind the
+        homeserver's questions runs. A room and user of no team: it reads, finds nothing."""
+        await self.gate.store.facts("!clutto-liveness:invalid", "@clutto-liveness:invalid")
 
     async def _check_power_levels(self) -> None:
         """Once per start, beside the inbox: the gate answers meanwhile, so no start waits on it."""
