@@ -92,6 +92,8 @@ class IntegrationService:
         listed = value in (current.team_bots if kind == BOT else current.team_widgets)
         if listed and kind == WIDGET:
             raise Conflict(f"{value} is already allowed in {team.name}.")
+        if kind == BOT:
+            await self.teams.require_account(value)  # it will be invited: refuse an unknown ID first
         if not listed:
             await self.store.add(team.id, kind, value)
             await self.audit.record(team, actor, "integration_allowed", value, kind=kind)

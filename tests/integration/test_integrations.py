@@ -84,3 +84,14 @@ async def test_widget_outside_allowed_prefixes_is_removed(
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
     status, body = await api.call("POST", f"/teams/{team.id}/integrations", json={"value": "ftp://x"})
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+
+
+async def test_allowing_a_bot_that_does_not_exist_changes_nothing(bridge: Bridge, new_user) -> None:
+    bot = bridge.settings.bot_mxid
+    owner, member, team, rooms = await _team_with_member(bridge, new_user, role="admin")
+    missing = f"@nobot-{team.id}:{bridge.settings.homeserver.domain}"
+    await owner.send_text(rooms[0], f"!clutto integrations allow {missing}")
+    await owner.wait_for_notice(rooms[0], "does not exist on the homeserver", sender=bot)
+    await owner.send_text(rooms[0], "!clutto integrations list")
+    listing = await owner.wait_for_notice(rooms[0], "Integrations of", sender=bot)
+    assert missing not in listing["content"]["body"]
