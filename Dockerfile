@@ -16,5 +16,11 @@ USER clutto
 WORKDIR /data
 VOLUME /data
 EXPOSE 29330
+# Healthy while the bridge's event loop answers /_clutto/health within the timeout and its
+# database answers (a hung bridge delays every message on the homeserver: docs/bridge-down.md).
+# Docker only marks the container unhealthy; Swarm, Kubernetes or an autoheal container restart it.
+# The config path follows CMD: change both together.
+HEALTHCHECK --interval=30s --timeout=15s --start-period=120s --retries=2 \
+    CMD ["clutto-bridge", "health", "-c", "/data/config.yaml", "--timeout", "10"]
 ENTRYPOINT ["clutto-bridge"]
 CMD ["-c", "/data/config.yaml"]

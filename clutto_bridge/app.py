@@ -60,6 +60,7 @@ from clutto_bridge.teams.usage import UsageService
 from clutto_bridge.teams.webhooks import WebhookEvents
 from clutto_bridge.web.collection import RequestCollection
 from clutto_bridge.web.antispam import AntispamEndpoints
+from clutto_bridge.web.health import HealthEndpoint
 from clutto_bridge.web.metrics import MetricsEndpoint
 from clutto_bridge.smtp import SmtpListener
 from clutto_bridge.web.portal.app import PORTAL_PREFIX, Portal
@@ -173,6 +174,7 @@ class Bridge:
         self.appservice.matrix_event_handler(self.events.handle)
         self._scheduler: asyncio.Task | None = None
         self._checkpoints: asyncio.Task | None = None
+        self._levels: asyncio.Task | None = None
         self._database_open = False
         if s.provisioning.enabled:
             api = ProvisioningAPI(ctx, s.provisioning.shared_secret, metrics, keys=keys)
@@ -185,6 +187,7 @@ class Bridge:
             AntispamEndpoints(self.gate, s.antispam.shared_secret).register(self.appservice.app)
         if s.analytics.metrics_enabled:
             MetricsEndpoint(usage, metrics, s.analytics.metrics_secret).register(self.appservice.app)
+        HealthEndpoint(self.answers).register(self.appservice.app)
         if a.tls.enabled:
             self.appservice.app.on_response_prepare.append(strict_transport_security)
 
@@ -236,6 +239,7 @@ class Bridge:
         self.runner.start()
         self._scheduler = asyncio.create_task(self._schedule_forever(), name="clutto-scheduler")
         self._checkpoints = asyncio.create_task(self._sign_audit_forever(), name="clutto-audit-checkpoints")
+        self._levels = asyncio.create_task(self._check_power_levels(), name="clutto-power-levels")
         self.appservice.open_inbox()
         self.appservice.ready = True
         if self.smtp:
@@ -250,6 +254,23 @@ class Bridge:
                 await self.device.start(self.db)
             except CryptoStoreKeyError as e:
                 raise ConfigError("security.keyset", str(e)) from None
+
+    async def answers(self) -> None:
+        """The liveness self-check (systemd watchdog, ``/_clutto/health``): the query behind the
+        homeserver's questions runs. A room and user of no team: it reads, finds nothing."""
+        await self.gate.store.facts("!clutto-liveness:invalid", "@clutto-liveness:invalid")
+
+    async def _check_power_levels(self) -> None:
+        """Once per start, beside the inbox: the gate answers meanwhile, so no start waits on it."""
+        try:
+            changed = await self.members.sync_all_power_levels()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Checking the power levels of team rooms failed")
+            return
+        if changed:
+            log.info("Put back the power levels of %d team room(s)", changed)
 
     async def _sign_audit_forever(self) -> None:
         """A checkpoint at least every ``audit.checkpoint_interval`` while rows arrive."""
@@ -312,11 +333,11 @@ class Bridge:
         self.appservice.ready = False
         if self.smtp:
             await self.smtp.stop()
-        for task in (self._scheduler, self._checkpoints):
+        for task in (self._scheduler, self._checkpoints, self._levels):
             if task:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
-        self._scheduler = self._checkpoints = None
+        self._scheduler = self._checkpoints = self._levels = None
         await self.runner.stop()
         await self.appservice.drain(grace)
         await self.events.drain(grace)

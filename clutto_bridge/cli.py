@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("-c", "--config", dest="sub_config", help="config file")
     keys.add_argument("--batch", type=int, default=200, help="rotate: values re-encrypted per batch (default 200)")
     keys.add_argument("--wait", action="store_true", help="rotate: follow the re-encryption until it is done")
+    health = commands.add_parser(
+        "health", help="exit 0 if the running bridge answers /_clutto/health in time (Docker HEALTHCHECK)"
+    )
+    health.add_argument("-c", "--config", dest="sub_config", help="config file")
+    health.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)")
     report = commands.add_parser("report", help="aggregated, de-identified reports, through the running bridge")
     report.add_argument("report", choices=["usage"], help="usage: teams and members per sign-up week, plan and size")
     report.add_argument("-c", "--config", dest="sub_config", help="config file")
@@ -135,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             return promises_command(config_path, args.markdown, args.homeserver_config, args.strict)
         if args.command == "report":
             return report(config_path, args.report)
+        if args.command == "health":
+            return health(config_path, args.timeout)
         if args.command == "audit":
             return audit_command(args, config_path)
         if args.command == "doctor":
@@ -304,6 +311,17 @@ def keys_command(config_path: str, action: str, key_id: int | None, batch: int, 
         return 1
 
 
+def health(config_path: str, timeout: float) -> int:
+    from clutto_bridge import operations
+
+    _, settings = load_settings(config_path)
+    try:
+        return asyncio.run(operations.health(settings, timeout))
+    except operations.OperationError as e:
+        print(f"clutto-bridge: {e}", file=sys.stderr)
+        return 1
+
+
 def report(config_path: str, which: str) -> int:
     from clutto_bridge import operations
 
@@ -350,7 +368,9 @@ def run(config_path: str, debug: bool = False, worker: bool = False) -> int:
 
 async def serve(settings: Settings, debug: bool = False, worker: bool = False) -> int:
     """Run until SIGINT or SIGTERM, then stop cleanly."""
+    from clutto_bridge import testhooks
     from clutto_bridge.app import Bridge
+    from clutto_bridge.watchdog import Watchdog
 
     log = logging.getLogger("clutto")
     stop = asyncio.Event()
@@ -371,8 +391,12 @@ async def serve(settings: Settings, debug: bool = False, worker: bool = False) -
         log.error("Could not start: %s", _reason(e), exc_info=debug)
         await _quietly(bridge.stop(grace=0))
         return 1
+    watchdog = Watchdog(bridge.answers)
+    watchdog.start()  # READY=1, then WATCHDOG=1 pings under systemd; nothing otherwise
+    testhooks.block_loop_on_signal(loop)
     await stop.wait()
     log.info("Stopping on signal")
+    await watchdog.stop()
     await bridge.stop()
     return 0
 

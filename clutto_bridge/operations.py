@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 
 from clutto_bridge.config import Settings
+from clutto_bridge.web.health import HEALTH_PATH
 from clutto_bridge.web.provisioning import PREFIX
 
 
@@ -20,11 +21,14 @@ class OperationError(Exception):
     """What the bridge refused, or why it could not be reached: one line for the operator."""
 
 
+def _local_host(settings: Settings) -> str:
+    host = settings.appservice.hostname
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
 class BridgeClient:
     def __init__(self, settings: Settings) -> None:
-        host = settings.appservice.hostname
-        host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        self.base = f"http://{host}:{settings.appservice.port}{PREFIX}"
+        self.base = f"http://{_local_host(settings)}:{settings.appservice.port}{PREFIX}"
         self.headers = {"Authorization": f"Bearer {settings.provisioning.shared_secret}"}
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
@@ -37,6 +41,27 @@ class BridgeClient:
         if resp.status >= 400:
             raise OperationError(f"{data.get('errcode', resp.status)}: {data.get('error', 'request failed')}")
         return data
+
+
+async def health(settings: Settings, timeout: float) -> int:
+    """``clutto-bridge health``, the Dockerfile's HEALTHCHECK: 0 when the bridge's event loop
+    answers ``/_clutto/health`` within ``timeout`` and its self-check passed. The bridge on this
+    host is probed, so with TLS its certificate (made for the public name) is not verified."""
+    tls = settings.appservice.tls.enabled
+    url = f"{'https' if tls else 'http'}://{_local_host(settings)}:{settings.appservice.port}{HEALTH_PATH}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+            async with session.get(url, ssl=False if tls else True) as resp:
+                body = await resp.json(content_type=None)
+    except asyncio.TimeoutError:
+        raise OperationError(f"the bridge at {url} did not answer within {timeout:g} s: it is hung") from None
+    except (aiohttp.ClientError, ValueError) as e:
+        raise OperationError(f"cannot reach the bridge at {url} ({e}); is it running?") from None
+    if resp.status != 200:
+        error = body.get("error", "") if isinstance(body, dict) else ""
+        raise OperationError(f"the bridge at {url} answered {resp.status}: {error}".rstrip(": "))
+    print("ok")
+    return 0
 
 
 def _bar(done: int, total: int, width: int = 30) -> str:

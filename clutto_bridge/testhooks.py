@@ -17,12 +17,18 @@ but the log line). Unset, which it always is in production, a hook does nothing.
   space, before the invites to its rooms (``teams/service.py``).
 - ``CLUTTO_TEST_EXIT_AFTER_REENCRYPT_BATCH=batch N``: right after the re-encryption job
   checkpointed its N-th batch in this process (``jobs/reencrypt.py``).
+
+One hook hangs instead of ending: ``CLUTTO_TEST_BLOCK_LOOP=FIFO`` (a named pipe the test
+made). On SIGUSR1 the running bridge's event loop blocks, as a hung bridge's would, until the
+test writes a byte to FIFO (``cli.serve``; the watchdog test).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import signal
 import sys
 
 log = logging.getLogger("clutto.testhooks")
@@ -45,3 +51,22 @@ def exit_now(name: str) -> None:
     log.warning("Test hook CLUTTO_TEST_%s: exiting now", name)
     sys.stderr.flush()
     os._exit(EXIT_CODE)
+
+
+def block_loop_on_signal(loop: asyncio.AbstractEventLoop) -> None:
+    """Armed by ``CLUTTO_TEST_BLOCK_LOOP``: SIGUSR1 blocks ``loop`` until the FIFO gets a byte."""
+    fifo = os.environ.get("CLUTTO_TEST_BLOCK_LOOP")
+    if not fifo:
+        return
+
+    def block() -> None:
+        log.warning("Test hook CLUTTO_TEST_BLOCK_LOOP: blocking the event loop")
+        # Opening blocks until the test opens the FIFO to write; reading, until it writes.
+        fd = os.open(fifo, os.O_RDONLY)
+        try:
+            os.read(fd, 1)
+        finally:
+            os.close(fd)
+        log.warning("Test hook CLUTTO_TEST_BLOCK_LOOP: event loop released")
+
+    loop.add_signal_handler(signal.SIGUSR1, block)

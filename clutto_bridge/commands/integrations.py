@@ -25,7 +25,7 @@ async def integrations_list(evt: CommandEvent) -> None:
     "integrations allow",
     args="@BOT|https://PREFIX",
     team="manage",
-    help_text="Allow a bot or widgets under a URL prefix.",
+    help_text="Allow a bot (the Clutto bot invites it to the team's space and rooms) or widgets under a URL prefix.",
     section="Integrations",
     example="integrations allow @helperbot:example.org",
 )

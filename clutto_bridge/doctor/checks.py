@@ -359,6 +359,21 @@ def enforcement_module(facts: Facts, req: Requirements) -> Result:
     return Result("enforcement module", status, " ".join(message for _, message in findings), required, why)
 
 
+def hung_bridge(facts: Facts, req: Requirements) -> Result:
+    """The module has no timeout of its own (issue 23): what restarts a hung bridge is the
+    operator's service manager, which homeserver.yaml does not show."""
+    why = ("synapse-http-antispam has no timeout: while the bridge hangs, every message, join and invite on the "
+           "homeserver waits for Synapse's HTTP timeout (60 s). The bridge pings a systemd watchdog and answers "
+           "/_clutto/health only while its event loop and database answer, so a watchdog restarts it")
+    required = ("systemd Type=notify, WatchdogSec and Restart=on-failure (docs/clutto-bridge.service), or the "
+                "image's HEALTHCHECK (clutto-bridge health) with something that restarts an unhealthy container")
+    if req.module_findings is None:
+        return Result("hung bridge", Status.PASS, "antispam.enabled is off: Synapse never waits on the bridge", required, why)
+    if any(severity == "absent" for severity, _ in req.module_findings(facts.homeserver)):
+        return Result("hung bridge", Status.PASS, "the module is not loaded: Synapse never waits on the bridge", required, why)
+    return Result("hung bridge", Status.UNCHECKED, "how the bridge is supervised (not in homeserver.yaml)", required, why)
+
+
 CHECKS: list[Check] = [
     user_ips_max_age,
     access_log,
@@ -377,6 +392,7 @@ CHECKS: list[Check] = [
     client_listener_tls,
     bridge_listener_tls,
     enforcement_module,
+    hung_bridge,
 ]
 
 

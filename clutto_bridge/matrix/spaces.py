@@ -23,6 +23,12 @@ from clutto_bridge.policy.orphans import CREATION_KEY, TEAM_KEY
 # Above the owner (100): Matrix lets a user change only the levels of users below them, so
 # the bot must outrank the owner to demote one on a transfer or put back a hand-made change.
 BOT_LEVEL = 1000
+# What only the bot may do in a team space or room, whatever a member's role: invite, and
+# change who may join or read. Who comes in is the team's membership, which the bridge
+# keeps; at the bot's level the homeserver itself refuses a hand-made invite, a public join
+# rule or world-readable history, also while the bridge is down (issue 23). No owner can
+# lower these: Matrix refuses a change to a level above the sender's own.
+GATE_LEVEL = BOT_LEVEL
 
 SPACE_CHILD = EventType.find("m.space.child", EventType.Class.STATE)
 SPACE_PARENT = EventType.find("m.space.parent", EventType.Class.STATE)
@@ -33,14 +39,15 @@ def creation_marker(team_id: str, marker: str) -> dict[str, str]:
 
 
 def power_levels(bot: UserID, owner: UserID, levels: dict[str, int], *, space: bool) -> dict[str, Any]:
-    """Power levels of a team space or room: admins manage, members talk (not in the space)."""
+    """Power levels of a team space or room: admins manage, members talk (not in the space),
+    only the bot brings people in (``GATE_LEVEL``)."""
     admin = levels["admin"]
     return {
         "users": {bot: BOT_LEVEL, owner: levels["owner"]},
         "users_default": levels["member"],
         "events_default": admin if space else levels["member"],
         "state_default": admin,
-        "invite": admin,
+        "invite": GATE_LEVEL,
         "kick": admin,
         "ban": admin,
         "redact": admin,
@@ -49,8 +56,8 @@ def power_levels(bot: UserID, owner: UserID, levels: dict[str, int], *, space: b
             "m.room.avatar": admin,
             "m.room.topic": admin,
             "m.room.power_levels": 100,
-            "m.room.history_visibility": 100,
-            "m.room.join_rules": 100,
+            "m.room.history_visibility": GATE_LEVEL,
+            "m.room.join_rules": GATE_LEVEL,
             "m.room.tombstone": 100,
             "m.room.server_acl": 100,
             "m.room.encryption": 100,

@@ -12,6 +12,16 @@ def outsider_allowed(user_id: str, allowed_bots: set[str]) -> bool:
     return user_id in allowed_bots
 
 
+def outsider_reason(team_name: str, user_id: str, former_member: bool) -> str:
+    """Why someone who is neither a current member nor an allowed bot is removed from a team
+    room: a person is told about the team, not about integrations. (A bot the team stops
+    allowing is removed by ``integrations deny``, which says so.)"""
+    if former_member:
+        return f"{user_id} is no longer a member of the team {team_name}"
+    return (f"{user_id} is not a member of the team {team_name}: only its members and the bots it allows may be "
+            "in its rooms")
+
+
 def widget_allowed(url: object, prefixes: list[str]) -> bool:
     """A widget is allowed when its URL starts with an allowed prefix, scheme and host included.
 

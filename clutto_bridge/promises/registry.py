@@ -101,6 +101,8 @@ PROMISES: tuple[Promise, ...] = (
             "With synapse-http-antispam the homeserver asks the bridge before it stores a join or an invite: "
             "someone outside the team (not an allowed bot), or removed from it, is refused with a message, "
             "whoever invites; without it such a person is removed right after.",
+            "Only the bot may invite or change a team room's join rule or history visibility (a power level "
+            "above every role), so the homeserver itself refuses a hand-made invite, also while the bridge is down.",
         ),
         settings=("bridge.default_rooms", "bridge.room_version", *BEFORE_THE_WRITE_KEYS),
         enforced_in=(

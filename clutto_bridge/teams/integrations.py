@@ -16,7 +16,7 @@ from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.team import Team
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.ids import USER_ID
-from clutto_bridge.policy.integrations import outsider_allowed, widget_allowed
+from clutto_bridge.policy.integrations import outsider_allowed, outsider_reason, widget_allowed
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotFound
 from clutto_bridge.teams.service import TeamService
@@ -82,13 +82,23 @@ class IntegrationService:
         )
 
     async def allow(self, team: Team, value: str, *, actor: str | None) -> str:
+        """Put a bot or widget prefix on the team's list; a bot is invited to the space and the
+        group rooms. Only the bot may invite in team rooms (``spaces.GATE_LEVEL``), so this is
+        how a bot comes in; allowing it again invites it again (to rooms made since)."""
         await self.teams.require_manager(team, actor)
-        kind = classify(value.strip())
+        value = value.strip()
+        kind = classify(value)
         current = await self.allowlist(team)
-        if value in (current.team_bots if kind == BOT else current.team_widgets):
+        listed = value in (current.team_bots if kind == BOT else current.team_widgets)
+        if listed and kind == WIDGET:
             raise Conflict(f"{value} is already allowed in {team.name}.")
-        await self.store.add(team.id, kind, value.strip())
-        await self.audit.record(team, actor, "integration_allowed", value, kind=kind)
+        if kind == BOT:
+            await self.teams.require_account(value)  # it will be invited: refuse an unknown ID first
+        if not listed:
+            await self.store.add(team.id, kind, value)
+            await self.audit.record(team, actor, "integration_allowed", value, kind=kind)
+        if kind == BOT:
+            await self.teams.invite_everywhere(team, value)
         return kind
 
     async def deny(self, team: Team, value: str, *, actor: str | None) -> str:
@@ -99,8 +109,9 @@ class IntegrationService:
             raise NotFound(f"{value} is not on {team.name}'s own list (the operator's defaults cannot be denied here).")
         await self.audit.record(team, actor, "integration_denied", value, kind=kind)
         if kind == BOT and value not in self.config.bots:
+            reason = f"{value} is no longer an allowed integration of the team {team.name}"
             for room_id in await self.teams.room_ids(team):
-                await self._remove_outsider(team, room_id, value, actor=actor)
+                await self._remove_outsider(team, room_id, value, reason, actor=actor)
         return kind
 
     # --- enforcement ---------------------------------------------------------------
@@ -114,19 +125,13 @@ class IntegrationService:
             return False
         if outsider_allowed(user_id, (await self.allowlist(team)).bots):
             return False
-        former = member is not None
-        return await self._remove_outsider(team, room_id, user_id, actor=sender, former_member=former)
+        return await self._remove_outsider(team, room_id, user_id, outsider_reason(team.name, user_id, member is not None),
+                                           actor=sender)
 
-    async def _remove_outsider(
-        self, team: Team, room_id: str, user_id: str, *, actor: str | None, former_member: bool = False
-    ) -> bool:
-        if former_member:
-            reason = f"{user_id} is no longer a member of the team {team.name}"
-        else:
-            reason = f"{user_id} is not an allowed integration of the team {team.name}"
+    async def _remove_outsider(self, team: Team, room_id: str, user_id: str, reason: str, *, actor: str | None) -> bool:
         if not await self.homeserver.kick(room_id, user_id, reason):
             return False
-        log.info("Removed %s from %s: not an allowed integration", user_id, room_id)
+        log.info("Removed %s from %s: %s", user_id, room_id, reason)
         await self.audit.record(team, actor, "integration_removed", user_id, room_id=room_id)
         return True
 

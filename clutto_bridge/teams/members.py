@@ -21,6 +21,7 @@ from clutto_bridge.db.account import Account, AccountStore
 from clutto_bridge.db.member import Member, MemberStore
 from clutto_bridge.db.team import Team, TeamStore
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
+from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.audit import AuditLog
@@ -212,6 +213,19 @@ class MemberService:
                 await self.audit.record(team, user_id, "invite_declined", user_id)
 
     # --- power levels ----------------------------------------------------------------
+
+    async def sync_all_power_levels(self) -> int:
+        """Every active team's rooms brought in line, once per start: levels a new version sets
+        (the invite level of issue 23), a changed ``bridge.power_levels``, consent blocks, and
+        changes made while the bridge was down. The number of rooms that changed."""
+        changed = 0
+        for team in await self.teams.active():
+            try:
+                changed += len(await self.sync_power_levels(team))
+            except MatrixRequestError as e:
+                # One team's unreachable room must not hold up the others; the next start tries again.
+                log.warning("Could not check the power levels of team %s: %s", team.id, e)
+        return changed
 
     async def sync_power_levels(self, team: Team, only_room: str | None = None, actor: str | None = None) -> list[str]:
         """Bring power levels in line with the team's roles; return the rooms that changed."""

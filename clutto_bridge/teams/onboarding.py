@@ -51,7 +51,6 @@ class Onboarding:
         self.clock = clock
         self.welcomes = welcomes
         self.audit = audit
-        self._levels_checked = False
         self._welcome_locks: dict[str, asyncio.Lock] = {}
 
     @property
@@ -127,12 +126,11 @@ class Onboarding:
             told += 1
         if told:
             log.info("Told %d member(s) about policy version %s", told, text.version)
-        if self.blocking and (told or not self._levels_checked):
-            # After a new version (or once per start, in case the last one stopped halfway),
-            # hold back everyone whose consent no longer covers the current version.
+        if self.blocking and told:
+            # After a new version, hold back everyone whose consent no longer covers it (each
+            # start checks every team too: MemberService.sync_all_power_levels).
             for team in await self.teams.active():
                 await self.members.sync_power_levels(team)
-            self._levels_checked = True
         return told
 
     async def accept(self, user_id: str, version: str | None = None) -> PolicyText:

@@ -346,9 +346,47 @@ async def test_a_name_the_profile_does_not_give_never_reaches_team_rooms(
 
 
 @pytest.mark.promise("P1")
-async def test_an_outsider_let_in_while_the_bridge_was_down_is_removed_when_it_is_back(
+async def test_with_the_bridge_down_the_homeserver_refuses_a_hand_made_invite_to_team_rooms(
     guarded_bridges: Bridges, guarded: Guarded, person
 ) -> None:
+    """Issue 23: the module fails open, so while the bridge is down the homeserver's own power
+    levels keep outsiders out: only the bot may invite, open the join rule or the history."""
+    bridge = await _start(guarded_bridges, guarded)
+    owner, member, team, rooms = await _team(bridge, person)
+    outsider = await person("outsider")
+    general = rooms[0]
+    await member.send_text(general, "said before the bridge stopped")
+    front = guarded.homeserver.front
+    front.down = True
+    try:
+        await guarded_bridges.stop(bridge)
+        for room_id in (team.space_id, general):
+            invite = owner.request("POST", f"/v3/rooms/{quote(room_id)}/invite", {"user_id": outsider.user_id})
+            await _refused(invite, "M_FORBIDDEN", "permission to invite")
+            await _refused(outsider.join(room_id), "M_FORBIDDEN", "")
+            levels = await owner.state(room_id, "m.room.power_levels")
+            # Nor can the owner open the room, its history, or lower the invite level.
+            opened = owner.set_state(room_id, "m.room.join_rules", "", {"join_rule": "public"})
+            await _refused(opened, "M_FORBIDDEN", "")
+            readable = owner.set_state(room_id, "m.room.history_visibility", "", {"history_visibility": "world_readable"})
+            await _refused(readable, "M_FORBIDDEN", "")
+            await _refused(owner.set_state(room_id, "m.room.power_levels", "", {**levels, "invite": 50}), "M_FORBIDDEN", "")
+        with pytest.raises(MatrixError) as unread:
+            await outsider.messages(general)
+        assert unread.value.status == 403
+        # The bridge's people are unaffected: members still talk.
+        await member.send_text(general, "the bridge is down and the room stays ours")
+    finally:
+        front.down = False
+
+
+@pytest.mark.promise("P1")
+async def test_an_outsider_let_in_through_an_old_room_while_the_bridge_was_down_is_removed_as_a_non_member(
+    guarded_bridges: Bridges, guarded: Guarded, person, http: aiohttp.ClientSession
+) -> None:
+    """A room whose power levels predate issue 23 (admins could invite) until the bridge's next
+    start: an outsider let in meanwhile is removed, told they are not a member of the team, and
+    the start puts the invite level back."""
     bridge = await _start(guarded_bridges, guarded)
     owner, member, team, rooms = await _team(bridge, person)
     outsider = await person("outsider")
@@ -357,7 +395,13 @@ async def test_an_outsider_let_in_while_the_bridge_was_down_is_removed_when_it_i
     front.down = True  # the homeserver keeps what it could not deliver, as for a real stopped bridge
     try:
         await guarded_bridges.stop(bridge)
-        # Fail-open: the invite and the join are stored.
+        levels = await owner.state(general, "m.room.power_levels")
+        old = {**levels, "invite": 50}
+        url = f"{guarded.homeserver.url}/_matrix/client/v3/rooms/{quote(general)}/state/m.room.power_levels"
+        auth = {"Authorization": f"Bearer {bridge.settings.appservice.as_token}"}
+        async with http.put(url, json=old, headers=auth) as resp:
+            assert resp.status == 200, await resp.text()
+        # Fail-open and the old level: the invite and the join are stored.
         await owner.request("POST", f"/v3/rooms/{quote(general)}/invite", {"user_id": outsider.user_id})
         await outsider.join(general)
         assert outsider.user_id in await owner.joined_members(general)
@@ -365,8 +409,16 @@ async def test_an_outsider_let_in_while_the_bridge_was_down_is_removed_when_it_i
     finally:
         front.down = False
 
-    async def removed() -> bool:
-        return outsider.user_id not in await owner.joined_members(general)
+    async def removed() -> dict | None:
+        event = await owner.state(general, "m.room.member", outsider.user_id)
+        return event if event["membership"] == "leave" else None
 
-    await wait_until(removed, timeout=90, what="the outsider to be removed once the bridge is back")
+    event = await wait_until(removed, timeout=90, what="the outsider to be removed once the bridge is back")
+    assert f"is not a member of the team {team.name}" in event["reason"], event
+    assert "integration" not in event["reason"].split(":")[0], event
+
+    async def put_back() -> bool:
+        return (await owner.state(general, "m.room.power_levels"))["invite"] > 100
+
+    await wait_until(put_back, what="the start to put the invite level back")
     await _refused(outsider.join(general), "M_FORBIDDEN", "only its members may join")

@@ -21,19 +21,22 @@ async def test_bot_not_on_the_list_is_removed_and_allowed_bot_stays(bridge: Brid
     helper = await new_user("helperbot")
     general = rooms[0]
 
+    # Only the bot may invite (issue 23); a room whose levels predate that still lets an admin.
+    old = {**await owner.state(general, "m.room.power_levels"), "invite": 50}
+    await bridge.homeserver.set_power_levels(general, old)
     await owner.request("POST", f"/v3/rooms/{quote(general)}/invite", {"user_id": stranger.user_id})
 
-    async def stranger_out() -> dict | None:
-        event = await owner.state(general, "m.room.member", stranger.user_id)
+    async def out(user_id: str) -> dict | None:
+        event = await owner.state(general, "m.room.member", user_id)
         return event if event["membership"] == "leave" else None
 
-    event = await wait_until(stranger_out, what="the unknown bot to be removed")
-    assert "not an allowed integration" in event["reason"]
+    event = await wait_until(lambda: out(stranger.user_id), what="the unknown account to be removed")
+    assert f"is not a member of the team {team.name}" in event["reason"]
 
+    # An allowed bot comes in through the bridge, which invites it to the space and group rooms.
     await owner.send_text(general, f"!clutto integrations allow {helper.user_id}")
     await owner.wait_for_notice(general, "Allowed bot", sender=bot)
-    await owner.request("POST", f"/v3/rooms/{quote(general)}/invite", {"user_id": helper.user_id})
-    await helper.wait_for_invites({general})
+    await helper.wait_for_invites({team.space_id, *rooms})
     await helper.join(general)
     await owner.send_text(general, "!clutto integrations list")
     listing = await owner.wait_for_notice(general, "Integrations of", sender=bot)
@@ -43,12 +46,14 @@ async def test_bot_not_on_the_list_is_removed_and_allowed_bot_stays(bridge: Brid
     # Denying the bot takes it out of the team's rooms.
     await owner.send_text(general, f"!clutto integrations deny {helper.user_id}")
     await owner.wait_for_notice(general, "Denied bot", sender=bot)
-    assert helper.user_id not in await owner.joined_members(general)
+    event = await out(helper.user_id)
+    assert event and "no longer an allowed integration" in event["reason"], event
 
     await member.send_text(general, "!clutto integrations allow not-a-thing")
     await member.wait_for_notice(general, "neither a bot", sender=bot)
     actions = [e.action for e in await bridge.audit.for_team(team.id)]
-    assert actions.count("integration_removed") == 2
+    # The unknown account once; the denied bot from the space and each room it was invited to.
+    assert actions.count("integration_removed") == 1 + 1 + len(rooms)
 
 
 @pytest.mark.promise("P9", "P14")
@@ -80,3 +85,14 @@ async def test_widget_outside_allowed_prefixes_is_removed(
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
     status, body = await api.call("POST", f"/teams/{team.id}/integrations", json={"value": "ftp://x"})
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+
+
+async def test_allowing_a_bot_that_does_not_exist_changes_nothing(bridge: Bridge, new_user) -> None:
+    bot = bridge.settings.bot_mxid
+    owner, member, team, rooms = await _team_with_member(bridge, new_user, role="admin")
+    missing = f"@nobot-{team.id}:{bridge.settings.homeserver.domain}"
+    await owner.send_text(rooms[0], f"!clutto integrations allow {missing}")
+    await owner.wait_for_notice(rooms[0], "does not exist on the homeserver", sender=bot)
+    await owner.send_text(rooms[0], "!clutto integrations list")
+    listing = await owner.wait_for_notice(rooms[0], "Integrations of", sender=bot)
+    assert missing not in listing["content"]["body"]

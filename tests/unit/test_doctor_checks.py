@@ -217,3 +217,19 @@ def test_the_cli_exits_with_1_when_a_check_fails_and_0_after_fix(tmp_path: Path,
     out = capsys.readouterr().out
     assert "loggers.synapse.access.level = WARNING" in out and "listeners.0.resources.0.names += 'openid'" in out
     assert cli.main(args) == 0
+
+
+@pytest.mark.parametrize(
+    "findings, status",
+    [
+        (None, Status.PASS),  # antispam.enabled off
+        ([("absent", "modules: has no ...")], Status.PASS),  # Synapse does not ask the bridge
+        ([], Status.UNCHECKED),  # Synapse waits on the bridge: the operator's supervisor decides
+        ([("warning", "reads its secret from a file")], Status.UNCHECKED),
+    ],
+)
+def test_doctor_says_what_restarts_a_hung_bridge_when_synapse_waits_on_it(findings, status) -> None:
+    req = REQ if findings is None else Requirements(**{**REQ.__dict__, "module_findings": lambda hs: findings})
+    result = c.hung_bridge(facts(), req)
+    assert result.status is status
+    assert "WatchdogSec" in result.required and "HEALTHCHECK" in result.required and "60 s" in result.why

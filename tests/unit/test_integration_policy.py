@@ -1,6 +1,6 @@
 import pytest
 
-from clutto_bridge.policy.integrations import outsider_allowed, widget_allowed
+from clutto_bridge.policy.integrations import outsider_allowed, outsider_reason, widget_allowed
 
 PREFIXES = ["https://meet.example.com/", "https://tools.example.org/board"]
 
@@ -31,3 +31,10 @@ def test_no_prefixes_allow_nothing() -> None:
 def test_outsiders_only_as_allowed_bots() -> None:
     assert outsider_allowed("@github:example.com", {"@github:example.com"})
     assert not outsider_allowed("@stranger:example.com", {"@github:example.com"})
+
+
+def test_an_outsider_is_told_they_are_not_a_member_not_that_they_are_no_integration() -> None:
+    reason = outsider_reason("Acme", "@eve:example.com", former_member=False)
+    assert "@eve:example.com is not a member of the team Acme" in reason
+    assert "integration" not in reason
+    assert outsider_reason("Acme", "@bob:example.com", former_member=True) == "@bob:example.com is no longer a member of the team Acme"
