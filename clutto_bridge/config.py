@@ -81,6 +81,7 @@ from clutto_bridge.crypto.witness import FILE_NAME as WITNESS_FILE
 from clutto_bridge.crypto.signing import SigningKeyError, load_or_create_signing_key, load_public_key, load_signing_key
 from clutto_bridge.policy.collection import IP_MODES, LANGUAGE_MODES, REFERRER_MODES, USER_AGENT_MODES, CollectionRules
 from clutto_bridge.policy.consent import CONSENT_MODES, PolicyText
+from clutto_bridge.policy.encryption import MODES as ENCRYPTION_MODES
 from clutto_bridge.policy.profile import ENFORCE_MODES, ProfileRules, template_fields
 from clutto_bridge.policy.retention import REDACT_MODES
 
@@ -271,6 +272,7 @@ class PolicySettings(Section):
     trial: TrialSettings
     retention: RetentionSettings
     marketing_default: Flag
+    encryption: OneOf(ENCRYPTION_MODES)
     integrations: IntegrationSettings
     collection: CollectionSettings
     cookies: CookieRegistry

@@ -87,8 +87,16 @@ class Homeserver:
     async def create_space(self, **kwargs: Any) -> str:
         return await spaces.create_space(self.bot, **kwargs)
 
-    async def create_group_room(self, **kwargs: Any) -> str:
-        return await spaces.create_group_room(self.bot, **kwargs)
+    async def create_group_room(self, *, encryption: dict[str, Any] | None = None, **kwargs: Any) -> str:
+        room_id = await spaces.create_group_room(self.bot, encryption=encryption, **kwargs)
+        await self._created_encrypted(room_id, encryption)
+        return room_id
+
+    async def _created_encrypted(self, room_id: str, encryption: dict[str, Any] | None) -> None:
+        """Note a room the bot just made encrypted at once: its first message may go out before
+        the transaction with its m.room.encryption event arrives, and must not go in plaintext."""
+        if encryption:
+            await self.bot.state_store.set_encryption_info(RoomID(room_id), encryption)
 
     async def link_child(self, space_id: str, room_id: str, server_name: str) -> None:
         await spaces.link_child(self.bot, space_id, room_id, server_name)
@@ -96,22 +104,30 @@ class Homeserver:
     async def unlink_child(self, space_id: str, room_id: str) -> None:
         await self.bot.send_state_event(space_id, spaces.SPACE_CHILD, {}, state_key=room_id)
 
-    async def create_direct_chat(self, users: list[str], *, room_version: str, retention_ms: int) -> str:
+    async def create_direct_chat(self, users: list[str], *, room_version: str, retention_ms: int,
+                                 encryption: dict[str, Any] | None = None) -> str:
         """A private direct room between members, created and administered by the bot."""
         bot = self.bot
-        return await bot.create_room(
+        room_id = await bot.create_room(
             preset=RoomCreatePreset.PRIVATE,
             is_direct=True,
             invitees=users,
             room_version=room_version,
             power_level_override={"users": {bot.mxid: spaces.BOT_LEVEL}, "invite": 100, "state_default": 100},
-            initial_state=[spaces.retention_state(retention_ms)],
+            initial_state=[spaces.retention_state(retention_ms), *spaces.encryption_state(encryption)],
         )
+        await self._created_encrypted(room_id, encryption)
+        return room_id
 
-    async def create_bot_chat(self, user_id: str) -> str:
+    async def create_bot_chat(self, user_id: str, *, encryption: dict[str, Any] | None = None) -> str:
         """A direct chat between the user and the bot. The user is not made an equal (no trusted
         preset), so the bot can withdraw the invite when the user starts a chat of their own."""
-        return await self.bot.create_room(preset=RoomCreatePreset.PRIVATE, is_direct=True, invitees=[user_id])
+        room_id = await self.bot.create_room(
+            preset=RoomCreatePreset.PRIVATE, is_direct=True, invitees=[user_id],
+            initial_state=spaces.encryption_state(encryption),
+        )
+        await self._created_encrypted(room_id, encryption)
+        return room_id
 
     async def invite_once(self, room_id: str, user_id: str) -> None:
         await spaces.invite_once(self.bot, room_id, user_id)

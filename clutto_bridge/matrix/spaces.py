@@ -104,7 +104,9 @@ async def create_group_room(
     server_name: str,
     retention_ms: int,
     marker: dict[str, str],
+    encryption: dict[str, Any] | None = None,
 ) -> RoomID:
+    """``encryption``: the room's ``m.room.encryption`` content, when it starts encrypted."""
     return await intent.create_room(
         name=name,
         preset=RoomCreatePreset.PRIVATE,
@@ -117,8 +119,14 @@ async def create_group_room(
             {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "shared"}},
             {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
             retention_state(retention_ms),
+            *encryption_state(encryption),
         ],
     )
+
+
+def encryption_state(content: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The initial state that makes a new room encrypted (none for ``None``)."""
+    return [{"type": "m.room.encryption", "state_key": "", "content": content}] if content else []
 
 
 async def link_child(intent: IntentAPI, space_id: RoomID, room_id: RoomID, server_name: str) -> None:

@@ -129,7 +129,7 @@ class NoticeService:
                     await self._close(older, user_id, room_id)
                 return room_id
             await self.management_rooms.remove(room_id)
-        room_id = await self.homeserver.create_bot_chat(user_id)
+        room_id = await self.homeserver.create_bot_chat(user_id, encryption=self.teams.room_encryption(None))
         await self.management_rooms.add(room_id, user_id)
         return room_id
 

@@ -80,7 +80,8 @@ class RoomService:
         if existing:
             return existing, False
         room_id = await self.homeserver.create_direct_chat(
-            [requester, other], room_version=self.room_version, retention_ms=self.teams.retention_ms(team)
+            [requester, other], room_version=self.room_version, retention_ms=self.teams.retention_ms(team),
+            encryption=self.teams.room_encryption(team),
         )
         room = TeamRoom(room_id, team.id, RoomKind.DIRECT, f"{requester} & {other}", self.clock.now_ms(), members=pair)
         await self.store.insert(room)

@@ -23,6 +23,7 @@ from clutto_bridge.db.member import Member, MemberStore
 from clutto_bridge.db.team import CreationKind, RoomCreation, RoomKind, RoomStore, Team, TeamRoom, TeamState, TeamStore
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.matrix.spaces import creation_marker
+from clutto_bridge.policy.encryption import MAX_ROTATION_MS, room_encryption
 from clutto_bridge.policy.retention import RetentionBounds
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.errors import NotAllowed, NotFound, TeamExists, UnknownUser
@@ -79,6 +80,10 @@ class TeamService:
     def retention_ms(self, team: Team) -> int:
         """The team's maximum message lifetime, as m.room.retention writes it."""
         return self.retention_bounds.effective(team.retention_seconds) * 1000
+
+    def room_encryption(self, team: Team | None) -> dict | None:
+        """The m.room.encryption a new room of ``team`` (or the chat with the bot) starts with."""
+        return room_encryption(self.settings.policy.encryption, self.retention_ms(team) if team else MAX_ROTATION_MS)
 
     # --- reading -------------------------------------------------------------------
 
@@ -225,6 +230,7 @@ class TeamService:
             server_name=s.homeserver.domain,
             retention_ms=self.retention_ms(team),
             marker=creation_marker(team.id, marker),
+            encryption=self.room_encryption(team),
         )
         testhooks.exit_if("EXIT_AFTER_ROOM_CREATED", f"{team.name}/{name}")
         room = TeamRoom(room_id, team.id, RoomKind.GROUP, name, self.clock.now_ms())

@@ -94,6 +94,9 @@ def start_homeserver(folder: Path, extra: Callable[[Settings], dict] | None = No
     file["appservice.address"] = front.url
     file["security.signing_key"] = str(folder / "signing.key")  # generate-registration creates it
     file["security.keyset"] = str(folder / "keyset.json")  # generate-registration creates it
+    # Tests that read rooms as a plain client (no E2EE) need rooms the bot makes unencrypted;
+    # the encrypted-room tests (test_encrypted_rooms.py) ask for the shipped default themselves.
+    file["policy.encryption"] = "off"
     file.save()
     registration = folder / "registration.yaml"
     # The registration Synapse loads is the one our CLI writes.

@@ -65,3 +65,29 @@ async def test_commands_in_an_encrypted_chat_are_read_and_answered_encrypted(
     if bridge.settings.appservice.database.startswith("sqlite:"):
         assert _files_holding(Path(bridge.settings.appservice.database.removeprefix("sqlite:")).parent,
                               canary.encode()) == []
+
+
+async def test_a_new_teams_rooms_are_encrypted_and_commands_there_are_answered_encrypted(
+    bridges: Bridges, homeserver: Homeserver, encrypted_member, http
+) -> None:
+    bridge = await bridges.start(bridges.settings(policy__encryption="default"))
+    bot = bridge.settings.bot_mxid
+    alice = await encrypted_member("owner")
+    team = await bridge.teams.create(unique("Sealed"), owner=alice.user_id)
+    rooms = [r.room_id for r in (await bridge.teams.view(team)).rooms]
+    plain = MatrixClient(homeserver.url, alice.user_id, alice.client.access_token, http)
+    await plain.wait_for_invites({team.space_id, *rooms})
+    for room_id in [team.space_id, *rooms]:
+        await plain.join(room_id)
+    week = 7 * 86_400_000
+    for room_id in rooms:
+        assert await plain.state(room_id, "m.room.encryption") == {
+            "algorithm": "m.megolm.v1.aes-sha2", "rotation_period_ms": min(week, bridge.teams.retention_ms(team)),
+            "rotation_period_msgs": 100,
+        }
+    general = rooms[0]
+    await alice.sync()
+    await alice.send_text(general, "!clutto team info")
+    await alice.wait_for_decrypted(general, "Space:", sender=bot)
+    said = [e for e in await plain.messages(general, limit=100) if e["sender"] == bot and "state_key" not in e]
+    assert said and {e["type"] for e in said} == {"m.room.encrypted"}
