@@ -142,6 +142,7 @@ class AppserviceSettings(Section):
     as_token: Token
     hs_token: Token
     transaction_memory: Duration
+    body_timeout: Duration
 
     @property
     def url(self) -> str:
