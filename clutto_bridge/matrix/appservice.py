@@ -27,11 +27,11 @@ from mautrix.types.util import SerializerError
 from mautrix.types import JSON, Event, EventType
 
 from clutto_bridge import testhooks
+from clutto_bridge.json_bodies import RefusedJson, parse_json
 
 # Homeserver transactions are small; a body beyond these bounds is refused before parsing
 # reaches mautrix (which assumes a well-formed body and answers 500 otherwise).
 MAX_BODY_BYTES = 16 * 1024 * 1024
-MAX_DEPTH = 64
 _EVENT_LISTS = ("events", "ephemeral", "de.sorunome.msc2409.ephemeral", "to_device", "de.sorunome.msc2409.to_device")
 # An entry whose handling was interrupted this often (it may be what crashes the bridge) is
 # given up, with an error in the log, instead of being tried on every start.
@@ -251,32 +251,11 @@ def _bad(errcode: str, message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(content_type="application/json", text=json.dumps({"errcode": errcode, "error": message}))
 
 
-def _depth(value: Any) -> int:
-    """How deeply lists and objects nest (iteratively: a hostile body must not exhaust the stack)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            if deepest > MAX_DEPTH:
-                return deepest
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
 async def _json_body(request: web.Request) -> Any:
     """The body as JSON, or a 400 that says what is wrong (aiohttp caches it for mautrix)."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, request.content_length)
-    raw = await request.read()
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise _bad("M_NOT_JSON", "The body is not UTF-8.") from None
-    except RecursionError:
-        raise _bad("M_BAD_JSON", f"The body nests deeper than {MAX_DEPTH} levels.") from None
-    except ValueError:
-        raise _bad("M_NOT_JSON", "The body is not JSON.") from None
-    if _depth(body) > MAX_DEPTH:
-        raise _bad("M_BAD_JSON", f"The body nests deeper than {MAX_DEPTH} levels.")
-    return body
+        return parse_json(await request.read())
+    except RefusedJson as e:
+        raise _bad(e.errcode, e.message) from None
