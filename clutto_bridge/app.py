@@ -58,6 +58,7 @@ from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.teams.usage import UsageService
 from clutto_bridge.teams.webhooks import WebhookEvents
+from clutto_bridge.web.bodies import body_deadline
 from clutto_bridge.web.collection import RequestCollection
 from clutto_bridge.web.antispam import AntispamEndpoints
 from clutto_bridge.web.health import HealthEndpoint
@@ -167,6 +168,8 @@ class Bridge:
         collection = RequestCollection(s.collection.rules(), clock)
         self.appservice.runner_options = collection.runner_options()
         self.appservice.app.middlewares.insert(0, collection.middleware(self.access))
+        # Every body on the port, too, arrives within appservice.body_timeout or gets 408.
+        self.appservice.app.middlewares.insert(1, body_deadline(a.body_timeout))
         # aiosmtpd names a misbehaving client's address in its warnings: the same policy applies.
         self._peer_filter = collection.peer_filter()
         logging.getLogger("mail.log").addFilter(self._peer_filter)

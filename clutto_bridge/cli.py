@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: a temporary folder, deleted when the demo stops)"
     )
     demo.add_argument("--fresh", action="store_true", help="with --dir: clear the demo's folder and start over")
-    demo.add_argument("--port", type=int, help="homeserver port (default: 8008, or the port of the resumed demo)")
+    demo.add_argument(
+        "--port", type=int, help="homeserver port (default: the resumed demo's, else $CLUTTO_DEMO_PORT, else 8008)"
+    )
     return parser
 
 

@@ -146,6 +146,7 @@ class AppserviceSettings(Section):
     as_token: Token
     hs_token: Token
     transaction_memory: Duration
+    body_timeout: Duration
 
     @model_validator(mode="after")
     def _tokens_differ(self) -> AppserviceSettings:

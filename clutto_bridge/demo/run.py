@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -24,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from clutto_bridge.demo import stale
+from clutto_bridge.demo.stale import TEMPORARY_PREFIX, FolderLock
 from clutto_bridge.demo.synapse import LocalSynapse, LocalUser, free_port, synapse_available
 
 INSTALL_HINT = (
@@ -32,6 +35,7 @@ INSTALL_HINT = (
     "or, from a checkout:  python3 scripts/dev.py demo"
 )
 DEFAULT_PORT = 8008
+PORT_VARIABLE = "CLUTTO_DEMO_PORT"  # instead of DEFAULT_PORT (tests give each demo a free port)
 STATE_FILE = "demo.json"
 TEAM_NAME = "Demo Team"
 BRIDGE_STOP_TIMEOUT = 20.0  # the bridge's own grace for commands is 5 s
@@ -67,21 +71,29 @@ def run_demo(folder: Path | None, port: int | None, fresh: bool = False) -> int:
     if not synapse_available():
         print(INSTALL_HINT, file=sys.stderr)
         return 1
+    default_port = _port_number(os.environ.get(PORT_VARIABLE) or str(DEFAULT_PORT))
+    if default_port is None:
+        print(f"{PORT_VARIABLE}={os.environ[PORT_VARIABLE]!r} is not a port number (1-65535).", file=sys.stderr)
+        return 1
     temporary = folder is None
     if temporary:
-        folder = Path(tempfile.mkdtemp(prefix="clutto-demo-"))
+        folder = Path(tempfile.mkdtemp(prefix=TEMPORARY_PREFIX))
     else:
         folder = folder.resolve()
         problem = _prepare_folder(folder, fresh)
         if problem:
             print(problem, file=sys.stderr)
             return 1
+    lock = FolderLock(folder)
+    if not lock.acquire():  # another demo started in this folder a moment ago
+        print(_still_running(folder, lock.holder()), file=sys.stderr)
+        return 1
     state = DemoState.load(folder)
-    port = port or state.port or DEFAULT_PORT
+    port = port or state.port or default_port
     synapse = LocalSynapse(folder / "synapse", port=port)
     try:
-        if _port_taken(port):
-            print(f"Port {port} is in use; pick another with --port.", file=sys.stderr)
+        if _port_taken(port) and not _stop_temporary_demo_on(port, folder):
+            print(_port_in_use(port), file=sys.stderr)
             return 1
         state.port = port
         state.save(folder)  # marks the folder as a demo's, so a later run may resume or clear it
@@ -101,6 +113,7 @@ def run_demo(folder: Path | None, port: int | None, fresh: bool = False) -> int:
     finally:
         with _signals_deferred():
             synapse.stop(SYNAPSE_STOP_TIMEOUT)  # a no-op when the demo already stopped it
+            lock.release()
             if temporary:
                 shutil.rmtree(folder, ignore_errors=True)
 
@@ -109,26 +122,84 @@ def _prepare_folder(folder: Path, fresh: bool) -> str | None:
     """Clear a demo folder for ``--fresh``; refuse a folder with files that are not a demo's."""
     if folder.exists() and not folder.is_dir():
         return f"{folder} is not a folder."
-    if not folder.exists() or not any(folder.iterdir()):
+    if not folder.exists() or not any(e.name != stale.LOCK_FILE for e in folder.iterdir()):
         folder.mkdir(parents=True, exist_ok=True)
         return None
     if not (folder / STATE_FILE).exists():
         return f"{folder} has files but no {STATE_FILE}, so it is not a demo's folder; pick an empty or new one."
-    if _synapse_runs_in(folder):
-        return f"A demo in {folder} is still running (its Synapse is); stop it first."
+    if stale.is_locked(folder):
+        return _still_running(folder, stale.FolderLock(folder).holder())
+    problem = _stop_stale_synapse(folder)
+    if problem:
+        return problem
     if fresh:
-        shutil.rmtree(folder)
-        folder.mkdir(parents=True)
+        for entry in folder.iterdir():
+            if entry.name == stale.LOCK_FILE:
+                continue  # held by the demo about to start here
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
     return None
 
 
-def _synapse_runs_in(folder: Path) -> bool:
+def _stop_stale_synapse(folder: Path) -> str | None:
+    """Stop the Synapse an interrupted demo left running in ``folder`` (no demo runs there
+    now); a refusal naming the process when it cannot be stopped or is not certainly ours."""
+    pid = stale.synapse_of(folder)
+    if pid is not None:
+        if not stale.stop(pid, folder / "synapse" / "homeserver.yaml", SYNAPSE_STOP_TIMEOUT):
+            return (f"The Synapse an earlier demo left running in {folder} (pid {pid}) could not be stopped; "
+                    f"stop it with: kill {pid}")
+        print(f"Stopped the Synapse (pid {pid}) that an interrupted demo left running in {folder}.", flush=True)
+        return None
+    others = _synapse_runs_in(folder)
+    if others:
+        pids = " ".join(map(str, others))
+        return (f"A Synapse of {folder} is running (pid {pids}) without its pid file, so it is left alone; "
+                f"stop it with: kill {pids}")
+    return None
+
+
+def _stop_temporary_demo_on(port: int, ours: Path) -> bool:
+    """Stop a Synapse an interrupted demo without ``--dir`` left on ``port`` and delete its
+    folder; True if the port is free now."""
+    for folder in stale.temporary_demos():
+        if folder == ours or not stale.listens_on(folder, port) or stale.is_locked(folder):
+            continue
+        if _stop_stale_synapse(folder) is None:
+            shutil.rmtree(folder, ignore_errors=True)
+    return not _port_taken(port)
+
+
+def _port_in_use(port: int) -> str:
+    """The refusal, naming the demo whose Synapse holds the port when it is one of ours."""
+    for folder in stale.temporary_demos():
+        pid = stale.synapse_of(folder)
+        if pid is not None and stale.listens_on(folder, port):
+            holder = stale.FolderLock(folder).holder()
+            return (f"Port {port} is in use by the Synapse (pid {pid}) of the demo running in {folder}; stop that "
+                    f"demo with Ctrl-C in its terminal or: kill -INT {holder}. Or pick another port with --port.")
+    return f"Port {port} is in use; pick another with --port (or {PORT_VARIABLE})."
+
+
+def _still_running(folder: Path, holder: str) -> str:
+    return (f"A demo in {folder} is still running (pid {holder}); "
+            f"stop it with Ctrl-C in its terminal or: kill -INT {holder}")
+
+
+def _synapse_runs_in(folder: Path) -> list[int]:
     marker = str(folder / "synapse").encode()
+    found = []
     for entry in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
             if marker in (entry / "cmdline").read_bytes():
-                return True
-    return False
+                found.append(int(entry.name))
+    return found
+
+
+def _port_number(text: str) -> int | None:
+    return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
 
 
 def _port_taken(port: int) -> bool:

@@ -73,6 +73,7 @@ class LocalSynapse:
         self.shared_secret = secrets.token_hex(24)
         self.config_path = self.folder / "homeserver.yaml"
         self.log_path = self.folder / "homeserver.log"
+        self.pid_path = self.folder / "homeserver.pid"
         self.process: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._stopping = False
@@ -83,12 +84,12 @@ class LocalSynapse:
         self.folder.mkdir(parents=True, exist_ok=True)
         log_config = self.folder / "log.yaml"
         _dump(log_config, _log_config(self.log_path))
-        previous = _load(self.config_path) if self.config_path.exists() else {}
+        previous = load_yaml(self.config_path) if self.config_path.exists() else {}
         self.shared_secret = previous.get("registration_shared_secret", self.shared_secret)
         config = {
             "server_name": self.server_name,
             "public_baseurl": self.url + "/",
-            "pid_file": str(self.folder / "homeserver.pid"),
+            "pid_file": str(self.pid_path),
             "listeners": [
                 {
                     "port": self.port,
@@ -157,6 +158,9 @@ class LocalSynapse:
                     env=self.env,
                     start_new_session=True,
                 )
+            # Synapse writes its pid_file only when it daemonizes: written here, so a later
+            # start can find (and stop) a Synapse that an interrupted demo left running.
+            self.pid_path.write_text(f"{self.process.pid}\n")
         self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
@@ -193,6 +197,7 @@ class LocalSynapse:
                 process.wait()
         # Synapse leads its group; anything it left in the group goes with it.
         _signal_group(process.pid, signal.SIGKILL)
+        self.pid_path.unlink(missing_ok=True)
 
     def restart(self, timeout: float = 90.0) -> LocalSynapse:
         """Stop this Synapse cleanly and start another on the same folder, port and config, as
@@ -274,7 +279,7 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
-def _load(path: Path) -> dict:
+def load_yaml(path: Path) -> dict:
     with open(path) as stream:
         return YAML(typ="safe").load(stream) or {}
 

@@ -26,6 +26,7 @@ import asyncio
 import inspect
 import json
 import ssl
+import sys
 from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import aiohttp
@@ -35,6 +36,7 @@ from mautrix.types import JSON, DeviceLists, DeviceOTKCount, Event, EventType
 from mautrix.types.util import SerializerError
 
 from clutto_bridge import testhooks
+from clutto_bridge.json_bodies import RefusedJson, parse_json
 
 # What Synapse can send in one transaction: 100 events of up to 64 KiB of canonical JSON
 # each, which its encoder escapes to ASCII (a control character takes 6 bytes, so up to
@@ -43,7 +45,10 @@ from clutto_bridge import testhooks
 MAX_TRANSACTION_BYTES = 64 * 1024 * 1024
 # Any other body on the appservice paths (a ping) is small.
 MAX_BODY_BYTES = 64 * 1024
-MAX_DEPTH = 64
+# A transaction nests as deep as the homeserver let a member's event nest (Synapse parses
+# client bodies with Python's json, so about a thousand levels): refusing a deeper one
+# than the other endpoints accept would stall every later event, as a 413 does.
+TRANSACTION_DEPTH = 4096
 _READ_CHUNK = 256 * 1024
 _EVENT_LISTS = ("events", "ephemeral", "de.sorunome.msc2409.ephemeral", "to_device", "de.sorunome.msc2409.to_device")
 # An entry whose handling was interrupted this often (it may be what crashes the bridge) is
@@ -104,7 +109,7 @@ class CluttoAppService(AppService):
                 content_type="application/json",
                 text=json.dumps({"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid auth token"}),
             )
-        body = _parse_json(await _read_body(request, MAX_TRANSACTION_BYTES))
+        body = _parse_json(await _read_body(request, MAX_TRANSACTION_BYTES), TRANSACTION_DEPTH)
         if not isinstance(body, dict):
             raise _bad("M_BAD_JSON", "A transaction body is a JSON object.")
         if not isinstance(body.get("events"), list):
@@ -286,19 +291,6 @@ def _bad(errcode: str, message: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(content_type="application/json", text=json.dumps({"errcode": errcode, "error": message}))
 
 
-def _depth(value: Any) -> int:
-    """How deeply lists and objects nest (iteratively: a hostile body must not exhaust the stack)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, depth)
-            if deepest > MAX_DEPTH:
-                return deepest
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
 async def _read_body(request: web.Request, limit: int) -> bytes:
     """The body, read from the stream up to ``limit`` bytes (aiohttp's ``read`` stops at the
     application's ``client_max_size``, 1 MiB, which the API and portal keep)."""
@@ -314,16 +306,16 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _parse_json(raw: bytes) -> Any:
-    """The body as JSON, or a 400 that says what is wrong."""
+def _parse_json(raw: bytes, max_depth: int | None = None) -> Any:
+    """The body as JSON, or a 400 that says what is wrong. With ``max_depth`` above Python's
+    recursion limit the parser gets the stack it needs for this one call."""
+    limit = sys.getrecursionlimit()
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise _bad("M_NOT_JSON", "The body is not UTF-8.") from None
-    except RecursionError:
-        raise _bad("M_BAD_JSON", f"The body nests deeper than {MAX_DEPTH} levels.") from None
-    except ValueError:
-        raise _bad("M_NOT_JSON", "The body is not JSON.") from None
-    if _depth(body) > MAX_DEPTH:
-        raise _bad("M_BAD_JSON", f"The body nests deeper than {MAX_DEPTH} levels.")
-    return body
+        if max_depth is None:
+            return parse_json(raw)
+        sys.setrecursionlimit(max(limit, max_depth + 1000))
+        return parse_json(raw, max_depth)
+    except RefusedJson as e:
+        raise _bad(e.errcode, e.message) from None
+    finally:
+        sys.setrecursionlimit(limit)

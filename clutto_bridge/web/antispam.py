@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from clutto_bridge.config import Settings
 from clutto_bridge.policy.gate import Refusal
 from clutto_bridge.teams.gate import Gatekeeper
+from clutto_bridge.web.bodies import read_json
 from clutto_bridge.web.collection import mark_homeserver_question
 from clutto_bridge.web.errors import error_response
 
@@ -88,8 +89,8 @@ class AntispamEndpoints:
                 log.warning("Refused a %s request: wrong or missing antispam secret", name)
                 return web.Response(status=401, text="wrong or missing antispam secret (antispam.shared_secret)")
             try:
-                question = model.model_validate(await request.json())
-            except (ValueError, ValidationError):
+                question = model.model_validate(await read_json(request))
+            except ValidationError:
                 return error_response(400, "M_BAD_JSON", f"The body of {name} must be JSON with its arguments.")
             if decide is None:
                 mark_homeserver_question(request)

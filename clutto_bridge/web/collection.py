@@ -50,6 +50,14 @@ def is_homeserver_question(request: BaseRequest) -> bool:
     return request.get(HOMESERVER_QUESTION, False)
 
 
+# Set by the recording middleware; a request without it was answered by aiohttp itself.
+RECORDED: Any = web.RequestKey("clutto.recorded", bool) if hasattr(web, "RequestKey") else "clutto.recorded"
+
+
+def is_recorded(request: BaseRequest) -> bool:
+    return request.get(RECORDED, False)
+
+
 
 class DailySalt:
     """The key of ``hashed`` addresses: random, one per UTC day, held in this object only.
@@ -76,12 +84,17 @@ class RequestCollection:
     def __init__(self, rules: CollectionRules, clock: Clock) -> None:
         self.rules = rules
         self.salt = DailySalt(clock)
+        self.records: AccessRecords | None = None
 
     def facts(self, request: BaseRequest) -> RequestFacts:
-        headers = {name: request.headers.get(name) for name in ("User-Agent", "Referer", "Accept-Language")}
+        # A request aiohttp could not parse (a header too long, a NUL in one) reaches the
+        # access log with a plain dict of no headers: only its peer is known.
+        sent = request.headers
+        headers = {name: sent.get(name) for name in ("User-Agent", "Referer", "Accept-Language")}
         # Several X-Forwarded-For lines are one list (RFC 9110): a client's own line comes
         # first, so reading only the first would believe the client over the proxy.
-        headers["X-Forwarded-For"] = ", ".join(request.headers.getall("X-Forwarded-For", [])) or None
+        forwarded = sent.getall("X-Forwarded-For", []) if hasattr(sent, "getall") else []
+        headers["X-Forwarded-For"] = ", ".join(forwarded) or None
         return request_facts(self.rules, request.remote, headers, self.salt.current())
 
     def address_shown(self, text: Any) -> Any:
@@ -108,6 +121,8 @@ class RequestCollection:
         return {"access_log_class": Logger, "access_log": ACCESS_LOG, "logger": PolicyServerLogger(self)}
 
     def middleware(self, records: AccessRecords) -> Callable:
+        """Records every request; the access logger records those that never reached it."""
+        self.records = records
         return record_requests(self, records)
 
 
@@ -133,6 +148,9 @@ class PolicyAccessLogger(AbstractAccessLogger):
         if is_homeserver_question(request):
             return
         facts = self.policy.facts(request)
+        if not is_recorded(request) and self.policy.records is not None:
+            # aiohttp answered before any middleware ran (a request it could not parse).
+            self.policy.records.record(request.method, route_of(request), response.status, facts)
         parts = [facts.client or "-", f'"{request.method} {route_of(request)}"', str(response.status), f"{time:.3f}s"]
         for name, value in (("ua", facts.user_agent), ("referrer", facts.referrer), ("lang", facts.language)):
             if value is not None:
@@ -173,6 +191,7 @@ def record_requests(policy: RequestCollection, records: AccessRecords) -> Callab
     """Keep an access record of every request, in the form the policy allows."""
 
     def note(request: BaseRequest, status: int) -> None:
+        request[RECORDED] = True
         if not is_homeserver_question(request):
             records.record(request.method, route_of(request), status, policy.facts(request))
 

@@ -8,12 +8,12 @@ be (a valid name, an allowed role) is the domain's decision and its message.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal, TypeVar, Union
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, ValidationError, model_validator
 
+from clutto_bridge.web.bodies import read_json
 from clutto_bridge.web.errors import ApiError
 
 
@@ -160,10 +160,7 @@ B = TypeVar("B", bound=BaseModel)
 
 
 async def parse_body(request: web.Request, model: type[B]) -> B:
-    try:
-        body = json.loads(await request.text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ApiError(400, "M_NOT_JSON", "The request body is not valid JSON.") from None
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise ApiError(400, "M_BAD_JSON", "The request body must be a JSON object.")
     try:
@@ -173,6 +170,8 @@ async def parse_body(request: web.Request, model: type[B]) -> B:
 
 
 def parse_query(request: web.Request, model: type[B]) -> B:
+    if any("\x00" in value for value in request.query.values()):
+        raise ApiError(400, "M_INVALID_PARAM", "A query parameter holds a NUL character.")
     try:
         return model.model_validate(dict(request.query))
     except ValidationError as e:

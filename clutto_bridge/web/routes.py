@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable, Mapping
 from aiohttp import web
 from pydantic import BaseModel
 
+from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.inputs import parse_body, parse_query
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
@@ -60,6 +61,10 @@ class Route:
         body, query = self.body, self.query
 
         async def handle(request: web.Request) -> web.StreamResponse:
+            if any("\x00" in value for value in request.match_info.values()):
+                # No team, member, job or file is named with a NUL (and PostgreSQL and the
+                # file system refuse one): whatever the path names does not exist.
+                raise ApiError(404, "M_NOT_FOUND", "Nothing here has a NUL character in its name.")
             kwargs: dict[str, Any] = {}
             if isinstance(body, type):
                 kwargs["body"] = await parse_body(request, body)

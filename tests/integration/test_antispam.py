@@ -256,8 +256,9 @@ async def test_wrong_secret_is_refused_and_logged_without_it(
     async with http.post(url, json=body) as resp:
         assert resp.status == 401
     own = {"Authorization": f"Bearer {bridge.settings.antispam.shared_secret}"}
+    # Not JSON: M_NOT_JSON, as on every JSON endpoint of the port (web/bodies.py).
     async with http.post(url, data=b"{not json", headers=own) as resp:
-        assert (resp.status, (await resp.json())["errcode"]) == (400, "M_BAD_JSON")
+        assert (resp.status, (await resp.json())["errcode"]) == (400, "M_NOT_JSON")
     async with http.post(url, json={"user": "@x:localhost"}, headers=own) as resp:
         assert resp.status == 400
     async with http.post(url, json=body, headers=own) as resp:

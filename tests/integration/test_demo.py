@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -43,14 +44,47 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
+DEV_PY = Path(__file__).resolve().parents[2] / "scripts" / "dev.py"
+
+
+def _demo_env() -> dict[str, str]:
+    """Every demo a test starts has a free homeserver port of its own unless it says one:
+    a developer's demo may well be running on the default 8008."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "CLUTTO_DEMO_PORT": str(free_port())}
+
+
 def _start_demo(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "clutto_bridge", "demo", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=_demo_env(),
     )
+
+
+def _start_through_dev_py(*args: str) -> subprocess.Popen:
+    """The demo as ``scripts/dev.py demo`` runs it, with this environment's Python instead of
+    the checkout's .venv (dev.py would create and install that first)."""
+    code = (
+        "import runpy, sys; dev = runpy.run_path(sys.argv[1]); "
+        "sys.exit(dev['run_child']([sys.executable, '-m', 'clutto_bridge', 'demo', *sys.argv[2:]]))"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(DEV_PY), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_demo_env(),
+    )
+
+
+def _kill_everything_of(folder: Path) -> None:
+    """Clean-up after a failed test: no demo or Synapse of ``folder`` outlives it (dev.py's
+    demo runs in a session of its own, so killing dev.py leaves it)."""
+    for pid in _processes_mentioning(str(folder)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 async def _until_running(process: subprocess.Popen) -> tuple[str, str, dict[str, str], str]:
@@ -203,3 +237,74 @@ async def _has(members, user_id: str) -> bool:
 
 async def _contains(path: Path, text: str) -> bool:
     return path.exists() and text in path.read_text(errors="replace")
+
+
+async def test_sigint_to_dev_py_alone_stops_the_demo_and_its_synapse(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    process = _start_through_dev_py("--dir", str(folder))
+    try:
+        await _until_running(process)
+        synapse_pid = int((folder / "synapse" / "homeserver.pid").read_text())
+        assert synapse_pid in _processes_mentioning(str(folder / "synapse"))
+        os.kill(process.pid, signal.SIGINT)  # dev.py's pid only, not its process group
+        code = await asyncio.to_thread(process.wait, 90)
+        rest = process.stdout.read()
+        assert code == 0, rest
+        assert "Stopping the bridge and Synapse" in rest
+        assert _processes_mentioning(str(folder / "synapse")) == [], "the demo's Synapse is still running"
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _kill_everything_of(folder)
+
+
+async def test_a_synapse_left_by_a_killed_demo_is_stopped_by_the_next_start(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    process = _start_demo("--dir", str(folder))
+    try:
+        _, url, users, space_id = await _until_running(process)
+        left_pid = int((folder / "synapse" / "homeserver.pid").read_text())
+        process.kill()  # the demo alone, at once: its Synapse runs on in a session of its own
+        process.wait()
+        assert left_pid in _processes_mentioning(str(folder / "synapse"))
+
+        process = _start_demo("--dir", str(folder))
+        again, url_again, users_again, space_again = await _until_running(process)
+        assert f"Stopped the Synapse (pid {left_pid}) that an interrupted demo left running in {folder}" in again
+        assert left_pid not in _processes_mentioning(str(folder / "synapse"))
+        assert (url_again, users_again, space_again) == (url, users, space_id)  # resumed on its port
+
+        # While it runs, another start in the same folder is refused, naming the running demo.
+        refused = subprocess.run(
+            [sys.executable, "-m", "clutto_bridge", "demo", "--dir", str(folder)],
+            capture_output=True, text=True, timeout=60, env=_demo_env(),
+        )
+        assert refused.returncode == 1
+        assert f"still running (pid {process.pid}); stop it with Ctrl-C in its terminal or: kill -INT {process.pid}" in (
+            refused.stderr
+        )
+        await _ctrl_c(process)
+        assert _processes_mentioning(str(folder / "synapse")) == []
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _kill_everything_of(folder)
+
+
+def test_the_demo_port_comes_from_the_option_or_the_environment(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, env in (([], {"CLUTTO_DEMO_PORT": str(port)}), (["--port", str(port)], {})):
+            result = subprocess.run(
+                [sys.executable, "-m", "clutto_bridge", "demo", *args],
+                capture_output=True, text=True, timeout=60, env={**_demo_env(), **env},
+            )
+            assert result.returncode == 1
+            assert f"Port {port} is in use" in result.stderr, result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "clutto_bridge", "demo"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "CLUTTO_DEMO_PORT": "80800"},
+    )
+    assert (result.returncode, result.stderr.strip()) == (1, "CLUTTO_DEMO_PORT='80800' is not a port number (1-65535).")

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from clutto_bridge.demo import run
+from clutto_bridge.demo import run, stale
 from clutto_bridge.demo.synapse import LocalSynapse, SynapseStopped
 
 
@@ -96,3 +97,55 @@ def test_folders_new_resumed_cleared_or_refused(tmp_path: Path) -> None:
     for fresh in (False, True):
         assert "not a demo's folder" in run._prepare_folder(other, fresh=fresh)
     assert (other / "notes.txt").read_text() == "keep me"
+
+
+def _pretend_synapse(folder: Path, config: Path | None = None) -> subprocess.Popen:
+    """A process whose command line is a Synapse's with ``config`` (or another program's),
+    its pid in the folder's pid file as Synapse writes it."""
+    (folder / "synapse").mkdir(parents=True, exist_ok=True)
+    arguments = ["synapse.app.homeserver", "-c", str(config)] if config else ["something-else"]
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *arguments])
+    (folder / "synapse" / "homeserver.pid").write_text(f"{process.pid}\n")
+    return process
+
+
+def test_a_synapse_left_in_the_folder_is_stopped_and_anything_else_left_alone(tmp_path: Path, capsys) -> None:
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    run.DemoState(port=8123).save(demo)
+    others = [
+        _pretend_synapse(demo),  # the pid file names another program (a reused pid)
+        _pretend_synapse(tmp_path / "elsewhere", tmp_path / "elsewhere" / "synapse" / "homeserver.yaml"),
+    ]
+    (demo / "synapse" / "homeserver.pid").write_text(str(others[0].pid))
+    try:
+        assert stale.synapse_of(demo) is None
+        assert run._prepare_folder(demo, fresh=False) is None
+        assert all(p.poll() is None for p in others)
+
+        ours = _pretend_synapse(demo, demo / "synapse" / "homeserver.yaml")
+        assert stale.synapse_of(demo) == ours.pid
+        assert run._prepare_folder(demo, fresh=False) is None
+        assert ours.wait(5) is not None
+        assert f"Stopped the Synapse (pid {ours.pid})" in capsys.readouterr().out
+        assert all(p.poll() is None for p in others)
+    finally:
+        for process in others:
+            process.kill()
+
+
+def test_a_folder_whose_demo_runs_is_refused_naming_it(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    run.DemoState(port=8123).save(demo)
+    lock = stale.FolderLock(demo)
+    assert lock.acquire()
+    try:
+        for fresh in (False, True):
+            problem = run._prepare_folder(demo, fresh=fresh)
+            assert f"still running (pid {os.getpid()})" in problem and f"kill -INT {os.getpid()}" in problem
+        assert (demo / run.STATE_FILE).exists()
+    finally:
+        lock.release()
+    assert run._prepare_folder(demo, fresh=True) is None
+    assert [p.name for p in demo.iterdir()] == [stale.LOCK_FILE]

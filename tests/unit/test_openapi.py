@@ -124,6 +124,9 @@ async def client():
     ('{"name": 42, "owner": "@a:localhost"}', "M_INVALID_PARAM", "'name'"),
     ('{"name": "A", "owner": "@a:localhost", "colour": "red"}', "M_INVALID_PARAM", "Unknown field 'colour'"),
     ('{"name": "A"}', "M_MISSING_PARAM", "'owner'"),
+    ('{"name": ' + "[" * 1000 + "]" * 1000 + "}", "M_BAD_JSON", "nests deeper than 64 levels"),
+    ('{"name": ' + "[" * 64 + "]" * 64 + "}", "M_BAD_JSON", "nests deeper than 64 levels"),
+    (b'{"name": "\xff"}', "M_NOT_JSON", "not UTF-8"),
 ])
 async def test_a_body_that_does_not_fit_is_refused_before_the_domain_is_asked(client, body, errcode, words) -> None:
     resp = await client.post(f"{PREFIX}/teams", data=body, headers={**AUTH, "Content-Type": "application/json"})
