@@ -78,6 +78,10 @@ class EventInbox(Protocol):
 class CluttoAppService(AppService):
     def __init__(self, *args: Any, inbox: EventInbox, now_ms: Callable[[], int], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Parsing, storing (json.dumps) and reading back an event nested TRANSACTION_DEPTH deep
+        # recurses once per level, on top of the frames of the server: Python's default limit
+        # of 1,000 would turn such a transaction into a 500 that Synapse retries forever.
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), TRANSACTION_DEPTH + 1000))
         self.inbox = inbox
         self.now_ms = now_ms
         # The newest queued work of each room with work in progress (see the module docstring).
@@ -307,15 +311,8 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 
 
 def _parse_json(raw: bytes, max_depth: int | None = None) -> Any:
-    """The body as JSON, or a 400 that says what is wrong. With ``max_depth`` above Python's
-    recursion limit the parser gets the stack it needs for this one call."""
-    limit = sys.getrecursionlimit()
+    """The body as JSON, or a 400 that says what is wrong."""
     try:
-        if max_depth is None:
-            return parse_json(raw)
-        sys.setrecursionlimit(max(limit, max_depth + 1000))
-        return parse_json(raw, max_depth)
+        return parse_json(raw) if max_depth is None else parse_json(raw, max_depth)
     except RefusedJson as e:
         raise _bad(e.errcode, e.message) from None
-    finally:
-        sys.setrecursionlimit(limit)
