@@ -86,6 +86,9 @@ def start_homeserver(folder: Path, extra: Callable[[Settings], dict] | None = No
     file["appservice.address"] = front.url
     file["security.signing_key"] = str(folder / "signing.key")  # generate-registration creates it
     file["security.keyset"] = str(folder / "keyset.json")  # generate-registration creates it
+    # The shipped default is block (P8). Most tests' members talk in team rooms without
+    # accepting the policy first, so they run in remind mode; tests of block mode set it.
+    file["policy.consent.mode"] = "remind"
     file.save()
     registration = folder / "registration.yaml"
     # The registration Synapse loads is the one our CLI writes.
