@@ -255,7 +255,7 @@ PROMISES: tuple[Promise, ...] = (
             "the text, `accept` records the version and the time.",
             "A new version is announced to every member of every team once; a version marked "
             "`reconsent: true` asks everyone to accept again.",
-            "In block mode a member who has not accepted cannot send in team rooms (their power level is "
+            "In block mode (the default) a member who has not accepted cannot send in team rooms (their power level is "
             "held below the send level) until they accept; in remind mode they are reminded every "
             "`policy.reminder_interval`. The owner, admins and the operator see who accepted at "
             "`GET /_clutto/v1/teams/{id}/consent`.",
