@@ -8,9 +8,12 @@ RUN useradd --system --create-home --uid 1337 clutto \
 WORKDIR /opt/clutto-bridge
 COPY pyproject.toml README.md ./
 COPY clutto_bridge ./clutto_bridge
-# The placeholder policy texts ship in the package and are used (with a warning) until
-# /data/config/policy holds your own.
 RUN pip install --no-cache-dir .
+# What an operator edits next to config.yaml: our policy texts (policy.consent.texts:
+# config/policy, relative to /data) and the homeserver snippets. A new volume starts with
+# them; a bind mount over /data hides them, and until /data/config/policy exists the
+# placeholder packaged with clutto-bridge is used, with a warning.
+COPY --chown=clutto config /data/config
 
 USER clutto
 WORKDIR /data

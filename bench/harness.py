@@ -86,6 +86,8 @@ def bridge_for(synapse: LocalSynapse, folder: Path, **values: Any) -> BridgeUnde
         "appservice.address": f"http://127.0.0.1:{port}", "appservice.port": port,
         "appservice.database": f"sqlite:{folder / 'clutto.db'}", "logging.level": "WARNING",
         "policy.consent.texts": str(POLICY_TEXTS), "security.signing_key": str(folder / "signing.key"),
+        # Benchmarked members send without accepting the policy first (the default, block, holds them back).
+        "policy.consent.mode": "remind",
         "security.keyset": str(folder / "keyset.json"), **values,
     }.items():
         file[key] = value

@@ -1,10 +1,11 @@
 """Reading the policy texts (P8) from disk, for the config layer.
 
 ``policy/consent.py`` parses a text it is given and never touches the disk; this module
-finds the files. The operator's folder (``policy.consent.texts``) wins; while it does
-not exist the placeholder texts packaged with clutto-bridge are used and a warning names
-both, so ``pip install`` followed by ``clutto-bridge -c config.yaml`` in an empty folder
-starts instead of failing on a folder only a checkout has.
+finds the files. The operator's folder (``policy.consent.texts``, ``config/policy`` in the
+example) wins: a checkout has it, with our complete policy. While it does not exist (an
+installed wheel run in an empty folder) the placeholder texts packaged with clutto-bridge
+are used and a warning names both, so ``pip install`` followed by ``clutto-bridge -c
+config.yaml`` starts instead of failing on a folder only a checkout has.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from pathlib import Path
 from clutto_bridge.policy.consent import VERSION, PolicyText, parse_text
 
 PACKAGED_TEXTS = Path(__file__).with_name("policy_texts")
+# A checkout's top-level folder of what an operator edits next to the YAML (absent in a wheel).
+CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT_TEXTS = CHECKOUT / "config" / "policy"
 
 log = logging.getLogger("clutto.config")
 
@@ -51,3 +55,11 @@ def configured_or_packaged(folder: str) -> tuple[dict[str, PolicyText], bool]:
         folder, PACKAGED_TEXTS, folder,
     )
     return read_texts(PACKAGED_TEXTS), True
+
+
+def shipped_texts() -> Path:
+    """The texts a demo or benchmark started from a checkout uses: the checkout's
+    ``config/policy`` (our complete policy), or the packaged placeholders in an installed wheel."""
+    if (CHECKOUT / "pyproject.toml").is_file() and CHECKOUT_TEXTS.is_dir():
+        return CHECKOUT_TEXTS
+    return PACKAGED_TEXTS

@@ -342,6 +342,8 @@ def _print_summary(synapse, settings, users, view, kept_in: Path | None, modules
         "",
         f"  Team '{view.team.name}' (space {view.team.space_id}) with rooms: {rooms}",
         "  Accept the invites to see the space and its rooms.",
+        *(["  Before writing in the team's rooms, each member accepts the privacy policy: the bot sends it; "
+           "answer 'accept'."] if settings.consent.mode == "block" else []),
         f"  Talk to the bot: start a direct chat with {settings.bot_mxid} and send 'help'.",
         f"  Provisioning API: http://127.0.0.1:{settings.appservice.port}/_clutto/v1 "
         f"(Bearer {settings.provisioning.shared_secret})",

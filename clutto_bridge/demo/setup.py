@@ -13,12 +13,12 @@ from ruamel.yaml import YAML
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings
 from clutto_bridge.crypto import KeysetFile
 from clutto_bridge.demo.synapse import LocalSynapse, free_port
-from clutto_bridge.policy_files import PACKAGED_TEXTS
+from clutto_bridge.policy_files import shipped_texts
 from clutto_bridge.registration import ensure_signing_key, registration
 from clutto_bridge.web.antispam import module_config
 
-# The placeholder policy texts shipped in the package.
-POLICY_TEXTS = PACKAGED_TEXTS
+# Our complete policy in a checkout's config/policy; the packaged placeholders in a wheel.
+POLICY_TEXTS = shipped_texts()
 
 
 def bridge_config(folder: Path, synapse: LocalSynapse, port: int, database: str | None = None,
@@ -35,6 +35,8 @@ def bridge_config(folder: Path, synapse: LocalSynapse, port: int, database: str 
     file["appservice.port"] = port
     file["appservice.database"] = database or f"sqlite:{folder / 'clutto.db'}"
     file["policy.consent.texts"] = str(POLICY_TEXTS)
+    # No proxy in front of the demo: plain HTTP on loopback, and its privacy page says P13 is weakened.
+    file["policy.collection.trusted_proxies"] = []
     _email_on(file, free_port())
     _signing_key(file, folder)
     _keyset_in(file, folder)

@@ -42,9 +42,23 @@ class CookieChoice:
     def allows(self, category: str) -> bool:
         return category == "necessary" or category in self.categories
 
+    def within(self, categories: tuple[str, ...]) -> CookieChoice:
+        """Only the categories offered: a consent to one that holds no cookie means nothing."""
+        return CookieChoice(self.categories & frozenset(categories))
 
-ACCEPT_ALL = CookieChoice(frozenset(OPTIONAL_CATEGORIES))
+
 NECESSARY_ONLY = CookieChoice(frozenset())
+
+
+def offered(registry: tuple[Cookie, ...]) -> tuple[str, ...]:
+    """The optional categories a visitor is asked about: those that hold a cookie in the registry."""
+    present = {c.category for c in registry}
+    return tuple(c for c in OPTIONAL_CATEGORIES if c in present)
+
+
+def accept_all(registry: tuple[Cookie, ...]) -> CookieChoice:
+    """"Accept all": every category the registry holds a cookie in, and nothing more."""
+    return CookieChoice(frozenset(offered(registry)))
 
 
 def allowed(registry: tuple[Cookie, ...], choice: CookieChoice | None) -> frozenset[str]:

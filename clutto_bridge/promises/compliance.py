@@ -12,9 +12,11 @@ from enum import Enum
 from typing import Any, Mapping
 
 from pydantic import BaseModel
+from yarl import URL
 
 from clutto_bridge.config import Settings
 from clutto_bridge.durations import DurationError, format_duration, parse_duration
+from clutto_bridge.policy.collection import is_loopback
 from clutto_bridge.promises.registry import PROMISES, Built, Pending, Promise
 
 # Synapse's defaults for the settings we read from homeserver.yaml.
@@ -47,7 +49,7 @@ class Verdict:
     promise: Promise
     state: State
     weakened_by: tuple[Finding, ...]
-    homeserver: tuple[str, ...]  # what depends on the homeserver and was not checked
+    homeserver: tuple[str, ...]  # what depends on the homeserver (or the declared proxy) and was not checked
     pending: tuple[Pending, ...]
 
     def to_json(self) -> dict[str, Any]:
@@ -106,6 +108,10 @@ def _verdict(promise: Promise, settings: Settings, hs: Mapping[str, Any] | None)
     ]
     if hs is not None:
         findings += _homeserver_findings(promise, settings, hs)
+    if promise.id == "P13":
+        listener, proxy = _listener_findings(settings)
+        findings += listener
+        unchecked += proxy
     if findings:
         state = State.WEAKENED
     elif promise.built is Built.PARTLY:
@@ -113,6 +119,42 @@ def _verdict(promise: Promise, settings: Settings, hs: Mapping[str, Any] | None)
     else:
         state = State.KEPT
     return Verdict(promise, state, tuple(findings), tuple(unchecked), promise.pending)
+
+
+def _listener_findings(settings: Settings) -> tuple[list[Finding], list[str]]:
+    """P13 judged on the listener the bridge runs (``appservice.hostname``/``tls``): HTTPS with
+    TLS; on loopback behind a proxy the operator declares (``policy.collection.trusted_proxies``)
+    it depends on that proxy; plain HTTP otherwise. Returns findings and what depends on the proxy."""
+    a = settings.appservice
+    findings: list[Finding] = []
+    depends: list[str] = []
+    if a.tls.enabled:
+        pass
+    elif not is_loopback(a.hostname):
+        findings.append(Finding(
+            "appservice.hostname", a.hostname,
+            "the bridge speaks plain HTTP on an address other machines reach: tokens, members' data and the "
+            "portal's session cookie cross the network unencrypted (set appservice.tls.cert and appservice.tls.key)",
+        ))
+    elif not settings.collection.trusted_proxies:
+        findings.append(Finding(
+            "policy.collection.trusted_proxies", "[]",
+            "the bridge speaks plain HTTP on loopback and no proxy in front of it is declared, so nothing here "
+            "gives browsers and API clients HTTPS (set appservice.tls, or declare the TLS proxy)",
+        ))
+    else:
+        depends.append(
+            "the proxy declared in policy.collection.trusted_proxies serves HTTPS to browsers and API clients "
+            "(the bridge behind it speaks plain HTTP on loopback); otherwise they reach it unencrypted"
+        )
+    if settings.portal.enabled:
+        url = URL(settings.portal.base_url(a.address))
+        if url.scheme == "http" and not is_loopback(url.host or ""):
+            findings.append(Finding(
+                "portal.public_url", str(url),
+                "members' browsers are sent to the portal over plain HTTP, session cookie included",
+            ))
+    return findings, depends
 
 
 def _homeserver_findings(promise: Promise, settings: Settings, hs: Mapping[str, Any]) -> list[Finding]:
@@ -172,7 +214,7 @@ def report_lines(verdicts: list[Verdict], homeserver_checked: bool = False) -> l
     for v in verdicts:
         lines.append(f"{v.promise.id:<4} {v.state.value:<17} {v.promise.title}")
         lines += [f"       weakened by {f.key}: {f.value}: {f.effect}" for f in v.weakened_by]
-        lines += [f"       depends on the homeserver: {h}" for h in v.homeserver]
+        lines += [f"       depends on the homeserver/proxy: {h}" for h in v.homeserver]
         lines += [f"       not yet enforced: {p.what} (issue {p.issue})" for p in v.pending]
     counts = {s: sum(v.state is s for v in verdicts) for s in State}
     lines.append("")

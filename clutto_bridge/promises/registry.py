@@ -205,7 +205,9 @@ PROMISES: tuple[Promise, ...] = (
             "Before the member chooses, only `necessary` cookies are set: the session cookie (an opaque id, "
             "HttpOnly, SameSite=Lax, Secure over https, lifetime from the registry; the session itself is "
             "kept in the bridge database by its SHA-256 hash).",
-            "A banner on the first visit offers accept all, necessary only, or choose; the choice is recorded "
+            "A banner on the first visit offers accept all, necessary only, or choose; only the categories the "
+            "registry holds a cookie in are offered, and accept all records those and nothing more (no consent to "
+            "analytics while there is no analytics cookie). The choice is recorded "
             "with its time and the policy version, shown on the cookie page and in `mydata`, and can be "
             "changed there; withdrawing deletes the cookies it no longer allows at once.",
             "The privacy page renders the registry as a table. Pages carry a strict Content-Security-Policy "
@@ -255,7 +257,7 @@ PROMISES: tuple[Promise, ...] = (
             "the text, `accept` records the version and the time.",
             "A new version is announced to every member of every team once; a version marked "
             "`reconsent: true` asks everyone to accept again.",
-            "In block mode a member who has not accepted cannot send in team rooms (their power level is "
+            "In block mode (the default) a member who has not accepted cannot send in team rooms (their power level is "
             "held below the send level) until they accept; in remind mode they are reminded every "
             "`policy.reminder_interval`. The owner, admins and the operator see who accepted at "
             "`GET /_clutto/v1/teams/{id}/consent`.",
@@ -372,9 +374,14 @@ PROMISES: tuple[Promise, ...] = (
         "Web traffic uses HTTPS and carries our digital signature.",
         (
             "With `appservice.tls.cert` and `appservice.tls.key` the bridge serves HTTPS on its port (appservice, "
-            "provisioning API, metrics), every response carries Strict-Transport-Security, and the registration "
-            "written by `generate-registration` gives the homeserver an https:// URL. Without them it speaks plain "
-            "HTTP, meant for 127.0.0.1 (the default `appservice.hostname`) or behind a TLS-terminating proxy.",
+            "provisioning API, portal, metrics), every response carries Strict-Transport-Security, and the "
+            "registration written by `generate-registration` gives the homeserver an https:// URL. Without them it "
+            "speaks plain HTTP, meant for 127.0.0.1 (the default `appservice.hostname`) behind a TLS-terminating proxy.",
+            "The report and the portal's privacy page judge the listener the bridge runs on: kept with TLS; on "
+            "loopback behind a proxy the operator declares in `policy.collection.trusted_proxies` (the example "
+            "declares one on the same machine), kept but depending on that proxy serving HTTPS; weakened on any "
+            "other plain HTTP listener, on loopback with no proxy declared (the demo), and when `portal.public_url` "
+            "sends browsers to a plain http:// address that is not loopback.",
             "Every provisioning API response, refusals and file downloads included, carries an RFC 9421 signature "
             "(`Signature-Input`, `Signature`) over `@status`, `content-type` and `content-digest` (RFC 9530), made "
             "with the Ed25519 key `security.signing_key`, naming the key (`keyid`, its JWK thumbprint) and the time.",
@@ -385,11 +392,17 @@ PROMISES: tuple[Promise, ...] = (
             "`clutto-bridge doctor` warns when the bridge or the homeserver's client listener speaks plain HTTP on "
             "an address that is not loopback.",
         ),
-        settings=("appservice.tls.cert", "appservice.tls.key", "security.signing_key",
+        settings=("appservice.tls.cert", "appservice.tls.key", "appservice.hostname",
+                  "policy.collection.trusted_proxies", "portal.public_url", "security.signing_key",
                   "security.previous_signing_keys", "webhooks"),
         enforced_in=("clutto_bridge.crypto.signing", "clutto_bridge.crypto.http_signatures",
                      "clutto_bridge.web.signatures", "clutto_bridge.web.keys", "clutto_bridge.outbound.webhooks",
-                     "clutto_bridge.teams.webhooks", "clutto_bridge.jobs.webhook", "clutto_bridge.doctor.checks"),
+                     "clutto_bridge.teams.webhooks", "clutto_bridge.jobs.webhook", "clutto_bridge.doctor.checks",
+                     "clutto_bridge.promises.compliance"),
+        homeserver=(Homeserver(
+            "the homeserver's client listener serves HTTPS (TLS, or loopback behind a TLS proxy; `doctor` warns "
+            "otherwise)", "members' Matrix clients send passwords, tokens and messages to it unencrypted",
+        ),),
         built=Built.YES,
     ),
     Promise(

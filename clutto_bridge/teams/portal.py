@@ -16,7 +16,7 @@ import secrets
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
 from clutto_bridge.db.portal import CookieChoiceRow, PortalStore, SignInLink
-from clutto_bridge.policy.cookies import Cookie, CookieChoice
+from clutto_bridge.policy.cookies import Cookie, CookieChoice, offered
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import NotAllowed
 
@@ -101,7 +101,11 @@ class PortalAccess:
     async def cookie_history(self, user_id: str) -> list[CookieChoiceRow]:
         return await self.store.cookie_choices(user_id)
 
-    async def choose_cookies(self, user_id: str, choice: CookieChoice) -> None:
+    async def choose_cookies(self, user_id: str, choice: CookieChoice) -> CookieChoice:
+        """Record the choice, limited to the categories the registry holds a cookie in; returns
+        what was recorded."""
+        choice = choice.within(offered(self.registry))
         version = self.settings.consent.version
         await self.store.record_cookie_choice(CookieChoiceRow(user_id, choice.stored(), version, self.clock.now_ms()))
         await self.consent.record_choice(user_id, "cookies", choice.stored() or "necessary_only")
+        return choice

@@ -97,6 +97,9 @@ def start_homeserver(folder: Path, extra: Callable[[Settings], dict] | None = No
     # Tests that read rooms as a plain client (no E2EE) need rooms the bot makes unencrypted;
     # the encrypted-room tests (test_encrypted_rooms.py) ask for the shipped default themselves.
     file["policy.encryption"] = "off"
+    # The shipped default is block (P8). Most tests' members talk in team rooms without
+    # accepting the policy first, so they run in remind mode; tests of block mode set it.
+    file["policy.consent.mode"] = "remind"
     file.save()
     registration = folder / "registration.yaml"
     # The registration Synapse loads is the one our CLI writes.

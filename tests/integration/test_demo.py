@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 
 from clutto_bridge.demo.synapse import free_port
+from clutto_bridge.policy_files import CHECKOUT_TEXTS
 from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
 
 
@@ -142,6 +143,12 @@ async def test_demo_user_sees_demo_team_then_ctrl_c_cleans_up_and_dir_resumes(
     try:
         output, url, users, space_id = await _until_running(process)
         assert set(users) == {"@alice:localhost", "@bob:localhost"}
+        # The shipped defaults: block mode, said on the first screen, and our policy from the
+        # checkout's config/policy (no warning about placeholder texts).
+        assert "each member accepts the privacy policy" in output
+        assert "placeholder" not in output and "does not exist" not in output
+        demo_config = (folder / "config.yaml").read_text()
+        assert f"texts: {CHECKOUT_TEXTS}" in demo_config and "mode: block" in demo_config
 
         assert _processes_mentioning(str(folder / "synapse")), "Synapse should run from the demo folder"
         for user_id, password in users.items():

@@ -82,9 +82,16 @@ async def test_member_signs_in_chooses_cookies_and_accepts_the_policy(
     assert "used already or has expired" in await second.inner_text("#error-message")
     await other.close()
 
+    # The banner and the cookie page offer only the categories the registry holds a cookie in
+    # (preferences; there is no analytics cookie), and "accept all" records only those.
+    assert "preferences cookies" in await page.inner_text("#cookie-banner")
+    assert "analytics" not in (await page.inner_text("#cookie-banner")).lower()
     await page.click("#cookie-banner button[value=all]")
     await page.wait_for_selector("#cookie-history td")
     assert await cookie_names(context) == registered
+    assert await page.locator("#optional-categories input[name=analytics]").count() == 0
+    assert await page.locator("#optional-categories input[name=preferences]").is_checked()
+    assert [await c.inner_text() for c in await page.locator("#cookie-history tbody td").all()][1] == "preferences"
     await page.click("#necessary-only")
     await page.wait_for_selector("#cookie-history tr:nth-child(2)")
     assert await cookie_names(context) == {"clutto_session"}
@@ -109,7 +116,9 @@ async def test_member_signs_in_chooses_cookies_and_accepts_the_policy(
     await member.send_text(dm, "mydata")
     await member.wait_for_notice(dm, f"Policy versions you accepted: {version}", sender=bot)
     download = await context.request.get(link.split("/signin")[0] + "/mydata.json")
-    assert [c["version"] for c in (await download.json())["policy_consent"]] == [version]
+    mine = await download.json()
+    assert [c["version"] for c in mine["policy_consent"]] == [version]
+    assert [c["value"] for c in mine["choices"] if c["choice"] == "cookies"] == ["preferences", "necessary_only"]
 
     # Profile: the allowed fields and a photo, checked and published as through the bot.
     await page.goto(link.split("/signin")[0] + "/profile")
@@ -126,6 +135,54 @@ async def test_member_signs_in_chooses_cookies_and_accepts_the_policy(
         return profile.get("displayname") == "Ann Lee" and profile.get("avatar_url") == photo
 
     await wait_until(published, what="the name and photo on the member's Matrix profile")
+    await context.close()
+
+
+async def _p13(page, base: str, open_details: bool = True) -> str:
+    """The privacy page's verdict on P13, with its dependencies opened as a reader would."""
+    response = await page.goto(base + "/portal/privacy")
+    assert response.status == 200
+    cell = page.locator("#promise-P13 td").nth(2)
+    if open_details and await cell.locator("summary").count():
+        await cell.locator("summary").click()
+    return await cell.inner_text()
+
+
+@pytest.mark.promise("P13", "P5")
+async def test_the_privacy_page_judges_https_on_the_listener_it_is_served_from(
+    bridges: Bridges, browser, tmp_path
+) -> None:
+    from tests.integration.test_tls import make_certificates
+
+    context = await browser.new_context(ignore_https_errors=True)  # the test's own CA
+    page = await context.new_page()
+
+    # Plain HTTP on loopback and no proxy declared (as in the demo): weakened, and why.
+    bridge = await bridges.start(bridges.settings(policy__collection__trusted_proxies=[]))
+    cell = await _p13(page, f"http://127.0.0.1:{bridge.settings.appservice.port}")
+    assert cell.startswith("weakened") and "no proxy in front of it is declared" in cell
+    await bridges.stop(bridge)
+
+    # Loopback behind the proxy the example declares: kept, depending on that proxy.
+    bridge = await bridges.start()
+    assert bridge.settings.collection.trusted_proxies
+    cell = await _p13(page, f"http://127.0.0.1:{bridge.settings.appservice.port}")
+    assert cell.startswith("kept") and "depends on the homeserver/proxy" in cell
+    assert "the proxy declared in policy.collection.trusted_proxies serves HTTPS" in cell
+    await page.screenshot(path=screenshot_path("portal-privacy.png"), full_page=True)
+    await bridges.stop(bridge)
+
+    # TLS on the bridge's own port: kept, served over https, no proxy to depend on.
+    (tmp_path / "tls").mkdir()
+    certificates = make_certificates(tmp_path / "tls")
+    bridge = await bridges.start(bridges.settings(
+        appservice__tls__cert=str(certificates.cert), appservice__tls__key=str(certificates.key),
+        policy__collection__trusted_proxies=[],
+    ))
+    cell = await _p13(page, f"https://127.0.0.1:{bridge.settings.appservice.port}")
+    assert cell.startswith("kept") and "trusted_proxies" not in cell
+    assert "client listener serves HTTPS" in cell  # members' clients still talk to the homeserver
+    assert page.url.startswith("https://")
     await context.close()
 
 

@@ -9,7 +9,7 @@ import pytest
 from clutto_bridge.clock import ManualClock
 from clutto_bridge.config import validate
 from clutto_bridge.db import Stores, create_database
-from clutto_bridge.policy.cookies import ACCEPT_ALL, NECESSARY_ONLY
+from clutto_bridge.policy.cookies import NECESSARY_ONLY, OPTIONAL_CATEGORIES, CookieChoice
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import NotAllowed
 from clutto_bridge.crypto import FieldCipher, KeysetFile
@@ -89,14 +89,15 @@ async def test_links_per_hour_are_limited(portal) -> None:
 async def test_cookie_choices_are_recorded_with_time_and_policy_version(portal) -> None:
     access, db, clock = portal
     assert await access.cookie_choice(USER) is None
-    await access.choose_cookies(USER, ACCEPT_ALL)
+    # Asked for every category: only those the registry holds a cookie in (no analytics cookie) are recorded.
+    recorded = await access.choose_cookies(USER, CookieChoice(frozenset(OPTIONAL_CATEGORIES)))
+    assert recorded == CookieChoice(frozenset({"preferences"})) == await access.cookie_choice(USER)
     clock.advance(1000)
     await access.choose_cookies(USER, NECESSARY_ONLY)
     assert await access.cookie_choice(USER) == NECESSARY_ONLY
     history = await access.cookie_history(USER)
     version = access.settings.consent.version
-    assert [(h.categories, h.policy_version) for h in history] == [("preferences,analytics", version), ("", version)]
+    assert [(h.categories, h.policy_version) for h in history] == [("preferences", version), ("", version)]
     assert history[1].ts - history[0].ts == 1000
     choices = await access.consent.choices(USER)  # what mydata shows
-    assert [(c["choice"], c["value"]) for c in choices] == [
-        ("cookies", "preferences,analytics"), ("cookies", "necessary_only")]
+    assert [(c["choice"], c["value"]) for c in choices] == [("cookies", "preferences"), ("cookies", "necessary_only")]

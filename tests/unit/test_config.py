@@ -294,7 +294,7 @@ def test_settings_read_as_the_code_reads_them() -> None:
     assert settings.retention.sweep_interval == 86400 and isinstance(settings.retention.sweep_interval, int)
     assert settings.trial.warnings == (7 * 86400, 86400)
     assert settings.consent.version == "2026-11" and settings.consent.current.version == "2026-11"
-    assert settings.consent.mode == "remind" and set(settings.consent.texts) == {"2026-11"}
+    assert settings.consent.mode == "block" and set(settings.consent.texts) == {"2026-11"}
     assert settings.profile.photo_max_bytes == 2048 * 1024 and settings.profile.allowed[0] == "first_name"
     assert settings.reminder_interval == 7 * 86400 and settings.marketing_default is False
     assert settings.integrations.bots == () and settings.jobs.lease == 60
@@ -376,7 +376,8 @@ def test_packaged_texts_are_package_data_and_hold_the_example_version() -> None:
     assert (PACKAGED_TEXTS / f"{example()['policy']['version']}.md").is_file()
     pyproject = (Path(__file__).parents[2] / "pyproject.toml").read_text()
     assert '"policy_texts/*.md"' in pyproject and '"pydantic>=2' in pyproject
-    assert not (Path(__file__).parents[2] / "config" / "policy").exists(), "keep one copy: clutto_bridge/policy_texts"
+    # The checkout's config/policy holds our complete policy; the package's copy is only the fallback.
+    assert (Path(__file__).parents[2] / "config" / "policy" / f"{example()['policy']['version']}.md").is_file()
 
 
 def test_config_file_reads_and_writes_dotted_keys(tmp_path: Path) -> None:

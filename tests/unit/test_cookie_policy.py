@@ -11,7 +11,7 @@ from aiohttp import web
 from clutto_bridge.cli import main
 from clutto_bridge.config import ConfigError, validate
 from clutto_bridge.policy.cookies import (
-    ACCEPT_ALL, NECESSARY_ONLY, Cookie, CookieChoice, allowed, to_delete, undeclared,
+    NECESSARY_ONLY, OPTIONAL_CATEGORIES, Cookie, CookieChoice, accept_all, allowed, offered, to_delete, undeclared,
 )
 from clutto_bridge.web.portal.cookies import DECLARED, CookieJar
 from tests.conftest import config_with_tokens
@@ -22,6 +22,7 @@ REGISTRY = (
     Cookie("theme", "colour theme", 86400, "preferences"),
     Cookie("visits", "counting visits", 86400, "analytics"),
 )
+EVERYTHING = CookieChoice(frozenset(OPTIONAL_CATEGORIES))
 
 
 @pytest.mark.parametrize(("choice", "expected"), [
@@ -29,25 +30,35 @@ REGISTRY = (
     (NECESSARY_ONLY, {"session"}),
     (CookieChoice(frozenset({"preferences"})), {"session", "theme"}),
     (CookieChoice(frozenset({"analytics"})), {"session", "visits"}),
-    (ACCEPT_ALL, {"session", "theme", "visits"}),
+    (EVERYTHING, {"session", "theme", "visits"}),
 ])
 def test_only_necessary_cookies_before_a_choice_and_the_chosen_categories_after(choice, expected) -> None:
     assert allowed(REGISTRY, choice) == expected
 
 
 @pytest.mark.parametrize(("choice", "present", "deleted"), [
-    (ACCEPT_ALL, {"session", "theme", "visits"}, set()),
+    (EVERYTHING, {"session", "theme", "visits"}, set()),
     (NECESSARY_ONLY, {"session", "theme", "visits"}, {"theme", "visits"}),
     (CookieChoice(frozenset({"preferences"})), {"session", "theme", "visits"}, {"visits"}),
-    (ACCEPT_ALL, {"session", "stray"}, {"stray"}),  # nothing outside the registry stays
+    (EVERYTHING, {"session", "stray"}, {"stray"}),  # nothing outside the registry stays
     (None, {"theme"}, {"theme"}),
 ])
 def test_withdrawing_deletes_what_the_choice_no_longer_allows(choice, present, deleted) -> None:
     assert to_delete(REGISTRY, choice, present) == deleted
 
 
+def test_accept_all_offers_and_records_only_categories_that_hold_a_cookie() -> None:
+    without_analytics = REGISTRY[:2]
+    assert offered(REGISTRY) == ("preferences", "analytics")
+    assert offered(without_analytics) == ("preferences",) and offered(REGISTRY[:1]) == ()
+    assert accept_all(REGISTRY) == EVERYTHING
+    assert accept_all(without_analytics) == CookieChoice(frozenset({"preferences"}))
+    assert accept_all(without_analytics).stored() == "preferences"
+    assert EVERYTHING.within(offered(without_analytics)) == CookieChoice(frozenset({"preferences"}))
+
+
 def test_a_choice_is_stored_and_read_back_without_unknown_categories() -> None:
-    for choice in (ACCEPT_ALL, NECESSARY_ONLY, CookieChoice(frozenset({"analytics"}))):
+    for choice in (EVERYTHING, NECESSARY_ONLY, CookieChoice(frozenset({"analytics"}))):
         assert CookieChoice.parse(choice.stored()) == choice
     assert CookieChoice.parse("preferences,necessary,tracking") == CookieChoice(frozenset({"preferences"}))
     assert NECESSARY_ONLY.allows("necessary") and not NECESSARY_ONLY.allows("preferences")
@@ -98,7 +109,7 @@ def test_the_jar_refuses_a_cookie_the_choice_does_not_allow() -> None:
     response = web.Response()
     with pytest.raises(RuntimeError):
         jar.set(response, "clutto_prefs", "theme-dark", NECESSARY_ONLY)
-    jar.set(response, "clutto_prefs", "theme-dark", ACCEPT_ALL)
+    jar.set(response, "clutto_prefs", "theme-dark", EVERYTHING)
     morsel = response.cookies["clutto_prefs"]
     assert morsel["secure"] and morsel["httponly"] and morsel["samesite"] == "Lax"
     assert morsel["max-age"] == str(180 * 86400)

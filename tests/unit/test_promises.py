@@ -80,7 +80,7 @@ def test_docs_promises_md_is_current() -> None:
 
 def test_the_page_names_settings_with_defaults_tests_and_choices() -> None:
     text = page.markdown()
-    assert "`policy.consent.mode` (`remind`)" in text
+    assert "`policy.consent.mode` (`block`)" in text
     assert "`policy.consent.mode: remind`:" in text and "`policy.profile.enforce: off`:" in text
     assert "tests/integration/test_retention.py::test_sweep_removes_old_events_and_keeps_window" in text
     assert "## P12. Sensitive data is encrypted in our database (built)" in text
@@ -114,10 +114,11 @@ def states(verdicts) -> dict[str, str]:
     return {v.promise.id: v.state.value for v in verdicts}
 
 
-def test_the_example_config_weakens_only_consent_and_lists_what_is_not_built() -> None:
-    verdicts = check(settings(policy__consent__mode="block"))
+def test_the_example_config_keeps_every_promise() -> None:
+    verdicts = check(settings())
     assert weakened(verdicts) == []
     got = states(verdicts)
+    assert set(got.values()) == {"kept"}
     assert got["P1"] == got["P2"] == got["P11"] == "kept"
     assert got["P3"] == got["P4"] == got["P5"] == got["P12"] == got["P13"] == got["P14"] == "kept"
     assert got["P15"] == "kept"
@@ -147,6 +148,34 @@ def test_what_depends_on_the_homeserver_and_what_is_not_built_is_said() -> None:
     assert not verdicts["P8"].pending
     assert all(any("synapse-http-antispam" in h for h in verdicts[p].homeserver) for p in ("P1", "P2", "P8", "P9"))
     assert {x.issue for v in verdicts.values() for x in v.pending} == set()
+
+
+TLS = {"appservice__tls__cert": "/etc/clutto/cert.pem", "appservice__tls__key": "/etc/clutto/key.pem"}
+
+
+@pytest.mark.parametrize(("changes", "state", "key", "proxy"), [
+    ({}, "kept", None, True),  # the example: loopback, behind the proxy it declares
+    (TLS, "kept", None, False),
+    ({**TLS, "appservice__hostname": "0.0.0.0", "policy__collection__trusted_proxies": []}, "kept", None, False),
+    ({"policy__collection__trusted_proxies": []}, "weakened", "policy.collection.trusted_proxies", False),
+    ({"appservice__hostname": "0.0.0.0"}, "weakened", "appservice.hostname", False),
+    ({"appservice__hostname": "::1"}, "kept", None, True),
+    ({"portal__public_url": "http://chat.example.com/portal"}, "weakened", "portal.public_url", True),
+    ({"portal__public_url": "https://chat.example.com/portal"}, "kept", None, True),
+    ({**TLS, "portal__public_url": "http://chat.example.com/portal"}, "weakened", "portal.public_url", False),
+    ({"portal__public_url": "http://127.0.0.1:8080/portal"}, "kept", None, True),
+])
+def test_https_is_judged_on_the_listener_the_bridge_runs(changes, state, key, proxy) -> None:
+    """P13: kept with TLS; on loopback behind a declared proxy it depends on that proxy; weakened otherwise."""
+    p13 = next(v for v in check(settings(**changes)) if v.promise.id == "P13")
+    assert p13.state.value == state
+    assert [f.key for f in p13.weakened_by] == ([key] if key else [])
+    assert any("policy.collection.trusted_proxies serves HTTPS" in h for h in p13.homeserver) is proxy
+    assert any("client listener serves HTTPS" in h for h in p13.homeserver)  # members' clients talk to the homeserver
+    lines = report_lines(check(settings(**changes)))
+    assert any(line.startswith(f"P13  {state}") for line in lines)
+    if proxy:
+        assert any("depends on the homeserver/proxy: the proxy declared" in line for line in lines)
 
 
 @pytest.mark.parametrize(("mode", "weak"), [("never", True), ("auto", False), ("always", False)])
@@ -199,7 +228,7 @@ def test_full_addresses_and_referrers_weaken_p4(changes, weak) -> None:
 
 
 def test_report_lines_end_with_counts() -> None:
-    lines = report_lines(check(settings()))
+    lines = report_lines(check(settings(policy__consent__mode="remind")))
     assert lines[0].startswith("P1   kept")
     assert any("weakened by policy.consent.mode: remind" in line for line in lines)
     assert "1 weakened" in lines[-2] and "--homeserver-config" in lines[-1]
@@ -216,15 +245,29 @@ def test_cli_markdown_prints_the_page() -> None:
     assert result.stdout == page.PAGE.read_text()
 
 
+def test_the_shipped_example_config_keeps_every_promise_under_strict(tmp_path: Path) -> None:
+    """`clutto-bridge config example > config.yaml` then `promises --strict`, from a checkout's root."""
+    config = tmp_path / "config.yaml"
+    example = subprocess.run([sys.executable, "-m", "clutto_bridge", "config", "example"], capture_output=True,
+                             text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert example.returncode == 0, example.stderr
+    assert example.stdout == (ROOT / "example-config.yaml").read_text()
+    config.write_text(example.stdout)
+    strict = cli("-c", str(config), "--strict", cwd=ROOT)
+    assert strict.returncode == 0, strict.stdout + strict.stderr
+    assert "16 kept" in strict.stdout and "weakened" not in strict.stdout
+    assert strict.stderr == ""  # config/policy is found: no warning about placeholder texts
+
+
 def test_cli_report_exits_non_zero_with_strict_only_when_weakened(tmp_path: Path) -> None:
     example = (ROOT / "clutto_bridge" / "example-config.yaml").read_text()
     config = tmp_path / "config.yaml"
-    config.write_text(example)
+    config.write_text(example.replace("mode: block", "mode: remind"))
     plain = cli("-c", str(config), cwd=tmp_path)
     assert plain.returncode == 0, plain.stderr
     assert "P8   weakened" in plain.stdout and "policy.consent.mode: remind" in plain.stdout
     assert cli("-c", str(config), "--strict", cwd=tmp_path).returncode == 1
-    config.write_text(example.replace("mode: remind", "mode: block"))
+    config.write_text(example)
     homeserver = tmp_path / "homeserver.yaml"
     homeserver.write_text("server_name: example.com\nredaction_retention_period: 1d\n")
     strict = cli("-c", str(config), "--homeserver-config", str(homeserver), "--strict", cwd=tmp_path)
@@ -248,7 +291,7 @@ async def test_the_api_serves_the_report_to_the_operator_only() -> None:
     from tests.unit.test_openapi import AUTH, KEYS, SECRET, fake_services
 
     services = fake_services()
-    services.settings = settings()
+    services.settings = settings(policy__consent__mode="remind")
     api = ProvisioningAPI(services, SECRET, keys=KEYS)
 
     async def member(token: str) -> str:

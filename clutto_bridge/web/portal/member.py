@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp_session import get_session, new_session
 
 from clutto_bridge.context import Services
-from clutto_bridge.policy.cookies import ACCEPT_ALL, NECESSARY_ONLY, CookieChoice
+from clutto_bridge.policy.cookies import NECESSARY_ONLY, CookieChoice, accept_all, offered
 from clutto_bridge.promises import check
 from clutto_bridge.teams.contacts import AlreadyAllowed
 from clutto_bridge.teams.errors import Conflict
@@ -106,12 +106,12 @@ class MemberPages:
         user = await self.pages.member(request)
         form = await parse_form(request, f.CookieForm)
         if form.choice == "all":
-            choice = ACCEPT_ALL
+            choice = accept_all(self.access.registry)
         elif form.choice == "necessary":
             choice = NECESSARY_ONLY
         else:
-            choice = CookieChoice(frozenset(c for c in ("preferences", "analytics") if getattr(form, c)))
-        await self.access.choose_cookies(user, choice)
+            choice = CookieChoice(frozenset(c for c in offered(self.access.registry) if getattr(form, c)))
+        choice = await self.access.choose_cookies(user, choice)
         response = self.pages.back("/cookies")
         if choice.allows("preferences") and PREFERENCES_COOKIE not in request.cookies:
             self.pages.jar.set(response, PREFERENCES_COOKIE, "theme-light", choice)

@@ -12,6 +12,7 @@ from clutto_bridge.context import Services
 from clutto_bridge.db.team import Team
 from clutto_bridge.teams.portal import PortalAccess
 from clutto_bridge.teams.service import MANAGERS
+from clutto_bridge.policy.cookies import offered
 from clutto_bridge.web.portal.cookies import PREFERENCES_COOKIE, THEMES, CookieJar
 from clutto_bridge.web.portal.security import csrf_token
 
@@ -51,7 +52,9 @@ class Pages:
             "user": user,
             # A session (and its cookie) starts only where a form needs it: not on the privacy page.
             "csrf": csrf_token(session) if user or context.get("anonymous_form") else "",
-            "banner": user is not None and choice is None,
+            # Asked only while there is something to choose: a category that holds a cookie.
+            "banner": user is not None and choice is None and bool(offered(self.access.registry)),
+            "offered": offered(self.access.registry),
             "theme": theme.removeprefix("theme-") if theme.removeprefix("theme-") in THEMES else "light",
             "managed": await self.managed_teams(user) if user else [],
         }
