@@ -185,7 +185,8 @@ class Bridge:
         if s.portal.enabled:
             # Checks the cookie registry against the cookies the portal sets: ConfigError if not.
             self.appservice.app.add_subapp(PORTAL_PREFIX, Portal(ctx, audit).app)
-        self.gate = Gatekeeper(GateStore(self.db, self.gate_reader), db.members, db.integrations, consent, profiles, s, state_store.seen_profile)
+        self.gate = Gatekeeper(GateStore(self.db, self.gate_reader), db.members, db.integrations, consent, profiles, s,
+                               state_store.seen_profile, self.device.is_encrypted)
         if s.antispam.enabled:
             AntispamEndpoints(self.gate, s.antispam.shared_secret).register(self.appservice.app)
         if s.analytics.metrics_enabled:

@@ -9,13 +9,14 @@ waiting for the answer.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Awaitable, Callable
 
 from clutto_bridge.config import Settings
 from clutto_bridge.db.gate import GateRow, GateStore
 from clutto_bridge.db.integrations import IntegrationStore
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.team import TeamState
+from clutto_bridge.policy import encryption
 from clutto_bridge.policy import gate as policy
 from clutto_bridge.policy.gate import Refusal, RoomFacts
 from clutto_bridge.teams.consent import ConsentService
@@ -31,7 +32,10 @@ class Gatekeeper:
         self, store: GateStore, members: MemberStore, integrations: IntegrationStore, consent: ConsentService,
         profiles: ProfileService, settings: Settings,
         seen_profile: Callable[[str, str], tuple[str | None, str | None] | None] = lambda room_id, user_id: None,
+        is_encrypted: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
+        # Whether a room has m.room.encryption (the bot's state store), for policy.encryption: require.
+        self.is_encrypted = is_encrypted
         # What a room last showed as a member's name and avatar (kept in memory only, P12).
         self.seen_profile = seen_profile
         self.profiles = profiles
@@ -74,7 +78,8 @@ class Gatekeeper:
         sender, room_id = event.get("sender"), event.get("room_id")
         if not isinstance(sender, str) or not isinstance(room_id, str) or sender == self.bot:
             return None
-        if "state_key" not in event and self.settings.consent.mode != "block":
+        requires_encryption = self.settings.policy.encryption == "require" and self.is_encrypted is not None
+        if "state_key" not in event and self.settings.consent.mode != "block" and not requires_encryption:
             return None  # no rule holds back a message: answered without reading anything
         content = event.get("content") if isinstance(event.get("content"), dict) else {}
         row = await self.store.facts(room_id, sender)
@@ -84,8 +89,14 @@ class Gatekeeper:
         event_type = str(event.get("type", ""))
         if "state_key" in event:
             refusal = await self._state(row, room_id, event_type, content)
+            if event_type == encryption.ENCRYPTION_EVENT:
+                refusal = encryption.may_change_encryption(facts, sender, self.bot)
         else:
             refusal = await self._message(facts, sender)
+            if refusal is None and requires_encryption and event_type == "m.room.message":
+                refusal = encryption.may_send_plaintext(
+                    facts, "require", await self.is_encrypted(room_id), event_type, sender, self.bot
+                )
         return self._log(refusal, sender, room_id)
 
     async def _state(self, row: GateRow, room_id: str, event_type: str, content: dict) -> Refusal | None:

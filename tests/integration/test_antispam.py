@@ -423,3 +423,27 @@ async def test_an_outsider_let_in_through_an_old_room_while_the_bridge_was_down_
 
     await wait_until(put_back, what="the start to put the invite level back")
     await _refused(outsider.join(general), "M_FORBIDDEN", "only its members may join")
+
+
+@pytest.mark.promise("P12")
+async def test_under_require_an_encrypted_team_room_takes_no_plaintext_and_only_the_bot_sets_encryption(
+    guarded_bridges: Bridges, guarded: Guarded, person, http: aiohttp.ClientSession
+) -> None:
+    bridge = await _start(guarded_bridges, guarded, policy__encryption="require")
+    owner, member, team, rooms = await _team(bridge, person)
+    general = rooms[0]
+    assert (await owner.state(general, "m.room.encryption"))["algorithm"] == "m.megolm.v1.aes-sha2"
+    admin = Admin(bridge, http)
+
+    plaintext = member.send_text(general, "this would be stored in the clear")
+    await _refused(plaintext, "M_FORBIDDEN", "end-to-end encrypted")
+    assert not _touching(await admin.events(general), "m.room.message", body="this would be stored in the clear")
+    # What an encrypting client sends passes (the homeserver never sees inside it).
+    ciphertext = {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEn...", "session_id": "s", "device_id": "D",
+                  "sender_key": "k"}
+    await member.request("PUT", f"/v3/rooms/{quote(general)}/send/m.room.encrypted/{secrets.token_hex(4)}", ciphertext)
+
+    # The owner's level would allow it; the team's policy does not.
+    weaker = {"algorithm": "m.megolm.v1.aes-sha2", "rotation_period_ms": 365 * 86_400_000}
+    await _refused(owner.set_state(general, "m.room.encryption", "", weaker), "M_FORBIDDEN", "set by the team's policy")
+    assert (await owner.state(general, "m.room.encryption")).get("rotation_period_ms") != weaker["rotation_period_ms"]
