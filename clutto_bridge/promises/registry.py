@@ -348,13 +348,14 @@ PROMISES: tuple[Promise, ...] = (
         ),
     ),
     Promise(
-        "P12", "sensitive data is encrypted in our database",
-        "Sensitive data is encrypted in our database.",
+        "P12", "data is encrypted on the database level, end to end",
+        "Data is encrypted on the database level: sensitive data in our database, and what members "
+        "write end to end, so the homeserver's database holds only ciphertext of it.",
         (
-            "Account emails, profile fields, imported contacts and events waiting in the inbox are "
-            "encrypted in the stores with AES-256-GCM (the `cryptography` library): each value carries "
-            "its key id and a fresh 96-bit nonce, and its table, column and row key as associated data, "
-            "so a value copied into another row or column does not decrypt.",
+            "Our database: account emails, profile fields, imported contacts and events waiting in the "
+            "inbox are encrypted in the stores with AES-256-GCM (the `cryptography` library): each value "
+            "carries its key id and a fresh 96-bit nonce, and its table, column and row key as associated "
+            "data, so a value copied into another row or column does not decrypt.",
             "The keys live in the keyset file (`security.keyset`, owner-readable only; start-up refuses "
             "a missing or too open file, with no plaintext fallback). `keys rotate` adds a primary key "
             "and queues a re-encryption job that works in resumable batches; `keys status` counts the "
@@ -362,12 +363,51 @@ PROMISES: tuple[Promise, ...] = (
             "Equality lookups (email to account) use a keyed HMAC index, never the plaintext; members' "
             "display names and avatars are not cached by the bridge at all; upgrade v12 encrypted what "
             "older versions stored in plaintext.",
+            "The homeserver's database: with `policy.encryption` `default` or `require`, team rooms, direct "
+            "chats and the chat with the bot are created with `m.room.encryption` (Megolm; a session lasts "
+            "at most a week, 100 messages, and never longer than the team's retention), so members' "
+            "clients encrypt what they write and the homeserver stores ciphertext.",
+            "The bot is an end-to-end encryption device of its own (mautrix's OlmMachine, created by the "
+            "appservice through MSC4190, its to-device messages and key counts in the transactions through "
+            "MSC2409/MSC3202), cross-signed by the bot's identity, whose recovery key is kept in the keyset "
+            "file and never logged. Its crypto store is in the bridge database, pickled with a key derived "
+            "from the keyset with HKDF (`keys rotate` re-pickles it at the next start).",
+            "The bot decrypts what it reads and encrypts all it sends into an encrypted room, files "
+            "included; it never writes plaintext there. Its keys go to the devices of the room's current "
+            "members only, and a leave or ban ends the session, so a removed member's devices get no "
+            "keys for what follows. A message whose key never came is answered in words, and the key is "
+            "asked for.",
+            "With `require`, the homeserver refuses a plaintext message in an encrypted team room before it "
+            "stores it, and under every mode nobody but the bot changes a team room's encryption.",
         ),
-        settings=("security.keyset",),
+        settings=("security.keyset", "policy.encryption"),
         enforced_in=(
             "clutto_bridge.crypto.cipher", "clutto_bridge.crypto.keyset", "clutto_bridge.db.encrypted",
-            "clutto_bridge.jobs.reencrypt", "clutto_bridge.matrix.state_store",
+            "clutto_bridge.jobs.reencrypt", "clutto_bridge.matrix.state_store", "clutto_bridge.matrix.crypto",
+            "clutto_bridge.policy.encryption", "clutto_bridge.teams.gate",
         ),
+        weakened_by=(
+            Weakening("policy.encryption", ("off",),
+                      "rooms are created without end-to-end encryption: the homeserver's database, its backups "
+                      "and anyone who reads them see members' messages and files in plaintext"),
+        ),
+        homeserver=(
+            Homeserver("the homeserver delivers to-device messages and key counts to appservices "
+                       "(`experimental_features`: `msc2409_to_device_messages_enabled`, "
+                       "`msc3202_transaction_extensions`; `clutto-bridge doctor --fix`) and the registration "
+                       "allows appservice devices (`io.element.msc4190`)",
+                       "the bot has no device or gets no keys: it cannot read encrypted rooms and does not "
+                       "write into them"),
+            BEFORE_THE_WRITE,
+        ),
+        pending=(
+            Pending("existing team rooms encrypted under `require` after the owner is told, and "
+                    "`rooms encrypt` on demand", 24),
+            Pending("the bot's Megolm sessions deleted when the messages they decrypt expire", 24),
+            Pending("exports and `mydata` with the decrypted text of encrypted rooms", 24),
+            Pending("encrypted vCards and profile photos sent to the bot imported", 24),
+        ),
+        built=Built.PARTLY,
     ),
     Promise(
         "P13", "web traffic uses HTTPS and carries our signature",
