@@ -263,7 +263,7 @@ async def _demo(folder: Path, state: DemoState, synapse: LocalSynapse, keep: boo
             state.bob_invited = True
             state.save(folder)
         view = await bridge.teams.view(team)
-        _print_summary(synapse, settings, [alice, bob], view, folder if keep else None, modules)
+        _print_summary(synapse, settings, [alice, bob], view, folder if keep else None, modules, bridge.device.device_id)
         await asyncio.Event().wait()  # until a signal cancels us
     except asyncio.CancelledError:
         if not interrupted:
@@ -329,7 +329,20 @@ async def _team(bridge, owner: str):
     return await bridge.teams.create(TEAM_NAME, owner=owner)
 
 
-def _print_summary(synapse, settings, users, view, kept_in: Path | None, modules: dict) -> None:
+def _encryption_lines(settings, device_id: str | None) -> list[str]:
+    """What the demo says of end-to-end encryption: on or off, and the bot's device."""
+    mode = settings.policy.encryption
+    if mode == "off":
+        return ["  End-to-end encryption: off (policy.encryption), so Synapse stores messages in plaintext."]
+    if device_id is None:
+        return [f"  End-to-end encryption: rooms are created encrypted (policy.encryption: {mode}), but the bot has "
+                "no device (see the bridge log), so it cannot read them."]
+    return [f"  End-to-end encryption: team rooms and chats with the bot are encrypted (policy.encryption: {mode});",
+            f"  the bot is device {device_id}, cross-signed by its own identity, so Element shows it verified."]
+
+
+def _print_summary(synapse, settings, users, view, kept_in: Path | None, modules: dict,
+                   device_id: str | None = None) -> None:
     rooms = ", ".join(r.name for r in view.rooms)
     lines = [
         "",
@@ -345,6 +358,7 @@ def _print_summary(synapse, settings, users, view, kept_in: Path | None, modules
         *(["  Before writing in the team's rooms, each member accepts the privacy policy: the bot sends it; "
            "answer 'accept'."] if settings.consent.mode == "block" else []),
         f"  Talk to the bot: start a direct chat with {settings.bot_mxid} and send 'help'.",
+        *_encryption_lines(settings, device_id),
         f"  Provisioning API: http://127.0.0.1:{settings.appservice.port}/_clutto/v1 "
         f"(Bearer {settings.provisioning.shared_secret})",
         *([f"  Metrics: http://127.0.0.1:{settings.appservice.port}/_clutto/metrics "

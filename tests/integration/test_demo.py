@@ -147,6 +147,9 @@ async def test_demo_user_sees_demo_team_then_ctrl_c_cleans_up_and_dir_resumes(
         # checkout's config/policy (no warning about placeholder texts).
         assert "each member accepts the privacy policy" in output
         assert "placeholder" not in output and "does not exist" not in output
+        # End-to-end encryption is on, and the bot has a cross-signed device.
+        assert "End-to-end encryption: team rooms and chats with the bot are encrypted" in output
+        assert "cross-signed by its own identity" in output
         demo_config = (folder / "config.yaml").read_text()
         assert f"texts: {CHECKOUT_TEXTS}" in demo_config and "mode: block" in demo_config
 
@@ -155,8 +158,13 @@ async def test_demo_user_sees_demo_team_then_ctrl_c_cleans_up_and_dir_resumes(
             client = await MatrixClient.login(url, user_id.split(":")[0][1:], password, http)
             await client.wait_for_invites({space_id})
             await client.join(space_id)
-            names = {room.get("name") for room in await client.hierarchy(space_id)}
-            assert names == {"Demo Team", "general", "random"}
+            rooms = await client.hierarchy(space_id)
+            assert {room.get("name") for room in rooms} == {"Demo Team", "general", "random"}
+        alice = await MatrixClient.login(url, "alice", users["@alice:localhost"], http)
+        for room in rooms:
+            if room["room_id"] != space_id:
+                await alice.join(room["room_id"])
+                assert (await alice.state(room["room_id"], "m.room.encryption"))["algorithm"] == "m.megolm.v1.aes-sha2"
 
         await _ctrl_c(process)
         assert _processes_mentioning(str(folder / "synapse")) == []
