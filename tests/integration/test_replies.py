@@ -93,13 +93,13 @@ async def test_the_policy_reads_as_a_formatted_document(bridge: Bridge, new_user
     policy = await reply_to(alice, dm, command, bot)
     assert policy["content"]["body"].startswith("Privacy policy, version")
     html, body = formatted(policy), policy["content"]["body"]
-    assert "<h1>Clutto privacy policy" in html and "<h2>What we keep</h2>" in html and "<ul>" in html
+    # The policy of the checkout's config/policy (the example config's policy.consent.texts).
+    assert "<h1>Clutto privacy policy" in html and "<h2>2. Your profile</h2>" in html and "<strong>" in html
     assert "# " not in html and "# " not in body and "**" not in body
-    # The file wraps its lines at 90 columns; the member sees whole paragraphs.
-    assert "shipped with the package and used only while the folder" in html
-    assert "shipped with the package and used only while the folder" in body
-    who_decides = html.split("<h2>Who decides</h2>")[1].split("</p>")[0].strip()
-    assert who_decides.startswith("<p>Your team belongs") and "\n" not in who_decides
+    # The file wraps its lines at about 95 columns; the member sees whole paragraphs.
+    assert "including edits and deletions, are Customer Data" in body
+    who_decides = html.split("<h2>9. Who decides about your team's data</h2>")[1].split("</p>")[0].strip()
+    assert who_decides.startswith("<p>Your team's Customer controls") and "\n" not in who_decides
 
 
 async def test_help_groups_commands_and_shows_one_with_an_example(bridge: Bridge, new_user) -> None:
