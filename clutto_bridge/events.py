@@ -238,12 +238,14 @@ class EventDispatcher:
                     await contact_file_in_team_room(self.ctx, evt.sender, team.name, evt.content.body or "")
             return
         event = CommandEvent(self.ctx, evt.room_id, evt.sender, [], True, **_answering(evt))
+        # An encrypted attachment has no url, but a ``file`` with its url and key.
+        file = evt.content.file.serialize() if evt.content.file else (str(evt.content.url) if evt.content.url else None)
         if evt.content.msgtype == MessageType.IMAGE:
             log.info("%s sends a profile photo in %s", evt.sender, evt.room_id)
-            await self._run(event, "profile photo", lambda e: set_photo_from_image(e, evt.content.url))
+            await self._run(event, "profile photo", lambda e: set_photo_from_image(e, file, evt.event_id, mimetype))
         elif is_vcard:
             log.info("%s sends a contact file in %s", evt.sender, evt.room_id)
-            await self._run(event, "contacts import", lambda e: import_contact_file(e, evt.content.url, evt.event_id))
+            await self._run(event, "contacts import", lambda e: import_contact_file(e, file, evt.event_id))
 
     def _count(self, command: str, outcome: str) -> None:
         if self.metrics is not None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import logging
 
-from mautrix.types import ContentURI
-
 from clutto_bridge.commands.registry import CommandEvent, registry
 from clutto_bridge.context import Services
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.contacts import AlreadyAllowed, FileRemoval, ImportNotAllowed, ImportReport
 from clutto_bridge.teams.errors import Conflict, InvalidInput, TeamError
+from clutto_bridge.teams.sent_files import SentFile
 from clutto_bridge.teams.formatting import document, prose
 
 log = logging.getLogger("clutto.commands")
@@ -129,26 +128,26 @@ async def contacts_list(evt: CommandEvent) -> None:
     await evt.reply("\n".join(lines))
 
 
-async def import_contact_file(evt: CommandEvent, url: ContentURI | None, event_id: str) -> None:
-    """A vCard file sent to the bot: imported (with permission), then removed from the chat and
-    the homeserver either way, and the reply says both."""
+async def import_contact_file(evt: CommandEvent, file: SentFile | None, event_id: str) -> None:
+    """A vCard file sent to the bot (in the clear or encrypted): imported (with permission), then
+    removed from the chat and the homeserver either way, and the reply says both."""
     try:
-        outcome = await _import_file(evt, url)
+        outcome = await _import_file(evt, file)
     except TeamError as e:
         outcome = e.message
     except Exception:
         log.exception("Importing the contact file %s of %s failed", event_id, evt.sender)
         outcome = "Sorry, importing that file failed on our side."
-    removal = await evt.ctx.contacts.remove_file(evt.room_id, event_id, str(url) if url else None)
+    removal = await evt.ctx.contacts.remove_file(evt.room_id, event_id, file)
     await evt.reply(f"{outcome}\n{_removal_note(removal)}")
 
 
-async def _import_file(evt: CommandEvent, url: ContentURI | None) -> str:
+async def _import_file(evt: CommandEvent, file: SentFile | None) -> str:
     if not await evt.ctx.contacts.permitted(evt.sender):
         # Checked before the file is even downloaded.
         return ("I did not import that file: contact import needs your permission first. "
                 "Send `contacts allow`, then the file again.")
-    data = await evt.ctx.contacts.read_file(str(url) if url else None)
+    data = await evt.ctx.contacts.read_file(file)
     try:
         report = await evt.ctx.contacts.import_vcards(evt.sender, data)
     except ImportNotAllowed:  # revoked while the file was downloading
@@ -190,11 +189,19 @@ async def contact_file_in_team_room(ctx: Services, sender: str, team_name: str, 
     ))
 
 
-async def set_photo_from_image(evt: CommandEvent, url: ContentURI | None) -> None:
-    """An image sent to the bot becomes the profile photo (after the policy's checks)."""
-    if not url:
-        raise InvalidInput("That image has no content I can read (encrypted images are not supported here).")
-    await evt.ctx.profiles.update(evt.sender, {"photo": str(url)}, actor=evt.sender)
+async def set_photo_from_image(evt: CommandEvent, file: SentFile | None, event_id: str, mime_type: str) -> None:
+    """An image sent to the bot becomes the profile photo (after the policy's checks): the image
+    itself, or, sent encrypted, a copy of it in the clear (profiles are public)."""
+    if isinstance(file, dict):
+        removal = await evt.ctx.profiles.photo_from_encrypted_image(evt.sender, evt.room_id, event_id, file, mime_type)
+        gone = "I removed the encrypted image from this chat." if removal.redacted else \
+            "Please delete the encrypted image from this chat yourself."
+        await evt.reply(f"Your profile photo is set. Profiles are public, so your teammates see a copy of the image "
+                        f"that is not end-to-end encrypted. {gone}")
+        return
+    if not file:
+        raise InvalidInput("That image has no content I can read.")
+    await evt.ctx.profiles.update(evt.sender, {"photo": file}, actor=evt.sender)
     await evt.reply("Your profile photo is set.")
 
 

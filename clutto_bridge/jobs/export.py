@@ -6,6 +6,15 @@ files 0600, like the database, whatever the process's umask.
 
 Rooms are read page by page and written to a temporary file that is renamed when the
 room is complete, so a resumed export redoes at most one room and memory stays bounded.
+
+Encrypted rooms (P12): the homeserver holds ``m.room.encrypted`` events. Each is decrypted
+with the bot's Megolm keys, which it has for everything sent while it was in the room, and
+written as its sender wrote it (decrypted type and content) with ``"decrypted": true``. One
+the bot has no key for is written as the homeserver holds it, ciphertext and all, with
+``"decrypted": false``, never as content; the manifest counts those and lists their event
+ids (``undecryptable``), and keeping them lets someone who holds the key read them later.
+Encrypted attachments are decrypted with the key in their decrypted event while the room is
+written (the key never goes into the job's checkpoint).
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from typing import IO, Any
 
 from dataclasses import asdict, dataclass, field
 
-from clutto_bridge.matrix.errors import MatrixRequestError
+from clutto_bridge.matrix.errors import MatrixRequestError, UnreadableAttachment
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.member import MemberStore
@@ -27,7 +36,7 @@ from clutto_bridge.db.team import RoomStore, Team, TeamStore
 from clutto_bridge.jobs.ratelimit import RateLimiter
 from clutto_bridge.jobs.runner import JobContext
 from clutto_bridge.matrix.homeserver import Homeserver
-from clutto_bridge.policy.retention import media_urls
+from clutto_bridge.policy.retention import encrypted_files, media_urls
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.webhooks import WebhookEvents
 from clutto_bridge.teams.lifecycle import TrialLifecycle, safe_file_name
@@ -35,6 +44,7 @@ from clutto_bridge.teams.lifecycle import TrialLifecycle, safe_file_name
 log = logging.getLogger("clutto.export")
 
 PAGE = 200
+ENCRYPTED = "m.room.encrypted"
 FOLDER_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -50,7 +60,17 @@ class ExportProgress:
     media: list[str] = field(default_factory=list)
     manifest: str | None = None
     files: int | None = None
+    undecryptable: list[str] = field(default_factory=list)
 
+
+@dataclass
+class RoomExport:
+    """What writing one room found: its events, the plain media they refer to, and the ids of
+    the encrypted events the bot could not decrypt."""
+
+    events: int = 0
+    media: set[str] = field(default_factory=set)
+    undecryptable: list[str] = field(default_factory=list)
 
 
 def private_folder(path: Path) -> None:
@@ -107,48 +127,80 @@ class TeamExport:
             p = ExportProgress(path=str(folder), rooms=[r.room_id for r in rooms])
             await ctx.checkpoint(**asdict(p))
         while p.room_index < len(p.rooms):
-            events, media = await self._export_room(folder, p.rooms[p.room_index])
+            room = await self._export_room(folder, p.rooms[p.room_index])
             p.room_index += 1
-            p.events += events
-            p.media = sorted(set(p.media) | media)
+            p.events += room.events
+            p.media = sorted(set(p.media) | room.media)
+            p.undecryptable += room.undecryptable
             await ctx.checkpoint(**asdict(p))
         for mxc in p.media:
             await self._export_media(folder, mxc)
         await self._export_members(folder, team)
-        manifest = self._write_manifest(folder, team, p.events)
+        manifest = self._write_manifest(folder, team, p.events, p.undecryptable)
         p.manifest, p.files = str(manifest), len(json.loads(manifest.read_text())["files"])
         await ctx.checkpoint(**asdict(p))
         await self.audit.record(
             team, ctx.job.payload.get("requested_by"), "export_created", str(folder), events=p.events, media=len(p.media),
+            undecryptable=len(p.undecryptable),
         )
         if self.events is not None:
             await self.events.emit("export.ready", team.id, {"job_id": ctx.job.id, "files": p.files, "events": p.events})
 
-    async def _export_room(self, folder: Path, room_id: str) -> tuple[int, set[str]]:
+    async def _export_room(self, folder: Path, room_id: str) -> RoomExport:
         target = folder / "rooms" / f"{safe_file_name(room_id)}.jsonl"
         partial = target.with_suffix(".jsonl.partial")
-        count, media, token = 0, set(), None
+        room, token = RoomExport(), None
         with private_file(partial) as out:
             while True:
                 await self.limiter.acquire()
                 events, token = await self.homeserver.page_forward(room_id, token, PAGE)
                 for event in events:
+                    event = await self._readable(event, room)
                     out.write(json.dumps(event, sort_keys=True, ensure_ascii=False) + "\n")
-                    media |= media_urls(event.get("content") or {})
-                count += len(events)
+                    room.media |= await self._files_of(folder, event.get("content"))
+                room.events += len(events)
                 if token is None:
                     break
         os.replace(partial, target)
-        return count, media
+        return room
+
+    async def _readable(self, event: dict[str, Any], room: RoomExport) -> dict[str, Any]:
+        """The event to write: an encrypted one decrypted, or kept as ciphertext, marked and
+        counted; any other event as it is (a redacted encrypted event holds nothing to decrypt)."""
+        content = event.get("content")
+        if event.get("type") != ENCRYPTED or not isinstance(content, dict) or "ciphertext" not in content:
+            return event
+        decrypted = await self.homeserver.decrypted(event)
+        if decrypted is None:
+            room.undecryptable.append(event.get("event_id", ""))
+            return {**event, "decrypted": False}
+        return {**decrypted, "decrypted": True}
+
+    async def _files_of(self, folder: Path, content: Any) -> set[str]:
+        """The plain media an event refers to, to export later; its encrypted attachments are
+        exported now, decrypted with the key beside them (their ciphertext is not exported)."""
+        if not isinstance(content, dict):
+            return set()
+        files = encrypted_files(content)
+        for file in files:
+            await self._export_encrypted_media(folder, file)
+        return media_urls(content) - {f["url"] for f in files}
 
     async def _export_media(self, folder: Path, mxc: str) -> None:
+        await self._write_media(folder, mxc, mxc)
+
+    async def _export_encrypted_media(self, folder: Path, file: dict[str, Any]) -> None:
+        """An encrypted attachment, decrypted, under its mxc's name like any other media."""
+        await self._write_media(folder, file["url"], file)
+
+    async def _write_media(self, folder: Path, mxc: str, source: str | dict[str, Any]) -> None:
         target = folder / "media" / safe_file_name(mxc.removeprefix("mxc://"))
         if target.exists():
             return
         await self.limiter.acquire()
         try:
-            data = await self.homeserver.download(mxc)
-        except MatrixRequestError as e:
+            data = await self.homeserver.download_attachment(source)
+        except (MatrixRequestError, UnreadableAttachment) as e:
             log.warning("Media %s could not be exported: %s", mxc, e)
             return
         partial = target.with_name(target.name + ".partial")
@@ -168,7 +220,7 @@ class TeamExport:
         with private_file(folder / "members.json") as out:
             out.write(json.dumps(members, indent=2, sort_keys=True))
 
-    def _write_manifest(self, folder: Path, team: Team, events: int) -> Path:
+    def _write_manifest(self, folder: Path, team: Team, events: int, undecryptable: list[str]) -> Path:
         files = []
         for path in sorted(folder.rglob("*")):
             if path.is_file() and path.name != "manifest.json" and not path.name.endswith(".partial"):
@@ -178,6 +230,8 @@ class TeamExport:
             "created_at": self.clock.now_ms(),
             "events": events,
             "files": files,
+            # Encrypted events the bot had no key for: in the room files as ciphertext, marked.
+            "undecryptable": {"count": len(undecryptable), "event_ids": undecryptable},
         }
         path = folder / "manifest.json"
         with private_file(path) as out:

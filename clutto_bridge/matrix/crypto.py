@@ -71,6 +71,10 @@ class NoDevice(Exception):
     plaintext there instead)."""
 
 
+class UnreadableAttachment(Exception):
+    """An encrypted attachment whose bytes do not match its key and hash (or whose key is malformed)."""
+
+
 class Keys(Protocol):
     """The keyset as the device needs it (the keyset file)."""
 
@@ -348,5 +352,8 @@ def encrypt_file(data: bytes) -> tuple[bytes, EncryptedFile]:
 
 def decrypt_file(ciphertext: bytes, file: EncryptedFile) -> bytes:
     """An encrypted attachment's content (its SHA-256 is checked before anything is decrypted)."""
-    return decrypt_attachment(ciphertext, file.key.key, file.hashes["sha256"], file.iv)
+    try:
+        return decrypt_attachment(ciphertext, file.key.key, file.hashes.get("sha256", ""), file.iv)
+    except DecryptionError as e:
+        raise UnreadableAttachment(f"the encrypted file {file.url} does not decrypt: {e}") from None
 

@@ -15,13 +15,13 @@ from mautrix.appservice import IntentAPI
 from aiohttp import ClientResponseError
 from mautrix.errors import MatrixRequestError, MatrixUnknownRequestError
 from mautrix.types import (
-    ContentURI, EncryptedFile, EventType, FileInfo, MediaMessageEventContent, Membership, MessageType, RoomCreatePreset,
-    RoomID,
+    ContentURI, EncryptedEvent, EncryptedFile, EventType, FileInfo, MediaMessageEventContent, Membership, MessageType, RoomCreatePreset,
+    RoomID, SerializerError,
 )
 
 from clutto_bridge.matrix import spaces
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
-from clutto_bridge.matrix.crypto import BotDevice, decrypt_file, encrypt_file
+from clutto_bridge.matrix.crypto import BotDevice, UnreadableAttachment, decrypt_file, encrypt_file
 
 log = logging.getLogger("clutto.homeserver")
 
@@ -254,6 +254,35 @@ class Homeserver:
         except ClientResponseError as e:
             raise MatrixUnknownRequestError(e.status, e.message, "M_NOT_FOUND" if e.status == 404 else "M_UNKNOWN",
                                             f"downloading {mxc} failed: {e.status} {e.message}") from e
+
+    async def download_attachment(self, source: str | dict[str, Any]) -> bytes:
+        """A file as a message refers to it: its ``url``, or an encrypted attachment's ``file``
+        (url, key, iv, hashes, as the event carries it), decrypted. A file that does not decrypt
+        raises UnreadableAttachment."""
+        if isinstance(source, str):
+            return await self.download(source)
+        try:
+            file = EncryptedFile.deserialize(source)
+        except (SerializerError, KeyError, TypeError, ValueError):
+            raise UnreadableAttachment("the encrypted file's key is malformed") from None
+        if not file.url:
+            raise UnreadableAttachment("the encrypted file has no url")
+        return await self.download(file)
+
+    async def decrypted(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """A raw ``m.room.encrypted`` event as its sender wrote it (type and content decrypted,
+        the rest as the homeserver has it), with the bot's keys and without waiting for one;
+        None when the bot has no key for it (or no device)."""
+        if self.device is None:
+            return None
+        try:
+            encrypted = EncryptedEvent.deserialize(event)
+        except (SerializerError, KeyError, TypeError, ValueError):
+            return None
+        readable = await self.device.decrypt(encrypted, 0)
+        if readable is None:
+            return None
+        return {**event, "type": str(readable.type), "content": readable.content.serialize()}
 
     async def profile(self, user_id: str) -> tuple[str | None, str | None]:
         """(display name, avatar URL) of a user; raises MatrixRequestError for an unknown one."""

@@ -151,6 +151,14 @@ def room_path(mode: RedactMode, other_servers: bool) -> RoomPath:
     return RoomPath(mode == RedactMode.ALWAYS or other_servers, True)
 
 
+def encrypted_files(content: dict[str, Any]) -> list[dict[str, Any]]:
+    """The encrypted attachments of a decrypted event's content (``file`` and the thumbnail's
+    ``thumbnail_file``): each an mxc:// ``url`` with the key, iv and hashes that open it."""
+    info = content.get("info")
+    found = [content.get("file"), info.get("thumbnail_file") if isinstance(info, dict) else None]
+    return [f for f in found if isinstance(f, dict) and str(f.get("url", "")).startswith("mxc://")]
+
+
 def media_urls(content: dict[str, Any]) -> set[str]:
     """The mxc:// URLs an event's content refers to (file, image, thumbnail, encrypted file)."""
     found = set()

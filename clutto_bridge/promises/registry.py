@@ -379,12 +379,20 @@ PROMISES: tuple[Promise, ...] = (
             "asked for.",
             "With `require`, the homeserver refuses a plaintext message in an encrypted team room before it "
             "stores it, and under every mode nobody but the bot changes a team room's encryption.",
+            "A team's export holds what members wrote in encrypted rooms decrypted with the bot's keys (it has "
+            "them for everything sent while it was in the room), encrypted files included; an event it has no "
+            "key for stays the ciphertext it is, marked `\"decrypted\": false`, and the manifest counts and "
+            "lists those. `mydata` holds no room content.",
+            "A vCard or profile photo sent to the bot as an encrypted attachment is decrypted and taken like "
+            "any other; the vCard's message is redacted and its media deleted, and the photo becomes a copy "
+            "in the clear (profiles are public) while the encrypted image is removed.",
         ),
         settings=("security.keyset", "policy.encryption"),
         enforced_in=(
             "clutto_bridge.crypto.cipher", "clutto_bridge.crypto.keyset", "clutto_bridge.db.encrypted",
             "clutto_bridge.jobs.reencrypt", "clutto_bridge.matrix.state_store", "clutto_bridge.matrix.crypto",
-            "clutto_bridge.policy.encryption", "clutto_bridge.teams.gate",
+            "clutto_bridge.policy.encryption", "clutto_bridge.teams.gate", "clutto_bridge.jobs.export",
+            "clutto_bridge.teams.sent_files",
         ),
         weakened_by=(
             Weakening("policy.encryption", ("off",),
@@ -404,8 +412,6 @@ PROMISES: tuple[Promise, ...] = (
             Pending("existing team rooms encrypted under `require` after the owner is told, and "
                     "`rooms encrypt` on demand", 24),
             Pending("the bot's Megolm sessions deleted when the messages they decrypt expire", 24),
-            Pending("exports and `mydata` with the decrypted text of encrypted rooms", 24),
-            Pending("encrypted vCards and profile photos sent to the bot imported", 24),
         ),
         built=Built.PARTLY,
     ),

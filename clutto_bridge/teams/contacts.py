@@ -7,8 +7,9 @@ to invite; nobody is invited automatically. A re-imported card is the contact al
 when it shares an email address or Matrix ID with it, so nobody is kept twice.
 
 A file sent in the chat with the bot holds more than is kept (phone numbers, addresses,
-notes), so after reading it the bot redacts its message and deletes its media from the
-homeserver, whether the import succeeded or was refused.
+notes), so after reading it (decrypted, when it came as an encrypted attachment) the bot
+redacts its message and deletes its media from the homeserver, whether the import succeeded
+or was refused (``sent_files``).
 
 Refusals say what is missing, not how to fix it: the chat names a command, the API an
 endpoint, so each entry point adds its own way (``ImportNotAllowed``, ``AlreadyAllowed``).
@@ -23,12 +24,12 @@ from clutto_bridge.clock import Clock
 from clutto_bridge.db.account import AccountStore
 from clutto_bridge.db.contacts import ContactStore, StoredContact
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
-from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.contacts import MAX_BYTES, Contact, VCardError, merge_contacts, parse_vcards
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed
+from clutto_bridge.teams.sent_files import FileRemoval, SentFile, read_sent_file, remove_sent_file
 
 log = logging.getLogger("clutto.contacts")
 
@@ -55,16 +56,6 @@ class ImportReport:
 
     def to_json(self) -> dict:
         return {"imported": self.imported, "matched": self.matched, "already_known": self.already_known}
-
-
-@dataclass
-class FileRemoval:
-    """What became of a contact file sent in a chat after it was read."""
-
-    redacted: bool
-    """The message is gone from the chat."""
-    media_deleted: bool
-    """The file itself is deleted from the homeserver's media store."""
 
 
 class ContactService:
@@ -131,34 +122,15 @@ class ContactService:
                  user_id, len(added), merge.repeated, len(matched))
         return ImportReport(len(added), matched, merge.repeated)
 
-    async def read_file(self, url: str | None) -> bytes:
-        """The content of a file sent in a chat, refused beyond the size a vCard file may have."""
-        if not url:
-            raise InvalidInput("That file has no content I can read (encrypted files are not supported here).")
-        data = await self.homeserver.download(url)
-        if len(data) > MAX_BYTES:
-            raise InvalidInput(f"The file has {len(data):,} bytes; at most {MAX_BYTES:,} are accepted.")
-        return data
+    async def read_file(self, source: SentFile | None) -> bytes:
+        """The content of a file sent in a chat (decrypted when it came encrypted), refused
+        beyond the size a vCard file may have."""
+        return await read_sent_file(self.homeserver, source, "file", MAX_BYTES)
 
-    async def remove_file(self, room_id: str, event_id: str, url: str | None) -> FileRemoval:
-        """Redact the file's message and delete its media (P6: only the kept part may stay).
-
-        Either step may fail (the bot may lack the power to redact in a chat the user created;
-        media of another homeserver, or no admin rights, cannot be deleted): the caller says so.
-        """
-        redacted = media_deleted = False
-        try:
-            await self.homeserver.redact(room_id, event_id, "Contact file: only names, emails and Matrix IDs are kept")
-            redacted = True
-        except MatrixRequestError as e:
-            log.warning("Could not redact the contact file %s in %s: %s", event_id, room_id, e)
-        if url:
-            try:
-                media_deleted = await self.admin.delete_media(str(url))
-            except (AdminUnavailable, MatrixRequestError) as e:
-                log.warning("Could not delete the media of contact file %s: %s", url, e)
-        log.info("Contact file %s in %s: redacted %s, media deleted %s", event_id, room_id, redacted, media_deleted)
-        return FileRemoval(redacted, media_deleted)
+    async def remove_file(self, room_id: str, event_id: str, source: SentFile | None) -> FileRemoval:
+        """Redact the file's message and delete its media (P6: only the kept part may stay)."""
+        return await remove_sent_file(self.homeserver, self.admin, room_id, event_id, source,
+                                      "Contact file: only names, emails and Matrix IDs are kept")
 
     async def _match(self, contact: Contact) -> str | None:
         for mxid in contact.matrix_ids:

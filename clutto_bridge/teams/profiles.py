@@ -29,6 +29,7 @@ from clutto_bridge.policy import profile as policy
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed, TeamError
 from clutto_bridge.teams.notices import NoticeService
+from clutto_bridge.teams.sent_files import FileRemoval, SentFile, read_sent_file, remove_sent_file
 from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.profiles")
@@ -147,6 +148,16 @@ class ProfileService:
         except TeamError:
             await self.admin.delete_media(mxc)
             raise
+
+    async def photo_from_encrypted_image(self, user_id: str, room_id: str, event_id: str, file: SentFile,
+                                         mime_type: str) -> FileRemoval:
+        """An image sent to the bot as an encrypted attachment becomes the photo. An avatar is a
+        plain mxc URI (profiles are public), so its decrypted bytes are uploaded and checked like
+        a portal upload; then its message is redacted and its encrypted upload deleted."""
+        data = await read_sent_file(self.homeserver, file, "image", self.rules.photo_max_bytes)
+        await self.upload_photo(user_id, data, mime_type)
+        return await remove_sent_file(self.homeserver, self.admin, room_id, event_id, file,
+                                      "Profile photo: kept as the avatar")
 
     async def _photo(self, value: object) -> str:
         try:

@@ -9,12 +9,13 @@ person who never verifies anyone would.
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 from typing import Any
 
 from nio import AsyncClient, AsyncClientConfig, MegolmEvent, RoomMessage
-from nio.responses import LoginResponse, RoomCreateResponse, RoomSendResponse, SyncResponse
+from nio.responses import LoginResponse, RoomCreateResponse, RoomSendResponse, SyncResponse, UploadResponse
 
 ENCRYPTION = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
 
@@ -77,6 +78,24 @@ class EncryptedMember:
         if not isinstance(answer, RoomSendResponse):
             raise AssertionError(f"send failed: {answer}")
         return answer.event_id
+
+    async def send_encrypted_file(self, room_id: str, data: bytes, name: str, mimetype: str,
+                                  msgtype: str = "m.file") -> tuple[str, str]:
+        """An attachment as Element sends one into an encrypted room: encrypted before the upload
+        (nio's ``upload(encrypt=True)``), its key only inside the encrypted event, no ``url``.
+        Returns (event ID, mxc URI of the uploaded ciphertext)."""
+        uploaded, keys = await self.client.upload(
+            io.BytesIO(data), content_type="application/octet-stream", filename=name, encrypt=True, filesize=len(data)
+        )
+        if not isinstance(uploaded, UploadResponse) or not keys:
+            raise AssertionError(f"upload failed: {uploaded}")
+        content = {"msgtype": msgtype, "body": name, "file": {"url": uploaded.content_uri, **keys},
+                   "info": {"mimetype": mimetype, "size": len(data)}}
+        await self.sync()
+        answer = await self.client.room_send(room_id, "m.room.message", content, ignore_unverified_devices=True)
+        if not isinstance(answer, RoomSendResponse):
+            raise AssertionError(f"send failed: {answer}")
+        return answer.event_id, uploaded.content_uri
 
     def said_by(self, room_id: str, sender: str) -> list[Any]:
         return [e for e in self.timeline.get(room_id, []) if e.sender == sender]

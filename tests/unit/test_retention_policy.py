@@ -1,7 +1,7 @@
 import pytest
 
 from clutto_bridge.policy.retention import (
-    PurgePlan, RetentionBounds, RetentionOutOfBounds, cutoff, media_urls, removable,
+    PurgePlan, RetentionBounds, RetentionOutOfBounds, cutoff, encrypted_files, media_urls, removable,
 )
 
 DAY = 86400
@@ -87,3 +87,11 @@ def test_media_urls() -> None:
     content = {"url": "mxc://a/1", "info": {"thumbnail_url": "mxc://a/2"}, "file": {"url": "mxc://a/3"}}
     assert media_urls(content) == {"mxc://a/1", "mxc://a/2", "mxc://a/3"}
     assert media_urls({"body": "hi", "url": "https://example.com"}) == set()
+
+
+def test_encrypted_files_are_the_attachment_and_its_thumbnail_with_their_keys() -> None:
+    file = {"url": "mxc://a/1", "key": {"k": "x"}, "iv": "i", "hashes": {"sha256": "h"}, "v": "v2"}
+    thumb = {**file, "url": "mxc://a/2"}
+    assert encrypted_files({"file": file, "info": {"thumbnail_file": thumb}}) == [file, thumb]
+    assert encrypted_files({"url": "mxc://a/3", "info": {"thumbnail_url": "mxc://a/4"}}) == []
+    assert encrypted_files({"file": {"url": "https://example.com/x"}, "info": "not a dict"}) == []
