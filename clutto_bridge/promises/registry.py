@@ -379,12 +379,19 @@ PROMISES: tuple[Promise, ...] = (
             "asked for.",
             "With `require`, the homeserver refuses a plaintext message in an encrypted team room before it "
             "stores it, and under every mode nobody but the bot changes a team room's encryption.",
+            "Team rooms made before encryption was on get it: with `require` at the next start, with "
+            "`default` when an owner or admin asks (`rooms encrypt`, the API). It cannot be undone, so the "
+            "owner is told first, in their chat with the bot, which rooms; a room encrypted already is left "
+            "as it is. A room an owner or admin adds to the team's space gets the team's rules: the bot joins "
+            "it, records it as a team room, sets its retention, its power levels as far as the room lets it, "
+            "and its encryption.",
         ),
         settings=("security.keyset", "policy.encryption"),
         enforced_in=(
             "clutto_bridge.crypto.cipher", "clutto_bridge.crypto.keyset", "clutto_bridge.db.encrypted",
             "clutto_bridge.jobs.reencrypt", "clutto_bridge.matrix.state_store", "clutto_bridge.matrix.crypto",
-            "clutto_bridge.policy.encryption", "clutto_bridge.teams.gate",
+            "clutto_bridge.policy.encryption", "clutto_bridge.teams.gate", "clutto_bridge.teams.encryption",
+            "clutto_bridge.teams.added_rooms",
         ),
         weakened_by=(
             Weakening("policy.encryption", ("off",),
@@ -401,8 +408,6 @@ PROMISES: tuple[Promise, ...] = (
             BEFORE_THE_WRITE,
         ),
         pending=(
-            Pending("existing team rooms encrypted under `require` after the owner is told, and "
-                    "`rooms encrypt` on demand", 24),
             Pending("the bot's Megolm sessions deleted when the messages they decrypt expire", 24),
             Pending("exports and `mydata` with the decrypted text of encrypted rooms", 24),
             Pending("encrypted vCards and profile photos sent to the bot imported", 24),
