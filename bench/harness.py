@@ -88,6 +88,8 @@ def bridge_for(synapse: LocalSynapse, folder: Path, **values: Any) -> BridgeUnde
         "policy.consent.texts": str(POLICY_TEXTS), "security.signing_key": str(folder / "signing.key"),
         # Benchmarked members send without accepting the policy first (the default, block, holds them back).
         "policy.consent.mode": "remind",
+        # The benchmarks seed and read rooms as plain clients; bench/e2ee.py measures encrypted rooms.
+        "policy.encryption": "off",
         "security.keyset": str(folder / "keyset.json"), **values,
     }.items():
         file[key] = value

@@ -58,6 +58,8 @@ from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.teams.usage import UsageService
 from clutto_bridge.teams.webhooks import WebhookEvents
+from clutto_bridge.teams.encryption import RoomEncryption
+from clutto_bridge.teams.added_rooms import AddedRooms
 from clutto_bridge.web.bodies import body_deadline
 from clutto_bridge.web.collection import RequestCollection
 from clutto_bridge.web.antispam import AntispamEndpoints
@@ -155,10 +157,13 @@ class Bridge:
         ))
         runner.register(JobKind.REENCRYPT, Reencryption(db.encrypted))
 
+        self.encryption = encryption = RoomEncryption(teams, db.rooms, notices, hs, audit)
+        added_rooms = AddedRooms(members, db.rooms, encryption, notices, hs, admin, audit, clock)
         ctx = Services(
             teams=teams, members=members, rooms=rooms, integrations=integrations, details=details,
             retention=retention, lifecycle=lifecycle, notices=notices, consent=consent, profiles=profiles,
-            onboarding=onboarding, contacts=contacts, mydata=mydata, usage=usage, email=email, homeserver=hs, settings=s,
+            onboarding=onboarding, contacts=contacts, mydata=mydata, usage=usage, email=email,
+            encryption=encryption, added_rooms=added_rooms, homeserver=hs, settings=s,
             portal=PortalAccess(db.portal, consent, s, clock) if s.portal.enabled else None,
         )
         self.homeserver = hs
@@ -236,6 +241,9 @@ class Bridge:
         finished = await self.teams.finish_interrupted()
         if finished:
             log.info("Finished creating %d team(s) interrupted by the last stop", finished)
+        encrypted = await self.encryption.encrypt_existing()
+        if encrypted:
+            log.info("Turned encryption on in %d existing team room(s) (policy.encryption: require)", encrypted)
         deleted = await self.details.finish_interrupted()
         if deleted:
             log.info("Finished deleting %d team(s) interrupted by the last stop", deleted)

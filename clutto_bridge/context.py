@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 from clutto_bridge.config import Settings
 from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.teams.added_rooms import AddedRooms
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.contacts import ContactService
 from clutto_bridge.teams.details import TeamDetails
 from clutto_bridge.teams.email import EmailService
+from clutto_bridge.teams.encryption import RoomEncryption
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.lifecycle import TrialLifecycle
 from clutto_bridge.teams.members import MemberService
@@ -42,6 +44,8 @@ class Services:
     mydata: MyData
     usage: UsageService
     email: EmailService
+    encryption: RoomEncryption
+    added_rooms: AddedRooms
     homeserver: Homeserver
     settings: Settings
     portal: PortalAccess | None = None

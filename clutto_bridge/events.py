@@ -31,6 +31,7 @@ from clutto_bridge.teams.formatting import prose
 
 log = logging.getLogger("clutto.events")
 
+SPACE_CHILD = "m.space.child"
 VCARD_TYPES = ("text/vcard", "text/x-vcard", "text/directory")
 
 # How long the bot waits for a key it asked a sender's devices for.
@@ -72,6 +73,10 @@ class EventDispatcher:
                 await self._power_levels_changed(evt)
             elif str(evt.type) in WIDGET_EVENT_TYPES and evt.sender != self.bot_mxid:
                 await self._widget_changed(evt)
+            elif str(evt.type) == SPACE_CHILD and evt.sender != self.bot_mxid and getattr(evt.content, "via", None):
+                # A room added to a team's space (Element's "Add room"): joining it and giving it the
+                # team's rules takes several requests, so it runs in the space's lane, like a command.
+                work = self.ctx.added_rooms.child_added(evt.room_id, evt.state_key, evt.sender)
             if getattr(evt, "state_key", None) is None:
                 await self._remember_references(evt)
             if evt.type == EventType.ROOM_MESSAGE and evt.sender != self.bot_mxid:
@@ -168,6 +173,9 @@ class EventDispatcher:
             await self.homeserver.join(evt.room_id)
         except MatrixRequestError as e:
             log.warning("Could not accept the invite of %s to %s: %s", evt.sender, evt.room_id, e)
+            return
+        if not evt.content.is_direct:
+            await self.ctx.added_rooms.invited(evt.room_id, evt.sender)
             return
         if evt.content.is_direct:
             replaced = await self.ctx.notices.chat_opened(evt.room_id, evt.sender)

@@ -37,3 +37,18 @@ async def direct(evt: CommandEvent) -> None:
         await evt.reply(f"I opened a direct chat between you and {evt.args[0]}; accept my invite.")
     else:
         await evt.reply(f"You already have a direct chat with {evt.args[0]}: `{room.room_id}`.")
+
+
+@registry.command(
+    "rooms encrypt", team="manage", section="Rooms",
+    help_text="Turn end-to-end encryption on in every room of the team that is not encrypted yet. "
+              "It cannot be turned off again; the owner is told first.",
+)
+async def rooms_encrypt(evt: CommandEvent) -> None:
+    team = evt.team
+    rooms = await evt.ctx.encryption.encrypt_team(team, actor=evt.sender)
+    if not rooms:
+        await evt.reply(f"Every room of {team.name} is end-to-end encrypted already.")
+        return
+    await evt.reply(f"Encryption is on in {len(rooms)} more room(s) of {team.name}: the homeserver now stores only "
+                    "ciphertext of what members write there. It cannot be turned off again.")

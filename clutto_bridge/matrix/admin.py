@@ -63,6 +63,12 @@ class SynapseAdmin:
             return False
         return bool(data.get("admin"))
 
+    async def make_room_admin(self, room_id: str) -> None:
+        """Give the bot the level of the room's highest local user (``make_room_admin``): in a room
+        a member made and added to the team's space, the bot needs it to apply the team's rules."""
+        await self._request(Method.POST, SynapseAdminPath.v1.rooms[room_id].make_room_admin,
+                            {"user_id": self._bot().mxid})
+
     async def account_exists(self, user_id: str) -> bool:
         try:
             await self._request(Method.GET, SynapseAdminPath.v2.users[user_id])

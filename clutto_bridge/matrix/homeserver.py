@@ -169,6 +169,17 @@ class Homeserver:
         except MatrixRequestError:
             return None
 
+    async def create_event(self, room_id: str) -> dict[str, Any]:
+        """The room's whole ``m.room.create`` event (its sender is the creator in version 12 rooms)."""
+        return await self.bot.api.request(
+            Method.GET, Path.v3.rooms[room_id].state["m.room.create"][""], query_params={"format": "event"}
+        )
+
+    async def turn_on_encryption(self, room_id: str, content: dict[str, Any]) -> None:
+        """Make an existing room encrypted; from the next message on the bot writes ciphertext there."""
+        await self.set_state(room_id, "m.room.encryption", content)
+        await self._created_encrypted(room_id, content)
+
     async def power_levels(self, room_id: str) -> dict[str, Any]:
         return await self.bot.api.request(Method.GET, Path.v3.rooms[room_id].state["m.room.power_levels"])
 

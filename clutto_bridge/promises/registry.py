@@ -386,13 +386,19 @@ PROMISES: tuple[Promise, ...] = (
             "A vCard or profile photo sent to the bot as an encrypted attachment is decrypted and taken like "
             "any other; the vCard's message is redacted and its media deleted, and the photo becomes a copy "
             "in the clear (profiles are public) while the encrypted image is removed.",
+            "Team rooms made before encryption was on get it: with `require` at the next start, with "
+            "`default` when an owner or admin asks (`rooms encrypt`, the API). It cannot be undone, so the "
+            "owner is told first, in their chat with the bot, which rooms; a room encrypted already is left "
+            "as it is. A room an owner or admin adds to the team's space gets the team's rules: the bot joins "
+            "it, records it as a team room, sets its retention, its power levels as far as the room lets it, "
+            "and its encryption.",
         ),
         settings=("security.keyset", "policy.encryption"),
         enforced_in=(
             "clutto_bridge.crypto.cipher", "clutto_bridge.crypto.keyset", "clutto_bridge.db.encrypted",
             "clutto_bridge.jobs.reencrypt", "clutto_bridge.matrix.state_store", "clutto_bridge.matrix.crypto",
             "clutto_bridge.policy.encryption", "clutto_bridge.teams.gate", "clutto_bridge.jobs.export",
-            "clutto_bridge.teams.sent_files",
+            "clutto_bridge.teams.sent_files", "clutto_bridge.teams.encryption", "clutto_bridge.teams.added_rooms",
         ),
         weakened_by=(
             Weakening("policy.encryption", ("off",),
@@ -409,8 +415,6 @@ PROMISES: tuple[Promise, ...] = (
             BEFORE_THE_WRITE,
         ),
         pending=(
-            Pending("existing team rooms encrypted under `require` after the owner is told, and "
-                    "`rooms encrypt` on demand", 24),
             Pending("the bot's Megolm sessions deleted when the messages they decrypt expire", 24),
         ),
         built=Built.PARTLY,

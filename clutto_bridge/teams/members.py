@@ -27,7 +27,10 @@ from clutto_bridge.teams import validation
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from clutto_bridge.teams.power import corrected, differences, expected_power_levels
+from clutto_bridge.matrix.spaces import BOT_LEVEL
+from clutto_bridge.teams.power import (
+    corrected, creators_with_power, differences, expected_power_levels, level_of, within_reach,
+)
 from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.members")
@@ -240,6 +243,8 @@ class MemberService:
                 hs.bot_mxid, team.owner, members, levels, space=room_id == team.space_id, blocked=blocked
             )
             current = await hs.power_levels(room_id)
+            if level_of(current, hs.bot_mxid) < BOT_LEVEL:  # a room a member made and added to the space
+                expected = await self._within_reach(room_id, current, expected)
             wrong = differences(current, expected)
             if wrong:
                 await hs.set_power_levels(room_id, corrected(current, expected))
@@ -247,3 +252,10 @@ class MemberService:
                 if actor:
                     await self.audit.record(team, actor, "power_levels_reverted", room_id, changed=sorted(wrong))
         return changed
+
+    async def _within_reach(self, room_id: str, current: dict, expected: dict) -> dict:
+        """The team's levels as far as the bot can set them where it is not above everyone."""
+        bot = self.homeserver.bot_mxid
+        creators = creators_with_power(await self.homeserver.create_event(room_id))
+        bot_level = float("inf") if bot in creators else level_of(current, bot)
+        return within_reach(current, expected, bot=bot, bot_level=bot_level, creators=creators)

@@ -62,6 +62,12 @@ class Room(Output):
     archived: bool
 
 
+class EncryptedRooms(Output):
+    """The rooms whose encryption was turned on now (none when every room was encrypted already)."""
+
+    encrypted: list[Room]
+
+
 class TeamRoom(Output):
     room_id: str
     name: str

@@ -40,6 +40,7 @@ class ProvisioningAPI:
         self.teams = ctx.teams
         self.members = ctx.members
         self.rooms = ctx.rooms
+        self.encryption = ctx.encryption
         self.integrations = ctx.integrations
         self.email = ctx.email
         self.details = ctx.details
@@ -209,6 +210,20 @@ class ProvisioningAPI:
         team = await self._team(request)
         room = await self.rooms.archive_group(team, request.match_info["room"], actor=request["actor"])
         return web.json_response(_room_json(room))
+
+    @routes.post(
+        "/teams/{team_id}/encryption",
+        "Owner, admins, operator: turn end-to-end encryption on in every team room without it",
+        responses={200: o.EncryptedRooms},
+        errors={**UNKNOWN_TEAM, 403: "Not the owner or an admin, or policy.encryption is off"},
+    )
+    async def encrypt_rooms(self, request: web.Request) -> web.Response:
+        """Matrix cannot turn a room's encryption off again: the owner is told first, in their chat
+        with the bot, which rooms and that it cannot be undone. Rooms encrypted already are left as
+        they are, so a repeat changes nothing."""
+        team = await self._team(request)
+        rooms = await self.encryption.encrypt_team(team, actor=request["actor"])
+        return web.json_response({"encrypted": [_room_json(room) for room in rooms]})
 
     @routes.post(
         "/teams/{team_id}/direct", "Create (or return) the direct chat between two members of the team",
