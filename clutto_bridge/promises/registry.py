@@ -379,12 +379,19 @@ PROMISES: tuple[Promise, ...] = (
             "asked for.",
             "With `require`, the homeserver refuses a plaintext message in an encrypted team room before it "
             "stores it, and under every mode nobody but the bot changes a team room's encryption.",
+            "Keys follow retention: the bridge notes which Megolm session each encrypted team room message "
+            "used, and a retention sweep deletes the bot's copy of every session whose messages all expired, "
+            "so neither the bridge nor a backup of its database decrypts them; a legal hold keeps them as it "
+            "keeps the messages, and the trial purge deletes the team's. On a key request the bot shares no "
+            "session with a message older than the team's retention, nor one it saw no message of. "
+            "`retention status` shows the sessions kept and deleted per room.",
         ),
         settings=("security.keyset", "policy.encryption"),
         enforced_in=(
             "clutto_bridge.crypto.cipher", "clutto_bridge.crypto.keyset", "clutto_bridge.db.encrypted",
             "clutto_bridge.jobs.reencrypt", "clutto_bridge.matrix.state_store", "clutto_bridge.matrix.crypto",
-            "clutto_bridge.policy.encryption", "clutto_bridge.teams.gate",
+            "clutto_bridge.policy.encryption", "clutto_bridge.teams.gate", "clutto_bridge.policy.session_keys",
+            "clutto_bridge.db.megolm_sessions",
         ),
         weakened_by=(
             Weakening("policy.encryption", ("off",),
@@ -403,7 +410,6 @@ PROMISES: tuple[Promise, ...] = (
         pending=(
             Pending("existing team rooms encrypted under `require` after the owner is told, and "
                     "`rooms encrypt` on demand", 24),
-            Pending("the bot's Megolm sessions deleted when the messages they decrypt expire", 24),
             Pending("exports and `mydata` with the decrypted text of encrypted rooms", 24),
             Pending("encrypted vCards and profile photos sent to the bot imported", 24),
         ),
