@@ -20,6 +20,7 @@ from clutto_bridge.crypto.witness import WitnessFile
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.gate import GateStore, create_reader
 from clutto_bridge.db.job import JobKind, JobNotifications
+from clutto_bridge.db.megolm_sessions import MegolmSessions
 from clutto_bridge.commands import registry
 from clutto_bridge.events import EventDispatcher
 from clutto_bridge.jobs.export import TeamExport
@@ -125,8 +126,11 @@ class Bridge:
             teams, db.teams, db.rooms, db.jobs, hs, admin, audit, s.bridge.team_name_max_length, webhooks
         )
         self.retention = retention = RetentionService(
-            teams, db.teams, db.rooms, db.holds, db.references, db.jobs, runner, hs, audit, clock, db.timeline
+            teams, db.teams, db.rooms, db.holds, db.references, db.jobs, runner, hs, audit, clock, db.timeline,
+            MegolmSessions(self.db),
         )
+        # Keys follow retention: no key of a session with expired messages goes out on a request.
+        self.device.may_share = retention.may_share_key
         self.notices = notices = NoticeService(
             db.notices, db.management_rooms, teams, members, hs, s.marketing_default, clock, consent
         )

@@ -76,6 +76,8 @@ def render_progress(job: dict) -> str:
     text = f"{_bar(done, len(rooms))} {done}/{len(rooms)} rooms, {p.get('removed', p.get('redacted', 0))} events removed"
     if p.get("media_deleted"):
         text += f", {p['media_deleted']} media deleted"
+    if p.get("sessions_deleted"):
+        text += f", {p['sessions_deleted']} encryption keys deleted"
     if p.get("held"):
         text += f", {len(p['held'])} held"
     return text
@@ -120,6 +122,10 @@ async def retention_status(client: BridgeClient, team: str) -> int:
         print("Legal holds: " + ", ".join(h or "whole team" for h in data["holds"]))
     for job in data["sweeps"][:5]:
         print(f"  sweep #{job['id']} {job['state']}: {render_progress(job)}")
+    if any(room["kept"] or room["deleted"] for room in data.get("sessions", [])):
+        print("The bot's encryption keys (Megolm sessions) per room:")
+        for room in data["sessions"]:
+            print(f"  {room['name'] or room['room_id']:<30} {room['kept']} kept, {room['deleted']} deleted")
     return 0
 
 

@@ -104,10 +104,13 @@ async def retention_status(evt: CommandEvent) -> None:
         )
     lines.append(f"Redaction: `{r.redact_mode(team)}` (operator: `{r.operator_redact}`)")
     holds = await r.holds(team)
+    keys = {k.room_id: k for k in await r.session_counts(team)}
     for room in await r.rooms_to_sweep(team):
         held = WHOLE_TEAM in holds or room.room_id in holds
         path = (await r.room_path(team, room.room_id)).describe() if r.admin_available else "redact only"
-        lines.append(f"- {room.name}: {'held' if held else path}")
+        k = keys.get(room.room_id)
+        sessions = f"; encryption keys: {k.kept} kept, {k.deleted} deleted" if k and (k.kept or k.deleted) else ""
+        lines.append(f"- {room.name}: {'held' if held else path}{sessions}")
     jobs = await r.jobs_of(team)
     lines += [describe_job(job) for job in jobs[:5]] or ["No sweep has run yet."]
     if holds:

@@ -32,6 +32,25 @@ def _row(r: Any) -> Row:
     return Row(r["position"], r["event_id"], r["ts"], bool(r["state"]), bool(r["redacted"]))
 
 
+async def _note_sessions(conn: Connection, room: int, entries: list[IndexEntry]) -> None:
+    """Widen each Megolm session's span of timestamps by its events among ``entries``."""
+    spans: dict[str, tuple[int, int]] = {}
+    for e in entries:
+        if e.session_id is not None:
+            oldest, newest = spans.get(e.session_id, (e.ts, e.ts))
+            spans[e.session_id] = (min(oldest, e.ts), max(newest, e.ts))
+    if spans:
+        await conn.executemany(
+            "INSERT INTO timeline_session (room, session_id, oldest_ts, newest_ts) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (room, session_id) DO UPDATE SET "
+            "oldest_ts = CASE WHEN excluded.oldest_ts < timeline_session.oldest_ts "
+            "THEN excluded.oldest_ts ELSE timeline_session.oldest_ts END, "
+            "newest_ts = CASE WHEN excluded.newest_ts > timeline_session.newest_ts "
+            "THEN excluded.newest_ts ELSE timeline_session.newest_ts END",
+            [(room, session, oldest, newest) for session, (oldest, newest) in sorted(spans.items())],
+        )
+
+
 class TimelineIndex:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -65,6 +84,7 @@ class TimelineIndex:
                 "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
                 [(room, e.event_id, e.ts, e.state, e.redacted, filling) for e, _ in entries],
             )
+            await _note_sessions(conn, room, [e for e, _ in entries])
             servers = {server for _, server in entries if server}
             if servers:
                 await conn.executemany(
@@ -117,6 +137,7 @@ class TimelineIndex:
             room = await conn.fetchval("SELECT id FROM timeline_room WHERE room_id=$1", room_id)
             if room is not None:
                 await conn.execute("DELETE FROM timeline_event WHERE room=$1", room)
+                await conn.execute("DELETE FROM timeline_session WHERE room=$1", room)
                 await conn.execute("DELETE FROM timeline_server WHERE room=$1", room)
                 await conn.execute("DELETE FROM timeline_room WHERE id=$1", room)
 
@@ -183,6 +204,7 @@ class TimelineIndex:
             "ON CONFLICT (event_id) DO NOTHING",  # the stream may deliver it at this moment
             [(room, e.event_id, e.ts, e.state, e.redacted) for e in entries],
         )
+        await _note_sessions(conn, room, entries)
         await conn.executemany(
             "INSERT INTO timeline_server (room, server_name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             [(room, s) for s in sorted(servers)],

@@ -16,7 +16,9 @@ reads what expired from its own database instead of the room's whole history. Pe
    after newer messages) cannot be purged and are redacted, unless the mode is ``never``;
 4. **purge**: one purge up to the first event inside the window (more only when the
    operator bounds purges with ``purge_slice``), then the index rows before it go, and media
-   that only removed events referenced is deleted.
+   that only removed events referenced is deleted;
+5. **keys**: the bot's Megolm sessions whose every message expired are deleted from its
+   crypto store, so a backup of the bridge database cannot decrypt what was removed either.
 
 Progress is a ``SweepProgress``: the cutoff is fixed when the sweep starts, each page's
 victims are checkpointed before they are redacted (a few pages are in flight at once, so
@@ -123,10 +125,11 @@ class SweepProgress:
     index_rows_read: int = 0  # rows of the bridge's own index walked
     purged_rooms: int = 0
     media_deleted: int = 0
+    sessions_deleted: int = 0  # the bot's Megolm sessions of expired messages deleted
     held: list[str] = field(default_factory=list)
     paths: dict[str, str] = field(default_factory=dict)  # room -> how it was swept
     # Seconds spent per step (claim, fill, select, redact, checkpoint, purge_call,
-    # purge_wait, prune, media, audit), summed over attempts: where a sweep's time goes.
+    # purge_wait, prune, media, keys, audit), summed over attempts: where a sweep's time goes.
     timings: dict[str, float] = field(default_factory=dict)
     room: RoomSweep = field(default_factory=RoomSweep)
 
@@ -251,7 +254,8 @@ class RetentionSweep:
                 await self.audit.record(
                     team, ctx.job.payload.get("requested_by"), "retention_sweep", team.id,
                     cutoff=p.cutoff, redacted=p.redacted, removed=p.removed, rooms=len(p.rooms), held=len(p.held),
-                    media_deleted=p.media_deleted, redaction_only=p.redaction_only,
+                    media_deleted=p.media_deleted, sessions_deleted=p.sessions_deleted,
+                    redaction_only=p.redaction_only,
                 )
         ctx.progress["timings"] = p.timings  # saved with the finished job
 
@@ -286,6 +290,8 @@ class RetentionSweep:
             await self._purge(ctx, p, team, room)
             with p.clock("media"):
                 await self._delete_orphaned_media(ctx, p, room_id)
+        with p.clock("keys"):  # last: a resumed sweep deletes what is left (a second time, nothing)
+            p.sessions_deleted += await self.retention.forget_expired_sessions(room_id, p.cutoff)
 
     async def _fill(self, room: IndexedRoom) -> int:
         """Read what the stream may have missed into the index. A room never read is read

@@ -27,19 +27,19 @@ import asyncio
 import base64
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 import olm
 from mautrix.api import HTTPAPI, Method, Path
 from mautrix.appservice import AppService
 from mautrix.client import Client
-from mautrix.crypto import OlmMachine, PgCryptoStore, StateStore
+from mautrix.crypto import OlmMachine, PgCryptoStore, RejectKeyShare, StateStore
 from mautrix.crypto.attachments import decrypt_attachment, encrypt_attachment
 from mautrix.crypto.signature import verify_signature_json
 from mautrix.errors import DecryptionError, EncryptionError, MatrixRequestError, SessionNotFound
 from mautrix.types import (
-    ASToDeviceEvent, DeviceID, DeviceLists, DeviceOTKCount, EncryptedEvent, EncryptedFile, Event, EventType, RoomID,
-    StateEvent, TrustState, UserID,
+    ASToDeviceEvent, DeviceID, DeviceIdentity, DeviceLists, DeviceOTKCount, EncryptedEvent, EncryptedFile, Event,
+    EventType, RequestedKeyInfo, RoomID, RoomKeyWithheldCode, StateEvent, TrustState, UserID,
 )
 from mautrix.util.async_db import Database
 
@@ -117,6 +117,9 @@ class BotDevice:
         self.crypto_db = Database.create(database_url, upgrade_table=PgCryptoStore.upgrade_table,
                                          log=logging.getLogger("clutto.e2ee.db"))
         self.machine: OlmMachine | None = None
+        # Whether a session's key may go out on a key request (room id, session id), asked after
+        # mautrix's own rules; set by the bridge to keep keys within the team's retention.
+        self.may_share: Callable[[str, str], Awaitable[bool]] | None = None
         self._loaded = asyncio.Event()
         # One share of a new Megolm session per room at a time (mautrix requires it).
         self._sharing: dict[str, asyncio.Lock] = {}
@@ -189,6 +192,7 @@ class BotDevice:
         # not: who is a member is the team's decision, which the bridge enforces; requiring cross-
         # signed devices would leave members of clients without cross-signing unable to read the bot.
         machine.send_keys_min_trust = TrustState.UNVERIFIED
+        machine.allow_key_share = self._key_share_rule(machine.allow_key_share)
         try:
             await machine.load()
         except olm.OlmAccountError as e:
@@ -205,6 +209,24 @@ class BotDevice:
         if not published.cross_signed:
             await self._self_sign(machine)
         return machine
+
+    def _key_share_rule(self, rule: Callable[[DeviceIdentity, RequestedKeyInfo], Awaitable[bool]]
+                        ) -> Callable[[DeviceIdentity, RequestedKeyInfo], Awaitable[bool]]:
+        """``rule`` (who may get keys), then ``may_share`` (which keys may go out at all): a refused
+        key is withheld with a reason the requesting client shows."""
+
+        async def allow(device: DeviceIdentity, request: RequestedKeyInfo) -> bool:
+            if not await rule(device, request):
+                return False
+            if self.may_share is not None and not await self.may_share(request.room_id, request.session_id):
+                raise RejectKeyShare(
+                    f"Withholding session {request.session_id} of {request.room_id}: messages past retention "
+                    "or unknown", code=RoomKeyWithheldCode.UNAVAILABLE,
+                    reason="The messages of this session are past the team's retention",
+                )
+            return True
+
+        return allow
 
     async def _self_sign(self, machine: OlmMachine) -> None:
         """Cross-sign the device with the bot's identity: the one the keyset's recovery key opens,

@@ -20,6 +20,7 @@ class IndexEntry:
     ts: int
     state: bool
     redacted: bool = False
+    session_id: str | None = None  # the Megolm session of an m.room.encrypted event
 
 
 # Event types that carry no one's content (indexed like state: never expire, never end a walk).
@@ -39,7 +40,17 @@ def index_entry(event: dict[str, Any]) -> IndexEntry | None:
     # and bear the time they were made: indexed like state, they neither end the purge walk
     # nor get redacted; a purge removes them with the history around them.
     kept_aside = "state_key" in event or event.get("type") in NO_CONTENT
-    return IndexEntry(event_id, room_id, ts, kept_aside, redacted)
+    return IndexEntry(event_id, room_id, ts, kept_aside, redacted, megolm_session(event))
+
+
+def megolm_session(event: dict[str, Any]) -> str | None:
+    """The Megolm session an m.room.encrypted event names in the clear (None for anything else,
+    a redacted one included: its content is gone)."""
+    content = event.get("content")
+    if event.get("type") != "m.room.encrypted" or not isinstance(content, dict):
+        return None
+    session_id = content.get("session_id")
+    return session_id if isinstance(session_id, str) and session_id else None
 
 
 def joined_server(event: dict[str, Any]) -> str | None:

@@ -392,6 +392,12 @@ PROMISES: tuple[Promise, ...] = (
             "as it is. A room an owner or admin adds to the team's space gets the team's rules: the bot joins "
             "it, records it as a team room, sets its retention, its power levels as far as the room lets it, "
             "and its encryption.",
+            "Keys follow retention: the bridge notes which Megolm session each encrypted team room message "
+            "used, and a retention sweep deletes the bot's copy of every session whose messages all expired, "
+            "so neither the bridge nor a backup of its database decrypts them; a legal hold keeps them as it "
+            "keeps the messages, and the trial purge deletes the team's. On a key request the bot shares no "
+            "session with a message older than the team's retention, nor one it saw no message of. "
+            "`retention status` shows the sessions kept and deleted per room.",
         ),
         settings=("security.keyset", "policy.encryption"),
         enforced_in=(
@@ -399,6 +405,7 @@ PROMISES: tuple[Promise, ...] = (
             "clutto_bridge.jobs.reencrypt", "clutto_bridge.matrix.state_store", "clutto_bridge.matrix.crypto",
             "clutto_bridge.policy.encryption", "clutto_bridge.teams.gate", "clutto_bridge.jobs.export",
             "clutto_bridge.teams.sent_files", "clutto_bridge.teams.encryption", "clutto_bridge.teams.added_rooms",
+            "clutto_bridge.policy.session_keys", "clutto_bridge.db.megolm_sessions",
         ),
         weakened_by=(
             Weakening("policy.encryption", ("off",),
@@ -414,10 +421,6 @@ PROMISES: tuple[Promise, ...] = (
                        "write into them"),
             BEFORE_THE_WRITE,
         ),
-        pending=(
-            Pending("the bot's Megolm sessions deleted when the messages they decrypt expire", 24),
-        ),
-        built=Built.PARTLY,
     ),
     Promise(
         "P13", "web traffic uses HTTPS and carries our signature",

@@ -14,6 +14,7 @@ from typing import Any
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.holds import WHOLE_TEAM, HoldStore
 from clutto_bridge.db.job import Job, JobKind, JobStore
+from clutto_bridge.db.megolm_sessions import MegolmSessions
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import RoomStore, Team, TeamRoom, TeamStore
 from clutto_bridge.db.timeline import TimelineIndex
@@ -23,6 +24,7 @@ from clutto_bridge.policy.retention import (
     RedactMode, RedactModeNotAllowed, RetentionOutOfBounds, RoomPath, cutoff, effective_redact_mode, media_urls,
     removable, room_path, team_redact_mode,
 )
+from clutto_bridge.policy.session_keys import may_share
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from clutto_bridge.teams.queue import JobQueue
@@ -31,7 +33,7 @@ from clutto_bridge.teams.service import TeamService
 log = logging.getLogger("clutto.retention")
 
 RETENTION = "m.room.retention"
-__all__ = ["RetentionService", "RoomPreview", "WHOLE_TEAM"]
+__all__ = ["RetentionService", "RoomPreview", "RoomSessions", "WHOLE_TEAM"]
 
 
 @dataclass
@@ -42,11 +44,21 @@ class RoomPreview:
     held: bool
 
 
+@dataclass
+class RoomSessions:
+    """The bot's Megolm sessions of one room: held now, and deleted by sweeps."""
+
+    room_id: str
+    name: str
+    kept: int
+    deleted: int
+
+
 class RetentionService:
     def __init__(
         self, teams: TeamService, store: TeamStore, rooms: RoomStore, holds: HoldStore, references: ReferenceStore,
         jobs: JobStore, queue: JobQueue, homeserver: Homeserver, audit: AuditLog, clock: Clock,
-        timeline: TimelineIndex,
+        timeline: TimelineIndex, sessions: MegolmSessions,
     ) -> None:
         self.teams = teams
         self.store = store
@@ -59,6 +71,7 @@ class RetentionService:
         self.audit = audit
         self.clock = clock
         self.timeline = timeline
+        self.sessions = sessions
         self.bounds = teams.retention_bounds
         self.operator_redact = RedactMode(teams.settings.retention.redact)
         self.server_name = teams.settings.homeserver.domain
@@ -116,8 +129,33 @@ class RetentionService:
         return room_path(self.redact_mode(team), bool(others))
 
     async def forget_index(self, room_id: str) -> None:
-        """The room is deleted: its timeline index goes too."""
+        """The room is deleted: its timeline index and the bot's keys of its messages go too."""
+        await self.sessions.forget_room(room_id)
         await self.timeline.forget_room(room_id)
+
+    # --- keys follow retention ------------------------------------------------------------
+
+    async def forget_expired_sessions(self, room_id: str, cutoff_ms: int) -> int:
+        """After a sweep of the room: the bot's sessions whose every message expired are deleted,
+        so a backup of the bridge database cannot decrypt what the sweep removed."""
+        return await self.sessions.forget_expired(room_id, cutoff_ms)
+
+    async def may_share_key(self, room_id: str, session_id: str) -> bool:
+        """Whether the bot may forward a session's key on a key request: in a team room, only for a
+        session whose indexed messages are all inside the team's window (``policy.session_keys``).
+        Other rooms (the chats with the bot) have no retention; mautrix's own rules decide there."""
+        team = await self.teams.for_room(room_id)
+        if team is None:
+            return True
+        return may_share(await self.sessions.span(room_id, session_id), self.cutoff(team))
+
+    async def session_counts(self, team: Team) -> list[RoomSessions]:
+        """Per room of the team, the sessions the bot holds and those sweeps deleted."""
+        return [
+            RoomSessions(room.room_id, room.name, await self.sessions.kept(room.room_id),
+                         await self.sessions.deleted(room.room_id))
+            for room in await self.rooms_to_sweep(team)
+        ]
 
     # --- legal hold -------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -54,10 +55,12 @@ class GovernanceAPI:
             "operator_redact": str(r.operator_redact),
             "holds": sorted(await r.holds(team)),
             "sweeps": [job.to_json() for job in await r.jobs_of(team)],
+            "sessions": [asdict(room) for room in await r.session_counts(team)],
         }
 
     @routes.get(
-        "/teams/{team_id}/retention", "The team's message lifetime, cutoff, bounds, holds and recent sweeps",
+        "/teams/{team_id}/retention",
+        "The team's message lifetime, cutoff, bounds, holds, recent sweeps and the bot's keys per room",
         responses={200: o.Retention}, errors=UNKNOWN_TEAM,
     )
     async def get_retention(self, request: web.Request) -> web.Response:

@@ -139,6 +139,13 @@ class RetentionBounds(Output):
     default: int = Field(description="seconds")
 
 
+class RoomSessions(Output):
+    room_id: str
+    name: str
+    kept: int = Field(description="Megolm sessions of the room the bot holds a key of")
+    deleted: int = Field(description="sessions sweeps deleted because every message they decrypt expired")
+
+
 class Retention(Output):
     max_lifetime_seconds: int = Field(description="what applies now: the team's choice or the operator's default")
     team_choice_seconds: int | None = Field(description="null: the operator's default applies")
@@ -150,6 +157,7 @@ class Retention(Output):
     operator_redact: str = Field(description="the operator's setting; a team may choose more redaction, not less")
     holds: list[str] = Field(description="held room IDs; '' (empty) holds every room of the team")
     sweeps: list[Job]
+    sessions: list[RoomSessions] = Field(description="the bot's end-to-end encryption keys per room")
 
 
 class RoomPreview(Output):

@@ -113,7 +113,10 @@ async def _as_version_18_left_it(database: str) -> None:
     await db.start()
     try:
         await db.execute("DROP TABLE room_creation")
-        await db.execute("DROP TABLE crypto_pickle_key")  # v20 runs again after it
+        # v20 and v21 run again after it.
+        await db.execute("DROP TABLE crypto_pickle_key")
+        await db.execute("DROP TABLE timeline_session")
+        await db.execute("ALTER TABLE timeline_room DROP COLUMN sessions_deleted")
         await db.execute("UPDATE clutto_version SET version=18")
     finally:
         await db.stop()

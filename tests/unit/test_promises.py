@@ -14,7 +14,7 @@ import pytest
 from clutto_bridge.config import config_keys
 from clutto_bridge.promises import BY_ID, PROMISES, Built, State, check, weakened
 from clutto_bridge.promises import page
-from clutto_bridge.promises.compliance import State, report_lines
+from clutto_bridge.promises.compliance import report_lines
 from clutto_bridge.config import validate
 from tests.unit.test_config import example
 
@@ -83,7 +83,7 @@ def test_the_page_names_settings_with_defaults_tests_and_choices() -> None:
     assert "`policy.consent.mode` (`block`)" in text
     assert "`policy.consent.mode: remind`:" in text and "`policy.profile.enforce: off`:" in text
     assert "tests/integration/test_retention.py::test_sweep_removes_old_events_and_keeps_window" in text
-    assert "## P12. Data is encrypted on the database level, end to end (partly built)" in text
+    assert "## P12. Data is encrypted on the database level, end to end (built)" in text
     assert "`security.keyset` (`clutto-keyset.json`)" in text
     assert "## P16. Email: only header information (built)" in text
     assert "(issue 1" not in text  # every promise is built; none waits for an issue
@@ -118,11 +118,9 @@ def test_the_example_config_keeps_every_promise() -> None:
     verdicts = check(settings())
     assert weakened(verdicts) == []
     got = states(verdicts)
-    # P12's end-to-end part is being built (issue 24): kept as far as built, nothing weakened.
-    assert got.pop("P12") == "partly kept"
     assert set(got.values()) == {"kept"}
     assert got["P1"] == got["P2"] == got["P11"] == "kept"
-    assert got["P3"] == got["P4"] == got["P5"] == got["P13"] == got["P14"] == "kept"
+    assert got["P3"] == got["P4"] == got["P5"] == got["P12"] == got["P13"] == got["P14"] == "kept"
     assert got["P15"] == "kept"
 
 
@@ -149,9 +147,7 @@ def test_what_depends_on_the_homeserver_and_what_is_not_built_is_said() -> None:
     # Enforcement before the write is built (issue 15); it needs the module in the homeserver.
     assert not verdicts["P8"].pending
     assert all(any("synapse-http-antispam" in h for h in verdicts[p].homeserver) for p in ("P1", "P2", "P8", "P9"))
-    # End-to-end encryption of the homeserver's copy is being built (issue 24); nothing else waits.
-    assert {x.issue for v in verdicts.values() for x in v.pending} == {24}
-    assert verdicts["P12"].state is State.PARTLY_KEPT
+    assert {x.issue for v in verdicts.values() for x in v.pending} == set()
 
 
 TLS = {"appservice__tls__cert": "/etc/clutto/cert.pem", "appservice__tls__key": "/etc/clutto/key.pem"}
@@ -259,7 +255,7 @@ def test_the_shipped_example_config_keeps_every_promise_under_strict(tmp_path: P
     config.write_text(example.stdout)
     strict = cli("-c", str(config), "--strict", cwd=ROOT)
     assert strict.returncode == 0, strict.stdout + strict.stderr
-    assert "15 kept, 1 partly kept" in strict.stdout and "weakened" not in strict.stdout
+    assert "16 kept" in strict.stdout and "weakened" not in strict.stdout
     assert strict.stderr == ""  # config/policy is found: no warning about placeholder texts
 
 

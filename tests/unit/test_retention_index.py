@@ -241,3 +241,12 @@ def test_the_databases_summary_settles_a_head_only_where_no_slice_can_start() ->
     nothing = HeadScan(CUTOFF, slice_ms=10**12)
     nothing.close_with(HeadFacts(first_inside=(1, "$1"), first_expired=None, oldest_expired_ts=None, last_state=None, rows=0))
     assert nothing.points == [] and nothing.closed
+
+
+def test_an_encrypted_event_is_indexed_with_the_megolm_session_it_names() -> None:
+    encrypted = {"event_id": "$e", "room_id": "!r", "origin_server_ts": 5, "type": "m.room.encrypted",
+                 "content": {"algorithm": "m.megolm.v1.aes-sha2", "session_id": "S1", "ciphertext": "..."}}
+    assert index_entry(encrypted).session_id == "S1"
+    assert index_entry({**encrypted, "content": {}}).session_id is None  # redacted: the content is gone
+    assert index_entry({**encrypted, "type": "m.room.message"}).session_id is None
+    assert index_entry({**encrypted, "content": {"session_id": 7}}).session_id is None

@@ -45,3 +45,4 @@ from clutto_bridge.db.upgrade import v10_access_records, v11_portal, v12_encrypt
 from clutto_bridge.db.upgrade import v14_timeline, v15_audit_chain, v16_timeline_check  # noqa: E402,F401
 from clutto_bridge.db.upgrade import v17_timeline_while_filling, v18_no_transaction_log  # noqa: E402,F401
 from clutto_bridge.db.upgrade import v19_room_creation, v20_crypto_pickle_key  # noqa: E402,F401
+from clutto_bridge.db.upgrade import v21_timeline_sessions  # noqa: E402,F401
