@@ -25,6 +25,7 @@ class EncryptedMember:
         self.user_id = client.user_id
         # Decrypted (or undecryptable) timeline events seen so far, per room, in order.
         self.timeline: dict[str, list[Any]] = {}
+        self.account: Any = None  # the account it logged in with (the test fixture sets it)
 
     @classmethod
     async def login(cls, homeserver: str, user: str, password: str, store: Path) -> EncryptedMember:
