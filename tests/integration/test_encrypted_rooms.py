@@ -201,3 +201,30 @@ async def test_the_bot_decrypts_after_a_restart_what_was_sent_while_it_was_down(
     assert bridge.device.device_id == device
     await alice.wait_for_decrypted(chat, "Team created", sender=bot, timeout=90)
     assert [t.name for t in await bridge.teams.all()] == [name]
+
+
+async def test_a_room_key_sent_while_the_bot_was_down_comes_back_through_a_key_request(
+    bridges: Bridges, homeserver: Homeserver, encrypted_member
+) -> None:
+    """The member's first message (with a new room key) is sent while the bridge is stopped.
+    Synapse keeps the message but not the key (to-device messages of an appservice that was
+    down are dropped); the restarted bot says it cannot read it yet, asks the member's device
+    for the key (which answers as Element does) and then answers the command encrypted."""
+    settings = bridges.settings(policy__encryption="default")
+    bridge = await bridges.start(settings)
+    bot = bridge.settings.bot_mxid
+    alice = await encrypted_member("alice")
+    chat = await alice.create_encrypted_chat(bot)
+    await alice.wait_for_decrypted(chat, "Send help", sender=bot)
+
+    front = homeserver.front
+    front.down = True
+    try:
+        await bridges.stop(bridge)
+        name = unique("Requested")
+        await alice.send_text(chat, f"team create {name}")  # a new Megolm session: its key is lost
+        bridge = await bridges.start(settings)
+    finally:
+        front.down = False
+    await alice.wait_for_decrypted(chat, "Team created", sender=bot, timeout=90)
+    assert [t.name for t in await bridge.teams.all()] == [name]
