@@ -305,8 +305,11 @@ class BotDevice:
         ]
         if not devices:
             return None
+        # A dict of devices, not the list mautrix's type hint names: once a key has come, mautrix
+        # removes the device that sent it with ``del from_devices[user][device]`` (TypeError on a list).
         got = await self.machine.request_room_key(
-            event.room_id, content.sender_key, content.session_id, {event.sender: devices}, timeout=timeout
+            event.room_id, content.sender_key, content.session_id, {event.sender: dict.fromkeys(devices)},
+            timeout=timeout,
         )
         return await self.decrypt(event, 0) if got else None
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nio import AsyncClient, AsyncClientConfig, MegolmEvent, RoomMessage
+from nio import AsyncClient, AsyncClientConfig, MegolmEvent, RoomKeyRequest, RoomMessage
 from nio.responses import LoginResponse, RoomCreateResponse, RoomSendResponse, SyncResponse, UploadResponse
 
 ENCRYPTION = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
@@ -26,6 +26,7 @@ class EncryptedMember:
         self.user_id = client.user_id
         # Decrypted (or undecryptable) timeline events seen so far, per room, in order.
         self.timeline: dict[str, list[Any]] = {}
+        self.account: Any = None  # the account it logged in with (the test fixture sets it)
 
     @classmethod
     async def login(cls, homeserver: str, user: str, password: str, store: Path) -> EncryptedMember:
@@ -58,7 +59,26 @@ class EncryptedMember:
             await self.client.keys_query()
         if self.client.should_claim_keys:
             await self.client.keys_claim(self.client.get_users_for_key_claiming())
+        for event in answer.to_device_events:
+            if isinstance(event, RoomKeyRequest):
+                self._answer_key_request(event)
         await self.client.send_to_device_messages()
+
+    def _answer_key_request(self, request: RoomKeyRequest) -> None:
+        """Send a room key again to another user's device that asks for it, if this device had
+        sent it that key before: what Element (matrix-rust-sdk) does and matrix-nio does not
+        (it answers only its own user's devices)."""
+        olm = self.client.olm
+        outbound = olm.outbound_group_sessions.get(request.room_id)
+        asker = (request.sender, request.requesting_device_id)
+        if request.sender == self.user_id or outbound is None or outbound.id != request.session_id \
+                or asker not in outbound.users_shared_with:
+            return
+        inbound = olm.inbound_group_store.get(request.room_id, request.sender_key, request.session_id)
+        device = olm.device_store[request.sender].get(request.requesting_device_id)
+        session = device and olm.session_store.get(device.curve25519)
+        if inbound and session:
+            olm.outgoing_to_device_messages.append(olm._encrypt_forwarding_key(request.room_id, inbound, session, device))
 
     async def create_encrypted_chat(self, other: str, *, direct: bool = True) -> str:
         answer = await self.client.room_create(
