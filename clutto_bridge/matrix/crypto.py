@@ -313,6 +313,12 @@ class BotDevice:
         )
         return await self.decrypt(event, 0) if got else None
 
+    async def end_session(self, room_id: str) -> None:
+        """Stop using the room's outgoing Megolm session: what the bot sends next gets a new one,
+        shared with the room's members as they are then."""
+        if self.machine is not None:
+            await self.machine.crypto_store.remove_outbound_group_session(RoomID(room_id))
+
     async def member_changed(self, event: StateEvent) -> None:
         """A leave, kick or ban in an encrypted room ends the room's outgoing session."""
         if self.machine is not None and event.type == EventType.ROOM_MEMBER:

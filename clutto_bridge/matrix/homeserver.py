@@ -155,6 +155,10 @@ class Homeserver:
         except MatrixRequestError as e:
             log.debug("Kicking %s from %s: %s", user_id, room_id, e)
             return False
+        if self.device is not None:
+            # The next message gets a new session without them, whenever the kick's own event
+            # comes back in a transaction (which ends the session too).
+            await self.device.end_session(room_id)
         return True
 
     # --- state ------------------------------------------------------------------------------
