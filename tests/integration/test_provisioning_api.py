@@ -128,7 +128,7 @@ async def test_openapi_document_describes_what_is_served(api: Api) -> None:
         "/teams/{team_id}/rooms", "/teams/{team_id}/rooms/{room}", "/teams/{team_id}/direct",
         "/teams/{team_id}/integrations", "/teams/{team_id}/retention", "/teams/{team_id}/retention/preview",
         "/teams/{team_id}/retention/sweep", "/teams/{team_id}/jobs/{job_id}", "/teams/{team_id}/hold",
-        "/teams/{team_id}/plan", "/teams/{team_id}/export-setting", "/teams/{team_id}/exports",
+        "/teams/{team_id}/plan", "/teams/{team_id}/export-setting", "/teams/{team_id}/exports", "/teams/{team_id}/encryption",
         "/teams/{team_id}/exports/{job_id}/{path}", "/teams/{team_id}/consent", "/policy", "/users/{user_id}/profile", "/users/{user_id}/consent",
         "/users/{user_id}/contacts/permission", "/users/{user_id}/contacts", "/users/{user_id}/data", "/keys",
     }
