@@ -25,7 +25,8 @@ from yarl import URL
 from clutto_bridge import cli
 from clutto_bridge.app import Bridge
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings
-from clutto_bridge.demo.synapse import LocalSynapse, free_port
+from clutto_bridge.demo.synapse import LocalSynapse, LocalUser, free_port
+from tests.integration.e2ee_member import EncryptedMember
 from tests.integration.front import AppserviceFront
 from tests.integration.matrix_client import MatrixClient
 
@@ -261,3 +262,34 @@ def new_user(homeserver: Homeserver, http: aiohttp.ClientSession):
 
 def unique(name: str) -> str:
     return f"{name} {secrets.token_hex(3)}"
+
+
+@pytest.fixture
+async def encrypted_member(homeserver: Homeserver, tmp_path: Path):
+    """Members whose client encrypts (matrix-nio with vodozemac), closed after the test."""
+    made: list[EncryptedMember] = []
+
+    async def make(name: str = "member", account: LocalUser | None = None) -> EncryptedMember:
+        """A new account's device, or (``account`` given) one more device of that account."""
+        account = account or await homeserver.synapse.register_user(f"{name}-{secrets.token_hex(4)}")
+        member = await EncryptedMember.login(homeserver.url, account.user_id, account.password, tmp_path / name)
+        member.account = account
+        made.append(member)
+        return member
+
+    yield make
+    for member in made:
+        await member.close()
+
+
+async def team_of_encrypting_owner(bridge: Bridge, owner: EncryptedMember, homeserver: Homeserver,
+                                   http: aiohttp.ClientSession):
+    """A new team of ``owner``, who has joined its space and rooms: the team, its room IDs, and
+    the owner's account as a plain client (to read what the homeserver stores)."""
+    team = await bridge.teams.create(unique("Sealed"), owner=owner.user_id)
+    rooms = [r.room_id for r in (await bridge.teams.view(team)).rooms]
+    plain = MatrixClient(homeserver.url, owner.user_id, owner.client.access_token, http)
+    await plain.wait_for_invites({team.space_id, *rooms})
+    for room_id in [team.space_id, *rooms]:
+        await plain.join(room_id)
+    return team, rooms, plain

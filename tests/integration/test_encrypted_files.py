@@ -16,11 +16,10 @@ from urllib.parse import quote
 import pytest
 
 from clutto_bridge.app import Bridge
-from tests.integration.conftest import Bridges, Homeserver, unique
+from tests.integration.conftest import Bridges, Homeserver, team_of_encrypting_owner
 from tests.integration.e2ee_member import EncryptedMember
 from tests.integration.matrix_client import MatrixClient
 from tests.integration.test_contacts import file_is_gone, vcards
-from tests.integration.test_encrypted_rooms import encrypted_member  # noqa: F401 (the fixture)
 from tests.integration.test_profile import png
 
 pytestmark = [pytest.mark.integration, pytest.mark.promise("P12")]
@@ -35,7 +34,7 @@ async def _chat_with_bot(bridge: Bridge, member: EncryptedMember) -> str:
 
 @pytest.mark.promise("P6", "P2")
 async def test_an_encrypted_vcard_and_photo_sent_to_the_bot_are_taken_and_removed(
-    bridges: Bridges, homeserver: Homeserver, encrypted_member, http  # noqa: F811
+    bridges: Bridges, homeserver: Homeserver, encrypted_member, http
 ) -> None:
     bridge = await bridges.start(bridges.settings(policy__encryption="default"))
     bot = bridge.settings.bot_mxid
@@ -72,17 +71,12 @@ def _exported(folder: Path) -> tuple[dict, list[dict]]:
 
 @pytest.mark.promise("P9")
 async def test_an_owners_export_holds_an_encrypted_rooms_messages_and_files_decrypted(
-    bridges: Bridges, homeserver: Homeserver, encrypted_member, http, tmp_path: Path  # noqa: F811
+    bridges: Bridges, homeserver: Homeserver, encrypted_member, http, tmp_path: Path
 ) -> None:
     bridge = await bridges.start(bridges.settings(policy__encryption="default", export__directory=str(tmp_path / "x")))
     bot = bridge.settings.bot_mxid
     alice = await encrypted_member("owner")
-    team = await bridge.teams.create(unique("Sealed"), owner=alice.user_id)
-    rooms = [r.room_id for r in (await bridge.teams.view(team)).rooms]
-    plain = MatrixClient(homeserver.url, alice.user_id, alice.client.access_token, http)
-    await plain.wait_for_invites({team.space_id, *rooms})
-    for room_id in [team.space_id, *rooms]:
-        await plain.join(room_id)
+    team, rooms, plain = await team_of_encrypting_owner(bridge, alice, homeserver, http)
     general = rooms[0]
     canary = f"canary{secrets.token_hex(6)}"
     said = await alice.send_text(general, f"The {canary} sings in the mine")

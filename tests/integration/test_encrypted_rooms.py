@@ -17,29 +17,11 @@ import pytest
 from nio import EncryptionError, MegolmEvent, RoomMessage
 
 from clutto_bridge.app import Bridge
-from clutto_bridge.demo.synapse import LocalUser
-from tests.integration.conftest import Bridges, Homeserver, unique
+from tests.integration.conftest import Bridges, Homeserver, team_of_encrypting_owner, unique
 from tests.integration.e2ee_member import EncryptedMember
 from tests.integration.matrix_client import MatrixClient, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.promise("P12")]
-
-
-@pytest.fixture
-async def encrypted_member(homeserver: Homeserver, tmp_path: Path):
-    made: list[EncryptedMember] = []
-
-    async def make(name: str = "member", account: LocalUser | None = None) -> EncryptedMember:
-        """A new account's device, or (``account`` given) one more device of that account."""
-        account = account or await homeserver.synapse.register_user(f"{name}-{secrets.token_hex(4)}")
-        member = await EncryptedMember.login(homeserver.url, account.user_id, account.password, tmp_path / name)
-        member.account = account
-        made.append(member)
-        return member
-
-    yield make
-    for member in made:
-        await member.close()
 
 
 def _files_holding(folder: Path, needle: bytes) -> list[str]:
@@ -79,12 +61,7 @@ async def test_a_new_teams_rooms_are_encrypted_and_commands_there_are_answered_e
     bridge = await bridges.start(bridges.settings(policy__encryption="default"))
     bot = bridge.settings.bot_mxid
     alice = await encrypted_member("owner")
-    team = await bridge.teams.create(unique("Sealed"), owner=alice.user_id)
-    rooms = [r.room_id for r in (await bridge.teams.view(team)).rooms]
-    plain = MatrixClient(homeserver.url, alice.user_id, alice.client.access_token, http)
-    await plain.wait_for_invites({team.space_id, *rooms})
-    for room_id in [team.space_id, *rooms]:
-        await plain.join(room_id)
+    team, rooms, plain = await team_of_encrypting_owner(bridge, alice, homeserver, http)
     week = 7 * 86_400_000
     for room_id in rooms:
         assert await plain.state(room_id, "m.room.encryption") == {

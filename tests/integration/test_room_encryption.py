@@ -5,8 +5,6 @@ included, and commands there are answered encrypted."""
 
 from __future__ import annotations
 
-import secrets
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -14,7 +12,7 @@ from nio import RoomCreateResponse, RoomInviteResponse
 
 from clutto_bridge.app import Bridge
 from tests.integration.conftest import Bridges, Homeserver, unique
-from tests.integration.e2ee_member import ENCRYPTION, EncryptedMember
+from tests.integration.e2ee_member import ENCRYPTION
 from tests.integration.matrix_client import MatrixClient, wait_until
 from tests.integration.test_provisioning_api import Api
 
@@ -107,21 +105,6 @@ async def test_rooms_encrypt_under_default_encrypts_on_demand_and_says_so(
     status, body = await Api(bridge, http).call("POST", f"/teams/{team.id}/encryption")
     assert (status, body) == (200, {"encrypted": []})
     assert len(await _notices(owner, chat, bot)) == 1
-
-
-@pytest.fixture
-async def encrypted_member(homeserver: Homeserver, tmp_path: Path):
-    made: list[EncryptedMember] = []
-
-    async def make(name: str = "member") -> EncryptedMember:
-        account = await homeserver.synapse.register_user(f"{name}-{secrets.token_hex(4)}")
-        member = await EncryptedMember.login(homeserver.url, account.user_id, account.password, tmp_path / name)
-        made.append(member)
-        return member
-
-    yield make
-    for member in made:
-        await member.close()
 
 
 async def test_an_encrypted_room_the_owner_adds_to_the_space_gets_the_teams_rules(
