@@ -306,7 +306,7 @@ class BotDevice:
         if not devices:
             return None
         # A dict of devices, not the list mautrix's type hint names: once a key has come, mautrix
-        # removes the device that sent it with ``del from_devices[user][device]`` (TypeError on a list).
+        # deletes the answering device from that mapping (a list would raise TypeError).
         got = await self.machine.request_room_key(
             event.room_id, content.sender_key, content.session_id, {event.sender: dict.fromkeys(devices)},
             timeout=timeout,

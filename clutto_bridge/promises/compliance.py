@@ -162,6 +162,8 @@ def _homeserver_findings(promise: Promise, settings: Settings, hs: Mapping[str, 
     retention (``clutto-bridge doctor`` checks these and more)."""
     if promise.id == "P4":
         return _user_ips_findings(settings, hs)
+    if promise.id == "P12":
+        return _e2ee_findings(settings, hs)
     if promise.id != "P11":
         return []
     key = "homeserver.yaml:redaction_retention_period"
@@ -180,6 +182,23 @@ def _homeserver_findings(promise: Promise, settings: Settings, hs: Mapping[str, 
             f"(policy.retention.min: {format_duration(shortest)})",
         )]
     return []
+
+
+# What Synapse needs to hand the bot's E2EE device its keys (``doctor`` checks and fixes the same).
+E2EE_FEATURES = ("msc2409_to_device_messages_enabled", "msc3202_transaction_extensions")
+
+
+def _e2ee_findings(settings: Settings, hs: Mapping[str, Any]) -> list[Finding]:
+    """Without the experimental features the bot gets no room keys: encrypted rooms stay unread."""
+    if settings.policy.encryption == "off":
+        return []
+    features = hs.get("experimental_features") or {}
+    missing = [f for f in E2EE_FEATURES if not (isinstance(features, Mapping) and features.get(f) is True)]
+    if not missing:
+        return []
+    return [Finding("homeserver.yaml:experimental_features", "missing " + ", ".join(missing),
+                    "the bot gets no room keys, so it cannot read encrypted rooms and members' commands there go "
+                    "unanswered (run `clutto-bridge doctor --fix`)")]
 
 
 def _user_ips_findings(settings: Settings, hs: Mapping[str, Any]) -> list[Finding]:

@@ -418,7 +418,7 @@ PROMISES: tuple[Promise, ...] = (
                        "`msc3202_transaction_extensions`; `clutto-bridge doctor --fix`) and the registration "
                        "allows appservice devices (`io.element.msc4190`)",
                        "the bot has no device or gets no keys: it cannot read encrypted rooms and does not "
-                       "write into them"),
+                       "write into them", checked_with="experimental_features"),
             BEFORE_THE_WRITE,
         ),
     ),

@@ -218,6 +218,21 @@ def test_the_homeserver_config_is_checked_for_ip_retention(homeserver, weak) -> 
         assert p4.weakened_by[0].key == "homeserver.yaml:user_ips_max_age"
 
 
+@pytest.mark.parametrize(("homeserver", "encryption", "weak"), [
+    ({}, "require", True),  # Synapse hands an appservice no to-device messages by default
+    ({"experimental_features": {"msc2409_to_device_messages_enabled": True}}, "default", True),
+    ({"experimental_features": {"msc2409_to_device_messages_enabled": True,
+                                "msc3202_transaction_extensions": True}}, "require", False),
+    ({}, "off", True),  # weakened by the setting itself, whatever the homeserver
+])
+def test_the_homeserver_config_is_checked_for_the_bots_e2ee_flags(homeserver, encryption, weak) -> None:
+    p12 = next(v for v in check(settings(policy__encryption=encryption), homeserver) if v.promise.id == "P12")
+    assert (p12.state is State.WEAKENED) is weak
+    assert not [h for h in p12.homeserver if "experimental_features" in h]
+    keys = [f.key for f in p12.weakened_by]
+    assert ("homeserver.yaml:experimental_features" in keys) is (weak and encryption != "off")
+
+
 @pytest.mark.parametrize(("changes", "weak"), [
     ({"policy__collection__ip": "full"}, True), ({"policy__collection__ip": "hashed"}, False),
     ({"policy__collection__referrer": "full"}, True),
@@ -269,7 +284,8 @@ def test_cli_report_exits_non_zero_with_strict_only_when_weakened(tmp_path: Path
     assert cli("-c", str(config), "--strict", cwd=tmp_path).returncode == 1
     config.write_text(example)
     homeserver = tmp_path / "homeserver.yaml"
-    homeserver.write_text("server_name: example.com\nredaction_retention_period: 1d\n")
+    homeserver.write_text("server_name: example.com\nredaction_retention_period: 1d\nexperimental_features:\n"
+                          "  msc2409_to_device_messages_enabled: true\n  msc3202_transaction_extensions: true\n")
     strict = cli("-c", str(config), "--homeserver-config", str(homeserver), "--strict", cwd=tmp_path)
     assert strict.returncode == 0, strict.stdout + strict.stderr
     homeserver.write_text("redaction_retention_period: 30d\n")
