@@ -147,6 +147,16 @@ async def _newer_reply(member: EncryptedMember, room_id: str, sender: str, conta
                  and contains in getattr(e, "body", "")), None)
 
 
+async def _greeted_in_encrypted_chat(bridges: Bridges, encrypted_member):
+    """A bridge under policy.encryption default and a member greeted in an encrypted chat with it."""
+    settings = bridges.settings(policy__encryption="default")
+    bridge = await bridges.start(settings)
+    alice = await encrypted_member("alice")
+    chat = await alice.create_encrypted_chat(bridge.settings.bot_mxid)
+    await alice.wait_for_decrypted(chat, "Send help", sender=bridge.settings.bot_mxid)
+    return settings, bridge, alice, chat
+
+
 async def test_the_bot_decrypts_after_a_restart_what_was_sent_while_it_was_down(
     bridges: Bridges, homeserver: Homeserver, encrypted_member
 ) -> None:
@@ -156,12 +166,8 @@ async def test_the_bot_decrypts_after_a_restart_what_was_sent_while_it_was_down(
     The key came before the stop: Synapse 1.16x drops the to-device messages (room keys) of
     transactions an appservice did not take, so a key sent while the bot is down reaches it only
     when the member's client answers the bot's key request (docs/e2ee.md)."""
-    settings = bridges.settings(policy__encryption="default")
-    bridge = await bridges.start(settings)
+    settings, bridge, alice, chat = await _greeted_in_encrypted_chat(bridges, encrypted_member)
     bot = bridge.settings.bot_mxid
-    alice = await encrypted_member("alice")
-    chat = await alice.create_encrypted_chat(bot)
-    await alice.wait_for_decrypted(chat, "Send help", sender=bot)
     await alice.send_text(chat, "help")
     await alice.wait_for_decrypted(chat, "team create", sender=bot)
     device = bridge.device.device_id
@@ -187,12 +193,8 @@ async def test_a_room_key_sent_while_the_bot_was_down_comes_back_through_a_key_r
     Synapse keeps the message but not the key (to-device messages of an appservice that was
     down are dropped); the restarted bot says it cannot read it yet, asks the member's device
     for the key (which answers as Element does) and then answers the command encrypted."""
-    settings = bridges.settings(policy__encryption="default")
-    bridge = await bridges.start(settings)
+    settings, bridge, alice, chat = await _greeted_in_encrypted_chat(bridges, encrypted_member)
     bot = bridge.settings.bot_mxid
-    alice = await encrypted_member("alice")
-    chat = await alice.create_encrypted_chat(bot)
-    await alice.wait_for_decrypted(chat, "Send help", sender=bot)
 
     front = homeserver.front
     front.down = True
