@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from clutto_bridge.policy.trial import PLANS
+from clutto_bridge.policy.audit_actions import AuditAction
 
 __all__ = ["CONTENT_TYPE", "ENFORCEMENT_RULES", "Metrics", "Snapshot"]
 
@@ -29,11 +30,11 @@ OTHER = "other"
 
 # What the audit log calls an enforcement action, and the rule it enforces.
 ENFORCEMENT_RULES: Mapping[str, str] = {
-    "integration_removed": "integration_bot",
-    "widget_removed": "integration_widget",
-    "profile_reset": "profile",
-    "power_levels_reverted": "power_levels",
-    "purge_blocked_by_hold": "legal_hold",
+    AuditAction.INTEGRATION_REMOVED: "integration_bot",
+    AuditAction.WIDGET_REMOVED: "integration_widget",
+    AuditAction.PROFILE_RESET: "profile",
+    AuditAction.POWER_LEVELS_REVERTED: "power_levels",
+    AuditAction.PURGE_BLOCKED_BY_HOLD: "legal_hold",
 }
 
 _FIXED: dict[str, frozenset[str]] = {
@@ -119,11 +120,11 @@ class Metrics:
 
     def audited(self, action: str, detail: Mapping[str, object]) -> None:
         """An audit entry that is also a count: redactions, purges, enforcement actions."""
-        if action == "retention_redacted":
+        if action == AuditAction.RETENTION_REDACTED:
             events = detail.get("events")
             if isinstance(events, int) and events > 0:
                 self.events_redacted.inc(events)
-        elif action == "retention_purged":
+        elif action == AuditAction.RETENTION_PURGED:
             self.rooms_purged.inc()
         elif action in ENFORCEMENT_RULES:
             self.enforcement.labels(ENFORCEMENT_RULES[action]).inc()

@@ -40,6 +40,7 @@ from clutto_bridge.policy.retention import encrypted_files, media_urls
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.webhooks import WebhookEvents
 from clutto_bridge.teams.lifecycle import TrialLifecycle, safe_file_name
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.export")
 
@@ -140,7 +141,7 @@ class TeamExport:
         p.manifest, p.files = str(manifest), len(json.loads(manifest.read_text())["files"])
         await ctx.checkpoint(**asdict(p))
         await self.audit.record(
-            team, ctx.job.payload.get("requested_by"), "export_created", str(folder), events=p.events, media=len(p.media),
+            team, ctx.job.payload.get("requested_by"), AuditAction.EXPORT_CREATED, str(folder), events=p.events, media=len(p.media),
             undecryptable=len(p.undecryptable),
         )
         if self.events is not None:

@@ -51,6 +51,7 @@ from clutto_bridge.policy.redaction_pace import RedactionPace
 from clutto_bridge.policy.timeline import CheckWalk, HeadFacts, HeadScan
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.retention import RetentionService
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.sweep")
 
@@ -252,7 +253,7 @@ class RetentionSweep:
                 await self._save(ctx, p)
             with p.clock("audit"):
                 await self.audit.record(
-                    team, ctx.job.payload.get("requested_by"), "retention_sweep", team.id,
+                    team, ctx.job.payload.get("requested_by"), AuditAction.RETENTION_SWEEP, team.id,
                     cutoff=p.cutoff, redacted=p.redacted, removed=p.removed, rooms=len(p.rooms), held=len(p.held),
                     media_deleted=p.media_deleted, sessions_deleted=p.sessions_deleted,
                     redaction_only=p.redaction_only,
@@ -284,7 +285,7 @@ class RetentionSweep:
             await self._redact_tail(ctx, p, room)
         if p.removed > removed_before:
             with p.clock("audit"):
-                await self.audit.record(team, None, "retention_redacted", room_id, events=p.removed - removed_before,
+                await self.audit.record(team, None, AuditAction.RETENTION_REDACTED, room_id, events=p.removed - removed_before,
                                     cutoff=p.cutoff)
         if not p.redaction_only:
             await self._purge(ctx, p, team, room)
@@ -506,7 +507,7 @@ class RetentionSweep:
             p.purged_rooms += 1
             await self._save(ctx, p)
             with p.clock("audit"):
-                await self.audit.record(team, None, "retention_purged", room.room_id, cuts=len(points))
+                await self.audit.record(team, None, AuditAction.RETENTION_PURGED, room.room_id, cuts=len(points))
 
     async def _wait_and_prune(self, ctx: JobContext, p: SweepProgress, room: IndexedRoom, purge_id: str,
                               position: int) -> None:

@@ -16,6 +16,7 @@ from clutto_bridge.jobs.runner import JobContext
 from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.teams.details import TeamDetails
 from clutto_bridge.teams.retention import RetentionService
+from clutto_bridge.policy.audit_actions import AuditAction
 
 MEDIA, ACCOUNTS, ROOMS = 1, 2, 3  # steps done
 
@@ -59,7 +60,7 @@ class TeamPurge:
                 erased.append(user_id)
             await ctx.checkpoint(step=ACCOUNTS, accounts_erased=erased)
         await self.details.shut_down(
-            team, None, message=f"The trial of the team {team.name} ended; its data was purged.", action="team_purged",
+            team, None, message=f"The trial of the team {team.name} ended; its data was purged.", action=AuditAction.TEAM_PURGED,
             media_deleted=ctx.progress["media_deleted"], accounts_erased=ctx.progress["accounts_erased"],
         )
         await ctx.checkpoint(step=ROOMS)

@@ -25,6 +25,7 @@ from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.power import may_change_levels
 from clutto_bridge.teams.service import MANAGERS
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.rooms")
 
@@ -91,7 +92,7 @@ class AddedRooms:
         await self.encryption.encrypt_rooms(team, [room], actor=actor)
         if await self.rooms.get(room_id) is None:
             await self.rooms.insert(room)  # last: a repeat after a stop applies every rule again
-            await self.audit.record(team, actor, "room_added", room_id, name=name)
+            await self.audit.record(team, actor, AuditAction.ROOM_ADDED, room_id, name=name)
         log.info("Room %s added to team %s by %s has the team's rules", room_id, team.id, actor)
         return room
 

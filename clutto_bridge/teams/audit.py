@@ -23,6 +23,7 @@ from clutto_bridge.crypto.witness import WitnessError, WitnessedHead, WitnessFil
 from clutto_bridge.db.audit import AuditEntry, AuditRow, AuditStore, Checkpoint, SigningKeyRecord
 from clutto_bridge.db.team import Team
 from clutto_bridge.metrics import Metrics
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.audit")
 
@@ -53,10 +54,14 @@ class AuditLog:
         """Called with every entry once it is written (the webhooks' ``audit`` event)."""
         self._subscribers.append(callback)
 
-    async def record(self, team: Team | None, actor: str | None, action: str, target: str | None, **detail: Any) -> AuditRow:
-        """``actor`` None is the operator or the bridge itself."""
+    async def record(
+        self, team: Team | None, actor: str | None, action: AuditAction, target: str | None, **detail: Any,
+    ) -> AuditRow:
+        """``actor`` None is the operator or the bridge itself. ``action`` is one of ``AuditAction``
+        (a plain string that is none of them is refused, so the generated list stays complete); the row
+        stores its value."""
         team_id = team.id if team else None
-        entry = AuditEntry(self.clock.now_ms(), team_id, actor, action, target, detail)
+        entry = AuditEntry(self.clock.now_ms(), team_id, actor, AuditAction(action).value, target, detail)
         row = await self.store.add(entry, _seal, chain.GENESIS)
         for callback in self._subscribers:
             await callback(entry)
@@ -117,10 +122,10 @@ class AuditLog:
             log.error("The audit witness %s is not updated: %s. Run `clutto-bridge audit verify`; if the database "
                       "was restored or replaced on purpose, move the witness away.", self.witness.path, why)
 
-    async def for_team(self, team_id: str, action: str | None = None) -> list[AuditEntry]:
-        return await self.store.for_team(team_id, action)
+    async def for_team(self, team_id: str, action: AuditAction | None = None) -> list[AuditEntry]:
+        return await self.store.for_team(team_id, AuditAction(action).value if action is not None else None)
 
-    async def once(self, team: Team, action: str, target: str | None) -> None:
+    async def once(self, team: Team, action: AuditAction, target: str | None) -> None:
         """Record ``action`` only if the team has no such entry yet."""
-        if not await self.store.for_team(team.id, action):
+        if not await self.for_team(team.id, action):
             await self.record(team, None, action, target)

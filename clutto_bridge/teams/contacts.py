@@ -30,6 +30,7 @@ from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed
 from clutto_bridge.teams.sent_files import FileRemoval, SentFile, read_sent_file, remove_sent_file
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.contacts")
 
@@ -117,7 +118,7 @@ class ContactService:
         await self.store.save(user_id, added, changed)
         if matched:
             # Telling the member which of their contacts have an account here discloses those accounts.
-            await self.audit.record(None, user_id, "contacts_matched", user_id, matched=matched)
+            await self.audit.record(None, user_id, AuditAction.CONTACTS_MATCHED, user_id, matched=matched)
         log.info("%s imported %d new contact(s) (%d already kept), %d on this homeserver",
                  user_id, len(added), merge.repeated, len(matched))
         return ImportReport(len(added), matched, merge.repeated)

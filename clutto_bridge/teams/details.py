@@ -23,6 +23,7 @@ from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.webhooks import WebhookEvents
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed, TeamExists
 from clutto_bridge.teams.service import TeamService
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.details")
 
@@ -64,13 +65,13 @@ class TeamDetails:
             old = team.name
             await self.store.rename(team, name)
             await hs.set_state(team.space_id, "m.room.name", {"name": name})
-            await self.audit.record(team, actor, "team_renamed", team.id, old=old, new=name)
+            await self.audit.record(team, actor, AuditAction.TEAM_RENAMED, team.id, old=old, new=name)
         if topic is not None:
             await hs.set_state(team.space_id, "m.room.topic", {"topic": topic})
-            await self.audit.record(team, actor, "team_topic_set", team.id)
+            await self.audit.record(team, actor, AuditAction.TEAM_TOPIC_SET, team.id)
         if avatar_url is not None:
             await hs.set_state(team.space_id, "m.room.avatar", {"url": avatar_url})
-            await self.audit.record(team, actor, "team_avatar_set", team.id, url=avatar_url)
+            await self.audit.record(team, actor, AuditAction.TEAM_AVATAR_SET, team.id, url=avatar_url)
         return team
 
     async def delete(self, team: Team, confirm: str | None, *, actor: str | None) -> None:
@@ -81,7 +82,7 @@ class TeamDetails:
         if not await self.admin.is_admin():
             raise NotAllowed("Deleting a team needs the homeserver admin API; the bot is not a homeserver admin.")
         await self.store.set_state(team, TeamState.DELETING)
-        await self.audit.record(team, actor, "team_delete_started", team.id, name=team.name)
+        await self.audit.record(team, actor, AuditAction.TEAM_DELETE_STARTED, team.id, name=team.name)
         await self.shut_down(team, actor)
 
     async def finish_interrupted(self) -> int:
@@ -97,7 +98,7 @@ class TeamDetails:
         return len(teams)
 
     async def shut_down(self, team: Team, actor: str | None, *, message: str | None = None,
-                        action: str = "team_deleted", **detail) -> None:
+                        action: AuditAction = AuditAction.TEAM_DELETED, **detail) -> None:
         """Delete the space and every room with purge, then the team's rows (audit stays)."""
         rooms = [r.room_id for r in await self.rooms.of_team(team.id, include_archived=True)]
         message = message or f"The team {team.name} was deleted by its owner."

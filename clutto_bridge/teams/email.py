@@ -24,6 +24,7 @@ from clutto_bridge.policy import mail
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import NotAllowed
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.email")
 
@@ -84,7 +85,7 @@ class EmailService:
             await self.store.set_enabled(address, enabled, now)
         else:
             return self._status(address)
-        action = "email_enabled" if enabled else "email_disabled"
+        action = AuditAction.EMAIL_ENABLED if enabled else AuditAction.EMAIL_DISABLED
         await self.audit.record(team, actor, action, self.full_address(address))
         return self._status(address)
 
@@ -116,7 +117,7 @@ class EmailService:
             plain, html = mail.notice(self.full_address(address), headers)
             await self.homeserver.send_notice(room_id, plain, html, mentions=[])
             # Shared with the team's room: recorded, by count only (the header values stay out of the bridge).
-            await self.audit.record(team, None, "email_posted", room_id, headers=len(headers))
+            await self.audit.record(team, None, AuditAction.EMAIL_POSTED, room_id, headers=len(headers))
             delivered.add(team.id)
             log.info("Email for team %s posted (%d header(s) shown)", team.id, len(headers))
         return len(delivered)
@@ -135,6 +136,6 @@ class EmailService:
             for member in await self.members.active(team):
                 await self.homeserver.invite_once(room.room_id, member.user_id)
             await self.members.sync_power_levels(team, only_room=room.room_id)
-            await self.audit.record(team, None, "room_created", room.room_id, name=ROOM_NAME)
+            await self.audit.record(team, None, AuditAction.ROOM_CREATED, room.room_id, name=ROOM_NAME)
             log.info("Created the email room %s of team %s", room.room_id, team.id)
             return room.room_id

@@ -19,6 +19,7 @@ from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import NotAllowed
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.service import TeamService
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.encryption")
 
@@ -66,7 +67,7 @@ class RoomEncryption:
         await self.notices.tell(team.owner, owner_notice(team, missing, actor))
         for room in missing:
             await self.homeserver.turn_on_encryption(room.room_id, content)
-        await self.audit.record(team, actor, "rooms_encrypted", team.space_id,
+        await self.audit.record(team, actor, AuditAction.ROOMS_ENCRYPTED, team.space_id,
                                 rooms=[room.room_id for room in missing])
         log.info("Turned encryption on in %d room(s) of team %s", len(missing), team.id)
         return missing

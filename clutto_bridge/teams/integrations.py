@@ -20,6 +20,7 @@ from clutto_bridge.policy.integrations import outsider_allowed, outsider_reason,
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotFound
 from clutto_bridge.teams.service import TeamService
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.integrations")
 
@@ -96,7 +97,7 @@ class IntegrationService:
             await self.teams.require_account(value)  # it will be invited: refuse an unknown ID first
         if not listed:
             await self.store.add(team.id, kind, value)
-            await self.audit.record(team, actor, "integration_allowed", value, kind=kind)
+            await self.audit.record(team, actor, AuditAction.INTEGRATION_ALLOWED, value, kind=kind)
         if kind == BOT:
             await self.teams.invite_everywhere(team, value)
         return kind
@@ -107,7 +108,7 @@ class IntegrationService:
         kind = classify(value.strip())
         if not await self.store.remove(team.id, kind, value):
             raise NotFound(f"{value} is not on {team.name}'s own list (the operator's defaults cannot be denied here).")
-        await self.audit.record(team, actor, "integration_denied", value, kind=kind)
+        await self.audit.record(team, actor, AuditAction.INTEGRATION_DENIED, value, kind=kind)
         if kind == BOT and value not in self.config.bots:
             reason = f"{value} is no longer an allowed integration of the team {team.name}"
             for room_id in await self.teams.room_ids(team):
@@ -132,7 +133,7 @@ class IntegrationService:
         if not await self.homeserver.kick(room_id, user_id, reason):
             return False
         log.info("Removed %s from %s: %s", user_id, room_id, reason)
-        await self.audit.record(team, actor, "integration_removed", user_id, room_id=room_id)
+        await self.audit.record(team, actor, AuditAction.INTEGRATION_REMOVED, user_id, room_id=room_id)
         return True
 
     async def check_widget(self, team: Team, room_id: str, event_type: str, state_key: str, content: dict, sender: str) -> bool:
@@ -142,6 +143,6 @@ class IntegrationService:
         await self.homeserver.set_state(room_id, event_type, {}, state_key=state_key)
         log.info("Removed widget %s in %s: URL not allowed", state_key, room_id)
         await self.audit.record(
-            team, sender, "widget_removed", room_id, widget=state_key, url=str(content.get("url"))[:500]
+            team, sender, AuditAction.WIDGET_REMOVED, room_id, widget=state_key, url=str(content.get("url"))[:500]
         )
         return True

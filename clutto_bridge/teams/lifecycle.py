@@ -23,6 +23,7 @@ from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.queue import JobQueue
 from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.service import TeamService
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.lifecycle")
 
@@ -59,17 +60,17 @@ class TrialLifecycle:
             raise InvalidInput(f"Unknown plan {plan!r}; plans are {', '.join(PLANS)}.")
         old = team.plan
         await self.store.set_plan(team, plan)
-        await self.audit.record(team, actor, "plan_set", team.id, old=old, new=plan)
+        await self.audit.record(team, actor, AuditAction.PLAN_SET, team.id, old=old, new=plan)
 
     async def set_export_before_purge(self, team: Team, enabled: bool, *, actor: str | None) -> None:
         await self.teams.require_manager(team, actor)
         await self.store.set_export_before_purge(team, enabled)
-        await self.audit.record(team, actor, "export_setting", team.id, before_purge=enabled)
+        await self.audit.record(team, actor, AuditAction.EXPORT_SETTING, team.id, before_purge=enabled)
 
     async def request_export(self, team: Team, *, actor: str | None) -> Job:
         await self.teams.require_manager(team, actor)
         job = await self.queue.enqueue(JobKind.EXPORT, team.id, {"requested_by": actor})
-        await self.audit.record(team, actor, "export_requested", team.id, job=job.id)
+        await self.audit.record(team, actor, AuditAction.EXPORT_REQUESTED, team.id, job=job.id)
         return job
 
     def export_folder(self, team_id: str, job_id: int) -> Path:
@@ -78,7 +79,7 @@ class TrialLifecycle:
 
     async def downloaded(self, team: Team, relative_path: str, *, actor: str | None) -> None:
         """Every download of an export file is a disclosure, so it is recorded."""
-        await self.audit.record(team, actor, "export_downloaded", relative_path)
+        await self.audit.record(team, actor, AuditAction.EXPORT_DOWNLOADED, relative_path)
 
     async def exports(self, team: Team, *, actor: str | None) -> list[Job]:
         """The team's latest exports, newest first (for its owner and admins)."""
@@ -100,7 +101,7 @@ class TrialLifecycle:
             if not purge_due(now, team.plan, team.purge_after):
                 continue
             if await self.retention.holds(team):
-                await self.audit.once(team, "purge_blocked_by_hold", team.id)
+                await self.audit.once(team, AuditAction.PURGE_BLOCKED_BY_HOLD, team.id)
                 continue
             if team.export_before_purge and await self.last_export(team) is None:
                 await self.queue.enqueue(JobKind.EXPORT, team.id, {"requested_by": None, "reason": "before purge"})
@@ -115,4 +116,4 @@ class TrialLifecycle:
             f"irreversibly unless its plan is upgraded.{export}"
         )
         await self.notices.tell(team.owner, text)
-        await self.audit.record(team, None, "trial_warning", team.owner, before=before)
+        await self.audit.record(team, None, AuditAction.TRIAL_WARNING, team.owner, before=before)

@@ -32,6 +32,7 @@ from clutto_bridge.teams.power import (
     corrected, creators_with_power, differences, expected_power_levels, level_of, within_reach,
 )
 from clutto_bridge.teams.service import TeamService
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.members")
 
@@ -93,7 +94,7 @@ class MemberService:
         levels = await self.sync_power_levels(team)
         unrecorded = not await self._invite_recorded(team, member)
         if unrecorded:
-            await self.audit.record(team, actor, "member_invited", member.user_id, role=member.role,
+            await self.audit.record(team, actor, AuditAction.MEMBER_INVITED, member.user_id, role=member.role,
                                     created_account=member.created_by_bridge, completed=True)
         if missing or levels:
             log.info("Completed the invite of %s to team %s: %d room(s), %d power level change(s)",
@@ -104,7 +105,7 @@ class MemberService:
         # The founding owner joined with the team itself (same timestamp), never by an invite.
         if member.added_at <= team.created_at:
             return True
-        entries = await self.audit.for_team(team.id, "member_invited")
+        entries = await self.audit.for_team(team.id, AuditAction.MEMBER_INVITED)
         return any(e.target == member.user_id and e.ts >= member.added_at for e in entries)
 
     async def create_account(
@@ -139,7 +140,7 @@ class MemberService:
         log.info("Inviting %s to team %s as %s", user_id, team.id, role)
         await self.teams.invite_everywhere(team, user_id)
         await self.sync_power_levels(team)
-        await self.audit.record(team, actor, "member_invited", user_id, role=role, created_account=created_by_bridge)
+        await self.audit.record(team, actor, AuditAction.MEMBER_INVITED, user_id, role=role, created_account=created_by_bridge)
         return await self.store.get(team.id, user_id)
 
     # --- changing and removing -----------------------------------------------------
@@ -155,7 +156,7 @@ class MemberService:
         old = member.role
         await self.store.set_role(member, role)
         await self.sync_power_levels(team)
-        await self.audit.record(team, actor, "role_changed", member.user_id, old=old, new=role)
+        await self.audit.record(team, actor, AuditAction.ROLE_CHANGED, member.user_id, old=old, new=role)
         return member
 
     async def transfer(self, team: Team, user_id: str, *, actor: str | None) -> Team:
@@ -169,7 +170,7 @@ class MemberService:
         previous = team.owner
         await self.team_store.transfer(team, new_owner.user_id)
         await self.sync_power_levels(team)
-        await self.audit.record(team, actor, "ownership_transferred", new_owner.user_id, previous_owner=previous)
+        await self.audit.record(team, actor, AuditAction.OWNERSHIP_TRANSFERRED, new_owner.user_id, previous_owner=previous)
         return team
 
     async def remove(self, team: Team, user_id: str, *, actor: str | None, deactivate: bool = False) -> Member:
@@ -188,7 +189,7 @@ class MemberService:
         await self.sync_power_levels(team)
         if deactivate:
             await self.admin.deactivate(member.user_id, erase=False)
-        await self.audit.record(team, actor, "member_removed", member.user_id, deactivated=deactivate, reason=reason)
+        await self.audit.record(team, actor, AuditAction.MEMBER_REMOVED, member.user_id, deactivated=deactivate, reason=reason)
         return member
 
     async def _check_deactivatable(self, team: Team, member: Member) -> None:
@@ -213,7 +214,7 @@ class MemberService:
             await self.store.set_membership(member, state)
             log.info("%s is now %s in team %s", user_id, state, team.id)
             if state == membership.DECLINED:
-                await self.audit.record(team, user_id, "invite_declined", user_id)
+                await self.audit.record(team, user_id, AuditAction.INVITE_DECLINED, user_id)
 
     # --- power levels ----------------------------------------------------------------
 
@@ -250,7 +251,7 @@ class MemberService:
                 await hs.set_power_levels(room_id, corrected(current, expected))
                 changed.append(room_id)
                 if actor:
-                    await self.audit.record(team, actor, "power_levels_reverted", room_id, changed=sorted(wrong))
+                    await self.audit.record(team, actor, AuditAction.POWER_LEVELS_REVERTED, room_id, changed=sorted(wrong))
         return changed
 
     async def _within_reach(self, room_id: str, current: dict, expected: dict) -> dict:

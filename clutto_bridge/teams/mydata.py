@@ -18,6 +18,7 @@ from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.contacts import ContactService
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.profiles import ProfileService
+from clutto_bridge.policy.audit_actions import AuditAction
 
 
 class MyData:
@@ -37,7 +38,7 @@ class MyData:
         """Everything about ``user_id``; read by anyone else (``reader`` None: the operator), it is
         recorded as a disclosure."""
         if reader != user_id:
-            await self.audit.record(None, reader, "member_data_read", user_id, part="all")
+            await self.audit.record(None, reader, AuditAction.MEMBER_DATA_READ, user_id, part="all")
         teams = [
             {"team_id": a.team_id, "team": a.team, "role": a.role, "membership": a.membership, "added_at": a.added_at}
             for a in await self.members.affiliations(user_id)
@@ -60,11 +61,11 @@ class MyData:
 
     async def exported(self, user_id: str, size: int) -> None:
         """The member's own data left the bridge as a file in their chat."""
-        await self.audit.record(None, user_id, "own_data_exported", user_id, bytes=size)
+        await self.audit.record(None, user_id, AuditAction.OWN_DATA_EXPORTED, user_id, bytes=size)
 
     async def consent_read(self, user_id: str, *, reader: str | None) -> None:
         if reader != user_id:
-            await self.audit.record(None, reader, "member_data_read", user_id, part="consent")
+            await self.audit.record(None, reader, AuditAction.MEMBER_DATA_READ, user_id, part="consent")
 
     @staticmethod
     def summary(data: dict[str, Any]) -> str:

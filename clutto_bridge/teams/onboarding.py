@@ -30,6 +30,7 @@ from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.profiles import ProfileService
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.onboarding")
 
@@ -156,7 +157,7 @@ class Onboarding:
                 "blocked": self.blocking and not consented,  # as ConsentService.blocked decides
             })
         # Every member's consent shown to the team's managers or the operator: a disclosure.
-        await self.audit.record(team, actor, "team_consent_read", team.id, members=len(rows))
+        await self.audit.record(team, actor, AuditAction.TEAM_CONSENT_READ, team.id, members=len(rows))
         return rows
 
     async def remind_due(self) -> int:

@@ -31,6 +31,7 @@ from clutto_bridge.teams.errors import InvalidInput, NotAllowed, TeamError
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.sent_files import FileRemoval, SentFile, read_sent_file, remove_sent_file
 from clutto_bridge.teams.service import TeamService
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.profiles")
 
@@ -85,7 +86,7 @@ class ProfileService:
             raise NotAllowed(f"You can see the profile of people in your teams only; {user_id} is in none of them.")
         profile = await self.get(user_id)
         if viewer is None:  # teammates see it on Matrix anyway; the operator reading any profile is recorded
-            await self.audit.record(None, None, "member_data_read", user_id, part="profile")
+            await self.audit.record(None, None, AuditAction.MEMBER_DATA_READ, user_id, part="profile")
         return {f: profile[f] for f in self.rules.allowed}
 
     async def update(self, user_id: str, changes: dict[str, object], *, actor: str | None) -> dict[str, str | None]:
@@ -243,7 +244,7 @@ class ProfileService:
             except AdminUnavailable as e:
                 log.warning("Cannot reset the profile of %s (%s); warning instead", user_id, e)
             else:
-                await self.audit.record(team, None, "profile_reset", user_id, room_id=room_id, reason=found.describe())
+                await self.audit.record(team, None, AuditAction.PROFILE_RESET, user_id, room_id=room_id, reason=found.describe())
                 await self._tell(user_id, f"In **{team.name}**, {found.describe()}. I put it back, as the team's policy says. "
                                  "Change your profile with `profile set FIELD VALUE`.")
                 await self._confirm_reset(room_id, user_id, profile)

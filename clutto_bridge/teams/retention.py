@@ -29,6 +29,7 @@ from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from clutto_bridge.teams.queue import JobQueue
 from clutto_bridge.teams.service import TeamService
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.retention")
 
@@ -93,7 +94,7 @@ class RetentionService:
         previous = team.retention_seconds
         await self.store.set_retention(team, seconds)
         await self.apply_room_state(team)
-        await self.audit.record(team, actor, "retention_set", team.id, seconds=seconds, previous=previous)
+        await self.audit.record(team, actor, AuditAction.RETENTION_SET, team.id, seconds=seconds, previous=previous)
         return seconds
 
     async def apply_room_state(self, team: Team, room_ids: list[str] | None = None) -> None:
@@ -119,7 +120,7 @@ class RetentionService:
         mode = self.check_redact_mode(text)
         previous = team.redact
         await self.store.set_redact(team, str(mode))
-        await self.audit.record(team, actor, "retention_redact_set", team.id, mode=str(mode), previous=previous)
+        await self.audit.record(team, actor, AuditAction.RETENTION_REDACT_SET, team.id, mode=str(mode), previous=previous)
         return mode
 
     async def room_path(self, team: Team, room_id: str) -> RoomPath:
@@ -174,7 +175,7 @@ class RetentionService:
         if await self.hold_store.exists(team.id, target):
             raise Conflict("That hold is already in place.")
         await self.hold_store.place(team.id, target, actor, self.clock.now_ms(), reason or "")
-        await self.audit.record(team, actor, "hold_placed", target or team.id, reason=reason or "")
+        await self.audit.record(team, actor, AuditAction.HOLD_PLACED, target or team.id, reason=reason or "")
 
     async def lift_hold(self, team: Team, room_id: str | None, *, actor: str | None) -> None:
         if actor is not None and actor != team.owner:
@@ -183,7 +184,7 @@ class RetentionService:
         if not await self.hold_store.exists(team.id, target):
             raise NotFound("There is no such hold.")
         await self.hold_store.lift(team.id, target)
-        await self.audit.record(team, actor, "hold_lifted", target or team.id)
+        await self.audit.record(team, actor, AuditAction.HOLD_LIFTED, target or team.id)
 
     async def holds(self, team: Team) -> set[str]:
         """Held room IDs; ``WHOLE_TEAM`` in the set means every room of the team is held."""

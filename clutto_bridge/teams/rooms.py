@@ -18,6 +18,7 @@ from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from clutto_bridge.teams.formatting import prose
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.rooms")
 
@@ -45,7 +46,7 @@ class RoomService:
         for member in await self.members.active(team):
             await self.homeserver.invite_once(room.room_id, member.user_id)
         await self.members.sync_power_levels(team, only_room=room.room_id)
-        await self.audit.record(team, actor, "room_created", room.room_id, name=name)
+        await self.audit.record(team, actor, AuditAction.ROOM_CREATED, room.room_id, name=name)
         return room
 
     async def archive_group(self, team: Team, name_or_id: str, *, actor: str | None) -> TeamRoom:
@@ -63,7 +64,7 @@ class RoomService:
         await hs.set_power_levels(room.room_id, levels)
         notice = prose("This room was **archived**: it is read-only and no longer in the team's space.")
         await hs.send_notice(room.room_id, notice.plain, notice.html, mentions=notice.mentions)
-        await self.audit.record(team, actor, "room_archived", room.room_id, name=room.name)
+        await self.audit.record(team, actor, AuditAction.ROOM_ARCHIVED, room.room_id, name=room.name)
         return room
 
     async def direct_chat(self, team: Team, requester: str, other: str) -> tuple[TeamRoom, bool]:
@@ -87,5 +88,5 @@ class RoomService:
         await self.store.insert(room)
         for user, peer in ((requester, other), (other, requester)):
             await self.homeserver.mark_direct(user, peer, room_id)
-        await self.audit.record(team, requester, "direct_chat_created", room_id, members=pair)
+        await self.audit.record(team, requester, AuditAction.DIRECT_CHAT_CREATED, room_id, members=pair)
         return room, True
