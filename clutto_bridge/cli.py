@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     promises.add_argument("--markdown", action="store_true", help="print docs/promises.md (needs no config)")
     promises.add_argument("--homeserver-config", type=Path, help="the homeserver's homeserver.yaml, to check its settings too")
     promises.add_argument("--strict", action="store_true", help="exit with 1 when any promise is weakened")
+    docs = commands.add_parser(
+        "docs", help="the documentation pages generated from the code (commands, config keys, API, audit, promises)",
+    )
+    docs.add_argument("docs_command", choices=["generate", "check"],
+                      help="generate: write the pages that changed; check: exit with 1 when one is stale")
     doctor = commands.add_parser(
         "doctor", help="audit the homeserver's config (and its log config) against the policy; --fix corrects it",
         description="Check homeserver.yaml and the log config it points to against this config's policy and print "
@@ -146,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             return health(config_path, args.timeout)
         if args.command == "audit":
             return audit_command(args, config_path)
+        if args.command == "docs":
+            return docs_command(args.docs_command)
         if args.command == "doctor":
             return doctor_command(config_path, args.homeserver_config, args.fix, args.registration)
         if args.command == "keys":
@@ -162,6 +169,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+
+
+def docs_command(action: str) -> int:
+    from clutto_bridge import docs_pages
+
+    if action == "check":
+        stale = docs_pages.stale()
+        for name in stale:
+            print(f"{name} is stale; run: {docs_pages.COMMAND}")
+        return 1 if stale else 0
+    for name in docs_pages.generate():
+        print(f"wrote {name}")
+    return 0
 
 
 def open_config(path: str) -> ConfigFile:

@@ -76,7 +76,7 @@ BOT_ADMIN = Homeserver(
 )
 BEFORE_THE_WRITE = Homeserver(
     "synapse-http-antispam is installed in Synapse's environment and listed under `modules:` with the "
-    "bridge's URL and `antispam.shared_secret` (README, \"Enforcement before the write\"); `doctor` checks it",
+    "bridge's URL and `antispam.shared_secret` (docs/setup/enforcement.md); `doctor` checks it",
     "the bridge enforces after the fact: what it refuses is stored first and visible for a moment before "
     "it is removed, reverted or put back",
 )

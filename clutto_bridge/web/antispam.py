@@ -36,7 +36,7 @@ MODULE_VERSION = "0.5.1"  # the version the demo and the tests run (pyproject.to
 CALLBACKS = ("user_may_join_room", "user_may_invite", "check_event_for_spam")
 # With the bridge down, every callback lets Synapse go on; the bridge enforces after the
 # fact once it is back (it receives the queued events). A fail-closed join or invite
-# would refuse every join and invite on the homeserver, team or not (README).
+# would refuse every join and invite on the homeserver, team or not (docs/setup/enforcement.md).
 FAIL_OPEN = {name: True for name in CALLBACKS}
 
 
