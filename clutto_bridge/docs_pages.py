@@ -52,6 +52,8 @@ def _who(command: Command) -> str:
     who = {"manage": "owner, admins", "member": "members"}.get(command.team or "", "anyone")
     if command.private:
         who += ", in the chat with the bot"
+    elif command.discloses and not command.team:
+        who += ", in a team room or the chat with the bot"
     return who
 
 

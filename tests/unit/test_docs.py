@@ -141,3 +141,11 @@ def test_the_changelog_exists_and_the_site_includes_it() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert changelog.startswith("# Changelog\n")
     assert '--8<-- "CHANGELOG.md' in (ROOT / "docs" / "development" / "changelog.md").read_text()
+
+
+def test_the_cli_checks_and_generates(capsys: pytest.CaptureFixture[str]) -> None:
+    from clutto_bridge.cli import main
+
+    assert main(["docs", "check"]) == 0
+    assert main(["docs", "generate"]) == 0
+    assert capsys.readouterr().out == ""  # everything was current: nothing written
