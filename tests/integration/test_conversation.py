@@ -64,7 +64,7 @@ async def test_a_member_of_two_teams_has_one_chat_with_the_bot_and_one_welcome_p
 
     assert sum(f"Welcome to {acme.name}" in b for b in said) == 1, said
 
-    # Bob starts a chat with the bot himself, as the README says: it becomes the one chat.
+    # Bob starts a chat with the bot himself, as docs/members/commands.md says: it becomes the one chat.
     mine = await bob.create_dm(bot)
     await bob.wait_for_notice(mine, "I closed our older chat", sender=bot)
     await bob.wait_for_notice(dm, "I continue our conversation in our newer chat", sender=bot)

@@ -1,4 +1,4 @@
-"""The layering README and DESIGN section 4 promise, checked on the code itself."""
+"""The layering docs/development/layering.md describes, checked on the code itself."""
 
 from __future__ import annotations
 
