@@ -25,6 +25,7 @@ from clutto_bridge.crypto.signing import key_id, load_signing_key
 from clutto_bridge.db import create_database
 from clutto_bridge.db.audit import AuditRow, AuditStore
 from clutto_bridge.db.upgrade import upgrade_table
+from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.teams.audit import AuditLog
 from tests.integration.conftest import Bridges, unique
 from tests.integration.matrix_client import wait_until
@@ -203,7 +204,7 @@ async def test_two_writers_on_one_database_form_one_chain(database_url: str) -> 
     try:
         key = Ed25519PrivateKey.generate()  # both sign with the configured key, every 10 rows
         logs = [AuditLog(AuditStore(db), SystemClock(), signing_key=key, checkpoint_rows=10) for db in pools]
-        await asyncio.gather(*(log.record(None, None, "concurrent", unique("row")) for log in logs for _ in range(25)))
+        await asyncio.gather(*(log.record(None, None, AuditAction.MEMBER_INVITED, unique("row")) for log in logs for _ in range(25)))
         store = logs[0].store
         rows, checkpoints = await store.rows_after(0, 1000), await store.checkpoints()
         assert len(rows) == 50 and len(checkpoints) >= 4
@@ -233,7 +234,7 @@ async def test_rows_of_an_older_database_are_chained_by_the_upgrade(database_url
     await db.start()
     try:
         log = AuditLog(AuditStore(db), SystemClock())
-        await log.record(None, None, "after_upgrade", "@new:x")
+        await log.record(None, None, AuditAction.MEMBER_INVITED, "@new:x")
         rows = await log.store.rows_after(0, 100)
         check = ChainCheck([], {})
         assert [r.target for r in rows] == [f"@old{n}:x" for n in range(5)] + ["@new:x"]
@@ -246,7 +247,7 @@ async def record_up_to(bridge: Bridge, last_row: int) -> None:
     """Rows until the log's newest row is ``last_row`` (what months of work would write)."""
     head = (await rows_of(bridge))[-1].id if await bridge.stores.audit.count() else 0
     for n in range(head + 1, last_row + 1):
-        await bridge.audit.record(None, None, "member_removed", f"@gone{n}:example.org")
+        await bridge.audit.record(None, None, AuditAction.MEMBER_REMOVED, f"@gone{n}:example.org")
 
 
 @pytest.mark.promise("P14")
