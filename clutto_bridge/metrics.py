@@ -20,8 +20,8 @@ from typing import Iterable, Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from clutto_bridge.policy.trial import PLANS
 from clutto_bridge.policy.audit_actions import AuditAction
+from clutto_bridge.policy.trial import PLANS
 
 __all__ = ["CONTENT_TYPE", "ENFORCEMENT_RULES", "Metrics", "Snapshot"]
 

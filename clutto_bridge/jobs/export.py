@@ -36,11 +36,11 @@ from clutto_bridge.db.team import RoomStore, Team, TeamStore
 from clutto_bridge.jobs.ratelimit import RateLimiter
 from clutto_bridge.jobs.runner import JobContext
 from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.retention import encrypted_files, media_urls
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.webhooks import WebhookEvents
 from clutto_bridge.teams.lifecycle import TrialLifecycle, safe_file_name
-from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.export")
 

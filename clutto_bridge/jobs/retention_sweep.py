@@ -47,11 +47,11 @@ from clutto_bridge.jobs.runner import JobContext
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.redaction_pace import RedactionPace
 from clutto_bridge.policy.timeline import CheckWalk, HeadFacts, HeadScan
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.retention import RetentionService
-from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.sweep")
 

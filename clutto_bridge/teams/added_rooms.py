@@ -19,13 +19,13 @@ from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.errors import AdminUnavailable, MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.matrix.spaces import retention_state
+from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.encryption import RoomEncryption
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.power import may_change_levels
 from clutto_bridge.teams.service import MANAGERS
-from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.rooms")
 

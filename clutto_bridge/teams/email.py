@@ -21,10 +21,10 @@ from clutto_bridge.db.email import EmailStore, TeamAddress
 from clutto_bridge.db.team import RoomStore, Team, TeamState, TeamStore
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy import mail
+from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import NotAllowed
 from clutto_bridge.teams.members import MemberService
-from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.email")
 

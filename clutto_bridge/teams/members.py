@@ -23,6 +23,7 @@ from clutto_bridge.db.team import Team, TeamStore
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
@@ -32,7 +33,6 @@ from clutto_bridge.teams.power import (
     corrected, creators_with_power, differences, expected_power_levels, level_of, within_reach,
 )
 from clutto_bridge.teams.service import TeamService
-from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.members")
 

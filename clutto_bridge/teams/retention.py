@@ -20,6 +20,7 @@ from clutto_bridge.db.team import RoomStore, Team, TeamRoom, TeamStore
 from clutto_bridge.db.timeline import TimelineIndex
 from clutto_bridge.durations import DurationError, format_duration, parse_duration
 from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.retention import (
     RedactMode, RedactModeNotAllowed, RetentionOutOfBounds, RoomPath, cutoff, effective_redact_mode, media_urls,
     removable, room_path, team_redact_mode,
@@ -29,7 +30,6 @@ from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from clutto_bridge.teams.queue import JobQueue
 from clutto_bridge.teams.service import TeamService
-from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.retention")
 
