@@ -104,7 +104,8 @@ def config_keys(text: str) -> list[tuple[str, str, bool]]:
         stripped = line.strip()
         indent = len(line) - len(line.lstrip(" "))
         if in_list is not None:
-            if stripped and not stripped.startswith("#") and (indent > in_list or (indent == in_list and stripped.startswith("-"))):
+            inside = indent > in_list or (indent == in_list and stripped.startswith("-"))
+            if stripped and not stripped.startswith("#") and inside:
                 continue
             in_list = None
         if not stripped:
