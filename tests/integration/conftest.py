@@ -80,12 +80,14 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Homeserver:
     server.front.stop()
 
 
-def start_homeserver(folder: Path, extra: Callable[[Settings], dict] | None = None) -> Homeserver:
+def start_homeserver(folder: Path, extra: Callable[[Settings], dict] | None = None,
+                     make_synapse: Callable[[Path], LocalSynapse] = LocalSynapse) -> Homeserver:
     """A Synapse with the bridge's registration; ``extra`` adds homeserver.yaml keys made from
-    the bridge's settings (the antispam module's entry, for instance)."""
+    the bridge's settings (the antispam module's entry, for instance); ``make_synapse`` gives
+    another kind of Synapse (the worker-mode one of test_synapse_workers.py)."""
     front = AppserviceFront(free_port())
     front.start()
-    synapse = LocalSynapse(folder / "synapse")
+    synapse = make_synapse(folder / "synapse")
     template = folder / "template.yaml"
     file = ConfigFile(template)
     template.write_text(EXAMPLE_CONFIG.read_text())
