@@ -53,10 +53,14 @@ async def shoot(output: str, folder: Path) -> None:
         await bob.wait_for_invites({space_id}, timeout=60)
         await bob.join(space_id)
         alice = await MatrixClient.login(url, "alice", users["@alice"], http)
+        await alice.wait_for_invites({space_id}, timeout=60)
+        await alice.join(space_id)
         dm = await alice.create_dm(bot)
         await alice.wait_for_notice(dm, "help", sender=bot, timeout=60)
         await alice.send_text(dm, "profile set first_name Alice")
         await alice.wait_for_notice(dm, "Alice", sender=bot)
+        await alice.send_text(dm, "profile set last_name Liddell")
+        await alice.wait_for_notice(dm, "Liddell", sender=bot)
         await alice.send_text(dm, "profile set designation Engineer")
         await alice.wait_for_notice(dm, "Engineer", sender=bot)
         await alice.send_text(dm, "portal")
@@ -94,6 +98,7 @@ def main() -> int:
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             output = read_until(process, "Press Ctrl-C to stop.")
+            print(output, flush=True)
             asyncio.run(shoot(output, folder))
         finally:
             process.send_signal(signal.SIGINT)

@@ -145,7 +145,7 @@ async def test_member_signs_in_chooses_cookies_and_accepts_the_policy(
     shown = await page.inner_text("main")
     assert not re.search(r"\d{13}", shown), "epoch milliseconds on the page"
     assert "First name\tAnn" in await page.inner_text("#mydata-profile")
-    assert re.fullmatch(rf"Team\tRole\tMembership\tSince\n{re.escape(team.name)}\tmember\tmember\t"
+    assert re.fullmatch(rf"Team\tRole\tMembership\tSince\n{re.escape(team.name)}\tmember\tjoined\t"
                         r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", (await page.inner_text("#mydata-teams table")).strip())
     assert re.search(rf"You accepted version {re.escape(version)} on \d{{4}}-\d\d-\d\d \d\d:\d\d UTC\.",
                      await page.inner_text("#mydata-policy"))

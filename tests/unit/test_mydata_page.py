@@ -21,7 +21,7 @@ def test_the_page_shows_dates_and_words_not_epoch_milliseconds() -> None:
     }
     v = mydata.page(data)
     assert v["profile"][0] == ("First name", "Ann")
-    assert v["teams"] == [{"name": "Acme", "role": "member", "membership": "member", "since": "2026-12-06 14:03 UTC"}]
+    assert v["teams"] == [{"name": "Acme", "role": "member", "membership": "joined", "since": "2026-12-06 14:03 UTC"}]
     assert v["accepted"] == [{"version": "2026-11", "on": "2026-12-06 14:03 UTC"}]
     assert v["contacts"][0]["imported"] == "2026-12-06 14:03 UTC"
     assert v["choices"] == [("2026-12-06 14:03 UTC", "Product news", "no product news"),

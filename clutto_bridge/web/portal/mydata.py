@@ -14,8 +14,8 @@ VALUES = {
     "opted_in": "yes, send me product news", "opted_out": "no product news", "allowed": "allowed",
     "revoked": "revoked (imported contacts deleted)", "necessary_only": "necessary cookies only",
 }
-MEMBERSHIP = {"invited": "invited", "joined": "member", "declined": "declined the invite", "left": "left",
-              "removed": "removed"}
+MEMBERSHIP = {"invited": "invited, not joined yet", "joined": "joined", "declined": "declined the invite",
+              "left": "left", "removed": "removed"}
 
 
 def when(ms: int | None) -> str:
