@@ -294,10 +294,9 @@ def _update(path: Path, data: dict, drop: list[str] | tuple[str, ...] = ()) -> b
     keeping its other keys and its comments; True if the file was written, which it is only
     when its content changes."""
     yaml = YAML()
-    current = yaml.load(path.read_text()) if path.exists() else None
-    changed = not isinstance(current, dict)
-    if changed:
-        current = CommentedMap()
+    loaded = yaml.load(path.read_text()) if path.exists() else None
+    changed = not isinstance(loaded, dict)
+    current: dict = loaded if isinstance(loaded, dict) else CommentedMap()
     for key, value in data.items():
         if key not in current or current[key] != value:
             current[key] = value
