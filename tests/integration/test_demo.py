@@ -154,6 +154,7 @@ async def test_demo_user_sees_demo_team_then_ctrl_c_cleans_up_and_dir_resumes(
         # The hint to resume names the command that started the demo.
         assert f"-m clutto_bridge demo --dir {folder}` again to resume" in output
         assert "doctor --fix changed" in output
+        assert "WARNING" not in output, output  # what the user needs only; the bridge's log has the rest
         demo_config = (folder / "config.yaml").read_text()
         assert f"texts: {CHECKOUT_TEXTS}" in demo_config and "mode: block" in demo_config
 
