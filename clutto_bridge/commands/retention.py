@@ -45,7 +45,7 @@ async def retention_show(evt: CommandEvent) -> None:
     "retention set",
     args="DURATION",
     team="manage",
-    help_text="Set the team's maximum message lifetime, e.g. 30d.",
+    help_text="Set the team's maximum message lifetime, e.g. 30d or 3mo (m is minutes).",
     section="Retention",
     example="retention set 90d",
 )

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -36,6 +37,9 @@ INSTALL_HINT = (
 )
 DEFAULT_PORT = 8008
 PORT_VARIABLE = "CLUTTO_DEMO_PORT"  # instead of DEFAULT_PORT (tests give each demo a free port)
+# How the user started the demo, for the hints that tell them what to run next; scripts/dev.py
+# sets it, since the clutto-bridge it runs (in .venv/bin) is not on the user's PATH.
+COMMAND_VARIABLE = "CLUTTO_DEMO_COMMAND"
 STATE_FILE = "demo.json"
 TEAM_NAME = "Demo Team"
 BRIDGE_STOP_TIMEOUT = 20.0  # the bridge's own grace for commands is 5 s
@@ -100,14 +104,16 @@ def run_demo(folder: Path | None, port: int | None, fresh: bool = False) -> int:
         from clutto_bridge.logs import setup_logging
 
         setup_logging("INFO", str(folder / "bridge.log"))
-        logging.getLogger().handlers[0].setLevel(logging.WARNING)  # keep the terminal for the summary
+        terminal = logging.getLogger().handlers[0]
+        terminal.setLevel(logging.WARNING)  # keep the terminal for the summary
+        terminal.addFilter(_routine_for_the_demo)
         try:
             return asyncio.run(_demo(folder, state, synapse, keep=not temporary))
         except KeyboardInterrupt:  # before our signal handlers were installed
             return 0
         except Exception as e:
             log.debug("Demo failed", exc_info=True)
-            hint = "" if temporary else f"\nTo start over: clutto-bridge demo --dir {folder} --fresh"
+            hint = "" if temporary else f"\nTo start over: {demo_command()} --dir {shlex.quote(str(folder))} --fresh"
             print(f"The demo failed: {type(e).__name__}: {e}\nSee {folder / 'bridge.log'}.{hint}", file=sys.stderr)
             return 1
     finally:
@@ -116,6 +122,33 @@ def run_demo(folder: Path | None, port: int | None, fresh: bool = False) -> int:
             lock.release()
             if temporary:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def demo_command(argv0: str | None = None) -> str:
+    """The command that started this demo, as the user can type it again: what scripts/dev.py
+    says it was, else ``clutto-bridge demo`` when that is the one on the PATH, else the
+    program's path, or ``python -m clutto_bridge demo``."""
+    given = os.environ.get(COMMAND_VARIABLE, "").strip()
+    if given:
+        return given
+    program = Path(argv0 if argv0 is not None else sys.argv[0])
+    if program.name == "__main__.py":
+        python = Path(sys.executable).name
+        return f"{python if _on_path(python, Path(sys.executable)) else shlex.quote(sys.executable)} -m clutto_bridge demo"
+    if _on_path(program.name, program):
+        return f"{program.name} demo"
+    return f"{shlex.quote(str(program.absolute()))} demo"
+
+
+def _on_path(name: str, program: Path) -> bool:
+    found = shutil.which(name)
+    return found is not None and program.exists() and Path(found).resolve() == program.resolve()
+
+
+def _routine_for_the_demo(record: logging.LogRecord) -> bool:
+    """False for the warnings of the bot's Olm machine: the demo's users have no devices
+    until they sign in with an E2EE client, so sharing a room key finds none (bridge.log has them)."""
+    return not (record.name.startswith("clutto.e2ee.olm") and record.levelno < logging.ERROR)
 
 
 def _prepare_folder(folder: Path, fresh: bool) -> str | None:
@@ -286,7 +319,11 @@ def _doctor(settings, synapse: LocalSynapse, registration: Path) -> None:
     report = doctor(settings, synapse.config_path, fix=True, registration=registration, ask_homeserver=False)
     failing = [r.check for r in report.results if r.status.value == "FAIL"]
     verdict = f"still failing: {', '.join(failing)}" if failing else "every check passes"
-    print(f"doctor --fix changed {len(report.changed)} setting(s) of the homeserver's config; {verdict}.", flush=True)
+    if report.changed:
+        print(f"doctor --fix changed {len(report.changed)} setting(s) of the homeserver's config "
+              f"(backup: {', '.join(b.name for b in report.backups)}); {verdict}.", flush=True)
+    else:
+        print(f"doctor: the homeserver's config needed no change; {verdict}.", flush=True)
 
 
 async def _stop_bridge(bridge) -> None:
@@ -371,7 +408,7 @@ def _print_summary(synapse, settings, users, view, kept_in: Path | None, modules
         f"  Email (headers only): send 'email on' to the bot, then mail the address it gives to SMTP "
         f"127.0.0.1:{settings.email.port}.",
         "",
-        f"  Run `clutto-bridge demo --dir {kept_in}` again to resume this demo; add --fresh to start over."
+        f"  Run `{demo_command()} --dir {shlex.quote(str(kept_in))}` again to resume this demo; add --fresh to start over."
         if kept_in
         else "  Its files go when it stops; with --dir FOLDER they stay, and the demo can be resumed.",
         "",

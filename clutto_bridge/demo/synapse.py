@@ -22,10 +22,13 @@ from pathlib import Path
 
 import aiohttp
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
 
 from clutto_bridge.doctor.checks import E2EE_EXPERIMENTAL_FEATURES
 
 _LIMIT = {"per_second": 1000, "burst_count": 1000}
+# Keys of homeserver.yaml given only by some callers (``extra``): removed when not given now.
+_OPTIONAL_KEYS = ("modules",)
 
 
 def synapse_available() -> bool:
@@ -80,10 +83,12 @@ class LocalSynapse:
 
     def write_config(self, registrations: list[Path], extra: dict | None = None) -> None:
         """Write homeserver.yaml; a folder that already has one keeps its secrets (and so
-        its accounts, tokens and rooms) with the port and registrations given now."""
+        its accounts, tokens and rooms) with the port and registrations given now, and the
+        keys we do not write ourselves (what ``doctor --fix`` set). Files whose content
+        would not change are left as they are, comments included."""
         self.folder.mkdir(parents=True, exist_ok=True)
         log_config = self.folder / "log.yaml"
-        _dump(log_config, _log_config(self.log_path))
+        _update(log_config, _log_config(self.log_path))
         previous = load_yaml(self.config_path) if self.config_path.exists() else {}
         self.shared_secret = previous.get("registration_shared_secret", self.shared_secret)
         config = {
@@ -133,7 +138,7 @@ class LocalSynapse:
             "rc_presence": {"per_user": _LIMIT},
         }
         config.update(extra or {})
-        _dump(self.config_path, config)
+        _update(self.config_path, config, drop=[key for key in _OPTIONAL_KEYS if key not in config])
 
     def start(self, timeout: float = 90.0) -> None:
         """Generate keys, start Synapse and wait until it answers."""
@@ -284,6 +289,23 @@ def load_yaml(path: Path) -> dict:
         return YAML(typ="safe").load(stream) or {}
 
 
-def _dump(path: Path, data: dict) -> None:
-    with open(path, "w") as stream:
-        YAML().dump(data, stream)
+def _update(path: Path, data: dict, drop: list[str] | tuple[str, ...] = ()) -> bool:
+    """Set ``data``'s keys in the YAML file at ``path`` and remove the keys in ``drop``,
+    keeping its other keys and its comments; True if the file was written, which it is only
+    when its content changes."""
+    yaml = YAML()
+    loaded = yaml.load(path.read_text()) if path.exists() else None
+    changed = not isinstance(loaded, dict)
+    current: dict = loaded if isinstance(loaded, dict) else CommentedMap()
+    for key, value in data.items():
+        if key not in current or current[key] != value:
+            current[key] = value
+            changed = True
+    for key in drop:
+        if key in current:
+            del current[key]
+            changed = True
+    if changed:
+        with open(path, "w") as stream:
+            yaml.dump(current, stream)
+    return changed

@@ -81,7 +81,7 @@ def doctor(settings: Settings, homeserver_config: Path, fix: bool = False, regis
         return Report(results)
     files: dict[str, YamlFile | None] = {HOMESERVER: homeserver, LOG_CONFIG: log_config}
     touched: dict[str, YamlFile] = {}
-    changed = []
+    changes: list[tuple[str, str]] = []
     for result in results:
         for change in result.fixes:
             target = files[change.file]
@@ -89,10 +89,12 @@ def doctor(settings: Settings, homeserver_config: Path, fix: bool = False, regis
                 continue
             target.apply(change)
             touched[change.file] = target
-            changed.append(f"{target.path}: {change.describe().split(': ', 1)[1]}")
-    backups = [file.save_with_backup() for file in touched.values()]
+            changes.append((change.file, f"{target.path}: {change.describe().split(': ', 1)[1]}"))
+    # Only files whose text changes are written, each after a backup.
+    backups = {name: file.save_with_backup() for name, file in touched.items()}
     report = doctor(settings, homeserver_config, fix=False, registration=registration, ask_homeserver=ask_homeserver)
-    report.changed, report.backups = changed, backups
+    report.changed = [line for name, line in changes if backups[name] is not None]
+    report.backups = [backup for backup in backups.values() if backup is not None]
     return report
 
 

@@ -3,6 +3,7 @@ comments stay; a backup beside each file before it is written; only the keys a c
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -66,15 +67,20 @@ class YamlFile:
         if new_top and change.why:
             self.data.yaml_set_comment_before_after_key(top, before=f"Set by clutto-bridge doctor --fix: {change.why}.")
 
-    def save_with_backup(self, now: float | None = None) -> Path:
+    def save_with_backup(self, now: float | None = None) -> Path | None:
         """Copy the file beside itself (``NAME.clutto-backup-YYYYmmddTHHMMSS``), then write the
-        new one atomically with the old one's permissions."""
+        new one atomically with the old one's permissions. A file whose text would not change
+        is neither backed up nor written (None): running ``--fix`` again leaves no trace."""
+        stream = io.StringIO()
+        self.yaml.dump(self.data, stream)
+        text = stream.getvalue()
+        if text == self.path.read_text():
+            return None
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
         backup = self.path.with_name(f"{self.path.name}.clutto-backup-{stamp}")
         shutil.copy2(self.path, backup)
         tmp = self.path.with_name(f".{self.path.name}.doctor.tmp")
-        with open(tmp, "w") as stream:
-            self.yaml.dump(self.data, stream)
+        tmp.write_text(text)
         shutil.copymode(self.path, tmp)
         os.replace(tmp, self.path)
         return backup

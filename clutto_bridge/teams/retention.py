@@ -18,7 +18,7 @@ from clutto_bridge.db.megolm_sessions import MegolmSessions
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import RoomStore, Team, TeamRoom, TeamStore
 from clutto_bridge.db.timeline import TimelineIndex
-from clutto_bridge.durations import DurationError, format_duration, parse_duration
+from clutto_bridge.durations import DurationError, format_duration, minutes_hint, parse_duration
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.retention import (
@@ -90,7 +90,7 @@ class RetentionService:
         try:
             seconds = self.bounds.check(parse_duration(text))
         except (DurationError, RetentionOutOfBounds) as e:
-            raise InvalidInput(str(e)) from None
+            raise InvalidInput(" ".join(filter(None, (str(e), minutes_hint(text))))) from None
         previous = team.retention_seconds
         await self.store.set_retention(team, seconds)
         await self.apply_room_state(team)

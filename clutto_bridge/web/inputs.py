@@ -109,7 +109,7 @@ class EmailChange(Body):
 
 
 class RetentionChange(Body):
-    max_lifetime: str | None = Field(None, examples=["30d"], description="a duration within the operator's bounds")
+    max_lifetime: str | None = Field(None, examples=["30d"], description="a duration within the operator's bounds: s, m (minutes), h, d, w or mo (30 days), e.g. 30d, 3mo")
     redact: Literal["auto", "always", "never"] | None = Field(
         None, description="when sweeps redact besides purging; as much as the operator's setting or more"
     )

@@ -69,7 +69,8 @@ def _start_through_dev_py(*args: str) -> subprocess.Popen:
     the checkout's .venv (dev.py would create and install that first)."""
     code = (
         "import runpy, sys; dev = runpy.run_path(sys.argv[1]); "
-        "sys.exit(dev['run_child']([sys.executable, '-m', 'clutto_bridge', 'demo', *sys.argv[2:]]))"
+        "sys.exit(dev['run_child']([sys.executable, '-m', 'clutto_bridge', 'demo', *sys.argv[2:]], "
+        "env=dev['demo_environment']()))"
     )
     return subprocess.Popen(
         [sys.executable, "-c", code, str(DEV_PY), *args],
@@ -150,6 +151,10 @@ async def test_demo_user_sees_demo_team_then_ctrl_c_cleans_up_and_dir_resumes(
         # End-to-end encryption is on, and the bot has a cross-signed device.
         assert "End-to-end encryption: team rooms and chats with the bot are encrypted" in output
         assert "cross-signed by its own identity" in output
+        # The hint to resume names the command that started the demo.
+        assert f"-m clutto_bridge demo --dir {folder}` again to resume" in output
+        assert "doctor --fix changed" in output
+        assert "WARNING" not in output, output  # what the user needs only; the bridge's log has the rest
         demo_config = (folder / "config.yaml").read_text()
         assert f"texts: {CHECKOUT_TEXTS}" in demo_config and "mode: block" in demo_config
 
@@ -173,6 +178,9 @@ async def test_demo_user_sees_demo_team_then_ctrl_c_cleans_up_and_dir_resumes(
         process = _start_demo("--dir", str(folder))
         again, url_again, users_again, space_again = await _until_running(process)
         assert "Resuming the demo" in again
+        # Its homeserver config is as doctor left it: nothing written, no second backup.
+        assert "doctor: the homeserver's config needed no change; every check passes." in again
+        assert len(list((folder / "synapse").glob("*.clutto-backup-*"))) == 2  # homeserver.yaml and log.yaml, once
         assert (url_again, users_again, space_again) == (url, users, space_id)
         alice = await MatrixClient.login(url, "alice", users["@alice:localhost"], http)
         assert alice.user_id in await alice.joined_members(space_id), "alice is still in the team's space"
@@ -258,7 +266,8 @@ async def test_sigint_to_dev_py_alone_stops_the_demo_and_its_synapse(tmp_path: P
     folder = tmp_path / "demo"
     process = _start_through_dev_py("--dir", str(folder))
     try:
-        await _until_running(process)
+        output, *_ = await _until_running(process)
+        assert f"scripts/dev.py demo --dir {folder}` again to resume" in output  # not clutto-bridge: not on the PATH
         synapse_pid = int((folder / "synapse" / "homeserver.pid").read_text())
         assert synapse_pid in _processes_mentioning(str(folder / "synapse"))
         os.kill(process.pid, signal.SIGINT)  # dev.py's pid only, not its process group

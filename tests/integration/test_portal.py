@@ -8,7 +8,9 @@ registered ones after "accept all", and none but the session cookie after withdr
 from __future__ import annotations
 
 import io
+import json
 import re
+from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
@@ -135,6 +137,28 @@ async def test_member_signs_in_chooses_cookies_and_accepts_the_policy(
         return profile.get("displayname") == "Ann Lee" and profile.get("avatar_url") == photo
 
     await wait_until(published, what="the name and photo on the member's Matrix profile")
+
+    # My data: what the person sees is a page in sections with dates, not JSON with epoch
+    # milliseconds; the JSON is the download.
+    await page.goto(link.split("/signin")[0] + "/mydata")
+    assert await page.locator("pre").count() == 0
+    shown = await page.inner_text("main")
+    assert not re.search(r"\d{13}", shown), "epoch milliseconds on the page"
+    assert "First name\tAnn" in await page.inner_text("#mydata-profile")
+    assert re.fullmatch(rf"Team\tRole\tMembership\tSince\n{re.escape(team.name)}\tmember\tjoined\t"
+                        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", (await page.inner_text("#mydata-teams table")).strip())
+    assert re.search(rf"You accepted version {re.escape(version)} on \d{{4}}-\d\d-\d\d \d\d:\d\d UTC\.",
+                     await page.inner_text("#mydata-policy"))
+    choices = [await row.inner_text() for row in await page.locator("#mydata-choices tbody tr").all()]
+    assert [c.split("\t", 1)[1] for c in choices] == [
+        f"Privacy policy\taccepted version {version}", "Portal cookies\tnecessary cookies only",
+        "Portal cookies\tpreferences cookies"], choices
+    await page.screenshot(path=screenshot_path("portal-mydata.png"), full_page=True)
+    async with page.expect_download() as downloading:
+        await page.click("#download-mydata")
+    download = await downloading.value
+    assert download.suggested_filename == "clutto-mydata.json"
+    assert json.loads(Path(await download.path()).read_text())["user_id"] == member.user_id
     await context.close()
 
 

@@ -89,3 +89,16 @@ async def test_api_delete_needs_confirmation(bridge: Bridge, new_user, http: aio
     assert (status, body) == (200, {"deleted": team.id})
     status, body = await api.call("GET", f"/teams/{team.id}")
     assert status == 404
+
+
+async def test_retention_set_reads_mo_as_months_and_says_m_means_minutes(bridge: Bridge, new_user) -> None:
+    bot = bridge.settings.bot_mxid
+    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    general = rooms[0]
+    await owner.send_text(general, "!clutto retention set 1m")
+    refusal = await owner.wait_for_notice(general, "outside what the operator allows", sender=bot)
+    assert "`m` means minutes; for months write `mo`, for example `1mo`." in refusal["content"]["body"]
+    assert (await bridge.teams.get(team.id)).retention_seconds is None  # nothing changed
+    await owner.send_text(general, "!clutto retention set 1mo")
+    await owner.wait_for_notice(general, "now keeps messages for 30d", sender=bot)
+    assert (await member.state(general, "m.room.retention"))["max_lifetime"] == 30 * 86400 * 1000

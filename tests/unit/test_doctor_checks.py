@@ -188,6 +188,16 @@ def test_a_fix_keeps_comments_and_touches_only_its_keys(tmp_path: Path) -> None:
     assert "# Set by clutto-bridge doctor --fix: cached media.\nmedia_retention:\n  remote_media_lifetime: 90d" in text
 
 
+def test_a_fix_that_changes_nothing_writes_nothing_and_leaves_no_backup(tmp_path: Path) -> None:
+    path = tmp_path / "homeserver.yaml"
+    path.write_text("# ours\nreport_stats: false  # asked at setup\n")
+    file = YamlFile.load(path)
+    file.apply(Change(c.HOMESERVER, ("report_stats",), False))
+    assert file.save_with_backup(now=0) is None
+    assert path.read_text() == "# ours\nreport_stats: false  # asked at setup\n"
+    assert list(tmp_path.iterdir()) == [path]
+
+
 def test_the_cli_names_a_file_it_cannot_read_and_exits_with_2(tmp_path: Path, capsys) -> None:
     from clutto_bridge import cli
     from tests.conftest import config_with_tokens

@@ -16,6 +16,7 @@ from clutto_bridge.teams.contacts import AlreadyAllowed
 from clutto_bridge.teams.errors import Conflict
 from clutto_bridge.teams.formatting import document
 from clutto_bridge.web.portal import forms as f
+from clutto_bridge.web.portal import mydata
 from clutto_bridge.web.portal.cookies import PREFERENCES_COOKIE
 from clutto_bridge.web.portal.forms import parse_form
 from clutto_bridge.web.portal.pages import Pages
@@ -204,9 +205,7 @@ class MemberPages:
     async def mydata_page(self, request: web.Request) -> web.Response:
         user = await self.pages.member(request)
         data = await self.ctx.mydata.collect(user, reader=user)
-        return await self.pages.render(request, "mydata.html", {
-            "data": data, "pretty": json.dumps(data, indent=2, sort_keys=True),
-        })
+        return await self.pages.render(request, "mydata.html", {"v": mydata.page(data)})
 
     async def mydata_download(self, request: web.Request) -> web.Response:
         """The same JSON as ``mydata export`` sends in the chat."""
