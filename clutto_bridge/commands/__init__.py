@@ -4,7 +4,16 @@ The import order is the order of ``help``: teams first.
 """
 
 from clutto_bridge.commands import (  # noqa: F401  (register handlers)
-    team, export, help, integrations, members, people, preferences, portal, retention, rooms,
+    export,
+    help,
+    integrations,
+    members,
+    people,
+    portal,
+    preferences,
+    retention,
+    rooms,
+    team,
 )
 from clutto_bridge.commands.registry import CommandEvent, registry
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from clutto_bridge.commands.registry import CommandEvent, registry
 from clutto_bridge.db.job import Job
@@ -10,7 +10,7 @@ from clutto_bridge.teams.retention import WHOLE_TEAM
 
 
 def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def describe_job(job: Job) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from clutto_bridge.commands.registry import CommandEvent, current_team, registry
 from clutto_bridge.db.team import RoomKind, Team
@@ -11,7 +11,7 @@ from clutto_bridge.teams.service import TeamView
 
 
 def _day(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
 def describe(view: TeamView) -> str:
