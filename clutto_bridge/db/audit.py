@@ -5,9 +5,10 @@ writes it is ``teams.audit.AuditLog``, the chain itself is ``crypto.chain``)."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from mautrix.util.async_db import Database
 

@@ -9,7 +9,7 @@ transaction, and ``keys retire`` refuses the key while a pickle needs it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from mautrix.util.async_db import Database
 

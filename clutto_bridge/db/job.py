@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import asyncpg
-
 from mautrix.util.async_db import Database, Scheme
 
 

@@ -5,8 +5,9 @@ position ranges, pruned as purges remove history."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from mautrix.util.async_db import Connection, Database
 
