@@ -21,9 +21,9 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from clutto_bridge.demo import stale
 from clutto_bridge.demo.stale import TEMPORARY_PREFIX, FolderLock

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
-from typing import Callable
-
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from ruamel.yaml import YAML
 
