@@ -8,9 +8,10 @@ is required, why, and the changes that would fix it (applied by ``doctor/fix.py`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from clutto_bridge.durations import format_duration
 from clutto_bridge.policy.collection import is_loopback
