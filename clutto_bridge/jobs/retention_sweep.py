@@ -32,11 +32,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import contextmanager
 from collections import deque
+from collections.abc import Awaitable, Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from clutto_bridge.config import RetentionSettings
 from clutto_bridge.db.references import ReferenceStore
