@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mautrix.api import HTTPAPI, Method, Path, SynapseAdminPath
 from mautrix.appservice import IntentAPI

@@ -27,7 +27,8 @@ import inspect
 import json
 import ssl
 import sys
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web

@@ -26,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol
 
 import olm
 from mautrix.api import HTTPAPI, Method, Path
@@ -38,8 +39,21 @@ from mautrix.crypto.attachments import decrypt_attachment, encrypt_attachment
 from mautrix.crypto.signature import verify_signature_json
 from mautrix.errors import DecryptionError, EncryptionError, MatrixRequestError, SessionNotFound
 from mautrix.types import (
-    ASToDeviceEvent, DeviceID, DeviceIdentity, DeviceLists, DeviceOTKCount, EncryptedEvent, EncryptedFile, Event,
-    EventType, RequestedKeyInfo, RoomID, RoomKeyWithheldCode, StateEvent, TrustState, UserID,
+    ASToDeviceEvent,
+    DeviceID,
+    DeviceIdentity,
+    DeviceLists,
+    DeviceOTKCount,
+    EncryptedEvent,
+    EncryptedFile,
+    Event,
+    EventType,
+    RequestedKeyInfo,
+    RoomID,
+    RoomKeyWithheldCode,
+    StateEvent,
+    TrustState,
+    UserID,
 )
 from mautrix.util.async_db import Database
 

@@ -8,15 +8,25 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from aiohttp import ClientResponseError
 from mautrix.api import Method, Path
 from mautrix.appservice import IntentAPI
-from aiohttp import ClientResponseError
 from mautrix.errors import MatrixRequestError, MatrixUnknownRequestError
 from mautrix.types import (
-    ContentURI, EncryptedEvent, EncryptedFile, EventType, FileInfo, MediaMessageEventContent, Membership, MessageType, RoomCreatePreset,
-    RoomID, SerializerError,
+    ContentURI,
+    EncryptedEvent,
+    EncryptedFile,
+    EventType,
+    FileInfo,
+    MediaMessageEventContent,
+    Membership,
+    MessageType,
+    RoomCreatePreset,
+    RoomID,
+    SerializerError,
 )
 
 from clutto_bridge.matrix import spaces

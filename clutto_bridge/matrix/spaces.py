@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from mautrix.appservice import IntentAPI
-from mautrix.errors import MForbidden, MatrixRequestError
+from mautrix.errors import MatrixRequestError, MForbidden
 from mautrix.types import EventType, RoomCreatePreset, RoomID, UserID
 
 from clutto_bridge.policy.orphans import CREATION_KEY, TEAM_KEY

@@ -11,7 +11,7 @@ encrypted (P12).
 from __future__ import annotations
 
 from mautrix.appservice.state_store.asyncpg import PgASStateStore
-from mautrix.types import Member, MemberStateEventContent, Membership, RoomID, UserID
+from mautrix.types import Member, Membership, MemberStateEventContent, RoomID, UserID
 
 
 class MembershipStateStore(PgASStateStore):
