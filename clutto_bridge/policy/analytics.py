@@ -9,9 +9,10 @@ would give a suppressed cell back.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterable, Protocol
+from datetime import UTC, datetime
+from typing import Protocol
 
 # Team sizes (current members) in buckets; the last has no upper bound.
 SIZE_BUCKETS: tuple[tuple[int, int | None, str], ...] = (
@@ -64,7 +65,7 @@ def size_bucket(members: int) -> str:
 
 
 def iso_week(ms: int) -> str:
-    year, week, _ = datetime.fromtimestamp(ms / 1000, timezone.utc).isocalendar()
+    year, week, _ = datetime.fromtimestamp(ms / 1000, UTC).isocalendar()
     return f"{year}-W{week:02d}"
 
 
