@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.crypto import chain
 from clutto_bridge.crypto.signing import key_id, public_jwk
-from clutto_bridge.crypto.witness import WitnessError, WitnessedHead, WitnessFile
+from clutto_bridge.crypto.witness import WitnessedHead, WitnessError, WitnessFile
 from clutto_bridge.db.audit import AuditEntry, AuditRow, AuditStore, Checkpoint, SigningKeyRecord
 from clutto_bridge.db.team import Team
 from clutto_bridge.metrics import Metrics

@@ -9,15 +9,14 @@ waiting for the answer.
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from clutto_bridge.config import Settings
 from clutto_bridge.db.gate import GateRow, GateStore
 from clutto_bridge.db.integrations import IntegrationStore
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.team import TeamState
-from clutto_bridge.policy import encryption
-from clutto_bridge.policy import gate as policy
+from clutto_bridge.policy import encryption, gate as policy
 from clutto_bridge.policy.gate import Refusal, RoomFacts
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.integrations import WIDGET

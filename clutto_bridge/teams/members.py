@@ -23,13 +23,18 @@ from clutto_bridge.db.team import Team, TeamStore
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.matrix.spaces import BOT_LEVEL
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from clutto_bridge.matrix.spaces import BOT_LEVEL
 from clutto_bridge.teams.power import (
-    corrected, creators_with_power, differences, expected_power_levels, level_of, within_reach,
+    corrected,
+    creators_with_power,
+    differences,
+    expected_power_levels,
+    level_of,
+    within_reach,
 )
 from clutto_bridge.teams.service import TeamService
 

@@ -13,14 +13,13 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from clutto_bridge.matrix.errors import MatrixRequestError
-
 from clutto_bridge import testhooks
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
 from clutto_bridge.db import member as membership
 from clutto_bridge.db.member import Member, MemberStore
 from clutto_bridge.db.team import CreationKind, RoomCreation, RoomKind, RoomStore, Team, TeamRoom, TeamState, TeamStore
+from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.matrix.spaces import creation_marker
 from clutto_bridge.policy.encryption import MAX_ROTATION_MS, room_encryption
