@@ -15,8 +15,9 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -37,7 +38,7 @@ CALLBACKS = ("user_may_join_room", "user_may_invite", "check_event_for_spam")
 # With the bridge down, every callback lets Synapse go on; the bridge enforces after the
 # fact once it is back (it receives the queued events). A fail-closed join or invite
 # would refuse every join and invite on the homeserver, team or not (README).
-FAIL_OPEN = {name: True for name in CALLBACKS}
+FAIL_OPEN = dict.fromkeys(CALLBACKS, True)
 
 
 class _Body(BaseModel):

@@ -6,7 +6,8 @@ bodies and responses come from the ``Route`` declarations, schemas from pydantic
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema

@@ -13,18 +13,17 @@ from aiohttp import web
 
 from clutto_bridge.context import Services
 from clutto_bridge.crypto.http_signatures import MessageSigner, SigningKeys
+from clutto_bridge.matrix.openid import OpenIDVerifier
+from clutto_bridge.metrics import Metrics
 from clutto_bridge.promises import check, weakened
-from clutto_bridge.web import inputs as i
-from clutto_bridge.web import outputs as o
+from clutto_bridge.web import inputs as i, outputs as o
 from clutto_bridge.web.access import UNKNOWN_TEAM, TeamAccess
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.governance import GovernanceAPI
 from clutto_bridge.web.keys import KeysAPI
-from clutto_bridge.metrics import Metrics
 from clutto_bridge.web.metrics import count_requests
 from clutto_bridge.web.middleware import bearer_auth, matrix_errors
 from clutto_bridge.web.openapi import openapi_document
-from clutto_bridge.matrix.openid import OpenIDVerifier
 from clutto_bridge.web.people import PeopleAPI
 from clutto_bridge.web.reports import ReportsAPI
 from clutto_bridge.web.routes import Route, RouteTable

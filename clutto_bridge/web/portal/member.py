@@ -4,7 +4,7 @@ contacts and "my data". Each form calls the same domain service as the bot comma
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from aiohttp import web
 from aiohttp_session import get_session, new_session
@@ -24,7 +24,7 @@ from clutto_bridge.web.portal.pages import Pages
 def when(ms: int | None) -> str:
     if ms is None:
         return ""
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class MemberPages:

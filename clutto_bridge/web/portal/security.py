@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from typing import MutableMapping
+from collections.abc import MutableMapping
 
 import aiohttp_jinja2
 from aiohttp import web
