@@ -11,12 +11,11 @@ import sys
 import time
 from pathlib import Path
 
-
 from clutto_bridge import __version__
 from clutto_bridge.config import EXAMPLE_CONFIG, GENERATE, ConfigError, ConfigFile, Settings, check_environment
 from clutto_bridge.crypto import KeysetFile
 from clutto_bridge.logs import setup_logging
-from clutto_bridge.registration import ensure_signing_key, write_registration
+from clutto_bridge.registration import write_registration
 
 EXIT_CONFIG = 2
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -248,8 +247,9 @@ def doctor_command(config_path: str, homeserver_config: Path, fix: bool, registr
 
 
 def read_homeserver_config(path: Path) -> dict:
-    from clutto_bridge.config_upgrade import round_trip_yaml
     from ruamel.yaml.error import YAMLError
+
+    from clutto_bridge.config_upgrade import round_trip_yaml
 
     try:
         data = round_trip_yaml().load(path.read_text())

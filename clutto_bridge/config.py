@@ -25,10 +25,11 @@ import logging
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
 from ruamel.yaml.comments import CommentedMap
@@ -36,7 +37,6 @@ from ruamel.yaml.error import YAMLError
 from yarl import URL
 
 from clutto_bridge import policy_files
-from clutto_bridge.crypto import KeysetError, KeysetFile
 from clutto_bridge.config_upgrade import add_missing_keys, round_trip_yaml
 from clutto_bridge.config_values import (
     FROM_FILE,
@@ -75,10 +75,11 @@ from clutto_bridge.config_values import (
     WholeNumber,
     WidgetPrefixes,
 )
+from clutto_bridge.crypto import KeysetError, KeysetFile
 from clutto_bridge.crypto.http_signatures import SigningKeys
-from clutto_bridge.durations import format_duration
-from clutto_bridge.crypto.witness import FILE_NAME as WITNESS_FILE
 from clutto_bridge.crypto.signing import SigningKeyError, load_or_create_signing_key, load_public_key, load_signing_key
+from clutto_bridge.crypto.witness import FILE_NAME as WITNESS_FILE
+from clutto_bridge.durations import format_duration
 from clutto_bridge.policy.collection import IP_MODES, LANGUAGE_MODES, REFERRER_MODES, USER_AGENT_MODES, CollectionRules
 from clutto_bridge.policy.consent import CONSENT_MODES, PolicyText
 from clutto_bridge.policy.encryption import MODES as ENCRYPTION_MODES

@@ -14,16 +14,17 @@ file carry the ``FROM_FILE`` context, which is how the two are told apart.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Callable
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ValidationInfo
 from yarl import URL
 
 from clutto_bridge.durations import DurationError, parse_duration
 from clutto_bridge.policy.collection import parse_networks
-from clutto_bridge.policy.ids import USER_ID
 from clutto_bridge.policy.consent import VERSION
 from clutto_bridge.policy.cookies import CATEGORIES, COOKIE_NAME, Cookie
+from clutto_bridge.policy.ids import USER_ID
 from clutto_bridge.policy.profile import FIELDS, template_fields
 
 GENERATE = "generate"

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable
+from collections.abc import Awaitable
 
 from mautrix.errors import MatrixRequestError
 from mautrix.types import Event, EventType, Membership, MessageEvent, MessageType, StateEvent
 
 from clutto_bridge.commands import CommandEvent, registry
-from clutto_bridge.commands.registry import reply_txn_id
 from clutto_bridge.commands.people import contact_file_in_team_room, import_contact_file, set_photo_from_image
+from clutto_bridge.commands.registry import reply_txn_id
 from clutto_bridge.context import Services
 from clutto_bridge.db.team import TeamState
 from clutto_bridge.metrics import Metrics

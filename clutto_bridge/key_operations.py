@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from clutto_bridge.config import ConfigError, Settings
 from clutto_bridge.crypto import FieldCipher, KeysetError, KeysetFile
@@ -124,7 +124,7 @@ def status(settings: Settings) -> int:
     print(f"Keyset {settings.keyset_path}:")
     for key in cipher.keyset.keys:
         role = "primary" if key.id == cipher.keyset.primary else "decrypt only"
-        made = datetime.fromtimestamp(key.created_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        made = datetime.fromtimestamp(key.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
         store = ", the bot's E2EE crypto store" if key.id in pickled else ""
         print(f"  key {key.id:<11} {role:<13} created {made}  protects {counts.get(key.id, 0)} value(s){store}")
     if counts.get(None):

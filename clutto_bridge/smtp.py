@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from clutto_bridge.config import EmailSettings
