@@ -13,7 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from clutto_bridge.crypto import chain
 from clutto_bridge.crypto.canonical import canonical
 from clutto_bridge.crypto.signing import (
-    SigningKeyError, create_signing_key, jwk_thumbprint, key_id, load_signing_key, public_jwk,
+    SigningKeyError,
+    create_signing_key,
+    jwk_thumbprint,
+    key_id,
+    load_signing_key,
+    public_jwk,
 )
 from clutto_bridge.db.audit import AuditRow, Checkpoint
 

@@ -12,8 +12,8 @@ from ruamel.yaml import YAML
 
 from clutto_bridge.cli import main
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigError, ConfigFile, JobSettings, config_keys, validate
-from clutto_bridge.policy_files import PACKAGED_TEXTS
 from clutto_bridge.crypto.signing import create_signing_key, key_id, load_signing_key
+from clutto_bridge.policy_files import PACKAGED_TEXTS
 from tests.conftest import config_with_tokens
 
 

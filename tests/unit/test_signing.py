@@ -14,7 +14,12 @@ from multidict import CIMultiDict
 
 from clutto_bridge.crypto.http_signatures import MessageSigner, SigningKeys
 from clutto_bridge.crypto.signing import (
-    SigningKeyError, create_signing_key, key_id, load_public_key, load_signing_key, public_jwk,
+    SigningKeyError,
+    create_signing_key,
+    key_id,
+    load_public_key,
+    load_signing_key,
+    public_jwk,
 )
 
 
