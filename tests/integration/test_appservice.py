@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest

@@ -17,7 +17,7 @@ import aiohttp
 from clutto_bridge import testhooks
 from clutto_bridge.config import Settings
 from clutto_bridge.db import create_database
-from clutto_bridge.db.team import TeamStore, TeamState
+from clutto_bridge.db.team import TeamState, TeamStore
 from tests.integration.conftest import Bridges, unique
 from tests.integration.matrix_client import MatrixClient, wait_until
 

@@ -14,7 +14,14 @@ import aiohttp
 import pytest
 from mautrix.crypto import RejectKeyShare
 from mautrix.types import (
-    DeviceIdentity, EncryptionAlgorithm, EventType, IdentityKey, RequestedKeyInfo, RoomID, SigningKey, TrustState,
+    DeviceIdentity,
+    EncryptionAlgorithm,
+    EventType,
+    IdentityKey,
+    RequestedKeyInfo,
+    RoomID,
+    SigningKey,
+    TrustState,
     UserID,
 )
 

@@ -16,8 +16,8 @@ from clutto_bridge.clock import ManualClock
 from clutto_bridge.db.job import JobKind
 from tests.integration.conftest import Bridges, unique
 from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
-from tests.integration.test_members import _team_with_member
 from tests.integration.test_member_api import openid_api
+from tests.integration.test_members import _team_with_member
 from tests.integration.test_provisioning_api import Api
 
 DAY = 86_400_000

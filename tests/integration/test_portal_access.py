@@ -8,11 +8,11 @@ import pytest
 
 from clutto_bridge.clock import ManualClock
 from clutto_bridge.config import validate
+from clutto_bridge.crypto import FieldCipher, KeysetFile
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.policy.cookies import NECESSARY_ONLY, OPTIONAL_CATEGORIES, CookieChoice
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import NotAllowed
-from clutto_bridge.crypto import FieldCipher, KeysetFile
 from clutto_bridge.teams.portal import PortalAccess
 from tests.unit.test_config import example
 

@@ -13,9 +13,8 @@ import pytest
 from mautrix.types import EventType
 
 from clutto_bridge.app import Bridge
-from clutto_bridge.db import create_database
+from clutto_bridge.db import create_database, timeline as timeline_module
 from clutto_bridge.db.references import ReferenceStore
-from clutto_bridge.db import timeline as timeline_module
 from clutto_bridge.db.timeline import END, TimelineIndex
 from clutto_bridge.policy.timeline import CheckWalk, HeadScan
 from tests.integration.conftest import Bridges
