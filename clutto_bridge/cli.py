@@ -386,7 +386,7 @@ async def serve(settings: Settings, debug: bool = False, worker: bool = False) -
         # The database, the port or the homeserver named in the config cannot be used:
         # one line naming the key (main() prints it), the traceback only with --debug.
         if debug:  # at ERROR: the configured log level (INFO by default) must not hide what was asked for
-            log.error("Start-up failure", exc_info=True)
+            log.exception("Start-up failure")
         await _quietly(bridge.stop(grace=0))
         raise
     except Exception as e:

@@ -314,9 +314,9 @@ class BotDevice:
         if self.machine is None:
             return None
         content = event.content
-        devices = [content.device_id] if getattr(content, "device_id", None) else [
-            device for device in (await self.machine.crypto_store.get_devices(event.sender) or {})
-        ]
+        devices = [content.device_id] if getattr(content, "device_id", None) else list(
+            await self.machine.crypto_store.get_devices(event.sender) or {}
+        )
         if not devices:
             return None
         # A dict of devices, not the list mautrix's type hint names: once a key has come, mautrix

@@ -259,7 +259,7 @@ class ProfileService:
         the profile changes again; when our write lands while the member's own change is
         still propagating, Synapse (1.163) can lose both tasks, and the room keeps the name.
         """
-        for attempt in range(RESET_ATTEMPTS):
+        for _attempt in range(RESET_ATTEMPTS):
             deadline = time.monotonic() + RESET_CONFIRM_S
             while time.monotonic() < deadline:
                 await asyncio.sleep(0.5)

@@ -138,7 +138,7 @@ async def test_the_log_verifies_after_key_rotation_and_an_export_verifies_offlin
     assert old_key in offline.stdout and new_key in offline.stdout
 
     lines = export.read_bytes().splitlines(keepends=True)
-    number, line = next((i, l) for i, l in enumerate(lines) if b'"action": "role_changed"' in l)
+    number, line = next((i, row) for i, row in enumerate(lines) if b'"action": "role_changed"' in row)
     row_id = json.loads(line)["id"]
     lines[number] = line.replace(b"role_changed", b"role_chanced")  # one byte
     export.write_bytes(b"".join(lines))
@@ -146,7 +146,7 @@ async def test_the_log_verifies_after_key_rotation_and_an_export_verifies_offlin
     assert changed.returncode == 1 and f"row {row_id}: edited" in changed.stdout, changed.stdout
 
     trusted = tmp_path / "trusted.json"
-    trusted.write_text(json.dumps({"keys": [json.loads(l)["public_jwk"] for l in lines if b'"type": "key"' in l][1:]}))
+    trusted.write_text(json.dumps({"keys": [json.loads(row)["public_jwk"] for row in lines if b'"type": "key"' in row][1:]}))
     lines[number] = line
     export.write_bytes(b"".join(lines))
     narrowed = await asyncio.to_thread(audit_cli, "verify", "--file", str(export), "--trusted-keys", str(trusted))

@@ -88,7 +88,7 @@ async def test_profile_sets_the_name_teammates_see_and_a_different_name_is_reset
         return "Boss" in names and names[0] == "Ada Lovelace"
 
     await wait_until(reset_after_boss, what="the per-room name to be put back")
-    resets = [e for e in await bridge.audit.for_team(team.id, "profile_reset")]
+    resets = list(await bridge.audit.for_team(team.id, "profile_reset"))
     assert resets and resets[0].target == member.user_id
 
     # A photo: a small PNG is taken, an oversized one and a non-image are refused.

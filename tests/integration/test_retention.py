@@ -225,8 +225,8 @@ async def test_legal_hold_keeps_a_room_untouched(bridges: Bridges, new_user, htt
 async def test_crash_mid_sweep_then_restart_finishes_without_touching_window(
     bridges: Bridges, new_user, http: aiohttp.ClientSession
 ) -> None:
-    slow = dict(policy__retention__batch_size=3, jobs__homeserver_rate=4, jobs__lease="2s", jobs__poll_interval="1s",
-                policy__retention__redact="always")  # redaction page by page gives the kill a moment to land
+    slow = {"policy__retention__batch_size": 3, "jobs__homeserver_rate": 4, "jobs__lease": "2s", "jobs__poll_interval": "1s",
+            "policy__retention__redact": "always"}  # redaction page by page gives the kill a moment to land
     bridge = await bridges.start(bridges.settings(**slow))
     owner, member, team, rooms = await _team_with_member(bridge, new_user)
     general = rooms[0]
