@@ -27,11 +27,8 @@ from clutto_bridge.db.audit import AuditRow, AuditStore
 from clutto_bridge.db.upgrade import upgrade_table
 from clutto_bridge.teams.audit import AuditLog
 from tests.integration.conftest import Bridges, unique
+from tests.integration.helpers import Api, openid_api, post_file, team_with_member, vcards
 from tests.integration.matrix_client import wait_until
-from tests.integration.test_contacts import post_file, vcards
-from tests.integration.test_member_api import openid_api
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_provisioning_api import Api
 
 
 def audit_cli(*args: str) -> subprocess.CompletedProcess:
@@ -63,7 +60,7 @@ async def sql(database: str, *statements: str) -> None:
 
 async def some_work(bridge: Bridge, new_user) -> None:
     """What a team's first days write to the log: creation, members, roles, rooms, retention."""
-    owner, member, team, _ = await _team_with_member(bridge, new_user)
+    owner, member, team, _ = await team_with_member(bridge, new_user)
     await bridge.members.change_role(team, member.user_id, "admin", actor=owner.user_id)
     await bridge.retention.set_lifetime(team, "30d", actor=owner.user_id)
     await bridge.retention.place_hold(team, None, "audit", actor=None)
@@ -169,7 +166,7 @@ async def test_a_checkpoint_is_signed_on_the_timer_while_the_bridge_runs(bridges
 
 @pytest.mark.promise("P14")
 async def test_disclosures_are_recorded(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
-    owner, member, team, _ = await _team_with_member(bridge, new_user)
+    owner, member, team, _ = await team_with_member(bridge, new_user)
     operator = Api(bridge, http)
     who = quote(member.user_id)
     assert (await operator.call("GET", f"/users/{who}/data"))[0] == 200
