@@ -3,18 +3,11 @@
 The import order is the order of ``help``: teams first.
 """
 
+# isort: off  (the order is that of help)
 from clutto_bridge.commands import (  # noqa: F401  (register handlers)
-    export,
-    help,
-    integrations,
-    members,
-    people,
-    portal,
-    preferences,
-    retention,
-    rooms,
-    team,
+    team, export, help, integrations, members, people, preferences, portal, retention, rooms,
 )
+# isort: on
 from clutto_bridge.commands.registry import CommandEvent, registry
 
 __all__ = ["CommandEvent", "registry"]
