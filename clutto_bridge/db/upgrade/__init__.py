@@ -36,26 +36,16 @@ def serial_key(scheme: Scheme) -> str:
     """An auto-numbered primary key column on either database."""
     return "BIGSERIAL PRIMARY KEY" if scheme in (Scheme.POSTGRES, Scheme.COCKROACH) else "INTEGER PRIMARY KEY"
 
-# v13 is an empty slot (no-op); v14 onwards register with their own numbers.
-from clutto_bridge.db.upgrade import (  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F401  # noqa: E402,F401
-    v01_initial,
-    v02_member_control,
-    v03_retention,
-    v04_notices,
-    v05_people,
-    v06_names,
-    v07_conversation,
-    v08_inbox,
-    v09_email,
-    v10_access_records,
-    v11_portal,
-    v12_encryption,
-    v14_timeline,
-    v15_audit_chain,
-    v16_timeline_check,
-    v17_timeline_while_filling,
-    v18_no_transaction_log,
-    v19_room_creation,
-    v20_crypto_pickle_key,
-    v21_timeline_sessions,  # noqa: E402,F401
+# The migrations, in order (v01 to v12 are numbered by it), one line to add for a new one.
+# isort: off
+from clutto_bridge.db.upgrade import (  # noqa: E402,F401
+    v01_initial, v02_member_control, v03_retention, v04_notices, v05_people, v06_names,
 )
+from clutto_bridge.db.upgrade import v07_conversation, v08_inbox, v09_email  # noqa: E402,F401
+from clutto_bridge.db.upgrade import v10_access_records, v11_portal, v12_encryption  # noqa: E402,F401
+# v13 is an empty slot (no-op); v14 onwards register with their own numbers.
+from clutto_bridge.db.upgrade import v14_timeline, v15_audit_chain, v16_timeline_check  # noqa: E402,F401
+from clutto_bridge.db.upgrade import v17_timeline_while_filling, v18_no_transaction_log  # noqa: E402,F401
+from clutto_bridge.db.upgrade import v19_room_creation, v20_crypto_pickle_key  # noqa: E402,F401
+from clutto_bridge.db.upgrade import v21_timeline_sessions  # noqa: E402,F401
+# isort: on
