@@ -14,7 +14,7 @@ from clutto_bridge.policy.cookies import NECESSARY_ONLY, OPTIONAL_CATEGORIES, Co
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import NotAllowed
 from clutto_bridge.teams.portal import PortalAccess
-from tests.unit.test_config import example
+from tests.unit.helpers import example
 
 USER = "@ann:example.org"
 

@@ -23,7 +23,7 @@ from clutto_bridge.policy.cookies import (
 )
 from clutto_bridge.web.portal.cookies import DECLARED, CookieJar
 from tests.conftest import config_with_tokens
-from tests.unit.test_config import example
+from tests.unit.helpers import example
 
 REGISTRY = (
     Cookie("session", "signed in", 3600, "necessary"),
