@@ -1,4 +1,4 @@
-"""Prometheus metrics of one bridge: aggregated counts, never an identifier (DESIGN P15).
+"""Prometheus metrics of one bridge: aggregated counts, never an identifier (promise P15, docs/promises.md).
 
 Every label value comes from a fixed set: the domain's own vocabularies below (plans,
 roles, room kinds, job states, enforcement rules, outcomes) and the sets the wiring adds

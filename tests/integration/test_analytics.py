@@ -1,4 +1,4 @@
-"""Analytics as the operator reads them: aggregated and de-identified (DESIGN P15)."""
+"""Analytics as the operator reads them: aggregated and de-identified (promise P15, docs/promises.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The usage report's k-anonymity floor and the metrics' fixed label sets (DESIGN P15)."""
+"""The usage report's k-anonymity floor and the metrics' fixed label sets (promise P15, docs/promises.md)."""
 
 from __future__ import annotations
 

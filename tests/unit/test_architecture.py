@@ -1,4 +1,4 @@
-"""The layering README and DESIGN section 4 promise, checked on the code itself."""
+"""The layering the README promises (imports go one way, SQL only in db/), checked on the code itself."""
 
 from __future__ import annotations
 
