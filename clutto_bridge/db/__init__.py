@@ -32,14 +32,14 @@ from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import RoomStore, TeamStore
 from clutto_bridge.db.timeline import TimelineIndex
-from clutto_bridge.db.upgrade import upgrade_table
+from clutto_bridge.db.upgrade import open_with, upgrade_table
 
 
 def create_database(url: str, pool: Mapping[str, int] | None = None, cipher: FieldCipher | None = None) -> Database:
     """The bridge's database, not yet started; ``start()`` applies pending upgrades (with
     ``cipher``, those that encrypt rows an older version kept in plaintext)."""
     db = Database.create(url, upgrade_table=upgrade_table, db_args=dict(pool or {}))
-    db.clutto_cipher = cipher  # read by KeyedUpgradeTable while this database is upgraded
+    open_with(db, cipher)  # read by KeyedUpgradeTable while this database is upgraded
     return db
 
 
