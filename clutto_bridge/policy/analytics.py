@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 # Team sizes (current members) in buckets; the last has no upper bound.
 SIZE_BUCKETS: tuple[tuple[int, int | None, str], ...] = (
@@ -46,7 +46,7 @@ class UsageReport:
     cells: list[UsageCell]
     suppressed: int
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "k": self.k,
             "suppressed_cells": self.suppressed,
