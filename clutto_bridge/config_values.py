@@ -323,12 +323,14 @@ def _cookie_registry(value: Any) -> tuple[Cookie, ...]:
     return cookies
 
 
-def OneOf(choices: tuple[str, ...]) -> Any:
-    return Annotated[str, BeforeValidator(_one_of(choices))]
+def OneOf(choices: tuple[str, ...]) -> BeforeValidator:
+    """``Annotated[str, OneOf(choices)]``: one of ``choices``."""
+    return BeforeValidator(_one_of(choices))
 
 
-def WholeNumber(low: int, high: int) -> Any:
-    return Annotated[int, BeforeValidator(_integer(low, high))]
+def WholeNumber(low: int, high: int) -> BeforeValidator:
+    """``Annotated[int, WholeNumber(low, high)]``: a whole number from ``low`` to ``high``."""
+    return BeforeValidator(_integer(low, high))
 
 
 Text = Annotated[str, BeforeValidator(_string)]
