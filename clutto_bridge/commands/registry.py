@@ -69,6 +69,13 @@ class CommandEvent:
     """How many messages were sent; with ``event_id`` it makes each one's transaction id."""
 
     @property
+    def declared_team(self) -> Team:
+        """``team`` in a handler declared with ``team=``, which runs only once it is found."""
+        if self.team is None:
+            raise RuntimeError("declared_team is for handlers declared with team=")
+        return self.team
+
+    @property
     def rest(self) -> str:
         return " ".join(self.args)
 
