@@ -130,9 +130,8 @@ def encryption_state(content: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 async def link_child(intent: IntentAPI, space_id: RoomID, room_id: RoomID, server_name: str) -> None:
-    await intent.send_state_event(
-        space_id, SPACE_CHILD, {"via": [server_name], "suggested": True}, state_key=room_id
-    )
+    content: dict[str, Any] = {"via": [server_name], "suggested": True}
+    await intent.send_state_event(space_id, SPACE_CHILD, content, state_key=room_id)
 
 
 async def invite_once(intent: IntentAPI, room_id: RoomID, user_id: UserID) -> None:
