@@ -17,7 +17,8 @@ from mautrix.crypto import StateStore as CryptoStateStore
 from mautrix.types import ContentURI, Member, Membership, MemberStateEventContent, RoomID, UserID
 
 
-class MembershipStateStore(PgASStateStore, CryptoStateStore):  # type: ignore[misc]  (mautrix: is_encrypted bool | None vs bool)
+# mautrix types is_encrypted as bool | None in one base and bool in the other.
+class MembershipStateStore(PgASStateStore, CryptoStateStore):  # type: ignore[misc]
     """The appservice's state store, which the bot's OlmMachine also reads (as mautrix's
     PgCryptoStateStore does, the asyncpg store implements the crypto module's three methods)."""
 
