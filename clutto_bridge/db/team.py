@@ -46,6 +46,13 @@ class Team:
         "retention_seconds, export_before_purge, warnings_sent, redact"
     )
 
+    @property
+    def space(self) -> str:
+        """The team's space, for work on a created team (one being created may have none yet)."""
+        if self.space_id is None:
+            raise RuntimeError(f"team {self.id} has no space yet")
+        return self.space_id
+
     @staticmethod
     def name_key(name: str) -> str:
         """Team names are unique regardless of case and surrounding space."""

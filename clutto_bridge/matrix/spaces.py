@@ -38,7 +38,7 @@ def creation_marker(team_id: str, marker: str) -> dict[str, str]:
     return {CREATION_KEY: marker, TEAM_KEY: team_id}
 
 
-def power_levels(bot: UserID, owner: UserID, levels: dict[str, int], *, space: bool) -> dict[str, Any]:
+def power_levels(bot: str, owner: str, levels: dict[str, int], *, space: bool) -> dict[str, Any]:
     """Power levels of a team space or room: admins manage, members talk (not in the space),
     only the bot brings people in (``GATE_LEVEL``)."""
     admin = levels["admin"]

@@ -26,9 +26,12 @@ EMPTY = "0"
 
 
 class TeamFacts(Protocol):
-    created_at: int
-    plan: str
-    members: int
+    @property
+    def created_at(self) -> int: ...
+    @property
+    def plan(self) -> str: ...
+    @property
+    def members(self) -> int: ...
 
 
 @dataclass(frozen=True)

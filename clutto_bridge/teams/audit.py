@@ -116,7 +116,7 @@ class AuditLog:
         if why != self._witness_refused:
             self._witness_refused = why
             log.error("The audit witness %s is not updated: %s. Run `clutto-bridge audit verify`; if the database "
-                      "was restored or replaced on purpose, move the witness away.", self.witness.path, why)
+                      "was restored or replaced on purpose, move the witness away.", self.witness and self.witness.path, why)
 
     async def for_team(self, team_id: str, action: str | None = None) -> list[AuditEntry]:
         return await self.store.for_team(team_id, action)

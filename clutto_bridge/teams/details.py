@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from typing import Any
 
 from clutto_bridge.db.job import JobKind, JobStore
 from clutto_bridge.db.team import RoomStore, Team, TeamState, TeamStore
@@ -62,13 +63,13 @@ class TeamDetails:
         if name is not None and name != team.name:
             old = team.name
             await self.store.rename(team, name)
-            await hs.set_state(team.space_id, "m.room.name", {"name": name})
+            await hs.set_state(team.space, "m.room.name", {"name": name})
             await self.audit.record(team, actor, "team_renamed", team.id, old=old, new=name)
         if topic is not None:
-            await hs.set_state(team.space_id, "m.room.topic", {"topic": topic})
+            await hs.set_state(team.space, "m.room.topic", {"topic": topic})
             await self.audit.record(team, actor, "team_topic_set", team.id)
         if avatar_url is not None:
-            await hs.set_state(team.space_id, "m.room.avatar", {"url": avatar_url})
+            await hs.set_state(team.space, "m.room.avatar", {"url": avatar_url})
             await self.audit.record(team, actor, "team_avatar_set", team.id, url=avatar_url)
         return team
 
@@ -96,7 +97,7 @@ class TeamDetails:
         return len(teams)
 
     async def shut_down(self, team: Team, actor: str | None, *, message: str | None = None,
-                        action: str = "team_deleted", **detail) -> None:
+                        action: str = "team_deleted", **detail: Any) -> None:
         """Delete the space and every room with purge, then the team's rows (audit stays)."""
         rooms = [r.room_id for r in await self.rooms.of_team(team.id, include_archived=True)]
         message = message or f"The team {team.name} was deleted by its owner."

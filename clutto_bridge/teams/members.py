@@ -145,7 +145,9 @@ class MemberService:
         await self.teams.invite_everywhere(team, user_id)
         await self.sync_power_levels(team)
         await self.audit.record(team, actor, "member_invited", user_id, role=role, created_account=created_by_bridge)
-        return await self.store.get(team.id, user_id)
+        invited = await self.store.get(team.id, user_id)
+        assert invited is not None, "written above"
+        return invited
 
     # --- changing and removing -----------------------------------------------------
 
@@ -216,7 +218,7 @@ class MemberService:
             return
         if member.membership != state:
             await self.store.set_membership(member, state)
-            log.info("%s is now %s in team %s", user_id, state, team.id)
+            log.info("%s is now %s in team %s", user_id, state, member.team_id)
             if state == membership.DECLINED:
                 await self.audit.record(team, user_id, "invite_declined", user_id)
 

@@ -215,15 +215,15 @@ class ProfileService:
             return
         for team in await self.teams.of_user(user_id):
             if await self.teams.role_of(team, user_id) is not None:
-                await self.homeserver.set_state(team.space_id, PROFILE_STATE, visible, state_key=f"_{user_id}")
+                await self.homeserver.set_state(team.space, PROFILE_STATE, visible, state_key=f"_{user_id}")
 
     async def unpublish(self, team: Team, user_id: str) -> None:
         """Someone left or was removed: their profile is no longer shown in that team's space."""
         if self.custom_fields:
             return  # the fields live in their own global profile, not in the team
-        current = await self.homeserver.state(team.space_id, PROFILE_STATE, f"_{user_id}")
+        current = await self.homeserver.state(team.space, PROFILE_STATE, f"_{user_id}")
         if current:  # None: never published there
-            await self.homeserver.set_state(team.space_id, PROFILE_STATE, {}, state_key=f"_{user_id}")
+            await self.homeserver.set_state(team.space, PROFILE_STATE, {}, state_key=f"_{user_id}")
 
     # --- enforcement ---------------------------------------------------------------------------
 
