@@ -209,7 +209,7 @@ class TeamExport:
     async def _export_members(self, folder: Path, team: Team) -> None:
         members = []
         for member in await self.members.of_team(team.id):
-            entry = {"user_id": member.user_id, "role": member.role, "membership": member.membership}
+            entry: dict[str, str | None] = {"user_id": member.user_id, "role": member.role, "membership": member.membership}
             try:
                 entry["displayname"], entry["avatar_url"] = await self.homeserver.profile(member.user_id)
             except MatrixRequestError:

@@ -33,7 +33,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -83,7 +83,7 @@ class PhaseClock:
         self.totals[key] = round(self.totals.get(key, 0.0) + seconds, 4)
 
     @contextmanager
-    def __call__(self, key: str):
+    def __call__(self, key: str) -> Iterator[None]:
         now = time.monotonic()
         if self.stack:
             self._add(self.stack[-1][0], now - self.stack[-1][1])

@@ -273,6 +273,8 @@ class JobRunner:
         deadline = loop.time() + timeout
         while True:
             job = await self.store.get(job_id)
+            if job is None:
+                raise LookupError(f"there is no job {job_id}")
             if job.finished or loop.time() > deadline:
                 return job
             await asyncio.sleep(0.2)
