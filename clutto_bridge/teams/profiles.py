@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.member import MemberStore
@@ -88,7 +89,7 @@ class ProfileService:
             await self.audit.record(None, None, "member_data_read", user_id, part="profile")
         return {f: profile[f] for f in self.rules.allowed}
 
-    async def update(self, user_id: str, changes: dict[str, object], *, actor: str | None) -> dict[str, str | None]:
+    async def update(self, user_id: str, changes: Mapping[str, object], *, actor: str | None) -> dict[str, str | None]:
         """Set (value) or clear (None) fields; every change is checked before any is written."""
         if actor is not None and actor != user_id:
             raise NotAllowed("Members change only their own profile.")

@@ -80,7 +80,9 @@ class AntispamEndpoints:
             app.router.add_post(f"{PATH}/{name}", self._handler(name, model, decide))
         app.router.add_post(f"{PATH}/ping", self._handler("ping", PingQuestion, None))
 
-    def _handler(self, name: str, model: type[_Body], decide) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def _handler(
+        self, name: str, model: type[_Body], decide: Callable[[Any], Awaitable[Refusal | None]] | None
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
             if not self._authorized(request):
                 # Not JSON on purpose: the module then applies the callback's fail mode, as for
@@ -94,6 +96,7 @@ class AntispamEndpoints:
             except ValidationError:
                 return error_response(400, "M_BAD_JSON", f"The body of {name} must be JSON with its arguments.")
             if decide is None:
+                assert isinstance(question, PingQuestion), "only ping has no decision"
                 mark_homeserver_question(request)
                 return web.json_response({"id": question.id, "status": "ok"})
             started = time.perf_counter()
