@@ -98,7 +98,7 @@ def _email_on(file: ConfigFile, port: int) -> None:
     file["email.domain"] = "mail.localhost"
 
 
-def bridge_settings(folder: Path, synapse: LocalSynapse, port: int, **kwargs) -> Settings:
+def bridge_settings(folder: Path, synapse: LocalSynapse, port: int, **kwargs: str | None) -> Settings:
     return bridge_config(folder, synapse, port, **kwargs).settings()
 
 
