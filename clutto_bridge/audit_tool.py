@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -133,7 +133,7 @@ async def verify_database(settings: Settings, trusted: set[str] | None, witness_
         await db.stop()
 
 
-async def _rows(store: AuditStore):
+async def _rows(store: AuditStore) -> AsyncIterator[AuditRow]:
     after = 0
     while True:
         page = await store.rows_after(after, PAGE)

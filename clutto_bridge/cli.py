@@ -9,7 +9,9 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from clutto_bridge import __version__
 from clutto_bridge.config import EXAMPLE_CONFIG, GENERATE, ConfigError, ConfigFile, Settings, check_environment
@@ -279,12 +281,13 @@ def operation(config_path: str, action: str, team: str, *extra: str) -> int:
 
     _, settings = load_settings(config_path)
     client = operations.BridgeClient(settings)
-    run = {
+    runs: dict[str, Callable[..., Coroutine[Any, Any, int]]] = {
         "preview": operations.retention_preview,
         "sweep": operations.retention_sweep,
         "status": operations.retention_status,
         "plan": operations.set_plan,
-    }[action]
+    }
+    run = runs[action]
     try:
         return asyncio.run(run(client, team, *extra))
     except operations.OperationError as e:
@@ -408,7 +411,7 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {text}"
 
 
-async def _quietly(coro) -> None:
+async def _quietly(coro: Awaitable[object]) -> None:
     try:
         await coro
     except Exception:

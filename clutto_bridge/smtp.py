@@ -58,7 +58,7 @@ class SmtpListener:
     def __init__(self, email: EmailService, config: EmailSettings) -> None:
         self.handler = TeamMailHandler(email)
         self.config = config
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     def _protocol(self) -> SMTP:
