@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Callable
 from urllib.parse import quote
 
 import aiohttp
@@ -26,9 +27,14 @@ from tests.integration.matrix_client import MatrixClient, MatrixError, wait_unti
 from tests.integration.openapi_check import ResponseChecker
 
 
-async def team_with_member(bridge: Bridge, new_user, role: str = "member"):
+async def team_with_member(bridge: Bridge, new_user, role: str = "member", *, accepted: tuple[str, ...] = ()):
+    """A team of an owner and a member (``role``), both in its space and rooms: (owner, member,
+    team, room IDs). ``accepted``: which of "owner" and "member" accepted the policy first."""
     owner = await new_user("owner")
     member = await new_user("member")
+    for who, user in (("owner", owner), ("member", member)):
+        if who in accepted:
+            await bridge.onboarding.accept(user.user_id)
     team = await bridge.teams.create(unique("Team"), owner=owner.user_id)
     await bridge.members.invite(team, member.user_id, role, actor=owner.user_id)
     rooms = [r.room_id for r in (await bridge.teams.view(team)).rooms]
@@ -167,6 +173,24 @@ def png(extra: int = 0) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + header + pad + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
 
 
+async def wait_until_serving(
+    process: subprocess.Popen, http: aiohttp.ClientSession, url: str, what: str, output: Callable[[], str],
+    timeout: float = 60,
+) -> None:
+    """Wait until ``url`` answers 200, failing with the process's ``output()`` if it exits first."""
+
+    async def serving() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the process exited early ({process.returncode}): {output()}")
+        try:
+            async with http.get(url) as resp:
+                return resp.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    await wait_until(serving, timeout, what)
+
+
 async def run_until_hook(
     bridges: Bridges, http: aiohttp.ClientSession, settings: Settings, hook: dict[str, str], act
 ) -> int:
@@ -180,16 +204,10 @@ async def run_until_hook(
         stdout=open(log, "wb"), stderr=subprocess.STDOUT, env={**os.environ, **hook, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        async def ready() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"the bridge exited early: {log.read_text()[-3000:]}")
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/_matrix/mau/ready") as resp:
-                    return resp.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_until(ready, 60, "the bridge process to be ready")
+        await wait_until_serving(
+            process, http, f"http://127.0.0.1:{port}/_matrix/mau/ready", "the bridge process to be ready",
+            lambda: log.read_text()[-3000:],
+        )
         await act()
         return await asyncio.to_thread(process.wait, 60)
     finally:
