@@ -188,7 +188,7 @@ async def renames(owner: Client, member: Client, room: str, count: int, with_mod
     which must be 0 (refused and never in the room's state or timeline)."""
     path = f"/v3/rooms/{quote(room)}/state/m.room.member/{quote(member.user_id)}"
     visible = []
-    for i in range(count):
+    for _ in range(count):
         name = f"Nick {uuid.uuid4().hex[:6]}"
         content = await member.call("GET", path)
         answer = await member.call("PUT", path, {**content, "displayname": name}, ok=False)

@@ -21,7 +21,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
-
 from harness import ROOT, bridge_for, make_bot_admin
 
 sys.path.insert(0, str(ROOT))

@@ -46,7 +46,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
-
 from harness import BridgeUnderTest, bridge_for, make_bot_admin
 
 from clutto_bridge.demo.synapse import LocalSynapse
@@ -126,7 +125,7 @@ async def timeline(http: aiohttp.ClientSession, url: str, token: str, room: str)
     events: dict[str, dict] = {}
     start = None
     while True:
-        query = f"dir=f&limit=200" + (f"&from={quote(start)}" if start else "")
+        query = "dir=f&limit=200" + (f"&from={quote(start)}" if start else "")
         async with http.get(f"{url}/_matrix/client/v3/rooms/{quote(room)}/messages?{query}",
                             headers={"Authorization": f"Bearer {token}"}) as r:
             r.raise_for_status()

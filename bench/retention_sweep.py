@@ -40,8 +40,14 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-from harness import (Snapshot, add_synapse_db_option, bridge_for, drop_synapse_databases, make_bot_admin,
-                     synapse_database)
+from harness import (
+    Snapshot,
+    add_synapse_db_option,
+    bridge_for,
+    drop_synapse_databases,
+    make_bot_admin,
+    synapse_database,
+)
 
 from clutto_bridge.demo.synapse import LocalSynapse
 

@@ -28,8 +28,15 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from harness import (POSTGRES, add_synapse_db_option, bridge_for, drop_synapse_databases, make_bot_admin,
-                     synapse_database, throwaway_database)
+from harness import (
+    POSTGRES,
+    add_synapse_db_option,
+    bridge_for,
+    drop_synapse_databases,
+    make_bot_admin,
+    synapse_database,
+    throwaway_database,
+)
 from retention_sweep import DAY, Client, team
 
 from clutto_bridge.config import ConfigFile

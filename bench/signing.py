@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from clutto_bridge.crypto.http_signatures import MessageSigner, SigningKeys  # noqa: E402
 from clutto_bridge.demo.synapse import free_port  # noqa: E402
-from clutto_bridge.web.provisioning import PREFIX, all_routes  # noqa: E402
 from clutto_bridge.web.openapi import openapi_document  # noqa: E402
+from clutto_bridge.web.provisioning import PREFIX, all_routes  # noqa: E402
 from clutto_bridge.web.signatures import signing_hook  # noqa: E402
 
 

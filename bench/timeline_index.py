@@ -23,8 +23,8 @@ import asyncpg
 from harness import ROOT  # noqa: F401  (puts the checkout on sys.path)
 
 from clutto_bridge.db import Stores, create_database
-from clutto_bridge.db.team import RoomKind, Team, TeamRoom
 from clutto_bridge.db.member import Member
+from clutto_bridge.db.team import RoomKind, Team, TeamRoom
 
 BATCH = 50
 POSTGRES = os.environ.get("CLUTTO_BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")

@@ -6,22 +6,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 from mautrix.util.async_db import Database
 
 from clutto_bridge.clock import Clock, SystemClock
+from clutto_bridge.commands import registry
 from clutto_bridge.config import ConfigError, Settings, signing_keys, sqlite_file
-from clutto_bridge.crypto.http_signatures import MessageSigner
 from clutto_bridge.context import Services
 from clutto_bridge.crypto import DecryptionError, FieldCipher, KeysetError, KeysetFile
+from clutto_bridge.crypto.http_signatures import MessageSigner
 from clutto_bridge.crypto.witness import WitnessFile
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.gate import GateStore, create_reader
 from clutto_bridge.db.job import JobKind, JobNotifications
 from clutto_bridge.db.megolm_sessions import MegolmSessions
-from clutto_bridge.commands import registry
 from clutto_bridge.events import EventDispatcher
 from clutto_bridge.jobs.export import TeamExport
 from clutto_bridge.jobs.reencrypt import Reencryption
@@ -31,20 +31,23 @@ from clutto_bridge.jobs.schedule import schedule_sweeps
 from clutto_bridge.jobs.team_purge import TeamPurge
 from clutto_bridge.jobs.webhook import WebhookDelivery
 from clutto_bridge.matrix.admin import SynapseAdmin
-from clutto_bridge.matrix.errors import MatrixConnectionError, MatrixRequestError
 from clutto_bridge.matrix.appservice import CluttoAppService
 from clutto_bridge.matrix.crypto import BotDevice, CryptoStoreKeyError
+from clutto_bridge.matrix.errors import MatrixConnectionError, MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.matrix.state_store import MembershipStateStore
 from clutto_bridge.metrics import Metrics
-from clutto_bridge.policy.collection import is_loopback
 from clutto_bridge.outbound.webhooks import WebhookSender
+from clutto_bridge.policy.collection import is_loopback
+from clutto_bridge.smtp import SmtpListener
 from clutto_bridge.teams.access import AccessRecords
+from clutto_bridge.teams.added_rooms import AddedRooms
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.contacts import ContactService
 from clutto_bridge.teams.details import TeamDetails
 from clutto_bridge.teams.email import EmailService
+from clutto_bridge.teams.encryption import RoomEncryption
 from clutto_bridge.teams.gate import Gatekeeper
 from clutto_bridge.teams.integrations import IntegrationService
 from clutto_bridge.teams.lifecycle import TrialLifecycle
@@ -59,14 +62,11 @@ from clutto_bridge.teams.rooms import RoomService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.teams.usage import UsageService
 from clutto_bridge.teams.webhooks import WebhookEvents
-from clutto_bridge.teams.encryption import RoomEncryption
-from clutto_bridge.teams.added_rooms import AddedRooms
+from clutto_bridge.web.antispam import AntispamEndpoints
 from clutto_bridge.web.bodies import body_deadline
 from clutto_bridge.web.collection import RequestCollection
-from clutto_bridge.web.antispam import AntispamEndpoints
 from clutto_bridge.web.health import HealthEndpoint
 from clutto_bridge.web.metrics import MetricsEndpoint
-from clutto_bridge.smtp import SmtpListener
 from clutto_bridge.web.portal.app import PORTAL_PREFIX, Portal
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
 from clutto_bridge.web.signatures import strict_transport_security
@@ -407,7 +407,7 @@ async def _named(key: str, what: str) -> AsyncIterator[None]:
     except MatrixRequestError as e:
         hint = " (is the registration loaded by the homeserver, with this as_token?)" if e.http_status == 401 else ""
         raise ConfigError(key, f"{what}: {e.http_status} {e.errcode}{hint}") from e
-    except (OSError, MatrixConnectionError, asyncio.TimeoutError) as e:
+    except (TimeoutError, OSError, MatrixConnectionError) as e:
         raise ConfigError(key, f"{what}: {e.strerror if isinstance(e, OSError) and e.strerror else e}") from e
     except Exception as e:
         raise ConfigError(key, f"{what}: {type(e).__name__}: {e}") from e

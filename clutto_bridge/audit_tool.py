@@ -17,17 +17,23 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from mautrix.util.async_db import Database
 
 from clutto_bridge.config import ConfigError, Settings, sqlite_file
 from clutto_bridge.crypto.chain import ChainCheck, Problem, Summary
 from clutto_bridge.crypto.signing import SigningKeyError, jwk_thumbprint, key_id, load_signing_key
-from clutto_bridge.crypto.witness import FORMAT as WITNESS_FORMAT, VERSION as WITNESS_VERSION
-from clutto_bridge.crypto.witness import Witness, WitnessError, WitnessFile
+from clutto_bridge.crypto.witness import (
+    FORMAT as WITNESS_FORMAT,
+    VERSION as WITNESS_VERSION,
+    Witness,
+    WitnessError,
+    WitnessFile,
+)
 from clutto_bridge.db import create_database
 from clutto_bridge.db.audit import AuditRow, AuditStore, Checkpoint, SigningKeyRecord
 
@@ -127,7 +133,7 @@ async def verify_database(settings: Settings, trusted: set[str] | None, witness_
         await db.stop()
 
 
-async def _rows(store: AuditStore):
+async def _rows(store: AuditStore) -> AsyncIterator[AuditRow]:
     after = 0
     while True:
         page = await store.rows_after(after, PAGE)

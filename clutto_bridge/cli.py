@@ -9,14 +9,15 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-
+from typing import Any
 
 from clutto_bridge import __version__
 from clutto_bridge.config import EXAMPLE_CONFIG, GENERATE, ConfigError, ConfigFile, Settings, check_environment
 from clutto_bridge.crypto import KeysetFile
 from clutto_bridge.logs import setup_logging
-from clutto_bridge.registration import ensure_signing_key, write_registration
+from clutto_bridge.registration import write_registration
 
 EXIT_CONFIG = 2
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -268,8 +269,9 @@ def doctor_command(config_path: str, homeserver_config: Path, fix: bool, registr
 
 
 def read_homeserver_config(path: Path) -> dict:
-    from clutto_bridge.config_upgrade import round_trip_yaml
     from ruamel.yaml.error import YAMLError
+
+    from clutto_bridge.config_upgrade import round_trip_yaml
 
     try:
         data = round_trip_yaml().load(path.read_text())
@@ -299,12 +301,13 @@ def operation(config_path: str, action: str, team: str, *extra: str) -> int:
 
     _, settings = load_settings(config_path)
     client = operations.BridgeClient(settings)
-    run = {
+    runs: dict[str, Callable[..., Coroutine[Any, Any, int]]] = {
         "preview": operations.retention_preview,
         "sweep": operations.retention_sweep,
         "status": operations.retention_status,
         "plan": operations.set_plan,
-    }[action]
+    }
+    run = runs[action]
     try:
         return asyncio.run(run(client, team, *extra))
     except operations.OperationError as e:
@@ -406,7 +409,7 @@ async def serve(settings: Settings, debug: bool = False, worker: bool = False) -
         # The database, the port or the homeserver named in the config cannot be used:
         # one line naming the key (main() prints it), the traceback only with --debug.
         if debug:  # at ERROR: the configured log level (INFO by default) must not hide what was asked for
-            log.error("Start-up failure", exc_info=True)
+            log.exception("Start-up failure")
         await _quietly(bridge.stop(grace=0))
         raise
     except Exception as e:
@@ -428,7 +431,7 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {text}"
 
 
-async def _quietly(coro) -> None:
+async def _quietly(coro: Awaitable[object]) -> None:
     try:
         await coro
     except Exception:

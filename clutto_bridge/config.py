@@ -25,10 +25,11 @@ import logging
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
 from ruamel.yaml.comments import CommentedMap
@@ -36,7 +37,6 @@ from ruamel.yaml.error import YAMLError
 from yarl import URL
 
 from clutto_bridge import policy_files
-from clutto_bridge.crypto import KeysetError, KeysetFile
 from clutto_bridge.config_upgrade import add_missing_keys, round_trip_yaml
 from clutto_bridge.config_values import (
     FROM_FILE,
@@ -75,10 +75,11 @@ from clutto_bridge.config_values import (
     WholeNumber,
     WidgetPrefixes,
 )
+from clutto_bridge.crypto import KeysetError, KeysetFile
 from clutto_bridge.crypto.http_signatures import SigningKeys
-from clutto_bridge.durations import format_duration
-from clutto_bridge.crypto.witness import FILE_NAME as WITNESS_FILE
 from clutto_bridge.crypto.signing import SigningKeyError, load_or_create_signing_key, load_public_key, load_signing_key
+from clutto_bridge.crypto.witness import FILE_NAME as WITNESS_FILE
+from clutto_bridge.durations import format_duration
 from clutto_bridge.policy.collection import IP_MODES, LANGUAGE_MODES, REFERRER_MODES, USER_AGENT_MODES, CollectionRules
 from clutto_bridge.policy.consent import CONSENT_MODES, PolicyText
 from clutto_bridge.policy.encryption import MODES as ENCRYPTION_MODES
@@ -136,7 +137,7 @@ class TlsSettings(Section):
 class AppserviceSettings(Section):
     address: HttpUrl
     hostname: Text
-    port: WholeNumber(1, 65535)
+    port: Annotated[int, WholeNumber(1, 65535)]
     tls: TlsSettings
     database: DatabaseUrl
     database_opts: PoolBounds
@@ -168,7 +169,7 @@ class BridgeSettings(Section):
     command_prefix: CommandPrefix
     room_version: RoomVersion
     default_rooms: RoomNames
-    team_name_max_length: WholeNumber(1, 255)
+    team_name_max_length: Annotated[int, WholeNumber(1, 255)]
     power_levels: PowerLevels
 
 
@@ -176,7 +177,7 @@ class ConsentFileSettings(Section):
     """``policy.consent`` as written; the texts it names are read into ``Settings.consent``."""
 
     texts: Text
-    mode: OneOf(CONSENT_MODES)
+    mode: Annotated[str, OneOf(CONSENT_MODES)]
 
 
 class ProfileSettings(Section):
@@ -184,11 +185,11 @@ class ProfileSettings(Section):
 
     allowed: ProfileFields
     required: ProfileFields
-    max_length: WholeNumber(1, 255)
+    max_length: Annotated[int, WholeNumber(1, 255)]
     photo_types: ImageTypes
-    photo_max_kib: WholeNumber(1, 100 * 1024)
+    photo_max_kib: Annotated[int, WholeNumber(1, 100 * 1024)]
     display_name: Template
-    enforce: OneOf(ENFORCE_MODES)
+    enforce: Annotated[str, OneOf(ENFORCE_MODES)]
 
     @model_validator(mode="after")
     def _fields_agree(self) -> ProfileSettings:
@@ -235,9 +236,9 @@ class RetentionSettings(Section):
     max: Duration
     default: Duration
     sweep_interval: Duration
-    batch_size: WholeNumber(1, 10000)
+    batch_size: Annotated[int, WholeNumber(1, 10000)]
     purge_slice: Duration
-    redact: OneOf(REDACT_MODES)
+    redact: Annotated[str, OneOf(REDACT_MODES)]
 
     @model_validator(mode="after")
     def _default_within_bounds(self) -> RetentionSettings:
@@ -254,10 +255,10 @@ class IntegrationSettings(Section):
 class CollectionSettings(Section):
     """``policy.collection``: what the bridge keeps of the requests it serves (P4)."""
 
-    ip: OneOf(IP_MODES)
-    user_agent: OneOf(USER_AGENT_MODES)
-    referrer: OneOf(REFERRER_MODES)
-    language: OneOf(LANGUAGE_MODES)
+    ip: Annotated[str, OneOf(IP_MODES)]
+    user_agent: Annotated[str, OneOf(USER_AGENT_MODES)]
+    referrer: Annotated[str, OneOf(REFERRER_MODES)]
+    language: Annotated[str, OneOf(LANGUAGE_MODES)]
     retention: Duration
     trusted_proxies: Networks
 
@@ -273,7 +274,7 @@ class PolicySettings(Section):
     trial: TrialSettings
     retention: RetentionSettings
     marketing_default: Flag
-    encryption: OneOf(ENCRYPTION_MODES)
+    encryption: Annotated[str, OneOf(ENCRYPTION_MODES)]
     integrations: IntegrationSettings
     collection: CollectionSettings
     cookies: CookieRegistry
@@ -282,10 +283,10 @@ class PolicySettings(Section):
 class JobSettings(Section):
     poll_interval: Duration
     lease: Duration
-    max_attempts: WholeNumber(1, 100)
+    max_attempts: Annotated[int, WholeNumber(1, 100)]
     retry_backoff: Duration
-    homeserver_rate: WholeNumber(1, 10000)
-    concurrency: WholeNumber(1, 64)
+    homeserver_rate: Annotated[int, WholeNumber(1, 10000)]
+    concurrency: Annotated[int, WholeNumber(1, 64)]
     keep_finished: Duration
 
 
@@ -298,11 +299,11 @@ class EmailSettings(Section):
 
     enabled: Flag
     hostname: Text
-    port: WholeNumber(1, 65535)
+    port: Annotated[int, WholeNumber(1, 65535)]
     domain: ServerName
-    max_size_kib: WholeNumber(1, 100 * 1024)
+    max_size_kib: Annotated[int, WholeNumber(1, 100 * 1024)]
     headers: HeaderNames
-    header_max_length: WholeNumber(16, 2000)
+    header_max_length: Annotated[int, WholeNumber(16, 2000)]
 
 
 class SecuritySettings(Section):
@@ -317,7 +318,7 @@ class SecuritySettings(Section):
 class AuditSettings(Section):
     """``audit``: how often the head of the hash-chained audit log is signed."""
 
-    checkpoint_rows: WholeNumber(1, 1_000_000)
+    checkpoint_rows: Annotated[int, WholeNumber(1, 1_000_000)]
     checkpoint_interval: Duration
 
 
@@ -342,7 +343,7 @@ class AntispamSettings(Section):
 
 
 class AnalyticsSettings(Section):
-    k: WholeNumber(2, 1000)
+    k: Annotated[int, WholeNumber(2, 1000)]
     metrics_enabled: Flag
     metrics_secret: Token
 
@@ -353,7 +354,7 @@ class PortalSettings(Section):
     enabled: Flag
     public_url: OptionalHttpUrl
     link_lifetime: Duration
-    links_per_hour: WholeNumber(1, 100)
+    links_per_hour: Annotated[int, WholeNumber(1, 100)]
 
     def base_url(self, appservice_address: str) -> str:
         """Where members reach the portal: ``public_url``, else under the appservice address."""

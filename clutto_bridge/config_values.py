@@ -14,16 +14,17 @@ file carry the ``FROM_FILE`` context, which is how the two are told apart.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Callable
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ValidationInfo
 from yarl import URL
 
 from clutto_bridge.durations import DurationError, parse_duration
 from clutto_bridge.policy.collection import parse_networks
-from clutto_bridge.policy.ids import USER_ID
 from clutto_bridge.policy.consent import VERSION
 from clutto_bridge.policy.cookies import CATEGORIES, COOKIE_NAME, Cookie
+from clutto_bridge.policy.ids import USER_ID
 from clutto_bridge.policy.profile import FIELDS, template_fields
 
 GENERATE = "generate"
@@ -322,12 +323,14 @@ def _cookie_registry(value: Any) -> tuple[Cookie, ...]:
     return cookies
 
 
-def OneOf(choices: tuple[str, ...]) -> Any:
-    return Annotated[str, BeforeValidator(_one_of(choices))]
+def OneOf(choices: tuple[str, ...]) -> BeforeValidator:
+    """``Annotated[str, OneOf(choices)]``: one of ``choices``."""
+    return BeforeValidator(_one_of(choices))
 
 
-def WholeNumber(low: int, high: int) -> Any:
-    return Annotated[int, BeforeValidator(_integer(low, high))]
+def WholeNumber(low: int, high: int) -> BeforeValidator:
+    """``Annotated[int, WholeNumber(low, high)]``: a whole number from ``low`` to ``high``."""
+    return BeforeValidator(_integer(low, high))
 
 
 Text = Annotated[str, BeforeValidator(_string)]

@@ -15,8 +15,9 @@ command, when a checked-in page differs from what the code makes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from clutto_bridge.commands import registry
 from clutto_bridge.commands.registry import SECTIONS, Command

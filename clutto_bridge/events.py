@@ -14,16 +14,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable
+from collections.abc import Awaitable, Coroutine
+from typing import Any, TypedDict
 
 from mautrix.errors import MatrixRequestError
-from mautrix.types import Event, EventType, Membership, MessageEvent, MessageType, StateEvent
+from mautrix.types import (
+    Event,
+    EventType,
+    MediaMessageEventContent,
+    Membership,
+    MemberStateEventContent,
+    MessageEvent,
+    MessageType,
+    StateEvent,
+)
 
 from clutto_bridge.commands import CommandEvent, registry
-from clutto_bridge.commands.registry import reply_txn_id
 from clutto_bridge.commands.people import contact_file_in_team_room, import_contact_file, set_photo_from_image
+from clutto_bridge.commands.registry import Handler, reply_txn_id
 from clutto_bridge.context import Services
-from clutto_bridge.db.team import TeamState
+from clutto_bridge.db.team import Team, TeamState
 from clutto_bridge.metrics import Metrics
 from clutto_bridge.policy.integrations import WIDGET_EVENT_TYPES
 from clutto_bridge.teams.errors import TeamError
@@ -47,7 +57,17 @@ GREETING = (
 )
 
 
-def _answering(evt: MessageEvent) -> dict[str, str | None]:
+def _member(content: object) -> MemberStateEventContent | None:
+    """A membership event's content as mautrix parses it; None for anything else (no content)."""
+    return content if isinstance(content, MemberStateEventContent) else None
+
+
+class _Answering(TypedDict):
+    event_id: str
+    thread_root: str | None
+
+
+def _answering(evt: MessageEvent) -> _Answering:
     """What a reply to this message relates to: the message itself, and its thread if it is in one."""
     return {"event_id": evt.event_id, "thread_root": evt.content.get_thread_parent()}
 
@@ -87,7 +107,7 @@ class EventDispatcher:
             log.exception("Failed to handle %s in %s", evt.type, evt.room_id)
         return work
 
-    def _spawn(self, coro) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         task = asyncio.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self._finished)
@@ -110,8 +130,11 @@ class EventDispatcher:
             await asyncio.gather(*leftover, return_exceptions=True)
 
     async def _membership(self, evt: StateEvent) -> None:
-        new = evt.content.membership
-        previous = evt.prev_content.membership if evt.prev_content else None
+        content, before = _member(evt.content), _member(evt.prev_content)
+        if content is None:
+            return
+        new = content.membership
+        previous = before.membership if before else None
         if evt.state_key == self.bot_mxid:
             if new == Membership.INVITE:
                 await self._accept_invite(evt)
@@ -135,13 +158,15 @@ class EventDispatcher:
             elif new in (Membership.LEAVE, Membership.BAN) and evt.room_id == team.space_id:
                 self._spawn(self.ctx.profiles.unpublish(team, evt.state_key))
 
-    async def _profile_event(self, team, evt: StateEvent, joined: bool) -> None:
+    async def _profile_event(self, team: Team, evt: StateEvent, joined: bool) -> None:
         """A join, or a new name or avatar in a team room: welcome and apply the profile policy."""
         user_id = evt.state_key
         if await self.ctx.teams.role_of(team, user_id) is None:
             return
-        before = evt.prev_content if evt.prev_content and not joined else None
-        name, avatar = evt.content.displayname, evt.content.avatar_url
+        content, before = _member(evt.content), _member(evt.prev_content) if not joined else None
+        if content is None:
+            return
+        name, avatar = content.displayname, content.avatar_url
         if before is not None and (before.displayname, before.avatar_url) == (name, avatar):
             return
         if joined and evt.room_id == team.space_id:
@@ -174,10 +199,11 @@ class EventDispatcher:
         except MatrixRequestError as e:
             log.warning("Could not accept the invite of %s to %s: %s", evt.sender, evt.room_id, e)
             return
-        if not evt.content.is_direct:
+        content = _member(evt.content)
+        if not (content and content.is_direct):
             await self.ctx.added_rooms.invited(evt.room_id, evt.sender)
             return
-        if evt.content.is_direct:
+        if content.is_direct:
             replaced = await self.ctx.notices.chat_opened(evt.room_id, evt.sender)
             text = GREETING + (" From now on I write to you here, and I closed our older chat." if replaced else "")
             greeting = prose(text, code_marks=False)
@@ -235,20 +261,23 @@ class EventDispatcher:
     async def _file(self, evt: MessageEvent) -> None:
         """In a direct chat with the bot, a vCard file is a contact import and an image a profile
         photo. A vCard posted in a team room is not imported; its sender is told in private."""
-        info = evt.content.info
+        content = evt.content
+        if not isinstance(content, MediaMessageEventContent):
+            return
+        info = content.info
         mimetype = (info.mimetype if info else None) or ""
-        is_vcard = mimetype in VCARD_TYPES or (evt.content.body or "").lower().endswith(".vcf")
+        is_vcard = mimetype in VCARD_TYPES or (content.body or "").lower().endswith(".vcf")
         if await self.ctx.notices.chat_owner(evt.room_id) != evt.sender:
             if is_vcard:
                 team = await self.ctx.teams.for_room(evt.room_id)
                 if team and team.state == TeamState.ACTIVE:
                     log.info("%s posted a contact file in team room %s; not imported", evt.sender, evt.room_id)
-                    await contact_file_in_team_room(self.ctx, evt.sender, team.name, evt.content.body or "")
+                    await contact_file_in_team_room(self.ctx, evt.sender, team.name, content.body or "")
             return
         event = CommandEvent(self.ctx, evt.room_id, evt.sender, [], True, **_answering(evt))
         # An encrypted attachment has no url, but a ``file`` with its url and key.
-        file = evt.content.file.serialize() if evt.content.file else (str(evt.content.url) if evt.content.url else None)
-        if evt.content.msgtype == MessageType.IMAGE:
+        file = content.file.serialize() if content.file else (str(content.url) if content.url else None)
+        if content.msgtype == MessageType.IMAGE:
             log.info("%s sends a profile photo in %s", evt.sender, evt.room_id)
             await self._run(event, "profile photo", lambda e: set_photo_from_image(e, file, evt.event_id, mimetype))
         elif is_vcard:
@@ -259,7 +288,7 @@ class EventDispatcher:
         if self.metrics is not None:
             self.metrics.command_run(command, outcome)
 
-    async def _run(self, event: CommandEvent, name: str, handler) -> None:
+    async def _run(self, event: CommandEvent, name: str, handler: Handler) -> None:
         try:
             await handler(event)
         except TeamError as e:

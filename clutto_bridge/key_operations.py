@@ -14,13 +14,17 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
 
 from clutto_bridge.config import ConfigError, Settings
 from clutto_bridge.crypto import FieldCipher, KeysetError, KeysetFile
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.job import Job, JobKind, JobState
 from clutto_bridge.jobs.reencrypt import DEFAULT_BATCH
+
+T = TypeVar("T")
 
 
 class KeysError(Exception):
@@ -48,7 +52,7 @@ def _cipher(settings: Settings) -> FieldCipher:
         raise ConfigError("security.keyset", str(e)) from None
 
 
-async def _with_stores(settings: Settings, cipher: FieldCipher, work):
+async def _with_stores(settings: Settings, cipher: FieldCipher, work: Callable[[Stores], Awaitable[T]]) -> T:
     a = settings.appservice
     db = create_database(a.database, a.database_opts, cipher)
     await db.start()
@@ -98,6 +102,8 @@ async def _follow(settings: Settings, cipher: FieldCipher, job_id: int, poll: fl
         shown = ""
         while True:
             job = await stores.jobs.get(job_id)
+            if job is None:
+                raise LookupError(f"there is no job {job_id}")
             if job_line(job) != shown:
                 shown = job_line(job)
                 print(shown, flush=True)
@@ -124,7 +130,7 @@ def status(settings: Settings) -> int:
     print(f"Keyset {settings.keyset_path}:")
     for key in cipher.keyset.keys:
         role = "primary" if key.id == cipher.keyset.primary else "decrypt only"
-        made = datetime.fromtimestamp(key.created_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        made = datetime.fromtimestamp(key.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
         store = ", the bot's E2EE crypto store" if key.id in pickled else ""
         print(f"  key {key.id:<11} {role:<13} created {made}  protects {counts.get(key.id, 0)} value(s){store}")
     if counts.get(None):

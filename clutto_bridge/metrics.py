@@ -1,4 +1,4 @@
-"""Prometheus metrics of one bridge: aggregated counts, never an identifier (DESIGN P15).
+"""Prometheus metrics of one bridge: aggregated counts, never an identifier (promise P15, docs/promises.md).
 
 Every label value comes from a fixed set: the domain's own vocabularies below (plans,
 roles, room kinds, job states, enforcement rules, outcomes) and the sets the wiring adds
@@ -14,8 +14,8 @@ several bridges in one process (the tests) keep separate counts. Gauges of what 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST

@@ -53,7 +53,7 @@ async def health(settings: Settings, timeout: float) -> int:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
             async with session.get(url, ssl=False if tls else True) as resp:
                 body = await resp.json(content_type=None)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise OperationError(f"the bridge at {url} did not answer within {timeout:g} s: it is hung") from None
     except (aiohttp.ClientError, ValueError) as e:
         raise OperationError(f"cannot reach the bridge at {url} ({e}); is it running?") from None

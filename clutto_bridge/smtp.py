@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from clutto_bridge.config import EmailSettings
@@ -57,7 +58,7 @@ class SmtpListener:
     def __init__(self, email: EmailService, config: EmailSettings) -> None:
         self.handler = TeamMailHandler(email)
         self.config = config
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     def _protocol(self) -> SMTP:

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import os
 import socket
-from typing import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 log = logging.getLogger("clutto.watchdog")
 
@@ -90,7 +90,7 @@ class Watchdog:
             await asyncio.wait_for(self.self_check(), timeout)
         except asyncio.CancelledError:
             raise
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("Liveness self-check did not answer within %.1f s; no watchdog ping", timeout)
             return False
         except Exception as e:

@@ -30,7 +30,7 @@ LOG_TAIL = 20  # lines of the installer's log shown when it fails
 
 
 def ensure_environment(extra: str) -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036  (this runs under any python3, to say what it needs)
         sys.exit(f"clutto-bridge needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     stamp = VENV / f".installed-{extra}"

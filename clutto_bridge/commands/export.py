@@ -12,7 +12,7 @@ from clutto_bridge.commands.registry import CommandEvent, registry
     section="Retention",
 )
 async def export(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     job = await evt.ctx.lifecycle.request_export(team, actor=evt.sender)
     folder = evt.ctx.lifecycle.export_folder(team.id, job.id)
     await evt.reply(f"Export #{job.id} of **{team.name}** queued; it is written to `{folder}` (manifest.json lists every file with its SHA-256).")
@@ -27,7 +27,7 @@ async def export(evt: CommandEvent) -> None:
     example="export before-purge on",
 )
 async def export_before_purge(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     enabled = evt.args[0].lower() == "on"
     await evt.ctx.lifecycle.set_export_before_purge(team, enabled, actor=evt.sender)
     await evt.reply(f"**{team.name}** is {'now' if enabled else 'no longer'} exported before a purge.")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from clutto_bridge.commands.registry import CommandEvent, registry
 
 
 @registry.command("integrations list", team="member", help_text="Show the bots and widget URL prefixes the team allows.", section="Integrations")
 async def integrations_list(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     allowed = await evt.ctx.integrations.allowlist(team)
 
-    def lines(values) -> str:
+    def lines(values: Iterable[str]) -> str:
         return "\n".join(f"- `{v}`" for v in values) or "- none"
 
     await evt.reply(
@@ -30,7 +32,7 @@ async def integrations_list(evt: CommandEvent) -> None:
     example="integrations allow @helperbot:example.org",
 )
 async def integrations_allow(evt: CommandEvent) -> None:
-    team, value = evt.team, evt.args[0]
+    team, value = evt.declared_team, evt.args[0]
     kind = await evt.ctx.integrations.allow(team, value, actor=evt.sender)
     await evt.reply(f"Allowed {kind} `{value}` in **{team.name}**.")
 
@@ -44,7 +46,7 @@ async def integrations_allow(evt: CommandEvent) -> None:
     example="integrations deny https://widgets.example.org/",
 )
 async def integrations_deny(evt: CommandEvent) -> None:
-    team, value = evt.team, evt.args[0]
+    team, value = evt.declared_team, evt.args[0]
     kind = await evt.ctx.integrations.deny(team, value, actor=evt.sender)
     await evt.reply(f"Denied {kind} `{value}` in **{team.name}**.")
 
@@ -59,7 +61,7 @@ async def integrations_deny(evt: CommandEvent) -> None:
     example="email on",
 )
 async def email(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     status = await evt.ctx.email.switch(team, evt.args[0].lower() == "on", actor=evt.sender)
     if status.enabled:
         shown = ", ".join(evt.ctx.settings.email.headers)

@@ -20,7 +20,7 @@ SECTION = "Members"
     example="role @bob:example.org admin",
 )
 async def change_role(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     if evt.args[1].lower() == "owner":
         prefix = "" if evt.in_management_room else evt.ctx.settings.bridge.command_prefix + " "
         raise InvalidInput(
@@ -41,7 +41,7 @@ async def change_role(evt: CommandEvent) -> None:
     example="remove @bob:example.org",
 )
 async def remove(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     deactivate = len(evt.args) == 2
     member = await evt.ctx.members.remove(team, evt.args[0], actor=evt.sender, deactivate=deactivate)
     extra = " Their account is deactivated." if deactivate else ""
@@ -53,7 +53,7 @@ async def remove(evt: CommandEvent) -> None:
     example="transfer @bob:example.org",
 )
 async def transfer(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     await evt.ctx.members.transfer(team, evt.args[0], actor=evt.sender)
     await evt.reply(f"{team.owner} now owns **{team.name}**; you are an admin.")
 
@@ -69,7 +69,7 @@ async def transfer(evt: CommandEvent) -> None:
     example="account create bob bob@example.org member",
 )
 async def create_account(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     password = secrets.token_urlsafe(12)
     role = evt.args[2] if len(evt.args) == 3 else "member"
     member = await evt.ctx.members.create_account(team, evt.args[0], evt.args[1], password, role, actor=evt.sender)

@@ -10,8 +10,8 @@ from clutto_bridge.context import Services
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.contacts import AlreadyAllowed, FileRemoval, ImportNotAllowed, ImportReport
 from clutto_bridge.teams.errors import Conflict, InvalidInput, TeamError
-from clutto_bridge.teams.sent_files import SentFile
 from clutto_bridge.teams.formatting import document, prose
+from clutto_bridge.teams.sent_files import SentFile
 
 log = logging.getLogger("clutto.commands")
 

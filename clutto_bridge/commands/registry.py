@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Awaitable, Callable, Literal
+from typing import TYPE_CHECKING, Literal
 
 from clutto_bridge.context import Services
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed, NotFound
@@ -66,6 +67,13 @@ class CommandEvent:
     """The thread the command was sent in, if any: replies go into it."""
     replies: int = field(default=0, init=False)
     """How many messages were sent; with ``event_id`` it makes each one's transaction id."""
+
+    @property
+    def declared_team(self) -> Team:
+        """``team`` in a handler declared with ``team=``, which runs only once it is found."""
+        if self.team is None:
+            raise RuntimeError("declared_team is for handlers declared with team=")
+        return self.team
 
     @property
     def rest(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from clutto_bridge.commands.registry import CommandEvent, registry
 from clutto_bridge.db.job import Job
@@ -10,7 +10,7 @@ from clutto_bridge.teams.retention import WHOLE_TEAM
 
 
 def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def describe_job(job: Job) -> str:
@@ -33,7 +33,7 @@ def describe_job(job: Job) -> str:
 
 @registry.command("retention show", team="member", help_text="Show the team's message retention.", section="Retention")
 async def retention_show(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     r = evt.ctx.retention
     await evt.reply(
         f"**{team.name}** keeps messages for {r.describe(team)}: events before {_when(r.cutoff(team))} "
@@ -50,7 +50,7 @@ async def retention_show(evt: CommandEvent) -> None:
     example="retention set 90d",
 )
 async def retention_set(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     await evt.ctx.retention.set_lifetime(team, evt.args[0], actor=evt.sender)
     await evt.reply(f"**{team.name}** now keeps messages for {evt.ctx.retention.describe(team)}.")
 
@@ -64,7 +64,7 @@ async def retention_set(evt: CommandEvent) -> None:
     example="retention redact always",
 )
 async def retention_redact(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     mode = await evt.ctx.retention.set_redact_mode(team, evt.args[0], actor=evt.sender)
     await evt.reply(f"Sweeps of **{team.name}** now redact: `{mode}`. `retention status` shows what each room gets.")
 
@@ -76,7 +76,7 @@ async def retention_redact(evt: CommandEvent) -> None:
     section="Retention",
 )
 async def retention_preview(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     cutoff, rooms = await evt.ctx.retention.preview(team, actor=evt.sender)
     total = sum(r.events for r in rooms)
     affected = sum(1 for r in rooms if r.events)
@@ -87,14 +87,14 @@ async def retention_preview(evt: CommandEvent) -> None:
 
 @registry.command("retention sweep", team="manage", help_text="Run a retention sweep now.", section="Retention")
 async def retention_sweep(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     job = await evt.ctx.retention.request_sweep(team, actor=evt.sender)
     await evt.reply(f"Sweep #{job.id} queued. `{evt.ctx.settings.bridge.command_prefix} retention status` shows its progress.")
 
 
 @registry.command("retention status", team="member", help_text="Progress of the team's sweeps.", section="Retention")
 async def retention_status(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     r = evt.ctx.retention
     lines = [f"**Retention of {team.name}**: {r.describe(team)}"]
     if not r.admin_available:
@@ -127,7 +127,7 @@ async def retention_status(evt: CommandEvent) -> None:
     example="hold on team",
 )
 async def hold(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     whole = len(evt.args) == 2 or await evt.ctx.teams.for_room(evt.room_id) is None
     room_id = None if whole else evt.room_id
     what = f"the whole team {team.name}" if whole else "this room"

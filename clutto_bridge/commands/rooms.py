@@ -10,7 +10,7 @@ from clutto_bridge.commands.registry import CommandEvent, registry
     example="room create Design Reviews",
 )
 async def room_create(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     room = await evt.ctx.rooms.create_group(team, evt.rest, actor=evt.sender)
     await evt.reply(f"Created **{room.name}** in {team.name} and invited its members.")
 
@@ -24,14 +24,14 @@ async def room_create(evt: CommandEvent) -> None:
     example="room archive Design Reviews",
 )
 async def room_archive(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     room = await evt.ctx.rooms.archive_group(team, evt.rest, actor=evt.sender)
     await evt.reply(f"Archived **{room.name}**.")
 
 
 @registry.command("dm", args="USER", team="member", help_text="Open a direct chat with a member of your team.", section="Rooms", example="dm @bob:example.org")
 async def direct(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     room, created = await evt.ctx.rooms.direct_chat(team, evt.sender, evt.args[0])
     if created:
         await evt.reply(f"I opened a direct chat between you and {evt.args[0]}; accept my invite.")
@@ -45,7 +45,7 @@ async def direct(evt: CommandEvent) -> None:
               "It cannot be turned off again; the owner is told first.",
 )
 async def rooms_encrypt(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     rooms = await evt.ctx.encryption.encrypt_team(team, actor=evt.sender)
     if not rooms:
         await evt.reply(f"Every room of {team.name} is end-to-end encrypted already.")

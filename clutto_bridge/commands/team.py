@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from clutto_bridge.commands.registry import CommandEvent, current_team, registry
 from clutto_bridge.db.team import RoomKind, Team
@@ -11,7 +11,7 @@ from clutto_bridge.teams.service import TeamView
 
 
 def _day(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
 def describe(view: TeamView) -> str:
@@ -112,7 +112,7 @@ async def team_use(evt: CommandEvent) -> None:
     example="invite @bob:example.org admin",
 )
 async def invite(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     role = evt.args[1] if len(evt.args) == 2 else "member"
     member = await evt.ctx.members.invite(team, evt.args[0], role, actor=evt.sender)
     await evt.reply(f"Invited {member.user_id} to **{team.name}** as {member.role}.")
@@ -120,7 +120,7 @@ async def invite(evt: CommandEvent) -> None:
 
 @registry.command("team rename", args="NAME...", team="manage", help_text="Rename the team (and its space).", section="Teams", example="team rename Acme Labs")
 async def team_rename(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     old = team.name
     await evt.ctx.details.update(team, actor=evt.sender, name=evt.rest)
     await evt.reply(f"Renamed **{old}** to **{team.name}**.")
@@ -131,7 +131,7 @@ async def team_rename(evt: CommandEvent) -> None:
     example="team topic Where Acme plans its launches",
 )
 async def team_topic(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     await evt.ctx.details.update(team, actor=evt.sender, topic=evt.rest)
     await evt.reply(f"Set the topic of **{team.name}**.")
 
@@ -141,7 +141,7 @@ async def team_topic(evt: CommandEvent) -> None:
     example="team avatar mxc://example.org/AbCdEfGh",
 )
 async def team_avatar(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     await evt.ctx.details.update(team, actor=evt.sender, avatar_url=evt.args[0])
     await evt.reply(f"Set the avatar of **{team.name}**.")
 
@@ -155,7 +155,7 @@ async def team_avatar(evt: CommandEvent) -> None:
     example="team delete Acme Corp",
 )
 async def team_delete(evt: CommandEvent) -> None:
-    team = evt.team
+    team = evt.declared_team
     prefix = evt.ctx.settings.bridge.command_prefix
     if not evt.args:
         await evt.reply(

@@ -14,6 +14,8 @@ import binascii
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import overload
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, hmac
@@ -80,7 +82,7 @@ class FieldCipher:
         self._use(keyset)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, recheck_s: float = 5.0) -> FieldCipher:
+    def from_file(cls, path: str | Path, recheck_s: float = 5.0) -> FieldCipher:
         source = KeysetFile(path)
         return cls(source.load(), source, recheck_s)
 
@@ -109,6 +111,14 @@ class FieldCipher:
         self._refresh()
         return self.keyset.primary
 
+    # NULL stays NULL; a value comes back a value.
+    @overload
+    def encrypt(self, place: Place, value: str) -> str: ...
+    @overload
+    def encrypt(self, place: Place, value: None) -> None: ...
+    @overload
+    def encrypt(self, place: Place, value: str | None) -> str | None: ...
+
     def encrypt(self, place: Place, value: str | None) -> str | None:
         if value is None:
             return None
@@ -117,6 +127,13 @@ class FieldCipher:
         aead = self._aeads[self.keyset.primary]
         sealed = nonce + aead.encrypt(nonce, value.encode(), place.associated_data())
         return str(Ciphertext(self.keyset.primary, sealed))
+
+    @overload
+    def decrypt(self, place: Place, stored: str) -> str: ...
+    @overload
+    def decrypt(self, place: Place, stored: None) -> None: ...
+    @overload
+    def decrypt(self, place: Place, stored: str | None) -> str | None: ...
 
     def decrypt(self, place: Place, stored: str | None) -> str | None:
         if stored is None:

@@ -9,8 +9,9 @@ what is covered.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, MutableMapping
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from http_message_signatures import HTTPMessageSigner, MappingKeyResolver, algorithms
@@ -71,7 +72,7 @@ class MessageSigner:
     def sign_response(self, status: int, headers: MutableMapping[str, str], body: bytes | None) -> None:
         """``body`` None: a file whose handler set ``Content-Digest`` itself, or (a 304 or a
         range of it) one without; then only the fields present are covered."""
-        covered = RESPONSE_COMPONENTS
+        covered: tuple[str, ...] = RESPONSE_COMPONENTS
         if body is None:
             covered = tuple(c for c in RESPONSE_COMPONENTS if c.startswith("@") or c in headers)
         self._signer.sign(

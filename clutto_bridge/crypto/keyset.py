@@ -13,6 +13,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -91,7 +92,7 @@ class Keyset:
             raise KeysetError(f"there is no key {key_id}")
         return Keyset(self.primary, tuple(k for k in self.keys if k.id != key_id), self.index_secret, self.recovery_key)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         extra = {"matrix_recovery_key": self.recovery_key} if self.recovery_key else {}
         return {
             "primary": self.primary,
@@ -105,25 +106,26 @@ class Keyset:
         }
 
     @classmethod
-    def from_json(cls, data: object) -> Keyset:
+    def from_json(cls, data: Any) -> Keyset:
+        """``data``: parsed JSON of any shape; a wrong one is a KeysetError."""
         try:
             keys = tuple(
                 Key(int(k["id"]), base64.b64decode(k["material"], validate=True), int(k.get("created_at", 0)))
-                for k in data["keys"]  # type: ignore[index]
+                for k in data["keys"]
                 if k.get("type", "AES256_GCM") == "AES256_GCM" or _unknown_type(k)
             )
-            index_secret = base64.b64decode(data["index_secret"], validate=True)  # type: ignore[index]
-            recovery_key = data.get("matrix_recovery_key")  # type: ignore[union-attr]
+            index_secret = base64.b64decode(data["index_secret"], validate=True)
+            recovery_key = data.get("matrix_recovery_key")
             if recovery_key is not None and not isinstance(recovery_key, str):
                 raise KeysetError("matrix_recovery_key is not a string")
-            return cls(int(data["primary"]), keys, index_secret, recovery_key)  # type: ignore[index]
+            return cls(int(data["primary"]), keys, index_secret, recovery_key)
         except KeysetError:
             raise
         except (KeyError, TypeError, ValueError) as e:
             raise KeysetError(f"not a keyset ({type(e).__name__}: {e})") from None
 
 
-def _unknown_type(key: dict) -> bool:
+def _unknown_type(key: dict[str, Any]) -> bool:
     raise KeysetError(f"key {key.get('id')} has the unknown type {key.get('type')!r}")
 
 

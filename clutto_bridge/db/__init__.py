@@ -3,13 +3,13 @@ upgrades (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from mautrix.util.async_db import Database
 
-from clutto_bridge.db.access import AccessStore
 from clutto_bridge.crypto import FieldCipher
+from clutto_bridge.db.access import AccessStore
 from clutto_bridge.db.account import AccountStore
 from clutto_bridge.db.analytics import AnalyticsStore
 from clutto_bridge.db.audit import AuditStore
@@ -18,8 +18,8 @@ from clutto_bridge.db.consent import ConsentStore
 from clutto_bridge.db.contacts import ContactStore
 from clutto_bridge.db.crypto_pickles import CryptoPickles
 from clutto_bridge.db.email import EmailStore
-from clutto_bridge.db.gate import GateStore
 from clutto_bridge.db.encrypted import EncryptedColumns
+from clutto_bridge.db.gate import GateStore
 from clutto_bridge.db.holds import HoldStore
 from clutto_bridge.db.inbox import Inbox
 from clutto_bridge.db.integrations import IntegrationStore
@@ -32,14 +32,14 @@ from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import RoomStore, TeamStore
 from clutto_bridge.db.timeline import TimelineIndex
-from clutto_bridge.db.upgrade import upgrade_table
+from clutto_bridge.db.upgrade import open_with, upgrade_table
 
 
 def create_database(url: str, pool: Mapping[str, int] | None = None, cipher: FieldCipher | None = None) -> Database:
     """The bridge's database, not yet started; ``start()`` applies pending upgrades (with
     ``cipher``, those that encrypt rows an older version kept in plaintext)."""
     db = Database.create(url, upgrade_table=upgrade_table, db_args=dict(pool or {}))
-    db.clutto_cipher = cipher  # read by KeyedUpgradeTable while this database is upgraded
+    open_with(db, cipher)  # read by KeyedUpgradeTable while this database is upgraded
     return db
 
 

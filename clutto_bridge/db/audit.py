@@ -5,11 +5,14 @@ writes it is ``teams.audit.AuditLog``, the chain itself is ``crypto.chain``)."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from mautrix.util.async_db import Database
+
+from clutto_bridge.db.connection import transaction
 
 COLUMNS = "id, ts, team_id, actor, action, target, detail, prev_hash, hash"
 
@@ -78,7 +81,7 @@ class AuditStore:
     async def _chain_locked(self) -> AsyncIterator[Any]:
         """A transaction that holds the chain: the lock row is written first, so other writers,
         in this process or another, wait until this one commits."""
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             await conn.execute("UPDATE audit_chain_lock SET appends = appends + 1 WHERE id = 1")
             yield conn
 

@@ -10,6 +10,7 @@ from typing import Any
 from mautrix.util.async_db import Database
 
 from clutto_bridge.crypto import FieldCipher
+from clutto_bridge.db.connection import transaction
 from clutto_bridge.db.encrypted import BY_NAME
 
 _CARD = BY_NAME["contact.card"]
@@ -29,7 +30,7 @@ class ContactStore:
         self.cipher = cipher
 
     def _seal(self, contact_id: int, card: dict[str, Any]) -> str:
-        return self.cipher.encrypt(_CARD.place(contact_id), json.dumps(card))  # type: ignore[return-value]
+        return self.cipher.encrypt(_CARD.place(contact_id), json.dumps(card))
 
     async def permitted(self, user_id: str) -> bool:
         return await self.db.fetchval("SELECT 1 FROM contact_permission WHERE user_id=$1", user_id) is not None
@@ -39,7 +40,7 @@ class ContactStore:
 
     async def revoke(self, user_id: str) -> int:
         """Withdraw the permission and delete every imported contact in one transaction; return how many."""
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             deleted = await conn.fetchval("SELECT COUNT(*) FROM contact WHERE owner=$1", user_id)
             await conn.execute("DELETE FROM contact WHERE owner=$1", user_id)
             await conn.execute("DELETE FROM contact_permission WHERE user_id=$1", user_id)
@@ -47,8 +48,9 @@ class ContactStore:
 
     async def save(self, owner: str, added: list[StoredContact], changed: list[StoredContact]) -> None:
         """Add new contacts and rewrite changed ones (with their ``id``) in one transaction."""
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             for c in changed:
+                assert c.id is not None, "a changed contact is one read from the store"
                 await conn.execute(
                     "UPDATE contact SET card=$3, matched=$4 WHERE owner=$1 AND id=$2",
                     owner, c.id, self._seal(c.id, c.card), c.matched,

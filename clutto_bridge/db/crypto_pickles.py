@@ -9,9 +9,11 @@ transaction, and ``keys retire`` refuses the key while a pickle needs it.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from mautrix.util.async_db import Database
+
+from clutto_bridge.db.connection import transaction
 
 # (table, pickled column, row key columns); every table has account_id in its key.
 PICKLED = (
@@ -38,7 +40,7 @@ class CryptoPickles:
         all in one transaction (a crash leaves the old key and the old pickles together).
         Returns how many pickles were rewritten. The caller makes sure nothing else writes them."""
         count = 0
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             for table, column, keys in PICKLED:
                 key_list = ", ".join(keys)
                 rows = await conn.fetch(

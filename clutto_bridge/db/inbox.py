@@ -18,6 +18,7 @@ from typing import Any
 from mautrix.util.async_db import Database
 
 from clutto_bridge.crypto import FieldCipher
+from clutto_bridge.db.connection import transaction
 from clutto_bridge.db.encrypted import BY_NAME
 from clutto_bridge.db.timeline import TimelineIndex
 
@@ -45,7 +46,7 @@ class Inbox:
         kept or returned again, whatever transaction id carries it. The transaction id is
         kept beside each event only to say where it came from."""
         entries, new = [], []
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             for event in events:
                 event_id, room_id = event.get("event_id"), event.get("room_id")
                 if not isinstance(event_id, str) or not isinstance(room_id, str):
@@ -65,7 +66,7 @@ class Inbox:
         """The entries were handled: forget their content."""
         if not entry_ids:
             return
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             for entry_id in entry_ids:
                 await conn.execute(
                     "UPDATE inbox_event SET done_at=$1, event=NULL WHERE id=$2", now_ms, entry_id
@@ -74,7 +75,7 @@ class Inbox:
     async def unfinished(self) -> list[InboxEntry]:
         """Entries a stop or crash left unhandled, in the order they arrived; each call counts
         as one more attempt."""
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             await conn.execute("UPDATE inbox_event SET attempts=attempts+1 WHERE done_at IS NULL")
             rows = await conn.fetch(
                 "SELECT id, event_id, room_id, event, attempts FROM inbox_event WHERE done_at IS NULL ORDER BY id"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import asyncpg
-
 from mautrix.util.async_db import Database, Scheme
 
 
@@ -61,9 +61,7 @@ class Job:
         return self.state in (JobState.DONE, JobState.FAILED)
 
     @classmethod
-    def _from_row(cls, row: Any) -> Job | None:
-        if not row:
-            return None
+    def _from_row(cls, row: Any) -> Job:
         return cls(**{
             **row, "state": JobState(row["state"]),
             "payload": json.loads(row["payload"]), "progress": json.loads(row["progress"]),
@@ -82,14 +80,14 @@ class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, kind: str, team_id: str, payload: dict, now_ms: int, run_at: int | None = None) -> Job:
-        job_id = await self.db.fetchval(
+    async def add(self, kind: str, team_id: str, payload: dict[str, Any], now_ms: int, run_at: int | None = None) -> Job:
+        row = await self.db.fetchrow(
             "INSERT INTO job (kind, team_id, state, payload, progress, attempts, next_run_at, created_at, updated_at) "
-            "VALUES ($1, $2, $3, $4, '{}', 0, $5, $6, $6) RETURNING id",
+            f"VALUES ($1, $2, $3, $4, '{{}}', 0, $5, $6, $6) RETURNING {Job.columns}",
             str(kind), team_id, str(JobState.QUEUED), json.dumps(payload), now_ms if run_at is None else run_at, now_ms,
         )
         await self._notify()
-        return await self.get(job_id)
+        return Job._from_row(row)
 
     async def _notify(self) -> None:
         """Tell every process listening on the queue (``JobNotifications``) that a job may be due.
@@ -100,7 +98,8 @@ class JobStore:
             await self.db.execute(f"NOTIFY {CHANNEL}")
 
     async def get(self, job_id: int) -> Job | None:
-        return Job._from_row(await self.db.fetchrow(f"SELECT {Job.columns} FROM job WHERE id=$1", job_id))
+        row = await self.db.fetchrow(f"SELECT {Job.columns} FROM job WHERE id=$1", job_id)
+        return Job._from_row(row) if row else None
 
     async def active(self, kind: str, team_id: str) -> Job | None:
         """The queued or running job of this kind for this team ('' for bridge-wide jobs)."""
@@ -108,7 +107,7 @@ class JobStore:
             f"SELECT {Job.columns} FROM job WHERE kind=$1 AND team_id=$2 AND {_UNFINISHED} ORDER BY id LIMIT 1",
             str(kind), team_id,
         )
-        return Job._from_row(row)
+        return Job._from_row(row) if row else None
 
     async def latest(self, team_id: str, kind: str, limit: int = 20) -> list[Job]:
         """The team's newest jobs of one kind, newest first."""
@@ -123,7 +122,7 @@ class JobStore:
             f"SELECT {Job.columns} FROM job WHERE kind=$1 AND team_id=$2 AND state=$3 ORDER BY id DESC LIMIT 1",
             str(kind), team_id, str(JobState.DONE),
         )
-        return Job._from_row(row)
+        return Job._from_row(row) if row else None
 
     async def claim(self, worker: str, now_ms: int, lease_ms: int) -> Job | None:
         """Take the next job that is due and not held by a live worker.
@@ -141,7 +140,7 @@ class JobStore:
             f"WHERE id = ({pick}) RETURNING {Job.columns}",
             worker, now_ms, now_ms + lease_ms,
         )
-        return Job._from_row(row)
+        return Job._from_row(row) if row else None
 
     async def checkpoint(self, job: Job, worker: str, now_ms: int, lease_ms: int) -> bool:
         """Save progress and extend the lease; False if another worker took the job over."""

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from mautrix.util.async_db import Database
 
+from clutto_bridge.db.connection import transaction
+
 # The index's sessions of one room whose newest message is older than the cutoff.
 _EXPIRED = "SELECT session_id FROM timeline_session WHERE room=$2 AND newest_ts < $3"
 
@@ -37,7 +39,7 @@ class MegolmSessions:
         """Delete the bot's copies of the room's sessions whose every indexed message is older
         than ``cutoff_ms``, and their index rows, in one transaction. Returns how many sessions
         the crypto store held (counted in the room's ``sessions_deleted``)."""
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             room = await conn.fetchval("SELECT id FROM timeline_room WHERE room_id=$1", room_id)
             if room is None:
                 return 0
@@ -58,7 +60,7 @@ class MegolmSessions:
 
     async def forget_room(self, room_id: str) -> int:
         """The room is deleted: every session of it goes (the index rows go with the index)."""
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             count = await conn.fetchval("SELECT COUNT(*) FROM crypto_megolm_inbound_session WHERE room_id=$1", room_id)
             await conn.execute("DELETE FROM crypto_megolm_inbound_session WHERE room_id=$1", room_id)
             await conn.execute("DELETE FROM crypto_megolm_outbound_session WHERE room_id=$1", room_id)

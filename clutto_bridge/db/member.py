@@ -32,8 +32,8 @@ class Member:
         return self.membership in CURRENT
 
     @classmethod
-    def _from_row(cls, row: Any) -> Member | None:
-        return cls(**{**row, "created_by_bridge": bool(row["created_by_bridge"])}) if row else None
+    def _from_row(cls, row: Any) -> Member:
+        return cls(**{**row, "created_by_bridge": bool(row["created_by_bridge"])})
 
 
 @dataclass
@@ -81,7 +81,7 @@ class MemberStore:
         row = await self.db.fetchrow(
             f"SELECT {Member.columns} FROM team_member WHERE team_id=$1 AND user_id=$2", team_id, user_id
         )
-        return Member._from_row(row)
+        return Member._from_row(row) if row else None
 
     async def of_team(self, team_id: str) -> list[Member]:
         rows = await self.db.fetch(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from mautrix.util.async_db import Database
 
+from clutto_bridge.db.connection import transaction
+
 # Rows about the person themselves. Consent records and the history of their choices
 # (policy_consent, privacy_choice, cookie_choice) stay: they are the evidence of what was
 # agreed, and hold no more than a user ID, a version or choice, and a time. Their portal
@@ -26,6 +28,6 @@ class PersonStore:
         self.db = db
 
     async def forget(self, user_id: str) -> None:
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             for table, column in PERSONAL_TABLES:
                 await conn.execute(f"DELETE FROM {table} WHERE {column}=$1", user_id)

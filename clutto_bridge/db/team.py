@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from mautrix.util.async_db import Connection, Database
 
+from clutto_bridge.db.connection import transaction
 from clutto_bridge.db.member import Member
 
 
@@ -45,14 +46,21 @@ class Team:
         "retention_seconds, export_before_purge, warnings_sent, redact"
     )
 
+    @property
+    def space(self) -> str:
+        """The team's space, for work on a created team (one being created may have none yet)."""
+        if self.space_id is None:
+            raise RuntimeError(f"team {self.id} has no space yet")
+        return self.space_id
+
     @staticmethod
     def name_key(name: str) -> str:
         """Team names are unique regardless of case and surrounding space."""
         return " ".join(name.split()).casefold()
 
     @classmethod
-    def _from_row(cls, row: Any) -> Team | None:
-        return cls(**{**row, "export_before_purge": bool(row["export_before_purge"])}) if row else None
+    def _from_row(cls, row: Any) -> Team:
+        return cls(**{**row, "export_before_purge": bool(row["export_before_purge"])})
 
 
 @dataclass
@@ -100,7 +108,7 @@ class TeamStore:
         """The team and its owner's membership, in one transaction (the name is unique).
         ``created_by_event``: the command event that asked for it (unique too), so running
         that command again finds this team."""
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             await self._insert(conn, team)
             if created_by_event is not None:
                 await conn.execute("UPDATE team SET created_by_event=$1 WHERE id=$2", created_by_event, team.id)
@@ -125,7 +133,7 @@ class TeamStore:
 
     async def set_space(self, team: Team, space_id: str, *, creation: str | None = None) -> None:
         """Record the team's space; with ``creation``, that creation is done (one transaction)."""
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             await conn.execute("UPDATE team SET space_id=$1 WHERE id=$2", space_id, team.id)
             if creation is not None:
                 await conn.execute("DELETE FROM room_creation WHERE marker=$1", creation)
@@ -161,7 +169,7 @@ class TeamStore:
 
     async def transfer(self, team: Team, new_owner: str) -> None:
         """The new owner takes the owner role; the old owner becomes an admin (one transaction)."""
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             await conn.execute("UPDATE team_member SET role='admin' WHERE team_id=$1 AND user_id=$2", team.id, team.owner)
             await conn.execute("UPDATE team_member SET role='owner' WHERE team_id=$1 AND user_id=$2", team.id, new_owner)
             await conn.execute("UPDATE team SET owner=$1 WHERE id=$2", new_owner, team.id)
@@ -171,19 +179,21 @@ class TeamStore:
         await self.db.execute("DELETE FROM team WHERE id=$1", team_id)
 
     async def get(self, team_id: str) -> Team | None:
-        return Team._from_row(await self.db.fetchrow(f"SELECT {Team.columns} FROM team WHERE id=$1", team_id))
+        row = await self.db.fetchrow(f"SELECT {Team.columns} FROM team WHERE id=$1", team_id)
+        return Team._from_row(row) if row else None
 
     async def get_by_creating_event(self, event_id: str) -> Team | None:
         """The team that the command ``event_id`` created."""
         row = await self.db.fetchrow(f"SELECT {Team.columns} FROM team WHERE created_by_event=$1", event_id)
-        return Team._from_row(row)
+        return Team._from_row(row) if row else None
 
     async def get_by_name(self, name: str) -> Team | None:
         row = await self.db.fetchrow(f"SELECT {Team.columns} FROM team WHERE name_key=$1", Team.name_key(name))
-        return Team._from_row(row)
+        return Team._from_row(row) if row else None
 
     async def get_by_space(self, space_id: str) -> Team | None:
-        return Team._from_row(await self.db.fetchrow(f"SELECT {Team.columns} FROM team WHERE space_id=$1", space_id))
+        row = await self.db.fetchrow(f"SELECT {Team.columns} FROM team WHERE space_id=$1", space_id)
+        return Team._from_row(row) if row else None
 
     async def get_by_room(self, room_id: str) -> Team | None:
         """The team a room belongs to: its space or one of its rooms."""
@@ -191,7 +201,7 @@ class TeamStore:
             f"SELECT {Team.columns} FROM team WHERE space_id=$1 OR id=(SELECT team_id FROM team_room WHERE room_id=$1)",
             room_id,
         )
-        return Team._from_row(row)
+        return Team._from_row(row) if row else None
 
     async def all(self) -> list[Team]:
         return [Team._from_row(row) for row in await self.db.fetch(f"SELECT {Team.columns} FROM team ORDER BY created_at, id")]
@@ -218,7 +228,7 @@ class RoomStore:
 
     async def insert(self, room: TeamRoom, *, creation: str | None = None) -> None:
         """Record a team room; with ``creation``, that creation is done (one transaction)."""
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             await conn.execute(
                 f"INSERT INTO team_room ({TeamRoom.columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 room.room_id, room.team_id, room.kind, room.name, room.created_at, room.archived_at, room.members,

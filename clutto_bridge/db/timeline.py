@@ -5,11 +5,13 @@ position ranges, pruned as purges remove history."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from mautrix.util.async_db import Connection, Database
 
+from clutto_bridge.db.connection import transaction
 from clutto_bridge.policy.timeline import CheckWalk, HeadFacts, IndexEntry, Row, index_entry, joined_server
 
 _ROW = "position, event_id, ts, state, redacted"
@@ -133,7 +135,7 @@ class TimelineIndex:
         return {r["server_name"] for r in rows}
 
     async def forget_room(self, room_id: str) -> None:
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             room = await conn.fetchval("SELECT id FROM timeline_room WHERE room_id=$1", room_id)
             if room is not None:
                 await conn.execute("DELETE FROM timeline_event WHERE room=$1", room)
@@ -152,7 +154,7 @@ class TimelineIndex:
         """
         entries = [e for e in map(index_entry, events) if e is not None and e.room_id == room.room_id]
         servers = {s for s in map(joined_server, events) if s}
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             await self._place(conn, room.id, entries, servers)
             if finished:
                 await self._place_stream_rows_last(conn, room.id)
@@ -175,7 +177,7 @@ class TimelineIndex:
     async def finish_check(self, room: IndexedRoom, walk: CheckWalk) -> None:
         """Index what a check read, in the homeserver's order after what the index knew, and
         clear the mark in the same transaction (a crash before leaves it: the walk is redone)."""
-        async with self.db.acquire() as conn, conn.transaction():
+        async with transaction(self.db) as conn:
             await self._place(conn, room.id, walk.forward(), walk.servers)
             await self._place_stream_rows_last(conn, room.id)
             await conn.execute("UPDATE timeline_room SET check_mark=NULL WHERE id=$1", room.id)
@@ -240,6 +242,7 @@ class TimelineIndex:
             "WHERE room=$1 AND position > $2 AND position < $3",
             room, after, before,
         )
+        assert span is not None  # an aggregate query has one row
         last_state = None
         if inside is None and span["first"] is not None:
             last_state = await self.db.fetchrow(
@@ -311,7 +314,7 @@ class TimelineIndex:
         the stream writes to."""
         removed = 0
         while True:
-            async with self.db.acquire() as conn, conn.transaction():
+            async with transaction(self.db) as conn:
                 last = await conn.fetchval(
                     "SELECT position FROM timeline_event WHERE room=$1 AND position < $2 "
                     "ORDER BY room, position LIMIT 1 OFFSET $3",

@@ -22,13 +22,21 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from clutto_bridge.demo import stale
 from clutto_bridge.demo.stale import TEMPORARY_PREFIX, FolderLock
 from clutto_bridge.demo.synapse import LocalSynapse, LocalUser, free_port, synapse_available
+
+if TYPE_CHECKING:  # imported where used: the demo starts before it loads the bridge
+    from clutto_bridge.app import Bridge
+    from clutto_bridge.config import Settings
+    from clutto_bridge.db.team import Team
+    from clutto_bridge.teams.service import TeamView
 
 INSTALL_HINT = (
     "The demo needs Synapse, which comes with the 'demo' extra:\n"
@@ -80,7 +88,7 @@ def run_demo(folder: Path | None, port: int | None, fresh: bool = False) -> int:
         print(f"{PORT_VARIABLE}={os.environ[PORT_VARIABLE]!r} is not a port number (1-65535).", file=sys.stderr)
         return 1
     temporary = folder is None
-    if temporary:
+    if folder is None:
         folder = Path(tempfile.mkdtemp(prefix=TEMPORARY_PREFIX))
     else:
         folder = folder.resolve()
@@ -243,7 +251,7 @@ def _port_taken(port: int) -> bool:
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
     """A second Ctrl-C must not cut the clean-up short; it only says that we are on it."""
-    def note(signum, frame) -> None:
+    def note(signum: int, frame: FrameType | None) -> None:
         print("Still stopping Synapse …", file=sys.stderr, flush=True)
 
     previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -259,6 +267,7 @@ async def _demo(folder: Path, state: DemoState, synapse: LocalSynapse, keep: boo
     from clutto_bridge.demo.setup import bridge_settings, homeserver_modules, reuse_bridge_config, write_registration
 
     main = asyncio.current_task()
+    assert main is not None, "run by asyncio.run"
     interrupted = stopping = False
 
     def on_signal() -> None:
@@ -311,7 +320,7 @@ async def _demo(folder: Path, state: DemoState, synapse: LocalSynapse, keep: boo
     return 0
 
 
-def _doctor(settings, synapse: LocalSynapse, registration: Path) -> None:
+def _doctor(settings: Settings, synapse: LocalSynapse, registration: Path) -> None:
     """What an operator runs once: ``clutto-bridge doctor --fix`` on the homeserver's config, so
     the demo's Synapse keeps log data and profiles as the policy says."""
     from clutto_bridge.doctor import doctor
@@ -326,7 +335,7 @@ def _doctor(settings, synapse: LocalSynapse, registration: Path) -> None:
         print(f"doctor: the homeserver's config needed no change; {verdict}.", flush=True)
 
 
-async def _stop_bridge(bridge) -> None:
+async def _stop_bridge(bridge: Bridge) -> None:
     """Give the bridge its grace, but never let a slow or failing stop keep Synapse running."""
     try:
         await asyncio.wait_for(bridge.stop(grace=5), BRIDGE_STOP_TIMEOUT)
@@ -336,7 +345,7 @@ async def _stop_bridge(bridge) -> None:
         log.warning("Stopping the bridge failed; stopping Synapse anyway", exc_info=True)
 
 
-async def _make_bot_admin(folder: Path, state: DemoState, synapse: LocalSynapse, settings) -> None:
+async def _make_bot_admin(folder: Path, state: DemoState, synapse: LocalSynapse, settings: Settings) -> None:
     """As an operator would: the bot becomes a homeserver admin before the bridge starts."""
     bot = await synapse.register_appservice_user(settings.appservice.as_token, settings.appservice.bot_username)
     if state.bot_is_admin:
@@ -357,7 +366,7 @@ async def _user(folder: Path, state: DemoState, synapse: LocalSynapse, localpart
     return user
 
 
-async def _team(bridge, owner: str):
+async def _team(bridge: Bridge, owner: str) -> Team:
     """The demo team: the one a previous run made (finished by the bridge's start if that
     run was interrupted while making it), or a new one."""
     for team in await bridge.teams.of_user(owner):
@@ -366,7 +375,7 @@ async def _team(bridge, owner: str):
     return await bridge.teams.create(TEAM_NAME, owner=owner)
 
 
-def _encryption_lines(settings, device_id: str | None) -> list[str]:
+def _encryption_lines(settings: Settings, device_id: str | None) -> list[str]:
     """What the demo says of end-to-end encryption: on or off, and the bot's device."""
     mode = settings.policy.encryption
     if mode == "off":
@@ -378,7 +387,8 @@ def _encryption_lines(settings, device_id: str | None) -> list[str]:
             f"  the bot is device {device_id}, cross-signed by its own identity, so Element shows it verified."]
 
 
-def _print_summary(synapse, settings, users, view, kept_in: Path | None, modules: dict,
+def _print_summary(synapse: LocalSynapse, settings: Settings, users: list[LocalUser], view: TeamView,
+                   kept_in: Path | None, modules: dict[str, Any],
                    device_id: str | None = None) -> None:
     rooms = ", ".join(r.name for r in view.rooms)
     lines = [

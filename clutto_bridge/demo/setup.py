@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
-from typing import Callable
-
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from ruamel.yaml import YAML
 
@@ -99,7 +98,7 @@ def _email_on(file: ConfigFile, port: int) -> None:
     file["email.domain"] = "mail.localhost"
 
 
-def bridge_settings(folder: Path, synapse: LocalSynapse, port: int, **kwargs) -> Settings:
+def bridge_settings(folder: Path, synapse: LocalSynapse, port: int, **kwargs: str | None) -> Settings:
     return bridge_config(folder, synapse, port, **kwargs).settings()
 
 

@@ -5,9 +5,10 @@ module reads the files, asks the homeserver, prints the table and writes the fix
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from clutto_bridge.config import Settings
 from clutto_bridge.doctor.checks import HOMESERVER, LOG_CONFIG, Facts, Requirements, Result, Status, failed, run_checks

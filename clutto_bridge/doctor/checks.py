@@ -8,9 +8,10 @@ is required, why, and the changes that would fix it (applied by ``doctor/fix.py`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from clutto_bridge.durations import format_duration
 from clutto_bridge.policy.collection import is_loopback
@@ -194,13 +195,19 @@ def access_log(facts: Facts, req: Requirements) -> Result:
     loggers = facts.log_config.get("loggers") or {}
     level = _effective_level(facts.log_config, ACCESS_LOGGER)
     louder = [name for name, cfg in loggers.items()
-              if str(name).startswith(ACCESS_LOGGER + ".") and _level(cfg) is not None and _level(cfg) < QUIET]
+              if str(name).startswith(ACCESS_LOGGER + ".") and _below(cfg, QUIET)]
     found = f"{ACCESS_LOGGER} at {_level_name(level)}" + (f"; {', '.join(louder)} lower" if louder else "")
     if level >= QUIET and not louder:
         return Result("request log", Status.PASS, found, required, why)
     fixes = [Change(LOG_CONFIG, ("loggers", ACCESS_LOGGER, "level"), "WARNING", why=why)]
     fixes += [Change(LOG_CONFIG, ("loggers", name, "level"), "WARNING", why=why) for name in louder]
     return Result("request log", Status.FAIL, found, required, why, tuple(fixes))
+
+
+def _below(cfg: Any, level: int) -> bool:
+    """Whether a logger's config sets a level below ``level`` (more verbose)."""
+    found = _level(cfg)
+    return found is not None and found < level
 
 
 def _level(cfg: Any) -> int | None:
@@ -248,7 +255,7 @@ def registration_loaded(facts: Facts, req: Requirements) -> Result:
     required = "a file with the bridge's as_token in app_service_config_files"
     if ours:
         return Result("app_service_config_files", Status.PASS, found, required, why)
-    fixes = ()
+    fixes: tuple[Change, ...] = ()
     if req.registration_file:
         fixes = (Change(HOMESERVER, ("app_service_config_files",), req.registration_file, append=True, why=why),)
     else:
@@ -314,7 +321,7 @@ def openid_listener(facts: Facts, req: Requirements) -> Result:
     required = "an http listener with the openid (or federation) resource"
     if any(names & {"openid", "federation"} for names in served):
         return Result("openid listener", Status.PASS, found, required, why)
-    fixes = ()
+    fixes: tuple[Change, ...] = ()
     for index, listener in _http_listeners(facts):
         resources = listener.get("resources") or []
         if "client" in _names(listener) and resources and isinstance(resources[0], Mapping):

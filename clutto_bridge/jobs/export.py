@@ -23,24 +23,22 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
-
-from dataclasses import asdict, dataclass, field
-
-from clutto_bridge.matrix.errors import MatrixRequestError, UnreadableAttachment
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.team import RoomStore, Team, TeamStore
 from clutto_bridge.jobs.ratelimit import RateLimiter
 from clutto_bridge.jobs.runner import JobContext
+from clutto_bridge.matrix.errors import MatrixRequestError, UnreadableAttachment
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.retention import encrypted_files, media_urls
 from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.webhooks import WebhookEvents
 from clutto_bridge.teams.lifecycle import TrialLifecycle, safe_file_name
+from clutto_bridge.teams.webhooks import WebhookEvents
 
 log = logging.getLogger("clutto.export")
 
@@ -212,7 +210,7 @@ class TeamExport:
     async def _export_members(self, folder: Path, team: Team) -> None:
         members = []
         for member in await self.members.of_team(team.id):
-            entry = {"user_id": member.user_id, "role": member.role, "membership": member.membership}
+            entry: dict[str, str | None] = {"user_id": member.user_id, "role": member.role, "membership": member.membership}
             try:
                 entry["displayname"], entry["avatar_url"] = await self.homeserver.profile(member.user_id)
             except MatrixRequestError:

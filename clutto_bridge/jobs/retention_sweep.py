@@ -32,11 +32,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import contextmanager
 from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from clutto_bridge.config import RetentionSettings
 from clutto_bridge.db.references import ReferenceStore
@@ -83,7 +84,7 @@ class PhaseClock:
         self.totals[key] = round(self.totals.get(key, 0.0) + seconds, 4)
 
     @contextmanager
-    def __call__(self, key: str):
+    def __call__(self, key: str) -> Iterator[None]:
         now = time.monotonic()
         if self.stack:
             self._add(self.stack[-1][0], now - self.stack[-1][1])

@@ -18,15 +18,15 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
-
-from clutto_bridge.matrix.errors import MatrixConnectionError, MatrixRequestError
+from typing import Any
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import JobSettings
 from clutto_bridge.db.job import Job, JobKind, JobNotifications, JobState, JobStore
 from clutto_bridge.matrix.admin import HomeserverTaskFailed
+from clutto_bridge.matrix.errors import MatrixConnectionError, MatrixRequestError
 from clutto_bridge.metrics import Metrics
 
 log = logging.getLogger("clutto.jobs")
@@ -215,7 +215,7 @@ class JobRunner:
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _finished(self, task: asyncio.Task) -> None:
@@ -273,6 +273,8 @@ class JobRunner:
         deadline = loop.time() + timeout
         while True:
             job = await self.store.get(job_id)
+            if job is None:
+                raise LookupError(f"there is no job {job_id}")
             if job.finished or loop.time() > deadline:
                 return job
             await asyncio.sleep(0.2)

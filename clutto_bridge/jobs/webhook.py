@@ -4,7 +4,8 @@ runner while the receiver is unreachable or answers 5xx/408/429, failed on anoth
 from __future__ import annotations
 
 import json
-from typing import Mapping, Protocol, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from clutto_bridge.config import WebhookSettings
 from clutto_bridge.jobs.runner import JobContext, Retry

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from mautrix.api import HTTPAPI, Method, Path, SynapseAdminPath
+from mautrix.api import HTTPAPI, Method, Path, PathBuilder, SynapseAdminPath
 from mautrix.appservice import IntentAPI
 from mautrix.errors import MatrixRequestError
 
@@ -221,7 +222,7 @@ class SynapseAdmin:
         raise TimeoutError(f"deleting {room_id} did not finish within {timeout:.0f}s")
 
 
-def _media_path(mxc: str):
+def _media_path(mxc: str) -> PathBuilder:
     """The admin API path of a piece of media: /_synapse/admin/v1/media/<server>/<id>."""
     server, _, media_id = mxc.removeprefix("mxc://").partition("/")
     return SynapseAdminPath.v1.media[server][media_id]

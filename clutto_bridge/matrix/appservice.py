@@ -27,7 +27,8 @@ import inspect
 import json
 import ssl
 import sys
-from typing import Any, Awaitable, Callable, Protocol, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, cast
 
 import aiohttp
 from aiohttp import web
@@ -146,7 +147,7 @@ class CluttoAppService(AppService):
         if self.encryption_events:
             parts["to_device"] = self._get_with_fallback(body, "to_device", "de.sorunome.msc2409")
             parts["device_lists"] = DeviceLists.deserialize(
-                self._get_with_fallback(body, "device_lists", "org.matrix.msc3202") or {}
+                JSON(self._get_with_fallback(body, "device_lists", "org.matrix.msc3202") or {})
             )
             counts = self._get_with_fallback(body, "device_one_time_keys_count", "org.matrix.msc3202", default={})
             parts["otk_counts"] = {
@@ -168,7 +169,7 @@ class CluttoAppService(AppService):
         """The bot's side of the appservice without the HTTP listener: for a job worker, which
         acts on the homeserver but receives no transactions (mautrix's ``start`` does both)."""
         await self.state_store.open()
-        tls = {"ssl": False} if self.server.startswith("https://") and not self.verify_ssl else {}
+        tls: dict[str, Any] = {"ssl": False} if self.server.startswith("https://") and not self.verify_ssl else {}
         self._http_session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.connection_limit, **tls),
             headers={"User-Agent": self.default_ua},
@@ -182,7 +183,8 @@ class CluttoAppService(AppService):
 
     async def handle_transaction(self, txn_id: str, *, events: list[JSON], **parts: Any) -> JSON:
         """Keep the transaction's new events and queue them; raises when they cannot be kept."""
-        entries = await self.inbox.accept(txn_id, events, self.now_ms())
+        # Objects, every one (_http_handle_transaction refuses a body with anything else).
+        entries = await self.inbox.accept(txn_id, cast(list[dict[str, Any]], events), self.now_ms())
         if events and not entries:
             self.log.debug("Transaction %s holds only events already received: a retry", txn_id)
         for entry in entries:
@@ -191,7 +193,7 @@ class CluttoAppService(AppService):
             parts.get("device_lists"), "changed", None
         ):
             self._queue(_DEVICE_LANE, None, super().handle_transaction(txn_id, events=[], **parts))
-        return {}
+        return JSON({})
 
     async def resume_inbox(self) -> int:
         """Queue what the last stop or crash left unhandled, ahead of anything new in the same
@@ -258,7 +260,7 @@ class CluttoAppService(AppService):
         """Run every handler on the entry's event; the work they hand back, if any, as one awaitable."""
         raw = entry.event
         try:
-            self._fix_prev_content(raw)
+            self._fix_prev_content(JSON(raw))
             event = Event.deserialize(raw)
         except SerializerError:
             self.log.exception("Failed to deserialize event %s", raw.get("event_id"))

@@ -26,24 +26,41 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Protocol, cast
 
 import olm
 from mautrix.api import HTTPAPI, Method, Path
-from mautrix.appservice import AppService
 from mautrix.client import Client
-from mautrix.crypto import OlmMachine, PgCryptoStore, RejectKeyShare, StateStore
+from mautrix.crypto import OlmMachine, PgCryptoStore, RejectKeyShare
 from mautrix.crypto.attachments import decrypt_attachment, encrypt_attachment
 from mautrix.crypto.signature import verify_signature_json
 from mautrix.errors import DecryptionError, EncryptionError, MatrixRequestError, SessionNotFound
 from mautrix.types import (
-    ASToDeviceEvent, DeviceID, DeviceIdentity, DeviceLists, DeviceOTKCount, EncryptedEvent, EncryptedFile, Event,
-    EventType, RequestedKeyInfo, RoomID, RoomKeyWithheldCode, StateEvent, TrustState, UserID,
+    ASToDeviceEvent,
+    DeviceID,
+    DeviceIdentity,
+    DeviceLists,
+    DeviceOTKCount,
+    EncryptedEvent,
+    EncryptedFile,
+    Event,
+    EventType,
+    RequestedKeyInfo,
+    RoomID,
+    RoomKeyWithheldCode,
+    SigningKey,
+    StateEvent,
+    TrustState,
+    UserID,
 )
 from mautrix.util.async_db import Database
+from mautrix.util.logging import TraceLogger
 
 from clutto_bridge.crypto import Keyset, KeysetError
+from clutto_bridge.matrix.appservice import CluttoAppService
+from clutto_bridge.matrix.state_store import MembershipStateStore
 
 log = logging.getLogger("clutto.e2ee")
 
@@ -108,7 +125,7 @@ def repickler(old: str, new: str) -> Callable[[str, bytes], bytes]:
 class BotDevice:
     """The bot's E2EE device, started with the appservice (see the module docstring)."""
 
-    def __init__(self, appservice: AppService, state_store: StateStore, database_url: str,
+    def __init__(self, appservice: CluttoAppService, state_store: MembershipStateStore, database_url: str,
                  keys: Keys, pickles: PickleRecord) -> None:
         self.appservice = appservice
         self.state_store = state_store
@@ -180,11 +197,11 @@ class BotDevice:
         api = HTTPAPI(base_url=self.appservice.server, token=self.appservice.as_token,
                       client_session=self.appservice.http_session, as_user_id=bot,
                       default_retry_count=self.appservice.default_http_retry_count,
-                      log=logging.getLogger("clutto.e2ee.http"))
+                      log=cast(TraceLogger, logging.getLogger("clutto.e2ee.http")))
         client = Client(mxid=bot, api=api, state_store=self.state_store)
         known = await store.get_device_id()
         await client.create_device_msc4190(known or "", DEVICE_NAME)  # MSC4190: created if missing
-        machine = OlmMachine(client, store, self.state_store, log=logging.getLogger("clutto.e2ee.olm"))
+        machine = OlmMachine(client, store, self.state_store, log=cast(TraceLogger, logging.getLogger("clutto.e2ee.olm")))
         # A key request is answered only for devices their owner's identity cross-signed, trusting
         # the first identity seen (TOFU); the room-membership check comes with the decrypt phase.
         machine.share_keys_min_trust = TrustState.CROSS_SIGNED_TOFU
@@ -199,7 +216,7 @@ class BotDevice:
             raise CryptoStoreKeyError(f"the bot's E2EE crypto store does not open with its key from the keyset ({e})") from None
         if not known:
             await store.put_device_id(client.device_id)
-        if not machine.account.shared:
+        if not (machine.account and machine.account.shared):
             await machine.share_keys()
         published = await _published_keys(client)
         if published.device is None and known:
@@ -300,15 +317,16 @@ class BotDevice:
         if self.machine is None:
             return None
         content = event.content
-        devices = [content.device_id] if getattr(content, "device_id", None) else [
-            device for device in (await self.machine.crypto_store.get_devices(event.sender) or {})
-        ]
+        devices = [content.device_id] if getattr(content, "device_id", None) else list(
+            await self.machine.crypto_store.get_devices(event.sender) or {}
+        )
         if not devices:
             return None
         # A dict of devices, not the list mautrix's type hint names: once a key has come, mautrix
         # deletes the answering device from that mapping (a list would raise TypeError).
         got = await self.machine.request_room_key(
-            event.room_id, content.sender_key, content.session_id, {event.sender: dict.fromkeys(devices)},
+            event.room_id, content.sender_key, content.session_id,
+            cast(dict[UserID, list[DeviceID]], {event.sender: dict.fromkeys(devices)}),
             timeout=timeout,
         )
         return await self.decrypt(event, 0) if got else None
@@ -334,7 +352,7 @@ class BotDevice:
     async def _otk_counts(self, counts: dict[UserID, dict[DeviceID, DeviceOTKCount]]) -> None:
         await self._loaded.wait()
         # Only this device's count: the bot's other devices (a lost store's, or a test's) are not ours.
-        own = counts.get(self.appservice.bot_mxid, {}).get(self.device_id) if self.machine else None
+        own = counts.get(self.appservice.bot_mxid, {}).get(self.device_id) if self.machine and self.device_id else None
         if self.machine and own is not None:
             await self.machine.handle_otk_count(own)
 
@@ -366,12 +384,12 @@ async def _published_keys(client: Client) -> PublishedKeys:
     master = _only_key((found.get("master_keys") or {}).get(bot))
     ssk_json = (found.get("self_signing_keys") or {}).get(bot)
     ssk = _only_key(ssk_json)
-    signed = bool(master and ssk and verify_signature_json(ssk_json, bot, master, master)
-                  and verify_signature_json(device, bot, ssk, ssk))
+    signed = bool(master and ssk and ssk_json and verify_signature_json(ssk_json, bot, master, SigningKey(master))
+                  and verify_signature_json(device, bot, ssk, SigningKey(ssk)))
     return PublishedKeys(device, signed)
 
 
-def _only_key(cross_signing_key: dict | None) -> str | None:
+def _only_key(cross_signing_key: dict[str, Any] | None) -> str | None:
     keys = list((cross_signing_key or {}).get("keys", {}).values())
     return keys[0] if len(keys) == 1 else None
 

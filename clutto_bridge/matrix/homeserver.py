@@ -8,15 +8,28 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
+from aiohttp import ClientResponseError
 from mautrix.api import Method, Path
 from mautrix.appservice import IntentAPI
-from aiohttp import ClientResponseError
 from mautrix.errors import MatrixRequestError, MatrixUnknownRequestError
 from mautrix.types import (
-    ContentURI, EncryptedEvent, EncryptedFile, EventType, FileInfo, MediaMessageEventContent, Membership, MessageType, RoomCreatePreset,
-    RoomID, SerializerError,
+    JSON,
+    ContentURI,
+    EncryptedEvent,
+    EncryptedFile,
+    EventType,
+    FileInfo,
+    MediaMessageEventContent,
+    Membership,
+    MemberStateEventContent,
+    MessageType,
+    RoomCreatePreset,
+    RoomID,
+    SerializerError,
+    UserID,
 )
 
 from clutto_bridge.matrix import spaces
@@ -61,7 +74,7 @@ class Homeserver:
         """Join once: a refused join (the inviter left, the room is gone) is final. mautrix
         would try it 4 more times over 100 s, holding the room's lane; a server error or a
         rate limit is still retried by the HTTP client (``default_http_retry_count``)."""
-        await self.bot.join_room(room_id, max_retries=0)
+        await self.bot.join_room(RoomID(room_id), max_retries=0)
         await self._learn_encryption(room_id)
 
     async def _learn_encryption(self, room_id: str) -> None:
@@ -74,7 +87,7 @@ class Homeserver:
                 log.warning("Could not read whether %s is encrypted: %s", room_id, e)
 
     async def leave(self, room_id: str) -> None:
-        await self.bot.leave_room(room_id)
+        await self.bot.leave_room(RoomID(room_id))
 
     async def capabilities(self) -> dict[str, Any]:
         try:
@@ -99,10 +112,10 @@ class Homeserver:
             await self.bot.state_store.set_encryption_info(RoomID(room_id), encryption)
 
     async def link_child(self, space_id: str, room_id: str, server_name: str) -> None:
-        await spaces.link_child(self.bot, space_id, room_id, server_name)
+        await spaces.link_child(self.bot, RoomID(space_id), RoomID(room_id), server_name)
 
     async def unlink_child(self, space_id: str, room_id: str) -> None:
-        await self.bot.send_state_event(space_id, spaces.SPACE_CHILD, {}, state_key=room_id)
+        await self.bot.send_state_event(RoomID(space_id), spaces.SPACE_CHILD, {}, state_key=room_id)
 
     async def create_direct_chat(self, users: list[str], *, room_version: str, retention_ms: int,
                                  encryption: dict[str, Any] | None = None) -> str:
@@ -130,7 +143,7 @@ class Homeserver:
         return room_id
 
     async def invite_once(self, room_id: str, user_id: str) -> None:
-        await spaces.invite_once(self.bot, room_id, user_id)
+        await spaces.invite_once(self.bot, RoomID(room_id), UserID(user_id))
 
     async def membership(self, room_id: str, user_id: str) -> str | None:
         """The user's membership in the room ("invite", "join", "leave", ...); None if they never had one."""
@@ -144,14 +157,15 @@ class Homeserver:
     async def room_state(self, room_id: str) -> list[dict[str, Any]] | None:
         """The room's whole current state as raw events; None if the bot may not read it."""
         try:
-            return await self.bot.api.request(Method.GET, Path.v3.rooms[room_id].state)
+            # A list of events (mautrix annotates every answer as an object).
+            return cast(list[dict[str, Any]], await self.bot.api.request(Method.GET, Path.v3.rooms[room_id].state))
         except MatrixRequestError:
             return None
 
     async def kick(self, room_id: str, user_id: str, reason: str) -> bool:
         """Kick; False when there was nobody to kick (left, never joined) or it was refused."""
         try:
-            await self.bot.kick_user(room_id, user_id, reason=reason)
+            await self.bot.kick_user(RoomID(room_id), UserID(user_id), reason=reason)
         except MatrixRequestError as e:
             log.debug("Kicking %s from %s: %s", user_id, room_id, e)
             return False
@@ -164,7 +178,7 @@ class Homeserver:
     # --- state ------------------------------------------------------------------------------
 
     async def set_state(self, room_id: str, event_type: str, content: dict[str, Any], state_key: str = "") -> None:
-        await self.bot.send_state_event(room_id, _state_type(event_type), content, state_key=state_key)
+        await self.bot.send_state_event(RoomID(room_id), _state_type(event_type), content, state_key=state_key)
 
     async def state(self, room_id: str, event_type: str, state_key: str = "") -> dict[str, Any] | None:
         """The content of a state event, or None when the room has none (or we may not see it)."""
@@ -188,7 +202,7 @@ class Homeserver:
         return await self.bot.api.request(Method.GET, Path.v3.rooms[room_id].state["m.room.power_levels"])
 
     async def set_power_levels(self, room_id: str, content: dict[str, Any]) -> None:
-        await self.bot.send_state_event(room_id, EventType.ROOM_POWER_LEVELS, content)
+        await self.bot.send_state_event(RoomID(room_id), EventType.ROOM_POWER_LEVELS, content)
 
     # --- messages and media -------------------------------------------------------------------
 
@@ -221,15 +235,15 @@ class Homeserver:
         """Send an ``m.room.message``: as Megolm ciphertext where the room is encrypted."""
         if self.device is not None and await self.device.is_encrypted(room_id):
             encrypted = await self.device.encrypt(room_id, EventType.ROOM_MESSAGE, content, lambda: self._readers(room_id))
-            return await self.bot.send_message_event(room_id, EventType.ROOM_ENCRYPTED, encrypted, txn_id=txn_id)
-        return await self.bot.send_message_event(room_id, EventType.ROOM_MESSAGE, content, txn_id=txn_id)
+            return await self.bot.send_message_event(RoomID(room_id), EventType.ROOM_ENCRYPTED, encrypted, txn_id=txn_id)
+        return await self.bot.send_message_event(RoomID(room_id), EventType.ROOM_MESSAGE, content, txn_id=txn_id)
 
     async def _readers(self, room_id: str) -> list[str]:
         """Who may read what the bot writes now: the room's joined and invited members, as the
         homeserver has them (one request, when a new session is shared)."""
         members = await self.bot.get_members(RoomID(room_id))
-        return [m.state_key for m in members if m.content.membership in (Membership.JOIN, Membership.INVITE)
-                and m.state_key != self.bot_mxid]
+        return [m.state_key for m in members if isinstance(m.content, MemberStateEventContent)
+                and m.content.membership in (Membership.JOIN, Membership.INVITE) and m.state_key != self.bot_mxid]
 
     async def is_encrypted(self, room_id: str) -> bool:
         return self.device is not None and await self.device.is_encrypted(room_id)
@@ -263,9 +277,11 @@ class Homeserver:
         A missing or refused file is a MatrixRequestError like any other refusal (mautrix lets the
         authenticated media API's aiohttp error through as it is)."""
         if isinstance(mxc, EncryptedFile):
+            if not mxc.url:
+                raise UnreadableAttachment("the encrypted file has no url")
             return decrypt_file(await self.download(mxc.url), mxc)
         try:
-            return await self.bot.download_media(mxc)
+            return await self.bot.download_media(ContentURI(mxc))
         except ClientResponseError as e:
             raise MatrixUnknownRequestError(e.status, e.message, "M_NOT_FOUND" if e.status == 404 else "M_UNKNOWN",
                                             f"downloading {mxc} failed: {e.status} {e.message}") from e
@@ -277,7 +293,7 @@ class Homeserver:
         if isinstance(source, str):
             return await self.download(source)
         try:
-            file = EncryptedFile.deserialize(source)
+            file = EncryptedFile.deserialize(JSON(source))
         except (SerializerError, KeyError, TypeError, ValueError):
             raise UnreadableAttachment("the encrypted file's key is malformed") from None
         if not file.url:
@@ -291,7 +307,7 @@ class Homeserver:
         if self.device is None:
             return None
         try:
-            encrypted = EncryptedEvent.deserialize(event)
+            encrypted = EncryptedEvent.deserialize(JSON(event))
         except (SerializerError, KeyError, TypeError, ValueError):
             return None
         readable = await self.device.decrypt(encrypted, 0)
@@ -302,7 +318,7 @@ class Homeserver:
     async def profile(self, user_id: str) -> tuple[str | None, str | None]:
         """(display name, avatar URL) of a user; raises MatrixRequestError for an unknown one."""
         try:
-            profile = await self.bot.get_profile(user_id)
+            profile = await self.bot.get_profile(UserID(user_id))
         except MatrixRequestError as e:
             # A homeserver that shows profiles only to people sharing a room with the user
             # (limit_profile_requests_to_users_who_share_rooms, which doctor asks for) refuses

@@ -3,7 +3,6 @@ timeout, and "could not ask" as an answer rather than an error."""
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import quote
 
 import aiohttp
@@ -16,7 +15,7 @@ async def bot_admin_status(address: str, as_token: str, bot: str, timeout: float
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
             async with session.get(url, params={"user_id": bot}, headers={"Authorization": f"Bearer {as_token}"}) as resp:
                 body = await resp.json(content_type=None)
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as e:
         return None, f"not checked: homeserver at {address} not reachable ({type(e).__name__})"
     if resp.status == 200 and isinstance(body, dict):
         return bool(body.get("admin")), ""

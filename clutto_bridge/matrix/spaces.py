@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from mautrix.appservice import IntentAPI
-from mautrix.errors import MForbidden, MatrixRequestError
+from mautrix.errors import MatrixRequestError, MForbidden
 from mautrix.types import EventType, RoomCreatePreset, RoomID, UserID
 
 from clutto_bridge.policy.orphans import CREATION_KEY, TEAM_KEY
@@ -38,7 +38,7 @@ def creation_marker(team_id: str, marker: str) -> dict[str, str]:
     return {CREATION_KEY: marker, TEAM_KEY: team_id}
 
 
-def power_levels(bot: UserID, owner: UserID, levels: dict[str, int], *, space: bool) -> dict[str, Any]:
+def power_levels(bot: str, owner: str, levels: dict[str, int], *, space: bool) -> dict[str, Any]:
     """Power levels of a team space or room: admins manage, members talk (not in the space),
     only the bot brings people in (``GATE_LEVEL``)."""
     admin = levels["admin"]
@@ -130,9 +130,8 @@ def encryption_state(content: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 async def link_child(intent: IntentAPI, space_id: RoomID, room_id: RoomID, server_name: str) -> None:
-    await intent.send_state_event(
-        space_id, SPACE_CHILD, {"via": [server_name], "suggested": True}, state_key=room_id
-    )
+    content: dict[str, Any] = {"via": [server_name], "suggested": True}
+    await intent.send_state_event(space_id, SPACE_CHILD, content, state_key=room_id)
 
 
 async def invite_once(intent: IntentAPI, room_id: RoomID, user_id: UserID) -> None:

@@ -10,12 +10,19 @@ encrypted (P12).
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from mautrix.appservice.state_store.asyncpg import PgASStateStore
-from mautrix.types import Member, MemberStateEventContent, Membership, RoomID, UserID
+from mautrix.crypto import StateStore as CryptoStateStore
+from mautrix.types import ContentURI, Member, Membership, MemberStateEventContent, RoomID, UserID
 
 
-class MembershipStateStore(PgASStateStore):
-    def __init__(self, *args, **kwargs) -> None:
+# mautrix types is_encrypted as bool | None in one base and bool in the other.
+class MembershipStateStore(PgASStateStore, CryptoStateStore):  # type: ignore[misc]
+    """The appservice's state store, which the bot's OlmMachine also reads (as mautrix's
+    PgCryptoStateStore does, the asyncpg store implements the crypto module's three methods)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._profiles: dict[tuple[str, str], tuple[str | None, str | None]] = {}
 
@@ -39,7 +46,9 @@ class MembershipStateStore(PgASStateStore):
         members: dict[UserID, Member | MemberStateEventContent],
         only_membership: Membership | None = None,
     ) -> None:
-        bare = {user_id: Member(membership=m.membership) for user_id, m in members.items()}
+        bare: dict[UserID, Member | MemberStateEventContent] = {
+            user_id: Member(membership=m.membership) for user_id, m in members.items()
+        }
         await super().set_members(room_id, bare, only_membership)
         for user_id, member in members.items():
             self._remember(room_id, user_id, member)
@@ -48,5 +57,6 @@ class MembershipStateStore(PgASStateStore):
         member = await super().get_member(room_id, user_id)
         seen = self._profiles.get((room_id, user_id))
         if member is not None and seen is not None:
-            member.displayname, member.avatar_url = seen
+            # mautrix's Member holds None for a missing name or avatar, whatever its annotation says.
+            member.displayname, member.avatar_url = cast(tuple[str, ContentURI], seen)
         return member

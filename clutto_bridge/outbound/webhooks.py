@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 import aiohttp
 from multidict import CIMultiDict
@@ -40,7 +39,7 @@ class WebhookSender:
         try:
             async with self._client().post(url, data=body, headers=headers, allow_redirects=False) as resp:
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
             # The URL only: extra headers may hold the receiver's secret.
             raise DeliveryFailed(f"{url}: {type(e).__name__}", retry=True) from None
         if 200 <= status < 300:

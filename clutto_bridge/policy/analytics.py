@@ -9,9 +9,10 @@ would give a suppressed cell back.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterable, Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 # Team sizes (current members) in buckets; the last has no upper bound.
 SIZE_BUCKETS: tuple[tuple[int, int | None, str], ...] = (
@@ -25,9 +26,12 @@ EMPTY = "0"
 
 
 class TeamFacts(Protocol):
-    created_at: int
-    plan: str
-    members: int
+    @property
+    def created_at(self) -> int: ...
+    @property
+    def plan(self) -> str: ...
+    @property
+    def members(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class UsageReport:
     cells: list[UsageCell]
     suppressed: int
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "k": self.k,
             "suppressed_cells": self.suppressed,
@@ -64,7 +68,7 @@ def size_bucket(members: int) -> str:
 
 
 def iso_week(ms: int) -> str:
-    year, week, _ = datetime.fromtimestamp(ms / 1000, timezone.utc).isocalendar()
+    year, week, _ = datetime.fromtimestamp(ms / 1000, UTC).isocalendar()
     return f"{year}-W{week:02d}"
 
 

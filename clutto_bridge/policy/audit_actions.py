@@ -12,6 +12,7 @@ and the entry points can all name an action.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import cast
 
 CHANGE = "change"
 """Something done to a team, its members, rooms or settings (by a person or a job)."""
@@ -40,6 +41,15 @@ class AuditAction(StrEnum):
         member.kind = kind
         member.when = when
         return member
+
+    @classmethod
+    def named(cls, value: str) -> AuditAction:
+        """The action stored as ``value``; ValueError for any other string (``cls(value)`` would
+        do the same, but the three-argument ``__new__`` hides that lookup from type checkers)."""
+        try:
+            return cast(AuditAction, cls._value2member_map_[value])
+        except KeyError:
+            raise ValueError(f"{value!r} is not an audit action") from None
 
     # --- members --------------------------------------------------------------------------------
     MEMBER_INVITED = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote
 
 import vobject
@@ -30,11 +31,11 @@ class Contact:
     emails: list[str] = field(default_factory=list)
     matrix_ids: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "emails": self.emails, "matrix_ids": self.matrix_ids}
 
     @classmethod
-    def from_json(cls, card: dict) -> Contact:
+    def from_json(cls, card: dict[str, Any]) -> Contact:
         return cls(card.get("name", ""), list(card.get("emails", [])), list(card.get("matrix_ids", [])))
 
     def keys(self) -> set[str]:
@@ -139,7 +140,7 @@ def parse_vcards(data: bytes) -> list[Contact]:
     return contacts
 
 
-def _contact(card) -> Contact:
+def _contact(card: Any) -> Contact:  # a vobject vCard component
     name = ""
     if hasattr(card, "fn"):
         name = str(card.fn.value)

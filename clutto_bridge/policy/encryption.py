@@ -15,6 +15,8 @@ the bot cannot yet read, or changing its rotation, is the team's setting, not a 
 
 from __future__ import annotations
 
+from typing import Any
+
 from clutto_bridge.policy.gate import FORBIDDEN, Refusal, RoomFacts
 
 MODES = ("off", "default", "require")
@@ -28,7 +30,7 @@ MAX_ROTATION_MS = 7 * 86_400_000
 ROTATION_MESSAGES = 100
 
 
-def room_encryption(mode: str, retention_ms: int) -> dict | None:
+def room_encryption(mode: str, retention_ms: int) -> dict[str, Any] | None:
     """The ``m.room.encryption`` content a new team room starts with; None when ``off``."""
     if mode == "off":
         return None

@@ -11,6 +11,7 @@ mode (``consent``). Pure: the facts arrive as arguments.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 from clutto_bridge.policy.integrations import WIDGET_EVENT_TYPES, outsider_allowed, widget_allowed
 
@@ -54,7 +55,7 @@ def may_join(
     the ones their profile gives, which only the bridge writes: ``profile_locked`` says so
     (reset mode, and not the bridge's own write), and such a change is refused.
     """
-    if _not_enforced(facts) or user_id == bridge_bot:
+    if not _enforced(facts) or user_id == bridge_bot:
         return None
     if facts.role is not None:
         if facts.joined_here and profile_locked:
@@ -79,7 +80,7 @@ def may_invite(facts: RoomFacts | None, invitee: str, bridge_bot: str, global_bo
     role, the power levels and the audit log, and after the fact the bridge removes such an
     outsider whoever invited them; before the write it is the same rule.
     """
-    if _not_enforced(facts) or invitee == bridge_bot or facts.role is not None:
+    if not _enforced(facts) or invitee == bridge_bot or facts.role is not None:
         return None
     if facts.team_bot or outsider_allowed(invitee, set(global_bots)):
         return None
@@ -90,14 +91,14 @@ def may_invite(facts: RoomFacts | None, invitee: str, bridge_bot: str, global_bo
 
 def may_send_message(facts: RoomFacts | None, consented: bool, block_mode: bool, version: str) -> Refusal | None:
     """Consent block mode: a member who has not accepted the current policy cannot send in team rooms."""
-    if _not_enforced(facts) or facts.role is None or not block_mode or consented:
+    if not _enforced(facts) or facts.role is None or not block_mode or consented:
         return None
     return Refusal(CONSENT_NOT_GIVEN, f"The team {facts.team_name} asks you to accept the privacy policy version "
                    f"{version} before you write in its rooms. Send `policy` to the Clutto bot to read it and "
                    "`accept` to agree.", "consent_block")
 
 
-def may_send_widget(content: dict, prefixes: list[str]) -> Refusal | None:
+def may_send_widget(content: dict[str, Any], prefixes: list[str]) -> Refusal | None:
     """A widget must point under an allowed URL prefix; an empty content removes one and passes."""
     if not content or widget_allowed(content.get("url"), prefixes):
         return None
@@ -105,7 +106,7 @@ def may_send_widget(content: dict, prefixes: list[str]) -> Refusal | None:
                    "admin can allow its URL prefix with `!clutto integrations allow https://...`.", "widget")
 
 
-def may_set_power_levels(wrong: dict) -> Refusal | None:
+def may_set_power_levels(wrong: dict[str, Any]) -> Refusal | None:
     """``wrong``: the managed keys that differ from what the team's roles give (``teams/power.differences``)."""
     if not wrong:
         return None
@@ -124,6 +125,6 @@ def is_widget(event_type: str) -> bool:
     return event_type in WIDGET_EVENT_TYPES
 
 
-def _not_enforced(facts: RoomFacts | None) -> bool:
-    """Not a team room, or a team the bridge no longer enforces (not active: purging, deleting)."""
-    return facts is None or not facts.active
+def _enforced(facts: RoomFacts | None) -> TypeGuard[RoomFacts]:
+    """A team room of a team the bridge enforces (active; not purging or deleting)."""
+    return facts is not None and facts.active

@@ -77,7 +77,7 @@ def shown_headers(headers: bytes, allowlist: tuple[str, ...], max_length: int) -
     """The allowlisted headers of a header block, in the allowlist's order (the first of a
     repeated header), each decoded and on one line. Any other header is dropped."""
     parsed = BytesHeaderParser(policy=default_policy.clone(raise_on_defect=False)).parsebytes(headers)
-    raw = {}
+    raw: dict[str, str] = {}
     for name, value in parsed.raw_items():
         raw.setdefault(name.casefold(), value)
     shown = []

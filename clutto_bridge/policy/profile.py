@@ -10,8 +10,9 @@ from __future__ import annotations
 import io
 import string
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 

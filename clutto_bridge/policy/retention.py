@@ -49,7 +49,7 @@ def removable(event: dict[str, Any], cutoff_ms: int) -> bool:
         return False
     if "redacted_because" in (event.get("unsigned") or {}):
         return False
-    return event.get("origin_server_ts", cutoff_ms) < cutoff_ms
+    return bool(event.get("origin_server_ts", cutoff_ms) < cutoff_ms)
 
 
 class PurgePlan:

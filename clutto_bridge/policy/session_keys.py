@@ -13,8 +13,10 @@ from typing import Protocol
 
 
 class Span(Protocol):
-    oldest_ts: int
-    newest_ts: int
+    @property
+    def oldest_ts(self) -> int: ...
+    @property
+    def newest_ts(self) -> int: ...
 
 
 def may_share(span: Span | None, cutoff_ms: int) -> bool:

@@ -7,9 +7,10 @@ parsed config; ``cli.py`` and the provisioning API print or serve the result.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import BaseModel
 from yarl import URL

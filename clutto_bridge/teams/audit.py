@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.crypto import chain
 from clutto_bridge.crypto.signing import key_id, public_jwk
-from clutto_bridge.crypto.witness import WitnessError, WitnessedHead, WitnessFile
+from clutto_bridge.crypto.witness import WitnessedHead, WitnessError, WitnessFile
 from clutto_bridge.db.audit import AuditEntry, AuditRow, AuditStore, Checkpoint, SigningKeyRecord
 from clutto_bridge.db.team import Team
 from clutto_bridge.metrics import Metrics
@@ -61,7 +62,7 @@ class AuditLog:
         (a plain string that is none of them is refused, so the generated list stays complete); the row
         stores its value."""
         team_id = team.id if team else None
-        entry = AuditEntry(self.clock.now_ms(), team_id, actor, AuditAction(action).value, target, detail)
+        entry = AuditEntry(self.clock.now_ms(), team_id, actor, AuditAction.named(action).value, target, detail)
         row = await self.store.add(entry, _seal, chain.GENESIS)
         for callback in self._subscribers:
             await callback(entry)
@@ -120,10 +121,10 @@ class AuditLog:
         if why != self._witness_refused:
             self._witness_refused = why
             log.error("The audit witness %s is not updated: %s. Run `clutto-bridge audit verify`; if the database "
-                      "was restored or replaced on purpose, move the witness away.", self.witness.path, why)
+                      "was restored or replaced on purpose, move the witness away.", self.witness and self.witness.path, why)
 
     async def for_team(self, team_id: str, action: AuditAction | None = None) -> list[AuditEntry]:
-        return await self.store.for_team(team_id, AuditAction(action).value if action is not None else None)
+        return await self.store.for_team(team_id, AuditAction.named(action).value if action is not None else None)
 
     async def once(self, team: Team, action: AuditAction, target: str | None) -> None:
         """Record ``action`` only if the team has no such entry yet."""

@@ -11,19 +11,19 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-
-from clutto_bridge.matrix.errors import MatrixRequestError
+from typing import Any
 
 from clutto_bridge.db.job import JobKind, JobStore
 from clutto_bridge.db.team import RoomStore, Team, TeamState, TeamStore
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
+from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.webhooks import WebhookEvents
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed, TeamExists
 from clutto_bridge.teams.service import TeamService
+from clutto_bridge.teams.webhooks import WebhookEvents
 
 log = logging.getLogger("clutto.details")
 
@@ -64,13 +64,13 @@ class TeamDetails:
         if name is not None and name != team.name:
             old = team.name
             await self.store.rename(team, name)
-            await hs.set_state(team.space_id, "m.room.name", {"name": name})
+            await hs.set_state(team.space, "m.room.name", {"name": name})
             await self.audit.record(team, actor, AuditAction.TEAM_RENAMED, team.id, old=old, new=name)
         if topic is not None:
-            await hs.set_state(team.space_id, "m.room.topic", {"topic": topic})
+            await hs.set_state(team.space, "m.room.topic", {"topic": topic})
             await self.audit.record(team, actor, AuditAction.TEAM_TOPIC_SET, team.id)
         if avatar_url is not None:
-            await hs.set_state(team.space_id, "m.room.avatar", {"url": avatar_url})
+            await hs.set_state(team.space, "m.room.avatar", {"url": avatar_url})
             await self.audit.record(team, actor, AuditAction.TEAM_AVATAR_SET, team.id, url=avatar_url)
         return team
 
@@ -98,7 +98,7 @@ class TeamDetails:
         return len(teams)
 
     async def shut_down(self, team: Team, actor: str | None, *, message: str | None = None,
-                        action: AuditAction = AuditAction.TEAM_DELETED, **detail) -> None:
+                        action: AuditAction = AuditAction.TEAM_DELETED, **detail: Any) -> None:
         """Delete the space and every room with purge, then the team's rows (audit stays)."""
         rooms = [r.room_id for r in await self.rooms.of_team(team.id, include_archived=True)]
         message = message or f"The team {team.name} was deleted by its owner."

@@ -113,6 +113,8 @@ class EmailService:
             if team is None or team.id in delivered:
                 continue
             address = await self.store.of_team(team.id)
+            if address is None:  # the address was removed since the recipient was resolved
+                continue
             room_id = await self._email_room(team, address)
             plain, html = mail.notice(self.full_address(address), headers)
             await self.homeserver.send_notice(room_id, plain, html, mentions=[])

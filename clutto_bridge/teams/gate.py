@@ -9,15 +9,14 @@ waiting for the answer.
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from clutto_bridge.config import Settings
 from clutto_bridge.db.gate import GateRow, GateStore
 from clutto_bridge.db.integrations import IntegrationStore
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.team import TeamState
-from clutto_bridge.policy import encryption
-from clutto_bridge.policy import gate as policy
+from clutto_bridge.policy import encryption, gate as policy
 from clutto_bridge.policy.gate import Refusal, RoomFacts
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.integrations import WIDGET
@@ -78,10 +77,13 @@ class Gatekeeper:
         sender, room_id = event.get("sender"), event.get("room_id")
         if not isinstance(sender, str) or not isinstance(room_id, str) or sender == self.bot:
             return None
-        requires_encryption = self.settings.policy.encryption == "require" and self.is_encrypted is not None
+        is_encrypted = self.is_encrypted if self.settings.policy.encryption == "require" else None
+        requires_encryption = is_encrypted is not None
         if "state_key" not in event and self.settings.consent.mode != "block" and not requires_encryption:
             return None  # no rule holds back a message: answered without reading anything
-        content = event.get("content") if isinstance(event.get("content"), dict) else {}
+        content = event.get("content")
+        if not isinstance(content, dict):
+            content = {}
         row = await self.store.facts(room_id, sender)
         facts = _facts(row)
         if row is None or facts is None or not facts.active:
@@ -93,9 +95,9 @@ class Gatekeeper:
                 refusal = encryption.may_change_encryption(facts, sender, self.bot)
         else:
             refusal = await self._message(facts, sender)
-            if refusal is None and requires_encryption and event_type == "m.room.message":
+            if refusal is None and is_encrypted is not None and event_type == "m.room.message":
                 refusal = encryption.may_send_plaintext(
-                    facts, "require", await self.is_encrypted(room_id), event_type, sender, self.bot
+                    facts, "require", await is_encrypted(room_id), event_type, sender, self.bot
                 )
         return self._log(refusal, sender, room_id)
 

@@ -23,14 +23,19 @@ from clutto_bridge.db.team import Team, TeamStore
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.matrix.spaces import BOT_LEVEL
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from clutto_bridge.matrix.spaces import BOT_LEVEL
 from clutto_bridge.teams.power import (
-    corrected, creators_with_power, differences, expected_power_levels, level_of, within_reach,
+    corrected,
+    creators_with_power,
+    differences,
+    expected_power_levels,
+    level_of,
+    within_reach,
 )
 from clutto_bridge.teams.service import TeamService
 
@@ -141,7 +146,9 @@ class MemberService:
         await self.teams.invite_everywhere(team, user_id)
         await self.sync_power_levels(team)
         await self.audit.record(team, actor, AuditAction.MEMBER_INVITED, user_id, role=role, created_account=created_by_bridge)
-        return await self.store.get(team.id, user_id)
+        invited = await self.store.get(team.id, user_id)
+        assert invited is not None, "written above"
+        return invited
 
     # --- changing and removing -----------------------------------------------------
 
@@ -212,7 +219,7 @@ class MemberService:
             return
         if member.membership != state:
             await self.store.set_membership(member, state)
-            log.info("%s is now %s in team %s", user_id, state, team.id)
+            log.info("%s is now %s in team %s", user_id, state, member.team_id)
             if state == membership.DECLINED:
                 await self.audit.record(team, user_id, AuditAction.INVITE_DECLINED, user_id)
 

@@ -7,7 +7,7 @@ Customer; here only what is about the member personally.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from clutto_bridge import __version__
@@ -99,6 +99,6 @@ _CHOICES = {
 
 
 def _choice(choice: dict[str, Any]) -> str:
-    when = datetime.fromtimestamp(choice["ts"] / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.fromtimestamp(choice["ts"] / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
     value = str(choice["value"]).replace("_", " ")
     return f"{_CHOICES.get(choice['choice'], choice['choice'])} {value} on {when}"

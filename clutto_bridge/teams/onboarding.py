@@ -16,19 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from clutto_bridge.matrix.errors import MatrixRequestError
-
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
 from clutto_bridge.db.bot import TeamWelcomes
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.team import Team, TeamState
+from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.consent import PolicyText
+from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.members import MemberService
-from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.profiles import ProfileService
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.member import MemberStore
@@ -89,7 +90,7 @@ class ProfileService:
             await self.audit.record(None, None, AuditAction.MEMBER_DATA_READ, user_id, part="profile")
         return {f: profile[f] for f in self.rules.allowed}
 
-    async def update(self, user_id: str, changes: dict[str, object], *, actor: str | None) -> dict[str, str | None]:
+    async def update(self, user_id: str, changes: Mapping[str, object], *, actor: str | None) -> dict[str, str | None]:
         """Set (value) or clear (None) fields; every change is checked before any is written."""
         if actor is not None and actor != user_id:
             raise NotAllowed("Members change only their own profile.")
@@ -216,15 +217,15 @@ class ProfileService:
             return
         for team in await self.teams.of_user(user_id):
             if await self.teams.role_of(team, user_id) is not None:
-                await self.homeserver.set_state(team.space_id, PROFILE_STATE, visible, state_key=f"_{user_id}")
+                await self.homeserver.set_state(team.space, PROFILE_STATE, visible, state_key=f"_{user_id}")
 
     async def unpublish(self, team: Team, user_id: str) -> None:
         """Someone left or was removed: their profile is no longer shown in that team's space."""
         if self.custom_fields:
             return  # the fields live in their own global profile, not in the team
-        current = await self.homeserver.state(team.space_id, PROFILE_STATE, f"_{user_id}")
+        current = await self.homeserver.state(team.space, PROFILE_STATE, f"_{user_id}")
         if current:  # None: never published there
-            await self.homeserver.set_state(team.space_id, PROFILE_STATE, {}, state_key=f"_{user_id}")
+            await self.homeserver.set_state(team.space, PROFILE_STATE, {}, state_key=f"_{user_id}")
 
     # --- enforcement ---------------------------------------------------------------------------
 
@@ -260,7 +261,7 @@ class ProfileService:
         the profile changes again; when our write lands while the member's own change is
         still propagating, Synapse (1.163) can lose both tasks, and the room keeps the name.
         """
-        for attempt in range(RESET_ATTEMPTS):
+        for _attempt in range(RESET_ATTEMPTS):
             deadline = time.monotonic() + RESET_CONFIRM_S
             while time.monotonic() < deadline:
                 await asyncio.sleep(0.5)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-
 from typing import Any
 
 from clutto_bridge.clock import Clock
@@ -22,8 +21,16 @@ from clutto_bridge.durations import DurationError, format_duration, minutes_hint
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.retention import (
-    RedactMode, RedactModeNotAllowed, RetentionOutOfBounds, RoomPath, cutoff, effective_redact_mode, media_urls,
-    removable, room_path, team_redact_mode,
+    RedactMode,
+    RedactModeNotAllowed,
+    RetentionOutOfBounds,
+    RoomPath,
+    cutoff,
+    effective_redact_mode,
+    media_urls,
+    removable,
+    room_path,
+    team_redact_mode,
 )
 from clutto_bridge.policy.session_keys import may_share
 from clutto_bridge.teams.audit import AuditLog

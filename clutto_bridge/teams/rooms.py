@@ -57,7 +57,7 @@ class RoomService:
         if room is None:
             raise NotFound(f"{team.name} has no room {name_or_id!r}.")
         hs = self.homeserver
-        await hs.unlink_child(team.space_id, room.room_id)
+        await hs.unlink_child(team.space, room.room_id)
         levels = await hs.power_levels(room.room_id)
         levels["events_default"] = BOT_LEVEL
         await self.store.archive(room, self.clock.now_ms())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError, UnreadableAttachment
@@ -20,7 +20,7 @@ from clutto_bridge.teams.errors import InvalidInput
 
 log = logging.getLogger("clutto.files")
 
-SentFile = Union[str, dict[str, Any]]
+SentFile = str | dict[str, Any]
 """An mxc URI, or an encrypted attachment's ``file`` object."""
 
 

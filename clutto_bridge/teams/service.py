@@ -13,14 +13,13 @@ import logging
 import secrets
 from dataclasses import dataclass
 
-from clutto_bridge.matrix.errors import MatrixRequestError
-
 from clutto_bridge import testhooks
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
 from clutto_bridge.db import member as membership
 from clutto_bridge.db.member import Member, MemberStore
 from clutto_bridge.db.team import CreationKind, RoomCreation, RoomKind, RoomStore, Team, TeamRoom, TeamState, TeamStore
+from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.matrix.spaces import creation_marker
 from clutto_bridge.policy.encryption import MAX_ROTATION_MS, room_encryption
@@ -115,7 +114,7 @@ class TeamService:
     async def room_ids(self, team: Team, *, include_archived: bool = False) -> list[str]:
         """The space and every room of the team."""
         rooms = await self.rooms.of_team(team.id, include_archived=include_archived)
-        return [team.space_id] + [r.room_id for r in rooms]
+        return [team.space] + [r.room_id for r in rooms]
 
     # --- creating ------------------------------------------------------------------
 
@@ -202,7 +201,7 @@ class TeamService:
             testhooks.exit_if("EXIT_AFTER_SPACE", team.name)
         existing = await self.rooms.of_team(team.id, kind=RoomKind.GROUP)
         for room in existing:  # a stop may have come between recording a room and linking it
-            await self.homeserver.link_child(team.space_id, room.room_id, s.homeserver.domain)
+            await self.homeserver.link_child(team.space, room.room_id, s.homeserver.domain)
         names = {room.name for room in existing}
         for name in s.bridge.default_rooms:
             if name not in names:
@@ -235,7 +234,7 @@ class TeamService:
         testhooks.exit_if("EXIT_AFTER_ROOM_CREATED", f"{team.name}/{name}")
         room = TeamRoom(room_id, team.id, RoomKind.GROUP, name, self.clock.now_ms())
         await self.rooms.insert(room, creation=marker)
-        await self.homeserver.link_child(team.space_id, room_id, s.homeserver.domain)
+        await self.homeserver.link_child(team.space, room_id, s.homeserver.domain)
         return room
 
     # --- members -------------------------------------------------------------------
@@ -274,7 +273,7 @@ class TeamService:
             raise NotAllowed(f"Only the owner or an admin of {team.name} may do that.")
 
     async def invite_everywhere(self, team: Team, user_id: str) -> None:
-        await self.homeserver.invite_once(team.space_id, user_id)
+        await self.homeserver.invite_once(team.space, user_id)
         testhooks.exit_if("EXIT_AFTER_SPACE_INVITE", user_id)
         for room in await self.rooms.of_team(team.id, kind=RoomKind.GROUP):
             await self.homeserver.invite_once(room.room_id, user_id)

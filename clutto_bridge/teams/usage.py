@@ -1,4 +1,4 @@
-"""Usage, aggregated and de-identified (DESIGN P15): what the metrics gauges show and the
+"""Usage, aggregated and de-identified (promise P15, docs/promises.md): what the metrics gauges show and the
 operator's usage report. Only the operator reads either; both are counts, never names."""
 
 from __future__ import annotations

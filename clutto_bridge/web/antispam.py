@@ -15,8 +15,9 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -37,7 +38,7 @@ CALLBACKS = ("user_may_join_room", "user_may_invite", "check_event_for_spam")
 # With the bridge down, every callback lets Synapse go on; the bridge enforces after the
 # fact once it is back (it receives the queued events). A fail-closed join or invite
 # would refuse every join and invite on the homeserver, team or not (docs/setup/enforcement.md).
-FAIL_OPEN = {name: True for name in CALLBACKS}
+FAIL_OPEN = dict.fromkeys(CALLBACKS, True)
 
 
 class _Body(BaseModel):
@@ -79,7 +80,9 @@ class AntispamEndpoints:
             app.router.add_post(f"{PATH}/{name}", self._handler(name, model, decide))
         app.router.add_post(f"{PATH}/ping", self._handler("ping", PingQuestion, None))
 
-    def _handler(self, name: str, model: type[_Body], decide) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def _handler(
+        self, name: str, model: type[_Body], decide: Callable[[Any], Awaitable[Refusal | None]] | None
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def handle(request: web.Request) -> web.Response:
             if not self._authorized(request):
                 # Not JSON on purpose: the module then applies the callback's fail mode, as for
@@ -93,6 +96,7 @@ class AntispamEndpoints:
             except ValidationError:
                 return error_response(400, "M_BAD_JSON", f"The body of {name} must be JSON with its arguments.")
             if decide is None:
+                assert isinstance(question, PingQuestion), "only ping has no decision"
                 mark_homeserver_question(request)
                 return web.json_response({"id": question.id, "status": "ok"})
             started = time.perf_counter()

@@ -9,7 +9,7 @@ does not answer within ``TIMEOUT`` gives 503. No secret: it says nothing but "ok
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 

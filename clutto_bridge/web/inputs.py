@@ -8,7 +8,7 @@ be (a valid name, an allowed role) is the domain's decision and its message.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, ValidationError, model_validator
@@ -75,7 +75,7 @@ def _member_kind(body: Any) -> str:
 
 
 class NewMember(RootModel[Annotated[
-    Union[Annotated[Invite, Tag("invite")], Annotated[NewAccount, Tag("account")]], Discriminator(_member_kind),
+    Annotated[Invite, Tag("invite")] | Annotated[NewAccount, Tag("account")], Discriminator(_member_kind),
 ]]):
     """Either ``user_id`` (an existing account) or ``username``, ``email`` and ``password`` (a new one)."""
 

@@ -4,7 +4,7 @@ secret (``analytics.metrics_secret``), and the count of provisioning API request
 from __future__ import annotations
 
 import hmac
-from typing import Callable
+from collections.abc import Callable
 
 from aiohttp import web
 

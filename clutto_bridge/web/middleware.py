@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from clutto_bridge.matrix.openid import OpenIDVerifier
 from clutto_bridge.teams.errors import TeamError
 from clutto_bridge.web.errors import ApiError, error_response
-from clutto_bridge.matrix.openid import OpenIDVerifier
 
 log = logging.getLogger("clutto.web")
 

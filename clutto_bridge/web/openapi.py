@@ -6,10 +6,11 @@ bodies and responses come from the ``Route`` declarations, schemas from pydantic
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from clutto_bridge import __version__
 from clutto_bridge.web.outputs import MatrixError
@@ -50,8 +51,8 @@ def openapi_document(prefix: str, routes: Iterable[Route]) -> dict[str, Any]:
     }
 
 
-def _models(routes: list[Route]) -> list[tuple[type[BaseModel], str]]:
-    seen: dict[tuple[type[BaseModel], str], None] = {(MatrixError, "serialization"): None}
+def _models(routes: list[Route]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    seen: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {(MatrixError, "serialization"): None}
     for route in routes:
         body = route.body.model if isinstance(route.body, RawBody) else route.body
         if body is not None:
@@ -93,7 +94,7 @@ def _operation(route: Route) -> dict[str, Any]:
     for status, model in route.responses.items():
         if status in route.file_responses:
             file = TypeAdapter(bytes).json_schema()
-            responses[str(status)] = {"description": model.__doc__.strip(),
+            responses[str(status)] = {"description": (model.__doc__ or "").strip(),
                                       "content": {"application/octet-stream": {"schema": file}}}
         else:
             responses[str(status)] = {"description": _first_line(model), "content": _json(_ref(model))}

@@ -12,8 +12,7 @@ from clutto_bridge.context import Services
 from clutto_bridge.policy.contacts import MAX_BYTES
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.contacts import AlreadyAllowed, ImportNotAllowed
-from clutto_bridge.web import inputs as i
-from clutto_bridge.web import outputs as o
+from clutto_bridge.web import inputs as i, outputs as o
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.routes import RawBody, RouteTable
 

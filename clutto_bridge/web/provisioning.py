@@ -6,29 +6,33 @@ models; the same tables build the router and the OpenAPI document.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 
 from clutto_bridge.context import Services
 from clutto_bridge.crypto.http_signatures import MessageSigner, SigningKeys
+from clutto_bridge.matrix.openid import OpenIDVerifier
+from clutto_bridge.metrics import Metrics
 from clutto_bridge.promises import check, weakened
-from clutto_bridge.web import inputs as i
-from clutto_bridge.web import outputs as o
+from clutto_bridge.web import inputs as i, outputs as o
 from clutto_bridge.web.access import UNKNOWN_TEAM, TeamAccess
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.governance import GovernanceAPI
 from clutto_bridge.web.keys import KeysAPI
-from clutto_bridge.metrics import Metrics
 from clutto_bridge.web.metrics import count_requests
 from clutto_bridge.web.middleware import bearer_auth, matrix_errors
 from clutto_bridge.web.openapi import openapi_document
-from clutto_bridge.matrix.openid import OpenIDVerifier
 from clutto_bridge.web.people import PeopleAPI
 from clutto_bridge.web.reports import ReportsAPI
 from clutto_bridge.web.routes import Route, RouteTable
 from clutto_bridge.web.signatures import signing_hook
+
+if TYPE_CHECKING:
+    from clutto_bridge.db.member import Member
+    from clutto_bridge.db.team import TeamRoom
 
 PREFIX = "/_clutto/v1"
 
@@ -62,7 +66,7 @@ class ProvisioningAPI:
         KeysAPI.routes.register(self.app.router, KeysAPI(keys))
         self.document = openapi_document(PREFIX, all_routes())
 
-    async def _http_session(self, app: web.Application):
+    async def _http_session(self, app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as session:
             self.openid.session = session
             yield
@@ -290,9 +294,9 @@ def all_routes() -> list[Route]:
     ]
 
 
-def _room_json(room) -> dict[str, Any]:
+def _room_json(room: TeamRoom) -> dict[str, Any]:
     return {"room_id": room.room_id, "name": room.name, "kind": room.kind, "archived": room.archived_at is not None}
 
 
-def _member_json(member) -> dict[str, Any]:
+def _member_json(member: Member) -> dict[str, Any]:
     return {"user_id": member.user_id, "role": member.role, "membership": member.membership}

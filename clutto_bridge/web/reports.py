@@ -1,4 +1,4 @@
-"""Provisioning API for the operator's reports: aggregated and de-identified (DESIGN P15)."""
+"""Provisioning API for the operator's reports: aggregated and de-identified (promise P15, docs/promises.md)."""
 
 from __future__ import annotations
 

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 ROOT = Path(__file__).resolve().parents[2]
 # Screenshots and other artefacts of a test run, for people to look at (not committed).
@@ -26,8 +32,10 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture
-async def browser():
+@asynccontextmanager
+async def launched_chromium() -> AsyncIterator[Browser]:
+    """The system's chromium under Playwright (the ``browser`` fixture in conftest.py); the test
+    is skipped, with the reason, where there is no Playwright or no chromium."""
     try:
         from playwright.async_api import async_playwright
     except ImportError:

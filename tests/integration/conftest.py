@@ -13,9 +13,9 @@ import secrets
 import shutil
 import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import aiohttp
 import asyncpg
@@ -26,6 +26,7 @@ from clutto_bridge import cli
 from clutto_bridge.app import Bridge
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigFile, Settings
 from clutto_bridge.demo.synapse import LocalSynapse, LocalUser, free_port
+from tests.integration.browser import launched_chromium
 from tests.integration.e2ee_member import EncryptedMember
 from tests.integration.front import AppserviceFront
 from tests.integration.matrix_client import MatrixClient
@@ -264,6 +265,13 @@ def new_user(homeserver: Homeserver, http: aiohttp.ClientSession):
 
 def unique(name: str) -> str:
     return f"{name} {secrets.token_hex(3)}"
+
+
+@pytest.fixture
+async def browser():
+    """Debian's chromium driven by Playwright, for the portal tests (skipped where there is none)."""
+    async with launched_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from clutto_bridge.demo.synapse import LocalSynapse, _dump, _log_config, _signal_group, free_port
+from clutto_bridge.demo.synapse import LocalSynapse, _log_config, _signal_group, _update, free_port
 
 # Hop-by-hop and length headers are the router's own business, as they are a proxy's.
 _HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
@@ -171,8 +171,8 @@ class WorkerSynapse(LocalSynapse):
         }
         super().write_config(registrations, {**(extra or {}), **topology})
         for name in self.WORKERS:
-            _dump(self.folder / f"{name}.log.yaml", _log_config(self.worker_log(name)))
-            _dump(self.folder / f"{name}.yaml", {
+            _update(self.folder / f"{name}.log.yaml", _log_config(self.worker_log(name)))
+            _update(self.folder / f"{name}.yaml", {
                 "worker_app": "synapse.app.generic_worker",
                 "worker_name": name,
                 "worker_log_config": str(self.folder / f"{name}.log.yaml"),

@@ -1,4 +1,4 @@
-"""Analytics as the operator reads them: aggregated and de-identified (DESIGN P15)."""
+"""Analytics as the operator reads them: aggregated and de-identified (promise P15, docs/promises.md)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,8 @@ from mautrix.types import EventType
 from clutto_bridge.app import Bridge
 from clutto_bridge.policy.analytics import iso_week
 from tests.integration.conftest import Bridges, unique
+from tests.integration.helpers import DAY, Api, team_with_member, wait_for_job
 from tests.integration.matrix_client import wait_until
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_provisioning_api import Api
-from tests.integration.test_retention import DAY, wait_for_job
 
 
 async def scrape(bridge: Bridge, http: aiohttp.ClientSession, token: str | None) -> tuple[int, str]:
@@ -31,7 +29,7 @@ async def test_metrics_after_realistic_use_carry_counts_and_no_identifier(
     bridge: Bridge, new_user, http: aiohttp.ClientSession
 ) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general, random_room = rooms
     await owner.send_text(general, "!clutto retention show")
     await owner.wait_for_notice(general, "keeps messages", sender=bot)

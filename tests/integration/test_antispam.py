@@ -24,7 +24,8 @@ import pytest
 from clutto_bridge.app import Bridge
 from clutto_bridge.demo.synapse import free_port
 from clutto_bridge.web.antispam import PATH, module_config
-from tests.integration.conftest import Bridges, Homeserver, start_homeserver, unique
+from tests.integration.conftest import Bridges, Homeserver, start_homeserver
+from tests.integration.helpers import team_with_member
 from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
 
 pytestmark = pytest.mark.integration
@@ -73,22 +74,6 @@ def person(guarded: Guarded, http: aiohttp.ClientSession):
     return make
 
 
-async def _team(bridge: Bridge, person, *, member_accepts: bool = True):
-    """A team of an owner and a member, both in its space and rooms; the owner has accepted
-    the policy, the member too unless ``member_accepts`` is False."""
-    owner, member = await person("owner"), await person("member")
-    for user in (owner, member) if member_accepts else (owner,):
-        await bridge.onboarding.accept(user.user_id)
-    team = await bridge.teams.create(unique("Team"), owner=owner.user_id)
-    await bridge.members.invite(team, member.user_id, "member", actor=owner.user_id)
-    rooms = [r.room_id for r in (await bridge.teams.view(team)).rooms]
-    for user in (owner, member):
-        await user.wait_for_invites({team.space_id, *rooms})
-        for room_id in [team.space_id, *rooms]:
-            await user.join(room_id)
-    return owner, member, team, rooms
-
-
 async def _refused(call, errcode: str, words: str) -> dict:
     with pytest.raises(MatrixError) as refused:
         await call
@@ -132,7 +117,7 @@ async def test_outsider_cannot_be_invited_or_join_and_a_member_added_with_the_br
     guarded_bridges: Bridges, guarded: Guarded, person, http: aiohttp.ClientSession
 ) -> None:
     bridge = await _start(guarded_bridges, guarded)
-    owner, member, team, rooms = await _team(bridge, person)
+    owner, member, team, rooms = await team_with_member(bridge, person, accepted=("owner", "member"))
     outsider = await person("outsider")
     general = rooms[0]
     admin = Admin(bridge, http)
@@ -163,7 +148,7 @@ async def test_widget_outside_the_allowed_prefixes_is_never_stored(
     guarded_bridges: Bridges, guarded: Guarded, person, http: aiohttp.ClientSession
 ) -> None:
     bridge = await _start(guarded_bridges, guarded, policy__integrations__widget_url_prefixes=["https://meet.example.com/"])
-    owner, member, team, rooms = await _team(bridge, person)
+    owner, member, team, rooms = await team_with_member(bridge, person, accepted=("owner", "member"))
     general = rooms[0]
     good = {"type": "jitsi", "url": "https://meet.example.com/room-1", "name": "Meet"}
     bad = {"type": "custom", "url": "https://tracker.evil.example/pixel", "name": "Tracker"}
@@ -184,7 +169,7 @@ async def test_power_levels_by_hand_are_refused_and_a_role_change_with_the_bridg
     guarded_bridges: Bridges, guarded: Guarded, person, http: aiohttp.ClientSession
 ) -> None:
     bridge = await _start(guarded_bridges, guarded)
-    owner, member, team, rooms = await _team(bridge, person)
+    owner, member, team, rooms = await team_with_member(bridge, person, accepted=("owner", "member"))
     general = rooms[0]
     admin = Admin(bridge, http)
     before = await owner.state(general, "m.room.power_levels")
@@ -207,7 +192,7 @@ async def test_member_without_consent_cannot_write_in_team_rooms_until_they_acce
     guarded_bridges: Bridges, guarded: Guarded, person, http: aiohttp.ClientSession
 ) -> None:
     bridge = await _start(guarded_bridges, guarded, policy__consent__mode="block")
-    owner, member, team, rooms = await _team(bridge, person, member_accepts=False)
+    owner, member, team, rooms = await team_with_member(bridge, person, accepted=("owner",))
     general = rooms[0]
     text = f"before consent {secrets.token_hex(4)}"
 
@@ -228,7 +213,7 @@ async def test_with_the_bridge_stopped_people_still_chat_outside_team_rooms(
     guarded_bridges: Bridges, guarded: Guarded, person
 ) -> None:
     bridge = await _start(guarded_bridges, guarded)
-    owner, member, team, rooms = await _team(bridge, person)
+    owner, member, team, rooms = await team_with_member(bridge, person, accepted=("owner", "member"))
     await guarded_bridges.stop(bridge)
 
     # Every callback fails open: new chats, invites, joins and messages outside team rooms work.
@@ -289,7 +274,7 @@ async def test_answers_do_not_wait_behind_a_write_the_bridge_has_open(
     """The homeserver waits for each answer. With SQLite the bridge's pool is one connection,
     held by any write in progress; the answers read through a second one (WAL)."""
     bridge = await _start(guarded_bridges, guarded)
-    owner, member, team, rooms = await _team(bridge, person)
+    owner, member, team, rooms = await team_with_member(bridge, person, accepted=("owner", "member"))
     outsider = await person("outsider")
 
     def asked(question):
@@ -311,7 +296,7 @@ async def test_a_name_the_profile_does_not_give_never_reaches_team_rooms(
     guarded_bridges: Bridges, guarded: Guarded, person, http: aiohttp.ClientSession
 ) -> None:
     bridge = await _start(guarded_bridges, guarded)
-    owner, member, team, rooms = await _team(bridge, person)
+    owner, member, team, rooms = await team_with_member(bridge, person, accepted=("owner", "member"))
     general = rooms[0]
     await bridge.profiles.update(member.user_id, {"first_name": "Ada", "last_name": "Lovelace"}, actor=member.user_id)
 
@@ -353,7 +338,7 @@ async def test_with_the_bridge_down_the_homeserver_refuses_a_hand_made_invite_to
     """Issue 23: the module fails open, so while the bridge is down the homeserver's own power
     levels keep outsiders out: only the bot may invite, open the join rule or the history."""
     bridge = await _start(guarded_bridges, guarded)
-    owner, member, team, rooms = await _team(bridge, person)
+    owner, member, team, rooms = await team_with_member(bridge, person, accepted=("owner", "member"))
     outsider = await person("outsider")
     general = rooms[0]
     await member.send_text(general, "said before the bridge stopped")
@@ -389,7 +374,7 @@ async def test_an_outsider_let_in_through_an_old_room_while_the_bridge_was_down_
     start: an outsider let in meanwhile is removed, told they are not a member of the team, and
     the start puts the invite level back."""
     bridge = await _start(guarded_bridges, guarded)
-    owner, member, team, rooms = await _team(bridge, person)
+    owner, member, team, rooms = await team_with_member(bridge, person, accepted=("owner", "member"))
     outsider = await person("outsider")
     general = rooms[0]
     front = guarded.homeserver.front
@@ -430,7 +415,7 @@ async def test_under_require_an_encrypted_team_room_takes_no_plaintext_and_only_
     guarded_bridges: Bridges, guarded: Guarded, person, http: aiohttp.ClientSession
 ) -> None:
     bridge = await _start(guarded_bridges, guarded, policy__encryption="require")
-    owner, member, team, rooms = await _team(bridge, person)
+    owner, member, team, rooms = await team_with_member(bridge, person, accepted=("owner", "member"))
     general = rooms[0]
     assert (await owner.state(general, "m.room.encryption"))["algorithm"] == "m.megolm.v1.aes-sha2"
     admin = Admin(bridge, http)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,7 +17,7 @@ import pytest
 from clutto_bridge.app import Bridge
 from clutto_bridge.matrix import spaces
 from tests.integration.conftest import Bridges, unique
-from tests.integration.matrix_client import wait_until
+from tests.integration.helpers import wait_until_serving
 
 
 def _txn_url(bridge: Bridge, txn_id: str) -> str:
@@ -155,16 +155,10 @@ async def test_cli_runs_until_signal_and_stops_cleanly(
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        async def ready() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"the bridge exited early: {process.stdout.read().decode()}")
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/_matrix/mau/ready") as resp:
-                    return resp.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_until(ready, timeout=60, what="the bridge to be ready")
+        await wait_until_serving(
+            process, http, f"http://127.0.0.1:{port}/_matrix/mau/ready", "the bridge to be ready",
+            lambda: process.stdout.read().decode(),
+        )
         process.send_signal(stop_signal)
         code = await asyncio.to_thread(process.wait, 30)
         output = process.stdout.read().decode()

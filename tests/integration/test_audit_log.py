@@ -28,11 +28,8 @@ from clutto_bridge.db.upgrade import upgrade_table
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.teams.audit import AuditLog
 from tests.integration.conftest import Bridges, unique
+from tests.integration.helpers import Api, openid_api, post_file, team_with_member, vcards
 from tests.integration.matrix_client import wait_until
-from tests.integration.test_contacts import post_file, vcards
-from tests.integration.test_member_api import openid_api
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_provisioning_api import Api
 
 
 def audit_cli(*args: str) -> subprocess.CompletedProcess:
@@ -64,7 +61,7 @@ async def sql(database: str, *statements: str) -> None:
 
 async def some_work(bridge: Bridge, new_user) -> None:
     """What a team's first days write to the log: creation, members, roles, rooms, retention."""
-    owner, member, team, _ = await _team_with_member(bridge, new_user)
+    owner, member, team, _ = await team_with_member(bridge, new_user)
     await bridge.members.change_role(team, member.user_id, "admin", actor=owner.user_id)
     await bridge.retention.set_lifetime(team, "30d", actor=owner.user_id)
     await bridge.retention.place_hold(team, None, "audit", actor=None)
@@ -139,7 +136,7 @@ async def test_the_log_verifies_after_key_rotation_and_an_export_verifies_offlin
     assert old_key in offline.stdout and new_key in offline.stdout
 
     lines = export.read_bytes().splitlines(keepends=True)
-    number, line = next((i, l) for i, l in enumerate(lines) if b'"action": "role_changed"' in l)
+    number, line = next((i, row) for i, row in enumerate(lines) if b'"action": "role_changed"' in row)
     row_id = json.loads(line)["id"]
     lines[number] = line.replace(b"role_changed", b"role_chanced")  # one byte
     export.write_bytes(b"".join(lines))
@@ -147,7 +144,7 @@ async def test_the_log_verifies_after_key_rotation_and_an_export_verifies_offlin
     assert changed.returncode == 1 and f"row {row_id}: edited" in changed.stdout, changed.stdout
 
     trusted = tmp_path / "trusted.json"
-    trusted.write_text(json.dumps({"keys": [json.loads(l)["public_jwk"] for l in lines if b'"type": "key"' in l][1:]}))
+    trusted.write_text(json.dumps({"keys": [json.loads(row)["public_jwk"] for row in lines if b'"type": "key"' in row][1:]}))
     lines[number] = line
     export.write_bytes(b"".join(lines))
     narrowed = await asyncio.to_thread(audit_cli, "verify", "--file", str(export), "--trusted-keys", str(trusted))
@@ -170,7 +167,7 @@ async def test_a_checkpoint_is_signed_on_the_timer_while_the_bridge_runs(bridges
 
 @pytest.mark.promise("P14")
 async def test_disclosures_are_recorded(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
-    owner, member, team, _ = await _team_with_member(bridge, new_user)
+    owner, member, team, _ = await team_with_member(bridge, new_user)
     operator = Api(bridge, http)
     who = quote(member.user_id)
     assert (await operator.call("GET", f"/users/{who}/data"))[0] == 200

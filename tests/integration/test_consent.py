@@ -8,25 +8,10 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from clutto_bridge.app import Bridge
 from clutto_bridge.clock import ManualClock
 from tests.integration.conftest import Bridges
+from tests.integration.helpers import Api, bot_chat, openid_api, power_level, team_with_member
 from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
-from tests.integration.test_member_api import openid_api
-from tests.integration.test_members import _level, _team_with_member
-from tests.integration.test_provisioning_api import Api
-
-
-async def bot_chat(bridge: Bridge, user: MatrixClient) -> str:
-    """The direct chat the bot opened with ``user``, joined as the user would."""
-
-    async def opened() -> str | None:
-        return await bridge.management_rooms.room_of(user.user_id)
-
-    room_id = await wait_until(opened, what=f"the bot to open a chat with {user.user_id}")
-    await user.wait_for_invites({room_id})
-    await user.join(room_id)
-    return room_id
 
 
 async def can_send(user: MatrixClient, room_id: str) -> bool:
@@ -45,14 +30,14 @@ async def test_block_mode_holds_sending_until_the_member_accepts(
     bridge = await bridges.start(bridges.settings(policy__consent__mode="block"))
     bot = bridge.settings.bot_mxid
     version = bridge.settings.consent.version
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
 
     dm = await bot_chat(bridge, member)
     await member.wait_for_notice(dm, f"please read our privacy policy (version {version})", sender=bot)
     await member.wait_for_notice(dm, "you can read your team's rooms but not send in them", sender=bot)
     assert not await can_send(member, general)
-    assert await _level(owner, general, member.user_id) == -1
+    assert await power_level(owner, general, member.user_id) == -1
 
     # Bad input changes nothing.
     await member.send_text(dm, "accept 1999-01")
@@ -79,7 +64,7 @@ async def test_block_mode_holds_sending_until_the_member_accepts(
     await member.wait_for_notice(dm, f"you accepted privacy policy version {version}", sender=bot)
     assert await can_send(member, general)
     for room_id in [team.space_id, *rooms]:
-        assert await _level(owner, room_id, member.user_id) == 0
+        assert await power_level(owner, room_id, member.user_id) == 0
     status, consent = await as_member.call("GET", f"/users/{quote(member.user_id)}/consent")
     assert status == 200 and consent["consented"] and [a["version"] for a in consent["accepted"]] == [version]
     status, overview = await Api(bridge, http).call("GET", f"/teams/{team.id}/consent")
@@ -107,7 +92,7 @@ async def test_new_version_is_announced_to_every_member_and_asks_again(
     folder = policy_folder(tmp_path, ("v1", "2026-01-01", True), ("v2", "2026-06-01", True))
     first = await bridges.start(bridges.settings(policy__version="v1", policy__consent__texts=str(folder)))
     bot = first.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(first, new_user)
+    owner, member, team, rooms = await team_with_member(first, new_user)
     dms = {u.user_id: await bot_chat(first, u) for u in (owner, member)}
     await member.wait_for_notice(dms[member.user_id], "Summary of version v1.", sender=bot)
     as_member = await openid_api(first, http, member)
@@ -139,7 +124,7 @@ async def test_new_version_is_announced_to_every_member_and_asks_again(
 async def test_a_version_without_reconsent_needs_no_action(bridges: Bridges, new_user, tmp_path: Path) -> None:
     folder = policy_folder(tmp_path, ("v1", "2026-01-01", True), ("v1.1", "2026-02-01", False))
     bridge = await bridges.start(bridges.settings(policy__version="v1", policy__consent__texts=str(folder)))
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     dm = await bot_chat(bridge, member)
     await member.send_text(dm, "accept")
     await member.wait_for_notice(dm, "you accepted privacy policy version v1", sender=bridge.settings.bot_mxid)
@@ -156,7 +141,7 @@ async def test_members_are_reminded_until_they_accept_and_fill_their_profile(bri
     clock = ManualClock()
     bridge = await bridges.start(clock=clock)
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     dm = await bot_chat(bridge, member)
     await member.wait_for_notice(dm, "Your profile still needs", sender=bot)
     assert await bridge.onboarding.remind_due() == 0  # told just now
@@ -179,7 +164,7 @@ async def test_a_reconsent_version_blocks_again_in_block_mode(bridges: Bridges, 
     settings = {"policy__consent__mode": "block", "policy__consent__texts": str(folder)}
     bridge = await bridges.start(bridges.settings(policy__version="v1", **settings))
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     dm = await bot_chat(bridge, member)
     await member.send_text(dm, "accept")
     await member.wait_for_notice(dm, "you accepted privacy policy version v1", sender=bot)
@@ -190,7 +175,7 @@ async def test_a_reconsent_version_blocks_again_in_block_mode(bridges: Bridges, 
     await member.wait_for_notice(dm, "the privacy policy is now version v2", sender=bot)
 
     async def held_back() -> bool:
-        return await _level(owner, rooms[0], member.user_id) == -1
+        return await power_level(owner, rooms[0], member.user_id) == -1
 
     await wait_until(held_back, what="the member to be held back until they accept v2")
     assert not await can_send(member, rooms[0])

@@ -9,40 +9,17 @@ import aiohttp
 import pytest
 
 from clutto_bridge.app import Bridge
-from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
-from tests.integration.test_consent import bot_chat
-from tests.integration.test_member_api import openid_api
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_provisioning_api import Api
-
-
-def vcards(*cards: tuple[str, str]) -> bytes:
-    return "".join(
-        f"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:{name}\r\n{line}\r\nTEL:+1 555 0100\r\nEND:VCARD\r\n" for name, line in cards
-    ).encode()
-
-
-async def post_file(api: Api, path: str, data: bytes, kind: str = "text/vcard") -> tuple[int, dict]:
-    return await api.call("POST", path, data=data, headers={**api.auth, "Content-Type": kind})
-
-
-async def file_is_gone(member: MatrixClient, room_id: str, event_id: str, mxc: str) -> None:
-    """What the member sees after the bot removed a file: the message redacted, the media 404."""
-
-    async def redacted() -> bool:
-        event = await member.request("GET", f"/v3/rooms/{quote(room_id)}/event/{quote(event_id)}")
-        return event["content"] == {} and "redacted_because" in event.get("unsigned", {})
-
-    await wait_until(redacted, what=f"the file {event_id} to be redacted")
-    with pytest.raises(MatrixError) as gone:
-        await member.download(mxc)
-    assert gone.value.status == 404
-
-
-async def send_vcard(member: MatrixClient, room_id: str, data: bytes, name: str = "contacts.vcf") -> tuple[str, str]:
-    """Upload and post a vCard file as a client does; (event ID, mxc URI)."""
-    mxc = await member.upload(data, "text/vcard", name)
-    return await member.send_file(room_id, mxc, name, "text/vcard"), mxc
+from tests.integration.helpers import (
+    Api,
+    bot_chat,
+    file_is_gone,
+    openid_api,
+    post_file,
+    send_vcard,
+    team_with_member,
+    vcards,
+)
+from tests.integration.matrix_client import wait_until
 
 
 @pytest.mark.promise("P6")
@@ -50,7 +27,7 @@ async def test_contacts_need_permission_and_revocation_deletes_them(
     bridge: Bridge, new_user, http: aiohttp.ClientSession
 ) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     email = f"grace-{team.id}@example.org"
     created = await bridge.members.create_account(team, f"grace-{team.id}", email, "s3cret-pass", actor=owner.user_id)
     file = vcards(("Owner", f"IMPP:matrix:u/{owner.user_id[1:]}"), ("Grace", f"EMAIL:{email.upper()}"),
@@ -124,7 +101,7 @@ async def test_contacts_stay_out_of_team_rooms(bridge: Bridge, new_user) -> None
     """Contact commands are refused in a team room, and a vCard posted there is not imported:
     its sender hears so in the chat with the bot."""
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     dm = await bot_chat(bridge, member)
 
     async def bot_replies() -> list[str]:
@@ -149,7 +126,7 @@ async def test_contacts_stay_out_of_team_rooms(bridge: Bridge, new_user) -> None
 
 async def test_mydata_shows_and_exports_what_is_stored(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     dm = await bot_chat(bridge, member)
     for command, reply in (("profile set first_name Ada", "Profile updated"), ("accept", "Thank you"),
                            ("contacts allow", "Contact import is allowed"),

@@ -19,7 +19,11 @@ import asyncpg
 import pytest
 
 from tests.integration.conftest import (
-    Bridges, Homeserver, create_postgres_database, drop_postgres_database, start_homeserver,
+    Bridges,
+    Homeserver,
+    create_postgres_database,
+    drop_postgres_database,
+    start_homeserver,
     synapse_postgres_config,
 )
 from tests.integration.matrix_client import MatrixClient, wait_until

@@ -21,7 +21,7 @@ from clutto_bridge.demo.synapse import LocalSynapse, free_port
 from clutto_bridge.doctor import doctor
 from clutto_bridge.doctor.checks import Status
 from tests.conftest import config_with_tokens
-from tests.integration.matrix_client import wait_until
+from tests.integration.helpers import wait_until_serving
 
 SHOULD_FAIL = {
     "request log", "redaction_retention_period", "media_retention", "report_stats", "include_profile_data_on_invite",
@@ -112,16 +112,11 @@ async def test_doctor_fixes_a_generated_homeserver_config_that_synapse_then_runs
     )
     try:
         async with aiohttp.ClientSession() as http:
-            async def versions() -> bool:
-                if synapse.poll() is not None:
-                    raise AssertionError(f"Synapse exited with {synapse.returncode}: {(tmp_path / 'homeserver.log').read_text()[-3000:]}")
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/_matrix/client/versions") as resp:
-                        return resp.status == 200
-                except aiohttp.ClientError:
-                    return False
-
-            await wait_until(versions, timeout=90, what="Synapse answering /_matrix/client/versions")
+            await wait_until_serving(
+                synapse, http, f"http://127.0.0.1:{port}/_matrix/client/versions",
+                "Synapse answering /_matrix/client/versions", lambda: (tmp_path / "homeserver.log").read_text()[-3000:],
+                timeout=90,
+            )
             running = await asyncio.to_thread(doctor, settings, hs_path)
             assert _statuses(running)["bot is a server admin"] is Status.FAIL  # asked, and it is not (yet)
             local = LocalSynapse(tmp_path, port=port)

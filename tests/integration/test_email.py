@@ -22,9 +22,8 @@ import pytest
 from clutto_bridge.app import Bridge
 from clutto_bridge.demo.synapse import free_port
 from tests.integration.conftest import Bridges
+from tests.integration.helpers import Api, team_with_member
 from tests.integration.matrix_client import wait_until
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_provisioning_api import Api
 
 
 def _mail(to: str, canary: str) -> bytes:
@@ -135,7 +134,7 @@ async def test_mail_shows_only_its_headers_in_the_email_room_and_the_body_is_fou
     started = time.time()
     bridge = await bridges.start(bridges.settings(email__enabled=True, email__port=free_port()))
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
 
     await member.send_text(general, "!clutto email on")
@@ -206,7 +205,7 @@ async def test_unknown_recipients_get_550_oversized_mail_552_and_a_switched_off_
         email__enabled=True, email__port=free_port(), email__max_size_kib=16, email__domain="mail.clutto.test",
     ))
     port = bridge.settings.email.port
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     api = Api(bridge, http)
     status, body = await api.call("GET", f"/teams/{team.id}/email")
     assert (status, body) == (200, {"enabled": False, "address": None, "room_id": None})
@@ -239,7 +238,7 @@ async def test_unknown_recipients_get_550_oversized_mail_552_and_a_switched_off_
 
 async def test_email_on_is_refused_while_the_operator_has_not_enabled_email(bridge: Bridge, new_user) -> None:
     assert bridge.smtp is None  # the default: no listener, no port
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     await owner.send_text(rooms[0], "!clutto email on")
     await owner.wait_for_notice(rooms[0], "Email is not enabled on this bridge", sender=bridge.settings.bot_mxid)
     assert (await bridge.email.status(team, actor=owner.user_id)).address is None

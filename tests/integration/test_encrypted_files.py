@@ -18,9 +18,8 @@ import pytest
 from clutto_bridge.app import Bridge
 from tests.integration.conftest import Bridges, Homeserver, team_of_encrypting_owner
 from tests.integration.e2ee_member import EncryptedMember
+from tests.integration.helpers import file_is_gone, png, vcards
 from tests.integration.matrix_client import MatrixClient
-from tests.integration.test_contacts import file_is_gone, vcards
-from tests.integration.test_profile import png
 
 pytestmark = [pytest.mark.integration, pytest.mark.promise("P12")]
 

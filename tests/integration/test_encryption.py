@@ -8,7 +8,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import asyncpg
@@ -25,10 +24,8 @@ from clutto_bridge.db.contacts import StoredContact
 from clutto_bridge.db.job import JobKind
 from clutto_bridge.db.upgrade import upgrade_table
 from tests.integration.conftest import Bridges
+from tests.integration.helpers import bot_chat, send_vcard, team_with_member, vcards
 from tests.integration.matrix_client import wait_until
-from tests.integration.test_consent import bot_chat
-from tests.integration.test_contacts import send_vcard, vcards
-from tests.integration.test_members import _team_with_member
 
 
 async def raw_database(url: str) -> bytes:
@@ -50,7 +47,7 @@ async def raw_database(url: str) -> bytes:
 async def test_emails_profiles_and_contacts_are_ciphertext_in_the_database(bridges: Bridges, new_user) -> None:
     bridge = await bridges.start()
     bot = bridge.settings.bot_mxid
-    owner, member, team, _ = await _team_with_member(bridge, new_user)
+    owner, member, team, _ = await team_with_member(bridge, new_user)
     canary = secrets.token_hex(4)
     email = f"quill-{canary}@example.org"
     created = await bridge.members.create_account(team, f"quill-{canary}", email, "s3cret-pass", actor=owner.user_id)

@@ -10,8 +10,8 @@ import pytest
 from mautrix.types import EventType
 
 from tests.integration.conftest import Bridges
+from tests.integration.helpers import team_with_member
 from tests.integration.matrix_client import wait_until
-from tests.integration.test_members import _team_with_member
 
 
 @pytest.mark.promise("P9")
@@ -19,7 +19,7 @@ async def test_an_export_is_readable_by_the_bridge_user_only(bridges: Bridges, n
     previous = os.umask(0o022)  # the usual umask, under which plain writes are 0755 / 0644
     try:
         bridge = await bridges.start(bridges.settings(export__directory=str(tmp_path / "exports")))
-        owner, member, team, rooms = await _team_with_member(bridge, new_user)
+        owner, member, team, rooms = await team_with_member(bridge, new_user)
         mxc = await bridge.appservice.intent.upload_media(b"team photo", mime_type="image/png", filename="t.png")
         await bridge.appservice.intent.send_message_event(
             rooms[0], EventType.ROOM_MESSAGE, {"msgtype": "m.image", "body": "t.png", "url": mxc})

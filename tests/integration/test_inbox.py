@@ -7,78 +7,12 @@ The bridge runs as its own process behind the forwarding front; test hooks
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
-
 import aiohttp
 
 from clutto_bridge import testhooks
-from clutto_bridge.config import Settings
-from clutto_bridge.db import create_database
-from clutto_bridge.db.team import TeamStore, TeamState
+from clutto_bridge.db.team import TeamState
 from tests.integration.conftest import Bridges, unique
-from tests.integration.matrix_client import MatrixClient, wait_until
-
-
-async def _run_until_hook(
-    bridges: Bridges, http: aiohttp.ClientSession, settings: Settings, hook: dict[str, str], act
-) -> int:
-    """Run the bridge as a process with ``hook`` armed, do ``act()``, and wait for the process
-    to end at the hook; its exit code."""
-    port = settings.appservice.port
-    bridges.homeserver.front.target = f"http://127.0.0.1:{port}"
-    log = bridges.folder / "bridge-process.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "clutto_bridge", "-c", str(bridges.folder / "config.yaml")],
-        stdout=open(log, "wb"), stderr=subprocess.STDOUT, env={**os.environ, **hook, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        async def ready() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"the bridge exited early: {log.read_text()[-3000:]}")
-            try:
-                async with http.get(f"http://127.0.0.1:{port}/_matrix/mau/ready") as resp:
-                    return resp.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_until(ready, 60, "the bridge process to be ready")
-        await act()
-        return await asyncio.to_thread(process.wait, 60)
-    finally:
-        bridges.homeserver.front.target = None
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-
-
-def _create_team_in_a_new_chat(user: MatrixClient, bot: str, name: str):
-    """What the member does while the hooked bridge runs: open a chat with the bot and send
-    ``team create``. Returns the action and a list that receives the chat's room ID."""
-    chat: list[str] = []
-
-    async def command() -> None:
-        chat.append(await user.create_dm(bot))
-        await user.wait_for_notice(chat[0], "Send help", sender=bot)
-        await user.send_text(chat[0], f"team create {name}")
-
-    return command, chat
-
-
-async def _bot_says(user: MatrixClient, room_id: str, bot: str) -> list[str]:
-    return [e["content"].get("body", "") for e in await user.messages(room_id, limit=100) if e["sender"] == bot]
-
-
-async def _unfinished_and_team(settings: Settings, name: str):
-    db = create_database(settings.appservice.database, settings.appservice.database_opts)
-    await db.start()
-    try:
-        unfinished = await db.fetchval("SELECT COUNT(*) FROM inbox_event WHERE done_at IS NULL")
-        return unfinished, await TeamStore(db).get_by_name(name)
-    finally:
-        await db.stop()
+from tests.integration.helpers import bot_says, create_team_in_a_new_chat, run_until_hook, unfinished_and_team
 
 
 async def test_a_command_killed_right_after_the_ack_is_answered_once_after_restart(
@@ -88,27 +22,27 @@ async def test_a_command_killed_right_after_the_ack_is_answered_once_after_resta
     bot = settings.bot_mxid
     alice = await new_user("alice")
     name = unique("Acked")
-    command, chat = _create_team_in_a_new_chat(alice, bot, name)
+    command, chat = create_team_in_a_new_chat(alice, bot, name)
 
-    code = await _run_until_hook(bridges, http, settings, {"CLUTTO_TEST_EXIT_AFTER_ACK": f"team create {name}"}, command)
+    code = await run_until_hook(bridges, http, settings, {"CLUTTO_TEST_EXIT_AFTER_ACK": f"team create {name}"}, command)
     dm = chat[0]
     assert code == testhooks.EXIT_CODE
     # Acknowledged and gone before the command's first step: no team, no answer, and the
     # command waits in the inbox.
-    unfinished, team = await _unfinished_and_team(settings, name)
+    unfinished, team = await unfinished_and_team(settings, name)
     assert unfinished >= 1 and team is None
-    said = await _bot_says(alice, dm, bot)
+    said = await bot_says(alice, dm, bot)
     assert not any("Creating team" in b or "Team created" in b for b in said), said
 
     bridge = await bridges.start(settings)
     await alice.wait_for_notice(dm, "Team created", sender=bot, timeout=60)
     await alice.send_text(dm, "team use")  # answered after the replayed command (one lane per room)
     await alice.wait_for_notice(dm, "Commands here are about", sender=bot)
-    said = await _bot_says(alice, dm, bot)
+    said = await bot_says(alice, dm, bot)
     assert sum("Creating team" in b for b in said) == 1, said
     assert sum("Team created" in b for b in said) == 1, said
     assert [t.name for t in await bridge.teams.all()] == [name]
-    assert (await _unfinished_and_team(settings, name))[0] == 0
+    assert (await unfinished_and_team(settings, name))[0] == 0
 
 
 async def test_a_command_killed_after_the_space_is_finished_and_confirmed_once(
@@ -118,22 +52,22 @@ async def test_a_command_killed_after_the_space_is_finished_and_confirmed_once(
     bot = settings.bot_mxid
     alice = await new_user("alice")
     name = unique("Halfway")
-    command, chat = _create_team_in_a_new_chat(alice, bot, name)
+    command, chat = create_team_in_a_new_chat(alice, bot, name)
 
-    code = await _run_until_hook(bridges, http, settings, {"CLUTTO_TEST_EXIT_AFTER_SPACE": name}, command)
+    code = await run_until_hook(bridges, http, settings, {"CLUTTO_TEST_EXIT_AFTER_SPACE": name}, command)
     dm = chat[0]
     assert code == testhooks.EXIT_CODE
     # Killed in the middle: the space exists, the first answer was sent, the confirmation not.
-    unfinished, team = await _unfinished_and_team(settings, name)
+    unfinished, team = await unfinished_and_team(settings, name)
     assert unfinished >= 1 and team.state == TeamState.CREATING and team.space_id
-    said = await _bot_says(alice, dm, bot)
+    said = await bot_says(alice, dm, bot)
     assert sum("Creating team" in b for b in said) == 1 and not any("Team created" in b for b in said), said
 
     bridge = await bridges.start(settings)
     await alice.wait_for_notice(dm, "Team created", sender=bot, timeout=60)
     await alice.send_text(dm, "team use")
     await alice.wait_for_notice(dm, "Commands here are about", sender=bot)
-    said = await _bot_says(alice, dm, bot)
+    said = await bot_says(alice, dm, bot)
     # The repeated "Creating team" went out under the same transaction id: still one message.
     assert sum("Creating team" in b for b in said) == 1, said
     assert sum("Team created" in b for b in said) == 1, said
@@ -158,4 +92,4 @@ async def test_a_reply_sent_twice_with_one_transaction_id_is_one_message(bridges
     other = await bridge.homeserver.send_notice(dm, "once only", txn_id="clutto.test.other")
     assert first == second != other
     await alice.wait_for_notice(dm, "once only", sender=bot)
-    assert sum(b == "once only" for b in await _bot_says(alice, dm, bot)) == 2  # "once" and "other"
+    assert sum(b == "once only" for b in await bot_says(alice, dm, bot)) == 2  # "once" and "other"

@@ -10,10 +10,8 @@ from PIL import Image
 
 from clutto_bridge.app import Bridge
 from tests.integration.conftest import unique
+from tests.integration.helpers import bot_chat, png, team_with_member
 from tests.integration.matrix_client import MatrixClient, wait_until
-from tests.integration.test_consent import bot_chat
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_profile import png
 
 
 async def bot_notices(client: MatrixClient, room_id: str, bot: str) -> list[str]:
@@ -64,7 +62,7 @@ async def test_team_create_refuses_before_it_says_creating_and_takes_emoji_and_j
 
 async def test_role_owner_points_to_transfer_and_a_remote_invite_is_explained(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     await owner.send_text(general, f"!clutto role {member.user_id} owner")
     reply = await owner.wait_for_notice(general, "owner is not a role to give", sender=bot)
@@ -90,7 +88,7 @@ def image(kind: str) -> bytes:
 @pytest.mark.promise("P2")
 async def test_profile_photo_is_checked_by_its_content(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     dm = await bot_chat(bridge, member)
 

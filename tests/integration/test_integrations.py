@@ -8,15 +8,14 @@ import aiohttp
 import pytest
 
 from clutto_bridge.app import Bridge
+from tests.integration.helpers import Api, team_with_member
 from tests.integration.matrix_client import wait_until
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_provisioning_api import Api
 
 
 @pytest.mark.promise("P9", "P14")
 async def test_bot_not_on_the_list_is_removed_and_allowed_bot_stays(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user, role="admin")
+    owner, member, team, rooms = await team_with_member(bridge, new_user, role="admin")
     stranger = await new_user("strangebot")
     helper = await new_user("helperbot")
     general = rooms[0]
@@ -60,7 +59,7 @@ async def test_bot_not_on_the_list_is_removed_and_allowed_bot_stays(bridge: Brid
 async def test_widget_outside_allowed_prefixes_is_removed(
     bridge: Bridge, new_user, http: aiohttp.ClientSession
 ) -> None:
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     api = Api(bridge, http)
     status, listing = await api.call("POST", f"/teams/{team.id}/integrations", json={"value": "https://meet.example.com/"})
@@ -89,7 +88,7 @@ async def test_widget_outside_allowed_prefixes_is_removed(
 
 async def test_allowing_a_bot_that_does_not_exist_changes_nothing(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user, role="admin")
+    owner, member, team, rooms = await team_with_member(bridge, new_user, role="admin")
     missing = f"@nobot-{team.id}:{bridge.settings.homeserver.domain}"
     await owner.send_text(rooms[0], f"!clutto integrations allow {missing}")
     await owner.wait_for_notice(rooms[0], "does not exist on the homeserver", sender=bot)

@@ -18,7 +18,7 @@ from clutto_bridge.db import create_database
 from clutto_bridge.db.team import TeamState
 from clutto_bridge.matrix import spaces
 from tests.integration.conftest import Bridges, unique
-from tests.integration.test_inbox import _bot_says, _create_team_in_a_new_chat, _run_until_hook, _unfinished_and_team
+from tests.integration.helpers import bot_says, create_team_in_a_new_chat, run_until_hook, unfinished_and_team
 
 
 async def _rooms_on_homeserver(http: aiohttp.ClientSession, settings: Settings) -> set[str]:
@@ -52,7 +52,7 @@ async def test_an_invite_killed_after_the_space_invite_is_completed_when_it_runs
     async def invite() -> None:
         await alice.send_text(dm, f"invite {bob.user_id} admin")
 
-    code = await _run_until_hook(bridges, http, settings, {"CLUTTO_TEST_EXIT_AFTER_SPACE_INVITE": bob.user_id}, invite)
+    code = await run_until_hook(bridges, http, settings, {"CLUTTO_TEST_EXIT_AFTER_SPACE_INVITE": bob.user_id}, invite)
     assert code == testhooks.EXIT_CODE
     # Killed half-way: a member in the bridge's records, invited to the space only.
     assert await bob.invited_rooms() & everywhere == {team.space_id}
@@ -70,7 +70,7 @@ async def test_an_invite_killed_after_the_space_invite_is_completed_when_it_runs
     # Nothing is missing now: only then is it "already a member".
     await alice.send_text(dm, f"invite {bob.user_id} admin")
     await alice.wait_for_notice(dm, "already a member", sender=bot)
-    said = await _bot_says(alice, dm, bot)
+    said = await bot_says(alice, dm, bot)
     assert sum(f"Invited {bob.user_id}" in b for b in said) == 1, said
     assert sum("already a member" in b for b in said) == 1, said
 
@@ -85,11 +85,11 @@ async def test_a_team_create_killed_before_recording_a_room_leaves_no_orphan_aft
     alice = await new_user("alice")
     name = unique("Orphans")
     before = await _rooms_on_homeserver(http, settings)
-    command, chat = _create_team_in_a_new_chat(alice, bot, name)
+    command, chat = create_team_in_a_new_chat(alice, bot, name)
 
-    code = await _run_until_hook(bridges, http, settings, {f"CLUTTO_TEST_{hook}": name}, command)
+    code = await run_until_hook(bridges, http, settings, {f"CLUTTO_TEST_{hook}": name}, command)
     assert code == testhooks.EXIT_CODE
-    _, team = await _unfinished_and_team(settings, name)
+    _, team = await unfinished_and_team(settings, name)
     assert team.state == TeamState.CREATING
     made = await _rooms_on_homeserver(http, settings) - before - {chat[0]}
     orphans = made - {team.space_id}
@@ -132,7 +132,7 @@ async def test_the_upgrade_purges_orphans_made_before_markers_and_nothing_else(
     assert await bridge.db.fetchval("SELECT COUNT(*) FROM room_creation") == 0
     team = await bridge.teams.create(unique("Legacy"), alice.user_id)
     hs, s = bridge.homeserver, settings.bridge
-    shape = dict(owner=alice.user_id, levels=s.power_levels, room_version=s.room_version, retention_ms=86_400_000)
+    shape = {"owner": alice.user_id, "levels": s.power_levels, "room_version": s.room_version, "retention_ms": 86_400_000}
     # What an interrupted creation of an older version left: a space and a room in it, no marker.
     orphan_space = await spaces.create_space(hs.bot, name="Orphan", marker={}, **shape)
     orphan_room = await spaces.create_group_room(

@@ -14,7 +14,14 @@ import aiohttp
 import pytest
 from mautrix.crypto import RejectKeyShare
 from mautrix.types import (
-    DeviceIdentity, EncryptionAlgorithm, EventType, IdentityKey, RequestedKeyInfo, RoomID, SigningKey, TrustState,
+    DeviceIdentity,
+    EncryptionAlgorithm,
+    EventType,
+    IdentityKey,
+    RequestedKeyInfo,
+    RoomID,
+    SigningKey,
+    TrustState,
     UserID,
 )
 
@@ -22,12 +29,11 @@ from clutto_bridge import operations
 from clutto_bridge.app import Bridge
 from clutto_bridge.db.job import JobKind
 from tests.integration.conftest import Bridges, unique
+from tests.integration.helpers import DAY, Api
 from tests.integration.matrix_client import wait_until
-from tests.integration.test_provisioning_api import Api
 
 pytestmark = [pytest.mark.integration, pytest.mark.promise("P11", "P12")]
 
-DAY = 86_400_000
 
 
 async def _encrypted_team(bridges: Bridges, new_user):

@@ -15,12 +15,8 @@ from mautrix.types import EventType
 from clutto_bridge.clock import ManualClock
 from clutto_bridge.db.job import JobKind
 from tests.integration.conftest import Bridges, unique
+from tests.integration.helpers import DAY, Api, openid_api, team_with_member
 from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_member_api import openid_api
-from tests.integration.test_provisioning_api import Api
-
-DAY = 86_400_000
 
 
 @pytest.mark.promise("P10", "P14")
@@ -30,7 +26,7 @@ async def test_trial_team_is_warned_exported_then_purged(
     clock = ManualClock()
     bridge = await bridges.start(bridges.settings(export__directory=str(tmp_path / "exports")), clock=clock)
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     api = Api(bridge, http)
     username = f"trial-{team.id}"
     status, created = await api.call("POST", f"/teams/{team.id}/members", json={

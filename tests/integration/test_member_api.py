@@ -8,20 +8,11 @@ import aiohttp
 
 from clutto_bridge.app import Bridge
 from tests.integration.conftest import unique
-from tests.integration.matrix_client import MatrixClient
-from tests.integration.test_members import _level, _team_with_member
-from tests.integration.test_provisioning_api import Api
-
-
-async def openid_api(bridge: Bridge, http: aiohttp.ClientSession, user: MatrixClient) -> Api:
-    token = await user.request("POST", f"/v3/user/{quote(user.user_id)}/openid/request_token", {})
-    api = Api(bridge, http)
-    api.auth = {"Authorization": f"Bearer {token['access_token']}"}
-    return api
+from tests.integration.helpers import Api, openid_api, power_level, team_with_member
 
 
 async def test_members_act_only_on_their_own_teams(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     stranger = await new_user("stranger")
     elsewhere = await bridge.teams.create(unique("Elsewhere"), owner=stranger.user_id)
 
@@ -40,7 +31,7 @@ async def test_members_act_only_on_their_own_teams(bridge: Bridge, new_user, htt
     status, body = await as_owner.call("PUT", f"/teams/{team.id}/members/{quote(member.user_id)}", json={"role": "admin"})
     assert status == 200 and body["role"] == "admin"
     for room_id in [team.space_id, *rooms]:
-        assert await _level(member, room_id, member.user_id) == 50
+        assert await power_level(member, room_id, member.user_id) == 50
     status, created = await as_owner.call("POST", "/teams", json={"name": unique("Own")})
     assert status == 201 and created["owner"] == owner.user_id
     status, body = await as_owner.call("POST", "/teams", json={"name": unique("Theirs"), "owner": stranger.user_id})

@@ -9,53 +9,35 @@ import pytest
 
 from clutto_bridge.app import Bridge
 from tests.integration.conftest import unique
+from tests.integration.helpers import Api, power_level, team_with_member
 from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
-from tests.integration.test_provisioning_api import Api
-
-
-async def _team_with_member(bridge: Bridge, new_user, role: str = "member"):
-    owner = await new_user("owner")
-    member = await new_user("member")
-    team = await bridge.teams.create(unique("Team"), owner=owner.user_id)
-    await bridge.members.invite(team, member.user_id, role, actor=owner.user_id)
-    rooms = [r.room_id for r in (await bridge.teams.view(team)).rooms]
-    for user in (owner, member):
-        await user.wait_for_invites({team.space_id, *rooms})
-        for room_id in [team.space_id, *rooms]:
-            await user.join(room_id)
-    return owner, member, team, rooms
-
-
-async def _level(client: MatrixClient, room_id: str, user_id: str) -> int:
-    levels = await client.state(room_id, "m.room.power_levels")
-    return levels.get("users", {}).get(user_id, levels.get("users_default", 0))
 
 
 @pytest.mark.promise("P9")
 async def test_role_change_updates_power_levels_everywhere(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     await owner.send_text(general, f"!clutto role {member.user_id} admin")
     await owner.wait_for_notice(general, "is now admin", sender=bot)
     for room_id in [team.space_id, *rooms]:
-        assert await _level(member, room_id, member.user_id) == 50
+        assert await power_level(member, room_id, member.user_id) == 50
     await owner.send_text(general, f"!clutto role {member.user_id} guest")
     await owner.wait_for_notice(general, "is now guest", sender=bot)
     for room_id in [team.space_id, *rooms]:
-        assert await _level(member, room_id, member.user_id) == 0
+        assert await power_level(member, room_id, member.user_id) == 0
     # A member without rights is refused, and nothing changes.
     await member.send_text(general, f"!clutto role {owner.user_id} guest")
     await member.wait_for_notice(general, "Only the owner or an admin", sender=bot)
     await member.send_text(general, f"!clutto role {member.user_id} wizard")
     await member.wait_for_notice(general, "Unknown role", sender=bot)
-    assert await _level(owner, general, owner.user_id) == 100
+    assert await power_level(owner, general, owner.user_id) == 100
 
 
 @pytest.mark.promise("P1", "P9")
 async def test_removed_member_is_kicked_with_reason_and_cannot_rejoin(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     await owner.send_text(rooms[0], f"!clutto remove {member.user_id}")
     await owner.wait_for_notice(rooms[0], f"Removed {member.user_id}", sender=bot)
     for room_id in [team.space_id, *rooms]:
@@ -73,7 +55,7 @@ async def test_removed_member_is_kicked_with_reason_and_cannot_rejoin(bridge: Br
 @pytest.mark.promise("P9")
 async def test_ownership_transfer(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     outsider = await new_user("outsider")
     general = rooms[0]
     await member.send_text(general, f"!clutto transfer {member.user_id}")
@@ -85,15 +67,15 @@ async def test_ownership_transfer(bridge: Bridge, new_user, http: aiohttp.Client
     await owner.send_text(general, f"!clutto transfer {member.user_id}")
     await owner.wait_for_notice(general, "now owns", sender=bot)
     for room_id in [team.space_id, *rooms]:
-        assert await _level(owner, room_id, member.user_id) == 100
-        assert await _level(owner, room_id, owner.user_id) == 50
+        assert await power_level(owner, room_id, member.user_id) == 100
+        assert await power_level(owner, room_id, owner.user_id) == 50
     # The API gives the same result, back to the first owner.
     api = Api(bridge, http)
     status, body = await api.call("POST", f"/teams/{team.id}/transfer", json={"user_id": owner.user_id})
     assert status == 200 and body["owner"] == owner.user_id
     roles = {m["user_id"]: m["role"] for m in body["members"]}
     assert roles == {owner.user_id: "owner", member.user_id: "admin"}
-    assert await _level(owner, general, owner.user_id) == 100
+    assert await power_level(owner, general, owner.user_id) == 100
 
 
 @pytest.mark.promise("P3", "P9")
@@ -129,7 +111,7 @@ async def test_operator_creates_account_then_deprovisions_it(
 
 @pytest.mark.promise("P9", "P14")
 async def test_power_levels_changed_by_hand_are_put_back(bridge: Bridge, new_user) -> None:
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     levels = await owner.state(general, "m.room.power_levels")
     levels["users"][member.user_id] = 100

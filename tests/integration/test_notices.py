@@ -8,10 +8,8 @@ import aiohttp
 import pytest
 
 from clutto_bridge.app import Bridge
+from tests.integration.helpers import Api, openid_api, team_with_member
 from tests.integration.matrix_client import wait_until
-from tests.integration.test_member_api import openid_api
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_provisioning_api import Api
 
 
 @pytest.mark.promise("P7")
@@ -19,7 +17,7 @@ async def test_service_notice_reaches_everyone_and_marketing_only_who_opted_in(
     bridge: Bridge, new_user, http: aiohttp.ClientSession
 ) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     dms = {}
     for user, choice in ((owner, "on"), (member, "off")):
         dm = await user.create_dm(bot)

@@ -17,33 +17,10 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from clutto_bridge.app import Bridge
-from clutto_bridge.demo.synapse import free_port
-from tests.integration.browser import browser, screenshot_path  # noqa: F401  (fixture)
+from tests.integration.browser import screenshot_path
 from tests.integration.conftest import Bridges
-from tests.integration.matrix_client import MatrixClient, wait_until
-from tests.integration.test_consent import bot_chat
-from tests.integration.test_members import _level, _team_with_member
-
-LINK = re.compile(r"https?://\S+/signin\?token=[A-Za-z0-9_\-]+")
-
-
-async def portal_bridge(bridges: Bridges) -> Bridge:
-    """A bridge whose portal links point at its own port (the test front forwards no cookies)."""
-    port = free_port()
-    return await bridges.start(bridges.settings(
-        appservice__port=port, portal__public_url=f"http://127.0.0.1:{port}/portal",
-    ))
-
-
-async def sign_in_link(bridge: Bridge, user: MatrixClient) -> tuple[str, str]:
-    """Ask the bot for a link in the user's chat with it; the link read from the reply, and the chat."""
-    dm = await bot_chat(bridge, user)
-    await user.send_text(dm, "portal")
-    reply = await user.wait_for_notice(dm, "sign-in link", sender=bridge.settings.bot_mxid)
-    match = LINK.search(reply["content"]["body"])
-    assert match, reply
-    return match.group(0), dm
+from tests.integration.helpers import portal_bridge, power_level, sign_in_link, team_with_member
+from tests.integration.matrix_client import wait_until
 
 
 async def cookie_names(context) -> set[str]:
@@ -57,7 +34,7 @@ async def test_member_signs_in_chooses_cookies_and_accepts_the_policy(
     bridge = await portal_bridge(bridges)
     bot = bridge.settings.bot_mxid
     version = bridge.settings.consent.version
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     link, dm = await sign_in_link(bridge, member)
     registered = {c.name for c in bridge.settings.policy.cookies}
 
@@ -221,7 +198,7 @@ async def test_owner_changes_a_role_and_the_homeserver_shows_the_power_level(
     bridges: Bridges, new_user, browser
 ) -> None:
     bridge = await portal_bridge(bridges)
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     link, _ = await sign_in_link(bridge, owner)
     context = await browser.new_context()
     page = await context.new_page()
@@ -235,7 +212,7 @@ async def test_owner_changes_a_role_and_the_homeserver_shows_the_power_level(
     await page.wait_for_selector("#audit")
 
     async def promoted() -> bool:
-        return all([await _level(owner, room_id, member.user_id) == 50 for room_id in [team.space_id, *rooms]])
+        return all([await power_level(owner, room_id, member.user_id) == 50 for room_id in [team.space_id, *rooms]])
 
     await wait_until(promoted, what="the member's power level 50 in every team room")
     assert "admin" in await page.inner_text("#members")

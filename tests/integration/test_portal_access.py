@@ -8,13 +8,14 @@ import pytest
 
 from clutto_bridge.clock import ManualClock
 from clutto_bridge.config import validate
+from clutto_bridge.crypto import FieldCipher, KeysetFile
 from clutto_bridge.db import Stores, create_database
+from clutto_bridge.db.upgrade import cipher_of
 from clutto_bridge.policy.cookies import NECESSARY_ONLY, OPTIONAL_CATEGORIES, CookieChoice
 from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.errors import NotAllowed
-from clutto_bridge.crypto import FieldCipher, KeysetFile
 from clutto_bridge.teams.portal import PortalAccess
-from tests.unit.test_config import example
+from tests.unit.helpers import example
 
 USER = "@ann:example.org"
 
@@ -68,7 +69,7 @@ async def test_erasing_a_person_ends_their_portal_sessions_and_links(portal) -> 
     await access.keep_session("signed-in", USER, "{}", 600)
     await access.keep_session("someone-else", "@bob:example.org", "{}", 600)
     link = await access.issue_link(USER)
-    await Stores.over(db, db.clutto_cipher).persons.forget(USER)
+    await Stores.over(db, cipher_of(db)).persons.forget(USER)
     assert await access.session("signed-in") is None
     assert await access.session("someone-else") == "{}"
     with pytest.raises(NotAllowed):

@@ -9,8 +9,7 @@ import aiohttp
 import pytest
 
 from tests.integration.conftest import Bridges
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_portal import portal_bridge, sign_in_link
+from tests.integration.helpers import portal_bridge, sign_in_link, team_with_member
 
 
 @pytest.mark.promise("P5")
@@ -40,7 +39,7 @@ async def test_pages_carry_the_security_headers_and_refuse_with_clear_pages(brid
         async with http.post(base + "/signin", data={"token": "x" * 43}) as resp:
             assert resp.status == 403 and "CSRF" in await resp.text()
 
-        owner, _, _, _ = await _team_with_member(bridge, new_user)
+        owner, _, _, _ = await team_with_member(bridge, new_user)
         link, dm = await sign_in_link(bridge, owner)
         async with http.get(link) as resp:
             cookie = resp.headers["Set-Cookie"]

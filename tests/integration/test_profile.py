@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from urllib.parse import quote
 
 import aiohttp
@@ -11,20 +9,8 @@ import pytest
 
 from clutto_bridge.app import Bridge
 from tests.integration.conftest import Bridges, unique
+from tests.integration.helpers import bot_chat, openid_api, png, team_with_member
 from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
-from tests.integration.test_consent import bot_chat
-from tests.integration.test_member_api import openid_api
-from tests.integration.test_members import _team_with_member
-
-
-def png(extra: int = 0) -> bytes:
-    """A valid 1x1 PNG, padded with an ancillary chunk to reach a size."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-    pad = chunk(b"teXt", b"c\x00" + b"x" * extra) if extra else b""
-    return b"\x89PNG\r\n\x1a\n" + header + pad + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
 
 
 async def name_in(viewer: MatrixClient, room_id: str, user_id: str) -> str | None:
@@ -59,7 +45,7 @@ async def test_profile_sets_the_name_teammates_see_and_a_different_name_is_reset
     bridge: Bridge, new_user, http: aiohttp.ClientSession
 ) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     dm = await bot_chat(bridge, member)
     await member.wait_for_notice(dm, "Your profile still needs: first_name, last_name", sender=bot)
@@ -88,7 +74,7 @@ async def test_profile_sets_the_name_teammates_see_and_a_different_name_is_reset
         return "Boss" in names and names[0] == "Ada Lovelace"
 
     await wait_until(reset_after_boss, what="the per-room name to be put back")
-    resets = [e for e in await bridge.audit.for_team(team.id, "profile_reset")]
+    resets = list(await bridge.audit.for_team(team.id, "profile_reset"))
     assert resets and resets[0].target == member.user_id
 
     # A photo: a small PNG is taken, an oversized one and a non-image are refused.
@@ -123,7 +109,7 @@ async def test_profile_sets_the_name_teammates_see_and_a_different_name_is_reset
 
 @pytest.mark.promise("P2")
 async def test_profile_api_checks_input_and_who_may_see(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     stranger = await new_user("stranger")
     as_member = await openid_api(bridge, http, member)
     path = f"/users/{quote(member.user_id)}/profile"
@@ -150,7 +136,7 @@ async def test_profile_api_checks_input_and_who_may_see(bridge: Bridge, new_user
 async def test_warn_mode_tells_the_member_and_leaves_the_name(bridges: Bridges, new_user) -> None:
     bridge = await bridges.start(bridges.settings(policy__profile__enforce="warn"))
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     dm = await bot_chat(bridge, member)
     await set_names(bridge, member, dm)
     await wait_for_name(owner, rooms[0], member.user_id, "Ada Lovelace")
@@ -165,7 +151,7 @@ async def test_without_custom_profile_fields_the_profile_is_space_state(
     bridge: Bridge, new_user, http: aiohttp.ClientSession
 ) -> None:
     bridge.profiles.custom_fields = False  # as on a homeserver without MSC4133
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     as_member = await openid_api(bridge, http, member)
     status, _ = await as_member.call("PUT", f"/users/{quote(member.user_id)}/profile",
                                      json={"first_name": "Ada", "designation": "Analyst"})
@@ -202,7 +188,7 @@ async def test_narrowing_the_policy_forgets_fields_no_longer_allowed(
     bridges: Bridges, new_user, http: aiohttp.ClientSession
 ) -> None:
     bridge = await bridges.start()
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     as_member = await openid_api(bridge, http, member)
     path = f"/users/{quote(member.user_id)}/profile"
     status, _ = await as_member.call("PUT", path, json={"first_name": "Ada", "last_name": "L", "designation": "CTO"})

@@ -4,44 +4,10 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
-from yarl import URL
 
 from clutto_bridge.app import Bridge
 from tests.integration.conftest import unique
-from tests.integration.openapi_check import ResponseChecker
-
-_checker: ResponseChecker | None = None
-
-
-class Api:
-    """The provisioning API as a script calls it; every answer is checked against the served OpenAPI document."""
-
-    def __init__(self, bridge: Bridge, http: aiohttp.ClientSession) -> None:
-        self.base = f"http://127.0.0.1:{bridge.settings.appservice.port}/_clutto/v1"
-        self.auth = {"Authorization": f"Bearer {bridge.settings.provisioning.shared_secret}"}
-        self.operator = dict(self.auth)
-        self.http = http
-
-    async def call(
-        self, method: str, path: str, *, json=None, data=None, headers=None, encoded: bool = False,
-    ) -> tuple[int, dict]:
-        """``encoded``: send ``path`` exactly as written (``%2f`` and ``..`` included), not normalised."""
-        url = URL(self.base + path, encoded=True) if encoded else self.base + path
-        async with self.http.request(
-            method, url, json=json, data=data, headers=self.auth if headers is None else headers
-        ) as resp:
-            status, body = resp.status, await resp.json(content_type=None)
-        (await self.checker()).check(method, path, status, body)
-        return status, body
-
-    async def checker(self) -> ResponseChecker:
-        global _checker
-        if _checker is None:
-            operator = getattr(self, "operator", self.auth)  # test_retention builds an Api without __init__
-            async with self.http.get(self.base + "/openapi.json", headers=operator) as resp:
-                assert resp.status == 200
-                _checker = ResponseChecker(await resp.json())
-        return _checker
+from tests.integration.helpers import Api
 
 
 @pytest.fixture

@@ -9,10 +9,8 @@ from urllib.parse import quote
 import aiohttp
 
 from clutto_bridge.app import Bridge
+from tests.integration.helpers import Api, bot_chat, team_with_member
 from tests.integration.matrix_client import MatrixClient, wait_until
-from tests.integration.test_consent import bot_chat
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_provisioning_api import Api
 
 MATRIX_TO = "https://matrix.to/#/"
 
@@ -46,7 +44,7 @@ def formatted(event: dict) -> str:
 
 async def test_replies_are_formatted_replies_that_mention_users(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
 
     # A command in a thread of a team room: the answer replies to it inside the thread, and

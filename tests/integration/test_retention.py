@@ -17,30 +17,8 @@ from clutto_bridge.app import Bridge
 from clutto_bridge.db import create_database
 from clutto_bridge.db.job import JobStore
 from tests.integration.conftest import Bridges
+from tests.integration.helpers import DAY, Api, all_events, stable, team_with_member, wait_for_job
 from tests.integration.matrix_client import MatrixClient, wait_until
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_provisioning_api import Api
-
-DAY = 86_400_000
-
-
-async def all_events(client: MatrixClient, room_id: str) -> list[dict]:
-    """The whole timeline as the member's client reads it, oldest first."""
-    events, token = [], None
-    while True:
-        params = {"dir": "f", "limit": "200"}
-        if token:
-            params["from"] = token
-        data = await client.request("GET", f"/v3/rooms/{quote(room_id)}/messages", **params)
-        events += data["chunk"]
-        token = data.get("end")
-        if not data["chunk"] or not token:
-            return events
-
-
-def stable(event: dict) -> dict:
-    """An event without the parts that change as time passes (age)."""
-    return {k: v for k, v in event.items() if k not in ("unsigned", "age")}
 
 
 async def seed_history(bridge: Bridge, room_id: str, member: MatrixClient, *, old: int, now: int) -> dict:
@@ -90,13 +68,6 @@ async def media_status(client: MatrixClient, mxc: str, http: aiohttp.ClientSessi
         return resp.status
 
 
-async def wait_for_job(api: Api, team_id: str, job_id: int, timeout: float = 120) -> dict:
-    async def finished() -> dict | None:
-        status, job = await api.call("GET", f"/teams/{team_id}/jobs/{job_id}")
-        assert status == 200, job
-        return job if job["state"] in ("done", "failed") else None
-
-    return await wait_until(finished, timeout, f"job {job_id} to finish")
 
 
 @pytest.mark.promise("P11", "P14")
@@ -105,7 +76,7 @@ async def test_sweep_removes_old_events_and_keeps_window(
 ) -> None:
     bridge = await bridges.start(bridges.settings(policy__retention__batch_size=4, policy__retention__purge_slice="2d"))
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general, random_room = rooms
     now = bridge.clock.now_ms()
     seeded = await seed_history(bridge, general, member, old=10, now=now)
@@ -178,7 +149,7 @@ async def test_sweep_removes_old_events_and_keeps_window(
 async def test_legal_hold_keeps_a_room_untouched(bridges: Bridges, new_user, http: aiohttp.ClientSession) -> None:
     bridge = await bridges.start()
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general, random_room = rooms
     now = bridge.clock.now_ms()
     for room_id in rooms:
@@ -225,10 +196,10 @@ async def test_legal_hold_keeps_a_room_untouched(bridges: Bridges, new_user, htt
 async def test_crash_mid_sweep_then_restart_finishes_without_touching_window(
     bridges: Bridges, new_user, http: aiohttp.ClientSession
 ) -> None:
-    slow = dict(policy__retention__batch_size=3, jobs__homeserver_rate=4, jobs__lease="2s", jobs__poll_interval="1s",
-                policy__retention__redact="always")  # redaction page by page gives the kill a moment to land
+    slow = {"policy__retention__batch_size": 3, "jobs__homeserver_rate": 4, "jobs__lease": "2s", "jobs__poll_interval": "1s",
+            "policy__retention__redact": "always"}  # redaction page by page gives the kill a moment to land
     bridge = await bridges.start(bridges.settings(**slow))
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     now = bridge.clock.now_ms()
     for i in range(24):
@@ -302,7 +273,7 @@ async def test_crash_mid_sweep_then_restart_finishes_without_touching_window(
 
 async def test_operator_cli_previews_and_sweeps_with_progress(bridges: Bridges, new_user) -> None:
     bridge = await bridges.start()
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     now = bridge.clock.now_ms()
     for i in range(5):
         await bridge.appservice.intent.send_message_event(
@@ -351,7 +322,7 @@ async def test_without_admin_api_sweeps_redact_only_and_say_so(
     try:
         bridge = await bridges.start(settings)
         assert not bridge.retention.admin_available
-        owner, member, team, rooms = await _team_with_member(bridge, new_user)
+        owner, member, team, rooms = await team_with_member(bridge, new_user)
         now = bridge.clock.now_ms()
         old = await bridge.appservice.intent.send_message_event(
             rooms[0], EventType.ROOM_MESSAGE, {"msgtype": "m.text", "body": "old secret"}, timestamp=now - 400 * DAY
@@ -377,7 +348,7 @@ async def test_a_later_sweep_removes_what_expired_since_an_earlier_purge(bridges
     timestamps) is found and removed by the next sweep: the scan starts where the purge left
     the room, not at a beginning that no longer exists."""
     bridge = await bridges.start(bridges.settings(policy__retention__batch_size=4, policy__retention__purge_slice="2d"))
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     now = bridge.clock.now_ms()
     await bridge.retention.set_lifetime(team, "30d", actor=None)

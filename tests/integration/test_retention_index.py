@@ -13,15 +13,13 @@ import pytest
 from mautrix.types import EventType
 
 from clutto_bridge.app import Bridge
-from clutto_bridge.db import create_database
+from clutto_bridge.db import create_database, timeline as timeline_module
 from clutto_bridge.db.references import ReferenceStore
-from clutto_bridge.db import timeline as timeline_module
 from clutto_bridge.db.timeline import END, TimelineIndex
 from clutto_bridge.policy.timeline import CheckWalk, HeadScan
 from tests.integration.conftest import Bridges
+from tests.integration.helpers import DAY, all_events, stable, team_with_member
 from tests.integration.matrix_client import MatrixClient, wait_until
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_retention import DAY, all_events, stable
 
 CUTOFF_DAYS = 30
 CUT = 1_000_000  # a cutoff in ms for rooms made of index rows alone
@@ -67,7 +65,7 @@ async def test_events_sent_while_the_bridge_was_down_are_still_removed(
 ) -> None:
     settings = bridges.settings()
     bridge = await bridges.start(settings)
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     await bridge.retention.set_lifetime(team, f"{CUTOFF_DAYS}d", actor=None)
     first = await sweep(bridge, team)  # nothing expired yet; the index of the room is filled
@@ -105,7 +103,7 @@ async def test_imported_history_after_newer_messages_is_redacted_with_its_edits(
 ) -> None:
     bridge = await bridges.start()
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     await bridge.retention.set_lifetime(team, f"{CUTOFF_DAYS}d", actor=None)
     now = bridge.clock.now_ms()
@@ -151,7 +149,7 @@ async def test_a_team_may_ask_for_more_redaction_but_not_less(
 ) -> None:
     bridge = await bridges.start()
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general, random_room = rooms
     await bridge.retention.set_lifetime(team, f"{CUTOFF_DAYS}d", actor=None)
     old = [await send_old(bridge, general, f"old {i}", 40) for i in range(3)]
@@ -220,7 +218,7 @@ async def test_a_restart_costs_the_next_sweep_what_came_after_it_not_the_history
     batch = 10
     settings = bridges.settings(policy__retention__batch_size=batch)
     bridge = await bridges.start(settings)
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     await bridge.retention.set_lifetime(team, f"{CUTOFF_DAYS}d", actor=None)
     await sweep(bridge, team)  # the room's first read, forward; later messages come from the stream
@@ -250,7 +248,7 @@ async def test_two_restarts_before_a_sweep_still_find_what_the_first_downtime_mi
 ) -> None:
     settings = bridges.settings(policy__retention__batch_size=10)
     bridge = await bridges.start(settings)
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     await bridge.retention.set_lifetime(team, f"{CUTOFF_DAYS}d", actor=None)
     await sweep(bridge, team)

@@ -13,8 +13,8 @@ from nio import RoomCreateResponse, RoomInviteResponse
 from clutto_bridge.app import Bridge
 from tests.integration.conftest import Bridges, Homeserver, unique
 from tests.integration.e2ee_member import ENCRYPTION
+from tests.integration.helpers import Api
 from tests.integration.matrix_client import MatrixClient, wait_until
-from tests.integration.test_provisioning_api import Api
 
 pytestmark = [pytest.mark.integration, pytest.mark.promise("P12")]
 

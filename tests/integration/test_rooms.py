@@ -8,15 +8,14 @@ import aiohttp
 import pytest
 
 from clutto_bridge.app import Bridge
+from tests.integration.helpers import Api, team_with_member
 from tests.integration.matrix_client import MatrixError, wait_until
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_provisioning_api import Api
 
 
 @pytest.mark.promise("P1")
 async def test_admin_creates_and_archives_a_group_room(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     await member.send_text(general, "!clutto room create Secret")
     await member.wait_for_notice(general, "Only the owner or an admin", sender=bot)
@@ -45,7 +44,7 @@ async def test_member_opens_a_direct_chat_marked_as_direct(
     bridge: Bridge, new_user, http: aiohttp.ClientSession
 ) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     outsider = await new_user("outsider")
     general = rooms[0]
     await member.send_text(general, f"!clutto dm {outsider.user_id}")

@@ -23,7 +23,11 @@ import pytest
 from clutto_bridge.demo.synapse import free_port
 from clutto_bridge.web.antispam import module_config
 from tests.integration.conftest import (
-    Bridges, Homeserver, create_postgres_database, drop_postgres_database, start_homeserver,
+    Bridges,
+    Homeserver,
+    create_postgres_database,
+    drop_postgres_database,
+    start_homeserver,
     synapse_postgres_config,
 )
 from tests.integration.synapse_workers import Redis, WorkerSynapse, redis_server_binary

@@ -9,14 +9,13 @@ import pytest
 
 from clutto_bridge.app import Bridge
 from tests.integration.conftest import unique
+from tests.integration.helpers import Api, team_with_member
 from tests.integration.matrix_client import MatrixError
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_provisioning_api import Api
 
 
 async def test_rename_topic_and_avatar(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     new_name = unique("Renamed")
     await owner.send_text(general, f"!clutto team rename {new_name}")
@@ -48,7 +47,7 @@ async def test_rename_topic_and_avatar(bridge: Bridge, new_user, http: aiohttp.C
 @pytest.mark.promise("P9", "P14")
 async def test_owner_deletes_team_and_it_is_gone_from_the_homeserver(bridge: Bridge, new_user, homeserver) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user, role="admin")
+    owner, member, team, rooms = await team_with_member(bridge, new_user, role="admin")
     await member.send_text(rooms[0], "hello before the end")
     dm = await owner.create_dm(bot)
     await owner.wait_for_notice(dm, "Send help", sender=bot)
@@ -93,7 +92,7 @@ async def test_api_delete_needs_confirmation(bridge: Bridge, new_user, http: aio
 
 async def test_retention_set_reads_mo_as_months_and_says_m_means_minutes(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     await owner.send_text(general, "!clutto retention set 1m")
     refusal = await owner.wait_for_notice(general, "outside what the operator allows", sender=bot)

@@ -40,7 +40,7 @@ class Certificates:
 
 def make_certificates(folder: Path) -> Certificates:
     """A CA, and a leaf for 127.0.0.1 and localhost signed by it (valid for a day)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "clutto test CA")])
     ca = (

@@ -42,7 +42,7 @@ class Manager:
         """The next datagram, or None when none arrives within ``timeout``."""
         try:
             data = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(self.sock, 4096), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
         return data.decode()
 

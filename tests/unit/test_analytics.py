@@ -1,18 +1,18 @@
-"""The usage report's k-anonymity floor and the metrics' fixed label sets (DESIGN P15)."""
+"""The usage report's k-anonymity floor and the metrics' fixed label sets (promise P15, docs/promises.md)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigError, validate
 from clutto_bridge.metrics import Metrics, Snapshot
 from clutto_bridge.policy.analytics import iso_week, size_bucket, usage_report
-from tests.unit.test_config import with_value
+from tests.unit.helpers import with_value
 
-MONDAY = int(datetime(2026, 11, 23, 9, tzinfo=timezone.utc).timestamp() * 1000)
+MONDAY = int(datetime(2026, 11, 23, 9, tzinfo=UTC).timestamp() * 1000)
 WEEK = 7 * 86400 * 1000
 
 

@@ -13,26 +13,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from clutto_bridge.crypto import chain
 from clutto_bridge.crypto.canonical import canonical
 from clutto_bridge.crypto.signing import (
-    SigningKeyError, create_signing_key, jwk_thumbprint, key_id, load_signing_key, public_jwk,
+    SigningKeyError,
+    create_signing_key,
+    jwk_thumbprint,
+    key_id,
+    load_signing_key,
+    public_jwk,
 )
-from clutto_bridge.db.audit import AuditRow, Checkpoint
-
-
-def make_log(count: int, key: Ed25519PrivateKey, every: int = 4) -> tuple[list[AuditRow], list[Checkpoint]]:
-    rows, checkpoints, previous = [], [], chain.GENESIS
-    for n in range(1, count + 1):
-        detail = {"n": n, "name": "Zoë"}
-        digest = chain.row_hash(n, 1000 + n, "team", "@a:x", "member_removed", f"@u{n}:x", detail, previous)
-        rows.append(AuditRow(n, 1000 + n, "team", "@a:x", "member_removed", f"@u{n}:x", detail, previous, digest))
-        previous = digest
-        if n % every == 0:
-            signer, signature = chain.sign_head(key, n, digest, 2000 + n)
-            checkpoints.append(Checkpoint(len(checkpoints) + 1, n, digest, 2000 + n, signer, signature))
-    return rows, checkpoints
-
-
-def keys_of(*keys: Ed25519PrivateKey) -> dict[str, dict[str, str]]:
-    return {key_id(k.public_key()): public_jwk(k.public_key()) for k in keys}
+from clutto_bridge.db.audit import Checkpoint
+from tests.unit.helpers import keys_of, make_log
 
 
 def verify(rows, checkpoints, keys, trusted=None) -> tuple[chain.Problem | None, chain.Summary]:
@@ -42,11 +31,6 @@ def verify(rows, checkpoints, keys, trusted=None) -> tuple[chain.Problem | None,
         if problem:
             return problem, check.summary
     return check.finish(), check.summary
-
-
-@pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
 
 
 def test_a_valid_log_verifies_and_counts_what_is_signed(key) -> None:

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from clutto_bridge import audit_tool
 from clutto_bridge.crypto.signing import key_id, public_jwk
 from clutto_bridge.db.audit import SigningKeyRecord
-from tests.unit.test_audit_chain import make_log
+from tests.unit.helpers import make_log
 
 
 @pytest.fixture

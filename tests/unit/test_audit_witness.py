@@ -8,7 +8,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clutto_bridge import audit_tool
 from clutto_bridge.config import ConfigError
@@ -16,12 +15,7 @@ from clutto_bridge.crypto import chain
 from clutto_bridge.crypto.signing import key_id, public_jwk
 from clutto_bridge.crypto.witness import Witness, WitnessedHead, WitnessError, WitnessFile
 from clutto_bridge.db.audit import SigningKeyRecord
-from tests.unit.test_audit_chain import keys_of, make_log
-
-
-@pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
+from tests.unit.helpers import keys_of, make_log
 
 
 def verify(rows, checkpoints, key, witness) -> tuple[chain.Problem | None, chain.Summary]:

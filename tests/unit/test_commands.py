@@ -17,7 +17,7 @@ def test_commands_are_found_by_one_or_two_words() -> None:
 
 
 def test_every_command_has_help() -> None:
-    # The bot commands DESIGN promises (section 3).
+    # The bot commands the product promises.
     promised = {"help", "team create", "team info", "invite", "remove", "role", "transfer", "retention show",
                 "retention set", "retention preview", "hold", "export", "profile show", "profile set", "accept",
                 "marketing", "contacts allow", "contacts revoke"}

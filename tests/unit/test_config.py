@@ -12,23 +12,10 @@ from ruamel.yaml import YAML
 
 from clutto_bridge.cli import main
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigError, ConfigFile, JobSettings, config_keys, validate
-from clutto_bridge.policy_files import PACKAGED_TEXTS
 from clutto_bridge.crypto.signing import create_signing_key, key_id, load_signing_key
+from clutto_bridge.policy_files import PACKAGED_TEXTS
 from tests.conftest import config_with_tokens
-
-
-def example() -> dict:
-    return YAML(typ="safe").load(EXAMPLE_CONFIG.read_text())
-
-
-def with_value(key: str, value) -> dict:
-    data = example()
-    *parents, last = key.split(".")
-    node = data
-    for part in parents:
-        node = node[part]
-    node[last] = value
-    return data
+from tests.unit.helpers import example, with_value
 
 
 def test_example_config_is_valid_and_documents_every_key() -> None:

@@ -17,7 +17,7 @@ from clutto_bridge.doctor.checks import E2EE_REGISTRATION_FLAGS, HOMESERVER, LOG
 from clutto_bridge.policy_files import CHECKOUT_TEXTS, PACKAGED_TEXTS, read_texts, shipped_texts
 from clutto_bridge.promises.registry import PROMISES
 from clutto_bridge.web.antispam import module_config
-from tests.unit.test_config import example
+from tests.unit.helpers import example
 
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPETS = ROOT / "config" / "homeserver"

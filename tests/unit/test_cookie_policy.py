@@ -11,11 +11,19 @@ from aiohttp import web
 from clutto_bridge.cli import main
 from clutto_bridge.config import ConfigError, validate
 from clutto_bridge.policy.cookies import (
-    NECESSARY_ONLY, OPTIONAL_CATEGORIES, Cookie, CookieChoice, accept_all, allowed, offered, to_delete, undeclared,
+    NECESSARY_ONLY,
+    OPTIONAL_CATEGORIES,
+    Cookie,
+    CookieChoice,
+    accept_all,
+    allowed,
+    offered,
+    to_delete,
+    undeclared,
 )
 from clutto_bridge.web.portal.cookies import DECLARED, CookieJar
 from tests.conftest import config_with_tokens
-from tests.unit.test_config import example
+from tests.unit.helpers import example
 
 REGISTRY = (
     Cookie("session", "signed in", 3600, "necessary"),

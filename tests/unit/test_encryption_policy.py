@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from clutto_bridge.policy.encryption import (
-    MAX_ROTATION_MS, MEGOLM, encrypts_existing_rooms, may_change_encryption, may_send_plaintext, room_encryption,
+    MAX_ROTATION_MS,
+    MEGOLM,
+    encrypts_existing_rooms,
+    may_change_encryption,
+    may_send_plaintext,
+    room_encryption,
 )
 from clutto_bridge.policy.gate import RoomFacts
 

@@ -20,7 +20,7 @@ GLOBAL_BOTS = ("@github:example.com",)
 
 
 def facts(**changes) -> RoomFacts:
-    base = dict(team_name="Acme", active=True, role=None, former_member=False, team_bot=False, joined_here=False)
+    base = {"team_name": "Acme", "active": True, "role": None, "former_member": False, "team_bot": False, "joined_here": False}
     return RoomFacts(**{**base, **changes})
 
 

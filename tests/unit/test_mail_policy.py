@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from clutto_bridge.policy.mail import (
-    ShownHeader, address_local_part, header_block, notice, one_line, recipient_local_part, shown_headers,
+    ShownHeader,
+    address_local_part,
+    header_block,
+    notice,
+    one_line,
+    recipient_local_part,
+    shown_headers,
 )
 
 ALLOWED = ("From", "To", "Cc", "Subject", "Date", "Message-ID")

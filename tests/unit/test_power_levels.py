@@ -6,7 +6,12 @@ import pytest
 
 from clutto_bridge.db.member import JOINED, Member
 from clutto_bridge.teams.power import (
-    creators_with_power, differences, expected_power_levels, level_of, may_change_levels, within_reach,
+    creators_with_power,
+    differences,
+    expected_power_levels,
+    level_of,
+    may_change_levels,
+    within_reach,
 )
 
 BOT, OWNER, ADMIN = "@clutto:example.com", "@owner:example.com", "@admin:example.com"

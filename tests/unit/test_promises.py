@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from clutto_bridge.config import config_keys
-from clutto_bridge.promises import BY_ID, PROMISES, Built, State, check, weakened
-from clutto_bridge.promises import page
+from clutto_bridge.config import config_keys, validate
+from clutto_bridge.promises import BY_ID, PROMISES, Built, State, check, page, weakened
 from clutto_bridge.promises.compliance import report_lines
-from clutto_bridge.config import validate
-from tests.unit.test_config import example
+from tests.unit.helpers import example
 
 ROOT = Path(__file__).resolve().parents[2]
 

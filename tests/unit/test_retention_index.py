@@ -6,7 +6,11 @@ import pytest
 
 from clutto_bridge.policy.redaction_pace import RedactionPace
 from clutto_bridge.policy.retention import (
-    RedactMode, RedactModeNotAllowed, effective_redact_mode, room_path, team_redact_mode,
+    RedactMode,
+    RedactModeNotAllowed,
+    effective_redact_mode,
+    room_path,
+    team_redact_mode,
 )
 from clutto_bridge.policy.timeline import CheckWalk, HeadFacts, HeadScan, Row, index_entry, joined_server
 

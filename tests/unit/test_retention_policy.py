@@ -1,7 +1,13 @@
 import pytest
 
 from clutto_bridge.policy.retention import (
-    PurgePlan, RetentionBounds, RetentionOutOfBounds, cutoff, encrypted_files, media_urls, removable,
+    PurgePlan,
+    RetentionBounds,
+    RetentionOutOfBounds,
+    cutoff,
+    encrypted_files,
+    media_urls,
+    removable,
 )
 
 DAY = 86400

@@ -8,34 +8,20 @@ import os
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from http_message_signatures import HTTPMessageVerifier, InvalidSignature, MappingKeyResolver, algorithms
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from http_message_signatures import InvalidSignature
 from multidict import CIMultiDict
 
 from clutto_bridge.crypto.http_signatures import MessageSigner, SigningKeys
 from clutto_bridge.crypto.signing import (
-    SigningKeyError, create_signing_key, key_id, load_public_key, load_signing_key, public_jwk,
+    SigningKeyError,
+    create_signing_key,
+    key_id,
+    load_public_key,
+    load_signing_key,
+    public_jwk,
 )
-
-
-class Message:
-    """A response or request as the verifier reads it (headers, status or method and URL)."""
-
-    def __init__(self, headers, status_code: int | None = None, method: str | None = None, url: str | None = None):
-        self.headers = headers
-        if status_code is not None:
-            self.status_code = status_code
-        else:
-            self.method, self.url = method, url
-
-
-def verifier_from(jwk: dict) -> HTTPMessageVerifier:
-    raw = base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4))
-    public = Ed25519PublicKey.from_public_bytes(raw)
-    return HTTPMessageVerifier(
-        signature_algorithm=algorithms.ED25519,
-        key_resolver=MappingKeyResolver(public_keys={jwk["kid"]: public}, private_keys={}),
-    )
+from tests.unit.helpers import Message, verifier_from
 
 
 def test_key_id_is_the_rfc_7638_thumbprint_of_rfc_8037s_example() -> None:

@@ -73,7 +73,7 @@ async def test_pings_follow_the_self_check(manager) -> None:
     async def message(timeout: float) -> bytes | None:
         try:
             return await asyncio.wait_for(loop.sock_recv(sock, 4096), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
 
     watchdog = Watchdog(check, {**env, "WATCHDOG_USEC": "100000"})  # a ping every 0.05 s

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from clutto_bridge.crypto.http_signatures import MessageSigner, SigningKeys
 from clutto_bridge.demo.synapse import free_port
 from clutto_bridge.outbound.webhooks import DeliveryFailed, WebhookSender
-from tests.unit.test_signing import Message, verifier_from
+from tests.unit.helpers import Message, verifier_from
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ contacts and "my data". Each form calls the same domain service as the bot comma
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from aiohttp import web
 from aiohttp_session import get_session, new_session
@@ -15,8 +15,7 @@ from clutto_bridge.promises import check
 from clutto_bridge.teams.contacts import AlreadyAllowed
 from clutto_bridge.teams.errors import Conflict
 from clutto_bridge.teams.formatting import document
-from clutto_bridge.web.portal import forms as f
-from clutto_bridge.web.portal import mydata
+from clutto_bridge.web.portal import forms as f, mydata
 from clutto_bridge.web.portal.cookies import PREFERENCES_COOKIE
 from clutto_bridge.web.portal.forms import parse_form
 from clutto_bridge.web.portal.pages import Pages
@@ -25,7 +24,7 @@ from clutto_bridge.web.portal.pages import Pages
 def when(ms: int | None) -> str:
     if ms is None:
         return ""
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 class MemberPages:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from typing import MutableMapping
+from collections.abc import MutableMapping
 
 import aiohttp_jinja2
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from aiohttp_session import Session, get_session
 
 from clutto_bridge.teams.errors import TeamError
@@ -31,7 +31,7 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-def security_headers(*, https: bool) -> Handler:
+def security_headers(*, https: bool) -> Middleware:
     @web.middleware
     async def add_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
