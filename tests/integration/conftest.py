@@ -108,7 +108,9 @@ def start_homeserver(folder: Path, extra: Callable[[Settings], dict] | None = No
     written = ConfigFile(template)  # re-read: generate-registration filled in the tokens
     written.load()
     settings = written.settings()
-    synapse.write_config([registration], extra(settings) if extra else None)
+    # Tests make and log in hundreds of accounts: at Synapse's default 12 bcrypt rounds each
+    # hash and each login costs ~0.3 s of CPU; 4 rounds (as Synapse's own tests use) ~1 ms.
+    synapse.write_config([registration], {"bcrypt_rounds": 4, **(extra(settings) if extra else {})})
     synapse.start()
     asyncio.run(_make_bot_admin(synapse, settings))
     return Homeserver(synapse, front, template)
