@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+from urllib.parse import quote
 
 import aiohttp
 import asyncpg
@@ -46,6 +47,24 @@ class Homeserver:
     @property
     def url(self) -> str:
         return self.synapse.url
+
+    async def forget_bot_devices(self) -> None:
+        """Delete every device of the bot (an appservice may, MSC4190). Each test's bridge has a
+        new database, so it makes the bot a new E2EE device; left on the session's Synapse they
+        add up to hundreds, each a device list change in every room the bot is in, and members'
+        clients and the bot itself would share each room key with every one of them."""
+        file = ConfigFile(self.template)
+        file.load()
+        settings = file.settings()
+        headers = {"Authorization": f"Bearer {settings.appservice.as_token}"}
+        devices = f"{self.url}/_matrix/client/v3/devices"
+        as_bot = {"user_id": settings.bot_mxid}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            async with session.get(devices, params=as_bot) as resp:
+                found = (await resp.json()).get("devices", []) if resp.status == 200 else []
+            for device in found:
+                async with session.delete(f"{devices}/{quote(device['device_id'])}", params=as_bot, json={}) as resp:
+                    await resp.read()
 
     def bridge_settings(
         self, folder: Path, database: str, port: int | None = None, overrides: dict | None = None
@@ -237,6 +256,7 @@ async def bridges(homeserver: Homeserver, database_url: str, tmp_path: Path) -> 
     yield manager
     for bridge in list(manager.running):
         await manager.stop(bridge)
+    await homeserver.forget_bot_devices()  # its database, the device's keys, is gone too
 
 
 @pytest.fixture
