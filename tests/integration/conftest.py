@@ -60,11 +60,14 @@ class Homeserver:
         devices = f"{self.url}/_matrix/client/v3/devices"
         as_bot = {"user_id": settings.bot_mxid}
         async with aiohttp.ClientSession(headers=headers) as session:
-            async with session.get(devices, params=as_bot) as resp:
-                found = (await resp.json()).get("devices", []) if resp.status == 200 else []
-            for device in found:
-                async with session.delete(f"{devices}/{quote(device['device_id'])}", params=as_bot, json={}) as resp:
-                    await resp.read()
+            try:
+                async with session.get(devices, params=as_bot) as resp:
+                    found = (await resp.json()).get("devices", []) if resp.status == 200 else []
+                for device in found:
+                    async with session.delete(f"{devices}/{quote(device['device_id'])}", params=as_bot, json={}) as resp:
+                        await resp.read()
+            except aiohttp.ClientError:
+                pass  # a test that broke the homeserver says so itself
 
     def bridge_settings(
         self, folder: Path, database: str, port: int | None = None, overrides: dict | None = None
