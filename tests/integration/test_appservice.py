@@ -24,6 +24,8 @@ def _txn_url(bridge: Bridge, txn_id: str) -> str:
     return f"http://127.0.0.1:{bridge.settings.appservice.port}/_matrix/app/v1/transactions/{txn_id}"
 
 
+# One database: the token is checked before anything is read or stored.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_wrong_hs_token_is_rejected(bridge: Bridge, http: aiohttp.ClientSession) -> None:
     url = _txn_url(bridge, "bad-token-" + secrets.token_hex(4))
     async with http.put(url, json={"events": []}, headers={"Authorization": "Bearer wrong-token"}) as resp:
@@ -196,6 +198,8 @@ async def test_stop_cancels_a_command_still_running_after_the_grace_period(bridg
     assert bridge._scheduler is None  # the scheduler was awaited, not left running
 
 
+# One database: refused while parsing (stored transactions run on both in the fuzz test below).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_malformed_transactions_and_pings_get_400_not_500(bridge: Bridge, http: aiohttp.ClientSession) -> None:
     token = {"Authorization": f"Bearer {bridge.settings.appservice.hs_token}", "Content-Type": "application/json"}
     port = bridge.settings.appservice.port
@@ -226,6 +230,8 @@ async def test_malformed_transactions_and_pings_get_400_not_500(bridge: Bridge, 
         assert resp.status == 200
 
 
+# One database: the file is SQLite's (the PostgreSQL run only skipped).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_the_embedded_database_is_readable_by_its_owner_only(bridges: Bridges, database_url: str) -> None:
     if not database_url.startswith("sqlite:"):
         pytest.skip("PostgreSQL keeps its files in its own data folder")

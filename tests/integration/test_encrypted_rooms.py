@@ -29,6 +29,8 @@ def _files_holding(folder: Path, needle: bytes) -> list[str]:
     return [str(p) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
+# One database: the crypto store on PostgreSQL is exercised by the restart tests below and test_bot_device.py, on both databases.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_commands_in_an_encrypted_chat_are_read_and_answered_encrypted(
     bridge: Bridge, homeserver: Homeserver, encrypted_member, http, tmp_path: Path
 ) -> None:
@@ -55,6 +57,8 @@ async def test_commands_in_an_encrypted_chat_are_read_and_answered_encrypted(
                               canary.encode()) == []
 
 
+# One database: encrypted team rooms on both databases: test_room_encryption.py.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_new_teams_rooms_are_encrypted_and_commands_there_are_answered_encrypted(
     bridges: Bridges, homeserver: Homeserver, encrypted_member, http
 ) -> None:

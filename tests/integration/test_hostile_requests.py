@@ -45,6 +45,8 @@ async def _send(http: aiohttp.ClientSession, url: str, method: str, token: str, 
         return resp.status, await resp.json(content_type=None)
 
 
+# One database: refused before any handler or query runs (the test checks nothing was stored).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("depth", [900, 1000, 100_000])
 async def test_deeply_nested_json_is_refused_as_bad_json_on_every_endpoint(
     bridge: Bridge, http: aiohttp.ClientSession, depth: int
@@ -141,6 +143,8 @@ async def _at_least(records, count: int):
     return found if len(found) >= count else None
 
 
+# One database: the body timeout is the HTTP server's; no query runs.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_body_sent_slower_than_the_limit_gets_408(bridges: Bridges) -> None:
     bridge = await bridges.start(bridges.settings(appservice__body_timeout="1s"))
     port = bridge.settings.appservice.port

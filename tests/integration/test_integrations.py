@@ -86,6 +86,8 @@ async def test_widget_outside_allowed_prefixes_is_removed(
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
 
 
+# One database: refused on the homeserver's answer, before anything is stored.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_allowing_a_bot_that_does_not_exist_changes_nothing(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
     owner, member, team, rooms = await team_with_member(bridge, new_user, role="admin")

@@ -27,6 +27,8 @@ async def cookie_names(context) -> set[str]:
     return {c["name"] for c in await context.cookies()}
 
 
+# One database: the browser's side; links, sessions and cookie choices are stored on both databases in test_portal_access.py.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.promise("P5", "P8")
 async def test_member_signs_in_chooses_cookies_and_accepts_the_policy(
     bridges: Bridges, new_user, browser, http: aiohttp.ClientSession
@@ -149,6 +151,7 @@ async def _p13(page, base: str, open_details: bool = True) -> str:
     return await cell.inner_text()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.promise("P13", "P5")
 async def test_the_privacy_page_judges_https_on_the_listener_it_is_served_from(
     bridges: Bridges, browser, tmp_path
@@ -193,6 +196,7 @@ def png() -> bytes:
     return image.getvalue()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.promise("P5", "P9")
 async def test_owner_changes_a_role_and_the_homeserver_shows_the_power_level(
     bridges: Bridges, new_user, browser

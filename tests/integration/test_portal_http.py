@@ -12,6 +12,8 @@ from tests.integration.conftest import Bridges
 from tests.integration.helpers import portal_bridge, sign_in_link, team_with_member
 
 
+# One database: HTTP headers and refusal pages; what the portal stores is tested on both databases in test_portal_access.py.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.promise("P5")
 async def test_pages_carry_the_security_headers_and_refuse_with_clear_pages(bridges: Bridges, new_user) -> None:
     bridge = await portal_bridge(bridges)

@@ -15,6 +15,8 @@ def api(bridge: Bridge, http: aiohttp.ClientSession) -> Api:
     return Api(bridge, http)
 
 
+# One database: the secret is checked before any handler runs.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_requests_without_the_secret_are_refused(api: Api) -> None:
     for path in ("/teams", "/openapi.json", "/teams/t123"):
         status, body = await api.call("GET", path, headers={})
@@ -84,6 +86,8 @@ async def test_bad_requests_get_clear_errors_and_change_nothing(api: Api, new_us
     assert [m["user_id"] for m in listing["teams"][0]["members"]] == [owner.user_id]
 
 
+# One database: which routes are served, not what they store.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_openapi_document_describes_what_is_served(api: Api) -> None:
     status, doc = await api.call("GET", "/openapi.json")
     assert status == 200

@@ -7,6 +7,7 @@ import uuid
 from urllib.parse import quote
 
 import aiohttp
+import pytest
 
 from clutto_bridge.app import Bridge
 from tests.integration.helpers import Api, bot_chat, team_with_member
@@ -42,6 +43,8 @@ def formatted(event: dict) -> str:
     return content["formatted_body"]
 
 
+# One database: how the bot's messages render in a client; the bridge database only stores what every other test stores.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_replies_are_formatted_replies_that_mention_users(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
     bot = bridge.settings.bot_mxid
     owner, member, team, rooms = await team_with_member(bridge, new_user)
@@ -80,6 +83,7 @@ async def test_replies_are_formatted_replies_that_mention_users(bridge: Bridge, 
     assert formatted(notice) == "<strong>Service notice:</strong> Maintenance <strong>tonight</strong>, 22:00 UTC."
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_the_policy_reads_as_a_formatted_document(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
     alice = await new_user("alice")
@@ -100,6 +104,7 @@ async def test_the_policy_reads_as_a_formatted_document(bridge: Bridge, new_user
     assert who_decides.startswith("<p>Your team's Customer controls") and "\n" not in who_decides
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_help_groups_commands_and_shows_one_with_an_example(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
     alice = await new_user("alice")

@@ -83,6 +83,8 @@ async def receiver() -> Receiver:
     await runner.cleanup()
 
 
+# One database: the signature covers the HTTP answer, whatever produced it.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.promise("P13")
 async def test_api_responses_verify_with_the_published_key_and_a_changed_byte_fails(
     bridges: Bridges, http: aiohttp.ClientSession, new_user,

@@ -60,6 +60,8 @@ async def test_member_sees_space_with_team_rooms(bridge: Bridge, new_user) -> No
     await wait_until(bob_joined, what="the bridge to record Bob's join")
 
 
+# One database: the homeserver's join rules refuse the outsider.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.promise("P1")
 async def test_outsider_cannot_join_team_rooms(bridge: Bridge, new_user) -> None:
     owner = await new_user("owner")
@@ -86,6 +88,8 @@ async def test_second_team_with_same_name_is_refused(bridge: Bridge, new_user) -
     assert [t.name for t in await bridge.teams.all()] == [name]
 
 
+# One database: the bot's texts for a user of no team.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_team_commands_explain_themselves(bridge: Bridge, new_user) -> None:
     bot = bridge.settings.bot_mxid
     alice = await new_user("alice")

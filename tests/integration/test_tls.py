@@ -117,6 +117,8 @@ def tls_homeserver(tmp_path_factory: pytest.TempPathFactory) -> TlsHomeserver:
         synapse.stop()
 
 
+# One database: TLS between homeserver and bridge; the database plays no part.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.promise("P13")
 async def test_the_whole_appservice_flow_runs_over_https(
     tls_homeserver: TlsHomeserver, database_url: str, tmp_path: Path, http: aiohttp.ClientSession,
