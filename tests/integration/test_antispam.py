@@ -58,6 +58,7 @@ async def guarded_bridges(guarded: Guarded, database_url: str, tmp_path: Path) -
     yield manager
     for bridge in list(manager.running):
         await manager.stop(bridge)
+    await guarded.homeserver.forget_bot_devices()
 
 
 async def _start(bridges: Bridges, guarded: Guarded, **overrides) -> Bridge:

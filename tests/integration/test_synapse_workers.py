@@ -130,6 +130,7 @@ async def bridges(topology: Topology, database_url: str, tmp_path: Path) -> Brid
     yield manager
     for bridge in list(manager.running):
         await manager.stop(bridge)
+    await topology.homeserver.forget_bot_devices()
 
 
 def test_the_topology_was_in_use(topology: Topology) -> None:
