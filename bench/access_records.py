@@ -26,6 +26,8 @@ import aiohttp
 from aiohttp import web
 
 from clutto_bridge.clock import SystemClock
+from clutto_bridge.crypto.cipher import FieldCipher
+from clutto_bridge.crypto.keyset import Keyset
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.policy.collection import CollectionRules, parse_networks
 from clutto_bridge.teams.access import AccessRecords
@@ -82,7 +84,7 @@ async def main(requests: int, concurrency: int, database: str | None) -> None:
     db = create_database(database or f"sqlite:{folder / 'clutto.db'}")
     await db.start()
     try:
-        records = AccessRecords(Stores.over(db).access, SystemClock(), 30 * 86400)
+        records = AccessRecords(Stores.over(db, FieldCipher(Keyset.generate(0))).access, SystemClock(), 30 * 86400)
         rules = CollectionRules(ip="hashed", user_agent="family", referrer="origin", language="none",
                                 trusted_proxies=parse_networks(["127.0.0.1"]))
         collection = RequestCollection(rules, SystemClock())
