@@ -108,5 +108,8 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--database", help="URL of a database of its own (its tables are made there); default: a temporary SQLite file")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
     args = parser.parse_args()
+    if args.smoke:
+        args.requests, args.concurrency = 100, 5
     asyncio.run(main(args.requests, args.concurrency, args.database))

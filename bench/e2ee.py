@@ -38,7 +38,6 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import aiohttp
 from harness import BridgeUnderTest, bridge_for, make_bot_admin

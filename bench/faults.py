@@ -126,7 +126,7 @@ async def timeline(http: aiohttp.ClientSession, url: str, token: str, room: str)
     events: dict[str, dict] = {}
     start = None
     while True:
-        query = f"dir=f&limit=200" + (f"&from={quote(start)}" if start else "")
+        query = "dir=f&limit=200" + (f"&from={quote(start)}" if start else "")
         async with http.get(f"{url}/_matrix/client/v3/rooms/{quote(room)}/messages?{query}",
                             headers={"Authorization": f"Bearer {token}"}) as r:
             r.raise_for_status()

@@ -159,5 +159,8 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--real", type=int, default=300, help="requests to a real bridge (0: skip)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
     args = parser.parse_args()
+    if args.smoke:
+        args.requests, args.rounds, args.real = 30, 1, 20
     asyncio.run(main(args.requests, args.rounds, args.real))
