@@ -12,7 +12,9 @@ import hashlib
 import hmac
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Mapping
 from urllib.parse import urlsplit
 
@@ -73,9 +75,18 @@ def parse_address(text: str | None) -> Address | None:
     if text.startswith("[") and "]" in text:
         text = text[1:text.index("]")]
     try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
+        # The C parser first (a request's addresses are parsed on every request), which is
+        # as strict as ipaddress (no leading zeros, no short forms); ipaddress for the rest
+        # (an IPv6 zone) and to refuse.
+        if ":" in text:
+            address = ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, text))
+        else:
+            address = ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text))
+    except (OSError, ValueError):
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
@@ -161,8 +172,13 @@ _SYSTEMS = (
 )
 
 
+@lru_cache(maxsize=256)
 def user_agent_family(user_agent: str) -> str:
-    """Browser and operating system by name, without versions: ``Firefox on Linux``."""
+    """Browser and operating system by name, without versions: ``Firefox on Linux``.
+
+    Remembered for the last 256 user agents: the same few browsers send every request, and
+    the patterns cost more than the rest of a request's facts (no address is remembered).
+    """
     browser = next((name for name, pattern in _BROWSERS if pattern.search(user_agent)), "Other")
     system = next((name for name, pattern in _SYSTEMS if pattern.search(user_agent)), None)
     return f"{browser} on {system}" if system else browser
