@@ -46,8 +46,8 @@ class AccessRecords:
             self._writer = asyncio.create_task(self._write(), name="clutto-access-records")
 
     async def _write(self) -> None:
-        await asyncio.sleep(GATHER_S)  # batching, not synchronisation: let the burst gather
         while self._pending:
+            await asyncio.sleep(GATHER_S)  # batching, not synchronisation: let a burst gather
             batch, self._pending = self._pending, []
             try:
                 await self.store.add(batch)
