@@ -353,5 +353,8 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3, help="phases with the module (each between two without)")
     parser.add_argument("--renames", type=int, default=10)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
     args = parser.parse_args()
+    if args.smoke:
+        args.messages, args.rounds, args.renames = 10, 1, 2
     asyncio.run(main(args.messages, args.rounds, args.renames))

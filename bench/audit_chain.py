@@ -104,4 +104,6 @@ async def main(rows: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2000)
-    asyncio.run(main(parser.parse_args().rows))
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
+    args = parser.parse_args()
+    asyncio.run(main(50 if args.smoke else args.rows))

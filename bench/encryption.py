@@ -153,7 +153,10 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=50)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--field-rounds", type=int, default=20000)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
     args = parser.parse_args()
+    if args.smoke:
+        args.contacts, args.requests, args.field_rounds = 5, 10, 200
     print("Per field, AES-256-GCM encrypt + decrypt with associated data:")
     for name, micros in per_field(args.field_rounds).items():
         print(f"  {name:<14} {micros:6.1f} µs")
@@ -165,7 +168,7 @@ def main() -> int:
     print(f"  encrypted {enc * 1000:.2f} ms, plaintext {plain * 1000:.2f} ms: ratio {enc / plain:.3f} "
           f"({extra:+.1%}; goal under +10%)")
     print(f"  the {reads} decryptions themselves take {decrypts * 1000:.2f} ms: {decrypts / plain:.1%} of the plaintext request")
-    return 0 if extra < 0.10 else 1
+    return 0 if extra < 0.10 or args.smoke else 1
 
 
 if __name__ == "__main__":

@@ -317,7 +317,10 @@ if __name__ == "__main__":
     parser.add_argument("--redacting", type=int, default=4000,
                         help="at most this many messages in each redaction room (N/5 below that; default 4000)")
     add_synapse_db_option(parser)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
     args = parser.parse_args()
+    if args.smoke:
+        args.events, args.redacting = 200, 100
     if args.events < 200 or args.redacting < 100:
         parser.error("--events needs at least 200 and --redacting at least 100")
     asyncio.run(main(args.events, min(max(100, args.events // 5), args.redacting), args.synapse_db))

@@ -42,7 +42,7 @@ from retention_sweep import DAY, Client, team
 from clutto_bridge.config import ConfigFile
 from clutto_bridge.demo.synapse import LocalSynapse
 
-TEAMS = 8
+TEAMS = 8  # per round (--smoke: 2)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -176,5 +176,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=250)
     add_synapse_db_option(parser)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
     args = parser.parse_args()
+    if args.smoke:
+        args.messages = 3
+        TEAMS = 2
     asyncio.run(main(args.messages, args.synapse_db))

@@ -22,6 +22,8 @@ from pathlib import Path
 import asyncpg
 from harness import ROOT  # noqa: F401  (puts the checkout on sys.path)
 
+from clutto_bridge.crypto.cipher import FieldCipher
+from clutto_bridge.crypto.keyset import Keyset
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.member import Member
 from clutto_bridge.db.team import RoomKind, Team, TeamRoom
@@ -57,7 +59,7 @@ async def main(events: int, database: str) -> None:
     db = create_database(url)
     await db.start()
     try:
-        stores = Stores.over(db)
+        stores = Stores.over(db, FieldCipher(Keyset.generate(0)))
         team = Team("tbench", "Bench", "@owner:example.org", None, "active", "trial", 0, 0, 0)
         await stores.teams.create(team, Member("tbench", "@owner:example.org", "owner", "join", False, 0))
         await stores.rooms.insert(TeamRoom("!team:example.org", "tbench", RoomKind.GROUP, "general", 0))
@@ -87,5 +89,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
     args = parser.parse_args()
+    if args.smoke:
+        args.events = 200
     asyncio.run(main(args.events, args.database))

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 
 from mautrix.util.async_db import Database
 
+from clutto_bridge.db.connection import transaction
+
 
 @dataclass(frozen=True)
 class AccessRecord:
@@ -32,11 +34,13 @@ class AccessStore:
         self.db = db
 
     async def add(self, records: list[AccessRecord]) -> None:
-        """Insert a batch in one statement per row, one transaction for all."""
-        await self.db.executemany(
-            f"INSERT INTO access_record ({AccessRecord.columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            [(r.at, r.method, r.route, r.status, r.client, r.user_agent, r.referrer, r.language) for r in records],
-        )
+        """Insert a batch in one statement per row, one transaction for all (without the
+        transaction SQLite, in autocommit, committed every row: 50 µs of CPU a record)."""
+        async with transaction(self.db) as conn:
+            await conn.executemany(
+                f"INSERT INTO access_record ({AccessRecord.columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                [(r.at, r.method, r.route, r.status, r.client, r.user_agent, r.referrer, r.language) for r in records],
+            )
 
     async def forget_before(self, cutoff_ms: int) -> int:
         """Delete records older than ``cutoff_ms``; return how many went."""

@@ -3,7 +3,10 @@ layer made them (``policy.collection``), and only for ``policy.collection.retent
 
 Records are written behind the request: a request only appends to a buffer, and one writer
 task at a time stores what has gathered in a batch, so a busy port pays one database write
-per burst instead of one per request. ``close`` (at shutdown) stores what is left.
+per burst instead of one per request. The writer lets a burst gather for ``GATHER_S``
+before it writes (without it, a port at 10 requests in flight wrote every 5 requests, and
+those writes cost more than the rest of the records). ``close`` (at shutdown) and every
+read store what is left first.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ log = logging.getLogger("clutto.access")
 # A buffer never grows past this while the database is slow or down: the oldest go first
 # (access records are the one kind of data the bridge would rather lose than keep too much of).
 MAX_PENDING = 10_000
+# How long the writer waits for a burst to gather before it writes (a restart loses at most
+# this much, and a read waits at most this much for the records before it).
+GATHER_S = 0.1
 
 
 class AccessRecords:
@@ -41,6 +47,7 @@ class AccessRecords:
 
     async def _write(self) -> None:
         while self._pending:
+            await asyncio.sleep(GATHER_S)  # batching, not synchronisation: let a burst gather
             batch, self._pending = self._pending, []
             try:
                 await self.store.add(batch)

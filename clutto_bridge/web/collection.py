@@ -59,6 +59,11 @@ def is_recorded(request: BaseRequest) -> bool:
     return request.get(RECORDED, False)
 
 
+# What the policy keeps of a request, worked out once (by the middleware, else the access
+# logger) and read by the other.
+FACTS: Any = web.RequestKey("clutto.facts", RequestFacts) if hasattr(web, "RequestKey") else "clutto.facts"
+
+
 
 class DailySalt:
     """The key of ``hashed`` addresses: random, one per UTC day, held in this object only.
@@ -88,6 +93,14 @@ class RequestCollection:
         self.records: AccessRecords | None = None
 
     def facts(self, request: BaseRequest) -> RequestFacts:
+        """What the policy keeps of ``request``, worked out on the first call and kept on the
+        request for the next (the middleware records it, the access logger logs it)."""
+        facts = request.get(FACTS)
+        if facts is None:
+            facts = request[FACTS] = self._facts(request)
+        return facts
+
+    def _facts(self, request: BaseRequest) -> RequestFacts:
         # A request aiohttp could not parse (a header too long, a NUL in one) reaches the
         # access log with a plain dict of no headers: only its peer is known.
         sent = request.headers

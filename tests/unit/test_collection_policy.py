@@ -114,3 +114,27 @@ def test_request_facts_apply_every_rule() -> None:
 def test_networks_are_checked() -> None:
     with pytest.raises(ValueError, match="not an IP address or network"):
         parse_networks(["10.0.0.0/33"])
+
+
+def reference_parse(text: str) -> object:
+    """ipaddress alone, as parse_address read addresses before its C fast path."""
+    import ipaddress
+
+    text = text.strip()
+    if text.startswith("[") and "]" in text:
+        text = text[1:text.index("]")]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped else address
+
+
+@pytest.mark.parametrize("text", [
+    "1.2.3.4", " 1.2.3.4 ", "01.2.3.4", "1.2.3.04", "1.2.3", "1", "0x1.2.3.4", "256.1.1.1", "1.2.3.4/24",
+    "\u0661.2.3.4", "::1", "[::1]", "[::1]:8080", "::ffff:1.2.3.4", "::1.2.3.4", "fe80::1%eth0", "1::2::3",
+    "2001:DB8:0:0:0:0:0:1", "2001:db8::", ":::", "",
+])
+def test_addresses_parse_exactly_as_ipaddress_parses_them(text: str) -> None:
+    parsed, expected = parse_address(text), reference_parse(text)
+    assert parsed == expected and type(parsed) is type(expected)

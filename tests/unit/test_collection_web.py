@@ -67,6 +67,48 @@ async def test_access_lines_hold_only_what_the_policy_keeps(caplog) -> None:
     assert not [r for r in caplog.records if r.name == "aiohttp.access"]
 
 
+async def test_the_facts_of_a_request_are_worked_out_once_for_the_record_and_the_log_line(caplog, monkeypatch) -> None:
+    from clutto_bridge.web import collection as module
+
+    rules = CollectionRules(ip="hashed", user_agent="family", referrer="origin", language="none",
+                            trusted_proxies=parse_networks(["127.0.0.1"]))
+    collection = RequestCollection(rules, ManualClock())
+    calls = []
+    worked_out = module.request_facts
+    monkeypatch.setattr(module, "request_facts", lambda *args: calls.append(args) or worked_out(*args))
+
+    class Records:
+        kept: list = []
+
+        def record(self, method, route, status, facts) -> None:
+            self.kept.append(facts)
+
+    records = Records()
+    app = web.Application(middlewares=[collection.middleware(records)])
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hi")
+
+    app.router.add_get("/teams/{team_id}", hello)
+    runner = web.AppRunner(app, **collection.runner_options())
+    await runner.setup()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    caplog.set_level(logging.INFO, logger="clutto.access")
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(2):
+                async with http.get(f"http://127.0.0.1:{port}/teams/t1", headers={"User-Agent": "curl/8.5"}) as resp:
+                    assert resp.status == 200
+    finally:
+        await runner.cleanup()
+    lines = [r.getMessage() for r in caplog.records if r.name == "clutto.access"]
+    assert len(calls) == 2 and len(records.kept) == 2 and len(lines) == 2
+    assert all('ua="curl"' in line for line in lines) and records.kept[0].user_agent == "curl"
+
+
 def test_the_bridge_asks_the_homeserver_for_no_device_data() -> None:
     """whois and the devices API return every session's IP address and user agent (P4)."""
     source = "\n".join(p.read_text() for p in (ROOT / "clutto_bridge").rglob("*.py"))
