@@ -21,7 +21,7 @@ from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.gate import GateStore, create_reader
 from clutto_bridge.db.job import JobKind, JobNotifications
 from clutto_bridge.db.megolm_sessions import MegolmSessions
-from clutto_bridge.commands import registry
+from clutto_bridge.commands.processor import counted_names
 from clutto_bridge.events import EventDispatcher
 from clutto_bridge.jobs.export import TeamExport
 from clutto_bridge.jobs.reencrypt import Reencryption
@@ -104,7 +104,7 @@ class Bridge:
         hs = Homeserver(bot, admin, s.homeserver.address, self.device)
         # This bridge's own registry: counts of several bridges in one process never mix.
         self.metrics = metrics = Metrics()
-        metrics.allow("command", [*registry.commands, "profile photo", "contacts import"])
+        metrics.allow("command", counted_names())
         self.audit = audit = AuditLog(db.audit, clock, metrics, signing_key=keys.current,
                                       checkpoint_rows=s.audit.checkpoint_rows, witness=WitnessFile(s.witness_path))
         # On PostgreSQL every process (main, workers, CLI) hears of a queued job at once (LISTEN/NOTIFY).

@@ -24,6 +24,13 @@ from clutto_bridge.teams.sent_files import SentFile
 log = logging.getLogger("clutto.commands")
 
 VCARD_TYPES = ("text/vcard", "text/x-vcard", "text/directory")
+# Files sent in the chat with the bot are counted like commands, under these names.
+PROFILE_PHOTO, CONTACTS_IMPORT = "profile photo", "contacts import"
+
+
+def counted_names() -> list[str]:
+    """Every name a command run is counted under (the metrics' allowed labels)."""
+    return [*registry.commands, PROFILE_PHOTO, CONTACTS_IMPORT]
 
 
 def _answering(evt: MessageEvent) -> dict[str, str | None]:
@@ -83,10 +90,10 @@ class CommandProcessor:
         file = evt.content.file.serialize() if evt.content.file else (str(evt.content.url) if evt.content.url else None)
         if evt.content.msgtype == MessageType.IMAGE:
             log.info("%s sends a profile photo in %s", evt.sender, evt.room_id)
-            await self._run(event, "profile photo", lambda e: set_photo_from_image(e, file, evt.event_id, mimetype))
+            await self._run(event, PROFILE_PHOTO, lambda e: set_photo_from_image(e, file, evt.event_id, mimetype))
         elif is_vcard:
             log.info("%s sends a contact file in %s", evt.sender, evt.room_id)
-            await self._run(event, "contacts import", lambda e: import_contact_file(e, file, evt.event_id))
+            await self._run(event, CONTACTS_IMPORT, lambda e: import_contact_file(e, file, evt.event_id))
 
     def _count(self, command: str, outcome: str) -> None:
         if self.metrics is not None:

@@ -66,6 +66,17 @@ class CommandEvent:
     """The thread the command was sent in, if any: replies go into it."""
     replies: int = field(default=0, init=False)
     """How many messages were sent; with ``event_id`` it makes each one's transaction id."""
+    _room_team: Team | None = field(default=None, init=False, repr=False)
+    _room_team_known: bool = field(default=False, init=False, repr=False)
+
+    async def room_team(self) -> Team | None:
+        """The team whose room the command was sent in (``None`` in the chat with the bot or a
+        room of no team): looked up once per command, whoever asks (the place check, the team
+        resolution, the handler)."""
+        if not self._room_team_known:
+            self._room_team = await self.ctx.teams.for_room(self.room_id)
+            self._room_team_known = True
+        return self._room_team
 
     @property
     def rest(self) -> str:
@@ -194,7 +205,7 @@ class Command:
     async def _check_place(self, evt: CommandEvent) -> None:
         if evt.in_management_room or not (self.private or self.team or self.discloses):
             return
-        in_team_room = await evt.ctx.teams.for_room(evt.room_id) is not None
+        in_team_room = await evt.room_team() is not None
         if self.private and (in_team_room or self.private_refusal != PERSONAL):
             raise NotAllowed(self.private_refusal)
         if in_team_room:
@@ -220,7 +231,7 @@ async def team_here(evt: CommandEvent, *, manage: bool = False) -> Team:
     user chose a team, which then is the team (and its services decide).
     """
     teams = evt.ctx.teams
-    team = await teams.for_room(evt.room_id)
+    team = await evt.room_team()
     if team:
         return team
     chosen = await current_team(evt)

@@ -128,7 +128,7 @@ async def retention_status(evt: CommandEvent) -> None:
 )
 async def hold(evt: CommandEvent) -> None:
     team = evt.team
-    whole = len(evt.args) == 2 or await evt.ctx.teams.for_room(evt.room_id) is None
+    whole = len(evt.args) == 2 or await evt.room_team() is None
     room_id = None if whole else evt.room_id
     what = f"the whole team {team.name}" if whole else "this room"
     if evt.args[0].lower() == "on":

@@ -56,7 +56,7 @@ async def team_create(evt: CommandEvent) -> None:
 )
 async def team_info(evt: CommandEvent) -> None:
     teams = evt.ctx.teams
-    team = await teams.for_room(evt.room_id)
+    team = await evt.room_team()
     shown = [team] if team else await teams.of_user(evt.sender)
     if not shown:
         await evt.reply(f"You are in no team yet. Create one with `{evt.ctx.settings.bridge.command_prefix} team create NAME`.")
@@ -164,7 +164,7 @@ async def team_delete(evt: CommandEvent) -> None:
             f"`{prefix} team delete {team.name}`."
         )
         return
-    in_team_room = await evt.ctx.teams.for_room(evt.room_id) is not None
+    in_team_room = await evt.room_team() is not None
     await evt.ctx.details.delete(team, evt.rest, actor=evt.sender)
     if not in_team_room:  # a team room is gone with the team
         await evt.reply(f"Deleted **{team.name}**: its space and rooms are shut down and purged.")

@@ -123,6 +123,15 @@ async def test_member_command_resolves_the_team_for_a_plain_member() -> None:
         await reg.commands["note"].handler(event(["hi"], sender="@stranger:elsewhere"))
 
 
+async def test_the_rooms_team_is_looked_up_once_per_command() -> None:
+    # The place check, the team the command is about and the handler all ask for it.
+    reg, ran = grant_registry()
+    evt = event(["@a:acme"], room_id=TEAM_ROOM)
+    await reg.commands["grant"].handler(evt)
+    assert ran[0].team is ACME and await evt.room_team() is ACME
+    assert evt.ctx.teams.asked == 1
+
+
 @pytest.mark.parametrize("verb", ["allow", "deny"])
 async def test_integrations_with_two_values_name_the_real_syntax(verb: str) -> None:
     command, args = registry.find(["integrations", verb, "@a:acme", "@b:acme"])
