@@ -30,8 +30,8 @@ def _format_profile(profile: dict[str, str | None]) -> str:
     section=SECTION,
     example="profile show @bob:example.org",
 )
-async def profile_show(evt: CommandEvent) -> None:
-    user_id = validation.user_id(evt.args[0]) if evt.args else evt.sender
+async def profile_show(evt: CommandEvent, *, user: str | None = None) -> None:
+    user_id = validation.user_id(user) if user is not None else evt.sender
     profile = await evt.ctx.profiles.shown(user_id, evt.sender)
     lines = [f"**Profile of {user_id}**", _format_profile(profile)]
     if user_id == evt.sender:
@@ -49,8 +49,7 @@ async def profile_show(evt: CommandEvent) -> None:
     section=SECTION,
     example="profile set designation Product designer",
 )
-async def profile_set(evt: CommandEvent) -> None:
-    field, value = evt.args[0], " ".join(evt.args[1:])
+async def profile_set(evt: CommandEvent, *, field: str, value: str) -> None:
     profile = await evt.ctx.profiles.update(evt.sender, {field: value}, actor=evt.sender)
     await evt.reply(f"Profile updated.\n{_format_profile(profile)}")
 
@@ -62,8 +61,8 @@ async def profile_set(evt: CommandEvent) -> None:
     section=SECTION,
     example="profile unset designation",
 )
-async def profile_unset(evt: CommandEvent) -> None:
-    profile = await evt.ctx.profiles.update(evt.sender, {evt.args[0]: None}, actor=evt.sender)
+async def profile_unset(evt: CommandEvent, *, field: str) -> None:
+    profile = await evt.ctx.profiles.update(evt.sender, {field: None}, actor=evt.sender)
     await evt.reply(f"Profile updated.\n{_format_profile(profile)}")
 
 
@@ -85,8 +84,8 @@ async def policy(evt: CommandEvent) -> None:
     section=SECTION,
     example="accept",
 )
-async def accept(evt: CommandEvent) -> None:
-    text = await evt.ctx.onboarding.accept(evt.sender, evt.args[0] if evt.args else None)
+async def accept(evt: CommandEvent, *, version: str | None = None) -> None:
+    text = await evt.ctx.onboarding.accept(evt.sender, version)
     extra = " You can send in your teams' rooms again." if evt.ctx.onboarding.blocking else ""
     await evt.reply(f"Thank you: you accepted privacy policy version {text.version}.{extra}")
 
