@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from mautrix.util.async_db import Database
 
 from clutto_bridge.clock import Clock, SystemClock
-from clutto_bridge.commands import registry
+from clutto_bridge.commands.processor import counted_names
 from clutto_bridge.config import ConfigError, Settings, signing_keys, sqlite_file
 from clutto_bridge.context import Services
 from clutto_bridge.crypto import DecryptionError, FieldCipher, KeysetError, KeysetFile
@@ -27,7 +27,7 @@ from clutto_bridge.jobs.export import TeamExport
 from clutto_bridge.jobs.reencrypt import Reencryption
 from clutto_bridge.jobs.retention_sweep import RetentionSweep
 from clutto_bridge.jobs.runner import JobRunner
-from clutto_bridge.jobs.schedule import schedule_sweeps
+from clutto_bridge.jobs.schedule import Schedule, periodic_jobs
 from clutto_bridge.jobs.team_purge import TeamPurge
 from clutto_bridge.jobs.webhook import WebhookDelivery
 from clutto_bridge.matrix.admin import SynapseAdmin
@@ -104,7 +104,7 @@ class Bridge:
         hs = Homeserver(bot, admin, s.homeserver.address, self.device)
         # This bridge's own registry: counts of several bridges in one process never mix.
         self.metrics = metrics = Metrics()
-        metrics.allow("command", [*registry.commands, "profile photo", "contacts import"])
+        metrics.allow("command", counted_names())
         self.audit = audit = AuditLog(db.audit, clock, metrics, signing_key=keys.current,
                                       checkpoint_rows=s.audit.checkpoint_rows, witness=WitnessFile(s.witness_path))
         # On PostgreSQL every process (main, workers, CLI) hears of a queued job at once (LISTEN/NOTIFY).
@@ -184,8 +184,11 @@ class Bridge:
         logging.getLogger("mail.log").addFilter(self._peer_filter)
         self.events = EventDispatcher(ctx, metrics)
         self.appservice.matrix_event_handler(self.events.handle)
-        self._scheduler: asyncio.Task | None = None
-        self._checkpoints: asyncio.Task | None = None
+        # Each periodic task on its own interval (jobs/schedule.py); started once the bridge is ready.
+        self.schedule = Schedule(periodic_jobs(
+            s, teams=teams, jobs=db.jobs, runner=runner, onboarding=onboarding, lifecycle=lifecycle,
+            access=self.access, audit=audit,
+        ))
         self._levels: asyncio.Task | None = None
         self._database_open = False
         if s.provisioning.enabled:
@@ -253,8 +256,7 @@ class Bridge:
             log.info("Finished deleting %d team(s) interrupted by the last stop", deleted)
         await self.runner.take_back_from_dead_local_workers()
         self.runner.start()
-        self._scheduler = asyncio.create_task(self._schedule_forever(), name="clutto-scheduler")
-        self._checkpoints = asyncio.create_task(self._sign_audit_forever(), name="clutto-audit-checkpoints")
+        self.schedule.start()
         self._levels = asyncio.create_task(self._check_power_levels(), name="clutto-power-levels")
         self.appservice.open_inbox()
         self.appservice.ready = True
@@ -288,17 +290,6 @@ class Bridge:
         if changed:
             log.info("Put back the power levels of %d team room(s)", changed)
 
-    async def _sign_audit_forever(self) -> None:
-        """A checkpoint at least every ``audit.checkpoint_interval`` while rows arrive."""
-        while True:
-            await asyncio.sleep(self.settings.audit.checkpoint_interval)
-            try:
-                await self.audit.checkpoint()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("Signing an audit checkpoint failed")
-
     async def _open_database(self) -> None:
         a = self.settings.appservice
         async with _named("appservice.database", "cannot open the database"):
@@ -328,32 +319,17 @@ class Bridge:
         self.runner.start()
         log.info("Job worker %s ready (up to %d jobs at once)", self.runner.worker, self.settings.jobs.concurrency)
 
-    async def _schedule_forever(self) -> None:
-        """Queue each team's periodic sweep; the schedule lives in the job table, so it survives restarts."""
-        while True:
-            try:
-                await self.onboarding.announce()
-                await schedule_sweeps(self.teams, self.stores.jobs, self.runner, self.settings.retention.sweep_interval)
-                await self.lifecycle.check()
-                await self.onboarding.remind_due()
-                await self.access.forget_expired()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("Scheduled work failed")
-            await asyncio.sleep(min(self.settings.retention.sweep_interval, 3600))
-
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking work, let running commands finish for ``grace`` seconds (then cancel
         them), hand running jobs back, and only then close the database."""
         self.appservice.ready = False
         if self.smtp:
             await self.smtp.stop()
-        for task in (self._scheduler, self._checkpoints, self._levels):
-            if task:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        self._scheduler = self._checkpoints = self._levels = None
+        await self.schedule.stop()
+        if self._levels:
+            self._levels.cancel()
+            await asyncio.gather(self._levels, return_exceptions=True)
+        self._levels = None
         await self.runner.stop()
         await self.appservice.drain(grace)
         await self.events.drain(grace)

@@ -2,8 +2,9 @@
 
 Events enter here (beside ``commands/`` and ``web/``) and become calls of the domain in
 ``teams/``. The appservice hands each event over from its durable inbox. Membership and
-settings are handled at once; a command may take seconds (creating rooms), so ``handle``
-hands it back as work that the appservice runs in the room's lane, in order, and only then
+settings are handled at once. A message goes to ``commands.processor``, which takes it from
+there to the reply; a command may take seconds (creating rooms), so ``handle`` hands it back
+as work that the appservice runs in the room's lane, in order, and only then
 marks the event done. A command the bridge was stopped in the middle of runs again on the
 next start, so every command is safe to run twice: its effects are keyed by its event id or
 are the same when repeated, and its replies are sent with transaction ids derived from that
@@ -15,34 +16,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Coroutine
-from typing import Any, TypedDict
+from typing import Any
 
 from mautrix.errors import MatrixRequestError
-from mautrix.types import (
-    Event,
-    EventType,
-    MediaMessageEventContent,
-    Membership,
-    MemberStateEventContent,
-    MessageEvent,
-    MessageType,
-    StateEvent,
-)
+from mautrix.types import Event, EventType, Membership, MemberStateEventContent, StateEvent
 
-from clutto_bridge.commands import CommandEvent, registry
-from clutto_bridge.commands.people import contact_file_in_team_room, import_contact_file, set_photo_from_image
-from clutto_bridge.commands.registry import Handler, reply_txn_id
+from clutto_bridge.commands.processor import CommandProcessor
+from clutto_bridge.commands.registry import reply_txn_id
 from clutto_bridge.context import Services
 from clutto_bridge.db.team import Team, TeamState
 from clutto_bridge.metrics import Metrics
 from clutto_bridge.policy.integrations import WIDGET_EVENT_TYPES
-from clutto_bridge.teams.errors import TeamError
 from clutto_bridge.teams.formatting import prose
 
 log = logging.getLogger("clutto.events")
 
 SPACE_CHILD = "m.space.child"
-VCARD_TYPES = ("text/vcard", "text/x-vcard", "text/directory")
 
 # How long the bot waits for a key it asked a sender's devices for.
 KEY_REQUEST_S = 30.0
@@ -62,20 +51,10 @@ def _member(content: object) -> MemberStateEventContent | None:
     return content if isinstance(content, MemberStateEventContent) else None
 
 
-class _Answering(TypedDict):
-    event_id: str
-    thread_root: str | None
-
-
-def _answering(evt: MessageEvent) -> _Answering:
-    """What a reply to this message relates to: the message itself, and its thread if it is in one."""
-    return {"event_id": evt.event_id, "thread_root": evt.content.get_thread_parent()}
-
-
 class EventDispatcher:
     def __init__(self, ctx: Services, metrics: Metrics | None = None) -> None:
         self.ctx = ctx
-        self.metrics = metrics
+        self.commands = CommandProcessor(ctx, metrics)
         self.homeserver = ctx.homeserver
         self.tasks: set[asyncio.Task] = set()
 
@@ -100,7 +79,7 @@ class EventDispatcher:
             if getattr(evt, "state_key", None) is None:
                 await self._remember_references(evt)
             if evt.type == EventType.ROOM_MESSAGE and evt.sender != self.bot_mxid:
-                work = self._command(evt)
+                work = self.commands.handle(evt)
             elif evt.type == EventType.ROOM_ENCRYPTED and evt.sender != self.bot_mxid:
                 work = self._unreadable(evt)
         except Exception:
@@ -230,73 +209,3 @@ class EventDispatcher:
         work = await self.handle(readable)
         if work is not None:
             await work
-
-    async def _command(self, evt: MessageEvent) -> None:
-        if evt.content.msgtype in (MessageType.FILE, MessageType.IMAGE):
-            await self._file(evt)
-            return
-        if evt.content.msgtype not in (MessageType.TEXT, MessageType.NOTICE) or not evt.content.body:
-            return
-        if evt.content.msgtype == MessageType.NOTICE:
-            return  # other bots talk in notices; never answer them
-        body = evt.content.body.strip()
-        prefix = self.ctx.settings.bridge.command_prefix
-        in_management = await self.ctx.notices.chat_owner(evt.room_id) == evt.sender
-        words = body.split()
-        if words and words[0].lower() == prefix.lower():
-            words = words[1:]
-        elif not in_management:
-            return
-        command, args = registry.find(words)
-        event = CommandEvent(self.ctx, evt.room_id, evt.sender, args, in_management, **_answering(evt))
-        if command is None:
-            shown = " ".join(words[:2]) if words else ""
-            help_line = "help" if in_management else f"{prefix} help"  # no prefix needed in the chat with the bot
-            await event.reply(f"Unknown command `{shown}`. Send `{help_line}` for the list." if shown else f"Send `{help_line}` for the list of commands.")
-            self._count("unknown", "unknown")
-            return
-        log.info("%s runs %r in %s", evt.sender, command.name, evt.room_id)
-        await self._run(event, command.name, command.handler)
-
-    async def _file(self, evt: MessageEvent) -> None:
-        """In a direct chat with the bot, a vCard file is a contact import and an image a profile
-        photo. A vCard posted in a team room is not imported; its sender is told in private."""
-        content = evt.content
-        if not isinstance(content, MediaMessageEventContent):
-            return
-        info = content.info
-        mimetype = (info.mimetype if info else None) or ""
-        is_vcard = mimetype in VCARD_TYPES or (content.body or "").lower().endswith(".vcf")
-        if await self.ctx.notices.chat_owner(evt.room_id) != evt.sender:
-            if is_vcard:
-                team = await self.ctx.teams.for_room(evt.room_id)
-                if team and team.state == TeamState.ACTIVE:
-                    log.info("%s posted a contact file in team room %s; not imported", evt.sender, evt.room_id)
-                    await contact_file_in_team_room(self.ctx, evt.sender, team.name, content.body or "")
-            return
-        event = CommandEvent(self.ctx, evt.room_id, evt.sender, [], True, **_answering(evt))
-        # An encrypted attachment has no url, but a ``file`` with its url and key.
-        file = content.file.serialize() if content.file else (str(content.url) if content.url else None)
-        if content.msgtype == MessageType.IMAGE:
-            log.info("%s sends a profile photo in %s", evt.sender, evt.room_id)
-            await self._run(event, "profile photo", lambda e: set_photo_from_image(e, file, evt.event_id, mimetype))
-        elif is_vcard:
-            log.info("%s sends a contact file in %s", evt.sender, evt.room_id)
-            await self._run(event, "contacts import", lambda e: import_contact_file(e, file, evt.event_id))
-
-    def _count(self, command: str, outcome: str) -> None:
-        if self.metrics is not None:
-            self.metrics.command_run(command, outcome)
-
-    async def _run(self, event: CommandEvent, name: str, handler: Handler) -> None:
-        try:
-            await handler(event)
-        except TeamError as e:
-            self._count(name, "refused")
-            await event.reply(e.message)
-        except Exception:
-            self._count(name, "failed")
-            log.exception("Command %r from %s failed", name, event.sender)
-            await event.reply("Sorry, that failed on our side. The operator can find the details in the bridge log.")
-        else:
-            self._count(name, "ok")

@@ -20,14 +20,13 @@ async def export(evt: CommandEvent) -> None:
 
 @registry.command(
     "export before-purge",
-    args="on|off",
+    args="enabled=on|off",
     team="manage",
     help_text="Whether the team is exported before its trial purge.",
     section="Retention",
     example="export before-purge on",
 )
-async def export_before_purge(evt: CommandEvent) -> None:
+async def export_before_purge(evt: CommandEvent, *, enabled: bool) -> None:
     team = evt.declared_team
-    enabled = evt.args[0].lower() == "on"
     await evt.ctx.lifecycle.set_export_before_purge(team, enabled, actor=evt.sender)
     await evt.reply(f"**{team.name}** is {'now' if enabled else 'no longer'} exported before a purge.")

@@ -15,9 +15,9 @@ from clutto_bridge.commands.registry import SECTIONS, Command, CommandEvent, reg
     help_text="List the commands you can send, or show one with an example.",
     example="help team create",
 )
-async def show_help(evt: CommandEvent) -> None:
-    if evt.args:
-        await evt.reply(_one(evt, evt.args))
+async def show_help(evt: CommandEvent, *, command: str = "") -> None:
+    if command:
+        await evt.reply(_one(evt, command.split()))
         return
     lines = ["**Clutto commands**"]
     if evt.in_management_room:

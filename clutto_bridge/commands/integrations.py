@@ -25,44 +25,44 @@ async def integrations_list(evt: CommandEvent) -> None:
 
 @registry.command(
     "integrations allow",
-    args="@BOT|https://PREFIX",
+    args="value=@BOT|https://PREFIX",
     team="manage",
     help_text="Allow a bot (the Clutto bot invites it to the team's space and rooms) or widgets under a URL prefix.",
     section="Integrations",
     example="integrations allow @helperbot:example.org",
 )
-async def integrations_allow(evt: CommandEvent) -> None:
-    team, value = evt.declared_team, evt.args[0]
+async def integrations_allow(evt: CommandEvent, *, value: str) -> None:
+    team = evt.declared_team
     kind = await evt.ctx.integrations.allow(team, value, actor=evt.sender)
     await evt.reply(f"Allowed {kind} `{value}` in **{team.name}**.")
 
 
 @registry.command(
     "integrations deny",
-    args="@BOT|https://PREFIX",
+    args="value=@BOT|https://PREFIX",
     team="manage",
     help_text="Take a bot or widget prefix off the list; a denied bot leaves the team's rooms.",
     section="Integrations",
     example="integrations deny https://widgets.example.org/",
 )
-async def integrations_deny(evt: CommandEvent) -> None:
-    team, value = evt.declared_team, evt.args[0]
+async def integrations_deny(evt: CommandEvent, *, value: str) -> None:
+    team = evt.declared_team
     kind = await evt.ctx.integrations.deny(team, value, actor=evt.sender)
     await evt.reply(f"Denied {kind} `{value}` in **{team.name}**.")
 
 
 @registry.command(
     "email",
-    args="on|off",
+    args="enabled=on|off",
     team="manage",
     help_text="Switch the team's email address on or off: mail to it shows its headers, never its body, "
     "in the team's email room.",
     section="Integrations",
     example="email on",
 )
-async def email(evt: CommandEvent) -> None:
+async def email(evt: CommandEvent, *, enabled: bool) -> None:
     team = evt.declared_team
-    status = await evt.ctx.email.switch(team, evt.args[0].lower() == "on", actor=evt.sender)
+    status = await evt.ctx.email.switch(team, enabled, actor=evt.sender)
     if status.enabled:
         shown = ", ".join(evt.ctx.settings.email.headers)
         await evt.reply(

@@ -19,15 +19,15 @@ SECTION = "Members"
     section=SECTION,
     example="role @bob:example.org admin",
 )
-async def change_role(evt: CommandEvent) -> None:
+async def change_role(evt: CommandEvent, *, user: str, role: str) -> None:
     team = evt.declared_team
-    if evt.args[1].lower() == "owner":
+    if role.lower() == "owner":
         prefix = "" if evt.in_management_room else evt.ctx.settings.bridge.command_prefix + " "
         raise InvalidInput(
             f"A team has exactly one owner, so owner is not a role to give. Ownership moves with "
-            f"`{prefix}transfer {validation.user_id(evt.args[0])}`, sent by the owner of **{team.name}**, who then becomes an admin."
+            f"`{prefix}transfer {validation.user_id(user)}`, sent by the owner of **{team.name}**, who then becomes an admin."
         )
-    member = await evt.ctx.members.change_role(team, evt.args[0], evt.args[1], actor=evt.sender)
+    member = await evt.ctx.members.change_role(team, user, role, actor=evt.sender)
     await evt.reply(f"{member.user_id} is now {member.role} in **{team.name}**.")
 
 
@@ -40,10 +40,9 @@ async def change_role(evt: CommandEvent) -> None:
     section=SECTION,
     example="remove @bob:example.org",
 )
-async def remove(evt: CommandEvent) -> None:
+async def remove(evt: CommandEvent, *, user: str, deactivate: bool) -> None:
     team = evt.declared_team
-    deactivate = len(evt.args) == 2
-    member = await evt.ctx.members.remove(team, evt.args[0], actor=evt.sender, deactivate=deactivate)
+    member = await evt.ctx.members.remove(team, user, actor=evt.sender, deactivate=deactivate)
     extra = " Their account is deactivated." if deactivate else ""
     await evt.reply(f"Removed {member.user_id} from **{team.name}**.{extra}")
 
@@ -52,9 +51,9 @@ async def remove(evt: CommandEvent) -> None:
     "transfer", args="USER", team="manage", help_text="Make another member the owner; you become an admin.", section=SECTION,
     example="transfer @bob:example.org",
 )
-async def transfer(evt: CommandEvent) -> None:
+async def transfer(evt: CommandEvent, *, user: str) -> None:
     team = evt.declared_team
-    await evt.ctx.members.transfer(team, evt.args[0], actor=evt.sender)
+    await evt.ctx.members.transfer(team, user, actor=evt.sender)
     await evt.reply(f"{team.owner} now owns **{team.name}**; you are an admin.")
 
 
@@ -68,11 +67,10 @@ async def transfer(evt: CommandEvent) -> None:
     section=SECTION,
     example="account create bob bob@example.org member",
 )
-async def create_account(evt: CommandEvent) -> None:
+async def create_account(evt: CommandEvent, *, username: str, email: str, role: str = "member") -> None:
     team = evt.declared_team
     password = secrets.token_urlsafe(12)
-    role = evt.args[2] if len(evt.args) == 3 else "member"
-    member = await evt.ctx.members.create_account(team, evt.args[0], evt.args[1], password, role, actor=evt.sender)
+    member = await evt.ctx.members.create_account(team, username, email, password, role, actor=evt.sender)
     await evt.reply(
         f"Created {member.user_id} in **{team.name}** as {member.role}. Initial password: `{password}` "
         "(not stored by Clutto; pass it on privately and ask them to change it)."

@@ -1,4 +1,6 @@
-"""A member's own things: profile, policy consent, contact import, own data."""
+"""A member's own things: profile, policy consent, contact import, own data.
+
+The files a member sends the bot (a vCard, a photo) are handled in ``processor.py``."""
 
 from __future__ import annotations
 
@@ -6,12 +8,10 @@ import json
 import logging
 
 from clutto_bridge.commands.registry import CommandEvent, registry
-from clutto_bridge.context import Services
 from clutto_bridge.teams import validation
-from clutto_bridge.teams.contacts import AlreadyAllowed, FileRemoval, ImportNotAllowed, ImportReport
-from clutto_bridge.teams.errors import Conflict, InvalidInput, TeamError
+from clutto_bridge.teams.contacts import AlreadyAllowed
+from clutto_bridge.teams.errors import Conflict
 from clutto_bridge.teams.formatting import document, prose
-from clutto_bridge.teams.sent_files import SentFile
 
 log = logging.getLogger("clutto.commands")
 
@@ -30,8 +30,8 @@ def _format_profile(profile: dict[str, str | None]) -> str:
     section=SECTION,
     example="profile show @bob:example.org",
 )
-async def profile_show(evt: CommandEvent) -> None:
-    user_id = validation.user_id(evt.args[0]) if evt.args else evt.sender
+async def profile_show(evt: CommandEvent, *, user: str | None = None) -> None:
+    user_id = validation.user_id(user) if user is not None else evt.sender
     profile = await evt.ctx.profiles.shown(user_id, evt.sender)
     lines = [f"**Profile of {user_id}**", _format_profile(profile)]
     if user_id == evt.sender:
@@ -49,8 +49,7 @@ async def profile_show(evt: CommandEvent) -> None:
     section=SECTION,
     example="profile set designation Product designer",
 )
-async def profile_set(evt: CommandEvent) -> None:
-    field, value = evt.args[0], " ".join(evt.args[1:])
+async def profile_set(evt: CommandEvent, *, field: str, value: str) -> None:
     profile = await evt.ctx.profiles.update(evt.sender, {field: value}, actor=evt.sender)
     await evt.reply(f"Profile updated.\n{_format_profile(profile)}")
 
@@ -62,8 +61,8 @@ async def profile_set(evt: CommandEvent) -> None:
     section=SECTION,
     example="profile unset designation",
 )
-async def profile_unset(evt: CommandEvent) -> None:
-    profile = await evt.ctx.profiles.update(evt.sender, {evt.args[0]: None}, actor=evt.sender)
+async def profile_unset(evt: CommandEvent, *, field: str) -> None:
+    profile = await evt.ctx.profiles.update(evt.sender, {field: None}, actor=evt.sender)
     await evt.reply(f"Profile updated.\n{_format_profile(profile)}")
 
 
@@ -85,8 +84,8 @@ async def policy(evt: CommandEvent) -> None:
     section=SECTION,
     example="accept",
 )
-async def accept(evt: CommandEvent) -> None:
-    text = await evt.ctx.onboarding.accept(evt.sender, evt.args[0] if evt.args else None)
+async def accept(evt: CommandEvent, *, version: str | None = None) -> None:
+    text = await evt.ctx.onboarding.accept(evt.sender, version)
     extra = " You can send in your teams' rooms again." if evt.ctx.onboarding.blocking else ""
     await evt.reply(f"Thank you: you accepted privacy policy version {text.version}.{extra}")
 
@@ -126,83 +125,6 @@ async def contacts_list(evt: CommandEvent) -> None:
     if len(contacts) > 50:
         lines.append(f"… and {len(contacts) - 50} more (`mydata export` has them all).")
     await evt.reply("\n".join(lines))
-
-
-async def import_contact_file(evt: CommandEvent, file: SentFile | None, event_id: str) -> None:
-    """A vCard file sent to the bot (in the clear or encrypted): imported (with permission), then
-    removed from the chat and the homeserver either way, and the reply says both."""
-    try:
-        outcome = await _import_file(evt, file)
-    except TeamError as e:
-        outcome = e.message
-    except Exception:
-        log.exception("Importing the contact file %s of %s failed", event_id, evt.sender)
-        outcome = "Sorry, importing that file failed on our side."
-    removal = await evt.ctx.contacts.remove_file(evt.room_id, event_id, file)
-    await evt.reply(f"{outcome}\n{_removal_note(removal)}")
-
-
-async def _import_file(evt: CommandEvent, file: SentFile | None) -> str:
-    if not await evt.ctx.contacts.permitted(evt.sender):
-        # Checked before the file is even downloaded.
-        return ("I did not import that file: contact import needs your permission first. "
-                "Send `contacts allow`, then the file again.")
-    data = await evt.ctx.contacts.read_file(file)
-    try:
-        report = await evt.ctx.contacts.import_vcards(evt.sender, data)
-    except ImportNotAllowed:  # revoked while the file was downloading
-        return "I did not import that file: contact import is no longer allowed. Send `contacts allow` first."
-    return _import_summary(report)
-
-
-def _import_summary(report: ImportReport) -> str:
-    found = ", ".join(report.matched) if report.matched else "none of them"
-    text = f"Imported {report.imported} contact(s)"
-    if report.already_known:
-        text += f" ({report.already_known} card(s) of the file were already there, kept once)"
-    text += f". On this homeserver: {found}."
-    return text + (" Invite one to your team with `invite USER`." if report.matched else "")
-
-
-def _removal_note(removal: FileRemoval) -> str:
-    if removal.redacted and removal.media_deleted:
-        return ("I removed the file from this chat and deleted it from the homeserver: only names, email addresses "
-                "and Matrix IDs are kept.")
-    if removal.media_deleted:
-        return ("I deleted the file from the homeserver, but could not remove its message from this chat; "
-                "please delete that message yourself.")
-    if removal.redacted:
-        return ("I removed the file from this chat, but could not delete it from the homeserver's media store "
-                "(the operator can see why in the bridge log).")
-    return ("I could not remove the file from this chat nor delete it from the homeserver; please delete the "
-            "message yourself.")
-
-
-async def contact_file_in_team_room(ctx: Services, sender: str, team_name: str, file_name: str) -> None:
-    """A vCard posted in a team room is not imported (contacts come only through the chat with
-    the bot); the sender hears so there, and that the whole room can read the file."""
-    shown = file_name if len(file_name) <= 60 else file_name[:57] + "…"
-    await ctx.notices.tell(sender, (
-        f"You posted the contact file \"{shown}\" in a room of {team_name}. I did not import it: contacts are "
-        "imported only from this chat (after `contacts allow`). Everyone in that room can read the file, with "
-        "any phone numbers and addresses in it; delete the message there if it was not meant for them."
-    ))
-
-
-async def set_photo_from_image(evt: CommandEvent, file: SentFile | None, event_id: str, mime_type: str) -> None:
-    """An image sent to the bot becomes the profile photo (after the policy's checks): the image
-    itself, or, sent encrypted, a copy of it in the clear (profiles are public)."""
-    if isinstance(file, dict):
-        removal = await evt.ctx.profiles.photo_from_encrypted_image(evt.sender, evt.room_id, event_id, file, mime_type)
-        gone = "I removed the encrypted image from this chat." if removal.redacted else \
-            "Please delete the encrypted image from this chat yourself."
-        await evt.reply(f"Your profile photo is set. Profiles are public, so your teammates see a copy of the image "
-                        f"that is not end-to-end encrypted. {gone}")
-        return
-    if not file:
-        raise InvalidInput("That image has no content I can read.")
-    await evt.ctx.profiles.update(evt.sender, {"photo": file}, actor=evt.sender)
-    await evt.reply("Your profile photo is set.")
 
 
 @registry.command(

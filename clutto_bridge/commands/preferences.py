@@ -13,14 +13,13 @@ async def _opted(evt: CommandEvent) -> str:
 
 @registry.command(
     "marketing",
-    args="on|off",
+    args="opted_in=on|off",
     usage_note=_opted,
     help_text="Whether you receive product news (service notices always reach you).",
     section="Profile and privacy",
     example="marketing off",
 )
-async def marketing(evt: CommandEvent) -> None:
-    opted_in = evt.args[0].lower() == "on"
+async def marketing(evt: CommandEvent, *, opted_in: bool) -> None:
     await evt.ctx.notices.set_marketing(evt.sender, opted_in)
     await evt.reply(
         "You will receive product news. `marketing off` stops it." if opted_in

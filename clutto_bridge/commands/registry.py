@@ -18,6 +18,7 @@ replying to the command (in its thread) and mentioning the users they name.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -67,6 +68,17 @@ class CommandEvent:
     """The thread the command was sent in, if any: replies go into it."""
     replies: int = field(default=0, init=False)
     """How many messages were sent; with ``event_id`` it makes each one's transaction id."""
+    _room_team: Team | None = field(default=None, init=False, repr=False)
+    _room_team_known: bool = field(default=False, init=False, repr=False)
+
+    async def room_team(self) -> Team | None:
+        """The team whose room the command was sent in (``None`` in the chat with the bot or a
+        room of no team): looked up once per command, whoever asks (the place check, the team
+        resolution, the handler)."""
+        if not self._room_team_known:
+            self._room_team = await self.ctx.teams.for_room(self.room_id)
+            self._room_team_known = True
+        return self._room_team
 
     @property
     def declared_team(self) -> Team:
@@ -110,29 +122,55 @@ def reply_txn_id(event_id: str, number: int) -> str:
     return f"clutto.{digest}.{number}"
 
 
-Handler = Callable[[CommandEvent], Awaitable[None]]
+Handler = Callable[..., Awaitable[None]]
+"""``handler(evt, **arguments)``: the event and the declared arguments as keywords."""
 UsageNote = Callable[[CommandEvent], Awaitable[str]]
 
 
 @dataclass(frozen=True)
 class Arg:
     """One declared argument: ``NAME``, ``[NAME]`` (optional), ``NAME...`` (the rest of the line,
-    shown as ``NAME``), ``on|off`` (one of these words) or ``[team]`` (optionally this word)."""
+    shown as ``NAME``), ``on|off`` (one of these words) or ``[team]`` (optionally this word).
+
+    The handler receives it as a keyword argument, as maubot's ``@command.argument(name, label)``
+    does: named after the placeholder (``MXC_URL`` is ``mxc_url``, ``[team]`` is ``team``) or as
+    the declaration says before a ``=`` (``enabled=on|off``; help shows ``on|off``). Its type
+    follows from the declaration: ``on|off`` is a ``bool`` (on is true), an optional single word
+    like ``[team]`` a ``bool`` (given or not), other words the chosen one in lower case, the rest
+    of the line one string, anything else the word as sent. An optional argument that is not
+    given is not passed, so the handler's default applies (a flag is ``False``)."""
 
     name: str
     optional: bool
     rest: bool
+    keyword: str = ""
 
     @classmethod
     def parse(cls, token: str) -> Arg:
         optional = token.startswith("[") and token.endswith("]")
         name = token[1:-1] if optional else token
         rest = name.endswith("...")
-        return cls(name.removesuffix("..."), optional, rest)
+        name = name.removesuffix("...")
+        keyword, _, label = name.partition("=")
+        if not label or not keyword.isidentifier():
+            keyword, label = re.sub(r"\W+", "_", name.lower()).strip("_"), name
+        return cls(label, optional, rest, keyword)
 
     @property
     def choices(self) -> tuple[str, ...]:
         return tuple(self.name.split("|")) if _KEYWORDS.fullmatch(self.name) else ()
+
+    @property
+    def flag(self) -> bool:
+        """An optional single word (``[team]``): given or not."""
+        return self.optional and len(self.choices) == 1
+
+    def value(self, word: str) -> str | bool:
+        if self.flag:
+            return True
+        if self.choices == ("on", "off"):
+            return word.lower() == "on"
+        return word.lower() if self.choices else word
 
     def shown(self, *, example: bool = False) -> str:
         text = _EXAMPLES.get(self.name, self.name) if example else self.name
@@ -146,7 +184,23 @@ def parse_args(syntax: str) -> list[Arg]:
             raise ValueError(f"{syntax!r}: only the last argument can take the rest of the line")
         if not arg.optional and any(a.optional for a in args[:i]):
             raise ValueError(f"{syntax!r}: a required argument cannot follow an optional one")
+    if len({a.keyword for a in args}) != len(args):
+        raise ValueError(f"{syntax!r}: two arguments have the same name")
     return args
+
+
+def check_handler(name: str, handler: Handler, args: list[Arg] | None) -> None:
+    """The handler takes every declared argument as a keyword (with a default where it is
+    optional), so a declaration and its handler cannot drift apart unnoticed."""
+    parameters = inspect.signature(handler).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        return
+    for arg in args or ():
+        parameter = parameters.get(arg.keyword)
+        if parameter is None or parameter.kind not in (parameter.KEYWORD_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            raise ValueError(f"{name!r}: the handler takes no keyword argument {arg.keyword!r}")
+        if arg.optional and not arg.flag and parameter.default is parameter.empty:
+            raise ValueError(f"{name!r}: the optional argument {arg.keyword!r} needs a default in the handler")
 
 
 @dataclass
@@ -178,6 +232,16 @@ class Command:
             return None
         return len(self.args)
 
+    def keywords(self, words: list[str]) -> dict[str, str | bool]:
+        """The declared arguments in ``words`` (which ``fits``), by name and typed (see ``Arg``)."""
+        values: dict[str, str | bool] = {}
+        for i, arg in enumerate(self.args or ()):
+            if i < len(words):
+                values[arg.keyword] = " ".join(words[i:]) if arg.rest else arg.value(words[i])
+            elif arg.flag:
+                values[arg.keyword] = False
+        return values
+
     def usage_line(self, prefix: str) -> str:
         shown = " ".join(a.shown(example=True) for a in self.args or ())
         return f"{prefix} {self.name}" + (f" {shown}" if shown else "")
@@ -197,12 +261,12 @@ class Command:
         await self._check_place(evt)
         if self.team:
             evt.team = await team_here(evt, manage=self.team == "manage")
-        await self.func(evt)
+        await self.func(evt, **self.keywords(evt.args))
 
     async def _check_place(self, evt: CommandEvent) -> None:
         if evt.in_management_room or not (self.private or self.team or self.discloses):
             return
-        in_team_room = await evt.ctx.teams.for_room(evt.room_id) is not None
+        in_team_room = await evt.room_team() is not None
         if self.private and (in_team_room or self.private_refusal != PERSONAL):
             raise NotAllowed(self.private_refusal)
         if in_team_room:
@@ -228,7 +292,7 @@ async def team_here(evt: CommandEvent, *, manage: bool = False) -> Team:
     user chose a team, which then is the team (and its services decide).
     """
     teams = evt.ctx.teams
-    team = await teams.for_room(evt.room_id)
+    team = await evt.room_team()
     if team:
         return team
     chosen = await current_team(evt)
@@ -288,7 +352,8 @@ class Registry:
     ) -> Callable[[Handler], Handler]:
         """Register a handler.
 
-        ``args`` is the syntax shown in help and checked before the handler runs (see ``Arg``);
+        ``args`` is the syntax shown in help and checked before the handler runs; the handler
+        gets each argument as a typed keyword (see ``Arg``);
         ``team="manage"`` or ``"member"`` resolves the team here into ``evt.team``;
         ``private`` refuses the command outside the chat with the bot;
         ``discloses`` (and ``team``) refuses it outside the team's rooms and the chat.
@@ -298,6 +363,7 @@ class Registry:
         help_args = " ".join(a.shown() for a in declared or ())
 
         def register(handler: Handler) -> Handler:
+            check_handler(name, handler, declared)
             self.commands[name] = Command(
                 name, handler, help_args, help_text, section, declared, team, private,
                 private_refusal, usage_lead, usage_note, discloses, example or name,

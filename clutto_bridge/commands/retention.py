@@ -49,23 +49,23 @@ async def retention_show(evt: CommandEvent) -> None:
     section="Retention",
     example="retention set 90d",
 )
-async def retention_set(evt: CommandEvent) -> None:
+async def retention_set(evt: CommandEvent, *, duration: str) -> None:
     team = evt.declared_team
-    await evt.ctx.retention.set_lifetime(team, evt.args[0], actor=evt.sender)
+    await evt.ctx.retention.set_lifetime(team, duration, actor=evt.sender)
     await evt.reply(f"**{team.name}** now keeps messages for {evt.ctx.retention.describe(team)}.")
 
 
 @registry.command(
     "retention redact",
-    args="auto|always|never",
+    args="mode=auto|always|never",
     team="manage",
     help_text="When sweeps redact besides purging: as much as the operator's setting or more.",
     section="Retention",
     example="retention redact always",
 )
-async def retention_redact(evt: CommandEvent) -> None:
+async def retention_redact(evt: CommandEvent, *, mode: str) -> None:
     team = evt.declared_team
-    mode = await evt.ctx.retention.set_redact_mode(team, evt.args[0], actor=evt.sender)
+    mode = await evt.ctx.retention.set_redact_mode(team, mode, actor=evt.sender)
     await evt.reply(f"Sweeps of **{team.name}** now redact: `{mode}`. `retention status` shows what each room gets.")
 
 
@@ -120,18 +120,18 @@ async def retention_status(evt: CommandEvent) -> None:
 
 @registry.command(
     "hold",
-    args="on|off [team]",
+    args="enabled=on|off [whole_team=team]",
     team="manage",
     help_text="Legal hold on this room (or with `team`, the whole team): nothing in it is redacted or purged.",
     section="Retention",
     example="hold on team",
 )
-async def hold(evt: CommandEvent) -> None:
+async def hold(evt: CommandEvent, *, enabled: bool, whole_team: bool) -> None:
     team = evt.declared_team
-    whole = len(evt.args) == 2 or await evt.ctx.teams.for_room(evt.room_id) is None
+    whole = whole_team or await evt.room_team() is None
     room_id = None if whole else evt.room_id
     what = f"the whole team {team.name}" if whole else "this room"
-    if evt.args[0].lower() == "on":
+    if enabled:
         await evt.ctx.retention.place_hold(team, room_id, f"placed by {evt.sender}", actor=evt.sender)
         await evt.reply(f"Legal hold placed on {what}: nothing in it is redacted or purged until it is lifted.")
     else:

@@ -9,9 +9,9 @@ from clutto_bridge.commands.registry import CommandEvent, registry
     "room create", args="NAME...", team="manage", help_text="Add a group room to the team's space.", section="Rooms",
     example="room create Design Reviews",
 )
-async def room_create(evt: CommandEvent) -> None:
+async def room_create(evt: CommandEvent, *, name: str) -> None:
     team = evt.declared_team
-    room = await evt.ctx.rooms.create_group(team, evt.rest, actor=evt.sender)
+    room = await evt.ctx.rooms.create_group(team, name, actor=evt.sender)
     await evt.reply(f"Created **{room.name}** in {team.name} and invited its members.")
 
 
@@ -23,20 +23,20 @@ async def room_create(evt: CommandEvent) -> None:
     section="Rooms",
     example="room archive Design Reviews",
 )
-async def room_archive(evt: CommandEvent) -> None:
+async def room_archive(evt: CommandEvent, *, name: str) -> None:
     team = evt.declared_team
-    room = await evt.ctx.rooms.archive_group(team, evt.rest, actor=evt.sender)
+    room = await evt.ctx.rooms.archive_group(team, name, actor=evt.sender)
     await evt.reply(f"Archived **{room.name}**.")
 
 
 @registry.command("dm", args="USER", team="member", help_text="Open a direct chat with a member of your team.", section="Rooms", example="dm @bob:example.org")
-async def direct(evt: CommandEvent) -> None:
+async def direct(evt: CommandEvent, *, user: str) -> None:
     team = evt.declared_team
-    room, created = await evt.ctx.rooms.direct_chat(team, evt.sender, evt.args[0])
+    room, created = await evt.ctx.rooms.direct_chat(team, evt.sender, user)
     if created:
-        await evt.reply(f"I opened a direct chat between you and {evt.args[0]}; accept my invite.")
+        await evt.reply(f"I opened a direct chat between you and {user}; accept my invite.")
     else:
-        await evt.reply(f"You already have a direct chat with {evt.args[0]}: `{room.room_id}`.")
+        await evt.reply(f"You already have a direct chat with {user}: `{room.room_id}`.")
 
 
 @registry.command(

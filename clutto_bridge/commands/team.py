@@ -37,11 +37,11 @@ def describe(view: TeamView) -> str:
     section="Teams",
     example="team create Acme Corp",
 )
-async def team_create(evt: CommandEvent) -> None:
+async def team_create(evt: CommandEvent, *, name: str) -> None:
     # Checked before saying anything, so a refusal is the only answer (and never echoes
     # more than the checked name, which has a bounded length). Keyed by the command's event:
     # run again after a crash, it finishes and confirms the team it started.
-    name = await evt.ctx.teams.check_new(evt.rest, owner=evt.sender, key=evt.event_id)
+    name = await evt.ctx.teams.check_new(name, owner=evt.sender, key=evt.event_id)
     await evt.reply(f"Creating team **{name}**…")
     team = await evt.ctx.teams.create(name, owner=evt.sender, key=evt.event_id)
     view = await evt.ctx.teams.view(team)
@@ -56,7 +56,7 @@ async def team_create(evt: CommandEvent) -> None:
 )
 async def team_info(evt: CommandEvent) -> None:
     teams = evt.ctx.teams
-    team = await teams.for_room(evt.room_id)
+    team = await evt.room_team()
     shown = [team] if team else await teams.of_user(evt.sender)
     if not shown:
         await evt.reply(f"You are in no team yet. Create one with `{evt.ctx.settings.bridge.command_prefix} team create NAME`.")
@@ -83,10 +83,10 @@ async def _my_teams(evt: CommandEvent) -> list[Team]:
     "(without a name: show the choice).",
     section="Teams",
 )
-async def team_use(evt: CommandEvent) -> None:
+async def team_use(evt: CommandEvent, *, name: str = "") -> None:
     mine = await _my_teams(evt)
     names = ", ".join(f"**{t.name}**" for t in mine) or "none"
-    if not evt.args:
+    if not name:
         chosen = await current_team(evt)
         if chosen:
             await evt.reply(f"Commands here are about **{chosen.name}**. Your teams: {names}.")
@@ -95,8 +95,8 @@ async def team_use(evt: CommandEvent) -> None:
         else:
             await evt.reply(f"No team chosen. Your teams: {names}. Choose one with `team use NAME`.")
         return
-    wanted = Team.name_key(evt.rest)
-    team = next((t for t in mine if Team.name_key(t.name) == wanted or t.id == evt.rest), None)
+    wanted = Team.name_key(name)
+    team = next((t for t in mine if Team.name_key(t.name) == wanted or t.id == name), None)
     if team is None:
         raise InvalidInput(f"You are in no team of that name. Your teams: {names}.")
     await evt.ctx.notices.use_team(evt.room_id, team.id)
@@ -111,18 +111,17 @@ async def team_use(evt: CommandEvent) -> None:
     section="Members",
     example="invite @bob:example.org admin",
 )
-async def invite(evt: CommandEvent) -> None:
+async def invite(evt: CommandEvent, *, user: str, role: str = "member") -> None:
     team = evt.declared_team
-    role = evt.args[1] if len(evt.args) == 2 else "member"
-    member = await evt.ctx.members.invite(team, evt.args[0], role, actor=evt.sender)
+    member = await evt.ctx.members.invite(team, user, role, actor=evt.sender)
     await evt.reply(f"Invited {member.user_id} to **{team.name}** as {member.role}.")
 
 
 @registry.command("team rename", args="NAME...", team="manage", help_text="Rename the team (and its space).", section="Teams", example="team rename Acme Labs")
-async def team_rename(evt: CommandEvent) -> None:
+async def team_rename(evt: CommandEvent, *, name: str) -> None:
     team = evt.declared_team
     old = team.name
-    await evt.ctx.details.update(team, actor=evt.sender, name=evt.rest)
+    await evt.ctx.details.update(team, actor=evt.sender, name=name)
     await evt.reply(f"Renamed **{old}** to **{team.name}**.")
 
 
@@ -130,9 +129,9 @@ async def team_rename(evt: CommandEvent) -> None:
     "team topic", args="[TEXT...]", team="manage", help_text="Set the topic of the team's space.", section="Teams",
     example="team topic Where Acme plans its launches",
 )
-async def team_topic(evt: CommandEvent) -> None:
+async def team_topic(evt: CommandEvent, *, text: str = "") -> None:
     team = evt.declared_team
-    await evt.ctx.details.update(team, actor=evt.sender, topic=evt.rest)
+    await evt.ctx.details.update(team, actor=evt.sender, topic=text)
     await evt.reply(f"Set the topic of **{team.name}**.")
 
 
@@ -140,9 +139,9 @@ async def team_topic(evt: CommandEvent) -> None:
     "team avatar", args="MXC_URL", team="manage", help_text="Set the team's avatar (an uploaded mxc:// image).", section="Teams",
     example="team avatar mxc://example.org/AbCdEfGh",
 )
-async def team_avatar(evt: CommandEvent) -> None:
+async def team_avatar(evt: CommandEvent, *, mxc_url: str) -> None:
     team = evt.declared_team
-    await evt.ctx.details.update(team, actor=evt.sender, avatar_url=evt.args[0])
+    await evt.ctx.details.update(team, actor=evt.sender, avatar_url=mxc_url)
     await evt.reply(f"Set the avatar of **{team.name}**.")
 
 
@@ -154,17 +153,17 @@ async def team_avatar(evt: CommandEvent) -> None:
     section="Teams",
     example="team delete Acme Corp",
 )
-async def team_delete(evt: CommandEvent) -> None:
+async def team_delete(evt: CommandEvent, *, name: str = "") -> None:
     team = evt.declared_team
     prefix = evt.ctx.settings.bridge.command_prefix
-    if not evt.args:
+    if not name:
         await evt.reply(
             f"This deletes **{team.name}**: its space, every room and individual chat are shut down and their "
             f"history purged from the homeserver. This cannot be undone. To confirm, send "
             f"`{prefix} team delete {team.name}`."
         )
         return
-    in_team_room = await evt.ctx.teams.for_room(evt.room_id) is not None
-    await evt.ctx.details.delete(team, evt.rest, actor=evt.sender)
+    in_team_room = await evt.room_team() is not None
+    await evt.ctx.details.delete(team, name, actor=evt.sender)
     if not in_team_room:  # a team room is gone with the team
         await evt.reply(f"Deleted **{team.name}**: its space and rooms are shut down and purged.")

@@ -1,10 +1,115 @@
-"""Periodic work: every active team gets a retention sweep once per sweep interval."""
+"""Periodic work: each task declared once, with its own interval, in its own loop.
+
+As Synapse gives each periodic task its own ``clock.looping_call``, the bridge declares one
+``Periodic`` per task (``periodic_jobs``) and a ``Schedule`` runs each in its own asyncio loop:
+a slow or failing task neither delays nor stops the others. Durable work is not done here: a
+task queues jobs (sweeps, exports, purges) in the job table, whose runner survives restarts.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from clutto_bridge.config import Settings
 from clutto_bridge.db.job import JobKind, JobStore
 from clutto_bridge.jobs.runner import JobRunner
+from clutto_bridge.teams.access import AccessRecords
+from clutto_bridge.teams.audit import AuditLog
+from clutto_bridge.teams.lifecycle import TrialLifecycle
+from clutto_bridge.teams.onboarding import Onboarding
 from clutto_bridge.teams.service import TeamService
+
+log = logging.getLogger("clutto.schedule")
+
+# The longest a periodic check waits: what depends on days (trial warnings, reminders) is at
+# most an hour late, and a task that failed tries again within the hour.
+HOUR = 3600
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """One periodic task: ``run`` every ``interval`` seconds, the first time at start
+    (Synapse's ``looping_call_now``) or, with ``at_start=False``, after one interval."""
+
+    name: str
+    interval: float
+    run: Callable[[], Awaitable[object]]
+    at_start: bool = True
+
+
+class Schedule:
+    """Runs each ``Periodic`` in its own task until ``stop``. ``sleep`` is injectable so
+    tests can move time themselves; the bridge passes ``asyncio.sleep`` (real time, never the
+    bridge's clock, which tests move to make things due without the schedule acting on them)."""
+
+    def __init__(self, jobs: Iterable[Periodic], sleep: Sleep = asyncio.sleep) -> None:
+        self.jobs = list(jobs)
+        self._sleep = sleep
+        self._tasks: list[asyncio.Task] = []
+        names = [job.name for job in self.jobs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"periodic tasks need distinct names: {names}")
+        if any(job.interval <= 0 for job in self.jobs):
+            raise ValueError("a periodic task needs an interval above zero")
+
+    @property
+    def running(self) -> bool:
+        return any(not task.done() for task in self._tasks)
+
+    def start(self) -> None:
+        if self._tasks:
+            raise RuntimeError("the schedule is running already")
+        self._tasks = [asyncio.create_task(self._loop(job), name=f"clutto-periodic-{job.name}") for job in self.jobs]
+
+    async def stop(self) -> None:
+        """Cancel every loop and wait for it, so no task runs once this returns."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _loop(self, job: Periodic) -> None:
+        if not job.at_start:
+            await self._sleep(job.interval)
+        while True:
+            try:
+                await job.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("The periodic task %r failed; it runs again in %.0fs", job.name, job.interval)
+            await self._sleep(job.interval)
+
+
+def periodic_jobs(
+    settings: Settings,
+    *,
+    teams: TeamService,
+    jobs: JobStore,
+    runner: JobRunner,
+    onboarding: Onboarding,
+    lifecycle: TrialLifecycle,
+    access: AccessRecords,
+    audit: AuditLog,
+) -> list[Periodic]:
+    """The bridge's periodic tasks, each with the interval its own setting asks for."""
+    sweep_interval = settings.retention.sweep_interval
+    return [
+        # Members who could not be told of a new policy version are tried again.
+        Periodic("policy announcement", HOUR, onboarding.announce),
+        Periodic("retention sweeps", min(sweep_interval, HOUR),
+                 lambda: schedule_sweeps(teams, jobs, runner, sweep_interval)),
+        Periodic("trial lifecycle", HOUR, lifecycle.check),
+        Periodic("consent reminders", min(settings.reminder_interval, HOUR), onboarding.remind_due),
+        Periodic("request records", min(settings.collection.retention, HOUR), access.forget_expired),
+        # A checkpoint at least every audit.checkpoint_interval while rows arrive (and on stop).
+        Periodic("audit checkpoint", settings.audit.checkpoint_interval, audit.checkpoint, at_start=False),
+    ]
 
 
 async def schedule_sweeps(teams: TeamService, jobs: JobStore, runner: JobRunner, interval_s: int) -> int:

@@ -195,7 +195,7 @@ async def test_stop_cancels_a_command_still_running_after_the_grace_period(bridg
     await asyncio.wait_for(bridge.stop(grace=0.5), 30)
     assert time.monotonic() - began < 20  # it did not wait for the command to end by itself
     assert len(cleaned_up) == 1 and not bridge.events.tasks
-    assert bridge._scheduler is None  # the scheduler was awaited, not left running
+    assert not bridge.schedule.running  # the periodic tasks were awaited, not left running
 
 
 # One database: refused while parsing (stored transactions run on both in the fuzz test below).

@@ -76,11 +76,11 @@ def grant_registry() -> tuple[Registry, list[CommandEvent]]:
     reg = Registry()
 
     @reg.command("grant", args="USER [ROLE]", team="manage", help_text="Grant a role.")
-    async def grant(evt: CommandEvent) -> None:
+    async def grant(evt: CommandEvent, *, user: str, role: str = "member") -> None:
         ran.append(evt)
 
     @reg.command("note", args="TEXT...", team="member", help_text="Leave a note.")
-    async def note(evt: CommandEvent) -> None:
+    async def note(evt: CommandEvent, *, text: str) -> None:
         ran.append(evt)
 
     return reg, ran
@@ -123,6 +123,15 @@ async def test_member_command_resolves_the_team_for_a_plain_member() -> None:
         await reg.commands["note"].handler(event(["hi"], sender="@stranger:elsewhere"))
 
 
+async def test_the_rooms_team_is_looked_up_once_per_command() -> None:
+    # The place check, the team the command is about and the handler all ask for it.
+    reg, ran = grant_registry()
+    evt = event(["@a:acme"], room_id=TEAM_ROOM)
+    await reg.commands["grant"].handler(evt)
+    assert ran[0].team is ACME and await evt.room_team() is ACME
+    assert evt.ctx.teams.asked == 1
+
+
 @pytest.mark.parametrize("verb", ["allow", "deny"])
 async def test_integrations_with_two_values_name_the_real_syntax(verb: str) -> None:
     command, args = registry.find(["integrations", verb, "@a:acme", "@b:acme"])
@@ -163,6 +172,46 @@ async def test_team_create_without_a_name_asks_for_one() -> None:
     with pytest.raises(InvalidInput) as refused:
         await command.handler(event(args))
     assert refused.value.message == "Give the team a name: `!clutto team create NAME`."
+
+
+async def test_declared_arguments_reach_the_handler_as_typed_keywords() -> None:
+    reg, got = Registry(), []
+
+    @reg.command("hold", args="enabled=on|off [whole_team=team]", help_text="Hold.")
+    async def hold(evt: CommandEvent, *, enabled: bool, whole_team: bool) -> None:
+        got.append({"enabled": enabled, "whole_team": whole_team})
+
+    @reg.command("say", args="USER [TEXT...]", help_text="Say.")
+    async def say(evt: CommandEvent, *, user: str, text: str = "(nothing)") -> None:
+        got.append({"user": user, "text": text})
+
+    @reg.command("mode", args="auto|always|never", help_text="Mode.")
+    async def mode(evt: CommandEvent, *, auto_always_never: str) -> None:
+        got.append(auto_always_never)
+
+    assert reg.commands["hold"].help_args == "on|off [team]"  # help shows the labels, not the names
+    for words in (["ON", "team"], ["off"]):
+        await reg.commands["hold"].handler(event(words))
+    await reg.commands["say"].handler(event(["@a:acme", "hello", "there"]))
+    await reg.commands["say"].handler(event(["@a:acme"]))
+    await reg.commands["mode"].handler(event(["Always"]))
+    assert got == [
+        {"enabled": True, "whole_team": True}, {"enabled": False, "whole_team": False},
+        {"user": "@a:acme", "text": "hello there"}, {"user": "@a:acme", "text": "(nothing)"}, "always",
+    ]
+
+
+def test_a_handler_that_does_not_take_its_declared_arguments_is_rejected() -> None:
+    async def only_event(evt: CommandEvent) -> None: ...
+
+    async def no_default(evt: CommandEvent, *, user: str, role: str) -> None: ...
+
+    with pytest.raises(ValueError, match="no keyword argument 'user'"):
+        Registry().command("x", args="USER", help_text="x")(only_event)
+    with pytest.raises(ValueError, match="'role' needs a default"):
+        Registry().command("x", args="USER [ROLE]", help_text="x")(no_default)
+    with pytest.raises(ValueError, match="same name"):
+        Registry().command("x", args="USER user=NAME", help_text="x")
 
 
 def test_a_declaration_that_cannot_be_checked_is_rejected() -> None:

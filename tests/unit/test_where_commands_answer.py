@@ -71,11 +71,11 @@ def recording_registry() -> tuple[Registry, list[CommandEvent]]:
     reg = Registry()
 
     @reg.command("grant", args="USER", team="manage", help_text="Grant.")
-    async def grant(evt: CommandEvent) -> None:
+    async def grant(evt: CommandEvent, *, user: str) -> None:
         ran.append(evt)
 
     @reg.command("note", args="TEXT...", team="member", help_text="Note.")
-    async def note(evt: CommandEvent) -> None:
+    async def note(evt: CommandEvent, *, text: str) -> None:
         ran.append(evt)
 
     @reg.command("peek", discloses=True, help_text="Peek.")
