@@ -4,7 +4,7 @@ The import order is the order of ``help``: teams first.
 """
 
 from clutto_bridge.commands import (  # noqa: F401  (register handlers)
-    team, export, help, integrations, members, people, preferences, portal, retention, rooms,
+    team, export, help, integrations, members, people, preferences, portal, retention, rooms, scim,
 )
 from clutto_bridge.commands.registry import CommandEvent, registry
 

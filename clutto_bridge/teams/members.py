@@ -31,7 +31,7 @@ from clutto_bridge.matrix.spaces import BOT_LEVEL
 from clutto_bridge.teams.power import (
     corrected, creators_with_power, differences, expected_power_levels, level_of, within_reach,
 )
-from clutto_bridge.teams.service import TeamService
+from clutto_bridge.teams.service import SCIM_ACTOR, TeamService
 
 log = logging.getLogger("clutto.members")
 
@@ -181,7 +181,10 @@ class MemberService:
         if deactivate:
             await self._check_deactivatable(team, member)
         await self.store.set_membership(member, membership.REMOVED)
-        reason = f"Removed from the team {team.name}" + (f" by {actor}" if actor else " by the operator")
+        reason = f"Removed from the team {team.name}" + (
+            " by the organisation's identity provider" if actor and actor.startswith(SCIM_ACTOR)
+            else f" by {actor}" if actor else " by the operator"
+        )
         for room_id in await self.teams.room_ids(team, include_archived=True):
             # Not in the room (left, never joined an individual chat): nothing to take back.
             await self.homeserver.kick(room_id, member.user_id, reason)
