@@ -291,16 +291,16 @@ class ScimAPI:
             schemas.append(schema)
         return schemas
 
-    def _list(self, request: web.Request, items: list[Any], total: int | None = None, start: int = 1,
-              params: Any = None) -> web.Response:
-        body = ListResponse[Any](
+    def _list(self, request: web.Request, model: type[Resource[Any]], items: list[Any], total: int | None = None,
+              start: int = 1, params: Any = None) -> web.Response:
+        body = ListResponse[model](
             total_results=len(items) if total is None else total, start_index=start, items_per_page=len(items),
             resources=items,
         )
         return self._respond(request, body.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=params))
 
     async def resource_types(self, request: web.Request) -> web.Response:
-        return self._list(request, self._resource_types(request))
+        return self._list(request, ResourceType, self._resource_types(request))
 
     async def resource_type(self, request: web.Request) -> web.Response:
         for rt in self._resource_types(request):
@@ -309,7 +309,7 @@ class ScimAPI:
         raise ScimError(404, f"No resource type {request.match_info['id']!r}.")
 
     async def schemas(self, request: web.Request) -> web.Response:
-        return self._list(request, self._schemas(request))
+        return self._list(request, Schema, self._schemas(request))
 
     async def schema(self, request: web.Request) -> web.Response:
         for schema in self._schemas(request):
@@ -345,7 +345,7 @@ class ScimAPI:
         resources = [await self._user_resource(request, await self.scim.view(row)) for row in rows]
         if search.filter is not None:
             resources = [r for r in resources if search.filter.match(r)]
-        return self._page(request, resources, search)
+        return self._page(request, User, resources, search)
 
     async def _candidates(self, team: Any, flt: ScimFilter | None) -> list[ScimUser]:
         """userName eq "x" (what providers ask before each create) is one indexed lookup."""
@@ -357,11 +357,12 @@ class ScimAPI:
             return [row] if row else []
         return await self.scim.users(team)
 
-    def _page(self, request: web.Request, resources: list[Any], search: SearchRequest) -> web.Response:
+    def _page(self, request: web.Request, model: type[Resource[Any]], resources: list[Any],
+              search: SearchRequest) -> web.Response:
         start = max(1, search.start_index or 1)
         count = MAX_PAGE if search.count is None else min(max(0, search.count), MAX_PAGE)
         page = resources[start - 1: start - 1 + count]
-        return self._list(request, page, total=len(resources), start=start, params=search)
+        return self._list(request, model, page, total=len(resources), start=start, params=search)
 
     async def get_user(self, request: web.Request) -> web.Response:
         row = await self._user(request)
@@ -437,7 +438,7 @@ class ScimAPI:
         groups = [await self._group_resource(request, g) for g in GROUPS]
         if search.filter is not None:
             groups = [g for g in groups if search.filter.match(g)]
-        return self._page(request, groups, search)
+        return self._page(request, Group, groups, search)
 
     async def get_group(self, request: web.Request) -> web.Response:
         group = await self._group_resource(request, self._group_id(request))
