@@ -80,7 +80,8 @@ class User(Resource[Any]):
     """The profile's designation, if the policy keeps it."""
     active: bool | None = None
     """False removes the person from the team at once."""
-    emails: list[Email] | None = None
+    emails: Annotated[list[Email] | None, Required.true] = None
+    """Required: a new account needs one (as `account create` does)."""
     groups: Annotated[list[GroupMembership] | None, Mutability.read_only] = None
     """The role groups: admins, members or guests."""
 
@@ -131,6 +132,9 @@ class ScimAPI:
         r.add_get("/ResourceTypes/{id}", self.resource_type)
         r.add_get("/Schemas", self.schemas)
         r.add_get("/Schemas/{id}", self.schema)
+        r.add_post("/.search", self.search_all)
+        r.add_post("/Users/.search", self.search_users)
+        r.add_post("/Groups/.search", self.search_groups)
         r.add_get("/Users", self.list_users)
         r.add_post("/Users", self.create_user)
         r.add_get("/Users/{id}", self.get_user)
@@ -319,13 +323,13 @@ class ScimAPI:
 
     # --- users --------------------------------------------------------------------------
 
-    def _search(self, request: web.Request, model: type[Resource[Any]]) -> SearchRequest:
-        q = request.query
+    def _search(self, request: web.Request, model: type[Resource[Any]], body: dict[str, Any] | None = None) -> SearchRequest:
+        q = request.query if body is None else body
         raw: dict[str, Any] = {}
         for key in ("filter", "startIndex", "count", "attributes", "excludedAttributes"):
             if key in q:
                 raw[key] = q[key]
-        if "sortBy" in q or "sortOrder" in q:
+        if q.get("sortBy") or q.get("sortOrder"):
             raise ScimError(400, "Sorting is not supported (see /ServiceProviderConfig).", "invalidValue")
         try:
             search = SearchRequest[model].model_validate(raw, scim_ctx=Context.SEARCH_REQUEST)
@@ -338,9 +342,30 @@ class ScimAPI:
     async def _user(self, request: web.Request) -> ScimUser:
         return await self.scim.user(request["team"], request.match_info["id"])
 
-    async def list_users(self, request: web.Request) -> web.Response:
+    async def _search_body(self, request: web.Request, model: type[Resource[Any]]) -> SearchRequest:
+        body = await self._json(request)
+        if not isinstance(body, dict):
+            raise ScimError(400, "The body must be a SearchRequest object.", "invalidSyntax")
+        return self._search(request, model, body)
+
+    async def search_users(self, request: web.Request) -> web.Response:
+        return await self.list_users(request, await self._search_body(request, User))
+
+    async def search_groups(self, request: web.Request) -> web.Response:
+        return await self.list_groups(request, await self._search_body(request, Group))
+
+    async def search_all(self, request: web.Request) -> web.Response:
+        """A search at the root spans Users and Groups: Users first, then the role groups."""
+        search = await self._search_body(request, User)
+        users = [await self._user_resource(request, await self.scim.view(row))
+                 for row in await self._candidates(request["team"], search.filter)]
+        groups = [await self._group_resource(request, g) for g in GROUPS]
+        found = [r for r in [*users, *groups] if search.filter is None or search.filter.match(r)]
+        return self._page(request, User | Group, found, search)
+
+    async def list_users(self, request: web.Request, search: SearchRequest | None = None) -> web.Response:
         team = request["team"]
-        search = self._search(request, User)
+        search = search or self._search(request, User)
         rows = await self._candidates(team, search.filter)
         resources = [await self._user_resource(request, await self.scim.view(row)) for row in rows]
         if search.filter is not None:
@@ -412,7 +437,8 @@ class ScimAPI:
         row = await self._user(request)
         self._check_if_match(request, _user_version(row))
         await self.scim.delete_user(request["team"], row, request["scim_token"])
-        return web.Response(status=204)
+        # No body; the content type is still named, as every signed response covers it (P13).
+        return web.Response(status=204, headers={"Content-Type": MEDIA_TYPE})
 
     # --- groups -------------------------------------------------------------------------
 
@@ -433,8 +459,8 @@ class ScimAPI:
             raise ScimError(404, f"No group {group!r}; the groups are {', '.join(GROUPS)} (the team's roles).")
         return group
 
-    async def list_groups(self, request: web.Request) -> web.Response:
-        search = self._search(request, Group)
+    async def list_groups(self, request: web.Request, search: SearchRequest | None = None) -> web.Response:
+        search = search or self._search(request, Group)
         groups = [await self._group_resource(request, g) for g in GROUPS]
         if search.filter is not None:
             groups = [g for g in groups if search.filter.match(g)]
