@@ -37,7 +37,7 @@ class ScimUser:
     user_id: str
     user_name: str
     external_id: str | None
-    active: bool
+    active: bool | None  # None: the provider never said; the person counts as active
     version: int
     created_at: int
     updated_at: int
@@ -80,7 +80,7 @@ class ScimStore:
             return None
         return ScimUser(
             row["id"], row["team_id"], row["user_id"], self.cipher.decrypt(_USER_NAME.place(row["id"]), row["user_name"]),
-            self.cipher.decrypt(_EXTERNAL_ID.place(row["id"]), row["external_id"]), bool(row["active"]),
+            self.cipher.decrypt(_EXTERNAL_ID.place(row["id"]), row["external_id"]), None if row["active"] is None else bool(row["active"]),
             row["version"], row["created_at"], row["updated_at"],
         )
 

@@ -62,7 +62,7 @@ class UserFields:
     family_name: str | None = None
     title: str | None = None
     email: str | None = None
-    active: bool = True
+    active: bool | None = True  # None: not said, which counts as active
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ class ScimService:
         user_id = f"@{local}:{self.domain}"
         if await self.store.user_by_matrix_id(team.id, user_id):
             raise Conflict(f"{user_id} is provisioned already under another userName.")
-        if fields.active:
+        if fields.active is not False:
             await self._join(team, user_id, local, fields, actor)
         now = self.clock.now_ms()
         row = ScimUser(str(uuid.uuid4()), team.id, user_id, fields.user_name, fields.external_id, fields.active, 1, now, now)
@@ -223,8 +223,6 @@ class ScimService:
         if exists:
             await self.members.invite(team, user_id, "member", actor=actor)
         else:
-            if not fields.email:
-                raise InvalidInput("A new account needs an email address (emails[].value).")
             # The password is random and never shown: people sign in through the provider's SSO or reset it.
             await self.members.create_account(team, local, fields.email, secrets.token_urlsafe(24), "member", actor=actor)
 
@@ -259,7 +257,8 @@ class ScimService:
             changed.append("externalId")
         if fields.active != row.active:
             changed.append("active")
-            if fields.active:
+        if (fields.active is not False) != (row.active is not False):
+            if fields.active is not False:
                 await self._join(team, row.user_id, row.user_id[1:].split(":", 1)[0], fields, actor)
             else:
                 await self._leave(team, row.user_id, actor)

@@ -66,8 +66,8 @@ class Name(ComplexAttribute):
 
 class Email(ComplexAttribute):
     value: EmailStr | None = None
-    """The address; one is kept, the primary one (the account's, when Clutto created it)."""
-    primary: bool | None = None
+    """The address. One is kept, the first (the account's, when Clutto created it); its type and
+    primary flag are not."""
 
 
 class User(Resource[Any]):
@@ -80,8 +80,8 @@ class User(Resource[Any]):
     """The profile's designation, if the policy keeps it."""
     active: bool | None = None
     """False removes the person from the team at once."""
-    emails: Annotated[list[Email] | None, Required.true] = None
-    """Required: a new account needs one (as `account create` does)."""
+    emails: list[Email] | None = None
+    """One is kept: the account's, when Clutto creates the account."""
     groups: Annotated[list[GroupMembership] | None, Mutability.read_only] = None
     """The role groups: admins, members or guests."""
 
@@ -238,7 +238,7 @@ class ScimAPI:
             groups = [GroupMembership(value=group, display=group, type="direct")]
         user = User(
             id=row.id, external_id=row.external_id, user_name=row.user_name, name=name, title=f.title,
-            active=row.active, emails=[Email(value=f.email, primary=True)] if f.email else None, groups=groups,
+            active=row.active, emails=[Email(value=f.email)] if f.email else None, groups=groups,
         )
         user.meta = Meta(
             resource_type="User", created=_when(row.created_at), last_modified=_when(row.updated_at),
@@ -247,17 +247,16 @@ class ScimAPI:
         return user
 
     @staticmethod
-    def _fields(user: User, *, default_active: bool = True) -> UserFields:
+    def _fields(user: User) -> UserFields:
         if not user.user_name or not user.user_name.strip():
             raise ScimError(400, "userName is required.", "invalidValue")
-        emails = user.emails or []
-        primary = next((e for e in emails if e.primary and e.value), None) or next((e for e in emails if e.value), None)
+        primary = next((e for e in user.emails or [] if e.value), None)
         return UserFields(
             user_name=user.user_name.strip(), external_id=user.external_id,
             given_name=user.name.given_name if user.name else None,
             family_name=user.name.family_name if user.name else None,
             title=user.title, email=str(primary.value) if primary else None,
-            active=default_active if user.active is None else user.active,
+            active=user.active,
         )
 
     def _dump(self, resource: Any, ctx: Context, params: Any = None) -> dict[str, Any]:

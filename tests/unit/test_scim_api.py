@@ -47,7 +47,7 @@ class FakeScim:
         return next((r for r in self.rows.values() if r.user_name.casefold() == name.casefold()), None)
 
     async def view(self, row):
-        return ProvisionedUser(row, self.fields[row.id], self.roles[row.id] if row.active else None)
+        return ProvisionedUser(row, self.fields[row.id], self.roles[row.id] if row.active is not False else None)
 
     async def create_user(self, team, fields, token):
         if await self.user_by_name(team, fields.user_name):
@@ -68,7 +68,7 @@ class FakeScim:
         del self.rows[row.id]
 
     async def group_members(self, team, group):
-        return [r for r in self.rows.values() if r.active and self.roles[r.id] == GROUPS[group]]
+        return [r for r in self.rows.values() if r.active is not False and self.roles[r.id] == GROUPS[group]]
 
     async def set_group(self, team, group, ids, token):
         unknown = ids - self.rows.keys()

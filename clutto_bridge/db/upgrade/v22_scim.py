@@ -30,7 +30,7 @@ async def upgrade_v22(conn: Connection) -> None:
             user_name       TEXT NOT NULL,
             user_name_index TEXT NOT NULL,
             external_id     TEXT,
-            active          BOOLEAN NOT NULL,
+            active          BOOLEAN,  -- NULL: the provider never said (counts as active)
             version         BIGINT NOT NULL,
             created_at      BIGINT NOT NULL,
             updated_at      BIGINT NOT NULL,
