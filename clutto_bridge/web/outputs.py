@@ -141,7 +141,7 @@ class ScimTokenList(Output):
     base_url: str = Field(description="the SCIM base URL to give the identity provider")
 
 
-class NewScimToken(ScimToken):
+class ScimTokenCreated(ScimToken):
     token: str = Field(description="the bearer token; shown only in this answer (Clutto keeps a hash of it)")
 
 

@@ -294,7 +294,7 @@ class ProvisioningAPI:
 
     @routes.post(
         "/teams/{team_id}/scim/tokens", "Owner, admins, operator: a new SCIM token for the team's identity provider",
-        body=i.NewScimToken, responses={201: o.NewScimToken}, errors={**UNKNOWN_TEAM, 409: "A live token has this name"},
+        body=i.NewScimToken, responses={201: o.ScimTokenCreated}, errors={**UNKNOWN_TEAM, 409: "A live token has this name"},
     )
     async def new_scim_token(self, request: web.Request, body: i.NewScimToken) -> web.Response:
         """The token is in this answer only; Clutto keeps a SHA-256 of it. See docs/scim.md."""

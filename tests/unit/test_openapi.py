@@ -62,7 +62,7 @@ def documented(doc: dict) -> set[tuple[str, str]]:
 def test_every_route_is_documented_and_every_documented_operation_is_routed() -> None:
     api = ProvisioningAPI(fake_services(), SECRET, keys=KEYS)
     assert routed(api.app) == documented(api.document)
-    assert len(routed(api.app)) == 45
+    assert len(routed(api.app)) == 48
 
 
 def test_the_document_is_valid_json_schema_throughout() -> None:
