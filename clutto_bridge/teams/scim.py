@@ -29,6 +29,7 @@ from clutto_bridge.db.holds import WHOLE_TEAM
 from clutto_bridge.db.scim import ScimStore, ScimToken, ScimUser
 from clutto_bridge.db.team import Team, TeamState
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
+from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from clutto_bridge.teams.members import MemberService
@@ -209,7 +210,10 @@ class ScimService:
         now = self.clock.now_ms()
         row = ScimUser(str(uuid.uuid4()), team.id, user_id, fields.user_name, fields.external_id, fields.active, 1, now, now)
         await self.store.add_user(row)
-        await self._set_profile(user_id, fields, None)
+        if fields.active is not False:
+            await self._set_profile(user_id, fields, None)
+        else:  # no account yet: kept, and published when the person is activated
+            await self._keep_profile(user_id, fields)
         await self.audit.record(team, actor, "scim_user_provisioned", user_id, scim_id=row.id, active=fields.active)
         return row
 
@@ -227,6 +231,13 @@ class ScimService:
             # The password is random and never shown: people sign in through the provider's SSO or reset it.
             await self.members.create_account(team, local, fields.email, secrets.token_urlsafe(24), "member", actor=actor)
 
+    async def _keep_profile(self, user_id: str, fields: UserFields) -> None:
+        allowed = set(self.profiles.rules.allowed)
+        profile = await self.profiles.store.get(user_id)
+        wanted = {"first_name": fields.given_name, "last_name": fields.family_name, "designation": fields.title}
+        profile.update({f: v for f, v in wanted.items() if f in allowed})
+        await self.profiles.store.save(user_id, profile, self.clock.now_ms())
+
     async def _set_profile(self, user_id: str, fields: UserFields, before: UserFields | None) -> list[str]:
         wanted = {"first_name": fields.given_name, "last_name": fields.family_name, "designation": fields.title}
         allowed = set(self.profiles.rules.allowed)
@@ -239,7 +250,10 @@ class ScimService:
         }
         if not changes or not user_id.endswith(":" + self.domain):
             return []
-        await self.profiles.update(user_id, changes, actor=None)
+        try:
+            await self.profiles.update(user_id, changes, actor=None)
+        except MatrixRequestError as e:  # saved; the homeserver could not show it yet
+            log.warning("Saved the profile of %s but could not publish it: %s", user_id, e)
         return sorted(changes)
 
     async def update_user(self, team: Team, row: ScimUser, fields: UserFields, token: ScimToken) -> ScimUser:
@@ -248,6 +262,7 @@ class ScimService:
         await self.check_writable(team)
         actor = self.actor(token)
         before = await self._fields(row)
+        profile_before: UserFields | None = before
         changed: list[str] = []
         if fields.user_name != row.user_name:
             other = await self.store.user_by_name(team.id, fields.user_name)
@@ -261,9 +276,10 @@ class ScimService:
         if (fields.active is not False) != (row.active is not False):
             if fields.active is not False:
                 await self._join(team, row.user_id, row.user_id[1:].split(":", 1)[0], fields, actor)
+                profile_before = None  # published afresh: the account may be new
             else:
                 await self._leave(team, row.user_id, actor)
-        changed += await self._set_profile(row.user_id, fields, before)
+        changed += await self._set_profile(row.user_id, fields, profile_before)
         if fields.email != before.email and await self.accounts.get(row.user_id):
             # Kept only for an account Clutto created (P3); another account's email is not Clutto's to keep.
             if fields.email is not None and not _EMAIL.fullmatch(fields.email):

@@ -43,8 +43,8 @@ MEDIA_TYPE = "application/scim+json"
 MAX_PAGE = 200
 # Requests per second per token, with a burst: a provider's initial sync of a large directory
 # runs at this pace; more gets 429 with Retry-After.
-RATE = 50.0
-BURST = 100
+RATE = 100.0
+BURST = 200
 
 POLICY = ScimPolicy(
     unknown=ScimPolicy.Unknown.ignore,
@@ -58,9 +58,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # --- the schema Clutto declares: only what it keeps ------------------------------------------
 
 class Name(ComplexAttribute):
-    family_name: str | None = None
+    family_name: Annotated[str | None, Required.true] = None
     """The family name (the profile's last name, if the policy keeps it)."""
-    given_name: str | None = None
+    given_name: Annotated[str | None, Required.true] = None
     """The given name (the profile's first name, if the policy keeps it)."""
 
 
@@ -75,7 +75,8 @@ class User(Resource[Any]):
 
     user_name: Annotated[str | None, Uniqueness.server, Required.true] = None
     """Unique in the team; its part before any @ becomes the Matrix user name."""
-    name: Name | None = None
+    name: Annotated[Name | None, Required.true] = None
+    """Required: the policy's profile requires a first and last name by default (P2)."""
     title: str | None = None
     """The profile's designation, if the policy keeps it."""
     active: bool | None = None
@@ -120,10 +121,11 @@ class TokenBuckets:
 
 
 class ScimAPI:
-    def __init__(self, scim: ScimService, teams: TeamService, *, keys: SigningKeys) -> None:
+    def __init__(self, scim: ScimService, teams: TeamService, *, keys: SigningKeys,
+                 rate: float = RATE, burst: int = BURST) -> None:
         self.scim = scim
         self.teams = teams
-        self.buckets = TokenBuckets()
+        self.buckets = TokenBuckets(rate, burst)
         self.app = web.Application(middlewares=[self._errors, self._auth])
         self.app.on_response_prepare.append(signing_hook(MessageSigner(keys)))
         r = self.app.router

@@ -193,11 +193,12 @@ async def test_tokens_teams_refusals_and_malformed_bodies(bridge: Bridge, new_us
     a, b = Scim(bridge, http, secret), Scim(bridge, http, secret_b)
     local = f"bo{int(time.time() * 1000) % 10**8}"
     status, user, _ = await a.call("POST", "/Users", {
-        "schemas": [USER], "userName": local, "emails": [{"value": f"{local}@example.com"}],
+        "schemas": [USER], "userName": local, "name": {"givenName": "Bo", "familyName": "B"},
+        "emails": [{"value": f"{local}@example.com"}],
     })
     assert status == 201
     # Team B's token: team A's user does not exist for it.
-    for method, body in (("GET", None), ("PUT", {"schemas": [USER], "userName": "x"}), ("DELETE", None),
+    for method, body in (("GET", None), ("PUT", {"schemas": [USER], "userName": "x", "name": {"givenName": "X", "familyName": "Y"}}), ("DELETE", None),
                          ("PATCH", {"schemas": [PATCH], "Operations": [{"op": "remove", "path": "title"}]})):
         assert (await b.call(method, f"/Users/{user['id']}", body))[0] == 404
     assert (await b.call("GET", "/Users"))[1]["totalResults"] == 0
@@ -218,7 +219,7 @@ async def test_tokens_teams_refusals_and_malformed_bodies(bridge: Bridge, new_us
 
     # Malformed bodies and queries: SCIM 400s.
     for body, raw in ((None, b"{not json"), ([1, 2], None), ({"schemas": [USER]}, None),
-                      ({"schemas": [USER], "userName": 7, "emails": "x"}, None),
+                      ({"schemas": [USER], "userName": 7, "name": {"givenName": "G", "familyName": "F"}, "emails": "x"}, None),
                       ({"schemas": [USER], "userName": "!!!"}, None)):
         status, error, _ = await a.call("POST", "/Users", body, raw=raw)
         assert status == 400, (body, error)

@@ -141,7 +141,7 @@ async def test_what_providers_send_is_understood(client) -> None:
 
 
 async def test_groups_are_roles(client) -> None:
-    _, user, _ = await call(client, "POST", "/Users", {"schemas": [USER], "userName": "bo", "emails": [{"value": "b@x.org"}]})
+    _, user, _ = await call(client, "POST", "/Users", {"schemas": [USER], "userName": "bo", "name": {"givenName": "G", "familyName": "F"}, "emails": [{"value": "b@x.org"}]})
     status, group, _ = await call(client, "PATCH", "/Groups/admins", {"schemas": [PATCH], "Operations": [
         {"op": "Add", "path": "members", "value": [{"value": user["id"]}]}]})
     assert status == 200 and [m["value"] for m in group["members"]] == [user["id"]]
@@ -160,11 +160,11 @@ async def test_refusals_are_scim_errors(client) -> None:
     assert (await call(client, "GET", "/Users", auth=False))[0] == 401
     assert (await call(client, "GET", "/Users", headers={"Authorization": "Bearer nope"}))[0] == 401
     for body, raw in ((None, b"{nope"), ([1], None), ({"schemas": [USER]}, None),
-                      ({"schemas": [USER], "userName": 5, "emails": "x"}, None), ({"schemas": [USER], "userName": "  "}, None)):
+                      ({"schemas": [USER], "userName": 5, "name": {"givenName": "G", "familyName": "F"}, "emails": "x"}, None), ({"schemas": [USER], "userName": "  "}, None)):
         status, error, _ = await call(client, "POST", "/Users", body, raw=raw)
         assert status == 400, (body, error)
-    _, user, _ = await call(client, "POST", "/Users", {"schemas": [USER], "userName": "cy", "emails": [{"value": "c@x.org"}]})
-    assert (await call(client, "POST", "/Users", {"schemas": [USER], "userName": "CY", "emails": [{"value": "c@x.org"}]}))[1]["scimType"] == "uniqueness"
+    _, user, _ = await call(client, "POST", "/Users", {"schemas": [USER], "userName": "cy", "name": {"givenName": "G", "familyName": "F"}, "emails": [{"value": "c@x.org"}]})
+    assert (await call(client, "POST", "/Users", {"schemas": [USER], "userName": "CY", "name": {"givenName": "G", "familyName": "F"}, "emails": [{"value": "c@x.org"}]}))[1]["scimType"] == "uniqueness"
     for body in ({"Operations": []}, {"schemas": [PATCH], "Operations": [{"op": "frob", "path": "title"}]},
                  {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "nosuch[", "value": 1}]}, [1]):
         assert (await call(client, "PATCH", f"/Users/{user['id']}", body))[0] == 400, body
@@ -191,7 +191,7 @@ async def test_discovery_declares_only_what_is_kept(client) -> None:
 
 
 async def test_searches_by_post(client) -> None:
-    await call(client, "POST", "/Users", {"schemas": [USER], "userName": "dee", "emails": [{"value": "d@x.org"}]})
+    await call(client, "POST", "/Users", {"schemas": [USER], "userName": "dee", "name": {"givenName": "G", "familyName": "F"}, "emails": [{"value": "d@x.org"}]})
     search = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": 'userName eq "DEE"',
               "attributes": ["userName"]}
     for path in ("/Users/.search", "/.search"):
@@ -200,3 +200,12 @@ async def test_searches_by_post(client) -> None:
     status, found, _ = await call(client, "POST", "/Groups/.search", {"filter": 'displayName eq "admins"'})
     assert status == 200 and found["totalResults"] == 1
     assert (await call(client, "POST", "/.search", [1]))[0] == 400
+
+
+def test_each_token_has_its_own_bucket() -> None:
+    from clutto_bridge.web.scim import TokenBuckets
+
+    buckets = TokenBuckets(rate=1.0, burst=3)
+    assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert buckets.take("a") > 0  # the fourth at once waits
+    assert buckets.take("b") == 0.0  # another token is not held back
