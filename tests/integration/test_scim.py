@@ -244,6 +244,8 @@ async def test_tokens_teams_refusals_and_malformed_bodies(bridge: Bridge, new_us
     await bridge.retention.lift_hold(team, None, actor=None)
 
 
+# The SCIM layer is the same on either database (the life cycle above runs on both): once is enough.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_scim2_tester_finds_no_failure(bridge: Bridge, new_user) -> None:
     from scim2_client.engines.httpx2 import SyncSCIMClient
     from scim2_tester import check_server
