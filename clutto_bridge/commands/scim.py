@@ -23,9 +23,10 @@ def _when(ms: int | None) -> str:
     section=SECTION,
     example="scim token new Okta",
 )
-async def scim_token_new(evt: CommandEvent) -> None:
+async def scim_token_new(evt: CommandEvent, *, name: str | None = None) -> None:
+    # The declared arguments arrive as keywords where the command processor passes them, else in evt.args.
     team = evt.team
-    token, secret = await evt.ctx.scim.new_token(team, evt.rest, actor=evt.sender)
+    token, secret = await evt.ctx.scim.new_token(team, name if name is not None else evt.rest, actor=evt.sender)
     base = evt.ctx.settings.appservice.url.rstrip("/") + "/_clutto/scim/v2"
     await evt.reply(
         f"SCIM token **{token.name}** (id `{token.id}`) for **{team.name}**:\n\n`{secret}`\n\n"
@@ -42,8 +43,8 @@ async def scim_token_new(evt: CommandEvent) -> None:
     section=SECTION,
     example="scim token revoke 1a2b3c4d",
 )
-async def scim_token_revoke(evt: CommandEvent) -> None:
-    token = await evt.ctx.scim.revoke_token(evt.team, evt.args[0], actor=evt.sender)
+async def scim_token_revoke(evt: CommandEvent, *, id: str | None = None) -> None:  # noqa: A002 - the argument is ID
+    token = await evt.ctx.scim.revoke_token(evt.team, id if id is not None else evt.args[0], actor=evt.sender)
     await evt.reply(f"Revoked the SCIM token `{token.id}` ({token.name}) of **{evt.team.name}**.")
 
 

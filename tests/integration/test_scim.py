@@ -18,7 +18,6 @@ from mautrix.util.async_db import Scheme
 from clutto_bridge.app import Bridge
 from tests.integration.conftest import unique
 from tests.integration.matrix_client import MatrixClient
-from tests.integration.test_members import _level
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -49,6 +48,11 @@ class Scim:
                 assert data["status"] == str(resp.status), data
             assert "Signature" in resp.headers  # signed like every API response (P13)
             return resp.status, data, resp.headers
+
+
+async def _level(client: MatrixClient, room_id: str, user_id: str) -> int:
+    levels = await client.state(room_id, "m.room.power_levels")
+    return levels.get("users", {}).get(user_id, levels.get("users_default", 0))
 
 
 async def _scim_team(bridge: Bridge, new_user) -> tuple[MatrixClient, Any, list[str], str]:
