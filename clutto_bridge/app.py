@@ -59,6 +59,7 @@ from clutto_bridge.teams.portal import PortalAccess
 from clutto_bridge.teams.profiles import ProfileService
 from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.rooms import RoomService
+from clutto_bridge.teams.scim import ScimService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.teams.usage import UsageService
 from clutto_bridge.teams.webhooks import WebhookEvents
@@ -69,6 +70,7 @@ from clutto_bridge.web.health import HealthEndpoint
 from clutto_bridge.web.metrics import MetricsEndpoint
 from clutto_bridge.web.portal.app import PORTAL_PREFIX, Portal
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
+from clutto_bridge.web.scim import SCIM_PREFIX, ScimAPI
 from clutto_bridge.web.signatures import strict_transport_security
 
 log = logging.getLogger("clutto")
@@ -143,6 +145,9 @@ class Bridge:
         self.onboarding = onboarding = Onboarding(
             members, db.members, db.profiles, consent, profiles, notices, s, clock, db.welcomes, audit
         )
+        self.scim = scim = ScimService(
+            db.scim, teams, members, profiles, db.accounts, retention, notices, admin, audit, clock, s.homeserver.domain
+        )
         contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock, hs, audit, db.accounts)
         mydata = MyData(db.members, db.accounts, profiles, consent, contacts, notices, audit)
         usage = UsageService(db.analytics, s.analytics.k)
@@ -167,7 +172,7 @@ class Bridge:
             teams=teams, members=members, rooms=rooms, integrations=integrations, details=details,
             retention=retention, lifecycle=lifecycle, notices=notices, consent=consent, profiles=profiles,
             onboarding=onboarding, contacts=contacts, mydata=mydata, usage=usage, email=email,
-            encryption=encryption, added_rooms=added_rooms, homeserver=hs, settings=s,
+            encryption=encryption, added_rooms=added_rooms, homeserver=hs, settings=s, scim=scim,
             portal=PortalAccess(db.portal, consent, s, clock) if s.portal.enabled else None,
         )
         self.homeserver = hs
@@ -194,6 +199,8 @@ class Bridge:
         if s.provisioning.enabled:
             api = ProvisioningAPI(ctx, s.provisioning.shared_secret, metrics, keys=keys)
             self.appservice.app.add_subapp(PREFIX, api.app)
+        # SCIM 2.0 for the teams' identity providers: each request needs one team's SCIM token.
+        self.appservice.app.add_subapp(SCIM_PREFIX, ScimAPI(scim, teams, keys=keys).app)
         if s.portal.enabled:
             # Checks the cookie registry against the cookies the portal sets: ConfigError if not.
             self.appservice.app.add_subapp(PORTAL_PREFIX, Portal(ctx, audit).app)

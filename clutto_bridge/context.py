@@ -23,6 +23,7 @@ from clutto_bridge.teams.portal import PortalAccess
 from clutto_bridge.teams.profiles import ProfileService
 from clutto_bridge.teams.retention import RetentionService
 from clutto_bridge.teams.rooms import RoomService
+from clutto_bridge.teams.scim import ScimService
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.teams.usage import UsageService
 
@@ -48,5 +49,7 @@ class Services:
     added_rooms: AddedRooms
     homeserver: Homeserver
     settings: Settings
+    scim: ScimService
+    """SCIM provisioning: the teams' tokens, and users and groups from identity providers."""
     portal: PortalAccess | None = None
     """Sign-in links and portal sessions; None while ``portal.enabled`` is off."""

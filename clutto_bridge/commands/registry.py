@@ -373,9 +373,9 @@ class Registry:
         return register
 
     def find(self, words: list[str]) -> tuple[Command | None, list[str]]:
-        """The command named by the first one or two words, and the remaining arguments."""
+        """The command named by the first one, two or three words, and the remaining arguments."""
         lowered = [w.lower() for w in words]
-        for length in (2, 1):
+        for length in (3, 2, 1):
             name = " ".join(lowered[:length])
             if len(words) >= length and name in self.commands:
                 return self.commands[name], words[length:]

@@ -30,6 +30,7 @@ from clutto_bridge.db.person import PersonStore
 from clutto_bridge.db.portal import PortalStore
 from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.references import ReferenceStore
+from clutto_bridge.db.scim import ScimStore
 from clutto_bridge.db.team import RoomStore, TeamStore
 from clutto_bridge.db.timeline import TimelineIndex
 from clutto_bridge.db.upgrade import open_with, upgrade_table
@@ -72,6 +73,7 @@ class Stores:
     encrypted: EncryptedColumns
     timeline: TimelineIndex
     crypto_pickles: CryptoPickles
+    scim: ScimStore
 
     @classmethod
     def over(cls, db: Database, cipher: FieldCipher) -> Stores:
@@ -83,5 +85,5 @@ class Stores:
             IntegrationStore(db), AuditStore(db), JobStore(db), PersonStore(db), ManagementRooms(db),
             TeamWelcomes(db), Inbox(db, cipher), AnalyticsStore(db), EmailStore(db),
             AccessStore(db), PortalStore(db), GateStore(db), EncryptedColumns(db, cipher), TimelineIndex(db),
-            CryptoPickles(db),
+            CryptoPickles(db), ScimStore(db, cipher),
         )

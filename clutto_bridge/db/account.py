@@ -33,6 +33,14 @@ class AccountStore:
             self.cipher.index(EMAIL_INDEX, email) if email else None, account.created_at,
         )
 
+    async def set_email(self, user_id: str, email: str | None) -> None:
+        """A new email for an account the bridge created (its identity provider changed it)."""
+        await self.db.execute(
+            "UPDATE account SET email=$2, email_index=$3 WHERE user_id=$1",
+            user_id, self.cipher.encrypt(_EMAIL.place(user_id), email),
+            self.cipher.index(EMAIL_INDEX, email) if email else None,
+        )
+
     async def get(self, user_id: str) -> Account | None:
         row = await self.db.fetchrow("SELECT user_id, email, created_at FROM account WHERE user_id=$1", user_id)
         if not row:

@@ -38,10 +38,17 @@ ENCRYPTED = (
     EncryptedColumn("profile", "photo", "user_id"),
     EncryptedColumn("contact", "card", "id"),
     EncryptedColumn("inbox_event", "event", "event_id"),
+    EncryptedColumn("scim_user", "user_name", "id"),
+    EncryptedColumn("scim_user", "external_id", "id"),
 )
 BY_NAME = {c.name: c for c in ENCRYPTED}
+# The columns upgrade v12 found in plaintext and encrypted: the tables of later versions (scim_user,
+# v22) do not exist yet when it runs, and were always written encrypted.
+BEFORE_V12 = tuple(c for c in ENCRYPTED if c.table in ("account", "profile", "contact", "inbox_event"))
 # The lookup index of account emails (a keyed HMAC; see FieldCipher.index).
 EMAIL_INDEX = "email"
+# The lookup index of the userName an identity provider gave a member (SCIM).
+SCIM_USER_NAME_INDEX = "scim_user_name"
 
 
 async def _rows_after(conn: Any, col: EncryptedColumn, after: Any, limit: int, where: str = "") -> list[Any]:
@@ -69,7 +76,7 @@ async def _replace(conn: Any, col: EncryptedColumn, key: Any, old: str, new: str
 async def encrypt_plaintext(conn: Any, cipher: FieldCipher, batch: int = 500) -> int:
     """Encrypt every value an older version stored in plaintext (upgrade v12); return how many."""
     done = 0
-    for col in ENCRYPTED:
+    for col in BEFORE_V12:
         after = None
         while rows := await _rows_after(conn, col, after, batch, f"{col.column} NOT LIKE '{PREFIX}%'"):
             for row in rows:
@@ -88,7 +95,7 @@ async def set_email_index(conn: Any, cipher: FieldCipher, user_id: str, email: s
 
 async def plaintext_rows(conn: Any) -> int:
     total = 0
-    for col in ENCRYPTED:
+    for col in BEFORE_V12:
         total += await conn.fetchval(
             f"SELECT COUNT(*) FROM {col.table} WHERE {col.column} IS NOT NULL AND {col.column} NOT LIKE '{PREFIX}%'"
         )

@@ -226,6 +226,31 @@ class AuditAction(StrEnum):
         "The headers of a mail were posted to the team's `email` room; target: the room; details: `headers` "
         "(how many; no value is kept).",
     )
+    # --- SCIM provisioning (the actor of what a provider does is `scim:<token id>`) ----------------
+    SCIM_TOKEN_CREATED = (
+        "scim_token_created", CHANGE,
+        "A SCIM bearer token was made for the team's identity provider (`scim token new`, the API, the "
+        "portal); target: the token id; details: `name`.",
+    )
+    SCIM_TOKEN_REVOKED = (
+        "scim_token_revoked", CHANGE,
+        "A SCIM token was revoked (`scim token revoke`, the API); target: the token id; details: `name`.",
+    )
+    SCIM_USER_PROVISIONED = (
+        "scim_user_provisioned", CHANGE,
+        "An identity provider provisioned a person into the team (`POST /Users`); target: the user; "
+        "details: `scim_id`, `active`.",
+    )
+    SCIM_USER_UPDATED = (
+        "scim_user_updated", CHANGE,
+        "An identity provider changed a provisioned person (`PUT`/`PATCH /Users/{id}`: names, title, "
+        "`active`); target: the user; details: `scim_id`, `changed` (the attribute names).",
+    )
+    SCIM_USER_DELETED = (
+        "scim_user_deleted", CHANGE,
+        "An identity provider deleted a provisioned person (`DELETE /Users/{id}`): removed from the team; "
+        "target: the user; details: `scim_id`.",
+    )
     # --- disclosures of personal data -----------------------------------------------------------
     MEMBER_DATA_READ = (
         "member_data_read", DISCLOSURE,

@@ -152,9 +152,14 @@ PROMISES: tuple[Promise, ...] = (
             "admin API; the initial password is told once to whoever created the account and never stored.",
             "Of a new member the bridge keeps only the user ID and the email, the email encrypted "
             "(AES-256-GCM, P12) with a keyed HMAC of it beside it for finding the account by email.",
+            "SCIM 2.0 (`/_clutto/scim/v2`, a team's identity provider) creates accounts the same way and keeps "
+            "only userName and externalId (encrypted), the names and title as the profile fields the policy "
+            "allows, and one email; phone numbers, addresses, manager, employee number and the rest are "
+            "dropped before anything is stored or logged, and the declared schema lists only what is kept.",
         ),
         settings=("provisioning.enabled", "security.keyset"),
-        enforced_in=("clutto_bridge.teams.members", "clutto_bridge.matrix.admin", "clutto_bridge.db.account"),
+        enforced_in=("clutto_bridge.teams.members", "clutto_bridge.matrix.admin", "clutto_bridge.db.account",
+                     "clutto_bridge.web.scim", "clutto_bridge.teams.scim"),
         homeserver=(Homeserver(BOT_ADMIN.needs, "accounts cannot be created or deactivated"),),
     ),
     Promise(
@@ -289,6 +294,10 @@ PROMISES: tuple[Promise, ...] = (
             "Retention (P11), export with a manifest of SHA-256 sums, legal holds and ownership transfer.",
             "With synapse-http-antispam a power level change that does not match the roles, and a widget "
             "outside the allowed prefixes, are refused before they are stored (the bot's own writes pass).",
+            "The Customer's identity provider provisions and deprovisions through SCIM 2.0 with a team's own "
+            "token (made and revoked by the owner or an admin, stored as a hash): `active: false` or DELETE "
+            "removes the person from every team room and the power levels at once, the admins/members/guests "
+            "groups are the roles (the owner never changes through SCIM), each change audited as `scim:<token>`.",
         ),
         settings=(
             "bridge.power_levels", "policy.integrations.bots", "policy.integrations.widget_url_prefixes",
@@ -296,7 +305,8 @@ PROMISES: tuple[Promise, ...] = (
         ),
         enforced_in=(
             "clutto_bridge.teams.members", "clutto_bridge.teams.power", "clutto_bridge.policy.integrations",
-            "clutto_bridge.teams.integrations", "clutto_bridge.jobs.export", *BEFORE_THE_WRITE_MODULES,
+            "clutto_bridge.teams.integrations", "clutto_bridge.jobs.export", "clutto_bridge.teams.scim",
+            *BEFORE_THE_WRITE_MODULES,
         ),
         homeserver=(BEFORE_THE_WRITE,),
     ),

@@ -37,7 +37,7 @@ from clutto_bridge.teams.power import (
     level_of,
     within_reach,
 )
-from clutto_bridge.teams.service import TeamService
+from clutto_bridge.teams.service import SCIM_ACTOR, TeamService
 
 log = logging.getLogger("clutto.members")
 
@@ -114,14 +114,15 @@ class MemberService:
         return any(e.target == member.user_id and e.ts >= member.added_at for e in entries)
 
     async def create_account(
-        self, team: Team, username: str, email: str, password: str, role: str = "member", *, actor: str | None
+        self, team: Team, username: str, email: str | None, password: str, role: str = "member", *, actor: str | None
     ) -> Member:
         """Create a homeserver account (admin API) and add it. The password is not stored."""
         role = validation.role(role)
         await self.teams.require_manager(team, actor)
         if not isinstance(username, str) or not re.fullmatch(r"[a-z0-9._=\-/]{1,64}", username):
             raise InvalidInput("The user name may use a-z, 0-9 and . _ = - / (at most 64 characters).")
-        if not isinstance(email, str) or not _EMAIL.fullmatch(email) or len(email) > 254:
+        # No email only from an identity provider (SCIM) that sent none: the account is made without one.
+        if email is not None and (not isinstance(email, str) or not _EMAIL.fullmatch(email) or len(email) > 254):
             raise InvalidInput(f"{email!r} is not an email address.")
         if not isinstance(password, str) or len(password) < 8:
             raise InvalidInput("The initial password must have at least 8 characters.")
@@ -189,7 +190,10 @@ class MemberService:
         if deactivate:
             await self._check_deactivatable(team, member)
         await self.store.set_membership(member, membership.REMOVED)
-        reason = f"Removed from the team {team.name}" + (f" by {actor}" if actor else " by the operator")
+        reason = f"Removed from the team {team.name}" + (
+            " by the organisation's identity provider" if actor and actor.startswith(SCIM_ACTOR)
+            else f" by {actor}" if actor else " by the operator"
+        )
         for room_id in await self.teams.room_ids(team, include_archived=True):
             # Not in the room (left, never joined an individual chat): nothing to take back.
             await self.homeserver.kick(room_id, member.user_id, reason)

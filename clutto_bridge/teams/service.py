@@ -31,6 +31,9 @@ from clutto_bridge.teams.orphans import Orphans
 log = logging.getLogger("clutto.teams")
 
 MANAGERS = ("owner", "admin")
+# The actor of a change an identity provider made through SCIM: ``scim:<token id>``. A token
+# belongs to one team and is checked before any operation; no Matrix user ID starts like this.
+SCIM_ACTOR = "scim:"
 
 
 @dataclass
@@ -269,7 +272,7 @@ class TeamService:
 
     async def require_manager(self, team: Team, actor: str | None) -> None:
         """Only the owner and admins manage a team; ``None`` is the operator."""
-        if actor is not None and await self.role_of(team, actor) not in MANAGERS:
+        if actor is not None and not actor.startswith(SCIM_ACTOR) and await self.role_of(team, actor) not in MANAGERS:
             raise NotAllowed(f"Only the owner or an admin of {team.name} may do that.")
 
     async def invite_everywhere(self, team: Team, user_id: str) -> None:

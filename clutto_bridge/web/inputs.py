@@ -100,6 +100,10 @@ class IntegrationValue(Body):
     value: str = Field(description="a bot's Matrix ID or an https:// widget URL prefix")
 
 
+class NewScimToken(Body):
+    name: str = Field(min_length=1, max_length=64, description="what the token is for, e.g. the identity provider's name")
+
+
 class IntegrationQuery(Query):
     value: str = Field(min_length=1, description="the bot or widget prefix to deny")
 

@@ -127,6 +127,24 @@ class Allowlist(Output):
     defaults: IntegrationDefaults
 
 
+class ScimToken(Output):
+    id: str
+    name: str
+    created_by: str | None
+    created_at: int = Field(description="ms since the epoch")
+    last_used_at: int | None = Field(description="ms since the epoch, to the minute; null: never used")
+    revoked_at: int | None
+
+
+class ScimTokenList(Output):
+    tokens: list[ScimToken]
+    base_url: str = Field(description="the SCIM base URL to give the identity provider")
+
+
+class ScimTokenCreated(ScimToken):
+    token: str = Field(description="the bearer token; shown only in this answer (Clutto keeps a hash of it)")
+
+
 class EmailAddress(Output):
     enabled: bool = Field(description="mail to the address is posted to the team's email room")
     address: str | None = Field(description="the team's address; null until email was switched on once")

@@ -32,6 +32,7 @@ from clutto_bridge.web.signatures import signing_hook
 
 if TYPE_CHECKING:
     from clutto_bridge.db.member import Member
+    from clutto_bridge.db.scim import ScimToken
     from clutto_bridge.db.team import TeamRoom
 
 PREFIX = "/_clutto/v1"
@@ -50,6 +51,7 @@ class ProvisioningAPI:
         self.details = ctx.details
         self.notices = ctx.notices
         self.settings = ctx.settings
+        self.scim = ctx.scim
         self._team = TeamAccess(ctx)
         self.openid = OpenIDVerifier(ctx.settings.homeserver.address, ctx.settings.homeserver.domain)
         middlewares = [matrix_errors, bearer_auth(secret, self.openid)]
@@ -284,6 +286,45 @@ class ProvisioningAPI:
     async def set_email(self, request: web.Request, body: i.EmailChange) -> web.Response:
         team = await self._team(request)
         return web.json_response((await self.email.switch(team, body.enabled, actor=request["actor"])).to_json())
+
+
+    @routes.get(
+        "/teams/{team_id}/scim/tokens", "Owner, admins, operator: the team's SCIM tokens (never their secrets)",
+        responses={200: o.ScimTokenList}, errors=UNKNOWN_TEAM,
+    )
+    async def list_scim_tokens(self, request: web.Request) -> web.Response:
+        team = await self._team(request)
+        tokens = await self.scim.tokens(team, actor=request["actor"])
+        return web.json_response({"tokens": [_token_json(t) for t in tokens], "base_url": self._scim_base()})
+
+    @routes.post(
+        "/teams/{team_id}/scim/tokens", "Owner, admins, operator: a new SCIM token for the team's identity provider",
+        body=i.NewScimToken, responses={201: o.ScimTokenCreated}, errors={**UNKNOWN_TEAM, 409: "A live token has this name"},
+    )
+    async def new_scim_token(self, request: web.Request, body: i.NewScimToken) -> web.Response:
+        """The token is in this answer only; Clutto keeps a SHA-256 of it. See docs/scim.md."""
+        team = await self._team(request)
+        token, secret = await self.scim.new_token(team, body.name, actor=request["actor"])
+        return web.json_response({**_token_json(token), "token": secret}, status=201)
+
+    @routes.delete(
+        "/teams/{team_id}/scim/tokens/{token_id}", "Owner, admins, operator: revoke a SCIM token",
+        responses={200: o.ScimToken}, errors={**UNKNOWN_TEAM, 409: "Revoked already"},
+    )
+    async def revoke_scim_token(self, request: web.Request) -> web.Response:
+        team = await self._team(request)
+        token = await self.scim.revoke_token(team, request.match_info["token_id"], actor=request["actor"])
+        return web.json_response(_token_json(token))
+
+    def _scim_base(self) -> str:
+        return self.settings.appservice.url.rstrip("/") + "/_clutto/scim/v2"
+
+
+def _token_json(token: ScimToken) -> dict[str, Any]:
+    return {
+        "id": token.id, "name": token.name, "created_by": token.created_by, "created_at": token.created_at,
+        "last_used_at": token.last_used_at, "revoked_at": token.revoked_at,
+    }
 
 
 def all_routes() -> list[Route]:

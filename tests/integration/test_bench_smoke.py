@@ -37,6 +37,7 @@ WITH_SYNAPSE = {
     "policy_notices": "reset latency ratio",
     "retention_sweep": "second sweep a day later",
     "retention_workers": "speed-up two workers / one",
+    "scim": "POST /members: median",
     "signing": "real GET /teams/{id}",
 }
 

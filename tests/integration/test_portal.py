@@ -203,6 +203,7 @@ async def test_owner_changes_a_role_and_the_homeserver_shows_the_power_level(
 ) -> None:
     bridge = await portal_bridge(bridges)
     owner, member, team, rooms = await team_with_member(bridge, new_user)
+    scim_token, _ = await bridge.scim.new_token(team, "Okta", actor=owner.user_id)
     link, _ = await sign_in_link(bridge, owner)
     context = await browser.new_context()
     page = await context.new_page()
@@ -210,6 +211,9 @@ async def test_owner_changes_a_role_and_the_homeserver_shows_the_power_level(
     await page.click("#signin")
     await page.click("#cookie-banner button[value=necessary]")
     await page.goto(link.split("/signin")[0] + f"/teams/{team.id}")
+    # The team's SCIM tokens are listed (name, id, never used), never their secrets.
+    tokens = await page.locator("#scim-tokens").inner_text()
+    assert "Okta" in tokens and scim_token.id in tokens and "never" in tokens and "clutto-scim." not in await page.content()
     row = page.locator("#members tr", has_text=member.user_id)
     await row.locator("select[name=role]").select_option("admin")
     await row.locator("button", has_text="Change role").click()

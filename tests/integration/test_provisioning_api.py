@@ -101,10 +101,11 @@ async def test_openapi_document_describes_what_is_served(api: Api) -> None:
         "/teams/{team_id}/plan", "/teams/{team_id}/export-setting", "/teams/{team_id}/exports", "/teams/{team_id}/encryption",
         "/teams/{team_id}/exports/{job_id}/{path}", "/teams/{team_id}/consent", "/policy", "/users/{user_id}/profile", "/users/{user_id}/consent",
         "/users/{user_id}/contacts/permission", "/users/{user_id}/contacts", "/users/{user_id}/data", "/keys",
+        "/teams/{team_id}/scim/tokens", "/teams/{team_id}/scim/tokens/{token_id}",
     }
     for path, methods in doc["paths"].items():
         for method in methods:
-            concrete = path.replace("{team_id}", "tmissing").replace("{user_id}", "@x:localhost").replace("{room}", "r").replace("{job_id}", "1").replace("{path}", "manifest.json")
+            concrete = path.replace("{team_id}", "tmissing").replace("{user_id}", "@x:localhost").replace("{room}", "r").replace("{job_id}", "1").replace("{path}", "manifest.json").replace("{token_id}", "t")
             status, body = await api.call(method.upper(), concrete, json={})
             assert body.get("errcode") != "M_UNRECOGNIZED", (method, path, body)
 

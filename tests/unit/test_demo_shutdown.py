@@ -105,6 +105,11 @@ def _pretend_synapse(folder: Path, config: Path | None = None) -> subprocess.Pop
     (folder / "synapse").mkdir(parents=True, exist_ok=True)
     arguments = ["synapse.app.homeserver", "-c", str(config)] if config else ["something-else"]
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *arguments])
+    # Until the child has exec'd, /proc shows the parent's command line: wait for its own.
+    deadline = time.monotonic() + 10
+    while arguments[0].encode() not in Path(f"/proc/{process.pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline, "the pretend Synapse did not start"
+        time.sleep(0.01)
     (folder / "synapse" / "homeserver.pid").write_text(f"{process.pid}\n")
     return process
 

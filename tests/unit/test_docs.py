@@ -30,6 +30,7 @@ STORED_ACTIONS = {
     "retention_redacted", "retention_set", "retention_sweep", "role_changed", "room_added", "room_archived",
     "room_created", "rooms_encrypted", "team_avatar_set", "team_consent_read", "team_delete_started",
     "team_deleted", "team_purged", "team_renamed", "team_topic_set", "trial_warning", "widget_removed",
+    "scim_token_created", "scim_token_revoked", "scim_user_provisioned", "scim_user_updated", "scim_user_deleted",
 }
 
 

@@ -37,7 +37,7 @@ class Recorder:
 def fake_services(**services: Recorder) -> SimpleNamespace:
     names = ("teams", "members", "rooms", "integrations", "details", "retention", "lifecycle",
              "notices", "consent", "profiles", "onboarding", "contacts", "mydata", "usage", "email", "homeserver",
-             "encryption")
+             "encryption", "scim")
     homeserver = SimpleNamespace(address="http://127.0.0.1:1", domain="localhost")
     return SimpleNamespace(**{n: services.get(n, Recorder()) for n in names},
                            settings=SimpleNamespace(homeserver=homeserver))
@@ -61,7 +61,7 @@ def documented(doc: dict) -> set[tuple[str, str]]:
 def test_every_route_is_documented_and_every_documented_operation_is_routed() -> None:
     api = ProvisioningAPI(fake_services(), SECRET, keys=KEYS)
     assert routed(api.app) == documented(api.document)
-    assert len(routed(api.app)) == 45
+    assert len(routed(api.app)) == 48
 
 
 def test_the_document_is_valid_json_schema_throughout() -> None:

@@ -66,6 +66,10 @@ class TeamPages:
             "consent": await ctx.onboarding.team_status(team, actor=user), "version": ctx.consent.current.version,
             "audit": [(when(e.ts), e.actor or "the bridge", e.action, e.target or "") for e in entries[-AUDIT_SHOWN:]][::-1],
             "preview": preview,
+            # SCIM: the tokens (never their secrets) and the identity provider's last actions.
+            "scim_tokens": await ctx.scim.tokens(team, actor=user) if ctx.scim else [],
+            "scim_actions": [(when(e.ts), e.actor, e.action, e.target or "") for e in entries
+                             if (e.actor or "").startswith("scim:")][-10:][::-1],
         })
 
     async def change_role(self, request: web.Request) -> web.Response:
