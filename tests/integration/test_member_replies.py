@@ -100,8 +100,8 @@ async def test_an_export_is_numbered_per_team_and_fetched_from_the_portal_or_the
     # Asked in the chat with the bot: the team's first export is #1, and when it is ready the
     # owner gets, as replies to the command, the portal link and the zip itself (it is small).
     command = await send(owner, dm, "export")
-    queued = await reply_to(owner, dm, command, bot)
-    assert f"Export #1 of {team.name} queued" in queued["content"]["body"]
+    queued = await owner.wait_for_notice(dm, f"Export #1 of {team.name} queued", sender=bot)
+    assert queued["content"]["m.relates_to"] == {"m.in_reply_to": {"event_id": command}}
     ready = await owner.wait_for_notice(dm, f"Export #1 of {team.name} is ready", sender=bot, timeout=60)
     assert ready["content"]["m.relates_to"] == {"m.in_reply_to": {"event_id": command}}
     download = re.search(r"http://\S+\.zip", ready["content"]["body"]).group(0)
