@@ -137,7 +137,8 @@ class Bridge:
             db.notices, db.management_rooms, teams, members, hs, s.marketing_default, clock, consent
         )
         self.lifecycle = lifecycle = TrialLifecycle(
-            teams, db.teams, retention, db.jobs, runner, notices, audit, s.trial, str(s.export_folder), clock
+            teams, db.teams, retention, db.jobs, runner, notices, audit, s.trial, str(s.export_folder), clock,
+            portal_url=s.portal.base_url(s.appservice.url) if s.portal.enabled else None,
         )
         self.profiles = profiles = ProfileService(
             db.profiles, db.members, teams, hs, admin, notices, audit, s.profile, s.homeserver.domain, clock

@@ -40,12 +40,6 @@ UNREADABLE = (
     "I asked your app for it, and I answer as soon as it arrives. If nothing happens, send the message again."
 )
 
-GREETING = (
-    "Hello! I am the Clutto bot. Here you can create a team and manage it. "
-    "Send `help` to see what I can do."
-)
-
-
 def _member(content: object) -> MemberStateEventContent | None:
     """A membership event's content as mautrix parses it; None for anything else (no content)."""
     return content if isinstance(content, MemberStateEventContent) else None
@@ -184,7 +178,7 @@ class EventDispatcher:
             return
         if content.is_direct:
             replaced = await self.ctx.notices.chat_opened(evt.room_id, evt.sender)
-            text = GREETING + (" From now on I write to you here, and I closed our older chat." if replaced else "")
+            text = await self.ctx.onboarding.greeting(evt.sender) + (" From now on I write to you here, and I closed our older chat." if replaced else "")
             greeting = prose(text, code_marks=False)
             await self.homeserver.send_notice(
                 evt.room_id, greeting.plain, greeting.html, mentions=greeting.mentions, txn_id=reply_txn_id(evt.event_id, 0)

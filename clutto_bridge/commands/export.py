@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from clutto_bridge.commands.registry import CommandEvent, registry
+from clutto_bridge.teams.lifecycle import export_number
 
 
 @registry.command(
@@ -13,9 +14,14 @@ from clutto_bridge.commands.registry import CommandEvent, registry
 )
 async def export(evt: CommandEvent) -> None:
     team = evt.declared_team
-    job = await evt.ctx.lifecycle.request_export(team, actor=evt.sender)
-    folder = evt.ctx.lifecycle.export_folder(team.id, job.id)
-    await evt.reply(f"Export #{job.id} of **{team.name}** queued; it is written to `{folder}` (manifest.json lists every file with its SHA-256).")
+    answer = {"room_id": evt.room_id, "event_id": evt.event_id, "thread_root": evt.thread_root}
+    job = await evt.ctx.lifecycle.request_export(team, actor=evt.sender, answer=answer)
+    where = "here" if evt.in_management_room else "in our direct chat"
+    await evt.reply(
+        f"Export #{export_number(job)} of **{team.name}** queued: messages, files and members, with a manifest "
+        f"that lists every file with its SHA-256. When it is ready I tell you {where} where to download it, and "
+        "send it as a file too if it is small."
+    )
 
 
 @registry.command(

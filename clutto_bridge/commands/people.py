@@ -124,7 +124,7 @@ async def contacts_list(evt: CommandEvent) -> None:
         lines.append(f"{who}" + (f": on this server as {c['matched']}" if c["matched"] else ""))
     if len(contacts) > 50:
         lines.append(f"… and {len(contacts) - 50} more (`mydata export` has them all).")
-    await evt.reply("\n".join(lines))
+    await evt.reply("\n".join(lines), listing=True)
 
 
 @registry.command(
@@ -146,9 +146,7 @@ async def mydata(evt: CommandEvent) -> None:
 )
 async def mydata_export(evt: CommandEvent) -> None:
     data = json.dumps(await evt.ctx.mydata.collect(evt.sender, reader=evt.sender), indent=2, sort_keys=True).encode()
-    await evt.ctx.homeserver.send_file(
-        evt.room_id, data, name="clutto-mydata.json", mime_type="application/json", txn_id=evt.next_txn_id()
-    )
+    await evt.reply_file(data, name="clutto-mydata.json", mime_type="application/json")
     await evt.ctx.mydata.exported(evt.sender, len(data))
     await evt.reply(f"Here is your data ({len(data):,} bytes). It is also available through the API at "
                     "GET /_clutto/v1/users/{your id}/data.")

@@ -126,28 +126,30 @@ class CommandProcessor:
 async def import_contact_file(evt: CommandEvent, file: SentFile | None, event_id: str) -> None:
     """A vCard file sent to the bot (in the clear or encrypted): imported (with permission), then
     removed from the chat and the homeserver either way, and the reply says both."""
+    imported = False
     try:
-        outcome = await _import_file(evt, file)
+        outcome, imported = await _import_file(evt, file)
     except TeamError as e:
         outcome = e.message
     except Exception:
         log.exception("Importing the contact file %s of %s failed", event_id, evt.sender)
         outcome = "Sorry, importing that file failed on our side."
     removal = await evt.ctx.contacts.remove_file(evt.room_id, event_id, file)
-    await evt.reply(f"{outcome}\n{_removal_note(removal)}")
+    await evt.reply(f"{outcome}\n{_removal_note(removal, imported)}", listing=True)
 
 
-async def _import_file(evt: CommandEvent, file: SentFile | None) -> str:
+async def _import_file(evt: CommandEvent, file: SentFile | None) -> tuple[str, bool]:
+    """What the import did, and whether it imported (anything kept, or already there)."""
     if not await evt.ctx.contacts.permitted(evt.sender):
         # Checked before the file is even downloaded.
         return ("I did not import that file: contact import needs your permission first. "
-                "Send `contacts allow`, then the file again.")
+                "Send `contacts allow`, then the file again."), False
     data = await evt.ctx.contacts.read_file(file)
     try:
         report = await evt.ctx.contacts.import_vcards(evt.sender, data)
     except ImportNotAllowed:  # revoked while the file was downloading
-        return "I did not import that file: contact import is no longer allowed. Send `contacts allow` first."
-    return _import_summary(report)
+        return "I did not import that file: contact import is no longer allowed. Send `contacts allow` first.", False
+    return _import_summary(report), True
 
 
 def _import_summary(report: ImportReport) -> str:
@@ -159,10 +161,12 @@ def _import_summary(report: ImportReport) -> str:
     return text + (" Invite one to your team with `invite USER`." if report.matched else "")
 
 
-def _removal_note(removal: FileRemoval) -> str:
+def _removal_note(removal: FileRemoval, imported: bool) -> str:
+    """What became of the file; what was kept of it only when something was imported (a refused
+    file kept nothing)."""
     if removal.redacted and removal.media_deleted:
-        return ("I removed the file from this chat and deleted it from the homeserver: only names, email addresses "
-                "and Matrix IDs are kept.")
+        kept = ": only names, email addresses and Matrix IDs are kept" if imported else ""
+        return f"I removed the file from this chat and deleted it from the homeserver{kept}."
     if removal.media_deleted:
         return ("I deleted the file from the homeserver, but could not remove its message from this chat; "
                 "please delete that message yourself.")

@@ -38,8 +38,9 @@ PERSONAL = "That is personal: send it in your direct chat with me, not in a team
 PERSONAL_ELSEWHERE = "That is personal: I answer it only in our direct chat, {link}"
 TEAM_ELSEWHERE = "I answer that only in your team's rooms or in our direct chat, {link}"
 
-# A reply naming more users than this is a listing (team info): they are shown as pills but
-# not notified; the sender of the command always is.
+# A reply naming more users than this is a listing: they are shown as pills but not notified;
+# the sender of the command always is. A reply that lists (``listing=True``: team info, contacts,
+# import results) notifies none of the users it names, however few.
 MAX_NOTIFIED = 3
 
 TeamNeed = Literal["manage", "member"] | None
@@ -91,17 +92,26 @@ class CommandEvent:
     def rest(self) -> str:
         return " ".join(self.args)
 
-    async def reply(self, text: str | Message) -> None:
+    async def reply(self, text: str | Message, *, listing: bool = False) -> None:
         """Send ``text`` (Markdown, see ``teams.formatting.prose``) as a formatted notice that
         replies to the command; the user IDs it names are pills, and its sender and (up to
-        ``MAX_NOTIFIED``) the users it names are in ``m.mentions``."""
+        ``MAX_NOTIFIED``, none in a ``listing``) the users it names are in ``m.mentions``."""
         message = prose(text) if isinstance(text, str) else text
-        mentions = list(message.mentions) if len(message.mentions) <= MAX_NOTIFIED else []
+        notified = not listing and len(message.mentions) <= MAX_NOTIFIED
+        mentions = list(message.mentions) if notified else []
         if self.event_id and self.sender not in mentions:
             mentions.append(self.sender)
         await self.ctx.homeserver.send_notice(
             self.room_id, message.plain, message.html, mentions=mentions,
             reply_to=self.event_id, thread_root=self.thread_root, txn_id=self.next_txn_id(),
+        )
+
+    async def reply_file(self, data: bytes, *, name: str, mime_type: str) -> None:
+        """Send ``data`` as a file that replies to the command (in its thread), encrypted where
+        the room is."""
+        await self.ctx.homeserver.send_file(
+            self.room_id, data, name=name, mime_type=mime_type, reply_to=self.event_id,
+            thread_root=self.thread_root, txn_id=self.next_txn_id(),
         )
 
     def next_txn_id(self) -> str | None:

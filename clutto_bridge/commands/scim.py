@@ -1,4 +1,4 @@
-"""SCIM commands: the team's bearer tokens for its identity provider (docs/scim.md)."""
+"""SCIM commands: the team's bearer tokens for its identity provider (docs/admins/scim.md)."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ async def team_create(evt: CommandEvent, *, name: str) -> None:
     await evt.reply(f"Creating team **{name}**…")
     team = await evt.ctx.teams.create(name, owner=evt.sender, key=evt.event_id)
     view = await evt.ctx.teams.view(team)
-    await evt.reply(f"Team created. I invited you to its space and rooms.\n{describe(view)}")
+    await evt.reply(f"Team created. I invited you to its space and rooms.\n{describe(view)}", listing=True)
 
 
 @registry.command(
@@ -65,7 +65,7 @@ async def team_info(evt: CommandEvent) -> None:
     texts = [describe(await teams.view(t)) for t in shown]
     if chosen:
         texts.append(f"Commands here are about **{chosen.name}** (`team use` changes it).")
-    await evt.reply("\n\n".join(texts))
+    await evt.reply("\n\n".join(texts), listing=True)
 
 
 async def _my_teams(evt: CommandEvent) -> list[Team]:

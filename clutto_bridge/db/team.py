@@ -143,6 +143,13 @@ class TeamStore:
         team.state = state
         await self._set(team.id, "state", str(state))
 
+    async def next_export_number(self, team_id: str) -> int:
+        """The number of the team's next export: 1 for its first (counted in one statement, so two
+        processes never get the same one)."""
+        return await self.db.fetchval(
+            "UPDATE team SET exports_made = exports_made + 1 WHERE id=$1 RETURNING exports_made", team_id
+        )
+
     async def set_plan(self, team: Team, plan: str) -> None:
         team.plan = plan
         await self._set(team.id, "plan", plan)

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -37,7 +38,7 @@ from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.retention import encrypted_files, media_urls
 from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.lifecycle import TrialLifecycle, safe_file_name
+from clutto_bridge.teams.lifecycle import TrialLifecycle, archive_name, export_number, safe_file_name
 from clutto_bridge.teams.webhooks import WebhookEvents
 
 log = logging.getLogger("clutto.export")
@@ -60,6 +61,8 @@ class ExportProgress:
     manifest: str | None = None
     files: int | None = None
     undecryptable: list[str] = field(default_factory=list)
+    archive: str | None = None
+    """The file name of the zip of the whole export, in its folder."""
 
 
 @dataclass
@@ -86,6 +89,20 @@ def private_file(path: Path, mode: str = "w") -> IO[Any]:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     os.fchmod(fd, FILE_MODE)  # an existing file (a resumed export) keeps no wider mode
     return open(fd, mode)
+
+
+def _write_archive(folder: Path, name: str) -> Path:
+    """One zip of the export (the files its manifest lists, and the manifest), in its folder,
+    to download or send in one piece; written whole before it is named."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    target = folder / name
+    partial = target.with_name(name + ".partial")
+    with private_file(partial, "wb") as out, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for entry in manifest["files"]:
+            archive.write(folder / entry["path"], entry["path"])
+        archive.write(folder / "manifest.json", "manifest.json")
+    os.replace(partial, target)
+    return target
 
 
 def sha256_of(path: Path) -> str:
@@ -135,15 +152,23 @@ class TeamExport:
         for mxc in p.media:
             await self._export_media(folder, mxc)
         await self._export_members(folder, team)
+        number = export_number(ctx.job)
         manifest = self._write_manifest(folder, team, p.events, p.undecryptable)
+        archive = _write_archive(folder, archive_name(team.id, number))
         p.manifest, p.files = str(manifest), len(json.loads(manifest.read_text())["files"])
+        p.archive = archive.name
         await ctx.checkpoint(**asdict(p))
+        # The audit log names the export by its number, never by a path on the bridge's host.
         await self.audit.record(
-            team, ctx.job.payload.get("requested_by"), AuditAction.EXPORT_CREATED, str(folder), events=p.events, media=len(p.media),
-            undecryptable=len(p.undecryptable),
+            team, ctx.job.payload.get("requested_by"), AuditAction.EXPORT_CREATED, f"export #{number}", job=ctx.job.id,
+            events=p.events, media=len(p.media), undecryptable=len(p.undecryptable),
         )
         if self.events is not None:
             await self.events.emit("export.ready", team.id, {"job_id": ctx.job.id, "files": p.files, "events": p.events})
+        try:
+            await self.lifecycle.export_ready(team, ctx.job, archive, events=p.events, files=p.files)
+        except Exception:  # the export is made and in the portal; the chat only misses the news
+            log.exception("Could not tell the chat that export %s of %s is ready", ctx.job.id, team.id)
 
     async def _export_room(self, folder: Path, room_id: str) -> RoomExport:
         target = folder / "rooms" / f"{safe_file_name(room_id)}.jsonl"
@@ -222,7 +247,8 @@ class TeamExport:
     def _write_manifest(self, folder: Path, team: Team, events: int, undecryptable: list[str]) -> Path:
         files = []
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.name != "manifest.json" and not path.name.endswith(".partial"):
+            if path.is_file() and path.name != "manifest.json" and not path.name.endswith(".partial") \
+                    and not (path.parent == folder and path.suffix == ".zip"):  # the archive, made after it
                 files.append({"path": str(path.relative_to(folder)), "bytes": path.stat().st_size, "sha256": sha256_of(path)})
         manifest = {
             "team": {"id": team.id, "name": team.name, "owner": team.owner, "space_id": team.space_id},

@@ -222,13 +222,7 @@ class Homeserver:
             content |= {"format": "org.matrix.custom.html", "formatted_body": html}
         if mentions is not None:
             content["m.mentions"] = {"user_ids": list(mentions)} if mentions else {}
-        if thread_root:
-            content["m.relates_to"] = {
-                "rel_type": "m.thread", "event_id": thread_root, "is_falling_back": not reply_to,
-                "m.in_reply_to": {"event_id": reply_to or thread_root},
-            }
-        elif reply_to:
-            content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply_to}}
+        content |= _relation(reply_to, thread_root)
         return await self._send(room_id, content, txn_id)
 
     async def _send(self, room_id: str, content: Any, txn_id: str | None) -> str:
@@ -253,10 +247,11 @@ class Homeserver:
         return await self.device.request_key(event, timeout) if self.device is not None else None
 
     async def send_file(
-        self, room_id: str, data: bytes, *, name: str, mime_type: str, txn_id: str | None = None
+        self, room_id: str, data: bytes, *, name: str, mime_type: str, reply_to: str | None = None,
+        thread_root: str | None = None, txn_id: str | None = None,
     ) -> None:
-        """Upload ``data`` and send it as a file; ``txn_id`` as for ``send_notice`` (a repeat
-        uploads again but sends no second message)."""
+        """Upload ``data`` and send it as a file; ``reply_to``, ``thread_root`` and ``txn_id`` as
+        for ``send_notice`` (a repeat uploads again but sends no second message)."""
         info = FileInfo(mimetype=mime_type, size=len(data))
         if self.device is not None and await self.device.is_encrypted(room_id):
             # The homeserver's media store gets the ciphertext; the key travels in the encrypted event.
@@ -266,7 +261,7 @@ class Homeserver:
         else:
             mxc = await self.bot.upload_media(data, mime_type=mime_type, filename=name)
             content = MediaMessageEventContent(msgtype=MessageType.FILE, body=name, url=mxc, info=info)
-        await self._send(room_id, content, txn_id)
+        await self._send(room_id, content.serialize() | _relation(reply_to, thread_root), txn_id)
 
     async def upload(self, data: bytes, *, name: str, mime_type: str) -> str:
         """Upload ``data`` as the bot; its ``mxc://`` URI."""
@@ -409,3 +404,16 @@ class Homeserver:
         finally:
             async with session.post(f"{base}/logout", headers=headers):
                 pass
+
+
+def _relation(reply_to: str | None, thread_root: str | None) -> dict[str, Any]:
+    """The ``m.relates_to`` of a message that replies to ``reply_to``, inside the thread of
+    ``thread_root`` when given (nothing for neither)."""
+    if thread_root:
+        return {"m.relates_to": {
+            "rel_type": "m.thread", "event_id": thread_root, "is_falling_back": not reply_to,
+            "m.in_reply_to": {"event_id": reply_to or thread_root},
+        }}
+    if reply_to:
+        return {"m.relates_to": {"m.in_reply_to": {"event_id": reply_to}}}
+    return {}

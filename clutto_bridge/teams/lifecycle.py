@@ -8,6 +8,7 @@ exported first.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.trial import PLANS, due_warnings, purge_due
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed
+from clutto_bridge.teams.formatting import prose
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.queue import JobQueue
 from clutto_bridge.teams.retention import RetentionService
@@ -33,6 +35,24 @@ def safe_file_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
+# An export's archive up to this size is also sent in the chat it was asked for in.
+CHAT_FILE_LIMIT = 2 * 1024 * 1024
+
+
+def export_number(job: Job) -> int:
+    """The export's number in its team (1 for the team's first)."""
+    return int(job.payload.get("number") or job.id)
+
+
+def archive_name(team_id: str, number: int) -> str:
+    """The file name of an export's archive (a zip of everything its manifest lists, and the manifest)."""
+    return f"clutto-{safe_file_name(team_id)}-export-{number}.zip"
+
+
+def _size(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB" if size >= 1024 * 1024 else f"{max(1, round(size / 1024))} kB"
+
+
 def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
@@ -41,8 +61,10 @@ class TrialLifecycle:
     def __init__(
         self, teams: TeamService, store: TeamStore, retention: RetentionService, jobs: JobStore, queue: JobQueue,
         notices: NoticeService, audit: AuditLog, trial: TrialSettings, export_directory: str, clock: Clock,
+        portal_url: str | None = None,
     ) -> None:
         self.export_directory = export_directory
+        self.portal_url = portal_url  # where exports are downloaded; None when the portal is off
         self.teams = teams
         self.store = store
         self.retention = retention
@@ -67,11 +89,51 @@ class TrialLifecycle:
         await self.store.set_export_before_purge(team, enabled)
         await self.audit.record(team, actor, AuditAction.EXPORT_SETTING, team.id, before_purge=enabled)
 
-    async def request_export(self, team: Team, *, actor: str | None) -> Job:
+    async def request_export(self, team: Team, *, actor: str | None, answer: dict[str, str | None] | None = None) -> Job:
+        """Queue an export. ``answer`` (``room_id``, ``event_id``, ``thread_root``): the command
+        that asked, which hears where to get the export when it is ready."""
         await self.teams.require_manager(team, actor)
-        job = await self.queue.enqueue(JobKind.EXPORT, team.id, {"requested_by": actor})
-        await self.audit.record(team, actor, AuditAction.EXPORT_REQUESTED, team.id, job=job.id)
+        job = await self._export(team, {"requested_by": actor, **({"answer": answer} if answer else {})})
+        await self.audit.record(team, actor, AuditAction.EXPORT_REQUESTED, team.id, job=job.id, number=export_number(job))
         return job
+
+    async def _export(self, team: Team, payload: dict) -> Job:
+        """An export of the team, numbered: the one already queued or running, else a new one
+        with the team's next number."""
+        if await self.jobs.active(JobKind.EXPORT, team.id) is None:
+            payload = {**payload, "number": await self.store.next_export_number(team.id)}
+        return await self.queue.enqueue(JobKind.EXPORT, team.id, payload)
+
+    async def export_ready(self, team: Team, job: Job, archive: Path, *, events: int, files: int) -> None:
+        """Tell the member who asked in a chat where to get the finished export: a portal link,
+        and the archive itself when it is small. Only in their direct chat with the bot (the
+        whole team's data is not for every member of a team room): as a reply to the command
+        when it was sent there. Never a path on the bridge's host."""
+        answer, requester = job.payload.get("answer"), job.payload.get("requested_by")
+        if not answer or not requester:
+            return
+        number, size = export_number(job), archive.stat().st_size
+        lines = [f"Export #{number} of **{team.name}** is ready: {events} events, {files} files, {_size(size)}."]
+        if self.portal_url:
+            lines.append(f"Download it in the portal (`portal` sends you a sign-in link): "
+                         f"{self.portal_url}/teams/{team.id}/exports/{job.id}/{archive.name}")
+        else:
+            lines.append("The portal is switched off on this server: ask your operator for the export.")
+        small = size <= CHAT_FILE_LIMIT
+        lines.append("Here it is as a file too." if small else f"It is larger than {_size(CHAT_FILE_LIMIT)}, "
+                     "so I do not send it here.")
+        room_id, reply_to, thread = answer["room_id"], answer.get("event_id"), answer.get("thread_root")
+        if await self.notices.chat_owner(room_id) != requester:
+            room_id, reply_to, thread = await self.notices.direct_room(requester), None, None
+        # Sent again when the job is (a repeated send under the same transaction id is one message).
+        txn = "clutto.export." + hashlib.sha256(f"{team.id}/{job.id}/{answer.get('event_id')}".encode()).hexdigest()[:32]
+        message = prose("\n".join(lines))
+        homeserver = self.notices.homeserver
+        await homeserver.send_notice(room_id, message.plain, message.html, mentions=[requester], reply_to=reply_to,
+                                     thread_root=thread, txn_id=txn + ".ready")
+        if small:
+            await homeserver.send_file(room_id, archive.read_bytes(), name=archive.name, mime_type="application/zip",
+                                       reply_to=reply_to, thread_root=thread, txn_id=txn + ".file")
 
     def export_folder(self, team_id: str, job_id: int) -> Path:
         """Where export ``job_id`` of the team is written (and downloaded from)."""
@@ -104,7 +166,7 @@ class TrialLifecycle:
                 await self.audit.once(team, AuditAction.PURGE_BLOCKED_BY_HOLD, team.id)
                 continue
             if team.export_before_purge and await self.last_export(team) is None:
-                await self.queue.enqueue(JobKind.EXPORT, team.id, {"requested_by": None, "reason": "before purge"})
+                await self._export(team, {"requested_by": None, "reason": "before purge"})
                 continue
             await self.queue.enqueue(JobKind.PURGE, team.id, {})
 

@@ -30,6 +30,7 @@ from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.profiles import ProfileService
+from clutto_bridge.teams.service import MANAGERS
 
 log = logging.getLogger("clutto.onboarding")
 
@@ -96,6 +97,17 @@ class Onboarding:
             await self.welcomes.record(team.id, user_id, self.clock.now_ms())
             if tell_policy:
                 await self.consent.mark_told(user_id, text.version)
+
+    async def greeting(self, user_id: str) -> str:
+        """The first words in a chat the user opens with the bot: what they can do now, by the
+        teams they are in and their role in each."""
+        roles = []
+        for team in await self.teams.of_user(user_id):
+            role = await self.teams.role_of(team, user_id) if team.state == TeamState.ACTIVE else None
+            if role:
+                roles.append((team.name, role))
+        local = user_id.endswith(f":{self.settings.homeserver.domain}")
+        return greeting(roles, may_create=local)
 
     async def _several_teams_hint(self, user_id: str) -> str:
         names = [t.name for t in await self.teams.of_user(user_id) if await self.teams.role_of(t, user_id)]
@@ -186,3 +198,41 @@ class Onboarding:
 
     async def _reminded(self, user_id: str) -> None:
         await self.profile_store.set_reminded(user_id, self.clock.now_ms())
+
+
+_AS_ROLE = {"owner": "own {}", "admin": "are an admin of {}", "member": "are a member of {}", "guest": "are a guest in {}"}
+
+
+def greeting(roles: list[tuple[str, str]], *, may_create: bool) -> str:
+    """The greeting of someone in the teams ``roles`` names ((team name, role) pairs, in no team
+    when empty); ``may_create``: their account may own a team (one of this homeserver)."""
+    lines = ["Hello! I am the Clutto bot."]
+    if not roles:
+        if may_create:
+            lines.append("You are in no team yet: create one here with `team create NAME`, or ask a team's owner "
+                         "or admin to invite you.")
+        else:
+            lines.append("You are in no team yet: a team's owner or admin can invite you.")
+    else:
+        by_role: dict[str, list[str]] = {}
+        for name, role in roles:
+            by_role.setdefault(role, []).append(f"**{name}**")
+        lines.append("You " + "; you ".join(_AS_ROLE.get(role, "are in {}").format(_and(names))
+                                        for role, names in by_role.items()) + ".")
+        managed = [name for name, role in roles if role in MANAGERS]
+        if managed:
+            lines.append(f"Here you can manage {'it' if len(managed) == 1 else 'them'}: invite people "
+                         "(`invite`), set how long messages are kept (`retention`), export the team's data "
+                         "(`export`) and more.")
+        if len(managed) < len(roles):
+            teams = "team" if len(roles) - len(managed) == 1 else "teams"
+            lines.append(f"As a member you can see your {teams} (`team info`), your profile (`profile`) and what Clutto "
+                         "stores about you (`mydata`).")
+        if may_create:
+            lines.append("You can also create a team of your own with `team create NAME`.")
+    lines.append("Send `help` to see what I can do.")
+    return " ".join(lines)
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

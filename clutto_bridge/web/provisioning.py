@@ -302,7 +302,7 @@ class ProvisioningAPI:
         body=i.NewScimToken, responses={201: o.ScimTokenCreated}, errors={**UNKNOWN_TEAM, 409: "A live token has this name"},
     )
     async def new_scim_token(self, request: web.Request, body: i.NewScimToken) -> web.Response:
-        """The token is in this answer only; Clutto keeps a SHA-256 of it. See docs/scim.md."""
+        """The token is in this answer only; Clutto keeps a SHA-256 of it. See docs/admins/scim.md."""
         team = await self._team(request)
         token, secret = await self.scim.new_token(team, body.name, actor=request["actor"])
         return web.json_response({**_token_json(token), "token": secret}, status=201)
