@@ -65,6 +65,7 @@ async def timed(http: aiohttp.ClientSession, url: str, requests: int, concurrenc
     """Seconds per request, ``concurrency`` at a time: wall clock, and CPU of this process
     (client and server, the database thread included), which other work on the machine
     disturbs far less than the wall clock."""
+
     async def worker(n: int) -> None:
         for _ in range(n):
             async with http.get(url, headers=HEADERS) as resp:
@@ -91,8 +92,10 @@ def record_work(collection: RequestCollection, records: AccessRecords, count: in
         def is_closing(self) -> bool:
             return False
 
-    requests = [make_mocked_request("GET", "/_clutto/v1/teams/t-123", headers=CIMultiDict(HEADERS),
-                                    transport=Transport()) for _ in range(count)]
+    requests = [
+        make_mocked_request("GET", "/_clutto/v1/teams/t-123", headers=CIMultiDict(HEADERS), transport=Transport())
+        for _ in range(count)
+    ]
     started = time.process_time()
     for request in requests:
         # (route_of reads the route off the router's match; a mocked request has none, and a
@@ -125,16 +128,25 @@ async def main(requests: int, concurrency: int, rounds: int, database: str | Non
     runners = []
     try:
         records = AccessRecords(Stores.over(db, FieldCipher(Keyset.generate(0))).access, SystemClock(), 30 * 86400)
-        rules = CollectionRules(ip="hashed", user_agent="family", referrer="origin", language="none",
-                                trusted_proxies=parse_networks(["127.0.0.1"]))
+        rules = CollectionRules(
+            ip="hashed",
+            user_agent="family",
+            referrer="origin",
+            language="none",
+            trusted_proxies=parse_networks(["127.0.0.1"]),
+        )
         collection = RequestCollection(rules, SystemClock())
         modes = {
             "baseline (no access log, no records)": (web.Application(), {"access_log": None}),
             "aiohttp's own access log to a file": (web.Application(), {}),
-            "access records only (no log line)": (web.Application(middlewares=[collection.middleware(records)]),
-                                                  {"access_log": None}),
-            "policy.collection (log line + record)": (web.Application(middlewares=[collection.middleware(records)]),
-                                                      collection.runner_options()),
+            "access records only (no log line)": (
+                web.Application(middlewares=[collection.middleware(records)]),
+                {"access_log": None},
+            ),
+            "policy.collection (log line + record)": (
+                web.Application(middlewares=[collection.middleware(records)]),
+                collection.runner_options(),
+            ),
         }
         urls = {}
         for name, (app, options) in modes.items():
@@ -146,7 +158,7 @@ async def main(requests: int, concurrency: int, rounds: int, database: str | Non
             for url in urls.values():
                 await timed(http, url, 50, 5)  # warm up
             for n in range(rounds):  # alternate modes round by round, in a rotating order
-                names = list(modes)[n % len(modes):] + list(modes)[:n % len(modes)]
+                names = list(modes)[n % len(modes) :] + list(modes)[: n % len(modes)]
                 for name in names:
                     wall, used = await timed(http, urls[name], requests, concurrency)
                     times[name].append(wall)
@@ -165,19 +177,25 @@ async def main(requests: int, concurrency: int, rounds: int, database: str | Non
     median = {name: statistics.median(values) for name, values in cpu.items()}
     base, log_only, records_only, collected = (median[name] for name in modes)
     load = " ".join(open("/proc/loadavg").read().split()[:3])
-    print(f"{requests} requests a round, {concurrency} at a time, {rounds} rounds; database "
-          f"{database or 'sqlite (temporary file)'}; load average {load}, {os.cpu_count()} cores; {kept} records kept")
+    print(
+        f"{requests} requests a round, {concurrency} at a time, {rounds} rounds; database "
+        f"{database or 'sqlite (temporary file)'}; load average {load}, {os.cpu_count()} cores; {kept} records kept"
+    )
     print("per request, median of the rounds [min-max]:  CPU (client and server)   wall clock")
     for name in modes:
         print(f"  {name:40} {spread(cpu[name]):>24}   {spread(times[name])}")
     print("CPU shares:")
-    print(f"access records: {(records_only - base) / base:+.1%} of a trivial request (goal <= 5%); "
-          f"log line + record: {(collected - base) / base:+.1%}; aiohttp's log line alone: {(log_only - base) / base:+.1%}")
+    print(
+        f"access records: {(records_only - base) / base:+.1%} of a trivial request (goal <= 5%); "
+        f"log line + record: {(collected - base) / base:+.1%}; aiohttp's log line alone: {(log_only - base) / base:+.1%}"
+    )
     print(f"time ratio collected/baseline: {collected / base:.2f}; collected/aiohttp's log: {collected / log_only:.2f}")
     work, write = statistics.median(in_process), statistics.median(writes)
-    print(f"measured alone, CPU per request: facts + record {spread(in_process)}, the batched database "
-          f"write {spread(writes)}; together {(work + write) / base:.1%} of a trivial request's CPU "
-          f"(client and server, {base * 1e6:.0f} us) (goal <= 5%)")
+    print(
+        f"measured alone, CPU per request: facts + record {spread(in_process)}, the batched database "
+        f"write {spread(writes)}; together {(work + write) / base:.1%} of a trivial request's CPU "
+        f"(client and server, {base * 1e6:.0f} us) (goal <= 5%)"
+    )
 
 
 if __name__ == "__main__":
@@ -185,8 +203,12 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each mode, alternating")
-    parser.add_argument("--database", help="URL of a database of its own (its tables are made there); default: a temporary SQLite file")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
+    parser.add_argument(
+        "--database", help="URL of a database of its own (its tables are made there); default: a temporary SQLite file"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.requests, args.concurrency, args.rounds = 100, 5, 1

@@ -53,8 +53,13 @@ class Client:
         self.http, self.base, self.user_id, self.token = http, base, user_id, token
 
     async def call(self, method: str, path: str, body=None, ok: bool = True, **params) -> dict:
-        async with self.http.request(method, f"{self.base}/_matrix/client{path}", json=body, params=params or None,
-                                     headers={"Authorization": f"Bearer {self.token}"}) as r:
+        async with self.http.request(
+            method,
+            f"{self.base}/_matrix/client{path}",
+            json=body,
+            params=params or None,
+            headers={"Authorization": f"Bearer {self.token}"},
+        ) as r:
             data = await r.json(content_type=None)
             if ok and r.status >= 400:
                 raise RuntimeError(f"{method} {path}: {r.status} {data}")
@@ -62,7 +67,11 @@ class Client:
 
 
 def start_synapse(
-    folder: Path, port: int | None, bridge: BridgeUnderTest, with_module: bool, traced: bool = False,
+    folder: Path,
+    port: int | None,
+    bridge: BridgeUnderTest,
+    with_module: bool,
+    traced: bool = False,
 ) -> LocalSynapse:
     synapse = LocalSynapse(folder, port=port)
     extra = {"modules": [module_config(bridge.settings.appservice.address, bridge.settings.antispam.shared_secret)]}
@@ -80,8 +89,14 @@ def traced_log_config(path: Path) -> dict:
         "version": 1,
         "filters": {"context": {"()": "synapse.logging.context.LoggingContextFilter"}},
         "formatters": {"precise": {"format": "%(created).6f %(request)s %(name)s %(levelname)s %(message)s"}},
-        "handlers": {"file": {"class": "logging.FileHandler", "formatter": "precise", "filename": str(path),
-                              "filters": ["context"]}},
+        "handlers": {
+            "file": {
+                "class": "logging.FileHandler",
+                "formatter": "precise",
+                "filename": str(path),
+                "filters": ["context"],
+            }
+        },
         "root": {"level": "INFO", "handlers": ["file"]},
         "loggers": {"synapse.http.client": {"level": "DEBUG"}},
         "disable_existing_loggers": False,
@@ -117,8 +132,11 @@ async def throughput(sender: Client, room: str, count: int, probe) -> float:
     async def worker() -> None:
         while queue:
             i = queue.pop()
-            await sender.call("PUT", f"/v3/rooms/{quote(room)}/send/m.room.message/{uuid.uuid4().hex}",
-                              {"msgtype": "m.text", "body": f"load {i}"})
+            await sender.call(
+                "PUT",
+                f"/v3/rooms/{quote(room)}/send/m.room.message/{uuid.uuid4().hex}",
+                {"msgtype": "m.text", "body": f"load {i}"},
+            )
 
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     elapsed = time.monotonic() - start
@@ -128,18 +146,29 @@ async def throughput(sender: Client, room: str, count: int, probe) -> float:
 
 
 def decision_probe(
-    http: aiohttp.ClientSession, bridge: BridgeUnderTest, sender: str, room: str,
-    samples: dict[str, list[float]], decisions: dict[str, list[float]],
+    http: aiohttp.ClientSession,
+    bridge: BridgeUnderTest,
+    sender: str,
+    room: str,
+    samples: dict[str, list[float]],
+    decisions: dict[str, list[float]],
 ):
     """Every 100 ms, alternately the question Synapse asks for each message (in this config
     answered without a query) and the one it asks for each join or name change (one indexed
     query): the round trip from this process and the bridge's own time (``Server-Timing``)."""
     base = f"{bridge.settings.appservice.address}{PATH}"
     headers = {"Authorization": f"Bearer {bridge.settings.antispam.shared_secret}"}
-    event = {"type": "m.room.message", "sender": sender, "room_id": room, "event_id": "$probe",
-             "content": {"msgtype": "m.text", "body": "probe"}}
-    questions = [("check_event_for_spam", {"event": event}),
-                 ("user_may_join_room", {"user": sender, "room": room, "is_invited": True})]
+    event = {
+        "type": "m.room.message",
+        "sender": sender,
+        "room_id": room,
+        "event_id": "$probe",
+        "content": {"msgtype": "m.text", "body": "probe"},
+    }
+    questions = [
+        ("check_event_for_spam", {"event": event}),
+        ("user_may_join_room", {"user": sender, "room": room, "is_invited": True}),
+    ]
 
     async def probe(done: asyncio.Event) -> None:
         i = 0
@@ -164,8 +193,9 @@ def rename_load(member: Client, room: str, statuses: list[int]):
     async def load(done: asyncio.Event) -> None:
         content = await member.call("GET", path)
         while not done.is_set():
-            answer = await member.call("PUT", path, {**content, "displayname": f"Nick {uuid.uuid4().hex[:6]}"},
-                                       ok=False)
+            answer = await member.call(
+                "PUT", path, {**content, "displayname": f"Nick {uuid.uuid4().hex[:6]}"}, ok=False
+            )
             statuses.append(answer["status"])
             await asyncio.sleep(0.05)
 
@@ -235,14 +265,19 @@ async def main(messages: int, rounds: int, count: int) -> None:
             owner_acc, member_acc = await synapse.register_user("owner"), await synapse.register_user("member")
             owner = Client(http, synapse.url, owner_acc.user_id, owner_acc.access_token)
             member = Client(http, synapse.url, member_acc.user_id, member_acc.access_token)
-            async with http.post(f"{bridge.api}/teams", json={"name": "Bench", "owner": owner.user_id},
-                                 headers=bridge.auth) as r:
+            async with http.post(
+                f"{bridge.api}/teams", json={"name": "Bench", "owner": owner.user_id}, headers=bridge.auth
+            ) as r:
                 team = await r.json()
-            async with http.post(f"{bridge.api}/teams/{team['id']}/members", json={"user_id": member.user_id},
-                                 headers=bridge.auth) as r:
+            async with http.post(
+                f"{bridge.api}/teams/{team['id']}/members", json={"user_id": member.user_id}, headers=bridge.auth
+            ) as r:
                 r.raise_for_status()
-            async with http.put(f"{bridge.api}/users/{quote(member.user_id)}/profile", headers=bridge.auth,
-                                json={"first_name": "Ada", "last_name": "Lovelace"}) as r:
+            async with http.put(
+                f"{bridge.api}/users/{quote(member.user_id)}/profile",
+                headers=bridge.auth,
+                json={"first_name": "Ada", "last_name": "Lovelace"},
+            ) as r:
                 r.raise_for_status()
             space, general = team["space_id"], team["rooms"][0]["room_id"]
             for client in (owner, member):
@@ -274,7 +309,8 @@ async def main(messages: int, rounds: int, count: int) -> None:
                     await bridge_sees(http, bridge, general, member.user_id)
                     print(f"{phase} the module: {count} forbidden names …", flush=True)
                     (refused_visible if with_module else reset_visible).extend(
-                        await renames(owner, member, general, count, with_module))
+                        await renames(owner, member, general, count, with_module)
+                    )
 
             # The latency phase: the module, Synapse's HTTP client traced, messages and renames.
             synapse.stop()
@@ -283,9 +319,15 @@ async def main(messages: int, rounds: int, count: int) -> None:
             await bridge_sees(http, bridge, general, member.user_id)
             offset = synapse.log_path.stat().st_size
             print(f"with the module, traced: {messages} messages and renames …", flush=True)
-            await throughput(member, general, messages, both(
-                decision_probe(http, bridge, member.user_id, general, latencies, decisions),
-                rename_load(member, general, rename_statuses)))
+            await throughput(
+                member,
+                general,
+                messages,
+                both(
+                    decision_probe(http, bridge, member.user_id, general, latencies, decisions),
+                    rename_load(member, general, rename_statuses),
+                ),
+            )
             with open(synapse.log_path, encoding="utf-8", errors="replace") as stream:
                 stream.seek(offset)
                 trips = round_trips(stream.read())
@@ -298,30 +340,46 @@ async def main(messages: int, rounds: int, count: int) -> None:
     # Each phase with the module against the mean of the phases without it either side.
     ratios = [phases[i][1] / statistics.mean([phases[i - 1][1], phases[i + 1][1]]) for i in range(1, len(phases), 2)]
     print()
-    print(f"load: {CONCURRENCY} senders, {messages} messages per phase, {rounds} rounds, {os.cpu_count()} cores "
-          f"shared with other work (1-minute load average {os.getloadavg()[0]:.1f})")
-    print(f"phases in order (msg/s):     {', '.join(f'{rate:.1f}' + (' (with)' if module else '') for module, rate in phases)}")
+    print(
+        f"load: {CONCURRENCY} senders, {messages} messages per phase, {rounds} rounds, {os.cpu_count()} cores "
+        f"shared with other work (1-minute load average {os.getloadavg()[0]:.1f})"
+    )
+    print(
+        f"phases in order (msg/s):     {', '.join(f'{rate:.1f}' + (' (with)' if module else '') for module, rate in phases)}"
+    )
     print(f"throughput without module:   {statistics.mean(without):7.1f} msg/s (mean)")
     print(f"throughput with module:      {statistics.mean(with_):7.1f} msg/s (mean)")
-    print(f"ratio with/without:          {statistics.mean(with_) / statistics.mean(without):7.2f}   (goal >= 0.9); "
-          f"each round against its neighbours: {', '.join(f'{r:.2f}' for r in ratios)} "
-          f"(median {statistics.median(ratios):.2f})")
-    print(f"callbacks as Synapse sees them, at load (goal p99 < 5 ms; {rename_statuses.count(403)} of "
-          f"{len(rename_statuses)} renames refused):")
+    print(
+        f"ratio with/without:          {statistics.mean(with_) / statistics.mean(without):7.2f}   (goal >= 0.9); "
+        f"each round against its neighbours: {', '.join(f'{r:.2f}' for r in ratios)} "
+        f"(median {statistics.median(ratios):.2f})"
+    )
+    print(
+        f"callbacks as Synapse sees them, at load (goal p99 < 5 ms; {rename_statuses.count(403)} of "
+        f"{len(rename_statuses)} renames refused):"
+    )
     for name in sorted(trips):
         lat = sorted(trips[name])
-        print(f"  {name:22s} {len(lat):5d} calls  p50 {percentile(lat, 0.5) * 1000:6.2f} ms  "
-              f"p99 {percentile(lat, 0.99) * 1000:6.2f} ms  max {lat[-1] * 1000:6.2f} ms")
+        print(
+            f"  {name:22s} {len(lat):5d} calls  p50 {percentile(lat, 0.5) * 1000:6.2f} ms  "
+            f"p99 {percentile(lat, 0.99) * 1000:6.2f} ms  max {lat[-1] * 1000:6.2f} ms"
+        )
     print("probe from this process every 100 ms, same phase:")
     for name in sorted(latencies):
         lat, own = sorted(latencies[name]), sorted(decisions[name])
-        print(f"  {name:22s} {len(lat):5d} calls  HTTP round trip p50 {percentile(lat, 0.5) * 1000:6.2f} ms  "
-              f"p99 {percentile(lat, 0.99) * 1000:6.2f} ms; decision alone (Server-Timing) "
-              f"p50 {percentile(own, 0.5) * 1000:6.2f} ms  p99 {percentile(own, 0.99) * 1000:6.2f} ms")
-    print(f"forbidden name visible, without module: median {statistics.median(reset_visible) * 1000:.0f} ms, "
-          f"max {max(reset_visible) * 1000:.0f} ms ({len(reset_visible)} renames)")
-    print(f"forbidden name visible, with module:    never ({len(refused_visible)} renames refused, none in the "
-          "room's state or timeline)")
+        print(
+            f"  {name:22s} {len(lat):5d} calls  HTTP round trip p50 {percentile(lat, 0.5) * 1000:6.2f} ms  "
+            f"p99 {percentile(lat, 0.99) * 1000:6.2f} ms; decision alone (Server-Timing) "
+            f"p50 {percentile(own, 0.5) * 1000:6.2f} ms  p99 {percentile(own, 0.99) * 1000:6.2f} ms"
+        )
+    print(
+        f"forbidden name visible, without module: median {statistics.median(reset_visible) * 1000:.0f} ms, "
+        f"max {max(reset_visible) * 1000:.0f} ms ({len(reset_visible)} renames)"
+    )
+    print(
+        f"forbidden name visible, with module:    never ({len(refused_visible)} renames refused, none in the "
+        "room's state or timeline)"
+    )
 
 
 async def bridge_sees(http: aiohttp.ClientSession, bridge: BridgeUnderTest, room: str, user_id: str) -> None:
@@ -353,7 +411,9 @@ if __name__ == "__main__":
     parser.add_argument("--messages", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=3, help="phases with the module (each between two without)")
     parser.add_argument("--renames", type=int, default=10)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.messages, args.rounds, args.renames = 10, 1, 2

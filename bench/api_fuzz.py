@@ -43,24 +43,30 @@ async def main(examples: int, seed: int, smoke: bool = False) -> int:
             await bridge.ready(http)
             owner = await synapse.register_user("fuzz-owner")
             member = await synapse.register_user("fuzz-member")
-            async with http.post(f"{bridge.api}/teams", json={"name": "Fuzz", "owner": owner.user_id},
-                                 headers=bridge.auth) as resp:
+            async with http.post(
+                f"{bridge.api}/teams", json={"name": "Fuzz", "owner": owner.user_id}, headers=bridge.auth
+            ) as resp:
                 team = await resp.json()
-            async with http.post(f"{bridge.api}/teams/{team['id']}/members", json={"user_id": member.user_id},
-                                 headers=bridge.auth) as resp:
+            async with http.post(
+                f"{bridge.api}/teams/{team['id']}/members", json={"user_id": member.user_id}, headers=bridge.auth
+            ) as resp:
                 resp.raise_for_status()
             async with http.get(f"{bridge.api}/openapi.json", headers=bridge.auth) as resp:
                 schema = folder / "openapi.json"
                 schema.write_text(json.dumps(await resp.json()))
             async with http.post(
-                f"{synapse.url}/_matrix/client/v3/user/{quote(member.user_id)}/openid/request_token", json={},
+                f"{synapse.url}/_matrix/client/v3/user/{quote(member.user_id)}/openid/request_token",
+                json={},
                 headers={"Authorization": f"Bearer {member.access_token}"},
             ) as resp:
                 member_token = (await resp.json())["access_token"]
         config = known_ids(folder / "schemathesis.toml", team["id"], member.user_id)
         secret = bridge.settings.provisioning.shared_secret
-        runs = [(who, token, ids) for who, token in (("member", member_token), ("operator", secret))
-                for ids in (None, config)]
+        runs = [
+            (who, token, ids)
+            for who, token in (("member", member_token), ("operator", secret))
+            for ids in (None, config)
+        ]
         for who, token, ids in runs[-1:] if smoke else runs:  # the smoke size: the operator on the real team
             began = time.monotonic()
             code, output = await run_schemathesis(
@@ -82,7 +88,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=200, help="examples per operation and run")
     parser.add_argument("--seed", type=int, default=int(time.time()))
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.examples = 1

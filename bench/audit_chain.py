@@ -47,7 +47,12 @@ async def measure(url: str, rows: int) -> dict[str, float]:
         for n in range(rows):
             await db.execute(
                 "INSERT INTO audit_log (ts, team_id, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-                n, "team", "@owner:example.org", "baseline", f"@member{n}:example.org", json.dumps({"n": n}),
+                n,
+                "team",
+                "@owner:example.org",
+                "baseline",
+                f"@member{n}:example.org",
+                json.dumps({"n": n}),
             )
         plain = time.perf_counter() - started
         await db.execute("DELETE FROM audit_log")
@@ -92,8 +97,10 @@ async def main(rows: int) -> None:
     try:
         for kind, url in targets.items():
             r = await measure(url, rows)
-            print(f"{kind:9} append: chained {r['chained_ms']:.2f} ms/row, plain insert {r['plain_ms']:.2f} ms/row, "
-                  f"ratio {r['chained_ms'] / r['plain_ms']:.2f}; verify {r['verify_rows_s']:,.0f} rows/s")
+            print(
+                f"{kind:9} append: chained {r['chained_ms']:.2f} ms/row, plain insert {r['plain_ms']:.2f} ms/row, "
+                f"ratio {r['chained_ms'] / r['plain_ms']:.2f}; verify {r['verify_rows_s']:,.0f} rows/s"
+            )
     finally:
         if "postgres" in targets:
             conn = await asyncpg.connect(POSTGRES)
@@ -104,6 +111,8 @@ async def main(rows: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2000)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)"
+    )
     args = parser.parse_args()
     asyncio.run(main(50 if args.smoke else args.rows))

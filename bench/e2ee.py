@@ -62,13 +62,20 @@ class Member:
     @classmethod
     async def new(cls, synapse: LocalSynapse, http: aiohttp.ClientSession, folder: Path, name: str) -> Member:
         account = await synapse.register_user(f"{name}-{secrets.token_hex(3)}")
-        async with http.get(f"{synapse.url}/_matrix/client/v3/account/whoami",
-                            headers={"Authorization": f"Bearer {account.access_token}"}) as r:
+        async with http.get(
+            f"{synapse.url}/_matrix/client/v3/account/whoami",
+            headers={"Authorization": f"Bearer {account.access_token}"},
+        ) as r:
             device_id = (await r.json())["device_id"]
         store = folder / "stores" / account.user_id
         store.mkdir(parents=True)
-        client = AsyncClient(synapse.url, account.user_id, device_id=device_id, store_path=str(store),
-                             config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False))
+        client = AsyncClient(
+            synapse.url,
+            account.user_id,
+            device_id=device_id,
+            store_path=str(store),
+            config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False),
+        )
         client.restore_login(account.user_id, device_id, account.access_token)
         await client.keys_upload()
         member = cls(client)
@@ -80,8 +87,11 @@ class Member:
         if not isinstance(answer, SyncResponse):
             raise RuntimeError(f"sync failed: {answer}")
         for room_id, room in answer.rooms.join.items():
-            self.seen.extend((room_id, e) for e in room.timeline.events
-                             if isinstance(e, RoomMessage) and not isinstance(e, MegolmEvent))
+            self.seen.extend(
+                (room_id, e)
+                for e in room.timeline.events
+                if isinstance(e, RoomMessage) and not isinstance(e, MegolmEvent)
+            )
         if self.client.should_upload_keys:
             await self.client.keys_upload()
         if self.client.should_query_keys:
@@ -91,8 +101,9 @@ class Member:
         await self.client.send_to_device_messages()
 
     async def send(self, room_id: str, text: str) -> None:
-        answer = await self.client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": text},
-                                             ignore_unverified_devices=True)
+        answer = await self.client.room_send(
+            room_id, "m.room.message", {"msgtype": "m.text", "body": text}, ignore_unverified_devices=True
+        )
         if not isinstance(answer, RoomSendResponse):
             raise RuntimeError(f"send failed: {answer}")
 
@@ -107,8 +118,9 @@ class Member:
             await self.sync(timeout_ms=5000)
 
     async def chat_with(self, bot: str, encrypted: bool) -> str:
-        answer = await self.client.room_create(invite=[bot], is_direct=True,
-                                               initial_state=[ENCRYPTION] if encrypted else [])
+        answer = await self.client.room_create(
+            invite=[bot], is_direct=True, initial_state=[ENCRYPTION] if encrypted else []
+        )
         if not isinstance(answer, RoomCreateResponse):
             raise RuntimeError(f"room creation failed: {answer}")
         return answer.room_id
@@ -141,6 +153,7 @@ def spread(values: list[float]) -> str:
 
 # --- commands per second, encrypted against plain ------------------------------------------------
 
+
 async def command_phase(chats: list[tuple[Member, str]], bot: str, commands: int) -> tuple[float, list[float]]:
     """All members at once, each ``commands`` commands one after another; (commands/s, latencies)."""
     latencies: list[float] = []
@@ -166,34 +179,47 @@ async def commands_bench(make, bot: str, members: int, commands: int, rounds: in
         # The bot's greeting, then one command each: rooms joined, sessions shared, caches warm.
         await limited([m.wait_for(room, bot, "help") for m, room in chats[encrypted]])
         await command_phase(chats[encrypted], bot, 1)
-    result: dict[str, list] = {"enc_rate": [], "plain_rate": [], "enc_p50": [], "plain_p50": [], "enc_p99": [],
-                               "plain_p99": []}
+    result: dict[str, list] = {
+        "enc_rate": [],
+        "plain_rate": [],
+        "enc_p50": [],
+        "plain_p50": [],
+        "enc_p99": [],
+        "plain_p99": [],
+    }
     for r in range(rounds):
-        for encrypted in ((True, False) if r % 2 == 0 else (False, True)):
+        for encrypted in (True, False) if r % 2 == 0 else (False, True):
             rate, lat = await command_phase(chats[encrypted], bot, commands)
             kind = "enc" if encrypted else "plain"
             result[f"{kind}_rate"].append(rate)
             result[f"{kind}_p50"].append(percentile(lat, 50))
             result[f"{kind}_p99"].append(percentile(lat, 99))
-            print(f"  round {r + 1} {kind:5}: {rate:6.1f} commands/s  p50 {percentile(lat, 50) * 1000:6.0f} ms  "
-                  f"p99 {percentile(lat, 99) * 1000:6.0f} ms")
+            print(
+                f"  round {r + 1} {kind:5}: {rate:6.1f} commands/s  p50 {percentile(lat, 50) * 1000:6.0f} ms  "
+                f"p99 {percentile(lat, 99) * 1000:6.0f} ms"
+            )
     return result
 
 
 # --- the first message in a large encrypted room -------------------------------------------------
+
 
 async def first_message(make, bridge: BridgeUnderTest, http: aiohttp.ClientSession, size: int) -> tuple[float, float]:
     """Seconds from the owner's command to the bot's reply read: first in the room (Olm sessions
     with ``size`` fresh devices), and the next one (session already shared)."""
     people = await limited([make(f"s{size}x") for _ in range(size)])
     owner, others = people[0], people[1:]
-    async with http.post(f"{bridge.api}/teams", headers=bridge.auth,
-                         json={"name": f"Big {size} {secrets.token_hex(2)}", "owner": owner.user_id}) as r:
+    async with http.post(
+        f"{bridge.api}/teams",
+        headers=bridge.auth,
+        json={"name": f"Big {size} {secrets.token_hex(2)}", "owner": owner.user_id},
+    ) as r:
         team = await r.json()
 
     async def add(member: Member) -> None:
-        async with http.post(f"{bridge.api}/teams/{team['id']}/members", headers=bridge.auth,
-                             json={"user_id": member.user_id}) as r:
+        async with http.post(
+            f"{bridge.api}/teams/{team['id']}/members", headers=bridge.auth, json={"user_id": member.user_id}
+        ) as r:
             r.raise_for_status()
 
     general = team["rooms"][0]["room_id"]
@@ -219,12 +245,15 @@ async def first_message(make, bridge: BridgeUnderTest, http: aiohttp.ClientSessi
 
 # --- crypto store size and memory ----------------------------------------------------------------
 
+
 def store_size(db: Path) -> tuple[int, int, int]:
     """(inbound Megolm sessions, bytes of their rows' values, bytes of the database file's pages)."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(crypto_megolm_inbound_session)")]
         total = " + ".join(f"COALESCE(LENGTH({c}), 0)" for c in columns)
-        rows, values = conn.execute(f"SELECT COUNT(*), COALESCE(SUM({total}), 0) FROM crypto_megolm_inbound_session").fetchone()
+        rows, values = conn.execute(
+            f"SELECT COUNT(*), COALESCE(SUM({total}), 0) FROM crypto_megolm_inbound_session"
+        ).fetchone()
         pages = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
     return rows, values, pages
 
@@ -236,16 +265,21 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-async def store_and_memory(make, bridge: BridgeUnderTest, http: aiohttp.ClientSession, events: int, sessions: int,
-                           rounds: int) -> tuple[list[tuple[int, int, int]], list[float]]:
+async def store_and_memory(
+    make, bridge: BridgeUnderTest, http: aiohttp.ClientSession, events: int, sessions: int, rounds: int
+) -> tuple[list[tuple[int, int, int]], list[float]]:
     people = await limited([make("chatter") for _ in range(SENDERS)])
     owner = people[0]
-    async with http.post(f"{bridge.api}/teams", headers=bridge.auth,
-                         json={"name": f"Chatter {secrets.token_hex(2)}", "owner": owner.user_id}) as r:
+    async with http.post(
+        f"{bridge.api}/teams",
+        headers=bridge.auth,
+        json={"name": f"Chatter {secrets.token_hex(2)}", "owner": owner.user_id},
+    ) as r:
         team = await r.json()
     for member in people[1:]:
-        async with http.post(f"{bridge.api}/teams/{team['id']}/members", headers=bridge.auth,
-                             json={"user_id": member.user_id}) as r:
+        async with http.post(
+            f"{bridge.api}/teams/{team['id']}/members", headers=bridge.auth, json={"user_id": member.user_id}
+        ) as r:
             r.raise_for_status()
     general = team["rooms"][0]["room_id"]
     for member in people:
@@ -276,8 +310,10 @@ async def store_and_memory(make, bridge: BridgeUnderTest, http: aiohttp.ClientSe
         after = store_size(db)
         growth.append(tuple(a - b for a, b in zip(after, before)))
         rss.append(rss_mib(bridge.process.pid))
-        print(f"  round {r + 1}: +{growth[-1][0]} sessions, +{growth[-1][1]} bytes of rows, "
-              f"+{growth[-1][2]} bytes of file; bridge RSS {rss[-1]:.1f} MiB")
+        print(
+            f"  round {r + 1}: +{growth[-1][0]} sessions, +{growth[-1][1]} bytes of rows, "
+            f"+{growth[-1][2]} bytes of file; bridge RSS {rss[-1]:.1f} MiB"
+        )
     for member in people:
         await member.close()
     return growth, rss
@@ -309,8 +345,10 @@ async def main(args: argparse.Namespace) -> None:
             for r in range(args.rounds):
                 for size in sizes:
                     first[size].append(await first_message(make, bridge, http, size))
-                    print(f"  first message, round {r + 1}, {size} members: {first[size][-1][0] * 1000:.0f} ms "
-                          f"(next: {first[size][-1][1] * 1000:.0f} ms)")
+                    print(
+                        f"  first message, round {r + 1}, {size} members: {first[size][-1][0] * 1000:.0f} ms "
+                        f"(next: {first[size][-1][1] * 1000:.0f} ms)"
+                    )
             print(f"Store and memory: {args.events} encrypted events, {args.sessions} Megolm sessions …")
             growth, rss = await store_and_memory(make, bridge, http, args.events, args.sessions, args.rounds)
         report(args, cmd, first, growth, rss)
@@ -321,36 +359,55 @@ async def main(args: argparse.Namespace) -> None:
         synapse.stop()
 
 
-def report(args, cmd: dict[str, list], first: dict[int, list[tuple[float, float]]],
-           growth: list[tuple[int, int, int]], rss: list[float]) -> None:
+def report(
+    args,
+    cmd: dict[str, list],
+    first: dict[int, list[tuple[float, float]]],
+    growth: list[tuple[int, int, int]],
+    rss: list[float],
+) -> None:
     med = statistics.median
     print()
-    print(f"load: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; medians of {args.rounds} rounds "
-          "(baseline spread in brackets)")
-    print(f"commands/s      encrypted {med(cmd['enc_rate']):6.1f}   plain {med(cmd['plain_rate']):6.1f} "
-          f"[{spread(cmd['plain_rate'])}]   ratio {med(cmd['enc_rate']) / med(cmd['plain_rate']):.2f} (goal >= 0.8)")
+    print(
+        f"load: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; medians of {args.rounds} rounds "
+        "(baseline spread in brackets)"
+    )
+    print(
+        f"commands/s      encrypted {med(cmd['enc_rate']):6.1f}   plain {med(cmd['plain_rate']):6.1f} "
+        f"[{spread(cmd['plain_rate'])}]   ratio {med(cmd['enc_rate']) / med(cmd['plain_rate']):.2f} (goal >= 0.8)"
+    )
     for p in ("p50", "p99"):
         e, b = med(cmd[f"enc_{p}"]), med(cmd[f"plain_{p}"])
-        print(f"reply {p} ms    encrypted {e * 1000:6.0f}   plain {b * 1000:6.0f} "
-              f"[{spread([v * 1000 for v in cmd[f'plain_{p}']])}]   ratio {e / b:.2f}"
-              + ("  (goal <= 1.5)" if p == "p99" else ""))
+        print(
+            f"reply {p} ms    encrypted {e * 1000:6.0f}   plain {b * 1000:6.0f} "
+            f"[{spread([v * 1000 for v in cmd[f'plain_{p}']])}]   ratio {e / b:.2f}"
+            + ("  (goal <= 1.5)" if p == "p99" else "")
+        )
     # Each round's two phases run back to back: their ratio shrugs off load that changes between rounds.
     for key, goal in (("rate", ">= 0.8"), ("p50", ""), ("p99", "<= 1.5")):
         paired = [e / b for e, b in zip(cmd[f"enc_{key}"], cmd[f"plain_{key}"])]
-        print(f"per-round ratio {key:4}: median {med(paired):.2f} of {', '.join(f'{v:.2f}' for v in paired)}"
-              + (f" (goal {goal})" if goal else ""))
+        print(
+            f"per-round ratio {key:4}: median {med(paired):.2f} of {', '.join(f'{v:.2f}' for v in paired)}"
+            + (f" (goal {goal})" if goal else "")
+        )
     for size, pairs in first.items():
         f, n = med([p[0] for p in pairs]), med([p[1] for p in pairs])
-        print(f"first reply, {size:3} members: {f * 1000:7.0f} ms   next reply {n * 1000:5.0f} ms "
-              f"[{spread([p[1] * 1000 for p in pairs])}]   setup {(f - n) * 1000:7.0f} ms "
-              f"({(f - n) * 1000 / max(1, size):.1f} ms per member)")
+        print(
+            f"first reply, {size:3} members: {f * 1000:7.0f} ms   next reply {n * 1000:5.0f} ms "
+            f"[{spread([p[1] * 1000 for p in pairs])}]   setup {(f - n) * 1000:7.0f} ms "
+            f"({(f - n) * 1000 / max(1, size):.1f} ms per member)"
+        )
     per_session = [g[1] / max(1, g[0]) for g in growth]
-    print(f"crypto store per 1,000 Megolm sessions: {med(per_session) * 1000 / 1024:.0f} KiB of rows "
-          f"(sessions added per round: {[g[0] for g in growth]}); the whole database file grew "
-          f"{med([g[2] for g in growth]) / 2**20:.1f} MiB per round of {args.events // args.rounds} events "
-          "(every table: the inbox and the retention references too)")
-    print(f"bridge RSS, MiB: before {rss[0]:.1f}, after each round {', '.join(f'{v:.1f}' for v in rss[1:])} "
-          f"({args.events} events)")
+    print(
+        f"crypto store per 1,000 Megolm sessions: {med(per_session) * 1000 / 1024:.0f} KiB of rows "
+        f"(sessions added per round: {[g[0] for g in growth]}); the whole database file grew "
+        f"{med([g[2] for g in growth]) / 2**20:.1f} MiB per round of {args.events // args.rounds} events "
+        "(every table: the inbox and the retention references too)"
+    )
+    print(
+        f"bridge RSS, MiB: before {rss[0]:.1f}, after each round {', '.join(f'{v:.1f}' for v in rss[1:])} "
+        f"({args.events} events)"
+    )
 
 
 if __name__ == "__main__":

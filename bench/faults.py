@@ -74,8 +74,17 @@ class Outcome:
 
     @property
     def violations(self) -> int:
-        return (self.old_visible + self.new_changed + self.media_left + self.manifest_bad + self.lost + self.doubled
-                + self.orphans + self.missing_invites + (self.state != "done"))
+        return (
+            self.old_visible
+            + self.new_changed
+            + self.media_left
+            + self.manifest_bad
+            + self.lost
+            + self.doubled
+            + self.orphans
+            + self.missing_invites
+            + (self.state != "done")
+        )
 
 
 class Homeserver:
@@ -84,14 +93,19 @@ class Homeserver:
         self.auth = {"Authorization": f"Bearer {as_token}"}
 
     async def upload(self, data: bytes) -> str:
-        async with self.http.post(f"{self.url}/_matrix/media/v3/upload?filename=x.png", data=data,
-                                  headers={**self.auth, "Content-Type": "image/png"}) as r:
+        async with self.http.post(
+            f"{self.url}/_matrix/media/v3/upload?filename=x.png",
+            data=data,
+            headers={**self.auth, "Content-Type": "image/png"},
+        ) as r:
             r.raise_for_status()
             return (await r.json())["content_uri"]
 
     async def send(self, room: str, content: dict, ts: int) -> str:
-        url = (f"{self.url}/_matrix/client/v3/rooms/{quote(room)}/send/m.room.message/{secrets.token_hex(8)}"
-               f"?ts={ts}&user_id={quote(self.bot)}")
+        url = (
+            f"{self.url}/_matrix/client/v3/rooms/{quote(room)}/send/m.room.message/{secrets.token_hex(8)}"
+            f"?ts={ts}&user_id={quote(self.bot)}"
+        )
         async with self.http.put(url, json=content, headers=self.auth) as r:
             r.raise_for_status()
             return (await r.json())["event_id"]
@@ -101,7 +115,9 @@ class Homeserver:
         rooms: set[str] = set()
         start: int | None = 0
         while start is not None:
-            async with self.http.get(f"{self.url}/_synapse/admin/v1/rooms?limit=500&from={start}", headers=self.auth) as r:
+            async with self.http.get(
+                f"{self.url}/_synapse/admin/v1/rooms?limit=500&from={start}", headers=self.auth
+            ) as r:
                 r.raise_for_status()
                 page = await r.json()
             rooms |= {room["room_id"] for room in page["rooms"]}
@@ -109,15 +125,18 @@ class Homeserver:
         return rooms
 
     async def invited_to(self, token: str) -> set[str]:
-        async with self.http.get(f"{self.url}/_matrix/client/v3/sync?timeout=0",
-                                 headers={"Authorization": f"Bearer {token}"}) as r:
+        async with self.http.get(
+            f"{self.url}/_matrix/client/v3/sync?timeout=0", headers={"Authorization": f"Bearer {token}"}
+        ) as r:
             r.raise_for_status()
             return set((await r.json()).get("rooms", {}).get("invite", {}))
 
     async def media_exists(self, mxc: str, token: str) -> bool:
         server, media = mxc.removeprefix("mxc://").split("/", 1)
-        async with self.http.get(f"{self.url}/_matrix/client/v1/media/download/{server}/{media}",
-                                 headers={"Authorization": f"Bearer {token}"}) as r:
+        async with self.http.get(
+            f"{self.url}/_matrix/client/v1/media/download/{server}/{media}",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as r:
             return r.status == 200
 
 
@@ -126,8 +145,10 @@ async def timeline(http: aiohttp.ClientSession, url: str, token: str, room: str)
     start = None
     while True:
         query = "dir=f&limit=200" + (f"&from={quote(start)}" if start else "")
-        async with http.get(f"{url}/_matrix/client/v3/rooms/{quote(room)}/messages?{query}",
-                            headers={"Authorization": f"Bearer {token}"}) as r:
+        async with http.get(
+            f"{url}/_matrix/client/v3/rooms/{quote(room)}/messages?{query}",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as r:
             r.raise_for_status()
             page = await r.json()
         for event in page.get("chunk", []):
@@ -145,7 +166,9 @@ async def call(http: aiohttp.ClientSession, bridge: BridgeUnderTest, method: str
         return data
 
 
-async def wait_done(http: aiohttp.ClientSession, bridge: BridgeUnderTest, team: str, job: int, limit: float = 300) -> dict:
+async def wait_done(
+    http: aiohttp.ClientSession, bridge: BridgeUnderTest, team: str, job: int, limit: float = 300
+) -> dict:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         current = await call(http, bridge, "GET", f"/teams/{team}/jobs/{job}")
@@ -165,8 +188,9 @@ def manifest_mismatches(folder: Path) -> int:
     return bad
 
 
-async def kill_during(http, bridge: BridgeUnderTest, rng: random.Random, method: str, path: str, body: dict,
-                      delay: float) -> tuple[signal.Signals, float, bool]:
+async def kill_during(
+    http, bridge: BridgeUnderTest, rng: random.Random, method: str, path: str, body: dict, delay: float
+) -> tuple[signal.Signals, float, bool]:
     """Send the request, kill the bridge ``delay`` seconds later, start it again; (signal, restart
     time, whether the request was still unanswered when the signal went)."""
     sig = rng.choice([signal.SIGKILL, signal.SIGTERM])
@@ -199,20 +223,30 @@ async def settled(http, bridge: BridgeUnderTest, name: str, limit: float = 120) 
 async def create_run(n: int, rng: random.Random, http, hs: Homeserver, bridge: BridgeUnderTest, owner: str) -> Outcome:
     before = await hs.rooms()
     name, delay = f"Faults {n} {secrets.token_hex(2)}", rng.uniform(0.05, 2.5)
-    sig, restarted, mid_way = await kill_during(http, bridge, rng, "POST", "/teams", {"name": name, "owner": owner}, delay)
+    sig, restarted, mid_way = await kill_during(
+        http, bridge, rng, "POST", "/teams", {"name": name, "owner": owner}, delay
+    )
     team = await settled(http, bridge, name)
     if team is None:  # killed before the team was recorded: the client's repeat creates it
         team = await call(http, bridge, "POST", "/teams", {"name": name, "owner": owner})
-    outcome = Outcome(n, "create", sig.name, round(delay, 2), resume_s=time.monotonic() - restarted,
-                      state="done" if team["state"] == "active" else team["state"], mid_way=mid_way)
+    outcome = Outcome(
+        n,
+        "create",
+        sig.name,
+        round(delay, 2),
+        resume_s=time.monotonic() - restarted,
+        state="done" if team["state"] == "active" else team["state"],
+        mid_way=mid_way,
+    )
     teams = (await call(http, bridge, "GET", "/teams"))["teams"]
     known = {t["space_id"] for t in teams} | {r["room_id"] for t in teams for r in t["rooms"]}
     outcome.orphans = len(await hs.rooms() - before - known)
     return outcome
 
 
-async def invite_run(n: int, rng: random.Random, http, hs: Homeserver, synapse: LocalSynapse, bridge: BridgeUnderTest,
-                     team: dict) -> Outcome:
+async def invite_run(
+    n: int, rng: random.Random, http, hs: Homeserver, synapse: LocalSynapse, bridge: BridgeUnderTest, team: dict
+) -> Outcome:
     invitee = await synapse.register_user(f"faults-{n}-{secrets.token_hex(2)}")
     delay = rng.uniform(0.02, 0.5)
     path = f"/teams/{team['id']}/members"
@@ -223,14 +257,23 @@ async def invite_run(n: int, rng: random.Random, http, hs: Homeserver, synapse: 
         if " 409 " not in str(e):  # "already a member": the first one had finished
             raise
     rooms = {team["space_id"], *(r["room_id"] for r in team["rooms"])}
-    outcome = Outcome(n, "invite", sig.name, round(delay, 2), resume_s=time.monotonic() - restarted, state="done",
-                      mid_way=mid_way)
+    outcome = Outcome(
+        n, "invite", sig.name, round(delay, 2), resume_s=time.monotonic() - restarted, state="done", mid_way=mid_way
+    )
     outcome.missing_invites = len(rooms - await hs.invited_to(invitee.access_token))
     return outcome
 
 
-async def one_run(n: int, rng: random.Random, http, hs: Homeserver, bridge: BridgeUnderTest, team: dict,
-                  rooms: list[str], owner_token: str) -> Outcome:
+async def one_run(
+    n: int,
+    rng: random.Random,
+    http,
+    hs: Homeserver,
+    bridge: BridgeUnderTest,
+    team: dict,
+    rooms: list[str],
+    owner_token: str,
+) -> Outcome:
     now = int(time.time() * 1000)
     old_ids, new_ids, old_media = set(), {}, []
     for room in rooms:
@@ -264,8 +307,15 @@ async def one_run(n: int, rng: random.Random, http, hs: Homeserver, bridge: Brid
         done = await wait_done(http, bridge, team["id"], job["id"])
         if done["state"] == "done" and done["progress"].get("room_index", 0) < len(done["progress"].get("rooms", [])):
             done["state"] = "incomplete"
-    outcome = Outcome(n, kind, sig.name, round(delay, 2), resume_s=time.monotonic() - restarted, state=done["state"],
-                      mid_way=before["state"] not in ("done", "failed"))
+    outcome = Outcome(
+        n,
+        kind,
+        sig.name,
+        round(delay, 2),
+        resume_s=time.monotonic() - restarted,
+        state=done["state"],
+        mid_way=before["state"] not in ("done", "failed"),
+    )
     if kind == "export":
         outcome.manifest_bad = manifest_mismatches(Path(done["progress"]["path"]))
         return outcome
@@ -273,7 +323,9 @@ async def one_run(n: int, rng: random.Random, http, hs: Homeserver, bridge: Brid
     for room in rooms:
         seen.update(await timeline(http, hs.url, owner_token, room))
     outcome.old_visible = sum(1 for e in old_ids if e in seen and seen[e].get("content"))
-    outcome.new_changed = sum(1 for e, body in new_ids.items() if (seen.get(e) or {}).get("content", {}).get("body") != body)
+    outcome.new_changed = sum(
+        1 for e, body in new_ids.items() if (seen.get(e) or {}).get("content", {}).get("body") != body
+    )
     for mxc in old_media:
         outcome.media_left += await hs.media_exists(mxc, owner_token)
     return outcome
@@ -311,8 +363,9 @@ class Member:
         bodies, start = [], None
         while len(bodies) < 1000:
             query = "dir=b&limit=500" + (f"&from={quote(start)}" if start else "")
-            async with self.http.get(f"{self.url}/_matrix/client/v3/rooms/{quote(self.chat)}/messages?{query}",
-                                     headers=self.auth) as r:
+            async with self.http.get(
+                f"{self.url}/_matrix/client/v3/rooms/{quote(self.chat)}/messages?{query}", headers=self.auth
+            ) as r:
                 r.raise_for_status()
                 page = await r.json()
             bodies += [e["content"].get("body", "") for e in page.get("chunk", []) if e["sender"] == self.bot]
@@ -334,8 +387,9 @@ def answers(said: list[str], word: str) -> int:
     return sum(f"`{word}`" in body for body in said)
 
 
-async def command_run(n: int, kind: str, rng: random.Random, servers: dict, bridge: BridgeUnderTest,
-                      member: Member) -> Outcome:
+async def command_run(
+    n: int, kind: str, rng: random.Random, servers: dict, bridge: BridgeUnderTest, member: Member
+) -> Outcome:
     """One commands, hs-restart or backlog fault (see the module docstring)."""
     count = BACKLOG if kind == "backlog" else COMMANDS
     words = [f"f{n}w{i}{secrets.token_hex(3)}" for i in range(count)]
@@ -370,7 +424,9 @@ async def command_run(n: int, kind: str, rng: random.Random, servers: dict, brid
             bridge.process.send_signal(signal.SIGCONT)
         restarted = time.monotonic()
     said = await member.wait(lambda said: all(answers(said, w) for w in words), ANSWER_WAIT)
-    outcome = Outcome(n, kind, sig, round(delay, 2), resume_s=time.monotonic() - restarted, state="done", mid_way=mid_way)
+    outcome = Outcome(
+        n, kind, sig, round(delay, 2), resume_s=time.monotonic() - restarted, state="done", mid_way=mid_way
+    )
     outcome.lost = sum(answers(said, w) == 0 for w in words)
     outcome.doubled = sum(answers(said, w) > 1 for w in words)
     return outcome
@@ -380,8 +436,16 @@ async def main(runs: int, seed: int) -> int:
     rng = random.Random(seed)
     folder = Path(tempfile.mkdtemp(prefix="clutto-faults-"))
     synapse = LocalSynapse(folder / "synapse")
-    bridge = bridge_for(synapse, folder, **{"jobs.homeserver_rate": 40, "policy.retention.batch_size": 8,
-                                            "policy.retention.purge_slice": "3d", "export.directory": str(folder / "exports")})
+    bridge = bridge_for(
+        synapse,
+        folder,
+        **{
+            "jobs.homeserver_rate": 40,
+            "policy.retention.batch_size": 8,
+            "policy.retention.purge_slice": "3d",
+            "export.directory": str(folder / "exports"),
+        },
+    )
     synapse.write_config([folder / "registration.yaml"])
     synapse.start()
     servers = {"synapse": synapse}  # a restart replaces it
@@ -402,10 +466,14 @@ async def main(runs: int, seed: int) -> int:
             hs = Homeserver(http, synapse.url, bridge.settings.appservice.as_token, bridge.settings.bot_mxid)
             member = Member(http, synapse.url, owner.access_token, bridge.settings.bot_mxid)
             await member.open_chat()
-            print(f"{runs} runs, seed {seed}; {OLD} old and {NEW} new messages per room and sweep or export, 2 rooms; "
-                  f"{COMMANDS} commands per commands/hs-restart run, {BACKLOG} of {PAD // 1000} KB per backlog")
-            print(f"{'run':>4} {'fault':<10} {'signal':<8} {'after s':>7} {'old':>4} {'new':>4} {'media':>5} "
-                  f"{'files':>5} {'lost':>4} {'twice':>5} {'orphan':>6} {'uninv':>5} {'resume s':>8}  state (mid-way?)")
+            print(
+                f"{runs} runs, seed {seed}; {OLD} old and {NEW} new messages per room and sweep or export, 2 rooms; "
+                f"{COMMANDS} commands per commands/hs-restart run, {BACKLOG} of {PAD // 1000} KB per backlog"
+            )
+            print(
+                f"{'run':>4} {'fault':<10} {'signal':<8} {'after s':>7} {'old':>4} {'new':>4} {'media':>5} "
+                f"{'files':>5} {'lost':>4} {'twice':>5} {'orphan':>6} {'uninv':>5} {'resume s':>8}  state (mid-way?)"
+            )
             for n in range(runs):
                 kind = KINDS[n % len(KINDS)]
                 if kind in ("sweep", "export"):
@@ -417,10 +485,13 @@ async def main(runs: int, seed: int) -> int:
                 else:
                     o = await command_run(n, kind, rng, servers, bridge, member)
                 outcomes.append(o)
-                print(f"{o.run:>4} {o.kind:<10} {o.signal:<8} {o.killed_after:>7} {o.old_visible:>4} {o.new_changed:>4} "
-                      f"{o.media_left:>5} {o.manifest_bad:>5} {o.lost:>4} {o.doubled:>5} {o.orphans:>6} "
-                      f"{o.missing_invites:>5} {o.resume_s:>8.1f}  "
-                      f"{o.state} ({'yes' if o.mid_way else 'no'})", flush=True)
+                print(
+                    f"{o.run:>4} {o.kind:<10} {o.signal:<8} {o.killed_after:>7} {o.old_visible:>4} {o.new_changed:>4} "
+                    f"{o.media_left:>5} {o.manifest_bad:>5} {o.lost:>4} {o.doubled:>5} {o.orphans:>6} "
+                    f"{o.missing_invites:>5} {o.resume_s:>8.1f}  "
+                    f"{o.state} ({'yes' if o.mid_way else 'no'})",
+                    flush=True,
+                )
     finally:
         bridge.stop()
         servers["synapse"].stop()
@@ -428,12 +499,14 @@ async def main(runs: int, seed: int) -> int:
     resumes = sorted(o.resume_s for o in outcomes)
     median = resumes[len(resumes) // 2] if resumes else 0
     kinds = ", ".join(f"{sum(o.kind == k for o in outcomes)} {k}" for k in KINDS)
-    print(f"\n{len(outcomes)} interruptions ({kinds}; {sum(o.mid_way for o in outcomes)} of the kills mid-way): "
-          f"{len(bad)} with a violation; lost {sum(o.lost for o in outcomes)}, doubled {sum(o.doubled for o in outcomes)}, "
-          f"old visible {sum(o.old_visible for o in outcomes)}, newer changed {sum(o.new_changed for o in outcomes)}, "
-          f"media left {sum(o.media_left for o in outcomes)}, export files wrong {sum(o.manifest_bad for o in outcomes)}, "
-          f"orphan rooms {sum(o.orphans for o in outcomes)}, invites missing {sum(o.missing_invites for o in outcomes)}; "
-          f"resume (restart to done) median {median:.1f}s, max {max(resumes, default=0):.1f}s")
+    print(
+        f"\n{len(outcomes)} interruptions ({kinds}; {sum(o.mid_way for o in outcomes)} of the kills mid-way): "
+        f"{len(bad)} with a violation; lost {sum(o.lost for o in outcomes)}, doubled {sum(o.doubled for o in outcomes)}, "
+        f"old visible {sum(o.old_visible for o in outcomes)}, newer changed {sum(o.new_changed for o in outcomes)}, "
+        f"media left {sum(o.media_left for o in outcomes)}, export files wrong {sum(o.manifest_bad for o in outcomes)}, "
+        f"orphan rooms {sum(o.orphans for o in outcomes)}, invites missing {sum(o.missing_invites for o in outcomes)}; "
+        f"resume (restart to done) median {median:.1f}s, max {max(resumes, default=0):.1f}s"
+    )
     return 1 if bad or len(outcomes) < runs else 0
 
 

@@ -43,8 +43,11 @@ class BridgeUnderTest:
         return {"Authorization": f"Bearer {self.settings.provisioning.shared_secret}"}
 
     def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "clutto_bridge", "-c", str(self.file.path)],
-                                        stdout=subprocess.DEVNULL, stderr=open(self.folder / "bridge.log", "a"))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "clutto_bridge", "-c", str(self.file.path)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.folder / "bridge.log", "a"),
+        )
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -82,15 +85,20 @@ def bridge_for(synapse: LocalSynapse, folder: Path, **values: Any) -> BridgeUnde
     file.load()
     port = free_port()
     for key, value in {
-        "homeserver.address": synapse.url, "homeserver.domain": synapse.server_name,
-        "appservice.address": f"http://127.0.0.1:{port}", "appservice.port": port,
-        "appservice.database": f"sqlite:{folder / 'clutto.db'}", "logging.level": "WARNING",
-        "policy.consent.texts": str(POLICY_TEXTS), "security.signing_key": str(folder / "signing.key"),
+        "homeserver.address": synapse.url,
+        "homeserver.domain": synapse.server_name,
+        "appservice.address": f"http://127.0.0.1:{port}",
+        "appservice.port": port,
+        "appservice.database": f"sqlite:{folder / 'clutto.db'}",
+        "logging.level": "WARNING",
+        "policy.consent.texts": str(POLICY_TEXTS),
+        "security.signing_key": str(folder / "signing.key"),
         # Benchmarked members send without accepting the policy first (the default, block, holds them back).
         "policy.consent.mode": "remind",
         # The benchmarks seed and read rooms as plain clients; bench/e2ee.py measures encrypted rooms.
         "policy.encryption": "off",
-        "security.keyset": str(folder / "keyset.json"), **values,
+        "security.keyset": str(folder / "keyset.json"),
+        **values,
     }.items():
         file[key] = value
     file.fill_generated_secrets()
@@ -118,8 +126,12 @@ _created: list[str] = []
 
 
 def add_synapse_db_option(parser: Any) -> None:
-    parser.add_argument("--synapse-db", choices=("sqlite", "postgres"), default="sqlite",
-                        help="Synapse's database; postgres uses CLUTTO_BENCH_POSTGRES (default 127.0.0.1:5432)")
+    parser.add_argument(
+        "--synapse-db",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="Synapse's database; postgres uses CLUTTO_BENCH_POSTGRES (default 127.0.0.1:5432)",
+    )
 
 
 async def synapse_database(kind: str) -> dict[str, Any]:
@@ -131,8 +143,14 @@ async def synapse_database(kind: str) -> dict[str, Any]:
     target = POSTGRES.rsplit("/", 1)[0].removeprefix("postgres://").removeprefix("postgresql://")
     user, _, hostport = target.rpartition("@")
     host, _, port = hostport.partition(":")
-    args = {"user": user or "postgres", "database": name, "host": host, "port": int(port or 5432),
-            "cp_min": 2, "cp_max": 10}
+    args = {
+        "user": user or "postgres",
+        "database": name,
+        "host": host,
+        "port": int(port or 5432),
+        "cp_min": 2,
+        "cp_max": 10,
+    }
     return {"database": {"name": "psycopg2", "args": args}}
 
 
@@ -193,8 +211,9 @@ class Snapshot:
                 if (self.folder / part.name).exists():
                     shutil.copy2(self.folder / part.name, part)
         if self.postgres:
-            await self._postgres(f'DROP DATABASE "{self.postgres}"',
-                                 f'CREATE DATABASE "{self.postgres}" TEMPLATE "{self.postgres}_snap"')
+            await self._postgres(
+                f'DROP DATABASE "{self.postgres}"', f'CREATE DATABASE "{self.postgres}" TEMPLATE "{self.postgres}_snap"'
+            )
 
     @staticmethod
     async def _postgres(*statements: str) -> None:

@@ -39,8 +39,13 @@ class Client:
         self.http, self.base, self.user_id, self.token = http, base, user_id, token
 
     async def call(self, method: str, path: str, body=None, **params) -> dict:
-        async with self.http.request(method, f"{self.base}/_matrix/client{path}", json=body, params=params or None,
-                                     headers={"Authorization": f"Bearer {self.token}"}) as r:
+        async with self.http.request(
+            method,
+            f"{self.base}/_matrix/client{path}",
+            json=body,
+            params=params or None,
+            headers={"Authorization": f"Bearer {self.token}"},
+        ) as r:
             data = await r.json(content_type=None)
             if r.status >= 400:
                 raise RuntimeError(f"{method} {path}: {r.status} {data}")
@@ -95,7 +100,9 @@ async def main(members: int, renames: int) -> None:
             accounts = await gather_limited([synapse.register_user(f"m{i}") for i in range(members)])
             clients = [Client(http, synapse.url, a.user_id, a.access_token) for a in accounts]
             for i, c in enumerate(clients):
-                async with http.post(f"{api}/teams/{team['id']}/members", json={"user_id": c.user_id}, headers=auth) as r:
+                async with http.post(
+                    f"{api}/teams/{team['id']}/members", json={"user_id": c.user_id}, headers=auth
+                ) as r:
                     r.raise_for_status()
                 await c.call("POST", f"/v3/join/{quote(space)}", {})
                 print(f"  {i + 1}/{members}", end="\r", flush=True)
@@ -108,14 +115,18 @@ async def main(members: int, renames: int) -> None:
 
             print(f"Reset of a display name, {renames} times …")
             member = clients[0]
-            async with http.put(f"{api}/users/{quote(member.user_id)}/profile", headers=auth,
-                                json={"first_name": "Ada", "last_name": "Lovelace"}) as r:
+            async with http.put(
+                f"{api}/users/{quote(member.user_id)}/profile",
+                headers=auth,
+                json={"first_name": "Ada", "last_name": "Lovelace"},
+            ) as r:
                 r.raise_for_status()
             await member.call("POST", f"/v3/join/{quote(general)}", {})
 
             async def member_event(user_id: str) -> dict:
-                return await owner.call("GET", f"/v3/rooms/{quote(general)}/state/m.room.member/{quote(user_id)}",
-                                        format="event")
+                return await owner.call(
+                    "GET", f"/v3/rooms/{quote(general)}/state/m.room.member/{quote(user_id)}", format="event"
+                )
 
             async def rename_in_room(client: Client, name: str) -> None:
                 """A per-room name: one membership event, no background propagation on the homeserver."""
@@ -157,8 +168,17 @@ async def main(members: int, renames: int) -> None:
             print("Baseline: the bot sends one notice to each of those chats …")
             bot = Client(http, synapse.url, bot_id, settings.appservice.as_token)
             start = time.monotonic()
-            await gather_limited([bot.call("PUT", f"/v3/rooms/{quote(room)}/send/m.room.message/base{i}",
-                                           {"msgtype": "m.notice", "body": "baseline"}) for i, room in enumerate(rooms)], 1)
+            await gather_limited(
+                [
+                    bot.call(
+                        "PUT",
+                        f"/v3/rooms/{quote(room)}/send/m.room.message/base{i}",
+                        {"msgtype": "m.notice", "body": "baseline"},
+                    )
+                    for i, room in enumerate(rooms)
+                ],
+                1,
+            )
             baseline_s = time.monotonic() - start
 
             print("Announcement of policy v2 after a restart …")
@@ -196,7 +216,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=100)
     parser.add_argument("--renames", type=int, default=10)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.members, args.renames = 2, 1

@@ -68,8 +68,9 @@ class Client:
     async def call(self, method: str, path: str, body: Any = None, **params: str) -> Any:
         for attempt in (1, 2):
             try:
-                async with self.http.request(method, f"{self.base}{path}", json=body, params=params or None,
-                                             headers=self.headers) as r:
+                async with self.http.request(
+                    method, f"{self.base}{path}", json=body, params=params or None, headers=self.headers
+                ) as r:
                     data = await r.json(content_type=None)
                     if r.status >= 400:
                         raise RuntimeError(f"{method} {path}: {r.status} {data}")
@@ -90,8 +91,12 @@ class Client:
         async def one(i: int) -> None:
             async with sem:
                 params = {"ts": str(ts(i))} if ts else {}
-                data = await self.call("PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/{label}-{i}",
-                                       {"msgtype": "m.text", "body": f"message {i} " + "x" * 80}, **params)
+                data = await self.call(
+                    "PUT",
+                    f"/_matrix/client/v3/rooms/{quote(room_id)}/send/m.room.message/{label}-{i}",
+                    {"msgtype": "m.text", "body": f"message {i} " + "x" * 80},
+                    **params,
+                )
                 ids[i] = data["event_id"]
 
         for chunk in range(0, count, 500):  # chunks keep the timeline close to the order of i
@@ -103,8 +108,13 @@ class Client:
     async def messages_left(self, room_id: str) -> int:
         total, token = 0, None
         while True:
-            data = await self.call("GET", f"/_synapse/admin/v1/rooms/{quote(room_id)}/messages",
-                                   dir="f", limit="1000", **({"from": token} if token else {}))
+            data = await self.call(
+                "GET",
+                f"/_synapse/admin/v1/rooms/{quote(room_id)}/messages",
+                dir="f",
+                limit="1000",
+                **({"from": token} if token else {}),
+            )
             chunk = data.get("chunk", [])
             total += sum(1 for e in chunk if e["type"] == "m.room.message" and e.get("content"))
             token = data.get("end")
@@ -125,9 +135,14 @@ async def sweep(api: Client, team_id: str) -> tuple[dict, float]:
 
 async def bare_purge(admin: Client, room_id: str, before_event: str) -> float:
     start = time.monotonic()
-    purge = await admin.call("POST", f"/_synapse/admin/v1/purge_history/{quote(room_id)}/{quote(before_event)}",
-                             {"delete_local_events": True})
-    while (await admin.call("GET", f"/_synapse/admin/v1/purge_history_status/{purge['purge_id']}"))["status"] != "complete":
+    purge = await admin.call(
+        "POST",
+        f"/_synapse/admin/v1/purge_history/{quote(room_id)}/{quote(before_event)}",
+        {"delete_local_events": True},
+    )
+    while (await admin.call("GET", f"/_synapse/admin/v1/purge_history_status/{purge['purge_id']}"))[
+        "status"
+    ] != "complete":
         await asyncio.sleep(0.05)
     return time.monotonic() - start
 
@@ -138,8 +153,11 @@ async def raw_redactions(bot: Client, room_id: str, event_ids: list[str], in_fli
 
     async def one(i: int, event_id: str) -> None:
         async with sem:
-            await bot.call("PUT", f"/_matrix/client/v3/rooms/{quote(room_id)}/redact/{quote(event_id)}/raw{in_flight}-{i}",
-                           {"reason": "ceiling"})
+            await bot.call(
+                "PUT",
+                f"/_matrix/client/v3/rooms/{quote(room_id)}/redact/{quote(event_id)}/raw{in_flight}-{i}",
+                {"reason": "ceiling"},
+            )
 
     start = time.monotonic()
     await asyncio.gather(*(one(i, e) for i, e in enumerate(event_ids)))
@@ -157,13 +175,21 @@ async def main(events: int, redacting: int, synapse_db: str) -> None:
     folder = Path(tempfile.mkdtemp(prefix="clutto-bench-"))
     ours = LocalSynapse(folder / "synapse-bridge")
     theirs = LocalSynapse(folder / "synapse-retention")
-    bridge = bridge_for(ours, folder, **{
-        "policy.retention.min": "1s", "policy.retention.batch_size": 500, "jobs.homeserver_rate": 10000})
+    bridge = bridge_for(
+        ours,
+        folder,
+        **{"policy.retention.min": "1s", "policy.retention.batch_size": 500, "jobs.homeserver_rate": 10000},
+    )
     settings = bridge.settings
     registrations, ours_extra = [folder / "registration.yaml"], await synapse_database(synapse_db)
     ours.write_config(registrations, extra=ours_extra)
-    theirs.write_config([], extra={**await synapse_database(synapse_db), "retention": {
-        "enabled": True, "allowed_lifetime_min": "1s", "purge_jobs": [{"interval": "1s"}]}})
+    theirs.write_config(
+        [],
+        extra={
+            **await synapse_database(synapse_db),
+            "retention": {"enabled": True, "allowed_lifetime_min": "1s", "purge_jobs": [{"interval": "1s"}]},
+        },
+    )
     ours.start()
     theirs.start()
     snapshot = Snapshot(ours, ours_extra, folder / "clutto.db")
@@ -192,9 +218,15 @@ async def main(events: int, redacting: int, synapse_db: str) -> None:
             purge_team, purge_room = await team(api, owner.user_id, "Purging", max_lifetime="2d")
             redact_team, redact_room = await team(api, owner.user_id, "Redacting", max_lifetime="1d", redact="always")
             raw_room = (await bot.call("POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"}))["room_id"]
-            warm_room = (await admin.call("POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"}))["room_id"]
-            room_theirs = (await theirs_user.call("POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"}))["room_id"]
-            warm_theirs = (await theirs_admin.call("POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"}))["room_id"]
+            warm_room = (await admin.call("POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"}))[
+                "room_id"
+            ]
+            room_theirs = (await theirs_user.call("POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"}))[
+                "room_id"
+            ]
+            warm_theirs = (
+                await theirs_admin.call("POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"})
+            )["room_id"]
 
             now = int(time.time() * 1000)
             expired = events * 99 // 100
@@ -207,7 +239,9 @@ async def main(events: int, redacting: int, synapse_db: str) -> None:
                 # point of the bare rounds. Within a batch 8 sends are in flight and land in
                 # any order; across the cutoff that would leave an expired message after a newer
                 # one, out of a purge's reach (redacted instead, which is not what this measures).
-                await bot.send_many(purge_room, expired, "purge", ts=lambda i: now - 101 * DAY + i * 98 * DAY // expired)
+                await bot.send_many(
+                    purge_room, expired, "purge", ts=lambda i: now - 101 * DAY + i * 98 * DAY // expired
+                )
                 newer = lambda i: now - 19 * DAY // 10 + i * 8 * DAY // 10 // (events - expired)  # noqa: E731
                 edge = (await bot.send_many(purge_room, 1, "purge-edge", ts=newer))[0]
                 await bot.send_many(purge_room, events - expired - 1, "purge-new", ts=lambda i: newer(i + 1))
@@ -226,10 +260,13 @@ async def main(events: int, redacting: int, synapse_db: str) -> None:
 
             print("Synapse's retention purge job …")
             await bare_purge(theirs_admin, warm_theirs, warm_theirs_ids[-1])  # its first purge, not measured
-            await theirs_user.call("PUT", f"/_matrix/client/v3/rooms/{quote(room_theirs)}/state/m.room.retention/",
-                                   {"max_lifetime": 1000})
+            await theirs_user.call(
+                "PUT", f"/_matrix/client/v3/rooms/{quote(room_theirs)}/state/m.room.retention/", {"max_lifetime": 1000}
+            )
             start = time.monotonic()
-            while (left_theirs := await theirs_admin.messages_left(room_theirs)) > 1 and time.monotonic() - start < 1800:
+            while (
+                left_theirs := await theirs_admin.messages_left(room_theirs)
+            ) > 1 and time.monotonic() - start < 1800:
                 await asyncio.sleep(0.2)
             theirs_s = time.monotonic() - start
             theirs.stop()
@@ -263,8 +300,8 @@ async def main(events: int, redacting: int, synapse_db: str) -> None:
             print("  raw redaction ceiling …")
             third = len(raw_ids) // 3
             ceiling_8 = await raw_redactions(bot, raw_room, raw_ids[:third], 8)
-            ceiling_32 = await raw_redactions(bot, raw_room, raw_ids[third:2 * third], 32)
-            ceiling_64 = await raw_redactions(bot, raw_room, raw_ids[2 * third:], 64)
+            ceiling_32 = await raw_redactions(bot, raw_room, raw_ids[third : 2 * third], 32)
+            ceiling_64 = await raw_redactions(bot, raw_room, raw_ids[2 * third :], 64)
             print("  second sweep, a day later …")
             await api.call("PUT", f"/teams/{purge_team}/retention", {"max_lifetime": "1d"})
             second, second_s = await sweep(api, purge_team)
@@ -283,27 +320,46 @@ async def main(events: int, redacting: int, synapse_db: str) -> None:
         removed2 = max(1, second["removed"])
         print()
         print(f"Synapse on {synapse_db}, {events} events; rates in events/s")
-        print(f"purge-only sweep:            {sweep_rate:7.0f}  ({first['removed']} removed in {first_s:.2f} s, "
-              f"{first['redacted']} redacted, {first['events_read']} read from the homeserver)")
-        print(f"bare purge_history:          {bare_rate:7.0f}  ratio sweep/purge {sweep_rate / bare_rate:.2f}"
-              f"  (rounds 1 and 3: {bare_rates[0]:.0f} and {bare_rates[1]:.0f}; {expired} in {bare_1:.2f} and {bare_2:.2f} s)")
-        print(f"Synapse retention purge job: {job_rate:7.0f}  ratio sweep/job   {sweep_rate / job_rate:.2f}"
-              f"  ({left_theirs} left)")
-        print(f"redacting sweep:             {redaction_rate:7.0f}  ({redacted['redacted']} redactions in {redact_s:.1f} s)")
+        print(
+            f"purge-only sweep:            {sweep_rate:7.0f}  ({first['removed']} removed in {first_s:.2f} s, "
+            f"{first['redacted']} redacted, {first['events_read']} read from the homeserver)"
+        )
+        print(
+            f"bare purge_history:          {bare_rate:7.0f}  ratio sweep/purge {sweep_rate / bare_rate:.2f}"
+            f"  (rounds 1 and 3: {bare_rates[0]:.0f} and {bare_rates[1]:.0f}; {expired} in {bare_1:.2f} and {bare_2:.2f} s)"
+        )
+        print(
+            f"Synapse retention purge job: {job_rate:7.0f}  ratio sweep/job   {sweep_rate / job_rate:.2f}"
+            f"  ({left_theirs} left)"
+        )
+        print(
+            f"redacting sweep:             {redaction_rate:7.0f}  ({redacted['redacted']} redactions in {redact_s:.1f} s)"
+        )
         redacting_s = redacted.get("timings", {}).get("redact", 0) or redact_s
-        print(f"raw 8 / 32 / 64 in flight: {ceiling_8:.0f} / {ceiling_32:.0f} / {ceiling_64:.0f}  ratio sweep/ceiling "
-              f"{redaction_rate / ceiling:.2f} (its redaction phase alone: "
-              f"{redacted['redacted'] / redacting_s / ceiling:.2f})")
-        print(f"second sweep a day later:    {second['removed']} removed in {second_s:.1f} s; per event removed: "
-              f"{second['events_read'] / removed2:.2f} homeserver events read, "
-              f"{second['index_rows_read'] / removed2:.2f} index rows read ({left_ours} messages left in the room)")
-        for name, progress, seconds in (("purge-only", first, first_s), ("redacting", redacted, redact_s),
-                                        ("second", second, second_s)):
+        print(
+            f"raw 8 / 32 / 64 in flight: {ceiling_8:.0f} / {ceiling_32:.0f} / {ceiling_64:.0f}  ratio sweep/ceiling "
+            f"{redaction_rate / ceiling:.2f} (its redaction phase alone: "
+            f"{redacted['redacted'] / redacting_s / ceiling:.2f})"
+        )
+        print(
+            f"second sweep a day later:    {second['removed']} removed in {second_s:.1f} s; per event removed: "
+            f"{second['events_read'] / removed2:.2f} homeserver events read, "
+            f"{second['index_rows_read'] / removed2:.2f} index rows read ({left_ours} messages left in the room)"
+        )
+        for name, progress, seconds in (
+            ("purge-only", first, first_s),
+            ("redacting", redacted, redact_s),
+            ("second", second, second_s),
+        ):
             t = progress.get("timings", {})
             steps = ", ".join(f"{k} {v:.2f}" for k, v in sorted(t.items(), key=lambda kv: -kv[1]))
-            print(f"  {name} sweep {seconds:.2f} s: {steps}; outside the handler {seconds - sum(t.values()) + t.get('claim', 0):.2f}")
-        print(f"bridge memory: idle {idle_kib / 1024:.1f} MiB, peak {peak_kib / 1024:.1f} MiB, "
-              f"ratio peak/idle {peak_kib / idle_kib:.2f}")
+            print(
+                f"  {name} sweep {seconds:.2f} s: {steps}; outside the handler {seconds - sum(t.values()) + t.get('claim', 0):.2f}"
+            )
+        print(
+            f"bridge memory: idle {idle_kib / 1024:.1f} MiB, peak {peak_kib / 1024:.1f} MiB, "
+            f"ratio peak/idle {peak_kib / idle_kib:.2f}"
+        )
     finally:
         bridge.stop()
         ours.stop()
@@ -314,10 +370,16 @@ async def main(events: int, redacting: int, synapse_db: str) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5000, help="messages in the purged room (default 5000)")
-    parser.add_argument("--redacting", type=int, default=4000,
-                        help="at most this many messages in each redaction room (N/5 below that; default 4000)")
+    parser.add_argument(
+        "--redacting",
+        type=int,
+        default=4000,
+        help="at most this many messages in each redaction room (N/5 below that; default 4000)",
+    )
     add_synapse_db_option(parser)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.events, args.redacting = 200, 100

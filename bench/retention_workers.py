@@ -63,10 +63,14 @@ async def queue_sweeps(database: str, team_ids: list[str]) -> list[int]:
         now = int(time.time() * 1000)
         ids = []
         for team_id in team_ids:
-            ids.append(await conn.fetchval(
-                "INSERT INTO job (kind, team_id, state, payload, progress, attempts, next_run_at, created_at, "
-                "updated_at) VALUES ('retention_sweep', $1, 'queued', '{}', '{}', 0, $2, $2, $2) RETURNING id",
-                team_id, now))
+            ids.append(
+                await conn.fetchval(
+                    "INSERT INTO job (kind, team_id, state, payload, progress, attempts, next_run_at, created_at, "
+                    "updated_at) VALUES ('retention_sweep', $1, 'queued', '{}', '{}', 0, $2, $2, $2) RETURNING id",
+                    team_id,
+                    now,
+                )
+            )
         return ids
     finally:
         await conn.close()
@@ -90,9 +94,17 @@ async def main(messages: int, synapse_db: str) -> None:
     folder = Path(tempfile.mkdtemp(prefix="clutto-bench-workers-"))
     ours = LocalSynapse(folder / "synapse")
     database = await bridge_database()
-    bridge = bridge_for(ours, folder, **{
-        "appservice.database": database, "policy.retention.min": "1s", "policy.retention.batch_size": 500,
-        "jobs.homeserver_rate": 10000, "jobs.poll_interval": "1h"})
+    bridge = bridge_for(
+        ours,
+        folder,
+        **{
+            "appservice.database": database,
+            "policy.retention.min": "1s",
+            "policy.retention.batch_size": 500,
+            "jobs.homeserver_rate": 10000,
+            "jobs.poll_interval": "1h",
+        },
+    )
     ours.write_config([folder / "registration.yaml"], extra=await synapse_database(synapse_db))
     ours.start()
     workers: list[subprocess.Popen] = []
@@ -111,8 +123,10 @@ async def main(messages: int, synapse_db: str) -> None:
             api = Client(http, bridge.api, bridge.settings.provisioning.shared_secret)
             bot = Client(http, ours.url, bridge.settings.appservice.as_token)
             owner = await ours.register_user("bench-owner")
-            teams = [await team(api, owner.user_id, f"Team {i}", max_lifetime="1d", redact="always")
-                     for i in range(2 * TEAMS)]
+            teams = [
+                await team(api, owner.user_id, f"Team {i}", max_lifetime="1d", redact="always")
+                for i in range(2 * TEAMS)
+            ]
             count_messages = "SELECT COUNT(*) FROM timeline_event WHERE state=false"
             conn = await asyncpg.connect(database)
             try:
@@ -134,20 +148,30 @@ async def main(messages: int, synapse_db: str) -> None:
             rounds = []
             for count, batch in ((1, teams[:TEAMS]), (2, teams[TEAMS:])):
                 logs = [folder / f"worker-{count}-{i}.log" for i in range(count)]
-                workers = [subprocess.Popen([sys.executable, "-m", "clutto_bridge", "worker", "-c", str(worker_config)],
-                                            stdout=subprocess.DEVNULL, stderr=open(log, "wb")) for log in logs]
+                workers = [
+                    subprocess.Popen(
+                        [sys.executable, "-m", "clutto_bridge", "worker", "-c", str(worker_config)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=open(log, "wb"),
+                    )
+                    for log in logs
+                ]
                 deadline = time.monotonic() + 60
                 while not all("Job worker" in log.read_text() for log in logs):
                     if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
                         raise RuntimeError(f"a worker did not start; see {logs}")
                     await asyncio.sleep(0.1)
-                cpu = {"synapse": cpu_seconds(ours.process.pid), **{f"worker {i}": cpu_seconds(w.pid)
-                                                                     for i, w in enumerate(workers)}}
+                cpu = {
+                    "synapse": cpu_seconds(ours.process.pid),
+                    **{f"worker {i}": cpu_seconds(w.pid) for i, w in enumerate(workers)},
+                }
                 start = time.monotonic()
                 ids = await queue_sweeps(database, [t for t, _ in batch])
                 end = await wait_done(database, ids)
-                used = {"synapse": cpu_seconds(ours.process.pid), **{f"worker {i}": cpu_seconds(w.pid)
-                                                                      for i, w in enumerate(workers)}}
+                used = {
+                    "synapse": cpu_seconds(ours.process.pid),
+                    **{f"worker {i}": cpu_seconds(w.pid) for i, w in enumerate(workers)},
+                }
                 ran = [len(re.findall(r"Running job (\d+) ", log.read_text())) for log in logs]
                 for worker in workers:
                     worker.send_signal(signal.SIGTERM)
@@ -156,12 +180,16 @@ async def main(messages: int, synapse_db: str) -> None:
                 rounds.append((count, end - start, {k: used[k] - cpu[k] for k in used}, ran))
 
         print()
-        print(f"Synapse on {synapse_db}, bridge on PostgreSQL; {TEAMS} teams x {messages} messages redacted and purged, "
-              f"jobs.concurrency {bridge.settings.jobs.concurrency} per worker")
+        print(
+            f"Synapse on {synapse_db}, bridge on PostgreSQL; {TEAMS} teams x {messages} messages redacted and purged, "
+            f"jobs.concurrency {bridge.settings.jobs.concurrency} per worker"
+        )
         for count, seconds, cpu, ran in rounds:
             shares = ", ".join(f"{k} {v / seconds:.2f}" for k, v in cpu.items())
-            print(f"{count} worker(s): {seconds:6.1f} s, {TEAMS * messages / seconds:5.0f} redactions/s; "
-                  f"jobs per worker {ran}; CPU (cores busy) {shares}")
+            print(
+                f"{count} worker(s): {seconds:6.1f} s, {TEAMS * messages / seconds:5.0f} redactions/s; "
+                f"jobs per worker {ran}; CPU (cores busy) {shares}"
+            )
         print(f"speed-up two workers / one: {rounds[0][1] / rounds[1][1]:.2f}")
     finally:
         for worker in workers:
@@ -176,7 +204,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=250)
     add_synapse_db_option(parser)
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.messages = 3

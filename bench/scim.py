@@ -59,9 +59,15 @@ async def scim_round(http, base: str, token: str, users: int, groups: int, tag: 
         name = f"s{tag}{i}@example.com"
         async with http.get(f"{base}/Users", params={"filter": f'userName eq "{name}"'}, headers=auth) as resp:
             assert resp.status == 200 and (await resp.json(content_type=None))["totalResults"] == 0
-        body = {"schemas": [USER], "userName": name, "externalId": f"x{tag}{i}", "active": True,
-                "name": {"givenName": "Bench", "familyName": f"User {i}"}, "emails": [{"value": name, "primary": True}],
-                "phoneNumbers": [{"value": "+1 555 0100"}]}
+        body = {
+            "schemas": [USER],
+            "userName": name,
+            "externalId": f"x{tag}{i}",
+            "active": True,
+            "name": {"givenName": "Bench", "familyName": f"User {i}"},
+            "emails": [{"value": name, "primary": True}],
+            "phoneNumbers": [{"value": "+1 555 0100"}],
+        }
         async with http.post(f"{base}/Users", json=body, headers=auth) as resp:
             assert resp.status == 201, await resp.text()
             ids.append((await resp.json(content_type=None))["id"])
@@ -72,7 +78,9 @@ async def scim_round(http, base: str, token: str, users: int, groups: int, tag: 
         if not part:
             continue
         ops = [{"op": "add", "path": "members", "value": [{"value": i} for i in part]}]
-        async with http.patch(f"{base}/Groups/admins", json={"schemas": [PATCH], "Operations": ops}, headers=auth) as resp:
+        async with http.patch(
+            f"{base}/Groups/admins", json={"schemas": [PATCH], "Operations": ops}, headers=auth
+        ) as resp:
             assert resp.status == 200, await resp.text()
     return users / (time.perf_counter() - started)
 
@@ -82,11 +90,16 @@ async def main(users: int, groups: int, rounds: int) -> None:
         folder = Path(tmp)
         synapse = LocalSynapse(folder / "synapse")
         bridge = bridge_for(synapse, folder)
-        synapse.write_config([folder / "registration.yaml"], extra={"rc_invites": {
-            "per_room": {"per_second": 10000, "burst_count": 10000},
-            "per_user": {"per_second": 10000, "burst_count": 10000},
-            "per_issuer": {"per_second": 10000, "burst_count": 10000},
-        }})
+        synapse.write_config(
+            [folder / "registration.yaml"],
+            extra={
+                "rc_invites": {
+                    "per_room": {"per_second": 10000, "burst_count": 10000},
+                    "per_user": {"per_second": 10000, "burst_count": 10000},
+                    "per_issuer": {"per_second": 10000, "burst_count": 10000},
+                }
+            },
+        )
         await asyncio.to_thread(synapse.start)
         try:
             await make_bot_admin(synapse, bridge)
@@ -100,11 +113,15 @@ async def main(users: int, groups: int, rounds: int) -> None:
                 for r in range(rounds):
                     teams = []
                     for kind in ("api", "scim"):
-                        async with http.post(f"{bridge.api}/teams", json={"name": f"Bench {kind} {r}", "owner": owner.user_id},
-                                             headers=bridge.auth) as resp:
+                        async with http.post(
+                            f"{bridge.api}/teams",
+                            json={"name": f"Bench {kind} {r}", "owner": owner.user_id},
+                            headers=bridge.auth,
+                        ) as resp:
                             teams.append((await resp.json())["id"])
-                    async with http.post(f"{bridge.api}/teams/{teams[1]}/scim/tokens", json={"name": "bench"},
-                                         headers=bridge.auth) as resp:
+                    async with http.post(
+                        f"{bridge.api}/teams/{teams[1]}/scim/tokens", json={"name": "bench"}, headers=bridge.auth
+                    ) as resp:
                         token = (await resp.json())["token"]
                     order = ("api", "scim") if r % 2 == 0 else ("scim", "api")
                     for kind in order:
@@ -112,12 +129,16 @@ async def main(users: int, groups: int, rounds: int) -> None:
                             api_rates.append(await api_round(http, bridge, teams[0], users, f"{r}x"))
                         else:
                             scim_rates.append(await scim_round(http, base, token, users, groups, f"{r}x"))
-                        print(f"round {r + 1} {kind:4}: {(api_rates if kind == 'api' else scim_rates)[-1]:6.1f} users/s, "
-                              f"bridge RSS {rss_mb(bridge.process.pid):.0f} MB")
+                        print(
+                            f"round {r + 1} {kind:4}: {(api_rates if kind == 'api' else scim_rates)[-1]:6.1f} users/s, "
+                            f"bridge RSS {rss_mb(bridge.process.pid):.0f} MB"
+                        )
                 a, s = statistics.median(api_rates), statistics.median(scim_rates)
                 spread = lambda xs: f"{min(xs):.1f}..{max(xs):.1f}"  # noqa: E731
-                print(f"POST /members: median {a:.1f} users/s ({spread(api_rates)}); SCIM: median {s:.1f} users/s "
-                      f"({spread(scim_rates)}); SCIM/API {s / a:.2f}x (goal >= 0.9x)")
+                print(
+                    f"POST /members: median {a:.1f} users/s ({spread(api_rates)}); SCIM: median {s:.1f} users/s "
+                    f"({spread(scim_rates)}); SCIM/API {s / a:.2f}x (goal >= 0.9x)"
+                )
         finally:
             bridge.stop()
             synapse.stop()

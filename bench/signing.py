@@ -49,16 +49,28 @@ from clutto_bridge.web.signatures import signing_hook  # noqa: E402
 
 def team_body() -> dict:
     members = [{"user_id": f"@member{i}:example.com", "role": "member", "membership": "joined"} for i in range(20)]
-    rooms = [{"room_id": f"!room{i}abcdefghijklmnop:example.com", "name": f"room {i}", "kind": "group",
-              "archived": False} for i in range(6)]
-    return {"id": "t0123456789", "name": "Acme", "owner": "@owner:example.com", "space_id": "!space:example.com",
-            "state": "active", "plan": "trial", "created_at": 1, "trial_ends_at": 2, "rooms": rooms,
-            "members": members}
+    rooms = [
+        {"room_id": f"!room{i}abcdefghijklmnop:example.com", "name": f"room {i}", "kind": "group", "archived": False}
+        for i in range(6)
+    ]
+    return {
+        "id": "t0123456789",
+        "name": "Acme",
+        "owner": "@owner:example.com",
+        "space_id": "!space:example.com",
+        "state": "active",
+        "plan": "trial",
+        "created_at": 1,
+        "trial_ends_at": 2,
+        "rooms": rooms,
+        "members": members,
+    }
 
 
 def app(bodies: dict[str, dict], signer: MessageSigner | None) -> web.Application:
     application = web.Application()
     for name, body in bodies.items():
+
         async def handler(request: web.Request, body=body) -> web.Response:
             return web.json_response(body)
 
@@ -103,8 +115,10 @@ async def main(requests: int, rounds: int, real: int) -> None:
                     signed_times.append(await timed(http, f"{signed}/{name}", requests))
                 p, s = statistics.median(plain_times), statistics.median(signed_times)
                 size = len(json.dumps(body))
-                print(f"{name:8} {size:7d} B  unsigned {spread(plain_times)} us  signed {spread(signed_times)} us  "
-                      f"signing cost {(s - p) / s:6.1%} of the signed request time (ratio {s / p:.3f})")
+                print(
+                    f"{name:8} {size:7d} B  unsigned {spread(plain_times)} us  signed {spread(signed_times)} us  "
+                    f"signing cost {(s - p) / s:6.1%} of the signed request time (ratio {s / p:.3f})"
+                )
     finally:
         await plain_runner.cleanup()
         await signed_runner.cleanup()
@@ -113,9 +127,11 @@ async def main(requests: int, rounds: int, real: int) -> None:
         ours.append(sign_only(signer, requests))
         library.append(sign_with_library(signer, requests))
         floor.append(ed25519_only(key, requests))
-    print(f"one signature of a 2.4 kB response, us: bridge {spread(ours)}, http-message-signatures {spread(library)}, "
-          f"Ed25519 alone {spread(floor)}; bridge/library {statistics.median(ours) / statistics.median(library):.2f}, "
-          f"bridge/Ed25519 {statistics.median(ours) / statistics.median(floor):.2f}")
+    print(
+        f"one signature of a 2.4 kB response, us: bridge {spread(ours)}, http-message-signatures {spread(library)}, "
+        f"Ed25519 alone {spread(floor)}; bridge/library {statistics.median(ours) / statistics.median(library):.2f}, "
+        f"bridge/Ed25519 {statistics.median(ours) / statistics.median(floor):.2f}"
+    )
     if real:
         await real_endpoint(signer, real, rounds)
 
@@ -140,8 +156,9 @@ async def real_endpoint(signer: MessageSigner, requests: int, rounds: int) -> No
             bridge.start()
             async with aiohttp.ClientSession() as http:
                 await bridge.ready(http)
-                async with http.post(f"{bridge.api}/teams", json={"name": "Bench", "owner": owner.user_id},
-                                     headers=bridge.auth) as resp:
+                async with http.post(
+                    f"{bridge.api}/teams", json={"name": "Bench", "owner": owner.user_id}, headers=bridge.auth
+                ) as resp:
                     team = await resp.json()
                 url = f"{bridge.api}/teams/{team['id']}"
                 await timed(http, url, 20, bridge.auth)
@@ -152,8 +169,10 @@ async def real_endpoint(signer: MessageSigner, requests: int, rounds: int) -> No
                     per_request.append(await timed(http, url, requests, bridge.auth))
                     signing.append(sign_only(signer, 1000, body))
             shares = [s / r for s, r in zip(signing, per_request)]
-            print(f"real GET /teams/{{id}} ({len(body)} B), us: {spread(per_request)} per request, of which signing "
-                  f"{spread(signing)} = {statistics.median(shares):.1%} [{min(shares):.1%}-{max(shares):.1%}] (goal < 10%)")
+            print(
+                f"real GET /teams/{{id}} ({len(body)} B), us: {spread(per_request)} per request, of which signing "
+                f"{spread(signing)} = {statistics.median(shares):.1%} [{min(shares):.1%}-{max(shares):.1%}] (goal < 10%)"
+            )
         finally:
             bridge.stop()
             synapse.stop()
@@ -179,8 +198,13 @@ def sign_with_library(signer: MessageSigner, count: int = 2000, body: bytes | No
     body = body if body is not None else json.dumps(team_body()).encode()
     started = time.perf_counter()
     for _ in range(count):
-        signer._signer.sign(_Response(200, CIMultiDict({"Content-Type": "application/json; charset=utf-8"})),
-                            key_id=signer.key_id, label=LABEL, covered_component_ids=RESPONSE_COMPONENTS, body=body)
+        signer._signer.sign(
+            _Response(200, CIMultiDict({"Content-Type": "application/json; charset=utf-8"})),
+            key_id=signer.key_id,
+            label=LABEL,
+            covered_component_ids=RESPONSE_COMPONENTS,
+            body=body,
+        )
     return (time.perf_counter() - started) / count
 
 
@@ -202,7 +226,9 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--real", type=int, default=300, help="requests to a real bridge (0: skip)")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.requests, args.rounds, args.real = 30, 1, 20

@@ -54,7 +54,7 @@ async def fill(index: TimelineIndex, room_id: str, window: int) -> None:
     events += [message(room_id, EXPIRED + n, CUTOFF + n) for n in range(window)]
     for start in range(0, len(events), PAGE):
         last = start + PAGE >= len(events)
-        await index.fill(room, events[start:start + PAGE], None if last else "more", finished=last)
+        await index.fill(room, events[start : start + PAGE], None if last else "more", finished=last)
 
 
 async def timings(index: TimelineIndex, room_id: str) -> dict[str, float]:
@@ -95,7 +95,9 @@ async def main(window: int, database: str) -> None:
         print(f"\n{database}: {EXPIRED} expired rows; ms (ratio to the {sizes[0]}-row window)")
         for step in ("head", "tail check", "tail walk"):
             base = results[sizes[0]][step]
-            cells = "  ".join(f"{size:>9}: {results[size][step]:8.2f} ({results[size][step] / base:6.1f}x)" for size in sizes)
+            cells = "  ".join(
+                f"{size:>9}: {results[size][step]:8.2f} ({results[size][step] / base:6.1f}x)" for size in sizes
+            )
             print(f"{step:>10}  {cells}")
     finally:
         await drop_synapse_databases()
@@ -105,7 +107,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--window", type=int, default=10_000, help="the smallest window (default 10000)")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.window = 100

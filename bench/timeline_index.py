@@ -33,18 +33,25 @@ POSTGRES = os.environ.get("CLUTTO_BENCH_POSTGRES", "postgres://postgres@127.0.0.
 
 
 def event(room_id: str, i: int) -> dict:
-    return {"event_id": f"${secrets.token_urlsafe(32)}", "room_id": room_id, "type": "m.room.message",
-            "sender": "@someone:example.org", "origin_server_ts": 1_700_000_000_000 + i,
-            "content": {"msgtype": "m.text", "body": f"message {i} " + "x" * 80}}
+    return {
+        "event_id": f"${secrets.token_urlsafe(32)}",
+        "room_id": room_id,
+        "type": "m.room.message",
+        "sender": "@someone:example.org",
+        "origin_server_ts": 1_700_000_000_000 + i,
+        "content": {"msgtype": "m.text", "body": f"message {i} " + "x" * 80},
+    }
 
 
 async def index_bytes(db, scheme: str) -> int:
     if scheme == "postgres":
         return await db.fetchval(
-            "SELECT pg_total_relation_size('timeline_event') + pg_total_relation_size('timeline_room')")
+            "SELECT pg_total_relation_size('timeline_event') + pg_total_relation_size('timeline_room')"
+        )
     return await db.fetchval(
         "SELECT SUM(pgsize) FROM dbstat WHERE name IN ('timeline_event', 'timeline_event_order', "
-        "'timeline_event_age') OR name LIKE 'sqlite_autoindex_timeline_event%'")
+        "'timeline_event_age') OR name LIKE 'sqlite_autoindex_timeline_event%'"
+    )
 
 
 async def main(events: int, database: str) -> None:
@@ -89,7 +96,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, seconds (what the test suite runs; no figures to quote)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.events = 200

@@ -89,14 +89,25 @@ class Bridge:
         self.stores = db = Stores.over(self.db, cipher)
         # The answers before the write read through their own SQLite connection (none with PostgreSQL).
         self.gate_reader = create_reader(a.database)
-        self.signing_keys = keys = signing_keys(s)  # made when missing; an open or broken key file stops here, naming it
+        self.signing_keys = keys = signing_keys(
+            s
+        )  # made when missing; an open or broken key file stops here, naming it
         state_store = MembershipStateStore(self.state_db)
         self.appservice = CluttoAppService(
-            tls_cert=a.tls.cert or None, tls_key=a.tls.key or None,
-            server=s.homeserver.address, domain=s.homeserver.domain, as_token=a.as_token, hs_token=a.hs_token,
-            bot_localpart=a.bot_username, id=a.id, verify_ssl=s.homeserver.verify_ssl,
-            state_store=state_store, inbox=db.inbox, now_ms=clock.now_ms,
-            default_http_retry_count=3, log=logging.getLogger("clutto.appservice"),
+            tls_cert=a.tls.cert or None,
+            tls_key=a.tls.key or None,
+            server=s.homeserver.address,
+            domain=s.homeserver.domain,
+            as_token=a.as_token,
+            hs_token=a.hs_token,
+            bot_localpart=a.bot_username,
+            id=a.id,
+            verify_ssl=s.homeserver.verify_ssl,
+            state_store=state_store,
+            inbox=db.inbox,
+            now_ms=clock.now_ms,
+            default_http_retry_count=3,
+            log=logging.getLogger("clutto.appservice"),
         )
         # The bot's E2EE device: to-device messages and key counts from the transactions go to it,
         # encrypted events are decrypted before the handlers see them.
@@ -107,10 +118,18 @@ class Bridge:
         # This bridge's own registry: counts of several bridges in one process never mix.
         self.metrics = metrics = Metrics()
         metrics.allow("command", counted_names())
-        self.audit = audit = AuditLog(db.audit, clock, metrics, signing_key=keys.current,
-                                      checkpoint_rows=s.audit.checkpoint_rows, witness=WitnessFile(s.witness_path))
+        self.audit = audit = AuditLog(
+            db.audit,
+            clock,
+            metrics,
+            signing_key=keys.current,
+            checkpoint_rows=s.audit.checkpoint_rows,
+            witness=WitnessFile(s.witness_path),
+        )
         # On PostgreSQL every process (main, workers, CLI) hears of a queued job at once (LISTEN/NOTIFY).
-        self.runner = runner = JobRunner(db.jobs, s.jobs, clock, metrics, JobNotifications.for_database(self.db, a.database))
+        self.runner = runner = JobRunner(
+            db.jobs, s.jobs, clock, metrics, JobNotifications.for_database(self.db, a.database)
+        )
         self.webhooks = webhooks = WebhookEvents(s.webhooks, runner, clock)
         if s.webhooks:
             audit.subscribe(webhooks.audit_recorded)
@@ -128,7 +147,17 @@ class Bridge:
             teams, db.teams, db.rooms, db.jobs, hs, admin, audit, s.bridge.team_name_max_length, webhooks
         )
         self.retention = retention = RetentionService(
-            teams, db.teams, db.rooms, db.holds, db.references, db.jobs, runner, hs, audit, clock, db.timeline,
+            teams,
+            db.teams,
+            db.rooms,
+            db.holds,
+            db.references,
+            db.jobs,
+            runner,
+            hs,
+            audit,
+            clock,
+            db.timeline,
             MegolmSessions(self.db),
         )
         # Keys follow retention: no key of a session with expired messages goes out on a request.
@@ -137,7 +166,16 @@ class Bridge:
             db.notices, db.management_rooms, teams, members, hs, s.marketing_default, clock, consent
         )
         self.lifecycle = lifecycle = TrialLifecycle(
-            teams, db.teams, retention, db.jobs, runner, notices, audit, s.trial, str(s.export_folder), clock,
+            teams,
+            db.teams,
+            retention,
+            db.jobs,
+            runner,
+            notices,
+            audit,
+            s.trial,
+            str(s.export_folder),
+            clock,
             portal_url=s.portal.base_url(s.appservice.url) if s.portal.enabled else None,
         )
         self.profiles = profiles = ProfileService(
@@ -155,25 +193,46 @@ class Bridge:
         self.email = email = EmailService(db.email, db.teams, members, db.rooms, hs, audit, s.email, clock)
         self.smtp = SmtpListener(email, s.email) if s.email.enabled else None
 
-        runner.register(JobKind.SWEEP, RetentionSweep(
-            retention, db.teams, db.references, hs, admin, audit, s.retention, s.jobs.homeserver_rate, db.timeline
-        ))
-        runner.register(JobKind.EXPORT, TeamExport(
-            db.teams, db.rooms, db.members, hs, audit, lifecycle, s.jobs.homeserver_rate, clock, webhooks
-        ))
+        runner.register(
+            JobKind.SWEEP,
+            RetentionSweep(
+                retention, db.teams, db.references, hs, admin, audit, s.retention, s.jobs.homeserver_rate, db.timeline
+            ),
+        )
+        runner.register(
+            JobKind.EXPORT,
+            TeamExport(db.teams, db.rooms, db.members, hs, audit, lifecycle, s.jobs.homeserver_rate, clock, webhooks),
+        )
         runner.register(JobKind.WEBHOOK, WebhookDelivery(s.webhooks, self.webhook_sender))
-        runner.register(JobKind.PURGE, TeamPurge(
-            db.teams, db.rooms, db.members, db.references, db.persons, retention, details, admin
-        ))
+        runner.register(
+            JobKind.PURGE,
+            TeamPurge(db.teams, db.rooms, db.members, db.references, db.persons, retention, details, admin),
+        )
         runner.register(JobKind.REENCRYPT, Reencryption(db.encrypted))
 
         self.encryption = encryption = RoomEncryption(teams, db.rooms, notices, hs, audit)
         added_rooms = AddedRooms(members, db.rooms, encryption, notices, hs, admin, audit, clock)
         ctx = Services(
-            teams=teams, members=members, rooms=rooms, integrations=integrations, details=details,
-            retention=retention, lifecycle=lifecycle, notices=notices, consent=consent, profiles=profiles,
-            onboarding=onboarding, contacts=contacts, mydata=mydata, usage=usage, email=email,
-            encryption=encryption, added_rooms=added_rooms, homeserver=hs, settings=s, scim=scim,
+            teams=teams,
+            members=members,
+            rooms=rooms,
+            integrations=integrations,
+            details=details,
+            retention=retention,
+            lifecycle=lifecycle,
+            notices=notices,
+            consent=consent,
+            profiles=profiles,
+            onboarding=onboarding,
+            contacts=contacts,
+            mydata=mydata,
+            usage=usage,
+            email=email,
+            encryption=encryption,
+            added_rooms=added_rooms,
+            homeserver=hs,
+            settings=s,
+            scim=scim,
             portal=PortalAccess(db.portal, consent, s, clock) if s.portal.enabled else None,
         )
         self.homeserver = hs
@@ -191,10 +250,18 @@ class Bridge:
         self.events = EventDispatcher(ctx, metrics)
         self.appservice.matrix_event_handler(self.events.handle)
         # Each periodic task on its own interval (jobs/schedule.py); started once the bridge is ready.
-        self.schedule = Schedule(periodic_jobs(
-            s, teams=teams, jobs=db.jobs, runner=runner, onboarding=onboarding, lifecycle=lifecycle,
-            access=self.access, audit=audit,
-        ))
+        self.schedule = Schedule(
+            periodic_jobs(
+                s,
+                teams=teams,
+                jobs=db.jobs,
+                runner=runner,
+                onboarding=onboarding,
+                lifecycle=lifecycle,
+                access=self.access,
+                audit=audit,
+            )
+        )
         self._levels: asyncio.Task | None = None
         self._database_open = False
         if s.provisioning.enabled:
@@ -205,8 +272,16 @@ class Bridge:
         if s.portal.enabled:
             # Checks the cookie registry against the cookies the portal sets: ConfigError if not.
             self.appservice.app.add_subapp(PORTAL_PREFIX, Portal(ctx, audit).app)
-        self.gate = Gatekeeper(GateStore(self.db, self.gate_reader), db.members, db.integrations, consent, profiles, s,
-                               state_store.seen_profile, self.device.is_encrypted)
+        self.gate = Gatekeeper(
+            GateStore(self.db, self.gate_reader),
+            db.members,
+            db.integrations,
+            consent,
+            profiles,
+            s,
+            state_store.seen_profile,
+            self.device.is_encrypted,
+        )
         if s.antispam.enabled:
             AntispamEndpoints(self.gate, s.antispam.shared_secret).register(self.appservice.app)
         if s.analytics.metrics_enabled:
@@ -235,7 +310,8 @@ class Bridge:
             log.warning(
                 "Serving plain HTTP on %s, which is not a loopback address: tokens, API answers and members' data "
                 "cross the network unencrypted. Set appservice.tls.cert and appservice.tls.key, or put a "
-                "TLS-terminating proxy in front and listen on 127.0.0.1.", a.hostname,
+                "TLS-terminating proxy in front and listen on 127.0.0.1.",
+                a.hostname,
             )
         async with _named("homeserver.address", f"cannot use the homeserver at {self.settings.homeserver.address}"):
             await self.homeserver.ensure_bot(a.bot_displayname)
@@ -247,12 +323,15 @@ class Bridge:
                 "The bot %s is not a homeserver admin. RETENTION DEGRADES TO REDACTION ONLY: old events are "
                 "redacted but stay in the homeserver database, and their media stays. Creating and deactivating "
                 "accounts and deleting teams are refused. Make it one: PUT /_synapse/admin/v2/users/%s "
-                "{\"admin\": true}",
-                bot, bot,
+                '{"admin": true}',
+                bot,
+                bot,
             )
         log.info("Profiles are published as %s", await self.profiles.detect())
         await self.profiles.drop_disallowed()
-        log.info("Privacy policy version %s, consent mode %s", self.settings.consent.version, self.settings.consent.mode)
+        log.info(
+            "Privacy policy version %s, consent mode %s", self.settings.consent.version, self.settings.consent.mode
+        )
         finished = await self.teams.finish_interrupted()
         if finished:
             log.info("Finished creating %d team(s) interrupted by the last stop", finished)
@@ -310,8 +389,9 @@ class Bridge:
             await self.stores.encrypted.check_opens()
         except DecryptionError as e:
             raise ConfigError(
-                "security.keyset", f"{self.settings.security.keyset} does not open the data in the database ({e}); "
-                "is it the keyset this database was written with?"
+                "security.keyset",
+                f"{self.settings.security.keyset} does not open the data in the database ({e}); "
+                "is it the keyset this database was written with?",
             ) from None
 
     async def start_worker(self) -> None:

@@ -250,7 +250,9 @@ def _lines(stream: BinaryIO, progress: Progress) -> Iterator[tuple[int, dict[str
 
 
 def _check_export(
-    lines: Iterator[tuple[int, dict[str, Any]]], trusted: set[str] | None, given: WitnessSource | None,
+    lines: Iterator[tuple[int, dict[str, Any]]],
+    trusted: set[str] | None,
+    given: WitnessSource | None,
 ) -> tuple[Problem | None, Summary, WitnessSource]:
     keys: dict[str, dict[str, str]] = {}
     checkpoints: list[Checkpoint] = []
@@ -278,9 +280,11 @@ def _check_export(
             continue
         if kind == "end":
             if {k: item.get(f"{k}s") for k in counts} != counts:
-                raise BadExport(f"line {number}: the file should hold {item.get('rows')} rows, {item.get('checkpoints')}"
-                                f" checkpoints and {item.get('keys')} keys, but holds {counts['row']}, "
-                                f"{counts['checkpoint']} and {counts['key']}")
+                raise BadExport(
+                    f"line {number}: the file should hold {item.get('rows')} rows, {item.get('checkpoints')}"
+                    f" checkpoints and {item.get('keys')} keys, but holds {counts['row']}, "
+                    f"{counts['checkpoint']} and {counts['key']}"
+                )
             check = start()
             return check.finish(), check.summary, witness
         if kind not in counts:
@@ -315,7 +319,7 @@ def trusted_keys(path: Path | None) -> set[str] | None:
         data = json.loads(path.read_text())
         return {jwk_thumbprint(jwk) for jwk in data["keys"]}
     except (OSError, ValueError, KeyError, TypeError):
-        raise ConfigError("--trusted-keys", f"{path} is not a readable JWK Set ({{\"keys\": [...]}})") from None
+        raise ConfigError("--trusted-keys", f'{path} is not a readable JWK Set ({{"keys": [...]}})') from None
 
 
 def report(problem: Problem | None, summary: Summary, configured: str | None, witness: WitnessSource) -> int:
@@ -339,6 +343,8 @@ def report(problem: Problem | None, summary: Summary, configured: str | None, wi
 
 def _witness_line(s: Summary, witness: WitnessSource) -> str:
     if s.witnessed is not None:
-        return (f"The witness ({witness.where}) holds checkpoint {s.witnessed.id} over row {s.witnessed.row_id}, "
-                "and the log still has both: nothing was cut off before it.")
+        return (
+            f"The witness ({witness.where}) holds checkpoint {s.witnessed.id} over row {s.witnessed.row_id}, "
+            "and the log still has both: nothing was cut off before it."
+        )
     return f"No witness ({witness.where}): a deletion of the newest rows with their checkpoints cannot be told."

@@ -35,15 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd = commands.add_parser("run", help="run the bridge (the default)")
     run_cmd.add_argument("-c", "--config", dest="sub_config", help="config file")
     worker = commands.add_parser(
-        "worker", help="run only the job runner (sweeps, exports, purges), beside a main process (PostgreSQL)",
+        "worker",
+        help="run only the job runner (sweeps, exports, purges), beside a main process (PostgreSQL)",
     )
     worker.add_argument("-c", "--config", dest="sub_config", help="config file (the main process's)")
     reg = commands.add_parser("generate-registration", help="write the appservice registration for the homeserver")
     reg.add_argument("-c", "--config", dest="sub_config", help="config file")
-    reg.add_argument("-r", "--registration", default="registration.yaml", help="output file (default: registration.yaml)")
+    reg.add_argument(
+        "-r", "--registration", default="registration.yaml", help="output file (default: registration.yaml)"
+    )
     cfg = commands.add_parser("config", help="work with the config file")
     cfg_commands = cfg.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    upgrade = cfg_commands.add_parser("upgrade", help="add new keys with their defaults, keeping your values and comments")
+    upgrade = cfg_commands.add_parser(
+        "upgrade", help="add new keys with their defaults, keeping your values and comments"
+    )
     upgrade.add_argument("-c", "--config", dest="sub_config", help="config file")
     check = cfg_commands.add_parser("check", help="validate the config file")
     check.add_argument("-c", "--config", dest="sub_config", help="config file")
@@ -57,32 +62,43 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--team", required=True, help="team id")
     plan.add_argument("-c", "--config", dest="sub_config", help="config file")
     promises = commands.add_parser(
-        "promises", help="which privacy promises this config keeps, weakens or cannot keep yet",
+        "promises",
+        help="which privacy promises this config keeps, weakens or cannot keep yet",
         description="Report every promise of the privacy policy against the config (kept, partly kept, weakened "
         "by a named setting, not applicable, not yet enforced), or print the page docs/promises.md.",
     )
     promises.add_argument("-c", "--config", dest="sub_config", help="config file")
     promises.add_argument("--markdown", action="store_true", help="print docs/promises.md (needs no config)")
-    promises.add_argument("--homeserver-config", type=Path, help="the homeserver's homeserver.yaml, to check its settings too")
+    promises.add_argument(
+        "--homeserver-config", type=Path, help="the homeserver's homeserver.yaml, to check its settings too"
+    )
     promises.add_argument("--strict", action="store_true", help="exit with 1 when any promise is weakened")
     docs = commands.add_parser(
-        "docs", help="the documentation pages generated from the code (commands, config keys, API, audit, promises)",
+        "docs",
+        help="the documentation pages generated from the code (commands, config keys, API, audit, promises)",
     )
-    docs.add_argument("docs_command", choices=["generate", "check"],
-                      help="generate: write the pages that changed; check: exit with 1 when one is stale")
+    docs.add_argument(
+        "docs_command",
+        choices=["generate", "check"],
+        help="generate: write the pages that changed; check: exit with 1 when one is stale",
+    )
     doctor = commands.add_parser(
-        "doctor", help="audit the homeserver's config (and its log config) against the policy; --fix corrects it",
+        "doctor",
+        help="audit the homeserver's config (and its log config) against the policy; --fix corrects it",
         description="Check homeserver.yaml and the log config it points to against this config's policy and print "
         "a table: check, status, found, required, why. Exit code 0 when nothing fails, 1 otherwise.",
     )
     doctor.add_argument("-c", "--config", dest="sub_config", help="config file")
     doctor.add_argument("--homeserver-config", type=Path, required=True, help="the homeserver's homeserver.yaml")
-    doctor.add_argument("--fix", action="store_true",
-                        help="write the needed changes (comments kept), after a backup beside each file")
-    doctor.add_argument("--registration", type=Path,
-                        help="the bridge's registration file, for --fix to add to app_service_config_files")
+    doctor.add_argument(
+        "--fix", action="store_true", help="write the needed changes (comments kept), after a backup beside each file"
+    )
+    doctor.add_argument(
+        "--registration", type=Path, help="the bridge's registration file, for --fix to add to app_service_config_files"
+    )
     keys = commands.add_parser(
-        "keys", help="the keyset that encrypts personal data: init, rotate, status, retire",
+        "keys",
+        help="the keyset that encrypts personal data: init, rotate, status, retire",
         description="The keyset file (security.keyset) holds AES-256-GCM keys; the primary encrypts, the others "
         "only decrypt. rotate adds a new primary and queues the re-encryption of every value, which the running "
         "bridge does in batches; retire removes a key no value uses any more.",
@@ -103,17 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="check the hash-chained, signed audit log offline, or export it")
     audit_commands = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     verify = audit_commands.add_parser(
-        "verify", help="check every row's hash and every checkpoint's signature; name the first that does not match",
+        "verify",
+        help="check every row's hash and every checkpoint's signature; name the first that does not match",
     )
     verify.add_argument("-c", "--config", dest="sub_config", help="config file (its database is read)")
     verify.add_argument("--file", type=Path, help="verify an export (audit export FILE) instead; needs no config")
     verify.add_argument(
-        "--witness", type=Path,
+        "--witness",
+        type=Path,
         help="the witness file to hold the log against (default: the one beside security.keyset, or with --file "
         "the one the export holds); it catches the newest rows deleted with their checkpoints",
     )
     verify.add_argument(
-        "--trusted-keys", type=Path,
+        "--trusted-keys",
+        type=Path,
         help="a JWK Set of the signing keys you trust; a checkpoint signed by another key fails "
         "(default: the public keys the log recorded)",
     )
@@ -122,8 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-c", "--config", dest="sub_config", help="config file")
     demo = commands.add_parser("demo", help="run a throwaway Synapse with the bridge and a demo team")
     demo.add_argument(
-        "--dir", type=Path, help="folder for the demo's files, kept when it stops; a demo's folder is resumed "
-        "(default: a temporary folder, deleted when the demo stops)"
+        "--dir",
+        type=Path,
+        help="folder for the demo's files, kept when it stops; a demo's folder is resumed "
+        "(default: a temporary folder, deleted when the demo stops)",
     )
     demo.add_argument("--fresh", action="store_true", help="with --dir: clear the demo's folder and start over")
     demo.add_argument(
@@ -373,18 +394,22 @@ def audit_command(args: argparse.Namespace, config_path: str) -> int:
 def run(config_path: str, debug: bool = False, worker: bool = False) -> int:
     _, settings = load_settings(config_path)
     if worker and not settings.appservice.database.startswith(("postgres://", "postgresql://")):
-        raise ConfigError(
-            "appservice.database", "a worker shares the job queue with the main process: use PostgreSQL"
-        )
+        raise ConfigError("appservice.database", "a worker shares the job queue with the main process: use PostgreSQL")
     for key in ("as_token", "hs_token"):
         if getattr(settings.appservice, key) == GENERATE:
             raise ConfigError(f"appservice.{key}", "is still 'generate': run clutto-bridge generate-registration first")
     if settings.provisioning.enabled and settings.provisioning.shared_secret == GENERATE:
-        raise ConfigError("provisioning.shared_secret", "is still 'generate': run clutto-bridge generate-registration first")
+        raise ConfigError(
+            "provisioning.shared_secret", "is still 'generate': run clutto-bridge generate-registration first"
+        )
     if settings.antispam.enabled and settings.antispam.shared_secret == GENERATE:
-        raise ConfigError("antispam.shared_secret", "is still 'generate': run clutto-bridge generate-registration first")
+        raise ConfigError(
+            "antispam.shared_secret", "is still 'generate': run clutto-bridge generate-registration first"
+        )
     if settings.analytics.metrics_enabled and settings.analytics.metrics_secret == GENERATE:
-        raise ConfigError("analytics.metrics_secret", "is still 'generate': run clutto-bridge generate-registration first")
+        raise ConfigError(
+            "analytics.metrics_secret", "is still 'generate': run clutto-bridge generate-registration first"
+        )
     check_environment(settings)  # after the tokens: generate-registration also creates the keys
     warn_if_shared(Path(config_path), "it holds the appservice tokens and the provisioning secret")
     setup_logging(settings.logging.level, settings.logging.file)

@@ -126,7 +126,9 @@ class TlsSettings(Section):
     @model_validator(mode="after")
     def _both_or_neither(self) -> TlsSettings:
         if bool(self.cert) != bool(self.key):
-            raise KeyedValueError("key" if self.cert else "cert", "set both appservice.tls.cert and appservice.tls.key, or neither")
+            raise KeyedValueError(
+                "key" if self.cert else "cert", "set both appservice.tls.cert and appservice.tls.key, or neither"
+            )
         return self
 
     @property
@@ -225,7 +227,8 @@ class TrialSettings(Section):
         longest = self.warnings[0] if self.warnings else 0
         if longest > self.length:
             raise KeyedValueError(
-                "warnings", f"a warning {format_duration(longest)} before the purge is longer than the trial "
+                "warnings",
+                f"a warning {format_duration(longest)} before the purge is longer than the trial "
                 f"(policy.trial.length: {format_duration(self.length)})",
             )
         return self
@@ -507,7 +510,9 @@ def _first_problem(error: ValidationError) -> ConfigError:
     if problem["type"] == "missing":
         return ConfigError(dotted, MISSING)
     if problem["type"] == "extra_forbidden":
-        return ConfigError(dotted, f"unknown key `{dotted}`" + (_nearest(key) or " (see example-config.yaml for the keys there are)"))
+        return ConfigError(
+            dotted, f"unknown key `{dotted}`" + (_nearest(key) or " (see example-config.yaml for the keys there are)")
+        )
     if problem["type"] in ("model_type", "model_attributes_type", "dict_type"):
         return ConfigError(dotted, f"must be a map of keys (see example-config.yaml), got {problem['input']!r}")
     if isinstance(cause, ValueError):
@@ -697,8 +702,13 @@ class ConfigFile:
     def fill_generated_secrets(self) -> bool:
         """Replace every 'generate' token with a fresh random one; True if any changed."""
         changed = False
-        for key in ("appservice.as_token", "appservice.hs_token", "provisioning.shared_secret", "antispam.shared_secret",
-                    "analytics.metrics_secret"):
+        for key in (
+            "appservice.as_token",
+            "appservice.hs_token",
+            "provisioning.shared_secret",
+            "antispam.shared_secret",
+            "analytics.metrics_secret",
+        ):
             if self[key] == GENERATE:
                 self[key] = secrets.token_urlsafe(32)
                 changed = True

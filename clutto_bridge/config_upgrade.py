@@ -84,9 +84,7 @@ def _append_following_comment(parent: Any, key: Any, text: str) -> None:
         entry[pos].value += text
 
 
-def _merge_missing(
-    base: CommentedMap, target: CommentedMap, lines: list[str], prefix: str, added: list[str]
-) -> None:
+def _merge_missing(base: CommentedMap, target: CommentedMap, lines: list[str], prefix: str, added: list[str]) -> None:
     for index, key in enumerate(base):
         path = f"{prefix}{key}"
         if key in target:

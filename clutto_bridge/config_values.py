@@ -97,7 +97,9 @@ def _database_url(value: Any) -> str:
         try:
             url = URL(text)
         except ValueError as e:
-            raise ValueError(f"is not a valid PostgreSQL URL ({e}); write postgres://user:password@host:port/database") from None
+            raise ValueError(
+                f"is not a valid PostgreSQL URL ({e}); write postgres://user:password@host:port/database"
+            ) from None
         if not url.host or url.path in ("", "/"):
             raise ValueError("needs a host and a database: postgres://user:password@host:port/database")
     else:
@@ -236,7 +238,7 @@ def _one_of(choices: tuple[str, ...]) -> Check:
 
 def _policy_version(value: Any) -> str:
     if isinstance(value, float):
-        raise ValueError(f"write the version in quotes, for example \"{value}\"")
+        raise ValueError(f'write the version in quotes, for example "{value}"')
     text = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
     if not VERSION.fullmatch(text):
         raise ValueError(f"must be a version name (letters, digits, . _ -), got {value!r}")
@@ -349,7 +351,9 @@ CommandPrefix = Annotated[str, BeforeValidator(_command_prefix)]
 RoomVersion = Annotated[str, BeforeValidator(_room_version)]
 RoomNames = Annotated[tuple[str, ...], BeforeValidator(_room_names)]
 PowerLevels = Annotated[dict[str, int], BeforeValidator(_power_levels)]
-UserIds = Annotated[tuple[str, ...], BeforeValidator(_list_of(_matching(USER_ID, "a Matrix user ID like @bot:example.com")))]
+UserIds = Annotated[
+    tuple[str, ...], BeforeValidator(_list_of(_matching(USER_ID, "a Matrix user ID like @bot:example.com")))
+]
 WidgetPrefixes = Annotated[tuple[str, ...], BeforeValidator(_list_of(_widget_prefix))]
 LogLevel = Annotated[str, BeforeValidator(_log_level)]
 PolicyVersion = Annotated[str, BeforeValidator(_policy_version)]

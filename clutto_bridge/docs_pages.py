@@ -77,8 +77,9 @@ def commands_page() -> str:
         lines += [f"## {section}", "", "| command | who | what | example |", "| --- | --- | --- | --- |"]
         for command in commands:
             usage = f"{command.name} {command.help_args}".strip()
-            lines.append(f"| `{_cell(usage)}` | {_who(command)} | {_cell(command.help_text)} | "
-                         f"`{_cell(command.example)}` |")
+            lines.append(
+                f"| `{_cell(usage)}` | {_who(command)} | {_cell(command.help_text)} | `{_cell(command.example)}` |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -129,9 +130,10 @@ def config_keys(text: str) -> list[tuple[str, str, bool]]:
         if comment:
             shared[indent] = " ".join(comment)
         value = match["rest"].strip()
-        following = next((n for n in lines[number + 1:] if n.strip() and not n.strip().startswith("#")), "")
-        holds_keys = not value and len(following) - len(following.lstrip(" ")) > indent \
-            and not following.strip().startswith("-")
+        following = next((n for n in lines[number + 1 :] if n.strip() and not n.strip().startswith("#")), "")
+        holds_keys = (
+            not value and len(following) - len(following.lstrip(" ")) > indent and not following.strip().startswith("-")
+        )
         found.append((".".join(k for _, k in stack), shared.get(indent, ""), holds_keys))
         comment = []
     return found
@@ -216,15 +218,18 @@ def api_page(document: dict[str, Any] | None = None) -> str:
                 lines += ["No bearer token needed.", ""]
             for parameter in op.get("parameters", []):
                 note = f": {_cell(parameter['description'])}" if parameter.get("description") else ""
-                lines.append(f"- {parameter['in']} parameter `{parameter['name']}` "
-                             f"({_type_of(parameter.get('schema', {}))}){note}")
+                lines.append(
+                    f"- {parameter['in']} parameter `{parameter['name']}` "
+                    f"({_type_of(parameter.get('schema', {}))}){note}"
+                )
             if "requestBody" in op:
                 for media, content in op["requestBody"]["content"].items():
                     lines.append(f"- body ({media}): `{_type_of(content['schema'])}`")
             for status, response in op["responses"].items():
                 kinds = response.get("content", {})
-                shown = ", ".join(f"`{_type_of(c['schema'])}`" if media == "application/json" else media
-                                  for media, c in kinds.items())
+                shown = ", ".join(
+                    f"`{_type_of(c['schema'])}`" if media == "application/json" else media for media, c in kinds.items()
+                )
                 lines.append(f"- **{status}**: {_cell(response['description'])}" + (f" ({shown})" if shown else ""))
             lines.append("")
     lines += ["## Schemas", ""]
@@ -237,8 +242,10 @@ def api_page(document: dict[str, Any] | None = None) -> str:
             required = set(schema.get("required", ()))
             lines += ["| field | type | required | description |", "| --- | --- | --- | --- |"]
             for field, info in properties.items():
-                lines.append(f"| `{field}` | {_cell(_type_of(info))} | {'yes' if field in required else ''} | "
-                             f"{_cell(info.get('description', ''))} |")
+                lines.append(
+                    f"| `{field}` | {_cell(_type_of(info))} | {'yes' if field in required else ''} | "
+                    f"{_cell(info.get('description', ''))} |"
+                )
             lines.append("")
         elif "enum" in schema:
             lines += [f"One of {_type_of(schema)}.", ""]
@@ -274,8 +281,7 @@ PAGES: dict[str, Callable[[], str]] = {
 
 def stale(root: Path = ROOT) -> list[str]:
     """The generated pages whose checked-in text is not what the code makes now."""
-    return [name for name, make in PAGES.items()
-            if not (root / name).is_file() or (root / name).read_text() != make()]
+    return [name for name, make in PAGES.items() if not (root / name).is_file() or (root / name).read_text() != make()]
 
 
 def generate(root: Path = ROOT) -> list[str]:

@@ -40,6 +40,7 @@ UNREADABLE = (
     "I asked your app for it, and I answer as soon as it arrives. If nothing happens, send the message again."
 )
 
+
 def _member(content: object) -> MemberStateEventContent | None:
     """A membership event's content as mautrix parses it; None for anything else (no content)."""
     return content if isinstance(content, MemberStateEventContent) else None
@@ -114,7 +115,10 @@ class EventDispatcher:
             elif new in (Membership.LEAVE, Membership.BAN):
                 await self.ctx.notices.chat_closed(evt.room_id)
             return
-        if new in (Membership.LEAVE, Membership.BAN) and await self.ctx.notices.chat_owner(evt.room_id) == evt.state_key:
+        if (
+            new in (Membership.LEAVE, Membership.BAN)
+            and await self.ctx.notices.chat_owner(evt.room_id) == evt.state_key
+        ):
             # The user left their chat with the bot: the next message to them opens a new
             # one, rather than going into a room nobody reads.
             await self.ctx.notices.chat_closed(evt.room_id)
@@ -178,22 +182,36 @@ class EventDispatcher:
             return
         if content.is_direct:
             replaced = await self.ctx.notices.chat_opened(evt.room_id, evt.sender)
-            text = await self.ctx.onboarding.greeting(evt.sender) + (" From now on I write to you here, and I closed our older chat." if replaced else "")
+            text = await self.ctx.onboarding.greeting(evt.sender) + (
+                " From now on I write to you here, and I closed our older chat." if replaced else ""
+            )
             greeting = prose(text, code_marks=False)
             await self.homeserver.send_notice(
-                evt.room_id, greeting.plain, greeting.html, mentions=greeting.mentions, txn_id=reply_txn_id(evt.event_id, 0)
+                evt.room_id,
+                greeting.plain,
+                greeting.html,
+                mentions=greeting.mentions,
+                txn_id=reply_txn_id(evt.event_id, 0),
             )
 
     async def _unreadable(self, evt: Event) -> None:
         """An encrypted message whose key did not come: the sender's devices are asked for it, and
         in the chat with the bot (where every message is for the bot) the sender is told so. A
         message that becomes readable is handled as if it had just arrived."""
-        log.warning("No key for the encrypted event %s of %s in %s; asking the sender's devices",
-                    evt.event_id, evt.sender, evt.room_id)
+        log.warning(
+            "No key for the encrypted event %s of %s in %s; asking the sender's devices",
+            evt.event_id,
+            evt.sender,
+            evt.room_id,
+        )
         if await self.ctx.notices.chat_owner(evt.room_id) == evt.sender:
             told = prose(UNREADABLE, code_marks=False)
             await self.homeserver.send_notice(
-                evt.room_id, told.plain, told.html, mentions=[], reply_to=evt.event_id,
+                evt.room_id,
+                told.plain,
+                told.html,
+                mentions=[],
+                reply_to=evt.event_id,
                 txn_id=reply_txn_id(evt.event_id, 0) + ".unreadable",
             )
         readable = await self.homeserver.request_key(evt, KEY_REQUEST_S)

@@ -40,8 +40,10 @@ def init(settings: Settings) -> int:
         keyset = _file(settings).create(int(time.time()))
     except KeysetError as e:
         raise KeysError(str(e)) from None
-    print(f"Created {settings.keyset_path} with key {keyset.primary} (primary). Back it up: "
-          "without it the encrypted data cannot be read.")
+    print(
+        f"Created {settings.keyset_path} with key {keyset.primary} (primary). Back it up: "
+        "without it the encrypted data cannot be read."
+    )
     return 0
 
 
@@ -77,8 +79,10 @@ def rotate(settings: Settings, batch: int = DEFAULT_BATCH, wait: bool = False) -
     file.save(keyset)  # first: a queued job must find its key in the file
     job = asyncio.run(_with_stores(settings, cipher, queue))
     print(f"Key {keyset.primary} is the primary key now; the keys before it decrypt only.")
-    print(f"Re-encryption job #{job.id} is queued; the running bridge does it in batches "
-          "(`clutto-bridge keys status` shows how far it got).")
+    print(
+        f"Re-encryption job #{job.id} is queued; the running bridge does it in batches "
+        "(`clutto-bridge keys status` shows how far it got)."
+    )
     if wait:
         return asyncio.run(_follow(settings, cipher, job.id))
     return 0
@@ -93,8 +97,10 @@ def job_line(job: Job) -> str:
     p = job.progress
     columns = p.get("columns", 0)
     done = min(p.get("column", 0), columns)
-    return f"re-encryption #{job.id} {job.state}: {_bar(done, columns)} {done}/{columns} columns, " \
-           f"{p.get('rewrapped', 0)} values re-encrypted"
+    return (
+        f"re-encryption #{job.id} {job.state}: {_bar(done, columns)} {done}/{columns} columns, "
+        f"{p.get('rewrapped', 0)} values re-encrypted"
+    )
 
 
 async def _follow(settings: Settings, cipher: FieldCipher, job_id: int, poll: float = 0.5) -> int:
@@ -154,8 +160,10 @@ def retire(settings: Settings, key_id: int) -> int:
     left, pickled = asyncio.run(_with_stores(settings, cipher, count))
     if pickled:
         # The store is re-pickled under the primary when the bridge starts (never under a running one).
-        raise KeysError(f"key {key_id} still protects the bot's E2EE crypto store; start the bridge once "
-                        "(it re-pickles the store under the primary key), then retire it")
+        raise KeysError(
+            f"key {key_id} still protects the bot's E2EE crypto store; start the bridge once "
+            "(it re-pickles the store under the primary key), then retire it"
+        )
     if left:
         raise KeysError(
             f"key {key_id} still protects {left} value(s); wait for the re-encryption (`keys status`), then retire it"

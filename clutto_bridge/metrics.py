@@ -73,20 +73,31 @@ class Metrics:
             "clutto_team_members", "Current team memberships by role and membership", ["role", "membership"], registry=r
         )
         self.rooms = Gauge("clutto_team_rooms", "Team rooms by kind, archived or not", ["kind", "archived"], registry=r)
-        self.job_queue = Gauge("clutto_jobs_unfinished", "Jobs queued or running, by kind", ["kind", "state"], registry=r)
+        self.job_queue = Gauge(
+            "clutto_jobs_unfinished", "Jobs queued or running, by kind", ["kind", "state"], registry=r
+        )
         self.commands = Counter(
             "clutto_commands", "Bot commands run, by command and outcome", ["command", "outcome"], registry=r
         )
         self.api_requests = Counter(
-            "clutto_api_requests", "Provisioning API requests by method, route template and status",
-            ["method", "route", "status"], registry=r,
+            "clutto_api_requests",
+            "Provisioning API requests by method, route template and status",
+            ["method", "route", "status"],
+            registry=r,
         )
-        self.jobs_finished = Counter("clutto_jobs_finished", "Job runs ended, by kind and state", ["kind", "state"], registry=r)
+        self.jobs_finished = Counter(
+            "clutto_jobs_finished", "Job runs ended, by kind and state", ["kind", "state"], registry=r
+        )
         self.job_duration = Histogram(
-            "clutto_job_duration_seconds", "Duration of one run of a job, by kind", ["kind"], registry=r,
+            "clutto_job_duration_seconds",
+            "Duration of one run of a job, by kind",
+            ["kind"],
+            registry=r,
             buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, float("inf")),
         )
-        self.events_redacted = Counter("clutto_retention_events_redacted", "Events redacted by retention sweeps", registry=r)
+        self.events_redacted = Counter(
+            "clutto_retention_events_redacted", "Events redacted by retention sweeps", registry=r
+        )
         self.rooms_purged = Counter(
             "clutto_retention_rooms_purged", "Room histories purged on the homeserver by retention sweeps", registry=r
         )

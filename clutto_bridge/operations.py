@@ -73,7 +73,9 @@ def render_progress(job: dict) -> str:
     p = job.get("progress", {})
     rooms = p.get("rooms") or []
     done = min(p.get("room_index", 0), len(rooms))
-    text = f"{_bar(done, len(rooms))} {done}/{len(rooms)} rooms, {p.get('removed', p.get('redacted', 0))} events removed"
+    text = (
+        f"{_bar(done, len(rooms))} {done}/{len(rooms)} rooms, {p.get('removed', p.get('redacted', 0))} events removed"
+    )
     if p.get("media_deleted"):
         text += f", {p['media_deleted']} media deleted"
     if p.get("sessions_deleted"):

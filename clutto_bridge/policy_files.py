@@ -52,7 +52,9 @@ def configured_or_packaged(folder: str) -> tuple[dict[str, PolicyText], bool]:
     log.warning(
         "Policy texts folder %r (policy.consent.texts) does not exist; using the placeholder texts "
         "packaged with clutto-bridge from %s. Put your own policy texts in %r.",
-        folder, PACKAGED_TEXTS, folder,
+        folder,
+        PACKAGED_TEXTS,
+        folder,
     )
     return read_texts(PACKAGED_TEXTS), True
 

@@ -63,8 +63,11 @@ class SmtpListener:
 
     def _protocol(self) -> SMTP:
         session = SMTP(
-            self.handler, data_size_limit=self.config.max_size_kib * 1024, hostname=self.config.domain,
-            ident="clutto-bridge", loop=asyncio.get_running_loop(),
+            self.handler,
+            data_size_limit=self.config.max_size_kib * 1024,
+            hostname=self.config.domain,
+            ident="clutto-bridge",
+            loop=asyncio.get_running_loop(),
         )
         self._sessions.add(session)
         return session

@@ -41,7 +41,9 @@ def ensure_environment(extra: str) -> None:
         try:
             venv.EnvBuilder(with_pip=True).create(VENV)
         except Exception as e:  # Debian without python3-venv, for instance
-            sys.exit(f"Could not create a virtual environment ({e}). Install your system's venv support, e.g. python3-venv.")
+            sys.exit(
+                f"Could not create a virtual environment ({e}). Install your system's venv support, e.g. python3-venv."
+            )
     print(f"Installing clutto-bridge[{extra}] into {VENV} (a few minutes the first time) …", flush=True)
     pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check"]
     install([[*pip, "--upgrade", "pip"], [*pip, "--editable", f"{ROOT}[{extra}]"]], INSTALL_LOG)

@@ -94,8 +94,14 @@ def main() -> int:
         raise SystemExit("no chromium: install it (apt-get install -y chromium) or set CLUTTO_CHROMIUM")
     with tempfile.TemporaryDirectory(prefix="clutto-screenshots-") as demo:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "CLUTTO_DEMO_PORT": str(free_port())}
-        process = subprocess.Popen([sys.executable, "-m", "clutto_bridge", "demo", "--dir", demo], cwd=ROOT, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "clutto_bridge", "demo", "--dir", demo],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             output = read_until(process, "Press Ctrl-C to stop.")
             print(output, flush=True)

@@ -17,8 +17,9 @@ def config_with_tokens(config: Path, **replace: str) -> None:
     keyset = config.with_name("keyset.json")
     KeysetFile(keyset).ensure(0)
     text = text.replace("keyset: clutto-keyset.json", f"keyset: {keyset}")
-    for letter, token in zip("ahxx", ("as_token: generate", "hs_token: generate", "shared_secret: generate",
-                                      "metrics_secret: generate")):
+    for letter, token in zip(
+        "ahxx", ("as_token: generate", "hs_token: generate", "shared_secret: generate", "metrics_secret: generate")
+    ):
         text = text.replace(token, token.replace("generate", letter * 32))  # as_token and hs_token must differ
     for old, new in replace.items():
         text = text.replace(old, new)

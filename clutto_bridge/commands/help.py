@@ -21,8 +21,10 @@ async def show_help(evt: CommandEvent, *, command: str = "") -> None:
         return
     lines = ["**Clutto commands**"]
     if evt.in_management_room:
-        lines.append(f"In this chat with me, send a command as it is. In a team room, start it with "
-                     f"`{_prefix(evt, force=True).strip()}`.")
+        lines.append(
+            f"In this chat with me, send a command as it is. In a team room, start it with "
+            f"`{_prefix(evt, force=True).strip()}`."
+        )
     lines.append(f"`{_prefix(evt)}help COMMAND` shows one command with an example.")
     for section, commands in _by_section().items():
         lines.append(f"\n**{section}**")
@@ -37,8 +39,10 @@ def _one(evt: CommandEvent, words: list[str]) -> str:
     wanted = " ".join(w.lower() for w in words)
     starting = [cmd for cmd in registry.commands.values() if cmd.name.startswith(wanted + " ")]
     if starting:
-        return "\n".join([f"**Commands starting with `{wanted}`**"]
-                         + [f"- `{_usage(evt, cmd)}`: {cmd.help_text}" for cmd in starting])
+        return "\n".join(
+            [f"**Commands starting with `{wanted}`**"]
+            + [f"- `{_usage(evt, cmd)}`: {cmd.help_text}" for cmd in starting]
+        )
     return f"There is no command `{wanted[:40]}`. Send `{_prefix(evt)}help` for the list."
 
 

@@ -7,7 +7,12 @@ from collections.abc import Iterable
 from clutto_bridge.commands.registry import CommandEvent, registry
 
 
-@registry.command("integrations list", team="member", help_text="Show the bots and widget URL prefixes the team allows.", section="Integrations")
+@registry.command(
+    "integrations list",
+    team="member",
+    help_text="Show the bots and widget URL prefixes the team allows.",
+    section="Integrations",
+)
 async def integrations_list(evt: CommandEvent) -> None:
     team = evt.declared_team
     allowed = await evt.ctx.integrations.allowlist(team)

@@ -48,7 +48,11 @@ async def remove(evt: CommandEvent, *, user: str, deactivate: bool) -> None:
 
 
 @registry.command(
-    "transfer", args="USER", team="manage", help_text="Make another member the owner; you become an admin.", section=SECTION,
+    "transfer",
+    args="USER",
+    team="manage",
+    help_text="Make another member the owner; you become an admin.",
+    section=SECTION,
     example="transfer @bob:example.org",
 )
 async def transfer(evt: CommandEvent, *, user: str) -> None:

@@ -73,7 +73,8 @@ async def policy(evt: CommandEvent) -> None:
     status = "You have accepted it." if accepted else "Send `accept` to agree to it."
     await evt.reply(
         prose(f"**Privacy policy, version {text.version}** (published {text.published.isoformat()})")
-        + document(text.text) + prose(status)
+        + document(text.text)
+        + prose(status)
     )
 
 
@@ -98,13 +99,17 @@ async def contacts_allow(evt: CommandEvent) -> None:
         await evt.ctx.contacts.allow(evt.sender)
     except AlreadyAllowed as e:
         raise Conflict(f"{e.message} `contacts revoke` withdraws it.") from None
-    await evt.reply("Contact import is allowed. Send a vCard (.vcf) file in this chat, or upload it through the "
-                    "API. We keep names, email addresses and Matrix IDs only, and delete the file itself once it "
-                    "is read. `contacts revoke` deletes them all.")
+    await evt.reply(
+        "Contact import is allowed. Send a vCard (.vcf) file in this chat, or upload it through the "
+        "API. We keep names, email addresses and Matrix IDs only, and delete the file itself once it "
+        "is read. `contacts revoke` deletes them all."
+    )
 
 
 @registry.command(
-    "contacts revoke", private=True, help_text="Withdraw contact import and delete imported contacts.",
+    "contacts revoke",
+    private=True,
+    help_text="Withdraw contact import and delete imported contacts.",
     section=SECTION,
 )
 async def contacts_revoke(evt: CommandEvent) -> None:
@@ -148,5 +153,7 @@ async def mydata_export(evt: CommandEvent) -> None:
     data = json.dumps(await evt.ctx.mydata.collect(evt.sender, reader=evt.sender), indent=2, sort_keys=True).encode()
     await evt.reply_file(data, name="clutto-mydata.json", mime_type="application/json")
     await evt.ctx.mydata.exported(evt.sender, len(data))
-    await evt.reply(f"Here is your data ({len(data):,} bytes). It is also available through the API at "
-                    "GET /_clutto/v1/users/{your id}/data.")
+    await evt.reply(
+        f"Here is your data ({len(data):,} bytes). It is also available through the API at "
+        "GET /_clutto/v1/users/{your id}/data."
+    )

@@ -22,6 +22,7 @@ async def _opted(evt: CommandEvent) -> str:
 async def marketing(evt: CommandEvent, *, opted_in: bool) -> None:
     await evt.ctx.notices.set_marketing(evt.sender, opted_in)
     await evt.reply(
-        "You will receive product news. `marketing off` stops it." if opted_in
+        "You will receive product news. `marketing off` stops it."
+        if opted_in
         else "You will no longer receive product news. Service notices (security, policy, retention) still reach you."
     )

@@ -73,7 +73,11 @@ class CommandProcessor:
         if command is None:
             shown = " ".join(words[:2]) if words else ""
             help_line = "help" if in_management else f"{prefix} help"  # no prefix needed in the chat with the bot
-            await event.reply(f"Unknown command `{shown}`. Send `{help_line}` for the list." if shown else f"Send `{help_line}` for the list of commands.")
+            await event.reply(
+                f"Unknown command `{shown}`. Send `{help_line}` for the list."
+                if shown
+                else f"Send `{help_line}` for the list of commands."
+            )
             self._count("unknown", "unknown")
             return
         log.info("%s runs %r in %s", evt.sender, command.name, evt.room_id)
@@ -142,8 +146,10 @@ async def _import_file(evt: CommandEvent, file: SentFile | None) -> tuple[str, b
     """What the import did, and whether it imported (anything kept, or already there)."""
     if not await evt.ctx.contacts.permitted(evt.sender):
         # Checked before the file is even downloaded.
-        return ("I did not import that file: contact import needs your permission first. "
-                "Send `contacts allow`, then the file again."), False
+        return (
+            "I did not import that file: contact import needs your permission first. "
+            "Send `contacts allow`, then the file again."
+        ), False
     data = await evt.ctx.contacts.read_file(file)
     try:
         report = await evt.ctx.contacts.import_vcards(evt.sender, data)
@@ -168,24 +174,33 @@ def _removal_note(removal: FileRemoval, imported: bool) -> str:
         kept = ": only names, email addresses and Matrix IDs are kept" if imported else ""
         return f"I removed the file from this chat and deleted it from the homeserver{kept}."
     if removal.media_deleted:
-        return ("I deleted the file from the homeserver, but could not remove its message from this chat; "
-                "please delete that message yourself.")
+        return (
+            "I deleted the file from the homeserver, but could not remove its message from this chat; "
+            "please delete that message yourself."
+        )
     if removal.redacted:
-        return ("I removed the file from this chat, but could not delete it from the homeserver's media store "
-                "(the operator can see why in the bridge log).")
-    return ("I could not remove the file from this chat nor delete it from the homeserver; please delete the "
-            "message yourself.")
+        return (
+            "I removed the file from this chat, but could not delete it from the homeserver's media store "
+            "(the operator can see why in the bridge log)."
+        )
+    return (
+        "I could not remove the file from this chat nor delete it from the homeserver; please delete the "
+        "message yourself."
+    )
 
 
 async def contact_file_in_team_room(ctx: Services, sender: str, team_name: str, file_name: str) -> None:
     """A vCard posted in a team room is not imported (contacts come only through the chat with
     the bot); the sender hears so there, and that the whole room can read the file."""
     shown = file_name if len(file_name) <= 60 else file_name[:57] + "…"
-    await ctx.notices.tell(sender, (
-        f"You posted the contact file \"{shown}\" in a room of {team_name}. I did not import it: contacts are "
-        "imported only from this chat (after `contacts allow`). Everyone in that room can read the file, with "
-        "any phone numbers and addresses in it; delete the message there if it was not meant for them."
-    ))
+    await ctx.notices.tell(
+        sender,
+        (
+            f'You posted the contact file "{shown}" in a room of {team_name}. I did not import it: contacts are '
+            "imported only from this chat (after `contacts allow`). Everyone in that room can read the file, with "
+            "any phone numbers and addresses in it; delete the message there if it was not meant for them."
+        ),
+    )
 
 
 async def set_photo_from_image(evt: CommandEvent, file: SentFile | None, event_id: str, mime_type: str) -> None:
@@ -193,10 +208,15 @@ async def set_photo_from_image(evt: CommandEvent, file: SentFile | None, event_i
     itself, or, sent encrypted, a copy of it in the clear (profiles are public)."""
     if isinstance(file, dict):
         removal = await evt.ctx.profiles.photo_from_encrypted_image(evt.sender, evt.room_id, event_id, file, mime_type)
-        gone = "I removed the encrypted image from this chat." if removal.redacted else \
-            "Please delete the encrypted image from this chat yourself."
-        await evt.reply(f"Your profile photo is set. Profiles are public, so your teammates see a copy of the image "
-                        f"that is not end-to-end encrypted. {gone}")
+        gone = (
+            "I removed the encrypted image from this chat."
+            if removal.redacted
+            else "Please delete the encrypted image from this chat yourself."
+        )
+        await evt.reply(
+            f"Your profile photo is set. Profiles are public, so your teammates see a copy of the image "
+            f"that is not end-to-end encrypted. {gone}"
+        )
         return
     if not file:
         raise InvalidInput("That image has no content I can read.")

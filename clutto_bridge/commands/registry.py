@@ -102,16 +102,26 @@ class CommandEvent:
         if self.event_id and self.sender not in mentions:
             mentions.append(self.sender)
         await self.ctx.homeserver.send_notice(
-            self.room_id, message.plain, message.html, mentions=mentions,
-            reply_to=self.event_id, thread_root=self.thread_root, txn_id=self.next_txn_id(),
+            self.room_id,
+            message.plain,
+            message.html,
+            mentions=mentions,
+            reply_to=self.event_id,
+            thread_root=self.thread_root,
+            txn_id=self.next_txn_id(),
         )
 
     async def reply_file(self, data: bytes, *, name: str, mime_type: str) -> None:
         """Send ``data`` as a file that replies to the command (in its thread), encrypted where
         the room is."""
         await self.ctx.homeserver.send_file(
-            self.room_id, data, name=name, mime_type=mime_type, reply_to=self.event_id,
-            thread_root=self.thread_root, txn_id=self.next_txn_id(),
+            self.room_id,
+            data,
+            name=name,
+            mime_type=mime_type,
+            reply_to=self.event_id,
+            thread_root=self.thread_root,
+            txn_id=self.next_txn_id(),
         )
 
     def next_txn_id(self) -> str | None:
@@ -375,8 +385,19 @@ class Registry:
         def register(handler: Handler) -> Handler:
             check_handler(name, handler, declared)
             self.commands[name] = Command(
-                name, handler, help_args, help_text, section, declared, team, private,
-                private_refusal, usage_lead, usage_note, discloses, example or name,
+                name,
+                handler,
+                help_args,
+                help_text,
+                section,
+                declared,
+                team,
+                private,
+                private_refusal,
+                usage_lead,
+                usage_note,
+                discloses,
+                example or name,
             )
             return handler
 

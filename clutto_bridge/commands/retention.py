@@ -89,7 +89,9 @@ async def retention_preview(evt: CommandEvent) -> None:
 async def retention_sweep(evt: CommandEvent) -> None:
     team = evt.declared_team
     job = await evt.ctx.retention.request_sweep(team, actor=evt.sender)
-    await evt.reply(f"Sweep #{job.id} queued. `{evt.ctx.settings.bridge.command_prefix} retention status` shows its progress.")
+    await evt.reply(
+        f"Sweep #{job.id} queued. `{evt.ctx.settings.bridge.command_prefix} retention status` shows its progress."
+    )
 
 
 @registry.command("retention status", team="member", help_text="Progress of the team's sweeps.", section="Retention")

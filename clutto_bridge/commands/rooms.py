@@ -6,7 +6,11 @@ from clutto_bridge.commands.registry import CommandEvent, registry
 
 
 @registry.command(
-    "room create", args="NAME...", team="manage", help_text="Add a group room to the team's space.", section="Rooms",
+    "room create",
+    args="NAME...",
+    team="manage",
+    help_text="Add a group room to the team's space.",
+    section="Rooms",
     example="room create Design Reviews",
 )
 async def room_create(evt: CommandEvent, *, name: str) -> None:
@@ -29,7 +33,14 @@ async def room_archive(evt: CommandEvent, *, name: str) -> None:
     await evt.reply(f"Archived **{room.name}**.")
 
 
-@registry.command("dm", args="USER", team="member", help_text="Open a direct chat with a member of your team.", section="Rooms", example="dm @bob:example.org")
+@registry.command(
+    "dm",
+    args="USER",
+    team="member",
+    help_text="Open a direct chat with a member of your team.",
+    section="Rooms",
+    example="dm @bob:example.org",
+)
 async def direct(evt: CommandEvent, *, user: str) -> None:
     team = evt.declared_team
     room, created = await evt.ctx.rooms.direct_chat(team, evt.sender, user)
@@ -40,9 +51,11 @@ async def direct(evt: CommandEvent, *, user: str) -> None:
 
 
 @registry.command(
-    "rooms encrypt", team="manage", section="Rooms",
+    "rooms encrypt",
+    team="manage",
+    section="Rooms",
     help_text="Turn end-to-end encryption on in every room of the team that is not encrypted yet. "
-              "It cannot be turned off again; the owner is told first.",
+    "It cannot be turned off again; the owner is told first.",
 )
 async def rooms_encrypt(evt: CommandEvent) -> None:
     team = evt.declared_team
@@ -50,5 +63,7 @@ async def rooms_encrypt(evt: CommandEvent) -> None:
     if not rooms:
         await evt.reply(f"Every room of {team.name} is end-to-end encrypted already.")
         return
-    await evt.reply(f"Encryption is on in {len(rooms)} more room(s) of {team.name}: the homeserver now stores only "
-                    "ciphertext of what members write there. It cannot be turned off again.")
+    await evt.reply(
+        f"Encryption is on in {len(rooms)} more room(s) of {team.name}: the homeserver now stores only "
+        "ciphertext of what members write there. It cannot be turned off again."
+    )

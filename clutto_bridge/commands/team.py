@@ -59,7 +59,9 @@ async def team_info(evt: CommandEvent) -> None:
     team = await evt.room_team()
     shown = [team] if team else await teams.of_user(evt.sender)
     if not shown:
-        await evt.reply(f"You are in no team yet. Create one with `{evt.ctx.settings.bridge.command_prefix} team create NAME`.")
+        await evt.reply(
+            f"You are in no team yet. Create one with `{evt.ctx.settings.bridge.command_prefix} team create NAME`."
+        )
         return
     chosen = None if team else await current_team(evt)
     texts = [describe(await teams.view(t)) for t in shown]
@@ -117,7 +119,14 @@ async def invite(evt: CommandEvent, *, user: str, role: str = "member") -> None:
     await evt.reply(f"Invited {member.user_id} to **{team.name}** as {member.role}.")
 
 
-@registry.command("team rename", args="NAME...", team="manage", help_text="Rename the team (and its space).", section="Teams", example="team rename Acme Labs")
+@registry.command(
+    "team rename",
+    args="NAME...",
+    team="manage",
+    help_text="Rename the team (and its space).",
+    section="Teams",
+    example="team rename Acme Labs",
+)
 async def team_rename(evt: CommandEvent, *, name: str) -> None:
     team = evt.declared_team
     old = team.name
@@ -126,7 +135,11 @@ async def team_rename(evt: CommandEvent, *, name: str) -> None:
 
 
 @registry.command(
-    "team topic", args="[TEXT...]", team="manage", help_text="Set the topic of the team's space.", section="Teams",
+    "team topic",
+    args="[TEXT...]",
+    team="manage",
+    help_text="Set the topic of the team's space.",
+    section="Teams",
     example="team topic Where Acme plans its launches",
 )
 async def team_topic(evt: CommandEvent, *, text: str = "") -> None:
@@ -136,7 +149,11 @@ async def team_topic(evt: CommandEvent, *, text: str = "") -> None:
 
 
 @registry.command(
-    "team avatar", args="MXC_URL", team="manage", help_text="Set the team's avatar (an uploaded mxc:// image).", section="Teams",
+    "team avatar",
+    args="MXC_URL",
+    team="manage",
+    help_text="Set the team's avatar (an uploaded mxc:// image).",
+    section="Teams",
     example="team avatar mxc://example.org/AbCdEfGh",
 )
 async def team_avatar(evt: CommandEvent, *, mxc_url: str) -> None:

@@ -51,12 +51,24 @@ class SignedHead(Protocol):
 
 
 def row_hash(
-    id: int, ts: int, team_id: str | None, actor: str | None, action: str, target: str | None, detail: Any,
+    id: int,
+    ts: int,
+    team_id: str | None,
+    actor: str | None,
+    action: str,
+    target: str | None,
+    detail: Any,
     prev_hash: str,
 ) -> str:
     content = {
-        "id": id, "ts": ts, "team_id": team_id, "actor": actor, "action": action, "target": target,
-        "detail": detail, "prev_hash": prev_hash,
+        "id": id,
+        "ts": ts,
+        "team_id": team_id,
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "detail": detail,
+        "prev_hash": prev_hash,
     }
     return hashlib.sha256(canonical(content)).hexdigest()
 
@@ -110,8 +122,11 @@ class ChainCheck:
     """
 
     def __init__(
-        self, checkpoints: Iterable[SignedHead], keys: Mapping[str, Mapping[str, str]],
-        trusted: set[str] | None = None, witness: SignedHead | None = None,
+        self,
+        checkpoints: Iterable[SignedHead],
+        keys: Mapping[str, Mapping[str, str]],
+        trusted: set[str] | None = None,
+        witness: SignedHead | None = None,
     ) -> None:
         self.pending = sorted(checkpoints, key=lambda c: (c.row_id, c.id))
         self.held = {_signed(c) for c in self.pending}
@@ -152,18 +167,26 @@ class ChainCheck:
             return None
         missing = f"checkpoint {w.id} (rows up to {w.row_id}) is missing"
         if next_id is not None:
-            return Problem(w.row_id, f"row {w.row_id} is missing (deleted): the witness holds checkpoint {w.id} over it")
+            return Problem(
+                w.row_id, f"row {w.row_id} is missing (deleted): the witness holds checkpoint {w.id} over it"
+            )
         if self.last_id is None:
             return Problem(w.row_id, f"{missing}: the log was emptied")
         return Problem(w.row_id, f"{missing}: the log was truncated after row {self.last_id}")
 
     def _witness_met(self, w: SignedHead, row: ChainedRow) -> Problem | None:
         if row.hash != w.head_hash:
-            return Problem(row.id, f"row {row.id}: its hash differs from the one the witness holds (checkpoint "
-                                   f"{w.id}): the log was rewritten up to row {row.id}")
+            return Problem(
+                row.id,
+                f"row {row.id}: its hash differs from the one the witness holds (checkpoint "
+                f"{w.id}): the log was rewritten up to row {row.id}",
+            )
         if _signed(w) not in self.held:
-            return Problem(row.id, f"checkpoint {w.id} (rows up to {w.row_id}) is missing: it was deleted from the "
-                                   "log, the witness holds it")
+            return Problem(
+                row.id,
+                f"checkpoint {w.id} (rows up to {w.row_id}) is missing: it was deleted from the "
+                "log, the witness holds it",
+            )
         self.summary.witnessed = w
         return None
 
@@ -175,18 +198,24 @@ class ChainCheck:
         if content_ok and link_ok:
             return None
         if not link_ok and not content_ok:
-            return Problem(row.id, f"row {row.id}: changed or moved: its content does not match its hash, and it "
-                                   f"does not follow {self._previous()}")
+            return Problem(
+                row.id,
+                f"row {row.id}: changed or moved: its content does not match its hash, and it "
+                f"does not follow {self._previous()}",
+            )
         if not content_ok:
-            return Problem(row.id, f"row {row.id}: edited: its content ({row.action}, target {row.target}) "
-                                   "does not match its hash")
+            return Problem(
+                row.id, f"row {row.id}: edited: its content ({row.action}, target {row.target}) does not match its hash"
+            )
         if self.last_id is None:
             return Problem(row.id, f"row {row.id}: does not start the chain: the rows before it were deleted")
         if row.id > self.last_id + 1:
             gap = str(self.last_id + 1) if row.id == self.last_id + 2 else f"{self.last_id + 1} to {row.id - 1}"
             return Problem(row.id, f"row {row.id}: does not follow row {self.last_id}: row {gap} is missing (deleted)")
-        return Problem(row.id, f"row {row.id}: does not follow row {self.last_id}: one of the two was rewritten, "
-                               "or rows were reordered")
+        return Problem(
+            row.id,
+            f"row {row.id}: does not follow row {self.last_id}: one of the two was rewritten, or rows were reordered",
+        )
 
     def _previous(self) -> str:
         return "the start of the log" if self.last_id is None else f"row {self.last_id}"
@@ -215,8 +244,11 @@ class ChainCheck:
             return Problem(c.row_id, f"{where}: its signature does not verify with key {c.key_id}")
         if c.head_hash != row.hash:
             since = f"row {self.summary.signed_up_to}" if self.summary.signed_up_to is not None else "the start"
-            return Problem(row.id, f"row {row.id}: its hash differs from the one {where} signed: the rows after "
-                                   f"{since} up to row {row.id} were rewritten")
+            return Problem(
+                row.id,
+                f"row {row.id}: its hash differs from the one {where} signed: the rows after "
+                f"{since} up to row {row.id} were rewritten",
+            )
         s = self.summary
         s.checkpoints += 1
         s.signed_up_to = row.id

@@ -54,7 +54,7 @@ class Ciphertext:
     def parse(cls, stored: str) -> Ciphertext:
         if not stored.startswith(PREFIX):
             raise DecryptionError("the value is not encrypted")
-        key_id, _, body = stored[len(PREFIX):].partition(":")
+        key_id, _, body = stored[len(PREFIX) :].partition(":")
         try:
             return cls(int(key_id), binascii.a2b_base64(body, strict_mode=True))
         except (ValueError, binascii.Error):

@@ -115,7 +115,7 @@ class MessageSigner:
                     return self._library_sign_response(status, headers, body)
                 covered.append(f'"{name}"')
                 base.append(f'"{name}": {value}')
-        inner = f'({" ".join(covered)});created={int(self._now())}{self._params}'
+        inner = f"({' '.join(covered)});created={int(self._now())}{self._params}"
         base.append(f'"@signature-params": {inner}')
         signature = self._key.sign("\n".join(base).encode("ascii"))
         headers["Signature-Input"] = f"{LABEL}={inner}"
@@ -124,13 +124,21 @@ class MessageSigner:
     def _library_sign_response(self, status: int, headers: MutableMapping[str, str], body: bytes | None) -> None:
         covered = tuple(c for c in RESPONSE_COMPONENTS if c.startswith("@") or c in headers)
         self._signer.sign(
-            _Response(status, headers), key_id=self.key_id, label=LABEL, covered_component_ids=covered,
-            created=datetime.fromtimestamp(int(self._now())), body=None,
+            _Response(status, headers),
+            key_id=self.key_id,
+            label=LABEL,
+            covered_component_ids=covered,
+            created=datetime.fromtimestamp(int(self._now())),
+            body=None,
             use_existing_digest="content-digest" in covered,
         )
 
     def sign_request(self, method: str, url: str, headers: MutableMapping[str, str], body: bytes) -> None:
         self._signer.sign(
-            _Request(method, url, headers), key_id=self.key_id, label=LABEL, covered_component_ids=REQUEST_COMPONENTS,
-            created=datetime.fromtimestamp(int(self._now())), body=body,
+            _Request(method, url, headers),
+            key_id=self.key_id,
+            label=LABEL,
+            covered_component_ids=REQUEST_COMPONENTS,
+            created=datetime.fromtimestamp(int(self._now())),
+            body=body,
         )

@@ -98,8 +98,12 @@ class Keyset:
             "primary": self.primary,
             "index_secret": base64.b64encode(self.index_secret).decode(),
             "keys": [
-                {"id": k.id, "type": "AES256_GCM", "created_at": k.created_at,
-                 "material": base64.b64encode(k.material).decode()}
+                {
+                    "id": k.id,
+                    "type": "AES256_GCM",
+                    "created_at": k.created_at,
+                    "material": base64.b64encode(k.material).decode(),
+                }
                 for k in self.keys
             ],
             **extra,

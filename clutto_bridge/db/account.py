@@ -29,15 +29,18 @@ class AccountStore:
         email = account.email
         await self.db.execute(
             "INSERT INTO account (user_id, email, email_index, created_at) VALUES ($1, $2, $3, $4)",
-            account.user_id, self.cipher.encrypt(_EMAIL.place(account.user_id), email),
-            self.cipher.index(EMAIL_INDEX, email) if email else None, account.created_at,
+            account.user_id,
+            self.cipher.encrypt(_EMAIL.place(account.user_id), email),
+            self.cipher.index(EMAIL_INDEX, email) if email else None,
+            account.created_at,
         )
 
     async def set_email(self, user_id: str, email: str | None) -> None:
         """A new email for an account the bridge created (its identity provider changed it)."""
         await self.db.execute(
             "UPDATE account SET email=$2, email_index=$3 WHERE user_id=$1",
-            user_id, self.cipher.encrypt(_EMAIL.place(user_id), email),
+            user_id,
+            self.cipher.encrypt(_EMAIL.place(user_id), email),
             self.cipher.index(EMAIL_INDEX, email) if email else None,
         )
 

@@ -44,8 +44,17 @@ class AuditRow:
     @classmethod
     def _from_row(cls, row: Any) -> AuditRow:
         detail = json.loads(row["detail"]) if row["detail"] is not None else None
-        return cls(row["id"], row["ts"], row["team_id"], row["actor"], row["action"], row["target"], detail,
-                   row["prev_hash"], row["hash"])
+        return cls(
+            row["id"],
+            row["ts"],
+            row["team_id"],
+            row["actor"],
+            row["action"],
+            row["target"],
+            detail,
+            row["prev_hash"],
+            row["hash"],
+        )
 
 
 @dataclass
@@ -94,13 +103,28 @@ class AuditStore:
             row_id = await conn.fetchval(
                 "INSERT INTO audit_log (ts, team_id, actor, action, target, detail, prev_hash) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-                entry.ts, entry.team_id, entry.actor, entry.action, entry.target, detail, previous,
+                entry.ts,
+                entry.team_id,
+                entry.actor,
+                entry.action,
+                entry.target,
+                detail,
+                previous,
             )
             # The hash covers the row's id, which exists only once the row does.
             digest = seal(row_id, AuditEntry(**{**entry.__dict__, "detail": json.loads(detail)}), previous)
             await conn.execute("UPDATE audit_log SET hash=$1 WHERE id=$2", digest, row_id)
-        return AuditRow(row_id, entry.ts, entry.team_id, entry.actor, entry.action, entry.target,
-                        json.loads(detail), previous, digest)
+        return AuditRow(
+            row_id,
+            entry.ts,
+            entry.team_id,
+            entry.actor,
+            entry.action,
+            entry.target,
+            json.loads(detail),
+            previous,
+            digest,
+        )
 
     async def add_checkpoint(self, ts: int, sign: Sign) -> Checkpoint | None:
         """Sign the newest row unless the last checkpoint already covers it."""
@@ -113,7 +137,11 @@ class AuditStore:
             checkpoint_id = await conn.fetchval(
                 "INSERT INTO audit_checkpoint (row_id, head_hash, ts, key_id, signature) "
                 "VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                head["id"], head["hash"], ts, signer, signature,
+                head["id"],
+                head["hash"],
+                ts,
+                signer,
+                signature,
             )
         return Checkpoint(checkpoint_id, head["id"], head["hash"], ts, signer, signature)
 
@@ -135,7 +163,9 @@ class AuditStore:
         """Keep a signing key's public half (once), so its checkpoints verify after rotation."""
         await self.db.execute(
             "INSERT INTO audit_key (key_id, public_jwk, first_used) VALUES ($1, $2, $3) ON CONFLICT (key_id) DO NOTHING",
-            key.key_id, json.dumps(key.public_jwk, sort_keys=True), key.first_used,
+            key.key_id,
+            json.dumps(key.public_jwk, sort_keys=True),
+            key.first_used,
         )
 
     async def keys(self) -> list[SigningKeyRecord]:
@@ -165,4 +195,3 @@ class AuditStore:
         else:
             rows = await self.db.fetch(query + " AND action=$2 ORDER BY id", team_id, action)
         return [AuditEntry(**{**row, "detail": json.loads(row["detail"] or "{}")}) for row in rows]
-

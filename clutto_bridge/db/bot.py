@@ -18,7 +18,9 @@ class ManagementRooms:
         await self.db.execute(
             "INSERT INTO management_room (room_id, user_id, added_at) VALUES ($1, $2, $3) "
             "ON CONFLICT (room_id) DO UPDATE SET user_id=excluded.user_id, added_at=excluded.added_at",
-            room_id, user_id, int(time.time() * 1000),
+            room_id,
+            user_id,
+            int(time.time() * 1000),
         )
 
     async def owner_of(self, room_id: str) -> str | None:
@@ -55,14 +57,14 @@ class TeamWelcomes:
         self.db = db
 
     async def welcomed(self, team_id: str, user_id: str) -> bool:
-        row = await self.db.fetchval(
-            "SELECT 1 FROM team_welcome WHERE team_id=$1 AND user_id=$2", team_id, user_id
-        )
+        row = await self.db.fetchval("SELECT 1 FROM team_welcome WHERE team_id=$1 AND user_id=$2", team_id, user_id)
         return row is not None
 
     async def record(self, team_id: str, user_id: str, now_ms: int) -> None:
         await self.db.execute(
             "INSERT INTO team_welcome (team_id, user_id, welcomed_at) VALUES ($1, $2, $3) "
             "ON CONFLICT (team_id, user_id) DO NOTHING",
-            team_id, user_id, now_ms,
+            team_id,
+            user_id,
+            now_ms,
         )

@@ -35,24 +35,32 @@ class ConsentStore:
     async def accept(self, user_id: str, version: str, now_ms: int) -> None:
         await self.db.execute(
             "INSERT INTO policy_consent (user_id, version, accepted_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            user_id, version, now_ms,
+            user_id,
+            version,
+            now_ms,
         )
 
     async def was_told(self, user_id: str, version: str) -> bool:
-        return await self.db.fetchval(
-            "SELECT 1 FROM policy_notice WHERE user_id=$1 AND version=$2", user_id, version
-        ) is not None
+        return (
+            await self.db.fetchval("SELECT 1 FROM policy_notice WHERE user_id=$1 AND version=$2", user_id, version)
+            is not None
+        )
 
     async def mark_told(self, user_id: str, version: str, now_ms: int) -> None:
         await self.db.execute(
             "INSERT INTO policy_notice (user_id, version, sent_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            user_id, version, now_ms,
+            user_id,
+            version,
+            now_ms,
         )
 
     async def record_choice(self, user_id: str, choice: str, value: str, now_ms: int) -> None:
         await self.db.execute(
             "INSERT INTO privacy_choice (user_id, choice, value, ts) VALUES ($1, $2, $3, $4)",
-            user_id, choice, value, now_ms,
+            user_id,
+            choice,
+            value,
+            now_ms,
         )
 
     async def choices(self, user_id: str) -> list[Choice]:

@@ -53,13 +53,18 @@ class ContactStore:
                 assert c.id is not None, "a changed contact is one read from the store"
                 await conn.execute(
                     "UPDATE contact SET card=$3, matched=$4 WHERE owner=$1 AND id=$2",
-                    owner, c.id, self._seal(c.id, c.card), c.matched,
+                    owner,
+                    c.id,
+                    self._seal(c.id, c.card),
+                    c.matched,
                 )
             for c in added:
                 # The row id is part of the card's associated data, so the row comes first.
                 c.id = await conn.fetchval(
                     "INSERT INTO contact (owner, card, matched, imported_at) VALUES ($1, '', $2, $3) RETURNING id",
-                    owner, c.matched, c.imported_at,
+                    owner,
+                    c.matched,
+                    c.imported_at,
                 )
                 await conn.execute("UPDATE contact SET card=$1 WHERE id=$2", self._seal(c.id, c.card), c.id)
 
@@ -68,7 +73,11 @@ class ContactStore:
             "SELECT id, card, matched, imported_at FROM contact WHERE owner=$1 ORDER BY id", owner
         )
         return [
-            StoredContact(json.loads(self.cipher.decrypt(_CARD.place(r["id"]), r["card"])), r["matched"],
-                          r["imported_at"], r["id"])
+            StoredContact(
+                json.loads(self.cipher.decrypt(_CARD.place(r["id"]), r["card"])),
+                r["matched"],
+                r["imported_at"],
+                r["id"],
+            )
             for r in rows
         ]

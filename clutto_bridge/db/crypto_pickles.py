@@ -55,6 +55,7 @@ class CryptoPickles:
             await conn.execute(
                 "INSERT INTO crypto_pickle_key (account_id, key_id) VALUES ($1, $2) "
                 "ON CONFLICT (account_id) DO UPDATE SET key_id=excluded.key_id",
-                account_id, key_id,
+                account_id,
+                key_id,
             )
         return count

@@ -41,7 +41,11 @@ class EmailStore:
     async def insert(self, address: TeamAddress) -> None:
         await self.db.execute(
             f"INSERT INTO team_email ({TeamAddress.columns}) VALUES ($1, $2, $3, $4, $5)",
-            address.team_id, address.local_part, address.enabled, address.room_id, address.changed_at,
+            address.team_id,
+            address.local_part,
+            address.enabled,
+            address.room_id,
+            address.changed_at,
         )
 
     async def set_enabled(self, address: TeamAddress, enabled: bool, now_ms: int) -> None:

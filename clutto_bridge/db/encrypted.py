@@ -56,11 +56,14 @@ async def _rows_after(conn: Any, col: EncryptedColumn, after: Any, limit: int, w
     if after is None:
         return await conn.fetch(
             f"SELECT {col.row_key} AS k, {col.column} AS v FROM {col.table} WHERE {cond} "
-            f"ORDER BY {col.row_key} LIMIT $1", limit,
+            f"ORDER BY {col.row_key} LIMIT $1",
+            limit,
         )
     return await conn.fetch(
         f"SELECT {col.row_key} AS k, {col.column} AS v FROM {col.table} WHERE {col.row_key} > $1 AND {cond} "
-        f"ORDER BY {col.row_key} LIMIT $2", after, limit,
+        f"ORDER BY {col.row_key} LIMIT $2",
+        after,
+        limit,
     )
 
 
@@ -68,7 +71,9 @@ async def _replace(conn: Any, col: EncryptedColumn, key: Any, old: str, new: str
     """Compare and set: a value the bridge rewrote meanwhile is left as it is (it is new anyway)."""
     done = await conn.fetchval(
         f"UPDATE {col.table} SET {col.column}=$1 WHERE {col.row_key}=$2 AND {col.column}=$3 RETURNING 1",
-        new, key, old,
+        new,
+        key,
+        old,
     )
     return done is not None
 

@@ -115,6 +115,13 @@ class GateStore:
         if row is None:
             return None
         return GateRow(
-            row["id"], row["name"], row["state"], row["owner"], row["space_id"], row["role"], row["membership"],
-            bool(row["team_bot"]), row["room_membership"],
+            row["id"],
+            row["name"],
+            row["state"],
+            row["owner"],
+            row["space_id"],
+            row["role"],
+            row["membership"],
+            bool(row["team_bot"]),
+            row["room_membership"],
         )

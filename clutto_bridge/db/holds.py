@@ -12,12 +12,18 @@ class HoldStore:
         self.db = db
 
     async def exists(self, team_id: str, room_id: str) -> bool:
-        return bool(await self.db.fetchval("SELECT 1 FROM legal_hold WHERE team_id=$1 AND room_id=$2", team_id, room_id))
+        return bool(
+            await self.db.fetchval("SELECT 1 FROM legal_hold WHERE team_id=$1 AND room_id=$2", team_id, room_id)
+        )
 
     async def place(self, team_id: str, room_id: str, placed_by: str | None, now_ms: int, reason: str) -> None:
         await self.db.execute(
             "INSERT INTO legal_hold (team_id, room_id, placed_by, placed_at, reason) VALUES ($1, $2, $3, $4, $5)",
-            team_id, room_id, placed_by, now_ms, reason,
+            team_id,
+            room_id,
+            placed_by,
+            now_ms,
+            reason,
         )
 
     async def lift(self, team_id: str, room_id: str) -> None:

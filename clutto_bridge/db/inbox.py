@@ -54,7 +54,11 @@ class Inbox:
                 entry_id = await conn.fetchval(
                     "INSERT INTO inbox_event (event_id, room_id, txn_id, event, received_at) "
                     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING RETURNING id",
-                    event_id, room_id, txn_id, self.cipher.encrypt(_EVENT.place(event_id), json.dumps(event)), now_ms,
+                    event_id,
+                    room_id,
+                    txn_id,
+                    self.cipher.encrypt(_EVENT.place(event_id), json.dumps(event)),
+                    now_ms,
                 )
                 if entry_id is not None:
                     entries.append(InboxEntry(entry_id, room_id, event))
@@ -68,9 +72,7 @@ class Inbox:
             return
         async with transaction(self.db) as conn:
             for entry_id in entry_ids:
-                await conn.execute(
-                    "UPDATE inbox_event SET done_at=$1, event=NULL WHERE id=$2", now_ms, entry_id
-                )
+                await conn.execute("UPDATE inbox_event SET done_at=$1, event=NULL WHERE id=$2", now_ms, entry_id)
 
     async def unfinished(self) -> list[InboxEntry]:
         """Entries a stop or crash left unhandled, in the order they arrived; each call counts

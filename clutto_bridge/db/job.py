@@ -62,16 +62,27 @@ class Job:
 
     @classmethod
     def _from_row(cls, row: Any) -> Job:
-        return cls(**{
-            **row, "state": JobState(row["state"]),
-            "payload": json.loads(row["payload"]), "progress": json.loads(row["progress"]),
-        })
+        return cls(
+            **{
+                **row,
+                "state": JobState(row["state"]),
+                "payload": json.loads(row["payload"]),
+                "progress": json.loads(row["progress"]),
+            }
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "kind": self.kind, "team_id": self.team_id, "state": str(self.state),
-            "payload": self.payload, "progress": self.progress, "attempts": self.attempts,
-            "next_run_at": self.next_run_at, "created_at": self.created_at, "updated_at": self.updated_at,
+            "id": self.id,
+            "kind": self.kind,
+            "team_id": self.team_id,
+            "state": str(self.state),
+            "payload": self.payload,
+            "progress": self.progress,
+            "attempts": self.attempts,
+            "next_run_at": self.next_run_at,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
             "error": self.error,
         }
 
@@ -80,11 +91,18 @@ class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, kind: str, team_id: str, payload: dict[str, Any], now_ms: int, run_at: int | None = None) -> Job:
+    async def add(
+        self, kind: str, team_id: str, payload: dict[str, Any], now_ms: int, run_at: int | None = None
+    ) -> Job:
         row = await self.db.fetchrow(
             "INSERT INTO job (kind, team_id, state, payload, progress, attempts, next_run_at, created_at, updated_at) "
             f"VALUES ($1, $2, $3, $4, '{{}}', 0, $5, $6, $6) RETURNING {Job.columns}",
-            str(kind), team_id, str(JobState.QUEUED), json.dumps(payload), now_ms if run_at is None else run_at, now_ms,
+            str(kind),
+            team_id,
+            str(JobState.QUEUED),
+            json.dumps(payload),
+            now_ms if run_at is None else run_at,
+            now_ms,
         )
         await self._notify()
         return Job._from_row(row)
@@ -105,7 +123,8 @@ class JobStore:
         """The queued or running job of this kind for this team ('' for bridge-wide jobs)."""
         row = await self.db.fetchrow(
             f"SELECT {Job.columns} FROM job WHERE kind=$1 AND team_id=$2 AND {_UNFINISHED} ORDER BY id LIMIT 1",
-            str(kind), team_id,
+            str(kind),
+            team_id,
         )
         return Job._from_row(row) if row else None
 
@@ -113,14 +132,18 @@ class JobStore:
         """The team's newest jobs of one kind, newest first."""
         rows = await self.db.fetch(
             f"SELECT {Job.columns} FROM job WHERE team_id=$1 AND kind=$2 ORDER BY id DESC LIMIT $3",
-            team_id, str(kind), limit,
+            team_id,
+            str(kind),
+            limit,
         )
         return [Job._from_row(r) for r in rows]
 
     async def last_done(self, kind: str, team_id: str) -> Job | None:
         row = await self.db.fetchrow(
             f"SELECT {Job.columns} FROM job WHERE kind=$1 AND team_id=$2 AND state=$3 ORDER BY id DESC LIMIT 1",
-            str(kind), team_id, str(JobState.DONE),
+            str(kind),
+            team_id,
+            str(JobState.DONE),
         )
         return Job._from_row(row) if row else None
 
@@ -138,7 +161,9 @@ class JobStore:
         row = await self.db.fetchrow(
             f"UPDATE job SET state='running', locked_by=$1, locked_until=$3, updated_at=$2 "
             f"WHERE id = ({pick}) RETURNING {Job.columns}",
-            worker, now_ms, now_ms + lease_ms,
+            worker,
+            now_ms,
+            now_ms + lease_ms,
         )
         return Job._from_row(row) if row else None
 
@@ -146,7 +171,11 @@ class JobStore:
         """Save progress and extend the lease; False if another worker took the job over."""
         status = await self.db.fetchval(
             "UPDATE job SET progress=$1, locked_until=$2, updated_at=$3 WHERE id=$4 AND locked_by=$5 RETURNING id",
-            json.dumps(job.progress), now_ms + lease_ms, now_ms, job.id, worker,
+            json.dumps(job.progress),
+            now_ms + lease_ms,
+            now_ms,
+            job.id,
+            worker,
         )
         return status is not None
 
@@ -154,19 +183,27 @@ class JobStore:
         job.state, job.error = state, error
         await self.db.execute(
             "UPDATE job SET state=$1, progress=$2, error=$3, locked_by=NULL, locked_until=NULL, updated_at=$4 WHERE id=$5",
-            str(state), json.dumps(job.progress), error, now_ms, job.id,
+            str(state),
+            json.dumps(job.progress),
+            error,
+            now_ms,
+            job.id,
         )
 
     async def due_now(self, job: Job, now_ms: int) -> None:
         job.next_run_at = now_ms
-        await self.db.execute("UPDATE job SET next_run_at=$1, updated_at=$1 WHERE id=$2 AND state='queued'", now_ms, job.id)
+        await self.db.execute(
+            "UPDATE job SET next_run_at=$1, updated_at=$1 WHERE id=$2 AND state='queued'", now_ms, job.id
+        )
         await self._notify()
 
     async def release(self, job: Job, now_ms: int) -> None:
         """Hand a job back untouched (shutdown): it is due again at once, no attempt counted."""
         await self.db.execute(
             "UPDATE job SET state='queued', progress=$1, locked_by=NULL, locked_until=NULL, updated_at=$2 WHERE id=$3",
-            json.dumps(job.progress), now_ms, job.id,
+            json.dumps(job.progress),
+            now_ms,
+            job.id,
         )
         await self._notify()  # another worker may take it over now
 
@@ -175,15 +212,24 @@ class JobStore:
         await self.db.execute(
             "UPDATE job SET state='queued', attempts=$1, next_run_at=$2, error=$3, progress=$4, "
             "locked_by=NULL, locked_until=NULL, updated_at=$5 WHERE id=$6",
-            job.attempts, next_run_at, error, json.dumps(job.progress), now_ms, job.id,
+            job.attempts,
+            next_run_at,
+            error,
+            json.dumps(job.progress),
+            now_ms,
+            job.id,
         )
 
     async def extend_leases(self, worker: str, until_ms: int, now_ms: int) -> int:
         """The worker is alive: extend the lease of every job it holds."""
-        return len(await self.db.fetch(
-            "UPDATE job SET locked_until=$1, updated_at=$2 WHERE locked_by=$3 AND state='running' RETURNING id",
-            until_ms, now_ms, worker,
-        ))
+        return len(
+            await self.db.fetch(
+                "UPDATE job SET locked_until=$1, updated_at=$2 WHERE locked_by=$3 AND state='running' RETURNING id",
+                until_ms,
+                now_ms,
+                worker,
+            )
+        )
 
     async def holders(self) -> list[str]:
         """Workers that hold a running job."""
@@ -192,11 +238,14 @@ class JobStore:
 
     async def release_held_by(self, worker: str, now_ms: int) -> int:
         """Hand back every job a worker holds (it is known to be dead): due again at once."""
-        released = len(await self.db.fetch(
-            "UPDATE job SET state='queued', locked_by=NULL, locked_until=NULL, updated_at=$1 "
-            "WHERE locked_by=$2 AND state='running' RETURNING id",
-            now_ms, worker,
-        ))
+        released = len(
+            await self.db.fetch(
+                "UPDATE job SET state='queued', locked_by=NULL, locked_until=NULL, updated_at=$1 "
+                "WHERE locked_by=$2 AND state='running' RETURNING id",
+                now_ms,
+                worker,
+            )
+        )
         if released:
             await self._notify()
         return released
@@ -204,13 +253,13 @@ class JobStore:
     async def delete_finished_before(self, cutoff_ms: int) -> int:
         """Forget done and failed jobs last touched before the cutoff, except each team's newest
         finished job of each kind (the schedule and ``export before purge`` read those)."""
-        keep = (
-            "SELECT MAX(id) FROM job k WHERE k.state IN ('done', 'failed') GROUP BY k.team_id, k.kind, k.state"
+        keep = "SELECT MAX(id) FROM job k WHERE k.state IN ('done', 'failed') GROUP BY k.team_id, k.kind, k.state"
+        return len(
+            await self.db.fetch(
+                f"DELETE FROM job WHERE state IN ('done', 'failed') AND updated_at < $1 AND id NOT IN ({keep}) RETURNING id",
+                cutoff_ms,
+            )
         )
-        return len(await self.db.fetch(
-            f"DELETE FROM job WHERE state IN ('done', 'failed') AND updated_at < $1 AND id NOT IN ({keep}) RETURNING id",
-            cutoff_ms,
-        ))
 
 
 CHANNEL = "clutto_jobs"
@@ -254,7 +303,9 @@ class JobNotifications:
                 raise
             except Exception as e:  # the database is down or restarting: poll until it is back
                 if not warned:
-                    log.warning("Not notified of queued jobs (%s); finding them by polling until the database answers", e)
+                    log.warning(
+                        "Not notified of queued jobs (%s); finding them by polling until the database answers", e
+                    )
                     warned = True
             finally:
                 if conn is not None and not conn.is_closed():

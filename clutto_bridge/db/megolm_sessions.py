@@ -45,7 +45,9 @@ class MegolmSessions:
                 return 0
             deleted = await conn.fetchval(
                 f"SELECT COUNT(*) FROM crypto_megolm_inbound_session WHERE room_id=$1 AND session_id IN ({_EXPIRED})",
-                room_id, room, cutoff_ms,
+                room_id,
+                room,
+                cutoff_ms,
             )
             for table in ("crypto_megolm_inbound_session", "crypto_megolm_outbound_session"):
                 await conn.execute(
@@ -71,7 +73,8 @@ class MegolmSessions:
         row = await self.db.fetchrow(
             "SELECT s.oldest_ts, s.newest_ts FROM timeline_session s JOIN timeline_room r ON r.id = s.room "
             "WHERE r.room_id=$1 AND s.session_id=$2",
-            room_id, session_id,
+            room_id,
+            session_id,
         )
         return SessionSpan(row["oldest_ts"], row["newest_ts"]) if row else None
 
@@ -83,6 +86,4 @@ class MegolmSessions:
 
     async def deleted(self, room_id: str) -> int:
         """Sessions of the room that sweeps deleted."""
-        return await self.db.fetchval(
-            "SELECT sessions_deleted FROM timeline_room WHERE room_id=$1", room_id
-        ) or 0
+        return await self.db.fetchval("SELECT sessions_deleted FROM timeline_room WHERE room_id=$1", room_id) or 0

@@ -54,21 +54,32 @@ class MemberStore:
     async def insert(self, member: Member) -> None:
         await self.db.execute(
             f"INSERT INTO team_member ({Member.columns}) VALUES ($1, $2, $3, $4, $5, $6)",
-            member.team_id, member.user_id, member.role, member.membership, member.created_by_bridge, member.added_at,
+            member.team_id,
+            member.user_id,
+            member.role,
+            member.membership,
+            member.created_by_bridge,
+            member.added_at,
         )
 
     async def invite_again(self, team_id: str, user_id: str, role: str, now_ms: int) -> None:
         """A former member is invited anew: new role, invited, added now."""
         await self.db.execute(
             "UPDATE team_member SET role=$1, membership=$2, added_at=$3 WHERE team_id=$4 AND user_id=$5",
-            role, INVITED, now_ms, team_id, user_id,
+            role,
+            INVITED,
+            now_ms,
+            team_id,
+            user_id,
         )
 
     async def set_membership(self, member: Member, membership: str) -> None:
         member.membership = membership
         await self.db.execute(
             "UPDATE team_member SET membership=$1 WHERE team_id=$2 AND user_id=$3",
-            membership, member.team_id, member.user_id,
+            membership,
+            member.team_id,
+            member.user_id,
         )
 
     async def set_role(self, member: Member, role: str) -> None:
@@ -93,7 +104,8 @@ class MemberStore:
         """How many other teams the user currently belongs to."""
         return await self.db.fetchval(
             "SELECT COUNT(*) FROM team_member WHERE user_id=$1 AND team_id<>$2 AND membership IN ('invited','joined')",
-            user_id, team_id,
+            user_id,
+            team_id,
         )
 
     async def only_here_and_created(self, team_id: str) -> list[str]:
@@ -111,7 +123,8 @@ class MemberStore:
             "SELECT COUNT(*) FROM team_member x JOIN team_member y ON x.team_id=y.team_id "
             "WHERE x.user_id=$1 AND y.user_id=$2 AND x.membership IN ('invited','joined') "
             "AND y.membership IN ('invited','joined')",
-            a, b,
+            a,
+            b,
         )
         return bool(count)
 
@@ -127,6 +140,7 @@ class MemberStore:
     async def affiliations(self, user_id: str) -> list[Affiliation]:
         rows = await self.db.fetch(
             "SELECT t.id, t.name, m.role, m.membership, m.added_at FROM team_member m JOIN team t ON t.id=m.team_id "
-            "WHERE m.user_id=$1 ORDER BY m.added_at", user_id,
+            "WHERE m.user_id=$1 ORDER BY m.added_at",
+            user_id,
         )
         return [Affiliation(r["id"], r["name"], r["role"], r["membership"], r["added_at"]) for r in rows]

@@ -18,7 +18,9 @@ class NoticeStore:
         await self.db.execute(
             "INSERT INTO marketing_choice (user_id, opted_in, changed_at) VALUES ($1, $2, $3) "
             "ON CONFLICT (user_id) DO UPDATE SET opted_in=excluded.opted_in, changed_at=excluded.changed_at",
-            user_id, opted_in, now_ms,
+            user_id,
+            opted_in,
+            now_ms,
         )
 
     async def record_sent(
@@ -26,5 +28,10 @@ class NoticeStore:
     ) -> None:
         await self.db.execute(
             "INSERT INTO notice (ts, kind, team_id, sent_by, delivered, skipped) VALUES ($1, $2, $3, $4, $5, $6)",
-            now_ms, kind, team_id, sent_by, delivered, skipped,
+            now_ms,
+            kind,
+            team_id,
+            sent_by,
+            delivered,
+            skipped,
         )

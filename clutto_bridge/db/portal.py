@@ -42,7 +42,11 @@ class PortalStore:
     async def add_link(self, link: SignInLink) -> None:
         await self.db.execute(
             f"INSERT INTO portal_link ({SignInLink.columns}) VALUES ($1, $2, $3, $4, $5)",
-            link.token_hash, link.user_id, link.created_at, link.expires_at, link.used_at,
+            link.token_hash,
+            link.user_id,
+            link.created_at,
+            link.expires_at,
+            link.used_at,
         )
 
     async def links_since(self, user_id: str, since_ms: int) -> int:
@@ -55,7 +59,8 @@ class PortalStore:
         row = await self.db.fetchrow(
             f"UPDATE portal_link SET used_at=$2 WHERE token_hash=$1 AND used_at IS NULL AND expires_at > $2 "
             f"RETURNING {SignInLink.columns}",
-            token_hash, now_ms,
+            token_hash,
+            now_ms,
         )
         return SignInLink._from_row(row)
 
@@ -76,7 +81,10 @@ class PortalStore:
             "INSERT INTO portal_session (id_hash, user_id, data, expires_at) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT (id_hash) DO UPDATE SET user_id=excluded.user_id, data=excluded.data, "
             "expires_at=excluded.expires_at",
-            id_hash, user_id, data, expires_at,
+            id_hash,
+            user_id,
+            data,
+            expires_at,
         )
 
     async def end_session(self, id_hash: str) -> None:
@@ -88,7 +96,10 @@ class PortalStore:
     async def record_cookie_choice(self, row: CookieChoiceRow) -> None:
         await self.db.execute(
             "INSERT INTO cookie_choice (user_id, categories, policy_version, ts) VALUES ($1, $2, $3, $4)",
-            row.user_id, row.categories, row.policy_version, row.ts,
+            row.user_id,
+            row.categories,
+            row.policy_version,
+            row.ts,
         )
 
     async def cookie_choices(self, user_id: str) -> list[CookieChoiceRow]:

@@ -30,7 +30,12 @@ class ProfileStore:
             "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id) DO UPDATE SET first_name=excluded.first_name, "
             "last_name=excluded.last_name, designation=excluded.designation, photo=excluded.photo, "
             "updated_at=excluded.updated_at",
-            user_id, sealed["first_name"], sealed["last_name"], sealed["designation"], sealed["photo"], now_ms,
+            user_id,
+            sealed["first_name"],
+            sealed["last_name"],
+            sealed["designation"],
+            sealed["photo"],
+            now_ms,
         )
 
     async def clear_field(self, field: str) -> int:
@@ -49,5 +54,6 @@ class ProfileStore:
         await self.db.execute(
             "INSERT INTO profile (user_id, updated_at, reminded_at) VALUES ($1, $2, $2) "
             "ON CONFLICT (user_id) DO UPDATE SET reminded_at=excluded.reminded_at",
-            user_id, now_ms,
+            user_id,
+            now_ms,
         )

@@ -53,8 +53,14 @@ class ScimStore:
     async def add_token(self, token: ScimToken) -> None:
         await self.db.execute(
             f"INSERT INTO scim_token ({ScimToken.columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            token.id, token.team_id, token.name, token.secret_hash, token.created_by, token.created_at,
-            token.last_used_at, token.revoked_at,
+            token.id,
+            token.team_id,
+            token.name,
+            token.secret_hash,
+            token.created_by,
+            token.created_at,
+            token.last_used_at,
+            token.revoked_at,
         )
 
     async def token(self, token_id: str) -> ScimToken | None:
@@ -68,7 +74,9 @@ class ScimStore:
         return [ScimToken(**r) for r in rows]
 
     async def revoke(self, token_id: str, now_ms: int) -> None:
-        await self.db.execute("UPDATE scim_token SET revoked_at=$2 WHERE id=$1 AND revoked_at IS NULL", token_id, now_ms)
+        await self.db.execute(
+            "UPDATE scim_token SET revoked_at=$2 WHERE id=$1 AND revoked_at IS NULL", token_id, now_ms
+        )
 
     async def used(self, token_id: str, now_ms: int) -> None:
         await self.db.execute("UPDATE scim_token SET last_used_at=$2 WHERE id=$1", token_id, now_ms)
@@ -79,9 +87,15 @@ class ScimStore:
         if not row:
             return None
         return ScimUser(
-            row["id"], row["team_id"], row["user_id"], self.cipher.decrypt(_USER_NAME.place(row["id"]), row["user_name"]),
-            self.cipher.decrypt(_EXTERNAL_ID.place(row["id"]), row["external_id"]), None if row["active"] is None else bool(row["active"]),
-            row["version"], row["created_at"], row["updated_at"],
+            row["id"],
+            row["team_id"],
+            row["user_id"],
+            self.cipher.decrypt(_USER_NAME.place(row["id"]), row["user_name"]),
+            self.cipher.decrypt(_EXTERNAL_ID.place(row["id"]), row["external_id"]),
+            None if row["active"] is None else bool(row["active"]),
+            row["version"],
+            row["created_at"],
+            row["updated_at"],
         )
 
     _COLUMNS = "id, team_id, user_id, user_name, external_id, active, version, created_at, updated_at"
@@ -90,19 +104,28 @@ class ScimStore:
         await self.db.execute(
             "INSERT INTO scim_user (id, team_id, user_id, user_name, user_name_index, external_id, active, version, "
             "created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            user.id, user.team_id, user.user_id, self.cipher.encrypt(_USER_NAME.place(user.id), user.user_name),
+            user.id,
+            user.team_id,
+            user.user_id,
+            self.cipher.encrypt(_USER_NAME.place(user.id), user.user_name),
             self.cipher.index(SCIM_USER_NAME_INDEX, user.user_name),
-            self.cipher.encrypt(_EXTERNAL_ID.place(user.id), user.external_id), user.active, user.version,
-            user.created_at, user.updated_at,
+            self.cipher.encrypt(_EXTERNAL_ID.place(user.id), user.external_id),
+            user.active,
+            user.version,
+            user.created_at,
+            user.updated_at,
         )
 
     async def save_user(self, user: ScimUser) -> None:
         await self.db.execute(
             "UPDATE scim_user SET user_name=$2, user_name_index=$3, external_id=$4, active=$5, version=$6, "
             "updated_at=$7 WHERE id=$1",
-            user.id, self.cipher.encrypt(_USER_NAME.place(user.id), user.user_name),
+            user.id,
+            self.cipher.encrypt(_USER_NAME.place(user.id), user.user_name),
             self.cipher.index(SCIM_USER_NAME_INDEX, user.user_name),
-            self.cipher.encrypt(_EXTERNAL_ID.place(user.id), user.external_id), user.active, user.version,
+            self.cipher.encrypt(_EXTERNAL_ID.place(user.id), user.external_id),
+            user.active,
+            user.version,
             user.updated_at,
         )
 
@@ -110,21 +133,32 @@ class ScimStore:
         await self.db.execute("DELETE FROM scim_user WHERE id=$1", scim_id)
 
     async def user(self, team_id: str, scim_id: str) -> ScimUser | None:
-        return self._user(await self.db.fetchrow(
-            f"SELECT {self._COLUMNS} FROM scim_user WHERE team_id=$1 AND id=$2", team_id, scim_id,
-        ))
+        return self._user(
+            await self.db.fetchrow(
+                f"SELECT {self._COLUMNS} FROM scim_user WHERE team_id=$1 AND id=$2",
+                team_id,
+                scim_id,
+            )
+        )
 
     async def user_by_matrix_id(self, team_id: str, user_id: str) -> ScimUser | None:
-        return self._user(await self.db.fetchrow(
-            f"SELECT {self._COLUMNS} FROM scim_user WHERE team_id=$1 AND user_id=$2", team_id, user_id,
-        ))
+        return self._user(
+            await self.db.fetchrow(
+                f"SELECT {self._COLUMNS} FROM scim_user WHERE team_id=$1 AND user_id=$2",
+                team_id,
+                user_id,
+            )
+        )
 
     async def user_by_name(self, team_id: str, user_name: str) -> ScimUser | None:
         """By userName in any case (RFC 7643: userName is not case-exact)."""
-        return self._user(await self.db.fetchrow(
-            f"SELECT {self._COLUMNS} FROM scim_user WHERE team_id=$1 AND user_name_index=$2",
-            team_id, self.cipher.index(SCIM_USER_NAME_INDEX, user_name),
-        ))
+        return self._user(
+            await self.db.fetchrow(
+                f"SELECT {self._COLUMNS} FROM scim_user WHERE team_id=$1 AND user_name_index=$2",
+                team_id,
+                self.cipher.index(SCIM_USER_NAME_INDEX, user_name),
+            )
+        )
 
     async def users_of(self, team_id: str) -> list[ScimUser]:
         rows = await self.db.fetch(

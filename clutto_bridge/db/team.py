@@ -114,7 +114,12 @@ class TeamStore:
                 await conn.execute("UPDATE team SET created_by_event=$1 WHERE id=$2", created_by_event, team.id)
             await conn.execute(
                 f"INSERT INTO team_member ({Member.columns}) VALUES ($1, $2, $3, $4, $5, $6)",
-                owner.team_id, owner.user_id, owner.role, owner.membership, owner.created_by_bridge, owner.added_at,
+                owner.team_id,
+                owner.user_id,
+                owner.role,
+                owner.membership,
+                owner.created_by_bridge,
+                owner.added_at,
             )
 
     @staticmethod
@@ -122,9 +127,20 @@ class TeamStore:
         await conn.execute(
             f"INSERT INTO team ({Team.columns}, name_key) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            team.id, team.name, team.owner, team.space_id, team.state, team.plan,
-            team.created_at, team.trial_ends_at, team.purge_after, team.retention_seconds,
-            team.export_before_purge, team.warnings_sent, team.redact, team.name_key(team.name),
+            team.id,
+            team.name,
+            team.owner,
+            team.space_id,
+            team.state,
+            team.plan,
+            team.created_at,
+            team.trial_ends_at,
+            team.purge_after,
+            team.retention_seconds,
+            team.export_before_purge,
+            team.warnings_sent,
+            team.redact,
+            team.name_key(team.name),
         )
 
     async def _set(self, team_id: str, column: str, value: Any) -> None:
@@ -177,8 +193,12 @@ class TeamStore:
     async def transfer(self, team: Team, new_owner: str) -> None:
         """The new owner takes the owner role; the old owner becomes an admin (one transaction)."""
         async with transaction(self.db) as conn:
-            await conn.execute("UPDATE team_member SET role='admin' WHERE team_id=$1 AND user_id=$2", team.id, team.owner)
-            await conn.execute("UPDATE team_member SET role='owner' WHERE team_id=$1 AND user_id=$2", team.id, new_owner)
+            await conn.execute(
+                "UPDATE team_member SET role='admin' WHERE team_id=$1 AND user_id=$2", team.id, team.owner
+            )
+            await conn.execute(
+                "UPDATE team_member SET role='owner' WHERE team_id=$1 AND user_id=$2", team.id, new_owner
+            )
             await conn.execute("UPDATE team SET owner=$1 WHERE id=$2", new_owner, team.id)
         team.owner = new_owner
 
@@ -211,7 +231,10 @@ class TeamStore:
         return Team._from_row(row) if row else None
 
     async def all(self) -> list[Team]:
-        return [Team._from_row(row) for row in await self.db.fetch(f"SELECT {Team.columns} FROM team ORDER BY created_at, id")]
+        return [
+            Team._from_row(row)
+            for row in await self.db.fetch(f"SELECT {Team.columns} FROM team ORDER BY created_at, id")
+        ]
 
     async def in_state(self, state: TeamState) -> list[Team]:
         rows = await self.db.fetch(f"SELECT {Team.columns} FROM team WHERE state=$1 ORDER BY created_at", str(state))
@@ -238,7 +261,13 @@ class RoomStore:
         async with transaction(self.db) as conn:
             await conn.execute(
                 f"INSERT INTO team_room ({TeamRoom.columns}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                room.room_id, room.team_id, room.kind, room.name, room.created_at, room.archived_at, room.members,
+                room.room_id,
+                room.team_id,
+                room.kind,
+                room.name,
+                room.created_at,
+                room.archived_at,
+                room.members,
             )
             if creation is not None:
                 await conn.execute("DELETE FROM room_creation WHERE marker=$1", creation)
@@ -248,7 +277,11 @@ class RoomStore:
     async def begin_creation(self, creation: RoomCreation) -> None:
         await self.db.execute(
             f"INSERT INTO room_creation ({RoomCreation.columns}) VALUES ($1, $2, $3, $4, $5)",
-            creation.marker, creation.team_id, creation.kind, creation.boot, creation.started_at,
+            creation.marker,
+            creation.team_id,
+            creation.kind,
+            creation.boot,
+            creation.started_at,
         )
 
     async def creations_left_by_others(self, boot: str) -> list[RoomCreation]:
@@ -293,6 +326,7 @@ class RoomStore:
         row = await self.db.fetchrow(
             f"SELECT {TeamRoom.columns} FROM team_room WHERE team_id=$1 AND kind='direct' AND members=$2 "
             "AND archived_at IS NULL",
-            team_id, members,
+            team_id,
+            members,
         )
         return TeamRoom(**row) if row else None

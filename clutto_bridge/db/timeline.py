@@ -70,7 +70,8 @@ class TimelineIndex:
         for room_id, entries in by_room.items():
             await conn.execute(
                 "INSERT INTO timeline_room (room_id) SELECT room_id FROM team_room WHERE room_id=$1 "
-                "ON CONFLICT (room_id) DO NOTHING", room_id,
+                "ON CONFLICT (room_id) DO NOTHING",
+                room_id,
             )
             found = await conn.fetchrow(
                 "SELECT id, needs_fill, check_mark FROM timeline_room WHERE room_id=$1", room_id
@@ -110,7 +111,9 @@ class TimelineIndex:
         r = await self.db.fetchrow(
             "SELECT id, room_id, needs_fill, fill_token, check_mark FROM timeline_room WHERE room_id=$1", room_id
         )
-        return IndexedRoom(r["id"], r["room_id"], bool(r["needs_fill"]), r["fill_token"], r["check_mark"]) if r else None
+        return (
+            IndexedRoom(r["id"], r["room_id"], bool(r["needs_fill"]), r["fill_token"], r["check_mark"]) if r else None
+        )
 
     async def mark_for_check(self) -> None:
         """The bridge (re)starts: events sent around or after the stop may be missing from the
@@ -145,8 +148,9 @@ class TimelineIndex:
 
     # --- filling from the homeserver ------------------------------------------------------------
 
-    async def fill(self, room: IndexedRoom, events: list[dict[str, Any]], resume_token: str | None,
-                   finished: bool) -> None:
+    async def fill(
+        self, room: IndexedRoom, events: list[dict[str, Any]], resume_token: str | None, finished: bool
+    ) -> None:
         """Index one page read from the homeserver, in its order, and remember where to go on.
 
         Events the stream already indexed are placed again (deleted and inserted), so the
@@ -170,7 +174,9 @@ class TimelineIndex:
         marks = ", ".join(f"${i}" for i in range(3, len(event_ids) + 3))
         rows = await self.db.fetch(
             f"SELECT event_id FROM timeline_event WHERE room=$1 AND position <= $2 AND event_id IN ({marks})",
-            room.id, room.check_mark, *event_ids,
+            room.id,
+            room.check_mark,
+            *event_ids,
         )
         return {r["event_id"] for r in rows}
 
@@ -218,7 +224,9 @@ class TimelineIndex:
         """The room's rows after ``position`` in arrival order (the walk from the oldest)."""
         rows = await self.db.fetch(
             f"SELECT {_ROW} FROM timeline_event WHERE room=$1 AND position > $2 ORDER BY room, position LIMIT $3",
-            room, position, limit,
+            room,
+            position,
+            limit,
         )
         return [_row(r) for r in rows]
 
@@ -233,14 +241,18 @@ class TimelineIndex:
         inside = await self.db.fetchrow(
             "SELECT position, event_id FROM timeline_event WHERE room=$1 AND position > $2 AND state=false "
             "AND ts + 0 >= $3 ORDER BY room, position LIMIT 1",
-            room, after, cutoff_ms,
+            room,
+            after,
+            cutoff_ms,
         )
         before = inside["position"] if inside else END
         span = await self.db.fetchrow(
             "SELECT COUNT(*) AS n, MIN(CASE WHEN state=false THEN position END) AS first, "
             "MIN(CASE WHEN state=false THEN ts END) AS oldest FROM timeline_event "
             "WHERE room=$1 AND position > $2 AND position < $3",
-            room, after, before,
+            room,
+            after,
+            before,
         )
         assert span is not None  # an aggregate query has one row
         last_state = None
@@ -248,22 +260,31 @@ class TimelineIndex:
             last_state = await self.db.fetchrow(
                 "SELECT position, event_id FROM timeline_event WHERE room=$1 AND position > $2 AND state=true "
                 "ORDER BY room DESC, position DESC LIMIT 1",
-                room, span["first"],
+                room,
+                span["first"],
             )
         return HeadFacts(
-            (inside["position"], inside["event_id"]) if inside else None, span["first"], span["oldest"],
-            (last_state["position"], last_state["event_id"]) if last_state else None, span["n"],
+            (inside["position"], inside["event_id"]) if inside else None,
+            span["first"],
+            span["oldest"],
+            (last_state["position"], last_state["event_id"]) if last_state else None,
+            span["n"],
         )
 
-    async def relations_inside_window(self, room_id: str, room: int, after: int, before: int,
-                                      cutoff_ms: int) -> list[str]:
+    async def relations_inside_window(
+        self, room_id: str, room: int, after: int, before: int, cutoff_ms: int
+    ) -> list[str]:
         """Edits and reactions from inside the window of the messages between two positions
         that are not redacted yet (a purge up to ``before`` cannot reach them)."""
         rows = await self.db.fetch(
             "SELECT r.event_id FROM timeline_event t JOIN room_relation r ON r.room_id=$1 AND r.target_id=t.event_id "
             "WHERE t.room=$2 AND t.position > $3 AND t.position < $4 AND t.state=false AND t.redacted=false "
             "AND r.ts >= $5 ORDER BY t.position",
-            room_id, room, after, before, cutoff_ms,
+            room_id,
+            room,
+            after,
+            before,
+            cutoff_ms,
         )
         return list(dict.fromkeys(r["event_id"] for r in rows))
 
@@ -272,13 +293,16 @@ class TimelineIndex:
         window: what a sweep would remove, read through the age index (no walk of the room)."""
         messages = await self.db.fetchval(
             "SELECT COUNT(*) FROM timeline_event WHERE room=$1 AND ts < $2 AND state=false AND redacted=false",
-            room.id, cutoff_ms,
+            room.id,
+            cutoff_ms,
         )
         relations = await self.db.fetchval(
             "SELECT COUNT(DISTINCT r.event_id) FROM timeline_event t JOIN room_relation r "
             "ON r.room_id=$3 AND r.target_id=t.event_id WHERE t.room=$1 AND t.ts < $2 AND t.state=false "
             "AND t.redacted=false AND r.ts >= $2",
-            room.id, cutoff_ms, room.room_id,
+            room.id,
+            cutoff_ms,
+            room.room_id,
         )
         return messages + relations
 
@@ -290,7 +314,9 @@ class TimelineIndex:
         return await self.db.fetchval(
             "SELECT MIN(position + 0) FROM timeline_event WHERE room=$1 AND ts < $2 AND position + 0 > $3 "
             "AND state=false AND redacted=false",
-            room, cutoff_ms, position,
+            room,
+            cutoff_ms,
+            position,
         )
 
     async def expired_after(self, room: int, position: int, cutoff_ms: int, limit: int) -> list[Row]:
@@ -298,12 +324,17 @@ class TimelineIndex:
         rows = await self.db.fetch(
             f"SELECT {_ROW} FROM timeline_event WHERE room=$1 AND ts < $2 AND position > $3 "
             "AND state=false AND redacted=false ORDER BY room, position LIMIT $4",
-            room, cutoff_ms, position, limit,
+            room,
+            cutoff_ms,
+            position,
+            limit,
         )
         return [_row(r) for r in rows]
 
     async def mark_redacted(self, event_ids: list[str]) -> None:
-        await self.db.executemany("UPDATE timeline_event SET redacted=true WHERE event_id=$1", [(e,) for e in event_ids])
+        await self.db.executemany(
+            "UPDATE timeline_event SET redacted=true WHERE event_id=$1", [(e,) for e in event_ids]
+        )
 
     async def prune_before(self, room: int, position: int) -> int:
         """A purge removed the room's history before ``position``: forget those rows. Returns
@@ -318,13 +349,16 @@ class TimelineIndex:
                 last = await conn.fetchval(
                     "SELECT position FROM timeline_event WHERE room=$1 AND position < $2 "
                     "ORDER BY room, position LIMIT 1 OFFSET $3",
-                    room, position, PRUNE_BATCH - 1,
+                    room,
+                    position,
+                    PRUNE_BATCH - 1,
                 )
                 upto = position if last is None else last + 1
                 removed += await conn.fetchval(
                     "SELECT COUNT(*) FROM timeline_event WHERE room=$1 AND position < $2 AND state=false "
                     "AND redacted=false",
-                    room, upto,
+                    room,
+                    upto,
                 )
                 await conn.execute("DELETE FROM timeline_event WHERE room=$1 AND position < $2", room, upto)
             if last is None:

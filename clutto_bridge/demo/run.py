@@ -142,7 +142,9 @@ def demo_command(argv0: str | None = None) -> str:
     program = Path(argv0 if argv0 is not None else sys.argv[0])
     if program.name == "__main__.py":
         python = Path(sys.executable).name
-        return f"{python if _on_path(python, Path(sys.executable)) else shlex.quote(sys.executable)} -m clutto_bridge demo"
+        return (
+            f"{python if _on_path(python, Path(sys.executable)) else shlex.quote(sys.executable)} -m clutto_bridge demo"
+        )
     if _on_path(program.name, program):
         return f"{program.name} demo"
     return f"{shlex.quote(str(program.absolute()))} demo"
@@ -190,15 +192,19 @@ def _stop_stale_synapse(folder: Path) -> str | None:
     pid = stale.synapse_of(folder)
     if pid is not None:
         if not stale.stop(pid, folder / "synapse" / "homeserver.yaml", SYNAPSE_STOP_TIMEOUT):
-            return (f"The Synapse an earlier demo left running in {folder} (pid {pid}) could not be stopped; "
-                    f"stop it with: kill {pid}")
+            return (
+                f"The Synapse an earlier demo left running in {folder} (pid {pid}) could not be stopped; "
+                f"stop it with: kill {pid}"
+            )
         print(f"Stopped the Synapse (pid {pid}) that an interrupted demo left running in {folder}.", flush=True)
         return None
     others = _synapse_runs_in(folder)
     if others:
         pids = " ".join(map(str, others))
-        return (f"A Synapse of {folder} is running (pid {pids}) without its pid file, so it is left alone; "
-                f"stop it with: kill {pids}")
+        return (
+            f"A Synapse of {folder} is running (pid {pids}) without its pid file, so it is left alone; "
+            f"stop it with: kill {pids}"
+        )
     return None
 
 
@@ -219,14 +225,18 @@ def _port_in_use(port: int) -> str:
         pid = stale.synapse_of(folder)
         if pid is not None and stale.listens_on(folder, port):
             holder = stale.FolderLock(folder).holder()
-            return (f"Port {port} is in use by the Synapse (pid {pid}) of the demo running in {folder}; stop that "
-                    f"demo with Ctrl-C in its terminal or: kill -INT {holder}. Or pick another port with --port.")
+            return (
+                f"Port {port} is in use by the Synapse (pid {pid}) of the demo running in {folder}; stop that "
+                f"demo with Ctrl-C in its terminal or: kill -INT {holder}. Or pick another port with --port."
+            )
     return f"Port {port} is in use; pick another with --port (or {PORT_VARIABLE})."
 
 
 def _still_running(folder: Path, holder: str) -> str:
-    return (f"A demo in {folder} is still running (pid {holder}); "
-            f"stop it with Ctrl-C in its terminal or: kill -INT {holder}")
+    return (
+        f"A demo in {folder} is still running (pid {holder}); "
+        f"stop it with Ctrl-C in its terminal or: kill -INT {holder}"
+    )
 
 
 def _synapse_runs_in(folder: Path) -> list[int]:
@@ -251,6 +261,7 @@ def _port_taken(port: int) -> bool:
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
     """A second Ctrl-C must not cut the clean-up short; it only says that we are on it."""
+
     def note(signum: int, frame: FrameType | None) -> None:
         print("Still stopping Synapse …", file=sys.stderr, flush=True)
 
@@ -305,7 +316,9 @@ async def _demo(folder: Path, state: DemoState, synapse: LocalSynapse, keep: boo
             state.bob_invited = True
             state.save(folder)
         view = await bridge.teams.view(team)
-        _print_summary(synapse, settings, [alice, bob], view, folder if keep else None, modules, bridge.device.device_id)
+        _print_summary(
+            synapse, settings, [alice, bob], view, folder if keep else None, modules, bridge.device.device_id
+        )
         await asyncio.Event().wait()  # until a signal cancels us
     except asyncio.CancelledError:
         if not interrupted:
@@ -329,8 +342,11 @@ def _doctor(settings: Settings, synapse: LocalSynapse, registration: Path) -> No
     failing = [r.check for r in report.results if r.status.value == "FAIL"]
     verdict = f"still failing: {', '.join(failing)}" if failing else "every check passes"
     if report.changed:
-        print(f"doctor --fix changed {len(report.changed)} setting(s) of the homeserver's config "
-              f"(backup: {', '.join(b.name for b in report.backups)}); {verdict}.", flush=True)
+        print(
+            f"doctor --fix changed {len(report.changed)} setting(s) of the homeserver's config "
+            f"(backup: {', '.join(b.name for b in report.backups)}); {verdict}.",
+            flush=True,
+        )
     else:
         print(f"doctor: the homeserver's config needed no change; {verdict}.", flush=True)
 
@@ -381,15 +397,25 @@ def _encryption_lines(settings: Settings, device_id: str | None) -> list[str]:
     if mode == "off":
         return ["  End-to-end encryption: off (policy.encryption), so Synapse stores messages in plaintext."]
     if device_id is None:
-        return [f"  End-to-end encryption: rooms are created encrypted (policy.encryption: {mode}), but the bot has "
-                "no device (see the bridge log), so it cannot read them."]
-    return [f"  End-to-end encryption: team rooms and chats with the bot are encrypted (policy.encryption: {mode});",
-            f"  the bot is device {device_id}, cross-signed by its own identity, so Element shows it verified."]
+        return [
+            f"  End-to-end encryption: rooms are created encrypted (policy.encryption: {mode}), but the bot has "
+            "no device (see the bridge log), so it cannot read them."
+        ]
+    return [
+        f"  End-to-end encryption: team rooms and chats with the bot are encrypted (policy.encryption: {mode});",
+        f"  the bot is device {device_id}, cross-signed by its own identity, so Element shows it verified.",
+    ]
 
 
-def _print_summary(synapse: LocalSynapse, settings: Settings, users: list[LocalUser], view: TeamView,
-                   kept_in: Path | None, modules: dict[str, Any],
-                   device_id: str | None = None) -> None:
+def _print_summary(
+    synapse: LocalSynapse,
+    settings: Settings,
+    users: list[LocalUser],
+    view: TeamView,
+    kept_in: Path | None,
+    modules: dict[str, Any],
+    device_id: str | None = None,
+) -> None:
     rooms = ", ".join(r.name for r in view.rooms)
     lines = [
         "",
@@ -402,19 +428,40 @@ def _print_summary(synapse: LocalSynapse, settings: Settings, users: list[LocalU
         "",
         f"  Team '{view.team.name}' (space {view.team.space_id}) with rooms: {rooms}",
         "  Accept the invites to see the space and its rooms.",
-        *(["  Before writing in the team's rooms, each member accepts the privacy policy: the bot sends it; "
-           "answer 'accept'."] if settings.consent.mode == "block" else []),
+        *(
+            [
+                "  Before writing in the team's rooms, each member accepts the privacy policy: the bot sends it; "
+                "answer 'accept'."
+            ]
+            if settings.consent.mode == "block"
+            else []
+        ),
         f"  Talk to the bot: start a direct chat with {settings.bot_mxid} and send 'help'.",
         *_encryption_lines(settings, device_id),
         f"  Provisioning API: http://127.0.0.1:{settings.appservice.port}/_clutto/v1 "
         f"(Bearer {settings.provisioning.shared_secret})",
-        *([f"  Metrics: http://127.0.0.1:{settings.appservice.port}/_clutto/metrics "
-           f"(Bearer {settings.analytics.metrics_secret})"] if settings.analytics.metrics_enabled else []),
-        *([f"  Privacy portal: send 'portal' to the bot for a one-time sign-in link to "
-           f"{settings.portal.base_url(settings.appservice.url)}/"] if settings.portal.enabled else []),
-        "  Enforcement before the write: " + ("synapse-http-antispam asks the bridge before Synapse stores "
-        "joins, invites, state events and messages." if modules else "off (synapse-http-antispam is not installed; "
-        "the bridge enforces after the fact)."),
+        *(
+            [
+                f"  Metrics: http://127.0.0.1:{settings.appservice.port}/_clutto/metrics "
+                f"(Bearer {settings.analytics.metrics_secret})"
+            ]
+            if settings.analytics.metrics_enabled
+            else []
+        ),
+        *(
+            [
+                f"  Privacy portal: send 'portal' to the bot for a one-time sign-in link to "
+                f"{settings.portal.base_url(settings.appservice.url)}/"
+            ]
+            if settings.portal.enabled
+            else []
+        ),
+        "  Enforcement before the write: "
+        + (
+            "synapse-http-antispam asks the bridge before Synapse stores joins, invites, state events and messages."
+            if modules
+            else "off (synapse-http-antispam is not installed; the bridge enforces after the fact)."
+        ),
         f"  Email (headers only): send 'email on' to the bot, then mail the address it gives to SMTP "
         f"127.0.0.1:{settings.email.port}.",
         "",

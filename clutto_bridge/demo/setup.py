@@ -20,8 +20,9 @@ from clutto_bridge.web.antispam import module_config
 POLICY_TEXTS = shipped_texts()
 
 
-def bridge_config(folder: Path, synapse: LocalSynapse, port: int, database: str | None = None,
-                  appservice_url: str | None = None) -> ConfigFile:
+def bridge_config(
+    folder: Path, synapse: LocalSynapse, port: int, database: str | None = None, appservice_url: str | None = None
+) -> ConfigFile:
     """A config file in ``folder`` for a bridge next to ``synapse``, with fresh secrets."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "config.yaml"

@@ -65,8 +65,9 @@ class LocalSynapse:
     Synapse behind after its stop.
     """
 
-    def __init__(self, folder: Path, port: int | None = None, server_name: str = "localhost",
-                 env: dict[str, str] | None = None):
+    def __init__(
+        self, folder: Path, port: int | None = None, server_name: str = "localhost", env: dict[str, str] | None = None
+    ):
         """``env``: extra environment for Synapse (a test's ``SSL_CERT_FILE``: the CA it trusts)."""
         self.folder = Path(folder)
         self.env = {**os.environ, **(env or {})}
@@ -221,7 +222,9 @@ class LocalSynapse:
         parts = []
         for path in (self.folder / "stdio.log", self.log_path):
             if path.exists():
-                parts.append(f"--- {path.name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+                parts.append(
+                    f"--- {path.name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+                )
         return "\n".join(parts)
 
     async def register_user(self, localpart: str, password: str | None = None, admin: bool = False) -> LocalUser:

@@ -41,13 +41,17 @@ def requirements(settings: Settings, registration: Path | None = None) -> Requir
         as_token=settings.appservice.as_token,
         registration_file=str(registration.absolute()) if registration else None,
         bridge_plain_http_on=None if a.tls.enabled or is_loopback(a.hostname) else a.hostname,
-        module_findings=(lambda homeserver: [(f.severity, f.message) for f in antispam_findings(dict(homeserver), settings)])
-        if settings.antispam.enabled else None,
+        module_findings=(
+            lambda homeserver: [(f.severity, f.message) for f in antispam_findings(dict(homeserver), settings)]
+        )
+        if settings.antispam.enabled
+        else None,
     )
 
 
-def read_facts(homeserver: YamlFile, log_config: YamlFile | None, log_problem: str | None,
-               bot_admin: tuple[bool | None, str]) -> Facts:
+def read_facts(
+    homeserver: YamlFile, log_config: YamlFile | None, log_problem: str | None, bot_admin: tuple[bool | None, str]
+) -> Facts:
     registrations: dict[str, Any] = {}
     for listed in homeserver.data.get("app_service_config_files") or []:
         try:
@@ -55,8 +59,12 @@ def read_facts(homeserver: YamlFile, log_config: YamlFile | None, log_problem: s
         except DoctorError:
             registrations[str(listed)] = None
     return Facts(
-        homeserver=homeserver.data, log_config=log_config.data if log_config else None, log_problem=log_problem,
-        registrations=registrations, bot_admin=bot_admin[0], bot_admin_detail=bot_admin[1],
+        homeserver=homeserver.data,
+        log_config=log_config.data if log_config else None,
+        log_problem=log_problem,
+        registrations=registrations,
+        bot_admin=bot_admin[0],
+        bot_admin_detail=bot_admin[1],
     )
 
 
@@ -70,8 +78,13 @@ def _log_config(homeserver: YamlFile) -> tuple[YamlFile | None, str | None]:
         return None, str(e)
 
 
-def doctor(settings: Settings, homeserver_config: Path, fix: bool = False, registration: Path | None = None,
-           ask_homeserver: bool = True) -> Report:
+def doctor(
+    settings: Settings,
+    homeserver_config: Path,
+    fix: bool = False,
+    registration: Path | None = None,
+    ask_homeserver: bool = True,
+) -> Report:
     """Check (and with ``fix``, correct and check again) the homeserver's config files."""
     homeserver = YamlFile.load(homeserver_config)
     log_config, log_problem = _log_config(homeserver)

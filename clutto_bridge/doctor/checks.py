@@ -144,15 +144,23 @@ def _at_most(key: str, default: str, limit_s: int, limit_key: str, why: str, fac
 
 def user_ips_max_age(facts: Facts, req: Requirements) -> Result:
     return _at_most(
-        "user_ips_max_age", USER_IPS_MAX_AGE, req.collection_retention_s, "policy.collection.retention",
-        "Synapse keeps every device's IP address and user agent this long and cannot switch it off", facts,
+        "user_ips_max_age",
+        USER_IPS_MAX_AGE,
+        req.collection_retention_s,
+        "policy.collection.retention",
+        "Synapse keeps every device's IP address and user agent this long and cannot switch it off",
+        facts,
     )
 
 
 def redaction_retention_period(facts: Facts, req: Requirements) -> Result:
     return _at_most(
-        "redaction_retention_period", REDACTION_RETENTION, req.shortest_lifetime_s, "policy.retention.min",
-        "the original of a deleted or expired message stays in Synapse's database this long", facts,
+        "redaction_retention_period",
+        REDACTION_RETENTION,
+        req.shortest_lifetime_s,
+        "policy.retention.min",
+        "the original of a deleted or expired message stays in Synapse's database this long",
+        facts,
     )
 
 
@@ -169,17 +177,29 @@ def _flag(key: str, default: bool, required: bool, why: str) -> Check:
 
 
 url_preview_enabled = _flag(
-    "url_preview_enabled", False, False, "previews fetch every link members post, from the homeserver, and keep the page",
+    "url_preview_enabled",
+    False,
+    False,
+    "previews fetch every link members post, from the homeserver, and keep the page",
 )
 report_stats = _flag("report_stats", False, False, "usage statistics leave for matrix.org")
 include_profile_data_on_invite = _flag(
-    "include_profile_data_on_invite", True, False, "an invite would show the profile to people outside the team",
+    "include_profile_data_on_invite",
+    True,
+    False,
+    "an invite would show the profile to people outside the team",
 )
 limit_profile_requests = _flag(
-    "limit_profile_requests_to_users_who_share_rooms", False, True, "profiles are visible only to teammates (P2)",
+    "limit_profile_requests_to_users_who_share_rooms",
+    False,
+    True,
+    "profiles are visible only to teammates (P2)",
 )
 require_auth_for_profile_requests = _flag(
-    "require_auth_for_profile_requests", False, True, "profiles are not visible to anyone without an account (P2)",
+    "require_auth_for_profile_requests",
+    False,
+    True,
+    "profiles are not visible to anyone without an account (P2)",
 )
 
 
@@ -194,8 +214,7 @@ def access_log(facts: Facts, req: Requirements) -> Result:
         return Result("request log", Status.FAIL, found, required, why + "; set log_config to a logging config file")
     loggers = facts.log_config.get("loggers") or {}
     level = _effective_level(facts.log_config, ACCESS_LOGGER)
-    louder = [name for name, cfg in loggers.items()
-              if str(name).startswith(ACCESS_LOGGER + ".") and _below(cfg, QUIET)]
+    louder = [name for name, cfg in loggers.items() if str(name).startswith(ACCESS_LOGGER + ".") and _below(cfg, QUIET)]
     found = f"{ACCESS_LOGGER} at {_level_name(level)}" + (f"; {', '.join(louder)} lower" if louder else "")
     if level >= QUIET and not louder:
         return Result("request log", Status.PASS, found, required, why)
@@ -243,7 +262,9 @@ def media_retention(facts: Facts, req: Requirements) -> Result:
     found = f"remote_media_lifetime: {_yaml(raw)}" + (" (kept forever)" if raw is None else "")
     if ms is not None and ms <= req.longest_lifetime_s * 1000:
         return Result("media_retention", Status.PASS, found, required, why)
-    fix = Change(HOMESERVER, ("media_retention", "remote_media_lifetime"), synapse_duration(req.longest_lifetime_s), why=why)
+    fix = Change(
+        HOMESERVER, ("media_retention", "remote_media_lifetime"), synapse_duration(req.longest_lifetime_s), why=why
+    )
     return Result("media_retention", Status.FAIL, found, required, why, (fix,))
 
 
@@ -264,7 +285,11 @@ def registration_loaded(facts: Facts, req: Requirements) -> Result:
 
 
 def _our_registrations(facts: Facts, req: Requirements) -> list[Mapping[str, Any]]:
-    return [data for data in facts.registrations.values() if isinstance(data, Mapping) and data.get("as_token") == req.as_token]
+    return [
+        data
+        for data in facts.registrations.values()
+        if isinstance(data, Mapping) and data.get("as_token") == req.as_token
+    ]
 
 
 def e2ee_transactions(facts: Facts, req: Requirements) -> Result:
@@ -288,21 +313,36 @@ def e2ee_registration(facts: Facts, req: Requirements) -> Result:
     missing = [flag for flag in E2EE_REGISTRATION_FLAGS if ours[0].get(flag) is not True]
     if not missing:
         return Result("E2EE registration flags", Status.PASS, "set", required, why)
-    return Result("E2EE registration flags", Status.FAIL, "missing: " + ", ".join(missing), required,
-                  why + "; run `clutto-bridge generate-registration` again (it keeps the tokens)")
+    return Result(
+        "E2EE registration flags",
+        Status.FAIL,
+        "missing: " + ", ".join(missing),
+        required,
+        why + "; run `clutto-bridge generate-registration` again (it keeps the tokens)",
+    )
 
 
 def bot_is_admin(facts: Facts, req: Requirements) -> Result:
     why = "retention purges, account removal and profile enforcement use the Synapse admin API"
     required = "admin: true"
     if facts.bot_admin is None:
-        return Result("bot is a server admin", Status.UNCHECKED, facts.bot_admin_detail or "homeserver not reachable",
-                      required, why)
+        return Result(
+            "bot is a server admin",
+            Status.UNCHECKED,
+            facts.bot_admin_detail or "homeserver not reachable",
+            required,
+            why,
+        )
     if facts.bot_admin:
         return Result("bot is a server admin", Status.PASS, "admin: true", required, why)
     found = "admin: false" + (f" ({facts.bot_admin_detail})" if facts.bot_admin_detail else "")
-    return Result("bot is a server admin", Status.FAIL, found, required,
-                  why + "; PUT /_synapse/admin/v2/users/<bot> {\"admin\": true} with an admin's token")
+    return Result(
+        "bot is a server admin",
+        Status.FAIL,
+        found,
+        required,
+        why + '; PUT /_synapse/admin/v2/users/<bot> {"admin": true} with an admin\'s token',
+    )
 
 
 def _http_listeners(facts: Facts) -> list[tuple[int, Mapping[str, Any]]]:
@@ -336,7 +376,9 @@ def client_listener_tls(facts: Facts, req: Requirements) -> Result:
     for _, listener in _http_listeners(facts):
         if "client" not in _names(listener) or listener.get("tls"):
             continue
-        binds = listener.get("bind_addresses") or ([listener["bind_address"]] if listener.get("bind_address") else DEFAULT_BIND)
+        binds = listener.get("bind_addresses") or (
+            [listener["bind_address"]] if listener.get("bind_address") else DEFAULT_BIND
+        )
         exposed += [str(a) for a in binds if not is_loopback(str(a))]
     required = "TLS, or bound to loopback behind a TLS proxy"
     if exposed:
@@ -369,16 +411,26 @@ def enforcement_module(facts: Facts, req: Requirements) -> Result:
 def hung_bridge(facts: Facts, req: Requirements) -> Result:
     """The module has no timeout of its own (issue 23): what restarts a hung bridge is the
     operator's service manager, which homeserver.yaml does not show."""
-    why = ("synapse-http-antispam has no timeout: while the bridge hangs, every message, join and invite on the "
-           "homeserver waits for Synapse's HTTP timeout (60 s). The bridge pings a systemd watchdog and answers "
-           "/_clutto/health only while its event loop and database answer, so a watchdog restarts it")
-    required = ("systemd Type=notify, WatchdogSec and Restart=on-failure (docs/clutto-bridge.service), or the "
-                "image's HEALTHCHECK (clutto-bridge health) with something that restarts an unhealthy container")
+    why = (
+        "synapse-http-antispam has no timeout: while the bridge hangs, every message, join and invite on the "
+        "homeserver waits for Synapse's HTTP timeout (60 s). The bridge pings a systemd watchdog and answers "
+        "/_clutto/health only while its event loop and database answer, so a watchdog restarts it"
+    )
+    required = (
+        "systemd Type=notify, WatchdogSec and Restart=on-failure (docs/clutto-bridge.service), or the "
+        "image's HEALTHCHECK (clutto-bridge health) with something that restarts an unhealthy container"
+    )
     if req.module_findings is None:
-        return Result("hung bridge", Status.PASS, "antispam.enabled is off: Synapse never waits on the bridge", required, why)
+        return Result(
+            "hung bridge", Status.PASS, "antispam.enabled is off: Synapse never waits on the bridge", required, why
+        )
     if any(severity == "absent" for severity, _ in req.module_findings(facts.homeserver)):
-        return Result("hung bridge", Status.PASS, "the module is not loaded: Synapse never waits on the bridge", required, why)
-    return Result("hung bridge", Status.UNCHECKED, "how the bridge is supervised (not in homeserver.yaml)", required, why)
+        return Result(
+            "hung bridge", Status.PASS, "the module is not loaded: Synapse never waits on the bridge", required, why
+        )
+    return Result(
+        "hung bridge", Status.UNCHECKED, "how the bridge is supervised (not in homeserver.yaml)", required, why
+    )
 
 
 CHECKS: list[Check] = [

@@ -115,8 +115,16 @@ def sha256_of(path: Path) -> str:
 
 class TeamExport:
     def __init__(
-        self, teams: TeamStore, rooms: RoomStore, members: MemberStore, homeserver: Homeserver, audit: AuditLog,
-        lifecycle: TrialLifecycle, homeserver_rate: int, clock: Clock, events: WebhookEvents | None = None,
+        self,
+        teams: TeamStore,
+        rooms: RoomStore,
+        members: MemberStore,
+        homeserver: Homeserver,
+        audit: AuditLog,
+        lifecycle: TrialLifecycle,
+        homeserver_rate: int,
+        clock: Clock,
+        events: WebhookEvents | None = None,
     ) -> None:
         self.teams = teams
         self.rooms = rooms
@@ -160,11 +168,19 @@ class TeamExport:
         await ctx.checkpoint(**asdict(p))
         # The audit log names the export by its number, never by a path on the bridge's host.
         await self.audit.record(
-            team, ctx.job.payload.get("requested_by"), AuditAction.EXPORT_CREATED, f"export #{number}", job=ctx.job.id,
-            events=p.events, media=len(p.media), undecryptable=len(p.undecryptable),
+            team,
+            ctx.job.payload.get("requested_by"),
+            AuditAction.EXPORT_CREATED,
+            f"export #{number}",
+            job=ctx.job.id,
+            events=p.events,
+            media=len(p.media),
+            undecryptable=len(p.undecryptable),
         )
         if self.events is not None:
-            await self.events.emit("export.ready", team.id, {"job_id": ctx.job.id, "files": p.files, "events": p.events})
+            await self.events.emit(
+                "export.ready", team.id, {"job_id": ctx.job.id, "files": p.files, "events": p.events}
+            )
         try:
             await self.lifecycle.export_ready(team, ctx.job, archive, events=p.events, files=p.files)
         except Exception:  # the export is made and in the portal; the chat only misses the news
@@ -235,7 +251,11 @@ class TeamExport:
     async def _export_members(self, folder: Path, team: Team) -> None:
         members = []
         for member in await self.members.of_team(team.id):
-            entry: dict[str, str | None] = {"user_id": member.user_id, "role": member.role, "membership": member.membership}
+            entry: dict[str, str | None] = {
+                "user_id": member.user_id,
+                "role": member.role,
+                "membership": member.membership,
+            }
             try:
                 entry["displayname"], entry["avatar_url"] = await self.homeserver.profile(member.user_id)
             except MatrixRequestError:
@@ -247,9 +267,15 @@ class TeamExport:
     def _write_manifest(self, folder: Path, team: Team, events: int, undecryptable: list[str]) -> Path:
         files = []
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.name != "manifest.json" and not path.name.endswith(".partial") \
-                    and not (path.parent == folder and path.suffix == ".zip"):  # the archive, made after it
-                files.append({"path": str(path.relative_to(folder)), "bytes": path.stat().st_size, "sha256": sha256_of(path)})
+            if (
+                path.is_file()
+                and path.name != "manifest.json"
+                and not path.name.endswith(".partial")
+                and not (path.parent == folder and path.suffix == ".zip")
+            ):  # the archive, made after it
+                files.append(
+                    {"path": str(path.relative_to(folder)), "bytes": path.stat().st_size, "sha256": sha256_of(path)}
+                )
         manifest = {
             "team": {"id": team.id, "name": team.name, "owner": team.owner, "space_id": team.space_id},
             "created_at": self.clock.now_ms(),

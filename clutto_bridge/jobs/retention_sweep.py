@@ -209,8 +209,15 @@ class RedactionWindow:
 
 class RetentionSweep:
     def __init__(
-        self, retention: RetentionService, teams: TeamStore, references: ReferenceStore, homeserver: Homeserver,
-        admin: SynapseAdmin, audit: AuditLog, settings: RetentionSettings, homeserver_rate: int,
+        self,
+        retention: RetentionService,
+        teams: TeamStore,
+        references: ReferenceStore,
+        homeserver: Homeserver,
+        admin: SynapseAdmin,
+        audit: AuditLog,
+        settings: RetentionSettings,
+        homeserver_rate: int,
         timeline: TimelineIndex,
     ) -> None:
         self.retention = retention
@@ -254,9 +261,17 @@ class RetentionSweep:
                 await self._save(ctx, p)
             with p.clock("audit"):
                 await self.audit.record(
-                    team, ctx.job.payload.get("requested_by"), AuditAction.RETENTION_SWEEP, team.id,
-                    cutoff=p.cutoff, redacted=p.redacted, removed=p.removed, rooms=len(p.rooms), held=len(p.held),
-                    media_deleted=p.media_deleted, sessions_deleted=p.sessions_deleted,
+                    team,
+                    ctx.job.payload.get("requested_by"),
+                    AuditAction.RETENTION_SWEEP,
+                    team.id,
+                    cutoff=p.cutoff,
+                    redacted=p.redacted,
+                    removed=p.removed,
+                    rooms=len(p.rooms),
+                    held=len(p.held),
+                    media_deleted=p.media_deleted,
+                    sessions_deleted=p.sessions_deleted,
                     redaction_only=p.redaction_only,
                 )
         ctx.progress["timings"] = p.timings  # saved with the finished job
@@ -286,8 +301,14 @@ class RetentionSweep:
             await self._redact_tail(ctx, p, room)
         if p.removed > removed_before:
             with p.clock("audit"):
-                await self.audit.record(team, None, AuditAction.RETENTION_REDACTED, room_id, events=p.removed - removed_before,
-                                    cutoff=p.cutoff)
+                await self.audit.record(
+                    team,
+                    None,
+                    AuditAction.RETENTION_REDACTED,
+                    room_id,
+                    events=p.removed - removed_before,
+                    cutoff=p.cutoff,
+                )
         if not p.redaction_only:
             await self._purge(ctx, p, team, room)
             with p.clock("media"):
@@ -510,8 +531,9 @@ class RetentionSweep:
             with p.clock("audit"):
                 await self.audit.record(team, None, AuditAction.RETENTION_PURGED, room.room_id, cuts=len(points))
 
-    async def _wait_and_prune(self, ctx: JobContext, p: SweepProgress, room: IndexedRoom, purge_id: str,
-                              position: int) -> None:
+    async def _wait_and_prune(
+        self, ctx: JobContext, p: SweepProgress, room: IndexedRoom, purge_id: str, position: int
+    ) -> None:
         """Wait for the purge while the index rows before ``position`` are deleted; the messages
         among them (those not redacted, so not counted yet) count as removed once it is done."""
         r = p.room

@@ -95,7 +95,11 @@ class JobRunner:
     """Also the domain's ``JobQueue``: services enqueue through ``enqueue`` only."""
 
     def __init__(
-        self, store: JobStore, settings: JobSettings, clock: Clock, metrics: Metrics | None = None,
+        self,
+        store: JobStore,
+        settings: JobSettings,
+        clock: Clock,
+        metrics: Metrics | None = None,
         notifications: JobNotifications | None = None,
     ) -> None:
         self.store = store
@@ -152,7 +156,9 @@ class JobRunner:
         self._task = asyncio.create_task(self._loop(), name="clutto-job-runner")
         self._heartbeat = asyncio.create_task(self._beat(), name="clutto-job-heartbeat")
         if self.notifications is not None:
-            self._listener = asyncio.create_task(self.notifications.run(self._wake.set), name="clutto-job-notifications")
+            self._listener = asyncio.create_task(
+                self.notifications.run(self._wake.set), name="clutto-job-notifications"
+            )
 
     async def stop(self) -> None:
         """Stop claiming, and hand every running job back at once (the next start resumes it)."""
@@ -254,7 +260,7 @@ class JobRunner:
         except Exception as e:
             reason = f"{type(e).__name__}: {e}"
             if _retryable(e) and job.attempts + 1 < self.settings.max_attempts:
-                delay = self.settings.retry_backoff * 1000 * 2 ** job.attempts
+                delay = self.settings.retry_backoff * 1000 * 2**job.attempts
                 log.warning("Job %s failed (%s); retrying in %ds", job.id, reason, delay // 1000)
                 await self.store.retry_later(job, now() + delay, reason, now())
                 self._ended(job, "retry", started)

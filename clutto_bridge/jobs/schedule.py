@@ -102,8 +102,9 @@ def periodic_jobs(
     return [
         # Members who could not be told of a new policy version are tried again.
         Periodic("policy announcement", HOUR, onboarding.announce),
-        Periodic("retention sweeps", min(sweep_interval, HOUR),
-                 lambda: schedule_sweeps(teams, jobs, runner, sweep_interval)),
+        Periodic(
+            "retention sweeps", min(sweep_interval, HOUR), lambda: schedule_sweeps(teams, jobs, runner, sweep_interval)
+        ),
         Periodic("trial lifecycle", HOUR, lifecycle.check),
         Periodic("consent reminders", min(settings.reminder_interval, HOUR), onboarding.remind_due),
         Periodic("request records", min(settings.collection.retention, HOUR), access.forget_expired),

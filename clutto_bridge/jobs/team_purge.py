@@ -23,8 +23,15 @@ MEDIA, ACCOUNTS, ROOMS = 1, 2, 3  # steps done
 
 class TeamPurge:
     def __init__(
-        self, teams: TeamStore, rooms: RoomStore, members: MemberStore, references: ReferenceStore,
-        persons: PersonStore, retention: RetentionService, details: TeamDetails, admin: SynapseAdmin,
+        self,
+        teams: TeamStore,
+        rooms: RoomStore,
+        members: MemberStore,
+        references: ReferenceStore,
+        persons: PersonStore,
+        retention: RetentionService,
+        details: TeamDetails,
+        admin: SynapseAdmin,
     ) -> None:
         self.teams = teams
         self.rooms = rooms
@@ -60,7 +67,11 @@ class TeamPurge:
                 erased.append(user_id)
             await ctx.checkpoint(step=ACCOUNTS, accounts_erased=erased)
         await self.details.shut_down(
-            team, None, message=f"The trial of the team {team.name} ended; its data was purged.", action=AuditAction.TEAM_PURGED,
-            media_deleted=ctx.progress["media_deleted"], accounts_erased=ctx.progress["accounts_erased"],
+            team,
+            None,
+            message=f"The trial of the team {team.name} ended; its data was purged.",
+            action=AuditAction.TEAM_PURGED,
+            media_deleted=ctx.progress["media_deleted"],
+            accounts_erased=ctx.progress["accounts_erased"],
         )
         await ctx.checkpoint(step=ROOMS)

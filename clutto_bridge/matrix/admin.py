@@ -47,7 +47,9 @@ class SynapseAdmin:
             if sensitive:
                 # AppServiceAPI.request has no ``sensitive``; the base HTTPAPI.request keeps
                 # the body (a password, a token) out of the debug log.
-                return await HTTPAPI.request(api, method, path, content, query_params={"user_id": api.bot_mxid}, sensitive=True)
+                return await HTTPAPI.request(
+                    api, method, path, content, query_params={"user_id": api.bot_mxid}, sensitive=True
+                )
             return await api.request(method, path, content)
         except MatrixRequestError as e:
             if e.http_status in (401, 403) and e.errcode in ("M_FORBIDDEN", "M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
@@ -67,8 +69,9 @@ class SynapseAdmin:
     async def make_room_admin(self, room_id: str) -> None:
         """Give the bot the level of the room's highest local user (``make_room_admin``): in a room
         a member made and added to the team's space, the bot needs it to apply the team's rules."""
-        await self._request(Method.POST, SynapseAdminPath.v1.rooms[room_id].make_room_admin,
-                            {"user_id": self._bot().mxid})
+        await self._request(
+            Method.POST, SynapseAdminPath.v1.rooms[room_id].make_room_admin, {"user_id": self._bot().mxid}
+        )
 
     async def account_exists(self, user_id: str) -> bool:
         try:

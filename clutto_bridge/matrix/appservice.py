@@ -130,7 +130,9 @@ class CluttoAppService(AppService):
         except Exception:
             # Not acknowledged: the homeserver sends it again.
             self.log.exception("Could not store transaction %s", txn_id)
-            return web.json_response({"errcode": "M_UNKNOWN", "error": "The transaction could not be stored."}, status=500)
+            return web.json_response(
+                {"errcode": "M_UNKNOWN", "error": "The transaction could not be stored."}, status=500
+            )
         response = web.json_response({})
         if testhooks.armed("EXIT_AFTER_ACK", _bodies(events)):  # acknowledged, then gone (as kill -9)
             self._lanes_open.clear()  # no queued work starts: the crash comes before its first step
@@ -175,8 +177,13 @@ class CluttoAppService(AppService):
             headers={"User-Agent": self.default_ua},
         )
         self._intent = AppServiceAPI(
-            base_url=self.server, bot_mxid=self.bot_mxid, log=self.log, token=self.as_token,
-            state_store=self.state_store, bridge_name=self.bridge_name, client_session=self._http_session,
+            base_url=self.server,
+            bot_mxid=self.bot_mxid,
+            log=self.log,
+            token=self.as_token,
+            state_store=self.state_store,
+            bridge_name=self.bridge_name,
+            client_session=self._http_session,
             default_retry_count=self.default_http_retry_count,
         ).bot_intent()
         self.runner = None
@@ -204,7 +211,9 @@ class CluttoAppService(AppService):
             if entry.attempts > MAX_ATTEMPTS:
                 self.log.error(
                     "Giving up event %s in %s: its handling was interrupted %d times",
-                    entry.event.get("event_id"), entry.room_id, entry.attempts - 1,
+                    entry.event.get("event_id"),
+                    entry.room_id,
+                    entry.attempts - 1,
                 )
             else:
                 self._queue(entry.room_id, entry)
@@ -251,7 +260,11 @@ class CluttoAppService(AppService):
             if work is not None:
                 await work
         except Exception:
-            about = f"event {entry.event.get('event_id')} in {entry.room_id}" if entry else "the device parts of a transaction"
+            about = (
+                f"event {entry.event.get('event_id')} in {entry.room_id}"
+                if entry
+                else "the device parts of a transaction"
+            )
             self.log.exception("Handling %s failed", about)
         if entry is not None:
             await self.inbox.done([entry.id], self.now_ms())

@@ -125,14 +125,21 @@ def repickler(old: str, new: str) -> Callable[[str, bytes], bytes]:
 class BotDevice:
     """The bot's E2EE device, started with the appservice (see the module docstring)."""
 
-    def __init__(self, appservice: CluttoAppService, state_store: MembershipStateStore, database_url: str,
-                 keys: Keys, pickles: PickleRecord) -> None:
+    def __init__(
+        self,
+        appservice: CluttoAppService,
+        state_store: MembershipStateStore,
+        database_url: str,
+        keys: Keys,
+        pickles: PickleRecord,
+    ) -> None:
         self.appservice = appservice
         self.state_store = state_store
         self.keys = keys
         self.pickles = pickles
-        self.crypto_db = Database.create(database_url, upgrade_table=PgCryptoStore.upgrade_table,
-                                         log=logging.getLogger("clutto.e2ee.db"))
+        self.crypto_db = Database.create(
+            database_url, upgrade_table=PgCryptoStore.upgrade_table, log=logging.getLogger("clutto.e2ee.db")
+        )
         self.machine: OlmMachine | None = None
         # Whether a session's key may go out on a key request (room id, session id), asked after
         # mautrix's own rules; set by the bridge to keep keys within the team's retention.
@@ -166,7 +173,9 @@ class BotDevice:
                 log.warning(
                     "The bot has no E2EE device (the homeserver answered %s %s); it cannot read encrypted "
                     "rooms. The homeserver needs MSC4190 support and the registration's "
-                    "io.element.msc4190: true (`clutto-bridge doctor`).", e.http_status, e.errcode,
+                    "io.element.msc4190: true (`clutto-bridge doctor`).",
+                    e.http_status,
+                    e.errcode,
                 )
                 return
             log.info("E2EE device %s of %s ready", self.device_id, account_id)
@@ -189,19 +198,27 @@ class BotDevice:
             ) from None
         count = await self.pickles.repickle(account_id, keyset.primary, repickler(old, new))
         if recorded is not None:
-            log.info("Re-pickled the E2EE crypto store (%d pickles) from key %s to key %s", count, recorded, keyset.primary)
+            log.info(
+                "Re-pickled the E2EE crypto store (%d pickles) from key %s to key %s", count, recorded, keyset.primary
+            )
         return new
 
     async def _open(self, store: PgCryptoStore) -> OlmMachine:
         bot = self.appservice.bot_mxid
-        api = HTTPAPI(base_url=self.appservice.server, token=self.appservice.as_token,
-                      client_session=self.appservice.http_session, as_user_id=bot,
-                      default_retry_count=self.appservice.default_http_retry_count,
-                      log=cast(TraceLogger, logging.getLogger("clutto.e2ee.http")))
+        api = HTTPAPI(
+            base_url=self.appservice.server,
+            token=self.appservice.as_token,
+            client_session=self.appservice.http_session,
+            as_user_id=bot,
+            default_retry_count=self.appservice.default_http_retry_count,
+            log=cast(TraceLogger, logging.getLogger("clutto.e2ee.http")),
+        )
         client = Client(mxid=bot, api=api, state_store=self.state_store)
         known = await store.get_device_id()
         await client.create_device_msc4190(known or "", DEVICE_NAME)  # MSC4190: created if missing
-        machine = OlmMachine(client, store, self.state_store, log=cast(TraceLogger, logging.getLogger("clutto.e2ee.olm")))
+        machine = OlmMachine(
+            client, store, self.state_store, log=cast(TraceLogger, logging.getLogger("clutto.e2ee.olm"))
+        )
         # A key request is answered only for devices their owner's identity cross-signed, trusting
         # the first identity seen (TOFU); the room-membership check comes with the decrypt phase.
         machine.share_keys_min_trust = TrustState.CROSS_SIGNED_TOFU
@@ -213,7 +230,9 @@ class BotDevice:
         try:
             await machine.load()
         except olm.OlmAccountError as e:
-            raise CryptoStoreKeyError(f"the bot's E2EE crypto store does not open with its key from the keyset ({e})") from None
+            raise CryptoStoreKeyError(
+                f"the bot's E2EE crypto store does not open with its key from the keyset ({e})"
+            ) from None
         if not known:
             await store.put_device_id(client.device_id)
         if not (machine.account and machine.account.shared):
@@ -227,8 +246,9 @@ class BotDevice:
             await self._self_sign(machine)
         return machine
 
-    def _key_share_rule(self, rule: Callable[[DeviceIdentity, RequestedKeyInfo], Awaitable[bool]]
-                        ) -> Callable[[DeviceIdentity, RequestedKeyInfo], Awaitable[bool]]:
+    def _key_share_rule(
+        self, rule: Callable[[DeviceIdentity, RequestedKeyInfo], Awaitable[bool]]
+    ) -> Callable[[DeviceIdentity, RequestedKeyInfo], Awaitable[bool]]:
         """``rule`` (who may get keys), then ``may_share`` (which keys may go out at all): a refused
         key is withheld with a reason the requesting client shows."""
 
@@ -238,7 +258,8 @@ class BotDevice:
             if self.may_share is not None and not await self.may_share(request.room_id, request.session_id):
                 raise RejectKeyShare(
                     f"Withholding session {request.session_id} of {request.room_id}: messages past retention "
-                    "or unknown", code=RoomKeyWithheldCode.UNAVAILABLE,
+                    "or unknown",
+                    code=RoomKeyWithheldCode.UNAVAILABLE,
                     reason="The messages of this session are past the team's retention",
                 )
             return True
@@ -255,13 +276,16 @@ class BotDevice:
                 log.info("Signed the E2EE device with the bot's cross-signing identity")
                 return
             except Exception as e:  # the message could quote key material: only its type is logged
-                log.warning("The keyset's recovery key does not open the bot's cross-signing keys on the "
-                            "homeserver (%s): making a new identity; members see the bot's identity change",
-                            type(e).__name__)
+                log.warning(
+                    "The keyset's recovery key does not open the bot's cross-signing keys on the "
+                    "homeserver (%s): making a new identity; members see the bot's identity change",
+                    type(e).__name__,
+                )
         recovery_key = await machine.generate_recovery_key()
         self.keys.store_recovery_key(recovery_key)
-        log.info("Made the bot's cross-signing identity and signed its E2EE device; the recovery key is in "
-                 "the keyset file")
+        log.info(
+            "Made the bot's cross-signing identity and signed its E2EE device; the recovery key is in the keyset file"
+        )
 
     # --- reading and writing in encrypted rooms ---
 
@@ -269,8 +293,7 @@ class BotDevice:
         """Whether the room has ``m.room.encryption`` (as the state store learned from its events)."""
         return bool(await self.state_store.is_encrypted(RoomID(room_id)))
 
-    async def encrypt(self, room_id: str, event_type: EventType, content: Any,
-                      members: Callable[[], Any]) -> Any:
+    async def encrypt(self, room_id: str, event_type: EventType, content: Any, members: Callable[[], Any]) -> Any:
         """``content`` as Megolm ciphertext for the room. A new session is shared first with the
         devices of ``await members()``, the room's current members; a member change ends the
         session (``member_changed``), so one who left never gets the keys of what follows."""
@@ -317,15 +340,19 @@ class BotDevice:
         if self.machine is None:
             return None
         content = event.content
-        devices = [content.device_id] if getattr(content, "device_id", None) else list(
-            await self.machine.crypto_store.get_devices(event.sender) or {}
+        devices = (
+            [content.device_id]
+            if getattr(content, "device_id", None)
+            else list(await self.machine.crypto_store.get_devices(event.sender) or {})
         )
         if not devices:
             return None
         # A dict of devices, not the list mautrix's type hint names: once a key has come, mautrix
         # deletes the answering device from that mapping (a list would raise TypeError).
         got = await self.machine.request_room_key(
-            event.room_id, content.sender_key, content.session_id,
+            event.room_id,
+            content.sender_key,
+            content.session_id,
             cast(dict[UserID, list[DeviceID]], {event.sender: dict.fromkeys(devices)}),
             timeout=timeout,
         )
@@ -384,8 +411,13 @@ async def _published_keys(client: Client) -> PublishedKeys:
     master = _only_key((found.get("master_keys") or {}).get(bot))
     ssk_json = (found.get("self_signing_keys") or {}).get(bot)
     ssk = _only_key(ssk_json)
-    signed = bool(master and ssk and ssk_json and verify_signature_json(ssk_json, bot, master, SigningKey(master))
-                  and verify_signature_json(device, bot, ssk, SigningKey(ssk)))
+    signed = bool(
+        master
+        and ssk
+        and ssk_json
+        and verify_signature_json(ssk_json, bot, master, SigningKey(master))
+        and verify_signature_json(device, bot, ssk, SigningKey(ssk))
+    )
     return PublishedKeys(device, signed)
 
 
@@ -405,4 +437,3 @@ def decrypt_file(ciphertext: bytes, file: EncryptedFile) -> bytes:
         return decrypt_attachment(ciphertext, file.key.key, file.hashes.get("sha256", ""), file.iv)
     except DecryptionError as e:
         raise UnreadableAttachment(f"the encrypted file {file.url} does not decrypt: {e}") from None
-

@@ -6,5 +6,10 @@ from mautrix.errors import MatrixConnectionError, MatrixRequestError
 from clutto_bridge.matrix.admin import AdminUnavailable, HomeserverTaskFailed
 from clutto_bridge.matrix.crypto import UnreadableAttachment
 
-__all__ = ["AdminUnavailable", "HomeserverTaskFailed", "MatrixConnectionError", "MatrixRequestError",
-           "UnreadableAttachment"]
+__all__ = [
+    "AdminUnavailable",
+    "HomeserverTaskFailed",
+    "MatrixConnectionError",
+    "MatrixRequestError",
+    "UnreadableAttachment",
+]

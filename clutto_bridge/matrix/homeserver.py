@@ -44,8 +44,9 @@ def _state_type(event_type: str) -> EventType:
 
 
 class Homeserver:
-    def __init__(self, bot: Callable[[], IntentAPI], admin: SynapseAdmin, address: str,
-                 device: BotDevice | None = None) -> None:
+    def __init__(
+        self, bot: Callable[[], IntentAPI], admin: SynapseAdmin, address: str, device: BotDevice | None = None
+    ) -> None:
         self._bot = bot
         self.admin = admin
         self.address = address.rstrip("/")
@@ -117,8 +118,9 @@ class Homeserver:
     async def unlink_child(self, space_id: str, room_id: str) -> None:
         await self.bot.send_state_event(RoomID(space_id), spaces.SPACE_CHILD, {}, state_key=room_id)
 
-    async def create_direct_chat(self, users: list[str], *, room_version: str, retention_ms: int,
-                                 encryption: dict[str, Any] | None = None) -> str:
+    async def create_direct_chat(
+        self, users: list[str], *, room_version: str, retention_ms: int, encryption: dict[str, Any] | None = None
+    ) -> str:
         """A private direct room between members, created and administered by the bot."""
         bot = self.bot
         room_id = await bot.create_room(
@@ -136,7 +138,9 @@ class Homeserver:
         """A direct chat between the user and the bot. The user is not made an equal (no trusted
         preset), so the bot can withdraw the invite when the user starts a chat of their own."""
         room_id = await self.bot.create_room(
-            preset=RoomCreatePreset.PRIVATE, is_direct=True, invitees=[user_id],
+            preset=RoomCreatePreset.PRIVATE,
+            is_direct=True,
+            invitees=[user_id],
             initial_state=spaces.encryption_state(encryption),
         )
         await self._created_encrypted(room_id, encryption)
@@ -207,8 +211,15 @@ class Homeserver:
     # --- messages and media -------------------------------------------------------------------
 
     async def send_notice(
-        self, room_id: str, text: str, html: str | None = None, *, mentions: Sequence[str] | None = None,
-        reply_to: str | None = None, thread_root: str | None = None, txn_id: str | None = None,
+        self,
+        room_id: str,
+        text: str,
+        html: str | None = None,
+        *,
+        mentions: Sequence[str] | None = None,
+        reply_to: str | None = None,
+        thread_root: str | None = None,
+        txn_id: str | None = None,
     ) -> str:
         """A notice from the bot: ``text`` is the plain body, ``html`` the formatted one.
 
@@ -228,16 +239,25 @@ class Homeserver:
     async def _send(self, room_id: str, content: Any, txn_id: str | None) -> str:
         """Send an ``m.room.message``: as Megolm ciphertext where the room is encrypted."""
         if self.device is not None and await self.device.is_encrypted(room_id):
-            encrypted = await self.device.encrypt(room_id, EventType.ROOM_MESSAGE, content, lambda: self._readers(room_id))
-            return await self.bot.send_message_event(RoomID(room_id), EventType.ROOM_ENCRYPTED, encrypted, txn_id=txn_id)
+            encrypted = await self.device.encrypt(
+                room_id, EventType.ROOM_MESSAGE, content, lambda: self._readers(room_id)
+            )
+            return await self.bot.send_message_event(
+                RoomID(room_id), EventType.ROOM_ENCRYPTED, encrypted, txn_id=txn_id
+            )
         return await self.bot.send_message_event(RoomID(room_id), EventType.ROOM_MESSAGE, content, txn_id=txn_id)
 
     async def _readers(self, room_id: str) -> list[str]:
         """Who may read what the bot writes now: the room's joined and invited members, as the
         homeserver has them (one request, when a new session is shared)."""
         members = await self.bot.get_members(RoomID(room_id))
-        return [m.state_key for m in members if isinstance(m.content, MemberStateEventContent)
-                and m.content.membership in (Membership.JOIN, Membership.INVITE) and m.state_key != self.bot_mxid]
+        return [
+            m.state_key
+            for m in members
+            if isinstance(m.content, MemberStateEventContent)
+            and m.content.membership in (Membership.JOIN, Membership.INVITE)
+            and m.state_key != self.bot_mxid
+        ]
 
     async def is_encrypted(self, room_id: str) -> bool:
         return self.device is not None and await self.device.is_encrypted(room_id)
@@ -247,8 +267,15 @@ class Homeserver:
         return await self.device.request_key(event, timeout) if self.device is not None else None
 
     async def send_file(
-        self, room_id: str, data: bytes, *, name: str, mime_type: str, reply_to: str | None = None,
-        thread_root: str | None = None, txn_id: str | None = None,
+        self,
+        room_id: str,
+        data: bytes,
+        *,
+        name: str,
+        mime_type: str,
+        reply_to: str | None = None,
+        thread_root: str | None = None,
+        txn_id: str | None = None,
     ) -> None:
         """Upload ``data`` and send it as a file; ``reply_to``, ``thread_root`` and ``txn_id`` as
         for ``send_notice`` (a repeat uploads again but sends no second message)."""
@@ -278,8 +305,12 @@ class Homeserver:
         try:
             return await self.bot.download_media(ContentURI(mxc))
         except ClientResponseError as e:
-            raise MatrixUnknownRequestError(e.status, e.message, "M_NOT_FOUND" if e.status == 404 else "M_UNKNOWN",
-                                            f"downloading {mxc} failed: {e.status} {e.message}") from e
+            raise MatrixUnknownRequestError(
+                e.status,
+                e.message,
+                "M_NOT_FOUND" if e.status == 404 else "M_UNKNOWN",
+                f"downloading {mxc} failed: {e.status} {e.message}",
+            ) from e
 
     async def download_attachment(self, source: str | dict[str, Any]) -> bytes:
         """A file as a message refers to it: its ``url``, or an encrypted attachment's ``file``
@@ -344,7 +375,9 @@ class Homeserver:
         query = {"dir": "f", "limit": str(limit), "filter": json.dumps(room_filter)}
         if token:
             query["from"] = token
-        data: dict[str, Any] = await self.bot.api.request(Method.GET, Path.v3.rooms[room_id].messages, query_params=query)
+        data: dict[str, Any] = await self.bot.api.request(
+            Method.GET, Path.v3.rooms[room_id].messages, query_params=query
+        )
         events = data.get("chunk", [])
         # The end of the timeline is a missing ``end`` (the spec), not an empty chunk: after a
         # purge, a page can hold nothing (its events are gone) and the history go on after it.
@@ -366,7 +399,9 @@ class Homeserver:
         query = {"dir": "b", "limit": str(limit), "filter": json.dumps(room_filter)}
         if token:  # without ``from`` the homeserver starts at the end of the timeline
             query["from"] = token
-        data: dict[str, Any] = await self.bot.api.request(Method.GET, Path.v3.rooms[room_id].messages, query_params=query)
+        data: dict[str, Any] = await self.bot.api.request(
+            Method.GET, Path.v3.rooms[room_id].messages, query_params=query
+        )
         end = data.get("end")
         return data.get("chunk", []), end if end and end != token else None
 
@@ -410,10 +445,14 @@ def _relation(reply_to: str | None, thread_root: str | None) -> dict[str, Any]:
     """The ``m.relates_to`` of a message that replies to ``reply_to``, inside the thread of
     ``thread_root`` when given (nothing for neither)."""
     if thread_root:
-        return {"m.relates_to": {
-            "rel_type": "m.thread", "event_id": thread_root, "is_falling_back": not reply_to,
-            "m.in_reply_to": {"event_id": reply_to or thread_root},
-        }}
+        return {
+            "m.relates_to": {
+                "rel_type": "m.thread",
+                "event_id": thread_root,
+                "is_falling_back": not reply_to,
+                "m.in_reply_to": {"event_id": reply_to or thread_root},
+            }
+        }
     if reply_to:
         return {"m.relates_to": {"m.in_reply_to": {"event_id": reply_to}}}
     return {}

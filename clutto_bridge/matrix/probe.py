@@ -13,7 +13,9 @@ async def bot_admin_status(address: str, as_token: str, bot: str, timeout: float
     url = f"{address.rstrip('/')}/_synapse/admin/v1/users/{quote(bot)}/admin"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            async with session.get(url, params={"user_id": bot}, headers={"Authorization": f"Bearer {as_token}"}) as resp:
+            async with session.get(
+                url, params={"user_id": bot}, headers={"Authorization": f"Bearer {as_token}"}
+            ) as resp:
                 body = await resp.json(content_type=None)
     except (TimeoutError, aiohttp.ClientError, ValueError) as e:
         return None, f"not checked: homeserver at {address} not reachable ({type(e).__name__})"
@@ -22,4 +24,7 @@ async def bot_admin_status(address: str, as_token: str, bot: str, timeout: float
     if resp.status == 403:  # the homeserver's reason: not an admin, or not this appservice's user
         return False, str(body.get("error", "")) if isinstance(body, dict) else ""
     errcode = body.get("errcode") if isinstance(body, dict) else None
-    return None, f"not checked: the homeserver answered {resp.status} {errcode or ''} (is the registration loaded?)".strip()
+    return (
+        None,
+        f"not checked: the homeserver answered {resp.status} {errcode or ''} (is the registration loaded?)".strip(),
+    )

@@ -33,6 +33,7 @@ GATE_LEVEL = BOT_LEVEL
 SPACE_CHILD = EventType.find("m.space.child", EventType.Class.STATE)
 SPACE_PARENT = EventType.find("m.space.parent", EventType.Class.STATE)
 
+
 def creation_marker(team_id: str, marker: str) -> dict[str, str]:
     """The keys the bridge adds to the creation content of a team's space or room."""
     return {CREATION_KEY: marker, TEAM_KEY: team_id}
@@ -76,7 +77,13 @@ def retention_state(retention_ms: int) -> dict[str, Any]:
 
 
 async def create_space(
-    intent: IntentAPI, *, name: str, owner: UserID, levels: dict[str, int], room_version: str, retention_ms: int,
+    intent: IntentAPI,
+    *,
+    name: str,
+    owner: UserID,
+    levels: dict[str, int],
+    room_version: str,
+    retention_ms: int,
     marker: dict[str, str],
 ) -> RoomID:
     return await intent.create_room(

@@ -72,7 +72,7 @@ def parse_address(text: str | None) -> Address | None:
         return None
     text = text.strip()
     if text.startswith("[") and "]" in text:
-        text = text[1:text.index("]")]
+        text = text[1 : text.index("]")]
     try:
         # The C parser first (a request's addresses are parsed on every request), which is
         # as strict as ipaddress (no leading zeros, no short forms); ipaddress for the rest
@@ -116,8 +116,9 @@ def _trusted(address: Address, trusted: tuple[Network, ...]) -> bool:
     # ``address in net`` as integers (ipaddress's own test costs more than the rest of a
     # request's facts).
     value = int(address)
-    return any(address.version == net.version and value & int(net.netmask) == int(net.network_address)
-               for net in trusted)
+    return any(
+        address.version == net.version and value & int(net.netmask) == int(net.network_address) for net in trusted
+    )
 
 
 def kept_address(address: Address | None, mode: str, salt: bytes) -> str | None:
@@ -225,7 +226,10 @@ def _printable(value: str) -> str:
 
 
 def request_facts(
-    rules: CollectionRules, peer: str | None, headers: Mapping[str, str | None], salt: bytes,
+    rules: CollectionRules,
+    peer: str | None,
+    headers: Mapping[str, str | None],
+    salt: bytes,
 ) -> RequestFacts:
     """Everything the access log and the access records may keep of one request."""
     address = client_address(peer, headers.get("X-Forwarded-For"), rules.trusted_proxies)
@@ -235,4 +239,3 @@ def request_facts(
         referrer=kept_referrer(headers.get("Referer"), rules.referrer),
         language=kept_language(headers.get("Accept-Language"), rules.language),
     )
-

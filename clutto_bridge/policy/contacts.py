@@ -73,7 +73,7 @@ class ContactMerge:
 
     @property
     def added(self) -> list[Contact]:
-        return self.contacts[self.known:]
+        return self.contacts[self.known :]
 
 
 def merge_contacts(known: list[Contact], incoming: list[Contact]) -> ContactMerge:
@@ -108,9 +108,9 @@ def _matrix_id(uri: str) -> str | None:
     """``matrix:u/alice:example.com`` (RFC-style URI), ``xmpp``-like ``matrix:@alice:...`` or a bare ID."""
     uri = unquote(uri.strip())
     if uri.startswith("matrix:u/"):
-        candidate = "@" + uri[len("matrix:u/"):].split("?")[0]
+        candidate = "@" + uri[len("matrix:u/") :].split("?")[0]
     elif uri.startswith("matrix:"):
-        candidate = uri[len("matrix:"):]
+        candidate = uri[len("matrix:") :]
     else:
         candidate = uri
     return candidate if USER_ID.fullmatch(candidate) else None

@@ -57,7 +57,7 @@ def offered(registry: tuple[Cookie, ...]) -> tuple[str, ...]:
 
 
 def accept_all(registry: tuple[Cookie, ...]) -> CookieChoice:
-    """"Accept all": every category the registry holds a cookie in, and nothing more."""
+    """ "Accept all": every category the registry holds a cookie in, and nothing more."""
     return CookieChoice(frozenset(offered(registry)))
 
 

@@ -50,17 +50,26 @@ def may_change_encryption(facts: RoomFacts | None, sender: str, bridge_bot: str)
     """Only the bot sets a team room's encryption."""
     if facts is None or not facts.active or sender == bridge_bot:
         return None
-    return Refusal(FORBIDDEN, f"Encryption in the rooms of the team {facts.team_name} is set by the team's policy. "
-                   "An owner can turn it on with `!clutto rooms encrypt`.", "encryption_change")
+    return Refusal(
+        FORBIDDEN,
+        f"Encryption in the rooms of the team {facts.team_name} is set by the team's policy. "
+        "An owner can turn it on with `!clutto rooms encrypt`.",
+        "encryption_change",
+    )
 
 
-def may_send_plaintext(facts: RoomFacts | None, mode: str, room_encrypted: bool, event_type: str,
-                       sender: str, bridge_bot: str) -> Refusal | None:
+def may_send_plaintext(
+    facts: RoomFacts | None, mode: str, room_encrypted: bool, event_type: str, sender: str, bridge_bot: str
+) -> Refusal | None:
     """Under ``require``, an encrypted team room holds ciphertext only: a plaintext message
     (a client that does not encrypt, a script) is refused before the homeserver stores it."""
     if facts is None or not facts.active or mode != "require" or not room_encrypted:
         return None
     if event_type != "m.room.message" or sender == bridge_bot:
         return None
-    return Refusal(FORBIDDEN, f"The rooms of the team {facts.team_name} are end-to-end encrypted, and this message "
-                   "was not. Use a client that encrypts (Element does).", "plaintext_message")
+    return Refusal(
+        FORBIDDEN,
+        f"The rooms of the team {facts.team_name} are end-to-end encrypted, and this message "
+        "was not. Use a client that encrypts (Element does).",
+        "plaintext_message",
+    )

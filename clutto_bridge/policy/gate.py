@@ -46,7 +46,12 @@ class RoomFacts:
 
 
 def may_join(
-    facts: RoomFacts | None, user_id: str, bridge_bot: str, global_bots: tuple[str, ...], *, profile_locked: bool = False,
+    facts: RoomFacts | None,
+    user_id: str,
+    bridge_bot: str,
+    global_bots: tuple[str, ...],
+    *,
+    profile_locked: bool = False,
 ) -> Refusal | None:
     """Team rooms and the space: current members, the bridge's bot and allowed integration bots.
 
@@ -59,17 +64,29 @@ def may_join(
         return None
     if facts.role is not None:
         if facts.joined_here and profile_locked:
-            return Refusal(FORBIDDEN, f"In the rooms of the team {facts.team_name} your name and photo come from "
-                           "your profile. Change them with `!clutto profile set FIELD VALUE` (or send the Clutto bot a "
-                           "photo).", "profile_change")
+            return Refusal(
+                FORBIDDEN,
+                f"In the rooms of the team {facts.team_name} your name and photo come from "
+                "your profile. Change them with `!clutto profile set FIELD VALUE` (or send the Clutto bot a "
+                "photo).",
+                "profile_change",
+            )
         return None
     if facts.team_bot or outsider_allowed(user_id, set(global_bots)):
         return None
     if facts.former_member:
-        return Refusal(FORBIDDEN, f"You are no longer a member of the team {facts.team_name}, so you cannot join "
-                       "its rooms. Ask its owner or an admin to invite you again.", "former_member_join")
-    return Refusal(FORBIDDEN, f"This room belongs to the team {facts.team_name}, and only its members may join. "
-                   "Ask its owner or an admin to invite you to the team.", "outsider_join")
+        return Refusal(
+            FORBIDDEN,
+            f"You are no longer a member of the team {facts.team_name}, so you cannot join "
+            "its rooms. Ask its owner or an admin to invite you again.",
+            "former_member_join",
+        )
+    return Refusal(
+        FORBIDDEN,
+        f"This room belongs to the team {facts.team_name}, and only its members may join. "
+        "Ask its owner or an admin to invite you to the team.",
+        "outsider_join",
+    )
 
 
 def may_invite(facts: RoomFacts | None, invitee: str, bridge_bot: str, global_bots: tuple[str, ...]) -> Refusal | None:
@@ -84,26 +101,37 @@ def may_invite(facts: RoomFacts | None, invitee: str, bridge_bot: str, global_bo
         return None
     if facts.team_bot or outsider_allowed(invitee, set(global_bots)):
         return None
-    return Refusal(FORBIDDEN, f"{invitee} is not a member of the team {facts.team_name}. Owners and admins add "
-                   "people with the Clutto bot (`!clutto invite USER`), which invites them to every team room.",
-                   "outsider_invite")
+    return Refusal(
+        FORBIDDEN,
+        f"{invitee} is not a member of the team {facts.team_name}. Owners and admins add "
+        "people with the Clutto bot (`!clutto invite USER`), which invites them to every team room.",
+        "outsider_invite",
+    )
 
 
 def may_send_message(facts: RoomFacts | None, consented: bool, block_mode: bool, version: str) -> Refusal | None:
     """Consent block mode: a member who has not accepted the current policy cannot send in team rooms."""
     if not _enforced(facts) or facts.role is None or not block_mode or consented:
         return None
-    return Refusal(CONSENT_NOT_GIVEN, f"The team {facts.team_name} asks you to accept the privacy policy version "
-                   f"{version} before you write in its rooms. Send `policy` to the Clutto bot to read it and "
-                   "`accept` to agree.", "consent_block")
+    return Refusal(
+        CONSENT_NOT_GIVEN,
+        f"The team {facts.team_name} asks you to accept the privacy policy version "
+        f"{version} before you write in its rooms. Send `policy` to the Clutto bot to read it and "
+        "`accept` to agree.",
+        "consent_block",
+    )
 
 
 def may_send_widget(content: dict[str, Any], prefixes: list[str]) -> Refusal | None:
     """A widget must point under an allowed URL prefix; an empty content removes one and passes."""
     if not content or widget_allowed(content.get("url"), prefixes):
         return None
-    return Refusal(FORBIDDEN, "This widget's address is not on the team's list of allowed integrations. An owner or "
-                   "admin can allow its URL prefix with `!clutto integrations allow https://...`.", "widget")
+    return Refusal(
+        FORBIDDEN,
+        "This widget's address is not on the team's list of allowed integrations. An owner or "
+        "admin can allow its URL prefix with `!clutto integrations allow https://...`.",
+        "widget",
+    )
 
 
 def may_set_power_levels(wrong: dict[str, Any]) -> Refusal | None:
@@ -111,14 +139,22 @@ def may_set_power_levels(wrong: dict[str, Any]) -> Refusal | None:
     if not wrong:
         return None
     keys = ", ".join(sorted(wrong))
-    return Refusal(FORBIDDEN, f"Power levels in team rooms follow the team's roles ({keys} would differ). Change a "
-                   "role with `!clutto role USER ROLE`.", "power_levels")
+    return Refusal(
+        FORBIDDEN,
+        f"Power levels in team rooms follow the team's roles ({keys} would differ). Change a "
+        "role with `!clutto role USER ROLE`.",
+        "power_levels",
+    )
 
 
 def profile_state_refusal() -> Refusal:
     """The published profile fields in a team space are written by the bridge only (P2)."""
-    return Refusal(FORBIDDEN, "Profile fields are published by the Clutto bot from your profile. Change them with "
-                   "`!clutto profile set FIELD VALUE`.", "profile_state")
+    return Refusal(
+        FORBIDDEN,
+        "Profile fields are published by the Clutto bot from your profile. Change them with "
+        "`!clutto profile set FIELD VALUE`.",
+        "profile_state",
+    )
 
 
 def is_widget(event_type: str) -> bool:

@@ -18,8 +18,10 @@ def outsider_reason(team_name: str, user_id: str, former_member: bool) -> str:
     allowing is removed by ``integrations deny``, which says so.)"""
     if former_member:
         return f"{user_id} is no longer a member of the team {team_name}"
-    return (f"{user_id} is not a member of the team {team_name}: only its members and the bots it allows may be "
-            "in its rooms")
+    return (
+        f"{user_id} is not a member of the team {team_name}: only its members and the bots it allows may be "
+        "in its rooms"
+    )
 
 
 def widget_allowed(url: object, prefixes: list[str]) -> bool:

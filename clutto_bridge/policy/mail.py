@@ -99,8 +99,5 @@ def notice(address: str, headers: list[ShownHeader]) -> tuple[str, str]:
     rows = [f"<b>{html.escape(h.name)}:</b> {html.escape(h.value)}" for h in headers] or [
         "<i>(none of the shown headers was present)</i>"
     ]
-    formatted = (
-        f"<p><b>Email</b> to <code>{html.escape(address)}</code> <i>({NOTE})</i></p>"
-        f"<p>{'<br/>'.join(rows)}</p>"
-    )
+    formatted = f"<p><b>Email</b> to <code>{html.escape(address)}</code> <i>({NOTE})</i></p><p>{'<br/>'.join(rows)}</p>"
     return plain, formatted

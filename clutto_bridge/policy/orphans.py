@@ -48,8 +48,10 @@ def verdict(state: Iterable[Mapping[str, Any]], *, bot: str, markers: Collection
     if not ours:
         return Verdict.KEEP
     people = [
-        e for e in events
-        if e.get("type") == "m.room.member" and e.get("state_key") != bot
+        e
+        for e in events
+        if e.get("type") == "m.room.member"
+        and e.get("state_key") != bot
         and (e.get("content") or {}).get("membership") in ("join", "invite", "knock")
     ]
     return Verdict.HAS_PEOPLE if people else Verdict.PURGE

@@ -59,7 +59,9 @@ def check_field(rules: ProfileRules, field: str) -> str:
     if field not in FIELDS:
         raise ProfileError(f"Unknown profile field {field!r}. The fields are {', '.join(FIELDS)}.")
     if field not in rules.allowed:
-        raise ProfileError(f"The field {field} is not kept by this server's policy. Allowed: {', '.join(rules.allowed)}.")
+        raise ProfileError(
+            f"The field {field} is not kept by this server's policy. Allowed: {', '.join(rules.allowed)}."
+        )
     return field
 
 
@@ -81,7 +83,7 @@ def check_text(rules: ProfileRules, field: str, value: Any) -> str:
 def check_photo_uri(value: Any) -> str:
     if not isinstance(value, str) or not value.startswith("mxc://") or value.count("/") != 3:
         raise ProfileError("The photo must be an image uploaded to the homeserver: an mxc://server/id URI.")
-    server, media_id = value[len("mxc://"):].split("/")
+    server, media_id = value[len("mxc://") :].split("/")
     if not server or not media_id:
         raise ProfileError("The photo must be an image uploaded to the homeserver: an mxc://server/id URI.")
     return value
@@ -94,9 +96,7 @@ def check_photo_media(rules: ProfileRules, content_type: str, size: int) -> None
     if kind not in rules.photo_types:
         raise ProfileError(f"The photo is {kind or 'of unknown type'}; allowed are {', '.join(rules.photo_types)}.")
     if size > rules.photo_max_bytes:
-        raise ProfileError(
-            f"The photo has {size:,} bytes; at most {rules.photo_max_bytes:,} are allowed."
-        )
+        raise ProfileError(f"The photo has {size:,} bytes; at most {rules.photo_max_bytes:,} are allowed.")
 
 
 # The first bytes of each image type (the declared content type is only a claim).
@@ -109,7 +109,11 @@ _SIGNATURES = (
 )
 # What Pillow calls the formats above.
 _PILLOW_FORMATS = {
-    "image/png": "PNG", "image/jpeg": "JPEG", "image/gif": "GIF", "image/webp": "WEBP", "image/bmp": "BMP",
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "image/gif": "GIF",
+    "image/webp": "WEBP",
+    "image/bmp": "BMP",
 }
 
 
@@ -128,8 +132,16 @@ def image_size(data: bytes, kind: str) -> tuple[int, int] | None:
             with Image.open(io.BytesIO(data), formats=[_PILLOW_FORMATS[kind]]) as image:
                 size = image.size
                 image.verify()
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning,
-            OSError, SyntaxError, ValueError, KeyError, EOFError):
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        OSError,
+        SyntaxError,
+        ValueError,
+        KeyError,
+        EOFError,
+    ):
         return None
     return size if size[0] > 0 and size[1] > 0 else None
 
@@ -140,13 +152,17 @@ def check_photo_content(rules: ProfileRules, content_type: str, data: bytes) -> 
     declared = content_type.split(";")[0].strip().lower()
     kind = sniff_image(data)
     if kind is None:
-        raise ProfileError(f"The photo is not an image: its content is none of {', '.join(_PILLOW_FORMATS)}, "
-                           f"although it was uploaded as {declared or 'an unknown type'}.")
+        raise ProfileError(
+            f"The photo is not an image: its content is none of {', '.join(_PILLOW_FORMATS)}, "
+            f"although it was uploaded as {declared or 'an unknown type'}."
+        )
     if kind not in rules.photo_types:
         raise ProfileError(f"The photo is {kind} by its content; allowed are {', '.join(rules.photo_types)}.")
     if kind != declared:
-        raise ProfileError(f"The photo was uploaded as {declared or 'an unknown type'} but its content is {kind}; "
-                           "upload it again with its own type.")
+        raise ProfileError(
+            f"The photo was uploaded as {declared or 'an unknown type'} but its content is {kind}; "
+            "upload it again with its own type."
+        )
     size = image_size(data, kind)
     if size is None:
         raise ProfileError(f"The photo starts like {kind} but cannot be read as an image; it may be damaged.")
@@ -187,8 +203,11 @@ class Deviation:
         if self.displayname:
             parts.append(f"your display name is {self.displayname[0]!r} but must be {self.displayname[1]!r}")
         if self.avatar:
-            parts.append("your avatar must be your profile photo" if self.avatar[1] else
-                         "your avatar must stay empty until you set a profile photo (`profile set photo mxc://...`)")
+            parts.append(
+                "your avatar must be your profile photo"
+                if self.avatar[1]
+                else "your avatar must stay empty until you set a profile photo (`profile set photo mxc://...`)"
+            )
         return "; ".join(parts)
 
 

@@ -62,8 +62,14 @@ class PurgePlan:
     it places a cut whenever ``slice_ms`` of history has passed, so each purge is bounded.
     """
 
-    def __init__(self, cutoff_ms: int, slice_ms: int, points: list[str] | None = None,
-                 slice_start: int | None = None, closed: bool = False) -> None:
+    def __init__(
+        self,
+        cutoff_ms: int,
+        slice_ms: int,
+        points: list[str] | None = None,
+        slice_start: int | None = None,
+        closed: bool = False,
+    ) -> None:
         self.cutoff_ms = cutoff_ms
         self.slice_ms = slice_ms
         self.points = points or []

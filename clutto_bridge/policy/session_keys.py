@@ -25,4 +25,3 @@ def may_share(span: Span | None, cutoff_ms: int) -> bool:
     messages may be anything); a session straddling the cutoff is refused whole, since the bot
     cannot hand out only its later part."""
     return span is not None and span.oldest_ts >= cutoff_ms
-

@@ -138,7 +138,9 @@ class HeadScan:
     def can_close_with(self, facts: HeadFacts) -> bool:
         """Whether ``facts`` settle the scan without walking it: no slice can start within
         the expired messages (every one is less than ``slice_ms`` older than the cutoff)."""
-        return self.fresh() and (facts.oldest_expired_ts is None or self.cutoff_ms - facts.oldest_expired_ts <= self.slice_ms)
+        return self.fresh() and (
+            facts.oldest_expired_ts is None or self.cutoff_ms - facts.oldest_expired_ts <= self.slice_ms
+        )
 
     def close_with(self, facts: HeadFacts) -> None:
         """What a walk of the same rows would conclude (see ``can_close_with``)."""
@@ -155,16 +157,26 @@ class HeadScan:
         return self.points[-1][0] if self.points else None
 
     def state(self) -> dict[str, Any]:
-        return {"points": [list(p) for p in self.points], "slice_start": self.slice_start,
-                "candidate": list(self.candidate) if self.candidate else None, "closed": self.closed}
+        return {
+            "points": [list(p) for p in self.points],
+            "slice_start": self.slice_start,
+            "candidate": list(self.candidate) if self.candidate else None,
+            "closed": self.closed,
+        }
 
     @classmethod
     def load(cls, cutoff_ms: int, slice_ms: int, saved: dict[str, Any] | None) -> HeadScan:
         if not saved:
             return cls(cutoff_ms, slice_ms)
         candidate = saved.get("candidate")
-        return cls(cutoff_ms, slice_ms, [tuple(p) for p in saved["points"]], saved.get("slice_start"),
-                   tuple(candidate) if candidate else None, saved.get("closed", False))
+        return cls(
+            cutoff_ms,
+            slice_ms,
+            [tuple(p) for p in saved["points"]],
+            saved.get("slice_start"),
+            tuple(candidate) if candidate else None,
+            saved.get("closed", False),
+        )
 
 
 @dataclass

@@ -17,8 +17,7 @@ def due_warnings(now_ms: int, plan: str, purge_after_ms: int, warnings: tuple[in
     if plan != TRIAL or now_ms >= purge_after_ms:
         return []
     return [
-        format_duration(w) for w in warnings
-        if now_ms >= purge_after_ms - w * 1000 and format_duration(w) not in sent
+        format_duration(w) for w in warnings if now_ms >= purge_after_ms - w * 1000 and format_duration(w) not in sent
     ]
 
 

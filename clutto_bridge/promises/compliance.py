@@ -104,8 +104,7 @@ def _verdict(promise: Promise, settings: Settings, hs: Mapping[str, Any] | None)
         if (value := configured(settings, w.key)) in w.values
     ]
     unchecked = [
-        f"{h.needs}; otherwise {h.otherwise}"
-        for h in promise.homeserver if hs is None or h.checked_with is None
+        f"{h.needs}; otherwise {h.otherwise}" for h in promise.homeserver if hs is None or h.checked_with is None
     ]
     if hs is not None:
         findings += _homeserver_findings(promise, settings, hs)
@@ -132,17 +131,23 @@ def _listener_findings(settings: Settings) -> tuple[list[Finding], list[str]]:
     if a.tls.enabled:
         pass
     elif not is_loopback(a.hostname):
-        findings.append(Finding(
-            "appservice.hostname", a.hostname,
-            "the bridge speaks plain HTTP on an address other machines reach: tokens, members' data and the "
-            "portal's session cookie cross the network unencrypted (set appservice.tls.cert and appservice.tls.key)",
-        ))
+        findings.append(
+            Finding(
+                "appservice.hostname",
+                a.hostname,
+                "the bridge speaks plain HTTP on an address other machines reach: tokens, members' data and the "
+                "portal's session cookie cross the network unencrypted (set appservice.tls.cert and appservice.tls.key)",
+            )
+        )
     elif not settings.collection.trusted_proxies:
-        findings.append(Finding(
-            "policy.collection.trusted_proxies", "[]",
-            "the bridge speaks plain HTTP on loopback and no proxy in front of it is declared, so nothing here "
-            "gives browsers and API clients HTTPS (set appservice.tls, or declare the TLS proxy)",
-        ))
+        findings.append(
+            Finding(
+                "policy.collection.trusted_proxies",
+                "[]",
+                "the bridge speaks plain HTTP on loopback and no proxy in front of it is declared, so nothing here "
+                "gives browsers and API clients HTTPS (set appservice.tls, or declare the TLS proxy)",
+            )
+        )
     else:
         depends.append(
             "the proxy declared in policy.collection.trusted_proxies serves HTTPS to browsers and API clients "
@@ -151,10 +156,13 @@ def _listener_findings(settings: Settings) -> tuple[list[Finding], list[str]]:
     if settings.portal.enabled:
         url = URL(settings.portal.base_url(a.address))
         if url.scheme == "http" and not is_loopback(url.host or ""):
-            findings.append(Finding(
-                "portal.public_url", str(url),
-                "members' browsers are sent to the portal over plain HTTP, session cookie included",
-            ))
+            findings.append(
+                Finding(
+                    "portal.public_url",
+                    str(url),
+                    "members' browsers are sent to the portal over plain HTTP, session cookie included",
+                )
+            )
     return findings, depends
 
 
@@ -177,11 +185,14 @@ def _homeserver_findings(promise: Promise, settings: Settings, hs: Mapping[str, 
     except DurationError:
         return [Finding(key, str(raw), "cannot be read, so how long originals of redacted messages stay is unknown")]
     if kept > shortest:
-        return [Finding(
-            key, str(raw),
-            f"the originals of redacted messages stay on the homeserver longer than the shortest team lifetime "
-            f"(policy.retention.min: {format_duration(shortest)})",
-        )]
+        return [
+            Finding(
+                key,
+                str(raw),
+                f"the originals of redacted messages stay on the homeserver longer than the shortest team lifetime "
+                f"(policy.retention.min: {format_duration(shortest)})",
+            )
+        ]
     return []
 
 
@@ -197,9 +208,14 @@ def _e2ee_findings(settings: Settings, hs: Mapping[str, Any]) -> list[Finding]:
     missing = [f for f in E2EE_FEATURES if not (isinstance(features, Mapping) and features.get(f) is True)]
     if not missing:
         return []
-    return [Finding("homeserver.yaml:experimental_features", "missing " + ", ".join(missing),
-                    "the bot gets no room keys, so it cannot read encrypted rooms and members' commands there go "
-                    "unanswered (run `clutto-bridge doctor --fix`)")]
+    return [
+        Finding(
+            "homeserver.yaml:experimental_features",
+            "missing " + ", ".join(missing),
+            "the bot gets no room keys, so it cannot read encrypted rooms and members' commands there go "
+            "unanswered (run `clutto-bridge doctor --fix`)",
+        )
+    ]
 
 
 def _user_ips_findings(settings: Settings, hs: Mapping[str, Any]) -> list[Finding]:
@@ -213,8 +229,13 @@ def _user_ips_findings(settings: Settings, hs: Mapping[str, Any]) -> list[Findin
     except DurationError:
         return [Finding(key, str(raw), "cannot be read, so how long the homeserver keeps IP addresses is unknown")]
     if kept > limit:
-        return [Finding(key, str(raw), f"the homeserver keeps IP addresses longer than policy.collection.retention "
-                                       f"({format_duration(limit)})")]
+        return [
+            Finding(
+                key,
+                str(raw),
+                f"the homeserver keeps IP addresses longer than policy.collection.retention ({format_duration(limit)})",
+            )
+        ]
     return []
 
 

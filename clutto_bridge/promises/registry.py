@@ -86,15 +86,15 @@ BEFORE_THE_WRITE_KEYS = ("antispam.enabled", "antispam.shared_secret")
 
 PROMISES: tuple[Promise, ...] = (
     Promise(
-        "P1", "the team's data belongs to the team and its Customer",
+        "P1",
+        "the team's data belongs to the team and its Customer",
         "Customer Data (group chats, individual chats, pictures, videos, files, edits and deletions) "
         "belongs to the team and is governed by its Customer.",
         (
             "A team is a Matrix space; its group chats are rooms in that space whose join rule admits "
             "only members of the space (`restricted`), so someone outside the team, or removed from it, "
             "cannot join.",
-            "Individual chats between members (`dm USER`) are direct rooms the bot creates and records "
-            "as the team's.",
+            "Individual chats between members (`dm USER`) are direct rooms the bot creates and records as the team's.",
             "Every team room is recorded in the bridge's database, so retention, export and purge reach "
             "all of them; a space or room whose creation a crash cut off before it was recorded is "
             "recognised by the marker in its creation content and deleted on the next start.",
@@ -106,13 +106,17 @@ PROMISES: tuple[Promise, ...] = (
         ),
         settings=("bridge.default_rooms", "bridge.room_version", *BEFORE_THE_WRITE_KEYS),
         enforced_in=(
-            "clutto_bridge.teams.service", "clutto_bridge.teams.rooms", "clutto_bridge.matrix.spaces",
-            "clutto_bridge.teams.orphans", *BEFORE_THE_WRITE_MODULES,
+            "clutto_bridge.teams.service",
+            "clutto_bridge.teams.rooms",
+            "clutto_bridge.matrix.spaces",
+            "clutto_bridge.teams.orphans",
+            *BEFORE_THE_WRITE_MODULES,
         ),
         homeserver=(BEFORE_THE_WRITE,),
     ),
     Promise(
-        "P2", "a profile is first name, last name, designation and photo",
+        "P2",
+        "a profile is first name, last name, designation and photo",
         "A profile holds first name, last name, designation and photo; nothing else is published.",
         (
             "Text is trimmed and validated (length; no control or format characters except the joiners "
@@ -128,24 +132,42 @@ PROMISES: tuple[Promise, ...] = (
             "profile fields is written by the bridge only.",
         ),
         settings=(
-            "policy.profile.allowed", "policy.profile.required", "policy.profile.max_length",
-            "policy.profile.photo_types", "policy.profile.photo_max_kib", "policy.profile.display_name",
-            "policy.profile.enforce", "policy.reminder_interval", *BEFORE_THE_WRITE_KEYS,
+            "policy.profile.allowed",
+            "policy.profile.required",
+            "policy.profile.max_length",
+            "policy.profile.photo_types",
+            "policy.profile.photo_max_kib",
+            "policy.profile.display_name",
+            "policy.profile.enforce",
+            "policy.reminder_interval",
+            *BEFORE_THE_WRITE_KEYS,
         ),
         enforced_in=(
-            "clutto_bridge.policy.profile", "clutto_bridge.teams.profiles", "clutto_bridge.events",
+            "clutto_bridge.policy.profile",
+            "clutto_bridge.teams.profiles",
+            "clutto_bridge.events",
             *BEFORE_THE_WRITE_MODULES,
         ),
         weakened_by=(
-            Weakening("policy.profile.enforce", ("warn",),
-                      "a display name or avatar that differs from the profile stays published; the member is only told"),
-            Weakening("policy.profile.enforce", ("off",),
-                      "a display name or avatar that differs from the profile stays published, and nobody is told"),
+            Weakening(
+                "policy.profile.enforce",
+                ("warn",),
+                "a display name or avatar that differs from the profile stays published; the member is only told",
+            ),
+            Weakening(
+                "policy.profile.enforce",
+                ("off",),
+                "a display name or avatar that differs from the profile stays published, and nobody is told",
+            ),
         ),
-        homeserver=(Homeserver(BOT_ADMIN.needs, "a changed display name or avatar cannot be put back"), BEFORE_THE_WRITE),
+        homeserver=(
+            Homeserver(BOT_ADMIN.needs, "a changed display name or avatar cannot be put back"),
+            BEFORE_THE_WRITE,
+        ),
     ),
     Promise(
-        "P3", "sign-up collects only email, team name, user name, password",
+        "P3",
+        "sign-up collects only email, team name, user name, password",
         "Account and team setup collect only email, team name, user name and password.",
         (
             "`account create USERNAME EMAIL` (and the API) creates the homeserver account through the "
@@ -158,19 +180,25 @@ PROMISES: tuple[Promise, ...] = (
             "dropped before anything is stored or logged, and the declared schema lists only what is kept.",
         ),
         settings=("provisioning.enabled", "security.keyset"),
-        enforced_in=("clutto_bridge.teams.members", "clutto_bridge.matrix.admin", "clutto_bridge.db.account",
-                     "clutto_bridge.web.scim", "clutto_bridge.teams.scim"),
+        enforced_in=(
+            "clutto_bridge.teams.members",
+            "clutto_bridge.matrix.admin",
+            "clutto_bridge.db.account",
+            "clutto_bridge.web.scim",
+            "clutto_bridge.teams.scim",
+        ),
         homeserver=(Homeserver(BOT_ADMIN.needs, "accounts cannot be created or deactivated"),),
     ),
     Promise(
-        "P4", "log data only as configured, kept only as long as configured",
+        "P4",
+        "log data only as configured, kept only as long as configured",
         "Log data (IP address, referrer, browser, time, language, cookies) is collected only as "
         "configured and kept only as long as configured.",
         (
             "Every request on the bridge's port (appservice endpoints, provisioning API, metrics, pages) "
             "goes through one policy: the access log line and the access record keep the client's address "
             "whole, truncated (IPv4 /24, IPv6 /48), as a keyed hash whose key is random per UTC day and "
-            "never written, or not at all; the browser as sent, as its family (\"Firefox on Linux\") or "
+            'never written, or not at all; the browser as sent, as its family ("Firefox on Linux") or '
             "not at all; the referrer whole, as its origin or not at all; the language or not.",
             "X-Forwarded-For is believed only from `policy.collection.trusted_proxies`. Paths are kept as "
             "route templates, never as requested (they hold ids, query strings may hold tokens). aiohttp's "
@@ -182,27 +210,37 @@ PROMISES: tuple[Promise, ...] = (
             "media retention, URL previews, stats reporting, profile visibility.",
         ),
         settings=(
-            "policy.collection.ip", "policy.collection.user_agent", "policy.collection.referrer",
-            "policy.collection.language", "policy.collection.retention", "policy.collection.trusted_proxies",
+            "policy.collection.ip",
+            "policy.collection.user_agent",
+            "policy.collection.referrer",
+            "policy.collection.language",
+            "policy.collection.retention",
+            "policy.collection.trusted_proxies",
         ),
         enforced_in=(
-            "clutto_bridge.policy.collection", "clutto_bridge.web.collection", "clutto_bridge.teams.access",
+            "clutto_bridge.policy.collection",
+            "clutto_bridge.web.collection",
+            "clutto_bridge.teams.access",
             "clutto_bridge.doctor.checks",
         ),
         weakened_by=(
             Weakening("policy.collection.ip", ("full",), "every client's full IP address is logged and kept"),
             Weakening("policy.collection.referrer", ("full",), "whole referrer URLs (paths, queries) are kept"),
         ),
-        homeserver=(Homeserver("the homeserver's `user_ips_max_age` is no longer than `policy.collection.retention` "
-                               "and its request log is off (run `clutto-bridge doctor`)",
-                               "the homeserver keeps IP addresses and request logs for its own defaults (28 days)",
-                               checked_with="user_ips_max_age"),),
+        homeserver=(
+            Homeserver(
+                "the homeserver's `user_ips_max_age` is no longer than `policy.collection.retention` "
+                "and its request log is off (run `clutto-bridge doctor`)",
+                "the homeserver keeps IP addresses and request logs for its own defaults (28 days)",
+                checked_with="user_ips_max_age",
+            ),
+        ),
         built=Built.YES,
     ),
     Promise(
-        "P5", "necessary cookies always; other cookies only with consent",
-        "Strictly necessary session cookies always; persistent and analytics cookies only with the "
-        "member's consent.",
+        "P5",
+        "necessary cookies always; other cookies only with consent",
+        "Strictly necessary session cookies always; persistent and analytics cookies only with the member's consent.",
         (
             "The privacy portal (served by the bridge under `/portal/`) sets only the cookies its code "
             "declares, and each must be in the cookie registry `policy.cookies` (name, purpose, lifetime, "
@@ -218,13 +256,24 @@ PROMISES: tuple[Promise, ...] = (
             "The privacy page renders the registry as a table. Pages carry a strict Content-Security-Policy "
             "(no script, no third-party resource, no framing) and every form a CSRF token.",
         ),
-        settings=("policy.cookies", "portal.enabled", "portal.public_url", "portal.link_lifetime",
-                  "portal.links_per_hour"),
-        enforced_in=("clutto_bridge.policy.cookies", "clutto_bridge.teams.portal", "clutto_bridge.web.portal.cookies",
-                     "clutto_bridge.web.portal.security", "clutto_bridge.web.portal.sessions"),
+        settings=(
+            "policy.cookies",
+            "portal.enabled",
+            "portal.public_url",
+            "portal.link_lifetime",
+            "portal.links_per_hour",
+        ),
+        enforced_in=(
+            "clutto_bridge.policy.cookies",
+            "clutto_bridge.teams.portal",
+            "clutto_bridge.web.portal.cookies",
+            "clutto_bridge.web.portal.security",
+            "clutto_bridge.web.portal.sessions",
+        ),
     ),
     Promise(
-        "P6", "contacts are imported only with the member's permission",
+        "P6",
+        "contacts are imported only with the member's permission",
         "Contacts are imported only with the member's permission.",
         (
             "`contacts allow` records the permission with its time; before it an import is refused, and "
@@ -239,7 +288,8 @@ PROMISES: tuple[Promise, ...] = (
         homeserver=(Homeserver(BOT_ADMIN.needs, "the media of a sent vCard stays on the homeserver"),),
     ),
     Promise(
-        "P7", "service notices reach everyone; marketing only those who opted in",
+        "P7",
+        "service notices reach everyone; marketing only those who opted in",
         "Service notices always reach members; marketing reaches only those who opted in.",
         (
             "Notices and marketing are separate channels: notices (policy changes, trial warnings, profile "
@@ -250,12 +300,16 @@ PROMISES: tuple[Promise, ...] = (
         settings=("policy.marketing_default",),
         enforced_in=("clutto_bridge.teams.notices", "clutto_bridge.commands.preferences"),
         weakened_by=(
-            Weakening("policy.marketing_default", ("true",),
-                      "members who never chose receive marketing: opting out replaces opting in"),
+            Weakening(
+                "policy.marketing_default",
+                ("true",),
+                "members who never chose receive marketing: opting out replaces opting in",
+            ),
         ),
     ),
     Promise(
-        "P8", "members agree to the current policy; changes are announced",
+        "P8",
+        "members agree to the current policy; changes are announced",
         "Members agree to the current version of the policy, and changes are announced.",
         (
             "Policy texts are versioned Markdown files; a new member is sent the summary, `policy` shows "
@@ -270,22 +324,31 @@ PROMISES: tuple[Promise, ...] = (
             "stored (M_CONSENT_NOT_GIVEN, saying how to accept); the power levels stay as the fallback.",
         ),
         settings=(
-            "policy.version", "policy.consent.texts", "policy.consent.mode", "policy.reminder_interval",
+            "policy.version",
+            "policy.consent.texts",
+            "policy.consent.mode",
+            "policy.reminder_interval",
             *BEFORE_THE_WRITE_KEYS,
         ),
         enforced_in=(
-            "clutto_bridge.policy.consent", "clutto_bridge.teams.consent", "clutto_bridge.teams.onboarding",
+            "clutto_bridge.policy.consent",
+            "clutto_bridge.teams.consent",
+            "clutto_bridge.teams.onboarding",
             *BEFORE_THE_WRITE_MODULES,
         ),
         weakened_by=(
-            Weakening("policy.consent.mode", ("remind",),
-                      "members who have not accepted the current version can still send in team rooms; they are "
-                      "only reminded"),
+            Weakening(
+                "policy.consent.mode",
+                ("remind",),
+                "members who have not accepted the current version can still send in team rooms; they are "
+                "only reminded",
+            ),
         ),
         homeserver=(BEFORE_THE_WRITE,),
     ),
     Promise(
-        "P9", "the Customer controls provisioning, roles, integrations, retention, export, ownership",
+        "P9",
+        "the Customer controls provisioning, roles, integrations, retention, export, ownership",
         "The Customer controls provisioning, permissions, integrations, retention, export and ownership.",
         (
             "Roles (owner, admin, member, guest) are power levels in the space and every team room; a level "
@@ -300,18 +363,28 @@ PROMISES: tuple[Promise, ...] = (
             "groups are the roles (the owner never changes through SCIM), each change audited as `scim:<token>`.",
         ),
         settings=(
-            "bridge.power_levels", "policy.integrations.bots", "policy.integrations.widget_url_prefixes",
-            "export.directory", "provisioning.enabled", "provisioning.shared_secret", *BEFORE_THE_WRITE_KEYS,
+            "bridge.power_levels",
+            "policy.integrations.bots",
+            "policy.integrations.widget_url_prefixes",
+            "export.directory",
+            "provisioning.enabled",
+            "provisioning.shared_secret",
+            *BEFORE_THE_WRITE_KEYS,
         ),
         enforced_in=(
-            "clutto_bridge.teams.members", "clutto_bridge.teams.power", "clutto_bridge.policy.integrations",
-            "clutto_bridge.teams.integrations", "clutto_bridge.jobs.export", "clutto_bridge.teams.scim",
+            "clutto_bridge.teams.members",
+            "clutto_bridge.teams.power",
+            "clutto_bridge.policy.integrations",
+            "clutto_bridge.teams.integrations",
+            "clutto_bridge.jobs.export",
+            "clutto_bridge.teams.scim",
             *BEFORE_THE_WRITE_MODULES,
         ),
         homeserver=(BEFORE_THE_WRITE,),
     ),
     Promise(
-        "P10", "after the trial and a grace period, a team's data is purged irreversibly",
+        "P10",
+        "after the trial and a grace period, a team's data is purged irreversibly",
         "Data is retained for a set period after the trial ends, then purged irreversibly.",
         (
             "A team starts on the trial plan; the operator sets `paid` (`clutto-bridge plan paid --team ID` "
@@ -325,7 +398,8 @@ PROMISES: tuple[Promise, ...] = (
         homeserver=(Homeserver(BOT_ADMIN.needs, "rooms and media cannot be purged from the homeserver"),),
     ),
     Promise(
-        "P11", "each team sets how long its messages are kept",
+        "P11",
+        "each team sets how long its messages are kept",
         "Each team's messages are kept only as long as the team chose: older ones are removed from "
         "the homeserver, unless a legal hold stops it.",
         (
@@ -340,25 +414,39 @@ PROMISES: tuple[Promise, ...] = (
             "Sweeps are durable jobs that resume after a crash.",
         ),
         settings=(
-            "policy.retention.min", "policy.retention.max", "policy.retention.default",
-            "policy.retention.sweep_interval", "policy.retention.batch_size", "policy.retention.purge_slice",
+            "policy.retention.min",
+            "policy.retention.max",
+            "policy.retention.default",
+            "policy.retention.sweep_interval",
+            "policy.retention.batch_size",
+            "policy.retention.purge_slice",
             "policy.retention.redact",
         ),
-        enforced_in=("clutto_bridge.policy.retention", "clutto_bridge.teams.retention", "clutto_bridge.jobs.retention_sweep"),
+        enforced_in=(
+            "clutto_bridge.policy.retention",
+            "clutto_bridge.teams.retention",
+            "clutto_bridge.jobs.retention_sweep",
+        ),
         homeserver=(
             Homeserver(BOT_ADMIN.needs, "sweeps only redact: the originals stay in the homeserver's database"),
-            Homeserver("the homeserver's `redaction_retention_period` is no longer than `policy.retention.min`",
-                       "the originals of redacted messages stay on the homeserver that long (Synapse: 7d)",
-                       checked_with="redaction_retention_period"),
+            Homeserver(
+                "the homeserver's `redaction_retention_period` is no longer than `policy.retention.min`",
+                "the originals of redacted messages stay on the homeserver that long (Synapse: 7d)",
+                checked_with="redaction_retention_period",
+            ),
         ),
         weakened_by=(
-            Weakening("policy.retention.redact", ("never",),
-                      "nothing is redacted: other homeservers keep their copies of expired messages, imported "
-                      "history a purge cannot reach stays readable, and edits of expired messages stay"),
+            Weakening(
+                "policy.retention.redact",
+                ("never",),
+                "nothing is redacted: other homeservers keep their copies of expired messages, imported "
+                "history a purge cannot reach stays readable, and edits of expired messages stay",
+            ),
         ),
     ),
     Promise(
-        "P12", "data is encrypted on the database level, end to end",
+        "P12",
+        "data is encrypted on the database level, end to end",
         "Data is encrypted on the database level: sensitive data in our database, and what members "
         "write end to end, so the homeserver's database holds only ciphertext of it.",
         (
@@ -391,7 +479,7 @@ PROMISES: tuple[Promise, ...] = (
             "stores it, and under every mode nobody but the bot changes a team room's encryption.",
             "A team's export holds what members wrote in encrypted rooms decrypted with the bot's keys (it has "
             "them for everything sent while it was in the room), encrypted files included; an event it has no "
-            "key for stays the ciphertext it is, marked `\"decrypted\": false`, and the manifest counts and "
+            'key for stays the ciphertext it is, marked `"decrypted": false`, and the manifest counts and '
             "lists those. `mydata` holds no room content.",
             "A vCard or profile photo sent to the bot as an encrypted attachment is decrypted and taken like "
             "any other; the vCard's message is redacted and its media deleted, and the photo becomes a copy "
@@ -411,29 +499,44 @@ PROMISES: tuple[Promise, ...] = (
         ),
         settings=("security.keyset", "policy.encryption"),
         enforced_in=(
-            "clutto_bridge.crypto.cipher", "clutto_bridge.crypto.keyset", "clutto_bridge.db.encrypted",
-            "clutto_bridge.jobs.reencrypt", "clutto_bridge.matrix.state_store", "clutto_bridge.matrix.crypto",
-            "clutto_bridge.policy.encryption", "clutto_bridge.teams.gate", "clutto_bridge.jobs.export",
-            "clutto_bridge.teams.sent_files", "clutto_bridge.teams.encryption", "clutto_bridge.teams.added_rooms",
-            "clutto_bridge.policy.session_keys", "clutto_bridge.db.megolm_sessions",
+            "clutto_bridge.crypto.cipher",
+            "clutto_bridge.crypto.keyset",
+            "clutto_bridge.db.encrypted",
+            "clutto_bridge.jobs.reencrypt",
+            "clutto_bridge.matrix.state_store",
+            "clutto_bridge.matrix.crypto",
+            "clutto_bridge.policy.encryption",
+            "clutto_bridge.teams.gate",
+            "clutto_bridge.jobs.export",
+            "clutto_bridge.teams.sent_files",
+            "clutto_bridge.teams.encryption",
+            "clutto_bridge.teams.added_rooms",
+            "clutto_bridge.policy.session_keys",
+            "clutto_bridge.db.megolm_sessions",
         ),
         weakened_by=(
-            Weakening("policy.encryption", ("off",),
-                      "rooms are created without end-to-end encryption: the homeserver's database, its backups "
-                      "and anyone who reads them see members' messages and files in plaintext"),
+            Weakening(
+                "policy.encryption",
+                ("off",),
+                "rooms are created without end-to-end encryption: the homeserver's database, its backups "
+                "and anyone who reads them see members' messages and files in plaintext",
+            ),
         ),
         homeserver=(
-            Homeserver("the homeserver delivers to-device messages and key counts to appservices "
-                       "(`experimental_features`: `msc2409_to_device_messages_enabled`, "
-                       "`msc3202_transaction_extensions`; `clutto-bridge doctor --fix`) and the registration "
-                       "allows appservice devices (`io.element.msc4190`)",
-                       "the bot has no device or gets no keys: it cannot read encrypted rooms and does not "
-                       "write into them", checked_with="experimental_features"),
+            Homeserver(
+                "the homeserver delivers to-device messages and key counts to appservices "
+                "(`experimental_features`: `msc2409_to_device_messages_enabled`, "
+                "`msc3202_transaction_extensions`; `clutto-bridge doctor --fix`) and the registration "
+                "allows appservice devices (`io.element.msc4190`)",
+                "the bot has no device or gets no keys: it cannot read encrypted rooms and does not write into them",
+                checked_with="experimental_features",
+            ),
             BEFORE_THE_WRITE,
         ),
     ),
     Promise(
-        "P13", "web traffic uses HTTPS and carries our signature",
+        "P13",
+        "web traffic uses HTTPS and carries our signature",
         "Web traffic uses HTTPS and carries our digital signature.",
         (
             "With `appservice.tls.cert` and `appservice.tls.key` the bridge serves HTTPS on its port (appservice, "
@@ -455,21 +558,39 @@ PROMISES: tuple[Promise, ...] = (
             "`clutto-bridge doctor` warns when the bridge or the homeserver's client listener speaks plain HTTP on "
             "an address that is not loopback.",
         ),
-        settings=("appservice.tls.cert", "appservice.tls.key", "appservice.hostname",
-                  "policy.collection.trusted_proxies", "portal.public_url", "security.signing_key",
-                  "security.previous_signing_keys", "webhooks"),
-        enforced_in=("clutto_bridge.crypto.signing", "clutto_bridge.crypto.http_signatures",
-                     "clutto_bridge.web.signatures", "clutto_bridge.web.keys", "clutto_bridge.outbound.webhooks",
-                     "clutto_bridge.teams.webhooks", "clutto_bridge.jobs.webhook", "clutto_bridge.doctor.checks",
-                     "clutto_bridge.promises.compliance"),
-        homeserver=(Homeserver(
-            "the homeserver's client listener serves HTTPS (TLS, or loopback behind a TLS proxy; `doctor` warns "
-            "otherwise)", "members' Matrix clients send passwords, tokens and messages to it unencrypted",
-        ),),
+        settings=(
+            "appservice.tls.cert",
+            "appservice.tls.key",
+            "appservice.hostname",
+            "policy.collection.trusted_proxies",
+            "portal.public_url",
+            "security.signing_key",
+            "security.previous_signing_keys",
+            "webhooks",
+        ),
+        enforced_in=(
+            "clutto_bridge.crypto.signing",
+            "clutto_bridge.crypto.http_signatures",
+            "clutto_bridge.web.signatures",
+            "clutto_bridge.web.keys",
+            "clutto_bridge.outbound.webhooks",
+            "clutto_bridge.teams.webhooks",
+            "clutto_bridge.jobs.webhook",
+            "clutto_bridge.doctor.checks",
+            "clutto_bridge.promises.compliance",
+        ),
+        homeserver=(
+            Homeserver(
+                "the homeserver's client listener serves HTTPS (TLS, or loopback behind a TLS proxy; `doctor` warns "
+                "otherwise)",
+                "members' Matrix clients send passwords, tokens and messages to it unencrypted",
+            ),
+        ),
         built=Built.YES,
     ),
     Promise(
-        "P14", "what is shared or destroyed is recorded",
+        "P14",
+        "what is shared or destroyed is recorded",
         "Every disclosure of data and every destructive action is recorded.",
         (
             "The audit log records every destructive action and every enforcement with time, actor, target and "
@@ -490,11 +611,17 @@ PROMISES: tuple[Promise, ...] = (
             "does not match.",
         ),
         settings=("security.signing_key", "security.keyset", "audit.checkpoint_rows", "audit.checkpoint_interval"),
-        enforced_in=("clutto_bridge.teams.audit", "clutto_bridge.db.audit", "clutto_bridge.crypto.chain",
-                     "clutto_bridge.crypto.witness", "clutto_bridge.audit_tool"),
+        enforced_in=(
+            "clutto_bridge.teams.audit",
+            "clutto_bridge.db.audit",
+            "clutto_bridge.crypto.chain",
+            "clutto_bridge.crypto.witness",
+            "clutto_bridge.audit_tool",
+        ),
     ),
     Promise(
-        "P15", "analytics only on aggregated, de-identified data",
+        "P15",
+        "analytics only on aggregated, de-identified data",
         "Only aggregated, de-identified data is used for analytics.",
         (
             "Prometheus metrics at `/_clutto/metrics` (their own bearer secret) carry counts only; every "
@@ -508,7 +635,8 @@ PROMISES: tuple[Promise, ...] = (
         enforced_in=("clutto_bridge.metrics", "clutto_bridge.policy.analytics", "clutto_bridge.teams.usage"),
     ),
     Promise(
-        "P16", "email: only header information",
+        "P16",
+        "email: only header information",
         "Of email, only header information is kept.",
         (
             "An SMTP listener (off by default) takes mail for team addresses that owners and admins "
@@ -518,8 +646,15 @@ PROMISES: tuple[Promise, ...] = (
             "`email` room as a notice; the body and attachments are parsed in memory only and never "
             "written to the homeserver, the database, the log or a file.",
         ),
-        settings=("email.enabled", "email.hostname", "email.port", "email.domain", "email.max_size_kib",
-                  "email.headers", "email.header_max_length"),
+        settings=(
+            "email.enabled",
+            "email.hostname",
+            "email.port",
+            "email.domain",
+            "email.max_size_kib",
+            "email.headers",
+            "email.header_max_length",
+        ),
         enforced_in=("clutto_bridge.smtp", "clutto_bridge.teams.email", "clutto_bridge.policy.mail"),
     ),
 )

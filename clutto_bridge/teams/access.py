@@ -37,9 +37,18 @@ class AccessRecords:
         self._writer: asyncio.Task | None = None
 
     def record(self, method: str, route: str, status: int, facts: RequestFacts) -> None:
-        self._pending.append(AccessRecord(
-            self.clock.now_ms(), method, route, status, facts.client, facts.user_agent, facts.referrer, facts.language,
-        ))
+        self._pending.append(
+            AccessRecord(
+                self.clock.now_ms(),
+                method,
+                route,
+                status,
+                facts.client,
+                facts.user_agent,
+                facts.referrer,
+                facts.language,
+            )
+        )
         if len(self._pending) > MAX_PENDING:
             del self._pending[: len(self._pending) - MAX_PENDING]
         if self._writer is None or self._writer.done():

@@ -31,9 +31,17 @@ log = logging.getLogger("clutto.rooms")
 
 
 class AddedRooms:
-    def __init__(self, members: MemberService, rooms: RoomStore, encryption: RoomEncryption,
-                 notices: NoticeService, homeserver: Homeserver, admin: SynapseAdmin, audit: AuditLog,
-                 clock: Clock) -> None:
+    def __init__(
+        self,
+        members: MemberService,
+        rooms: RoomStore,
+        encryption: RoomEncryption,
+        notices: NoticeService,
+        homeserver: Homeserver,
+        admin: SynapseAdmin,
+        audit: AuditLog,
+        clock: Clock,
+    ) -> None:
         self.members = members
         self.teams = members.teams
         self.rooms = rooms
@@ -58,11 +66,14 @@ class AddedRooms:
             await self.homeserver.join(room_id)
         except MatrixRequestError as e:
             log.info("Could not join %s, added to the space of team %s: %s", room_id, team.id, e)
-            await self.notices.tell(sender, (
-                f"You added a room to the space of {team.name}. To give it the team's rules (retention, "
-                f"encryption, roles), I need to be in it: **invite me** ({self.homeserver.bot_mxid}) to the room, "
-                "and I take it from there."
-            ))
+            await self.notices.tell(
+                sender,
+                (
+                    f"You added a room to the space of {team.name}. To give it the team's rules (retention, "
+                    f"encryption, roles), I need to be in it: **invite me** ({self.homeserver.bot_mxid}) to the room, "
+                    "and I take it from there."
+                ),
+            )
             return
         await self.adopt(team, room_id, sender)
 
@@ -108,9 +119,12 @@ class AddedRooms:
             log.info("Could not become admin of %s, added to team %s: %s", room_id, team.id, e)
         if may_change_levels(await self.homeserver.power_levels(room_id), bot):
             return True
-        await self.notices.tell(actor, (
-            f"I joined the room you added to {team.name}, but I cannot apply the team's rules there: "
-            f"**make me an admin of the room** (power level 100 for {bot}), then remove the room from the "
-            "space and add it again."
-        ))
+        await self.notices.tell(
+            actor,
+            (
+                f"I joined the room you added to {team.name}, but I cannot apply the team's rules there: "
+                f"**make me an admin of the room** (power level 100 for {bot}), then remove the room from the "
+                "space and add it again."
+            ),
+        )
         return False

@@ -30,14 +30,19 @@ log = logging.getLogger("clutto.audit")
 
 
 def _seal(row_id: int, entry: AuditEntry, previous: str) -> str:
-    return chain.row_hash(row_id, entry.ts, entry.team_id, entry.actor, entry.action, entry.target, entry.detail,
-                          previous)
+    return chain.row_hash(
+        row_id, entry.ts, entry.team_id, entry.actor, entry.action, entry.target, entry.detail, previous
+    )
 
 
 class AuditLog:
     def __init__(
-        self, store: AuditStore, clock: Clock, metrics: Metrics | None = None,
-        signing_key: Ed25519PrivateKey | None = None, checkpoint_rows: int = 100,
+        self,
+        store: AuditStore,
+        clock: Clock,
+        metrics: Metrics | None = None,
+        signing_key: Ed25519PrivateKey | None = None,
+        checkpoint_rows: int = 100,
         witness: WitnessFile | None = None,
     ) -> None:
         self.store = store
@@ -56,7 +61,12 @@ class AuditLog:
         self._subscribers.append(callback)
 
     async def record(
-        self, team: Team | None, actor: str | None, action: AuditAction, target: str | None, **detail: Any,
+        self,
+        team: Team | None,
+        actor: str | None,
+        action: AuditAction,
+        target: str | None,
+        **detail: Any,
     ) -> AuditRow:
         """``actor`` None is the operator or the bridge itself. ``action`` is one of ``AuditAction``
         (a plain string that is none of them is refused, so the generated list stays complete); the row
@@ -87,7 +97,9 @@ class AuditLog:
             public = key.public_key()
             await self.store.remember_key(SigningKeyRecord(key_id(public), public_jwk(public), self.clock.now_ms()))
             self._key_recorded = True
-        made = await self.store.add_checkpoint(self.clock.now_ms(), lambda row_id, head, ts: chain.sign_head(key, row_id, head, ts))
+        made = await self.store.add_checkpoint(
+            self.clock.now_ms(), lambda row_id, head, ts: chain.sign_head(key, row_id, head, ts)
+        )
         # Another process may have signed meanwhile: ask the store rather than trusting ``made``.
         self._last_signed = await self.store.last_signed_row() or 0
         if made:
@@ -120,8 +132,12 @@ class AuditLog:
         """Said once per process: the witness is kept as it is, for ``audit verify`` to report."""
         if why != self._witness_refused:
             self._witness_refused = why
-            log.error("The audit witness %s is not updated: %s. Run `clutto-bridge audit verify`; if the database "
-                      "was restored or replaced on purpose, move the witness away.", self.witness and self.witness.path, why)
+            log.error(
+                "The audit witness %s is not updated: %s. Run `clutto-bridge audit verify`; if the database "
+                "was restored or replaced on purpose, move the witness away.",
+                self.witness and self.witness.path,
+                why,
+            )
 
     async def for_team(self, team_id: str, action: AuditAction | None = None) -> list[AuditEntry]:
         return await self.store.for_team(team_id, AuditAction.named(action).value if action is not None else None)

@@ -61,8 +61,15 @@ class ImportReport:
 
 class ContactService:
     def __init__(
-        self, store: ContactStore, consent: ConsentService, admin: SynapseAdmin, domain: str, clock: Clock,
-        homeserver: Homeserver, audit: AuditLog, accounts: AccountStore,
+        self,
+        store: ContactStore,
+        consent: ConsentService,
+        admin: SynapseAdmin,
+        domain: str,
+        clock: Clock,
+        homeserver: Homeserver,
+        audit: AuditLog,
+        accounts: AccountStore,
     ) -> None:
         self.store = store
         self.accounts = accounts
@@ -119,8 +126,13 @@ class ContactService:
         if matched:
             # Telling the member which of their contacts have an account here discloses those accounts.
             await self.audit.record(None, user_id, AuditAction.CONTACTS_MATCHED, user_id, matched=matched)
-        log.info("%s imported %d new contact(s) (%d already kept), %d on this homeserver",
-                 user_id, len(added), merge.repeated, len(matched))
+        log.info(
+            "%s imported %d new contact(s) (%d already kept), %d on this homeserver",
+            user_id,
+            len(added),
+            merge.repeated,
+            len(matched),
+        )
         return ImportReport(len(added), matched, merge.repeated)
 
     async def read_file(self, source: SentFile | None) -> bytes:
@@ -130,8 +142,14 @@ class ContactService:
 
     async def remove_file(self, room_id: str, event_id: str, source: SentFile | None) -> FileRemoval:
         """Redact the file's message and delete its media (P6: only the kept part may stay)."""
-        return await remove_sent_file(self.homeserver, self.admin, room_id, event_id, source,
-                                      "Contact file: only names, emails and Matrix IDs are kept")
+        return await remove_sent_file(
+            self.homeserver,
+            self.admin,
+            room_id,
+            event_id,
+            source,
+            "Contact file: only names, emails and Matrix IDs are kept",
+        )
 
     async def _match(self, contact: Contact) -> str | None:
         for mxid in contact.matrix_ids:
@@ -156,4 +174,6 @@ class ContactService:
         return None
 
     async def list(self, user_id: str) -> list[dict]:
-        return [{**c.card, "matched": c.matched, "imported_at": c.imported_at} for c in await self.store.of_owner(user_id)]
+        return [
+            {**c.card, "matched": c.matched, "imported_at": c.imported_at} for c in await self.store.of_owner(user_id)
+        ]

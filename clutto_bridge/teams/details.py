@@ -32,8 +32,16 @@ _MXC = re.compile(r"mxc://[A-Za-z0-9.\-:\[\]]+/[A-Za-z0-9_\-]+")
 
 class TeamDetails:
     def __init__(
-        self, teams: TeamService, store: TeamStore, rooms: RoomStore, jobs: JobStore, homeserver: Homeserver,
-        admin: SynapseAdmin, audit: AuditLog, name_max_length: int, events: WebhookEvents | None = None,
+        self,
+        teams: TeamService,
+        store: TeamStore,
+        rooms: RoomStore,
+        jobs: JobStore,
+        homeserver: Homeserver,
+        admin: SynapseAdmin,
+        audit: AuditLog,
+        name_max_length: int,
+        events: WebhookEvents | None = None,
     ) -> None:
         self.teams = teams
         self.store = store
@@ -46,7 +54,12 @@ class TeamDetails:
         self.events = events
 
     async def update(
-        self, team: Team, *, actor: str | None, name: str | None = None, topic: str | None = None,
+        self,
+        team: Team,
+        *,
+        actor: str | None,
+        name: str | None = None,
+        topic: str | None = None,
         avatar_url: str | None = None,
     ) -> Team:
         """Change any of name, topic and avatar; every value is checked before anything changes."""
@@ -89,7 +102,8 @@ class TeamDetails:
         """Finish deletions a stop interrupted; a trial purge is left to its own job, which
         still has accounts to erase before the rows go."""
         teams = [
-            team for team in await self.store.in_state(TeamState.DELETING)
+            team
+            for team in await self.store.in_state(TeamState.DELETING)
             if not await self.jobs.active(JobKind.PURGE, team.id)
         ]
         for team in teams:
@@ -97,8 +111,15 @@ class TeamDetails:
             await self.shut_down(team, None)
         return len(teams)
 
-    async def shut_down(self, team: Team, actor: str | None, *, message: str | None = None,
-                        action: AuditAction = AuditAction.TEAM_DELETED, **detail: Any) -> None:
+    async def shut_down(
+        self,
+        team: Team,
+        actor: str | None,
+        *,
+        message: str | None = None,
+        action: AuditAction = AuditAction.TEAM_DELETED,
+        **detail: Any,
+    ) -> None:
         """Delete the space and every room with purge, then the team's rows (audit stays)."""
         rooms = [r.room_id for r in await self.rooms.of_team(team.id, include_archived=True)]
         message = message or f"The team {team.name} was deleted by its owner."
@@ -114,7 +135,9 @@ class TeamDetails:
         await self.store.delete(team.id)
         await self.audit.record(team, actor, action, team.id, name=team.name, rooms=len(rooms) + 1, **detail)
         if self.events is not None:
-            await self.events.emit("team.purged", team.id, {"name": team.name, "reason": action, "rooms": len(rooms) + 1})
+            await self.events.emit(
+                "team.purged", team.id, {"name": team.name, "reason": action, "rooms": len(rooms) + 1}
+            )
         log.info("Deleted team %s (%s) and %d rooms", team.id, team.name, len(rooms) + 1)
 
 

@@ -43,8 +43,15 @@ class EmailStatus:
 
 class EmailService:
     def __init__(
-        self, store: EmailStore, team_store: TeamStore, members: MemberService, rooms: RoomStore,
-        homeserver: Homeserver, audit: AuditLog, config: EmailSettings, clock: Clock,
+        self,
+        store: EmailStore,
+        team_store: TeamStore,
+        members: MemberService,
+        rooms: RoomStore,
+        homeserver: Homeserver,
+        audit: AuditLog,
+        config: EmailSettings,
+        clock: Clock,
     ) -> None:
         self.store = store
         self.team_store = team_store

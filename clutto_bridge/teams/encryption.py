@@ -41,8 +41,9 @@ def owner_notice(team: Team, rooms: list[TeamRoom], asked_by: str | None) -> str
 
 
 class RoomEncryption:
-    def __init__(self, teams: TeamService, rooms: RoomStore, notices: NoticeService, homeserver: Homeserver,
-                 audit: AuditLog) -> None:
+    def __init__(
+        self, teams: TeamService, rooms: RoomStore, notices: NoticeService, homeserver: Homeserver, audit: AuditLog
+    ) -> None:
         self.teams = teams
         self.rooms = rooms
         self.notices = notices
@@ -67,8 +68,9 @@ class RoomEncryption:
         await self.notices.tell(team.owner, owner_notice(team, missing, actor))
         for room in missing:
             await self.homeserver.turn_on_encryption(room.room_id, content)
-        await self.audit.record(team, actor, AuditAction.ROOMS_ENCRYPTED, team.space_id,
-                                rooms=[room.room_id for room in missing])
+        await self.audit.record(
+            team, actor, AuditAction.ROOMS_ENCRYPTED, team.space_id, rooms=[room.room_id for room in missing]
+        )
         log.info("Turned encryption on in %d room(s) of team %s", len(missing), team.id)
         return missing
 

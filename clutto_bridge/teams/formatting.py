@@ -68,9 +68,9 @@ def _render(md: MarkdownIt, text: str, code_marks: bool) -> Message:
     env: dict = {}
     tokens = md.parse(text, env)
     html = md.renderer.render(tokens, md.options, env).strip()
-    mentions = tuple(dict.fromkeys(
-        t.meta["mention"] for block in tokens for t in block.children or () if t.meta.get("mention")
-    ))
+    mentions = tuple(
+        dict.fromkeys(t.meta["mention"] for block in tokens for t in block.children or () if t.meta.get("mention"))
+    )
     plain = re.sub(r"\n{3,}", "\n\n", _plain(tokens, md.options.get("breaks", False), code_marks))
     return Message(plain.strip(), html, mentions)
 

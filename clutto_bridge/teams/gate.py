@@ -28,8 +28,13 @@ log = logging.getLogger("clutto.gate")
 
 class Gatekeeper:
     def __init__(
-        self, store: GateStore, members: MemberStore, integrations: IntegrationStore, consent: ConsentService,
-        profiles: ProfileService, settings: Settings,
+        self,
+        store: GateStore,
+        members: MemberStore,
+        integrations: IntegrationStore,
+        consent: ConsentService,
+        profiles: ProfileService,
+        settings: Settings,
         seen_profile: Callable[[str, str], tuple[str | None, str | None] | None] = lambda room_id, user_id: None,
         is_encrypted: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
@@ -51,7 +56,9 @@ class Gatekeeper:
     async def join(self, user_id: str, room_id: str) -> Refusal | None:
         row = await self.store.facts(room_id, user_id)
         locked = self.settings.profile.enforce == "reset" and not self._own_write_pending(row, room_id, user_id)
-        refusal = policy.may_join(_facts(row), user_id, self.bot, self.settings.integrations.bots, profile_locked=locked)
+        refusal = policy.may_join(
+            _facts(row), user_id, self.bot, self.settings.integrations.bots, profile_locked=locked
+        )
         return self._log(refusal, user_id, room_id)
 
     def _own_write_pending(self, row: GateRow | None, room_id: str, user_id: str) -> bool:
@@ -108,7 +115,11 @@ class Gatekeeper:
         if event_type == policy.POWER_LEVELS:
             members = await self.members.of_team(row.team_id)
             expected = expected_power_levels(
-                self.bot, row.owner, members, self.settings.bridge.power_levels, space=room_id == row.space_id,
+                self.bot,
+                row.owner,
+                members,
+                self.settings.bridge.power_levels,
+                space=room_id == row.space_id,
                 blocked=await self.consent.blocked(members),
             )
             return policy.may_set_power_levels(differences(content, expected))

@@ -62,8 +62,13 @@ def classify(value: str) -> str:
 
 class IntegrationService:
     def __init__(
-        self, store: IntegrationStore, teams: TeamService, members: MemberStore, homeserver: Homeserver,
-        audit: AuditLog, config: IntegrationSettings,
+        self,
+        store: IntegrationStore,
+        teams: TeamService,
+        members: MemberStore,
+        homeserver: Homeserver,
+        audit: AuditLog,
+        config: IntegrationSettings,
     ) -> None:
         self.store = store
         self.teams = teams
@@ -126,8 +131,9 @@ class IntegrationService:
             return False
         if outsider_allowed(user_id, (await self.allowlist(team)).bots):
             return False
-        return await self._remove_outsider(team, room_id, user_id, outsider_reason(team.name, user_id, member is not None),
-                                           actor=sender)
+        return await self._remove_outsider(
+            team, room_id, user_id, outsider_reason(team.name, user_id, member is not None), actor=sender
+        )
 
     async def _remove_outsider(self, team: Team, room_id: str, user_id: str, reason: str, *, actor: str | None) -> bool:
         if not await self.homeserver.kick(room_id, user_id, reason):
@@ -136,7 +142,9 @@ class IntegrationService:
         await self.audit.record(team, actor, AuditAction.INTEGRATION_REMOVED, user_id, room_id=room_id)
         return True
 
-    async def check_widget(self, team: Team, room_id: str, event_type: str, state_key: str, content: dict, sender: str) -> bool:
+    async def check_widget(
+        self, team: Team, room_id: str, event_type: str, state_key: str, content: dict, sender: str
+    ) -> bool:
         """Remove a widget whose URL is not allowed; True if removed."""
         if not content or widget_allowed(content.get("url"), (await self.allowlist(team)).widgets):
             return False

@@ -59,8 +59,17 @@ def _day(ms: int) -> str:
 
 class TrialLifecycle:
     def __init__(
-        self, teams: TeamService, store: TeamStore, retention: RetentionService, jobs: JobStore, queue: JobQueue,
-        notices: NoticeService, audit: AuditLog, trial: TrialSettings, export_directory: str, clock: Clock,
+        self,
+        teams: TeamService,
+        store: TeamStore,
+        retention: RetentionService,
+        jobs: JobStore,
+        queue: JobQueue,
+        notices: NoticeService,
+        audit: AuditLog,
+        trial: TrialSettings,
+        export_directory: str,
+        clock: Clock,
         portal_url: str | None = None,
     ) -> None:
         self.export_directory = export_directory
@@ -89,12 +98,16 @@ class TrialLifecycle:
         await self.store.set_export_before_purge(team, enabled)
         await self.audit.record(team, actor, AuditAction.EXPORT_SETTING, team.id, before_purge=enabled)
 
-    async def request_export(self, team: Team, *, actor: str | None, answer: dict[str, str | None] | None = None) -> Job:
+    async def request_export(
+        self, team: Team, *, actor: str | None, answer: dict[str, str | None] | None = None
+    ) -> Job:
         """Queue an export. ``answer`` (``room_id``, ``event_id``, ``thread_root``): the command
         that asked, which hears where to get the export when it is ready."""
         await self.teams.require_manager(team, actor)
         job = await self._export(team, {"requested_by": actor, **({"answer": answer} if answer else {})})
-        await self.audit.record(team, actor, AuditAction.EXPORT_REQUESTED, team.id, job=job.id, number=export_number(job))
+        await self.audit.record(
+            team, actor, AuditAction.EXPORT_REQUESTED, team.id, job=job.id, number=export_number(job)
+        )
         return job
 
     async def _export(self, team: Team, payload: dict) -> Job:
@@ -115,25 +128,46 @@ class TrialLifecycle:
         number, size = export_number(job), archive.stat().st_size
         lines = [f"Export #{number} of **{team.name}** is ready: {events} events, {files} files, {_size(size)}."]
         if self.portal_url:
-            lines.append(f"Download it in the portal (`portal` sends you a sign-in link): "
-                         f"{self.portal_url}/teams/{team.id}/exports/{job.id}/{archive.name}")
+            lines.append(
+                f"Download it in the portal (`portal` sends you a sign-in link): "
+                f"{self.portal_url}/teams/{team.id}/exports/{job.id}/{archive.name}"
+            )
         else:
             lines.append("The portal is switched off on this server: ask your operator for the export.")
         small = size <= CHAT_FILE_LIMIT
-        lines.append("Here it is as a file too." if small else f"It is larger than {_size(CHAT_FILE_LIMIT)}, "
-                     "so I do not send it here.")
+        lines.append(
+            "Here it is as a file too."
+            if small
+            else f"It is larger than {_size(CHAT_FILE_LIMIT)}, so I do not send it here."
+        )
         room_id, reply_to, thread = answer["room_id"], answer.get("event_id"), answer.get("thread_root")
         if await self.notices.chat_owner(room_id) != requester:
             room_id, reply_to, thread = await self.notices.direct_room(requester), None, None
         # Sent again when the job is (a repeated send under the same transaction id is one message).
-        txn = "clutto.export." + hashlib.sha256(f"{team.id}/{job.id}/{answer.get('event_id')}".encode()).hexdigest()[:32]
+        txn = (
+            "clutto.export." + hashlib.sha256(f"{team.id}/{job.id}/{answer.get('event_id')}".encode()).hexdigest()[:32]
+        )
         message = prose("\n".join(lines))
         homeserver = self.notices.homeserver
-        await homeserver.send_notice(room_id, message.plain, message.html, mentions=[requester], reply_to=reply_to,
-                                     thread_root=thread, txn_id=txn + ".ready")
+        await homeserver.send_notice(
+            room_id,
+            message.plain,
+            message.html,
+            mentions=[requester],
+            reply_to=reply_to,
+            thread_root=thread,
+            txn_id=txn + ".ready",
+        )
         if small:
-            await homeserver.send_file(room_id, archive.read_bytes(), name=archive.name, mime_type="application/zip",
-                                       reply_to=reply_to, thread_root=thread, txn_id=txn + ".file")
+            await homeserver.send_file(
+                room_id,
+                archive.read_bytes(),
+                name=archive.name,
+                mime_type="application/zip",
+                reply_to=reply_to,
+                thread_root=thread,
+                txn_id=txn + ".file",
+            )
 
     def export_folder(self, team_id: str, job_id: int) -> Path:
         """Where export ``job_id`` of the team is written (and downloaded from)."""

@@ -46,9 +46,17 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 class MemberService:
     def __init__(
-        self, teams: TeamService, store: MemberStore, team_store: TeamStore, accounts: AccountStore,
-        homeserver: Homeserver, admin: SynapseAdmin, audit: AuditLog, consent: ConsentService,
-        settings: Settings, clock: Clock,
+        self,
+        teams: TeamService,
+        store: MemberStore,
+        team_store: TeamStore,
+        accounts: AccountStore,
+        homeserver: Homeserver,
+        admin: SynapseAdmin,
+        audit: AuditLog,
+        consent: ConsentService,
+        settings: Settings,
+        clock: Clock,
     ) -> None:
         self.teams = teams
         self.store = store
@@ -91,7 +99,8 @@ class MemberService:
         membership (one they left or declined stays theirs), set power levels, write the audit
         record. True if anything was missing. The role stays the recorded one."""
         missing = [
-            room_id for room_id in await self.teams.room_ids(team)
+            room_id
+            for room_id in await self.teams.room_ids(team)
             if await self.homeserver.membership(room_id, member.user_id) is None
         ]
         for room_id in missing:
@@ -99,11 +108,23 @@ class MemberService:
         levels = await self.sync_power_levels(team)
         unrecorded = not await self._invite_recorded(team, member)
         if unrecorded:
-            await self.audit.record(team, actor, AuditAction.MEMBER_INVITED, member.user_id, role=member.role,
-                                    created_account=member.created_by_bridge, completed=True)
+            await self.audit.record(
+                team,
+                actor,
+                AuditAction.MEMBER_INVITED,
+                member.user_id,
+                role=member.role,
+                created_account=member.created_by_bridge,
+                completed=True,
+            )
         if missing or levels:
-            log.info("Completed the invite of %s to team %s: %d room(s), %d power level change(s)",
-                     member.user_id, team.id, len(missing), len(levels))
+            log.info(
+                "Completed the invite of %s to team %s: %d room(s), %d power level change(s)",
+                member.user_id,
+                team.id,
+                len(missing),
+                len(levels),
+            )
         return bool(missing or levels or unrecorded)
 
     async def _invite_recorded(self, team: Team, member: Member) -> bool:
@@ -146,7 +167,9 @@ class MemberService:
         log.info("Inviting %s to team %s as %s", user_id, team.id, role)
         await self.teams.invite_everywhere(team, user_id)
         await self.sync_power_levels(team)
-        await self.audit.record(team, actor, AuditAction.MEMBER_INVITED, user_id, role=role, created_account=created_by_bridge)
+        await self.audit.record(
+            team, actor, AuditAction.MEMBER_INVITED, user_id, role=role, created_account=created_by_bridge
+        )
         invited = await self.store.get(team.id, user_id)
         assert invited is not None, "written above"
         return invited
@@ -178,7 +201,9 @@ class MemberService:
         previous = team.owner
         await self.team_store.transfer(team, new_owner.user_id)
         await self.sync_power_levels(team)
-        await self.audit.record(team, actor, AuditAction.OWNERSHIP_TRANSFERRED, new_owner.user_id, previous_owner=previous)
+        await self.audit.record(
+            team, actor, AuditAction.OWNERSHIP_TRANSFERRED, new_owner.user_id, previous_owner=previous
+        )
         return team
 
     async def remove(self, team: Team, user_id: str, *, actor: str | None, deactivate: bool = False) -> Member:
@@ -191,8 +216,11 @@ class MemberService:
             await self._check_deactivatable(team, member)
         await self.store.set_membership(member, membership.REMOVED)
         reason = f"Removed from the team {team.name}" + (
-            " by the organisation's identity provider" if actor and actor.startswith(SCIM_ACTOR)
-            else f" by {actor}" if actor else " by the operator"
+            " by the organisation's identity provider"
+            if actor and actor.startswith(SCIM_ACTOR)
+            else f" by {actor}"
+            if actor
+            else " by the operator"
         )
         for room_id in await self.teams.room_ids(team, include_archived=True):
             # Not in the room (left, never joined an individual chat): nothing to take back.
@@ -200,7 +228,9 @@ class MemberService:
         await self.sync_power_levels(team)
         if deactivate:
             await self.admin.deactivate(member.user_id, erase=False)
-        await self.audit.record(team, actor, AuditAction.MEMBER_REMOVED, member.user_id, deactivated=deactivate, reason=reason)
+        await self.audit.record(
+            team, actor, AuditAction.MEMBER_REMOVED, member.user_id, deactivated=deactivate, reason=reason
+        )
         return member
 
     async def _check_deactivatable(self, team: Team, member: Member) -> None:
@@ -262,7 +292,9 @@ class MemberService:
                 await hs.set_power_levels(room_id, corrected(current, expected))
                 changed.append(room_id)
                 if actor:
-                    await self.audit.record(team, actor, AuditAction.POWER_LEVELS_REVERTED, room_id, changed=sorted(wrong))
+                    await self.audit.record(
+                        team, actor, AuditAction.POWER_LEVELS_REVERTED, room_id, changed=sorted(wrong)
+                    )
         return changed
 
     async def _within_reach(self, room_id: str, current: dict, expected: dict) -> dict:

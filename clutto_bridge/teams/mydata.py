@@ -23,8 +23,14 @@ from clutto_bridge.teams.profiles import ProfileService
 
 class MyData:
     def __init__(
-        self, members: MemberStore, accounts: AccountStore, profiles: ProfileService, consent: ConsentService,
-        contacts: ContactService, notices: NoticeService, audit: AuditLog,
+        self,
+        members: MemberStore,
+        accounts: AccountStore,
+        profiles: ProfileService,
+        consent: ConsentService,
+        contacts: ContactService,
+        notices: NoticeService,
+        audit: AuditLog,
     ) -> None:
         self.members = members
         self.accounts = accounts
@@ -84,8 +90,11 @@ class MyData:
         if data["choices"]:
             shown = data["choices"][-5:]
             earlier = len(data["choices"]) - len(shown)
-            lines.append("Your choices, newest last: " + ", ".join(_choice(c) for c in shown)
-                         + (f" (and {earlier} earlier)" if earlier else ""))
+            lines.append(
+                "Your choices, newest last: "
+                + ", ".join(_choice(c) for c in shown)
+                + (f" (and {earlier} earlier)" if earlier else "")
+            )
         if data["account"]:
             lines.append(f"Account created by Clutto, email: {data['account']['email']}")
         lines.append("Send `mydata export` for all of it as a JSON file.")
@@ -93,7 +102,9 @@ class MyData:
 
 
 _CHOICES = {
-    "policy_consent": "accepted policy", "contact_import": "contact import", "marketing": "product news",
+    "policy_consent": "accepted policy",
+    "contact_import": "contact import",
+    "marketing": "product news",
     "cookies": "portal cookies",
 }
 

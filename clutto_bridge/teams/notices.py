@@ -49,8 +49,15 @@ class NoticeReport:
 
 class NoticeService:
     def __init__(
-        self, store: NoticeStore, management_rooms: ManagementRooms, teams: TeamService, members: MemberService,
-        homeserver: Homeserver, marketing_default: bool, clock: Clock, consent: ConsentService,
+        self,
+        store: NoticeStore,
+        management_rooms: ManagementRooms,
+        teams: TeamService,
+        members: MemberService,
+        homeserver: Homeserver,
+        marketing_default: bool,
+        clock: Clock,
+        consent: ConsentService,
     ) -> None:
         self.store = store
         self.management_rooms = management_rooms
@@ -125,7 +132,7 @@ class NoticeService:
         chats = await self.management_rooms.rooms_of(user_id)
         for i, room_id in enumerate(chats):
             if await self._membership(room_id, user_id) in LIVE:
-                for older in chats[i + 1:]:
+                for older in chats[i + 1 :]:
                     await self._close(older, user_id, room_id)
                 return room_id
             await self.management_rooms.remove(room_id)
@@ -189,8 +196,12 @@ class NoticeService:
             events, token = await self.homeserver.page_forward(room_id, token, 50)
             for event in events:
                 content = event.get("content", {})
-                if (event.get("type") == "m.room.message" and event.get("sender") == self.homeserver.bot_mxid
-                        and content.get("msgtype") == "m.notice" and content.get("body")):
+                if (
+                    event.get("type") == "m.room.message"
+                    and event.get("sender") == self.homeserver.bot_mxid
+                    and content.get("msgtype") == "m.notice"
+                    and content.get("body")
+                ):
                     html = content.get("formatted_body") if content.get("format") == "org.matrix.custom.html" else None
                     await self.homeserver.send_notice(kept, content["body"], html)
             if token is None:

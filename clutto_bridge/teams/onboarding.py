@@ -37,9 +37,17 @@ log = logging.getLogger("clutto.onboarding")
 
 class Onboarding:
     def __init__(
-        self, members: MemberService, member_store: MemberStore, profile_store: ProfileStore,
-        consent: ConsentService, profiles: ProfileService, notices: NoticeService, settings: Settings, clock: Clock,
-        welcomes: TeamWelcomes, audit: AuditLog,
+        self,
+        members: MemberService,
+        member_store: MemberStore,
+        profile_store: ProfileStore,
+        consent: ConsentService,
+        profiles: ProfileService,
+        notices: NoticeService,
+        settings: Settings,
+        clock: Clock,
+        welcomes: TeamWelcomes,
+        audit: AuditLog,
     ) -> None:
         self.members = members
         self.teams = members.teams
@@ -69,8 +77,7 @@ class Onboarding:
         missing = await self.profiles.missing(user_id)
         if not missing:
             return ""
-        return (f"\nYour profile still needs: {', '.join(missing)}. "
-                f"Set it with `profile set {missing[0]} VALUE`.")
+        return f"\nYour profile still needs: {', '.join(missing)}. Set it with `profile set {missing[0]} VALUE`."
 
     async def welcome(self, team: Team, user_id: str) -> None:
         """A member joined a team: one welcome per team, with the policy (once per version) and
@@ -83,11 +90,14 @@ class Onboarding:
             if await self.welcomes.welcomed(team.id, user_id):
                 return
             text = self.consent.current
-            tell_policy = (not await self.consent.has_consented(user_id)
-                           and not await self.consent.was_told(user_id, text.version))
+            tell_policy = not await self.consent.has_consented(user_id) and not await self.consent.was_told(
+                user_id, text.version
+            )
             if tell_policy:
-                body = (f"Welcome to **{team.name}**! Before you chat, please read our privacy policy "
-                        f"(version {text.version}): {text.summary}\n{self._how_to_accept(text)}")
+                body = (
+                    f"Welcome to **{team.name}**! Before you chat, please read our privacy policy "
+                    f"(version {text.version}): {text.summary}\n{self._how_to_accept(text)}"
+                )
             else:
                 body = f"Welcome to **{team.name}**! This chat is where I answer you; send `help` to see what I can do."
             body += await self._several_teams_hint(user_id)
@@ -113,8 +123,10 @@ class Onboarding:
         names = [t.name for t in await self.teams.of_user(user_id) if await self.teams.role_of(t, user_id)]
         if len(names) < 2:
             return ""
-        return (f"\nYou are in {len(names)} teams ({', '.join(names)}). Here, team commands are about the "
-                f"team you choose with `team use NAME`.")
+        return (
+            f"\nYou are in {len(names)} teams ({', '.join(names)}). Here, team commands are about the "
+            f"team you choose with `team use NAME`."
+        )
 
     async def announce(self) -> int:
         """Tell every member of every active team about the current version, once each."""
@@ -124,8 +136,10 @@ class Onboarding:
             if await self.consent.was_told(user_id, text.version):
                 continue
             needs = not await self.consent.has_consented(user_id)
-            body = (f"Service notice: the privacy policy is now version {text.version} "
-                    f"(published {text.published.isoformat()}). {text.summary}")
+            body = (
+                f"Service notice: the privacy policy is now version {text.version} "
+                f"(published {text.published.isoformat()}). {text.summary}"
+            )
             body += "\n" + self._how_to_accept(text) if needs else "\nNo action is needed from you."
             try:
                 await self.notices.tell(user_id, body)
@@ -161,12 +175,14 @@ class Onboarding:
         for member in await self.members.active(team):
             accepted = await self.consent.accepted(member.user_id)
             consented = self.consent.covers(accepted)
-            rows.append({
-                "user_id": member.user_id,
-                "consented": consented,
-                "last_accepted": accepted[-1][0] if accepted else None,
-                "blocked": self.blocking and not consented,  # as ConsentService.blocked decides
-            })
+            rows.append(
+                {
+                    "user_id": member.user_id,
+                    "consented": consented,
+                    "last_accepted": accepted[-1][0] if accepted else None,
+                    "blocked": self.blocking and not consented,  # as ConsentService.blocked decides
+                }
+            )
         # Every member's consent shown to the team's managers or the operator: a disclosure.
         await self.audit.record(team, actor, AuditAction.TEAM_CONSENT_READ, team.id, members=len(rows))
         return rows
@@ -182,8 +198,10 @@ class Onboarding:
                 continue
             parts = []
             if not await self.consent.has_consented(user_id):
-                parts.append(f"Reminder: please accept the privacy policy (version {self.consent.current.version}). "
-                             + self._how_to_accept(self.consent.current))
+                parts.append(
+                    f"Reminder: please accept the privacy policy (version {self.consent.current.version}). "
+                    + self._how_to_accept(self.consent.current)
+                )
             hint = await self._profile_hint(user_id)
             if not parts and not hint:
                 continue
@@ -200,7 +218,12 @@ class Onboarding:
         await self.profile_store.set_reminded(user_id, self.clock.now_ms())
 
 
-_AS_ROLE = {"owner": "own {}", "admin": "are an admin of {}", "member": "are a member of {}", "guest": "are a guest in {}"}
+_AS_ROLE = {
+    "owner": "own {}",
+    "admin": "are an admin of {}",
+    "member": "are a member of {}",
+    "guest": "are a guest in {}",
+}
 
 
 def greeting(roles: list[tuple[str, str]], *, may_create: bool) -> str:
@@ -209,25 +232,34 @@ def greeting(roles: list[tuple[str, str]], *, may_create: bool) -> str:
     lines = ["Hello! I am the Clutto bot."]
     if not roles:
         if may_create:
-            lines.append("You are in no team yet: create one here with `team create NAME`, or ask a team's owner "
-                         "or admin to invite you.")
+            lines.append(
+                "You are in no team yet: create one here with `team create NAME`, or ask a team's owner "
+                "or admin to invite you."
+            )
         else:
             lines.append("You are in no team yet: a team's owner or admin can invite you.")
     else:
         by_role: dict[str, list[str]] = {}
         for name, role in roles:
             by_role.setdefault(role, []).append(f"**{name}**")
-        lines.append("You " + "; you ".join(_AS_ROLE.get(role, "are in {}").format(_and(names))
-                                        for role, names in by_role.items()) + ".")
+        lines.append(
+            "You "
+            + "; you ".join(_AS_ROLE.get(role, "are in {}").format(_and(names)) for role, names in by_role.items())
+            + "."
+        )
         managed = [name for name, role in roles if role in MANAGERS]
         if managed:
-            lines.append(f"Here you can manage {'it' if len(managed) == 1 else 'them'}: invite people "
-                         "(`invite`), set how long messages are kept (`retention`), export the team's data "
-                         "(`export`) and more.")
+            lines.append(
+                f"Here you can manage {'it' if len(managed) == 1 else 'them'}: invite people "
+                "(`invite`), set how long messages are kept (`retention`), export the team's data "
+                "(`export`) and more."
+            )
         if len(managed) < len(roles):
             teams = "team" if len(roles) - len(managed) == 1 else "teams"
-            lines.append(f"As a member you can see your {teams} (`team info`), your profile (`profile`) and what Clutto "
-                         "stores about you (`mydata`).")
+            lines.append(
+                f"As a member you can see your {teams} (`team info`), your profile (`profile`) and what Clutto "
+                "stores about you (`mydata`)."
+            )
         if may_create:
             lines.append("You can also create a team of your own with `team create NAME`.")
     lines.append("Send `help` to see what I can do.")

@@ -57,8 +57,11 @@ class Orphans:
             state = await hs.room_state(room_id)
             found = orphans.verdict(state or [], bot=hs.bot_mxid, markers=markers, legacy=legacy)
             if found == Verdict.HAS_PEOPLE:
-                log.warning("Room %s was made by the bridge for a team creation that never finished, but people are "
-                            "in it: left as it is. Delete it with the Synapse admin API if it is not needed.", room_id)
+                log.warning(
+                    "Room %s was made by the bridge for a team creation that never finished, but people are "
+                    "in it: left as it is. Delete it with the Synapse admin API if it is not needed.",
+                    room_id,
+                )
             elif found == Verdict.PURGE:
                 await self._delete(room_id)
                 purged.append(room_id)

@@ -9,11 +9,26 @@ from clutto_bridge.matrix.spaces import BOT_LEVEL, power_levels
 
 # The keys of m.room.power_levels the team's settings decide; others (notifications, ...)
 # are left as the homeserver or clients set them.
-MANAGED_KEYS = ("users", "users_default", "events_default", "state_default", "invite", "kick", "ban", "redact", "events")
+MANAGED_KEYS = (
+    "users",
+    "users_default",
+    "events_default",
+    "state_default",
+    "invite",
+    "kick",
+    "ban",
+    "redact",
+    "events",
+)
 
 
 def expected_power_levels(
-    bot: str, owner: str, members: list[Member], levels: dict[str, int], *, space: bool,
+    bot: str,
+    owner: str,
+    members: list[Member],
+    levels: dict[str, int],
+    *,
+    space: bool,
     blocked: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """``blocked`` members (no consent to the current policy, in block mode) are held one
@@ -69,7 +84,12 @@ def may_change_levels(content: dict[str, Any], user: str) -> bool:
 
 
 def within_reach(
-    current: dict[str, Any], expected: dict[str, Any], *, bot: str, bot_level: float, creators: frozenset[str],
+    current: dict[str, Any],
+    expected: dict[str, Any],
+    *,
+    bot: str,
+    bot_level: float,
+    creators: frozenset[str],
 ) -> dict[str, Any]:
     """The team's levels as far as the bot can set them in a room it did not create (a room a
     member added to the space): no level above the bot's own, nothing changed that is above it

@@ -50,8 +50,16 @@ OWN_WRITE_WINDOW_S = 30.0
 
 class ProfileService:
     def __init__(
-        self, store: ProfileStore, members: MemberStore, teams: TeamService, homeserver: Homeserver,
-        admin: SynapseAdmin, notices: NoticeService, audit: AuditLog, rules: policy.ProfileRules, domain: str,
+        self,
+        store: ProfileStore,
+        members: MemberStore,
+        teams: TeamService,
+        homeserver: Homeserver,
+        admin: SynapseAdmin,
+        notices: NoticeService,
+        audit: AuditLog,
+        rules: policy.ProfileRules,
+        domain: str,
         clock: Clock,
     ) -> None:
         self.store = store
@@ -151,15 +159,17 @@ class ProfileService:
             await self.admin.delete_media(mxc)
             raise
 
-    async def photo_from_encrypted_image(self, user_id: str, room_id: str, event_id: str, file: SentFile,
-                                         mime_type: str) -> FileRemoval:
+    async def photo_from_encrypted_image(
+        self, user_id: str, room_id: str, event_id: str, file: SentFile, mime_type: str
+    ) -> FileRemoval:
         """An image sent to the bot as an encrypted attachment becomes the photo. An avatar is a
         plain mxc URI (profiles are public), so its decrypted bytes are uploaded and checked like
         a portal upload; then its message is redacted and its encrypted upload deleted."""
         data = await read_sent_file(self.homeserver, file, "image", self.rules.photo_max_bytes)
         await self.upload_photo(user_id, data, mime_type)
-        return await remove_sent_file(self.homeserver, self.admin, room_id, event_id, file,
-                                      "Profile photo: kept as the avatar")
+        return await remove_sent_file(
+            self.homeserver, self.admin, room_id, event_id, file, "Profile photo: kept as the avatar"
+        )
 
     async def _photo(self, value: object) -> str:
         try:
@@ -229,7 +239,9 @@ class ProfileService:
 
     # --- enforcement ---------------------------------------------------------------------------
 
-    async def member_event(self, team: Team, room_id: str, user_id: str, displayname: str | None, avatar_url: str | None) -> None:
+    async def member_event(
+        self, team: Team, room_id: str, user_id: str, displayname: str | None, avatar_url: str | None
+    ) -> None:
         """A team member joined or changed their name/avatar in a team room: apply the policy."""
         if self.rules.enforce == "off" or await self.teams.role_of(team, user_id) is None:
             return
@@ -245,14 +257,22 @@ class ProfileService:
             except AdminUnavailable as e:
                 log.warning("Cannot reset the profile of %s (%s); warning instead", user_id, e)
             else:
-                await self.audit.record(team, None, AuditAction.PROFILE_RESET, user_id, room_id=room_id, reason=found.describe())
-                await self._tell(user_id, f"In **{team.name}**, {found.describe()}. I put it back, as the team's policy says. "
-                                 "Change your profile with `profile set FIELD VALUE`.")
+                await self.audit.record(
+                    team, None, AuditAction.PROFILE_RESET, user_id, room_id=room_id, reason=found.describe()
+                )
+                await self._tell(
+                    user_id,
+                    f"In **{team.name}**, {found.describe()}. I put it back, as the team's policy says. "
+                    "Change your profile with `profile set FIELD VALUE`.",
+                )
                 await self._confirm_reset(room_id, user_id, profile)
                 return
         if self.rules.enforce == "warn" or not self._local(user_id):
-            await self._tell(user_id, f"In **{team.name}**, {found.describe()}. Please change it back, or change your "
-                             "profile with `profile set FIELD VALUE`.")
+            await self._tell(
+                user_id,
+                f"In **{team.name}**, {found.describe()}. Please change it back, or change your "
+                "profile with `profile set FIELD VALUE`.",
+            )
 
     async def _confirm_reset(self, room_id: str, user_id: str, profile: dict[str, str | None]) -> None:
         """Write again if the room does not show the reset in time.
@@ -288,8 +308,11 @@ class ProfileService:
         """Write the policy's display name and avatar to the member's global profile."""
         now = time.monotonic()
         self._own_writes = {u: w for u, w in self._own_writes.items() if w[0] > now}
-        self._own_writes[user_id] = (now + OWN_WRITE_WINDOW_S, policy.display_name(self.rules, profile),
-                                     policy.avatar(self.rules, profile))
+        self._own_writes[user_id] = (
+            now + OWN_WRITE_WINDOW_S,
+            policy.display_name(self.rules, profile),
+            policy.avatar(self.rules, profile),
+        )
         # Each write re-sends the membership in every room the member is in, with the
         # global name and avatar, so it also replaces per-room ones; hence written even
         # when the global value is already right.

@@ -64,9 +64,19 @@ class RoomSessions:
 
 class RetentionService:
     def __init__(
-        self, teams: TeamService, store: TeamStore, rooms: RoomStore, holds: HoldStore, references: ReferenceStore,
-        jobs: JobStore, queue: JobQueue, homeserver: Homeserver, audit: AuditLog, clock: Clock,
-        timeline: TimelineIndex, sessions: MegolmSessions,
+        self,
+        teams: TeamService,
+        store: TeamStore,
+        rooms: RoomStore,
+        holds: HoldStore,
+        references: ReferenceStore,
+        jobs: JobStore,
+        queue: JobQueue,
+        homeserver: Homeserver,
+        audit: AuditLog,
+        clock: Clock,
+        timeline: TimelineIndex,
+        sessions: MegolmSessions,
     ) -> None:
         self.teams = teams
         self.store = store
@@ -127,7 +137,9 @@ class RetentionService:
         mode = self.check_redact_mode(text)
         previous = team.redact
         await self.store.set_redact(team, str(mode))
-        await self.audit.record(team, actor, AuditAction.RETENTION_REDACT_SET, team.id, mode=str(mode), previous=previous)
+        await self.audit.record(
+            team, actor, AuditAction.RETENTION_REDACT_SET, team.id, mode=str(mode), previous=previous
+        )
         return mode
 
     async def room_path(self, team: Team, room_id: str) -> RoomPath:
@@ -160,8 +172,12 @@ class RetentionService:
     async def session_counts(self, team: Team) -> list[RoomSessions]:
         """Per room of the team, the sessions the bot holds and those sweeps deleted."""
         return [
-            RoomSessions(room.room_id, room.name, await self.sessions.kept(room.room_id),
-                         await self.sessions.deleted(room.room_id))
+            RoomSessions(
+                room.room_id,
+                room.name,
+                await self.sessions.kept(room.room_id),
+                await self.sessions.deleted(room.room_id),
+            )
             for room in await self.rooms_to_sweep(team)
         ]
 

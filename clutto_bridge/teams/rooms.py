@@ -25,8 +25,13 @@ log = logging.getLogger("clutto.rooms")
 
 class RoomService:
     def __init__(
-        self, members: MemberService, store: RoomStore, homeserver: Homeserver, audit: AuditLog,
-        room_version: str, clock: Clock,
+        self,
+        members: MemberService,
+        store: RoomStore,
+        homeserver: Homeserver,
+        audit: AuditLog,
+        room_version: str,
+        clock: Clock,
     ) -> None:
         self.members = members
         self.teams = members.teams
@@ -53,7 +58,9 @@ class RoomService:
         """Unlink from the space and make read-only; history stays until retention removes it."""
         await self.teams.require_manager(team, actor)
         groups = await self.store.of_team(team.id, kind=RoomKind.GROUP)
-        room = next((r for r in groups if name_or_id in (r.room_id, r.name) or r.name.casefold() == name_or_id.casefold()), None)
+        room = next(
+            (r for r in groups if name_or_id in (r.room_id, r.name) or r.name.casefold() == name_or_id.casefold()), None
+        )
         if room is None:
             raise NotFound(f"{team.name} has no room {name_or_id!r}.")
         hs = self.homeserver
@@ -81,7 +88,9 @@ class RoomService:
         if existing:
             return existing, False
         room_id = await self.homeserver.create_direct_chat(
-            [requester, other], room_version=self.room_version, retention_ms=self.teams.retention_ms(team),
+            [requester, other],
+            room_version=self.room_version,
+            retention_ms=self.teams.retention_ms(team),
             encryption=self.teams.room_encryption(team),
         )
         room = TeamRoom(room_id, team.id, RoomKind.DIRECT, f"{requester} & {other}", self.clock.now_ms(), members=pair)

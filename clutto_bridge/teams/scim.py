@@ -93,9 +93,18 @@ def localpart_of(user_name: str) -> str:
 
 class ScimService:
     def __init__(
-        self, store: ScimStore, teams: TeamService, members: MemberService, profiles: ProfileService,
-        accounts: AccountStore, retention: RetentionService, notices: NoticeService, admin: SynapseAdmin,
-        audit: AuditLog, clock: Clock, domain: str,
+        self,
+        store: ScimStore,
+        teams: TeamService,
+        members: MemberService,
+        profiles: ProfileService,
+        accounts: AccountStore,
+        retention: RetentionService,
+        notices: NoticeService,
+        admin: SynapseAdmin,
+        audit: AuditLog,
+        clock: Clock,
+        domain: str,
     ) -> None:
         self.store = store
         self.teams = teams
@@ -117,7 +126,9 @@ class ScimService:
         name = " ".join(name.split()) if isinstance(name, str) else ""
         if not 1 <= len(name) <= 64:
             raise InvalidInput("Give the token a name of 1 to 64 characters (the identity provider's, say).")
-        if any(t.name.casefold() == name.casefold() and t.revoked_at is None for t in await self.store.tokens_of(team.id)):
+        if any(
+            t.name.casefold() == name.casefold() and t.revoked_at is None for t in await self.store.tokens_of(team.id)
+        ):
             raise Conflict(f"{team.name} already has a token named {name!r}; revoke it first or choose another name.")
         token_id = secrets.token_hex(4)
         secret = f"{TOKEN_PREFIX}.{token_id}.{secrets.token_urlsafe(32)}"
@@ -177,8 +188,13 @@ class ScimService:
         profile = await self.profiles.get(row.user_id)
         account = await self.accounts.get(row.user_id)
         return UserFields(
-            row.user_name, row.external_id, profile.get("first_name"), profile.get("last_name"),
-            profile.get("designation"), account.email if account else None, row.active,
+            row.user_name,
+            row.external_id,
+            profile.get("first_name"),
+            profile.get("last_name"),
+            profile.get("designation"),
+            account.email if account else None,
+            row.active,
         )
 
     async def view(self, row: ScimUser) -> ProvisionedUser:
@@ -211,13 +227,17 @@ class ScimService:
         if fields.active is not False:
             await self._join(team, user_id, local, fields, actor)
         now = self.clock.now_ms()
-        row = ScimUser(str(uuid.uuid4()), team.id, user_id, fields.user_name, fields.external_id, fields.active, 1, now, now)
+        row = ScimUser(
+            str(uuid.uuid4()), team.id, user_id, fields.user_name, fields.external_id, fields.active, 1, now, now
+        )
         await self.store.add_user(row)
         if fields.active is not False:
             await self._set_profile(user_id, fields, None)
         else:  # no account yet: kept, and published when the person is activated
             await self._keep_profile(user_id, fields)
-        await self.audit.record(team, actor, AuditAction.SCIM_USER_PROVISIONED, user_id, scim_id=row.id, active=fields.active)
+        await self.audit.record(
+            team, actor, AuditAction.SCIM_USER_PROVISIONED, user_id, scim_id=row.id, active=fields.active
+        )
         return row
 
     async def _join(self, team: Team, user_id: str, local: str, fields: UserFields, actor: str) -> None:
@@ -232,7 +252,9 @@ class ScimService:
             await self.members.invite(team, user_id, "member", actor=actor)
         else:
             # The password is random and never shown: people sign in through the provider's SSO or reset it.
-            await self.members.create_account(team, local, fields.email, secrets.token_urlsafe(24), "member", actor=actor)
+            await self.members.create_account(
+                team, local, fields.email, secrets.token_urlsafe(24), "member", actor=actor
+            )
 
     async def _keep_profile(self, user_id: str, fields: UserFields) -> None:
         allowed = set(self.profiles.rules.allowed)
@@ -244,11 +266,16 @@ class ScimService:
     async def _set_profile(self, user_id: str, fields: UserFields, before: UserFields | None) -> list[str]:
         wanted = {"first_name": fields.given_name, "last_name": fields.family_name, "designation": fields.title}
         allowed = set(self.profiles.rules.allowed)
-        old = {"first_name": before.given_name, "last_name": before.family_name, "designation": before.title} \
-            if before else {}
+        old = (
+            {"first_name": before.given_name, "last_name": before.family_name, "designation": before.title}
+            if before
+            else {}
+        )
         changes = {
-            f: v for f, v in wanted.items()
-            if f in allowed and (v != old.get(f) if before else v is not None)
+            f: v
+            for f, v in wanted.items()
+            if f in allowed
+            and (v != old.get(f) if before else v is not None)
             and not (v is None and f in self.profiles.rules.required)
         }
         if not changes or not user_id.endswith(":" + self.domain):
@@ -295,7 +322,9 @@ class ScimService:
         row.version += 1
         row.updated_at = self.clock.now_ms()
         await self.store.save_user(row)
-        await self.audit.record(team, actor, AuditAction.SCIM_USER_UPDATED, row.user_id, scim_id=row.id, changed=changed)
+        await self.audit.record(
+            team, actor, AuditAction.SCIM_USER_UPDATED, row.user_id, scim_id=row.id, changed=changed
+        )
         return row
 
     async def _leave(self, team: Team, user_id: str, actor: str) -> None:
@@ -323,7 +352,9 @@ class ScimService:
 
     async def group_members(self, team: Team, group: str) -> list[ScimUser]:
         role = GROUPS[group]
-        return [row for row in await self.store.users_of(team.id) if await self.teams.role_of(team, row.user_id) == role]
+        return [
+            row for row in await self.store.users_of(team.id) if await self.teams.role_of(team, row.user_id) == role
+        ]
 
     async def set_group(self, team: Team, group: str, scim_ids: set[str], token: ScimToken) -> None:
         """Make the provisioned members of ``group`` exactly ``scim_ids``: who joins gets its role,

@@ -58,8 +58,9 @@ class FileRemoval:
     """The file itself is deleted from the homeserver's media store."""
 
 
-async def remove_sent_file(homeserver: Homeserver, admin: SynapseAdmin, room_id: str, event_id: str,
-                           source: SentFile | None, reason: str) -> FileRemoval:
+async def remove_sent_file(
+    homeserver: Homeserver, admin: SynapseAdmin, room_id: str, event_id: str, source: SentFile | None, reason: str
+) -> FileRemoval:
     """Redact the file's message and delete its media.
 
     Either step may fail (the bot may lack the power to redact in a chat the user created;

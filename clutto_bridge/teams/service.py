@@ -57,16 +57,19 @@ class TeamView:
             "trial_ends_at": t.trial_ends_at,
             "purge_after": t.purge_after,
             "rooms": [{"room_id": r.room_id, "name": r.name, "kind": r.kind} for r in self.rooms],
-            "members": [
-                {"user_id": m.user_id, "role": m.role, "membership": m.membership} for m in self.members
-            ],
+            "members": [{"user_id": m.user_id, "role": m.role, "membership": m.membership} for m in self.members],
         }
 
 
 class TeamService:
     def __init__(
-        self, store: TeamStore, rooms: RoomStore, members: MemberStore, homeserver: Homeserver,
-        settings: Settings, clock: Clock,
+        self,
+        store: TeamStore,
+        rooms: RoomStore,
+        members: MemberStore,
+        homeserver: Homeserver,
+        settings: Settings,
+        clock: Clock,
     ) -> None:
         self.store = store
         self.rooms = rooms
@@ -195,8 +198,11 @@ class TeamService:
         if team.space_id is None:
             marker = await self._begin_creation(team, CreationKind.SPACE)
             space_id = await self.homeserver.create_space(
-                name=team.name, owner=team.owner, levels=s.bridge.power_levels,
-                room_version=s.bridge.room_version, retention_ms=self.retention_ms(team),
+                name=team.name,
+                owner=team.owner,
+                levels=s.bridge.power_levels,
+                room_version=s.bridge.room_version,
+                retention_ms=self.retention_ms(team),
                 marker=creation_marker(team.id, marker),
             )
             testhooks.exit_if("EXIT_AFTER_SPACE_CREATED", team.name)
@@ -255,8 +261,11 @@ class TeamService:
         server = user_id.split(":", 1)[1]
         # Synapse answers 404 for unknown users, sometimes without M_NOT_FOUND.
         if status == 404:
-            return f"{user_id} does not exist on the homeserver." if server == domain else \
-                f"{user_id} does not exist on its homeserver ({server})."
+            return (
+                f"{user_id} does not exist on the homeserver."
+                if server == domain
+                else f"{user_id} does not exist on its homeserver ({server})."
+            )
         if server == domain:
             return f"The homeserver could not look up {user_id} just now (error {status}); try again later."
         if status in (401, 403):

@@ -38,7 +38,10 @@ class WebhookEvents:
         """Queue the event for each receiver that wants it; how many deliveries were queued."""
         queued = 0
         body = {
-            "id": secrets.token_hex(12), "type": event, "created_ms": self.clock.now_ms(), "team_id": team_id,
+            "id": secrets.token_hex(12),
+            "type": event,
+            "created_ms": self.clock.now_ms(),
+            "team_id": team_id,
             "data": data,
         }
         for receiver in self.receivers:
@@ -50,7 +53,14 @@ class WebhookEvents:
 
     async def audit_recorded(self, entry: AuditEntry) -> None:
         """The ``AuditLog`` hook: every entry becomes an ``audit`` event."""
-        await self.emit("audit", entry.team_id, {
-            "ts": entry.ts, "actor": entry.actor, "action": entry.action, "target": entry.target,
-            "detail": entry.detail,
-        })
+        await self.emit(
+            "audit",
+            entry.team_id,
+            {
+                "ts": entry.ts,
+                "actor": entry.actor,
+                "action": entry.action,
+                "target": entry.target,
+                "detail": entry.detail,
+            },
+        )

@@ -153,29 +153,49 @@ def antispam_findings(homeserver_config: dict, settings: Settings) -> list[Findi
     wanted = bridge_url.rstrip("/") + PATH
     entries = [m for m in homeserver_config.get("modules") or [] if isinstance(m, dict) and m.get("module") == MODULE]
     if not entries:
-        return [Finding("absent", f"modules: has no {MODULE}; rules are enforced only after the fact. Install "
-                        f"synapse-http-antispam=={MODULE_VERSION} in Synapse's environment and add: "
-                        f"{module_config(bridge_url, '<antispam.shared_secret>')}")]
+        return [
+            Finding(
+                "absent",
+                f"modules: has no {MODULE}; rules are enforced only after the fact. Install "
+                f"synapse-http-antispam=={MODULE_VERSION} in Synapse's environment and add: "
+                f"{module_config(bridge_url, '<antispam.shared_secret>')}",
+            )
+        ]
     config = entries[0].get("config") or {}
     findings = []
     if str(config.get("base_url", "")).rstrip("/") != wanted:
         findings.append(Finding("error", f"{MODULE} base_url is {config.get('base_url')!r}; it must be {wanted!r}."))
     if "authorization" not in config and "authorization_path" in config:
-        findings.append(Finding("warning", f"{MODULE} reads its secret from authorization_path; make sure the file "
-                                "holds antispam.shared_secret."))
+        findings.append(
+            Finding(
+                "warning",
+                f"{MODULE} reads its secret from authorization_path; make sure the file holds antispam.shared_secret.",
+            )
+        )
     elif not hmac.compare_digest(str(config.get("authorization", "")).encode(), secret.encode()):
-        findings.append(Finding("error", f"{MODULE} authorization is not antispam.shared_secret; the bridge refuses "
-                                "its requests."))
+        findings.append(
+            Finding("error", f"{MODULE} authorization is not antispam.shared_secret; the bridge refuses its requests.")
+        )
     enabled_callbacks = config.get("enabled_callbacks")
     if enabled_callbacks is None:
-        findings.append(Finding("warning", f"{MODULE} has no enabled_callbacks: it forwards every callback, also "
-                                f"those the bridge does not serve. List {', '.join(CALLBACKS)}."))
+        findings.append(
+            Finding(
+                "warning",
+                f"{MODULE} has no enabled_callbacks: it forwards every callback, also "
+                f"those the bridge does not serve. List {', '.join(CALLBACKS)}.",
+            )
+        )
     else:
         missing = [c for c in CALLBACKS if c not in enabled_callbacks]
         if missing:
             findings.append(Finding("error", f"{MODULE} enabled_callbacks lacks {', '.join(missing)}."))
     closed = [c for c in ("user_may_join_room", "user_may_invite") if not (config.get("fail_open") or {}).get(c)]
     if closed:
-        findings.append(Finding("warning", f"{', '.join(closed)} fail closed: while the bridge is down nobody on "
-                                "this homeserver can do that, in any room."))
+        findings.append(
+            Finding(
+                "warning",
+                f"{', '.join(closed)} fail closed: while the bridge is down nobody on "
+                "this homeserver can do that, in any room.",
+            )
+        )
     return findings

@@ -33,8 +33,9 @@ class BodyTimeout(web.HTTPRequestTimeout, asyncio.TimeoutError):
 
     def __init__(self, seconds: float) -> None:
         message = f"The request body did not arrive within {seconds:g} s."
-        super().__init__(text=json.dumps({"errcode": "IO.CLUTTO.BODY_TIMEOUT", "error": message}),
-                         content_type="application/json")
+        super().__init__(
+            text=json.dumps({"errcode": "IO.CLUTTO.BODY_TIMEOUT", "error": message}), content_type="application/json"
+        )
         self.force_close()
 
 

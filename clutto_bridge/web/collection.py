@@ -64,7 +64,6 @@ def is_recorded(request: BaseRequest) -> bool:
 FACTS: Any = web.RequestKey("clutto.facts", RequestFacts) if hasattr(web, "RequestKey") else "clutto.facts"
 
 
-
 class DailySalt:
     """The key of ``hashed`` addresses: random, one per UTC day, held in this object only.
 

@@ -33,7 +33,8 @@ class GovernanceAPI:
     @routes.get(
         "/teams/{team_id}/consent",
         "Owner, admins, operator: who in the team accepted the current policy, and who block mode holds back",
-        responses={200: o.TeamConsent}, errors=UNKNOWN_TEAM,
+        responses={200: o.TeamConsent},
+        errors=UNKNOWN_TEAM,
     )
     async def team_consent(self, request: web.Request) -> web.Response:
         team = await self._team(request)
@@ -60,7 +61,8 @@ class GovernanceAPI:
     @routes.get(
         "/teams/{team_id}/retention",
         "The team's message lifetime, cutoff, bounds, holds, recent sweeps and the bot's keys per room",
-        responses={200: o.Retention}, errors=UNKNOWN_TEAM,
+        responses={200: o.Retention},
+        errors=UNKNOWN_TEAM,
     )
     async def get_retention(self, request: web.Request) -> web.Response:
         team = await self._team(request)
@@ -69,7 +71,9 @@ class GovernanceAPI:
     @routes.put(
         "/teams/{team_id}/retention",
         "Set the team's maximum message lifetime and when sweeps redact, within the operator's bounds",
-        body=i.RetentionChange, responses={200: o.Retention}, errors=UNKNOWN_TEAM,
+        body=i.RetentionChange,
+        responses={200: o.Retention},
+        errors=UNKNOWN_TEAM,
     )
     async def set_retention(self, request: web.Request, body: i.RetentionChange) -> web.Response:
         team = await self._team(request)
@@ -82,22 +86,28 @@ class GovernanceAPI:
         return web.json_response(await self._retention_json(team))
 
     @routes.post(
-        "/teams/{team_id}/retention/preview", "Count what a sweep would remove now, per room; removes nothing",
-        responses={200: o.RetentionPreview}, errors=UNKNOWN_TEAM,
+        "/teams/{team_id}/retention/preview",
+        "Count what a sweep would remove now, per room; removes nothing",
+        responses={200: o.RetentionPreview},
+        errors=UNKNOWN_TEAM,
     )
     async def preview_retention(self, request: web.Request) -> web.Response:
         team = await self._team(request)
         cutoff, rooms = await self.retention.preview(team, actor=request["actor"])
-        return web.json_response({
-            "cutoff": cutoff,
-            "events": sum(r.events for r in rooms),
-            "rooms_affected": sum(1 for r in rooms if r.events),
-            "rooms": [{"room_id": r.room_id, "name": r.name, "events": r.events, "held": r.held} for r in rooms],
-        })
+        return web.json_response(
+            {
+                "cutoff": cutoff,
+                "events": sum(r.events for r in rooms),
+                "rooms_affected": sum(1 for r in rooms if r.events),
+                "rooms": [{"room_id": r.room_id, "name": r.name, "events": r.events, "held": r.held} for r in rooms],
+            }
+        )
 
     @routes.post(
-        "/teams/{team_id}/retention/sweep", "Queue a sweep now (or return the one already queued)",
-        responses={202: o.Job}, errors=UNKNOWN_TEAM,
+        "/teams/{team_id}/retention/sweep",
+        "Queue a sweep now (or return the one already queued)",
+        responses={202: o.Job},
+        errors=UNKNOWN_TEAM,
     )
     async def sweep(self, request: web.Request) -> web.Response:
         team = await self._team(request)
@@ -105,8 +115,10 @@ class GovernanceAPI:
         return web.json_response(job.to_json(), status=202)
 
     @routes.get(
-        "/teams/{team_id}/jobs/{job_id}", "A job of the team with its progress",
-        responses={200: o.Job}, errors=NO_JOB,
+        "/teams/{team_id}/jobs/{job_id}",
+        "A job of the team with its progress",
+        responses={200: o.Job},
+        errors=NO_JOB,
     )
     async def get_job(self, request: web.Request) -> web.Response:
         team = await self._team(request)
@@ -123,8 +135,11 @@ class GovernanceAPI:
         return await self.retention.team_job(team, int(raw))
 
     @routes.put(
-        "/teams/{team_id}/plan", "Set the team's plan (operator only): trial teams are purged after trial and grace",
-        body=i.PlanChange, responses={200: o.Team}, errors=UNKNOWN_TEAM,
+        "/teams/{team_id}/plan",
+        "Set the team's plan (operator only): trial teams are purged after trial and grace",
+        body=i.PlanChange,
+        responses={200: o.Team},
+        errors=UNKNOWN_TEAM,
     )
     async def set_plan(self, request: web.Request, body: i.PlanChange) -> web.Response:
         team = await self._team(request)
@@ -132,8 +147,11 @@ class GovernanceAPI:
         return web.json_response((await self.teams.view(team)).to_json())
 
     @routes.put(
-        "/teams/{team_id}/export-setting", "Whether the team is exported before a destructive purge",
-        body=i.ExportSettingChange, responses={200: o.ExportSetting}, errors=UNKNOWN_TEAM,
+        "/teams/{team_id}/export-setting",
+        "Whether the team is exported before a destructive purge",
+        body=i.ExportSettingChange,
+        responses={200: o.ExportSetting},
+        errors=UNKNOWN_TEAM,
     )
     async def set_export_setting(self, request: web.Request, body: i.ExportSettingChange) -> web.Response:
         team = await self._team(request)
@@ -144,7 +162,8 @@ class GovernanceAPI:
         "/teams/{team_id}/exports",
         "Start an export (messages as JSON lines per room, media, members, manifest with SHA-256); "
         "poll /teams/{team_id}/jobs/{job_id}",
-        responses={202: o.Job}, errors=UNKNOWN_TEAM,
+        responses={202: o.Job},
+        errors=UNKNOWN_TEAM,
     )
     async def start_export(self, request: web.Request) -> web.Response:
         team = await self._team(request)
@@ -154,7 +173,9 @@ class GovernanceAPI:
     @routes.get(
         "/teams/{team_id}/exports/{job_id}/{path:.+}",
         "Download one file of a finished export (manifest.json lists them)",
-        responses={200: o.ExportFile}, files=frozenset({200}), errors={**UNKNOWN_TEAM, 404: "Unknown export or file"},
+        responses={200: o.ExportFile},
+        files=frozenset({200}),
+        errors={**UNKNOWN_TEAM, 404: "Unknown export or file"},
     )
     async def download_export(self, request: web.Request) -> web.StreamResponse:
         """Paths are those of the export's manifest; nothing outside the export's folder is served."""
@@ -172,8 +193,11 @@ class GovernanceAPI:
         return web.FileResponse(path, headers={"Content-Digest": await file_digest(path)})
 
     @routes.put(
-        "/teams/{team_id}/hold", "Place a legal hold on the team (no room_id) or one of its rooms",
-        body=i.NewHold, responses={201: o.Holds}, errors={**UNKNOWN_TEAM, 409: "Already held"},
+        "/teams/{team_id}/hold",
+        "Place a legal hold on the team (no room_id) or one of its rooms",
+        body=i.NewHold,
+        responses={201: o.Holds},
+        errors={**UNKNOWN_TEAM, 409: "Already held"},
     )
     async def place_hold(self, request: web.Request, body: i.NewHold) -> web.Response:
         team = await self._team(request)
@@ -181,8 +205,11 @@ class GovernanceAPI:
         return web.json_response({"holds": sorted(await self.retention.holds(team))}, status=201)
 
     @routes.delete(
-        "/teams/{team_id}/hold", "Lift a legal hold (room_id query parameter for a room's hold)",
-        query=i.HoldQuery, responses={200: o.Holds}, errors={**UNKNOWN_TEAM, 404: "No such hold"},
+        "/teams/{team_id}/hold",
+        "Lift a legal hold (room_id query parameter for a room's hold)",
+        query=i.HoldQuery,
+        responses={200: o.Holds},
+        errors={**UNKNOWN_TEAM, 404: "No such hold"},
     )
     async def lift_hold(self, request: web.Request, query: i.HoldQuery) -> web.Response:
         team = await self._team(request)

@@ -29,5 +29,7 @@ class HealthEndpoint:
 
     async def health(self, request: web.Request) -> web.Response:
         if not await self.watchdog.alive(TIMEOUT):
-            return error_response(503, "M_UNKNOWN", "The bridge's self-check failed: its database did not answer in time.")
+            return error_response(
+                503, "M_UNKNOWN", "The bridge's self-check failed: its database did not answer in time."
+            )
         return web.json_response({"status": "ok"})

@@ -38,7 +38,8 @@ class NewNotice(Body):
 class NewTeam(Body):
     name: str
     owner: str | None = Field(
-        None, description="Matrix user ID of the Customer; required for the operator, a member owns what they create",
+        None,
+        description="Matrix user ID of the Customer; required for the operator, a member owns what they create",
     )
 
 
@@ -74,9 +75,14 @@ def _member_kind(body: Any) -> str:
     return "account" if isinstance(body, dict) and "username" in body else "invite"
 
 
-class NewMember(RootModel[Annotated[
-    Annotated[Invite, Tag("invite")] | Annotated[NewAccount, Tag("account")], Discriminator(_member_kind),
-]]):
+class NewMember(
+    RootModel[
+        Annotated[
+            Annotated[Invite, Tag("invite")] | Annotated[NewAccount, Tag("account")],
+            Discriminator(_member_kind),
+        ]
+    ]
+):
     """Either ``user_id`` (an existing account) or ``username``, ``email`` and ``password`` (a new one)."""
 
 
@@ -101,7 +107,9 @@ class IntegrationValue(Body):
 
 
 class NewScimToken(Body):
-    name: str = Field(min_length=1, max_length=64, description="what the token is for, e.g. the identity provider's name")
+    name: str = Field(
+        min_length=1, max_length=64, description="what the token is for, e.g. the identity provider's name"
+    )
 
 
 class IntegrationQuery(Query):
@@ -113,7 +121,11 @@ class EmailChange(Body):
 
 
 class RetentionChange(Body):
-    max_lifetime: str | None = Field(None, examples=["30d"], description="a duration within the operator's bounds: s, m (minutes), h, d, w or mo (30 days), e.g. 30d, 3mo")
+    max_lifetime: str | None = Field(
+        None,
+        examples=["30d"],
+        description="a duration within the operator's bounds: s, m (minutes), h, d, w or mo (30 days), e.g. 30d, 3mo",
+    )
     redact: Literal["auto", "always", "never"] | None = Field(
         None, description="when sweeps redact besides purging; as much as the operator's setting or more"
     )

@@ -20,8 +20,10 @@ class KeysAPI:
         self.jwks = keys.jwks()
 
     @routes.get(
-        "/keys", "Public: the Ed25519 keys that verify our response and webhook signatures (JWK set)",
-        responses={200: o.JsonWebKeySet}, public=True,
+        "/keys",
+        "Public: the Ed25519 keys that verify our response and webhook signatures (JWK set)",
+        responses={200: o.JsonWebKeySet},
+        public=True,
     )
     async def keys(self, request: web.Request) -> web.Response:
         """Match a signature's `keyid` with a key's `kid`. Earlier keys stay listed after a key change

@@ -17,7 +17,6 @@ METRICS_PATH = "/_clutto/metrics"
 UNMATCHED = "unmatched"
 
 
-
 class MetricsEndpoint:
     def __init__(self, usage: UsageService, metrics: Metrics, secret: str) -> None:
         self.usage = usage
@@ -40,7 +39,9 @@ def count_requests(metrics: Metrics, prefix: str) -> Callable:
     """Count every provisioning request by method, route template (never the path: it holds
     ids) and final status, refusals included. Outermost, so it sees the status sent."""
 
-    return after_each_request(lambda request, status: metrics.api_request(request.method, _template(request, prefix), status))
+    return after_each_request(
+        lambda request, status: metrics.api_request(request.method, _template(request, prefix), status)
+    )
 
 
 def _template(request: web.Request, prefix: str) -> str:

@@ -31,8 +31,10 @@ DESCRIPTION = (
 
 # Path parameters that are not plain text; the rest are strings.
 _PATH_TYPES: dict[str, type] = {"job_id": int}
-_PATH_NOTES = {"path": "a path listed in the export's manifest.json; may contain /",
-               "room": "a group room's ID or name"}
+_PATH_NOTES = {
+    "path": "a path listed in the export's manifest.json; may contain /",
+    "room": "a group room's ID or name",
+}
 
 
 def openapi_document(prefix: str, routes: Iterable[Route]) -> dict[str, Any]:
@@ -94,8 +96,10 @@ def _operation(route: Route) -> dict[str, Any]:
     for status, model in route.responses.items():
         if status in route.file_responses:
             file = TypeAdapter(bytes).json_schema()
-            responses[str(status)] = {"description": (model.__doc__ or "").strip(),
-                                      "content": {"application/octet-stream": {"schema": file}}}
+            responses[str(status)] = {
+                "description": (model.__doc__ or "").strip(),
+                "content": {"application/octet-stream": {"schema": file}},
+            }
         else:
             responses[str(status)] = {"description": _first_line(model), "content": _json(_ref(model))}
     error = _json(_ref(MatrixError))
@@ -117,8 +121,12 @@ def _first_line(model: type[BaseModel]) -> str:
 
 
 def _path_parameter(name: str) -> dict[str, Any]:
-    parameter = {"name": name, "in": "path", "required": True,
-                 "schema": TypeAdapter(_PATH_TYPES.get(name, str)).json_schema()}
+    parameter = {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": TypeAdapter(_PATH_TYPES.get(name, str)).json_schema(),
+    }
     if name in _PATH_NOTES:
         parameter["description"] = _PATH_NOTES[name]
     return parameter

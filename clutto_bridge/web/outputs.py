@@ -358,7 +358,9 @@ class UsageCell(Output):
     plan: Literal["trial", "paid"]
     size: Literal["1", "2-5", "6-20", "21-100", "101+"] = Field(description="current members, in buckets")
     teams: int
-    members: int = Field(description="current (invited or joined) memberships of these teams; a person counts in each team")
+    members: int = Field(
+        description="current (invited or joined) memberships of these teams; a person counts in each team"
+    )
 
 
 class UsageReport(Output):

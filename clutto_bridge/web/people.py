@@ -43,36 +43,54 @@ class PeopleAPI:
             raise ApiError(403, "M_FORBIDDEN", f"{actor} may act only on their own data.")
         return user_id
 
-    @routes.get("/policy", "The current privacy policy: version, summary, full text, consent mode, all versions",
-                responses={200: o.Policy})
+    @routes.get(
+        "/policy",
+        "The current privacy policy: version, summary, full text, consent mode, all versions",
+        responses={200: o.Policy},
+    )
     async def get_policy(self, request: web.Request) -> web.Response:
         consent = self.ctx.settings.consent
         text = consent.current
-        return web.json_response({
-            "version": text.version, "published": text.published.isoformat(), "reconsent": text.reconsent,
-            "summary": text.summary, "url": text.url or None, "text": text.text, "mode": consent.mode,
-            "versions": sorted(consent.texts),
-        })
+        return web.json_response(
+            {
+                "version": text.version,
+                "published": text.published.isoformat(),
+                "reconsent": text.reconsent,
+                "summary": text.summary,
+                "url": text.url or None,
+                "text": text.text,
+                "mode": consent.mode,
+                "versions": sorted(consent.texts),
+            }
+        )
 
-    @routes.get("/users/{user_id}/profile", "A profile (yourself, a teammate, or any for the operator)",
-                responses={200: o.Profile}, errors={403: "Not in a team with this user"})
+    @routes.get(
+        "/users/{user_id}/profile",
+        "A profile (yourself, a teammate, or any for the operator)",
+        responses={200: o.Profile},
+        errors={403: "Not in a team with this user"},
+    )
     async def get_profile(self, request: web.Request) -> web.Response:
         user_id = validation.user_id(request.match_info["user_id"])
         profile = await self.ctx.profiles.shown(user_id, request["actor"])
-        return web.json_response({"user_id": user_id, "profile": profile,
-                                  "missing": await self.ctx.profiles.missing(user_id)})
+        return web.json_response(
+            {"user_id": user_id, "profile": profile, "missing": await self.ctx.profiles.missing(user_id)}
+        )
 
     @routes.put(
         "/users/{user_id}/profile",
         "Set fields (a value) or remove optional ones (null): first_name, last_name, designation, "
         "photo (mxc:// URI of an allowed image)",
-        body=i.ProfileChange, responses={200: o.Profile}, errors={403: "Not this member"},
+        body=i.ProfileChange,
+        responses={200: o.Profile},
+        errors={403: "Not this member"},
     )
     async def set_profile(self, request: web.Request, body: i.ProfileChange) -> web.Response:
         user_id = self._user(request, operator=True)
         profile = await self.ctx.profiles.update(user_id, body.root, actor=request["actor"])
-        return web.json_response({"user_id": user_id, "profile": profile,
-                                  "missing": await self.ctx.profiles.missing(user_id)})
+        return web.json_response(
+            {"user_id": user_id, "profile": profile, "missing": await self.ctx.profiles.missing(user_id)}
+        )
 
     async def _consent_json(self, user_id: str) -> dict:
         accepted = await self.ctx.consent.accepted(user_id)
@@ -83,24 +101,35 @@ class PeopleAPI:
             "accepted": [{"version": v, "accepted_at": ts} for v, ts in accepted],
         }
 
-    @routes.get("/users/{user_id}/consent", "Consent records and whether they cover the current version",
-                responses={200: o.Consent}, errors={403: "Not this member"})
+    @routes.get(
+        "/users/{user_id}/consent",
+        "Consent records and whether they cover the current version",
+        responses={200: o.Consent},
+        errors={403: "Not this member"},
+    )
     async def get_consent(self, request: web.Request) -> web.Response:
         user_id = self._user(request, operator=True)
         await self.ctx.mydata.consent_read(user_id, reader=request["actor"])
         return web.json_response(await self._consent_json(user_id))
 
     @routes.post(
-        "/users/{user_id}/consent", "Accept the current policy version (restores sending in block mode)",
-        body=i.ConsentGiven, responses={200: o.Consent}, errors={**NOT_THEM, 409: "Already accepted"},
+        "/users/{user_id}/consent",
+        "Accept the current policy version (restores sending in block mode)",
+        body=i.ConsentGiven,
+        responses={200: o.Consent},
+        errors={**NOT_THEM, 409: "Already accepted"},
     )
     async def give_consent(self, request: web.Request, body: i.ConsentGiven) -> web.Response:
         user_id = self._user(request, operator=False)
         await self.ctx.onboarding.accept(user_id, body.version)
         return web.json_response(await self._consent_json(user_id))
 
-    @routes.put("/users/{user_id}/contacts/permission", "Allow contact import",
-                responses={200: o.ContactsAllowed}, errors={**NOT_THEM, 409: "Already allowed"})
+    @routes.put(
+        "/users/{user_id}/contacts/permission",
+        "Allow contact import",
+        responses={200: o.ContactsAllowed},
+        errors={**NOT_THEM, 409: "Already allowed"},
+    )
     async def allow_contacts(self, request: web.Request) -> web.Response:
         user_id = self._user(request, operator=False)
         try:
@@ -110,8 +139,10 @@ class PeopleAPI:
         return web.json_response({"allowed": True})
 
     @routes.delete(
-        "/users/{user_id}/contacts/permission", "Revoke contact import; deletes every imported contact",
-        responses={200: o.ContactsRevoked}, errors={**NOT_THEM, 409: "Not allowed, nothing to revoke"},
+        "/users/{user_id}/contacts/permission",
+        "Revoke contact import; deletes every imported contact",
+        responses={200: o.ContactsRevoked},
+        errors={**NOT_THEM, 409: "Not allowed, nothing to revoke"},
     )
     async def revoke_contacts(self, request: web.Request) -> web.Response:
         user_id = self._user(request, operator=False)
@@ -124,8 +155,10 @@ class PeopleAPI:
         return web.json_response({"contacts": await self.ctx.contacts.list(user_id)})
 
     @routes.post(
-        "/users/{user_id}/contacts", "Import a vCard file; matches are offered as invites",
-        body=RawBody(i.VCardFile, VCARD_TYPES), responses={201: o.ImportReport},
+        "/users/{user_id}/contacts",
+        "Import a vCard file; matches are offered as invites",
+        body=RawBody(i.VCardFile, VCARD_TYPES),
+        responses={201: o.ImportReport},
         errors={403: "No permission, or not this member", 413: "Over 1 MiB", 415: "Not text/vcard"},
     )
     async def import_contacts(self, request: web.Request) -> web.Response:
@@ -139,13 +172,16 @@ class PeopleAPI:
         try:
             report = await self.ctx.contacts.import_vcards(user_id, data)
         except ImportNotAllowed as e:
-            raise ApiError(e.status, e.errcode, f"{e.message} The member grants it with "
-                           f"{_permission_endpoint('PUT', user_id)}.")
+            raise ApiError(
+                e.status, e.errcode, f"{e.message} The member grants it with {_permission_endpoint('PUT', user_id)}."
+            )
         return web.json_response(report.to_json(), status=201)
 
     @routes.get(
-        "/users/{user_id}/data", "Everything the bridge stores about a user (their own, or any for the operator)",
-        responses={200: o.MyData}, errors={403: "Not this member"},
+        "/users/{user_id}/data",
+        "Everything the bridge stores about a user (their own, or any for the operator)",
+        responses={200: o.MyData},
+        errors={403: "Not this member"},
     )
     async def get_data(self, request: web.Request) -> web.Response:
         user_id = self._user(request, operator=True)

@@ -79,16 +79,21 @@ class ProvisioningAPI:
         return web.json_response(self.document)
 
     @routes.post(
-        "/notices", "Operator: send a service notice (reaches every member) or marketing (only members who opted in)",
-        body=i.NewNotice, responses={200: o.NoticeReport}, errors={403: "Not the operator", 404: "Unknown team"},
+        "/notices",
+        "Operator: send a service notice (reaches every member) or marketing (only members who opted in)",
+        body=i.NewNotice,
+        responses={200: o.NoticeReport},
+        errors={403: "Not the operator", 404: "Unknown team"},
     )
     async def send_notice(self, request: web.Request, body: i.NewNotice) -> web.Response:
         report = await self.notices.send(body.kind, body.text, team_id=body.team_id, actor=request["actor"])
         return web.json_response(report.to_json())
 
     @routes.get(
-        "/promises", "Operator: every privacy promise as kept, weakened by a named setting, or not yet enforced",
-        responses={200: o.PromiseReport}, errors={403: "Not the operator"},
+        "/promises",
+        "Operator: every privacy promise as kept, weakened by a named setting, or not yet enforced",
+        responses={200: o.PromiseReport},
+        errors={403: "Not the operator"},
     )
     async def promises(self, request: web.Request) -> web.Response:
         """The compliance report of `clutto-bridge promises -c config.yaml` for the running configuration.
@@ -97,10 +102,12 @@ class ProvisioningAPI:
         if request["actor"] is not None:
             raise ApiError(403, "M_FORBIDDEN", "Only the operator may read the compliance report.")
         verdicts = check(self.settings)
-        return web.json_response({
-            "promises": [v.to_json() for v in verdicts],
-            "weakened": [v.promise.id for v in weakened(verdicts)],
-        })
+        return web.json_response(
+            {
+                "promises": [v.to_json() for v in verdicts],
+                "weakened": [v.promise.id for v in weakened(verdicts)],
+            }
+        )
 
     @routes.get("/teams", "List teams (a member: their own)", responses={200: o.TeamList})
     async def list_teams(self, request: web.Request) -> web.Response:
@@ -110,10 +117,15 @@ class ProvisioningAPI:
         return web.json_response({"teams": [v.to_json() for v in views]})
 
     @routes.post(
-        "/teams", "Create a team (space and default rooms) owned by a local user",
-        body=i.NewTeam, responses={201: o.Team},
-        errors={403: "Owner is not on this homeserver, or a member creating for someone else",
-                404: "Owner does not exist", 409: "A team with this name exists (errcode IO.CLUTTO.TEAM_EXISTS)"},
+        "/teams",
+        "Create a team (space and default rooms) owned by a local user",
+        body=i.NewTeam,
+        responses={201: o.Team},
+        errors={
+            403: "Owner is not on this homeserver, or a member creating for someone else",
+            404: "Owner does not exist",
+            409: "A team with this name exists (errcode IO.CLUTTO.TEAM_EXISTS)",
+        },
     )
     async def create_team(self, request: web.Request, body: i.NewTeam) -> web.Response:
         actor = request["actor"]
@@ -132,21 +144,31 @@ class ProvisioningAPI:
         return web.json_response((await self.teams.view(team)).to_json())
 
     @routes.patch(
-        "/teams/{team_id}", "Change the team's name, topic or avatar (mxc:// URL)",
-        body=i.TeamChange, responses={200: o.Team}, errors={**UNKNOWN_TEAM, 409: "Name taken"},
+        "/teams/{team_id}",
+        "Change the team's name, topic or avatar (mxc:// URL)",
+        body=i.TeamChange,
+        responses={200: o.Team},
+        errors={**UNKNOWN_TEAM, 409: "Name taken"},
     )
     async def update_team(self, request: web.Request, body: i.TeamChange) -> web.Response:
         team = await self._team(request)
         if not body.model_fields_set:
             raise ApiError(400, "M_INVALID_PARAM", "Send one or more of name, topic, avatar_url.")
         team = await self.details.update(
-            team, actor=request["actor"], name=body.name, topic=body.topic, avatar_url=body.avatar_url,
+            team,
+            actor=request["actor"],
+            name=body.name,
+            topic=body.topic,
+            avatar_url=body.avatar_url,
         )
         return web.json_response((await self.teams.view(team)).to_json())
 
     @routes.delete(
-        "/teams/{team_id}", "Delete the team: space and rooms deleted with purge on the homeserver, rows removed",
-        body=i.TeamDeletion, responses={200: o.Deleted}, errors=UNKNOWN_TEAM,
+        "/teams/{team_id}",
+        "Delete the team: space and rooms deleted with purge on the homeserver, rows removed",
+        body=i.TeamDeletion,
+        responses={200: o.Deleted},
+        errors=UNKNOWN_TEAM,
     )
     async def delete_team(self, request: web.Request, body: i.TeamDeletion) -> web.Response:
         team = await self._team(request)
@@ -156,7 +178,8 @@ class ProvisioningAPI:
     @routes.post(
         "/teams/{team_id}/members",
         "Add a member: invite an existing account (user_id) or create one (username, email, password)",
-        body=i.NewMember, responses={201: o.Member},
+        body=i.NewMember,
+        responses={201: o.Member},
         errors={**UNKNOWN_TEAM, 409: "Already a member, or the account exists"},
     )
     async def add_member(self, request: web.Request, body: i.NewMember) -> web.Response:
@@ -164,15 +187,23 @@ class ProvisioningAPI:
         new = body.root
         if isinstance(new, i.NewAccount):
             member = await self.members.create_account(
-                team, new.username, new.email, new.password, new.role, actor=request["actor"],
+                team,
+                new.username,
+                new.email,
+                new.password,
+                new.role,
+                actor=request["actor"],
             )
         else:
             member = await self.members.invite(team, new.user_id, new.role, actor=request["actor"])
         return web.json_response(_member_json(member), status=201)
 
     @routes.put(
-        "/teams/{team_id}/members/{user_id}", "Change a member's role (power levels follow in every team room)",
-        body=i.RoleChange, responses={200: o.Member}, errors={**UNKNOWN_TEAM, 409: "Already that role"},
+        "/teams/{team_id}/members/{user_id}",
+        "Change a member's role (power levels follow in every team room)",
+        body=i.RoleChange,
+        responses={200: o.Member},
+        errors={**UNKNOWN_TEAM, 409: "Already that role"},
     )
     async def change_role(self, request: web.Request, body: i.RoleChange) -> web.Response:
         team = await self._team(request)
@@ -180,19 +211,28 @@ class ProvisioningAPI:
         return web.json_response(_member_json(member))
 
     @routes.delete(
-        "/teams/{team_id}/members/{user_id}", "Remove a member: kicked from the space, rooms and individual chats",
-        query=i.RemovalQuery, responses={200: o.Member}, errors=UNKNOWN_TEAM,
+        "/teams/{team_id}/members/{user_id}",
+        "Remove a member: kicked from the space, rooms and individual chats",
+        query=i.RemovalQuery,
+        responses={200: o.Member},
+        errors=UNKNOWN_TEAM,
     )
     async def remove_member(self, request: web.Request, query: i.RemovalQuery) -> web.Response:
         team = await self._team(request)
         member = await self.members.remove(
-            team, request.match_info["user_id"], actor=request["actor"], deactivate=query.deactivate,
+            team,
+            request.match_info["user_id"],
+            actor=request["actor"],
+            deactivate=query.deactivate,
         )
         return web.json_response(_member_json(member))
 
     @routes.post(
-        "/teams/{team_id}/transfer", "Transfer ownership to another member; the old owner becomes admin",
-        body=i.Transfer, responses={200: o.Team}, errors=UNKNOWN_TEAM,
+        "/teams/{team_id}/transfer",
+        "Transfer ownership to another member; the old owner becomes admin",
+        body=i.Transfer,
+        responses={200: o.Team},
+        errors=UNKNOWN_TEAM,
     )
     async def transfer(self, request: web.Request, body: i.Transfer) -> web.Response:
         team = await self._team(request)
@@ -200,8 +240,11 @@ class ProvisioningAPI:
         return web.json_response((await self.teams.view(team)).to_json())
 
     @routes.post(
-        "/teams/{team_id}/rooms", "Create a group room in the team's space",
-        body=i.NewRoom, responses={201: o.Room}, errors={**UNKNOWN_TEAM, 409: "Name taken"},
+        "/teams/{team_id}/rooms",
+        "Create a group room in the team's space",
+        body=i.NewRoom,
+        responses={201: o.Room},
+        errors={**UNKNOWN_TEAM, 409: "Name taken"},
     )
     async def create_room(self, request: web.Request, body: i.NewRoom) -> web.Response:
         team = await self._team(request)
@@ -209,8 +252,10 @@ class ProvisioningAPI:
         return web.json_response(_room_json(room), status=201)
 
     @routes.delete(
-        "/teams/{team_id}/rooms/{room}", "Archive a group room (by id or name): read-only and out of the space",
-        responses={200: o.Room}, errors=UNKNOWN_TEAM,
+        "/teams/{team_id}/rooms/{room}",
+        "Archive a group room (by id or name): read-only and out of the space",
+        responses={200: o.Room},
+        errors=UNKNOWN_TEAM,
     )
     async def archive_room(self, request: web.Request) -> web.Response:
         team = await self._team(request)
@@ -232,8 +277,11 @@ class ProvisioningAPI:
         return web.json_response({"encrypted": [_room_json(room) for room in rooms]})
 
     @routes.post(
-        "/teams/{team_id}/direct", "Create (or return) the direct chat between two members of the team",
-        body=i.DirectChat, responses={201: o.Room, 200: o.Room}, errors=UNKNOWN_TEAM,
+        "/teams/{team_id}/direct",
+        "Create (or return) the direct chat between two members of the team",
+        body=i.DirectChat,
+        responses={201: o.Room, 200: o.Room},
+        errors=UNKNOWN_TEAM,
     )
     async def direct_chat(self, request: web.Request, body: i.DirectChat) -> web.Response:
         team = await self._team(request)
@@ -246,15 +294,19 @@ class ProvisioningAPI:
     @routes.get(
         "/teams/{team_id}/integrations",
         "The team's allowlist of integration bots and widget URL prefixes (and the operator's defaults)",
-        responses={200: o.Allowlist}, errors=UNKNOWN_TEAM,
+        responses={200: o.Allowlist},
+        errors=UNKNOWN_TEAM,
     )
     async def list_integrations(self, request: web.Request) -> web.Response:
         team = await self._team(request)
         return web.json_response((await self.integrations.allowlist(team)).to_json())
 
     @routes.post(
-        "/teams/{team_id}/integrations", "Allow a bot (Matrix ID) or widgets under an https:// URL prefix",
-        body=i.IntegrationValue, responses={201: o.Allowlist}, errors={**UNKNOWN_TEAM, 409: "Already allowed"},
+        "/teams/{team_id}/integrations",
+        "Allow a bot (Matrix ID) or widgets under an https:// URL prefix",
+        body=i.IntegrationValue,
+        responses={201: o.Allowlist},
+        errors={**UNKNOWN_TEAM, 409: "Already allowed"},
     )
     async def allow_integration(self, request: web.Request, body: i.IntegrationValue) -> web.Response:
         team = await self._team(request)
@@ -262,8 +314,11 @@ class ProvisioningAPI:
         return web.json_response((await self.integrations.allowlist(team)).to_json(), status=201)
 
     @routes.delete(
-        "/teams/{team_id}/integrations", "Deny a bot or prefix again; a denied bot is removed from the team's rooms",
-        query=i.IntegrationQuery, responses={200: o.Allowlist}, errors=UNKNOWN_TEAM,
+        "/teams/{team_id}/integrations",
+        "Deny a bot or prefix again; a denied bot is removed from the team's rooms",
+        query=i.IntegrationQuery,
+        responses={200: o.Allowlist},
+        errors=UNKNOWN_TEAM,
     )
     async def deny_integration(self, request: web.Request, query: i.IntegrationQuery) -> web.Response:
         team = await self._team(request)
@@ -273,24 +328,29 @@ class ProvisioningAPI:
     @routes.get(
         "/teams/{team_id}/email",
         "Owner, admins, operator: the team's email address (headers only) and whether it is on",
-        responses={200: o.EmailAddress}, errors=UNKNOWN_TEAM,
+        responses={200: o.EmailAddress},
+        errors=UNKNOWN_TEAM,
     )
     async def get_email(self, request: web.Request) -> web.Response:
         team = await self._team(request)
         return web.json_response((await self.email.status(team, actor=request["actor"])).to_json())
 
     @routes.put(
-        "/teams/{team_id}/email", "Owner, admins, operator: switch the team's email address on or off",
-        body=i.EmailChange, responses={200: o.EmailAddress}, errors=UNKNOWN_TEAM,
+        "/teams/{team_id}/email",
+        "Owner, admins, operator: switch the team's email address on or off",
+        body=i.EmailChange,
+        responses={200: o.EmailAddress},
+        errors=UNKNOWN_TEAM,
     )
     async def set_email(self, request: web.Request, body: i.EmailChange) -> web.Response:
         team = await self._team(request)
         return web.json_response((await self.email.switch(team, body.enabled, actor=request["actor"])).to_json())
 
-
     @routes.get(
-        "/teams/{team_id}/scim/tokens", "Owner, admins, operator: the team's SCIM tokens (never their secrets)",
-        responses={200: o.ScimTokenList}, errors=UNKNOWN_TEAM,
+        "/teams/{team_id}/scim/tokens",
+        "Owner, admins, operator: the team's SCIM tokens (never their secrets)",
+        responses={200: o.ScimTokenList},
+        errors=UNKNOWN_TEAM,
     )
     async def list_scim_tokens(self, request: web.Request) -> web.Response:
         team = await self._team(request)
@@ -298,8 +358,11 @@ class ProvisioningAPI:
         return web.json_response({"tokens": [_token_json(t) for t in tokens], "base_url": self._scim_base()})
 
     @routes.post(
-        "/teams/{team_id}/scim/tokens", "Owner, admins, operator: a new SCIM token for the team's identity provider",
-        body=i.NewScimToken, responses={201: o.ScimTokenCreated}, errors={**UNKNOWN_TEAM, 409: "A live token has this name"},
+        "/teams/{team_id}/scim/tokens",
+        "Owner, admins, operator: a new SCIM token for the team's identity provider",
+        body=i.NewScimToken,
+        responses={201: o.ScimTokenCreated},
+        errors={**UNKNOWN_TEAM, 409: "A live token has this name"},
     )
     async def new_scim_token(self, request: web.Request, body: i.NewScimToken) -> web.Response:
         """The token is in this answer only; Clutto keeps a SHA-256 of it. See docs/admins/scim.md."""
@@ -308,8 +371,10 @@ class ProvisioningAPI:
         return web.json_response({**_token_json(token), "token": secret}, status=201)
 
     @routes.delete(
-        "/teams/{team_id}/scim/tokens/{token_id}", "Owner, admins, operator: revoke a SCIM token",
-        responses={200: o.ScimToken}, errors={**UNKNOWN_TEAM, 409: "Revoked already"},
+        "/teams/{team_id}/scim/tokens/{token_id}",
+        "Owner, admins, operator: revoke a SCIM token",
+        responses={200: o.ScimToken},
+        errors={**UNKNOWN_TEAM, 409: "Revoked already"},
     )
     async def revoke_scim_token(self, request: web.Request) -> web.Response:
         team = await self._team(request)
@@ -322,15 +387,22 @@ class ProvisioningAPI:
 
 def _token_json(token: ScimToken) -> dict[str, Any]:
     return {
-        "id": token.id, "name": token.name, "created_by": token.created_by, "created_at": token.created_at,
-        "last_used_at": token.last_used_at, "revoked_at": token.revoked_at,
+        "id": token.id,
+        "name": token.name,
+        "created_by": token.created_by,
+        "created_at": token.created_at,
+        "last_used_at": token.last_used_at,
+        "revoked_at": token.revoked_at,
     }
 
 
 def all_routes() -> list[Route]:
     """Every endpoint of the provisioning API, in the order they are routed."""
     return [
-        *routes.routes, *GovernanceAPI.routes.routes, *PeopleAPI.routes.routes, *ReportsAPI.routes.routes,
+        *routes.routes,
+        *GovernanceAPI.routes.routes,
+        *PeopleAPI.routes.routes,
+        *ReportsAPI.routes.routes,
         *KeysAPI.routes.routes,
     ]
 

@@ -16,8 +16,10 @@ class ReportsAPI:
         self.usage = ctx.usage
 
     @routes.get(
-        "/reports/usage", "Operator: teams and members per sign-up week, plan and size; small cells suppressed",
-        responses={200: o.UsageReport}, errors={403: "Not the operator"},
+        "/reports/usage",
+        "Operator: teams and members per sign-up week, plan and size; small cells suppressed",
+        responses={200: o.UsageReport},
+        errors={403: "Not the operator"},
     )
     async def usage_report(self, request: web.Request) -> web.Response:
         """Cells describing fewer than ``analytics.k`` teams or members are left out and counted

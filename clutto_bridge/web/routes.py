@@ -85,15 +85,34 @@ class RouteTable:
         self.routes: list[Route] = []
 
     def route(
-        self, method: str, path: str, summary: str, *, body: type[BaseModel] | RawBody | None = None,
-        query: type[BaseModel] | None = None, responses: Mapping[int, type[BaseModel]],
-        errors: Mapping[int, str] | None = None, files: frozenset[int] = frozenset(), public: bool = False,
+        self,
+        method: str,
+        path: str,
+        summary: str,
+        *,
+        body: type[BaseModel] | RawBody | None = None,
+        query: type[BaseModel] | None = None,
+        responses: Mapping[int, type[BaseModel]],
+        errors: Mapping[int, str] | None = None,
+        files: frozenset[int] = frozenset(),
+        public: bool = False,
     ) -> Callable[[Handler], Handler]:
         def declare(handler: Handler) -> Handler:
-            self.routes.append(Route(
-                method, path, summary, handler, body, query, responses, errors or {}, files,
-                (handler.__doc__ or "").strip() or None, public,
-            ))
+            self.routes.append(
+                Route(
+                    method,
+                    path,
+                    summary,
+                    handler,
+                    body,
+                    query,
+                    responses,
+                    errors or {},
+                    files,
+                    (handler.__doc__ or "").strip() or None,
+                    public,
+                )
+            )
             return handler
 
         return declare

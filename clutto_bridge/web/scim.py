@@ -83,6 +83,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # --- the schema Clutto declares: only what it keeps ------------------------------------------
 
+
 class Name(ComplexAttribute):
     family_name: Annotated[str | None, Required.true] = None
     """The family name (the profile's last name, if the policy keeps it)."""
@@ -147,8 +148,9 @@ class TokenBuckets:
 
 
 class ScimAPI:
-    def __init__(self, scim: ScimService, teams: TeamService, *, keys: SigningKeys,
-                 rate: float = RATE, burst: int = BURST) -> None:
+    def __init__(
+        self, scim: ScimService, teams: TeamService, *, keys: SigningKeys, rate: float = RATE, burst: int = BURST
+    ) -> None:
         self.scim = scim
         self.teams = teams
         self.buckets = TokenBuckets(rate, burst)
@@ -242,8 +244,14 @@ class ScimAPI:
     def _base(request: web.Request) -> str:
         return f"{request.scheme}://{request.host}{SCIM_PREFIX}"
 
-    def _respond(self, request: web.Request, body: dict[str, Any], status: int = 200, etag: str | None = None,
-                 location: str | None = None) -> web.Response:
+    def _respond(
+        self,
+        request: web.Request,
+        body: dict[str, Any],
+        status: int = 200,
+        etag: str | None = None,
+        location: str | None = None,
+    ) -> web.Response:
         response = web.json_response(body, status=status, content_type=MEDIA_TYPE)
         if etag:
             response.headers["ETag"] = etag
@@ -265,12 +273,21 @@ class ScimAPI:
             group = next(g for g, role in GROUPS.items() if role == view.role)
             groups = [GroupMembership(value=group, display=group, type="direct")]
         user = User(
-            id=row.id, external_id=row.external_id, user_name=row.user_name, name=name, title=f.title,
-            active=row.active, emails=[Email(value=f.email)] if f.email else None, groups=groups,
+            id=row.id,
+            external_id=row.external_id,
+            user_name=row.user_name,
+            name=name,
+            title=f.title,
+            active=row.active,
+            emails=[Email(value=f.email)] if f.email else None,
+            groups=groups,
         )
         user.meta = Meta(
-            resource_type="User", created=_when(row.created_at), last_modified=_when(row.updated_at),
-            version=_user_version(row), location=f"{self._base(request)}/Users/{row.id}",
+            resource_type="User",
+            created=_when(row.created_at),
+            last_modified=_when(row.updated_at),
+            version=_user_version(row),
+            location=f"{self._base(request)}/Users/{row.id}",
         )
         return user
 
@@ -280,10 +297,12 @@ class ScimAPI:
             raise ScimError(400, "userName is required.", "invalidValue")
         primary = next((e for e in user.emails or [] if e.value), None)
         return UserFields(
-            user_name=user.user_name.strip(), external_id=user.external_id,
+            user_name=user.user_name.strip(),
+            external_id=user.external_id,
             given_name=user.name.given_name if user.name else None,
             family_name=user.name.family_name if user.name else None,
-            title=user.title, email=str(primary.value) if primary else None,
+            title=user.title,
+            email=str(primary.value) if primary else None,
             active=user.active,
         )
 
@@ -295,15 +314,24 @@ class ScimAPI:
     async def service_provider_config(self, request: web.Request) -> web.Response:
         config = ServiceProviderConfig(
             documentation_uri="https://clutto.example/docs/scim/",
-            patch=Patch(supported=True), bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
-            filter=Filter(supported=True, max_results=MAX_PAGE), change_password=ChangePassword(supported=False),
-            sort=Sort(supported=False), etag=ETag(supported=True),
-            authentication_schemes=[AuthenticationScheme(
-                type="oauthbearertoken", name="Team SCIM token", primary=True,
-                description="A bearer token of one team, made with `!clutto scim token new NAME`.",
-            )],
+            patch=Patch(supported=True),
+            bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
+            filter=Filter(supported=True, max_results=MAX_PAGE),
+            change_password=ChangePassword(supported=False),
+            sort=Sort(supported=False),
+            etag=ETag(supported=True),
+            authentication_schemes=[
+                AuthenticationScheme(
+                    type="oauthbearertoken",
+                    name="Team SCIM token",
+                    primary=True,
+                    description="A bearer token of one team, made with `!clutto scim token new NAME`.",
+                )
+            ],
         )
-        config.meta = Meta(resource_type="ServiceProviderConfig", location=f"{self._base(request)}/ServiceProviderConfig")
+        config.meta = Meta(
+            resource_type="ServiceProviderConfig", location=f"{self._base(request)}/ServiceProviderConfig"
+        )
         return self._respond(request, self._dump(config, Context.RESOURCE_QUERY_RESPONSE))
 
     def _resource_types(self, request: web.Request) -> list[ResourceType]:
@@ -322,10 +350,19 @@ class ScimAPI:
             schemas.append(schema)
         return schemas
 
-    def _list(self, request: web.Request, model: type[Resource[Any]], items: list[Any], total: int | None = None,
-              start: int = 1, params: Any = None) -> web.Response:
+    def _list(
+        self,
+        request: web.Request,
+        model: type[Resource[Any]],
+        items: list[Any],
+        total: int | None = None,
+        start: int = 1,
+        params: Any = None,
+    ) -> web.Response:
         body = ListResponse[model](  # type: ignore[valid-type]  # a runtime model: the items' schema
-            total_results=len(items) if total is None else total, start_index=start, items_per_page=len(items),
+            total_results=len(items) if total is None else total,
+            start_index=start,
+            items_per_page=len(items),
             resources=items,
         )
         return self._respond(request, body.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=params))
@@ -350,7 +387,9 @@ class ScimAPI:
 
     # --- users --------------------------------------------------------------------------
 
-    def _search(self, request: web.Request, model: type[Resource[Any]], body: dict[str, Any] | None = None) -> SearchRequest:
+    def _search(
+        self, request: web.Request, model: type[Resource[Any]], body: dict[str, Any] | None = None
+    ) -> SearchRequest:
         q = request.query if body is None else body
         raw: dict[str, Any] = {}
         for key in ("filter", "startIndex", "count", "attributes", "excludedAttributes"):
@@ -384,8 +423,10 @@ class ScimAPI:
     async def search_all(self, request: web.Request) -> web.Response:
         """A search at the root spans Users and Groups: Users first, then the role groups."""
         search = await self._search_body(request, User)
-        users = [await self._user_resource(request, await self.scim.view(row))
-                 for row in await self._candidates(request["team"], search.filter)]
+        users = [
+            await self._user_resource(request, await self.scim.view(row))
+            for row in await self._candidates(request["team"], search.filter)
+        ]
         groups = [await self._group_resource(request, g) for g in GROUPS]
         found = [r for r in [*users, *groups] if search.filter is None or search.filter.match(r)]
         return self._page(request, cast(type[Resource[Any]], User | Group), found, search)
@@ -402,26 +443,33 @@ class ScimAPI:
     async def _candidates(self, team: Any, flt: ScimFilter | None) -> list[ScimUser]:
         """userName eq "x" (what providers ask before each create) is one indexed lookup."""
         node: Any = flt.ast if flt is not None else None  # the parser's node classes are not typed by kind
-        if node is not None and type(node).__name__ == "Comparison" and str(node.op).lower() == "eq" \
-                and node.attr_path.attr.lower() == "username" and not getattr(node.attr_path, "sub_attr", None) \
-                and isinstance(node.value, str):
+        if (
+            node is not None
+            and type(node).__name__ == "Comparison"
+            and str(node.op).lower() == "eq"
+            and node.attr_path.attr.lower() == "username"
+            and not getattr(node.attr_path, "sub_attr", None)
+            and isinstance(node.value, str)
+        ):
             row = await self.scim.user_by_name(team, node.value)
             return [row] if row else []
         return await self.scim.users(team)
 
-    def _page(self, request: web.Request, model: type[Resource[Any]], resources: list[Any],
-              search: SearchRequest) -> web.Response:
+    def _page(
+        self, request: web.Request, model: type[Resource[Any]], resources: list[Any], search: SearchRequest
+    ) -> web.Response:
         start = max(1, search.start_index or 1)
         count = MAX_PAGE if search.count is None else min(max(0, search.count), MAX_PAGE)
-        page = resources[start - 1: start - 1 + count]
+        page = resources[start - 1 : start - 1 + count]
         return self._list(request, model, page, total=len(resources), start=start, params=search)
 
     async def get_user(self, request: web.Request) -> web.Response:
         row = await self._user(request)
         user = await self._user_resource(request, await self.scim.view(row))
         params = self._search(request, User)
-        return self._respond(request, self._dump(user, Context.RESOURCE_QUERY_RESPONSE, params),
-                             etag=_meta(user).version)
+        return self._respond(
+            request, self._dump(user, Context.RESOURCE_QUERY_RESPONSE, params), etag=_meta(user).version
+        )
 
     async def create_user(self, request: web.Request) -> web.Response:
         body = await self._json(request)
@@ -430,8 +478,13 @@ class ScimAPI:
         user = User.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
         row = await self.scim.create_user(request["team"], self._fields(user), request["scim_token"])
         created = await self._user_resource(request, await self.scim.view(row))
-        return self._respond(request, self._dump(created, Context.RESOURCE_CREATION_RESPONSE), 201,
-                             etag=_meta(created).version, location=_meta(created).location)
+        return self._respond(
+            request,
+            self._dump(created, Context.RESOURCE_CREATION_RESPONSE),
+            201,
+            etag=_meta(created).version,
+            location=_meta(created).location,
+        )
 
     async def replace_user(self, request: web.Request) -> web.Response:
         row = await self._user(request)
@@ -444,8 +497,9 @@ class ScimAPI:
             raise ScimError(400, "The id of a user cannot change.", "mutability")
         row = await self.scim.update_user(request["team"], row, self._fields(user), request["scim_token"])
         updated = await self._user_resource(request, await self.scim.view(row))
-        return self._respond(request, self._dump(updated, Context.RESOURCE_REPLACEMENT_RESPONSE),
-                             etag=_meta(updated).version)
+        return self._respond(
+            request, self._dump(updated, Context.RESOURCE_REPLACEMENT_RESPONSE), etag=_meta(updated).version
+        )
 
     async def patch_user(self, request: web.Request) -> web.Response:
         row = await self._user(request)
@@ -473,7 +527,8 @@ class ScimAPI:
         rows = await self.scim.group_members(request["team"], group)
         base = self._base(request)
         resource = Group(
-            id=group, display_name=group,
+            id=group,
+            display_name=group,
             members=[GroupMember(value=row.id, display=row.user_name, type="User") for row in rows] or None,
         )
         digest = hashlib.sha256(" ".join(sorted(r.id + str(r.version) for r in rows)).encode()).hexdigest()[:16]
@@ -495,8 +550,11 @@ class ScimAPI:
 
     async def get_group(self, request: web.Request) -> web.Response:
         group = await self._group_resource(request, self._group_id(request))
-        return self._respond(request, self._dump(group, Context.RESOURCE_QUERY_RESPONSE, self._search(request, Group)),
-                             etag=_meta(group).version)
+        return self._respond(
+            request,
+            self._dump(group, Context.RESOURCE_QUERY_RESPONSE, self._search(request, Group)),
+            etag=_meta(group).version,
+        )
 
     async def create_group(self, request: web.Request) -> web.Response:
         raise ScimError(403, f"The groups are the team's roles ({', '.join(GROUPS)}); new groups cannot be created.")
@@ -534,8 +592,9 @@ class ScimAPI:
         wanted = {m.value for m in group.members or [] if m.value}
         await self.scim.set_group(request["team"], group_id, wanted, request["scim_token"])
         updated = await self._group_resource(request, group_id)
-        return self._respond(request, self._dump(updated, Context.RESOURCE_REPLACEMENT_RESPONSE),
-                             etag=_meta(updated).version)
+        return self._respond(
+            request, self._dump(updated, Context.RESOURCE_REPLACEMENT_RESPONSE), etag=_meta(updated).version
+        )
 
 
 def _meta(resource: Resource[Any]) -> Meta:

@@ -68,7 +68,9 @@ class Homeserver:
                 async with session.get(devices, params=as_bot) as resp:
                     found = (await resp.json()).get("devices", []) if resp.status == 200 else []
                 for device in found:
-                    async with session.delete(f"{devices}/{quote(device['device_id'])}", params=as_bot, json={}) as resp:
+                    async with session.delete(
+                        f"{devices}/{quote(device['device_id'])}", params=as_bot, json={}
+                    ) as resp:
                         await resp.read()
             except aiohttp.ClientError:
                 pass  # a test that broke the homeserver says so itself
@@ -106,8 +108,11 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Homeserver:
     server.front.stop()
 
 
-def start_homeserver(folder: Path, extra: Callable[[Settings], dict] | None = None,
-                     make_synapse: Callable[[Path], LocalSynapse] = LocalSynapse) -> Homeserver:
+def start_homeserver(
+    folder: Path,
+    extra: Callable[[Settings], dict] | None = None,
+    make_synapse: Callable[[Path], LocalSynapse] = LocalSynapse,
+) -> Homeserver:
     """A Synapse with the bridge's registration; ``extra`` adds homeserver.yaml keys made from
     the bridge's settings (the antispam module's entry, for instance); ``make_synapse`` gives
     another kind of Synapse (the worker-mode one of test_synapse_workers.py)."""
@@ -210,8 +215,13 @@ async def drop_postgres_database(server: str, database: str) -> None:
 def synapse_postgres_config(database: str) -> dict:
     """homeserver.yaml's database section for Synapse on the PostgreSQL database ``database``."""
     url = URL(database)
-    args = {"user": url.user or "postgres", "database": url.path.lstrip("/"), "cp_min": 2, "cp_max": 10,
-            "host": url.query.get("host") or url.host or "127.0.0.1"}
+    args = {
+        "user": url.user or "postgres",
+        "database": url.path.lstrip("/"),
+        "cp_min": 2,
+        "cp_max": 10,
+        "host": url.query.get("host") or url.host or "127.0.0.1",
+    }
     if url.port:
         args["port"] = url.port
     return {"database": {"name": "psycopg2", "args": args}}
@@ -252,8 +262,11 @@ class _Template:
             url = await create_postgres_database(self.server, "clutto_template")
             # The three upgrade tables a bridge start runs (its own, the state store's, the
             # crypto store's); one added later simply runs at each test's start again.
-            for db in (create_database(url), Database.create(url, upgrade_table=MembershipStateStore.upgrade_table),
-                       Database.create(url, upgrade_table=PgCryptoStore.upgrade_table)):
+            for db in (
+                create_database(url),
+                Database.create(url, upgrade_table=MembershipStateStore.upgrade_table),
+                Database.create(url, upgrade_table=PgCryptoStore.upgrade_table),
+            ):
                 await db.start()
                 await db.stop()  # a template takes no connections while it is copied
             self.url = url
@@ -363,8 +376,9 @@ async def encrypted_member(homeserver: Homeserver, tmp_path: Path):
         await member.close()
 
 
-async def team_of_encrypting_owner(bridge: Bridge, owner: EncryptedMember, homeserver: Homeserver,
-                                   http: aiohttp.ClientSession):
+async def team_of_encrypting_owner(
+    bridge: Bridge, owner: EncryptedMember, homeserver: Homeserver, http: aiohttp.ClientSession
+):
     """A new team of ``owner``, who has joined its space and rooms: the team, its room IDs, and
     the owner's account as a plain client (to read what the homeserver stores)."""
     team = await bridge.teams.create(unique("Sealed"), owner=owner.user_id)

@@ -71,18 +71,26 @@ class EncryptedMember:
         olm = self.client.olm
         outbound = olm.outbound_group_sessions.get(request.room_id)
         asker = (request.sender, request.requesting_device_id)
-        if request.sender == self.user_id or outbound is None or outbound.id != request.session_id \
-                or asker not in outbound.users_shared_with:
+        if (
+            request.sender == self.user_id
+            or outbound is None
+            or outbound.id != request.session_id
+            or asker not in outbound.users_shared_with
+        ):
             return
         inbound = olm.inbound_group_store.get(request.room_id, request.sender_key, request.session_id)
         device = olm.device_store[request.sender].get(request.requesting_device_id)
         session = device and olm.session_store.get(device.curve25519)
         if inbound and session:
-            olm.outgoing_to_device_messages.append(olm._encrypt_forwarding_key(request.room_id, inbound, session, device))
+            olm.outgoing_to_device_messages.append(
+                olm._encrypt_forwarding_key(request.room_id, inbound, session, device)
+            )
 
     async def create_encrypted_chat(self, other: str, *, direct: bool = True) -> str:
         answer = await self.client.room_create(
-            invite=[other], is_direct=direct, initial_state=[ENCRYPTION],
+            invite=[other],
+            is_direct=direct,
+            initial_state=[ENCRYPTION],
             preset=None,
         )
         if not isinstance(answer, RoomCreateResponse):
@@ -99,8 +107,9 @@ class EncryptedMember:
             raise AssertionError(f"send failed: {answer}")
         return answer.event_id
 
-    async def send_encrypted_file(self, room_id: str, data: bytes, name: str, mimetype: str,
-                                  msgtype: str = "m.file") -> tuple[str, str]:
+    async def send_encrypted_file(
+        self, room_id: str, data: bytes, name: str, mimetype: str, msgtype: str = "m.file"
+    ) -> tuple[str, str]:
         """An attachment as Element sends one into an encrypted room: encrypted before the upload
         (nio's ``upload(encrypt=True)``), its key only inside the encrypted event, no ``url``.
         Returns (event ID, mxc URI of the uploaded ciphertext)."""
@@ -109,8 +118,12 @@ class EncryptedMember:
         )
         if not isinstance(uploaded, UploadResponse) or not keys:
             raise AssertionError(f"upload failed: {uploaded}")
-        content = {"msgtype": msgtype, "body": name, "file": {"url": uploaded.content_uri, **keys},
-                   "info": {"mimetype": mimetype, "size": len(data)}}
+        content = {
+            "msgtype": msgtype,
+            "body": name,
+            "file": {"url": uploaded.content_uri, **keys},
+            "info": {"mimetype": mimetype, "size": len(data)},
+        }
         await self.sync()
         answer = await self.client.room_send(room_id, "m.room.message", content, ignore_unverified_devices=True)
         if not isinstance(answer, RoomSendResponse):
@@ -125,8 +138,11 @@ class EncryptedMember:
         deadline = time.monotonic() + timeout
         while True:
             for event in self.said_by(room_id, sender):
-                if isinstance(event, RoomMessage) and not isinstance(event, MegolmEvent) \
-                        and contains in getattr(event, "body", ""):
+                if (
+                    isinstance(event, RoomMessage)
+                    and not isinstance(event, MegolmEvent)
+                    and contains in getattr(event, "body", "")
+                ):
                     return event
             if time.monotonic() > deadline:
                 seen = [(type(e).__name__, getattr(e, "body", None)) for e in self.said_by(room_id, sender)]

@@ -63,7 +63,14 @@ class Api:
         self.http = http
 
     async def call(
-        self, method: str, path: str, *, json=None, data=None, headers=None, encoded: bool = False,
+        self,
+        method: str,
+        path: str,
+        *,
+        json=None,
+        data=None,
+        headers=None,
+        encoded: bool = False,
     ) -> tuple[int, dict]:
         """``encoded``: send ``path`` exactly as written (``%2f`` and ``..`` included), not normalised."""
         url = URL(self.base + path, encoded=True) if encoded else self.base + path
@@ -165,16 +172,23 @@ async def send_vcard(member: MatrixClient, room_id: str, data: bytes, name: str 
 
 def png(extra: int = 0) -> bytes:
     """A valid 1x1 PNG, padded with an ancillary chunk to reach a size."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
     pad = chunk(b"teXt", b"c\x00" + b"x" * extra) if extra else b""
-    return b"\x89PNG\r\n\x1a\n" + header + pad + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + header + pad + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
+    )
 
 
 async def wait_until_serving(
-    process: subprocess.Popen, http: aiohttp.ClientSession, url: str, what: str, output: Callable[[], str],
+    process: subprocess.Popen,
+    http: aiohttp.ClientSession,
+    url: str,
+    what: str,
+    output: Callable[[], str],
     timeout: float = 60,
 ) -> None:
     """Wait until ``url`` answers 200, failing with the process's ``output()`` if it exits first."""
@@ -201,11 +215,16 @@ async def run_until_hook(
     log = bridges.folder / "bridge-process.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "clutto_bridge", "-c", str(bridges.folder / "config.yaml")],
-        stdout=open(log, "wb"), stderr=subprocess.STDOUT, env={**os.environ, **hook, "PYTHONUNBUFFERED": "1"},
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **hook, "PYTHONUNBUFFERED": "1"},
     )
     try:
         await wait_until_serving(
-            process, http, f"http://127.0.0.1:{port}/_matrix/mau/ready", "the bridge process to be ready",
+            process,
+            http,
+            f"http://127.0.0.1:{port}/_matrix/mau/ready",
+            "the bridge process to be ready",
             lambda: log.read_text()[-3000:],
         )
         await act()
@@ -250,9 +269,12 @@ LINK = re.compile(r"https?://\S+/signin\?token=[A-Za-z0-9_\-]+")
 async def portal_bridge(bridges: Bridges) -> Bridge:
     """A bridge whose portal links point at its own port (the test front forwards no cookies)."""
     port = free_port()
-    return await bridges.start(bridges.settings(
-        appservice__port=port, portal__public_url=f"http://127.0.0.1:{port}/portal",
-    ))
+    return await bridges.start(
+        bridges.settings(
+            appservice__port=port,
+            portal__public_url=f"http://127.0.0.1:{port}/portal",
+        )
+    )
 
 
 async def sign_in_link(bridge: Bridge, user: MatrixClient) -> tuple[str, str]:

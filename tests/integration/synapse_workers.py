@@ -44,9 +44,22 @@ class Redis:
         if binary is None:
             raise RuntimeError("redis-server is not installed (Debian: apt-get install redis-server)")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -147,42 +160,58 @@ class WorkerSynapse(LocalSynapse):
         self.main_port = free_port()
         self.replication = {"main": free_port(), "generic1": free_port(), "persister1": free_port()}
         self.client_ports = {"generic1": free_port(), "persister1": free_port()}
-        self.router = Router(self.port, f"http://127.0.0.1:{self.client_ports['generic1']}",
-                             f"http://127.0.0.1:{self.main_port}")
+        self.router = Router(
+            self.port, f"http://127.0.0.1:{self.client_ports['generic1']}", f"http://127.0.0.1:{self.main_port}"
+        )
         self.workers: dict[str, subprocess.Popen] = {}
 
     def write_config(self, registrations: list[Path], extra: dict | None = None) -> None:
         replication = {
-            "port": self.replication["main"], "bind_addresses": ["127.0.0.1"], "type": "http",
+            "port": self.replication["main"],
+            "bind_addresses": ["127.0.0.1"],
+            "type": "http",
             "resources": [{"names": ["replication"]}],
         }
         client = {
-            "port": self.main_port, "bind_addresses": ["127.0.0.1"], "type": "http", "tls": False,
-            "x_forwarded": False, "resources": [{"names": ["client", "openid"], "compress": False}],
+            "port": self.main_port,
+            "bind_addresses": ["127.0.0.1"],
+            "type": "http",
+            "tls": False,
+            "x_forwarded": False,
+            "resources": [{"names": ["client", "openid"], "compress": False}],
         }
         topology = {
             "listeners": [client, replication],
             "redis": {"enabled": True, "host": "127.0.0.1", "port": self.redis_port},
-            "instance_map": {
-                name: {"host": "127.0.0.1", "port": port} for name, port in self.replication.items()
-            },
+            "instance_map": {name: {"host": "127.0.0.1", "port": port} for name, port in self.replication.items()},
             "stream_writers": {"events": ["persister1"]},
             "notify_appservices_from_worker": "generic1",
         }
         super().write_config(registrations, {**(extra or {}), **topology})
         for name in self.WORKERS:
             _update(self.folder / f"{name}.log.yaml", _log_config(self.worker_log(name)))
-            _update(self.folder / f"{name}.yaml", {
-                "worker_app": "synapse.app.generic_worker",
-                "worker_name": name,
-                "worker_log_config": str(self.folder / f"{name}.log.yaml"),
-                "worker_listeners": [
-                    {"type": "http", "port": self.replication[name], "bind_addresses": ["127.0.0.1"],
-                     "resources": [{"names": ["replication"]}]},
-                    {"type": "http", "port": self.client_ports[name], "bind_addresses": ["127.0.0.1"],
-                     "resources": [{"names": ["client"]}]},
-                ],
-            })
+            _update(
+                self.folder / f"{name}.yaml",
+                {
+                    "worker_app": "synapse.app.generic_worker",
+                    "worker_name": name,
+                    "worker_log_config": str(self.folder / f"{name}.log.yaml"),
+                    "worker_listeners": [
+                        {
+                            "type": "http",
+                            "port": self.replication[name],
+                            "bind_addresses": ["127.0.0.1"],
+                            "resources": [{"names": ["replication"]}],
+                        },
+                        {
+                            "type": "http",
+                            "port": self.client_ports[name],
+                            "bind_addresses": ["127.0.0.1"],
+                            "resources": [{"names": ["client"]}],
+                        },
+                    ],
+                },
+            )
 
     def start(self, timeout: float = 120.0) -> None:
         self.router.start()
@@ -190,9 +219,20 @@ class WorkerSynapse(LocalSynapse):
         for name in self.WORKERS:
             with open(self.folder / f"{name}.stdio.log", "ab") as stdio:
                 self.workers[name] = subprocess.Popen(
-                    [sys.executable, "-m", "synapse.app.generic_worker", "-c", str(self.config_path),
-                     "-c", str(self.folder / f"{name}.yaml")],
-                    stdout=stdio, stderr=subprocess.STDOUT, cwd=self.folder, env=self.env, start_new_session=True,
+                    [
+                        sys.executable,
+                        "-m",
+                        "synapse.app.generic_worker",
+                        "-c",
+                        str(self.config_path),
+                        "-c",
+                        str(self.folder / f"{name}.yaml"),
+                    ],
+                    stdout=stdio,
+                    stderr=subprocess.STDOUT,
+                    cwd=self.folder,
+                    env=self.env,
+                    start_new_session=True,
                 )
         for name in self.WORKERS:
             self._wait_health(name, f"http://127.0.0.1:{self.client_ports[name]}/health", timeout)
@@ -235,5 +275,7 @@ class WorkerSynapse(LocalSynapse):
         paths = [p for name in self.WORKERS for p in (self.folder / f"{name}.stdio.log", self.worker_log(name))]
         for path in paths:
             if path.exists():
-                parts.append(f"--- {path.name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+                parts.append(
+                    f"--- {path.name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+                )
         return "\n".join(parts)

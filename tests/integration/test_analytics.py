@@ -79,8 +79,16 @@ async def test_metrics_after_realistic_use_carry_counts_and_no_identifier(
 
     text = await wait_until(scraped, what="the metrics to count what happened")
     identifiers = {
-        owner.user_id, member.user_id, bot, team.id, team.name, team.space_id, room["room_id"], room_name,
-        *rooms, *(user.user_id.split(":")[0].lstrip("@") for user in (owner, member)),
+        owner.user_id,
+        member.user_id,
+        bot,
+        team.id,
+        team.name,
+        team.space_id,
+        room["room_id"],
+        room_name,
+        *rooms,
+        *(user.user_id.split(":")[0].lstrip("@") for user in (owner, member)),
     }
     assert [i for i in identifiers if i in text] == []
     assert "tnosuchteam" not in text and "@" not in text and "!" not in text
@@ -99,7 +107,9 @@ async def test_usage_report_suppresses_a_cell_of_three_teams_at_k5_and_shows_it_
     def cli() -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "clutto_bridge", "report", "usage", "-c", config],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     status, report = await Api(bridge, http).call("GET", "/reports/usage")
@@ -114,7 +124,8 @@ async def test_usage_report_suppresses_a_cell_of_three_teams_at_k5_and_shows_it_
     week = iso_week(bridge.clock.now_ms())
     assert status == 200
     assert report == {
-        "k": 3, "suppressed_cells": 0,
+        "k": 3,
+        "suppressed_cells": 0,
         "cells": [{"week": week, "plan": "trial", "size": "1", "teams": 3, "members": 3}],
     }
     shown = await asyncio.to_thread(cli)

@@ -106,7 +106,8 @@ class Admin:
 
 def _touching(events: list[dict], event_type: str, state_key: str | None = None, body: str | None = None) -> list[dict]:
     return [
-        e for e in events
+        e
+        for e in events
         if e["type"] == event_type
         and (state_key is None or e.get("state_key") == state_key)
         and (body is None or e.get("content", {}).get("body") == body)
@@ -148,13 +149,17 @@ async def test_outsider_cannot_be_invited_or_join_and_a_member_added_with_the_br
 async def test_widget_outside_the_allowed_prefixes_is_never_stored(
     guarded_bridges: Bridges, guarded: Guarded, person, http: aiohttp.ClientSession
 ) -> None:
-    bridge = await _start(guarded_bridges, guarded, policy__integrations__widget_url_prefixes=["https://meet.example.com/"])
+    bridge = await _start(
+        guarded_bridges, guarded, policy__integrations__widget_url_prefixes=["https://meet.example.com/"]
+    )
     owner, member, team, rooms = await team_with_member(bridge, person, accepted=("owner", "member"))
     general = rooms[0]
     good = {"type": "jitsi", "url": "https://meet.example.com/room-1", "name": "Meet"}
     bad = {"type": "custom", "url": "https://tracker.evil.example/pixel", "name": "Tracker"}
 
-    await _refused(owner.set_state(general, "im.vector.modular.widgets", "bad", bad), "M_FORBIDDEN", "not on the team's list")
+    await _refused(
+        owner.set_state(general, "im.vector.modular.widgets", "bad", bad), "M_FORBIDDEN", "not on the team's list"
+    )
     await owner.set_state(general, "im.vector.modular.widgets", "good", good)
 
     state = await Admin(bridge, http).state(general)
@@ -177,7 +182,9 @@ async def test_power_levels_by_hand_are_refused_and_a_role_change_with_the_bridg
     raised = {**before, "users": {**before["users"], member.user_id: 100}}
     events_before = len(_touching(await admin.events(general), "m.room.power_levels"))
 
-    await _refused(owner.set_state(general, "m.room.power_levels", "", raised), "M_FORBIDDEN", "follow the team's roles")
+    await _refused(
+        owner.set_state(general, "m.room.power_levels", "", raised), "M_FORBIDDEN", "follow the team's roles"
+    )
     assert await owner.state(general, "m.room.power_levels") == before
     assert len(_touching(await admin.events(general), "m.room.power_levels")) == events_before
 
@@ -257,13 +264,17 @@ async def test_wrong_secret_is_refused_and_logged_without_it(
     await a.send_text(dm, "hello")
     refusals = [r.getMessage() for r in caplog.records if "wrong or missing antispam secret" in r.getMessage()]
     assert len(refusals) >= 3
-    assert not any(s in caplog.text for s in ("guessed-secret-123", module_secret, bridge.settings.antispam.shared_secret))
+    assert not any(
+        s in caplog.text for s in ("guessed-secret-123", module_secret, bridge.settings.antispam.shared_secret)
+    )
     # Refused and malformed requests are logged and recorded like any request on the port; a
     # question answered to the holder of the secret (one per message on the homeserver) is not.
     route = f"{PATH}/user_may_join_room"
     statuses = sorted(r.status for r in await bridge.access.recent() if r.route == route)
     assert statuses[:2] == [400, 400] and set(statuses[2:]) == {401} and len(statuses) >= 4, statuses
-    logged = [r.getMessage() for r in caplog.records if r.name == "clutto.access" and f'"POST {route}"' in r.getMessage()]
+    logged = [
+        r.getMessage() for r in caplog.records if r.name == "clutto.access" and f'"POST {route}"' in r.getMessage()
+    ]
     assert sum(f'"POST {route}" 400 ' in line for line in logged) == 2, logged
     assert sum(f'"POST {route}" 401 ' in line for line in logged) >= 2, logged
     assert not any(f'"POST {route}" 200 ' in line for line in logged), logged
@@ -307,7 +318,9 @@ async def test_a_name_the_profile_does_not_give_never_reaches_team_rooms(
     async def named_by_profile() -> bool:
         # On the homeserver, and in what the bridge has seen of each team room.
         seen = [await bridge.appservice.state_store.get_member(r, member.user_id) for r in [team.space_id, *rooms]]
-        return await shown(owner, general) == "Ada Lovelace" and all(m and m.displayname == "Ada Lovelace" for m in seen)
+        return await shown(owner, general) == "Ada Lovelace" and all(
+            m and m.displayname == "Ada Lovelace" for m in seen
+        )
 
     await wait_until(named_by_profile, what="the bridge's own write of the profile's name to pass")
     outside = await owner.create_dm(member.user_id)
@@ -328,7 +341,10 @@ async def test_a_name_the_profile_does_not_give_never_reaches_team_rooms(
     admin = Admin(bridge, http)
     for room_id in [team.space_id, *rooms]:
         assert await shown(owner, room_id) == "Ada Lovelace"
-        names = {e["content"].get("displayname") for e in _touching(await admin.events(room_id), "m.room.member", member.user_id)}
+        names = {
+            e["content"].get("displayname")
+            for e in _touching(await admin.events(room_id), "m.room.member", member.user_id)
+        }
         assert not names & {"Boss", "Countess"}, names
 
 
@@ -355,9 +371,13 @@ async def test_with_the_bridge_down_the_homeserver_refuses_a_hand_made_invite_to
             # Nor can the owner open the room, its history, or lower the invite level.
             opened = owner.set_state(room_id, "m.room.join_rules", "", {"join_rule": "public"})
             await _refused(opened, "M_FORBIDDEN", "")
-            readable = owner.set_state(room_id, "m.room.history_visibility", "", {"history_visibility": "world_readable"})
+            readable = owner.set_state(
+                room_id, "m.room.history_visibility", "", {"history_visibility": "world_readable"}
+            )
             await _refused(readable, "M_FORBIDDEN", "")
-            await _refused(owner.set_state(room_id, "m.room.power_levels", "", {**levels, "invite": 50}), "M_FORBIDDEN", "")
+            await _refused(
+                owner.set_state(room_id, "m.room.power_levels", "", {**levels, "invite": 50}), "M_FORBIDDEN", ""
+            )
         with pytest.raises(MatrixError) as unread:
             await outsider.messages(general)
         assert unread.value.status == 403
@@ -425,8 +445,13 @@ async def test_under_require_an_encrypted_team_room_takes_no_plaintext_and_only_
     await _refused(plaintext, "M_FORBIDDEN", "end-to-end encrypted")
     assert not _touching(await admin.events(general), "m.room.message", body="this would be stored in the clear")
     # What an encrypting client sends passes (the homeserver never sees inside it).
-    ciphertext = {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEn...", "session_id": "s", "device_id": "D",
-                  "sender_key": "k"}
+    ciphertext = {
+        "algorithm": "m.megolm.v1.aes-sha2",
+        "ciphertext": "AwgAEn...",
+        "session_id": "s",
+        "device_id": "D",
+        "sender_key": "k",
+    }
     await member.request("PUT", f"/v3/rooms/{quote(general)}/send/m.room.encrypted/{secrets.token_hex(4)}", ciphertext)
 
     # The owner's level would allow it; the team's policy does not.

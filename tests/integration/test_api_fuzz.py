@@ -33,11 +33,31 @@ def schemathesis_command(
 ) -> list[str]:
     exe = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or "schemathesis"
     return [
-        exe, *(["--config-file", str(config)] if config else []), "run", str(schema), "--url", base, "-H", f"Authorization: Bearer {token}",
-        "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance",
-        "--max-examples", str(examples), "--seed", str(seed), "--phases", "examples,fuzzing",
-        "--workers", "1", "--no-shrink", "--request-timeout", "60", "--suppress-health-check", "all",
-        "--output-truncate", "false",
+        exe,
+        *(["--config-file", str(config)] if config else []),
+        "run",
+        str(schema),
+        "--url",
+        base,
+        "-H",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        "not_a_server_error,response_schema_conformance,status_code_conformance",
+        "--max-examples",
+        str(examples),
+        "--seed",
+        str(seed),
+        "--phases",
+        "examples,fuzzing",
+        "--workers",
+        "1",
+        "--no-shrink",
+        "--request-timeout",
+        "60",
+        "--suppress-health-check",
+        "all",
+        "--output-truncate",
+        "false",
     ]
 
 

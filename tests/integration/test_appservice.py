@@ -38,9 +38,7 @@ async def test_wrong_hs_token_is_rejected(bridge: Bridge, http: aiohttp.ClientSe
         assert resp.status == 401
 
 
-async def test_replayed_transaction_is_applied_once(
-    bridges: Bridges, new_user, http: aiohttp.ClientSession
-) -> None:
+async def test_replayed_transaction_is_applied_once(bridges: Bridges, new_user, http: aiohttp.ClientSession) -> None:
     bridge = await bridges.start()
     bot = bridge.settings.bot_mxid
     alice = await new_user("alice")
@@ -138,7 +136,9 @@ async def test_interrupted_team_creation_is_finished_after_restart(
     assert [r.name for r in view.rooms] == ["general", "random"]
     await owner.wait_for_invites({team.space_id})
     await owner.join(team.space_id)
-    names = sorted(room.get("name") for room in await owner.hierarchy(team.space_id) if room["room_id"] != team.space_id)
+    names = sorted(
+        room.get("name") for room in await owner.hierarchy(team.space_id) if room["room_id"] != team.space_id
+    )
     assert names == ["general", "random"]
 
 
@@ -158,7 +158,10 @@ async def test_cli_runs_until_signal_and_stops_cleanly(
     )
     try:
         await wait_until_serving(
-            process, http, f"http://127.0.0.1:{port}/_matrix/mau/ready", "the bridge to be ready",
+            process,
+            http,
+            f"http://127.0.0.1:{port}/_matrix/mau/ready",
+            "the bridge to be ready",
             lambda: process.stdout.read().decode(),
         )
         process.send_signal(stop_signal)
@@ -257,7 +260,9 @@ def _transaction_bodies(count: int) -> list[bytes]:
         lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
         max_leaves=20,
     )
-    keys = st.sampled_from(["type", "content", "room_id", "sender", "event_id", "state_key", "origin_server_ts", "unsigned"])
+    keys = st.sampled_from(
+        ["type", "content", "room_id", "sender", "event_id", "state_key", "origin_server_ts", "unsigned"]
+    )
     events = st.lists(st.dictionaries(keys, values, max_size=6), max_size=3)
     bodies = st.one_of(values, st.fixed_dictionaries({"events": values}), st.fixed_dictionaries({"events": events}))
     with warnings.catch_warnings():

@@ -34,7 +34,10 @@ from tests.integration.matrix_client import wait_until
 
 def audit_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "clutto_bridge", "audit", *args], capture_output=True, text=True, timeout=180,
+        [sys.executable, "-m", "clutto_bridge", "audit", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
@@ -94,8 +97,11 @@ async def test_audit_verify_names_the_row_that_was_edited_reordered_or_deleted(b
     assert (await verify(config)).returncode == 0
 
     a, b = middle.id, rows[len(rows) // 2 + 1].id
-    swap = [f"UPDATE audit_log SET id = -1 WHERE id = {a}", f"UPDATE audit_log SET id = {a} WHERE id = {b}",
-            f"UPDATE audit_log SET id = {b} WHERE id = -1"]
+    swap = [
+        f"UPDATE audit_log SET id = -1 WHERE id = {a}",
+        f"UPDATE audit_log SET id = {a} WHERE id = {b}",
+        f"UPDATE audit_log SET id = {b} WHERE id = -1",
+    ]
     await sql(bridges.database, *swap)
     reordered = await verify(config)
     assert reordered.returncode == 1 and f"row {a}: changed or moved" in reordered.stdout, reordered.stdout
@@ -144,7 +150,9 @@ async def test_the_log_verifies_after_key_rotation_and_an_export_verifies_offlin
     assert changed.returncode == 1 and f"row {row_id}: edited" in changed.stdout, changed.stdout
 
     trusted = tmp_path / "trusted.json"
-    trusted.write_text(json.dumps({"keys": [json.loads(row)["public_jwk"] for row in lines if b'"type": "key"' in row][1:]}))
+    trusted.write_text(
+        json.dumps({"keys": [json.loads(row)["public_jwk"] for row in lines if b'"type": "key"' in row][1:]})
+    )
     lines[number] = line
     export.write_bytes(b"".join(lines))
     narrowed = await asyncio.to_thread(audit_cli, "verify", "--file", str(export), "--trusted-keys", str(trusted))
@@ -178,7 +186,9 @@ async def test_disclosures_are_recorded(bridge: Bridge, new_user, http: aiohttp.
     assert (await as_owner.call("POST", f"/teams/{team.id}/exports"))[0] == 202
     as_member = await openid_api(bridge, http, member)
     assert (await as_member.call("PUT", f"/users/{who}/contacts/permission"))[0] == 200
-    status, report = await post_file(as_member, f"/users/{who}/contacts", vcards(("Owner", f"IMPP:matrix:u/{owner.user_id[1:]}")))
+    status, report = await post_file(
+        as_member, f"/users/{who}/contacts", vcards(("Owner", f"IMPP:matrix:u/{owner.user_id[1:]}"))
+    )
     assert status == 201 and report["matched"] == [owner.user_id]
     assert (await as_member.call("GET", f"/users/{who}/data"))[0] == 200  # the member's own: not a disclosure
 
@@ -201,7 +211,9 @@ async def test_two_writers_on_one_database_form_one_chain(database_url: str) -> 
     try:
         key = Ed25519PrivateKey.generate()  # both sign with the configured key, every 10 rows
         logs = [AuditLog(AuditStore(db), SystemClock(), signing_key=key, checkpoint_rows=10) for db in pools]
-        await asyncio.gather(*(log.record(None, None, AuditAction.MEMBER_INVITED, unique("row")) for log in logs for _ in range(25)))
+        await asyncio.gather(
+            *(log.record(None, None, AuditAction.MEMBER_INVITED, unique("row")) for log in logs for _ in range(25))
+        )
         store = logs[0].store
         rows, checkpoints = await store.rows_after(0, 1000), await store.checkpoints()
         assert len(rows) == 50 and len(checkpoints) >= 4
@@ -223,7 +235,12 @@ async def test_rows_of_an_older_database_are_chained_by_the_upgrade(database_url
     for n in range(5):
         await old.execute(
             "INSERT INTO audit_log (ts, team_id, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-            1000 + n, None, None, "member_removed", f"@old{n}:x", json.dumps({"n": n}) if n != 2 else None,
+            1000 + n,
+            None,
+            None,
+            "member_removed",
+            f"@old{n}:x",
+            json.dumps({"n": n}) if n != 2 else None,
         )
     await old.stop()
 
@@ -267,11 +284,14 @@ async def test_rows_deleted_from_the_end_with_their_checkpoints_are_caught_by_th
     assert (await asyncio.to_thread(audit_cli, "export", str(export), "-c", str(config))).returncode == 0
 
     # Someone with database access cuts the end off, checkpoints included.
-    await sql(bridges.database, "DELETE FROM audit_log WHERE id > 500", "DELETE FROM audit_checkpoint WHERE row_id > 500")
+    await sql(
+        bridges.database, "DELETE FROM audit_log WHERE id > 500", "DELETE FROM audit_checkpoint WHERE row_id > 500"
+    )
     cut = await verify(config)
     assert cut.returncode == 1, cut.stdout
-    assert cut.stdout.strip() == ("The audit log does not verify: checkpoint 9 (rows up to 803) is missing: "
-                                  "the log was truncated after row 500")
+    assert cut.stdout.strip() == (
+        "The audit log does not verify: checkpoint 9 (rows up to 803) is missing: the log was truncated after row 500"
+    )
     # A later export of the cut log carries the witness; an earlier one verifies against it.
     cut_export = tmp_path / "cut.jsonl"
     assert (await asyncio.to_thread(audit_cli, "export", str(cut_export), "-c", str(config))).returncode == 0
@@ -290,7 +310,10 @@ async def test_rows_deleted_from_the_end_with_their_checkpoints_are_caught_by_th
     rebuilt = await verify(config)
     # SQLite hands out ids 501.. again (the new row 803 has another hash), PostgreSQL 804..
     assert rebuilt.returncode == 1 and "row 803" in rebuilt.stdout, rebuilt.stdout
-    assert "the witness holds checkpoint 9" in rebuilt.stdout or "differs from the one the witness holds (checkpoint 9)" in rebuilt.stdout
+    assert (
+        "the witness holds checkpoint 9" in rebuilt.stdout
+        or "differs from the one the witness holds (checkpoint 9)" in rebuilt.stdout
+    )
 
     await sql(bridges.database, "DELETE FROM audit_log", "DELETE FROM audit_checkpoint")
     emptied = await verify(config)

@@ -56,8 +56,14 @@ FINDS = {"faults"}
 def run(name: str, expected: str) -> None:
     began = time.monotonic()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--smoke"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(BENCH / f"{name}.py"), "--smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     output = done.stdout + done.stderr
     if name in FINDS and done.returncode == 1 and expected in done.stdout:
         warnings.warn(f"bench/{name}.py --smoke found a violation:\n{done.stdout[-3000:]}", stacklevel=1)

@@ -69,10 +69,18 @@ async def test_a_room_key_sent_to_the_bot_reaches_its_store_through_the_transact
     arrives in an appservice transaction and the bot's store holds it."""
     member = await new_user("member")
     bot, device_id = bridge.appservice.bot_mxid, bridge.device.device_id
-    room_id = (await member.request("POST", "/v3/createRoom", {
-        "preset": "private_chat",
-        "initial_state": [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
-    }))["room_id"]
+    room_id = (
+        await member.request(
+            "POST",
+            "/v3/createRoom",
+            {
+                "preset": "private_chat",
+                "initial_state": [
+                    {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+                ],
+            },
+        )
+    )["room_id"]
     claimed = await member.request("POST", "/v3/keys/claim", {"one_time_keys": {bot: {device_id: "signed_curve25519"}}})
     (otk,) = claimed["one_time_keys"][bot][device_id].values()
     account = bridge.device.machine.account
@@ -80,19 +88,32 @@ async def test_a_room_key_sent_to_the_bot_reaches_its_store_through_the_transact
     session = olm.OutboundSession(sender, account.identity_key, otk["key"])
     megolm = olm.OutboundGroupSession()
     payload = {
-        "type": "m.room_key", "sender": member.user_id, "sender_device": "MEMBERDEVICE",
+        "type": "m.room_key",
+        "sender": member.user_id,
+        "sender_device": "MEMBERDEVICE",
         "keys": {"ed25519": sender.identity_keys["ed25519"]},
-        "recipient": bot, "recipient_keys": {"ed25519": account.signing_key},
-        "content": {"algorithm": "m.megolm.v1.aes-sha2", "room_id": room_id, "session_id": megolm.id,
-                    "session_key": megolm.session_key},
+        "recipient": bot,
+        "recipient_keys": {"ed25519": account.signing_key},
+        "content": {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "room_id": room_id,
+            "session_id": megolm.id,
+            "session_key": megolm.session_key,
+        },
     }
     message = session.encrypt(json.dumps(payload))
-    content = {"algorithm": "m.olm.v1.curve25519-aes-sha2", "sender_key": sender.identity_keys["curve25519"],
-               "ciphertext": {account.identity_key: {"type": message.message_type, "body": message.ciphertext}}}
-    await member.request("PUT", f"/v3/sendToDevice/m.room.encrypted/{secrets.token_hex(8)}",
-                         {"messages": {bot: {device_id: content}}})
+    content = {
+        "algorithm": "m.olm.v1.curve25519-aes-sha2",
+        "sender_key": sender.identity_keys["curve25519"],
+        "ciphertext": {account.identity_key: {"type": message.message_type, "body": message.ciphertext}},
+    }
+    await member.request(
+        "PUT", f"/v3/sendToDevice/m.room.encrypted/{secrets.token_hex(8)}", {"messages": {bot: {device_id: content}}}
+    )
     store = bridge.device.machine.crypto_store
-    stored = await wait_until(lambda: store.get_group_session(room_id, megolm.id), what="the room key in the bot's store")
+    stored = await wait_until(
+        lambda: store.get_group_session(room_id, megolm.id), what="the room key in the bot's store"
+    )
     assert stored.sender_key == sender.identity_keys["curve25519"]
 
 

@@ -56,7 +56,11 @@ async def _requests(bridge: Bridge, http: aiohttp.ClientSession) -> None:
     secret = bridge.settings.provisioning.shared_secret
     browser = {"User-Agent": FIREFOX, "Referer": REFERRER, "Accept-Language": LANGUAGE}
     calls = [
-        ("GET", "/_clutto/v1/teams", {"Authorization": f"Bearer {secret}", "X-Forwarded-For": f"{SPOOFED}, {CLIENT_V4}"}),
+        (
+            "GET",
+            "/_clutto/v1/teams",
+            {"Authorization": f"Bearer {secret}", "X-Forwarded-For": f"{SPOOFED}, {CLIENT_V4}"},
+        ),
         ("GET", "/_clutto/v1/teams", {"X-Forwarded-For": CLIENT_V4}),
         ("PUT", "/_matrix/app/v1/transactions/t1", {"X-Forwarded-For": CLIENT_V6, "Authorization": "Bearer wrong"}),
         ("GET", "/no/such/page", {"X-Forwarded-For": CLIENT_V6}),
@@ -89,9 +93,11 @@ async def _database_holds(database: str, needle: str) -> list[str]:
     try:
         tables = [r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")]
         assert "access_record" in tables
-        return [t for t in tables if await conn.fetchval(
-            f'SELECT COUNT(*) FROM "{t}" AS r WHERE strpos(r::text, $1) > 0', needle
-        )]
+        return [
+            t
+            for t in tables
+            if await conn.fetchval(f'SELECT COUNT(*) FROM "{t}" AS r WHERE strpos(r::text, $1) > 0', needle)
+        ]
     finally:
         await conn.close()
 
@@ -104,18 +110,29 @@ FULL_ADDRESSES = (CLIENT_V4, CLIENT_V6, CLIENT_V6_EXPLODED)
 
 
 @pytest.mark.promise("P4")
-@pytest.mark.parametrize(("ip", "user_agent", "referrer", "language", "shown_client"), [
-    ("truncated", "family", "origin", "none", "198.51.100.0/24"),
-    ("hashed", "full", "full", "keep", "h:"),
-    ("none", "none", "none", "none", None),
-])
+@pytest.mark.parametrize(
+    ("ip", "user_agent", "referrer", "language", "shown_client"),
+    [
+        ("truncated", "family", "origin", "none", "198.51.100.0/24"),
+        ("hashed", "full", "full", "keep", "h:"),
+        ("none", "none", "none", "none", None),
+    ],
+)
 async def test_requests_are_logged_and_recorded_only_as_the_policy_says(
-    bridges: Bridges, http: aiohttp.ClientSession, bridge_log: Path,
-    ip: str, user_agent: str, referrer: str, language: str, shown_client: str | None,
+    bridges: Bridges,
+    http: aiohttp.ClientSession,
+    bridge_log: Path,
+    ip: str,
+    user_agent: str,
+    referrer: str,
+    language: str,
+    shown_client: str | None,
 ) -> None:
     settings = bridges.settings(
-        policy__collection__ip=ip, policy__collection__user_agent=user_agent,
-        policy__collection__referrer=referrer, policy__collection__language=language,
+        policy__collection__ip=ip,
+        policy__collection__user_agent=user_agent,
+        policy__collection__referrer=referrer,
+        policy__collection__language=language,
         policy__collection__trusted_proxies=["127.0.0.1"],
     )
     bridge = await bridges.start(settings)
@@ -176,7 +193,8 @@ async def test_requests_are_logged_and_recorded_only_as_the_policy_says(
 
 @pytest.mark.promise("P4")
 async def test_access_records_past_retention_are_gone_after_the_sweep(
-    bridges: Bridges, http: aiohttp.ClientSession,
+    bridges: Bridges,
+    http: aiohttp.ClientSession,
 ) -> None:
     clock = ManualClock()
     bridge = await bridges.start(bridges.settings(policy__collection__retention="2d"), clock=clock)

@@ -47,14 +47,18 @@ async def test_block_mode_holds_sending_until_the_member_accepts(
     status, body = await as_member.call("POST", f"/users/{quote(member.user_id)}/consent", json={"version": "0.1"})
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
     # The operator cannot consent on a member's behalf.
-    status, body = await Api(bridge, http).call("POST", f"/users/{quote(member.user_id)}/consent", json={"version": version})
+    status, body = await Api(bridge, http).call(
+        "POST", f"/users/{quote(member.user_id)}/consent", json={"version": version}
+    )
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
 
     as_owner = await openid_api(bridge, http, owner)
     status, overview = await as_owner.call("GET", f"/teams/{team.id}/consent")
     assert status == 200 and overview["mode"] == "block"
     assert {m["user_id"]: (m["consented"], m["blocked"]) for m in overview["members"]} == {
-        owner.user_id: (False, True), member.user_id: (False, True)}
+        owner.user_id: (False, True),
+        member.user_id: (False, True),
+    }
     status, body = await as_member.call("GET", f"/teams/{team.id}/consent")
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
 
@@ -69,7 +73,9 @@ async def test_block_mode_holds_sending_until_the_member_accepts(
     assert status == 200 and consent["consented"] and [a["version"] for a in consent["accepted"]] == [version]
     status, overview = await Api(bridge, http).call("GET", f"/teams/{team.id}/consent")
     assert {m["user_id"]: (m["last_accepted"], m["blocked"]) for m in overview["members"]} == {
-        owner.user_id: (None, True), member.user_id: (version, False)}
+        owner.user_id: (None, True),
+        member.user_id: (version, False),
+    }
     await member.send_text(dm, "accept")
     await member.wait_for_notice(dm, "You already accepted", sender=bot)
 
@@ -116,7 +122,9 @@ async def test_new_version_is_announced_to_every_member_and_asks_again(
     await bridges.stop(second)
     third = await bridges.start(bridges.settings(policy__version="v2", policy__consent__texts=str(folder)))
     assert await third.onboarding.announce() == 0
-    notices = [e for e in await member.messages(dms[member.user_id]) if "now version v2" in e["content"].get("body", "")]
+    notices = [
+        e for e in await member.messages(dms[member.user_id]) if "now version v2" in e["content"].get("body", "")
+    ]
     assert len(notices) == 1
 
 
@@ -133,7 +141,6 @@ async def test_a_version_without_reconsent_needs_no_action(bridges: Bridges, new
     await member.wait_for_notice(dm, "now version v1.1", sender=bridge.settings.bot_mxid)
     await member.wait_for_notice(dm, "No action is needed from you", sender=bridge.settings.bot_mxid)
     assert await bridge.consent.has_consented(member.user_id)
-
 
 
 @pytest.mark.promise("P8")

@@ -30,8 +30,11 @@ async def test_contacts_need_permission_and_revocation_deletes_them(
     owner, member, team, rooms = await team_with_member(bridge, new_user)
     email = f"grace-{team.id}@example.org"
     created = await bridge.members.create_account(team, f"grace-{team.id}", email, "s3cret-pass", actor=owner.user_id)
-    file = vcards(("Owner", f"IMPP:matrix:u/{owner.user_id[1:]}"), ("Grace", f"EMAIL:{email.upper()}"),
-                  ("Nobody", "EMAIL:nobody@example.net"))
+    file = vcards(
+        ("Owner", f"IMPP:matrix:u/{owner.user_id[1:]}"),
+        ("Grace", f"EMAIL:{email.upper()}"),
+        ("Nobody", "EMAIL:nobody@example.net"),
+    )
     as_member = await openid_api(bridge, http, member)
     path = f"/users/{quote(member.user_id)}/contacts"
     permission = f"/_clutto/v1/users/{member.user_id}/contacts/permission"
@@ -71,12 +74,16 @@ async def test_contacts_need_permission_and_revocation_deletes_them(
 
     # The same file again, in the chat: nobody is kept twice; the matches are offered as invites.
     event_id, mxc = await send_vcard(member, dm, file)
-    reply = await member.wait_for_notice(dm, "Imported 0 contact(s) (3 card(s) of the file were already there", sender=bot)
+    reply = await member.wait_for_notice(
+        dm, "Imported 0 contact(s) (3 card(s) of the file were already there", sender=bot
+    )
     assert f"On this homeserver: {owner.user_id}, {created.user_id}" in reply["content"]["body"]
     assert "only names, email addresses and Matrix IDs are kept" in reply["content"]["body"]
     await file_is_gone(member, dm, event_id, mxc)
     # A card with a new address for a known email is the same contact, with the address added.
-    status, report = await post_file(as_member, path, vcards(("Grace H.", f"EMAIL:{email}\r\nEMAIL:grace@work.example")))
+    status, report = await post_file(
+        as_member, path, vcards(("Grace H.", f"EMAIL:{email}\r\nEMAIL:grace@work.example"))
+    )
     assert status == 201 and (report["imported"], report["already_known"]) == (0, 1)
     status, listing = await as_member.call("GET", path)
     assert [(c["name"], c["emails"]) for c in listing["contacts"]][1] == ("Grace", [email, "grace@work.example"])
@@ -105,8 +112,11 @@ async def test_contacts_stay_out_of_team_rooms(bridge: Bridge, new_user) -> None
     dm = await bot_chat(bridge, member)
 
     async def bot_replies() -> list[str]:
-        return [e["content"]["body"] for e in await member.messages(rooms[0])
-                if e["type"] == "m.room.message" and e["sender"] == bot]
+        return [
+            e["content"]["body"]
+            for e in await member.messages(rooms[0])
+            if e["type"] == "m.room.message" and e["sender"] == bot
+        ]
 
     for count, command in enumerate(("allow", "revoke", "list"), start=1):
         await member.send_text(rooms[0], f"!clutto contacts {command}")
@@ -128,10 +138,13 @@ async def test_mydata_shows_and_exports_what_is_stored(bridge: Bridge, new_user,
     bot = bridge.settings.bot_mxid
     owner, member, team, rooms = await team_with_member(bridge, new_user)
     dm = await bot_chat(bridge, member)
-    for command, reply in (("profile set first_name Ada", "Profile updated"), ("accept", "Thank you"),
-                           ("contacts allow", "Contact import is allowed"),
-                           ("marketing off", "no longer receive product news"),
-                           ("marketing on", "You will receive product news")):
+    for command, reply in (
+        ("profile set first_name Ada", "Profile updated"),
+        ("accept", "Thank you"),
+        ("contacts allow", "Contact import is allowed"),
+        ("marketing off", "no longer receive product news"),
+        ("marketing on", "You will receive product news"),
+    ):
         await member.send_text(dm, command)
         await member.wait_for_notice(dm, reply, sender=bot)
 
@@ -158,8 +171,10 @@ async def test_mydata_shows_and_exports_what_is_stored(bridge: Bridge, new_user,
     assert [t["team_id"] for t in data["teams"]] == [team.id] and data["contact_import_allowed"]
     # Every choice the member made, with its time: consent, contact permission, marketing off and on.
     assert [(c["choice"], c["value"]) for c in data["choices"]] == [
-        ("policy_consent", bridge.settings.consent.version), ("contact_import", "allowed"),
-        ("marketing", "opted_out"), ("marketing", "opted_in"),
+        ("policy_consent", bridge.settings.consent.version),
+        ("contact_import", "allowed"),
+        ("marketing", "opted_out"),
+        ("marketing", "opted_in"),
     ]
     times = [c["ts"] for c in data["choices"]]
     assert times == sorted(times) and times[0] > 0

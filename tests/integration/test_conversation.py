@@ -19,8 +19,12 @@ async def chats_with_bot(user: MatrixClient, bot: str) -> set[str]:
     chats = set()
     for room_id, invite in rooms.get("invite", {}).items():
         for event in invite["invite_state"]["events"]:
-            if (event["type"] == "m.room.member" and event["state_key"] == user.user_id
-                    and event["sender"] == bot and event["content"].get("is_direct")):
+            if (
+                event["type"] == "m.room.member"
+                and event["state_key"] == user.user_id
+                and event["sender"] == bot
+                and event["content"].get("is_direct")
+            ):
                 chats.add(room_id)
     for room_id in rooms.get("join", {}):
         if await user.joined_members(room_id) == {user.user_id, bot}:
@@ -29,8 +33,11 @@ async def chats_with_bot(user: MatrixClient, bot: str) -> set[str]:
 
 
 async def bodies(user: MatrixClient, room_id: str, sender: str) -> list[str]:
-    return [e["content"].get("body", "") for e in await user.messages(room_id, limit=100)
-            if e["type"] == "m.room.message" and e["sender"] == sender]
+    return [
+        e["content"].get("body", "")
+        for e in await user.messages(room_id, limit=100)
+        if e["type"] == "m.room.message" and e["sender"] == sender
+    ]
 
 
 async def join_team(user: MatrixClient, bridge: Bridge, team) -> None:
@@ -79,7 +86,9 @@ async def test_a_member_of_two_teams_has_one_chat_with_the_bot_and_one_welcome_p
     assert await chats_with_bot(bob, bot) == {mine}
 
 
-async def test_a_chat_the_user_starts_replaces_the_unread_invite_and_keeps_its_welcome(bridge: Bridge, new_user) -> None:
+async def test_a_chat_the_user_starts_replaces_the_unread_invite_and_keeps_its_welcome(
+    bridge: Bridge, new_user
+) -> None:
     bot = bridge.settings.bot_mxid
     owner, bob = await new_user("owner"), await new_user("bob")
     team = await bridge.teams.create(unique("Initech"), owner=owner.user_id)
@@ -113,7 +122,9 @@ async def test_team_details_stay_out_of_a_room_that_is_not_a_team_room(bridge: B
 
     await wait_until(bot_joined, what="the bot to join the plain room")
     await alice.send_text(plain, "!clutto team info")
-    pointer = await guest.wait_for_notice(plain, "I answer that only in your team's rooms or in our direct chat", sender=bot)
+    pointer = await guest.wait_for_notice(
+        plain, "I answer that only in your team's rooms or in our direct chat", sender=bot
+    )
     await alice.send_text(plain, "!clutto mydata")
     personal = await guest.wait_for_notice(plain, "I answer it only in our direct chat", sender=bot)
     await alice.send_text(plain, "!clutto retention show")

@@ -55,9 +55,11 @@ def delivery(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     extra: dict = {}
     if request.param == "postgres":
         postgres = request.getfixturevalue("postgres_server")
-        synapse_db = asyncio.run(create_postgres_database(
-            postgres, "synapse_test", "TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C' ENCODING 'UTF8'"
-        ))
+        synapse_db = asyncio.run(
+            create_postgres_database(
+                postgres, "synapse_test", "TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C' ENCODING 'UTF8'"
+            )
+        )
         extra = synapse_postgres_config(synapse_db)
     homeserver = start_homeserver(tmp_path_factory.mktemp(f"delivery-{request.param}"), lambda _: extra)
     yield Delivery(homeserver, request.param, postgres, synapse_db)
@@ -127,7 +129,7 @@ async def test_commands_after_a_homeserver_restart_are_answered(delivery: Delive
 
     for _ in range(3):
         await _ask(alice, dm, bot)
-    after = (await _txn_ids(bridges, dm))[len(before):]
+    after = (await _txn_ids(bridges, dm))[len(before) :]
     if delivery.kind == "sqlite":
         # What made the bridge go blind: Synapse on SQLite numbers from 1 again.
         assert set(after) & before, (before, after)
@@ -175,7 +177,9 @@ async def test_a_backlog_of_several_mebibytes_is_received_whole(delivery: Delive
     assert largest >= 20, largest
 
 
-async def test_an_invite_storm_does_not_hold_up_another_members_reply(delivery: Delivery, bridges: Bridges, person) -> None:
+async def test_an_invite_storm_does_not_hold_up_another_members_reply(
+    delivery: Delivery, bridges: Bridges, person
+) -> None:
     bridge = await bridges.start()
     bot = bridge.settings.bot_mxid
     alice, dm = await _chat(person, bot)

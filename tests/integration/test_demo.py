@@ -213,7 +213,9 @@ def test_demo_refuses_a_folder_that_is_not_a_demos(tmp_path: Path) -> None:
     for extra in ([], ["--fresh"]):
         result = subprocess.run(
             [sys.executable, "-m", "clutto_bridge", "demo", "--dir", str(folder), *extra],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 1
         assert "not a demo's folder" in result.stderr
@@ -301,11 +303,15 @@ async def test_a_synapse_left_by_a_killed_demo_is_stopped_by_the_next_start(tmp_
         # While it runs, another start in the same folder is refused, naming the running demo.
         refused = subprocess.run(
             [sys.executable, "-m", "clutto_bridge", "demo", "--dir", str(folder)],
-            capture_output=True, text=True, timeout=60, env=_demo_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=_demo_env(),
         )
         assert refused.returncode == 1
-        assert f"still running (pid {process.pid}); stop it with Ctrl-C in its terminal or: kill -INT {process.pid}" in (
-            refused.stderr
+        assert (
+            f"still running (pid {process.pid}); stop it with Ctrl-C in its terminal or: kill -INT {process.pid}"
+            in (refused.stderr)
         )
         await _ctrl_c(process)
         assert _processes_mentioning(str(folder / "synapse")) == []
@@ -323,12 +329,18 @@ def test_the_demo_port_comes_from_the_option_or_the_environment(tmp_path: Path) 
         for args, env in (([], {"CLUTTO_DEMO_PORT": str(port)}), (["--port", str(port)], {})):
             result = subprocess.run(
                 [sys.executable, "-m", "clutto_bridge", "demo", *args],
-                capture_output=True, text=True, timeout=60, env={**_demo_env(), **env},
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**_demo_env(), **env},
             )
             assert result.returncode == 1
             assert f"Port {port} is in use" in result.stderr, result.stderr
     result = subprocess.run(
         [sys.executable, "-m", "clutto_bridge", "demo"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "CLUTTO_DEMO_PORT": "80800"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CLUTTO_DEMO_PORT": "80800"},
     )
     assert (result.returncode, result.stderr.strip()) == (1, "CLUTTO_DEMO_PORT='80800' is not a port number (1-65535).")

@@ -24,8 +24,14 @@ from tests.conftest import config_with_tokens
 from tests.integration.helpers import wait_until_serving
 
 SHOULD_FAIL = {
-    "request log", "redaction_retention_period", "media_retention", "report_stats", "include_profile_data_on_invite",
-    "limit_profile_requests_to_users_who_share_rooms", "require_auth_for_profile_requests", "app_service_config_files",
+    "request log",
+    "redaction_retention_period",
+    "media_retention",
+    "report_stats",
+    "include_profile_data_on_invite",
+    "limit_profile_requests_to_users_who_share_rooms",
+    "require_auth_for_profile_requests",
+    "app_service_config_files",
     "E2EE in transactions",
 }
 
@@ -33,9 +39,20 @@ SHOULD_FAIL = {
 def _generate(folder: Path, port: int) -> Path:
     """Synapse's own --generate-config, then only what this machine needs: a free port, IPv4 loopback."""
     subprocess.run(
-        [sys.executable, "-m", "synapse.app.homeserver", "--server-name", "localhost", "--config-path",
-         "homeserver.yaml", "--generate-config", "--report-stats=yes"],
-        cwd=folder, check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "synapse.app.homeserver",
+            "--server-name",
+            "localhost",
+            "--config-path",
+            "homeserver.yaml",
+            "--generate-config",
+            "--report-stats=yes",
+        ],
+        cwd=folder,
+        check=True,
+        capture_output=True,
     )
     path = folder / "homeserver.yaml"
     text = path.read_text()
@@ -65,8 +82,13 @@ async def test_doctor_fixes_a_generated_homeserver_config_that_synapse_then_runs
     log_path = tmp_path / "localhost.log.config"
     log_original = log_path.read_text()
     config, registration = tmp_path / "config.yaml", tmp_path / "registration.yaml"
-    config_with_tokens(config, **{"address: http://localhost:8008": f"address: http://127.0.0.1:{port}",
-                                  "    domain: example.com": "    domain: localhost"})
+    config_with_tokens(
+        config,
+        **{
+            "address: http://localhost:8008": f"address: http://127.0.0.1:{port}",
+            "    domain: example.com": "    domain: localhost",
+        },
+    )
     assert cli.main(["generate-registration", "-c", str(config), "-r", str(registration)]) == 0
     file = ConfigFile(config)
     file.load()
@@ -80,13 +102,21 @@ async def test_doctor_fixes_a_generated_homeserver_config_that_synapse_then_runs
     assert _statuses(before)["bot is a server admin"] is Status.UNCHECKED  # Synapse is not running
     assert "not reachable" in out and "FAIL" in out and "why:" in out
 
-    code, out = _run_doctor("-c", str(config), "--homeserver-config", str(hs_path), "--fix", "--registration", str(registration))
+    code, out = _run_doctor(
+        "-c", str(config), "--homeserver-config", str(hs_path), "--fix", "--registration", str(registration)
+    )
     assert code == 0, out
     assert "Changed (backups:" in out
     fixed = hs_path.read_text()
     assert sorted(p.name for p in tmp_path.glob("*.clutto-backup-*")) == sorted(
-        [f"homeserver.yaml.clutto-backup-{p.name.rsplit('-', 1)[1]}" for p in tmp_path.glob("homeserver.yaml.clutto-backup-*")]
-        + [f"localhost.log.config.clutto-backup-{p.name.rsplit('-', 1)[1]}" for p in tmp_path.glob("localhost.log.config.clutto-backup-*")]
+        [
+            f"homeserver.yaml.clutto-backup-{p.name.rsplit('-', 1)[1]}"
+            for p in tmp_path.glob("homeserver.yaml.clutto-backup-*")
+        ]
+        + [
+            f"localhost.log.config.clutto-backup-{p.name.rsplit('-', 1)[1]}"
+            for p in tmp_path.glob("localhost.log.config.clutto-backup-*")
+        ]
     )
     assert next(tmp_path.glob("homeserver.yaml.clutto-backup-*")).read_text() == original
     assert next(tmp_path.glob("localhost.log.config.clutto-backup-*")).read_text() == log_original
@@ -97,24 +127,38 @@ async def test_doctor_fixes_a_generated_homeserver_config_that_synapse_then_runs
     old, new = YAML(typ="safe").load(original), YAML(typ="safe").load(fixed)
     changed = {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
     assert changed == {
-        "redaction_retention_period", "media_retention", "report_stats", "include_profile_data_on_invite",
-        "limit_profile_requests_to_users_who_share_rooms", "require_auth_for_profile_requests",
-        "app_service_config_files", "experimental_features",
+        "redaction_retention_period",
+        "media_retention",
+        "report_stats",
+        "include_profile_data_on_invite",
+        "limit_profile_requests_to_users_who_share_rooms",
+        "require_auth_for_profile_requests",
+        "app_service_config_files",
+        "experimental_features",
     }
-    assert new["experimental_features"] == {"msc2409_to_device_messages_enabled": True, "msc3202_transaction_extensions": True}
+    assert new["experimental_features"] == {
+        "msc2409_to_device_messages_enabled": True,
+        "msc3202_transaction_extensions": True,
+    }
     assert new["report_stats"] is False and new["app_service_config_files"] == [str(registration.absolute())]
     assert YAML(typ="safe").load(log_path.read_text())["loggers"]["synapse.access"] == {"level": "WARNING"}
 
     # Synapse starts with the fixed config (and loads the registration doctor added).
     synapse = subprocess.Popen(
-        [sys.executable, "-m", "synapse.app.homeserver", "-c", str(hs_path)], cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, "-m", "synapse.app.homeserver", "-c", str(hs_path)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         async with aiohttp.ClientSession() as http:
             await wait_until_serving(
-                synapse, http, f"http://127.0.0.1:{port}/_matrix/client/versions",
-                "Synapse answering /_matrix/client/versions", lambda: (tmp_path / "homeserver.log").read_text()[-3000:],
+                synapse,
+                http,
+                f"http://127.0.0.1:{port}/_matrix/client/versions",
+                "Synapse answering /_matrix/client/versions",
+                lambda: (tmp_path / "homeserver.log").read_text()[-3000:],
                 timeout=90,
             )
             running = await asyncio.to_thread(doctor, settings, hs_path)

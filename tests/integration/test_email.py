@@ -90,9 +90,11 @@ async def _bridge_database_holds(database: str, needle: str) -> list[str]:
     try:
         tables = [r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")]
         assert "team_email" in tables
-        return [t for t in tables if await conn.fetchval(
-            f'SELECT COUNT(*) FROM "{t}" AS r WHERE strpos(r::text, $1) > 0', needle
-        )]
+        return [
+            t
+            for t in tables
+            if await conn.fetchval(f'SELECT COUNT(*) FROM "{t}" AS r WHERE strpos(r::text, $1) > 0', needle)
+        ]
     finally:
         await conn.close()
 
@@ -104,7 +106,8 @@ async def _homeserver_events(bridges: Bridges, http: aiohttp.ClientSession, room
     for room_id in room_ids:
         async with http.get(
             f"{bridges.homeserver.url}/_synapse/admin/v1/rooms/{quote(room_id)}/messages",
-            params={"dir": "f", "limit": "1000"}, headers={"Authorization": f"Bearer {admin.access_token}"},
+            params={"dir": "f", "limit": "1000"},
+            headers={"Authorization": f"Bearer {admin.access_token}"},
         ) as resp:
             assert resp.status == 200, await resp.text()
             texts.append(await resp.text())
@@ -149,9 +152,7 @@ async def test_mail_shows_only_its_headers_in_the_email_room_and_the_body_is_fou
     assert refused == {}
 
     # The team's members find the new email room in the space, and the headers in it.
-    room_id = await wait_until(
-        lambda: _email_room(bridge, team), what="the email room to be created on the first mail"
-    )
+    room_id = await wait_until(lambda: _email_room(bridge, team), what="the email room to be created on the first mail")
     await member.wait_for_invites({room_id})
     await member.join(room_id)
     assert room_id in {r["room_id"] for r in await member.hierarchy(team.space_id)}
@@ -201,9 +202,14 @@ async def _email_room(bridge: Bridge, team) -> str | None:
 async def test_unknown_recipients_get_550_oversized_mail_552_and_a_switched_off_address_550(
     bridges: Bridges, new_user, http: aiohttp.ClientSession
 ) -> None:
-    bridge = await bridges.start(bridges.settings(
-        email__enabled=True, email__port=free_port(), email__max_size_kib=16, email__domain="mail.clutto.test",
-    ))
+    bridge = await bridges.start(
+        bridges.settings(
+            email__enabled=True,
+            email__port=free_port(),
+            email__max_size_kib=16,
+            email__domain="mail.clutto.test",
+        )
+    )
     port = bridge.settings.email.port
     owner, member, team, rooms = await team_with_member(bridge, new_user)
     api = Api(bridge, http)

@@ -63,8 +63,11 @@ async def test_an_encrypted_vcard_and_photo_sent_to_the_bot_are_taken_and_remove
 
 def _exported(folder: Path) -> tuple[dict, list[dict]]:
     """An export's manifest and every event of its room files."""
-    events = [json.loads(line) for path in sorted((folder / "rooms").glob("*.jsonl"))
-              for line in path.read_text().splitlines()]
+    events = [
+        json.loads(line)
+        for path in sorted((folder / "rooms").glob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
     return json.loads((folder / "manifest.json").read_text()), events
 
 
@@ -84,8 +87,9 @@ async def test_an_owners_export_holds_an_encrypted_rooms_messages_and_files_decr
     # The bot's answer shows it holds the key of alice's session, which her earlier messages share.
     await alice.send_text(general, "!clutto team info")
     await alice.wait_for_decrypted(general, "Space:", sender=bot)
-    assert {e["type"] for e in await plain.messages(general, limit=100) if e["event_id"] in (said, file_event)} \
-        == {"m.room.encrypted"}
+    assert {e["type"] for e in await plain.messages(general, limit=100) if e["event_id"] in (said, file_event)} == {
+        "m.room.encrypted"
+    }
 
     async def export() -> tuple[Path, dict, list[dict]]:
         job = await bridge.lifecycle.request_export(team, actor=alice.user_id)
@@ -106,10 +110,16 @@ async def test_an_owners_export_holds_an_encrypted_rooms_messages_and_files_decr
 
     # A message the bot has no key for (a Megolm session never shared with it) is kept as the
     # ciphertext it is, marked, counted and listed; never passed off as content.
-    bogus = {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEnB" + "A" * 120,
-             "sender_key": "x" * 43, "session_id": "y" * 43, "device_id": alice.client.device_id}
-    unread = (await plain.request(
-        "PUT", f"/v3/rooms/{quote(general)}/send/m.room.encrypted/{secrets.token_hex(8)}", bogus))["event_id"]
+    bogus = {
+        "algorithm": "m.megolm.v1.aes-sha2",
+        "ciphertext": "AwgAEnB" + "A" * 120,
+        "sender_key": "x" * 43,
+        "session_id": "y" * 43,
+        "device_id": alice.client.device_id,
+    }
+    unread = (
+        await plain.request("PUT", f"/v3/rooms/{quote(general)}/send/m.room.encrypted/{secrets.token_hex(8)}", bogus)
+    )["event_id"]
     folder, manifest, events = await export()
     assert manifest["undecryptable"] == {"count": 1, "event_ids": [unread]}
     kept = next(e for e in events if e["event_id"] == unread)

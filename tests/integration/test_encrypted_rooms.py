@@ -53,8 +53,10 @@ async def test_commands_in_an_encrypted_chat_are_read_and_answered_encrypted(
     assert kinds and all(kind == "m.room.encrypted" for _, kind in kinds), kinds
     assert _files_holding(homeserver.synapse.folder, canary.encode()) == []
     if bridge.settings.appservice.database.startswith("sqlite:"):
-        assert _files_holding(Path(bridge.settings.appservice.database.removeprefix("sqlite:")).parent,
-                              canary.encode()) == []
+        assert (
+            _files_holding(Path(bridge.settings.appservice.database.removeprefix("sqlite:")).parent, canary.encode())
+            == []
+        )
 
 
 # One database: encrypted team rooms on both databases: test_room_encryption.py.
@@ -69,7 +71,8 @@ async def test_a_new_teams_rooms_are_encrypted_and_commands_there_are_answered_e
     week = 7 * 86_400_000
     for room_id in rooms:
         assert await plain.state(room_id, "m.room.encryption") == {
-            "algorithm": "m.megolm.v1.aes-sha2", "rotation_period_ms": min(week, bridge.teams.retention_ms(team)),
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "rotation_period_ms": min(week, bridge.teams.retention_ms(team)),
             "rotation_period_msgs": 100,
         }
     general = rooms[0]
@@ -146,9 +149,15 @@ async def _newer_reply(member: EncryptedMember, room_id: str, sender: str, conta
     await member.sync(timeout_ms=500)
     events = member.said_by(room_id, sender)
     ids = [e.event_id for e in events]
-    later = events[ids.index(than) + 1:] if than in ids else []
-    return next((e for e in later if isinstance(e, RoomMessage) and not isinstance(e, MegolmEvent)
-                 and contains in getattr(e, "body", "")), None)
+    later = events[ids.index(than) + 1 :] if than in ids else []
+    return next(
+        (
+            e
+            for e in later
+            if isinstance(e, RoomMessage) and not isinstance(e, MegolmEvent) and contains in getattr(e, "body", "")
+        ),
+        None,
+    )
 
 
 async def _greeted_in_encrypted_chat(bridges: Bridges, encrypted_member):

@@ -35,8 +35,12 @@ async def raw_database(url: str) -> bytes:
         return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
     conn = await asyncpg.connect(url)
     try:
-        tables = [r["table_name"] for r in await conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema=current_schema()")]
+        tables = [
+            r["table_name"]
+            for r in await conn.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema=current_schema()"
+            )
+        ]
         dump = [str(await conn.fetch(f'SELECT t::text FROM "{table}" t')) for table in tables]
     finally:
         await conn.close()
@@ -53,9 +57,11 @@ async def test_emails_profiles_and_contacts_are_ciphertext_in_the_database(bridg
     created = await bridge.members.create_account(team, f"quill-{canary}", email, "s3cret-pass", actor=owner.user_id)
     dm = await bot_chat(bridge, member)
     first, title = f"Zelda{canary}", f"Archivist{canary}"
-    for command, reply in ((f"profile set first_name {first}", "Profile updated"),
-                           (f"profile set designation {title}", "Profile updated"),
-                           ("contacts allow", "Contact import is allowed")):
+    for command, reply in (
+        (f"profile set first_name {first}", "Profile updated"),
+        (f"profile set designation {title}", "Profile updated"),
+        ("contacts allow", "Contact import is allowed"),
+    ):
         await member.send_text(dm, command)
         await member.wait_for_notice(dm, reply, sender=bot)
     contact_name, contact_email = f"Yorick{canary}", f"yorick-{canary}@example.net"
@@ -93,9 +99,15 @@ async def test_upgrade_encrypts_what_an_older_version_kept_in_plaintext(database
     state.override_pool(db)
     await state.start()
     await db.execute("INSERT INTO account (user_id, email, created_at) VALUES ('@old:x', 'Old@Example.org', 1)")
-    await db.execute("INSERT INTO profile (user_id, first_name, last_name, updated_at) VALUES ('@old:x', 'Olga', 'Oldfield', 1)")
-    await db.execute("INSERT INTO contact (owner, card, imported_at) VALUES ('@old:x', '{\"name\": \"Ophelia\", \"emails\": [], \"matrix_ids\": []}', 1)")
-    await db.execute("INSERT INTO mx_user_profile (room_id, user_id, membership, displayname) VALUES ('!r:x', '@old:x', 'join', 'Olga Oldfield')")
+    await db.execute(
+        "INSERT INTO profile (user_id, first_name, last_name, updated_at) VALUES ('@old:x', 'Olga', 'Oldfield', 1)"
+    )
+    await db.execute(
+        'INSERT INTO contact (owner, card, imported_at) VALUES (\'@old:x\', \'{"name": "Ophelia", "emails": [], "matrix_ids": []}\', 1)'
+    )
+    await db.execute(
+        "INSERT INTO mx_user_profile (room_id, user_id, membership, displayname) VALUES ('!r:x', '@old:x', 'join', 'Olga Oldfield')"
+    )
     await db.stop()
     with pytest.raises(Exception, match="needs the keyset"):  # never upgraded without the keys
         await create_database(database_url).start()
@@ -146,7 +158,9 @@ async def test_rotation_killed_mid_way_resumes_and_ends_with_every_value_under_t
     # The bridge, as its own process, dies (as kill -9 would) after two batches.
     log = bridges.folder / "rotation.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "clutto_bridge", "-c", config], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "clutto_bridge", "-c", config],
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
         env={**os.environ, "CLUTTO_TEST_EXIT_AFTER_REENCRYPT_BATCH": "batch 2", "PYTHONUNBUFFERED": "1"},
     )
     code = await asyncio.to_thread(process.wait, 90)
@@ -183,7 +197,9 @@ async def test_rotation_killed_mid_way_resumes_and_ends_with_every_value_under_t
     assert [k.id for k in KeysetFile(keyset).load().keys] == [new]
 
 
-async def test_a_missing_or_open_keyset_stops_start_up_naming_the_file(bridges: Bridges, tmp_path: Path, capsys) -> None:
+async def test_a_missing_or_open_keyset_stops_start_up_naming_the_file(
+    bridges: Bridges, tmp_path: Path, capsys
+) -> None:
     keyset = tmp_path / "absent.json"
     bridges.settings(security__keyset=str(keyset))
     config = str(bridges.folder / "config.yaml")

@@ -22,7 +22,8 @@ async def test_an_export_is_readable_by_the_bridge_user_only(bridges: Bridges, n
         owner, member, team, rooms = await team_with_member(bridge, new_user)
         mxc = await bridge.appservice.intent.upload_media(b"team photo", mime_type="image/png", filename="t.png")
         await bridge.appservice.intent.send_message_event(
-            rooms[0], EventType.ROOM_MESSAGE, {"msgtype": "m.image", "body": "t.png", "url": mxc})
+            rooms[0], EventType.ROOM_MESSAGE, {"msgtype": "m.image", "body": "t.png", "url": mxc}
+        )
         await member.send_text(rooms[0], "a message of the team")
 
         async def media_noted() -> bool:

@@ -68,9 +68,11 @@ async def test_a_transaction_nests_as_deep_as_the_homeserver_lets_an_event_nest(
     only what no homeserver can send is refused."""
     url = f"http://127.0.0.1:{bridge.settings.appservice.port}/_matrix/app/v1/transactions/"
     token = bridge.settings.appservice.hs_token
-    event = ('{"type": "m.room.message", "room_id": "!deep:localhost", "sender": "@u:localhost", '
-             '"event_id": "$deep1", "origin_server_ts": 1, "content": {"msgtype": "m.text", "body": "x", '
-             '"nest": ' + "[" * 1000 + "]" * 1000 + "}}")
+    event = (
+        '{"type": "m.room.message", "room_id": "!deep:localhost", "sender": "@u:localhost", '
+        '"event_id": "$deep1", "origin_server_ts": 1, "content": {"msgtype": "m.text", "body": "x", '
+        '"nest": ' + "[" * 1000 + "]" * 1000 + "}}"
+    )
     status, _ = await _send(http, url + "deep-ok", "PUT", token, '{"events": [' + event + "]}")
     assert status == 200
     assert await bridge.db.fetchval("SELECT COUNT(*) FROM inbox_event WHERE event_id='$deep1'") == 1
@@ -119,7 +121,9 @@ async def test_requests_with_oversized_or_nul_headers_are_answered_and_recorded(
         "oversized": b"GET /_clutto/v1/teams HTTP/1.1\r\nHost: x\r\nUser-Agent: " + b"A" * 20_000 + b"\r\n\r\n",
         "nul": b"GET /_clutto/v1/teams HTTP/1.1\r\nHost: x\r\nUser-Agent: evil\x00agent\r\n\r\n",
         "nul in language": b"GET /_clutto/v1/teams HTTP/1.1\r\nHost: x\r\nAccept-Language: de\x00\r\n\r\n",
-        "long language": b"GET /_clutto/v1/teams HTTP/1.1\r\nHost: x\r\nAccept-Language: " + b"de," * 2000 + b"\r\n\r\n",
+        "long language": b"GET /_clutto/v1/teams HTTP/1.1\r\nHost: x\r\nAccept-Language: "
+        + b"de," * 2000
+        + b"\r\n\r\n",
     }
     for name, head in requests.items():
         line = await _raw_request(port, head + b"")

@@ -15,8 +15,11 @@ from tests.integration.matrix_client import MatrixClient, wait_until
 
 
 async def bot_notices(client: MatrixClient, room_id: str, bot: str) -> list[str]:
-    return [e["content"].get("body", "") for e in await client.messages(room_id, limit=100)
-            if e["type"] == "m.room.message" and e["sender"] == bot]
+    return [
+        e["content"].get("body", "")
+        for e in await client.messages(room_id, limit=100)
+        if e["type"] == "m.room.message" and e["sender"] == bot
+    ]
 
 
 async def test_team_create_refuses_before_it_says_creating_and_takes_emoji_and_joiners(
@@ -35,9 +38,7 @@ async def test_team_create_refuses_before_it_says_creating_and_takes_emoji_and_j
     # A bidi override: the refusal names the character and where it is.
     prefix = unique("Acme")
     await alice.send_text(dm, f"team create {prefix}\u202eevil")
-    await alice.wait_for_notice(
-        dm, f"U+202E RIGHT-TO-LEFT OVERRIDE at position {len(prefix) + 1}", sender=bot
-    )
+    await alice.wait_for_notice(dm, f"U+202E RIGHT-TO-LEFT OVERRIDE at position {len(prefix) + 1}", sender=bot)
     # A joiner outside an emoji sequence or a joining script.
     await alice.send_text(dm, f"team create {prefix}\u200dx")
     await alice.wait_for_notice(dm, f"U+200D ZERO WIDTH JOINER at position {len(prefix) + 1}", sender=bot)

@@ -62,7 +62,9 @@ async def test_widget_outside_allowed_prefixes_is_removed(
     owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
     api = Api(bridge, http)
-    status, listing = await api.call("POST", f"/teams/{team.id}/integrations", json={"value": "https://meet.example.com/"})
+    status, listing = await api.call(
+        "POST", f"/teams/{team.id}/integrations", json={"value": "https://meet.example.com/"}
+    )
     assert status == 201 and listing["widget_url_prefixes"] == ["https://meet.example.com/"]
 
     path = f"/v3/rooms/{quote(general)}/state/im.vector.modular.widgets"

@@ -132,7 +132,12 @@ async def test_the_upgrade_purges_orphans_made_before_markers_and_nothing_else(
     assert await bridge.db.fetchval("SELECT COUNT(*) FROM room_creation") == 0
     team = await bridge.teams.create(unique("Legacy"), alice.user_id)
     hs, s = bridge.homeserver, settings.bridge
-    shape = {"owner": alice.user_id, "levels": s.power_levels, "room_version": s.room_version, "retention_ms": 86_400_000}
+    shape = {
+        "owner": alice.user_id,
+        "levels": s.power_levels,
+        "room_version": s.room_version,
+        "retention_ms": 86_400_000,
+    }
     # What an interrupted creation of an older version left: a space and a room in it, no marker.
     orphan_space = await spaces.create_space(hs.bot, name="Orphan", marker={}, **shape)
     orphan_room = await spaces.create_group_room(

@@ -16,7 +16,12 @@ from clutto_bridge.jobs.runner import JobContext, JobRunner
 from tests.integration.conftest import Homeserver
 
 SETTINGS = JobSettings(
-    poll_interval=1, lease=30, max_attempts=3, retry_backoff=60, homeserver_rate=100, concurrency=2,
+    poll_interval=1,
+    lease=30,
+    max_attempts=3,
+    retry_backoff=60,
+    homeserver_rate=100,
+    concurrency=2,
     keep_finished=3600,
 )
 CLOCK = SystemClock()

@@ -35,7 +35,6 @@ from tests.integration.matrix_client import wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.promise("P11", "P12")]
 
 
-
 async def _encrypted_team(bridges: Bridges, new_user):
     bridge = await bridges.start(bridges.settings(policy__encryption="default"))
     owner = await new_user("keys")
@@ -71,9 +70,7 @@ async def _bot_sessions(bridge: Bridge, room_id: str) -> set[str]:
 
 async def _outbound(bridge: Bridge, room_id: str) -> str | None:
     """The session the bot sends with in the room, if any."""
-    return await bridge.db.fetchval(
-        "SELECT session_id FROM crypto_megolm_outbound_session WHERE room_id=$1", room_id
-    )
+    return await bridge.db.fetchval("SELECT session_id FROM crypto_megolm_outbound_session WHERE room_id=$1", room_id)
 
 
 async def _indexed(bridge: Bridge, room_id: str, sessions: set[str]) -> None:
@@ -98,11 +95,20 @@ async def _key_request(bridge: Bridge, room_id: str, session_id: str) -> bool:
     """What the bot answers a key request of another device of its own, which mautrix's rule
     would serve: True (shared) or RejectKeyShare raised."""
     device = DeviceIdentity(
-        user_id=UserID(bridge.settings.bot_mxid), device_id="ANOTHERDEVICE", identity_key=IdentityKey("x"),
-        signing_key=SigningKey("y"), trust=TrustState.VERIFIED, deleted=False, name="",
+        user_id=UserID(bridge.settings.bot_mxid),
+        device_id="ANOTHERDEVICE",
+        identity_key=IdentityKey("x"),
+        signing_key=SigningKey("y"),
+        trust=TrustState.VERIFIED,
+        deleted=False,
+        name="",
     )
-    request = RequestedKeyInfo(algorithm=EncryptionAlgorithm.MEGOLM_V1, room_id=RoomID(room_id),
-                               sender_key=IdentityKey(bridge.device.machine.account.identity_key), session_id=session_id)
+    request = RequestedKeyInfo(
+        algorithm=EncryptionAlgorithm.MEGOLM_V1,
+        room_id=RoomID(room_id),
+        sender_key=IdentityKey(bridge.device.machine.account.identity_key),
+        session_id=session_id,
+    )
     return await bridge.device.machine.allow_key_share(device, request)
 
 

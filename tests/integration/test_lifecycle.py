@@ -29,15 +29,19 @@ async def test_trial_team_is_warned_exported_then_purged(
     owner, member, team, rooms = await team_with_member(bridge, new_user)
     api = Api(bridge, http)
     username = f"trial-{team.id}"
-    status, created = await api.call("POST", f"/teams/{team.id}/members", json={
-        "username": username, "email": f"{username}@corp.example", "password": "trial-password-1"})
+    status, created = await api.call(
+        "POST",
+        f"/teams/{team.id}/members",
+        json={"username": username, "email": f"{username}@corp.example", "password": "trial-password-1"},
+    )
     assert status == 201
     status, _ = await api.call("PUT", f"/teams/{team.id}/export-setting", json={"before_purge": True})
     assert status == 200
     await bridge.profiles.update(created["user_id"], {"first_name": "Trial", "last_name": "User"}, actor=None)
     mxc = await bridge.appservice.intent.upload_media(b"team photo", mime_type="image/png", filename="t.png")
     await bridge.appservice.intent.send_message_event(
-        rooms[0], EventType.ROOM_MESSAGE, {"msgtype": "m.image", "body": "t.png", "url": mxc})
+        rooms[0], EventType.ROOM_MESSAGE, {"msgtype": "m.image", "body": "t.png", "url": mxc}
+    )
     await member.send_text(rooms[0], "a message worth exporting")
 
     async def media_noted() -> bool:
@@ -69,7 +73,10 @@ async def test_trial_team_is_warned_exported_then_purged(
     assert export_job.state == "done", export_job
     folder = Path(export_job.progress["path"])
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert {f["path"] for f in manifest["files"]} >= {"members.json", f"media/{mxc.removeprefix('mxc://').replace('/', '_')}"}
+    assert {f["path"] for f in manifest["files"]} >= {
+        "members.json",
+        f"media/{mxc.removeprefix('mxc://').replace('/', '_')}",
+    }
     for entry in manifest["files"]:
         assert hashlib.sha256((folder / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
     lines = (folder / "rooms" / f"{rooms[0].replace('!', '_').replace(':', '_')}.jsonl").read_text().splitlines()
@@ -93,19 +100,25 @@ async def test_trial_team_is_warned_exported_then_purged(
     assert await bridge.teams.all() == []
     admin = await bridges.homeserver.synapse.register_user(f"inspector-{team.id}", admin=True)
     for room_id in [team.space_id, *rooms]:
-        async with http.get(f"{bridges.homeserver.url}/_synapse/admin/v1/rooms/{quote(room_id)}",
-                            headers={"Authorization": f"Bearer {admin.access_token}"}) as resp:
+        async with http.get(
+            f"{bridges.homeserver.url}/_synapse/admin/v1/rooms/{quote(room_id)}",
+            headers={"Authorization": f"Bearer {admin.access_token}"},
+        ) as resp:
             assert resp.status == 404
     server, media_id = mxc.removeprefix("mxc://").split("/")
-    async with http.get(f"{bridges.homeserver.url}/_matrix/client/v1/media/download/{server}/{media_id}",
-                        headers={"Authorization": f"Bearer {member.token}"}) as resp:
+    async with http.get(
+        f"{bridges.homeserver.url}/_matrix/client/v1/media/download/{server}/{media_id}",
+        headers={"Authorization": f"Bearer {member.token}"},
+    ) as resp:
         assert resp.status == 404
     with pytest.raises(MatrixError):
         await MatrixClient.login(bridges.homeserver.url, username, "trial-password-1", http)
     assert (await member.request("GET", "/v3/account/whoami"))["user_id"] == member.user_id
     [entry] = await bridge.audit.for_team(team.id, "team_purged")
     assert entry.detail["accounts_erased"] == [created["user_id"]] and entry.detail["media_deleted"] == 1
-    assert await bridge.profiles.get(created["user_id"]) == dict.fromkeys(("first_name", "last_name", "designation", "photo"))
+    assert await bridge.profiles.get(created["user_id"]) == dict.fromkeys(
+        ("first_name", "last_name", "designation", "photo")
+    )
 
 
 @pytest.mark.promise("P10")

@@ -23,12 +23,16 @@ async def test_members_act_only_on_their_own_teams(bridge: Bridge, new_user, htt
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
     status, body = await as_member.call("POST", f"/teams/{team.id}/members", json={"user_id": stranger.user_id})
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
-    status, body = await as_member.call("PUT", f"/teams/{team.id}/members/{quote(member.user_id)}", json={"role": "admin"})
+    status, body = await as_member.call(
+        "PUT", f"/teams/{team.id}/members/{quote(member.user_id)}", json={"role": "admin"}
+    )
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
 
     # The Customer does through the API what the bot command does.
     as_owner = await openid_api(bridge, http, owner)
-    status, body = await as_owner.call("PUT", f"/teams/{team.id}/members/{quote(member.user_id)}", json={"role": "admin"})
+    status, body = await as_owner.call(
+        "PUT", f"/teams/{team.id}/members/{quote(member.user_id)}", json={"role": "admin"}
+    )
     assert status == 200 and body["role"] == "admin"
     for room_id in [team.space_id, *rooms]:
         assert await power_level(member, room_id, member.user_id) == 50

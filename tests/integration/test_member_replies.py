@@ -33,8 +33,11 @@ async def file_reply(client: MatrixClient, room_id: str, event_id: str, sender: 
     async def find() -> dict | None:
         for event in await client.messages(room_id):
             content = event.get("content", {})
-            if (event["sender"] == sender and content.get("msgtype") == "m.file"
-                    and content.get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id):
+            if (
+                event["sender"] == sender
+                and content.get("msgtype") == "m.file"
+                and content.get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id
+            ):
                 return event
         return None
 
@@ -120,7 +123,9 @@ async def test_an_export_is_numbered_per_team_and_fetched_from_the_portal_or_the
         async with http.post(link.split("?")[0], data={"csrf": csrf, "token": link.split("token=")[1]}) as resp:
             assert resp.status == 200
         async with http.get(download) as resp:
-            assert resp.status == 200 and zipfile.ZipFile(io.BytesIO(await resp.read())).namelist() == archive.namelist()
+            assert (
+                resp.status == 200 and zipfile.ZipFile(io.BytesIO(await resp.read())).namelist() == archive.namelist()
+            )
 
     # Asked in a team room: #2, and the news goes to the owner's chat with the bot, not the room.
     await owner.send_text(rooms[0], "!clutto export")
@@ -139,6 +144,10 @@ async def test_an_export_is_numbered_per_team_and_fetched_from_the_portal_or_the
 async def portal_bridge_with_exports(bridges: Bridges, folder: Path) -> Bridge:
     """As ``portal_bridge`` (links to its own port), writing exports into ``folder``."""
     port = free_port()
-    return await bridges.start(bridges.settings(
-        appservice__port=port, portal__public_url=f"http://127.0.0.1:{port}/portal", export__directory=str(folder),
-    ))
+    return await bridges.start(
+        bridges.settings(
+            appservice__port=port,
+            portal__public_url=f"http://127.0.0.1:{port}/portal",
+            export__directory=str(folder),
+        )
+    )

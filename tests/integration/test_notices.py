@@ -29,7 +29,9 @@ async def test_service_notice_reaches_everyone_and_marketing_only_who_opted_in(
     await member.wait_for_notice(dms[member.user_id], "You are opted out now", sender=bot)
 
     api = Api(bridge, http)
-    status, report = await api.call("POST", "/notices", json={"kind": "marketing", "text": "Try our new boards", "team_id": team.id})
+    status, report = await api.call(
+        "POST", "/notices", json={"kind": "marketing", "text": "Try our new boards", "team_id": team.id}
+    )
     assert (status, report) == (200, {"delivered": 1, "skipped_opted_out": 1})
     await owner.wait_for_notice(dms[owner.user_id], "News from Clutto: Try our new boards", sender=bot)
 

@@ -106,7 +106,9 @@ async def test_member_signs_in_chooses_cookies_and_accepts_the_policy(
     await page.fill("input[name=first_name]", "Ann")
     await page.fill("input[name=last_name]", "Lee")
     await page.click("text=Save")
-    await page.set_input_files("input[name=photo]", files=[{"name": "me.png", "mimeType": "image/png", "buffer": png()}])
+    await page.set_input_files(
+        "input[name=photo]", files=[{"name": "me.png", "mimeType": "image/png", "buffer": png()}]
+    )
     await page.click("text=Upload photo")
     photo = await page.inner_text("#photo")
     assert photo.startswith("mxc://")
@@ -124,14 +126,21 @@ async def test_member_signs_in_chooses_cookies_and_accepts_the_policy(
     shown = await page.inner_text("main")
     assert not re.search(r"\d{13}", shown), "epoch milliseconds on the page"
     assert "First name\tAnn" in await page.inner_text("#mydata-profile")
-    assert re.fullmatch(rf"Team\tRole\tMembership\tSince\n{re.escape(team.name)}\tmember\tjoined\t"
-                        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", (await page.inner_text("#mydata-teams table")).strip())
-    assert re.search(rf"You accepted version {re.escape(version)} on \d{{4}}-\d\d-\d\d \d\d:\d\d UTC\.",
-                     await page.inner_text("#mydata-policy"))
+    assert re.fullmatch(
+        rf"Team\tRole\tMembership\tSince\n{re.escape(team.name)}\tmember\tjoined\t"
+        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC",
+        (await page.inner_text("#mydata-teams table")).strip(),
+    )
+    assert re.search(
+        rf"You accepted version {re.escape(version)} on \d{{4}}-\d\d-\d\d \d\d:\d\d UTC\.",
+        await page.inner_text("#mydata-policy"),
+    )
     choices = [await row.inner_text() for row in await page.locator("#mydata-choices tbody tr").all()]
     assert [c.split("\t", 1)[1] for c in choices] == [
-        f"Privacy policy\taccepted version {version}", "Portal cookies\tnecessary cookies only",
-        "Portal cookies\tpreferences cookies"], choices
+        f"Privacy policy\taccepted version {version}",
+        "Portal cookies\tnecessary cookies only",
+        "Portal cookies\tpreferences cookies",
+    ], choices
     await page.screenshot(path=screenshot_path("portal-mydata.png"), full_page=True)
     async with page.expect_download() as downloading:
         await page.click("#download-mydata")
@@ -179,10 +188,13 @@ async def test_the_privacy_page_judges_https_on_the_listener_it_is_served_from(
     # TLS on the bridge's own port: kept, served over https, no proxy to depend on.
     (tmp_path / "tls").mkdir()
     certificates = make_certificates(tmp_path / "tls")
-    bridge = await bridges.start(bridges.settings(
-        appservice__tls__cert=str(certificates.cert), appservice__tls__key=str(certificates.key),
-        policy__collection__trusted_proxies=[],
-    ))
+    bridge = await bridges.start(
+        bridges.settings(
+            appservice__tls__cert=str(certificates.cert),
+            appservice__tls__key=str(certificates.key),
+            policy__collection__trusted_proxies=[],
+        )
+    )
     cell = await _p13(page, f"https://127.0.0.1:{bridge.settings.appservice.port}")
     assert cell.startswith("kept") and "trusted_proxies" not in cell
     assert "client listener serves HTTPS" in cell  # members' clients still talk to the homeserver
@@ -213,7 +225,12 @@ async def test_owner_changes_a_role_and_the_homeserver_shows_the_power_level(
     await page.goto(link.split("/signin")[0] + f"/teams/{team.id}")
     # The team's SCIM tokens are listed (name, id, never used), never their secrets.
     tokens = await page.locator("#scim-tokens").inner_text()
-    assert "Okta" in tokens and scim_token.id in tokens and "never" in tokens and "clutto-scim." not in await page.content()
+    assert (
+        "Okta" in tokens
+        and scim_token.id in tokens
+        and "never" in tokens
+        and "clutto-scim." not in await page.content()
+    )
     row = page.locator("#members tr", has_text=member.user_id)
     await row.locator("select[name=role]").select_option("admin")
     await row.locator("button", has_text="Change role").click()

@@ -54,8 +54,9 @@ async def test_a_link_signs_in_once_before_it_expires_and_only_hashes_are_stored
 
     await access.keep_session("session-secret", USER, '{"user": "x"}', 60)
     assert await access.session("session-secret") == '{"user": "x"}'
-    stored = [dict(r) for r in await db.fetch("SELECT * FROM portal_link")] + \
-        [dict(r) for r in await db.fetch("SELECT * FROM portal_session")]
+    stored = [dict(r) for r in await db.fetch("SELECT * FROM portal_link")] + [
+        dict(r) for r in await db.fetch("SELECT * FROM portal_session")
+    ]
     assert stored and not any(secret in str(stored) for secret in (token, late, "session-secret"))
     clock.advance(61 * 1000)
     assert await access.session("session-secret") is None

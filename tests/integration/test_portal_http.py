@@ -68,13 +68,15 @@ async def test_pages_carry_the_security_headers_and_refuse_with_clear_pages(brid
             assert '<html lang="en" class="theme-dark">' in await resp.text()
         async with http.post(base + "/cookies", data={"csrf": csrf, "choice": "sometimes"}) as resp:
             assert resp.status == 400 and "choice" in await resp.text()
-        async with http.post(base + "/cookies", data={"csrf": csrf, "choice": "necessary"}, allow_redirects=False) as resp:
+        async with http.post(
+            base + "/cookies", data={"csrf": csrf, "choice": "necessary"}, allow_redirects=False
+        ) as resp:
             deleted = resp.headers["Set-Cookie"]
             assert 'clutto_prefs=""' in deleted and "Max-Age=0" in deleted
         assert {c.key for c in http.cookie_jar} == {"clutto_session"}
         session_id = next(iter(http.cookie_jar)).value
         async with http.post(base + "/signout", data={"csrf": csrf}, allow_redirects=False) as resp:
-            assert resp.status == 303 and "clutto_session=\"\"" in resp.headers["Set-Cookie"]
+            assert resp.status == 303 and 'clutto_session=""' in resp.headers["Set-Cookie"]
         async with http.get(base + "/") as resp:
             assert resp.status == 401
         # The session ended on the server: its old id, sent again, signs nobody in.

@@ -69,8 +69,11 @@ async def test_profile_sets_the_name_teammates_see_and_a_different_name_is_reset
     await member.set_state(general, "m.room.member", member.user_id, {**event, "displayname": "Boss"})
 
     async def reset_after_boss() -> bool:
-        names = [e["content"].get("displayname") for e in await owner.messages(general)
-                 if e["type"] == "m.room.member" and e.get("state_key") == member.user_id]
+        names = [
+            e["content"].get("displayname")
+            for e in await owner.messages(general)
+            if e["type"] == "m.room.member" and e.get("state_key") == member.user_id
+        ]
         return "Boss" in names and names[0] == "Ada Lovelace"
 
     await wait_until(reset_after_boss, what="the per-room name to be put back")
@@ -98,7 +101,12 @@ async def test_profile_sets_the_name_teammates_see_and_a_different_name_is_reset
     await member.wait_for_notice(dm, "The last_name is required by the policy", sender=bot)
     as_member = await openid_api(bridge, http, member)
     status, body = await as_member.call("GET", f"/users/{quote(member.user_id)}/profile")
-    assert status == 200 and body["profile"] == {"first_name": "Ada", "last_name": "Lovelace", "designation": None, "photo": ok}
+    assert status == 200 and body["profile"] == {
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "designation": None,
+        "photo": ok,
+    }
 
     # An image sent in the chat with the bot becomes the photo.
     other = await member.upload(png(10), "image/png", "other.png")
@@ -115,9 +123,13 @@ async def test_profile_api_checks_input_and_who_may_see(bridge: Bridge, new_user
     path = f"/users/{quote(member.user_id)}/profile"
     status, body = await as_member.call("PUT", path, json={"first_name": "Grace", "designation": "Rear Admiral"})
     assert status == 200 and body["profile"]["designation"] == "Rear Admiral" and body["missing"] == ["last_name"]
-    for bad, message in (({"first_name": "x" * 65}, "at most 64"), ({"nickname": "G"}, "Unknown profile field"),
-                         ({"photo": "https://example.com/me.png"}, "mxc://"), ({}, "Name a field"),
-                         ({"first_name": "G\u0007"}, "control")):
+    for bad, message in (
+        ({"first_name": "x" * 65}, "at most 64"),
+        ({"nickname": "G"}, "Unknown profile field"),
+        ({"photo": "https://example.com/me.png"}, "mxc://"),
+        ({}, "Name a field"),
+        ({"first_name": "G\u0007"}, "control"),
+    ):
         status, body = await as_member.call("PUT", path, json=bad)
         assert (status, body["errcode"]) == (400, "M_INVALID_PARAM") and message in body["error"], body
     assert (await bridge.profiles.get(member.user_id))["first_name"] == "Grace"
@@ -153,8 +165,9 @@ async def test_without_custom_profile_fields_the_profile_is_space_state(
     bridge.profiles.custom_fields = False  # as on a homeserver without MSC4133
     owner, member, team, rooms = await team_with_member(bridge, new_user)
     as_member = await openid_api(bridge, http, member)
-    status, _ = await as_member.call("PUT", f"/users/{quote(member.user_id)}/profile",
-                                     json={"first_name": "Ada", "designation": "Analyst"})
+    status, _ = await as_member.call(
+        "PUT", f"/users/{quote(member.user_id)}/profile", json={"first_name": "Ada", "designation": "Analyst"}
+    )
     assert status == 200
     state = await owner.state(team.space_id, "io.clutto.profile", f"_{member.user_id}")
     assert state == {"first_name": "Ada", "designation": "Analyst"}

@@ -38,7 +38,9 @@ async def test_operator_creates_team_and_owner_sees_it(api: Api, new_user) -> No
     assert team["members"] == [{"user_id": owner.user_id, "role": "owner", "membership": "invited"}]
     assert team["trial_ends_at"] > team["created_at"]
 
-    status, body = await api.call("POST", f"/teams/{team['id']}/members", json={"user_id": guest.user_id, "role": "guest"})
+    status, body = await api.call(
+        "POST", f"/teams/{team['id']}/members", json={"user_id": guest.user_id, "role": "guest"}
+    )
     assert (status, body) == (201, {"user_id": guest.user_id, "role": "guest", "membership": "invited"})
     await guest.wait_for_invites({team["space_id"], *(r["room_id"] for r in team["rooms"])})
     await guest.join(team["space_id"])
@@ -70,8 +72,20 @@ async def test_bad_requests_get_clear_errors_and_change_nothing(api: Api, new_us
         ("GET", "/teams/tdoesnotexist", {}, 404, "M_NOT_FOUND"),
         ("GET", "/nothing-here", {}, 404, "M_UNRECOGNIZED"),
         ("DELETE", "/teams", {}, 405, "M_UNRECOGNIZED"),
-        ("POST", f"/teams/{team['id']}/members", {"json": {"user_id": "@x:localhost", "role": "king"}}, 400, "M_INVALID_PARAM"),
-        ("POST", f"/teams/{team['id']}/members", {"json": {"user_id": owner.user_id, "role": "owner"}}, 400, "M_INVALID_PARAM"),
+        (
+            "POST",
+            f"/teams/{team['id']}/members",
+            {"json": {"user_id": "@x:localhost", "role": "king"}},
+            400,
+            "M_INVALID_PARAM",
+        ),
+        (
+            "POST",
+            f"/teams/{team['id']}/members",
+            {"json": {"user_id": owner.user_id, "role": "owner"}},
+            400,
+            "M_INVALID_PARAM",
+        ),
         ("POST", f"/teams/{team['id']}/members", {"json": {"user_id": owner.user_id}}, 409, "IO.CLUTTO.CONFLICT"),
         ("POST", f"/teams/{team['id']}/members", {"json": {"user_id": "@ghost-1:localhost"}}, 404, "M_NOT_FOUND"),
         ("POST", f"/teams/{team['id']}/members", {"json": {"user_id": "@ghost:nowhere.invalid"}}, 404, "M_NOT_FOUND"),
@@ -93,19 +107,51 @@ async def test_openapi_document_describes_what_is_served(api: Api) -> None:
     assert status == 200
     assert doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {
-        "/openapi.json", "/notices", "/promises", "/reports/usage", "/teams/{team_id}/email", "/teams", "/teams/{team_id}", "/teams/{team_id}/members",
-        "/teams/{team_id}/members/{user_id}", "/teams/{team_id}/transfer",
-        "/teams/{team_id}/rooms", "/teams/{team_id}/rooms/{room}", "/teams/{team_id}/direct",
-        "/teams/{team_id}/integrations", "/teams/{team_id}/retention", "/teams/{team_id}/retention/preview",
-        "/teams/{team_id}/retention/sweep", "/teams/{team_id}/jobs/{job_id}", "/teams/{team_id}/hold",
-        "/teams/{team_id}/plan", "/teams/{team_id}/export-setting", "/teams/{team_id}/exports", "/teams/{team_id}/encryption",
-        "/teams/{team_id}/exports/{job_id}/{path}", "/teams/{team_id}/consent", "/policy", "/users/{user_id}/profile", "/users/{user_id}/consent",
-        "/users/{user_id}/contacts/permission", "/users/{user_id}/contacts", "/users/{user_id}/data", "/keys",
-        "/teams/{team_id}/scim/tokens", "/teams/{team_id}/scim/tokens/{token_id}",
+        "/openapi.json",
+        "/notices",
+        "/promises",
+        "/reports/usage",
+        "/teams/{team_id}/email",
+        "/teams",
+        "/teams/{team_id}",
+        "/teams/{team_id}/members",
+        "/teams/{team_id}/members/{user_id}",
+        "/teams/{team_id}/transfer",
+        "/teams/{team_id}/rooms",
+        "/teams/{team_id}/rooms/{room}",
+        "/teams/{team_id}/direct",
+        "/teams/{team_id}/integrations",
+        "/teams/{team_id}/retention",
+        "/teams/{team_id}/retention/preview",
+        "/teams/{team_id}/retention/sweep",
+        "/teams/{team_id}/jobs/{job_id}",
+        "/teams/{team_id}/hold",
+        "/teams/{team_id}/plan",
+        "/teams/{team_id}/export-setting",
+        "/teams/{team_id}/exports",
+        "/teams/{team_id}/encryption",
+        "/teams/{team_id}/exports/{job_id}/{path}",
+        "/teams/{team_id}/consent",
+        "/policy",
+        "/users/{user_id}/profile",
+        "/users/{user_id}/consent",
+        "/users/{user_id}/contacts/permission",
+        "/users/{user_id}/contacts",
+        "/users/{user_id}/data",
+        "/keys",
+        "/teams/{team_id}/scim/tokens",
+        "/teams/{team_id}/scim/tokens/{token_id}",
     }
     for path, methods in doc["paths"].items():
         for method in methods:
-            concrete = path.replace("{team_id}", "tmissing").replace("{user_id}", "@x:localhost").replace("{room}", "r").replace("{job_id}", "1").replace("{path}", "manifest.json").replace("{token_id}", "t")
+            concrete = (
+                path.replace("{team_id}", "tmissing")
+                .replace("{user_id}", "@x:localhost")
+                .replace("{room}", "r")
+                .replace("{job_id}", "1")
+                .replace("{path}", "manifest.json")
+                .replace("{token_id}", "t")
+            )
             status, body = await api.call(method.upper(), concrete, json={})
             assert body.get("errcode") != "M_UNRECOGNIZED", (method, path, body)
 

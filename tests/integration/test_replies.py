@@ -45,7 +45,9 @@ def formatted(event: dict) -> str:
 
 # One database: how the bot's messages render in a client; the bridge database only stores what every other test stores.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_replies_are_formatted_replies_that_mention_users(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
+async def test_replies_are_formatted_replies_that_mention_users(
+    bridge: Bridge, new_user, http: aiohttp.ClientSession
+) -> None:
     bot = bridge.settings.bot_mxid
     owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
@@ -53,9 +55,12 @@ async def test_replies_are_formatted_replies_that_mention_users(bridge: Bridge, 
     # A command in a thread of a team room: the answer replies to it inside the thread, and
     # the member it names is a pill (a matrix.to link) and in m.mentions.
     root = await send(owner, general, "Who should review the launch plan?")
-    command = await send(owner, general, f"!clutto role {member.user_id} admin",
-                         {"rel_type": "m.thread", "event_id": root, "is_falling_back": True,
-                          "m.in_reply_to": {"event_id": root}})
+    command = await send(
+        owner,
+        general,
+        f"!clutto role {member.user_id} admin",
+        {"rel_type": "m.thread", "event_id": root, "is_falling_back": True, "m.in_reply_to": {"event_id": root}},
+    )
     answer = await reply_to(owner, general, command, bot)
     relation = answer["content"]["m.relates_to"]
     assert relation["rel_type"] == "m.thread" and relation["event_id"] == root
@@ -77,7 +82,8 @@ async def test_replies_are_formatted_replies_that_mention_users(bridge: Bridge, 
     assert f"Welcome to <strong>{team.name}</strong>!" in formatted(welcome)
     assert "<code>accept</code>" in formatted(welcome) and "`" not in welcome["content"]["body"]
     status, _ = await Api(bridge, http).call(
-        "POST", "/notices", json={"kind": "service", "text": "Maintenance **tonight**, 22:00 UTC.", "team_id": team.id})
+        "POST", "/notices", json={"kind": "service", "text": "Maintenance **tonight**, 22:00 UTC.", "team_id": team.id}
+    )
     assert status == 200
     notice = await member.wait_for_notice(dm, "Service notice: Maintenance tonight, 22:00 UTC.", sender=bot)
     assert formatted(notice) == "<strong>Service notice:</strong> Maintenance <strong>tonight</strong>, 22:00 UTC."

@@ -27,29 +27,43 @@ async def seed_history(bridge: Bridge, room_id: str, member: MatrixClient, *, ol
     old_ids = []
     for i in range(old):
         event_id = await bot.send_message_event(
-            room_id, EventType.ROOM_MESSAGE, {"msgtype": "m.text", "body": f"old message {i}"},
+            room_id,
+            EventType.ROOM_MESSAGE,
+            {"msgtype": "m.text", "body": f"old message {i}"},
             timestamp=now - 40 * DAY + i * 60_000,
         )
         old_ids.append(event_id)
     old_mxc = await bot.upload_media(b"old picture bytes", mime_type="image/png", filename="old.png")
     old_image = await bot.send_message_event(
-        room_id, EventType.ROOM_MESSAGE, {"msgtype": "m.image", "body": "old.png", "url": old_mxc},
+        room_id,
+        EventType.ROOM_MESSAGE,
+        {"msgtype": "m.image", "body": "old.png", "url": old_mxc},
         timestamp=now - 35 * DAY,
     )
     new_mxc = await bot.upload_media(b"new picture bytes", mime_type="image/png", filename="new.png")
     await bot.send_message_event(
-        room_id, EventType.ROOM_MESSAGE, {"msgtype": "m.image", "body": "new.png", "url": new_mxc},
+        room_id,
+        EventType.ROOM_MESSAGE,
+        {"msgtype": "m.image", "body": "new.png", "url": new_mxc},
         timestamp=now - DAY,
     )
     await member.send_text(room_id, "a fresh message inside the window")
-    reaction = (await member.request(
-        "PUT", f"/v3/rooms/{quote(room_id)}/send/m.reaction/r{time.time_ns()}",
-        {"m.relates_to": {"rel_type": "m.annotation", "event_id": old_ids[0], "key": "👍"}},
-    ))["event_id"]
+    reaction = (
+        await member.request(
+            "PUT",
+            f"/v3/rooms/{quote(room_id)}/send/m.reaction/r{time.time_ns()}",
+            {"m.relates_to": {"rel_type": "m.annotation", "event_id": old_ids[0], "key": "👍"}},
+        )
+    )["event_id"]
     edit = await bot.send_message_event(
-        room_id, EventType.ROOM_MESSAGE,
-        {"msgtype": "m.text", "body": "* edited", "m.new_content": {"msgtype": "m.text", "body": "edited"},
-         "m.relates_to": {"rel_type": "m.replace", "event_id": old_ids[1]}},
+        room_id,
+        EventType.ROOM_MESSAGE,
+        {
+            "msgtype": "m.text",
+            "body": "* edited",
+            "m.new_content": {"msgtype": "m.text", "body": "edited"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": old_ids[1]},
+        },
     )
 
     async def noted() -> bool:  # the bridge saw the relations and media arrive
@@ -68,8 +82,6 @@ async def media_status(client: MatrixClient, mxc: str, http: aiohttp.ClientSessi
         return resp.status
 
 
-
-
 @pytest.mark.promise("P11", "P14")
 async def test_sweep_removes_old_events_and_keeps_window(
     bridges: Bridges, new_user, http: aiohttp.ClientSession
@@ -86,8 +98,11 @@ async def test_sweep_removes_old_events_and_keeps_window(
     cutoff = now - 30 * DAY
 
     before = await all_events(member, general)
-    window = [stable(e) for e in before if e["origin_server_ts"] >= cutoff and "state_key" not in e
-              and e["event_id"] not in seeded["relations"]]
+    window = [
+        stable(e)
+        for e in before
+        if e["origin_server_ts"] >= cutoff and "state_key" not in e and e["event_id"] not in seeded["relations"]
+    ]
     state_before = sorted(e["event_id"] for e in await member.request("GET", f"/v3/rooms/{quote(general)}/state"))
     assert len([e for e in before if e["origin_server_ts"] < cutoff and "state_key" not in e]) == 11
 
@@ -135,7 +150,8 @@ async def test_sweep_removes_old_events_and_keeps_window(
     admin = await bridges.homeserver.synapse.register_user(f"auditor-{team.id}", admin=True)
     async with http.get(
         f"{bridges.homeserver.url}/_synapse/admin/v1/rooms/{quote(general)}/messages",
-        params={"dir": "f", "limit": "1000"}, headers={"Authorization": f"Bearer {admin.access_token}"},
+        params={"dir": "f", "limit": "1000"},
+        headers={"Authorization": f"Bearer {admin.access_token}"},
     ) as resp:
         admin_view = (await resp.json())["chunk"]
     assert not [e for e in admin_view if e["origin_server_ts"] < cutoff and "state_key" not in e]
@@ -178,7 +194,11 @@ async def test_legal_hold_keeps_a_room_untouched(bridges: Bridges, new_user, htt
     job = await wait_for_job(api, team.id, job["id"])
     assert job["state"] == "done" and job["progress"]["held"] == [general]
     assert [stable(e) for e in await all_events(member, general) if "state_key" not in e] == held_before
-    assert not [e for e in await all_events(member, random_room) if e["origin_server_ts"] < now - 30 * DAY and "state_key" not in e]
+    assert not [
+        e
+        for e in await all_events(member, random_room)
+        if e["origin_server_ts"] < now - 30 * DAY and "state_key" not in e
+    ]
     actions = [e.action for e in await bridge.audit.for_team(team.id)]
     assert "hold_placed" in actions and "retention_sweep" in actions
 
@@ -196,8 +216,13 @@ async def test_legal_hold_keeps_a_room_untouched(bridges: Bridges, new_user, htt
 async def test_crash_mid_sweep_then_restart_finishes_without_touching_window(
     bridges: Bridges, new_user, http: aiohttp.ClientSession
 ) -> None:
-    slow = {"policy__retention__batch_size": 3, "jobs__homeserver_rate": 4, "jobs__lease": "2s", "jobs__poll_interval": "1s",
-            "policy__retention__redact": "always"}  # redaction page by page gives the kill a moment to land
+    slow = {
+        "policy__retention__batch_size": 3,
+        "jobs__homeserver_rate": 4,
+        "jobs__lease": "2s",
+        "jobs__poll_interval": "1s",
+        "policy__retention__redact": "always",
+    }  # redaction page by page gives the kill a moment to land
     bridge = await bridges.start(bridges.settings(**slow))
     owner, member, team, rooms = await team_with_member(bridge, new_user)
     general = rooms[0]
@@ -208,8 +233,11 @@ async def test_crash_mid_sweep_then_restart_finishes_without_touching_window(
         )
     await member.send_text(general, "inside the window")
     await bridge.retention.set_lifetime(team, "30d", actor=owner.user_id)
-    window = [stable(e) for e in await all_events(member, general)
-              if e["origin_server_ts"] >= now - 30 * DAY and "state_key" not in e]
+    window = [
+        stable(e)
+        for e in await all_events(member, general)
+        if e["origin_server_ts"] >= now - 30 * DAY and "state_key" not in e
+    ]
     await bridges.stop(bridge)
 
     # The bridge runs as its own process, and is killed (SIGKILL) in the middle of the sweep.
@@ -218,7 +246,8 @@ async def test_crash_mid_sweep_then_restart_finishes_without_touching_window(
     bridges.homeserver.front.target = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "clutto_bridge", "-c", str(bridges.folder / "config.yaml")],
-        stdout=open(bridges.folder / "bridge-process.log", "wb"), stderr=subprocess.STDOUT,
+        stdout=open(bridges.folder / "bridge-process.log", "wb"),
+        stderr=subprocess.STDOUT,
     )
     try:
         api = Api.__new__(Api)
@@ -248,7 +277,8 @@ async def test_crash_mid_sweep_then_restart_finishes_without_touching_window(
 
     # The kill landed mid-way: the member still sees old messages with their content.
     old_with_content = [
-        e for e in await all_events(member, general)
+        e
+        for e in await all_events(member, general)
         if e["origin_server_ts"] < now - 30 * DAY and e["type"] == "m.room.message" and e.get("content")
     ]
     assert 0 < len(old_with_content) < 24, f"{len(old_with_content)} old messages were left at the kill"
@@ -284,7 +314,9 @@ async def test_operator_cli_previews_and_sweeps_with_progress(bridges: Bridges, 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "clutto_bridge", "retention", *args, "--team", team.id, "-c", config],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
     preview = await asyncio.to_thread(cli, "preview")
@@ -296,14 +328,18 @@ async def test_operator_cli_previews_and_sweeps_with_progress(bridges: Bridges, 
     status = await asyncio.to_thread(cli, "status")
     assert "done" in status.stdout
     plan = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "clutto_bridge", "plan", "paid", "--team", team.id, "-c", config],
-        capture_output=True, text=True,
+        subprocess.run,
+        [sys.executable, "-m", "clutto_bridge", "plan", "paid", "--team", team.id, "-c", config],
+        capture_output=True,
+        text=True,
     )
     assert plan.returncode == 0 and "now on the paid plan" in plan.stdout
     assert (await bridge.teams.get(team.id)).plan == "paid"
     unknown = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "clutto_bridge", "retention", "preview", "--team", "tnope", "-c", config],
-        capture_output=True, text=True,
+        subprocess.run,
+        [sys.executable, "-m", "clutto_bridge", "retention", "preview", "--team", "tnope", "-c", config],
+        capture_output=True,
+        text=True,
     )
     assert unknown.returncode == 1 and "M_NOT_FOUND" in unknown.stderr and "Traceback" not in unknown.stderr
 
@@ -357,7 +393,9 @@ async def test_a_later_sweep_removes_what_expired_since_an_earlier_purge(bridges
     async def old_messages(label: str, count: int) -> set[str]:
         return {
             await bot.send_message_event(
-                general, EventType.ROOM_MESSAGE, {"msgtype": "m.text", "body": f"{label} {i}"},
+                general,
+                EventType.ROOM_MESSAGE,
+                {"msgtype": "m.text", "body": f"{label} {i}"},
                 timestamp=now - 50 * DAY + i * DAY // 2,
             )
             for i in range(count)

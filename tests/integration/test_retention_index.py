@@ -30,7 +30,8 @@ async def admin_view(bridges: Bridges, http: aiohttp.ClientSession, room_id: str
     admin = await bridges.homeserver.synapse.register_user(f"auditor-{secrets.token_hex(4)}", admin=True)
     async with http.get(
         f"{bridges.homeserver.url}/_synapse/admin/v1/rooms/{quote(room_id)}/messages",
-        params={"dir": "f", "limit": "1000"}, headers={"Authorization": f"Bearer {admin.access_token}"},
+        params={"dir": "f", "limit": "1000"},
+        headers={"Authorization": f"Bearer {admin.access_token}"},
     ) as resp:
         assert resp.status == 200
         return (await resp.json())["chunk"]
@@ -38,7 +39,9 @@ async def admin_view(bridges: Bridges, http: aiohttp.ClientSession, room_id: str
 
 async def send_old(bridge: Bridge, room_id: str, body: str, age_days: float, **content) -> str:
     return await bridge.appservice.intent.send_message_event(
-        room_id, EventType.ROOM_MESSAGE, {"msgtype": "m.text", "body": body, **content},
+        room_id,
+        EventType.ROOM_MESSAGE,
+        {"msgtype": "m.text", "body": body, **content},
         timestamp=bridge.clock.now_ms() - int(age_days * DAY),
     )
 
@@ -79,8 +82,10 @@ async def test_events_sent_while_the_bridge_was_down_are_still_removed(
     imported = []
     for i in range(5):
         data = await importer.request(
-            "PUT", f"/v3/rooms/{quote(general)}/send/m.room.message/down{secrets.token_hex(4)}",
-            {"msgtype": "m.text", "body": f"sent while the bridge was down {i}"}, ts=str(now - 40 * DAY + i),
+            "PUT",
+            f"/v3/rooms/{quote(general)}/send/m.room.message/down{secrets.token_hex(4)}",
+            {"msgtype": "m.text", "body": f"sent while the bridge was down {i}"},
+            ts=str(now - 40 * DAY + i),
         )
         imported.append(data["event_id"])
     await member.send_text(general, "written while the bridge was down, inside the window")
@@ -113,14 +118,22 @@ async def test_imported_history_after_newer_messages_is_redacted_with_its_edits(
     # Imported afterwards: old timestamps placed after a newer message, out of a purge's reach.
     imported = [await send_old(bridge, general, f"imported {i}", 45 - i) for i in range(4)]
     edit = await bridge.appservice.intent.send_message_event(
-        general, EventType.ROOM_MESSAGE,
-        {"msgtype": "m.text", "body": "* fixed", "m.new_content": {"msgtype": "m.text", "body": "fixed"},
-         "m.relates_to": {"rel_type": "m.replace", "event_id": imported[0]}},
+        general,
+        EventType.ROOM_MESSAGE,
+        {
+            "msgtype": "m.text",
+            "body": "* fixed",
+            "m.new_content": {"msgtype": "m.text", "body": "fixed"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": imported[0]},
+        },
     )
-    reaction = (await member.request(
-        "PUT", f"/v3/rooms/{quote(general)}/send/m.reaction/r{secrets.token_hex(4)}",
-        {"m.relates_to": {"rel_type": "m.annotation", "event_id": purged[0], "key": "👍"}},
-    ))["event_id"]
+    reaction = (
+        await member.request(
+            "PUT",
+            f"/v3/rooms/{quote(general)}/send/m.reaction/r{secrets.token_hex(4)}",
+            {"m.relates_to": {"rel_type": "m.annotation", "event_id": purged[0], "key": "👍"}},
+        )
+    )["event_id"]
     await member.send_text(general, "also inside the window")
     before = await all_events(member, general)
     window = [e for e in window_of(before, cutoff) if e["event_id"] not in (edit, reaction)]
@@ -182,8 +195,10 @@ async def import_old(bridges: Bridges, http: aiohttp.ClientSession, room_id: str
     imported = []
     for i in range(count):
         data = await importer.request(
-            "PUT", f"/v3/rooms/{quote(room_id)}/send/m.room.message/{label}{secrets.token_hex(4)}",
-            {"msgtype": "m.text", "body": f"{label} {i}"}, ts=str(now - 40 * DAY + i),
+            "PUT",
+            f"/v3/rooms/{quote(room_id)}/send/m.room.message/{label}{secrets.token_hex(4)}",
+            {"msgtype": "m.text", "body": f"{label} {i}"},
+            ts=str(now - 40 * DAY + i),
         )
         imported.append(data["event_id"])
     return imported
@@ -286,8 +301,12 @@ async def test_the_databases_summary_of_a_head_settles_it_as_a_walk_would(databa
             for i in range(rng.randint(0, 60)):
                 inside = case % 3 and rng.random() < 0.3  # every third room: nothing inside the window
                 ts = rng.randint(CUT, 2 * CUT) if inside else rng.randint(1, CUT - 1)
-                event = {"event_id": f"$h{seed}-{case}-{i}", "room_id": room.room_id, "origin_server_ts": ts,
-                         "type": "m.room.message"}
+                event = {
+                    "event_id": f"$h{seed}-{case}-{i}",
+                    "room_id": room.room_id,
+                    "origin_server_ts": ts,
+                    "type": "m.room.message",
+                }
                 if rng.random() < 0.2:
                     event.update(type="m.room.topic", state_key="")
                 elif rng.random() < 0.1:
@@ -296,8 +315,9 @@ async def test_the_databases_summary_of_a_head_settles_it_as_a_walk_would(databa
                 ids.append(event["event_id"])
             await index.fill(room, events, None, finished=True)
             for n, target in enumerate(rng.sample(ids, min(len(ids), 8))):
-                await references.add_relation(room.room_id, f"$rel{seed}-{case}-{n}", target, "m.annotation",
-                                              rng.choice([CUT - 5, CUT + 5]))
+                await references.add_relation(
+                    room.room_id, f"$rel{seed}-{case}-{n}", target, "m.annotation", rng.choice([CUT - 5, CUT + 5])
+                )
 
             walked = HeadScan(CUT, slice_ms=10**12)
             rows = await index.rows_after(room.id, 0, 1000)
@@ -311,7 +331,9 @@ async def test_the_databases_summary_of_a_head_settles_it_as_a_walk_would(databa
             assert settled.can_close_with(facts)
             settled.close_with(facts)
             assert (settled.points, settled.closed) == (walked.points, True), (seed, case)
-            assert facts.rows == len([r for r in rows if facts.first_inside is None or r.position < facts.first_inside[0]])
+            assert facts.rows == len(
+                [r for r in rows if facts.first_inside is None or r.position < facts.first_inside[0]]
+            )
             before = facts.first_inside[0] if facts.first_inside else END
             got = await index.relations_inside_window(room.room_id, room.id, 0, before, CUT)
             assert sorted(got) == sorted(set(want)), (seed, case)

@@ -47,8 +47,11 @@ async def _encryption(client: MatrixClient, room_id: str) -> dict | None:
 
 
 async def _notices(client: MatrixClient, chat: str, bot: str) -> list[dict]:
-    return [e for e in await client.messages(chat, limit=100)
-            if e["type"] == "m.room.message" and e["sender"] == bot and UNDONE in e["content"].get("body", "")]
+    return [
+        e
+        for e in await client.messages(chat, limit=100)
+        if e["type"] == "m.room.message" and e["sender"] == bot and UNDONE in e["content"].get("body", "")
+    ]
 
 
 async def test_under_require_existing_rooms_are_encrypted_on_start_after_the_owner_is_told(
@@ -66,8 +69,11 @@ async def test_under_require_existing_rooms_are_encrypted_on_start_after_the_own
         event = await _encryption(owner, room_id)
         assert event is not None, f"{room_id} was not encrypted"
         assert event["sender"] == bot
-        assert event["content"] == {"algorithm": "m.megolm.v1.aes-sha2", "rotation_period_msgs": 100,
-                                    "rotation_period_ms": min(week, bridge.teams.retention_ms(team))}
+        assert event["content"] == {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "rotation_period_msgs": 100,
+            "rotation_period_ms": min(week, bridge.teams.retention_ms(team)),
+        }
         assert notice["origin_server_ts"] <= event["origin_server_ts"]  # told first
     audited = await bridge.stores.audit.for_team(team.id, "rooms_encrypted")
     assert [sorted(r.detail["rooms"]) for r in audited] == [sorted(rooms)]
@@ -78,9 +84,7 @@ async def test_under_require_existing_rooms_are_encrypted_on_start_after_the_own
     assert len(await _notices(owner, chat, bot)) == 1
 
 
-async def test_rooms_encrypt_under_default_encrypts_on_demand_and_says_so(
-    bridges: Bridges, new_user, http
-) -> None:
+async def test_rooms_encrypt_under_default_encrypts_on_demand_and_says_so(bridges: Bridges, new_user, http) -> None:
     bridge, owner, team, chat, rooms = await _team_without_encryption(bridges, new_user)
     bot = bridge.settings.bot_mxid
     await bridges.stop(bridge)

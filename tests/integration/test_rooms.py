@@ -60,7 +60,9 @@ async def test_member_opens_a_direct_chat_marked_as_direct(
         return invite
 
     invite = await wait_until(invite_state, what="the owner's invite to the direct chat")
-    own = [e for e in invite["invite_state"]["events"] if e["type"] == "m.room.member" and e["state_key"] == owner.user_id]
+    own = [
+        e for e in invite["invite_state"]["events"] if e["type"] == "m.room.member" and e["state_key"] == owner.user_id
+    ]
     assert own[0]["content"]["is_direct"] is True
     for user, peer in ((owner, member), (member, owner)):
         direct = await user.request("GET", f"/v3/user/{quote(user.user_id)}/account_data/m.direct")

@@ -32,10 +32,14 @@ class Scim:
         self.headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/scim+json"}
         self.http = http
 
-    async def call(self, method: str, path: str, body: Any = None, headers: dict | None = None,
-                   raw: bytes | None = None) -> tuple[int, Any, Any]:
+    async def call(
+        self, method: str, path: str, body: Any = None, headers: dict | None = None, raw: bytes | None = None
+    ) -> tuple[int, Any, Any]:
         async with self.http.request(
-            method, self.base + path, json=body if raw is None else None, data=raw,
+            method,
+            self.base + path,
+            json=body if raw is None else None,
+            data=raw,
             headers={**self.headers, **(headers or {})},
         ) as resp:
             text = await resp.text()
@@ -75,7 +79,11 @@ async def _joined_everywhere(client: MatrixClient, room_ids: list[str]) -> None:
 @pytest.mark.promise("P3")
 @pytest.mark.promise("P9")
 async def test_a_providers_life_cycle_of_a_person(
-    bridge: Bridge, new_user, http: aiohttp.ClientSession, homeserver, caplog: pytest.LogCaptureFixture,
+    bridge: Bridge,
+    new_user,
+    http: aiohttp.ClientSession,
+    homeserver,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     owner, team, rooms, secret = await _scim_team(bridge, new_user)
@@ -84,15 +92,25 @@ async def test_a_providers_life_cycle_of_a_person(
     local = f"ada{int(time.time() * 1000) % 10**8}"
 
     # Create, as Entra ID sends it: string booleans, extra attributes Clutto does not keep.
-    status, user, headers = await scim.call("POST", "/Users", {
-        "schemas": [USER, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
-        "userName": f"{local.capitalize()}@Example.COM", "externalId": "ext-1", "active": "True",
-        "name": {"givenName": "Ada", "familyName": "Lovelace", "formatted": "Ada Lovelace"},
-        "title": "Engineer", "emails": [{"value": f"{local}@example.com", "type": "work", "primary": True}],
-        "phoneNumbers": [{"value": PHONE, "type": "mobile"}],
-        "addresses": [{"streetAddress": "12 Analytical Row", "type": "work"}],
-        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": "4711", "manager": {"value": "x"}},
-    })
+    status, user, headers = await scim.call(
+        "POST",
+        "/Users",
+        {
+            "schemas": [USER, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+            "userName": f"{local.capitalize()}@Example.COM",
+            "externalId": "ext-1",
+            "active": "True",
+            "name": {"givenName": "Ada", "familyName": "Lovelace", "formatted": "Ada Lovelace"},
+            "title": "Engineer",
+            "emails": [{"value": f"{local}@example.com", "type": "work", "primary": True}],
+            "phoneNumbers": [{"value": PHONE, "type": "mobile"}],
+            "addresses": [{"streetAddress": "12 Analytical Row", "type": "work"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+                "employeeNumber": "4711",
+                "manager": {"value": "x"},
+            },
+        },
+    )
     assert status == 201, user
     assert user["externalId"] == "ext-1" and user["active"] is True and user["title"] == "Engineer"
     assert "phoneNumbers" not in user and "addresses" not in user
@@ -100,8 +118,12 @@ async def test_a_providers_life_cycle_of_a_person(
     user_id = f"@{local}:{bridge.settings.homeserver.domain}"
 
     # Lookups as providers make them: mixed-case filters on userName, emails and externalId.
-    for flt in (f'userName eq "{local}@example.com"', f'USERNAME Eq "{local.upper()}@EXAMPLE.COM"',
-                f'emails.value eq "{local}@example.com"', 'externalId eq "ext-1"'):
+    for flt in (
+        f'userName eq "{local}@example.com"',
+        f'USERNAME Eq "{local.upper()}@EXAMPLE.COM"',
+        f'emails.value eq "{local}@example.com"',
+        'externalId eq "ext-1"',
+    ):
         status, found, _ = await scim.call("GET", f"/Users?filter={flt}")
         assert status == 200 and found["totalResults"] == 1 and found["Resources"][0]["id"] == user["id"], (flt, found)
     status, found, _ = await scim.call("GET", '/Users?filter=externalId eq "EXT-1"')
@@ -115,28 +137,54 @@ async def test_a_providers_life_cycle_of_a_person(
     assert (await bridge.profiles.get(user_id))["first_name"] == "Ada"
 
     # Add to a group: admins. Power level 50 in every team room.
-    status, group, _ = await scim.call("PATCH", "/Groups/admins", {
-        "schemas": [PATCH], "Operations": [{"op": "Add", "path": "members", "value": [{"value": user["id"]}]}],
-    })
+    status, group, _ = await scim.call(
+        "PATCH",
+        "/Groups/admins",
+        {
+            "schemas": [PATCH],
+            "Operations": [{"op": "Add", "path": "members", "value": [{"value": user["id"]}]}],
+        },
+    )
     assert status == 200 and [m["value"] for m in group["members"]] == [user["id"]]
     for room_id in everywhere:
         assert await _level(owner, room_id, user_id) == 50
 
     # Rename (Okta: PATCH without a path) and ETag preconditions.
-    status, _, _ = await scim.call("PATCH", f"/Users/{user['id']}", {
-        "schemas": [PATCH], "Operations": [{"op": "replace", "value": {"name": {"givenName": "Augusta"}}}],
-    }, headers={"If-Match": 'W/"999"'})
+    status, _, _ = await scim.call(
+        "PATCH",
+        f"/Users/{user['id']}",
+        {
+            "schemas": [PATCH],
+            "Operations": [{"op": "replace", "value": {"name": {"givenName": "Augusta"}}}],
+        },
+        headers={"If-Match": 'W/"999"'},
+    )
     assert status == 412
-    status, renamed, _ = await scim.call("PATCH", f"/Users/{user['id']}", {
-        "schemas": [PATCH], "Operations": [{"op": "replace", "value": {"name.givenName": "Augusta"}}],
-    }, headers={"If-Match": user["meta"]["version"]})
-    assert status == 200 and renamed["name"]["givenName"] == "Augusta" and renamed["meta"]["version"] != user["meta"]["version"]
+    status, renamed, _ = await scim.call(
+        "PATCH",
+        f"/Users/{user['id']}",
+        {
+            "schemas": [PATCH],
+            "Operations": [{"op": "replace", "value": {"name.givenName": "Augusta"}}],
+        },
+        headers={"If-Match": user["meta"]["version"]},
+    )
+    assert (
+        status == 200
+        and renamed["name"]["givenName"] == "Augusta"
+        and renamed["meta"]["version"] != user["meta"]["version"]
+    )
     assert (await bridge.profiles.get(user_id))["first_name"] == "Augusta"
 
     # Deactivate (Okta's value object): out of every team room within a second of the response.
-    status, off, _ = await scim.call("PATCH", f"/Users/{user['id']}", {
-        "schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}],
-    })
+    status, off, _ = await scim.call(
+        "PATCH",
+        f"/Users/{user['id']}",
+        {
+            "schemas": [PATCH],
+            "Operations": [{"op": "replace", "value": {"active": False}}],
+        },
+    )
     answered = time.monotonic()
     assert status == 200 and off["active"] is False and "groups" not in off
     for room_id in everywhere:
@@ -145,20 +193,35 @@ async def test_a_providers_life_cycle_of_a_person(
         assert user_id not in levels.get("users", {})
     assert time.monotonic() - answered < 1.0
     entries = await bridge.audit.for_team(team.id, "member_removed")
-    assert [e.actor for e in entries if e.target == user_id] == [f"scim:{(await bridge.scim.tokens(team, actor=None))[0].id}"]
+    assert [e.actor for e in entries if e.target == user_id] == [
+        f"scim:{(await bridge.scim.tokens(team, actor=None))[0].id}"
+    ]
 
     # Reactivate (Entra ID: capitalised op, string boolean): invited again.
-    status, on, _ = await scim.call("PATCH", f"/Users/{user['id']}", {
-        "schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": "True"}],
-    })
+    status, on, _ = await scim.call(
+        "PATCH",
+        f"/Users/{user['id']}",
+        {
+            "schemas": [PATCH],
+            "Operations": [{"op": "Replace", "path": "active", "value": "True"}],
+        },
+    )
     assert status == 200 and on["active"] is True
     await _joined_everywhere(member_client, everywhere)
 
     # PUT replaces: the title goes.
-    status, put, _ = await scim.call("PUT", f"/Users/{user['id']}", {
-        "schemas": [USER], "userName": user["userName"], "externalId": "ext-1", "active": True,
-        "name": {"givenName": "Augusta", "familyName": "King"}, "emails": user["emails"],
-    })
+    status, put, _ = await scim.call(
+        "PUT",
+        f"/Users/{user['id']}",
+        {
+            "schemas": [USER],
+            "userName": user["userName"],
+            "externalId": "ext-1",
+            "active": True,
+            "name": {"givenName": "Augusta", "familyName": "King"},
+            "emails": user["emails"],
+        },
+    )
     assert status == 200 and "title" not in put and put["name"]["familyName"] == "King"
 
     # Delete: removed from the team, the resource gone.
@@ -189,31 +252,53 @@ async def _login_provisioned(bridge: Bridge, homeserver, http: aiohttp.ClientSes
     return MatrixClient(homeserver.url, user_id, await bridge.admin.login_as(user_id, 600), http)
 
 
-async def test_tokens_teams_refusals_and_malformed_bodies(bridge: Bridge, new_user, http: aiohttp.ClientSession) -> None:
+async def test_tokens_teams_refusals_and_malformed_bodies(
+    bridge: Bridge, new_user, http: aiohttp.ClientSession
+) -> None:
     owner, team, rooms, secret = await _scim_team(bridge, new_user)
     other_owner = await new_user("other")
     other = await bridge.teams.create(unique("Other"), owner=other_owner.user_id)
     token_b, secret_b = await bridge.scim.new_token(other, "Entra", actor=other_owner.user_id)
     a, b = Scim(bridge, http, secret), Scim(bridge, http, secret_b)
     local = f"bo{int(time.time() * 1000) % 10**8}"
-    status, user, _ = await a.call("POST", "/Users", {
-        "schemas": [USER], "userName": local, "name": {"givenName": "Bo", "familyName": "B"},
-        "emails": [{"value": f"{local}@example.com"}],
-    })
+    status, user, _ = await a.call(
+        "POST",
+        "/Users",
+        {
+            "schemas": [USER],
+            "userName": local,
+            "name": {"givenName": "Bo", "familyName": "B"},
+            "emails": [{"value": f"{local}@example.com"}],
+        },
+    )
     assert status == 201
     # Team B's token: team A's user does not exist for it.
-    for method, body in (("GET", None), ("PUT", {"schemas": [USER], "userName": "x", "name": {"givenName": "X", "familyName": "Y"}}), ("DELETE", None),
-                         ("PATCH", {"schemas": [PATCH], "Operations": [{"op": "remove", "path": "title"}]})):
+    for method, body in (
+        ("GET", None),
+        ("PUT", {"schemas": [USER], "userName": "x", "name": {"givenName": "X", "familyName": "Y"}}),
+        ("DELETE", None),
+        ("PATCH", {"schemas": [PATCH], "Operations": [{"op": "remove", "path": "title"}]}),
+    ):
         assert (await b.call(method, f"/Users/{user['id']}", body))[0] == 404
     assert (await b.call("GET", "/Users"))[1]["totalResults"] == 0
     status, group, _ = await b.call("GET", "/Groups/members")
     assert status == 200 and "members" not in group
-    assert (await b.call("PATCH", "/Groups/admins", {
-        "schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": user["id"]}]}],
-    }))[0] == 400
+    assert (
+        await b.call(
+            "PATCH",
+            "/Groups/admins",
+            {
+                "schemas": [PATCH],
+                "Operations": [{"op": "add", "path": "members", "value": [{"value": user["id"]}]}],
+            },
+        )
+    )[0] == 400
     # No token, a forged one, a revoked one: 401.
-    for headers in ({"Authorization": ""}, {"Authorization": "Bearer clutto-scim.00000000.forged"},
-                    {"Authorization": f"Basic {secret}"}):
+    for headers in (
+        {"Authorization": ""},
+        {"Authorization": "Bearer clutto-scim.00000000.forged"},
+        {"Authorization": f"Basic {secret}"},
+    ):
         assert (await a.call("GET", "/Users", headers=headers))[0] == 401
     await bridge.scim.revoke_token(other, token_b.id, actor=other_owner.user_id)
     assert (await b.call("GET", "/ServiceProviderConfig"))[0] == 401
@@ -222,16 +307,23 @@ async def test_tokens_teams_refusals_and_malformed_bodies(bridge: Bridge, new_us
     assert secret not in repr(await bridge.db.fetch("SELECT * FROM scim_token"))
 
     # Malformed bodies and queries: SCIM 400s.
-    for body, raw in ((None, b"{not json"), ([1, 2], None), ({"schemas": [USER]}, None),
-                      ({"schemas": [USER], "userName": 7, "name": {"givenName": "G", "familyName": "F"}, "emails": "x"}, None),
-                      ({"schemas": [USER], "userName": "!!!"}, None)):
+    for body, raw in (
+        (None, b"{not json"),
+        ([1, 2], None),
+        ({"schemas": [USER]}, None),
+        ({"schemas": [USER], "userName": 7, "name": {"givenName": "G", "familyName": "F"}, "emails": "x"}, None),
+        ({"schemas": [USER], "userName": "!!!"}, None),
+    ):
         status, error, _ = await a.call("POST", "/Users", body, raw=raw)
         assert status == 400, (body, error)
-    for body in ({"Operations": []}, {"schemas": [PATCH], "Operations": [{"op": "frobnicate", "path": "title"}]},
-                 {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "nosuch[", "value": 1}]}):
+    for body in (
+        {"Operations": []},
+        {"schemas": [PATCH], "Operations": [{"op": "frobnicate", "path": "title"}]},
+        {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "nosuch[", "value": 1}]},
+    ):
         status, error, _ = await a.call("PATCH", f"/Users/{user['id']}", body)
         assert status == 400, (body, error)
-    status, error, _ = await a.call("GET", '/Users?filter=userName eq')
+    status, error, _ = await a.call("GET", "/Users?filter=userName eq")
     assert status == 400 and error["scimType"] == "invalidFilter"
     assert (await a.call("GET", "/Users?count=-3"))[0] in (200, 400)
 
@@ -241,9 +333,14 @@ async def test_tokens_teams_refusals_and_malformed_bodies(bridge: Bridge, new_us
 
     # A team under a legal hold, or being deleted, is refused.
     await bridge.retention.place_hold(team, None, "litigation", actor=None)
-    status, error, _ = await a.call("PATCH", f"/Users/{user['id']}", {
-        "schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}],
-    })
+    status, error, _ = await a.call(
+        "PATCH",
+        f"/Users/{user['id']}",
+        {
+            "schemas": [PATCH],
+            "Operations": [{"op": "replace", "path": "active", "value": False}],
+        },
+    )
     assert status == 403 and "legal hold" in error["detail"]
     await bridge.retention.lift_hold(team, None, actor=None)
 

@@ -46,7 +46,8 @@ async def published_verifier(base: str, http: aiohttp.ClientSession) -> HTTPMess
         assert (jwk["kty"], jwk["crv"]) == ("OKP", "Ed25519")
         public[jwk["kid"]] = Ed25519PublicKey.from_public_bytes(base64.urlsafe_b64decode(jwk["x"] + "=="))
     return HTTPMessageVerifier(
-        signature_algorithm=algorithms.ED25519, key_resolver=MappingKeyResolver(public_keys=public, private_keys={}),
+        signature_algorithm=algorithms.ED25519,
+        key_resolver=MappingKeyResolver(public_keys=public, private_keys={}),
     )
 
 
@@ -87,7 +88,9 @@ async def receiver() -> Receiver:
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.promise("P13")
 async def test_api_responses_verify_with_the_published_key_and_a_changed_byte_fails(
-    bridges: Bridges, http: aiohttp.ClientSession, new_user,
+    bridges: Bridges,
+    http: aiohttp.ClientSession,
+    new_user,
 ) -> None:
     bridge = await bridges.start()
     base = f"http://127.0.0.1:{bridge.settings.appservice.port}/_clutto/v1"
@@ -120,12 +123,21 @@ async def test_api_responses_verify_with_the_published_key_and_a_changed_byte_fa
 
 @pytest.mark.promise("P13")
 async def test_webhooks_are_signed_retried_and_verify_with_the_published_key(
-    bridges: Bridges, http: aiohttp.ClientSession, new_user, receiver: Receiver,
+    bridges: Bridges,
+    http: aiohttp.ClientSession,
+    new_user,
+    receiver: Receiver,
 ) -> None:
     settings = bridges.settings(
-        webhooks=[{"url": receiver.url, "events": ["audit", "team.purged", "export.ready"],
-                   "headers": {"X-Hook-Token": "receiver-secret"}}],
-        jobs__retry_backoff="1s", jobs__poll_interval="1s",
+        webhooks=[
+            {
+                "url": receiver.url,
+                "events": ["audit", "team.purged", "export.ready"],
+                "headers": {"X-Hook-Token": "receiver-secret"},
+            }
+        ],
+        jobs__retry_backoff="1s",
+        jobs__poll_interval="1s",
     )
     bridge = await bridges.start(settings)
     base = f"http://127.0.0.1:{bridge.settings.appservice.port}/_clutto/v1"

@@ -50,7 +50,9 @@ from tests.integration.test_team_space import (  # noqa: F401
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(redis_server_binary() is None, reason="redis-server is not installed (apt-get install redis-server)"),
+    pytest.mark.skipif(
+        redis_server_binary() is None, reason="redis-server is not installed (apt-get install redis-server)"
+    ),
 ]
 
 
@@ -66,14 +68,18 @@ class Topology:
 def topology(tmp_path_factory: pytest.TempPathFactory, postgres_server: str) -> Topology:
     folder = tmp_path_factory.mktemp("workers")
     redis = Redis(folder / "redis")
-    database = asyncio.run(create_postgres_database(
-        postgres_server, "synapse_workers", "TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C' ENCODING 'UTF8'"
-    ))
+    database = asyncio.run(
+        create_postgres_database(
+            postgres_server, "synapse_workers", "TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C' ENCODING 'UTF8'"
+        )
+    )
     port = free_port()  # every bridge of this module listens here: the module's base_url
 
     def extra(settings) -> dict:
-        return {**synapse_postgres_config(database),
-                "modules": [module_config(f"http://127.0.0.1:{port}", settings.antispam.shared_secret)]}
+        return {
+            **synapse_postgres_config(database),
+            "modules": [module_config(f"http://127.0.0.1:{port}", settings.antispam.shared_secret)],
+        }
 
     made: list[WorkerSynapse] = []
 

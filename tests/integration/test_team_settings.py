@@ -66,7 +66,9 @@ async def test_owner_deletes_team_and_it_is_gone_from_the_homeserver(bridge: Bri
     headers = {"Authorization": f"Bearer {admin.access_token}"}
     async with aiohttp.ClientSession() as session:
         for room_id in [team.space_id, *rooms]:
-            async with session.get(f"{homeserver.url}/_synapse/admin/v1/rooms/{quote(room_id)}", headers=headers) as resp:
+            async with session.get(
+                f"{homeserver.url}/_synapse/admin/v1/rooms/{quote(room_id)}", headers=headers
+            ) as resp:
                 assert resp.status == 404, await resp.text()
     for room_id in [team.space_id, *rooms]:
         with pytest.raises(MatrixError):

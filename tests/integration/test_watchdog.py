@@ -72,7 +72,9 @@ class Manager:
 def _health(config: Path, timeout: float) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "clutto_bridge", "health", "-c", str(config), "--timeout", str(timeout)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -95,13 +97,19 @@ async def test_under_systemd_the_bridge_says_ready_and_pings_only_while_its_loop
     fifo = tmp_path / "block"
     os.mkfifo(fifo)
     env = {
-        **os.environ, "PYTHONUNBUFFERED": "1", "NOTIFY_SOCKET": str(manager.path),
-        "WATCHDOG_USEC": str(WATCHDOG_USEC), "CLUTTO_TEST_BLOCK_LOOP": str(fifo),
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "NOTIFY_SOCKET": str(manager.path),
+        "WATCHDOG_USEC": str(WATCHDOG_USEC),
+        "CLUTTO_TEST_BLOCK_LOOP": str(fifo),
     }
     bridges.homeserver.front.target = f"http://127.0.0.1:{settings.appservice.port}"
     log = tmp_path / "bridge-process.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "clutto_bridge", "-c", str(config)], stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env,
+        [sys.executable, "-m", "clutto_bridge", "-c", str(config)],
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     writer: int | None = None
     try:

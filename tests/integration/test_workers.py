@@ -40,11 +40,15 @@ async def test_two_workers_and_the_main_process_run_every_job_once(bridges: Brid
     config = _worker_config(bridges.folder)
     logs = [bridges.folder / f"worker-{i}.log" for i in range(2)]
     workers = [
-        subprocess.Popen([sys.executable, "-m", "clutto_bridge", "worker", "-c", str(config)],
-                         stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+        subprocess.Popen(
+            [sys.executable, "-m", "clutto_bridge", "worker", "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(log, "wb"),
+        )
         for log in logs
     ]
     try:
+
         async def ready() -> bool:
             for worker, log in zip(workers, logs):
                 if worker.poll() is not None:
@@ -88,9 +92,13 @@ async def test_a_worker_hears_of_a_queued_job_at_once_not_at_its_next_poll(bridg
     file["jobs.poll_interval"] = "60s"
     file.save()
     log = bridges.folder / "worker.log"
-    worker = subprocess.Popen([sys.executable, "-m", "clutto_bridge", "worker", "-c", str(config)],
-                              stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "clutto_bridge", "worker", "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "wb"),
+    )
     try:
+
         async def ready() -> bool:
             if worker.poll() is not None:
                 raise AssertionError(f"the worker exited: {log.read_text()[-2000:]}")
@@ -114,6 +122,11 @@ async def test_a_worker_hears_of_a_queued_job_at_once_not_at_its_next_poll(bridg
 def test_a_worker_needs_postgresql(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config_with_tokens(config)
-    result = subprocess.run([sys.executable, "-m", "clutto_bridge", "worker", "-c", str(config)],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "clutto_bridge", "worker", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert result.returncode == 2 and ": appservice.database: a worker shares the job queue" in result.stderr

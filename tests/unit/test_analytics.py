@@ -23,7 +23,9 @@ class Facts:
     members: int
 
 
-@pytest.mark.parametrize("members, bucket", [(0, "0"), (1, "1"), (2, "2-5"), (5, "2-5"), (6, "6-20"), (100, "21-100"), (101, "101+")])
+@pytest.mark.parametrize(
+    "members, bucket", [(0, "0"), (1, "1"), (2, "2-5"), (5, "2-5"), (6, "6-20"), (100, "21-100"), (101, "101+")]
+)
 def test_team_sizes_fall_in_buckets(members: int, bucket: str) -> None:
     assert size_bucket(members) == bucket
 

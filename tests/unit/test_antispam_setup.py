@@ -58,8 +58,13 @@ def test_fail_closed_joins_are_a_warning_with_their_consequence(tmp_path: Path) 
 
 
 def test_nothing_to_check_while_the_bridge_serves_no_endpoints(tmp_path: Path) -> None:
-    off = settings(tmp_path, **{"antispam:\n    # Serve the endpoints the module calls, under /_clutto/antispam on the "
-                                "appservice port.\n    enabled: true": "antispam:\n    enabled: false"})
+    off = settings(
+        tmp_path,
+        **{
+            "antispam:\n    # Serve the endpoints the module calls, under /_clutto/antispam on the "
+            "appservice port.\n    enabled: true": "antispam:\n    enabled: false"
+        },
+    )
     assert antispam_findings({}, off) == []
 
 
@@ -73,7 +78,11 @@ def test_generate_registration_fills_an_antispam_secret_of_its_own(tmp_path: Pat
     file.load()
     secret = file["antispam.shared_secret"]
     assert secret != "generate" and len(secret) >= 32
-    assert secret not in (file["provisioning.shared_secret"], file["analytics.metrics_secret"], file["appservice.as_token"])
+    assert secret not in (
+        file["provisioning.shared_secret"],
+        file["analytics.metrics_secret"],
+        file["appservice.as_token"],
+    )
 
 
 def test_run_refuses_an_ungenerated_antispam_secret_only_while_the_endpoints_are_served(
@@ -83,9 +92,14 @@ def test_run_refuses_an_ungenerated_antispam_secret_only_while_the_endpoints_are
 
     config = tmp_path / "config.yaml"
     text = EXAMPLE_CONFIG.read_text()
-    for token in ("as_token", "hs_token", "provisioning:\n    # Serve the provisioning API.\n    enabled: true\n"
-                  "    # Bearer token operators use. \"generate\" means generate-registration creates one.\n"
-                  "    shared_secret", "metrics_secret"):
+    for token in (
+        "as_token",
+        "hs_token",
+        "provisioning:\n    # Serve the provisioning API.\n    enabled: true\n"
+        '    # Bearer token operators use. "generate" means generate-registration creates one.\n'
+        "    shared_secret",
+        "metrics_secret",
+    ):
         assert f"{token}: generate" in text, token
         text = text.replace(f"{token}: generate", f"{token}: {('h' if token == 'hs_token' else 'x') * 32}")
     config.write_text(text)
@@ -116,7 +130,12 @@ def test_doctor_warns_when_the_module_is_absent_and_fails_when_it_points_elsewhe
     assert absent.status is Status.WARN and MODULE in absent.found
     elsewhere = enforcement_module(Facts(homeserver(base_url="http://other:1/_clutto/antispam"), {}), req)
     assert elsewhere.status is Status.FAIL and "base_url" in elsewhere.found
-    off = requirements(settings(tmp_path, **{"enabled: true\n    # Bearer token the module": "enabled: false\n    # Bearer token the module"}))
+    off = requirements(
+        settings(
+            tmp_path,
+            **{"enabled: true\n    # Bearer token the module": "enabled: false\n    # Bearer token the module"},
+        )
+    )
     assert enforcement_module(Facts({}, {}), off).status is Status.PASS
 
 

@@ -19,8 +19,14 @@ SQL = re.compile(
 def test_import_linter_contracts_hold() -> None:
     """Imports go one way: the contracts in pyproject.toml ([tool.importlinter])."""
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True))"],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports(no_cache=True))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "broken" in result.stdout and ", 0 broken" in result.stdout
@@ -47,7 +53,7 @@ def test_the_sql_check_finds_sql(tmp_path: Path) -> None:
         '"SELECT user_id FROM team_member WHERE team_id=$1"',
         "'INSERT INTO contact (owner) VALUES ($1)'",
         '"UPDATE team SET name=$1 WHERE id=$2"',
-        "f\"DELETE FROM {table} WHERE {column}=$1\"",
+        'f"DELETE FROM {table} WHERE {column}=$1"',
     ]
     assert all(SQL.search(s) for s in samples)
     assert not SQL.search('"Select the team you mean, then update its name"')

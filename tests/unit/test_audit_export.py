@@ -20,8 +20,13 @@ def export(tmp_path: Path) -> Path:
     key = Ed25519PrivateKey.generate()
     rows, checkpoints = make_log(9, key)
     record = SigningKeyRecord(key_id(key.public_key()), public_jwk(key.public_key()), 1)
-    items = [audit_tool.HEADER, audit_tool.key_item(record), *map(audit_tool.checkpoint_item, checkpoints),
-             *map(audit_tool.row_item, rows), audit_tool.end_item(len(rows), len(checkpoints), 1)]
+    items = [
+        audit_tool.HEADER,
+        audit_tool.key_item(record),
+        *map(audit_tool.checkpoint_item, checkpoints),
+        *map(audit_tool.row_item, rows),
+        audit_tool.end_item(len(rows), len(checkpoints), 1),
+    ]
     path = tmp_path / "audit.jsonl"
     path.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items))
     return path

@@ -64,8 +64,9 @@ def test_a_log_rebuilt_past_the_witnessed_row_is_caught(key) -> None:
         rows[i] = replace(r, hash=chain.hash_of(r))
         previous = rows[i].hash
     problem, _ = verify(rows, checkpoints[:5], key, checkpoints[7])
-    assert str(problem) == ("row 32: its hash differs from the one the witness holds (checkpoint 8): "
-                            "the log was rewritten up to row 32")
+    assert str(problem) == (
+        "row 32: its hash differs from the one the witness holds (checkpoint 8): the log was rewritten up to row 32"
+    )
 
 
 def test_the_witnessed_row_deleted_in_the_middle_is_named(key) -> None:
@@ -104,9 +105,14 @@ def test_a_file_that_is_not_a_witness_is_named(tmp_path: Path, content: bytes, m
 
 def write_export(path: Path, rows, checkpoints, key, witness: Witness | None) -> None:
     record = SigningKeyRecord(key_id(key.public_key()), public_jwk(key.public_key()), 1)
-    items = [audit_tool.HEADER, audit_tool.key_item(record), *map(audit_tool.checkpoint_item, checkpoints),
-             *([audit_tool.witness_item(witness)] if witness else []),
-             *map(audit_tool.row_item, rows), audit_tool.end_item(len(rows), len(checkpoints), 1)]
+    items = [
+        audit_tool.HEADER,
+        audit_tool.key_item(record),
+        *map(audit_tool.checkpoint_item, checkpoints),
+        *([audit_tool.witness_item(witness)] if witness else []),
+        *map(audit_tool.row_item, rows),
+        audit_tool.end_item(len(rows), len(checkpoints), 1),
+    ]
     path.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items))
 
 

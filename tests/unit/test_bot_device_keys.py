@@ -50,7 +50,9 @@ def test_repickling_moves_every_kind_of_pickle_to_the_new_key() -> None:
     inbound = olm.InboundGroupSession(outbound.session_key)
     bob = olm.Account()
     bob.generate_one_time_keys(1)
-    session = olm.OutboundSession(account, bob.identity_keys["curve25519"], next(iter(bob.one_time_keys["curve25519"].values())))
+    session = olm.OutboundSession(
+        account, bob.identity_keys["curve25519"], next(iter(bob.one_time_keys["curve25519"].values()))
+    )
     convert = repickler(old, new)
     for table, thing, same in (
         ("crypto_account", account, lambda x: x.identity_keys),

@@ -17,7 +17,9 @@ ZWJ, ZWNJ = "\u200d", "\u200c"
         pytest.param("Ops 👩🏽\u200d🚒", id="skin tone before the joiner"),
         pytest.param("❤\ufe0f\u200d🔥 Team", id="variation selector before the joiner"),
         pytest.param("🏳\ufe0f\u200d🌈 Pride", id="rainbow flag"),
-        pytest.param("🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f Squad", id="flag of England (tags)"),
+        pytest.param(
+            "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f Squad", id="flag of England (tags)"
+        ),
         pytest.param("می\u200cخواهم", id="Persian ZWNJ between letters"),
         pytest.param("\u0645\u064e\u200c\u0631", id="Arabic ZWNJ after a letter with a mark"),
         pytest.param("क्\u200dष", id="Devanagari ZWJ after virama"),
@@ -73,7 +75,9 @@ def test_a_misplaced_joiner_says_where_joiners_belong() -> None:
     assert "belong" not in refused_character("Acme\u202e").describe()
 
 
-@pytest.mark.parametrize("char, expected", [("👩", True), ("💻", True), ("©", True), ("☕", True), ("a", False),
-                                            ("\U0001f3fb", False), ("\u0645", False)])
+@pytest.mark.parametrize(
+    "char, expected",
+    [("👩", True), ("💻", True), ("©", True), ("☕", True), ("a", False), ("\U0001f3fb", False), ("\u0645", False)],
+)
 def test_pictographic(char: str, expected: bool) -> None:
     assert pictographic(char) is expected

@@ -35,8 +35,9 @@ def test_a_new_bridge_has_a_new_salt() -> None:
 
 
 async def test_access_lines_hold_only_what_the_policy_keeps(caplog) -> None:
-    rules = CollectionRules(ip="hashed", user_agent="none", referrer="none", language="none",
-                            trusted_proxies=parse_networks(["127.0.0.1"]))
+    rules = CollectionRules(
+        ip="hashed", user_agent="none", referrer="none", language="none", trusted_proxies=parse_networks(["127.0.0.1"])
+    )
     collection = RequestCollection(rules, ManualClock())
     app = web.Application()
 
@@ -55,7 +56,9 @@ async def test_access_lines_hold_only_what_the_policy_keeps(caplog) -> None:
     try:
         async with aiohttp.ClientSession() as http:
             headers = {"X-Forwarded-For": "203.0.113.50", "User-Agent": "Firefox/1", "Referer": "https://x.example/p"}
-            async with http.get(f"http://127.0.0.1:{port}/users/@alice:example.com?access_token=secret", headers=headers) as resp:
+            async with http.get(
+                f"http://127.0.0.1:{port}/users/@alice:example.com?access_token=secret", headers=headers
+            ) as resp:
                 assert resp.status == 200
     finally:
         await runner.cleanup()
@@ -70,8 +73,13 @@ async def test_access_lines_hold_only_what_the_policy_keeps(caplog) -> None:
 async def test_the_facts_of_a_request_are_worked_out_once_for_the_record_and_the_log_line(caplog, monkeypatch) -> None:
     from clutto_bridge.web import collection as module
 
-    rules = CollectionRules(ip="hashed", user_agent="family", referrer="origin", language="none",
-                            trusted_proxies=parse_networks(["127.0.0.1"]))
+    rules = CollectionRules(
+        ip="hashed",
+        user_agent="family",
+        referrer="origin",
+        language="none",
+        trusted_proxies=parse_networks(["127.0.0.1"]),
+    )
     collection = RequestCollection(rules, ManualClock())
     calls = []
     worked_out = module.request_facts
@@ -135,7 +143,9 @@ def test_aiosmtpd_warnings_name_the_peer_only_as_the_policy_keeps_it(caplog) -> 
 async def test_a_second_forwarded_for_line_from_the_proxy_wins_over_the_clients_own(caplog) -> None:
     from multidict import CIMultiDict
 
-    collection = RequestCollection(CollectionRules(ip="full", trusted_proxies=parse_networks(["127.0.0.1"])), ManualClock())
+    collection = RequestCollection(
+        CollectionRules(ip="full", trusted_proxies=parse_networks(["127.0.0.1"])), ManualClock()
+    )
     app = web.Application()
 
     async def hello(request: web.Request) -> web.Response:

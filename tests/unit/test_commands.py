@@ -18,9 +18,26 @@ def test_commands_are_found_by_one_or_two_words() -> None:
 
 def test_every_command_has_help() -> None:
     # The bot commands the product promises.
-    promised = {"help", "team create", "team info", "invite", "remove", "role", "transfer", "retention show",
-                "retention set", "retention preview", "hold", "export", "profile show", "profile set", "accept",
-                "marketing", "contacts allow", "contacts revoke"}
+    promised = {
+        "help",
+        "team create",
+        "team info",
+        "invite",
+        "remove",
+        "role",
+        "transfer",
+        "retention show",
+        "retention set",
+        "retention preview",
+        "hold",
+        "export",
+        "profile show",
+        "profile set",
+        "accept",
+        "marketing",
+        "contacts allow",
+        "contacts revoke",
+    }
     assert promised <= set(registry.commands), promised - set(registry.commands)
     assert all(c.help_text for c in registry.commands.values())
 
@@ -157,7 +174,10 @@ async def test_declared_choices_are_checked_and_a_note_may_follow_the_usage() ->
         (["mydata"], "That is personal: send it in your direct chat with me, not in a team room."),
         (["mydata", "export"], "That is personal: send it in your direct chat with me, not in a team room."),
         (["contacts", "list"], "That is personal: send it in your direct chat with me, not in a team room."),
-        (["account", "create", "ada", "ada@acme.example"], "Send this in your direct chat with me: my answer carries a password."),
+        (
+            ["account", "create", "ada", "ada@acme.example"],
+            "Send this in your direct chat with me: my answer carries a password.",
+        ),
     ],
 )
 async def test_personal_commands_are_refused_in_a_team_room(words: list[str], refusal: str) -> None:
@@ -196,8 +216,11 @@ async def test_declared_arguments_reach_the_handler_as_typed_keywords() -> None:
     await reg.commands["say"].handler(event(["@a:acme"]))
     await reg.commands["mode"].handler(event(["Always"]))
     assert got == [
-        {"enabled": True, "whole_team": True}, {"enabled": False, "whole_team": False},
-        {"user": "@a:acme", "text": "hello there"}, {"user": "@a:acme", "text": "(nothing)"}, "always",
+        {"enabled": True, "whole_team": True},
+        {"enabled": False, "whole_team": False},
+        {"user": "@a:acme", "text": "hello there"},
+        {"user": "@a:acme", "text": "(nothing)"},
+        "always",
     ]
 
 

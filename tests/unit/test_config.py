@@ -211,8 +211,14 @@ def test_config_upgrade_adds_keys_and_keeps_values_and_comments(tmp_path: Path) 
     config.write_text(OLD_CONFIG)
     assert main(["config", "upgrade", "-c", str(config)]) == 0
     text = config.read_text()
-    for kept in ("# Our production bridge; ask ops before changing.", "# behind the load balancer",
-                 "# firewall rule 42 opens this port", '"!corp"', "- lobby", "port: 29999"):
+    for kept in (
+        "# Our production bridge; ask ops before changing.",
+        "# behind the load balancer",
+        "# firewall rule 42 opens this port",
+        '"!corp"',
+        "- lobby",
+        "port: 29999",
+    ):
         assert kept in text
     assert text.index("# firewall rule 42 opens this port") < text.index("port: 29999")
     assert text.index("port: 29999") - text.index("# firewall rule 42 opens this port") < 60
@@ -298,7 +304,13 @@ def test_durations_in_a_file_need_a_unit_and_code_passes_seconds() -> None:
         validate(with_value("policy.trial.warnings", ["7d", "soon"]))
     assert caught.value.key == "policy.trial.warnings"
     jobs = JobSettings(
-        poll_interval=1, lease=30, max_attempts=3, retry_backoff=60, homeserver_rate=100, concurrency=2, keep_finished=60
+        poll_interval=1,
+        lease=30,
+        max_attempts=3,
+        retry_backoff=60,
+        homeserver_rate=100,
+        concurrency=2,
+        keep_finished=60,
     )
     assert jobs.lease == 30
 
@@ -334,7 +346,9 @@ def test_missing_policy_folder_gives_the_packaged_texts_with_a_warning(
     assert "'config/policy'" in warning and str(PACKAGED_TEXTS) in warning
 
 
-def test_policy_folder_without_the_version_names_policy_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_policy_folder_without_the_version_names_policy_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "config" / "policy"
     folder.mkdir(parents=True)
@@ -406,12 +420,22 @@ def test_a_typo_in_a_required_key_is_named_as_the_typo_not_as_the_missing_key() 
 @pytest.mark.parametrize(
     "change, key, message",
     [
-        ({"appservice.as_token": "s" * 32, "appservice.hs_token": "s" * 32}, "appservice.hs_token",
-         "must differ from appservice.as_token"),
+        (
+            {"appservice.as_token": "s" * 32, "appservice.hs_token": "s" * 32},
+            "appservice.hs_token",
+            "must differ from appservice.as_token",
+        ),
         ({"portal.public_url": "javascript:alert(1)"}, "portal.public_url", "must be an http:// or https:// URL"),
-        ({"portal.public_url": "ftp://chat.example.com/portal"}, "portal.public_url", "must be an http:// or https:// URL"),
-        ({"policy.trial.warnings": ["100d", "7d"]}, "policy.trial.warnings",
-         "a warning 100d before the purge is longer than the trial (policy.trial.length: 90d)"),
+        (
+            {"portal.public_url": "ftp://chat.example.com/portal"},
+            "portal.public_url",
+            "must be an http:// or https:// URL",
+        ),
+        (
+            {"policy.trial.warnings": ["100d", "7d"]},
+            "policy.trial.warnings",
+            "a warning 100d before the purge is longer than the trial (policy.trial.length: 90d)",
+        ),
     ],
 )
 def test_config_check_refuses_values_that_would_start_a_broken_bridge(
@@ -480,7 +504,9 @@ def test_a_signing_key_others_can_read_is_refused_naming_the_key(tmp_path: Path)
     key.chmod(0o640)
     for command in (["config", "check"], []):
         result = _run_cli(*command, "-c", str(config), cwd=elsewhere)
-        assert result.returncode == 2 and f": security.signing_key: {key} is readable by group or others" in result.stderr
+        assert (
+            result.returncode == 2 and f": security.signing_key: {key} is readable by group or others" in result.stderr
+        )
         assert f"chmod 600 {key}" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -490,7 +516,11 @@ def test_start_up_failures_of_the_environment_name_their_key(tmp_path: Path) -> 
     config = tmp_path / "config.yaml"
     config_with_tokens(config, **{"database: sqlite:clutto.db": "database: postgres://nobody:x@127.0.0.1:1/none"})
     result = _run_cli("-c", str(config), cwd=tmp_path)
-    assert result.returncode == 2 and "config error" in result.stderr and ": appservice.database: cannot open" in result.stderr
+    assert (
+        result.returncode == 2
+        and "config error" in result.stderr
+        and ": appservice.database: cannot open" in result.stderr
+    )
     assert "Traceback" not in result.stderr
 
     with socket.socket() as taken:

@@ -62,7 +62,8 @@ def test_the_policy_text_is_complete_and_not_the_placeholder() -> None:
 
 
 def test_a_checkout_finds_config_policy_without_a_warning(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The README's commands and the demo run from the repository root."""
     monkeypatch.chdir(ROOT)
@@ -96,8 +97,10 @@ def _settings():
 def _facts(homeserver: dict, log_config: dict | None) -> Facts:
     settings = _settings()
     # What generate-registration writes: the bridge's token and the E2EE flags.
-    registrations = {str(f): {"as_token": settings.appservice.as_token, **dict.fromkeys(E2EE_REGISTRATION_FLAGS, True)}
-                     for f in homeserver.get("app_service_config_files") or []}
+    registrations = {
+        str(f): {"as_token": settings.appservice.as_token, **dict.fromkeys(E2EE_REGISTRATION_FLAGS, True)}
+        for f in homeserver.get("app_service_config_files") or []
+    }
     return Facts(homeserver=homeserver, log_config=log_config, registrations=registrations)
 
 
@@ -106,8 +109,10 @@ def test_the_homeserver_snippets_pass_every_doctor_check() -> None:
     not_passing = [(r.check, r.status.value, r.found) for r in results if r.status is not Status.PASS]
     # Neither can be read from the files: the bot's admin flag needs the running homeserver, and
     # how the bridge is supervised (its watchdog) is not in homeserver.yaml.
-    assert not_passing == [("bot is a server admin", "not checked", "homeserver not reachable"),
-                           ("hung bridge", "not checked", "how the bridge is supervised (not in homeserver.yaml)")]
+    assert not_passing == [
+        ("bot is a server admin", "not checked", "homeserver not reachable"),
+        ("hung bridge", "not checked", "how the bridge is supervised (not in homeserver.yaml)"),
+    ]
 
 
 def _at(data: Any, path: tuple) -> Any:
@@ -118,15 +123,25 @@ def _at(data: Any, path: tuple) -> Any:
 
 def test_every_fix_doctor_recommends_is_in_the_snippets() -> None:
     """What doctor would write into a bare homeserver.yaml is what the snippets say, value for value."""
-    bare = {"server_name": "example.com", "listeners": [{"type": "http", "port": 8008, "bind_addresses": ["127.0.0.1"],
-                                                        "resources": [{"names": ["client"]}]}]}
+    bare = {
+        "server_name": "example.com",
+        "listeners": [
+            {"type": "http", "port": 8008, "bind_addresses": ["127.0.0.1"], "resources": [{"names": ["client"]}]}
+        ],
+    }
     noisy = {"version": 1, "loggers": {"synapse.access": {"level": "INFO"}}}
     registration = Path("/data/registration.yaml")
     results = run_checks(_facts(bare, noisy), requirements(_settings(), registration))
     snippets = {HOMESERVER: _snippets(), LOG_CONFIG: load(SNIPPETS / "log.yaml")}
     fixes = [change for r in results for change in r.fixes]
-    assert {c.path[0] for c in fixes} >= {"redaction_retention_period", "media_retention", "include_profile_data_on_invite",
-                                          "app_service_config_files", "listeners", "loggers"}
+    assert {c.path[0] for c in fixes} >= {
+        "redaction_retention_period",
+        "media_retention",
+        "include_profile_data_on_invite",
+        "app_service_config_files",
+        "listeners",
+        "loggers",
+    }
     for change in fixes:
         there = _at(snippets[change.file], change.path)
         if change.append:

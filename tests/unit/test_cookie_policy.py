@@ -33,24 +33,30 @@ REGISTRY = (
 EVERYTHING = CookieChoice(frozenset(OPTIONAL_CATEGORIES))
 
 
-@pytest.mark.parametrize(("choice", "expected"), [
-    (None, {"session"}),
-    (NECESSARY_ONLY, {"session"}),
-    (CookieChoice(frozenset({"preferences"})), {"session", "theme"}),
-    (CookieChoice(frozenset({"analytics"})), {"session", "visits"}),
-    (EVERYTHING, {"session", "theme", "visits"}),
-])
+@pytest.mark.parametrize(
+    ("choice", "expected"),
+    [
+        (None, {"session"}),
+        (NECESSARY_ONLY, {"session"}),
+        (CookieChoice(frozenset({"preferences"})), {"session", "theme"}),
+        (CookieChoice(frozenset({"analytics"})), {"session", "visits"}),
+        (EVERYTHING, {"session", "theme", "visits"}),
+    ],
+)
 def test_only_necessary_cookies_before_a_choice_and_the_chosen_categories_after(choice, expected) -> None:
     assert allowed(REGISTRY, choice) == expected
 
 
-@pytest.mark.parametrize(("choice", "present", "deleted"), [
-    (EVERYTHING, {"session", "theme", "visits"}, set()),
-    (NECESSARY_ONLY, {"session", "theme", "visits"}, {"theme", "visits"}),
-    (CookieChoice(frozenset({"preferences"})), {"session", "theme", "visits"}, {"visits"}),
-    (EVERYTHING, {"session", "stray"}, {"stray"}),  # nothing outside the registry stays
-    (None, {"theme"}, {"theme"}),
-])
+@pytest.mark.parametrize(
+    ("choice", "present", "deleted"),
+    [
+        (EVERYTHING, {"session", "theme", "visits"}, set()),
+        (NECESSARY_ONLY, {"session", "theme", "visits"}, {"theme", "visits"}),
+        (CookieChoice(frozenset({"preferences"})), {"session", "theme", "visits"}, {"visits"}),
+        (EVERYTHING, {"session", "stray"}, {"stray"}),  # nothing outside the registry stays
+        (None, {"theme"}, {"theme"}),
+    ],
+)
 def test_withdrawing_deletes_what_the_choice_no_longer_allows(choice, present, deleted) -> None:
     assert to_delete(REGISTRY, choice, present) == deleted
 
@@ -76,10 +82,10 @@ def test_the_registry_must_list_every_cookie_the_code_sets_under_its_category() 
     declared = {"session": "necessary", "theme": "preferences"}
     assert undeclared(REGISTRY, declared) == []
     assert undeclared(REGISTRY[:1], declared) == [
-        "the portal sets the cookie theme (preferences), which is not in the registry"]
+        "the portal sets the cookie theme (preferences), which is not in the registry"
+    ]
     wrong = (Cookie("session", "x", 60, "preferences"), REGISTRY[1])
-    assert undeclared(wrong, declared) == [
-        "session is registered as preferences, but the portal uses it as necessary"]
+    assert undeclared(wrong, declared) == ["session is registered as preferences, but the portal uses it as necessary"]
 
 
 def _with_cookies(cookies: list[dict]) -> dict:
@@ -98,13 +104,16 @@ def test_the_example_registry_covers_the_portal_and_a_missing_cookie_stops_start
     assert e.value.key == "policy.cookies" and "clutto_prefs" in e.value.message
 
 
-@pytest.mark.parametrize(("cookies", "message"), [
-    ([{"name": "a", "purpose": "x", "lifetime": "1d", "category": "tracking"}], "must be one of necessary"),
-    ([{"name": "a b", "purpose": "x", "lifetime": "1d", "category": "necessary"}], "a cookie name"),
-    ([{"name": "a", "purpose": "x", "lifetime": 5, "category": "necessary"}], "unit"),
-    ([{"name": "a", "purpose": "x", "category": "necessary"}], "map of name, purpose, lifetime and category"),
-    ([{"name": "a", "purpose": "x", "lifetime": "1d", "category": "necessary"}] * 2, "lists a more than once"),
-])
+@pytest.mark.parametrize(
+    ("cookies", "message"),
+    [
+        ([{"name": "a", "purpose": "x", "lifetime": "1d", "category": "tracking"}], "must be one of necessary"),
+        ([{"name": "a b", "purpose": "x", "lifetime": "1d", "category": "necessary"}], "a cookie name"),
+        ([{"name": "a", "purpose": "x", "lifetime": 5, "category": "necessary"}], "unit"),
+        ([{"name": "a", "purpose": "x", "category": "necessary"}], "map of name, purpose, lifetime and category"),
+        ([{"name": "a", "purpose": "x", "lifetime": "1d", "category": "necessary"}] * 2, "lists a more than once"),
+    ],
+)
 def test_bad_registry_entries_name_the_key(cookies, message) -> None:
     with pytest.raises(ConfigError) as e:
         validate(_with_cookies(cookies))
@@ -125,8 +134,10 @@ def test_the_jar_refuses_a_cookie_the_choice_does_not_allow() -> None:
 
 def test_the_bridge_does_not_start_with_a_registry_that_misses_a_portal_cookie(tmp_path, capsys) -> None:
     config = tmp_path / "config.yaml"
-    config_with_tokens(config, **{"- name: clutto_prefs": "- name: clutto_theme",
-                                  "sqlite:clutto.db": f"sqlite:{tmp_path / 'clutto.db'}"})
+    config_with_tokens(
+        config,
+        **{"- name: clutto_prefs": "- name: clutto_theme", "sqlite:clutto.db": f"sqlite:{tmp_path / 'clutto.db'}"},
+    )
     assert main(["-c", str(config)]) == 2
     err = capsys.readouterr().err
     assert "policy.cookies: the portal sets the cookie clutto_prefs (preferences), which is not in the registry" in err

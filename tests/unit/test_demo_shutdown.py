@@ -35,9 +35,7 @@ def test_a_stopped_synapse_never_starts(tmp_path: Path) -> None:
 def test_stop_kills_a_group_that_ignores_sigterm(tmp_path: Path) -> None:
     synapse = LocalSynapse(tmp_path / "synapse")
     # A leader that ignores SIGTERM, with a child in its group that outlives it.
-    synapse.process = subprocess.Popen(
-        ["sh", "-c", "trap '' TERM; sleep 60 & sleep 60"], start_new_session=True
-    )
+    synapse.process = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 60 & sleep 60"], start_new_session=True)
     pgid = synapse.process.pid
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and len(_members(pgid)) < 2:

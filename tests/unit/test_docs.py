@@ -22,15 +22,54 @@ ROOT = Path(__file__).resolve().parents[2]
 # The values stored in audit_log.action (and hashed into the chain, and sent in the audit webhook)
 # before the enum existed. Renaming one would make old rows and new rows of the same action differ.
 STORED_ACTIONS = {
-    "contacts_matched", "direct_chat_created", "email_disabled", "email_enabled", "email_posted",
-    "export_created", "export_downloaded", "export_requested", "export_setting", "hold_lifted", "hold_placed",
-    "integration_allowed", "integration_denied", "integration_removed", "invite_declined", "member_data_read",
-    "member_invited", "member_removed", "own_data_exported", "ownership_transferred", "plan_set",
-    "power_levels_reverted", "profile_reset", "purge_blocked_by_hold", "retention_purged", "retention_redact_set",
-    "retention_redacted", "retention_set", "retention_sweep", "role_changed", "room_added", "room_archived",
-    "room_created", "rooms_encrypted", "team_avatar_set", "team_consent_read", "team_delete_started",
-    "team_deleted", "team_purged", "team_renamed", "team_topic_set", "trial_warning", "widget_removed",
-    "scim_token_created", "scim_token_revoked", "scim_user_provisioned", "scim_user_updated", "scim_user_deleted",
+    "contacts_matched",
+    "direct_chat_created",
+    "email_disabled",
+    "email_enabled",
+    "email_posted",
+    "export_created",
+    "export_downloaded",
+    "export_requested",
+    "export_setting",
+    "hold_lifted",
+    "hold_placed",
+    "integration_allowed",
+    "integration_denied",
+    "integration_removed",
+    "invite_declined",
+    "member_data_read",
+    "member_invited",
+    "member_removed",
+    "own_data_exported",
+    "ownership_transferred",
+    "plan_set",
+    "power_levels_reverted",
+    "profile_reset",
+    "purge_blocked_by_hold",
+    "retention_purged",
+    "retention_redact_set",
+    "retention_redacted",
+    "retention_set",
+    "retention_sweep",
+    "role_changed",
+    "room_added",
+    "room_archived",
+    "room_created",
+    "rooms_encrypted",
+    "team_avatar_set",
+    "team_consent_read",
+    "team_delete_started",
+    "team_deleted",
+    "team_purged",
+    "team_renamed",
+    "team_topic_set",
+    "trial_warning",
+    "widget_removed",
+    "scim_token_created",
+    "scim_token_revoked",
+    "scim_user_provisioned",
+    "scim_user_updated",
+    "scim_user_deleted",
 }
 
 
@@ -71,7 +110,7 @@ def test_the_config_page_documents_every_key_of_the_example() -> None:
     assert not [key for key in keys if key.startswith(("policy.cookies.", "policy.trial.warnings."))]  # list items
     assert keys["appservice.hs_token"] == keys["appservice.as_token"]  # one comment above both
     assert "Tokens shared with the homeserver" in keys["appservice.hs_token"]
-    assert "| `appservice.tls.cert` | `\"\"` |" in docs_pages.config_page()
+    assert '| `appservice.tls.cert` | `""` |' in docs_pages.config_page()
 
 
 def test_the_api_page_lists_every_operation_of_the_served_document() -> None:
@@ -117,9 +156,23 @@ def test_the_site_builds_with_strict(tmp_path: Path) -> None:
     """Every page in the nav, every link and anchor resolving, the changelog included."""
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-f", str(ROOT / "mkdocs.yml"),
-         "-d", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--quiet",
+            "-f",
+            str(ROOT / "mkdocs.yml"),
+            "-d",
+            str(tmp_path / "site"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert (tmp_path / "site" / "reference" / "audit-actions" / "index.html").is_file()

@@ -13,23 +13,45 @@ from clutto_bridge.doctor.files import YamlFile
 
 DAY = 86400
 REQ = Requirements(
-    ip_mode="truncated", collection_retention_s=30 * DAY, shortest_lifetime_s=DAY, longest_lifetime_s=365 * DAY,
-    as_token="as-secret", registration_file="/etc/clutto/registration.yaml",
+    ip_mode="truncated",
+    collection_retention_s=30 * DAY,
+    shortest_lifetime_s=DAY,
+    longest_lifetime_s=365 * DAY,
+    as_token="as-secret",
+    registration_file="/etc/clutto/registration.yaml",
 )
-LISTENER = {"type": "http", "port": 8008, "bind_addresses": ["127.0.0.1"], "tls": False,
-            "resources": [{"names": ["client"], "compress": False}]}
+LISTENER = {
+    "type": "http",
+    "port": 8008,
+    "bind_addresses": ["127.0.0.1"],
+    "tls": False,
+    "resources": [{"names": ["client"], "compress": False}],
+}
 QUIET_LOGS = {"version": 1, "loggers": {"synapse.access": {"level": "WARNING"}}, "root": {"level": "INFO"}}
 COMPLIANT = {
-    "user_ips_max_age": "30d", "redaction_retention_period": "1d", "media_retention": {"remote_media_lifetime": "90d"},
-    "url_preview_enabled": False, "report_stats": False, "include_profile_data_on_invite": False,
-    "limit_profile_requests_to_users_who_share_rooms": True, "require_auth_for_profile_requests": True,
-    "app_service_config_files": ["registration.yaml"], "listeners": [{**LISTENER, "resources": [{"names": ["client", "openid"]}]}],
+    "user_ips_max_age": "30d",
+    "redaction_retention_period": "1d",
+    "media_retention": {"remote_media_lifetime": "90d"},
+    "url_preview_enabled": False,
+    "report_stats": False,
+    "include_profile_data_on_invite": False,
+    "limit_profile_requests_to_users_who_share_rooms": True,
+    "require_auth_for_profile_requests": True,
+    "app_service_config_files": ["registration.yaml"],
+    "listeners": [{**LISTENER, "resources": [{"names": ["client", "openid"]}]}],
     "experimental_features": {"msc2409_to_device_messages_enabled": True, "msc3202_transaction_extensions": True},
 }
-OUR_REGISTRATION = {"as_token": "as-secret", "receive_ephemeral": True, "org.matrix.msc3202": True, "io.element.msc4190": True}
+OUR_REGISTRATION = {
+    "as_token": "as-secret",
+    "receive_ephemeral": True,
+    "org.matrix.msc3202": True,
+    "io.element.msc4190": True,
+}
 
 
-def facts(homeserver: dict | None = None, log_config: dict | None = QUIET_LOGS, bot_admin: bool | None = True, **changes) -> Facts:
+def facts(
+    homeserver: dict | None = None, log_config: dict | None = QUIET_LOGS, bot_admin: bool | None = True, **changes
+) -> Facts:
     data = {**COMPLIANT, **(homeserver or {}), **changes}
     return Facts(data, log_config, registrations={"registration.yaml": OUR_REGISTRATION}, bot_admin=bot_admin)
 
@@ -44,19 +66,34 @@ def test_a_compliant_homeserver_passes_every_check() -> None:
     assert not c.failed(results)
 
 
-@pytest.mark.parametrize(("value", "status"), [
-    ("30d", Status.PASS), ("29d", Status.PASS), ("31d", Status.FAIL), ("4w", Status.PASS), ("5w", Status.FAIL),
-    (2592000000, Status.PASS), (2592000001, Status.FAIL), (None, Status.FAIL), ("soon", Status.FAIL),
-])
+@pytest.mark.parametrize(
+    ("value", "status"),
+    [
+        ("30d", Status.PASS),
+        ("29d", Status.PASS),
+        ("31d", Status.FAIL),
+        ("4w", Status.PASS),
+        ("5w", Status.FAIL),
+        (2592000000, Status.PASS),
+        (2592000001, Status.FAIL),
+        (None, Status.FAIL),
+        ("soon", Status.FAIL),
+    ],
+)
 def test_user_ips_max_age_is_at_most_the_collection_retention(value, status) -> None:
     result = c.user_ips_max_age(facts(user_ips_max_age=value), REQ)
     assert result.status is status
-    assert result.fixes == (() if status is Status.PASS else (Change(c.HOMESERVER, ("user_ips_max_age",), "30d", why=result.why),))
+    assert result.fixes == (
+        () if status is Status.PASS else (Change(c.HOMESERVER, ("user_ips_max_age",), "30d", why=result.why),)
+    )
 
 
 def test_synapse_defaults_count_when_a_key_is_missing() -> None:
-    data = {k: v for k, v in COMPLIANT.items() if k not in ("user_ips_max_age", "redaction_retention_period",
-                                                           "include_profile_data_on_invite")}
+    data = {
+        k: v
+        for k, v in COMPLIANT.items()
+        if k not in ("user_ips_max_age", "redaction_retention_period", "include_profile_data_on_invite")
+    }
     got = by_check(Facts(data, QUIET_LOGS, registrations={"registration.yaml": OUR_REGISTRATION}, bot_admin=True))
     assert got["user_ips_max_age"].status is Status.PASS  # 28d <= 30d
     assert got["user_ips_max_age"].found == "28d (Synapse's default)"
@@ -64,26 +101,45 @@ def test_synapse_defaults_count_when_a_key_is_missing() -> None:
     assert got["include_profile_data_on_invite"].status is Status.FAIL  # Synapse's default is true
 
 
-@pytest.mark.parametrize(("key", "bad"), [
-    ("url_preview_enabled", True), ("report_stats", True), ("include_profile_data_on_invite", True),
-    ("limit_profile_requests_to_users_who_share_rooms", False), ("require_auth_for_profile_requests", False),
-])
+@pytest.mark.parametrize(
+    ("key", "bad"),
+    [
+        ("url_preview_enabled", True),
+        ("report_stats", True),
+        ("include_profile_data_on_invite", True),
+        ("limit_profile_requests_to_users_who_share_rooms", False),
+        ("require_auth_for_profile_requests", False),
+    ],
+)
 def test_flags_fail_the_wrong_way_and_fix_to_the_right_one(key, bad) -> None:
     result = by_check(facts(**{key: bad}))[key]
     assert result.status is Status.FAIL
     assert [(f.path, f.value) for f in result.fixes] == [((key,), not bad)]
 
 
-@pytest.mark.parametrize(("log_config", "ip", "status"), [
-    (QUIET_LOGS, "truncated", Status.PASS),
-    ({"version": 1, "root": {"level": "INFO"}}, "hashed", Status.FAIL),
-    ({"version": 1, "root": {"level": "WARNING"}}, "none", Status.PASS),
-    ({"version": 1, "loggers": {"synapse": {"level": "ERROR"}}, "root": {"level": "INFO"}}, "truncated", Status.PASS),
-    ({"version": 1, "loggers": {"synapse.access": {"level": "WARNING"}, "synapse.access.http.8008": {"level": "INFO"}}},
-     "truncated", Status.FAIL),
-    ({"version": 1, "root": {"level": "INFO"}}, "full", Status.PASS),  # the policy allows full addresses
-    (None, "truncated", Status.FAIL),  # no log config: Synapse logs requests at INFO
-])
+@pytest.mark.parametrize(
+    ("log_config", "ip", "status"),
+    [
+        (QUIET_LOGS, "truncated", Status.PASS),
+        ({"version": 1, "root": {"level": "INFO"}}, "hashed", Status.FAIL),
+        ({"version": 1, "root": {"level": "WARNING"}}, "none", Status.PASS),
+        (
+            {"version": 1, "loggers": {"synapse": {"level": "ERROR"}}, "root": {"level": "INFO"}},
+            "truncated",
+            Status.PASS,
+        ),
+        (
+            {
+                "version": 1,
+                "loggers": {"synapse.access": {"level": "WARNING"}, "synapse.access.http.8008": {"level": "INFO"}},
+            },
+            "truncated",
+            Status.FAIL,
+        ),
+        ({"version": 1, "root": {"level": "INFO"}}, "full", Status.PASS),  # the policy allows full addresses
+        (None, "truncated", Status.FAIL),  # no log config: Synapse logs requests at INFO
+    ],
+)
 def test_the_request_log_writes_no_full_address_unless_the_policy_allows(log_config, ip, status) -> None:
     req = Requirements(**{**REQ.__dict__, "ip_mode": ip})
     result = c.access_log(facts(log_config=log_config), req)
@@ -100,7 +156,9 @@ def test_media_retention_must_bound_remote_media() -> None:
 
 
 def test_the_registration_is_found_by_its_token() -> None:
-    other = Facts(COMPLIANT, QUIET_LOGS, registrations={"registration.yaml": {"as_token": "someone-else"}}, bot_admin=True)
+    other = Facts(
+        COMPLIANT, QUIET_LOGS, registrations={"registration.yaml": {"as_token": "someone-else"}}, bot_admin=True
+    )
     result = c.registration_loaded(other, REQ)
     assert result.status is Status.FAIL
     assert result.fixes[0].append and result.fixes[0].value == REQ.registration_file
@@ -112,8 +170,9 @@ def test_the_e2ee_transaction_features_are_fixed_in_experimental_features() -> N
     features = {"msc3202_transaction_extensions": True, "some_other_feature": True}
     result = c.e2ee_transactions(facts(experimental_features=features), REQ)
     assert result.status is Status.FAIL and result.found == "off: msc2409_to_device_messages_enabled"
-    assert result.fixes == (Change(c.HOMESERVER, ("experimental_features", "msc2409_to_device_messages_enabled"), True,
-                                   why=result.why),)
+    assert result.fixes == (
+        Change(c.HOMESERVER, ("experimental_features", "msc2409_to_device_messages_enabled"), True, why=result.why),
+    )
     absent = c.e2ee_transactions(Facts({k: v for k, v in COMPLIANT.items() if k != "experimental_features"}), REQ)
     assert absent.status is Status.FAIL and [f.path[-1] for f in absent.fixes] == list(c.E2EE_EXPERIMENTAL_FEATURES)
 
@@ -123,7 +182,9 @@ def test_the_e2ee_registration_flags_are_checked_in_the_loaded_registration() ->
     result = c.e2ee_registration(old, REQ)
     assert result.status is Status.FAIL and "generate-registration" in result.why and result.fixes == ()
     assert result.found == "missing: receive_ephemeral, org.matrix.msc3202, io.element.msc4190"
-    none_loaded = Facts(COMPLIANT, QUIET_LOGS, registrations={"registration.yaml": {"as_token": "other"}}, bot_admin=True)
+    none_loaded = Facts(
+        COMPLIANT, QUIET_LOGS, registrations={"registration.yaml": {"as_token": "other"}}, bot_admin=True
+    )
     assert c.e2ee_registration(none_loaded, REQ).status is Status.UNCHECKED
 
 
@@ -147,20 +208,25 @@ def test_the_openid_resource_is_added_to_the_client_listener() -> None:
     assert c.openid_listener(facts(listeners=[federation]), REQ).status is Status.PASS
 
 
-@pytest.mark.parametrize(("listener", "status"), [
-    (LISTENER, Status.PASS),
-    ({**LISTENER, "bind_addresses": ["::1", "127.0.0.1"]}, Status.PASS),
-    ({**LISTENER, "bind_addresses": ["0.0.0.0"]}, Status.WARN),
-    ({k: v for k, v in LISTENER.items() if k != "bind_addresses"}, Status.WARN),  # Synapse binds to all by default
-    ({**LISTENER, "bind_addresses": ["0.0.0.0"], "tls": True}, Status.PASS),
-])
+@pytest.mark.parametrize(
+    ("listener", "status"),
+    [
+        (LISTENER, Status.PASS),
+        ({**LISTENER, "bind_addresses": ["::1", "127.0.0.1"]}, Status.PASS),
+        ({**LISTENER, "bind_addresses": ["0.0.0.0"]}, Status.WARN),
+        ({k: v for k, v in LISTENER.items() if k != "bind_addresses"}, Status.WARN),  # Synapse binds to all by default
+        ({**LISTENER, "bind_addresses": ["0.0.0.0"], "tls": True}, Status.PASS),
+    ],
+)
 def test_plain_http_on_a_reachable_address_is_a_warning(listener, status) -> None:
     result = c.client_listener_tls(facts(listeners=[{**listener, "resources": [{"names": ["client", "openid"]}]}]), REQ)
     assert result.status is status
     assert not c.failed([result])
 
 
-@pytest.mark.parametrize(("value", "ms"), [("1d", 86400000), ("2y", 2 * 365 * 86400000), (500, 500), ("500", 500), ("x", None), (True, None)])
+@pytest.mark.parametrize(
+    ("value", "ms"), [("1d", 86400000), ("2y", 2 * 365 * 86400000), (500, 500), ("500", 500), ("x", None), (True, None)]
+)
 def test_synapse_durations(value, ms) -> None:
     assert c.synapse_ms(value) == ms
 
@@ -173,8 +239,10 @@ def test_fixes_are_written_in_one_unit_synapse_reads() -> None:
 
 def test_a_fix_keeps_comments_and_touches_only_its_keys(tmp_path: Path) -> None:
     path = tmp_path / "homeserver.yaml"
-    path.write_text("# top comment\nserver_name: example.com  # ours\nreport_stats: true  # asked at setup\n"
-                    "listeners:\n  - port: 8008\n    type: http\n    resources:\n      - names: [client]\n")
+    path.write_text(
+        "# top comment\nserver_name: example.com  # ours\nreport_stats: true  # asked at setup\n"
+        "listeners:\n  - port: 8008\n    type: http\n    resources:\n      - names: [client]\n"
+    )
     file = YamlFile.load(path)
     file.apply(Change(c.HOMESERVER, ("report_stats",), False))
     file.apply(Change(c.HOMESERVER, ("listeners", 0, "resources", 0, "names"), "openid", append=True))
@@ -217,9 +285,11 @@ def test_the_cli_exits_with_1_when_a_check_fails_and_0_after_fix(tmp_path: Path,
     registration = tmp_path / "registration.yaml"
     assert cli.main(["generate-registration", "-c", str(config), "-r", str(registration)]) == 0
     homeserver = tmp_path / "homeserver.yaml"
-    homeserver.write_text("server_name: example.com\nlog_config: log.yaml\nreport_stats: true\n"
-                          "listeners:\n  - port: 8008\n    type: http\n    bind_addresses: ['127.0.0.1']\n"
-                          "    resources:\n      - names: [client]\n")
+    homeserver.write_text(
+        "server_name: example.com\nlog_config: log.yaml\nreport_stats: true\n"
+        "listeners:\n  - port: 8008\n    type: http\n    bind_addresses: ['127.0.0.1']\n"
+        "    resources:\n      - names: [client]\n"
+    )
     (tmp_path / "log.yaml").write_text("version: 1\nroot:\n    level: INFO\n")
     args = ["doctor", "-c", str(config), "--homeserver-config", str(homeserver)]
     assert cli.main(args) == 1

@@ -19,14 +19,19 @@ BOT = "@clutto:example.org"
 TEAM = RoomFacts("Acme", active=True, role="member", former_member=False, team_bot=False)
 
 
-@pytest.mark.parametrize(("retention_ms", "rotation"), [
-    (90 * DAY, MAX_ROTATION_MS),  # at most a week
-    (2 * DAY, 2 * DAY),  # never longer than the retention
-])
+@pytest.mark.parametrize(
+    ("retention_ms", "rotation"),
+    [
+        (90 * DAY, MAX_ROTATION_MS),  # at most a week
+        (2 * DAY, 2 * DAY),  # never longer than the retention
+    ],
+)
 def test_new_rooms_are_megolm_encrypted_with_a_bounded_rotation(retention_ms: int, rotation: int) -> None:
     for mode in ("default", "require"):
         assert room_encryption(mode, retention_ms) == {
-            "algorithm": MEGOLM, "rotation_period_ms": rotation, "rotation_period_msgs": 100,
+            "algorithm": MEGOLM,
+            "rotation_period_ms": rotation,
+            "rotation_period_msgs": 100,
         }
     assert room_encryption("off", retention_ms) is None
 
@@ -42,13 +47,16 @@ def test_only_the_bot_changes_a_team_rooms_encryption() -> None:
     assert may_change_encryption(None, "@anyone:example.org", BOT) is None  # not a team room
 
 
-@pytest.mark.parametrize(("mode", "encrypted", "event_type", "sender", "refused"), [
-    ("require", True, "m.room.message", "@m:example.org", True),
-    ("require", True, "m.room.encrypted", "@m:example.org", False),
-    ("require", False, "m.room.message", "@m:example.org", False),  # not encrypted yet
-    ("default", True, "m.room.message", "@m:example.org", False),
-    ("require", True, "m.room.message", BOT, False),
-])
+@pytest.mark.parametrize(
+    ("mode", "encrypted", "event_type", "sender", "refused"),
+    [
+        ("require", True, "m.room.message", "@m:example.org", True),
+        ("require", True, "m.room.encrypted", "@m:example.org", False),
+        ("require", False, "m.room.message", "@m:example.org", False),  # not encrypted yet
+        ("default", True, "m.room.message", "@m:example.org", False),
+        ("require", True, "m.room.message", BOT, False),
+    ],
+)
 def test_plaintext_in_an_encrypted_team_room_is_refused_under_require(
     mode: str, encrypted: bool, event_type: str, sender: str, refused: bool
 ) -> None:

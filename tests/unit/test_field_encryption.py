@@ -28,11 +28,14 @@ def test_every_encryption_uses_a_fresh_nonce() -> None:
     assert a.sealed[:12] != b.sealed[:12] and a.sealed != b.sealed
 
 
-@pytest.mark.parametrize("elsewhere", [
-    Place("account", "email", "@mallory:example.org"),  # another row
-    Place("profile", "first_name", "@alice:example.org"),  # another table and column, same row key
-    Place("account", "other", "@alice:example.org"),  # another column
-])
+@pytest.mark.parametrize(
+    "elsewhere",
+    [
+        Place("account", "email", "@mallory:example.org"),  # another row
+        Place("profile", "first_name", "@alice:example.org"),  # another table and column, same row key
+        Place("account", "other", "@alice:example.org"),  # another column
+    ],
+)
 def test_a_ciphertext_moved_to_another_place_does_not_decrypt(elsewhere: Place) -> None:
     cipher = FieldCipher(Keyset.generate(0))
     stored = cipher.encrypt(HERE, "alice@example.org")
@@ -98,13 +101,18 @@ def test_a_keyset_file_others_may_read_is_refused_naming_it(tmp_path: Path) -> N
         file.load()
 
 
-@pytest.mark.parametrize("content,problem", [
-    (None, "does not exist"),
-    ("{not json", "is not JSON"),
-    (json.dumps({"primary": 1, "keys": []}), "not a keyset"),
-    (json.dumps({"primary": 1, "index_secret": "AAAA", "keys": [{"id": 1, "material": "AAAA"}]}), "not a 256-bit"),
-])
-def test_a_missing_or_broken_keyset_is_one_line_naming_the_file(tmp_path: Path, content: str | None, problem: str) -> None:
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        (None, "does not exist"),
+        ("{not json", "is not JSON"),
+        (json.dumps({"primary": 1, "keys": []}), "not a keyset"),
+        (json.dumps({"primary": 1, "index_secret": "AAAA", "keys": [{"id": 1, "material": "AAAA"}]}), "not a 256-bit"),
+    ],
+)
+def test_a_missing_or_broken_keyset_is_one_line_naming_the_file(
+    tmp_path: Path, content: str | None, problem: str
+) -> None:
     path = tmp_path / "keyset.json"
     if content is not None:
         path.write_text(content)

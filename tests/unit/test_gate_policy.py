@@ -20,7 +20,14 @@ GLOBAL_BOTS = ("@github:example.com",)
 
 
 def facts(**changes) -> RoomFacts:
-    base = {"team_name": "Acme", "active": True, "role": None, "former_member": False, "team_bot": False, "joined_here": False}
+    base = {
+        "team_name": "Acme",
+        "active": True,
+        "role": None,
+        "former_member": False,
+        "team_bot": False,
+        "joined_here": False,
+    }
     return RoomFacts(**{**base, **changes})
 
 
@@ -77,7 +84,9 @@ def test_who_may_be_invited_whoever_invites(room, invitee: str, refused: bool) -
         (facts(role=None, team_bot=True), False, True, False),  # bots have no consent to give
     ],
 )
-def test_consent_block_holds_back_messages_in_team_rooms_only(room, consented: bool, block: bool, refused: bool) -> None:
+def test_consent_block_holds_back_messages_in_team_rooms_only(
+    room, consented: bool, block: bool, refused: bool
+) -> None:
     refusal = may_send_message(room, consented, block, "2026-11")
     assert (refusal is not None) is refused
     if refusal:

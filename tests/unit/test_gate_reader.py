@@ -10,13 +10,16 @@ import pytest
 from clutto_bridge.db.gate import SQLiteReader, create_reader
 
 
-@pytest.mark.parametrize("url, path", [
-    ("sqlite:clutto.db", "clutto.db"),
-    ("sqlite:/var/lib/clutto/clutto.db", "/var/lib/clutto/clutto.db"),
-    ("sqlite3:x.db", "x.db"),
-    ("sqlite::memory:", None),
-    ("postgres://clutto@127.0.0.1/clutto", None),
-])
+@pytest.mark.parametrize(
+    "url, path",
+    [
+        ("sqlite:clutto.db", "clutto.db"),
+        ("sqlite:/var/lib/clutto/clutto.db", "/var/lib/clutto/clutto.db"),
+        ("sqlite3:x.db", "x.db"),
+        ("sqlite::memory:", None),
+        ("postgres://clutto@127.0.0.1/clutto", None),
+    ],
+)
 def test_only_an_sqlite_file_gets_a_reader(url: str, path: str | None) -> None:
     reader = create_reader(url)
     assert (reader.path if reader else None) == path

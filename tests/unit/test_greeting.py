@@ -7,7 +7,11 @@ from clutto_bridge.teams.onboarding import greeting
 
 def test_someone_in_no_team_is_told_how_to_create_one_or_be_invited() -> None:
     local = greeting([], may_create=True)
-    assert "You are in no team yet" in local and "`team create NAME`" in local and local.endswith("Send `help` to see what I can do.")
+    assert (
+        "You are in no team yet" in local
+        and "`team create NAME`" in local
+        and local.endswith("Send `help` to see what I can do.")
+    )
     remote = greeting([], may_create=False)
     assert "You are in no team yet" in remote and "team create" not in remote
 

@@ -30,8 +30,14 @@ async def open_ids(inbox: Inbox) -> list[str]:
 
 
 def _event(n: int, room: str, kind: str = "m.room.message") -> dict:
-    event = {"type": kind, "room_id": room, "sender": "@u:example.org", "event_id": f"$e{n}",
-             "origin_server_ts": n, "content": {"msgtype": "m.text", "body": f"command {n}"}}
+    event = {
+        "type": kind,
+        "room_id": room,
+        "sender": "@u:example.org",
+        "event_id": f"$e{n}",
+        "origin_server_ts": n,
+        "content": {"msgtype": "m.text", "body": f"command {n}"},
+    }
     if kind == "m.room.member":
         event |= {"state_key": "@u:example.org", "content": {"membership": "join"}}
     return event
@@ -39,8 +45,14 @@ def _event(n: int, room: str, kind: str = "m.room.message") -> dict:
 
 def _appservice(inbox: Inbox) -> CluttoAppService:
     return CluttoAppService(
-        server="http://127.0.0.1:1", domain="example.org", as_token="as", hs_token="hs", bot_localpart="bot",
-        id="test", inbox=inbox, now_ms=lambda: 0,
+        server="http://127.0.0.1:1",
+        domain="example.org",
+        as_token="as",
+        hs_token="hs",
+        bot_localpart="bot",
+        id="test",
+        inbox=inbox,
+        now_ms=lambda: 0,
     )
 
 
@@ -115,7 +127,8 @@ async def test_the_acknowledgement_does_not_wait_for_handling(inbox: Inbox) -> N
     async with TestClient(TestServer(appservice.app)) as client:
         for n, room in enumerate(["!stuck", "!a"], start=1):
             resp = await client.put(
-                f"/_matrix/app/v1/transactions/t{n}", json={"events": [_event(n, room)]},
+                f"/_matrix/app/v1/transactions/t{n}",
+                json={"events": [_event(n, room)]},
                 headers={"Authorization": "Bearer hs"},
             )
             assert resp.status == 200
@@ -148,13 +161,15 @@ async def test_a_transaction_that_cannot_be_stored_is_not_acknowledged(inbox: In
     await inbox.db.execute("ALTER TABLE inbox_event RENAME TO inbox_event_away")  # the store fails
     async with TestClient(TestServer(appservice.app)) as client:
         resp = await client.put(
-            "/_matrix/app/v1/transactions/t1", json={"events": [_event(1, "!a")]},
+            "/_matrix/app/v1/transactions/t1",
+            json={"events": [_event(1, "!a")]},
             headers={"Authorization": "Bearer hs"},
         )
         assert resp.status == 500 and (await resp.json())["errcode"] == "M_UNKNOWN"
         await inbox.db.execute("ALTER TABLE inbox_event_away RENAME TO inbox_event")
         resp = await client.put(
-            "/_matrix/app/v1/transactions/t1", json={"events": [_event(1, "!a")]},
+            "/_matrix/app/v1/transactions/t1",
+            json={"events": [_event(1, "!a")]},
             headers={"Authorization": "Bearer hs"},
         )
         assert resp.status == 200 and await open_ids(inbox) == ["$e1"]  # kept until the bridge is ready

@@ -37,4 +37,7 @@ def test_an_outsider_is_told_they_are_not_a_member_not_that_they_are_no_integrat
     reason = outsider_reason("Acme", "@eve:example.com", former_member=False)
     assert "@eve:example.com is not a member of the team Acme" in reason
     assert "integration" not in reason
-    assert outsider_reason("Acme", "@bob:example.com", former_member=True) == "@bob:example.com is no longer a member of the team Acme"
+    assert (
+        outsider_reason("Acme", "@bob:example.com", former_member=True)
+        == "@bob:example.com is no longer a member of the team Acme"
+    )

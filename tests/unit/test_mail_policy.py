@@ -66,8 +66,12 @@ def test_notice_without_any_shown_header_says_so() -> None:
 
 @pytest.mark.parametrize(
     "name, local",
-    [("Acme", "acme-a1b2c3"), ("Ünïcode Tëam", "unicode-team-a1b2c3"), ("!!!", "team-a1b2c3"),
-     ("A very long team name that goes on and on", "a-very-long-team-name-th-a1b2c3")],
+    [
+        ("Acme", "acme-a1b2c3"),
+        ("Ünïcode Tëam", "unicode-team-a1b2c3"),
+        ("!!!", "team-a1b2c3"),
+        ("A very long team name that goes on and on", "a-very-long-team-name-th-a1b2c3"),
+    ],
 )
 def test_address_is_the_team_name_and_a_random_part(name: str, local: str) -> None:
     assert address_local_part(name, "a1b2c3") == local

@@ -35,12 +35,30 @@ class Recorder:
 
 
 def fake_services(**services: Recorder) -> SimpleNamespace:
-    names = ("teams", "members", "rooms", "integrations", "details", "retention", "lifecycle",
-             "notices", "consent", "profiles", "onboarding", "contacts", "mydata", "usage", "email", "homeserver",
-             "encryption", "scim")
+    names = (
+        "teams",
+        "members",
+        "rooms",
+        "integrations",
+        "details",
+        "retention",
+        "lifecycle",
+        "notices",
+        "consent",
+        "profiles",
+        "onboarding",
+        "contacts",
+        "mydata",
+        "usage",
+        "email",
+        "homeserver",
+        "encryption",
+        "scim",
+    )
     homeserver = SimpleNamespace(address="http://127.0.0.1:1", domain="localhost")
-    return SimpleNamespace(**{n: services.get(n, Recorder()) for n in names},
-                           settings=SimpleNamespace(homeserver=homeserver))
+    return SimpleNamespace(
+        **{n: services.get(n, Recorder()) for n in names}, settings=SimpleNamespace(homeserver=homeserver)
+    )
 
 
 def routed(app: web.Application) -> set[tuple[str, str]]:
@@ -117,17 +135,20 @@ async def client():
         yield c
 
 
-@pytest.mark.parametrize(("body", "errcode", "words"), [
-    ("{not json", "M_NOT_JSON", "not valid JSON"),
-    ("[1, 2]", "M_BAD_JSON", "JSON object"),
-    ('{"owner": "@a:localhost"}', "M_MISSING_PARAM", "'name'"),
-    ('{"name": 42, "owner": "@a:localhost"}', "M_INVALID_PARAM", "'name'"),
-    ('{"name": "A", "owner": "@a:localhost", "colour": "red"}', "M_INVALID_PARAM", "Unknown field 'colour'"),
-    ('{"name": "A"}', "M_MISSING_PARAM", "'owner'"),
-    ('{"name": ' + "[" * 1000 + "]" * 1000 + "}", "M_BAD_JSON", "nests deeper than 64 levels"),
-    ('{"name": ' + "[" * 64 + "]" * 64 + "}", "M_BAD_JSON", "nests deeper than 64 levels"),
-    (b'{"name": "\xff"}', "M_NOT_JSON", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    ("body", "errcode", "words"),
+    [
+        ("{not json", "M_NOT_JSON", "not valid JSON"),
+        ("[1, 2]", "M_BAD_JSON", "JSON object"),
+        ('{"owner": "@a:localhost"}', "M_MISSING_PARAM", "'name'"),
+        ('{"name": 42, "owner": "@a:localhost"}', "M_INVALID_PARAM", "'name'"),
+        ('{"name": "A", "owner": "@a:localhost", "colour": "red"}', "M_INVALID_PARAM", "Unknown field 'colour'"),
+        ('{"name": "A"}', "M_MISSING_PARAM", "'owner'"),
+        ('{"name": ' + "[" * 1000 + "]" * 1000 + "}", "M_BAD_JSON", "nests deeper than 64 levels"),
+        ('{"name": ' + "[" * 64 + "]" * 64 + "}", "M_BAD_JSON", "nests deeper than 64 levels"),
+        (b'{"name": "\xff"}', "M_NOT_JSON", "not UTF-8"),
+    ],
+)
 async def test_a_body_that_does_not_fit_is_refused_before_the_domain_is_asked(client, body, errcode, words) -> None:
     resp = await client.post(f"{PREFIX}/teams", data=body, headers={**AUTH, "Content-Type": "application/json"})
     answer = await resp.json()
@@ -136,10 +157,13 @@ async def test_a_body_that_does_not_fit_is_refused_before_the_domain_is_asked(cl
     assert client.teams.calls == []
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"role": "guest"}, "'user_id'"),
-    ({"username": "new", "email": "n@example.com"}, "'password'"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"role": "guest"}, "'user_id'"),
+        ({"username": "new", "email": "n@example.com"}, "'password'"),
+    ],
+)
 async def test_new_member_is_either_an_invite_or_a_new_account(client, body, field) -> None:
     resp = await client.post(f"{PREFIX}/teams/t1/members", json=body, headers=AUTH)
     answer = await resp.json()
@@ -178,5 +202,8 @@ async def test_every_answer_is_signed_even_refusals_and_the_keys_need_no_token(c
     assert [a.status for a in answers] == [200, 401, 404, 400, 200]
     for answer in answers:
         body = await answer.read()
-        verifier.verify(Message(answer.headers, status_code=answer.status), body=body,
-                        require_components=("@status", "content-type", "content-digest"))
+        verifier.verify(
+            Message(answer.headers, status_code=answer.status),
+            body=body,
+            require_components=("@status", "content-type", "content-digest"),
+        )

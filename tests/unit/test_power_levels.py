@@ -27,7 +27,11 @@ def test_only_the_bot_may_invite_or_open_the_room(space: bool) -> None:
     levels = expected_power_levels(BOT, OWNER, [_member(OWNER, "owner"), _member(ADMIN, "admin")], LEVELS, space=space)
     highest_member = max(level for user, level in levels["users"].items() if user != BOT)
     assert highest_member == 100
-    for gate in (levels["invite"], levels["events"]["m.room.join_rules"], levels["events"]["m.room.history_visibility"]):
+    for gate in (
+        levels["invite"],
+        levels["events"]["m.room.join_rules"],
+        levels["events"]["m.room.history_visibility"],
+    ):
         assert gate > highest_member
         assert gate <= levels["users"][BOT]
 
@@ -40,9 +44,17 @@ def test_a_room_with_the_old_invite_level_is_put_back() -> None:
 
 def _room_added_by_owner() -> dict:
     """A version 12 room the owner created in Element, after the bot was made its admin."""
-    return {"users": {BOT: 100, "@old-mod:example.com": 100}, "users_default": 0, "events_default": 0,
-            "state_default": 50, "invite": 0, "kick": 50, "ban": 50, "redact": 50,
-            "events": {"m.room.power_levels": 100, "m.room.tombstone": 150}}
+    return {
+        "users": {BOT: 100, "@old-mod:example.com": 100},
+        "users_default": 0,
+        "events_default": 0,
+        "state_default": 50,
+        "invite": 0,
+        "kick": 50,
+        "ban": 50,
+        "redact": 50,
+        "events": {"m.room.power_levels": 100, "m.room.tombstone": 150},
+    }
 
 
 def test_levels_in_a_room_a_member_added_stay_within_the_bots_reach() -> None:
@@ -62,12 +74,19 @@ def test_levels_in_a_room_a_member_added_stay_within_the_bots_reach() -> None:
 def test_in_the_rooms_the_bot_created_its_reach_is_the_team_levels() -> None:
     members = [_member(OWNER, "owner"), _member(ADMIN, "admin")]
     expected = expected_power_levels(BOT, OWNER, members, LEVELS, space=False)
-    assert within_reach(expected, expected, bot=BOT, bot_level=level_of(expected, BOT), creators=frozenset()) == expected
+    assert (
+        within_reach(expected, expected, bot=BOT, bot_level=level_of(expected, BOT), creators=frozenset()) == expected
+    )
 
 
-@pytest.mark.parametrize("version, creators", [
-    ("10", frozenset()), ("11", frozenset()), ("12", frozenset({OWNER, ADMIN})),
-])
+@pytest.mark.parametrize(
+    "version, creators",
+    [
+        ("10", frozenset()),
+        ("11", frozenset()),
+        ("12", frozenset({OWNER, ADMIN})),
+    ],
+)
 def test_only_version_12_creators_stand_above_the_levels(version: str, creators: frozenset[str]) -> None:
     create = {"sender": OWNER, "content": {"room_version": version, "additional_creators": [ADMIN]}}
     assert creators_with_power(create) == creators

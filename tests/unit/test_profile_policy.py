@@ -28,8 +28,14 @@ def test_fields_are_the_four_of_the_policy_and_the_allowed_ones() -> None:
 
 @pytest.mark.parametrize(
     "value, message",
-    [("", "must not be empty"), ("   ", "must not be empty"), ("x" * 21, "has 21 characters; at most 20"),
-     ("Ada\u200b", "control or invisible"), ("Ada\nLovelace", None), (7, "must be text")],
+    [
+        ("", "must not be empty"),
+        ("   ", "must not be empty"),
+        ("x" * 21, "has 21 characters; at most 20"),
+        ("Ada\u200b", "control or invisible"),
+        ("Ada\nLovelace", None),
+        (7, "must be text"),
+    ],
 )
 def test_text_values(value, message) -> None:
     if message is None:
@@ -76,8 +82,14 @@ def test_deviation_of_name_and_avatar() -> None:
 
 def test_missing_required_and_unpublished_fields() -> None:
     assert policy.missing_required(RULES, {"first_name": "Ada", "last_name": None}) == ["last_name"]
-    fields = {"displayname": "x", "avatar_url": "y", "io.clutto.first_name": "Ada", "io.clutto.phone": "1",
-              "m.tz": "Europe/London", "io.clutto.designation": "CTO"}
+    fields = {
+        "displayname": "x",
+        "avatar_url": "y",
+        "io.clutto.first_name": "Ada",
+        "io.clutto.phone": "1",
+        "m.tz": "Europe/London",
+        "io.clutto.designation": "CTO",
+    }
     assert policy.unpublished(fields, NO_PHOTO) == ["io.clutto.designation", "io.clutto.phone", "m.tz"]
 
 
@@ -100,7 +112,11 @@ PNG, JPEG, GIF = _image("PNG"), _image("JPEG"), _image("GIF")
         ("image/png", PNG, (3, 2)),
         ("image/jpeg", JPEG, (3, 2)),
         ("image/png; charset=binary", PNG, (3, 2)),
-        ("image/png", b"just some text, uploaded as a PNG", "not an image: its content is none of image/png, image/jpeg, image/gif, image/webp, image/bmp, although it was uploaded as image/png"),
+        (
+            "image/png",
+            b"just some text, uploaded as a PNG",
+            "not an image: its content is none of image/png, image/jpeg, image/gif, image/webp, image/bmp, although it was uploaded as image/png",
+        ),
         ("image/png", GIF, "is image/gif by its content; allowed are image/png, image/jpeg"),
         ("image/png", JPEG, "uploaded as image/png but its content is image/jpeg"),
         ("image/png", PNG[:30], "starts like image/png but cannot be read"),
@@ -116,16 +132,29 @@ def test_photo_content_decides_not_the_declared_type(declared: str, data: bytes,
         policy.check_photo_content(RULES, declared, data)
 
 
-@pytest.mark.parametrize("data, kind", [(PNG, "image/png"), (JPEG, "image/jpeg"), (GIF, "image/gif"),
-                                        (_image("WEBP"), "image/webp"), (b"<html></html>", None), (b"", None)])
+@pytest.mark.parametrize(
+    "data, kind",
+    [
+        (PNG, "image/png"),
+        (JPEG, "image/jpeg"),
+        (GIF, "image/gif"),
+        (_image("WEBP"), "image/webp"),
+        (b"<html></html>", None),
+        (b"", None),
+    ],
+)
 def test_sniffing_reads_the_first_bytes(data: bytes, kind: str | None) -> None:
     assert policy.sniff_image(data) == kind
 
 
 @pytest.mark.parametrize(
     "value, described",
-    [("Developer 👩\u200d💻", None), ("می\u200cخواهم", None),
-     ("Ada\u202e", "U+202E RIGHT-TO-LEFT OVERRIDE at position 4"), ("A\u200dda", "U+200D ZERO WIDTH JOINER at position 2")],
+    [
+        ("Developer 👩\u200d💻", None),
+        ("می\u200cخواهم", None),
+        ("Ada\u202e", "U+202E RIGHT-TO-LEFT OVERRIDE at position 4"),
+        ("A\u200dda", "U+200D ZERO WIDTH JOINER at position 2"),
+    ],
 )
 def test_profile_text_shares_the_name_rule(value: str, described: str | None) -> None:
     if described is None:

@@ -62,7 +62,8 @@ def test_markers_name_only_known_promises(tmp_path: Path) -> None:
         '@pytest.mark.parametrize("x", [1])\n@pytest.mark.promise("P7")\ndef test_b(x):\n    pass\n'
     )
     assert page.marked_tests(folder) == {
-        "P2": ["tests/integration/test_x.py::test_a"], "P99": ["tests/integration/test_x.py::test_a"],
+        "P2": ["tests/integration/test_x.py::test_a"],
+        "P99": ["tests/integration/test_x.py::test_a"],
         "P7": ["tests/integration/test_x.py::test_b"],
     }
 
@@ -122,12 +123,15 @@ def test_the_example_config_keeps_every_promise() -> None:
     assert got["P15"] == "kept"
 
 
-@pytest.mark.parametrize(("changes", "promise", "key", "value"), [
-    ({"policy__consent__mode": "remind"}, "P8", "policy.consent.mode", "remind"),
-    ({"policy__profile__enforce": "off"}, "P2", "policy.profile.enforce", "off"),
-    ({"policy__profile__enforce": "warn"}, "P2", "policy.profile.enforce", "warn"),
-    ({"policy__marketing_default": True}, "P7", "policy.marketing_default", "true"),
-])
+@pytest.mark.parametrize(
+    ("changes", "promise", "key", "value"),
+    [
+        ({"policy__consent__mode": "remind"}, "P8", "policy.consent.mode", "remind"),
+        ({"policy__profile__enforce": "off"}, "P2", "policy.profile.enforce", "off"),
+        ({"policy__profile__enforce": "warn"}, "P2", "policy.profile.enforce", "warn"),
+        ({"policy__marketing_default": True}, "P7", "policy.marketing_default", "true"),
+    ],
+)
 def test_a_weakening_setting_is_named_with_its_value(changes, promise, key, value) -> None:
     verdicts = check(settings(**{"policy__consent__mode": "block", **changes}))
     [verdict] = weakened(verdicts)
@@ -151,18 +155,21 @@ def test_what_depends_on_the_homeserver_and_what_is_not_built_is_said() -> None:
 TLS = {"appservice__tls__cert": "/etc/clutto/cert.pem", "appservice__tls__key": "/etc/clutto/key.pem"}
 
 
-@pytest.mark.parametrize(("changes", "state", "key", "proxy"), [
-    ({}, "kept", None, True),  # the example: loopback, behind the proxy it declares
-    (TLS, "kept", None, False),
-    ({**TLS, "appservice__hostname": "0.0.0.0", "policy__collection__trusted_proxies": []}, "kept", None, False),
-    ({"policy__collection__trusted_proxies": []}, "weakened", "policy.collection.trusted_proxies", False),
-    ({"appservice__hostname": "0.0.0.0"}, "weakened", "appservice.hostname", False),
-    ({"appservice__hostname": "::1"}, "kept", None, True),
-    ({"portal__public_url": "http://chat.example.com/portal"}, "weakened", "portal.public_url", True),
-    ({"portal__public_url": "https://chat.example.com/portal"}, "kept", None, True),
-    ({**TLS, "portal__public_url": "http://chat.example.com/portal"}, "weakened", "portal.public_url", False),
-    ({"portal__public_url": "http://127.0.0.1:8080/portal"}, "kept", None, True),
-])
+@pytest.mark.parametrize(
+    ("changes", "state", "key", "proxy"),
+    [
+        ({}, "kept", None, True),  # the example: loopback, behind the proxy it declares
+        (TLS, "kept", None, False),
+        ({**TLS, "appservice__hostname": "0.0.0.0", "policy__collection__trusted_proxies": []}, "kept", None, False),
+        ({"policy__collection__trusted_proxies": []}, "weakened", "policy.collection.trusted_proxies", False),
+        ({"appservice__hostname": "0.0.0.0"}, "weakened", "appservice.hostname", False),
+        ({"appservice__hostname": "::1"}, "kept", None, True),
+        ({"portal__public_url": "http://chat.example.com/portal"}, "weakened", "portal.public_url", True),
+        ({"portal__public_url": "https://chat.example.com/portal"}, "kept", None, True),
+        ({**TLS, "portal__public_url": "http://chat.example.com/portal"}, "weakened", "portal.public_url", False),
+        ({"portal__public_url": "http://127.0.0.1:8080/portal"}, "kept", None, True),
+    ],
+)
 def test_https_is_judged_on_the_listener_the_bridge_runs(changes, state, key, proxy) -> None:
     """P13: kept with TLS; on loopback behind a declared proxy it depends on that proxy; weakened otherwise."""
     p13 = next(v for v in check(settings(**changes)) if v.promise.id == "P13")
@@ -185,14 +192,17 @@ def test_a_sweep_that_never_redacts_weakens_retention(mode, weak) -> None:
     assert [w.key for w in p11.weakened_by] == (["policy.retention.redact"] if weak else [])
 
 
-@pytest.mark.parametrize(("homeserver", "weak"), [
-    ({}, True),  # Synapse's default, 7d, is longer than the example's shortest lifetime, 1d
-    ({"redaction_retention_period": "1d"}, False),
-    ({"redaction_retention_period": 3_600_000}, False),  # milliseconds
-    ({"redaction_retention_period": "2d"}, True),
-    ({"redaction_retention_period": "1y"}, True),
-    ({"redaction_retention_period": None}, True),
-])
+@pytest.mark.parametrize(
+    ("homeserver", "weak"),
+    [
+        ({}, True),  # Synapse's default, 7d, is longer than the example's shortest lifetime, 1d
+        ({"redaction_retention_period": "1d"}, False),
+        ({"redaction_retention_period": 3_600_000}, False),  # milliseconds
+        ({"redaction_retention_period": "2d"}, True),
+        ({"redaction_retention_period": "1y"}, True),
+        ({"redaction_retention_period": None}, True),
+    ],
+)
 def test_the_homeserver_config_is_checked_for_redaction_retention(homeserver, weak) -> None:
     verdicts = check(settings(policy__consent__mode="block"), homeserver)
     p11 = next(v for v in verdicts if v.promise.id == "P11")
@@ -202,12 +212,15 @@ def test_the_homeserver_config_is_checked_for_redaction_retention(homeserver, we
         assert p11.weakened_by[0].key == "homeserver.yaml:redaction_retention_period"
 
 
-@pytest.mark.parametrize(("homeserver", "weak"), [
-    ({}, False),  # Synapse's default, 28d, is within the example's 30d
-    ({"user_ips_max_age": "30d"}, False),
-    ({"user_ips_max_age": "31d"}, True),
-    ({"user_ips_max_age": None}, True),
-])
+@pytest.mark.parametrize(
+    ("homeserver", "weak"),
+    [
+        ({}, False),  # Synapse's default, 28d, is within the example's 30d
+        ({"user_ips_max_age": "30d"}, False),
+        ({"user_ips_max_age": "31d"}, True),
+        ({"user_ips_max_age": None}, True),
+    ],
+)
 def test_the_homeserver_config_is_checked_for_ip_retention(homeserver, weak) -> None:
     p4 = next(v for v in check(settings(), homeserver) if v.promise.id == "P4")
     assert (p4.state is State.WEAKENED) is weak
@@ -216,13 +229,24 @@ def test_the_homeserver_config_is_checked_for_ip_retention(homeserver, weak) -> 
         assert p4.weakened_by[0].key == "homeserver.yaml:user_ips_max_age"
 
 
-@pytest.mark.parametrize(("homeserver", "encryption", "weak"), [
-    ({}, "require", True),  # Synapse hands an appservice no to-device messages by default
-    ({"experimental_features": {"msc2409_to_device_messages_enabled": True}}, "default", True),
-    ({"experimental_features": {"msc2409_to_device_messages_enabled": True,
-                                "msc3202_transaction_extensions": True}}, "require", False),
-    ({}, "off", True),  # weakened by the setting itself, whatever the homeserver
-])
+@pytest.mark.parametrize(
+    ("homeserver", "encryption", "weak"),
+    [
+        ({}, "require", True),  # Synapse hands an appservice no to-device messages by default
+        ({"experimental_features": {"msc2409_to_device_messages_enabled": True}}, "default", True),
+        (
+            {
+                "experimental_features": {
+                    "msc2409_to_device_messages_enabled": True,
+                    "msc3202_transaction_extensions": True,
+                }
+            },
+            "require",
+            False,
+        ),
+        ({}, "off", True),  # weakened by the setting itself, whatever the homeserver
+    ],
+)
 def test_the_homeserver_config_is_checked_for_the_bots_e2ee_flags(homeserver, encryption, weak) -> None:
     p12 = next(v for v in check(settings(policy__encryption=encryption), homeserver) if v.promise.id == "P12")
     assert (p12.state is State.WEAKENED) is weak
@@ -231,10 +255,14 @@ def test_the_homeserver_config_is_checked_for_the_bots_e2ee_flags(homeserver, en
     assert ("homeserver.yaml:experimental_features" in keys) is (weak and encryption != "off")
 
 
-@pytest.mark.parametrize(("changes", "weak"), [
-    ({"policy__collection__ip": "full"}, True), ({"policy__collection__ip": "hashed"}, False),
-    ({"policy__collection__referrer": "full"}, True),
-])
+@pytest.mark.parametrize(
+    ("changes", "weak"),
+    [
+        ({"policy__collection__ip": "full"}, True),
+        ({"policy__collection__ip": "hashed"}, False),
+        ({"policy__collection__referrer": "full"}, True),
+    ],
+)
 def test_full_addresses_and_referrers_weaken_p4(changes, weak) -> None:
     p4 = next(v for v in check(settings(**changes)) if v.promise.id == "P4")
     assert (p4.state is State.WEAKENED) is weak
@@ -248,8 +276,13 @@ def test_report_lines_end_with_counts() -> None:
 
 
 def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "clutto_bridge", "promises", *args],
-                          capture_output=True, text=True, cwd=cwd, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [sys.executable, "-m", "clutto_bridge", "promises", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_cli_markdown_prints_the_page() -> None:
@@ -261,8 +294,13 @@ def test_cli_markdown_prints_the_page() -> None:
 def test_the_shipped_example_config_keeps_every_promise_under_strict(tmp_path: Path) -> None:
     """`clutto-bridge config example > config.yaml` then `promises --strict`, from a checkout's root."""
     config = tmp_path / "config.yaml"
-    example = subprocess.run([sys.executable, "-m", "clutto_bridge", "config", "example"], capture_output=True,
-                             text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    example = subprocess.run(
+        [sys.executable, "-m", "clutto_bridge", "config", "example"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert example.returncode == 0, example.stderr
     assert example.stdout == (ROOT / "example-config.yaml").read_text()
     config.write_text(example.stdout)
@@ -282,8 +320,10 @@ def test_cli_report_exits_non_zero_with_strict_only_when_weakened(tmp_path: Path
     assert cli("-c", str(config), "--strict", cwd=tmp_path).returncode == 1
     config.write_text(example)
     homeserver = tmp_path / "homeserver.yaml"
-    homeserver.write_text("server_name: example.com\nredaction_retention_period: 1d\nexperimental_features:\n"
-                          "  msc2409_to_device_messages_enabled: true\n  msc3202_transaction_extensions: true\n")
+    homeserver.write_text(
+        "server_name: example.com\nredaction_retention_period: 1d\nexperimental_features:\n"
+        "  msc2409_to_device_messages_enabled: true\n  msc3202_transaction_extensions: true\n"
+    )
     strict = cli("-c", str(config), "--homeserver-config", str(homeserver), "--strict", cwd=tmp_path)
     assert strict.returncode == 0, strict.stdout + strict.stderr
     homeserver.write_text("redaction_retention_period: 30d\n")
@@ -322,7 +362,9 @@ async def test_the_api_serves_the_report_to_the_operator_only() -> None:
         jsonschema.validate(report, schema)
         assert report["weakened"] == ["P8"]
         p8 = report["promises"][7]
-        assert p8["weakened_by"] == [{"key": "policy.consent.mode", "value": "remind", "effect": p8["weakened_by"][0]["effect"]}]
+        assert p8["weakened_by"] == [
+            {"key": "policy.consent.mode", "value": "remind", "effect": p8["weakened_by"][0]["effect"]}
+        ]
         assert [p["state"] for p in report["promises"]].count("not yet enforced") == 0
         resp = await client.get(f"{PREFIX}/promises", headers={"Authorization": "Bearer member-openid-token"})
         assert (resp.status, (await resp.json())["errcode"]) == (403, "M_FORBIDDEN")

@@ -17,11 +17,20 @@ from clutto_bridge.policy.timeline import CheckWalk, HeadFacts, HeadScan, Row, i
 CUTOFF = 1_000_000
 
 
-@pytest.mark.parametrize(("operator", "choice", "allowed"), [
-    ("auto", "always", True), ("auto", "AUTO", True), ("auto", "never", False),
-    ("never", "never", True), ("never", "auto", True), ("never", "always", True),
-    ("always", "always", True), ("always", "auto", False), ("always", "never", False),
-])
+@pytest.mark.parametrize(
+    ("operator", "choice", "allowed"),
+    [
+        ("auto", "always", True),
+        ("auto", "AUTO", True),
+        ("auto", "never", False),
+        ("never", "never", True),
+        ("never", "auto", True),
+        ("never", "always", True),
+        ("always", "always", True),
+        ("always", "auto", False),
+        ("always", "never", False),
+    ],
+)
 def test_a_team_may_redact_more_than_the_operator_never_less(operator, choice, allowed) -> None:
     if allowed:
         assert team_redact_mode(RedactMode(operator), choice) == RedactMode(choice.lower())
@@ -38,12 +47,15 @@ def test_an_unknown_mode_is_named_and_an_old_choice_below_a_stricter_operator_gi
     assert effective_redact_mode(RedactMode.NEVER, "always") == RedactMode.ALWAYS
 
 
-@pytest.mark.parametrize(("mode", "others", "reachable", "unreachable", "says"), [
-    ("auto", False, False, True, "purge, redacting only what a purge cannot reach"),
-    ("auto", True, True, True, "redact and purge"),
-    ("always", False, True, True, "redact and purge"),
-    ("never", True, False, False, "purge only"),
-])
+@pytest.mark.parametrize(
+    ("mode", "others", "reachable", "unreachable", "says"),
+    [
+        ("auto", False, False, True, "purge, redacting only what a purge cannot reach"),
+        ("auto", True, True, True, "redact and purge"),
+        ("always", False, True, True, "redact and purge"),
+        ("never", True, False, False, "purge only"),
+    ],
+)
 def test_each_room_takes_the_path_its_mode_and_members_call_for(mode, others, reachable, unreachable, says) -> None:
     path = room_path(RedactMode(mode), others)
     assert (path.redact_reachable, path.redact_unreachable) == (reachable, unreachable)
@@ -60,7 +72,6 @@ def test_index_rows_come_from_room_events_and_leave_out_redactions() -> None:
     assert index_entry({**message, "origin_server_ts": "5"}) is None
 
 
-
 def _message(n: int, room: str = "!r") -> dict:
     return {"event_id": f"${n}", "room_id": room, "origin_server_ts": n, "type": "m.room.message", "content": {}}
 
@@ -69,8 +80,14 @@ def test_a_check_after_a_restart_keeps_what_came_after_the_last_known_event_in_f
     walk = CheckWalk("!r")
     newest = [_message(9), _message(8)]
     assert walk.see(newest, known=set()) == newest and not walk.met
-    join = {"event_id": "$7", "room_id": "!r", "origin_server_ts": 7, "type": "m.room.member",
-            "state_key": "@a:remote.example", "content": {"membership": "join"}}
+    join = {
+        "event_id": "$7",
+        "room_id": "!r",
+        "origin_server_ts": 7,
+        "type": "m.room.member",
+        "state_key": "@a:remote.example",
+        "content": {"membership": "join"},
+    }
     older = [join, _message(6), _message(5), _message(4)]
     assert walk.see(older, known={"$5", "$4"}) == [join, _message(6)]
     assert walk.met, "the walk ends at the first event the index held at the restart"
@@ -83,6 +100,7 @@ def test_a_check_that_reaches_the_beginning_keeps_everything_and_only_its_room()
     walk = CheckWalk("!r")
     walk.see([_message(3), _message(2, room="!elsewhere"), {**_message(1), "type": "m.room.redaction"}], set())
     assert not walk.met and [e.event_id for e in walk.forward()] == ["$3"]
+
 
 def test_synapse_dummy_events_in_a_busy_room_do_not_end_the_purge_walk() -> None:
     """Synapse sends dummy events, stamped with the time they are made, to merge forward
@@ -189,9 +207,22 @@ def test_the_pace_climbs_to_where_more_in_flight_stops_paying() -> None:
 def test_a_sweep_checkpointed_before_the_index_redoes_its_current_room() -> None:
     from clutto_bridge.jobs.retention_sweep import Phase, SweepProgress
 
-    old = {"cutoff": 5, "rooms": ["!a", "!b"], "redaction_only": False, "room_index": 1, "redacted": 7,
-           "room": {"phase": "scan", "token": "t1", "scanned": False, "pending": None, "pending_next": None,
-                    "plan": {"points": []}, "cuts_done": 0}}
+    old = {
+        "cutoff": 5,
+        "rooms": ["!a", "!b"],
+        "redaction_only": False,
+        "room_index": 1,
+        "redacted": 7,
+        "room": {
+            "phase": "scan",
+            "token": "t1",
+            "scanned": False,
+            "pending": None,
+            "pending_next": None,
+            "plan": {"points": []},
+            "cuts_done": 0,
+        },
+    }
     p = SweepProgress.load(old)
     assert (p.room_index, p.redacted, p.room.phase, p.room.cursor) == (1, 7, Phase.FILL, 0)
     saved = {**old, "room": {"phase": "tail", "cursor": 42, "redact_reachable": True}}
@@ -202,8 +233,12 @@ def test_a_sweep_checkpointed_before_the_index_redoes_its_current_room() -> None
 def test_a_sweep_checkpointed_one_page_at_a_time_redoes_that_page() -> None:
     from clutto_bridge.jobs.retention_sweep import Phase, SweepProgress
 
-    saved = {"cutoff": 5, "rooms": ["!a"], "redaction_only": False,
-             "room": {"phase": "head", "cursor": 10, "pending": ["$x", "$y"], "pending_cursor": 25}}
+    saved = {
+        "cutoff": 5,
+        "rooms": ["!a"],
+        "redaction_only": False,
+        "room": {"phase": "head", "cursor": 10, "pending": ["$x", "$y"], "pending_cursor": 25},
+    }
     p = SweepProgress.load(saved)
     assert (p.room.phase, p.room.cursor, p.room.pages) == (Phase.HEAD, 10, [[25, ["$x", "$y"]]])
     assert SweepProgress.load({**saved, "room": {"phase": "head", "pending": None}}).room.pages == []
@@ -243,13 +278,20 @@ def test_the_databases_summary_settles_a_head_only_where_no_slice_can_start() ->
     settled.close_with(facts)
     assert settled.points == [(4, "$4")] and settled.closed
     nothing = HeadScan(CUTOFF, slice_ms=10**12)
-    nothing.close_with(HeadFacts(first_inside=(1, "$1"), first_expired=None, oldest_expired_ts=None, last_state=None, rows=0))
+    nothing.close_with(
+        HeadFacts(first_inside=(1, "$1"), first_expired=None, oldest_expired_ts=None, last_state=None, rows=0)
+    )
     assert nothing.points == [] and nothing.closed
 
 
 def test_an_encrypted_event_is_indexed_with_the_megolm_session_it_names() -> None:
-    encrypted = {"event_id": "$e", "room_id": "!r", "origin_server_ts": 5, "type": "m.room.encrypted",
-                 "content": {"algorithm": "m.megolm.v1.aes-sha2", "session_id": "S1", "ciphertext": "..."}}
+    encrypted = {
+        "event_id": "$e",
+        "room_id": "!r",
+        "origin_server_ts": 5,
+        "type": "m.room.encrypted",
+        "content": {"algorithm": "m.megolm.v1.aes-sha2", "session_id": "S1", "ciphertext": "..."},
+    }
     assert index_entry(encrypted).session_id == "S1"
     assert index_entry({**encrypted, "content": {}}).session_id is None  # redacted: the content is gone
     assert index_entry({**encrypted, "type": "m.room.message"}).session_id is None

@@ -58,8 +58,11 @@ def test_purge_plan_cuts_in_slices_and_stops_at_the_window() -> None:
     plan = PurgePlan(cutoff_ms=100, slice_ms=30)
     events = [
         {"event_id": "$create", "type": "m.room.create", "state_key": "", "origin_server_ts": 500},
-        _msg("$a", 0), _msg("$b", 20), _msg("$c", 35), _msg("$d", 70),
-        _msg("$new", 150),   # first message inside the window: the last cut
+        _msg("$a", 0),
+        _msg("$b", 20),
+        _msg("$c", 35),
+        _msg("$d", 70),
+        _msg("$new", 150),  # first message inside the window: the last cut
         _msg("$late-old", 10),  # old by its timestamp but after the window: redacted, not purged
     ]
     for event in events:

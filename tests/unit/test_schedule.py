@@ -56,16 +56,20 @@ class Counting:
             self.runs[name] = self.runs.get(name, 0) + 1
             if fails:
                 raise RuntimeError(f"{name} broke")
+
         return run
 
 
 async def test_each_task_runs_on_its_own_interval_and_a_failure_stops_only_its_own_run() -> None:
     clock, count = ManualTime(), Counting()
-    schedule = Schedule([
-        Periodic("often", 10, count.task("often")),
-        Periodic("rarely", 25, count.task("rarely", fails=True)),
-        Periodic("later", 10, count.task("later"), at_start=False),
-    ], sleep=clock.sleep)
+    schedule = Schedule(
+        [
+            Periodic("often", 10, count.task("often")),
+            Periodic("rarely", 25, count.task("rarely", fails=True)),
+            Periodic("later", 10, count.task("later"), at_start=False),
+        ],
+        sleep=clock.sleep,
+    )
     schedule.start()
     try:
         expected = [
@@ -115,8 +119,16 @@ def test_the_bridge_declares_one_task_per_job_with_the_interval_of_its_setting()
     data["policy"]["reminder_interval"] = "7d"
     settings = validate(data)
     services = SimpleNamespace(announce=None, remind_due=None, check=None, forget_expired=None, checkpoint=None)
-    jobs = periodic_jobs(settings, teams=None, jobs=None, runner=None, onboarding=services, lifecycle=services,
-                         access=services, audit=services)
+    jobs = periodic_jobs(
+        settings,
+        teams=None,
+        jobs=None,
+        runner=None,
+        onboarding=services,
+        lifecycle=services,
+        access=services,
+        audit=services,
+    )
     intervals = {job.name: (job.interval, job.at_start) for job in jobs}
     assert intervals == {
         "policy announcement": (HOUR, True),

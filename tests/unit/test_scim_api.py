@@ -74,6 +74,7 @@ class FakeScim:
         unknown = ids - self.rows.keys()
         if unknown:
             from clutto_bridge.teams.errors import InvalidInput
+
             raise InvalidInput("unknown")
         for rid in self.rows:
             if rid in ids:
@@ -99,7 +100,11 @@ async def client(tmp_path):
 
 
 async def call(client, method, path, body=None, raw=None, headers=None, auth=True):
-    h = {"Content-Type": "application/scim+json", **({"Authorization": f"Bearer {SECRET}"} if auth else {}), **(headers or {})}
+    h = {
+        "Content-Type": "application/scim+json",
+        **({"Authorization": f"Bearer {SECRET}"} if auth else {}),
+        **(headers or {}),
+    }
     resp = await client.request(method, path, json=body if raw is None else None, data=raw, headers=h)
     text = await resp.text()
     data = await resp.json(content_type=None) if text else None
@@ -110,30 +115,63 @@ async def call(client, method, path, body=None, raw=None, headers=None, auth=Tru
 
 
 async def test_what_providers_send_is_understood(client) -> None:
-    status, user, headers = await call(client, "POST", "/Users", {
-        "schemas": [USER], "userName": "Ada@Example.com", "externalId": "E1", "active": "False",
-        "name": {"givenName": "Ada", "familyName": "L", "formatted": "Ada L"}, "title": "Eng",
-        "emails": [{"value": "ada@example.com", "type": "work", "primary": "True"}],
-        "phoneNumbers": [{"value": "+15550100"}], "addresses": [{"streetAddress": "Row 12"}],
-    })
+    status, user, headers = await call(
+        client,
+        "POST",
+        "/Users",
+        {
+            "schemas": [USER],
+            "userName": "Ada@Example.com",
+            "externalId": "E1",
+            "active": "False",
+            "name": {"givenName": "Ada", "familyName": "L", "formatted": "Ada L"},
+            "title": "Eng",
+            "emails": [{"value": "ada@example.com", "type": "work", "primary": "True"}],
+            "phoneNumbers": [{"value": "+15550100"}],
+            "addresses": [{"streetAddress": "Row 12"}],
+        },
+    )
     assert status == 201, user
     assert client.fake.stored[-1] == UserFields("Ada@Example.com", "E1", "Ada", "L", "Eng", "ada@example.com", False)
     assert "phoneNumbers" not in user and headers["ETag"] == user["meta"]["version"]
-    for flt in ('userName eq "ada@example.com"', 'USERNAME EQ "ADA@EXAMPLE.COM"', 'emails.value eq "ada@example.com"',
-                'externalId eq "E1"', 'externalid Eq "E1"'):
+    for flt in (
+        'userName eq "ada@example.com"',
+        'USERNAME EQ "ADA@EXAMPLE.COM"',
+        'emails.value eq "ada@example.com"',
+        'externalId eq "E1"',
+        'externalid Eq "E1"',
+    ):
         status, found, _ = await call(client, "GET", f"/Users?filter={flt}")
         assert status == 200 and found["totalResults"] == 1, (flt, found)
     assert (await call(client, "GET", '/Users?filter=externalId eq "e1"'))[1]["totalResults"] == 0
     uid = user["id"]
     # Okta: value object without a path; Entra: capitalised op, string boolean.
-    status, on, _ = await call(client, "PATCH", f"/Users/{uid}", {"schemas": [PATCH], "Operations": [
-        {"op": "replace", "value": {"active": True, "name.givenName": "Augusta"}}]})
+    status, on, _ = await call(
+        client,
+        "PATCH",
+        f"/Users/{uid}",
+        {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": True, "name.givenName": "Augusta"}}]},
+    )
     assert status == 200 and on["active"] is True and on["name"]["givenName"] == "Augusta"
-    status, off, _ = await call(client, "PATCH", f"/Users/{uid}", {"schemas": [PATCH], "Operations": [
-        {"op": "Replace", "path": "active", "value": "False"}, {"op": "Remove", "path": "title"}]})
+    status, off, _ = await call(
+        client,
+        "PATCH",
+        f"/Users/{uid}",
+        {
+            "schemas": [PATCH],
+            "Operations": [{"op": "Replace", "path": "active", "value": "False"}, {"op": "Remove", "path": "title"}],
+        },
+    )
     assert status == 200 and off["active"] is False and "title" not in off
-    assert (await call(client, "PATCH", f"/Users/{uid}", {"schemas": [PATCH], "Operations": [
-        {"op": "add", "path": "name.familyName", "value": "K"}]}, headers={"If-Match": 'W/"1"'}))[0] == 412
+    assert (
+        await call(
+            client,
+            "PATCH",
+            f"/Users/{uid}",
+            {"schemas": [PATCH], "Operations": [{"op": "add", "path": "name.familyName", "value": "K"}]},
+            headers={"If-Match": 'W/"1"'},
+        )
+    )[0] == 412
     status, got, headers = await call(client, "GET", f"/Users/{uid}?attributes=userName,externalId")
     assert set(got) - {"schemas", "id", "meta"} == {"userName", "externalId"}
     assert (await call(client, "DELETE", f"/Users/{uid}"))[0] == 204
@@ -141,32 +179,84 @@ async def test_what_providers_send_is_understood(client) -> None:
 
 
 async def test_groups_are_roles(client) -> None:
-    _, user, _ = await call(client, "POST", "/Users", {"schemas": [USER], "userName": "bo", "name": {"givenName": "G", "familyName": "F"}, "emails": [{"value": "b@x.org"}]})
-    status, group, _ = await call(client, "PATCH", "/Groups/admins", {"schemas": [PATCH], "Operations": [
-        {"op": "Add", "path": "members", "value": [{"value": user["id"]}]}]})
+    _, user, _ = await call(
+        client,
+        "POST",
+        "/Users",
+        {
+            "schemas": [USER],
+            "userName": "bo",
+            "name": {"givenName": "G", "familyName": "F"},
+            "emails": [{"value": "b@x.org"}],
+        },
+    )
+    status, group, _ = await call(
+        client,
+        "PATCH",
+        "/Groups/admins",
+        {"schemas": [PATCH], "Operations": [{"op": "Add", "path": "members", "value": [{"value": user["id"]}]}]},
+    )
     assert status == 200 and [m["value"] for m in group["members"]] == [user["id"]]
     assert client.fake.roles[user["id"]] == "admin"
-    status, group, _ = await call(client, "PATCH", "/Groups/admins", {"schemas": [PATCH], "Operations": [
-        {"op": "remove", "path": f'members[value eq "{user["id"]}"]'}]})
+    status, group, _ = await call(
+        client,
+        "PATCH",
+        "/Groups/admins",
+        {"schemas": [PATCH], "Operations": [{"op": "remove", "path": f'members[value eq "{user["id"]}"]'}]},
+    )
     assert status == 200 and "members" not in group and client.fake.roles[user["id"]] == "member"
     status, listed, _ = await call(client, "GET", '/Groups?filter=displayName eq "members"')
     assert listed["totalResults"] == 1 and listed["Resources"][0]["members"][0]["value"] == user["id"]
-    assert (await call(client, "POST", "/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                                                   "displayName": "x"}))[0] == 403
+    assert (
+        await call(
+            client, "POST", "/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "x"}
+        )
+    )[0] == 403
     assert (await call(client, "GET", "/Groups/owners"))[0] == 404
 
 
 async def test_refusals_are_scim_errors(client) -> None:
     assert (await call(client, "GET", "/Users", auth=False))[0] == 401
     assert (await call(client, "GET", "/Users", headers={"Authorization": "Bearer nope"}))[0] == 401
-    for body, raw in ((None, b"{nope"), ([1], None), ({"schemas": [USER]}, None),
-                      ({"schemas": [USER], "userName": 5, "name": {"givenName": "G", "familyName": "F"}, "emails": "x"}, None), ({"schemas": [USER], "userName": "  "}, None)):
+    for body, raw in (
+        (None, b"{nope"),
+        ([1], None),
+        ({"schemas": [USER]}, None),
+        ({"schemas": [USER], "userName": 5, "name": {"givenName": "G", "familyName": "F"}, "emails": "x"}, None),
+        ({"schemas": [USER], "userName": "  "}, None),
+    ):
         status, error, _ = await call(client, "POST", "/Users", body, raw=raw)
         assert status == 400, (body, error)
-    _, user, _ = await call(client, "POST", "/Users", {"schemas": [USER], "userName": "cy", "name": {"givenName": "G", "familyName": "F"}, "emails": [{"value": "c@x.org"}]})
-    assert (await call(client, "POST", "/Users", {"schemas": [USER], "userName": "CY", "name": {"givenName": "G", "familyName": "F"}, "emails": [{"value": "c@x.org"}]}))[1]["scimType"] == "uniqueness"
-    for body in ({"Operations": []}, {"schemas": [PATCH], "Operations": [{"op": "frob", "path": "title"}]},
-                 {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "nosuch[", "value": 1}]}, [1]):
+    _, user, _ = await call(
+        client,
+        "POST",
+        "/Users",
+        {
+            "schemas": [USER],
+            "userName": "cy",
+            "name": {"givenName": "G", "familyName": "F"},
+            "emails": [{"value": "c@x.org"}],
+        },
+    )
+    assert (
+        await call(
+            client,
+            "POST",
+            "/Users",
+            {
+                "schemas": [USER],
+                "userName": "CY",
+                "name": {"givenName": "G", "familyName": "F"},
+                "emails": [{"value": "c@x.org"}],
+            },
+        )
+    )[1]["scimType"] == "uniqueness"
+    for body in (
+        {"Operations": []},
+        {"schemas": [PATCH], "Operations": [{"op": "frob", "path": "title"}]},
+        {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "nosuch[", "value": 1}]},
+        [1],
+    ):
         assert (await call(client, "PATCH", f"/Users/{user['id']}", body))[0] == 400, body
     status, error, _ = await call(client, "GET", "/Users?filter=userName eq")
     assert status == 400 and error["scimType"] == "invalidFilter"
@@ -189,14 +279,30 @@ async def test_discovery_declares_only_what_is_kept(client) -> None:
     assert (await call(client, "GET", f"/Schemas/{USER}"))[0] == 200
 
 
-
 async def test_searches_by_post(client) -> None:
-    await call(client, "POST", "/Users", {"schemas": [USER], "userName": "dee", "name": {"givenName": "G", "familyName": "F"}, "emails": [{"value": "d@x.org"}]})
-    search = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": 'userName eq "DEE"',
-              "attributes": ["userName"]}
+    await call(
+        client,
+        "POST",
+        "/Users",
+        {
+            "schemas": [USER],
+            "userName": "dee",
+            "name": {"givenName": "G", "familyName": "F"},
+            "emails": [{"value": "d@x.org"}],
+        },
+    )
+    search = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": 'userName eq "DEE"',
+        "attributes": ["userName"],
+    }
     for path in ("/Users/.search", "/.search"):
         status, found, _ = await call(client, "POST", path, search)
-        assert status == 200 and found["totalResults"] == 1 and set(found["Resources"][0]) - {"schemas", "id", "meta"} == {"userName"}
+        assert (
+            status == 200
+            and found["totalResults"] == 1
+            and set(found["Resources"][0]) - {"schemas", "id", "meta"} == {"userName"}
+        )
     status, found, _ = await call(client, "POST", "/Groups/.search", {"filter": 'displayName eq "admins"'})
     assert status == 200 and found["totalResults"] == 1
     assert (await call(client, "POST", "/.search", [1]))[0] == 400

@@ -22,14 +22,17 @@ def load(tmp_path: Path, **replace: str):
     return file.settings()
 
 
-@pytest.mark.parametrize(("old", "new", "key", "words"), [
-    ("webhooks: []", HOOK % ("[audit, nope]", "{}"), "webhooks.0.events", "must be one of audit"),
-    ("webhooks: []", HOOK % ("[]", "{}"), "webhooks.0.events", "at least one"),
-    ("webhooks: []", HOOK % ("[audit]", "{'Bad Name': x}"), "webhooks.0.headers", "not a header name"),
-    ("webhooks: []", HOOK % ("[audit]", "{Signature: x}"), "webhooks.0.headers", "set by the bridge"),
-    ("webhooks: []", "webhooks: [{url: 'ftp://h', events: [audit], headers: {}}]", "webhooks.0.url", "http://"),
-    ('        cert: ""', "        cert: /tmp/c.pem", "appservice.tls.key", "both"),
-])
+@pytest.mark.parametrize(
+    ("old", "new", "key", "words"),
+    [
+        ("webhooks: []", HOOK % ("[audit, nope]", "{}"), "webhooks.0.events", "must be one of audit"),
+        ("webhooks: []", HOOK % ("[]", "{}"), "webhooks.0.events", "at least one"),
+        ("webhooks: []", HOOK % ("[audit]", "{'Bad Name': x}"), "webhooks.0.headers", "not a header name"),
+        ("webhooks: []", HOOK % ("[audit]", "{Signature: x}"), "webhooks.0.headers", "set by the bridge"),
+        ("webhooks: []", "webhooks: [{url: 'ftp://h', events: [audit], headers: {}}]", "webhooks.0.url", "http://"),
+        ('        cert: ""', "        cert: /tmp/c.pem", "appservice.tls.key", "both"),
+    ],
+)
 def test_a_bad_value_is_refused_naming_its_key(tmp_path: Path, old: str, new: str, key: str, words: str) -> None:
     with pytest.raises(ConfigError) as error:
         load(tmp_path, **{old: new})
@@ -37,10 +40,14 @@ def test_a_bad_value_is_refused_naming_its_key(tmp_path: Path, old: str, new: st
 
 
 def test_webhooks_and_tls_as_written(tmp_path: Path) -> None:
-    settings = load(tmp_path, **{
-        "webhooks: []": HOOK % ("[team.purged, export.ready]", "{X-Hook-Token: s3cret}"),
-        '        cert: ""': "        cert: /etc/clutto/cert.pem", '        key: ""': "        key: /etc/clutto/key.pem",
-    })
+    settings = load(
+        tmp_path,
+        **{
+            "webhooks: []": HOOK % ("[team.purged, export.ready]", "{X-Hook-Token: s3cret}"),
+            '        cert: ""': "        cert: /etc/clutto/cert.pem",
+            '        key: ""': "        key: /etc/clutto/key.pem",
+        },
+    )
     [hook] = settings.webhooks
     assert hook.events == ("team.purged", "export.ready") and hook.headers == {"X-Hook-Token": "s3cret"}
     assert settings.appservice.tls.enabled
@@ -75,9 +82,12 @@ def test_earlier_keys_stay_published_after_a_key_change(tmp_path: Path) -> None:
 
     old = create_signing_key(tmp_path / "old.key")
     public = tmp_path / "old.pub"  # an operator may keep only the public half
-    public.write_bytes(old.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    settings = load(tmp_path, **{"previous_signing_keys: []": f"previous_signing_keys: [{public}, {tmp_path / 'old.key'}]"})
+    public.write_bytes(
+        old.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    settings = load(
+        tmp_path, **{"previous_signing_keys: []": f"previous_signing_keys: [{public}, {tmp_path / 'old.key'}]"}
+    )
     keys = signing_keys(settings)
     kids = [k["kid"] for k in keys.jwks()["keys"]]
     assert kids[0] == keys.current_id != key_id(old.public_key())

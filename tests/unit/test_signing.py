@@ -85,7 +85,8 @@ def test_a_signed_response_verifies_with_the_jwk_and_a_changed_byte_does_not() -
         verifier.verify(Message(headers, status_code=200), body=body.replace(b"A", b"B"))
     with pytest.raises(InvalidSignature):  # another key's JWK
         verifier_from(public_jwk(Ed25519PrivateKey.generate().public_key()) | {"kid": keys.current_id}).verify(
-            Message(headers, status_code=200), body=body,
+            Message(headers, status_code=200),
+            body=body,
         )
 
 
@@ -103,7 +104,9 @@ def test_a_signed_webhook_request_covers_method_target_and_body() -> None:
         verifier.verify(Message(headers, method="POST", url=url), body=body + b" ")
 
 
-def library_signed(keys: SigningKeys, status: int, headers: CIMultiDict, body: bytes | None, created: int) -> CIMultiDict:
+def library_signed(
+    keys: SigningKeys, status: int, headers: CIMultiDict, body: bytes | None, created: int
+) -> CIMultiDict:
     """The same response signed by http-message-signatures itself (the reference)."""
     from datetime import datetime
 
@@ -112,11 +115,20 @@ def library_signed(keys: SigningKeys, status: int, headers: CIMultiDict, body: b
         key_resolver=MappingKeyResolver(public_keys={}, private_keys={keys.current_id: keys.current}),
     )
     headers = CIMultiDict(headers)
-    covered = tuple(c for c in ("@status", "content-type", "content-digest")
-                    if c.startswith("@") or c in headers or (c == "content-digest" and body is not None))
-    signer.sign(Message(headers, status_code=status), key_id=keys.current_id, label="clutto",
-                covered_component_ids=covered, created=datetime.fromtimestamp(created), body=body,
-                use_existing_digest=body is None and "content-digest" in covered)
+    covered = tuple(
+        c
+        for c in ("@status", "content-type", "content-digest")
+        if c.startswith("@") or c in headers or (c == "content-digest" and body is not None)
+    )
+    signer.sign(
+        Message(headers, status_code=status),
+        key_id=keys.current_id,
+        label="clutto",
+        covered_component_ids=covered,
+        created=datetime.fromtimestamp(created),
+        body=body,
+        use_existing_digest=body is None and "content-digest" in covered,
+    )
     return headers
 
 
@@ -125,8 +137,11 @@ RESPONSE_KINDS = {
     "404 problem": (404, {"Content-Type": "application/problem+json"}, b'{"title": "Not Found"}'),
     "401 text": (401, {"Content-Type": "text/plain; charset=utf-8"}, b"401: Unauthorized"),
     "empty body": (204, {"Content-Type": "application/octet-stream"}, b""),
-    "download 200": (200, {"Content-Type": "application/zip",
-                           "Content-Digest": "sha-256=:RBNvo1WzZ4oRRq0W9+hknpT7T8If536DEMBg9hyq/4o=:"}, None),
+    "download 200": (
+        200,
+        {"Content-Type": "application/zip", "Content-Digest": "sha-256=:RBNvo1WzZ4oRRq0W9+hknpT7T8If536DEMBg9hyq/4o=:"},
+        None,
+    ),
     "download 206": (206, {"Content-Type": "application/zip", "Content-Range": "bytes 0-9/100"}, None),
     "download 304": (304, {}, None),
     "spaces around a value": (200, {"Content-Type": " text/html \t"}, b"<p>x</p>"),
@@ -144,8 +159,9 @@ def test_the_fast_signer_agrees_byte_for_byte_with_the_library_and_verifies(kind
     for name in ("Content-Digest", "Signature-Input", "Signature"):  # Ed25519 is deterministic
         assert headers.getall(name, None) == reference.getall(name, None), name
     required = ("@status",) + (("content-type",) if "Content-Type" in fields else ())
-    verifier_from(keys.jwks()["keys"][0]).verify(Message(headers, status_code=status), body=body,
-                                                 require_components=required)
+    verifier_from(keys.jwks()["keys"][0]).verify(
+        Message(headers, status_code=status), body=body, require_components=required
+    )
 
 
 @pytest.mark.parametrize("value", ["text/plain\r\n folded", "text/plain; name=caf\u00e9"])

@@ -33,8 +33,13 @@ class StandInEmail:
 @pytest.fixture
 async def listener():
     config = EmailSettings(
-        enabled=True, hostname="127.0.0.1", port=free_port(), domain="mail.test", max_size_kib=4,
-        headers=("From", "Subject"), header_max_length=100,
+        enabled=True,
+        hostname="127.0.0.1",
+        port=free_port(),
+        domain="mail.test",
+        max_size_kib=4,
+        headers=("From", "Subject"),
+        header_max_length=100,
     )
     email = StandInEmail()
     smtp = SmtpListener(email, config)  # type: ignore[arg-type]

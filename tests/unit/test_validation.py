@@ -6,9 +6,14 @@ from clutto_bridge.teams.errors import InvalidInput
 
 @pytest.mark.parametrize(
     "raw, expected",
-    [("Acme", "Acme"), ("  Acme   Corp ", "Acme Corp"), ("Équipe ☕", "Équipe ☕"),
-     ("Developer 👩\u200d💻", "Developer 👩\u200d💻"), ("تیم می\u200cخواهم", "تیم می\u200cخواهم"),
-     ("टीम क्\u200dष", "टीम क्\u200dष")],
+    [
+        ("Acme", "Acme"),
+        ("  Acme   Corp ", "Acme Corp"),
+        ("Équipe ☕", "Équipe ☕"),
+        ("Developer 👩\u200d💻", "Developer 👩\u200d💻"),
+        ("تیم می\u200cخواهم", "تیم می\u200cخواهم"),
+        ("टीम क्\u200dष", "टीम क्\u200dष"),
+    ],
 )
 def test_team_names_are_normalised(raw: str, expected: str) -> None:
     assert validation.team_name(raw, 80) == expected
@@ -25,7 +30,9 @@ def test_user_ids(raw: str) -> None:
     assert validation.user_id(raw) == raw
 
 
-@pytest.mark.parametrize("raw", ["alice", "@alice", "@Alice:example.com", "@al ice:example.com", "#room:example.com", None])
+@pytest.mark.parametrize(
+    "raw", ["alice", "@alice", "@Alice:example.com", "@al ice:example.com", "#room:example.com", None]
+)
 def test_bad_user_ids(raw) -> None:
     with pytest.raises(InvalidInput):
         validation.user_id(raw)
@@ -33,9 +40,11 @@ def test_bad_user_ids(raw) -> None:
 
 @pytest.mark.parametrize(
     "raw, message",
-    [("Acme\u202eevil", "U+202E RIGHT-TO-LEFT OVERRIDE at position 5"),
-     ("Ac\u200dme", "U+200D ZERO WIDTH JOINER at position 3"),
-     ("tab\u0007bell", "U+0007 (a control character) at position 4")],
+    [
+        ("Acme\u202eevil", "U+202E RIGHT-TO-LEFT OVERRIDE at position 5"),
+        ("Ac\u200dme", "U+200D ZERO WIDTH JOINER at position 3"),
+        ("tab\u0007bell", "U+0007 (a control character) at position 4"),
+    ],
 )
 def test_refused_team_names_say_which_character_and_where(raw: str, message: str) -> None:
     with pytest.raises(InvalidInput, match="must not contain control or invisible characters") as refused:

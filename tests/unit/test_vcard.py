@@ -59,22 +59,42 @@ def test_a_reimported_file_adds_nobody_twice() -> None:
     ("known", "incoming", "kept", "repeated"),
     [
         # The same email (any case) or the same Matrix ID is the same person; new addresses are added.
-        ([_card("Ada", ["ada@example.org"])], [_card("Ada L.", ["ADA@example.org", "ada@work.example"])],
-         [_card("Ada", ["ada@example.org", "ada@work.example"])], 1),
-        ([_card("Ada", [], ["@ada:example.org"])], [_card("", ["ada@example.org"], ["@ada:example.org"])],
-         [_card("Ada", ["ada@example.org"], ["@ada:example.org"])], 1),
+        (
+            [_card("Ada", ["ada@example.org"])],
+            [_card("Ada L.", ["ADA@example.org", "ada@work.example"])],
+            [_card("Ada", ["ada@example.org", "ada@work.example"])],
+            1,
+        ),
+        (
+            [_card("Ada", [], ["@ada:example.org"])],
+            [_card("", ["ada@example.org"], ["@ada:example.org"])],
+            [_card("Ada", ["ada@example.org"], ["@ada:example.org"])],
+            1,
+        ),
         # Two cards of one file for the same person are kept once.
-        ([], [_card("Bob", ["bob@example.org"]), _card("Robert", ["bob@example.org"])],
-         [_card("Bob", ["bob@example.org"])], 1),
+        (
+            [],
+            [_card("Bob", ["bob@example.org"]), _card("Robert", ["bob@example.org"])],
+            [_card("Bob", ["bob@example.org"])],
+            1,
+        ),
         # Without an email or Matrix ID, a card is known by its name only.
-        ([_card("Charles Babbage")], [_card("charles babbage"), _card("Charles", ["c@example.org"])],
-         [_card("Charles Babbage"), _card("Charles", ["c@example.org"])], 1),
+        (
+            [_card("Charles Babbage")],
+            [_card("charles babbage"), _card("Charles", ["c@example.org"])],
+            [_card("Charles Babbage"), _card("Charles", ["c@example.org"])],
+            1,
+        ),
         # Different people with the same name stay apart.
-        ([_card("Sam", ["sam@a.example"])], [_card("Sam", ["sam@b.example"])],
-         [_card("Sam", ["sam@a.example"]), _card("Sam", ["sam@b.example"])], 0),
+        (
+            [_card("Sam", ["sam@a.example"])],
+            [_card("Sam", ["sam@b.example"])],
+            [_card("Sam", ["sam@a.example"]), _card("Sam", ["sam@b.example"])],
+            0,
+        ),
     ],
 )
 def test_cards_sharing_an_address_are_one_contact(known, incoming, kept, repeated) -> None:
     merge = merge_contacts(known, incoming)
     assert (merge.contacts, merge.repeated) == (kept, repeated)
-    assert merge.added == kept[len(known):]
+    assert merge.added == kept[len(known) :]

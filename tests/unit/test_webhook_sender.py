@@ -29,7 +29,9 @@ async def receiver():
     await server.close()
 
 
-@pytest.mark.parametrize(("answer", "retry"), [(204, None), (503, True), (429, True), (408, True), (400, False), (410, False)])
+@pytest.mark.parametrize(
+    ("answer", "retry"), [(204, None), (503, True), (429, True), (408, True), (400, False), (410, False)]
+)
 async def test_the_receivers_answer_decides_whether_to_try_again(receiver, answer: int, retry: bool | None) -> None:
     server, got = receiver
     keys = SigningKeys(Ed25519PrivateKey.generate())
@@ -47,7 +49,8 @@ async def test_the_receivers_answer_decides_whether_to_try_again(receiver, answe
     [(headers, body)] = got
     assert headers["X-Hook-Token"] == "hook-secret-value"
     verifier_from(keys.jwks()["keys"][0]).verify(
-        Message(headers, method="POST", url=url), body=body,
+        Message(headers, method="POST", url=url),
+        body=body,
         require_components=("@method", "@target-uri", "content-type", "content-digest"),
     )
 

@@ -36,25 +36,45 @@ class KeyedUpgradeTable(UpgradeTable):
     # which, so a ``@upgrade_table.register(...)`` migration keeps its type.
     @overload
     def register(
-        self, _outer_fn: None = None, *, index: int = -1, description: str = "", transaction: bool = True,
+        self,
+        _outer_fn: None = None,
+        *,
+        index: int = -1,
+        description: str = "",
+        transaction: bool = True,
         upgrades_to: int | Upgrade | None = None,
     ) -> Callable[[Upgrade | UpgradeWithoutScheme], Upgrade]: ...
 
     @overload
     def register(
-        self, _outer_fn: Upgrade | UpgradeWithoutScheme, *, index: int = -1, description: str = "",
-        transaction: bool = True, upgrades_to: int | Upgrade | None = None,
+        self,
+        _outer_fn: Upgrade | UpgradeWithoutScheme,
+        *,
+        index: int = -1,
+        description: str = "",
+        transaction: bool = True,
+        upgrades_to: int | Upgrade | None = None,
     ) -> Upgrade: ...
 
     @overload
     def register(
-        self, _outer_fn: Upgrade | UpgradeWithoutScheme | None = None, *, index: int = -1, description: str = "",
-        transaction: bool = True, upgrades_to: int | Upgrade | None = None,
+        self,
+        _outer_fn: Upgrade | UpgradeWithoutScheme | None = None,
+        *,
+        index: int = -1,
+        description: str = "",
+        transaction: bool = True,
+        upgrades_to: int | Upgrade | None = None,
     ) -> Upgrade | Callable[[Upgrade | UpgradeWithoutScheme], Upgrade]: ...
 
     def register(
-        self, _outer_fn: Upgrade | UpgradeWithoutScheme | None = None, *, index: int = -1, description: str = "",
-        transaction: bool = True, upgrades_to: int | Upgrade | None = None,
+        self,
+        _outer_fn: Upgrade | UpgradeWithoutScheme | None = None,
+        *,
+        index: int = -1,
+        description: str = "",
+        transaction: bool = True,
+        upgrades_to: int | Upgrade | None = None,
     ) -> Upgrade | Callable[[Upgrade | UpgradeWithoutScheme], Upgrade]:
         return super().register(
             _outer_fn, index=index, description=description, transaction=transaction, upgrades_to=upgrades_to
@@ -80,13 +100,20 @@ def serial_key(scheme: Scheme) -> str:
     """An auto-numbered primary key column on either database."""
     return "BIGSERIAL PRIMARY KEY" if scheme in (Scheme.POSTGRES, Scheme.COCKROACH) else "INTEGER PRIMARY KEY"
 
+
 # The migrations, in order (v01 to v12 are numbered by it), one line to add for a new one.
 # isort: off
 from clutto_bridge.db.upgrade import (  # noqa: E402,F401
-    v01_initial, v02_member_control, v03_retention, v04_notices, v05_people, v06_names,
+    v01_initial,
+    v02_member_control,
+    v03_retention,
+    v04_notices,
+    v05_people,
+    v06_names,
 )
 from clutto_bridge.db.upgrade import v07_conversation, v08_inbox, v09_email  # noqa: E402,F401
 from clutto_bridge.db.upgrade import v10_access_records, v11_portal, v12_encryption  # noqa: E402,F401
+
 # v13 is an empty slot (no-op); v14 onwards register with their own numbers.
 from clutto_bridge.db.upgrade import v14_timeline, v15_audit_chain, v16_timeline_check  # noqa: E402,F401
 from clutto_bridge.db.upgrade import v17_timeline_while_filling, v18_no_transaction_log  # noqa: E402,F401

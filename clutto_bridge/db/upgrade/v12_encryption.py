@@ -26,5 +26,7 @@ async def _table_exists(conn: Connection, scheme: Scheme, name: str) -> bool:
     if scheme == Scheme.SQLITE:
         found = await conn.fetchval("SELECT 1 FROM sqlite_master WHERE type='table' AND name=$1", name)
     else:
-        found = await conn.fetchval("SELECT 1 FROM information_schema.tables WHERE table_schema=current_schema() AND table_name=$1", name)
+        found = await conn.fetchval(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema=current_schema() AND table_name=$1", name
+        )
     return found is not None

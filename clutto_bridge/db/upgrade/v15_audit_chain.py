@@ -44,13 +44,15 @@ async def _chain_existing_rows(conn: Connection) -> None:
     while True:
         rows = await conn.fetch(
             "SELECT id, ts, team_id, actor, action, target, detail FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
-            after, BATCH,
+            after,
+            BATCH,
         )
         if not rows:
             return
         for row in rows:
             detail = json.loads(row["detail"]) if row["detail"] is not None else None
-            digest = row_hash(row["id"], row["ts"], row["team_id"], row["actor"], row["action"], row["target"],
-                              detail, previous)
+            digest = row_hash(
+                row["id"], row["ts"], row["team_id"], row["actor"], row["action"], row["target"], detail, previous
+            )
             await conn.execute("UPDATE audit_log SET prev_hash=$1, hash=$2 WHERE id=$3", previous, digest, row["id"])
             previous, after = digest, row["id"]

@@ -3,7 +3,9 @@ from mautrix.util.async_db import Connection
 from clutto_bridge.db.upgrade import upgrade_table
 
 
-@upgrade_table.register(index=20, description="The Megolm session of each encrypted team room event, so keys follow retention")
+@upgrade_table.register(
+    index=20, description="The Megolm session of each encrypted team room event, so keys follow retention"
+)
 async def upgrade_v21(conn: Connection) -> None:
     # One row per Megolm session a team room's encrypted events used (an m.room.encrypted event
     # names its session in the clear): the oldest and newest timestamp among them. A sweep deletes

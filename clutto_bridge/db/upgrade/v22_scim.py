@@ -3,7 +3,9 @@ from mautrix.util.async_db import Connection
 from clutto_bridge.db.upgrade import upgrade_table
 
 
-@upgrade_table.register(index=21, description="SCIM provisioning: per-team bearer tokens (hashes only) and provisioned users")
+@upgrade_table.register(
+    index=21, description="SCIM provisioning: per-team bearer tokens (hashes only) and provisioned users"
+)
 async def upgrade_v22(conn: Connection) -> None:
     # A token belongs to one team. Only a SHA-256 of the secret is kept: the token is shown once.
     await conn.execute(

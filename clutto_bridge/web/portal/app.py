@@ -46,8 +46,11 @@ class Portal:
             middlewares=[security_headers(https=https), error_pages, session_middleware(storage), csrf_check],
         )
         aiohttp_jinja2.setup(
-            self.app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-            undefined=jinja2.StrictUndefined, auto_reload=False,  # templates are package data: read once
+            self.app,
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            auto_reload=False,  # templates are package data: read once
         )
         env = aiohttp_jinja2.get_env(self.app)
         env.globals["root"] = root

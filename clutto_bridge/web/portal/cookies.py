@@ -43,7 +43,12 @@ class CookieJar:
         if name not in DECLARED or name not in allowed(self.registry, choice):
             raise RuntimeError(f"the portal may not set the cookie {name} under this choice")
         response.set_cookie(
-            name, value, max_age=self.lifetime(name), path=self.path, secure=self.secure, httponly=True,
+            name,
+            value,
+            max_age=self.lifetime(name),
+            path=self.path,
+            secure=self.secure,
+            httponly=True,
             samesite="Lax",
         )
 

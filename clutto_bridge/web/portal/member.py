@@ -58,10 +58,15 @@ class MemberPages:
     async def home(self, request: web.Request) -> web.Response:
         user = await self.pages.member(request)
         consented = await self.ctx.consent.has_consented(user)
-        return await self.pages.render(request, "home.html", {
-            "consented": consented, "version": self.ctx.consent.current.version,
-            "missing": await self.ctx.profiles.missing(user),
-        })
+        return await self.pages.render(
+            request,
+            "home.html",
+            {
+                "consented": consented,
+                "version": self.ctx.consent.current.version,
+                "missing": await self.ctx.profiles.missing(user),
+            },
+        )
 
     async def signin_page(self, request: web.Request) -> web.Response:
         """The link opens a page with a button: a link preview or a mail scanner fetching the
@@ -89,18 +94,31 @@ class MemberPages:
     # --- cookies ------------------------------------------------------------------------------
 
     async def privacy(self, request: web.Request) -> web.Response:
-        return await self.pages.render(request, "privacy.html", {
-            "registry": self.access.registry, "promises": check(self.ctx.settings),
-        })
+        return await self.pages.render(
+            request,
+            "privacy.html",
+            {
+                "registry": self.access.registry,
+                "promises": check(self.ctx.settings),
+            },
+        )
 
     async def cookies_page(self, request: web.Request) -> web.Response:
         user = await self.pages.member(request)
         choice = await self.access.cookie_choice(user)
-        history = [(when(c.ts), c.categories or "necessary only", c.policy_version)
-                   for c in await self.access.cookie_history(user)]
-        return await self.pages.render(request, "cookies.html", {
-            "registry": self.access.registry, "choice": choice, "history": history,
-        })
+        history = [
+            (when(c.ts), c.categories or "necessary only", c.policy_version)
+            for c in await self.access.cookie_history(user)
+        ]
+        return await self.pages.render(
+            request,
+            "cookies.html",
+            {
+                "registry": self.access.registry,
+                "choice": choice,
+                "history": history,
+            },
+        )
 
     async def choose_cookies(self, request: web.Request) -> web.Response:
         user = await self.pages.member(request)
@@ -123,7 +141,9 @@ class MemberPages:
         form = await parse_form(request, f.ThemeForm)
         choice = await self.access.cookie_choice(user)
         if not (choice and choice.allows("preferences")):
-            raise Conflict("Remembering a theme needs a preferences cookie: allow preferences on the cookie page first.")
+            raise Conflict(
+                "Remembering a theme needs a preferences cookie: allow preferences on the cookie page first."
+            )
         response = self.pages.back("/cookies")
         self.pages.jar.set(response, PREFERENCES_COOKIE, f"theme-{form.theme}", choice)
         return response
@@ -135,11 +155,17 @@ class MemberPages:
         consent = self.ctx.consent
         accepted = await consent.accepted(user)
         versions = sorted(consent.texts.values(), key=lambda t: t.published, reverse=True)
-        return await self.pages.render(request, "policy.html", {
-            "current": consent.current, "text_html": document(consent.current.text).html,
-            "versions": versions, "accepted": [(v, when(ts)) for v, ts in accepted],
-            "consented": consent.covers(accepted),
-        })
+        return await self.pages.render(
+            request,
+            "policy.html",
+            {
+                "current": consent.current,
+                "text_html": document(consent.current.text).html,
+                "versions": versions,
+                "accepted": [(v, when(ts)) for v, ts in accepted],
+                "consented": consent.covers(accepted),
+            },
+        )
 
     async def accept(self, request: web.Request) -> web.Response:
         user = await self.pages.member(request)
@@ -148,10 +174,15 @@ class MemberPages:
 
     async def profile_page(self, request: web.Request) -> web.Response:
         user = await self.pages.member(request)
-        return await self.pages.render(request, "profile.html", {
-            "profile": await self.ctx.profiles.get(user), "rules": self.ctx.settings.profile,
-            "marketing": await self.ctx.notices.marketing_opted_in(user),
-        })
+        return await self.pages.render(
+            request,
+            "profile.html",
+            {
+                "profile": await self.ctx.profiles.get(user),
+                "rules": self.ctx.settings.profile,
+                "marketing": await self.ctx.notices.marketing_opted_in(user),
+            },
+        )
 
     async def profile_save(self, request: web.Request) -> web.Response:
         user = await self.pages.member(request)
@@ -185,9 +216,14 @@ class MemberPages:
 
     async def contacts_page(self, request: web.Request) -> web.Response:
         user = await self.pages.member(request)
-        return await self.pages.render(request, "contacts.html", {
-            "permitted": await self.ctx.contacts.permitted(user), "contacts": await self.ctx.contacts.list(user),
-        })
+        return await self.pages.render(
+            request,
+            "contacts.html",
+            {
+                "permitted": await self.ctx.contacts.permitted(user),
+                "contacts": await self.ctx.contacts.list(user),
+            },
+        )
 
     async def contacts_change(self, request: web.Request) -> web.Response:
         user = await self.pages.member(request)
@@ -211,6 +247,10 @@ class MemberPages:
         user = await self.pages.member(request)
         data = json.dumps(await self.ctx.mydata.collect(user, reader=user), indent=2, sort_keys=True).encode()
         await self.ctx.mydata.exported(user, len(data))
-        return web.Response(body=data, content_type="application/json", headers={
-            "Content-Disposition": 'attachment; filename="clutto-mydata.json"',
-        })
+        return web.Response(
+            body=data,
+            content_type="application/json",
+            headers={
+                "Content-Disposition": 'attachment; filename="clutto-mydata.json"',
+            },
+        )

@@ -7,15 +7,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 CHOICES = {
-    "policy_consent": "Privacy policy", "contact_import": "Contact import", "marketing": "Product news",
+    "policy_consent": "Privacy policy",
+    "contact_import": "Contact import",
+    "marketing": "Product news",
     "cookies": "Portal cookies",
 }
 VALUES = {
-    "opted_in": "yes, send me product news", "opted_out": "no product news", "allowed": "allowed",
-    "revoked": "revoked (imported contacts deleted)", "necessary_only": "necessary cookies only",
+    "opted_in": "yes, send me product news",
+    "opted_out": "no product news",
+    "allowed": "allowed",
+    "revoked": "revoked (imported contacts deleted)",
+    "necessary_only": "necessary cookies only",
 }
-MEMBERSHIP = {"invited": "invited, not joined yet", "joined": "joined", "declined": "declined the invite",
-              "left": "left", "removed": "removed"}
+MEMBERSHIP = {
+    "invited": "invited, not joined yet",
+    "joined": "joined",
+    "declined": "declined the invite",
+    "left": "left",
+    "removed": "removed",
+}
 
 
 def when(ms: int | None) -> str:
@@ -48,16 +58,30 @@ def page(data: dict[str, Any]) -> dict[str, Any]:
     return {
         "user_id": data["user_id"],
         "profile": profile_rows(data["profile"]),
-        "account": data["account"] and {"email": data["account"]["email"], "created": when(data["account"]["created_at"])},
-        "teams": [{"name": t["team"], "role": t["role"], "membership": MEMBERSHIP.get(t["membership"], t["membership"]),
-                   "since": when(t["added_at"])} for t in data["teams"]],
+        "account": data["account"]
+        and {"email": data["account"]["email"], "created": when(data["account"]["created_at"])},
+        "teams": [
+            {
+                "name": t["team"],
+                "role": t["role"],
+                "membership": MEMBERSHIP.get(t["membership"], t["membership"]),
+                "since": when(t["added_at"]),
+            }
+            for t in data["teams"]
+        ],
         "accepted": [{"version": c["version"], "on": when(c["accepted_at"])} for c in data["policy_consent"]],
         "consent_current": data["consent_current"],
         "marketing": data["marketing_opted_in"],
         "contact_import": data["contact_import_allowed"],
-        "contacts": [{"name": c.get("name") or "", "emails": ", ".join(c.get("emails") or []),
-                      "matrix_ids": ", ".join(c.get("matrix_ids") or []), "imported": when(c.get("imported_at"))}
-                     for c in data["contacts"]],
+        "contacts": [
+            {
+                "name": c.get("name") or "",
+                "emails": ", ".join(c.get("emails") or []),
+                "matrix_ids": ", ".join(c.get("matrix_ids") or []),
+                "imported": when(c.get("imported_at")),
+            }
+            for c in data["contacts"]
+        ],
         "choices": choice_rows(data["choices"]),
         "generated_by": data["generated_by"],
     }

@@ -43,7 +43,9 @@ class Pages:
     async def managed_teams(self, user: str) -> list[Team]:
         return [t for t in await self.teams.of_user(user) if await self.teams.role_of(t, user) in MANAGERS]
 
-    async def render(self, request: web.Request, template: str, context: dict[str, Any], status: int = 200) -> web.Response:
+    async def render(
+        self, request: web.Request, template: str, context: dict[str, Any], status: int = 200
+    ) -> web.Response:
         session = await get_session(request)
         user = session.get("user")
         choice = await self.access.cookie_choice(user) if user else None
@@ -66,4 +68,3 @@ class Pages:
     def back(self, path: str) -> web.Response:
         """Post/redirect/get: after a form, the page it belongs to (``path`` under the portal's root)."""
         return web.Response(status=303, headers={"Location": self.root + path})
-

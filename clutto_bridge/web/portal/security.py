@@ -26,8 +26,7 @@ from clutto_bridge.web.portal.forms import CSRF_FIELD
 log = logging.getLogger("clutto.portal")
 
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
 
@@ -68,13 +67,13 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         return _page(request, e.status, e.text if e.text and not e.text.startswith(f"{e.status}:") else e.reason)
     except Exception:
         log.exception("Portal page %s %s failed", request.method, request.path)
-        return _page(request, 500, "Something went wrong on our side. Please try again; the operator's log has the details.")
+        return _page(
+            request, 500, "Something went wrong on our side. Please try again; the operator's log has the details."
+        )
 
 
 def _page(request: web.Request, status: int, message: str) -> web.Response:
-    return aiohttp_jinja2.render_template(
-        "error.html", request, {"status": status, "message": message}, status=status
-    )
+    return aiohttp_jinja2.render_template("error.html", request, {"status": status, "message": message}, status=status)
 
 
 def csrf_token(session: Session) -> str:
@@ -92,7 +91,12 @@ async def csrf_check(request: web.Request, handler: Handler) -> web.StreamRespon
         sent = form.get(CSRF_FIELD)
         expected = session.get("csrf")
         if not isinstance(sent, str) or not expected or not hmac.compare_digest(sent, expected):
-            log.info("Portal %s %s refused by the CSRF check: %s", request.method, request.path, _csrf_reason(session, sent, expected))
+            log.info(
+                "Portal %s %s refused by the CSRF check: %s",
+                request.method,
+                request.path,
+                _csrf_reason(session, sent, expected),
+            )
             raise web.HTTPForbidden(
                 text="This form has expired or did not come from the portal (CSRF check). Reload the page and try again."
             )

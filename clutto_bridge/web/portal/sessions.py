@@ -44,5 +44,7 @@ class DatabaseStorage(AbstractStorage):
             return
         if key is None:
             key = secrets.token_urlsafe(32)
-        await self.access.keep_session(key, session.get("user"), json.dumps(self._get_session_data(session)), self.lifetime)
+        await self.access.keep_session(
+            key, session.get("user"), json.dumps(self._get_session_data(session)), self.lifetime
+        )
         self.save_cookie(response, key, max_age=session.max_age)

@@ -58,19 +58,35 @@ class TeamPages:
         members = sorted(await ctx.members.active(team), key=lambda m: (m.role != "owner", m.user_id))
         rooms = await ctx.teams.room_ids(team)
         entries = await self.audit.for_team(team.id)
-        return await self.pages.render(request, "team.html", {
-            "team": team, "role": await ctx.teams.role_of(team, user), "members": members,
-            "lifetime": ctx.retention.describe(team), "bounds": ctx.retention.bounds,
-            "format_duration": format_duration, "holds": sorted(h or "the whole team" for h in await ctx.retention.holds(team)), "rooms": rooms,
-            "exports": await ctx.lifecycle.exports(team, actor=user), "when": when,
-            "consent": await ctx.onboarding.team_status(team, actor=user), "version": ctx.consent.current.version,
-            "audit": [(when(e.ts), e.actor or "the bridge", e.action, e.target or "") for e in entries[-AUDIT_SHOWN:]][::-1],
-            "preview": preview,
-            # SCIM: the tokens (never their secrets) and the identity provider's last actions.
-            "scim_tokens": await ctx.scim.tokens(team, actor=user) if ctx.scim else [],
-            "scim_actions": [(when(e.ts), e.actor, e.action, e.target or "") for e in entries
-                             if (e.actor or "").startswith("scim:")][-10:][::-1],
-        })
+        return await self.pages.render(
+            request,
+            "team.html",
+            {
+                "team": team,
+                "role": await ctx.teams.role_of(team, user),
+                "members": members,
+                "lifetime": ctx.retention.describe(team),
+                "bounds": ctx.retention.bounds,
+                "format_duration": format_duration,
+                "holds": sorted(h or "the whole team" for h in await ctx.retention.holds(team)),
+                "rooms": rooms,
+                "exports": await ctx.lifecycle.exports(team, actor=user),
+                "when": when,
+                "consent": await ctx.onboarding.team_status(team, actor=user),
+                "version": ctx.consent.current.version,
+                "audit": [
+                    (when(e.ts), e.actor or "the bridge", e.action, e.target or "") for e in entries[-AUDIT_SHOWN:]
+                ][::-1],
+                "preview": preview,
+                # SCIM: the tokens (never their secrets) and the identity provider's last actions.
+                "scim_tokens": await ctx.scim.tokens(team, actor=user) if ctx.scim else [],
+                "scim_actions": [
+                    (when(e.ts), e.actor, e.action, e.target or "")
+                    for e in entries
+                    if (e.actor or "").startswith("scim:")
+                ][-10:][::-1],
+            },
+        )
 
     async def change_role(self, request: web.Request) -> web.Response:
         user, team = await self._team(request)
@@ -101,10 +117,14 @@ class TeamPages:
         user, team = await self._team(request)
         await parse_form(request, f.Form)
         cutoff, rooms = await self.ctx.retention.preview(team, actor=user)
-        return await self.overview(request, preview={
-            "cutoff": when(cutoff), "events": sum(r.events for r in rooms),
-            "rooms": [(r.name or r.room_id, r.events, r.held) for r in rooms],
-        })
+        return await self.overview(
+            request,
+            preview={
+                "cutoff": when(cutoff),
+                "events": sum(r.events for r in rooms),
+                "rooms": [(r.name or r.room_id, r.events, r.held) for r in rooms],
+            },
+        )
 
     async def hold(self, request: web.Request) -> web.Response:
         user, team = await self._team(request)
