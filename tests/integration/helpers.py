@@ -9,6 +9,7 @@ import re
 import struct
 import subprocess
 import sys
+import uuid
 import zlib
 from collections.abc import Callable
 from urllib.parse import quote
@@ -285,3 +286,24 @@ async def sign_in_link(bridge: Bridge, user: MatrixClient) -> tuple[str, str]:
     match = LINK.search(reply["content"]["body"])
     assert match, reply
     return match.group(0), dm
+
+
+async def send(client: MatrixClient, room_id: str, body: str, relates_to: dict | None = None) -> str:
+    content: dict = {"msgtype": "m.text", "body": body}
+    if relates_to:
+        content["m.relates_to"] = relates_to
+    path = f"/v3/rooms/{quote(room_id)}/send/m.room.message/{uuid.uuid4().hex}"
+    return (await client.request("PUT", path, content))["event_id"]
+
+
+async def reply_to(client: MatrixClient, room_id: str, event_id: str, sender: str) -> dict:
+    """The message of ``sender`` that replies to ``event_id``, as the client's timeline shows it."""
+
+    async def find() -> dict | None:
+        for event in await client.messages(room_id):
+            relation = event.get("content", {}).get("m.relates_to", {})
+            if event["sender"] == sender and relation.get("m.in_reply_to", {}).get("event_id") == event_id:
+                return event
+        return None
+
+    return await wait_until(find, 30, f"a reply to {event_id}")

@@ -16,11 +16,8 @@ import aiohttp
 from clutto_bridge.app import Bridge
 from clutto_bridge.demo.synapse import free_port
 from tests.integration.conftest import Bridges
+from tests.integration.helpers import reply_to, send, send_vcard, sign_in_link, team_with_member, vcards
 from tests.integration.matrix_client import MatrixClient, wait_until
-from tests.integration.test_contacts import send_vcard, vcards
-from tests.integration.test_members import _team_with_member
-from tests.integration.test_portal import sign_in_link
-from tests.integration.test_replies import reply_to, send
 
 
 def in_thread(root: str) -> dict:
@@ -54,7 +51,7 @@ async def test_answers_are_replies_in_the_thread_listings_notify_nobody_and_the_
     bridge: Bridge, new_user
 ) -> None:
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
 
     # team info names both members (two, under the old limit of three), but notifies only the
     # member who asked: the reply is theirs, the listing is not a call to anyone.
@@ -96,7 +93,7 @@ async def test_an_export_is_numbered_per_team_and_fetched_from_the_portal_or_the
     folder = tmp_path / "exports"
     bridge = await portal_bridge_with_exports(bridges, folder)
     bot = bridge.settings.bot_mxid
-    owner, member, team, rooms = await _team_with_member(bridge, new_user)
+    owner, member, team, rooms = await team_with_member(bridge, new_user)
     await member.send_text(rooms[0], "our first message")
     link, dm = await sign_in_link(bridge, owner)
 

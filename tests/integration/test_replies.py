@@ -3,38 +3,14 @@ the command (in its thread), user IDs as mentions, and help by section."""
 
 from __future__ import annotations
 
-import uuid
-from urllib.parse import quote
-
 import aiohttp
 import pytest
 
 from clutto_bridge.app import Bridge
-from tests.integration.helpers import Api, bot_chat, team_with_member
+from tests.integration.helpers import Api, bot_chat, reply_to, send, team_with_member
 from tests.integration.matrix_client import MatrixClient, wait_until
 
 MATRIX_TO = "https://matrix.to/#/"
-
-
-async def send(client: MatrixClient, room_id: str, body: str, relates_to: dict | None = None) -> str:
-    content: dict = {"msgtype": "m.text", "body": body}
-    if relates_to:
-        content["m.relates_to"] = relates_to
-    path = f"/v3/rooms/{quote(room_id)}/send/m.room.message/{uuid.uuid4().hex}"
-    return (await client.request("PUT", path, content))["event_id"]
-
-
-async def reply_to(client: MatrixClient, room_id: str, event_id: str, sender: str) -> dict:
-    """The message of ``sender`` that replies to ``event_id``, as the client's timeline shows it."""
-
-    async def find() -> dict | None:
-        for event in await client.messages(room_id):
-            relation = event.get("content", {}).get("m.relates_to", {})
-            if event["sender"] == sender and relation.get("m.in_reply_to", {}).get("event_id") == event_id:
-                return event
-        return None
-
-    return await wait_until(find, 30, f"a reply to {event_id}")
 
 
 def formatted(event: dict) -> str:
