@@ -21,6 +21,7 @@ from clutto_bridge.crypto import DecryptionError, FieldCipher, KeysetFile
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.account import Account
 from clutto_bridge.db.contacts import StoredContact
+from clutto_bridge.db.encrypted import ENCRYPTED
 from clutto_bridge.db.job import JobKind
 from clutto_bridge.db.upgrade import upgrade_table
 from tests.integration.conftest import Bridges
@@ -178,7 +179,8 @@ async def test_rotation_killed_mid_way_resumes_and_ends_with_every_value_under_t
     assert await _cli("keys", "status", "-c", config) == 0
     shown = capsys.readouterr().out
     assert f"key {new:<11} primary" in shown and f"key {old:<11} decrypt only" in shown
-    assert shown.count("protects 20 value(s)") == 2 and "0/7 columns, 20 values re-encrypted" in shown
+    columns = len(ENCRYPTED)  # every encrypted column is walked, whether it holds values or not
+    assert shown.count("protects 20 value(s)") == 2 and f"0/{columns} columns, 20 values re-encrypted" in shown
     assert await _cli("keys", "retire", str(old), "-c", config) == 1  # refused: values still use it
     assert f"key {old} still protects 20 value(s)" in capsys.readouterr().err
 
