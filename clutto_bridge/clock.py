@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -26,3 +27,9 @@ class ManualClock:
 
     def advance(self, ms: int) -> None:
         self.now += ms
+
+
+def utc_minute(ms: int) -> str:
+    """A time the bridge records (ms since the epoch) as the chat and the portal write it:
+    ``2026-12-06 14:03 UTC``."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+from clutto_bridge.clock import utc_minute
 from clutto_bridge.commands.registry import CommandEvent, registry
 from clutto_bridge.db.job import Job
 from clutto_bridge.teams.retention import WHOLE_TEAM
 
 
 def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return utc_minute(ms)
 
 
 def describe_job(job: Job) -> str:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+from clutto_bridge.clock import utc_minute
 from clutto_bridge.commands.registry import CommandEvent, registry
 
 SECTION = "Members"
 
 
 def _when(ms: int | None) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M UTC") if ms else "never"
+    return utc_minute(ms) if ms else "never"
 
 
 @registry.command(

@@ -7,10 +7,10 @@ Customer; here only what is about the member personally.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from clutto_bridge import __version__
+from clutto_bridge.clock import utc_minute
 from clutto_bridge.db.account import AccountStore
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.policy.audit_actions import AuditAction
@@ -110,6 +110,6 @@ _CHOICES = {
 
 
 def _choice(choice: dict[str, Any]) -> str:
-    when = datetime.fromtimestamp(choice["ts"] / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    when = utc_minute(choice["ts"])
     value = str(choice["value"]).replace("_", " ")
     return f"{_CHOICES.get(choice['choice'], choice['choice'])} {value} on {when}"

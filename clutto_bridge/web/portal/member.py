@@ -4,11 +4,11 @@ contacts and "my data". Each form calls the same domain service as the bot comma
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from aiohttp import web
 from aiohttp_session import get_session, new_session
 
+from clutto_bridge.clock import utc_minute
 from clutto_bridge.context import Services
 from clutto_bridge.policy.cookies import NECESSARY_ONLY, CookieChoice, accept_all, offered
 from clutto_bridge.promises import check
@@ -24,7 +24,7 @@ from clutto_bridge.web.portal.pages import Pages
 def when(ms: int | None) -> str:
     if ms is None:
         return ""
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return utc_minute(ms)
 
 
 class MemberPages:

@@ -3,8 +3,9 @@ download) as a person reads it, in sections with dates instead of epoch millisec
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
+
+from clutto_bridge.clock import utc_minute
 
 CHOICES = {
     "policy_consent": "Privacy policy",
@@ -32,7 +33,7 @@ def when(ms: int | None) -> str:
     """A time of the bridge's records (ms since the epoch) as the chat writes it."""
     if ms is None:
         return "unknown"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return utc_minute(ms)
 
 
 def profile_rows(profile: dict[str, str | None]) -> list[tuple[str, str | None]]:
