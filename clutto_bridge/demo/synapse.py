@@ -170,21 +170,26 @@ class LocalSynapse:
         self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
+        self._wait_answering("Synapse", self.url, self.process, timeout)
+
+    def _wait_answering(self, name: str, url: str, process: subprocess.Popen | None, timeout: float) -> None:
+        """Until ``url``/health answers 200; ``process`` exiting (or ``stop``) ends the wait early.
+        Also used for the worker processes of the tests' worker-mode Synapse."""
         import urllib.request
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._stopping:
-                raise SynapseStopped("Synapse was stopped while starting")
-            if self.process and self.process.poll() is not None:
-                raise RuntimeError(f"Synapse exited with {self.process.returncode}:\n{self.tail_log()}")
+                raise SynapseStopped(f"{name} was stopped while starting")
+            if process and process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.tail_log()}")
             try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
+                with urllib.request.urlopen(url + "/health", timeout=2) as resp:
                     if resp.status == 200:
                         return
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError(f"Synapse did not answer within {timeout:.0f}s:\n{self.tail_log()}")
+        raise RuntimeError(f"{name} did not answer within {timeout:.0f}s:\n{self.tail_log()}")
 
     def stop(self, timeout: float = 20.0) -> None:
         """Stop Synapse and wait until it has exited: SIGTERM to its process group, SIGKILL

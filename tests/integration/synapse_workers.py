@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
@@ -235,24 +234,12 @@ class WorkerSynapse(LocalSynapse):
                     start_new_session=True,
                 )
         for name in self.WORKERS:
-            self._wait_health(name, f"http://127.0.0.1:{self.client_ports[name]}/health", timeout)
+            self._wait_answering(
+                f"worker {name}", f"http://127.0.0.1:{self.client_ports[name]}", self.workers[name], timeout
+            )
 
     def worker_log(self, name: str) -> Path:
         return self.folder / f"{name}.log"
-
-    def _wait_health(self, name: str, url: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            process = self.workers[name]
-            if process.poll() is not None:
-                raise RuntimeError(f"worker {name} exited with {process.returncode}:\n{self.tail_log()}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"worker {name} did not answer within {timeout:.0f}s:\n{self.tail_log()}")
 
     def stop(self, timeout: float = 20.0) -> None:
         for process in self.workers.values():
