@@ -26,6 +26,12 @@ from clutto_bridge.demo.setup import POLICY_TEXTS  # noqa: E402
 from clutto_bridge.demo.synapse import LocalSynapse, free_port  # noqa: E402
 from clutto_bridge.registration import ensure_signing_key, registration  # noqa: E402
 
+# ``python -m clutto_bridge`` on uvloop's event loop policy.
+UVLOOP_MAIN = (
+    "import runpy, sys, uvloop; uvloop.install(); sys.argv[0] = 'clutto_bridge'; "
+    "runpy.run_module('clutto_bridge', run_name='__main__', alter_sys=True)"
+)
+
 
 @dataclass
 class BridgeUnderTest:
@@ -42,9 +48,14 @@ class BridgeUnderTest:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.settings.provisioning.shared_secret}"}
 
-    def start(self) -> None:
+    def start(self, uvloop: bool = False) -> None:
+        """With ``uvloop``, the bridge runs on uvloop's event loop instead of asyncio's (a trial:
+        the bridge itself does not depend on it)."""
+        command = [sys.executable, "-m", "clutto_bridge", "-c", str(self.file.path)]
+        if uvloop:
+            command[1:3] = ["-c", UVLOOP_MAIN]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "clutto_bridge", "-c", str(self.file.path)],
+            command,
             stdout=subprocess.DEVNULL,
             stderr=open(self.folder / "bridge.log", "a"),
         )

@@ -84,7 +84,7 @@ class Bridge:
         self.clock = clock = clock or SystemClock()
         a = s.appservice
         self.cipher = cipher = open_keyset(str(s.keyset_path))
-        self.db: Database = create_database(a.database, a.database_opts, cipher)
+        self.db: Database = create_database(a.database, a.database_opts, cipher, readers=a.database_readers)
         self.state_db = Database.create(a.database, upgrade_table=MembershipStateStore.upgrade_table)
         self.stores = db = Stores.over(self.db, cipher)
         # The answers before the write read through their own SQLite connection (none with PostgreSQL).

@@ -143,6 +143,7 @@ class AppserviceSettings(Section):
     tls: TlsSettings
     database: DatabaseUrl
     database_opts: PoolBounds
+    database_readers: Annotated[int, WholeNumber(0, 16)]
     id: Localpart
     bot_username: Localpart
     bot_displayname: Text

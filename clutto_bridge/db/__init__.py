@@ -29,6 +29,7 @@ from clutto_bridge.db.notices import NoticeStore
 from clutto_bridge.db.person import PersonStore
 from clutto_bridge.db.portal import PortalStore
 from clutto_bridge.db.profile import ProfileStore
+from clutto_bridge.db.reads import create_sqlite_with_readers, reads_apart
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.scim import ScimStore
 from clutto_bridge.db.team import RoomStore, TeamStore
@@ -36,10 +37,16 @@ from clutto_bridge.db.timeline import TimelineIndex
 from clutto_bridge.db.upgrade import open_with, upgrade_table
 
 
-def create_database(url: str, pool: Mapping[str, int] | None = None, cipher: FieldCipher | None = None) -> Database:
+def create_database(
+    url: str, pool: Mapping[str, int] | None = None, cipher: FieldCipher | None = None, *, readers: int = 0
+) -> Database:
     """The bridge's database, not yet started; ``start()`` applies pending upgrades (with
-    ``cipher``, those that encrypt rows an older version kept in plaintext)."""
-    db = Database.create(url, upgrade_table=upgrade_table, db_args=dict(pool or {}))
+    ``cipher``, those that encrypt rows an older version kept in plaintext). With ``readers``,
+    an SQLite file also gets that many read-only connections for plain SELECTs (``db.reads``)."""
+    if reads_apart(url, readers):
+        db = create_sqlite_with_readers(url, readers, pool or {}, upgrade_table=upgrade_table)
+    else:
+        db = Database.create(url, upgrade_table=upgrade_table, db_args=dict(pool or {}))
     open_with(db, cipher)  # read by KeyedUpgradeTable while this database is upgraded
     return db
 

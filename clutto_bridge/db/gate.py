@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mautrix.util.async_db import Database
-from yarl import URL
 
 from clutto_bridge.db.member import CURRENT
+from clutto_bridge.db.reads import sqlite_file_path
 
 log = logging.getLogger("clutto.gate")
 
@@ -80,13 +80,9 @@ class SQLiteReader:
 
 def create_reader(url: str) -> SQLiteReader | None:
     """The reader for an SQLite file; None for PostgreSQL (asyncpg's pool reads in parallel,
-    without a thread) and for an in-memory database (a second connection would be another
-    database)."""
-    parsed = URL(url)  # as mautrix reads it
-    path = parsed.path
-    if parsed.scheme not in ("sqlite", "sqlite3") or not path or ":memory:" in path or "mode=memory" in url:
-        return None
-    return SQLiteReader(path)
+    without a thread) and for an in-memory database."""
+    path = sqlite_file_path(url)
+    return SQLiteReader(path) if path else None
 
 
 @functools.cache  # one constant query, asked before every write: translate it once

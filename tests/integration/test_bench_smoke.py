@@ -30,6 +30,7 @@ IN_PROCESS = {
     "timeline_index": "ratio with/without",
 }
 WITH_SYNAPSE = {
+    "api_reads": "p99 / sequential p50",
     "antispam": "callbacks as Synapse sees them",
     "api_fuzz": "0 run(s) with problems",
     "e2ee": "per-round ratio rate",

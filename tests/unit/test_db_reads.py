@@ -1,0 +1,95 @@
+"""The SQLite database's read connections (db/reads.py): which statements they answer, that a
+read does not wait for an open write, that a task reads its own writes, and that nothing is
+written through a reader."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from mautrix.util.async_db import UpgradeTable
+from yarl import URL
+
+from clutto_bridge.db.connection import transaction
+from clutto_bridge.db.reads import ReadingSQLiteDatabase, is_plain_select, reads_apart
+
+
+@pytest.mark.parametrize(
+    "query, apart",
+    [
+        ("SELECT 1", True),
+        ("  select v FROM t", True),
+        ("\n SELECT v FROM t WHERE k=$1", True),
+        ("DELETE FROM t WHERE k=$1 RETURNING k", False),
+        ("INSERT INTO t VALUES ($1, $2) RETURNING k", False),
+        ("UPDATE t SET v=$1 RETURNING v", False),
+        ("WITH x AS (DELETE FROM t RETURNING k) SELECT * FROM x", False),
+    ],
+)
+def test_only_plain_selects_go_to_a_reader(query: str, apart: bool) -> None:
+    assert is_plain_select(query) is apart
+
+
+@pytest.mark.parametrize(
+    "url, readers, apart",
+    [
+        ("sqlite:clutto.db", 2, True),
+        ("sqlite:clutto.db", 0, False),
+        ("sqlite::memory:", 2, False),
+        ("postgres://clutto@127.0.0.1/clutto", 2, False),
+    ],
+)
+def test_only_an_sqlite_file_gets_readers(url: str, readers: int, apart: bool) -> None:
+    assert reads_apart(url, readers) is apart
+
+
+async def _database(path, readers: int = 2) -> ReadingSQLiteDatabase:
+    db = ReadingSQLiteDatabase(URL(f"sqlite:{path}"), readers=readers, upgrade_table=UpgradeTable())
+    await db.start()
+    await db.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT)")
+    await db.execute("INSERT INTO t VALUES ('a', 'one')")
+    return db
+
+
+async def test_a_read_answers_while_a_write_is_open_and_then_sees_its_commit(tmp_path) -> None:
+    db = await _database(tmp_path / "x.db")
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def long_write() -> None:
+        async with transaction(db) as conn:
+            await conn.execute("UPDATE t SET v='two' WHERE k='a'")
+            holding.set()
+            await release.wait()
+
+    writer = asyncio.create_task(long_write())
+    try:
+        await asyncio.wait_for(holding.wait(), 10)
+        # The writer's one connection is busy until `release`: the read must not wait for it.
+        assert await asyncio.wait_for(db.fetchval("SELECT v FROM t WHERE k=$1", "a"), 10) == "one"
+        release.set()
+        await asyncio.wait_for(writer, 10)
+        assert await db.fetchval("SELECT v FROM t WHERE k=$1", "a") == "two"
+    finally:
+        release.set()
+        await db.stop()
+
+
+async def test_a_transaction_reads_its_own_writes_and_returning_statements_write(tmp_path) -> None:
+    db = await _database(tmp_path / "x.db")
+    try:
+        async with transaction(db):
+            await db.execute("INSERT INTO t VALUES ('b', 'new')")
+            # Inside the transaction the SELECT stays on the writer, which sees the insert.
+            assert await db.fetchval("SELECT v FROM t WHERE k=$1", "b") == "new"
+        assert [r["k"] for r in await db.fetch("DELETE FROM t WHERE k=$1 RETURNING k", "b")] == ["b"]
+        assert await db.fetchrow("SELECT v FROM t WHERE k=$1", "b") is None
+    finally:
+        await db.stop()
+
+
+async def test_no_readers_means_one_connection_for_all(tmp_path) -> None:
+    db = await _database(tmp_path / "x.db", readers=0)
+    try:
+        assert await db.fetchval("SELECT v FROM t WHERE k=$1", "a") == "one"
+    finally:
+        await db.stop()
