@@ -9,8 +9,10 @@ port, the provisioning API, the portal and the appservice endpoints alike, goes 
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +63,7 @@ def is_recorded(request: BaseRequest) -> bool:
 
 # What the policy keeps of a request, worked out once (by the middleware, else the access
 # logger) and read by the other.
+FACTS_REMEMBERED = 1024  # distinct clients whose facts are kept worked out
 FACTS: Any = web.RequestKey("clutto.facts", RequestFacts) if hasattr(web, "RequestKey") else "clutto.facts"
 
 
@@ -90,6 +93,10 @@ class RequestCollection:
         self.rules = rules
         self.salt = DailySalt(clock)
         self.records: AccessRecords | None = None
+        # A client's requests repeat the same peer, proxy chain and headers: their facts are
+        # worked out once. The key is a keyed hash of those values under the day's salt, so no
+        # address or header is remembered, and no key outlives its day.
+        self._remembered: OrderedDict[bytes, RequestFacts] = OrderedDict()
 
     def facts(self, request: BaseRequest) -> RequestFacts:
         """What the policy keeps of ``request``, worked out on the first call and kept on the
@@ -103,12 +110,26 @@ class RequestCollection:
         # A request aiohttp could not parse (a header too long, a NUL in one) reaches the
         # access log with a plain dict of no headers: only its peer is known.
         sent = request.headers
-        headers = {name: sent.get(name) for name in ("User-Agent", "Referer", "Accept-Language")}
         # Several X-Forwarded-For lines are one list (RFC 9110): a client's own line comes
         # first, so reading only the first would believe the client over the proxy.
         forwarded = sent.getall("X-Forwarded-For", []) if hasattr(sent, "getall") else []
-        headers["X-Forwarded-For"] = ", ".join(forwarded) or None
-        return request_facts(self.rules, request.remote, headers, self.salt.current())
+        headers = {
+            "X-Forwarded-For": ", ".join(forwarded) or None,
+            "User-Agent": sent.get("User-Agent"),
+            "Referer": sent.get("Referer"),
+            "Accept-Language": sent.get("Accept-Language"),
+        }
+        salt = self.salt.current()
+        values = "\0".join(v or "" for v in (request.remote, *headers.values())).encode("utf-8", "surrogateescape")
+        key = hmac.digest(salt, values, "sha256")
+        facts = self._remembered.get(key)
+        if facts is not None:
+            self._remembered.move_to_end(key)
+            return facts
+        facts = self._remembered[key] = request_facts(self.rules, request.remote, headers, salt)
+        if len(self._remembered) > FACTS_REMEMBERED:
+            self._remembered.popitem(last=False)
+        return facts
 
     def address_shown(self, text: Any) -> Any:
         """An argument of a log message that is an address, as the policy keeps it."""

@@ -70,7 +70,9 @@ async def test_access_lines_hold_only_what_the_policy_keeps(caplog) -> None:
     assert not [r for r in caplog.records if r.name == "aiohttp.access"]
 
 
-async def test_the_facts_of_a_request_are_worked_out_once_for_the_record_and_the_log_line(caplog, monkeypatch) -> None:
+async def test_the_facts_of_a_client_are_worked_out_once_for_the_record_and_the_log_line(caplog, monkeypatch) -> None:
+    """Once per request for the record and the log line, and once per client and day: the same
+    client's next request reuses them; another browser, or the next day's salt, does not."""
     from clutto_bridge.web import collection as module
 
     rules = CollectionRules(
@@ -80,7 +82,8 @@ async def test_the_facts_of_a_request_are_worked_out_once_for_the_record_and_the
         language="none",
         trusted_proxies=parse_networks(["127.0.0.1"]),
     )
-    collection = RequestCollection(rules, ManualClock())
+    clock = ManualClock()
+    collection = RequestCollection(rules, clock)
     calls = []
     worked_out = module.request_facts
     monkeypatch.setattr(module, "request_facts", lambda *args: calls.append(args) or worked_out(*args))
@@ -107,14 +110,27 @@ async def test_the_facts_of_a_request_are_worked_out_once_for_the_record_and_the
     caplog.set_level(logging.INFO, logger="clutto.access")
     try:
         async with aiohttp.ClientSession() as http:
-            for _ in range(2):
-                async with http.get(f"http://127.0.0.1:{port}/teams/t1", headers={"User-Agent": "curl/8.5"}) as resp:
+
+            async def get(user_agent: str) -> None:
+                async with http.get(f"http://127.0.0.1:{port}/teams/t1", headers={"User-Agent": user_agent}) as resp:
                     assert resp.status == 200
+
+            await get("curl/8.5")
+            await get("curl/8.5")
+            assert len(calls) == 1
+            await get("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0")
+            assert len(calls) == 2
+            clock.advance(86_400_000)
+            await get("curl/8.5")
+            assert len(calls) == 3
     finally:
         await runner.cleanup()
     lines = [r.getMessage() for r in caplog.records if r.name == "clutto.access"]
-    assert len(calls) == 2 and len(records.kept) == 2 and len(lines) == 2
-    assert all('ua="curl"' in line for line in lines) and records.kept[0].user_agent == "curl"
+    assert len(records.kept) == 4 and len(lines) == 4
+    assert [f.user_agent for f in records.kept] == ["curl", "curl", "Firefox on Linux", "curl"]
+    assert all('ua="curl"' in line for line in lines[:2]) and 'ua="Firefox on Linux"' in lines[2]
+    # The same client: one hashed address on one day, another on the next.
+    assert records.kept[0].client == records.kept[1].client != records.kept[3].client
 
 
 def test_the_bridge_asks_the_homeserver_for_no_device_data() -> None:
