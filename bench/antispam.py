@@ -40,30 +40,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
-from harness import BridgeUnderTest, bridge_for, make_bot_admin
+from harness import BridgeUnderTest, Client, bridge_for, make_bot_admin
 
 from clutto_bridge.demo.synapse import LocalSynapse
 from clutto_bridge.web.antispam import PATH, module_config
 
 CONCURRENCY = 4
-
-
-class Client:
-    def __init__(self, http: aiohttp.ClientSession, base: str, user_id: str, token: str) -> None:
-        self.http, self.base, self.user_id, self.token = http, base, user_id, token
-
-    async def call(self, method: str, path: str, body=None, ok: bool = True, **params) -> dict:
-        async with self.http.request(
-            method,
-            f"{self.base}/_matrix/client{path}",
-            json=body,
-            params=params or None,
-            headers={"Authorization": f"Bearer {self.token}"},
-        ) as r:
-            data = await r.json(content_type=None)
-            if ok and r.status >= 400:
-                raise RuntimeError(f"{method} {path}: {r.status} {data}")
-            return {"status": r.status, **data} if not ok else data
 
 
 def start_synapse(

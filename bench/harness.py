@@ -234,3 +234,24 @@ class Snapshot:
                 await conn.execute(statement)
         finally:
             await conn.close()
+
+
+class Client:
+    """A Matrix user as their client calls the client-server API."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, user_id: str, token: str) -> None:
+        self.http, self.base, self.user_id, self.token = http, base, user_id, token
+
+    async def call(self, method: str, path: str, body: Any = None, ok: bool = True, **params: Any) -> dict:
+        """The answer's JSON; with ``ok=False`` an error is returned (with its ``status``), not raised."""
+        async with self.http.request(
+            method,
+            f"{self.base}/_matrix/client{path}",
+            json=body,
+            params=params or None,
+            headers={"Authorization": f"Bearer {self.token}"},
+        ) as r:
+            data = await r.json(content_type=None)
+            if ok and r.status >= 400:
+                raise RuntimeError(f"{method} {path}: {r.status} {data}")
+            return {"status": r.status, **data} if not ok else data

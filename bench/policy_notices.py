@@ -27,29 +27,11 @@ from urllib.parse import quote
 
 import aiohttp
 import aiosqlite
-from harness import bridge_for, make_bot_admin
+from harness import Client, bridge_for, make_bot_admin
 
 from clutto_bridge.demo.synapse import LocalSynapse
 
 POLICY = "---\npublished: {day}\nreconsent: true\nsummary: Policy {v}.\n---\nText of {v}.\n"
-
-
-class Client:
-    def __init__(self, http: aiohttp.ClientSession, base: str, user_id: str, token: str) -> None:
-        self.http, self.base, self.user_id, self.token = http, base, user_id, token
-
-    async def call(self, method: str, path: str, body=None, **params) -> dict:
-        async with self.http.request(
-            method,
-            f"{self.base}/_matrix/client{path}",
-            json=body,
-            params=params or None,
-            headers={"Authorization": f"Bearer {self.token}"},
-        ) as r:
-            data = await r.json(content_type=None)
-            if r.status >= 400:
-                raise RuntimeError(f"{method} {path}: {r.status} {data}")
-            return data
 
 
 async def gather_limited(coros, limit: int = 8):
