@@ -17,10 +17,66 @@ import aiohttp
 from aiohttp import web
 
 
-class AppserviceFront:
+class ThreadedProxy:
+    """An aiohttp server on its own event loop in a thread, passing every request to
+    ``_forward``: the tests' own plumbing between Synapse and the bridge (or Synapse's
+    processes), running beside the test's loop."""
+
+    name = "proxy"
+
     def __init__(self, port: int) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError(f"the {self.name} did not start")
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def session(self) -> aiohttp.ClientSession:
+        """The client session requests are passed on with (made on the proxy's loop)."""
+        return aiohttp.ClientSession()
+
+    def _prepare(self) -> None:
+        """Set-up on the proxy's loop before it serves."""
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._prepare()
+        # Synapse's transactions can be several MiB: the proxy passes on whatever it gets.
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)  # test plumbing: its lines are not the bridge's
+        self._loop.run_until_complete(self._serve())
+        self._started.set()
+        self._loop.run_forever()
+
+    async def _serve(self) -> None:
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._session = self.session()
+
+    async def _close(self) -> None:
+        await self._session.close()
+        await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        raise NotImplementedError
+
+
+class AppserviceFront(ThreadedProxy):
+    name = "appservice-front"
+
+    def __init__(self, port: int) -> None:
+        super().__init__(port)
         self.target: str | None = None
         # While True and no bridge is attached, answer 503 as a stopped bridge would (Synapse
         # keeps the events and sends them again later) instead of 200.
@@ -31,19 +87,6 @@ class AppserviceFront:
         # Forward this many requests and then answer 503, as if the acknowledgement were lost
         # on the way back: Synapse sends the same transaction again.
         self.lose_acks = 0
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="appservice-front", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("the appservice front did not start")
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._session.close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
     def pause(self) -> None:
         self._loop.call_soon_threadsafe(self._open.clear)
@@ -51,22 +94,9 @@ class AppserviceFront:
     def resume(self) -> None:
         self._loop.call_soon_threadsafe(self._open.set)
 
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
+    def _prepare(self) -> None:
         self._open = asyncio.Event()
         self._open.set()
-        # Synapse's transactions can be several MiB: the front passes on whatever it gets.
-        app = web.Application(client_max_size=256 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._loop.run_until_complete(self._serve(app))
-        self._started.set()
-        self._loop.run_forever()
-
-    async def _serve(self, app: web.Application) -> None:
-        runner = web.AppRunner(app, access_log=None)  # test plumbing: its lines are not the bridge's
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
-        self._session = aiohttp.ClientSession()
 
     async def _forward(self, request: web.Request) -> web.Response:
         await self._open.wait()

@@ -11,12 +11,10 @@ what the worker does not serve (it answers ``M_UNRECOGNIZED``) to the main proce
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import aiohttp
 from aiohttp import web
 
 from clutto_bridge.demo.synapse import LocalSynapse, _log_config, _signal_group, _update, free_port
+from tests.integration.front import ThreadedProxy
 
 # Hop-by-hop and length headers are the router's own business, as they are a proxy's.
 _HOP = {"host", "content-length", "transfer-encoding", "connection", "keep-alive"}
@@ -81,44 +80,19 @@ class Redis:
                 self.process.wait()
 
 
-class Router:
+class Router(ThreadedProxy):
     """The reverse proxy: the generic worker first, the main process for what it does not serve."""
 
+    name = "synapse-router"
+
     def __init__(self, port: int, worker: str, main: str) -> None:
-        self.port, self.worker, self.main = port, worker, main
+        super().__init__(port)
+        self.worker, self.main = worker, main
         self.to_worker = self.to_main = 0
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="synapse-router", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("the router did not start")
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application(client_max_size=256 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._serve())
-        self._started.set()
-        self._loop.run_forever()
-
-    async def _serve(self) -> None:
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+    def session(self) -> aiohttp.ClientSession:
         # No total timeout: /sync long-polls.
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False)
-
-    async def _close(self) -> None:
-        await self._session.close()
-        await self._runner.cleanup()
+        return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None), auto_decompress=False)
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
