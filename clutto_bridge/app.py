@@ -250,6 +250,7 @@ class Bridge:
         self._peer_filter = collection.peer_filter()
         logging.getLogger("mail.log").addFilter(self._peer_filter)
         self.events = EventDispatcher(ctx, self.inbox_work, metrics)
+        metrics.count_in_flight(lambda: self.inbox_work.in_flight)
         self.appservice.matrix_event_handler(self.events.handle)
         # Each periodic task on its own interval (jobs/schedule.py); started once the bridge is ready.
         self.schedule = Schedule(

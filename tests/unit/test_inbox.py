@@ -15,6 +15,7 @@ from clutto_bridge.db import create_database
 from clutto_bridge.db.inbox import Inbox
 from clutto_bridge.jobs.inbox import MAX_ATTEMPTS, InboxWork
 from clutto_bridge.matrix.appservice import CluttoAppService
+from clutto_bridge.metrics import Metrics
 
 
 @pytest.fixture
@@ -179,7 +180,7 @@ async def test_a_transaction_that_cannot_be_stored_is_not_acknowledged(inbox: In
 
 async def test_a_stop_drains_the_lanes_and_their_background_work_as_one(inbox: Inbox) -> None:
     """One owner: a command in a lane and the background work an event started are both in
-    flight, both drained, and cancelled together after the grace period."""
+    flight (and counted), both drained, and cancelled together after the grace period."""
     appservice, work = _appservice(inbox)
     work.open(appservice.handle_event)
     stuck, started = asyncio.Event(), asyncio.Event()
@@ -198,10 +199,14 @@ async def test_a_stop_drains_the_lanes_and_their_background_work_as_one(inbox: I
         return hold("command")
 
     appservice.matrix_event_handler(handler)
+    metrics = Metrics()
+    metrics.count_in_flight(lambda: work.in_flight)
     await work.receive("t1", [_event(1, "!a")], None)
     await until(lambda: work.in_flight == 2 and len(cancelled) == 0 and started.is_set())
+    assert b"clutto_events_in_flight 2.0" in metrics.render()
     await work.drain(0.2)
     assert sorted(cancelled) == ["command", "welcome"] and work.in_flight == 0 and not work.lanes
+    assert b"clutto_events_in_flight 0.0" in metrics.render()
     assert await open_ids(inbox) == ["$e1"]  # handled again on the next start
 
 
