@@ -24,6 +24,7 @@ from clutto_bridge.db.job import JobKind, JobNotifications
 from clutto_bridge.db.megolm_sessions import MegolmSessions
 from clutto_bridge.events import EventDispatcher
 from clutto_bridge.jobs.export import TeamExport
+from clutto_bridge.jobs.inbox import InboxWork
 from clutto_bridge.jobs.reencrypt import Reencryption
 from clutto_bridge.jobs.retention_sweep import RetentionSweep
 from clutto_bridge.jobs.runner import JobRunner
@@ -93,6 +94,8 @@ class Bridge:
             s
         )  # made when missing; an open or broken key file stops here, naming it
         state_store = MembershipStateStore(self.state_db)
+        # Received events: kept in the inbox, then handled in room lanes (jobs/inbox.py).
+        self.inbox_work = InboxWork(db.inbox, clock.now_ms)
         self.appservice = CluttoAppService(
             tls_cert=a.tls.cert or None,
             tls_key=a.tls.key or None,
@@ -104,8 +107,7 @@ class Bridge:
             id=a.id,
             verify_ssl=s.homeserver.verify_ssl,
             state_store=state_store,
-            inbox=db.inbox,
-            now_ms=clock.now_ms,
+            receiver=self.inbox_work,
             default_http_retry_count=3,
             log=logging.getLogger("clutto.appservice"),
         )
@@ -247,7 +249,8 @@ class Bridge:
         # aiosmtpd names a misbehaving client's address in its warnings: the same policy applies.
         self._peer_filter = collection.peer_filter()
         logging.getLogger("mail.log").addFilter(self._peer_filter)
-        self.events = EventDispatcher(ctx, metrics)
+        self.events = EventDispatcher(ctx, self.inbox_work, metrics)
+        metrics.count_in_flight(lambda: self.inbox_work.in_flight)
         self.appservice.matrix_event_handler(self.events.handle)
         # Each periodic task on its own interval (jobs/schedule.py); started once the bridge is ready.
         self.schedule = Schedule(
@@ -300,7 +303,7 @@ class Bridge:
         # now, and its next sweep reads the history back to that point, not all since its last fill.
         await self.stores.timeline.mark_for_check()
         # Queued now, ahead of anything new in the same rooms; run once the bridge is ready.
-        unfinished = await self.appservice.resume_inbox()
+        unfinished = await self.inbox_work.resume()
         if unfinished:
             log.info("Handling %d event(s) left unfinished by the last stop", unfinished)
         async with _named("appservice.port", f"cannot listen on {a.hostname}:{a.port}"):
@@ -345,7 +348,7 @@ class Bridge:
         self.runner.start()
         self.schedule.start()
         self._levels = asyncio.create_task(self._check_power_levels(), name="clutto-power-levels")
-        self.appservice.open_inbox()
+        self.inbox_work.open(self.appservice.handle_event)
         self.appservice.ready = True
         if self.smtp:
             e = self.settings.email
@@ -419,8 +422,7 @@ class Bridge:
             await asyncio.gather(self._levels, return_exceptions=True)
         self._levels = None
         await self.runner.stop()
-        await self.appservice.drain(grace)
-        await self.events.drain(grace)
+        await self.inbox_work.drain(grace)
         await self.appservice.stop()
         await self.device.stop()
         await self._final_checkpoint()

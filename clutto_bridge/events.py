@@ -4,8 +4,9 @@ Events enter here (beside ``commands/`` and ``web/``) and become calls of the do
 ``teams/``. The appservice hands each event over from its durable inbox. Membership and
 settings are handled at once. A message goes to ``commands.processor``, which takes it from
 there to the reply; a command may take seconds (creating rooms), so ``handle`` hands it back
-as work that the appservice runs in the room's lane, in order, and only then
-marks the event done. A command the bridge was stopped in the middle of runs again on the
+as work that runs in the room's lane (``jobs/inbox.py``), in order, and only then is the
+event marked done. Work that needs no order (a welcome, a profile update) starts in the
+background of the same ``InboxWork``, which owns every task in flight and drains them on stop. A command the bridge was stopped in the middle of runs again on the
 next start, so every command is safe to run twice: its effects are keyed by its event id or
 are the same when repeated, and its replies are sent with transaction ids derived from that
 event id, which the homeserver does not apply twice.
@@ -13,10 +14,8 @@ event id, which the homeserver does not apply twice.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Coroutine
-from typing import Any
+from collections.abc import Awaitable
 
 from mautrix.errors import MatrixRequestError
 from mautrix.types import Event, EventType, Membership, MemberStateEventContent, StateEvent
@@ -25,6 +24,7 @@ from clutto_bridge.commands.processor import CommandProcessor
 from clutto_bridge.commands.registry import reply_txn_id
 from clutto_bridge.context import Services
 from clutto_bridge.db.team import Team, TeamState
+from clutto_bridge.jobs.inbox import InboxWork
 from clutto_bridge.metrics import Metrics
 from clutto_bridge.policy.integrations import WIDGET_EVENT_TYPES
 from clutto_bridge.teams.formatting import prose
@@ -47,11 +47,12 @@ def _member(content: object) -> MemberStateEventContent | None:
 
 
 class EventDispatcher:
-    def __init__(self, ctx: Services, metrics: Metrics | None = None) -> None:
+    def __init__(self, ctx: Services, work: InboxWork, metrics: Metrics | None = None) -> None:
         self.ctx = ctx
         self.commands = CommandProcessor(ctx, metrics)
         self.homeserver = ctx.homeserver
-        self.tasks: set[asyncio.Task] = set()
+        # Starts the background work of an event; it owns the tasks (drained on stop).
+        self.work = work
 
     @property
     def bot_mxid(self) -> str:
@@ -81,28 +82,6 @@ class EventDispatcher:
             log.exception("Failed to handle %s in %s", evt.type, evt.room_id)
         return work
 
-    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
-        task = asyncio.create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("Background handling failed", exc_info=task.exception())
-
-    async def drain(self, timeout: float) -> None:
-        """Let running commands finish (used on shutdown); cancel what is still running after
-        ``timeout``, and wait for it, so nothing touches the database once it is closed."""
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=timeout)
-        leftover = list(self.tasks)
-        if leftover:
-            log.warning("Cancelling %d command(s) still running after %.0fs", len(leftover), timeout)
-            for task in leftover:
-                task.cancel()
-            await asyncio.gather(*leftover, return_exceptions=True)
-
     async def _membership(self, evt: StateEvent) -> None:
         content, before = _member(evt.content), _member(evt.prev_content)
         if content is None:
@@ -122,7 +101,7 @@ class EventDispatcher:
             # The user left their chat with the bot: the next message to them opens a new
             # one, rather than going into a room nobody reads.
             await self.ctx.notices.chat_closed(evt.room_id)
-            self._spawn(self.homeserver.leave(evt.room_id))
+            self.work.start(self.homeserver.leave(evt.room_id))
             return
         await self.ctx.members.membership_changed(
             evt.room_id, evt.state_key, str(new), str(previous) if previous else None
@@ -133,7 +112,7 @@ class EventDispatcher:
             if new == Membership.JOIN:
                 await self._profile_event(team, evt, joined=previous != Membership.JOIN)
             elif new in (Membership.LEAVE, Membership.BAN) and evt.room_id == team.space_id:
-                self._spawn(self.ctx.profiles.unpublish(team, evt.state_key))
+                self.work.start(self.ctx.profiles.unpublish(team, evt.state_key))
 
     async def _profile_event(self, team: Team, evt: StateEvent, joined: bool) -> None:
         """A join, or a new name or avatar in a team room: welcome and apply the profile policy."""
@@ -147,8 +126,10 @@ class EventDispatcher:
         if before is not None and (before.displayname, before.avatar_url) == (name, avatar):
             return
         if joined and evt.room_id == team.space_id:
-            self._spawn(self.ctx.onboarding.welcome(team, user_id))
-        self._spawn(self.ctx.profiles.member_event(team, evt.room_id, user_id, name, str(avatar) if avatar else None))
+            self.work.start(self.ctx.onboarding.welcome(team, user_id))
+        self.work.start(
+            self.ctx.profiles.member_event(team, evt.room_id, user_id, name, str(avatar) if avatar else None)
+        )
 
     async def _remember_references(self, evt: Event) -> None:
         content = evt.content.serialize() if hasattr(evt.content, "serialize") else {}

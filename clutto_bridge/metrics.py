@@ -9,12 +9,13 @@ address can never become a label, whatever a caller passes.
 Each bridge has its own ``CollectorRegistry`` (never the process-wide default), so
 several bridges in one process (the tests) keep separate counts. Gauges of what exists
 (teams, members, rooms, queued jobs) are set from the stores just before a scrape
-(``set_snapshot``); counters are incremented where things happen.
+(``set_snapshot``), the events in flight from their owner (``count_in_flight``); counters
+are incremented where things happen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -104,6 +105,11 @@ class Metrics:
         self.enforcement = Counter(
             "clutto_enforcement_actions", "Enforcement actions taken, by rule", ["rule"], registry=r
         )
+        self.events_in_flight = Gauge(
+            "clutto_events_in_flight",
+            "Tasks of event handling in flight: room lanes and the background work of events",
+            registry=r,
+        )
 
     # --- label values ------------------------------------------------------------------------
 
@@ -152,6 +158,10 @@ class Metrics:
             gauge.clear()  # a value that no longer exists must not stay at its last count
             for key, count in counts.items():
                 gauge.labels(*(self._label(name, value) for name, value in zip(labels, key))).inc(count)
+
+    def count_in_flight(self, count: Callable[[], int]) -> None:
+        """Read the tasks of event handling in flight at each scrape, from their owner (``jobs/inbox.py``)."""
+        self.events_in_flight.set_function(count)
 
     def render(self) -> bytes:
         """The text exposition format Prometheus scrapes."""

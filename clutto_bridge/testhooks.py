@@ -6,7 +6,8 @@ process ends at once (``os._exit``, as ``kill -9`` would: no cleanup, no flush o
 but the log line). Unset, which it always is in production, a hook does nothing.
 
 - ``CLUTTO_TEST_EXIT_AFTER_ACK=TEXT``: right after acknowledging a transaction holding a
-  message whose body contains TEXT (``matrix/appservice.py``).
+  message whose body contains TEXT, before any of it is handled (``jobs/inbox.py``; the
+  appservice runs what ``receive`` hands back once the acknowledgement is sent).
 - ``CLUTTO_TEST_EXIT_AFTER_SPACE_CREATED=NAME``: right after the homeserver created the space
   of a team named NAME, before the bridge recorded it (``teams/service.py``).
 - ``CLUTTO_TEST_EXIT_AFTER_SPACE=NAME``: right after a team named NAME got its space, before

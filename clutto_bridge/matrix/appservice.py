@@ -1,33 +1,28 @@
-"""mautrix's AppService, with a durable inbox of received events in the bridge database.
+"""mautrix's AppService as the homeserver adapter: transactions in, events out to the handlers.
 
-The acknowledgement depends only on the inbox: the new events of a transaction are written
-to it in one database transaction, and only then is the transaction acknowledged; a failed
-write answers 500, so the homeserver retries. Nothing that waits on the homeserver (a join,
-a reply, a retry) runs before the acknowledgement: every event is handled afterwards, in its
-room's lane, and marked done; what a stop or crash left unfinished is handled again on the
-next start.
+What a transaction carries goes to a receiver (the durable inbox's work, ``jobs/inbox.py``),
+which keeps its new events and queues them; the transaction is acknowledged only once the
+receiver returned, and answered 500 when it raised, so the homeserver sends it again. The
+receiver later hands each stored event back to ``handle_event``, which turns it into the
+mautrix event the handlers take.
 
-Exactly once: the event id is the key, not the transaction id. Synapse numbers transactions
-from the highest one it still keeps, so after a clean restart (SQLite) it sends ids the
-bridge saw before, with new events in them. A transaction whose events are all in the inbox
-is a retry and is acknowledged without handling anything again; one with new events has
-those handled. Its ephemeral and to-device parts carry no event id: they are handed on every
-time (Synapse's retries carry none of them, and a repeated to-device message is refused by
-Olm itself).
-
-Order: the events of one room are handled in the order they arrived, each after the room's
-queued work; rooms do not wait for each other. An event whose handler hands back work (a
-bot command) finishes that work in its lane before the room's next event.
+mautrix's own transaction handler does not fit: it decides repeats by transaction id (kept
+only in memory; the bridge's key is the event id), reads at most aiohttp's 1 MiB, and answers
+200 when handling failed. So ``register_routes``, mautrix's public hook for its routes, puts
+this module's handlers on the transaction and ping paths, and mautrix's own on the user and
+alias queries. The device parts of a transaction (to-device messages, key counts, device
+lists) go through mautrix's public ``handle_transaction``, unchanged, in the device lane.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import inspect
 import json
 import ssl
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, cast
 
 import aiohttp
@@ -36,7 +31,6 @@ from mautrix.appservice import AppService, AppServiceAPI
 from mautrix.types import JSON, DeviceLists, DeviceOTKCount, Event, EventType
 from mautrix.types.util import SerializerError
 
-from clutto_bridge import testhooks
 from clutto_bridge.json_bodies import RefusedJson, parse_json
 
 # What Synapse can send in one transaction: 100 events of up to 64 KiB of canonical JSON
@@ -52,47 +46,41 @@ MAX_BODY_BYTES = 64 * 1024
 TRANSACTION_DEPTH = 4096
 _READ_CHUNK = 256 * 1024
 _EVENT_LISTS = ("events", "ephemeral", "de.sorunome.msc2409.ephemeral", "to_device", "de.sorunome.msc2409.to_device")
-# An entry whose handling was interrupted this often (it may be what crashes the bridge) is
-# given up, with an error in the log, instead of being tried on every start.
-MAX_ATTEMPTS = 3
-# The lane of what a transaction carries besides room events (to-device, ephemeral, key counts).
-_DEVICE_LANE = ""
 
 
-class InboxEntry(Protocol):
-    id: int
-    room_id: str
-    event: dict[str, Any]
-    attempts: int
+class TransactionReceiver(Protocol):
+    """Where a transaction's events go (``jobs.inbox.InboxWork``)."""
 
-
-class EventInbox(Protocol):
-    """Where received events wait until handled (the bridge database's ``Inbox``)."""
-
-    async def accept(self, txn_id: str, events: list[dict[str, Any]], now_ms: int) -> Sequence[InboxEntry]: ...
-
-    async def done(self, entry_ids: list[int], now_ms: int) -> None: ...
-
-    async def unfinished(self) -> Sequence[InboxEntry]: ...
+    async def receive(
+        self, txn_id: str, events: list[dict[str, Any]], device_work: Awaitable[object] | None
+    ) -> Callable[[], None] | None:
+        """Keep and queue the events; raise when they cannot be kept. What it returns runs once
+        the transaction is acknowledged."""
+        ...
 
 
 class CluttoAppService(AppService):
-    def __init__(self, *args: Any, inbox: EventInbox, now_ms: Callable[[], int], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, receiver: TransactionReceiver, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.receiver = receiver
         # Parsing, storing (json.dumps) and reading back an event nested TRANSACTION_DEPTH deep
         # recurses once per level, on top of the frames of the server: Python's default limit
         # of 1,000 would turn such a transaction into a 500 that Synapse retries forever.
         sys.setrecursionlimit(max(sys.getrecursionlimit(), TRANSACTION_DEPTH + 1000))
-        self.inbox = inbox
-        self.now_ms = now_ms
-        # The newest queued work of each room with work in progress (see the module docstring).
-        self.lanes: dict[str, asyncio.Task] = {}
-        self._lanes_open = asyncio.Event()
         # Options of the AppRunner serving the port (the bridge's access logger, for one).
         self.runner_options: dict[str, Any] = {}
         # Turns an m.room.encrypted event into the event it holds, before any handler sees it
         # (the bot's E2EE device); what it cannot read is handed on encrypted.
         self.decrypt: Callable[[Event], Awaitable[Event | None]] | None = None
+
+    def register_routes(self, app: web.Application) -> None:
+        """mautrix's routes, with this module's handlers for transactions and pings. The user
+        and alias queries are mautrix's own handlers (it has no public name for them)."""
+        for prefix in ("", "/_matrix/app/v1"):
+            app.router.add_route("PUT", f"{prefix}/transactions/{{transaction_id}}", self.receive_transaction)
+            app.router.add_route("GET", f"{prefix}/rooms/{{alias}}", self._http_query_alias)
+            app.router.add_route("GET", f"{prefix}/users/{{user_id}}", self._http_query_user)
+        app.router.add_route("POST", "/_matrix/app/v1/ping", self.ping)
 
     async def start(self, host: str = "127.0.0.1", port: int = 8080) -> None:
         """mautrix's start, with ``runner_options`` given to the AppRunner (mautrix gives none,
@@ -106,70 +94,11 @@ class CluttoAppService(AppService):
         await self.runner.setup()
         await web.TCPSite(self.runner, host, port, ssl_context=ssl_ctx).start()
 
-    async def _http_handle_transaction(self, request: web.Request) -> web.Response:
-        """Store, acknowledge, then handle (mautrix's own handler decides by transaction id,
-        answers 200 when handling failed, and reads at most aiohttp's 1 MiB)."""
-        if not self._check_token(request):
-            raise web.HTTPUnauthorized(
-                content_type="application/json",
-                text=json.dumps({"errcode": "M_UNKNOWN_TOKEN", "error": "Invalid auth token"}),
-            )
-        body = _parse_json(await _read_body(request, MAX_TRANSACTION_BYTES), TRANSACTION_DEPTH)
-        if not isinstance(body, dict):
-            raise _bad("M_BAD_JSON", "A transaction body is a JSON object.")
-        if not isinstance(body.get("events"), list):
-            raise _bad("M_BAD_JSON", "A transaction body has an events list.")
-        for key in _EVENT_LISTS:
-            value = body.get(key)
-            if value is not None and not (isinstance(value, list) and all(isinstance(e, dict) for e in value)):
-                raise _bad("M_BAD_JSON", f"{key} must be a list of event objects.")
-        txn_id = request.match_info.get("transaction_id", "")
-        events = body.pop("events")
-        try:
-            await self.handle_transaction(txn_id, events=events, extra_data=body, **self._device_parts(body))
-        except Exception:
-            # Not acknowledged: the homeserver sends it again.
-            self.log.exception("Could not store transaction %s", txn_id)
-            return web.json_response(
-                {"errcode": "M_UNKNOWN", "error": "The transaction could not be stored."}, status=500
-            )
-        response = web.json_response({})
-        if testhooks.armed("EXIT_AFTER_ACK", _bodies(events)):  # acknowledged, then gone (as kill -9)
-            self._lanes_open.clear()  # no queued work starts: the crash comes before its first step
-            await response.prepare(request)
-            await response.write_eof()
-            testhooks.exit_now("EXIT_AFTER_ACK")
-        return response
-
-    def _device_parts(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The ephemeral, to-device, device-list and key-count parts, as mautrix's handler takes them."""
-        parts: dict[str, Any] = {}
-        if self.ephemeral_events:
-            parts["ephemeral"] = self._get_with_fallback(body, "ephemeral", "de.sorunome.msc2409")
-        if self.encryption_events:
-            parts["to_device"] = self._get_with_fallback(body, "to_device", "de.sorunome.msc2409")
-            parts["device_lists"] = DeviceLists.deserialize(
-                JSON(self._get_with_fallback(body, "device_lists", "org.matrix.msc3202") or {})
-            )
-            counts = self._get_with_fallback(body, "device_one_time_keys_count", "org.matrix.msc3202", default={})
-            parts["otk_counts"] = {
-                user: {device: DeviceOTKCount.deserialize(count) for device, count in devices.items()}
-                for user, devices in counts.items()
-            }
-        return parts
-
-    async def _http_ping(self, request: web.Request) -> web.Response:
-        if self._check_token(request):
-            if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-                raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, request.content_length)
-            # read() keeps the body for mautrix's handler, which reads it again.
-            if not isinstance(_parse_json(await request.read()), dict):
-                raise _bad("M_BAD_JSON", "A ping body is a JSON object.")
-        return await super()._http_ping(request)
-
     async def start_client_only(self) -> None:
         """The bot's side of the appservice without the HTTP listener: for a job worker, which
-        acts on the homeserver but receives no transactions (mautrix's ``start`` does both)."""
+        acts on the homeserver but receives no transactions. mautrix's ``start`` does both, and
+        sets the session and intent (read through its public ``http_session`` and ``intent``)
+        only there: this is the one place that sets them itself."""
         await self.state_store.open()
         tls: dict[str, Any] = {"ssl": False} if self.server.startswith("https://") and not self.verify_ssl else {}
         self._http_session = aiohttp.ClientSession(
@@ -188,93 +117,88 @@ class CluttoAppService(AppService):
         ).bot_intent()
         self.runner = None
 
-    async def handle_transaction(self, txn_id: str, *, events: list[JSON], **parts: Any) -> JSON:
-        """Keep the transaction's new events and queue them; raises when they cannot be kept."""
-        # Objects, every one (_http_handle_transaction refuses a body with anything else).
-        entries = await self.inbox.accept(txn_id, cast(list[dict[str, Any]], events), self.now_ms())
-        if events and not entries:
-            self.log.debug("Transaction %s holds only events already received: a retry", txn_id)
-        for entry in entries:
-            self._queue(entry.room_id, entry)
+    async def receive_transaction(self, request: web.Request) -> web.Response:
+        """Hand the transaction to the receiver, then acknowledge it; 500 when it could not be kept."""
+        self._authorize(request)
+        body = _parse_json(await _read_body(request, MAX_TRANSACTION_BYTES), TRANSACTION_DEPTH)
+        if not isinstance(body, dict):
+            raise _bad("M_BAD_JSON", "A transaction body is a JSON object.")
+        if not isinstance(body.get("events"), list):
+            raise _bad("M_BAD_JSON", "A transaction body has an events list.")
+        for key in _EVENT_LISTS:
+            value = body.get(key)
+            if value is not None and not (isinstance(value, list) and all(isinstance(e, dict) for e in value)):
+                raise _bad("M_BAD_JSON", f"{key} must be a list of event objects.")
+        txn_id = request.match_info.get("transaction_id", "")
+        events = body.pop("events")
+        parts = self._device_parts(body)
+        device_work: Coroutine[Any, Any, JSON] | None = None
         if any(parts.get(key) for key in ("ephemeral", "to_device", "otk_counts")) or getattr(
             parts.get("device_lists"), "changed", None
         ):
-            self._queue(_DEVICE_LANE, None, super().handle_transaction(txn_id, events=[], **parts))
-        return JSON({})
-
-    async def resume_inbox(self) -> int:
-        """Queue what the last stop or crash left unhandled, ahead of anything new in the same
-        rooms. It runs once ``open_inbox`` is called (when the bridge is ready)."""
-        entries = await self.inbox.unfinished()
-        given_up = [e.id for e in entries if e.attempts > MAX_ATTEMPTS]
-        for entry in entries:
-            if entry.attempts > MAX_ATTEMPTS:
-                self.log.error(
-                    "Giving up event %s in %s: its handling was interrupted %d times",
-                    entry.event.get("event_id"),
-                    entry.room_id,
-                    entry.attempts - 1,
-                )
-            else:
-                self._queue(entry.room_id, entry)
-        await self.inbox.done(given_up, self.now_ms())
-        return len(entries) - len(given_up)
-
-    def open_inbox(self) -> None:
-        self._lanes_open.set()
-
-    async def drain(self, timeout: float) -> None:
-        """Let queued work finish for ``timeout`` seconds (on shutdown), then cancel the rest,
-        which stays unfinished in the inbox for the next start. Work that never started (the
-        bridge stopped before it was ready) is cancelled at once."""
-        if not self._lanes_open.is_set():
-            timeout = 0
-        running = list(self.lanes.values())
-        if running and timeout:
-            await asyncio.wait(running, timeout=timeout)
-        leftover = [task for task in self.lanes.values() if not task.done()]
-        if leftover:
-            self.log.warning("Cancelling the work of %d room(s) still running after %.0fs", len(leftover), timeout)
-            for task in leftover:
-                task.cancel()
-            await asyncio.gather(*leftover, return_exceptions=True)
-
-    def _queue(self, lane: str, entry: InboxEntry | None, work: Awaitable | None = None) -> None:
-        """Handle ``entry`` (or run ``work``) after the lane's queued work."""
-        task = asyncio.create_task(self._in_lane(self.lanes.get(lane), entry, work))
-        self.lanes[lane] = task
-
-        def finished(done: asyncio.Task) -> None:
-            if self.lanes.get(lane) is done:
-                del self.lanes[lane]
-
-        task.add_done_callback(finished)
-
-    async def _in_lane(self, previous: asyncio.Task | None, entry: InboxEntry | None, work: Awaitable | None) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])
-        await self._lanes_open.wait()
+            device_work = self.handle_transaction(txn_id, events=[], extra_data=JSON(body), **parts)
         try:
-            if entry is not None:
-                work = await self._handle(entry)
-            if work is not None:
-                await work
+            # Objects, every one (refused above otherwise).
+            acknowledged = await self.receiver.receive(txn_id, cast(list[dict[str, Any]], events), device_work)
         except Exception:
-            about = (
-                f"event {entry.event.get('event_id')} in {entry.room_id}"
-                if entry
-                else "the device parts of a transaction"
+            # Not acknowledged: the homeserver sends it again, device parts and all.
+            if device_work is not None:
+                device_work.close()
+            self.log.exception("Could not store transaction %s", txn_id)
+            return web.json_response(
+                {"errcode": "M_UNKNOWN", "error": "The transaction could not be stored."}, status=500
             )
-            self.log.exception("Handling %s failed", about)
-        if entry is not None:
-            await self.inbox.done([entry.id], self.now_ms())
+        response = web.json_response({})
+        if acknowledged is not None:
+            await response.prepare(request)
+            await response.write_eof()
+            acknowledged()
+        return response
 
-    async def _handle(self, entry: InboxEntry) -> Awaitable | None:
-        """Run every handler on the entry's event; the work they hand back, if any, as one awaitable."""
-        raw = entry.event
+    async def ping(self, request: web.Request) -> web.Response:
+        """The homeserver's ping (``POST /_matrix/app/v1/ping``), its body bounded and checked."""
+        self._authorize(request)
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise web.HTTPRequestEntityTooLarge(MAX_BODY_BYTES, request.content_length)
+        # read() keeps aiohttp's bound of 1 MiB for a body of unstated length.
+        body = _parse_json(await request.read())
+        if not isinstance(body, dict):
+            raise _bad("M_BAD_JSON", "A ping body is a JSON object.")
+        self.log.info("Received ping from homeserver with transaction ID %s", body.get("transaction_id"))
+        return web.json_response({})
+
+    def _authorize(self, request: web.Request) -> None:
+        """The homeserver's token, as mautrix reads it (query parameter, else bearer header); 401 otherwise."""
+        token = request.rel_url.query.get("access_token")
+        if token is None and "Authorization" in request.headers:
+            token = request.headers["Authorization"].removeprefix("Bearer ")
+        if token is None or not hmac.compare_digest(token.encode(), self.hs_token.encode()):
+            raise web.HTTPUnauthorized(
+                content_type="application/json",
+                text=json.dumps({"error": "Invalid auth token", "errcode": "M_UNKNOWN_TOKEN"}),
+            )
+
+    def _device_parts(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The ephemeral, to-device, device-list and key-count parts, as mautrix's handler takes them."""
+        parts: dict[str, Any] = {}
+        if self.ephemeral_events:
+            parts["ephemeral"] = _field(body, "ephemeral", "de.sorunome.msc2409")
+        if self.encryption_events:
+            parts["to_device"] = _field(body, "to_device", "de.sorunome.msc2409")
+            parts["device_lists"] = DeviceLists.deserialize(
+                JSON(_field(body, "device_lists", "org.matrix.msc3202") or {})
+            )
+            counts = _field(body, "device_one_time_keys_count", "org.matrix.msc3202") or {}
+            parts["otk_counts"] = {
+                user: {device: DeviceOTKCount.deserialize(count) for device, count in devices.items()}
+                for user, devices in counts.items()
+            }
+        return parts
+
+    async def handle_event(self, raw: dict[str, Any]) -> Awaitable[object] | None:
+        """Run every handler on a stored event; the work they hand back, if any, as one awaitable."""
         try:
-            self._fix_prev_content(JSON(raw))
-            event = Event.deserialize(raw)
+            event = Event.deserialize(JSON(_with_prev_content(raw)))
         except SerializerError:
             self.log.exception("Failed to deserialize event %s", raw.get("event_id"))
             return None
@@ -296,14 +220,22 @@ class CluttoAppService(AppService):
         return asyncio.gather(*later) if len(later) > 1 else later[0]
 
 
-def _bodies(events: list[JSON]) -> str:
-    """The message bodies among ``events`` (what the test hook looks at)."""
-    texts = []
-    for event in events:
-        content = event.get("content")
-        if event.get("type") == "m.room.message" and isinstance(content, dict) and isinstance(content.get("body"), str):
-            texts.append(content["body"])
-    return "\n".join(texts)
+def _field(body: dict[str, Any], name: str, unstable_prefix: str) -> Any:
+    """A transaction's field under its stable name, else its unstable one, taken out of ``body``."""
+    if name in body:
+        return body.pop(name)
+    return body.pop(f"{unstable_prefix}.{name}", None)
+
+
+def _with_prev_content(raw: dict[str, Any]) -> dict[str, Any]:
+    """The event with an ``unsigned`` object, and a top-level ``prev_content`` (older servers)
+    also in it, where mautrix reads it (as mautrix's own handler prepares an event)."""
+    if "unsigned" in raw and raw["unsigned"] is None:
+        del raw["unsigned"]
+    unsigned = raw.setdefault("unsigned", {})
+    if "prev_content" in raw and isinstance(unsigned, dict) and "prev_content" not in unsigned:
+        unsigned["prev_content"] = raw["prev_content"]
+    return raw
 
 
 def _bad(errcode: str, message: str) -> web.HTTPBadRequest:

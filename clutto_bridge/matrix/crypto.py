@@ -7,8 +7,9 @@ is hand-written crypto. Swapping the engine (for vodozemac, say) means changing 
   as the bot) and acts as it with ``?device_id=``. To-device messages, one-time-key counts and
   device-list changes arrive in the appservice transactions (MSC2409/MSC3202), fed to the machine
   through mautrix's transaction hooks (``to_device_handler``, ``otk_handler``,
-  ``device_list_handler``), which ``CluttoAppService.handle_transaction`` runs before it
-  acknowledges. Until the device is loaded those hooks wait, so nothing is lost at start-up.
+  ``device_list_handler``), which mautrix's ``handle_transaction`` runs after the acknowledgement,
+  in the device lane (``jobs/inbox.py``). Until the device is loaded those hooks wait, so
+  nothing is lost at start-up.
 - **Store**: mautrix's ``PgCryptoStore`` in the bridge database (SQLite or PostgreSQL), its
   ``crypto_*`` tables upgraded by mautrix's own upgrade table. Its pickle key is derived from a
   keyset key with HKDF and this module's ``info`` (never a constant); which key is recorded

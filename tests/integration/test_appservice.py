@@ -190,14 +190,14 @@ async def test_stop_cancels_a_command_still_running_after_the_grace_period(bridg
             cleaned_up.append(len(await bridge.teams.all()))  # a database read during clean-up
             raise
 
-    bridge.events._spawn(stuck_command())
+    bridge.inbox_work.start(stuck_command())
     await asyncio.wait_for(started.wait(), 5)
     bridges.homeserver.front.target = None
     bridges.running.remove(bridge)
     began = time.monotonic()
     await asyncio.wait_for(bridge.stop(grace=0.5), 30)
     assert time.monotonic() - began < 20  # it did not wait for the command to end by itself
-    assert len(cleaned_up) == 1 and not bridge.events.tasks
+    assert len(cleaned_up) == 1 and not bridge.inbox_work.tasks
     assert not bridge.schedule.running  # the periodic tasks were awaited, not left running
 
 

@@ -198,4 +198,4 @@ async def test_an_invite_storm_does_not_hold_up_another_members_reply(
 
 
 async def _idle(bridge) -> bool:
-    return not bridge.appservice.lanes
+    return not bridge.inbox_work.lanes
