@@ -20,7 +20,7 @@ async def export(evt: CommandEvent) -> None:
     await evt.reply(
         f"Export #{export_number(job)} of **{team.name}** queued: messages, files and members, with a manifest "
         f"that lists every file with its SHA-256. When it is ready I tell you {where} where to download it, and "
-        "send it as a file too if it is small."
+        "send it as a file too if it is small and our chat is encrypted."
     )
 
 

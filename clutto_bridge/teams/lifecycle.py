@@ -119,7 +119,7 @@ class TrialLifecycle:
 
     async def export_ready(self, team: Team, job: Job, archive: Path, *, events: int, files: int) -> None:
         """Tell the member who asked in a chat where to get the finished export: a portal link,
-        and the archive itself when it is small. Only in their direct chat with the bot (the
+        and the archive itself when it is small and the chat is encrypted. Only in their direct chat with the bot (the
         whole team's data is not for every member of a team room): as a reply to the command
         when it was sent there. Never a path on the bridge's host."""
         answer, requester = job.payload.get("answer"), job.payload.get("requested_by")
@@ -134,21 +134,24 @@ class TrialLifecycle:
             )
         else:
             lines.append("The portal is switched off on this server: ask your operator for the export.")
-        small = size <= CHAT_FILE_LIMIT
-        lines.append(
-            "Here it is as a file too."
-            if small
-            else f"It is larger than {_size(CHAT_FILE_LIMIT)}, so I do not send it here."
-        )
         room_id, reply_to, thread = answer["room_id"], answer.get("event_id"), answer.get("thread_root")
         if await self.notices.chat_owner(room_id) != requester:
             room_id, reply_to, thread = await self.notices.direct_room(requester), None, None
+        homeserver = self.notices.homeserver
+        # Only into an encrypted chat: in a plaintext one the whole team's messages would lie
+        # readable in the homeserver's media store, where no retention reaches them.
+        attach = size <= CHAT_FILE_LIMIT and await homeserver.is_encrypted(room_id)
+        if attach:
+            lines.append("Here it is as a file too, encrypted like this chat.")
+        elif size > CHAT_FILE_LIMIT:
+            lines.append(f"It is larger than {_size(CHAT_FILE_LIMIT)}, so I do not send it here.")
+        else:
+            lines.append("This chat is not encrypted, so I do not send the file here.")
         # Sent again when the job is (a repeated send under the same transaction id is one message).
         txn = (
             "clutto.export." + hashlib.sha256(f"{team.id}/{job.id}/{answer.get('event_id')}".encode()).hexdigest()[:32]
         )
         message = prose("\n".join(lines))
-        homeserver = self.notices.homeserver
         await homeserver.send_notice(
             room_id,
             message.plain,
@@ -158,7 +161,7 @@ class TrialLifecycle:
             thread_root=thread,
             txn_id=txn + ".ready",
         )
-        if small:
+        if attach:
             await homeserver.send_file(
                 room_id,
                 archive.read_bytes(),

@@ -8,12 +8,17 @@ Members are matrix-nio clients with real Olm/Megolm (tests/integration/e2ee_memb
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
+import time
+import zipfile
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from nio import RoomEncryptedFile
+from nio.crypto import decrypt_attachment
 
 from clutto_bridge.app import Bridge
 from tests.integration.conftest import Bridges, Homeserver, team_of_encrypting_owner
@@ -29,6 +34,15 @@ async def _chat_with_bot(bridge: Bridge, member: EncryptedMember) -> str:
     chat = await bridge.notices.direct_room(member.user_id)
     await member.sync()  # joins the invite
     return chat
+
+
+async def _file_from(member: EncryptedMember, room_id: str, sender: str, timeout: float = 30) -> RoomEncryptedFile:
+    """The first encrypted attachment ``sender`` sent to ``room_id``, as the member's client decrypted it."""
+    deadline = time.monotonic() + timeout
+    while not (files := [e for e in member.said_by(room_id, sender) if isinstance(e, RoomEncryptedFile)]):
+        assert time.monotonic() < deadline, f"no encrypted file from {sender} in {timeout:.0f}s"
+        await member.sync(timeout_ms=1000)
+    return files[0]
 
 
 @pytest.mark.promise("P6", "P2")
@@ -125,3 +139,21 @@ async def test_an_owners_export_holds_an_encrypted_rooms_messages_and_files_decr
     kept = next(e for e in events if e["event_id"] == unread)
     assert kept["type"] == "m.room.encrypted" and kept["decrypted"] is False and kept["content"] == bogus
     assert next(e for e in events if e["event_id"] == said)["content"]["body"].endswith("sings in the mine")
+
+    # Asked in her encrypted chat with the bot, the owner gets the zip too: an encrypted
+    # attachment, which the homeserver holds only as ciphertext.
+    chat = await _chat_with_bot(bridge, alice)
+    await alice.send_text(chat, "export")
+    ready = await alice.wait_for_decrypted(chat, " is ready: ", sender=bot, timeout=60)
+    assert "Here it is as a file too, encrypted like this chat" in ready.body
+    attached = await _file_from(alice, chat, bot)
+    ciphertext = await plain.download(attached.url)
+    assert b"sings in the mine" not in ciphertext
+    archive = zipfile.ZipFile(
+        io.BytesIO(decrypt_attachment(ciphertext, attached.key["k"], attached.hashes["sha256"], attached.iv))
+    )
+    assert any(
+        f"The {canary} sings in the mine".encode() in archive.read(n)
+        for n in archive.namelist()
+        if n.startswith("rooms/")
+    )
