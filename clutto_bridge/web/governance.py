@@ -11,10 +11,10 @@ from clutto_bridge.context import Services
 from clutto_bridge.db.job import Job
 from clutto_bridge.db.team import Team
 from clutto_bridge.web import inputs as i, outputs as o
-from clutto_bridge.web.access import UNKNOWN_TEAM, TeamAccess
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.routes import RouteTable
 from clutto_bridge.web.signatures import file_digest
+from clutto_bridge.web.team_access import UNKNOWN_TEAM, TeamAccess
 
 NO_JOB = {**UNKNOWN_TEAM, 404: "Unknown team or job"}
 

@@ -18,7 +18,6 @@ from clutto_bridge.matrix.openid import OpenIDVerifier
 from clutto_bridge.metrics import Metrics
 from clutto_bridge.promises import check, weakened
 from clutto_bridge.web import inputs as i, outputs as o
-from clutto_bridge.web.access import UNKNOWN_TEAM, TeamAccess
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.governance import GovernanceAPI
 from clutto_bridge.web.keys import KeysAPI
@@ -29,6 +28,7 @@ from clutto_bridge.web.people import PeopleAPI
 from clutto_bridge.web.reports import ReportsAPI
 from clutto_bridge.web.routes import Route, RouteTable
 from clutto_bridge.web.signatures import signing_hook
+from clutto_bridge.web.team_access import UNKNOWN_TEAM, TeamAccess
 
 if TYPE_CHECKING:
     from clutto_bridge.db.member import Member
