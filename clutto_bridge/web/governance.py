@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
-
 from aiohttp import web
 
 from clutto_bridge.context import Services
@@ -36,27 +33,29 @@ class GovernanceAPI:
         responses={200: o.TeamConsent},
         errors=UNKNOWN_TEAM,
     )
-    async def team_consent(self, request: web.Request) -> web.Response:
+    async def team_consent(self, request: web.Request) -> o.TeamConsent:
         team = await self._team(request)
         members = await self.onboarding.team_status(team, actor=request["actor"])
         consent = self.settings.consent
-        return web.json_response({"version": consent.version, "mode": consent.mode, "members": members})
+        return o.TeamConsent(
+            version=consent.version, mode=consent.mode, members=[o.MemberConsent.model_validate(m) for m in members]
+        )
 
-    async def _retention_json(self, team: Team) -> dict[str, Any]:
+    async def _retention(self, team: Team) -> o.Retention:
         r = self.retention
-        return {
-            "max_lifetime_seconds": r.lifetime(team),
-            "team_choice_seconds": team.retention_seconds,
-            "cutoff": r.cutoff(team),
-            "bounds": {"min": r.bounds.min, "max": r.bounds.max, "default": r.bounds.default},
-            "purge_available": r.admin_available,
-            "redact": str(r.redact_mode(team)),
-            "team_redact": team.redact,
-            "operator_redact": str(r.operator_redact),
-            "holds": sorted(await r.holds(team)),
-            "sweeps": [job.to_json() for job in await r.jobs_of(team)],
-            "sessions": [asdict(room) for room in await r.session_counts(team)],
-        }
+        return o.Retention(
+            max_lifetime_seconds=r.lifetime(team),
+            team_choice_seconds=team.retention_seconds,
+            cutoff=r.cutoff(team),
+            bounds=o.RetentionBounds.of(r.bounds),
+            purge_available=r.admin_available,
+            redact=str(r.redact_mode(team)),
+            team_redact=team.redact,
+            operator_redact=str(r.operator_redact),
+            holds=sorted(await r.holds(team)),
+            sweeps=[o.Job.of(job) for job in await r.jobs_of(team)],
+            sessions=[o.RoomSessions.of(room) for room in await r.session_counts(team)],
+        )
 
     @routes.get(
         "/teams/{team_id}/retention",
@@ -64,9 +63,9 @@ class GovernanceAPI:
         responses={200: o.Retention},
         errors=UNKNOWN_TEAM,
     )
-    async def get_retention(self, request: web.Request) -> web.Response:
+    async def get_retention(self, request: web.Request) -> o.Retention:
         team = await self._team(request)
-        return web.json_response(await self._retention_json(team))
+        return await self._retention(team)
 
     @routes.put(
         "/teams/{team_id}/retention",
@@ -75,7 +74,7 @@ class GovernanceAPI:
         responses={200: o.Retention},
         errors=UNKNOWN_TEAM,
     )
-    async def set_retention(self, request: web.Request, body: i.RetentionChange) -> web.Response:
+    async def set_retention(self, request: web.Request, body: i.RetentionChange) -> o.Retention:
         team = await self._team(request)
         if body.redact is not None:
             self.retention.check_redact_mode(body.redact)  # refuse before anything changes
@@ -83,7 +82,7 @@ class GovernanceAPI:
             await self.retention.set_lifetime(team, body.max_lifetime, actor=request["actor"])
         if body.redact is not None:
             await self.retention.set_redact_mode(team, body.redact, actor=request["actor"])
-        return web.json_response(await self._retention_json(team))
+        return await self._retention(team)
 
     @routes.post(
         "/teams/{team_id}/retention/preview",
@@ -91,16 +90,14 @@ class GovernanceAPI:
         responses={200: o.RetentionPreview},
         errors=UNKNOWN_TEAM,
     )
-    async def preview_retention(self, request: web.Request) -> web.Response:
+    async def preview_retention(self, request: web.Request) -> o.RetentionPreview:
         team = await self._team(request)
         cutoff, rooms = await self.retention.preview(team, actor=request["actor"])
-        return web.json_response(
-            {
-                "cutoff": cutoff,
-                "events": sum(r.events for r in rooms),
-                "rooms_affected": sum(1 for r in rooms if r.events),
-                "rooms": [{"room_id": r.room_id, "name": r.name, "events": r.events, "held": r.held} for r in rooms],
-            }
+        return o.RetentionPreview(
+            cutoff=cutoff,
+            events=sum(r.events for r in rooms),
+            rooms_affected=sum(1 for r in rooms if r.events),
+            rooms=[o.RoomPreview.of(r) for r in rooms],
         )
 
     @routes.post(
@@ -109,10 +106,9 @@ class GovernanceAPI:
         responses={202: o.Job},
         errors=UNKNOWN_TEAM,
     )
-    async def sweep(self, request: web.Request) -> web.Response:
+    async def sweep(self, request: web.Request) -> o.Job:
         team = await self._team(request)
-        job = await self.retention.request_sweep(team, actor=request["actor"])
-        return web.json_response(job.to_json(), status=202)
+        return o.Job.of(await self.retention.request_sweep(team, actor=request["actor"]))
 
     @routes.get(
         "/teams/{team_id}/jobs/{job_id}",
@@ -120,12 +116,12 @@ class GovernanceAPI:
         responses={200: o.Job},
         errors=NO_JOB,
     )
-    async def get_job(self, request: web.Request) -> web.Response:
+    async def get_job(self, request: web.Request) -> o.Job:
         team = await self._team(request)
         job = await self._job(request, team)
         if job is None:
             raise ApiError(404, "M_NOT_FOUND", "No such job for this team.")
-        return web.json_response(job.to_json())
+        return o.Job.of(job)
 
     async def _job(self, request: web.Request, team: Team) -> Job | None:
         """The job named in the path, if it belongs to the team."""
@@ -141,10 +137,10 @@ class GovernanceAPI:
         responses={200: o.Team},
         errors=UNKNOWN_TEAM,
     )
-    async def set_plan(self, request: web.Request, body: i.PlanChange) -> web.Response:
+    async def set_plan(self, request: web.Request, body: i.PlanChange) -> o.Team:
         team = await self._team(request)
         await self.lifecycle.set_plan(team, body.plan, actor=request["actor"])
-        return web.json_response((await self.teams.view(team)).to_json())
+        return o.Team.of(await self.teams.view(team))
 
     @routes.put(
         "/teams/{team_id}/export-setting",
@@ -153,10 +149,10 @@ class GovernanceAPI:
         responses={200: o.ExportSetting},
         errors=UNKNOWN_TEAM,
     )
-    async def set_export_setting(self, request: web.Request, body: i.ExportSettingChange) -> web.Response:
+    async def set_export_setting(self, request: web.Request, body: i.ExportSettingChange) -> o.ExportSetting:
         team = await self._team(request)
         await self.lifecycle.set_export_before_purge(team, body.before_purge, actor=request["actor"])
-        return web.json_response({"before_purge": team.export_before_purge})
+        return o.ExportSetting(before_purge=team.export_before_purge)
 
     @routes.post(
         "/teams/{team_id}/exports",
@@ -165,10 +161,9 @@ class GovernanceAPI:
         responses={202: o.Job},
         errors=UNKNOWN_TEAM,
     )
-    async def start_export(self, request: web.Request) -> web.Response:
+    async def start_export(self, request: web.Request) -> o.Job:
         team = await self._team(request)
-        job = await self.lifecycle.request_export(team, actor=request["actor"])
-        return web.json_response(job.to_json(), status=202)
+        return o.Job.of(await self.lifecycle.request_export(team, actor=request["actor"]))
 
     @routes.get(
         "/teams/{team_id}/exports/{job_id}/{path:.+}",
@@ -199,10 +194,10 @@ class GovernanceAPI:
         responses={201: o.Holds},
         errors={**UNKNOWN_TEAM, 409: "Already held"},
     )
-    async def place_hold(self, request: web.Request, body: i.NewHold) -> web.Response:
+    async def place_hold(self, request: web.Request, body: i.NewHold) -> o.Holds:
         team = await self._team(request)
         await self.retention.place_hold(team, body.room_id, body.reason, actor=request["actor"])
-        return web.json_response({"holds": sorted(await self.retention.holds(team))}, status=201)
+        return o.Holds(holds=sorted(await self.retention.holds(team)))
 
     @routes.delete(
         "/teams/{team_id}/hold",
@@ -211,7 +206,7 @@ class GovernanceAPI:
         responses={200: o.Holds},
         errors={**UNKNOWN_TEAM, 404: "No such hold"},
     )
-    async def lift_hold(self, request: web.Request, query: i.HoldQuery) -> web.Response:
+    async def lift_hold(self, request: web.Request, query: i.HoldQuery) -> o.Holds:
         team = await self._team(request)
         await self.retention.lift_hold(team, query.room_id, actor=request["actor"])
-        return web.json_response({"holds": sorted(await self.retention.holds(team))})
+        return o.Holds(holds=sorted(await self.retention.holds(team)))

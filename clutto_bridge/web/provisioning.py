@@ -7,7 +7,6 @@ models; the same tables build the router and the OpenAPI document.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -16,7 +15,7 @@ from clutto_bridge.context import Services
 from clutto_bridge.crypto.http_signatures import MessageSigner, SigningKeys
 from clutto_bridge.matrix.openid import OpenIDVerifier
 from clutto_bridge.metrics import Metrics
-from clutto_bridge.promises import check, weakened
+from clutto_bridge.promises import check
 from clutto_bridge.web import inputs as i, outputs as o
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.governance import GovernanceAPI
@@ -26,14 +25,9 @@ from clutto_bridge.web.middleware import bearer_auth, matrix_errors
 from clutto_bridge.web.openapi import openapi_document
 from clutto_bridge.web.people import PeopleAPI
 from clutto_bridge.web.reports import ReportsAPI
-from clutto_bridge.web.routes import Route, RouteTable
+from clutto_bridge.web.routes import Reply, Route, RouteTable
 from clutto_bridge.web.signatures import signing_hook
 from clutto_bridge.web.team_access import UNKNOWN_TEAM, TeamAccess
-
-if TYPE_CHECKING:
-    from clutto_bridge.db.member import Member
-    from clutto_bridge.db.scim import ScimToken
-    from clutto_bridge.db.team import TeamRoom
 
 PREFIX = "/_clutto/v1"
 
@@ -75,8 +69,8 @@ class ProvisioningAPI:
             self.openid.session = None
 
     @routes.get("/openapi.json", "This document", responses={200: o.OpenAPIDocument})
-    async def openapi(self, request: web.Request) -> web.Response:
-        return web.json_response(self.document)
+    async def openapi(self, request: web.Request) -> o.OpenAPIDocument:
+        return o.OpenAPIDocument(self.document)
 
     @routes.post(
         "/notices",
@@ -85,9 +79,9 @@ class ProvisioningAPI:
         responses={200: o.NoticeReport},
         errors={403: "Not the operator", 404: "Unknown team"},
     )
-    async def send_notice(self, request: web.Request, body: i.NewNotice) -> web.Response:
+    async def send_notice(self, request: web.Request, body: i.NewNotice) -> o.NoticeReport:
         report = await self.notices.send(body.kind, body.text, team_id=body.team_id, actor=request["actor"])
-        return web.json_response(report.to_json())
+        return o.NoticeReport.of(report)
 
     @routes.get(
         "/promises",
@@ -95,26 +89,20 @@ class ProvisioningAPI:
         responses={200: o.PromiseReport},
         errors={403: "Not the operator"},
     )
-    async def promises(self, request: web.Request) -> web.Response:
+    async def promises(self, request: web.Request) -> o.PromiseReport:
         """The compliance report of `clutto-bridge promises -c config.yaml` for the running configuration.
 
         The homeserver's own settings are not checked here; the CLI does with `--homeserver-config`."""
         if request["actor"] is not None:
             raise ApiError(403, "M_FORBIDDEN", "Only the operator may read the compliance report.")
-        verdicts = check(self.settings)
-        return web.json_response(
-            {
-                "promises": [v.to_json() for v in verdicts],
-                "weakened": [v.promise.id for v in weakened(verdicts)],
-            }
-        )
+        return o.PromiseReport.of(check(self.settings))
 
     @routes.get("/teams", "List teams (a member: their own)", responses={200: o.TeamList})
-    async def list_teams(self, request: web.Request) -> web.Response:
+    async def list_teams(self, request: web.Request) -> o.TeamList:
         actor = request["actor"]
         teams = await self.teams.all() if actor is None else await self.teams.of_user(actor)
         views = [await self.teams.view(t) for t in teams if actor is None or await self.teams.role_of(t, actor)]
-        return web.json_response({"teams": [v.to_json() for v in views]})
+        return o.TeamList(teams=[o.Team.of(v) for v in views])
 
     @routes.post(
         "/teams",
@@ -127,7 +115,7 @@ class ProvisioningAPI:
             409: "A team with this name exists (errcode IO.CLUTTO.TEAM_EXISTS)",
         },
     )
-    async def create_team(self, request: web.Request, body: i.NewTeam) -> web.Response:
+    async def create_team(self, request: web.Request, body: i.NewTeam) -> o.Team:
         actor = request["actor"]
         owner = body.owner if body.owner is not None else actor
         if owner is None:
@@ -135,13 +123,12 @@ class ProvisioningAPI:
         if actor is not None and owner != actor:
             raise ApiError(403, "M_FORBIDDEN", "Members create teams that they own themselves.")
         team = await self.teams.create(body.name, owner)
-        view = await self.teams.view(team)
-        return web.json_response(view.to_json(), status=201)
+        return o.Team.of(await self.teams.view(team))
 
     @routes.get("/teams/{team_id}", "One team with its rooms and members", responses={200: o.Team}, errors=UNKNOWN_TEAM)
-    async def get_team(self, request: web.Request) -> web.Response:
+    async def get_team(self, request: web.Request) -> o.Team:
         team = await self._team(request)
-        return web.json_response((await self.teams.view(team)).to_json())
+        return o.Team.of(await self.teams.view(team))
 
     @routes.patch(
         "/teams/{team_id}",
@@ -150,7 +137,7 @@ class ProvisioningAPI:
         responses={200: o.Team},
         errors={**UNKNOWN_TEAM, 409: "Name taken"},
     )
-    async def update_team(self, request: web.Request, body: i.TeamChange) -> web.Response:
+    async def update_team(self, request: web.Request, body: i.TeamChange) -> o.Team:
         team = await self._team(request)
         if not body.model_fields_set:
             raise ApiError(400, "M_INVALID_PARAM", "Send one or more of name, topic, avatar_url.")
@@ -161,7 +148,7 @@ class ProvisioningAPI:
             topic=body.topic,
             avatar_url=body.avatar_url,
         )
-        return web.json_response((await self.teams.view(team)).to_json())
+        return o.Team.of(await self.teams.view(team))
 
     @routes.delete(
         "/teams/{team_id}",
@@ -170,10 +157,10 @@ class ProvisioningAPI:
         responses={200: o.Deleted},
         errors=UNKNOWN_TEAM,
     )
-    async def delete_team(self, request: web.Request, body: i.TeamDeletion) -> web.Response:
+    async def delete_team(self, request: web.Request, body: i.TeamDeletion) -> o.Deleted:
         team = await self._team(request)
         await self.details.delete(team, body.confirm, actor=request["actor"])
-        return web.json_response({"deleted": team.id})
+        return o.Deleted(deleted=team.id)
 
     @routes.post(
         "/teams/{team_id}/members",
@@ -182,7 +169,7 @@ class ProvisioningAPI:
         responses={201: o.Member},
         errors={**UNKNOWN_TEAM, 409: "Already a member, or the account exists"},
     )
-    async def add_member(self, request: web.Request, body: i.NewMember) -> web.Response:
+    async def add_member(self, request: web.Request, body: i.NewMember) -> o.Member:
         team = await self._team(request)
         new = body.root
         if isinstance(new, i.NewAccount):
@@ -196,7 +183,7 @@ class ProvisioningAPI:
             )
         else:
             member = await self.members.invite(team, new.user_id, new.role, actor=request["actor"])
-        return web.json_response(_member_json(member), status=201)
+        return o.Member.of(member)
 
     @routes.put(
         "/teams/{team_id}/members/{user_id}",
@@ -205,10 +192,10 @@ class ProvisioningAPI:
         responses={200: o.Member},
         errors={**UNKNOWN_TEAM, 409: "Already that role"},
     )
-    async def change_role(self, request: web.Request, body: i.RoleChange) -> web.Response:
+    async def change_role(self, request: web.Request, body: i.RoleChange) -> o.Member:
         team = await self._team(request)
         member = await self.members.change_role(team, request.match_info["user_id"], body.role, actor=request["actor"])
-        return web.json_response(_member_json(member))
+        return o.Member.of(member)
 
     @routes.delete(
         "/teams/{team_id}/members/{user_id}",
@@ -217,7 +204,7 @@ class ProvisioningAPI:
         responses={200: o.Member},
         errors=UNKNOWN_TEAM,
     )
-    async def remove_member(self, request: web.Request, query: i.RemovalQuery) -> web.Response:
+    async def remove_member(self, request: web.Request, query: i.RemovalQuery) -> o.Member:
         team = await self._team(request)
         member = await self.members.remove(
             team,
@@ -225,7 +212,7 @@ class ProvisioningAPI:
             actor=request["actor"],
             deactivate=query.deactivate,
         )
-        return web.json_response(_member_json(member))
+        return o.Member.of(member)
 
     @routes.post(
         "/teams/{team_id}/transfer",
@@ -234,10 +221,10 @@ class ProvisioningAPI:
         responses={200: o.Team},
         errors=UNKNOWN_TEAM,
     )
-    async def transfer(self, request: web.Request, body: i.Transfer) -> web.Response:
+    async def transfer(self, request: web.Request, body: i.Transfer) -> o.Team:
         team = await self._team(request)
         team = await self.members.transfer(team, body.user_id, actor=request["actor"])
-        return web.json_response((await self.teams.view(team)).to_json())
+        return o.Team.of(await self.teams.view(team))
 
     @routes.post(
         "/teams/{team_id}/rooms",
@@ -246,10 +233,9 @@ class ProvisioningAPI:
         responses={201: o.Room},
         errors={**UNKNOWN_TEAM, 409: "Name taken"},
     )
-    async def create_room(self, request: web.Request, body: i.NewRoom) -> web.Response:
+    async def create_room(self, request: web.Request, body: i.NewRoom) -> o.Room:
         team = await self._team(request)
-        room = await self.rooms.create_group(team, body.name, actor=request["actor"])
-        return web.json_response(_room_json(room), status=201)
+        return o.Room.of(await self.rooms.create_group(team, body.name, actor=request["actor"]))
 
     @routes.delete(
         "/teams/{team_id}/rooms/{room}",
@@ -257,10 +243,9 @@ class ProvisioningAPI:
         responses={200: o.Room},
         errors=UNKNOWN_TEAM,
     )
-    async def archive_room(self, request: web.Request) -> web.Response:
+    async def archive_room(self, request: web.Request) -> o.Room:
         team = await self._team(request)
-        room = await self.rooms.archive_group(team, request.match_info["room"], actor=request["actor"])
-        return web.json_response(_room_json(room))
+        return o.Room.of(await self.rooms.archive_group(team, request.match_info["room"], actor=request["actor"]))
 
     @routes.post(
         "/teams/{team_id}/encryption",
@@ -268,13 +253,13 @@ class ProvisioningAPI:
         responses={200: o.EncryptedRooms},
         errors={**UNKNOWN_TEAM, 403: "Not the owner or an admin, or policy.encryption is off"},
     )
-    async def encrypt_rooms(self, request: web.Request) -> web.Response:
+    async def encrypt_rooms(self, request: web.Request) -> o.EncryptedRooms:
         """Matrix cannot turn a room's encryption off again: the owner is told first, in their chat
         with the bot, which rooms and that it cannot be undone. Rooms encrypted already are left as
         they are, so a repeat changes nothing."""
         team = await self._team(request)
         rooms = await self.encryption.encrypt_team(team, actor=request["actor"])
-        return web.json_response({"encrypted": [_room_json(room) for room in rooms]})
+        return o.EncryptedRooms(encrypted=[o.Room.of(room) for room in rooms])
 
     @routes.post(
         "/teams/{team_id}/direct",
@@ -283,13 +268,13 @@ class ProvisioningAPI:
         responses={201: o.Room, 200: o.Room},
         errors=UNKNOWN_TEAM,
     )
-    async def direct_chat(self, request: web.Request, body: i.DirectChat) -> web.Response:
+    async def direct_chat(self, request: web.Request, body: i.DirectChat) -> Reply:
         team = await self._team(request)
         actor = request["actor"]
         if actor is not None and actor not in body.user_ids:
             raise ApiError(403, "M_FORBIDDEN", "Members open direct chats for themselves.")
         room, created = await self.rooms.direct_chat(team, body.user_ids[0], body.user_ids[1])
-        return web.json_response(_room_json(room), status=201 if created else 200)
+        return Reply(o.Room.of(room), status=201 if created else 200)
 
     @routes.get(
         "/teams/{team_id}/integrations",
@@ -297,9 +282,9 @@ class ProvisioningAPI:
         responses={200: o.Allowlist},
         errors=UNKNOWN_TEAM,
     )
-    async def list_integrations(self, request: web.Request) -> web.Response:
+    async def list_integrations(self, request: web.Request) -> o.Allowlist:
         team = await self._team(request)
-        return web.json_response((await self.integrations.allowlist(team)).to_json())
+        return o.Allowlist.of(await self.integrations.allowlist(team))
 
     @routes.post(
         "/teams/{team_id}/integrations",
@@ -308,10 +293,10 @@ class ProvisioningAPI:
         responses={201: o.Allowlist},
         errors={**UNKNOWN_TEAM, 409: "Already allowed"},
     )
-    async def allow_integration(self, request: web.Request, body: i.IntegrationValue) -> web.Response:
+    async def allow_integration(self, request: web.Request, body: i.IntegrationValue) -> o.Allowlist:
         team = await self._team(request)
         await self.integrations.allow(team, body.value, actor=request["actor"])
-        return web.json_response((await self.integrations.allowlist(team)).to_json(), status=201)
+        return o.Allowlist.of(await self.integrations.allowlist(team))
 
     @routes.delete(
         "/teams/{team_id}/integrations",
@@ -320,10 +305,10 @@ class ProvisioningAPI:
         responses={200: o.Allowlist},
         errors=UNKNOWN_TEAM,
     )
-    async def deny_integration(self, request: web.Request, query: i.IntegrationQuery) -> web.Response:
+    async def deny_integration(self, request: web.Request, query: i.IntegrationQuery) -> o.Allowlist:
         team = await self._team(request)
         await self.integrations.deny(team, query.value, actor=request["actor"])
-        return web.json_response((await self.integrations.allowlist(team)).to_json())
+        return o.Allowlist.of(await self.integrations.allowlist(team))
 
     @routes.get(
         "/teams/{team_id}/email",
@@ -331,9 +316,9 @@ class ProvisioningAPI:
         responses={200: o.EmailAddress},
         errors=UNKNOWN_TEAM,
     )
-    async def get_email(self, request: web.Request) -> web.Response:
+    async def get_email(self, request: web.Request) -> o.EmailAddress:
         team = await self._team(request)
-        return web.json_response((await self.email.status(team, actor=request["actor"])).to_json())
+        return o.EmailAddress.of(await self.email.status(team, actor=request["actor"]))
 
     @routes.put(
         "/teams/{team_id}/email",
@@ -342,9 +327,9 @@ class ProvisioningAPI:
         responses={200: o.EmailAddress},
         errors=UNKNOWN_TEAM,
     )
-    async def set_email(self, request: web.Request, body: i.EmailChange) -> web.Response:
+    async def set_email(self, request: web.Request, body: i.EmailChange) -> o.EmailAddress:
         team = await self._team(request)
-        return web.json_response((await self.email.switch(team, body.enabled, actor=request["actor"])).to_json())
+        return o.EmailAddress.of(await self.email.switch(team, body.enabled, actor=request["actor"]))
 
     @routes.get(
         "/teams/{team_id}/scim/tokens",
@@ -352,10 +337,10 @@ class ProvisioningAPI:
         responses={200: o.ScimTokenList},
         errors=UNKNOWN_TEAM,
     )
-    async def list_scim_tokens(self, request: web.Request) -> web.Response:
+    async def list_scim_tokens(self, request: web.Request) -> o.ScimTokenList:
         team = await self._team(request)
         tokens = await self.scim.tokens(team, actor=request["actor"])
-        return web.json_response({"tokens": [_token_json(t) for t in tokens], "base_url": self._scim_base()})
+        return o.ScimTokenList(tokens=[o.ScimToken.of(t) for t in tokens], base_url=self._scim_base())
 
     @routes.post(
         "/teams/{team_id}/scim/tokens",
@@ -364,11 +349,11 @@ class ProvisioningAPI:
         responses={201: o.ScimTokenCreated},
         errors={**UNKNOWN_TEAM, 409: "A live token has this name"},
     )
-    async def new_scim_token(self, request: web.Request, body: i.NewScimToken) -> web.Response:
+    async def new_scim_token(self, request: web.Request, body: i.NewScimToken) -> o.ScimTokenCreated:
         """The token is in this answer only; Clutto keeps a SHA-256 of it. See docs/admins/scim.md."""
         team = await self._team(request)
         token, secret = await self.scim.new_token(team, body.name, actor=request["actor"])
-        return web.json_response({**_token_json(token), "token": secret}, status=201)
+        return o.ScimTokenCreated.created(token, secret)
 
     @routes.delete(
         "/teams/{team_id}/scim/tokens/{token_id}",
@@ -376,24 +361,14 @@ class ProvisioningAPI:
         responses={200: o.ScimToken},
         errors={**UNKNOWN_TEAM, 409: "Revoked already"},
     )
-    async def revoke_scim_token(self, request: web.Request) -> web.Response:
+    async def revoke_scim_token(self, request: web.Request) -> o.ScimToken:
         team = await self._team(request)
-        token = await self.scim.revoke_token(team, request.match_info["token_id"], actor=request["actor"])
-        return web.json_response(_token_json(token))
+        return o.ScimToken.of(
+            await self.scim.revoke_token(team, request.match_info["token_id"], actor=request["actor"])
+        )
 
     def _scim_base(self) -> str:
         return self.settings.appservice.url.rstrip("/") + "/_clutto/scim/v2"
-
-
-def _token_json(token: ScimToken) -> dict[str, Any]:
-    return {
-        "id": token.id,
-        "name": token.name,
-        "created_by": token.created_by,
-        "created_at": token.created_at,
-        "last_used_at": token.last_used_at,
-        "revoked_at": token.revoked_at,
-    }
 
 
 def all_routes() -> list[Route]:
@@ -405,11 +380,3 @@ def all_routes() -> list[Route]:
         *ReportsAPI.routes.routes,
         *KeysAPI.routes.routes,
     ]
-
-
-def _room_json(room: TeamRoom) -> dict[str, Any]:
-    return {"room_id": room.room_id, "name": room.name, "kind": room.kind, "archived": room.archived_at is not None}
-
-
-def _member_json(member: Member) -> dict[str, Any]:
-    return {"user_id": member.user_id, "role": member.role, "membership": member.membership}

@@ -21,8 +21,8 @@ class ReportsAPI:
         responses={200: o.UsageReport},
         errors={403: "Not the operator"},
     )
-    async def usage_report(self, request: web.Request) -> web.Response:
+    async def usage_report(self, request: web.Request) -> o.UsageReport:
         """Cells describing fewer than ``analytics.k`` teams or members are left out and counted
         in ``suppressed_cells``; there are no totals, so a suppressed cell cannot be recovered."""
         report = await self.usage.report(actor=request["actor"])
-        return web.json_response(report.to_json())
+        return o.UsageReport.of(report)
