@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from clutto_bridge.crypto.http_signatures import SigningKeys
 from clutto_bridge.web import outputs as o
+from clutto_bridge.web.endpoints import ApiContext, Endpoints
 from clutto_bridge.web.routes import Reply, RouteTable
 
 
-class KeysAPI:
+class KeysAPI(Endpoints):
     routes = RouteTable()
 
-    def __init__(self, keys: SigningKeys) -> None:
-        self.jwks = o.JsonWebKeySet.model_validate(keys.jwks())
+    def __init__(self, api: ApiContext) -> None:
+        self.jwks = o.JsonWebKeySet.model_validate(api.keys.jwks())
 
     @routes.get(
         "/keys",

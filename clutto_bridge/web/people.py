@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from clutto_bridge.context import Services
 from clutto_bridge.policy.contacts import MAX_BYTES
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.contacts import AlreadyAllowed, ImportNotAllowed
 from clutto_bridge.web import inputs as i, outputs as o
+from clutto_bridge.web.endpoints import ApiContext, Endpoints
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.routes import RawBody, RouteTable
 
@@ -26,11 +26,11 @@ def _permission_endpoint(method: str, user_id: str) -> str:
     return f"{method} {API}/users/{user_id}/contacts/permission"
 
 
-class PeopleAPI:
+class PeopleAPI(Endpoints):
     routes = RouteTable()
 
-    def __init__(self, ctx: Services) -> None:
-        self.ctx = ctx
+    def __init__(self, api: ApiContext) -> None:
+        self.ctx = api.services
 
     @staticmethod
     def _user(request: web.Request, *, operator: bool) -> str:
