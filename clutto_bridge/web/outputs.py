@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel
 from clutto_bridge.promises.compliance import weakened
 
 if TYPE_CHECKING:
-    from clutto_bridge import db
+    from clutto_bridge.db.scim import ScimToken as ScimTokenRow
+    from clutto_bridge.db.team import TeamRoom as RoomRow
     from clutto_bridge.policy.analytics import UsageReport as UsageFacts
     from clutto_bridge.promises.compliance import Finding, Verdict
     from clutto_bridge.teams import integrations
@@ -79,7 +80,7 @@ class Room(Output):
     archived: bool
 
     @classmethod
-    def of(cls, room: db.team.TeamRoom) -> Self:
+    def of(cls, room: RoomRow) -> Self:
         return cls(room_id=room.room_id, name=room.name, kind=room.kind, archived=room.archived_at is not None)
 
 
@@ -193,7 +194,7 @@ class ScimTokenCreated(ScimToken):
     token: str = Field(description="the bearer token; shown only in this answer (Clutto keeps a hash of it)")
 
     @classmethod
-    def created(cls, token: db.scim.ScimToken, secret: str) -> Self:
+    def created(cls, token: ScimTokenRow, secret: str) -> Self:
         return cls.model_validate({**ScimToken.of(token).model_dump(), "token": secret})
 
 
