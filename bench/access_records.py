@@ -32,8 +32,8 @@ from clutto_bridge.crypto.cipher import FieldCipher
 from clutto_bridge.crypto.keyset import Keyset
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.policy.collection import CollectionRules, parse_networks
-from clutto_bridge.teams.access import AccessRecords
 from clutto_bridge.web.collection import RequestCollection
+from clutto_bridge.web.request_records import AccessRecords
 
 HEADERS = {
     "X-Forwarded-For": "198.51.100.77",

@@ -41,7 +41,6 @@ from clutto_bridge.metrics import Metrics
 from clutto_bridge.outbound.webhooks import WebhookSender
 from clutto_bridge.policy.collection import is_loopback
 from clutto_bridge.smtp import SmtpListener
-from clutto_bridge.teams.access import AccessRecords
 from clutto_bridge.teams.added_rooms import AddedRooms
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.consent import ConsentService
@@ -71,6 +70,7 @@ from clutto_bridge.web.health import HealthEndpoint
 from clutto_bridge.web.metrics import MetricsEndpoint
 from clutto_bridge.web.portal.app import PORTAL_PREFIX, Portal
 from clutto_bridge.web.provisioning import PREFIX, ProvisioningAPI
+from clutto_bridge.web.request_records import AccessRecords
 from clutto_bridge.web.scim import SCIM_PREFIX, ScimAPI
 from clutto_bridge.web.signatures import strict_transport_security
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from clutto_bridge.commands import registry
-from clutto_bridge.commands.registry import SECTIONS, Command
+from clutto_bridge.commands.registry import SECTIONS, WHO, Command
 from clutto_bridge.config import EXAMPLE_CONFIG
 from clutto_bridge.policy.audit_actions import KINDS, AuditAction
 from clutto_bridge.promises import page as promises_page
@@ -50,7 +50,7 @@ def _cell(text: str) -> str:
 
 
 def _who(command: Command) -> str:
-    who = {"manage": "owner, admins", "member": "members"}.get(command.team or "", "anyone")
+    who = WHO.get(command.team or "", "anyone")
     if command.private:
         who += ", in the chat with the bot"
     elif command.discloses and not command.team:

@@ -50,6 +50,8 @@ def _describe(evt: CommandEvent, command: Command) -> str:
     lines = [f"`{_usage(evt, command)}`", command.help_text]
     if command.private:
         lines.append("Only in your chat with me.")
+    elif command.team == "own":
+        lines.append("For the team's owner.")
     elif command.team == "manage":
         lines.append("For the team's owner and admins.")
     lines.append(f"Example: `{_prefix(evt)}{command.example}`")

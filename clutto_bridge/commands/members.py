@@ -50,7 +50,7 @@ async def remove(evt: CommandEvent, *, user: str, deactivate: bool) -> None:
 @registry.command(
     "transfer",
     args="USER",
-    team="manage",
+    team="own",
     help_text="Make another member the owner; you become an admin.",
     section=SECTION,
     example="transfer @bob:example.org",

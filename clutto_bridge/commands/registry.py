@@ -1,7 +1,7 @@
 """Command registration by decorator, with the help text and the requirements beside each handler.
 
-A command declares its arguments, whether it is about the team here (and needs a manager of
-it), and whether it belongs only in the chat with the bot. The registry checks those before the
+A command declares its arguments, whether it is about the team here (and needs its owner, a
+manager of it, or any member), and whether it belongs only in the chat with the bot. The registry checks those before the
 handler runs and writes the usage line from the declaration, so no handler repeats the
 preamble.
 
@@ -43,7 +43,9 @@ TEAM_ELSEWHERE = "I answer that only in your team's rooms or in our direct chat,
 # import results) notifies none of the users it names, however few.
 MAX_NOTIFIED = 3
 
-TeamNeed = Literal["manage", "member"] | None
+TeamNeed = Literal["own", "manage", "member"] | None
+# Who a command about the team is for, as help and the commands page say it.
+WHO = {"own": "owner", "manage": "owner, admins", "member": "members"}
 
 # The order of the sections in ``help``; a section not named here comes after these.
 SECTIONS = ("Teams", "Members", "Rooms", "Retention", "Integrations", "Profile and privacy")
@@ -280,7 +282,9 @@ class Command:
         await self._check_args(evt)
         await self._check_place(evt)
         if self.team:
-            evt.team = await team_here(evt, manage=self.team == "manage")
+            evt.team = await team_here(evt, need=self.team)
+            if self.team == "own" and evt.sender != evt.team.owner:
+                raise NotAllowed(f"Only the owner of {evt.team.name} may use `{self.name}`.")
         await self.func(evt, **self.keywords(evt.args))
 
     async def _check_place(self, evt: CommandEvent) -> None:
@@ -303,13 +307,14 @@ class Command:
         raise InvalidInput(message)
 
 
-async def team_here(evt: CommandEvent, *, manage: bool = False) -> Team:
+async def team_here(evt: CommandEvent, *, need: TeamNeed = "member") -> Team:
     """The team a command is about: the room's team; in the chat with the bot the team the user
     chose there with ``team use``, else their only team.
 
-    In a team room the team's services decide who may do what (with their own wording);
-    in a direct chat only the teams the user manages count for a manager's command, unless the
-    user chose a team, which then is the team (and its services decide).
+    In a team room the team's services decide who may do what (with their own wording), but
+    for an owner's command (``need="own"``) the registry refuses anyone else; in a direct chat
+    only the teams the user owns or manages count for such a command, unless the user chose a
+    team, which then is the team.
     """
     teams = evt.ctx.teams
     team = await evt.room_team()
@@ -318,15 +323,17 @@ async def team_here(evt: CommandEvent, *, manage: bool = False) -> Team:
     chosen = await current_team(evt)
     if chosen:
         return chosen
+    roles = {"own": ("owner",), "manage": MANAGERS}.get(need or "")
     candidates = []
     for candidate in await teams.of_user(evt.sender):
         role = await teams.role_of(candidate, evt.sender)
-        if role and (not manage or role in MANAGERS):
+        if role and (roles is None or role in roles):
             candidates.append(candidate)
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise NotAllowed("You are not " + ("an owner or admin of " if manage else "in ") + "any team.")
+        whose = {"own": "the owner of ", "manage": "an owner or admin of "}.get(need or "", "in ")
+        raise NotAllowed(f"You are not {whose}any team.")
     names = ", ".join(t.name for t in candidates)
     raise InvalidInput(
         f"You are in several teams ({names}). Choose the one this chat is about with `team use NAME`, "
@@ -374,7 +381,8 @@ class Registry:
 
         ``args`` is the syntax shown in help and checked before the handler runs; the handler
         gets each argument as a typed keyword (see ``Arg``);
-        ``team="manage"`` or ``"member"`` resolves the team here into ``evt.team``;
+        ``team="own"``, ``"manage"`` or ``"member"`` resolves the team here into ``evt.team``;
+        ``"own"`` also refuses anyone but the team's owner before the handler runs;
         ``private`` refuses the command outside the chat with the bot;
         ``discloses`` (and ``team``) refuses it outside the team's rooms and the chat.
         ``example`` is a whole command line that ``help NAME`` shows (default: the name).

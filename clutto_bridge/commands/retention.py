@@ -122,7 +122,7 @@ async def retention_status(evt: CommandEvent) -> None:
 @registry.command(
     "hold",
     args="enabled=on|off [whole_team=team]",
-    team="manage",
+    team="own",
     help_text="Legal hold on this room (or with `team`, the whole team): nothing in it is redacted or purged.",
     section="Retention",
     example="hold on team",

@@ -165,8 +165,8 @@ async def team_avatar(evt: CommandEvent, *, mxc_url: str) -> None:
 @registry.command(
     "team delete",
     args="[NAME...]",
-    team="manage",
-    help_text="Delete the team: its space and rooms are shut down and purged. Owner only; repeat the name to confirm.",
+    team="own",
+    help_text="Delete the team: its space and rooms are shut down and purged. Repeat the name to confirm.",
     section="Teams",
     example="team delete Acme Corp",
 )

@@ -71,21 +71,6 @@ class Job:
             }
         )
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "team_id": self.team_id,
-            "state": str(self.state),
-            "payload": self.payload,
-            "progress": self.progress,
-            "attempts": self.attempts,
-            "next_run_at": self.next_run_at,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "error": self.error,
-        }
-
 
 class JobStore:
     def __init__(self, db: Database) -> None:

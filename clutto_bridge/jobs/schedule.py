@@ -12,17 +12,24 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from clutto_bridge.config import Settings
 from clutto_bridge.db.job import JobKind, JobStore
 from clutto_bridge.jobs.runner import JobRunner
-from clutto_bridge.teams.access import AccessRecords
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.lifecycle import TrialLifecycle
 from clutto_bridge.teams.onboarding import Onboarding
 from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.schedule")
+
+
+class RequestRecords(Protocol):
+    """The access records of served requests (``web/request_records.py``, above this layer)."""
+
+    async def forget_expired(self) -> int: ...
+
 
 # The longest a periodic check waits: what depends on days (trial warnings, reminders) is at
 # most an hour late, and a task that failed tries again within the hour.
@@ -94,7 +101,7 @@ def periodic_jobs(
     runner: JobRunner,
     onboarding: Onboarding,
     lifecycle: TrialLifecycle,
-    access: AccessRecords,
+    access: RequestRecords,
     audit: AuditLog,
 ) -> list[Periodic]:
     """The bridge's periodic tasks, each with the interval its own setting asks for."""

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 # Team sizes (current members) in buckets; the last has no upper bound.
 SIZE_BUCKETS: tuple[tuple[int, int | None, str], ...] = (
@@ -48,16 +48,6 @@ class UsageReport:
     k: int
     cells: list[UsageCell]
     suppressed: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "k": self.k,
-            "suppressed_cells": self.suppressed,
-            "cells": [
-                {"week": c.week, "plan": c.plan, "size": c.size, "teams": c.teams, "members": c.members}
-                for c in self.cells
-            ],
-        }
 
 
 def size_bucket(members: int) -> str:

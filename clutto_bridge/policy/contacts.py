@@ -31,11 +31,12 @@ class Contact:
     emails: list[str] = field(default_factory=list)
     matrix_ids: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def card(self) -> dict[str, Any]:
+        """The card as the contact store keeps it (the API's shape is ``web.outputs.Contact``)."""
         return {"name": self.name, "emails": self.emails, "matrix_ids": self.matrix_ids}
 
     @classmethod
-    def from_json(cls, card: dict[str, Any]) -> Contact:
+    def from_card(cls, card: dict[str, Any]) -> Contact:
         return cls(card.get("name", ""), list(card.get("emails", [])), list(card.get("matrix_ids", [])))
 
     def keys(self) -> set[str]:

@@ -41,9 +41,6 @@ class Finding:
     value: str
     effect: str
 
-    def to_json(self) -> dict[str, str]:
-        return {"key": self.key, "value": self.value, "effect": self.effect}
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -52,16 +49,6 @@ class Verdict:
     weakened_by: tuple[Finding, ...]
     homeserver: tuple[str, ...]  # what depends on the homeserver (or the declared proxy) and was not checked
     pending: tuple[Pending, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.promise.id,
-            "promise": self.promise.statement,
-            "state": self.state.value,
-            "weakened_by": [f.to_json() for f in self.weakened_by],
-            "depends_on_homeserver": list(self.homeserver),
-            "not_yet_enforced": [{"what": p.what, "issue": p.issue} for p in self.pending],
-        }
 
 
 def check(settings: Settings, homeserver_config: Mapping[str, Any] | None = None) -> list[Verdict]:

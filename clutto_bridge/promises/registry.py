@@ -220,7 +220,7 @@ PROMISES: tuple[Promise, ...] = (
         enforced_in=(
             "clutto_bridge.policy.collection",
             "clutto_bridge.web.collection",
-            "clutto_bridge.teams.access",
+            "clutto_bridge.web.request_records",
             "clutto_bridge.doctor.checks",
         ),
         weakened_by=(

@@ -55,9 +55,6 @@ class ImportReport:
     already_known: int = 0
     """Cards of the file that were already imported (or repeated in the file): kept once."""
 
-    def to_json(self) -> dict:
-        return {"imported": self.imported, "matched": self.matched, "already_known": self.already_known}
-
 
 class ContactService:
     def __init__(
@@ -106,7 +103,7 @@ class ContactService:
         except VCardError as e:
             raise InvalidInput(str(e)) from None
         stored = await self.store.of_owner(user_id)
-        merge = merge_contacts([Contact.from_json(c.card) for c in stored], contacts)
+        merge = merge_contacts([Contact.from_card(c.card) for c in stored], contacts)
         added: list[StoredContact] = []
         changed: list[StoredContact] = []
         matched: list[str] = []
@@ -119,9 +116,9 @@ class ContactService:
             if found and found not in matched:
                 matched.append(found)
             if i >= merge.known:
-                added.append(StoredContact(contact.to_json(), found, now))
-            elif contact.to_json() != stored[i].card or found != stored[i].matched:
-                changed.append(StoredContact(contact.to_json(), found, stored[i].imported_at, stored[i].id))
+                added.append(StoredContact(contact.card(), found, now))
+            elif contact.card() != stored[i].card or found != stored[i].matched:
+                changed.append(StoredContact(contact.card(), found, stored[i].imported_at, stored[i].id))
         await self.store.save(user_id, added, changed)
         if matched:
             # Telling the member which of their contacts have an account here discloses those accounts.

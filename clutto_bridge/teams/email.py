@@ -37,9 +37,6 @@ class EmailStatus:
     address: str | None  # None until the team switched email on once
     room_id: str | None
 
-    def to_json(self) -> dict:
-        return {"enabled": self.enabled, "address": self.address, "room_id": self.room_id}
-
 
 class EmailService:
     def __init__(

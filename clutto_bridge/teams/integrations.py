@@ -43,13 +43,6 @@ class Allowlist:
     def widgets(self) -> list[str]:
         return [*self.global_widgets, *self.team_widgets]
 
-    def to_json(self) -> dict:
-        return {
-            "bots": self.team_bots,
-            "widget_url_prefixes": self.team_widgets,
-            "defaults": {"bots": list(self.global_bots), "widget_url_prefixes": list(self.global_widgets)},
-        }
-
 
 def classify(value: str) -> str:
     """A Matrix ID is a bot, an https:// URL a widget prefix; anything else is an error."""

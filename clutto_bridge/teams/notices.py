@@ -43,9 +43,6 @@ class NoticeReport:
     delivered: int
     skipped_opted_out: int
 
-    def to_json(self) -> dict:
-        return {"delivered": self.delivered, "skipped_opted_out": self.skipped_opted_out}
-
 
 class NoticeService:
     def __init__(

@@ -44,22 +44,6 @@ class TeamView:
     rooms: list[TeamRoom]
     members: list[Member]
 
-    def to_json(self) -> dict:
-        t = self.team
-        return {
-            "id": t.id,
-            "name": t.name,
-            "owner": t.owner,
-            "space_id": t.space_id,
-            "state": t.state,
-            "plan": t.plan,
-            "created_at": t.created_at,
-            "trial_ends_at": t.trial_ends_at,
-            "purge_after": t.purge_after,
-            "rooms": [{"room_id": r.room_id, "name": r.name, "kind": r.kind} for r in self.rooms],
-            "members": [{"user_id": m.user_id, "role": m.role, "membership": m.membership} for m in self.members],
-        }
-
 
 class TeamService:
     def __init__(

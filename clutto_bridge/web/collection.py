@@ -30,8 +30,8 @@ from clutto_bridge.policy.collection import (
     parse_address,
     request_facts,
 )
-from clutto_bridge.teams.access import AccessRecords
 from clutto_bridge.web.middleware import after_each_request
+from clutto_bridge.web.request_records import AccessRecords
 
 ACCESS_LOG = logging.getLogger("clutto.access")
 UNMATCHED = "unmatched"

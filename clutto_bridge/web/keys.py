@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from clutto_bridge.crypto.http_signatures import SigningKeys
 from clutto_bridge.web import outputs as o
-from clutto_bridge.web.routes import RouteTable
+from clutto_bridge.web.endpoints import ApiContext, Endpoints
+from clutto_bridge.web.routes import Reply, RouteTable
 
 
-class KeysAPI:
+class KeysAPI(Endpoints):
     routes = RouteTable()
 
-    def __init__(self, keys: SigningKeys) -> None:
-        self.jwks = keys.jwks()
+    def __init__(self, api: ApiContext) -> None:
+        self.jwks = o.JsonWebKeySet.model_validate(api.keys.jwks())
 
     @routes.get(
         "/keys",
@@ -25,7 +25,7 @@ class KeysAPI:
         responses={200: o.JsonWebKeySet},
         public=True,
     )
-    async def keys(self, request: web.Request) -> web.Response:
+    async def keys(self, request: web.Request) -> Reply:
         """Match a signature's `keyid` with a key's `kid`. Earlier keys stay listed after a key change
         (`security.previous_signing_keys`), so what they signed still verifies."""
-        return web.json_response(self.jwks, headers={"Cache-Control": "max-age=300"})
+        return Reply(self.jwks, headers={"Cache-Control": "max-age=300"})

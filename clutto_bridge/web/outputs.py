@@ -1,20 +1,38 @@
-"""Response bodies of the provisioning API, as the handlers really send them.
+"""Response bodies of the provisioning API: the one source of what goes over the wire.
 
-The handlers still build their JSON from the domain's ``to_json`` (shapes do not change);
-these models only describe it, for the generated OpenAPI document and for the tests
-that check every response against it. ``extra="forbid"`` makes a field a handler adds
-without declaring it here a test failure instead of silent drift.
+A handler builds its answer as one of these models (from the domain's objects, with the
+``of`` constructors here) and returns it; the route table serializes it. The generated
+OpenAPI document is made from the same models, so the two cannot drift: a field the domain
+adds reaches a response only once it is declared here, and a value outside a declared type
+(a state, a role) is refused when the model is built, not sent. The domain keeps no JSON
+shapes of its own (no ``to_json``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from clutto_bridge.promises.compliance import weakened
+
+if TYPE_CHECKING:
+    from clutto_bridge.db.scim import ScimToken as ScimTokenRow
+    from clutto_bridge.db.team import TeamRoom as RoomRow
+    from clutto_bridge.policy.analytics import UsageReport as UsageFacts
+    from clutto_bridge.promises.compliance import Finding, Verdict
+    from clutto_bridge.teams import integrations
+    from clutto_bridge.teams.service import TeamView
 
 
 class Output(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def of(cls, source: Any) -> Self:
+        """The model from a domain object (a row, a dataclass) whose attributes have its field
+        names; other attributes of ``source`` are left out."""
+        return cls.model_validate(source, from_attributes=True)
 
 
 class MatrixError(Output):
@@ -61,6 +79,10 @@ class Room(Output):
     kind: Literal["group", "direct"]
     archived: bool
 
+    @classmethod
+    def of(cls, room: RoomRow) -> Self:
+        return cls(room_id=room.room_id, name=room.name, kind=room.kind, archived=room.archived_at is not None)
+
 
 class EncryptedRooms(Output):
     """The rooms whose encryption was turned on now (none when every room was encrypted already)."""
@@ -88,6 +110,23 @@ class Team(Output):
     purge_after: int = Field(description="ms since the epoch; a trial team is purged after it")
     rooms: list[TeamRoom]
     members: list[Member]
+
+    @classmethod
+    def of(cls, view: TeamView) -> Self:
+        t = view.team
+        return cls(
+            id=t.id,
+            name=t.name,
+            owner=t.owner,
+            space_id=t.space_id,
+            state=t.state,
+            plan=t.plan,
+            created_at=t.created_at,
+            trial_ends_at=t.trial_ends_at,
+            purge_after=t.purge_after,
+            rooms=[TeamRoom.of(r) for r in view.rooms],
+            members=[Member.of(m) for m in view.members],
+        )
 
 
 class TeamList(Output):
@@ -126,6 +165,16 @@ class Allowlist(Output):
     widget_url_prefixes: list[str]
     defaults: IntegrationDefaults
 
+    @classmethod
+    def of(cls, allowlist: integrations.Allowlist) -> Self:
+        return cls(
+            bots=allowlist.team_bots,
+            widget_url_prefixes=allowlist.team_widgets,
+            defaults=IntegrationDefaults(
+                bots=list(allowlist.global_bots), widget_url_prefixes=list(allowlist.global_widgets)
+            ),
+        )
+
 
 class ScimToken(Output):
     id: str
@@ -143,6 +192,10 @@ class ScimTokenList(Output):
 
 class ScimTokenCreated(ScimToken):
     token: str = Field(description="the bearer token; shown only in this answer (Clutto keeps a hash of it)")
+
+    @classmethod
+    def created(cls, token: ScimTokenRow, secret: str) -> Self:
+        return cls.model_validate({**ScimToken.of(token).model_dump(), "token": secret})
 
 
 class EmailAddress(Output):
@@ -223,6 +276,10 @@ class Weakening(Output):
     value: str = Field(examples=["remind"], description="its configured value, as written in config.yaml")
     effect: str = Field(description="what members lose with it")
 
+    @classmethod
+    def of(cls, finding: Finding) -> Self:
+        return cls(key=finding.key, value=finding.value, effect=finding.effect)
+
 
 class NotYetEnforced(Output):
     what: str
@@ -239,12 +296,29 @@ class PromiseVerdict(Output):
     )
     not_yet_enforced: list[NotYetEnforced]
 
+    @classmethod
+    def of(cls, verdict: Verdict) -> Self:
+        return cls(
+            id=verdict.promise.id,
+            promise=verdict.promise.statement,
+            state=verdict.state.value,
+            weakened_by=[Weakening.of(f) for f in verdict.weakened_by],
+            depends_on_homeserver=list(verdict.homeserver),
+            not_yet_enforced=[NotYetEnforced(what=p.what, issue=p.issue) for p in verdict.pending],
+        )
+
 
 class PromiseReport(Output):
     """Every privacy promise against the running configuration (docs/promises.md explains each)."""
 
     promises: list[PromiseVerdict]
     weakened: list[str] = Field(description="the ids of the promises a setting weakens")
+
+    @classmethod
+    def of(cls, verdicts: list[Verdict]) -> Self:
+        return cls(
+            promises=[PromiseVerdict.of(v) for v in verdicts], weakened=[v.promise.id for v in weakened(verdicts)]
+        )
 
 
 class Policy(Output):
@@ -369,3 +443,7 @@ class UsageReport(Output):
     k: int
     suppressed_cells: int = Field(description="cells left out because they describe fewer than k teams or members")
     cells: list[UsageCell]
+
+    @classmethod
+    def of(cls, report: UsageFacts) -> Self:
+        return cls(k=report.k, suppressed_cells=report.suppressed, cells=[UsageCell.of(c) for c in report.cells])

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from clutto_bridge.context import Services
 from clutto_bridge.policy.contacts import MAX_BYTES
 from clutto_bridge.teams import validation
 from clutto_bridge.teams.contacts import AlreadyAllowed, ImportNotAllowed
 from clutto_bridge.web import inputs as i, outputs as o
+from clutto_bridge.web.endpoints import ApiContext, Endpoints
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.routes import RawBody, RouteTable
 
@@ -26,11 +26,11 @@ def _permission_endpoint(method: str, user_id: str) -> str:
     return f"{method} {API}/users/{user_id}/contacts/permission"
 
 
-class PeopleAPI:
+class PeopleAPI(Endpoints):
     routes = RouteTable()
 
-    def __init__(self, ctx: Services) -> None:
-        self.ctx = ctx
+    def __init__(self, api: ApiContext) -> None:
+        self.ctx = api.services
 
     @staticmethod
     def _user(request: web.Request, *, operator: bool) -> str:
@@ -48,20 +48,18 @@ class PeopleAPI:
         "The current privacy policy: version, summary, full text, consent mode, all versions",
         responses={200: o.Policy},
     )
-    async def get_policy(self, request: web.Request) -> web.Response:
+    async def get_policy(self, request: web.Request) -> o.Policy:
         consent = self.ctx.settings.consent
         text = consent.current
-        return web.json_response(
-            {
-                "version": text.version,
-                "published": text.published.isoformat(),
-                "reconsent": text.reconsent,
-                "summary": text.summary,
-                "url": text.url or None,
-                "text": text.text,
-                "mode": consent.mode,
-                "versions": sorted(consent.texts),
-            }
+        return o.Policy(
+            version=text.version,
+            published=text.published.isoformat(),
+            reconsent=text.reconsent,
+            summary=text.summary,
+            url=text.url or None,
+            text=text.text,
+            mode=consent.mode,
+            versions=sorted(consent.texts),
         )
 
     @routes.get(
@@ -70,12 +68,10 @@ class PeopleAPI:
         responses={200: o.Profile},
         errors={403: "Not in a team with this user"},
     )
-    async def get_profile(self, request: web.Request) -> web.Response:
+    async def get_profile(self, request: web.Request) -> o.Profile:
         user_id = validation.user_id(request.match_info["user_id"])
         profile = await self.ctx.profiles.shown(user_id, request["actor"])
-        return web.json_response(
-            {"user_id": user_id, "profile": profile, "missing": await self.ctx.profiles.missing(user_id)}
-        )
+        return o.Profile(user_id=user_id, profile=profile, missing=await self.ctx.profiles.missing(user_id))
 
     @routes.put(
         "/users/{user_id}/profile",
@@ -85,21 +81,19 @@ class PeopleAPI:
         responses={200: o.Profile},
         errors={403: "Not this member"},
     )
-    async def set_profile(self, request: web.Request, body: i.ProfileChange) -> web.Response:
+    async def set_profile(self, request: web.Request, body: i.ProfileChange) -> o.Profile:
         user_id = self._user(request, operator=True)
         profile = await self.ctx.profiles.update(user_id, body.root, actor=request["actor"])
-        return web.json_response(
-            {"user_id": user_id, "profile": profile, "missing": await self.ctx.profiles.missing(user_id)}
-        )
+        return o.Profile(user_id=user_id, profile=profile, missing=await self.ctx.profiles.missing(user_id))
 
-    async def _consent_json(self, user_id: str) -> dict:
+    async def _consent(self, user_id: str) -> o.Consent:
         accepted = await self.ctx.consent.accepted(user_id)
-        return {
-            "user_id": user_id,
-            "current_version": self.ctx.consent.current.version,
-            "consented": self.ctx.consent.covers(accepted),
-            "accepted": [{"version": v, "accepted_at": ts} for v, ts in accepted],
-        }
+        return o.Consent(
+            user_id=user_id,
+            current_version=self.ctx.consent.current.version,
+            consented=self.ctx.consent.covers(accepted),
+            accepted=[o.Acceptance(version=v, accepted_at=ts) for v, ts in accepted],
+        )
 
     @routes.get(
         "/users/{user_id}/consent",
@@ -107,10 +101,10 @@ class PeopleAPI:
         responses={200: o.Consent},
         errors={403: "Not this member"},
     )
-    async def get_consent(self, request: web.Request) -> web.Response:
+    async def get_consent(self, request: web.Request) -> o.Consent:
         user_id = self._user(request, operator=True)
         await self.ctx.mydata.consent_read(user_id, reader=request["actor"])
-        return web.json_response(await self._consent_json(user_id))
+        return await self._consent(user_id)
 
     @routes.post(
         "/users/{user_id}/consent",
@@ -119,10 +113,10 @@ class PeopleAPI:
         responses={200: o.Consent},
         errors={**NOT_THEM, 409: "Already accepted"},
     )
-    async def give_consent(self, request: web.Request, body: i.ConsentGiven) -> web.Response:
+    async def give_consent(self, request: web.Request, body: i.ConsentGiven) -> o.Consent:
         user_id = self._user(request, operator=False)
         await self.ctx.onboarding.accept(user_id, body.version)
-        return web.json_response(await self._consent_json(user_id))
+        return await self._consent(user_id)
 
     @routes.put(
         "/users/{user_id}/contacts/permission",
@@ -130,13 +124,13 @@ class PeopleAPI:
         responses={200: o.ContactsAllowed},
         errors={**NOT_THEM, 409: "Already allowed"},
     )
-    async def allow_contacts(self, request: web.Request) -> web.Response:
+    async def allow_contacts(self, request: web.Request) -> o.ContactsAllowed:
         user_id = self._user(request, operator=False)
         try:
             await self.ctx.contacts.allow(user_id)
         except AlreadyAllowed as e:
             raise ApiError(e.status, e.errcode, f"{e.message} {_permission_endpoint('DELETE', user_id)} withdraws it.")
-        return web.json_response({"allowed": True})
+        return o.ContactsAllowed(allowed=True)
 
     @routes.delete(
         "/users/{user_id}/contacts/permission",
@@ -144,15 +138,15 @@ class PeopleAPI:
         responses={200: o.ContactsRevoked},
         errors={**NOT_THEM, 409: "Not allowed, nothing to revoke"},
     )
-    async def revoke_contacts(self, request: web.Request) -> web.Response:
+    async def revoke_contacts(self, request: web.Request) -> o.ContactsRevoked:
         user_id = self._user(request, operator=False)
         deleted = await self.ctx.contacts.revoke(user_id)
-        return web.json_response({"allowed": False, "deleted": deleted})
+        return o.ContactsRevoked(allowed=False, deleted=deleted)
 
     @routes.get("/users/{user_id}/contacts", "Imported contacts", responses={200: o.Contacts}, errors=NOT_THEM)
-    async def list_contacts(self, request: web.Request) -> web.Response:
+    async def list_contacts(self, request: web.Request) -> o.Contacts:
         user_id = self._user(request, operator=False)
-        return web.json_response({"contacts": await self.ctx.contacts.list(user_id)})
+        return o.Contacts(contacts=[o.Contact.model_validate(c) for c in await self.ctx.contacts.list(user_id)])
 
     @routes.post(
         "/users/{user_id}/contacts",
@@ -161,7 +155,7 @@ class PeopleAPI:
         responses={201: o.ImportReport},
         errors={403: "No permission, or not this member", 413: "Over 1 MiB", 415: "Not text/vcard"},
     )
-    async def import_contacts(self, request: web.Request) -> web.Response:
+    async def import_contacts(self, request: web.Request) -> o.ImportReport:
         """The body is the vCard file itself (Content-Type text/vcard)."""
         user_id = self._user(request, operator=False)
         if request.content_length is not None and request.content_length > MAX_BYTES:
@@ -175,7 +169,7 @@ class PeopleAPI:
             raise ApiError(
                 e.status, e.errcode, f"{e.message} The member grants it with {_permission_endpoint('PUT', user_id)}."
             )
-        return web.json_response(report.to_json(), status=201)
+        return o.ImportReport.of(report)
 
     @routes.get(
         "/users/{user_id}/data",
@@ -183,6 +177,6 @@ class PeopleAPI:
         responses={200: o.MyData},
         errors={403: "Not this member"},
     )
-    async def get_data(self, request: web.Request) -> web.Response:
+    async def get_data(self, request: web.Request) -> o.MyData:
         user_id = self._user(request, operator=True)
-        return web.json_response(await self.ctx.mydata.collect(user_id, reader=request["actor"]))
+        return o.MyData.model_validate(await self.ctx.mydata.collect(user_id, reader=request["actor"]))

@@ -1,13 +1,18 @@
-"""The provisioning API under ``/_clutto/v1``: one handler per endpoint, input checked first.
+"""The provisioning API under ``/_clutto/v1``: the endpoint groups, routed and documented from one list.
 
-Every endpoint is declared in a route table (``web/routes.py``) with its body and response
-models; the same tables build the router and the OpenAPI document.
+Each feature declares its endpoints in its own module, as ``commands/`` declares the bot's
+commands (``web/teams.py``, ``web/members.py``, ``web/rooms.py``, ``web/integrations.py``,
+``web/scim_tokens.py``, ``web/retention.py``, ``web/export.py``, ``web/people.py``,
+``web/notices.py``, ``web/reports.py``, ``web/keys.py``); ``ENDPOINTS`` lists them once, and
+that list builds the router, the OpenAPI document and the metrics' route labels, so nothing
+is routed that the document does not describe.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from functools import cache
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -16,43 +21,70 @@ from clutto_bridge.context import Services
 from clutto_bridge.crypto.http_signatures import MessageSigner, SigningKeys
 from clutto_bridge.matrix.openid import OpenIDVerifier
 from clutto_bridge.metrics import Metrics
-from clutto_bridge.promises import check, weakened
-from clutto_bridge.web import inputs as i, outputs as o
-from clutto_bridge.web.access import UNKNOWN_TEAM, TeamAccess
-from clutto_bridge.web.errors import ApiError
-from clutto_bridge.web.governance import GovernanceAPI
+from clutto_bridge.web import outputs as o
+from clutto_bridge.web.endpoints import ApiContext, Endpoints
+from clutto_bridge.web.export import ExportAPI
+from clutto_bridge.web.integrations import IntegrationsAPI
 from clutto_bridge.web.keys import KeysAPI
+from clutto_bridge.web.members import MembersAPI
 from clutto_bridge.web.metrics import count_requests
 from clutto_bridge.web.middleware import bearer_auth, matrix_errors
+from clutto_bridge.web.notices import NoticesAPI
 from clutto_bridge.web.openapi import openapi_document
 from clutto_bridge.web.people import PeopleAPI
 from clutto_bridge.web.reports import ReportsAPI
+from clutto_bridge.web.retention import RetentionAPI
+from clutto_bridge.web.rooms import RoomsAPI
 from clutto_bridge.web.routes import Route, RouteTable
+from clutto_bridge.web.scim_tokens import ScimTokensAPI
 from clutto_bridge.web.signatures import signing_hook
-
-if TYPE_CHECKING:
-    from clutto_bridge.db.member import Member
-    from clutto_bridge.db.scim import ScimToken
-    from clutto_bridge.db.team import TeamRoom
+from clutto_bridge.web.team_access import TeamAccess
+from clutto_bridge.web.teams import TeamsAPI
 
 PREFIX = "/_clutto/v1"
 
-routes = RouteTable()
+
+class DocumentAPI(Endpoints):
+    routes = RouteTable()
+
+    def __init__(self, api: ApiContext) -> None:
+        self.document = o.OpenAPIDocument(document())
+
+    @routes.get("/openapi.json", "This document", responses={200: o.OpenAPIDocument})
+    async def openapi(self, request: web.Request) -> o.OpenAPIDocument:
+        return self.document
+
+
+# Every group of endpoints, in the order they are routed: the one list of the API.
+ENDPOINTS: tuple[type[Endpoints], ...] = (
+    DocumentAPI,
+    NoticesAPI,
+    ReportsAPI,
+    TeamsAPI,
+    MembersAPI,
+    RoomsAPI,
+    IntegrationsAPI,
+    ScimTokensAPI,
+    RetentionAPI,
+    ExportAPI,
+    PeopleAPI,
+    KeysAPI,
+)
+
+
+def all_routes() -> list[Route]:
+    """Every endpoint of the provisioning API, in the order they are routed."""
+    return [route for group in ENDPOINTS for route in group.routes.routes]
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document: made from the declarations alone, so once per process."""
+    return openapi_document(PREFIX, all_routes())
 
 
 class ProvisioningAPI:
     def __init__(self, ctx: Services, secret: str, metrics: Metrics | None = None, *, keys: SigningKeys) -> None:
-        self.teams = ctx.teams
-        self.members = ctx.members
-        self.rooms = ctx.rooms
-        self.encryption = ctx.encryption
-        self.integrations = ctx.integrations
-        self.email = ctx.email
-        self.details = ctx.details
-        self.notices = ctx.notices
-        self.settings = ctx.settings
-        self.scim = ctx.scim
-        self._team = TeamAccess(ctx)
         self.openid = OpenIDVerifier(ctx.settings.homeserver.address, ctx.settings.homeserver.domain)
         middlewares = [matrix_errors, bearer_auth(secret, self.openid)]
         if metrics is not None:
@@ -61,355 +93,13 @@ class ProvisioningAPI:
         self.app = web.Application(middlewares=middlewares)
         self.app.on_response_prepare.append(signing_hook(MessageSigner(keys)))
         self.app.cleanup_ctx.append(self._http_session)
-        routes.register(self.app.router, self)
-        GovernanceAPI.routes.register(self.app.router, GovernanceAPI(ctx, self._team))
-        PeopleAPI.routes.register(self.app.router, PeopleAPI(ctx))
-        ReportsAPI.routes.register(self.app.router, ReportsAPI(ctx))
-        KeysAPI.routes.register(self.app.router, KeysAPI(keys))
-        self.document = openapi_document(PREFIX, all_routes())
+        api = ApiContext(ctx, TeamAccess(ctx), keys)
+        for group in ENDPOINTS:
+            group.routes.register(self.app.router, group(api))
+        self.document = document()
 
     async def _http_session(self, app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as session:
             self.openid.session = session
             yield
             self.openid.session = None
-
-    @routes.get("/openapi.json", "This document", responses={200: o.OpenAPIDocument})
-    async def openapi(self, request: web.Request) -> web.Response:
-        return web.json_response(self.document)
-
-    @routes.post(
-        "/notices",
-        "Operator: send a service notice (reaches every member) or marketing (only members who opted in)",
-        body=i.NewNotice,
-        responses={200: o.NoticeReport},
-        errors={403: "Not the operator", 404: "Unknown team"},
-    )
-    async def send_notice(self, request: web.Request, body: i.NewNotice) -> web.Response:
-        report = await self.notices.send(body.kind, body.text, team_id=body.team_id, actor=request["actor"])
-        return web.json_response(report.to_json())
-
-    @routes.get(
-        "/promises",
-        "Operator: every privacy promise as kept, weakened by a named setting, or not yet enforced",
-        responses={200: o.PromiseReport},
-        errors={403: "Not the operator"},
-    )
-    async def promises(self, request: web.Request) -> web.Response:
-        """The compliance report of `clutto-bridge promises -c config.yaml` for the running configuration.
-
-        The homeserver's own settings are not checked here; the CLI does with `--homeserver-config`."""
-        if request["actor"] is not None:
-            raise ApiError(403, "M_FORBIDDEN", "Only the operator may read the compliance report.")
-        verdicts = check(self.settings)
-        return web.json_response(
-            {
-                "promises": [v.to_json() for v in verdicts],
-                "weakened": [v.promise.id for v in weakened(verdicts)],
-            }
-        )
-
-    @routes.get("/teams", "List teams (a member: their own)", responses={200: o.TeamList})
-    async def list_teams(self, request: web.Request) -> web.Response:
-        actor = request["actor"]
-        teams = await self.teams.all() if actor is None else await self.teams.of_user(actor)
-        views = [await self.teams.view(t) for t in teams if actor is None or await self.teams.role_of(t, actor)]
-        return web.json_response({"teams": [v.to_json() for v in views]})
-
-    @routes.post(
-        "/teams",
-        "Create a team (space and default rooms) owned by a local user",
-        body=i.NewTeam,
-        responses={201: o.Team},
-        errors={
-            403: "Owner is not on this homeserver, or a member creating for someone else",
-            404: "Owner does not exist",
-            409: "A team with this name exists (errcode IO.CLUTTO.TEAM_EXISTS)",
-        },
-    )
-    async def create_team(self, request: web.Request, body: i.NewTeam) -> web.Response:
-        actor = request["actor"]
-        owner = body.owner if body.owner is not None else actor
-        if owner is None:
-            raise ApiError(400, "M_MISSING_PARAM", "Missing field 'owner'.")
-        if actor is not None and owner != actor:
-            raise ApiError(403, "M_FORBIDDEN", "Members create teams that they own themselves.")
-        team = await self.teams.create(body.name, owner)
-        view = await self.teams.view(team)
-        return web.json_response(view.to_json(), status=201)
-
-    @routes.get("/teams/{team_id}", "One team with its rooms and members", responses={200: o.Team}, errors=UNKNOWN_TEAM)
-    async def get_team(self, request: web.Request) -> web.Response:
-        team = await self._team(request)
-        return web.json_response((await self.teams.view(team)).to_json())
-
-    @routes.patch(
-        "/teams/{team_id}",
-        "Change the team's name, topic or avatar (mxc:// URL)",
-        body=i.TeamChange,
-        responses={200: o.Team},
-        errors={**UNKNOWN_TEAM, 409: "Name taken"},
-    )
-    async def update_team(self, request: web.Request, body: i.TeamChange) -> web.Response:
-        team = await self._team(request)
-        if not body.model_fields_set:
-            raise ApiError(400, "M_INVALID_PARAM", "Send one or more of name, topic, avatar_url.")
-        team = await self.details.update(
-            team,
-            actor=request["actor"],
-            name=body.name,
-            topic=body.topic,
-            avatar_url=body.avatar_url,
-        )
-        return web.json_response((await self.teams.view(team)).to_json())
-
-    @routes.delete(
-        "/teams/{team_id}",
-        "Delete the team: space and rooms deleted with purge on the homeserver, rows removed",
-        body=i.TeamDeletion,
-        responses={200: o.Deleted},
-        errors=UNKNOWN_TEAM,
-    )
-    async def delete_team(self, request: web.Request, body: i.TeamDeletion) -> web.Response:
-        team = await self._team(request)
-        await self.details.delete(team, body.confirm, actor=request["actor"])
-        return web.json_response({"deleted": team.id})
-
-    @routes.post(
-        "/teams/{team_id}/members",
-        "Add a member: invite an existing account (user_id) or create one (username, email, password)",
-        body=i.NewMember,
-        responses={201: o.Member},
-        errors={**UNKNOWN_TEAM, 409: "Already a member, or the account exists"},
-    )
-    async def add_member(self, request: web.Request, body: i.NewMember) -> web.Response:
-        team = await self._team(request)
-        new = body.root
-        if isinstance(new, i.NewAccount):
-            member = await self.members.create_account(
-                team,
-                new.username,
-                new.email,
-                new.password,
-                new.role,
-                actor=request["actor"],
-            )
-        else:
-            member = await self.members.invite(team, new.user_id, new.role, actor=request["actor"])
-        return web.json_response(_member_json(member), status=201)
-
-    @routes.put(
-        "/teams/{team_id}/members/{user_id}",
-        "Change a member's role (power levels follow in every team room)",
-        body=i.RoleChange,
-        responses={200: o.Member},
-        errors={**UNKNOWN_TEAM, 409: "Already that role"},
-    )
-    async def change_role(self, request: web.Request, body: i.RoleChange) -> web.Response:
-        team = await self._team(request)
-        member = await self.members.change_role(team, request.match_info["user_id"], body.role, actor=request["actor"])
-        return web.json_response(_member_json(member))
-
-    @routes.delete(
-        "/teams/{team_id}/members/{user_id}",
-        "Remove a member: kicked from the space, rooms and individual chats",
-        query=i.RemovalQuery,
-        responses={200: o.Member},
-        errors=UNKNOWN_TEAM,
-    )
-    async def remove_member(self, request: web.Request, query: i.RemovalQuery) -> web.Response:
-        team = await self._team(request)
-        member = await self.members.remove(
-            team,
-            request.match_info["user_id"],
-            actor=request["actor"],
-            deactivate=query.deactivate,
-        )
-        return web.json_response(_member_json(member))
-
-    @routes.post(
-        "/teams/{team_id}/transfer",
-        "Transfer ownership to another member; the old owner becomes admin",
-        body=i.Transfer,
-        responses={200: o.Team},
-        errors=UNKNOWN_TEAM,
-    )
-    async def transfer(self, request: web.Request, body: i.Transfer) -> web.Response:
-        team = await self._team(request)
-        team = await self.members.transfer(team, body.user_id, actor=request["actor"])
-        return web.json_response((await self.teams.view(team)).to_json())
-
-    @routes.post(
-        "/teams/{team_id}/rooms",
-        "Create a group room in the team's space",
-        body=i.NewRoom,
-        responses={201: o.Room},
-        errors={**UNKNOWN_TEAM, 409: "Name taken"},
-    )
-    async def create_room(self, request: web.Request, body: i.NewRoom) -> web.Response:
-        team = await self._team(request)
-        room = await self.rooms.create_group(team, body.name, actor=request["actor"])
-        return web.json_response(_room_json(room), status=201)
-
-    @routes.delete(
-        "/teams/{team_id}/rooms/{room}",
-        "Archive a group room (by id or name): read-only and out of the space",
-        responses={200: o.Room},
-        errors=UNKNOWN_TEAM,
-    )
-    async def archive_room(self, request: web.Request) -> web.Response:
-        team = await self._team(request)
-        room = await self.rooms.archive_group(team, request.match_info["room"], actor=request["actor"])
-        return web.json_response(_room_json(room))
-
-    @routes.post(
-        "/teams/{team_id}/encryption",
-        "Owner, admins, operator: turn end-to-end encryption on in every team room without it",
-        responses={200: o.EncryptedRooms},
-        errors={**UNKNOWN_TEAM, 403: "Not the owner or an admin, or policy.encryption is off"},
-    )
-    async def encrypt_rooms(self, request: web.Request) -> web.Response:
-        """Matrix cannot turn a room's encryption off again: the owner is told first, in their chat
-        with the bot, which rooms and that it cannot be undone. Rooms encrypted already are left as
-        they are, so a repeat changes nothing."""
-        team = await self._team(request)
-        rooms = await self.encryption.encrypt_team(team, actor=request["actor"])
-        return web.json_response({"encrypted": [_room_json(room) for room in rooms]})
-
-    @routes.post(
-        "/teams/{team_id}/direct",
-        "Create (or return) the direct chat between two members of the team",
-        body=i.DirectChat,
-        responses={201: o.Room, 200: o.Room},
-        errors=UNKNOWN_TEAM,
-    )
-    async def direct_chat(self, request: web.Request, body: i.DirectChat) -> web.Response:
-        team = await self._team(request)
-        actor = request["actor"]
-        if actor is not None and actor not in body.user_ids:
-            raise ApiError(403, "M_FORBIDDEN", "Members open direct chats for themselves.")
-        room, created = await self.rooms.direct_chat(team, body.user_ids[0], body.user_ids[1])
-        return web.json_response(_room_json(room), status=201 if created else 200)
-
-    @routes.get(
-        "/teams/{team_id}/integrations",
-        "The team's allowlist of integration bots and widget URL prefixes (and the operator's defaults)",
-        responses={200: o.Allowlist},
-        errors=UNKNOWN_TEAM,
-    )
-    async def list_integrations(self, request: web.Request) -> web.Response:
-        team = await self._team(request)
-        return web.json_response((await self.integrations.allowlist(team)).to_json())
-
-    @routes.post(
-        "/teams/{team_id}/integrations",
-        "Allow a bot (Matrix ID) or widgets under an https:// URL prefix",
-        body=i.IntegrationValue,
-        responses={201: o.Allowlist},
-        errors={**UNKNOWN_TEAM, 409: "Already allowed"},
-    )
-    async def allow_integration(self, request: web.Request, body: i.IntegrationValue) -> web.Response:
-        team = await self._team(request)
-        await self.integrations.allow(team, body.value, actor=request["actor"])
-        return web.json_response((await self.integrations.allowlist(team)).to_json(), status=201)
-
-    @routes.delete(
-        "/teams/{team_id}/integrations",
-        "Deny a bot or prefix again; a denied bot is removed from the team's rooms",
-        query=i.IntegrationQuery,
-        responses={200: o.Allowlist},
-        errors=UNKNOWN_TEAM,
-    )
-    async def deny_integration(self, request: web.Request, query: i.IntegrationQuery) -> web.Response:
-        team = await self._team(request)
-        await self.integrations.deny(team, query.value, actor=request["actor"])
-        return web.json_response((await self.integrations.allowlist(team)).to_json())
-
-    @routes.get(
-        "/teams/{team_id}/email",
-        "Owner, admins, operator: the team's email address (headers only) and whether it is on",
-        responses={200: o.EmailAddress},
-        errors=UNKNOWN_TEAM,
-    )
-    async def get_email(self, request: web.Request) -> web.Response:
-        team = await self._team(request)
-        return web.json_response((await self.email.status(team, actor=request["actor"])).to_json())
-
-    @routes.put(
-        "/teams/{team_id}/email",
-        "Owner, admins, operator: switch the team's email address on or off",
-        body=i.EmailChange,
-        responses={200: o.EmailAddress},
-        errors=UNKNOWN_TEAM,
-    )
-    async def set_email(self, request: web.Request, body: i.EmailChange) -> web.Response:
-        team = await self._team(request)
-        return web.json_response((await self.email.switch(team, body.enabled, actor=request["actor"])).to_json())
-
-    @routes.get(
-        "/teams/{team_id}/scim/tokens",
-        "Owner, admins, operator: the team's SCIM tokens (never their secrets)",
-        responses={200: o.ScimTokenList},
-        errors=UNKNOWN_TEAM,
-    )
-    async def list_scim_tokens(self, request: web.Request) -> web.Response:
-        team = await self._team(request)
-        tokens = await self.scim.tokens(team, actor=request["actor"])
-        return web.json_response({"tokens": [_token_json(t) for t in tokens], "base_url": self._scim_base()})
-
-    @routes.post(
-        "/teams/{team_id}/scim/tokens",
-        "Owner, admins, operator: a new SCIM token for the team's identity provider",
-        body=i.NewScimToken,
-        responses={201: o.ScimTokenCreated},
-        errors={**UNKNOWN_TEAM, 409: "A live token has this name"},
-    )
-    async def new_scim_token(self, request: web.Request, body: i.NewScimToken) -> web.Response:
-        """The token is in this answer only; Clutto keeps a SHA-256 of it. See docs/admins/scim.md."""
-        team = await self._team(request)
-        token, secret = await self.scim.new_token(team, body.name, actor=request["actor"])
-        return web.json_response({**_token_json(token), "token": secret}, status=201)
-
-    @routes.delete(
-        "/teams/{team_id}/scim/tokens/{token_id}",
-        "Owner, admins, operator: revoke a SCIM token",
-        responses={200: o.ScimToken},
-        errors={**UNKNOWN_TEAM, 409: "Revoked already"},
-    )
-    async def revoke_scim_token(self, request: web.Request) -> web.Response:
-        team = await self._team(request)
-        token = await self.scim.revoke_token(team, request.match_info["token_id"], actor=request["actor"])
-        return web.json_response(_token_json(token))
-
-    def _scim_base(self) -> str:
-        return self.settings.appservice.url.rstrip("/") + "/_clutto/scim/v2"
-
-
-def _token_json(token: ScimToken) -> dict[str, Any]:
-    return {
-        "id": token.id,
-        "name": token.name,
-        "created_by": token.created_by,
-        "created_at": token.created_at,
-        "last_used_at": token.last_used_at,
-        "revoked_at": token.revoked_at,
-    }
-
-
-def all_routes() -> list[Route]:
-    """Every endpoint of the provisioning API, in the order they are routed."""
-    return [
-        *routes.routes,
-        *GovernanceAPI.routes.routes,
-        *PeopleAPI.routes.routes,
-        *ReportsAPI.routes.routes,
-        *KeysAPI.routes.routes,
-    ]
-
-
-def _room_json(room: TeamRoom) -> dict[str, Any]:
-    return {"room_id": room.room_id, "name": room.name, "kind": room.kind, "archived": room.archived_at is not None}
-
-
-def _member_json(member: Member) -> dict[str, Any]:
-    return {"user_id": member.user_id, "role": member.role, "membership": member.membership}

@@ -5,6 +5,11 @@ Each handler is declared with its method, path, summary, request body (a model f
 worth documenting. The table parses and validates the body and the query before the
 handler runs, so a handler starts from typed input, and nothing is routed that the
 document does not describe, or described that is not routed.
+
+A handler returns the model it declares (or a ``Reply`` of it, to choose among declared
+statuses or add headers), never a response it built: the table serializes it, and refuses
+(a 500, logged) a model or status the route does not declare. So the document, made from the
+same declarations, cannot drift from what is sent.
 """
 
 from __future__ import annotations
@@ -20,7 +25,25 @@ from pydantic import BaseModel
 from clutto_bridge.web.errors import ApiError
 from clutto_bridge.web.inputs import parse_body, parse_query
 
-Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+@dataclass(frozen=True)
+class Reply:
+    """A declared response model with the status to send it with (of those the route declares)
+    or headers; a handler that has one status and no headers returns the model itself."""
+
+    body: BaseModel
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+# What a handler returns: its declared model, a Reply of it, or a file (``files=``) it serves.
+Answer = BaseModel | Reply | web.StreamResponse
+Handler = Callable[..., Awaitable[Answer]]
+
+
+class UndeclaredResponse(TypeError):
+    """A handler answered with a model or status its route does not declare: a bug, never sent."""
+
 
 _PARAMETER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
@@ -71,11 +94,32 @@ class Route:
                 kwargs["body"] = await parse_body(request, body)
             if query is not None:
                 kwargs["query"] = parse_query(request, query)
-            return await method(request, **kwargs)
+            return self.respond(await method(request, **kwargs))
 
         handle.__name__ = self.handler.__name__
         handle.public = self.public  # type: ignore[attr-defined]  # read by the auth middleware
         return handle
+
+    def respond(self, answer: Answer) -> web.StreamResponse:
+        """The response for what the handler returned, serialized by the model the route declares
+        for its status; anything else is refused rather than sent undocumented."""
+        if isinstance(answer, web.StreamResponse):
+            if not self.file_responses:
+                raise UndeclaredResponse(f"{self.method} {self.path} declares no file response")
+            return answer
+        reply = answer if isinstance(answer, Reply) else Reply(answer)
+        status = reply.status
+        if status is None:
+            json_statuses = [s for s in self.responses if s not in self.file_responses]
+            status = json_statuses[0] if len(json_statuses) == 1 else None
+        declared = self.responses.get(status) if status is not None else None
+        if status is None or status in self.file_responses or type(reply.body) is not declared:
+            shown = {s: m.__name__ for s, m in self.responses.items()}
+            raise UndeclaredResponse(
+                f"{self.method} {self.path} answered {type(reply.body).__name__} with status {status}; "
+                f"it declares {shown}"
+            )
+        return web.json_response(text=reply.body.model_dump_json(), status=status, headers=dict(reply.headers) or None)
 
 
 class RouteTable:

@@ -10,6 +10,7 @@ import pytest
 from clutto_bridge.config import EXAMPLE_CONFIG, ConfigError, validate
 from clutto_bridge.metrics import Metrics, Snapshot
 from clutto_bridge.policy.analytics import iso_week, size_bucket, usage_report
+from clutto_bridge.web.outputs import UsageReport
 from tests.unit.helpers import with_value
 
 MONDAY = int(datetime(2026, 11, 23, 9, tzinfo=UTC).timestamp() * 1000)
@@ -55,7 +56,7 @@ def test_a_cell_needs_k_members_as_well_as_k_teams() -> None:
 
 def test_cells_are_per_week_and_plan_and_the_report_has_no_totals() -> None:
     teams = [Facts(MONDAY, "trial", 1)] * 5 + [Facts(MONDAY + WEEK, "trial", 1)] * 5 + [Facts(MONDAY, "paid", 1)] * 2
-    report = usage_report(teams, 5).to_json()
+    report = UsageReport.of(usage_report(teams, 5)).model_dump()  # as the API sends it
     assert [(c["week"], c["plan"]) for c in report["cells"]] == [("2026-W48", "trial"), ("2026-W49", "trial")]
     assert report["suppressed_cells"] == 1
     assert set(report) == {"k", "suppressed_cells", "cells"}

@@ -100,7 +100,8 @@ def test_the_commands_page_lists_every_registered_command() -> None:
     text = docs_pages.commands_page()
     for command in registry.commands.values():
         assert f"| `{command.name}" in text
-    assert "| `team delete [NAME]` | owner, admins |" in text
+    assert "| `team delete [NAME]` | owner |" in text
+    assert "| `team rename NAME` | owner, admins |" in text
     assert "| `mydata` | anyone, in the chat with the bot |" in text
 
 

@@ -12,7 +12,7 @@ from clutto_bridge.commands import registry
 from clutto_bridge.commands.registry import CommandEvent, Registry
 from clutto_bridge.teams.errors import InvalidInput, NotAllowed, NotFound
 
-ACME = SimpleNamespace(id="tacme", name="Acme")
+ACME = SimpleNamespace(id="tacme", name="Acme", owner="@bo:acme")
 GLOBEX = SimpleNamespace(id="tglobex", name="Globex")
 TEAM_ROOM, DM, PLAIN = "!general:acme", "!dm:acme", "!party:acme"
 
@@ -175,3 +175,43 @@ async def test_team_use_sets_the_team_for_the_chat_by_name_and_only_there() -> N
         await command.handler(event(args, DM, BOTH, notices))
     with pytest.raises(NotAllowed, match="chooses the team for our direct chat"):
         await command.handler(event(["Acme"], TEAM_ROOM, BOTH, notices))
+
+
+OWNER_ONLY = (["team", "delete", "Acme"], ["transfer", "@bo:acme"], ["hold", "on", "team"])
+
+
+def test_the_owners_commands_are_declared_for_the_owner() -> None:
+    """What the services refuse to anyone but the owner is declared so, and so documented."""
+    assert {registry.find(words)[0].name for words in OWNER_ONLY} == {
+        name for name, command in registry.commands.items() if command.team == "own"
+    }
+
+
+@pytest.mark.parametrize("room_id", [TEAM_ROOM, DM])
+@pytest.mark.parametrize("words", OWNER_ONLY)
+async def test_an_admin_is_refused_the_owners_commands_before_they_run(words: list[str], room_id: str) -> None:
+    command, args = registry.find(words)
+    notices = Notices()
+    notices.chosen[DM] = "tacme"  # the admin chose Acme for the chat: the refusal still comes first
+    admin = {"tacme": {"@ann:acme": "admin", "@bo:acme": "owner"}}
+    with pytest.raises(NotAllowed) as refused:
+        await command.handler(event(args, room_id, admin, notices))
+    assert refused.value.message == f"Only the owner of Acme may use `{command.name}`."
+
+
+async def test_an_owners_command_in_the_chat_goes_to_the_team_the_user_owns() -> None:
+    reg, ran = recording_registry()
+
+    @reg.command("hand over", args="USER", team="own", help_text="Hand over.")
+    async def hand_over(evt: CommandEvent, *, user: str) -> None:
+        ran.append(evt)
+
+    owns_globex = {"tacme": {"@ann:acme": "admin"}, "tglobex": {"@ann:acme": "owner"}}
+    GLOBEX.owner = "@ann:acme"
+    try:
+        await reg.commands["hand over"].handler(event(["@bo:acme"], DM, owns_globex))
+    finally:
+        del GLOBEX.owner
+    assert ran[-1].team is GLOBEX
+    with pytest.raises(NotAllowed, match="You are not the owner of any team"):
+        await reg.commands["hand over"].handler(event(["@bo:acme"], DM, {"tacme": {"@ann:acme": "admin"}}))
