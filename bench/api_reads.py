@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -34,6 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import BridgeUnderTest, bridge_for, make_bot_admin  # noqa: E402
 
 from clutto_bridge.demo.synapse import LocalSynapse  # noqa: E402
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's user and system CPU so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -56,7 +63,8 @@ async def sequential(http: aiohttp.ClientSession, url: str, auth: dict[str, str]
 async def loaded(
     http: aiohttp.ClientSession, bridge: BridgeUnderTest, team: str, requests: int, in_flight: int, writers: int
 ) -> tuple[float, float, float]:
-    """(read p50, read p99, writes per second) with ``in_flight`` readers and ``writers`` writers."""
+    """(read p50, read p99, writes per second, reads per second, the bridge's CPU ms per request)
+    with ``in_flight`` readers and ``writers`` writers."""
     url = f"{bridge.api}/teams/{team}"
     latencies: list[float] = []
     writes = 0
@@ -75,13 +83,17 @@ async def loaded(
                 assert resp.status == 200, await resp.text()
             writes += 1
 
+    assert bridge.process is not None
+    cpu = cpu_seconds(bridge.process.pid)
     started = time.perf_counter()
     writing = [asyncio.create_task(writer()) for _ in range(writers)]
     await asyncio.gather(*(reader() for _ in range(in_flight)))
     elapsed = time.perf_counter() - started
     done.set()
     await asyncio.gather(*writing)
-    return quantile(latencies, 0.5), quantile(latencies, 0.99), writes / elapsed
+    served = len(latencies) + writes
+    cpu_ms = (cpu_seconds(bridge.process.pid) - cpu) * 1000 / served
+    return quantile(latencies, 0.5), quantile(latencies, 0.99), writes / elapsed, len(latencies) / elapsed, cpu_ms
 
 
 async def prepare(http: aiohttp.ClientSession, bridge: BridgeUnderTest, owner: str, members: int) -> str:
@@ -100,7 +112,9 @@ def spread(values: list[float], scale: float = 1000) -> str:
 
 async def main(args: argparse.Namespace) -> None:
     variants = args.readers.split(",")
-    results: dict[str, dict[str, list[float]]] = {v: {"seq": [], "p50": [], "p99": [], "wps": []} for v in variants}
+    results: dict[str, dict[str, list[float]]] = {
+        v: {"seq": [], "p50": [], "p99": [], "wps": [], "rps": [], "cpu": []} for v in variants
+    }
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         synapse = LocalSynapse(folder / "synapse")
@@ -125,16 +139,18 @@ async def main(args: argparse.Namespace) -> None:
                             await sequential(http, url, bridge.auth, args.requests // 4)  # warm-up
                             got = results[readers]
                             got["seq"].append(await sequential(http, url, bridge.auth, args.requests))
-                            p50, p99, wps = await loaded(
+                            p50, p99, wps, rps, cpu = await loaded(
                                 http, bridge, team, args.requests, args.in_flight, args.writers
                             )
                             got["p50"].append(p50)
                             got["p99"].append(p99)
                             got["wps"].append(wps)
+                            got["rps"].append(rps)
+                            got["cpu"].append(cpu)
                             print(
                                 f"round {r + 1} readers={readers}: sequential p50 {got['seq'][-1] * 1000:.2f} ms; "
                                 f"{args.in_flight} in flight p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms; "
-                                f"{wps:.0f} writes/s",
+                                f"{rps:.0f} reads/s, {wps:.0f} writes/s, bridge CPU {cpu:.2f} ms a request",
                                 flush=True,
                             )
                         finally:
@@ -147,15 +163,16 @@ async def main(args: argparse.Namespace) -> None:
     )
     print(
         "| readers | sequential p50 | loaded p50 | loaded p99 | p99 / sequential p50 (goal <= 3) | p99 vs readers="
-        f"{variants[0]} | writes/s |"
+        f"{variants[0]} | reads/s | writes/s | bridge CPU ms a request |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for readers in variants:
         got = results[readers]
         ratio = statistics.median(got["p99"]) / statistics.median(got["seq"])
         print(
             f"| {readers} | {spread(got['seq'])} | {spread(got['p50'])} | {spread(got['p99'])} | {ratio:.1f}x | "
-            f"{statistics.median(got['p99']) / base:.2f} | {statistics.median(got['wps']):.0f} |"
+            f"{statistics.median(got['p99']) / base:.2f} | {statistics.median(got['rps']):.0f} | "
+            f"{statistics.median(got['wps']):.0f} | {statistics.median(got['cpu']):.2f} |"
         )
 
 
