@@ -32,9 +32,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BridgeUnderTest, bridge_for, make_bot_admin  # noqa: E402
-
-from clutto_bridge.demo.synapse import LocalSynapse  # noqa: E402
+from harness import BridgeUnderTest, synapse_with_bridge  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
@@ -116,13 +114,7 @@ async def main(args: argparse.Namespace) -> None:
         v: {"seq": [], "p50": [], "p99": [], "wps": [], "rps": [], "cpu": []} for v in variants
     }
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        synapse = LocalSynapse(folder / "synapse")
-        bridge = bridge_for(synapse, folder)
-        synapse.write_config([folder / "registration.yaml"])
-        await asyncio.to_thread(synapse.start)
-        try:
-            await make_bot_admin(synapse, bridge)
+        async with synapse_with_bridge(Path(tmp)) as (synapse, bridge):
             owner = await synapse.register_user("owner")
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
                 team = ""
@@ -155,8 +147,6 @@ async def main(args: argparse.Namespace) -> None:
                             )
                         finally:
                             bridge.stop()
-        finally:
-            synapse.stop()
     base = statistics.median(results[variants[0]]["p99"])
     print(
         f"\nGET /teams/{{id}}, {args.members} members, {args.in_flight} in flight + {args.writers} writers; ms, median (min..max) of {args.rounds} rounds"

@@ -9,6 +9,8 @@ import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,3 +257,21 @@ class Client:
             if ok and r.status >= 400:
                 raise RuntimeError(f"{method} {path}: {r.status} {data}")
             return {"status": r.status, **data} if not ok else data
+
+
+@asynccontextmanager
+async def synapse_with_bridge(
+    folder: Path, synapse_extra: dict[str, Any] | None = None, **values: Any
+) -> AsyncIterator[tuple[LocalSynapse, BridgeUnderTest]]:
+    """A throwaway Synapse in ``folder`` with the bridge registered and its bot made admin (the
+    bridge is configured, not started); both are stopped on the way out."""
+    synapse = LocalSynapse(folder / "synapse")
+    bridge = bridge_for(synapse, folder, **values)
+    synapse.write_config([folder / "registration.yaml"], synapse_extra)
+    await asyncio.to_thread(synapse.start)
+    try:
+        await make_bot_admin(synapse, bridge)
+        yield synapse, bridge
+    finally:
+        bridge.stop()
+        synapse.stop()

@@ -140,18 +140,10 @@ async def real_endpoint(signer: MessageSigner, requests: int, rounds: int) -> No
     """``GET /teams/{id}`` of a running bridge, and one signature of the body it answered."""
     import tempfile
 
-    from harness import bridge_for, make_bot_admin
-
-    from clutto_bridge.demo.synapse import LocalSynapse
+    from harness import synapse_with_bridge
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        synapse = LocalSynapse(folder / "synapse")
-        bridge = bridge_for(synapse, folder)
-        synapse.write_config([folder / "registration.yaml"])
-        await asyncio.to_thread(synapse.start)
-        try:
-            await make_bot_admin(synapse, bridge)
+        async with synapse_with_bridge(Path(tmp)) as (synapse, bridge):
             owner = await synapse.register_user("owner")
             bridge.start()
             async with aiohttp.ClientSession() as http:
@@ -173,9 +165,6 @@ async def real_endpoint(signer: MessageSigner, requests: int, rounds: int) -> No
                 f"real GET /teams/{{id}} ({len(body)} B), us: {spread(per_request)} per request, of which signing "
                 f"{spread(signing)} = {statistics.median(shares):.1%} [{min(shares):.1%}-{max(shares):.1%}] (goal < 10%)"
             )
-        finally:
-            bridge.stop()
-            synapse.stop()
 
 
 def sign_only(signer: MessageSigner, count: int = 2000, body: bytes | None = None) -> float:
