@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -39,6 +40,7 @@ from clutto_bridge.matrix.state_store import MembershipStateStore
 from clutto_bridge.metrics import Metrics
 from clutto_bridge.outbound.webhooks import WebhookSender
 from clutto_bridge.policy.collection import is_loopback
+from clutto_bridge.policy.retention import RedactMode, RetentionBounds
 from clutto_bridge.smtp import SmtpListener
 from clutto_bridge.teams.access import AccessRecords
 from clutto_bridge.teams.added_rooms import AddedRooms
@@ -55,6 +57,7 @@ from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.mydata import MyData
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.onboarding import Onboarding
+from clutto_bridge.teams.orphans import Orphans
 from clutto_bridge.teams.portal import PortalAccess
 from clutto_bridge.teams.profiles import ProfileService
 from clutto_bridge.teams.retention import RetentionService
@@ -136,12 +139,16 @@ class Bridge:
         self.webhook_sender = WebhookSender(MessageSigner(keys))
         self.management_rooms = db.management_rooms
 
-        self.teams = teams = TeamService(db.teams, db.rooms, db.members, hs, s, clock)
+        r = s.retention
+        bounds = RetentionBounds(r.min, r.max, r.default)
+        boot = secrets.token_hex(8)  # this process, in the room creations it records: its own are never orphans
+        orphans = Orphans(db.rooms, hs, admin, boot)
+        self.teams = teams = TeamService(db.teams, db.rooms, db.members, hs, s, clock, bounds, orphans, boot)
         self.consent = consent = ConsentService(db.consent, s, clock)
         self.members = members = MemberService(
             teams, db.members, db.teams, db.accounts, hs, admin, audit, consent, s, clock
         )
-        rooms = RoomService(members, db.rooms, hs, audit, s.bridge.room_version, clock)
+        rooms = RoomService(members, teams, db.rooms, hs, audit, s.bridge.room_version, clock)
         integrations = IntegrationService(db.integrations, teams, db.members, hs, audit, s.integrations)
         self.details = details = TeamDetails(
             teams, db.teams, db.rooms, db.jobs, hs, admin, audit, s.bridge.team_name_max_length, webhooks
@@ -159,6 +166,9 @@ class Bridge:
             clock,
             db.timeline,
             MegolmSessions(self.db),
+            bounds,
+            RedactMode(r.redact),
+            s.homeserver.domain,
         )
         # Keys follow retention: no key of a session with expired messages goes out on a request.
         self.device.may_share = retention.may_share_key
@@ -172,6 +182,7 @@ class Bridge:
             db.jobs,
             runner,
             notices,
+            hs,
             audit,
             s.trial,
             str(s.export_folder),
@@ -182,21 +193,43 @@ class Bridge:
             db.profiles, db.members, teams, hs, admin, notices, audit, s.profile, s.homeserver.domain, clock
         )
         self.onboarding = onboarding = Onboarding(
-            members, db.members, db.profiles, consent, profiles, notices, s, clock, db.welcomes, audit
+            members, teams, db.members, db.profiles, consent, profiles, notices, s, clock, db.welcomes, audit
         )
         self.scim = scim = ScimService(
-            db.scim, teams, members, profiles, db.accounts, retention, notices, admin, audit, clock, s.homeserver.domain
+            db.scim,
+            teams,
+            members,
+            profiles,
+            db.profiles,
+            s.profile,
+            db.members,
+            db.accounts,
+            retention,
+            notices,
+            admin,
+            audit,
+            clock,
+            s.homeserver.domain,
         )
         contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock, hs, audit, db.accounts)
         mydata = MyData(db.members, db.accounts, profiles, consent, contacts, notices, audit)
         usage = UsageService(db.analytics, s.analytics.k)
-        self.email = email = EmailService(db.email, db.teams, members, db.rooms, hs, audit, s.email, clock)
+        self.email = email = EmailService(db.email, db.teams, members, teams, db.rooms, hs, audit, s.email, clock)
         self.smtp = SmtpListener(email, s.email) if s.email.enabled else None
 
         runner.register(
             JobKind.SWEEP,
             RetentionSweep(
-                retention, db.teams, db.references, hs, admin, audit, s.retention, s.jobs.homeserver_rate, db.timeline
+                retention,
+                db.teams,
+                db.references,
+                hs,
+                admin,
+                audit,
+                s.retention,
+                s.jobs.homeserver_rate,
+                db.timeline,
+                clock,
             ),
         )
         runner.register(
@@ -208,10 +241,10 @@ class Bridge:
             JobKind.PURGE,
             TeamPurge(db.teams, db.rooms, db.members, db.references, db.persons, retention, details, admin),
         )
-        runner.register(JobKind.REENCRYPT, Reencryption(db.encrypted))
+        runner.register(JobKind.REENCRYPT, Reencryption(db.encrypted, cipher))
 
-        self.encryption = encryption = RoomEncryption(teams, db.rooms, notices, hs, audit)
-        added_rooms = AddedRooms(members, db.rooms, encryption, notices, hs, admin, audit, clock)
+        self.encryption = encryption = RoomEncryption(teams, db.rooms, notices, hs, audit, s.policy.encryption)
+        added_rooms = AddedRooms(members, teams, db.rooms, encryption, notices, hs, admin, audit, clock)
         ctx = Services(
             teams=teams,
             members=members,

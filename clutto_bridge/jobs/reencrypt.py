@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 from clutto_bridge import testhooks
+from clutto_bridge.crypto import FieldCipher
 from clutto_bridge.db.encrypted import ENCRYPTED, EncryptedColumns
 from clutto_bridge.jobs.runner import JobContext, Retry
 
@@ -26,11 +27,12 @@ MAX_PASSES = 3
 
 
 class Reencryption:
-    def __init__(self, columns: EncryptedColumns) -> None:
+    def __init__(self, columns: EncryptedColumns, cipher: FieldCipher) -> None:
         self.columns = columns
+        self.cipher = cipher  # the one the columns encrypt with
 
     async def __call__(self, ctx: JobContext) -> None:
-        cipher = self.columns.cipher
+        cipher = self.cipher
         cipher.reload()
         wanted = ctx.job.payload.get("primary")
         if wanted is not None and cipher.keyset.key(wanted) is None:

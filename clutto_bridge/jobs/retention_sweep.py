@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from clutto_bridge.clock import Clock
 from clutto_bridge.config import RetentionSettings
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import Team, TeamState, TeamStore
@@ -219,8 +220,10 @@ class RetentionSweep:
         settings: RetentionSettings,
         homeserver_rate: int,
         timeline: TimelineIndex,
+        clock: Clock,
     ) -> None:
         self.retention = retention
+        self.clock = clock
         self.teams = teams
         self.references = references
         self.homeserver = homeserver
@@ -247,7 +250,7 @@ class RetentionSweep:
             p = SweepProgress(self.retention.cutoff(team), rooms, redaction_only=not self.retention.admin_available)
             # From when it became due: a sweep asked for now may reuse a periodic job made long ago.
             due = max(ctx.job.created_at, ctx.job.next_run_at)
-            p.timings["claim"] = max(0, ctx.runner.clock.now_ms() - due) / 1000
+            p.timings["claim"] = max(0, self.clock.now_ms() - due) / 1000
             await self._save(ctx, p)
         with p.clock("other"):  # what no step below accounts for
             while p.room_index < len(p.rooms):

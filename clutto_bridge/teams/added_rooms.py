@@ -25,7 +25,7 @@ from clutto_bridge.teams.encryption import RoomEncryption
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.power import may_change_levels
-from clutto_bridge.teams.service import MANAGERS
+from clutto_bridge.teams.service import MANAGERS, TeamService
 
 log = logging.getLogger("clutto.rooms")
 
@@ -34,6 +34,7 @@ class AddedRooms:
     def __init__(
         self,
         members: MemberService,
+        teams: TeamService,
         rooms: RoomStore,
         encryption: RoomEncryption,
         notices: NoticeService,
@@ -43,7 +44,7 @@ class AddedRooms:
         clock: Clock,
     ) -> None:
         self.members = members
-        self.teams = members.teams
+        self.teams = teams
         self.rooms = rooms
         self.encryption = encryption
         self.notices = notices

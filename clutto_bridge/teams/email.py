@@ -25,6 +25,7 @@ from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import NotAllowed
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.email")
 
@@ -47,6 +48,7 @@ class EmailService:
         store: EmailStore,
         team_store: TeamStore,
         members: MemberService,
+        teams: TeamService,
         rooms: RoomStore,
         homeserver: Homeserver,
         audit: AuditLog,
@@ -56,7 +58,7 @@ class EmailService:
         self.store = store
         self.team_store = team_store
         self.members = members
-        self.teams = members.teams
+        self.teams = teams
         self.rooms = rooms
         self.homeserver = homeserver
         self.audit = audit

@@ -42,9 +42,16 @@ def owner_notice(team: Team, rooms: list[TeamRoom], asked_by: str | None) -> str
 
 class RoomEncryption:
     def __init__(
-        self, teams: TeamService, rooms: RoomStore, notices: NoticeService, homeserver: Homeserver, audit: AuditLog
+        self,
+        teams: TeamService,
+        rooms: RoomStore,
+        notices: NoticeService,
+        homeserver: Homeserver,
+        audit: AuditLog,
+        mode: str,
     ) -> None:
         self.teams = teams
+        self.mode = mode  # policy.encryption
         self.rooms = rooms
         self.notices = notices
         self.homeserver = homeserver
@@ -76,7 +83,7 @@ class RoomEncryption:
 
     async def encrypt_existing(self) -> int:
         """Under ``require``, once per start: every active team's unencrypted rooms; how many rooms."""
-        if not encrypts_existing_rooms(self.teams.settings.policy.encryption):
+        if not encrypts_existing_rooms(self.mode):
             return 0
         done = 0
         for team in await self.teams.active():

@@ -17,6 +17,7 @@ from clutto_bridge.clock import Clock
 from clutto_bridge.config import TrialSettings
 from clutto_bridge.db.job import Job, JobKind, JobStore
 from clutto_bridge.db.team import Team, TeamStore
+from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.trial import PLANS, due_warnings, purge_due
 from clutto_bridge.teams.audit import AuditLog
@@ -66,6 +67,7 @@ class TrialLifecycle:
         jobs: JobStore,
         queue: JobQueue,
         notices: NoticeService,
+        homeserver: Homeserver,
         audit: AuditLog,
         trial: TrialSettings,
         export_directory: str,
@@ -80,6 +82,7 @@ class TrialLifecycle:
         self.jobs = jobs
         self.queue = queue
         self.notices = notices  # warnings are service notices: they reach the owner whatever the marketing choice
+        self.homeserver = homeserver
         self.audit = audit
         self.trial = trial
         self.clock = clock
@@ -148,8 +151,7 @@ class TrialLifecycle:
             "clutto.export." + hashlib.sha256(f"{team.id}/{job.id}/{answer.get('event_id')}".encode()).hexdigest()[:32]
         )
         message = prose("\n".join(lines))
-        homeserver = self.notices.homeserver
-        await homeserver.send_notice(
+        await self.homeserver.send_notice(
             room_id,
             message.plain,
             message.html,
@@ -159,7 +161,7 @@ class TrialLifecycle:
             txn_id=txn + ".ready",
         )
         if small:
-            await homeserver.send_file(
+            await self.homeserver.send_file(
                 room_id,
                 archive.read_bytes(),
                 name=archive.name,

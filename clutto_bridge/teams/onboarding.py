@@ -30,7 +30,7 @@ from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.profiles import ProfileService
-from clutto_bridge.teams.service import MANAGERS
+from clutto_bridge.teams.service import MANAGERS, TeamService
 
 log = logging.getLogger("clutto.onboarding")
 
@@ -39,6 +39,7 @@ class Onboarding:
     def __init__(
         self,
         members: MemberService,
+        teams: TeamService,
         member_store: MemberStore,
         profile_store: ProfileStore,
         consent: ConsentService,
@@ -50,7 +51,7 @@ class Onboarding:
         audit: AuditLog,
     ) -> None:
         self.members = members
-        self.teams = members.teams
+        self.teams = teams
         self.member_store = member_store
         self.profile_store = profile_store
         self.consent = consent

@@ -23,6 +23,7 @@ from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.retention import (
     RedactMode,
     RedactModeNotAllowed,
+    RetentionBounds,
     RetentionOutOfBounds,
     RoomPath,
     cutoff,
@@ -77,6 +78,9 @@ class RetentionService:
         clock: Clock,
         timeline: TimelineIndex,
         sessions: MegolmSessions,
+        bounds: RetentionBounds,
+        operator_redact: RedactMode,
+        server_name: str,
     ) -> None:
         self.teams = teams
         self.store = store
@@ -90,9 +94,9 @@ class RetentionService:
         self.clock = clock
         self.timeline = timeline
         self.sessions = sessions
-        self.bounds = teams.retention_bounds
-        self.operator_redact = RedactMode(teams.settings.retention.redact)
-        self.server_name = teams.settings.homeserver.domain
+        self.bounds = bounds
+        self.operator_redact = operator_redact  # retention.redact: the operator's choice a team may narrow
+        self.server_name = server_name  # this homeserver: the only one a purge reaches
         # Set at start-up: without the admin API retention degrades to redaction only.
         self.admin_available = True
 

@@ -19,6 +19,7 @@ from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from clutto_bridge.teams.formatting import prose
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.rooms")
 
@@ -27,6 +28,7 @@ class RoomService:
     def __init__(
         self,
         members: MemberService,
+        teams: TeamService,
         store: RoomStore,
         homeserver: Homeserver,
         audit: AuditLog,
@@ -34,7 +36,7 @@ class RoomService:
         clock: Clock,
     ) -> None:
         self.members = members
-        self.teams = members.teams
+        self.teams = teams
         self.store = store
         self.homeserver = homeserver
         self.audit = audit

@@ -70,6 +70,9 @@ class TeamService:
         homeserver: Homeserver,
         settings: Settings,
         clock: Clock,
+        retention_bounds: RetentionBounds,
+        orphans: Orphans,
+        boot: str,
     ) -> None:
         self.store = store
         self.rooms = rooms
@@ -77,10 +80,9 @@ class TeamService:
         self.homeserver = homeserver
         self.settings = settings
         self.clock = clock
-        r = settings.retention
-        self.retention_bounds = RetentionBounds(r.min, r.max, r.default)
-        self.boot = secrets.token_hex(8)  # this process, in the creations it records
-        self.orphans = Orphans(rooms, homeserver, self.boot)
+        self.retention_bounds = retention_bounds
+        self.orphans = orphans
+        self.boot = boot  # this process, in the creations it records
 
     def retention_ms(self, team: Team) -> int:
         """The team's maximum message lifetime, as m.room.retention writes it."""
