@@ -122,18 +122,22 @@ class Bridge:
         self.metrics = metrics = Metrics()
         metrics.allow("command", counted_names())
         self.audit = audit = AuditLog(
-            db.audit,
-            clock,
-            metrics,
+            store=db.audit,
+            clock=clock,
+            metrics=metrics,
             signing_key=keys.current,
             checkpoint_rows=s.audit.checkpoint_rows,
             witness=WitnessFile(s.witness_path),
         )
         # On PostgreSQL every process (main, workers, CLI) hears of a queued job at once (LISTEN/NOTIFY).
         self.runner = runner = JobRunner(
-            db.jobs, s.jobs, clock, metrics, JobNotifications.for_database(self.db, a.database)
+            store=db.jobs,
+            settings=s.jobs,
+            clock=clock,
+            metrics=metrics,
+            notifications=JobNotifications.for_database(self.db, a.database),
         )
-        self.webhooks = webhooks = WebhookEvents(s.webhooks, runner, clock)
+        self.webhooks = webhooks = WebhookEvents(receivers=s.webhooks, queue=runner, clock=clock)
         if s.webhooks:
             audit.subscribe(webhooks.audit_recorded)
         self.webhook_sender = WebhookSender(MessageSigner(keys))
@@ -142,109 +146,229 @@ class Bridge:
         r = s.retention
         bounds = RetentionBounds(r.min, r.max, r.default)
         boot = secrets.token_hex(8)  # this process, in the room creations it records: its own are never orphans
-        orphans = Orphans(db.rooms, hs, admin, boot)
-        self.teams = teams = TeamService(db.teams, db.rooms, db.members, hs, s, clock, bounds, orphans, boot)
-        self.consent = consent = ConsentService(db.consent, s, clock)
-        self.members = members = MemberService(
-            teams, db.members, db.teams, db.accounts, hs, admin, audit, consent, s, clock
+        self.teams = teams = TeamService(
+            store=db.teams,
+            rooms=db.rooms,
+            members=db.members,
+            homeserver=hs,
+            settings=s,
+            clock=clock,
+            retention_bounds=bounds,
+            orphans=Orphans(rooms=db.rooms, homeserver=hs, admin=admin, boot=boot),
+            boot=boot,
         )
-        rooms = RoomService(members, teams, db.rooms, hs, audit, s.bridge.room_version, clock)
-        integrations = IntegrationService(db.integrations, teams, db.members, hs, audit, s.integrations)
+        self.consent = consent = ConsentService(store=db.consent, settings=s, clock=clock)
+        self.members = members = MemberService(
+            teams=teams,
+            store=db.members,
+            team_store=db.teams,
+            accounts=db.accounts,
+            homeserver=hs,
+            admin=admin,
+            audit=audit,
+            consent=consent,
+            settings=s,
+            clock=clock,
+        )
+        rooms = RoomService(
+            members=members,
+            teams=teams,
+            store=db.rooms,
+            homeserver=hs,
+            audit=audit,
+            room_version=s.bridge.room_version,
+            clock=clock,
+        )
+        integrations = IntegrationService(
+            store=db.integrations, teams=teams, members=db.members, homeserver=hs, audit=audit, config=s.integrations
+        )
         self.details = details = TeamDetails(
-            teams, db.teams, db.rooms, db.jobs, hs, admin, audit, s.bridge.team_name_max_length, webhooks
+            teams=teams,
+            store=db.teams,
+            rooms=db.rooms,
+            jobs=db.jobs,
+            homeserver=hs,
+            admin=admin,
+            audit=audit,
+            name_max_length=s.bridge.team_name_max_length,
+            events=webhooks,
         )
         self.retention = retention = RetentionService(
-            teams,
-            db.teams,
-            db.rooms,
-            db.holds,
-            db.references,
-            db.jobs,
-            runner,
-            hs,
-            audit,
-            clock,
-            db.timeline,
-            MegolmSessions(self.db),
-            bounds,
-            RedactMode(r.redact),
-            s.homeserver.domain,
+            teams=teams,
+            store=db.teams,
+            rooms=db.rooms,
+            hold_store=db.holds,
+            references=db.references,
+            jobs=db.jobs,
+            queue=runner,
+            homeserver=hs,
+            audit=audit,
+            clock=clock,
+            timeline=db.timeline,
+            sessions=MegolmSessions(self.db),
+            bounds=bounds,
+            operator_redact=RedactMode(r.redact),
+            server_name=s.homeserver.domain,
         )
         # Keys follow retention: no key of a session with expired messages goes out on a request.
         self.device.may_share = retention.may_share_key
         self.notices = notices = NoticeService(
-            db.notices, db.management_rooms, teams, members, hs, s.marketing_default, clock, consent
+            store=db.notices,
+            management_rooms=db.management_rooms,
+            teams=teams,
+            members=members,
+            homeserver=hs,
+            marketing_default=s.marketing_default,
+            clock=clock,
+            consent=consent,
         )
         self.lifecycle = lifecycle = TrialLifecycle(
-            teams,
-            db.teams,
-            retention,
-            db.jobs,
-            runner,
-            notices,
-            hs,
-            audit,
-            s.trial,
-            str(s.export_folder),
-            clock,
+            teams=teams,
+            store=db.teams,
+            retention=retention,
+            jobs=db.jobs,
+            queue=runner,
+            notices=notices,
+            homeserver=hs,
+            audit=audit,
+            trial=s.trial,
+            export_directory=str(s.export_folder),
+            clock=clock,
             portal_url=s.portal.base_url(s.appservice.url) if s.portal.enabled else None,
         )
         self.profiles = profiles = ProfileService(
-            db.profiles, db.members, teams, hs, admin, notices, audit, s.profile, s.homeserver.domain, clock
+            store=db.profiles,
+            members=db.members,
+            teams=teams,
+            homeserver=hs,
+            admin=admin,
+            notices=notices,
+            audit=audit,
+            rules=s.profile,
+            domain=s.homeserver.domain,
+            clock=clock,
         )
         self.onboarding = onboarding = Onboarding(
-            members, teams, db.members, db.profiles, consent, profiles, notices, s, clock, db.welcomes, audit
+            members=members,
+            teams=teams,
+            member_store=db.members,
+            profile_store=db.profiles,
+            consent=consent,
+            profiles=profiles,
+            notices=notices,
+            settings=s,
+            clock=clock,
+            welcomes=db.welcomes,
+            audit=audit,
         )
         self.scim = scim = ScimService(
-            db.scim,
-            teams,
-            members,
-            profiles,
-            db.profiles,
-            s.profile,
-            db.members,
-            db.accounts,
-            retention,
-            notices,
-            admin,
-            audit,
-            clock,
-            s.homeserver.domain,
+            store=db.scim,
+            teams=teams,
+            members=members,
+            profiles=profiles,
+            profile_store=db.profiles,
+            profile_rules=s.profile,
+            member_store=db.members,
+            accounts=db.accounts,
+            retention=retention,
+            notices=notices,
+            admin=admin,
+            audit=audit,
+            clock=clock,
+            domain=s.homeserver.domain,
         )
-        contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock, hs, audit, db.accounts)
-        mydata = MyData(db.members, db.accounts, profiles, consent, contacts, notices, audit)
-        usage = UsageService(db.analytics, s.analytics.k)
-        self.email = email = EmailService(db.email, db.teams, members, teams, db.rooms, hs, audit, s.email, clock)
+        contacts = ContactService(
+            store=db.contacts,
+            accounts=db.accounts,
+            consent=consent,
+            admin=admin,
+            domain=s.homeserver.domain,
+            clock=clock,
+            homeserver=hs,
+            audit=audit,
+        )
+        mydata = MyData(
+            members=db.members,
+            accounts=db.accounts,
+            profiles=profiles,
+            consent=consent,
+            contacts=contacts,
+            notices=notices,
+            audit=audit,
+        )
+        usage = UsageService(store=db.analytics, k=s.analytics.k)
+        self.email = email = EmailService(
+            store=db.email,
+            team_store=db.teams,
+            members=members,
+            teams=teams,
+            rooms=db.rooms,
+            homeserver=hs,
+            audit=audit,
+            config=s.email,
+            clock=clock,
+        )
         self.smtp = SmtpListener(email, s.email) if s.email.enabled else None
 
         runner.register(
             JobKind.SWEEP,
             RetentionSweep(
-                retention,
-                db.teams,
-                db.references,
-                hs,
-                admin,
-                audit,
-                s.retention,
-                s.jobs.homeserver_rate,
-                db.timeline,
-                clock,
+                retention=retention,
+                teams=db.teams,
+                references=db.references,
+                homeserver=hs,
+                admin=admin,
+                audit=audit,
+                settings=s.retention,
+                timeline=db.timeline,
+                clock=clock,
+                homeserver_rate=s.jobs.homeserver_rate,
             ),
         )
         runner.register(
             JobKind.EXPORT,
-            TeamExport(db.teams, db.rooms, db.members, hs, audit, lifecycle, s.jobs.homeserver_rate, clock, webhooks),
+            TeamExport(
+                teams=db.teams,
+                rooms=db.rooms,
+                members=db.members,
+                homeserver=hs,
+                audit=audit,
+                lifecycle=lifecycle,
+                clock=clock,
+                events=webhooks,
+                homeserver_rate=s.jobs.homeserver_rate,
+            ),
         )
-        runner.register(JobKind.WEBHOOK, WebhookDelivery(s.webhooks, self.webhook_sender))
+        runner.register(JobKind.WEBHOOK, WebhookDelivery(receivers=s.webhooks, sender=self.webhook_sender))
         runner.register(
             JobKind.PURGE,
-            TeamPurge(db.teams, db.rooms, db.members, db.references, db.persons, retention, details, admin),
+            TeamPurge(
+                teams=db.teams,
+                rooms=db.rooms,
+                members=db.members,
+                references=db.references,
+                persons=db.persons,
+                retention=retention,
+                details=details,
+                admin=admin,
+            ),
         )
-        runner.register(JobKind.REENCRYPT, Reencryption(db.encrypted, cipher))
+        runner.register(JobKind.REENCRYPT, Reencryption(columns=db.encrypted, cipher=cipher))
 
-        self.encryption = encryption = RoomEncryption(teams, db.rooms, notices, hs, audit, s.policy.encryption)
-        added_rooms = AddedRooms(members, teams, db.rooms, encryption, notices, hs, admin, audit, clock)
+        self.encryption = encryption = RoomEncryption(
+            teams=teams, rooms=db.rooms, notices=notices, homeserver=hs, audit=audit, mode=s.policy.encryption
+        )
+        added_rooms = AddedRooms(
+            members=members,
+            teams=teams,
+            rooms=db.rooms,
+            encryption=encryption,
+            notices=notices,
+            homeserver=hs,
+            admin=admin,
+            audit=audit,
+            clock=clock,
+        )
         ctx = Services(
             teams=teams,
             members=members,
@@ -266,7 +390,9 @@ class Bridge:
             homeserver=hs,
             settings=s,
             scim=scim,
-            portal=PortalAccess(db.portal, consent, s, clock) if s.portal.enabled else None,
+            portal=PortalAccess(store=db.portal, consent=consent, settings=s, clock=clock)
+            if s.portal.enabled
+            else None,
         )
         self.homeserver = hs
         # Every request on the port (appservice, API, pages) is logged and recorded only as
@@ -306,14 +432,14 @@ class Bridge:
             # Checks the cookie registry against the cookies the portal sets: ConfigError if not.
             self.appservice.app.add_subapp(PORTAL_PREFIX, Portal(ctx, audit).app)
         self.gate = Gatekeeper(
-            GateStore(self.db, self.gate_reader),
-            db.members,
-            db.integrations,
-            consent,
-            profiles,
-            s,
-            state_store.seen_profile,
-            self.device.is_encrypted,
+            store=GateStore(self.db, self.gate_reader),
+            members=db.members,
+            integrations=db.integrations,
+            consent=consent,
+            profiles=profiles,
+            settings=s,
+            seen_profile=state_store.seen_profile,
+            is_encrypted=self.device.is_encrypted,
         )
         if s.antispam.enabled:
             AntispamEndpoints(self.gate, s.antispam.shared_secret).register(self.appservice.app)

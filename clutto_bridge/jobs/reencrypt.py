@@ -14,6 +14,7 @@ process that had not yet seen the new keyset may have written some) and walks ag
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from clutto_bridge import testhooks
 from clutto_bridge.crypto import FieldCipher
@@ -26,10 +27,10 @@ DEFAULT_BATCH = 200
 MAX_PASSES = 3
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class Reencryption:
-    def __init__(self, columns: EncryptedColumns, cipher: FieldCipher) -> None:
-        self.columns = columns
-        self.cipher = cipher  # the one the columns encrypt with
+    columns: EncryptedColumns
+    cipher: FieldCipher  # the one the columns encrypt with
 
     async def __call__(self, ctx: JobContext) -> None:
         cipher = self.cipher

@@ -35,7 +35,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -208,29 +208,20 @@ class RedactionWindow:
         self.running.clear()
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class RetentionSweep:
-    def __init__(
-        self,
-        retention: RetentionService,
-        teams: TeamStore,
-        references: ReferenceStore,
-        homeserver: Homeserver,
-        admin: SynapseAdmin,
-        audit: AuditLog,
-        settings: RetentionSettings,
-        homeserver_rate: int,
-        timeline: TimelineIndex,
-        clock: Clock,
-    ) -> None:
-        self.retention = retention
-        self.clock = clock
-        self.teams = teams
-        self.references = references
-        self.homeserver = homeserver
-        self.admin = admin
-        self.audit = audit
-        self.settings = settings
-        self.timeline = timeline
+    retention: RetentionService
+    teams: TeamStore
+    references: ReferenceStore
+    homeserver: Homeserver
+    admin: SynapseAdmin
+    audit: AuditLog
+    settings: RetentionSettings
+    timeline: TimelineIndex
+    clock: Clock
+    homeserver_rate: InitVar[int]
+
+    def __post_init__(self, homeserver_rate: int) -> None:
         self.limiter = RateLimiter(homeserver_rate)
         # Shared by the sweeps this process runs: they share the homeserver's capacity.
         # Starts at 16 in flight (Synapse on 2 cores redacts fastest at 32 to 64) and may climb

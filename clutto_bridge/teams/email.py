@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import EmailSettings
@@ -42,29 +42,18 @@ class EmailStatus:
         return {"enabled": self.enabled, "address": self.address, "room_id": self.room_id}
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class EmailService:
-    def __init__(
-        self,
-        store: EmailStore,
-        team_store: TeamStore,
-        members: MemberService,
-        teams: TeamService,
-        rooms: RoomStore,
-        homeserver: Homeserver,
-        audit: AuditLog,
-        config: EmailSettings,
-        clock: Clock,
-    ) -> None:
-        self.store = store
-        self.team_store = team_store
-        self.members = members
-        self.teams = teams
-        self.rooms = rooms
-        self.homeserver = homeserver
-        self.audit = audit
-        self.config = config
-        self.clock = clock
-        self._room_locks: dict[str, asyncio.Lock] = {}
+    store: EmailStore
+    team_store: TeamStore
+    members: MemberService
+    teams: TeamService
+    rooms: RoomStore
+    homeserver: Homeserver
+    audit: AuditLog
+    config: EmailSettings
+    clock: Clock
+    _room_locks: dict[str, asyncio.Lock] = field(init=False, default_factory=dict)
 
     def full_address(self, address: TeamAddress) -> str:
         return f"{address.local_part}@{self.config.domain}"

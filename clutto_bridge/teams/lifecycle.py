@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,34 +59,20 @@ def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class TrialLifecycle:
-    def __init__(
-        self,
-        teams: TeamService,
-        store: TeamStore,
-        retention: RetentionService,
-        jobs: JobStore,
-        queue: JobQueue,
-        notices: NoticeService,
-        homeserver: Homeserver,
-        audit: AuditLog,
-        trial: TrialSettings,
-        export_directory: str,
-        clock: Clock,
-        portal_url: str | None = None,
-    ) -> None:
-        self.export_directory = export_directory
-        self.portal_url = portal_url  # where exports are downloaded; None when the portal is off
-        self.teams = teams
-        self.store = store
-        self.retention = retention
-        self.jobs = jobs
-        self.queue = queue
-        self.notices = notices  # warnings are service notices: they reach the owner whatever the marketing choice
-        self.homeserver = homeserver
-        self.audit = audit
-        self.trial = trial
-        self.clock = clock
+    teams: TeamService
+    store: TeamStore
+    retention: RetentionService
+    jobs: JobStore
+    queue: JobQueue
+    notices: NoticeService  # warnings are service notices: they reach the owner whatever the marketing choice
+    homeserver: Homeserver
+    audit: AuditLog
+    trial: TrialSettings
+    export_directory: str
+    clock: Clock
+    portal_url: str | None = None  # where exports are downloaded; None when the portal is off
 
     async def set_plan(self, team: Team, plan: str, *, actor: str | None) -> None:
         if actor is not None:

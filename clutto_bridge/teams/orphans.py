@@ -12,6 +12,7 @@ decides) and deleted with purge through the Synapse admin API.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from clutto_bridge.db.team import CreationKind, RoomStore
 from clutto_bridge.matrix.admin import SynapseAdmin
@@ -25,12 +26,12 @@ log = logging.getLogger("clutto.orphans")
 PURGE_MESSAGE = "This room was left over from an interrupted team creation and belongs to no team."
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class Orphans:
-    def __init__(self, rooms: RoomStore, homeserver: Homeserver, admin: SynapseAdmin, boot: str) -> None:
-        self.rooms = rooms
-        self.homeserver = homeserver
-        self.admin = admin
-        self.boot = boot  # this process: its own pending creations are never orphans
+    rooms: RoomStore
+    homeserver: Homeserver
+    admin: SynapseAdmin
+    boot: str  # this process: its own pending creations are never orphans
 
     async def purge(self) -> list[str]:
         """Delete the orphans of creations other processes left unfinished; the rooms deleted.

@@ -7,7 +7,7 @@ may touch: the team's lifetime within the operator's bounds, and which rooms are
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from clutto_bridge.clock import Clock
@@ -63,42 +63,25 @@ class RoomSessions:
     deleted: int
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class RetentionService:
-    def __init__(
-        self,
-        teams: TeamService,
-        store: TeamStore,
-        rooms: RoomStore,
-        holds: HoldStore,
-        references: ReferenceStore,
-        jobs: JobStore,
-        queue: JobQueue,
-        homeserver: Homeserver,
-        audit: AuditLog,
-        clock: Clock,
-        timeline: TimelineIndex,
-        sessions: MegolmSessions,
-        bounds: RetentionBounds,
-        operator_redact: RedactMode,
-        server_name: str,
-    ) -> None:
-        self.teams = teams
-        self.store = store
-        self.rooms = rooms
-        self.hold_store = holds
-        self.references = references
-        self.jobs = jobs
-        self.queue = queue
-        self.homeserver = homeserver
-        self.audit = audit
-        self.clock = clock
-        self.timeline = timeline
-        self.sessions = sessions
-        self.bounds = bounds
-        self.operator_redact = operator_redact  # retention.redact: the operator's choice a team may narrow
-        self.server_name = server_name  # this homeserver: the only one a purge reaches
-        # Set at start-up: without the admin API retention degrades to redaction only.
-        self.admin_available = True
+    teams: TeamService
+    store: TeamStore
+    rooms: RoomStore
+    hold_store: HoldStore
+    references: ReferenceStore
+    jobs: JobStore
+    queue: JobQueue
+    homeserver: Homeserver
+    audit: AuditLog
+    clock: Clock
+    timeline: TimelineIndex
+    sessions: MegolmSessions
+    bounds: RetentionBounds
+    operator_redact: RedactMode  # retention.redact: the operator's choice a team may narrow
+    server_name: str  # this homeserver: the only one a purge reaches
+    # Set at start-up: without the admin API retention degrades to redaction only.
+    admin_available: bool = field(init=False, default=True)
 
     def lifetime(self, team: Team) -> int:
         return self.bounds.effective(team.retention_seconds)

@@ -94,38 +94,22 @@ def localpart_of(user_name: str) -> str:
     return local
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class ScimService:
-    def __init__(
-        self,
-        store: ScimStore,
-        teams: TeamService,
-        members: MemberService,
-        profiles: ProfileService,
-        profile_store: ProfileStore,
-        profile_rules: ProfileRules,
-        member_store: MemberStore,
-        accounts: AccountStore,
-        retention: RetentionService,
-        notices: NoticeService,
-        admin: SynapseAdmin,
-        audit: AuditLog,
-        clock: Clock,
-        domain: str,
-    ) -> None:
-        self.store = store
-        self.teams = teams
-        self.members = members
-        self.profiles = profiles
-        self.profile_store = profile_store
-        self.profile_rules = profile_rules
-        self.member_store = member_store
-        self.accounts = accounts
-        self.retention = retention
-        self.notices = notices
-        self.admin = admin
-        self.audit = audit
-        self.clock = clock
-        self.domain = domain
+    store: ScimStore
+    teams: TeamService
+    members: MemberService
+    profiles: ProfileService
+    profile_store: ProfileStore
+    profile_rules: ProfileRules
+    member_store: MemberStore
+    accounts: AccountStore
+    retention: RetentionService
+    notices: NoticeService
+    admin: SynapseAdmin
+    audit: AuditLog
+    clock: Clock
+    domain: str
 
     # --- tokens ----------------------------------------------------------------------
 

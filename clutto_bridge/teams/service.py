@@ -61,28 +61,17 @@ class TeamView:
         }
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class TeamService:
-    def __init__(
-        self,
-        store: TeamStore,
-        rooms: RoomStore,
-        members: MemberStore,
-        homeserver: Homeserver,
-        settings: Settings,
-        clock: Clock,
-        retention_bounds: RetentionBounds,
-        orphans: Orphans,
-        boot: str,
-    ) -> None:
-        self.store = store
-        self.rooms = rooms
-        self.members = members
-        self.homeserver = homeserver
-        self.settings = settings
-        self.clock = clock
-        self.retention_bounds = retention_bounds
-        self.orphans = orphans
-        self.boot = boot  # this process, in the creations it records
+    store: TeamStore
+    rooms: RoomStore
+    members: MemberStore
+    homeserver: Homeserver
+    settings: Settings
+    clock: Clock
+    retention_bounds: RetentionBounds
+    orphans: Orphans
+    boot: str  # this process, in the creations it records
 
     def retention_ms(self, team: Team) -> int:
         """The team's maximum message lifetime, as m.room.retention writes it."""
