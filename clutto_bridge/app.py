@@ -209,6 +209,7 @@ class Bridge:
             bounds=bounds,
             operator_redact=RedactMode(r.redact),
             server_name=s.homeserver.domain,
+            admin=admin,
         )
         # Keys follow retention: no key of a session with expired messages goes out on a request.
         self.device.may_share = retention.may_share_key
@@ -475,8 +476,7 @@ class Bridge:
         async with _named("homeserver.address", f"cannot use the homeserver at {self.settings.homeserver.address}"):
             await self.homeserver.ensure_bot(a.bot_displayname)
         await self._start_device()
-        self.retention.admin_available = await self.admin.is_admin()
-        if not self.retention.admin_available:
+        if not await self.admin.check_available():
             bot = self.homeserver.bot_mxid
             log.warning(
                 "The bot %s is not a homeserver admin. RETENTION DEGRADES TO REDACTION ONLY: old events are "
@@ -561,7 +561,7 @@ class Bridge:
         async with _named("homeserver.address", f"cannot use the homeserver at {self.settings.homeserver.address}"):
             await self.appservice.start_client_only()
             await self.homeserver.ensure_bot(self.settings.appservice.bot_displayname)
-        self.retention.admin_available = await self.admin.is_admin()
+        await self.admin.check_available()
         await self.runner.take_back_from_dead_local_workers()
         self.runner.start()
         log.info("Job worker %s ready (up to %d jobs at once)", self.runner.worker, self.settings.jobs.concurrency)

@@ -238,7 +238,7 @@ class RetentionSweep:
             p = SweepProgress.load(ctx.progress)
         else:
             rooms = [r.room_id for r in await self.retention.rooms_to_sweep(team)]
-            p = SweepProgress(self.retention.cutoff(team), rooms, redaction_only=not self.retention.admin_available)
+            p = SweepProgress(self.retention.cutoff(team), rooms, redaction_only=not self.admin.available)
             # From when it became due: a sweep asked for now may reuse a periodic job made long ago.
             due = max(ctx.job.created_at, ctx.job.next_run_at)
             p.timings["claim"] = max(0, self.clock.now_ms() - due) / 1000

@@ -7,7 +7,7 @@ may touch: the team's lifetime within the operator's bounds, and which rooms are
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from clutto_bridge.clock import Clock
@@ -18,6 +18,7 @@ from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import RoomStore, Team, TeamRoom, TeamStore
 from clutto_bridge.db.timeline import TimelineIndex
 from clutto_bridge.durations import DurationError, format_duration, minutes_hint, parse_duration
+from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.retention import (
@@ -80,8 +81,13 @@ class RetentionService:
     bounds: RetentionBounds
     operator_redact: RedactMode  # retention.redact: the operator's choice a team may narrow
     server_name: str  # this homeserver: the only one a purge reaches
-    # Set at start-up: without the admin API retention degrades to redaction only.
-    admin_available: bool = field(init=False, default=True)
+    admin: SynapseAdmin
+
+    @property
+    def admin_available(self) -> bool:
+        """Whether sweeps may purge, as the admin client found at start-up: without the admin
+        API retention degrades to redaction only."""
+        return self.admin.available
 
     def lifetime(self, team: Team) -> int:
         return self.bounds.effective(team.retention_seconds)
