@@ -57,7 +57,9 @@ async def measure(url: str, rows: int) -> dict[str, float]:
         plain = time.perf_counter() - started
         await db.execute("DELETE FROM audit_log")
 
-        log = AuditLog(AuditStore(db), SystemClock(), signing_key=Ed25519PrivateKey.generate(), checkpoint_rows=100)
+        log = AuditLog(
+            store=AuditStore(db), clock=SystemClock(), signing_key=Ed25519PrivateKey.generate(), checkpoint_rows=100
+        )
         started = time.perf_counter()
         for n in range(rows):
             await log.record(None, "@owner:example.org", "member_removed", f"@member{n}:example.org", n=n)

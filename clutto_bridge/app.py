@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -40,6 +41,7 @@ from clutto_bridge.matrix.state_store import MembershipStateStore
 from clutto_bridge.metrics import Metrics
 from clutto_bridge.outbound.webhooks import WebhookSender
 from clutto_bridge.policy.collection import is_loopback
+from clutto_bridge.policy.retention import RedactMode, RetentionBounds
 from clutto_bridge.smtp import SmtpListener
 from clutto_bridge.teams.added_rooms import AddedRooms
 from clutto_bridge.teams.audit import AuditLog
@@ -55,6 +57,7 @@ from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.mydata import MyData
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.onboarding import Onboarding
+from clutto_bridge.teams.orphans import Orphans
 from clutto_bridge.teams.portal import PortalAccess
 from clutto_bridge.teams.profiles import ProfileService
 from clutto_bridge.teams.retention import RetentionService
@@ -81,21 +84,42 @@ class Bridge:
     """One running bridge. Everything it needs is passed in; nothing is global."""
 
     def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
-        self.settings = s = settings
-        self.clock = clock = clock or SystemClock()
-        a = s.appservice
-        self.cipher = cipher = open_keyset(str(s.keyset_path))
-        self.db: Database = create_database(a.database, a.database_opts, cipher, readers=a.database_readers)
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        # In the order each step needs the ones before it (mautrix's bridge.prepare_* steps).
+        self._prepare_database()
+        self._prepare_homeserver()
+        self._prepare_records()
+        self._prepare_teams()
+        self._prepare_retention()
+        self._prepare_people()
+        self._prepare_jobs()
+        self.services = self._services()
+        self._prepare_requests()
+        self._prepare_events()
+        self._prepare_web()
+        self._levels: asyncio.Task | None = None
+        self._database_open = False
+
+    def _prepare_database(self) -> None:
+        """The keyset, the databases (not yet opened) and their stores, and the signing keys."""
+        s, a = self.settings, self.settings.appservice
+        self.cipher = open_keyset(str(s.keyset_path))
+        self.db: Database = create_database(a.database, a.database_opts, self.cipher, readers=a.database_readers)
         self.state_db = Database.create(a.database, upgrade_table=MembershipStateStore.upgrade_table)
-        self.stores = db = Stores.over(self.db, cipher)
+        self.stores = Stores.over(self.db, self.cipher)
         # The answers before the write read through their own SQLite connection (none with PostgreSQL).
         self.gate_reader = create_reader(a.database)
-        self.signing_keys = keys = signing_keys(
-            s
-        )  # made when missing; an open or broken key file stops here, naming it
-        state_store = MembershipStateStore(self.state_db)
+        # Made when missing; an open or broken key file stops here, naming it.
+        self.signing_keys = signing_keys(s)
+        self.state_store = MembershipStateStore(self.state_db)
         # Received events: kept in the inbox, then handled in room lanes (jobs/inbox.py).
-        self.inbox_work = InboxWork(db.inbox, clock.now_ms)
+        self.inbox_work = InboxWork(self.stores.inbox, self.clock.now_ms)
+
+    def _prepare_homeserver(self) -> None:
+        """The appservice (the port and the bot's intent), the bot's E2EE device, and the clients
+        of the homeserver's client-server and admin APIs."""
+        s, a = self.settings, self.settings.appservice
         self.appservice = CluttoAppService(
             tls_cert=a.tls.cert or None,
             tls_key=a.tls.key or None,
@@ -106,192 +130,383 @@ class Bridge:
             bot_localpart=a.bot_username,
             id=a.id,
             verify_ssl=s.homeserver.verify_ssl,
-            state_store=state_store,
+            state_store=self.state_store,
             receiver=self.inbox_work,
             default_http_retry_count=3,
             log=logging.getLogger("clutto.appservice"),
         )
         # The bot's E2EE device: to-device messages and key counts from the transactions go to it,
         # encrypted events are decrypted before the handlers see them.
-        self.device = BotDevice(self.appservice, state_store, a.database, KeysetFile(s.keyset_path), db.crypto_pickles)
+        self.device = BotDevice(
+            self.appservice, self.state_store, a.database, KeysetFile(s.keyset_path), self.stores.crypto_pickles
+        )
         bot = lambda: self.appservice.intent  # noqa: E731 - the intent exists once the appservice does
-        self.admin = admin = SynapseAdmin(bot)
-        hs = Homeserver(bot, admin, s.homeserver.address, self.device)
+        self.admin = SynapseAdmin(bot)
+        self.homeserver = Homeserver(bot, self.admin, s.homeserver.address, self.device)
+
+    def _prepare_records(self) -> None:
+        """What every service records to: metrics, the audit log, the job queue and the webhooks."""
+        s, db, clock = self.settings, self.stores, self.clock
         # This bridge's own registry: counts of several bridges in one process never mix.
-        self.metrics = metrics = Metrics()
-        metrics.allow("command", counted_names())
-        self.audit = audit = AuditLog(
-            db.audit,
-            clock,
-            metrics,
-            signing_key=keys.current,
+        self.metrics = Metrics()
+        self.metrics.allow("command", counted_names())
+        self.audit = AuditLog(
+            store=db.audit,
+            clock=clock,
+            metrics=self.metrics,
+            signing_key=self.signing_keys.current,
             checkpoint_rows=s.audit.checkpoint_rows,
             witness=WitnessFile(s.witness_path),
         )
         # On PostgreSQL every process (main, workers, CLI) hears of a queued job at once (LISTEN/NOTIFY).
-        self.runner = runner = JobRunner(
-            db.jobs, s.jobs, clock, metrics, JobNotifications.for_database(self.db, a.database)
+        self.runner = JobRunner(
+            store=db.jobs,
+            settings=s.jobs,
+            clock=clock,
+            metrics=self.metrics,
+            notifications=JobNotifications.for_database(self.db, s.appservice.database),
         )
-        self.webhooks = webhooks = WebhookEvents(s.webhooks, runner, clock)
+        self.webhooks = WebhookEvents(receivers=s.webhooks, queue=self.runner, clock=clock)
         if s.webhooks:
-            audit.subscribe(webhooks.audit_recorded)
-        self.webhook_sender = WebhookSender(MessageSigner(keys))
+            self.audit.subscribe(self.webhooks.audit_recorded)
+        self.webhook_sender = WebhookSender(MessageSigner(self.signing_keys))
         self.management_rooms = db.management_rooms
 
-        self.teams = teams = TeamService(db.teams, db.rooms, db.members, hs, s, clock)
-        self.consent = consent = ConsentService(db.consent, s, clock)
+    def _prepare_teams(self) -> None:
+        """Teams, their members and rooms, and the bot's notices to people."""
+        s, db, clock, hs, audit = self.settings, self.stores, self.clock, self.homeserver, self.audit
+        r = s.retention
+        self.retention_bounds = RetentionBounds(r.min, r.max, r.default)
+        boot = secrets.token_hex(8)  # this process, in the room creations it records: its own are never orphans
+        self.teams = teams = TeamService(
+            store=db.teams,
+            rooms=db.rooms,
+            members=db.members,
+            homeserver=hs,
+            settings=s,
+            clock=clock,
+            retention_bounds=self.retention_bounds,
+            orphans=Orphans(rooms=db.rooms, homeserver=hs, admin=self.admin, boot=boot),
+            boot=boot,
+        )
+        self.consent = consent = ConsentService(store=db.consent, settings=s, clock=clock)
         self.members = members = MemberService(
-            teams, db.members, db.teams, db.accounts, hs, admin, audit, consent, s, clock
+            teams=teams,
+            store=db.members,
+            team_store=db.teams,
+            accounts=db.accounts,
+            homeserver=hs,
+            admin=self.admin,
+            audit=audit,
+            consent=consent,
+            settings=s,
+            clock=clock,
         )
-        rooms = RoomService(members, db.rooms, hs, audit, s.bridge.room_version, clock)
-        integrations = IntegrationService(db.integrations, teams, db.members, hs, audit, s.integrations)
-        self.details = details = TeamDetails(
-            teams, db.teams, db.rooms, db.jobs, hs, admin, audit, s.bridge.team_name_max_length, webhooks
+        self.rooms = RoomService(
+            members=members,
+            teams=teams,
+            store=db.rooms,
+            homeserver=hs,
+            audit=audit,
+            room_version=s.bridge.room_version,
+            clock=clock,
         )
-        self.retention = retention = RetentionService(
-            teams,
-            db.teams,
-            db.rooms,
-            db.holds,
-            db.references,
-            db.jobs,
-            runner,
-            hs,
-            audit,
-            clock,
-            db.timeline,
-            MegolmSessions(self.db),
+        self.integrations = IntegrationService(
+            store=db.integrations, teams=teams, members=db.members, homeserver=hs, audit=audit, config=s.integrations
+        )
+        self.details = TeamDetails(
+            teams=teams,
+            store=db.teams,
+            rooms=db.rooms,
+            jobs=db.jobs,
+            homeserver=hs,
+            admin=self.admin,
+            audit=audit,
+            name_max_length=s.bridge.team_name_max_length,
+            events=self.webhooks,
+        )
+        self.notices = notices = NoticeService(
+            store=db.notices,
+            management_rooms=db.management_rooms,
+            teams=teams,
+            members=members,
+            homeserver=hs,
+            marketing_default=s.marketing_default,
+            clock=clock,
+            consent=consent,
+        )
+        self.encryption = RoomEncryption(
+            teams=teams, rooms=db.rooms, notices=notices, homeserver=hs, audit=audit, mode=s.policy.encryption
+        )
+        self.added_rooms = AddedRooms(
+            members=members,
+            teams=teams,
+            rooms=db.rooms,
+            encryption=self.encryption,
+            notices=notices,
+            homeserver=hs,
+            admin=self.admin,
+            audit=audit,
+            clock=clock,
+        )
+
+    def _prepare_retention(self) -> None:
+        """Retention with its holds and sweeps, and the trial's lifecycle (warnings, exports, purge)."""
+        s, db, clock, hs = self.settings, self.stores, self.clock, self.homeserver
+        self.retention = RetentionService(
+            teams=self.teams,
+            store=db.teams,
+            rooms=db.rooms,
+            hold_store=db.holds,
+            references=db.references,
+            jobs=db.jobs,
+            queue=self.runner,
+            homeserver=hs,
+            audit=self.audit,
+            clock=clock,
+            timeline=db.timeline,
+            sessions=MegolmSessions(self.db),
+            bounds=self.retention_bounds,
+            operator_redact=RedactMode(s.retention.redact),
+            server_name=s.homeserver.domain,
+            admin=self.admin,
         )
         # Keys follow retention: no key of a session with expired messages goes out on a request.
-        self.device.may_share = retention.may_share_key
-        self.notices = notices = NoticeService(
-            db.notices, db.management_rooms, teams, members, hs, s.marketing_default, clock, consent
-        )
-        self.lifecycle = lifecycle = TrialLifecycle(
-            teams,
-            db.teams,
-            retention,
-            db.jobs,
-            runner,
-            notices,
-            audit,
-            s.trial,
-            str(s.export_folder),
-            clock,
+        self.device.may_share = self.retention.may_share_key
+        self.lifecycle = TrialLifecycle(
+            teams=self.teams,
+            store=db.teams,
+            retention=self.retention,
+            jobs=db.jobs,
+            queue=self.runner,
+            notices=self.notices,
+            homeserver=hs,
+            audit=self.audit,
+            trial=s.trial,
+            export_directory=str(s.export_folder),
+            clock=clock,
             portal_url=s.portal.base_url(s.appservice.url) if s.portal.enabled else None,
         )
-        self.profiles = profiles = ProfileService(
-            db.profiles, db.members, teams, hs, admin, notices, audit, s.profile, s.homeserver.domain, clock
-        )
-        self.onboarding = onboarding = Onboarding(
-            members, db.members, db.profiles, consent, profiles, notices, s, clock, db.welcomes, audit
-        )
-        self.scim = scim = ScimService(
-            db.scim, teams, members, profiles, db.accounts, retention, notices, admin, audit, clock, s.homeserver.domain
-        )
-        contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock, hs, audit, db.accounts)
-        mydata = MyData(db.members, db.accounts, profiles, consent, contacts, notices, audit)
-        usage = UsageService(db.analytics, s.analytics.k)
-        self.email = email = EmailService(db.email, db.teams, members, db.rooms, hs, audit, s.email, clock)
-        self.smtp = SmtpListener(email, s.email) if s.email.enabled else None
 
+    def _prepare_people(self) -> None:
+        """What a person has here: profile, onboarding, SCIM provisioning, contacts, their data,
+        the team's email, and the gate that answers the homeserver before a join or a message."""
+        s, db, clock, hs, audit = self.settings, self.stores, self.clock, self.homeserver, self.audit
+        domain = s.homeserver.domain
+        self.profiles = profiles = ProfileService(
+            store=db.profiles,
+            members=db.members,
+            teams=self.teams,
+            homeserver=hs,
+            admin=self.admin,
+            notices=self.notices,
+            audit=audit,
+            rules=s.profile,
+            domain=domain,
+            clock=clock,
+        )
+        self.onboarding = Onboarding(
+            members=self.members,
+            teams=self.teams,
+            member_store=db.members,
+            profile_store=db.profiles,
+            consent=self.consent,
+            profiles=profiles,
+            notices=self.notices,
+            settings=s,
+            clock=clock,
+            welcomes=db.welcomes,
+            audit=audit,
+        )
+        self.scim = ScimService(
+            store=db.scim,
+            teams=self.teams,
+            members=self.members,
+            profiles=profiles,
+            profile_store=db.profiles,
+            profile_rules=s.profile,
+            member_store=db.members,
+            accounts=db.accounts,
+            retention=self.retention,
+            notices=self.notices,
+            admin=self.admin,
+            audit=audit,
+            clock=clock,
+            domain=domain,
+        )
+        self.contacts = ContactService(
+            store=db.contacts,
+            accounts=db.accounts,
+            consent=self.consent,
+            admin=self.admin,
+            domain=domain,
+            clock=clock,
+            homeserver=hs,
+            audit=audit,
+        )
+        self.mydata = MyData(
+            members=db.members,
+            accounts=db.accounts,
+            profiles=profiles,
+            consent=self.consent,
+            contacts=self.contacts,
+            notices=self.notices,
+            audit=audit,
+        )
+        self.usage = UsageService(store=db.analytics, k=s.analytics.k)
+        self.email = EmailService(
+            store=db.email,
+            team_store=db.teams,
+            members=self.members,
+            teams=self.teams,
+            rooms=db.rooms,
+            homeserver=hs,
+            audit=audit,
+            config=s.email,
+            clock=clock,
+        )
+        self.smtp = SmtpListener(self.email, s.email) if s.email.enabled else None
+        self.portal = (
+            PortalAccess(store=db.portal, consent=self.consent, settings=s, clock=clock) if s.portal.enabled else None
+        )
+        self.gate = Gatekeeper(
+            store=GateStore(self.db, self.gate_reader),
+            members=db.members,
+            integrations=db.integrations,
+            consent=self.consent,
+            profiles=profiles,
+            settings=s,
+            seen_profile=self.state_store.seen_profile,
+            is_encrypted=self.device.is_encrypted,
+        )
+
+    def _prepare_jobs(self) -> None:
+        """The handler of each job kind the runner takes from the queue."""
+        s, db, hs, rate = self.settings, self.stores, self.homeserver, self.settings.jobs.homeserver_rate
+        runner = self.runner
         runner.register(
             JobKind.SWEEP,
             RetentionSweep(
-                retention, db.teams, db.references, hs, admin, audit, s.retention, s.jobs.homeserver_rate, db.timeline
+                retention=self.retention,
+                teams=db.teams,
+                references=db.references,
+                homeserver=hs,
+                admin=self.admin,
+                audit=self.audit,
+                settings=s.retention,
+                timeline=db.timeline,
+                clock=self.clock,
+                homeserver_rate=rate,
             ),
         )
         runner.register(
             JobKind.EXPORT,
-            TeamExport(db.teams, db.rooms, db.members, hs, audit, lifecycle, s.jobs.homeserver_rate, clock, webhooks),
+            TeamExport(
+                teams=db.teams,
+                rooms=db.rooms,
+                members=db.members,
+                homeserver=hs,
+                audit=self.audit,
+                lifecycle=self.lifecycle,
+                clock=self.clock,
+                events=self.webhooks,
+                homeserver_rate=rate,
+            ),
         )
-        runner.register(JobKind.WEBHOOK, WebhookDelivery(s.webhooks, self.webhook_sender))
+        runner.register(JobKind.WEBHOOK, WebhookDelivery(receivers=s.webhooks, sender=self.webhook_sender))
         runner.register(
             JobKind.PURGE,
-            TeamPurge(db.teams, db.rooms, db.members, db.references, db.persons, retention, details, admin),
+            TeamPurge(
+                teams=db.teams,
+                rooms=db.rooms,
+                members=db.members,
+                references=db.references,
+                persons=db.persons,
+                retention=self.retention,
+                details=self.details,
+                admin=self.admin,
+            ),
         )
-        runner.register(JobKind.REENCRYPT, Reencryption(db.encrypted))
+        runner.register(JobKind.REENCRYPT, Reencryption(columns=db.encrypted, cipher=self.cipher))
 
-        self.encryption = encryption = RoomEncryption(teams, db.rooms, notices, hs, audit)
-        added_rooms = AddedRooms(members, db.rooms, encryption, notices, hs, admin, audit, clock)
-        ctx = Services(
-            teams=teams,
-            members=members,
-            rooms=rooms,
-            integrations=integrations,
-            details=details,
-            retention=retention,
-            lifecycle=lifecycle,
-            notices=notices,
-            consent=consent,
-            profiles=profiles,
-            onboarding=onboarding,
-            contacts=contacts,
-            mydata=mydata,
-            usage=usage,
-            email=email,
-            encryption=encryption,
-            added_rooms=added_rooms,
-            homeserver=hs,
-            settings=s,
-            scim=scim,
-            portal=PortalAccess(db.portal, consent, s, clock) if s.portal.enabled else None,
+    def _services(self) -> Services:
+        """The services that commands, the API and the event dispatcher call."""
+        return Services(
+            teams=self.teams,
+            members=self.members,
+            rooms=self.rooms,
+            integrations=self.integrations,
+            details=self.details,
+            retention=self.retention,
+            lifecycle=self.lifecycle,
+            notices=self.notices,
+            consent=self.consent,
+            profiles=self.profiles,
+            onboarding=self.onboarding,
+            contacts=self.contacts,
+            mydata=self.mydata,
+            usage=self.usage,
+            email=self.email,
+            encryption=self.encryption,
+            added_rooms=self.added_rooms,
+            homeserver=self.homeserver,
+            settings=self.settings,
+            scim=self.scim,
+            portal=self.portal,
         )
-        self.homeserver = hs
-        # Every request on the port (appservice, API, pages) is logged and recorded only as
-        # policy.collection allows: the root application's middleware reaches every sub-app.
-        self.access = AccessRecords(db.access, clock, s.collection.retention)
-        collection = RequestCollection(s.collection.rules(), clock)
+
+    def _prepare_requests(self) -> None:
+        """Every request on the port (appservice, API, pages) is logged and recorded only as
+        policy.collection allows: the root application's middleware reaches every sub-app."""
+        s = self.settings
+        self.access = AccessRecords(self.stores.access, self.clock, s.collection.retention)
+        collection = RequestCollection(s.collection.rules(), self.clock)
         self.appservice.runner_options = collection.runner_options()
         self.appservice.app.middlewares.insert(0, collection.middleware(self.access))
         # Every body on the port, too, arrives within appservice.body_timeout or gets 408.
-        self.appservice.app.middlewares.insert(1, body_deadline(a.body_timeout))
+        self.appservice.app.middlewares.insert(1, body_deadline(s.appservice.body_timeout))
         # aiosmtpd names a misbehaving client's address in its warnings: the same policy applies.
         self._peer_filter = collection.peer_filter()
         logging.getLogger("mail.log").addFilter(self._peer_filter)
-        self.events = EventDispatcher(ctx, self.inbox_work, metrics)
-        metrics.count_in_flight(lambda: self.inbox_work.in_flight)
+
+    def _prepare_events(self) -> None:
+        """Events from the homeserver go to the dispatcher; periodic tasks wait for ``start``."""
+        self.events = EventDispatcher(self.services, self.inbox_work, self.metrics)
+        self.metrics.count_in_flight(lambda: self.inbox_work.in_flight)
         self.appservice.matrix_event_handler(self.events.handle)
         # Each periodic task on its own interval (jobs/schedule.py); started once the bridge is ready.
         self.schedule = Schedule(
             periodic_jobs(
-                s,
-                teams=teams,
-                jobs=db.jobs,
-                runner=runner,
-                onboarding=onboarding,
-                lifecycle=lifecycle,
+                self.settings,
+                teams=self.teams,
+                jobs=self.stores.jobs,
+                runner=self.runner,
+                onboarding=self.onboarding,
+                lifecycle=self.lifecycle,
                 access=self.access,
-                audit=audit,
+                audit=self.audit,
             )
         )
-        self._levels: asyncio.Task | None = None
-        self._database_open = False
+
+    def _prepare_web(self) -> None:
+        """The HTTP endpoints beside the appservice's: provisioning API, SCIM, portal, antispam
+        answers, metrics and health."""
+        s, app, keys = self.settings, self.appservice.app, self.signing_keys
         if s.provisioning.enabled:
-            api = ProvisioningAPI(ctx, s.provisioning.shared_secret, metrics, keys=keys)
-            self.appservice.app.add_subapp(PREFIX, api.app)
+            api = ProvisioningAPI(self.services, s.provisioning.shared_secret, self.metrics, keys=keys)
+            app.add_subapp(PREFIX, api.app)
         # SCIM 2.0 for the teams' identity providers: each request needs one team's SCIM token.
-        self.appservice.app.add_subapp(SCIM_PREFIX, ScimAPI(scim, teams, keys=keys).app)
+        app.add_subapp(SCIM_PREFIX, ScimAPI(self.scim, self.teams, keys=keys).app)
         if s.portal.enabled:
             # Checks the cookie registry against the cookies the portal sets: ConfigError if not.
-            self.appservice.app.add_subapp(PORTAL_PREFIX, Portal(ctx, audit).app)
-        self.gate = Gatekeeper(
-            GateStore(self.db, self.gate_reader),
-            db.members,
-            db.integrations,
-            consent,
-            profiles,
-            s,
-            state_store.seen_profile,
-            self.device.is_encrypted,
-        )
+            app.add_subapp(PORTAL_PREFIX, Portal(self.services, self.audit).app)
         if s.antispam.enabled:
-            AntispamEndpoints(self.gate, s.antispam.shared_secret).register(self.appservice.app)
+            AntispamEndpoints(self.gate, s.antispam.shared_secret).register(app)
         if s.analytics.metrics_enabled:
-            MetricsEndpoint(usage, metrics, s.analytics.metrics_secret).register(self.appservice.app)
-        HealthEndpoint(self.answers).register(self.appservice.app)
-        if a.tls.enabled:
-            self.appservice.app.on_response_prepare.append(strict_transport_security)
+            MetricsEndpoint(self.usage, self.metrics, s.analytics.metrics_secret).register(app)
+        HealthEndpoint(self.answers).register(app)
+        if s.appservice.tls.enabled:
+            app.on_response_prepare.append(strict_transport_security)
 
     async def start(self) -> None:
         a = self.settings.appservice
@@ -319,8 +534,7 @@ class Bridge:
         async with _named("homeserver.address", f"cannot use the homeserver at {self.settings.homeserver.address}"):
             await self.homeserver.ensure_bot(a.bot_displayname)
         await self._start_device()
-        self.retention.admin_available = await self.admin.is_admin()
-        if not self.retention.admin_available:
+        if not await self.admin.check_available():
             bot = self.homeserver.bot_mxid
             log.warning(
                 "The bot %s is not a homeserver admin. RETENTION DEGRADES TO REDACTION ONLY: old events are "
@@ -405,7 +619,7 @@ class Bridge:
         async with _named("homeserver.address", f"cannot use the homeserver at {self.settings.homeserver.address}"):
             await self.appservice.start_client_only()
             await self.homeserver.ensure_bot(self.settings.appservice.bot_displayname)
-        self.retention.admin_available = await self.admin.is_admin()
+        await self.admin.check_available()
         await self.runner.take_back_from_dead_local_workers()
         self.runner.start()
         log.info("Job worker %s ready (up to %d jobs at once)", self.runner.worker, self.settings.jobs.concurrency)

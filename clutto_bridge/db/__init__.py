@@ -51,7 +51,7 @@ def create_database(
     return db
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Stores:
     """Every store over one database, built once at start-up and handed to the services."""
 
@@ -87,30 +87,30 @@ class Stores:
         """The stores that hold personal data encrypt and decrypt with ``cipher``: the services
         above see plaintext only, the database ciphertext only."""
         return cls(
-            TeamStore(db),
-            RoomStore(db),
-            MemberStore(db),
-            AccountStore(db, cipher),
-            ProfileStore(db, cipher),
-            ConsentStore(db),
-            ContactStore(db, cipher),
-            HoldStore(db),
-            ReferenceStore(db),
-            NoticeStore(db),
-            IntegrationStore(db),
-            AuditStore(db),
-            JobStore(db),
-            PersonStore(db),
-            ManagementRooms(db),
-            TeamWelcomes(db),
-            Inbox(db, cipher),
-            AnalyticsStore(db),
-            EmailStore(db),
-            AccessStore(db),
-            PortalStore(db),
-            GateStore(db),
-            EncryptedColumns(db, cipher),
-            TimelineIndex(db),
-            CryptoPickles(db),
-            ScimStore(db, cipher),
+            teams=TeamStore(db),
+            rooms=RoomStore(db),
+            members=MemberStore(db),
+            accounts=AccountStore(db, cipher),
+            profiles=ProfileStore(db, cipher),
+            consent=ConsentStore(db),
+            contacts=ContactStore(db, cipher),
+            holds=HoldStore(db),
+            references=ReferenceStore(db),
+            notices=NoticeStore(db),
+            integrations=IntegrationStore(db),
+            audit=AuditStore(db),
+            jobs=JobStore(db),
+            persons=PersonStore(db),
+            management_rooms=ManagementRooms(db),
+            welcomes=TeamWelcomes(db),
+            inbox=Inbox(db, cipher),
+            analytics=AnalyticsStore(db),
+            email=EmailStore(db),
+            access=AccessStore(db),
+            portal=PortalStore(db),
+            gate=GateStore(db),
+            encrypted=EncryptedColumns(db, cipher),
+            timeline=TimelineIndex(db),
+            crypto_pickles=CryptoPickles(db),
+            scim=ScimStore(db, cipher),
         )

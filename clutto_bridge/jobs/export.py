@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -113,27 +113,19 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class TeamExport:
-    def __init__(
-        self,
-        teams: TeamStore,
-        rooms: RoomStore,
-        members: MemberStore,
-        homeserver: Homeserver,
-        audit: AuditLog,
-        lifecycle: TrialLifecycle,
-        homeserver_rate: int,
-        clock: Clock,
-        events: WebhookEvents | None = None,
-    ) -> None:
-        self.teams = teams
-        self.rooms = rooms
-        self.members = members
-        self.homeserver = homeserver
-        self.audit = audit
-        self.lifecycle = lifecycle
-        self.clock = clock
-        self.events = events
+    teams: TeamStore
+    rooms: RoomStore
+    members: MemberStore
+    homeserver: Homeserver
+    audit: AuditLog
+    lifecycle: TrialLifecycle
+    clock: Clock
+    events: WebhookEvents | None = None
+    homeserver_rate: InitVar[int]
+
+    def __post_init__(self, homeserver_rate: int) -> None:
         self.limiter = RateLimiter(homeserver_rate)
 
     async def __call__(self, ctx: JobContext) -> None:

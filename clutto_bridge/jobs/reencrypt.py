@@ -14,8 +14,10 @@ process that had not yet seen the new keyset may have written some) and walks ag
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from clutto_bridge import testhooks
+from clutto_bridge.crypto import FieldCipher
 from clutto_bridge.db.encrypted import ENCRYPTED, EncryptedColumns
 from clutto_bridge.jobs.runner import JobContext, Retry
 
@@ -25,12 +27,13 @@ DEFAULT_BATCH = 200
 MAX_PASSES = 3
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class Reencryption:
-    def __init__(self, columns: EncryptedColumns) -> None:
-        self.columns = columns
+    columns: EncryptedColumns
+    cipher: FieldCipher  # the one the columns encrypt with
 
     async def __call__(self, ctx: JobContext) -> None:
-        cipher = self.columns.cipher
+        cipher = self.cipher
         cipher.reload()
         wanted = ctx.job.payload.get("primary")
         if wanted is not None and cipher.keyset.key(wanted) is None:

@@ -35,10 +35,11 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from clutto_bridge.clock import Clock
 from clutto_bridge.config import RetentionSettings
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import Team, TeamState, TeamStore
@@ -207,27 +208,20 @@ class RedactionWindow:
         self.running.clear()
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class RetentionSweep:
-    def __init__(
-        self,
-        retention: RetentionService,
-        teams: TeamStore,
-        references: ReferenceStore,
-        homeserver: Homeserver,
-        admin: SynapseAdmin,
-        audit: AuditLog,
-        settings: RetentionSettings,
-        homeserver_rate: int,
-        timeline: TimelineIndex,
-    ) -> None:
-        self.retention = retention
-        self.teams = teams
-        self.references = references
-        self.homeserver = homeserver
-        self.admin = admin
-        self.audit = audit
-        self.settings = settings
-        self.timeline = timeline
+    retention: RetentionService
+    teams: TeamStore
+    references: ReferenceStore
+    homeserver: Homeserver
+    admin: SynapseAdmin
+    audit: AuditLog
+    settings: RetentionSettings
+    timeline: TimelineIndex
+    clock: Clock
+    homeserver_rate: InitVar[int]
+
+    def __post_init__(self, homeserver_rate: int) -> None:
         self.limiter = RateLimiter(homeserver_rate)
         # Shared by the sweeps this process runs: they share the homeserver's capacity.
         # Starts at 16 in flight (Synapse on 2 cores redacts fastest at 32 to 64) and may climb
@@ -244,10 +238,10 @@ class RetentionSweep:
             p = SweepProgress.load(ctx.progress)
         else:
             rooms = [r.room_id for r in await self.retention.rooms_to_sweep(team)]
-            p = SweepProgress(self.retention.cutoff(team), rooms, redaction_only=not self.retention.admin_available)
+            p = SweepProgress(self.retention.cutoff(team), rooms, redaction_only=not self.admin.available)
             # From when it became due: a sweep asked for now may reuse a periodic job made long ago.
             due = max(ctx.job.created_at, ctx.job.next_run_at)
-            p.timings["claim"] = max(0, ctx.runner.clock.now_ms() - due) / 1000
+            p.timings["claim"] = max(0, self.clock.now_ms() - due) / 1000
             await self._save(ctx, p)
         with p.clock("other"):  # what no step below accounts for
             while p.room_index < len(p.rooms):

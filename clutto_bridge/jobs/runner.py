@@ -19,7 +19,7 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from clutto_bridge.clock import Clock
@@ -91,32 +91,27 @@ def _retryable(error: BaseException) -> bool:
     return status >= 500 or status == 429
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class JobRunner:
     """Also the domain's ``JobQueue``: services enqueue through ``enqueue`` only."""
 
-    def __init__(
-        self,
-        store: JobStore,
-        settings: JobSettings,
-        clock: Clock,
-        metrics: Metrics | None = None,
-        notifications: JobNotifications | None = None,
-    ) -> None:
-        self.store = store
-        self.notifications = notifications
-        self.metrics = metrics
-        self.settings = settings
-        self.clock = clock
-        self.lease_ms = settings.lease * 1000
+    store: JobStore
+    settings: JobSettings
+    clock: Clock
+    metrics: Metrics | None = None
+    notifications: JobNotifications | None = None
+    handlers: dict[str, Handler] = field(init=False, default_factory=dict)
+    _wake: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _task: asyncio.Task | None = field(init=False, default=None)
+    _heartbeat: asyncio.Task | None = field(init=False, default=None)
+    _listener: asyncio.Task | None = field(init=False, default=None)
+    _running: set[asyncio.Task] = field(init=False, default_factory=set)
+    _stopping: bool = field(init=False, default=False)
+    _cleaned_at: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self.lease_ms = self.settings.lease * 1000
         self.worker = worker_name(socket.gethostname(), os.getpid())
-        self.handlers: dict[str, Handler] = {}
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
-        self._heartbeat: asyncio.Task | None = None
-        self._listener: asyncio.Task | None = None
-        self._running: set[asyncio.Task] = set()
-        self._stopping = False
-        self._cleaned_at = 0
 
     def register(self, kind: JobKind | str, handler: Handler) -> None:
         self.handlers[str(kind)] = handler

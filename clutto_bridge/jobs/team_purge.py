@@ -8,6 +8,8 @@ so a purge interrupted by a crash continues where it stopped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.person import PersonStore
 from clutto_bridge.db.references import ReferenceStore
@@ -21,26 +23,16 @@ from clutto_bridge.teams.retention import RetentionService
 MEDIA, ACCOUNTS, ROOMS = 1, 2, 3  # steps done
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class TeamPurge:
-    def __init__(
-        self,
-        teams: TeamStore,
-        rooms: RoomStore,
-        members: MemberStore,
-        references: ReferenceStore,
-        persons: PersonStore,
-        retention: RetentionService,
-        details: TeamDetails,
-        admin: SynapseAdmin,
-    ) -> None:
-        self.teams = teams
-        self.rooms = rooms
-        self.members = members
-        self.references = references
-        self.persons = persons
-        self.retention = retention
-        self.details = details
-        self.admin = admin
+    teams: TeamStore
+    rooms: RoomStore
+    members: MemberStore
+    references: ReferenceStore
+    persons: PersonStore
+    retention: RetentionService
+    details: TeamDetails
+    admin: SynapseAdmin
 
     async def __call__(self, ctx: JobContext) -> None:
         team = await self.teams.get(ctx.job.team_id)

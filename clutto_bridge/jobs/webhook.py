@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from clutto_bridge.config import WebhookSettings
@@ -20,10 +21,10 @@ class Refused(Exception):
     """The receiver refused the event with a 4xx; trying again would not help."""
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class WebhookDelivery:
-    def __init__(self, receivers: Sequence[WebhookSettings], sender: Sender) -> None:
-        self.receivers = receivers
-        self.sender = sender
+    receivers: Sequence[WebhookSettings]
+    sender: Sender
 
     async def __call__(self, ctx: JobContext) -> None:
         url = ctx.job.payload["url"]

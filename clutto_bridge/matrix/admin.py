@@ -40,6 +40,19 @@ def status_poll_delay(elapsed: float) -> float:
 class SynapseAdmin:
     def __init__(self, bot: Callable[[], IntentAPI]) -> None:
         self._bot = bot
+        self._available = True  # until check_available() asks the homeserver
+
+    @property
+    def available(self) -> bool:
+        """Whether the bot may use the admin API, as ``check_available`` last found. Without it
+        retention degrades to redaction only: purges and media deletion need the admin API."""
+        return self._available
+
+    async def check_available(self) -> bool:
+        """Ask the homeserver whether the bot is an admin (at start-up) and keep the answer in
+        ``available``, which every reader shares."""
+        self._available = await self.is_admin()
+        return self._available
 
     async def _request(self, method: Method, path: Any, content: Any = None, *, sensitive: bool = False) -> Any:
         api = self._bot().api

@@ -12,6 +12,7 @@ team's power levels as far as the room lets the bot set them, and encryption (un
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.team import RoomKind, RoomStore, Team, TeamRoom, TeamState
@@ -25,32 +26,22 @@ from clutto_bridge.teams.encryption import RoomEncryption
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.power import may_change_levels
-from clutto_bridge.teams.service import MANAGERS
+from clutto_bridge.teams.service import MANAGERS, TeamService
 
 log = logging.getLogger("clutto.rooms")
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class AddedRooms:
-    def __init__(
-        self,
-        members: MemberService,
-        rooms: RoomStore,
-        encryption: RoomEncryption,
-        notices: NoticeService,
-        homeserver: Homeserver,
-        admin: SynapseAdmin,
-        audit: AuditLog,
-        clock: Clock,
-    ) -> None:
-        self.members = members
-        self.teams = members.teams
-        self.rooms = rooms
-        self.encryption = encryption
-        self.notices = notices
-        self.homeserver = homeserver
-        self.admin = admin
-        self.audit = audit
-        self.clock = clock
+    members: MemberService
+    teams: TeamService
+    rooms: RoomStore
+    encryption: RoomEncryption
+    notices: NoticeService
+    homeserver: Homeserver
+    admin: SynapseAdmin
+    audit: AuditLog
+    clock: Clock
 
     async def child_added(self, space_id: str, room_id: str, sender: str) -> None:
         """``sender`` made ``room_id`` a child of ``space_id``: if that is a team's space, adopt it."""

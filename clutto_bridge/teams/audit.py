@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -35,26 +36,18 @@ def _seal(row_id: int, entry: AuditEntry, previous: str) -> str:
     )
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class AuditLog:
-    def __init__(
-        self,
-        store: AuditStore,
-        clock: Clock,
-        metrics: Metrics | None = None,
-        signing_key: Ed25519PrivateKey | None = None,
-        checkpoint_rows: int = 100,
-        witness: WitnessFile | None = None,
-    ) -> None:
-        self.store = store
-        self.clock = clock
-        self.metrics = metrics
-        self.signing_key = signing_key
-        self.checkpoint_rows = checkpoint_rows
-        self._last_signed: int | None = None
-        self._key_recorded = False
-        self.witness = witness
-        self._witness_refused: str | None = None
-        self._subscribers: list[Callable[[AuditEntry], Awaitable[Any]]] = []
+    store: AuditStore
+    clock: Clock
+    metrics: Metrics | None = None
+    signing_key: Ed25519PrivateKey | None = None
+    checkpoint_rows: int = 100
+    witness: WitnessFile | None = None
+    _last_signed: int | None = field(init=False, default=None)
+    _key_recorded: bool = field(init=False, default=False)
+    _witness_refused: str | None = field(init=False, default=None)
+    _subscribers: list[Callable[[AuditEntry], Awaitable[Any]]] = field(init=False, default_factory=list)
 
     def subscribe(self, callback: Callable[[AuditEntry], Awaitable[Any]]) -> None:
         """Called with every entry once it is written (the webhooks' ``audit`` event)."""

@@ -5,6 +5,8 @@ A user's consent is theirs, not a team's: accepting once covers all their teams.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
 from clutto_bridge.db.consent import ConsentStore
@@ -13,11 +15,11 @@ from clutto_bridge.policy import consent as policy
 from clutto_bridge.teams.errors import Conflict, InvalidInput
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class ConsentService:
-    def __init__(self, store: ConsentStore, settings: Settings, clock: Clock) -> None:
-        self.store = store
-        self.settings = settings
-        self.clock = clock
+    store: ConsentStore
+    settings: Settings
+    clock: Clock
 
     @property
     def texts(self) -> dict[str, policy.PolicyText]:

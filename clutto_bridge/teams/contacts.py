@@ -56,26 +56,16 @@ class ImportReport:
     """Cards of the file that were already imported (or repeated in the file): kept once."""
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class ContactService:
-    def __init__(
-        self,
-        store: ContactStore,
-        consent: ConsentService,
-        admin: SynapseAdmin,
-        domain: str,
-        clock: Clock,
-        homeserver: Homeserver,
-        audit: AuditLog,
-        accounts: AccountStore,
-    ) -> None:
-        self.store = store
-        self.accounts = accounts
-        self.consent = consent
-        self.admin = admin
-        self.domain = domain
-        self.clock = clock
-        self.homeserver = homeserver
-        self.audit = audit
+    store: ContactStore
+    accounts: AccountStore
+    consent: ConsentService
+    admin: SynapseAdmin
+    domain: str
+    clock: Clock
+    homeserver: Homeserver
+    audit: AuditLog
 
     async def permitted(self, user_id: str) -> bool:
         return await self.store.permitted(user_id)

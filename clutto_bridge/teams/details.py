@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
 from clutto_bridge.db.job import JobKind, JobStore
@@ -30,28 +31,17 @@ log = logging.getLogger("clutto.details")
 _MXC = re.compile(r"mxc://[A-Za-z0-9.\-:\[\]]+/[A-Za-z0-9_\-]+")
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class TeamDetails:
-    def __init__(
-        self,
-        teams: TeamService,
-        store: TeamStore,
-        rooms: RoomStore,
-        jobs: JobStore,
-        homeserver: Homeserver,
-        admin: SynapseAdmin,
-        audit: AuditLog,
-        name_max_length: int,
-        events: WebhookEvents | None = None,
-    ) -> None:
-        self.teams = teams
-        self.store = store
-        self.rooms = rooms
-        self.jobs = jobs
-        self.homeserver = homeserver
-        self.admin = admin
-        self.audit = audit
-        self.name_max_length = name_max_length
-        self.events = events
+    teams: TeamService
+    store: TeamStore
+    rooms: RoomStore
+    jobs: JobStore
+    homeserver: Homeserver
+    admin: SynapseAdmin
+    audit: AuditLog
+    name_max_length: int
+    events: WebhookEvents | None = None
 
     async def update(
         self,

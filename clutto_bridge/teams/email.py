@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import EmailSettings
@@ -25,6 +25,7 @@ from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import NotAllowed
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.email")
 
@@ -38,28 +39,18 @@ class EmailStatus:
     room_id: str | None
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class EmailService:
-    def __init__(
-        self,
-        store: EmailStore,
-        team_store: TeamStore,
-        members: MemberService,
-        rooms: RoomStore,
-        homeserver: Homeserver,
-        audit: AuditLog,
-        config: EmailSettings,
-        clock: Clock,
-    ) -> None:
-        self.store = store
-        self.team_store = team_store
-        self.members = members
-        self.teams = members.teams
-        self.rooms = rooms
-        self.homeserver = homeserver
-        self.audit = audit
-        self.config = config
-        self.clock = clock
-        self._room_locks: dict[str, asyncio.Lock] = {}
+    store: EmailStore
+    team_store: TeamStore
+    members: MemberService
+    teams: TeamService
+    rooms: RoomStore
+    homeserver: Homeserver
+    audit: AuditLog
+    config: EmailSettings
+    clock: Clock
+    _room_locks: dict[str, asyncio.Lock] = field(init=False, default_factory=dict)
 
     def full_address(self, address: TeamAddress) -> str:
         return f"{address.local_part}@{self.config.domain}"

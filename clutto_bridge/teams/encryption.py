@@ -10,6 +10,7 @@ A room that is encrypted already is left as it is, so running it again changes n
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from clutto_bridge.db.team import RoomKind, RoomStore, Team, TeamRoom
 from clutto_bridge.matrix.errors import MatrixRequestError
@@ -40,15 +41,14 @@ def owner_notice(team: Team, rooms: list[TeamRoom], asked_by: str | None) -> str
     )
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class RoomEncryption:
-    def __init__(
-        self, teams: TeamService, rooms: RoomStore, notices: NoticeService, homeserver: Homeserver, audit: AuditLog
-    ) -> None:
-        self.teams = teams
-        self.rooms = rooms
-        self.notices = notices
-        self.homeserver = homeserver
-        self.audit = audit
+    teams: TeamService
+    mode: str  # policy.encryption
+    rooms: RoomStore
+    notices: NoticeService
+    homeserver: Homeserver
+    audit: AuditLog
 
     async def encrypt_team(self, team: Team, *, actor: str | None) -> list[TeamRoom]:
         """Encrypt every room of the team that is not yet (``rooms encrypt``); the rooms encrypted."""
@@ -76,7 +76,7 @@ class RoomEncryption:
 
     async def encrypt_existing(self) -> int:
         """Under ``require``, once per start: every active team's unencrypted rooms; how many rooms."""
-        if not encrypts_existing_rooms(self.teams.settings.policy.encryption):
+        if not encrypts_existing_rooms(self.mode):
             return 0
         done = 0
         for team in await self.teams.active():

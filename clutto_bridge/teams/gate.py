@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from clutto_bridge.config import Settings
 from clutto_bridge.db.gate import GateRow, GateStore
@@ -26,32 +27,25 @@ from clutto_bridge.teams.profiles import ProfileService
 log = logging.getLogger("clutto.gate")
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class Gatekeeper:
-    def __init__(
-        self,
-        store: GateStore,
-        members: MemberStore,
-        integrations: IntegrationStore,
-        consent: ConsentService,
-        profiles: ProfileService,
-        settings: Settings,
-        seen_profile: Callable[[str, str], tuple[str | None, str | None] | None] = lambda room_id, user_id: None,
-        is_encrypted: Callable[[str], Awaitable[bool]] | None = None,
-    ) -> None:
-        # Whether a room has m.room.encryption (the bot's state store), for policy.encryption: require.
-        self.is_encrypted = is_encrypted
-        # What a room last showed as a member's name and avatar (kept in memory only, P12).
-        self.seen_profile = seen_profile
-        self.profiles = profiles
-        self.store = store
-        self.members = members
-        self.integrations = integrations
-        self.consent = consent
-        self.settings = settings
-        self.bot = settings.bot_mxid
-        # Members seen to have accepted the current version. Consent is not withdrawn, and a
-        # new version means a new bridge configuration (a restart), so a yes stays a yes.
-        self._consented: set[str] = set()
+    store: GateStore
+    members: MemberStore
+    integrations: IntegrationStore
+    consent: ConsentService
+    profiles: ProfileService
+    settings: Settings
+    # What a room last showed as a member's name and avatar (kept in memory only, P12).
+    seen_profile: Callable[[str, str], tuple[str | None, str | None] | None] = lambda room_id, user_id: None
+    # Whether a room has m.room.encryption (the bot's state store), for policy.encryption: require.
+    is_encrypted: Callable[[str], Awaitable[bool]] | None = None
+    bot: str = field(init=False)
+    # Members seen to have accepted the current version. Consent is not withdrawn, and a
+    # new version means a new bridge configuration (a restart), so a yes stays a yes.
+    _consented: set[str] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.bot = self.settings.bot_mxid
 
     async def join(self, user_id: str, room_id: str) -> Refusal | None:
         row = await self.store.facts(room_id, user_id)

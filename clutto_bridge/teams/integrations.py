@@ -53,22 +53,14 @@ def classify(value: str) -> str:
     raise InvalidInput(f"{value!r} is neither a bot's Matrix ID (@bot:server) nor an https:// widget URL prefix.")
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class IntegrationService:
-    def __init__(
-        self,
-        store: IntegrationStore,
-        teams: TeamService,
-        members: MemberStore,
-        homeserver: Homeserver,
-        audit: AuditLog,
-        config: IntegrationSettings,
-    ) -> None:
-        self.store = store
-        self.teams = teams
-        self.members = members
-        self.homeserver = homeserver
-        self.audit = audit
-        self.config = config
+    store: IntegrationStore
+    teams: TeamService
+    members: MemberStore
+    homeserver: Homeserver
+    audit: AuditLog
+    config: IntegrationSettings
 
     async def allowlist(self, team: Team) -> Allowlist:
         rows = await self.store.of_team(team.id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from clutto_bridge.clock import Clock
 from clutto_bridge.config import TrialSettings
 from clutto_bridge.db.job import Job, JobKind, JobStore
 from clutto_bridge.db.team import Team, TeamStore
+from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.trial import PLANS, due_warnings, purge_due
 from clutto_bridge.teams.audit import AuditLog
@@ -57,32 +59,20 @@ def _day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class TrialLifecycle:
-    def __init__(
-        self,
-        teams: TeamService,
-        store: TeamStore,
-        retention: RetentionService,
-        jobs: JobStore,
-        queue: JobQueue,
-        notices: NoticeService,
-        audit: AuditLog,
-        trial: TrialSettings,
-        export_directory: str,
-        clock: Clock,
-        portal_url: str | None = None,
-    ) -> None:
-        self.export_directory = export_directory
-        self.portal_url = portal_url  # where exports are downloaded; None when the portal is off
-        self.teams = teams
-        self.store = store
-        self.retention = retention
-        self.jobs = jobs
-        self.queue = queue
-        self.notices = notices  # warnings are service notices: they reach the owner whatever the marketing choice
-        self.audit = audit
-        self.trial = trial
-        self.clock = clock
+    teams: TeamService
+    store: TeamStore
+    retention: RetentionService
+    jobs: JobStore
+    queue: JobQueue
+    notices: NoticeService  # warnings are service notices: they reach the owner whatever the marketing choice
+    homeserver: Homeserver
+    audit: AuditLog
+    trial: TrialSettings
+    export_directory: str
+    clock: Clock
+    portal_url: str | None = None  # where exports are downloaded; None when the portal is off
 
     async def set_plan(self, team: Team, plan: str, *, actor: str | None) -> None:
         if actor is not None:
@@ -137,10 +127,9 @@ class TrialLifecycle:
         room_id, reply_to, thread = answer["room_id"], answer.get("event_id"), answer.get("thread_root")
         if await self.notices.chat_owner(room_id) != requester:
             room_id, reply_to, thread = await self.notices.direct_room(requester), None, None
-        homeserver = self.notices.homeserver
         # Only into an encrypted chat: in a plaintext one the whole team's messages would lie
         # readable in the homeserver's media store, where no retention reaches them.
-        attach = size <= CHAT_FILE_LIMIT and await homeserver.is_encrypted(room_id)
+        attach = size <= CHAT_FILE_LIMIT and await self.homeserver.is_encrypted(room_id)
         if attach:
             lines.append("Here it is as a file too, encrypted like this chat.")
         elif size > CHAT_FILE_LIMIT:
@@ -152,7 +141,7 @@ class TrialLifecycle:
             "clutto.export." + hashlib.sha256(f"{team.id}/{job.id}/{answer.get('event_id')}".encode()).hexdigest()[:32]
         )
         message = prose("\n".join(lines))
-        await homeserver.send_notice(
+        await self.homeserver.send_notice(
             room_id,
             message.plain,
             message.html,
@@ -162,7 +151,7 @@ class TrialLifecycle:
             txn_id=txn + ".ready",
         )
         if attach:
-            await homeserver.send_file(
+            await self.homeserver.send_file(
                 room_id,
                 archive.read_bytes(),
                 name=archive.name,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
@@ -44,30 +45,18 @@ log = logging.getLogger("clutto.members")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class MemberService:
-    def __init__(
-        self,
-        teams: TeamService,
-        store: MemberStore,
-        team_store: TeamStore,
-        accounts: AccountStore,
-        homeserver: Homeserver,
-        admin: SynapseAdmin,
-        audit: AuditLog,
-        consent: ConsentService,
-        settings: Settings,
-        clock: Clock,
-    ) -> None:
-        self.teams = teams
-        self.store = store
-        self.team_store = team_store
-        self.accounts = accounts
-        self.homeserver = homeserver
-        self.admin = admin
-        self.audit = audit
-        self.consent = consent
-        self.settings = settings
-        self.clock = clock
+    teams: TeamService
+    store: MemberStore
+    team_store: TeamStore
+    accounts: AccountStore
+    homeserver: Homeserver
+    admin: SynapseAdmin
+    audit: AuditLog
+    consent: ConsentService
+    settings: Settings
+    clock: Clock
 
     async def active(self, team: Team) -> list[Member]:
         """Members who are part of the team now: invited or joined."""

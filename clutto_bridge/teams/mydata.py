@@ -7,6 +7,7 @@ Customer; here only what is about the member personally.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from clutto_bridge import __version__
@@ -21,24 +22,15 @@ from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.profiles import ProfileService
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class MyData:
-    def __init__(
-        self,
-        members: MemberStore,
-        accounts: AccountStore,
-        profiles: ProfileService,
-        consent: ConsentService,
-        contacts: ContactService,
-        notices: NoticeService,
-        audit: AuditLog,
-    ) -> None:
-        self.members = members
-        self.accounts = accounts
-        self.profiles = profiles
-        self.consent = consent
-        self.contacts = contacts
-        self.notices = notices
-        self.audit = audit
+    members: MemberStore
+    accounts: AccountStore
+    profiles: ProfileService
+    consent: ConsentService
+    contacts: ContactService
+    notices: NoticeService
+    audit: AuditLog
 
     async def collect(self, user_id: str, *, reader: str | None) -> dict[str, Any]:
         """Everything about ``user_id``; read by anyone else (``reader`` None: the operator), it is

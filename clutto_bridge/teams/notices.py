@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from clutto_bridge.clock import Clock
@@ -44,27 +44,17 @@ class NoticeReport:
     skipped_opted_out: int
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class NoticeService:
-    def __init__(
-        self,
-        store: NoticeStore,
-        management_rooms: ManagementRooms,
-        teams: TeamService,
-        members: MemberService,
-        homeserver: Homeserver,
-        marketing_default: bool,
-        clock: Clock,
-        consent: ConsentService,
-    ) -> None:
-        self.store = store
-        self.management_rooms = management_rooms
-        self.teams = teams
-        self.members = members
-        self.homeserver = homeserver
-        self.marketing_default = marketing_default
-        self.clock = clock
-        self.consent = consent
-        self._chat_locks: dict[str, asyncio.Lock] = {}
+    store: NoticeStore
+    management_rooms: ManagementRooms
+    teams: TeamService
+    members: MemberService
+    homeserver: Homeserver
+    marketing_default: bool
+    clock: Clock
+    consent: ConsentService
+    _chat_locks: dict[str, asyncio.Lock] = field(init=False, default_factory=dict)
 
     async def marketing_opted_in(self, user_id: str) -> bool:
         value = await self.store.marketing_choice(user_id)

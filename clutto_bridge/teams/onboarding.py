@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
@@ -30,37 +31,25 @@ from clutto_bridge.teams.consent import ConsentService
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.profiles import ProfileService
-from clutto_bridge.teams.service import MANAGERS
+from clutto_bridge.teams.service import MANAGERS, TeamService
 
 log = logging.getLogger("clutto.onboarding")
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class Onboarding:
-    def __init__(
-        self,
-        members: MemberService,
-        member_store: MemberStore,
-        profile_store: ProfileStore,
-        consent: ConsentService,
-        profiles: ProfileService,
-        notices: NoticeService,
-        settings: Settings,
-        clock: Clock,
-        welcomes: TeamWelcomes,
-        audit: AuditLog,
-    ) -> None:
-        self.members = members
-        self.teams = members.teams
-        self.member_store = member_store
-        self.profile_store = profile_store
-        self.consent = consent
-        self.profiles = profiles
-        self.notices = notices
-        self.settings = settings
-        self.clock = clock
-        self.welcomes = welcomes
-        self.audit = audit
-        self._welcome_locks: dict[str, asyncio.Lock] = {}
+    members: MemberService
+    teams: TeamService
+    member_store: MemberStore
+    profile_store: ProfileStore
+    consent: ConsentService
+    profiles: ProfileService
+    notices: NoticeService
+    settings: Settings
+    clock: Clock
+    welcomes: TeamWelcomes
+    audit: AuditLog
+    _welcome_locks: dict[str, asyncio.Lock] = field(init=False, default_factory=dict)
 
     @property
     def blocking(self) -> bool:

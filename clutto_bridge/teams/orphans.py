@@ -12,8 +12,10 @@ decides) and deleted with purge through the Synapse admin API.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from clutto_bridge.db.team import CreationKind, RoomStore
+from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.errors import AdminUnavailable, MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy import orphans
@@ -24,11 +26,12 @@ log = logging.getLogger("clutto.orphans")
 PURGE_MESSAGE = "This room was left over from an interrupted team creation and belongs to no team."
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class Orphans:
-    def __init__(self, rooms: RoomStore, homeserver: Homeserver, boot: str) -> None:
-        self.rooms = rooms
-        self.homeserver = homeserver
-        self.boot = boot  # this process: its own pending creations are never orphans
+    rooms: RoomStore
+    homeserver: Homeserver
+    admin: SynapseAdmin
+    boot: str  # this process: its own pending creations are never orphans
 
     async def purge(self) -> list[str]:
         """Delete the orphans of creations other processes left unfinished; the rooms deleted.
@@ -72,7 +75,7 @@ class Orphans:
     async def _delete(self, room_id: str) -> None:
         log.info("Deleting %s: left over from an interrupted team creation, it belongs to no team", room_id)
         try:
-            await self.homeserver.admin.delete_room(room_id, PURGE_MESSAGE)
+            await self.admin.delete_room(room_id, PURGE_MESSAGE)
         except MatrixRequestError as e:
             if e.http_status not in (400, 404):  # already gone
                 raise

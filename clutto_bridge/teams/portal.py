@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
@@ -34,12 +35,12 @@ def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class PortalAccess:
-    def __init__(self, store: PortalStore, consent: ConsentService, settings: Settings, clock: Clock) -> None:
-        self.store = store
-        self.consent = consent
-        self.settings = settings
-        self.clock = clock
+    store: PortalStore
+    consent: ConsentService
+    settings: Settings
+    clock: Clock
 
     @property
     def base_url(self) -> str:

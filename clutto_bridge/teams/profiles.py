@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.member import MemberStore
@@ -48,33 +49,22 @@ RESET_ATTEMPTS = 3
 OWN_WRITE_WINDOW_S = 30.0
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class ProfileService:
-    def __init__(
-        self,
-        store: ProfileStore,
-        members: MemberStore,
-        teams: TeamService,
-        homeserver: Homeserver,
-        admin: SynapseAdmin,
-        notices: NoticeService,
-        audit: AuditLog,
-        rules: policy.ProfileRules,
-        domain: str,
-        clock: Clock,
-    ) -> None:
-        self.store = store
-        self.members = members
-        self.teams = teams
-        self.homeserver = homeserver
-        self.admin = admin
-        self.notices = notices
-        self.audit = audit
-        self.rules = rules
-        self.domain = domain
-        self.clock = clock
-        self.custom_fields = False  # set by detect()
-        self._warned: dict[str, tuple[str, float]] = {}
-        self._own_writes: dict[str, tuple[float, str | None, str | None]] = {}  # user -> (deadline, name, avatar)
+    store: ProfileStore
+    members: MemberStore
+    teams: TeamService
+    homeserver: Homeserver
+    admin: SynapseAdmin
+    notices: NoticeService
+    audit: AuditLog
+    rules: policy.ProfileRules
+    domain: str
+    clock: Clock
+    custom_fields: bool = field(init=False, default=False)  # set by detect()
+    _warned: dict[str, tuple[str, float]] = field(init=False, default_factory=dict)
+    # user -> (deadline, name, avatar)
+    _own_writes: dict[str, tuple[float, str | None, str | None]] = field(init=False, default_factory=dict)
 
     async def detect(self) -> str:
         """Choose the publishing mechanism from the homeserver's capabilities."""
@@ -200,11 +190,11 @@ class ProfileService:
     async def drop_disallowed(self) -> int:
         """Forget stored fields the policy no longer allows (the operator narrowed it)."""
         dropped = 0
-        for field in policy.FIELDS:
-            if field not in self.rules.allowed:
-                count = await self.store.clear_field(field)
+        for name in policy.FIELDS:
+            if name not in self.rules.allowed:
+                count = await self.store.clear_field(name)
                 if count:
-                    log.info("Deleted %d stored %s value(s): the policy no longer allows the field", count, field)
+                    log.info("Deleted %d stored %s value(s): the policy no longer allows the field", count, name)
                     dropped += count
         return dropped
 

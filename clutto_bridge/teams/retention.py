@@ -18,11 +18,13 @@ from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import RoomStore, Team, TeamRoom, TeamStore
 from clutto_bridge.db.timeline import TimelineIndex
 from clutto_bridge.durations import DurationError, format_duration, minutes_hint, parse_duration
+from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.retention import (
     RedactMode,
     RedactModeNotAllowed,
+    RetentionBounds,
     RetentionOutOfBounds,
     RoomPath,
     cutoff,
@@ -62,39 +64,30 @@ class RoomSessions:
     deleted: int
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class RetentionService:
-    def __init__(
-        self,
-        teams: TeamService,
-        store: TeamStore,
-        rooms: RoomStore,
-        holds: HoldStore,
-        references: ReferenceStore,
-        jobs: JobStore,
-        queue: JobQueue,
-        homeserver: Homeserver,
-        audit: AuditLog,
-        clock: Clock,
-        timeline: TimelineIndex,
-        sessions: MegolmSessions,
-    ) -> None:
-        self.teams = teams
-        self.store = store
-        self.rooms = rooms
-        self.hold_store = holds
-        self.references = references
-        self.jobs = jobs
-        self.queue = queue
-        self.homeserver = homeserver
-        self.audit = audit
-        self.clock = clock
-        self.timeline = timeline
-        self.sessions = sessions
-        self.bounds = teams.retention_bounds
-        self.operator_redact = RedactMode(teams.settings.retention.redact)
-        self.server_name = teams.settings.homeserver.domain
-        # Set at start-up: without the admin API retention degrades to redaction only.
-        self.admin_available = True
+    teams: TeamService
+    store: TeamStore
+    rooms: RoomStore
+    hold_store: HoldStore
+    references: ReferenceStore
+    jobs: JobStore
+    queue: JobQueue
+    homeserver: Homeserver
+    audit: AuditLog
+    clock: Clock
+    timeline: TimelineIndex
+    sessions: MegolmSessions
+    bounds: RetentionBounds
+    operator_redact: RedactMode  # retention.redact: the operator's choice a team may narrow
+    server_name: str  # this homeserver: the only one a purge reaches
+    admin: SynapseAdmin
+
+    @property
+    def admin_available(self) -> bool:
+        """Whether sweeps may purge, as the admin client found at start-up: without the admin
+        API retention degrades to redaction only."""
+        return self.admin.available
 
     def lifetime(self, team: Team) -> int:
         return self.bounds.effective(team.retention_seconds)

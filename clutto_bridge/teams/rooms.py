@@ -8,6 +8,7 @@ policies (power levels, removal, later retention) reach them too.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.team import RoomKind, RoomStore, Team, TeamRoom
@@ -19,27 +20,20 @@ from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from clutto_bridge.teams.formatting import prose
 from clutto_bridge.teams.members import MemberService
+from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.rooms")
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class RoomService:
-    def __init__(
-        self,
-        members: MemberService,
-        store: RoomStore,
-        homeserver: Homeserver,
-        audit: AuditLog,
-        room_version: str,
-        clock: Clock,
-    ) -> None:
-        self.members = members
-        self.teams = members.teams
-        self.store = store
-        self.homeserver = homeserver
-        self.audit = audit
-        self.room_version = room_version
-        self.clock = clock
+    members: MemberService
+    teams: TeamService
+    store: RoomStore
+    homeserver: Homeserver
+    audit: AuditLog
+    room_version: str
+    clock: Clock
 
     async def create_group(self, team: Team, name: str, *, actor: str | None) -> TeamRoom:
         await self.teams.require_manager(team, actor)

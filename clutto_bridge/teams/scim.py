@@ -26,11 +26,14 @@ from clutto_bridge.clock import Clock
 from clutto_bridge.db import member as membership
 from clutto_bridge.db.account import AccountStore
 from clutto_bridge.db.holds import WHOLE_TEAM
+from clutto_bridge.db.member import MemberStore
+from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.scim import ScimStore, ScimToken, ScimUser
 from clutto_bridge.db.team import Team, TeamState
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.policy.audit_actions import AuditAction
+from clutto_bridge.policy.profile import ProfileRules
 from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from clutto_bridge.teams.members import MemberService
@@ -91,32 +94,22 @@ def localpart_of(user_name: str) -> str:
     return local
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class ScimService:
-    def __init__(
-        self,
-        store: ScimStore,
-        teams: TeamService,
-        members: MemberService,
-        profiles: ProfileService,
-        accounts: AccountStore,
-        retention: RetentionService,
-        notices: NoticeService,
-        admin: SynapseAdmin,
-        audit: AuditLog,
-        clock: Clock,
-        domain: str,
-    ) -> None:
-        self.store = store
-        self.teams = teams
-        self.members = members
-        self.profiles = profiles
-        self.accounts = accounts
-        self.retention = retention
-        self.notices = notices
-        self.admin = admin
-        self.audit = audit
-        self.clock = clock
-        self.domain = domain
+    store: ScimStore
+    teams: TeamService
+    members: MemberService
+    profiles: ProfileService
+    profile_store: ProfileStore
+    profile_rules: ProfileRules
+    member_store: MemberStore
+    accounts: AccountStore
+    retention: RetentionService
+    notices: NoticeService
+    admin: SynapseAdmin
+    audit: AuditLog
+    clock: Clock
+    domain: str
 
     # --- tokens ----------------------------------------------------------------------
 
@@ -257,15 +250,15 @@ class ScimService:
             )
 
     async def _keep_profile(self, user_id: str, fields: UserFields) -> None:
-        allowed = set(self.profiles.rules.allowed)
-        profile = await self.profiles.store.get(user_id)
+        allowed = set(self.profile_rules.allowed)
+        profile = await self.profile_store.get(user_id)
         wanted = {"first_name": fields.given_name, "last_name": fields.family_name, "designation": fields.title}
         profile.update({f: v for f, v in wanted.items() if f in allowed})
-        await self.profiles.store.save(user_id, profile, self.clock.now_ms())
+        await self.profile_store.save(user_id, profile, self.clock.now_ms())
 
     async def _set_profile(self, user_id: str, fields: UserFields, before: UserFields | None) -> list[str]:
         wanted = {"first_name": fields.given_name, "last_name": fields.family_name, "designation": fields.title}
-        allowed = set(self.profiles.rules.allowed)
+        allowed = set(self.profile_rules.allowed)
         old = (
             {"first_name": before.given_name, "last_name": before.family_name, "designation": before.title}
             if before
@@ -276,7 +269,7 @@ class ScimService:
             for f, v in wanted.items()
             if f in allowed
             and (v != old.get(f) if before else v is not None)
-            and not (v is None and f in self.profiles.rules.required)
+            and not (v is None and f in self.profile_rules.required)
         }
         if not changes or not user_id.endswith(":" + self.domain):
             return []
@@ -328,7 +321,7 @@ class ScimService:
         return row
 
     async def _leave(self, team: Team, user_id: str, actor: str) -> None:
-        member = await self.members.store.get(team.id, user_id)
+        member = await self.member_store.get(team.id, user_id)
         if member is None or member.membership not in membership.CURRENT:
             return
         if member.role == "owner":

@@ -45,26 +45,17 @@ class TeamView:
     members: list[Member]
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class TeamService:
-    def __init__(
-        self,
-        store: TeamStore,
-        rooms: RoomStore,
-        members: MemberStore,
-        homeserver: Homeserver,
-        settings: Settings,
-        clock: Clock,
-    ) -> None:
-        self.store = store
-        self.rooms = rooms
-        self.members = members
-        self.homeserver = homeserver
-        self.settings = settings
-        self.clock = clock
-        r = settings.retention
-        self.retention_bounds = RetentionBounds(r.min, r.max, r.default)
-        self.boot = secrets.token_hex(8)  # this process, in the creations it records
-        self.orphans = Orphans(rooms, homeserver, self.boot)
+    store: TeamStore
+    rooms: RoomStore
+    members: MemberStore
+    homeserver: Homeserver
+    settings: Settings
+    clock: Clock
+    retention_bounds: RetentionBounds
+    orphans: Orphans
+    boot: str  # this process, in the creations it records
 
     def retention_ms(self, team: Team) -> int:
         """The team's maximum message lifetime, as m.room.retention writes it."""

@@ -3,16 +3,18 @@ operator's usage report. Only the operator reads either; both are counts, never 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from clutto_bridge.db.analytics import AnalyticsStore
 from clutto_bridge.metrics import Snapshot
 from clutto_bridge.policy.analytics import UsageReport, usage_report
 from clutto_bridge.teams.errors import NotAllowed
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class UsageService:
-    def __init__(self, store: AnalyticsStore, k: int) -> None:
-        self.store = store
-        self.k = k
+    store: AnalyticsStore
+    k: int
 
     async def snapshot(self) -> Snapshot:
         """What exists now, for the gauges set just before a scrape."""

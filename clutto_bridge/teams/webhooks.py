@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from clutto_bridge.clock import Clock
@@ -28,11 +29,11 @@ class DeliveryQueue(Protocol):
         ...
 
 
+@dataclass(kw_only=True, eq=False, repr=False)
 class WebhookEvents:
-    def __init__(self, receivers: Sequence[WebhookSettings], queue: DeliveryQueue, clock: Clock) -> None:
-        self.receivers = receivers
-        self.queue = queue
-        self.clock = clock
+    receivers: Sequence[WebhookSettings]
+    queue: DeliveryQueue
+    clock: Clock
 
     async def emit(self, event: str, team_id: str | None, data: dict[str, Any]) -> int:
         """Queue the event for each receiver that wants it; how many deliveries were queued."""

@@ -210,7 +210,9 @@ async def test_two_writers_on_one_database_form_one_chain(database_url: str) -> 
         await db.start()
     try:
         key = Ed25519PrivateKey.generate()  # both sign with the configured key, every 10 rows
-        logs = [AuditLog(AuditStore(db), SystemClock(), signing_key=key, checkpoint_rows=10) for db in pools]
+        logs = [
+            AuditLog(store=AuditStore(db), clock=SystemClock(), signing_key=key, checkpoint_rows=10) for db in pools
+        ]
         await asyncio.gather(
             *(log.record(None, None, AuditAction.MEMBER_INVITED, unique("row")) for log in logs for _ in range(25))
         )
@@ -247,7 +249,7 @@ async def test_rows_of_an_older_database_are_chained_by_the_upgrade(database_url
     db = create_database(database_url)
     await db.start()
     try:
-        log = AuditLog(AuditStore(db), SystemClock())
+        log = AuditLog(store=AuditStore(db), clock=SystemClock())
         await log.record(None, None, AuditAction.MEMBER_INVITED, "@new:x")
         rows = await log.store.rows_after(0, 100)
         check = ChainCheck([], {})

@@ -65,7 +65,7 @@ async def test_expired_lease_lets_another_worker_resume(store: JobStore) -> None
 
 
 async def test_homeserver_errors_are_retried_with_backoff_then_fail(store: JobStore) -> None:
-    runner = JobRunner(store, SETTINGS, CLOCK)
+    runner = JobRunner(store=store, settings=SETTINGS, clock=CLOCK)
     calls = []
 
     async def flaky(ctx: JobContext) -> None:
@@ -89,7 +89,7 @@ async def test_homeserver_errors_are_retried_with_backoff_then_fail(store: JobSt
 
 
 async def test_a_stopping_worker_hands_its_job_back(store: JobStore) -> None:
-    runner = JobRunner(store, SETTINGS, CLOCK)
+    runner = JobRunner(store=store, settings=SETTINGS, clock=CLOCK)
     started = asyncio.Event()
 
     async def slow(ctx: JobContext) -> None:
@@ -116,7 +116,7 @@ async def test_latest_finds_a_teams_sweeps_behind_many_exports(store: JobStore) 
 
 
 async def test_a_long_job_does_not_hold_the_others(store: JobStore) -> None:
-    runner = JobRunner(store, SETTINGS, CLOCK)
+    runner = JobRunner(store=store, settings=SETTINGS, clock=CLOCK)
     long_started, release = asyncio.Event(), asyncio.Event()
 
     async def long(ctx: JobContext) -> None:
@@ -169,7 +169,7 @@ async def test_a_restarted_bridge_takes_back_the_jobs_of_its_dead_predecessor_at
     elsewhere = await store.add(JobKind.EXPORT, "t", {}, _now())
     await store.claim(worker_name("another-host", dead.pid), _now(), 3_600_000)
     assert held.id == job.id
-    runner = JobRunner(store, SETTINGS, CLOCK)
+    runner = JobRunner(store=store, settings=SETTINGS, clock=CLOCK)
     assert await runner.take_back_from_dead_local_workers() == 1
     taken = await store.get(job.id)
     assert taken.state == JobState.QUEUED and taken.locked_by is None  # due again now, not in an hour
@@ -178,7 +178,7 @@ async def test_a_restarted_bridge_takes_back_the_jobs_of_its_dead_predecessor_at
 
 async def test_the_heartbeat_keeps_a_long_step_from_losing_its_lease(store: JobStore) -> None:
     settings = SETTINGS.model_copy(update={"lease": 2})
-    runner = JobRunner(store, settings, CLOCK)
+    runner = JobRunner(store=store, settings=settings, clock=CLOCK)
     started, release = asyncio.Event(), asyncio.Event()
 
     async def long_step(ctx: JobContext) -> None:

@@ -32,7 +32,16 @@ async def portal(database_url: str, tmp_path):
     settings = validate(data)
     clock = ManualClock()
     stores = Stores.over(db, cipher)
-    yield PortalAccess(stores.portal, ConsentService(stores.consent, settings, clock), settings, clock), db, clock
+    yield (
+        PortalAccess(
+            store=stores.portal,
+            consent=ConsentService(store=stores.consent, settings=settings, clock=clock),
+            settings=settings,
+            clock=clock,
+        ),
+        db,
+        clock,
+    )
     await db.stop()
 
 

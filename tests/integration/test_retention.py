@@ -359,7 +359,7 @@ async def test_without_admin_api_sweeps_redact_only_and_say_so(
         assert resp.status == 200
     try:
         bridge = await bridges.start(settings)
-        assert not bridge.retention.admin_available
+        assert not bridge.admin.available and not bridge.retention.admin_available
         owner, member, team, rooms = await team_with_member(bridge, new_user)
         now = bridge.clock.now_ms()
         old = await bridge.appservice.intent.send_message_event(
