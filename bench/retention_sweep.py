@@ -341,6 +341,10 @@ async def main(events: int, redacting: int, synapse_db: str) -> None:
             f"{redaction_rate / ceiling:.2f} (its redaction phase alone: "
             f"{redacted['redacted'] / redacting_s / ceiling:.2f})"
         )
+        if redacted.get("pace"):
+            in_flight = redacted.get("redaction_seconds", 0) / redacting_s
+            trail = " ".join(f"{limit}@{done}" for done, limit in redacted["pace"])
+            print(f"  pace (limit@redactions done): {trail}; {in_flight:.1f} in flight on average while redacting")
         print(
             f"second sweep a day later:    {second['removed']} removed in {second_s:.1f} s; per event removed: "
             f"{second['events_read'] / removed2:.2f} homeserver events read, "

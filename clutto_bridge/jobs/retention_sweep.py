@@ -134,6 +134,11 @@ class SweepProgress:
     # Seconds spent per step (claim, fill, select, redact, checkpoint, purge_call,
     # purge_wait, prune, media, keys, audit), summed over attempts: where a sweep's time goes.
     timings: dict[str, float] = field(default_factory=dict)
+    # The redaction pace: [redactions done, limit] at the start and each change of the limit
+    # (the first 64 changes), and the seconds the redactions took added up; that sum over the
+    # ``redact`` timing is how many were in flight on average while redacting.
+    pace: list[list[int]] = field(default_factory=list)
+    redaction_seconds: float = 0.0
     room: RoomSweep = field(default_factory=RoomSweep)
 
     def __post_init__(self) -> None:
@@ -159,12 +164,13 @@ class RedactionWindow:
     """Redactions of several pages in flight at once, as many at a time as ``RedactionPace``
     allows; a refused (429) or failed (5xx) request is tried again at a lower pace."""
 
-    def __init__(self, sweep: RetentionSweep, room_id: str) -> None:
-        self.sweep, self.room_id = sweep, room_id
+    def __init__(self, sweep: RetentionSweep, room_id: str, p: SweepProgress) -> None:
+        self.sweep, self.room_id, self.p = sweep, room_id, p
         self.waiting: deque[tuple[str, int, int]] = deque()  # (event id, attempt, page)
         self.running: dict[asyncio.Task, tuple[str, int, int]] = {}
         self.left: dict[int, int] = {}  # page -> redactions not yet done
         self.pages = 0
+        self.done, self.before = 0, p.redacted  # redactions finished here, and by the sweep before
 
     @property
     def backlog(self) -> int:
@@ -189,8 +195,10 @@ class RedactionWindow:
             for task in done:
                 event_id, attempt, of = self.running.pop(task)
                 try:
-                    self.sweep.pace.completed(task.result())
+                    seconds = task.result()
+                    self.sweep.pace.completed(seconds)
                     self.left[of] -= 1
+                    self._note(seconds)
                 except MatrixRequestError as e:
                     if not (e.http_status == 429 or e.http_status >= 500) or attempt >= REDACTION_ATTEMPTS:
                         raise
@@ -199,6 +207,13 @@ class RedactionWindow:
                     await asyncio.sleep(min(5.0, 0.25 * 2**attempt))  # back off before the retry
             self._launch()
         del self.left[page]
+
+    def _note(self, seconds: float) -> None:
+        p, limit = self.p, self.sweep.pace.limit
+        p.redaction_seconds = round(p.redaction_seconds + seconds, 4)
+        if (not p.pace or p.pace[-1][1] != limit) and len(p.pace) < 64:
+            p.pace.append([self.before + self.done, limit])
+        self.done += 1
 
     async def close(self) -> None:
         """Cancel what is still running (the sweep failed or stops; its pages are saved)."""
@@ -441,7 +456,7 @@ class RetentionSweep:
         no checkpoint of its own (at most one a second is written for those).
         """
         r = p.room
-        window = RedactionWindow(self, room.room_id)
+        window = RedactionWindow(self, room.room_id, p)
         pages = deque(window.add(victims) for _, victims in r.pages)  # resumed: the saved pages again
         ended = False
         try:

@@ -297,6 +297,8 @@ async def test_crash_mid_sweep_then_restart_finishes_without_touching_window(
     done = await bridge.runner.wait(job["id"], timeout=120)
     assert done.state == "done", done
     assert done.progress["redacted"] == 24
+    # Where the redactions' time went, kept across the restart: the pace's trail and their seconds.
+    assert done.progress["pace"][0][0] == 0 and done.progress["redaction_seconds"] > 0, done.progress
     after = await all_events(member, general)
     assert not [e for e in after if e["origin_server_ts"] < now - 30 * DAY and "state_key" not in e]
     kept = {e["event_id"]: stable(e) for e in after}
