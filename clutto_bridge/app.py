@@ -637,11 +637,19 @@ class Bridge:
         self._levels = None
         await self.runner.stop()
         await self.inbox_work.drain(grace)
-        await self.appservice.stop()
-        await self.device.stop()
-        await self._final_checkpoint()
-        await self.access.close()
-        await self.webhook_sender.close()
+        # Each part is closed even when one before it fails (after a start that failed half-way,
+        # some were never opened): the database last, whose threads would keep the process alive.
+        for name, closing in (
+            ("the appservice", self.appservice.stop),
+            ("the bot's device", self.device.stop),
+            ("the audit log's checkpoint", self._final_checkpoint),
+            ("the access records", self.access.close),
+            ("the webhook sender", self.webhook_sender.close),
+        ):
+            try:
+                await closing()
+            except Exception as e:
+                log.warning("Stopping %s failed: %s", name, e, exc_info=log.isEnabledFor(logging.DEBUG))
         logging.getLogger("mail.log").removeFilter(self._peer_filter)
         if self.gate_reader is not None:
             self.gate_reader.close()

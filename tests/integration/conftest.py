@@ -305,7 +305,14 @@ class Bridges:
         settings = settings or self.settings()
         bridge = Bridge(settings, clock)
         self.homeserver.front.target = f"http://127.0.0.1:{settings.appservice.port}"
-        await bridge.start()
+        try:
+            await bridge.start()
+        except BaseException:
+            # As the CLI does: a start that fails still closes what it opened (the database's
+            # threads would otherwise keep the test process from exiting).
+            self.homeserver.front.target = None
+            await bridge.stop(grace=0)
+            raise
         self.running.append(bridge)
         return bridge
 
