@@ -185,7 +185,21 @@ class Bridge:
             members, db.members, db.profiles, consent, profiles, notices, s, clock, db.welcomes, audit
         )
         self.scim = scim = ScimService(
-            db.scim, teams, members, profiles, db.accounts, retention, notices, admin, audit, clock, s.homeserver.domain
+            db.scim,
+            teams,
+            members,
+            profiles,
+            db.accounts,
+            retention,
+            notices,
+            admin,
+            audit,
+            clock,
+            s.homeserver.domain,
+            rooms=rooms,
+            room_store=db.rooms,
+            homeserver=hs,
+            settings=s.scim,
         )
         contacts = ContactService(db.contacts, consent, admin, s.homeserver.domain, clock, hs, audit, db.accounts)
         mydata = MyData(db.members, db.accounts, profiles, consent, contacts, notices, audit)

@@ -213,7 +213,7 @@ class MemberService:
         if member.role == "owner":
             raise NotAllowed("The owner cannot be removed; transfer the team to another member first.")
         if deactivate:
-            await self._check_deactivatable(team, member)
+            await self.check_deactivatable(team, member)
         await self.store.set_membership(member, membership.REMOVED)
         reason = f"Removed from the team {team.name}" + (
             " by the organisation's identity provider"
@@ -233,7 +233,8 @@ class MemberService:
         )
         return member
 
-    async def _check_deactivatable(self, team: Team, member: Member) -> None:
+    async def check_deactivatable(self, team: Team, member: Member) -> None:
+        """Only an account Clutto created, and in no other team, is Clutto's to deactivate."""
         if not member.created_by_bridge:
             raise NotAllowed(f"{member.user_id} was not created by Clutto; only such accounts can be deactivated.")
         if await self.store.current_elsewhere(member.user_id, team.id):
