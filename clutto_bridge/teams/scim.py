@@ -427,11 +427,14 @@ class ScimService:
         unknown = scim_ids - rows.keys()
         if unknown:
             raise InvalidInput(f"No provisioned user {sorted(unknown)[0]!r} in this team.")
+        changes: dict[str, str] = {}
         for row in rows.values():
             current = await self.teams.role_of(team, row.user_id)
             if current is None or current == "owner":
                 continue
             if row.id in scim_ids and current != role:
-                await self.members.change_role(team, row.user_id, role, actor=actor)
+                changes[row.user_id] = role
             elif row.id not in scim_ids and current == role and role != "member":
-                await self.members.change_role(team, row.user_id, "member", actor=actor)
+                changes[row.user_id] = "member"
+        if changes:
+            await self.members.change_roles(team, changes, actor=actor)
