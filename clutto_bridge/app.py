@@ -333,6 +333,10 @@ class Bridge:
             audit=audit,
             clock=clock,
             domain=domain,
+            rooms=self.rooms,
+            room_store=db.rooms,
+            homeserver=hs,
+            settings=s.scim,
         )
         self.contacts = ContactService(
             store=db.contacts,

@@ -339,6 +339,13 @@ class ProvisioningSettings(Section):
     shared_secret: Token
 
 
+class ScimSettings(Section):
+    """``scim``: what a team's identity provider may do beyond membership and roles (issue 27)."""
+
+    deactivate: Flag
+    room_groups: RoomNames
+
+
 class AntispamSettings(Section):
     """``antispam``: the endpoints synapse-http-antispam calls before Synapse stores an event."""
 
@@ -400,6 +407,7 @@ class Settings(Section):
     security: SecuritySettings
     audit: AuditSettings
     provisioning: ProvisioningSettings
+    scim: ScimSettings
     webhooks: tuple[WebhookSettings, ...]
     antispam: AntispamSettings
     analytics: AnalyticsSettings

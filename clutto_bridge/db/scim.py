@@ -43,6 +43,20 @@ class ScimUser:
     updated_at: int
 
 
+@dataclass
+class ScimGroup:
+    """A group the provider manages as a room of the team's space (its name is the room's)."""
+
+    id: str
+    team_id: str
+    room_id: str
+    version: int
+    created_at: int
+    updated_at: int
+
+    columns: ClassVar[str] = "id, team_id, room_id, version, created_at, updated_at"
+
+
 class ScimStore:
     def __init__(self, db: Database, cipher: FieldCipher) -> None:
         self.db = db
@@ -130,6 +144,7 @@ class ScimStore:
         )
 
     async def delete_user(self, scim_id: str) -> None:
+        await self.db.execute("DELETE FROM scim_group_member WHERE user_id=$1", scim_id)
         await self.db.execute("DELETE FROM scim_user WHERE id=$1", scim_id)
 
     async def user(self, team_id: str, scim_id: str) -> ScimUser | None:
@@ -165,3 +180,55 @@ class ScimStore:
             f"SELECT {self._COLUMNS} FROM scim_user WHERE team_id=$1 ORDER BY created_at, id", team_id
         )
         return [user for r in rows if (user := self._user(r)) is not None]
+
+    # --- groups that are rooms -------------------------------------------------------
+
+    async def add_group(self, group: ScimGroup) -> None:
+        await self.db.execute(
+            f"INSERT INTO scim_group ({ScimGroup.columns}) VALUES ($1, $2, $3, $4, $5, $6)",
+            group.id,
+            group.team_id,
+            group.room_id,
+            group.version,
+            group.created_at,
+            group.updated_at,
+        )
+
+    async def group(self, team_id: str, group_id: str) -> ScimGroup | None:
+        row = await self.db.fetchrow(
+            f"SELECT {ScimGroup.columns} FROM scim_group WHERE team_id=$1 AND id=$2", team_id, group_id
+        )
+        return ScimGroup(**row) if row else None
+
+    async def groups_of(self, team_id: str) -> list[ScimGroup]:
+        rows = await self.db.fetch(
+            f"SELECT {ScimGroup.columns} FROM scim_group WHERE team_id=$1 ORDER BY created_at, id", team_id
+        )
+        return [ScimGroup(**r) for r in rows]
+
+    async def touch_group(self, group: ScimGroup, now_ms: int) -> None:
+        group.version += 1
+        group.updated_at = now_ms
+        await self.db.execute(
+            "UPDATE scim_group SET version=$2, updated_at=$3 WHERE id=$1", group.id, group.version, now_ms
+        )
+
+    async def delete_group(self, group_id: str) -> None:
+        await self.db.execute("DELETE FROM scim_group_member WHERE group_id=$1", group_id)
+        await self.db.execute("DELETE FROM scim_group WHERE id=$1", group_id)
+
+    async def group_members(self, group_id: str) -> set[str]:
+        """The SCIM ids of the group's users."""
+        rows = await self.db.fetch("SELECT user_id FROM scim_group_member WHERE group_id=$1", group_id)
+        return {r["user_id"] for r in rows}
+
+    async def add_group_member(self, group_id: str, scim_id: str) -> None:
+        await self.db.execute("INSERT INTO scim_group_member (group_id, user_id) VALUES ($1, $2)", group_id, scim_id)
+
+    async def remove_group_member(self, group_id: str, scim_id: str) -> None:
+        await self.db.execute("DELETE FROM scim_group_member WHERE group_id=$1 AND user_id=$2", group_id, scim_id)
+
+    async def groups_of_user(self, scim_id: str) -> list[str]:
+        """The ids of the room groups a provisioned user is in."""
+        rows = await self.db.fetch("SELECT group_id FROM scim_group_member WHERE user_id=$1 ORDER BY group_id", scim_id)
+        return [r["group_id"] for r in rows]

@@ -23,6 +23,7 @@ class TeamState(StrEnum):
 class RoomKind(StrEnum):
     GROUP = "group"  # a group chat in the team's space
     DIRECT = "direct"  # an individual chat between two members
+    SCIM_GROUP = "scim_group"  # a room in the space whose members an identity provider's group decides
 
 
 @dataclass
@@ -305,6 +306,10 @@ class RoomStore:
     async def archive(self, room: TeamRoom, now_ms: int) -> None:
         room.archived_at = now_ms
         await self.db.execute("UPDATE team_room SET archived_at=$1 WHERE room_id=$2", now_ms, room.room_id)
+
+    async def set_kind(self, room: TeamRoom, kind: RoomKind) -> None:
+        room.kind = kind
+        await self.db.execute("UPDATE team_room SET kind=$1 WHERE room_id=$2", kind, room.room_id)
 
     async def delete(self, room_id: str) -> None:
         await self.db.execute("DELETE FROM team_room WHERE room_id=$1", room_id)

@@ -113,6 +113,18 @@ class SynapseAdmin:
     async def deactivate(self, user_id: str, erase: bool = False) -> None:
         await self._request(Method.POST, SynapseAdminPath.v1.deactivate[user_id], {"erase": erase})
 
+    async def is_deactivated(self, user_id: str) -> bool:
+        """Whether a local account is deactivated (MatrixRequestError 404 when there is none)."""
+        data = await self._request(Method.GET, SynapseAdminPath.v2.users[user_id])
+        return bool(data.get("deactivated"))
+
+    async def reactivate(self, user_id: str, password: str, email: str | None) -> None:
+        """Undo a deactivation (Synapse needs a new password; deactivating removed the email)."""
+        body: dict[str, Any] = {"deactivated": False, "password": password}
+        if email:
+            body["threepids"] = [{"medium": "email", "address": email}]
+        await self._request(Method.PUT, SynapseAdminPath.v2.users[user_id], body, sensitive=True)
+
     async def login_as(self, user_id: str, valid_for_s: int = 120) -> str:
         """A short-lived access token of another user (to write their m.direct)."""
         until = int(time.time() * 1000) + valid_for_s * 1000

@@ -83,13 +83,14 @@ class AuditAction(StrEnum):
     ROOM_CREATED = (
         "room_created",
         CHANGE,
-        "A group room was made in the team's space (`room create`, or the `email` room on the first mail); "
-        "target: the room; details: `name`.",
+        "A group room was made in the team's space (`room create`, the `email` room on the first mail, or "
+        "an identity provider's group, `POST /Groups`); target: the room; details: `name`.",
     )
     ROOM_ARCHIVED = (
         "room_archived",
         CHANGE,
-        "A group room was archived (`room archive`); target: the room; details: `name`.",
+        "A group room was archived (`room archive`, or `DELETE /Groups/{id}` of an identity provider's "
+        "group); target: the room; details: `name`.",
     )
     ROOM_ADDED = (
         "room_added",
@@ -291,6 +292,18 @@ class AuditAction(StrEnum):
         CHANGE,
         "An identity provider deleted a provisioned person (`DELETE /Users/{id}`): removed from the team; "
         "target: the user; details: `scim_id`.",
+    )
+    SCIM_GROUP_LINKED = (
+        "scim_group_linked",
+        CHANGE,
+        "An identity provider's group took over an existing room named in `scim.room_groups`: from then on "
+        "its members are the group's; target: the room; details: `scim_id`, `name`.",
+    )
+    SCIM_GROUP_MEMBERS_CHANGED = (
+        "scim_group_members_changed",
+        CHANGE,
+        "An identity provider changed the members of a group that is a room (`PUT`/`PATCH /Groups/{id}`): "
+        "invited or removed; target: the room; details: `scim_id`, `added`, `removed` (user IDs).",
     )
     # --- disclosures of personal data -----------------------------------------------------------
     MEMBER_DATA_READ = (

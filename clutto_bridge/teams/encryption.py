@@ -27,7 +27,7 @@ log = logging.getLogger("clutto.encryption")
 
 def owner_notice(team: Team, rooms: list[TeamRoom], asked_by: str | None) -> str:
     """What the owner reads before the rooms are encrypted."""
-    shown = [f"**{room.name}**" for room in rooms if room.kind == RoomKind.GROUP]
+    shown = [f"**{room.name}**" for room in rooms if room.kind != RoomKind.DIRECT]
     direct = len(rooms) - len(shown)
     if direct:  # who talks to whom privately is not the owner's to read here
         shown.append(f"{direct} direct chat(s) between members")

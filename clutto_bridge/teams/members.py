@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from clutto_bridge.clock import Clock
@@ -166,18 +167,31 @@ class MemberService:
     # --- changing and removing -----------------------------------------------------
 
     async def change_role(self, team: Team, user_id: str, role: str, *, actor: str | None) -> Member:
-        role = validation.role(role)
-        await self.teams.require_manager(team, actor)
-        member = await self._active_member(team, user_id)
-        if member.role == "owner":
-            raise NotAllowed("The owner's role changes only by transferring the team to another member.")
-        if member.role == role:
-            raise Conflict(f"{member.user_id} already is {role}.")
-        old = member.role
-        await self.store.set_role(member, role)
-        await self.sync_power_levels(team)
-        await self.audit.record(team, actor, AuditAction.ROLE_CHANGED, member.user_id, old=old, new=role)
+        [member] = await self.change_roles(team, {user_id: role}, actor=actor)
         return member
+
+    async def change_roles(self, team: Team, roles: Mapping[str, str], *, actor: str | None) -> list[Member]:
+        """Change several members' roles, each checked and audited, with one power level sync at the
+        end (an identity provider's group of 100 admins is one sync of every room, not 100)."""
+        checked = {user_id: validation.role(wanted) for user_id, wanted in roles.items()}
+        await self.teams.require_manager(team, actor)
+        changes = []
+        for user_id, role in checked.items():
+            member = await self._active_member(team, user_id)
+            if member.role == "owner":
+                raise NotAllowed("The owner's role changes only by transferring the team to another member.")
+            if member.role == role:
+                raise Conflict(f"{member.user_id} already is {role}.")
+            changes.append((member, role))
+        changed = []
+        for member, role in changes:
+            old = member.role
+            await self.store.set_role(member, role)
+            changed.append((member, old, role))
+        await self.sync_power_levels(team)
+        for member, old, role in changed:
+            await self.audit.record(team, actor, AuditAction.ROLE_CHANGED, member.user_id, old=old, new=role)
+        return [member for member, _, _ in changed]
 
     async def transfer(self, team: Team, user_id: str, *, actor: str | None) -> Team:
         """Make another member the owner; the old owner becomes an admin."""
@@ -202,7 +216,7 @@ class MemberService:
         if member.role == "owner":
             raise NotAllowed("The owner cannot be removed; transfer the team to another member first.")
         if deactivate:
-            await self._check_deactivatable(team, member)
+            await self.check_deactivatable(team, member)
         await self.store.set_membership(member, membership.REMOVED)
         reason = f"Removed from the team {team.name}" + (
             " by the organisation's identity provider"
@@ -222,7 +236,8 @@ class MemberService:
         )
         return member
 
-    async def _check_deactivatable(self, team: Team, member: Member) -> None:
+    async def check_deactivatable(self, team: Team, member: Member) -> None:
+        """Only an account Clutto created, and in no other team, is Clutto's to deactivate."""
         if not member.created_by_bridge:
             raise NotAllowed(f"{member.user_id} was not created by Clutto; only such accounts can be deactivated.")
         if await self.store.current_elsewhere(member.user_id, team.id):

@@ -8,6 +8,7 @@ policies (power levels, removal, later retention) reach them too.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from clutto_bridge.clock import Clock
@@ -35,23 +36,33 @@ class RoomService:
     room_version: str
     clock: Clock
 
-    async def create_group(self, team: Team, name: str, *, actor: str | None) -> TeamRoom:
+    async def create_group(
+        self, team: Team, name: str, *, actor: str | None, only: Collection[str] | None = None
+    ) -> TeamRoom:
+        """A group room in the space, every member invited; with ``only`` (an identity provider's
+        group), just those members, and the room is left out when later members are invited."""
         await self.teams.require_manager(team, actor)
         name = validation.room_name(name)
-        groups = await self.store.of_team(team.id, kind=RoomKind.GROUP)
-        if any(r.name.casefold() == name.casefold() for r in groups):
+        if await self.named(team, name):
             raise Conflict(f"{team.name} already has a room named {name!r}.")
-        room = await self.teams.add_group_room(team, name)
+        kind = RoomKind.GROUP if only is None else RoomKind.SCIM_GROUP
+        room = await self.teams.add_group_room(team, name, kind)
         for member in await self.members.active(team):
-            await self.homeserver.invite_once(room.room_id, member.user_id)
+            if only is None or member.user_id in only:
+                await self.homeserver.invite_once(room.room_id, member.user_id)
         await self.members.sync_power_levels(team, only_room=room.room_id)
         await self.audit.record(team, actor, AuditAction.ROOM_CREATED, room.room_id, name=name)
         return room
 
+    async def named(self, team: Team, name: str) -> TeamRoom | None:
+        """The team's group room (of either kind) of that name, in any case."""
+        rooms = await self.store.of_team(team.id)
+        return next((r for r in rooms if r.kind != RoomKind.DIRECT and r.name.casefold() == name.casefold()), None)
+
     async def archive_group(self, team: Team, name_or_id: str, *, actor: str | None) -> TeamRoom:
         """Unlink from the space and make read-only; history stays until retention removes it."""
         await self.teams.require_manager(team, actor)
-        groups = await self.store.of_team(team.id, kind=RoomKind.GROUP)
+        groups = [r for r in await self.store.of_team(team.id) if r.kind != RoomKind.DIRECT]
         room = next(
             (r for r in groups if name_or_id in (r.room_id, r.name) or r.name.casefold() == name_or_id.casefold()), None
         )

@@ -20,26 +20,30 @@ import logging
 import re
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clutto_bridge.clock import Clock
+from clutto_bridge.config import ScimSettings
 from clutto_bridge.db import member as membership
 from clutto_bridge.db.account import AccountStore
 from clutto_bridge.db.holds import WHOLE_TEAM
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.scim import ScimStore, ScimToken, ScimUser
-from clutto_bridge.db.team import Team, TeamState
+from clutto_bridge.db.team import RoomStore, Team, TeamState
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError
+from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.profile import ProfileRules
 from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound, TeamError
 from clutto_bridge.teams.members import MemberService
 from clutto_bridge.teams.notices import NoticeService
 from clutto_bridge.teams.profiles import ProfileService
 from clutto_bridge.teams.retention import RetentionService
+from clutto_bridge.teams.rooms import RoomService
+from clutto_bridge.teams.scim_rooms import ScimRoomGroups
 from clutto_bridge.teams.service import SCIM_ACTOR, TeamService
 
 log = logging.getLogger("clutto.scim")
@@ -56,6 +60,12 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 class ScimRefused(NotAllowed):
     """The team cannot be provisioned now (legal hold, being deleted)."""
+
+
+class ReactivationFailed(TeamError):
+    """The homeserver refused to reactivate an account Clutto deactivated (a SCIM 502)."""
+
+    status = 502
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,25 @@ class ScimService:
     audit: AuditLog
     clock: Clock
     domain: str
+    rooms: RoomService
+    room_store: RoomStore
+    homeserver: Homeserver
+    settings: ScimSettings
+    room_groups: ScimRoomGroups = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.room_groups = ScimRoomGroups(
+            store=self.store,
+            rooms=self.rooms,
+            room_store=self.room_store,
+            teams=self.teams,
+            homeserver=self.homeserver,
+            audit=self.audit,
+            clock=self.clock,
+            settings=self.settings,
+            role_groups=frozenset(GROUPS),
+            writable=self.check_writable,
+        )
 
     # --- tokens ----------------------------------------------------------------------
 
@@ -239,6 +268,8 @@ class ScimService:
             return  # a member already (the owner, or added by hand): SCIM now manages them
         try:
             exists = await self.admin.account_exists(user_id)
+            if exists and await self.admin.is_deactivated(user_id):
+                await self._reactivate(user_id, fields)
         except AdminUnavailable as e:
             raise NotAllowed(f"Provisioning needs the homeserver admin API: {e}.") from None
         if exists:
@@ -248,6 +279,26 @@ class ScimService:
             await self.members.create_account(
                 team, local, fields.email, secrets.token_urlsafe(24), "member", actor=actor
             )
+
+    async def _reactivate(self, user_id: str, fields: UserFields) -> None:
+        """Activating a person whose account ``scim.deactivate`` closed opens it again, with a new
+        random password (they sign in through SSO or reset it). Any other deactivated account is
+        not Clutto's to open: a SCIM 403 says so."""
+        account = await self.accounts.get(user_id)
+        if account is None:
+            raise NotAllowed(
+                f"{user_id} is deactivated on the homeserver and was not created by Clutto; "
+                "the homeserver's administrator must reactivate it."
+            )
+        email = fields.email or account.email
+        try:
+            await self.admin.reactivate(user_id, secrets.token_urlsafe(24), email)
+        except MatrixRequestError as e:
+            raise ReactivationFailed(
+                f"The homeserver could not reactivate {user_id} ({e}); the person stays inactive. Its "
+                "administrator can reactivate the account, then the identity provider activates them again."
+            ) from None
+        log.info("Reactivated the account %s for its identity provider", user_id)
 
     async def _keep_profile(self, user_id: str, fields: UserFields) -> None:
         allowed = set(self.profile_rules.allowed)
@@ -299,9 +350,10 @@ class ScimService:
         if (fields.active is not False) != (row.active is not False):
             if fields.active is not False:
                 await self._join(team, row.user_id, row.user_id[1:].split(":", 1)[0], fields, actor)
+                await self.room_groups.rejoin(team, row)
                 profile_before = None  # published afresh: the account may be new
             else:
-                await self._leave(team, row.user_id, actor)
+                await self._leave(team, row.user_id, actor, deactivating=True)
         changed += await self._set_profile(row.user_id, fields, profile_before)
         if fields.email != before.email and await self.accounts.get(row.user_id):
             # Kept only for an account Clutto created (P3); another account's email is not Clutto's to keep.
@@ -320,13 +372,23 @@ class ScimService:
         )
         return row
 
-    async def _leave(self, team: Team, user_id: str, actor: str) -> None:
+    async def _leave(self, team: Team, user_id: str, actor: str, *, deactivating: bool = False) -> None:
+        """Out of the team; with ``scim.deactivate`` on and a deactivation (not a DELETE), the
+        account too, if it is Clutto's to deactivate. An account that is not (made elsewhere,
+        in another team) is kept: the removal from this team must happen whatever the answer."""
         member = await self.member_store.get(team.id, user_id)
         if member is None or member.membership not in membership.CURRENT:
             return
         if member.role == "owner":
             raise NotAllowed("The owner cannot be deactivated or deleted through SCIM; transfer the team first.")
-        await self.members.remove(team, user_id, actor=actor)
+        deactivate = deactivating and self.settings.deactivate
+        if deactivate:
+            try:
+                await self.members.check_deactivatable(team, member)
+            except NotAllowed as e:
+                log.warning("scim.deactivate is on, but the account is kept: %s", e.message)
+                deactivate = False
+        await self.members.remove(team, user_id, actor=actor, deactivate=deactivate)
         try:
             await self.notices.tell(
                 user_id, f"Your organisation's identity provider removed you from the team {team.name}."
@@ -359,11 +421,14 @@ class ScimService:
         unknown = scim_ids - rows.keys()
         if unknown:
             raise InvalidInput(f"No provisioned user {sorted(unknown)[0]!r} in this team.")
+        changes: dict[str, str] = {}
         for row in rows.values():
             current = await self.teams.role_of(team, row.user_id)
             if current is None or current == "owner":
                 continue
             if row.id in scim_ids and current != role:
-                await self.members.change_role(team, row.user_id, role, actor=actor)
+                changes[row.user_id] = role
             elif row.id not in scim_ids and current == role and role != "member":
-                await self.members.change_role(team, row.user_id, "member", actor=actor)
+                changes[row.user_id] = "member"
+        if changes:
+            await self.members.change_roles(team, changes, actor=actor)

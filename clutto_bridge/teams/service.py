@@ -200,7 +200,7 @@ class TeamService:
         await self.rooms.begin_creation(RoomCreation(marker, team.id, kind, self.boot, self.clock.now_ms()))
         return marker
 
-    async def add_group_room(self, team: Team, name: str) -> TeamRoom:
+    async def add_group_room(self, team: Team, name: str, kind: RoomKind = RoomKind.GROUP) -> TeamRoom:
         """A room in the team's space with the team's settings, recorded before it is linked."""
         s = self.settings
         marker = await self._begin_creation(team, CreationKind.ROOM)
@@ -216,7 +216,7 @@ class TeamService:
             encryption=self.room_encryption(team),
         )
         testhooks.exit_if("EXIT_AFTER_ROOM_CREATED", f"{team.name}/{name}")
-        room = TeamRoom(room_id, team.id, RoomKind.GROUP, name, self.clock.now_ms())
+        room = TeamRoom(room_id, team.id, kind, name, self.clock.now_ms())
         await self.rooms.insert(room, creation=marker)
         await self.homeserver.link_child(team.space, room_id, s.homeserver.domain)
         return room

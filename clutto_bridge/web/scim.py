@@ -59,6 +59,7 @@ from clutto_bridge.crypto.http_signatures import MessageSigner, SigningKeys
 from clutto_bridge.db.scim import ScimToken, ScimUser
 from clutto_bridge.teams.errors import TeamError
 from clutto_bridge.teams.scim import GROUPS, ProvisionedUser, ScimService, UserFields
+from clutto_bridge.teams.scim_rooms import RoomGroup
 from clutto_bridge.teams.service import TeamService
 from clutto_bridge.web.signatures import signing_hook
 
@@ -268,10 +269,12 @@ class ScimAPI:
     async def _user_resource(self, request: web.Request, view: ProvisionedUser) -> User:
         row, f = view.row, view.fields
         name = Name(given_name=f.given_name, family_name=f.family_name) if f.given_name or f.family_name else None
-        groups = None
+        groups = []
         if view.role in GROUPS.values():
             group = next(g for g, role in GROUPS.items() if role == view.role)
-            groups = [GroupMembership(value=group, display=group, type="direct")]
+            groups.append(GroupMembership(value=group, display=group, type="direct"))
+        rooms = await self.scim.room_groups.of_user(row) if view.role is not None else []
+        groups += [GroupMembership(value=group_id, display=room, type="direct") for group_id, room in rooms]
         user = User(
             id=row.id,
             external_id=row.external_id,
@@ -280,16 +283,24 @@ class ScimAPI:
             title=f.title,
             active=row.active,
             emails=[Email(value=f.email)] if f.email else None,
-            groups=groups,
+            groups=groups or None,
         )
         user.meta = Meta(
             resource_type="User",
             created=_when(row.created_at),
             last_modified=_when(row.updated_at),
-            version=_user_version(row),
+            version=_user_version(row, [g.value or "" for g in groups]),
             location=f"{self._base(request)}/Users/{row.id}",
         )
         return user
+
+    async def _current_user(self, request: web.Request) -> ScimUser:
+        """The user of the path, after its If-Match precondition (on the version with its groups)."""
+        row = await self._user(request)
+        if request.headers.get("If-Match"):
+            current = await self._user_resource(request, await self.scim.view(row))
+            self._check_if_match(request, _meta(current).version)
+        return row
 
     @staticmethod
     def _fields(user: User) -> UserFields:
@@ -427,7 +438,7 @@ class ScimAPI:
             await self._user_resource(request, await self.scim.view(row))
             for row in await self._candidates(request["team"], search.filter)
         ]
-        groups = [await self._group_resource(request, g) for g in GROUPS]
+        groups = await self._all_groups(request)
         found = [r for r in [*users, *groups] if search.filter is None or search.filter.match(r)]
         return self._page(request, cast(type[Resource[Any]], User | Group), found, search)
 
@@ -487,8 +498,7 @@ class ScimAPI:
         )
 
     async def replace_user(self, request: web.Request) -> web.Response:
-        row = await self._user(request)
-        self._check_if_match(request, _user_version(row))
+        row = await self._current_user(request)
         body = await self._json(request)
         if not isinstance(body, dict):
             raise ScimError(400, "The body must be a User object.", "invalidSyntax")
@@ -502,8 +512,7 @@ class ScimAPI:
         )
 
     async def patch_user(self, request: web.Request) -> web.Response:
-        row = await self._user(request)
-        self._check_if_match(request, _user_version(row))
+        row = await self._current_user(request)
         body = await self._json(request)
         if not isinstance(body, dict):
             raise ScimError(400, "The body must be a PatchOp object.", "invalidSyntax")
@@ -515,41 +524,60 @@ class ScimAPI:
         return self._respond(request, self._dump(updated, Context.RESOURCE_PATCH_RESPONSE), etag=_meta(updated).version)
 
     async def delete_user(self, request: web.Request) -> web.Response:
-        row = await self._user(request)
-        self._check_if_match(request, _user_version(row))
+        row = await self._current_user(request)
         await self.scim.delete_user(request["team"], row, request["scim_token"])
         # No body; the content type is still named, as every signed response covers it (P13).
         return web.Response(status=204, headers={"Content-Type": MEDIA_TYPE})
 
-    # --- groups -------------------------------------------------------------------------
+    # --- groups: the team's roles, and groups that are rooms ----------------------------
 
     async def _group_resource(self, request: web.Request, group: str) -> Group:
         rows = await self.scim.group_members(request["team"], group)
-        base = self._base(request)
         resource = Group(
             id=group,
             display_name=group,
             members=[GroupMember(value=row.id, display=row.user_name, type="User") for row in rows] or None,
         )
         digest = hashlib.sha256(" ".join(sorted(r.id + str(r.version) for r in rows)).encode()).hexdigest()[:16]
-        resource.meta = Meta(resource_type="Group", version=f'W/"{digest}"', location=f"{base}/Groups/{group}")
+        return self._group_meta(request, resource, f'W/"{digest}"')
+
+    def _room_group_resource(self, request: web.Request, group: RoomGroup) -> Group:
+        resource = Group(
+            id=group.row.id,
+            display_name=group.name,
+            members=[GroupMember(value=u.id, display=u.user_name, type="User") for u in group.users] or None,
+        )
+        return self._group_meta(request, resource, f'W/"{group.row.version}"')
+
+    def _group_meta(self, request: web.Request, resource: Group, version: str) -> Group:
+        location = f"{self._base(request)}/Groups/{resource.id}"
+        resource.meta = Meta(resource_type="Group", version=version, location=location)
         return resource
 
-    def _group_id(self, request: web.Request) -> str:
-        group = request.match_info["id"]
-        if group not in GROUPS:
-            raise ScimError(404, f"No group {group!r}; the groups are {', '.join(GROUPS)} (the team's roles).")
-        return group
+    async def _all_groups(self, request: web.Request) -> list[Group]:
+        roles = [await self._group_resource(request, g) for g in GROUPS]
+        rooms = await self.scim.room_groups.all(request["team"])
+        return roles + [self._room_group_resource(request, g) for g in rooms]
+
+    async def _group(self, request: web.Request) -> tuple[Group, RoomGroup | None]:
+        """The group of the path: a role group, or a room group (with its row)."""
+        group_id = request.match_info["id"]
+        if group_id in GROUPS:
+            return await self._group_resource(request, group_id), None
+        room = await self.scim.room_groups.get(request["team"], group_id)
+        if room is None:
+            raise ScimError(404, f"No group {group_id!r} in this team.")
+        return self._room_group_resource(request, room), room
 
     async def list_groups(self, request: web.Request, search: SearchRequest | None = None) -> web.Response:
         search = search or self._search(request, Group)
-        groups = [await self._group_resource(request, g) for g in GROUPS]
+        groups = await self._all_groups(request)
         if search.filter is not None:
             groups = [g for g in groups if search.filter.match(g)]
         return self._page(request, Group, groups, search)
 
     async def get_group(self, request: web.Request) -> web.Response:
-        group = await self._group_resource(request, self._group_id(request))
+        group, _ = await self._group(request)
         return self._respond(
             request,
             self._dump(group, Context.RESOURCE_QUERY_RESPONSE, self._search(request, Group)),
@@ -557,44 +585,78 @@ class ScimAPI:
         )
 
     async def create_group(self, request: web.Request) -> web.Response:
-        raise ScimError(403, f"The groups are the team's roles ({', '.join(GROUPS)}); new groups cannot be created.")
+        """A new group is a new room of the team's space (or the room of a name in scim.room_groups)."""
+        body = await self._json(request)
+        if not isinstance(body, dict):
+            raise ScimError(400, "The body must be a Group object.", "invalidSyntax")
+        group = Group.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+        if not group.display_name or not group.display_name.strip():
+            raise ScimError(400, "displayName is required: it is the room's name.", "invalidValue")
+        token = request["scim_token"]
+        created = await self.scim.room_groups.create(
+            request["team"], group.display_name, _member_ids(group), actor=self.scim.actor(token)
+        )
+        resource = self._room_group_resource(request, created)
+        return self._respond(
+            request,
+            self._dump(resource, Context.RESOURCE_CREATION_RESPONSE),
+            201,
+            etag=_meta(resource).version,
+            location=_meta(resource).location,
+        )
 
     async def delete_group(self, request: web.Request) -> web.Response:
-        self._group_id(request)
-        raise ScimError(403, "The groups are the team's roles and cannot be deleted.")
+        current, room = await self._group(request)
+        if room is None:
+            raise ScimError(403, "The groups admins, members and guests are the team's roles and cannot be deleted.")
+        self._check_if_match(request, _meta(current).version)
+        await self.scim.room_groups.delete(request["team"], room.row, actor=self.scim.actor(request["scim_token"]))
+        return web.Response(status=204, headers={"Content-Type": MEDIA_TYPE})
 
     async def replace_group(self, request: web.Request) -> web.Response:
-        group_id = self._group_id(request)
-        current = await self._group_resource(request, group_id)
+        current, room = await self._group(request)
         self._check_if_match(request, _meta(current).version)
         body = await self._json(request)
         if not isinstance(body, dict):
             raise ScimError(400, "The body must be a Group object.", "invalidSyntax")
         group = Group.model_validate(body, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
-        if group.display_name and group.display_name != group_id:
-            raise ScimError(400, "A role group cannot be renamed.", "mutability")
-        return await self._set_members(request, group_id, group)
+        if group.display_name and group.display_name != current.display_name:
+            raise ScimError(400, "A group's displayName cannot change (it is a role or a room).", "mutability")
+        return await self._set_members(request, current, room, group)
 
     async def patch_group(self, request: web.Request) -> web.Response:
-        group_id = self._group_id(request)
-        current = await self._group_resource(request, group_id)
+        current, room = await self._group(request)
         self._check_if_match(request, _meta(current).version)
+        name = current.display_name
         body = await self._json(request)
         if not isinstance(body, dict):
             raise ScimError(400, "The body must be a PatchOp object.", "invalidSyntax")
         patch = PatchOp[Group].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
         patch.patch(current)
-        if current.display_name != group_id:
-            raise ScimError(400, "A role group cannot be renamed.", "mutability")
-        return await self._set_members(request, group_id, current)
+        if current.display_name != name:
+            raise ScimError(400, "A group's displayName cannot change (it is a role or a room).", "mutability")
+        return await self._set_members(request, current, room, current)
 
-    async def _set_members(self, request: web.Request, group_id: str, group: Group) -> web.Response:
-        wanted = {m.value for m in group.members or [] if m.value}
-        await self.scim.set_group(request["team"], group_id, wanted, request["scim_token"])
-        updated = await self._group_resource(request, group_id)
+    async def _set_members(
+        self, request: web.Request, current: Group, room: RoomGroup | None, group: Group
+    ) -> web.Response:
+        team, token = request["team"], request["scim_token"]
+        if room is None:
+            assert current.id is not None, "every group this module builds has its id"
+            await self.scim.set_group(team, current.id, _member_ids(group), token)
+            updated = await self._group_resource(request, current.id)
+        else:
+            await self.scim.room_groups.set_members(team, room.row, _member_ids(group), actor=self.scim.actor(token))
+            fresh = await self.scim.room_groups.get(team, room.row.id)
+            assert fresh is not None, "not deleted by a change of members"
+            updated = self._room_group_resource(request, fresh)
         return self._respond(
             request, self._dump(updated, Context.RESOURCE_REPLACEMENT_RESPONSE), etag=_meta(updated).version
         )
+
+
+def _member_ids(group: Group) -> set[str]:
+    return {m.value for m in group.members or [] if m.value}
 
 
 def _meta(resource: Resource[Any]) -> Meta:
@@ -609,8 +671,10 @@ def _when(ms: int) -> Any:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-def _user_version(row: ScimUser) -> str:
-    return f'W/"{row.version}"'
+def _user_version(row: ScimUser, groups: list[str]) -> str:
+    """The stored version, and the groups (role and rooms): a new role is a new version too."""
+    digest = hashlib.sha256(" ".join(sorted(groups)).encode()).hexdigest()[:8]
+    return f'W/"{row.version}-{digest}"'
 
 
 __all__ = ["SCIM_PREFIX", "ScimAPI", "ScimToken"]

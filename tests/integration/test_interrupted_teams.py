@@ -113,10 +113,12 @@ async def _as_version_18_left_it(database: str) -> None:
     await db.start()
     try:
         await db.execute("DROP TABLE room_creation")
-        # v20 to v23 run again after it.
+        # v20 to v24 run again after it.
         await db.execute("DROP TABLE crypto_pickle_key")
         await db.execute("DROP TABLE timeline_session")
         await db.execute("ALTER TABLE timeline_room DROP COLUMN sessions_deleted")
+        await db.execute("DROP TABLE scim_group_member")
+        await db.execute("DROP TABLE scim_group")
         await db.execute("DROP TABLE scim_user")
         await db.execute("DROP TABLE scim_token")
         await db.execute("ALTER TABLE team DROP COLUMN exports_made")

@@ -17,11 +17,13 @@ from mautrix.util.async_db import Scheme
 
 from clutto_bridge.app import Bridge
 from tests.integration.conftest import unique
-from tests.integration.matrix_client import MatrixClient
+from tests.integration.matrix_client import MatrixClient, MatrixError, wait_until
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PHONE = "+1 555 0100 7788"
+PASSWORD = "a-password-of-their-own"
 
 
 class Scim:
@@ -148,6 +150,10 @@ async def test_a_providers_life_cycle_of_a_person(
     assert status == 200 and [m["value"] for m in group["members"]] == [user["id"]]
     for room_id in everywhere:
         assert await _level(owner, room_id, user_id) == 50
+    # The new role is a new version of the user: the provider's If-Match on the old one fails.
+    status, admin, headers = await scim.call("GET", f"/Users/{user['id']}")
+    assert [g["value"] for g in admin["groups"]] == ["admins"]
+    assert admin["meta"]["version"] != user["meta"]["version"] and headers["ETag"] == admin["meta"]["version"]
 
     # Rename (Okta: PATCH without a path) and ETag preconditions.
     status, _, _ = await scim.call(
@@ -157,7 +163,7 @@ async def test_a_providers_life_cycle_of_a_person(
             "schemas": [PATCH],
             "Operations": [{"op": "replace", "value": {"name": {"givenName": "Augusta"}}}],
         },
-        headers={"If-Match": 'W/"999"'},
+        headers={"If-Match": user["meta"]["version"]},
     )
     assert status == 412
     status, renamed, _ = await scim.call(
@@ -167,12 +173,12 @@ async def test_a_providers_life_cycle_of_a_person(
             "schemas": [PATCH],
             "Operations": [{"op": "replace", "value": {"name.givenName": "Augusta"}}],
         },
-        headers={"If-Match": user["meta"]["version"]},
+        headers={"If-Match": admin["meta"]["version"]},
     )
     assert (
         status == 200
         and renamed["name"]["givenName"] == "Augusta"
-        and renamed["meta"]["version"] != user["meta"]["version"]
+        and renamed["meta"]["version"] != admin["meta"]["version"]
     )
     assert (await bridge.profiles.get(user_id))["first_name"] == "Augusta"
 
@@ -237,6 +243,193 @@ async def test_a_providers_life_cycle_of_a_person(
     for table in await _tables(bridge):
         for row in await bridge.db.fetch(f"SELECT * FROM {table}"):
             assert PHONE not in repr(tuple(row)) and "Analytical Row" not in repr(tuple(row)), table
+
+
+async def _provision(scim: Scim, local: str) -> dict:
+    status, user, _ = await scim.call(
+        "POST",
+        "/Users",
+        {
+            "schemas": [USER],
+            "userName": f"{local}@example.com",
+            "name": {"givenName": local.capitalize(), "familyName": "Doe"},
+            "emails": [{"value": f"{local}@example.com"}],
+        },
+    )
+    assert status == 201, user
+    return user
+
+
+async def _background_updates_done(bridge: Bridge, homeserver, http: aiohttp.ClientSession) -> None:
+    url = f"{homeserver.url}/_synapse/admin/v1/background_updates/status"
+    headers = {"Authorization": f"Bearer {bridge.settings.appservice.as_token}"}
+
+    async def done() -> bool:
+        async with http.get(url, headers=headers) as resp:
+            return not (await resp.json())["current_updates"]
+
+    await wait_until(done, 120, "Synapse's background updates")
+
+
+async def _sign_in(bridge: Bridge, homeserver, http: aiohttp.ClientSession, user_id: str) -> MatrixClient:
+    """The person signs in with a password of their own (set as a reset would): a real session,
+    which deactivation ends (an admin's login-as token is not one)."""
+    url = f"{homeserver.url}/_synapse/admin/v2/users/{user_id}"
+    headers = {"Authorization": f"Bearer {bridge.settings.appservice.as_token}"}
+    async with http.put(url, json={"password": PASSWORD}, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+    return await MatrixClient.login(homeserver.url, user_id, PASSWORD, http)
+
+
+async def test_with_scim_deactivate_a_leaver_loses_their_account_until_reactivated(
+    bridges, new_user, http: aiohttp.ClientSession, homeserver
+) -> None:
+    bridge = await bridges.start(bridges.settings(scim__deactivate=True))
+    owner, team, rooms, secret = await _scim_team(bridge, new_user)
+    scim = Scim(bridge, http, secret)
+    local = f"leaver{int(time.time() * 1000) % 10**8}"
+    user = await _provision(scim, local)
+    user_id = f"@{local}:{bridge.settings.homeserver.domain}"
+    member = await _sign_in(bridge, homeserver, http, user_id)
+    await _joined_everywhere(member, [team.space_id, *rooms])
+
+    # Deactivated: out of the team, and the account is closed: the person's token no longer works,
+    # nor does signing in again.
+    off = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    status, body, _ = await scim.call("PATCH", f"/Users/{user['id']}", off)
+    assert status == 200 and body["active"] is False
+    with pytest.raises(MatrixError) as refused:
+        await member.request("GET", "/v3/account/whoami")
+    assert refused.value.status == 401
+    with pytest.raises(MatrixError) as refused:
+        await MatrixClient.login(homeserver.url, user_id, PASSWORD, http)
+    assert refused.value.status == 403  # Synapse forgets the password of a deactivated account
+    assert await bridge.admin.is_deactivated(user_id)
+    assert user_id not in await owner.joined_members(team.space_id)
+    [removed] = [e for e in await bridge.audit.for_team(team.id, "member_removed") if e.target == user_id]
+    assert removed.detail["deactivated"] is True
+
+    # Active again: the account is reopened and invited back; the person can sign in again.
+    # (A new Synapse builds the profile index reactivation needs in the background: wait for it.)
+    await _background_updates_done(bridge, homeserver, http)
+    on = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": True}]}
+    status, body, _ = await scim.call("PATCH", f"/Users/{user['id']}", on)
+    assert status == 200 and body["active"] is True
+    assert not await bridge.admin.is_deactivated(user_id)
+    back = await _sign_in(bridge, homeserver, http, user_id)
+    assert (await back.request("GET", "/v3/account/whoami"))["user_id"] == user_id
+    await _joined_everywhere(back, [team.space_id, *rooms])
+
+    # An account Clutto did not create is kept when its owner is deactivated (it is not Clutto's).
+    outsider = await new_user("outsider")
+    status, found, _ = await scim.call(
+        "POST",
+        "/Users",
+        {
+            "schemas": [USER],
+            "userName": outsider.user_id[1:].split(":")[0],
+            "name": {"givenName": "O", "familyName": "S"},
+        },
+    )
+    assert status == 201, found
+    await outsider.wait_for_invites({team.space_id})
+    status, _, _ = await scim.call("PATCH", f"/Users/{found['id']}", off)
+    assert status == 200
+    assert (await outsider.request("GET", "/v3/account/whoami"))["user_id"] == outsider.user_id
+    assert not await bridge.admin.is_deactivated(outsider.user_id)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_without_scim_deactivate_the_account_is_kept(
+    bridge: Bridge, new_user, http: aiohttp.ClientSession, homeserver
+) -> None:
+    _, team, _, secret = await _scim_team(bridge, new_user)
+    scim = Scim(bridge, http, secret)
+    local = f"stayer{int(time.time() * 1000) % 10**8}"
+    user = await _provision(scim, local)
+    user_id = f"@{local}:{bridge.settings.homeserver.domain}"
+    member = await _login_provisioned(bridge, homeserver, http, user_id)
+    off = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": False}]}
+    assert (await scim.call("PATCH", f"/Users/{user['id']}", off))[0] == 200
+    assert (await member.request("GET", "/v3/account/whoami"))["user_id"] == user_id
+    assert await bridge.teams.role_of(team, user_id) is None
+
+
+async def test_groups_are_rooms_of_the_space(bridges, new_user, http: aiohttp.ClientSession, homeserver) -> None:
+    bridge = await bridges.start(bridges.settings(scim__room_groups=["random"]))
+    owner, team, rooms, secret = await _scim_team(bridge, new_user)
+    scim = Scim(bridge, http, secret)
+    stamp = int(time.time() * 1000) % 10**8
+    ada, bo = await _provision(scim, f"ada{stamp}"), await _provision(scim, f"bo{stamp}")
+    domain = bridge.settings.homeserver.domain
+    ada_id, bo_id = f"@ada{stamp}:{domain}", f"@bo{stamp}:{domain}"
+    ada_client = await _login_provisioned(bridge, homeserver, http, ada_id)
+    bo_client = await _login_provisioned(bridge, homeserver, http, bo_id)
+    await _joined_everywhere(ada_client, [team.space_id, *rooms])
+    await _joined_everywhere(bo_client, [team.space_id, *rooms])
+
+    # A new group: a new room of the space, with only the group's members invited.
+    status, design, _ = await scim.call(
+        "POST",
+        "/Groups",
+        {"schemas": [GROUP], "displayName": "Design", "members": [{"value": ada["id"]}]},
+    )
+    assert status == 201 and [m["value"] for m in design["members"]] == [ada["id"]]
+    [room] = [r for r in await bridge.stores.rooms.of_team(team.id) if r.name == "Design"]
+    assert room.room_id in {r["room_id"] for r in await ada_client.hierarchy(team.space_id)}
+    await ada_client.wait_for_invites({room.room_id})
+    await ada_client.join(room.room_id)
+    assert room.room_id not in await bo_client.invited_rooms()
+    [created] = [e for e in await bridge.audit.for_team(team.id, "room_created") if e.target == room.room_id]
+    token_id = (await bridge.scim.tokens(team, actor=None))[0].id
+    assert created.actor == f"scim:{token_id}"
+    status, member, _ = await scim.call("GET", f"/Users/{ada['id']}")
+    assert {"value": design["id"], "display": "Design"}.items() <= member["groups"][-1].items()
+
+    # Bo added, Ada taken out: Bo is invited, Ada leaves the room (and stays in the team).
+    status, changed, _ = await scim.call(
+        "PATCH",
+        f"/Groups/{design['id']}",
+        {
+            "schemas": [PATCH],
+            "Operations": [
+                {"op": "add", "path": "members", "value": [{"value": bo["id"]}]},
+                {"op": "remove", "path": f'members[value eq "{ada["id"]}"]'},
+            ],
+        },
+        headers={"If-Match": design["meta"]["version"]},
+    )
+    assert status == 200 and [m["value"] for m in changed["members"]] == [bo["id"]]
+    await bo_client.wait_for_invites({room.room_id})
+    await bo_client.join(room.room_id)
+    assert await bo_client.joined_members(room.room_id) == {bridge.settings.bot_mxid, bo_id}
+    assert await bridge.teams.role_of(team, ada_id) == "member"
+    # A later member of the team is not invited to the group's room.
+    carl = await new_user("carl")
+    await bridge.members.invite(team, carl.user_id, actor=owner.user_id)
+    await carl.wait_for_invites({team.space_id, *rooms})
+    assert room.room_id not in await carl.invited_rooms()
+
+    # A group named in scim.room_groups takes over the team's room of that name.
+    [random_room] = [r for r in await bridge.stores.rooms.of_team(team.id) if r.name == "random"]
+    status, taken, _ = await scim.call(
+        "POST", "/Groups", {"schemas": [GROUP], "displayName": "Random", "members": [{"value": bo["id"]}]}
+    )
+    assert status == 201 and taken["displayName"] == "random"
+    status, _, _ = await scim.call(
+        "PATCH",
+        f"/Groups/{taken['id']}",
+        {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "members", "value": []}]},
+    )
+    assert status == 200 and bo_id not in await owner.joined_members(random_room.room_id)
+    # Any other room of the team is not the provider's.
+    status, error, _ = await scim.call("POST", "/Groups", {"schemas": [GROUP], "displayName": "General"})
+    assert status == 409 and "scim.room_groups" in error["detail"]
+
+    # The group deleted: its room is archived, out of the space.
+    assert (await scim.call("DELETE", f"/Groups/{design['id']}"))[0] == 204
+    assert room.room_id not in {r["room_id"] for r in await owner.hierarchy(team.space_id)}
+    assert (await scim.call("GET", f"/Groups/{design['id']}"))[0] == 404
 
 
 async def _tables(bridge: Bridge) -> list[str]:

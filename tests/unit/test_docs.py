@@ -70,6 +70,8 @@ STORED_ACTIONS = {
     "scim_user_provisioned",
     "scim_user_updated",
     "scim_user_deleted",
+    "scim_group_linked",
+    "scim_group_members_changed",
 }
 
 

@@ -12,9 +12,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clutto_bridge.crypto.http_signatures import SigningKeys
-from clutto_bridge.db.scim import ScimToken, ScimUser
+from clutto_bridge.db.scim import ScimGroup, ScimToken, ScimUser
 from clutto_bridge.teams.errors import Conflict, NotFound
 from clutto_bridge.teams.scim import GROUPS, ProvisionedUser, UserFields
+from clutto_bridge.teams.scim_rooms import RoomGroup
 from clutto_bridge.web.scim import ScimAPI
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -31,6 +32,11 @@ class FakeScim:
         self.fields: dict[str, UserFields] = {}
         self.roles: dict[str, str | None] = {}
         self.stored: list[UserFields] = []
+        self.room_groups = FakeRoomGroups(self)
+
+    @staticmethod
+    def actor(token):
+        return f"scim:{token.id}"
 
     async def authenticate(self, secret: str):
         return self.token if secret == SECRET else None
@@ -81,6 +87,42 @@ class FakeScim:
                 self.roles[rid] = GROUPS[group]
             elif self.roles[rid] == GROUPS[group] and group != "members":
                 self.roles[rid] = "member"
+
+
+class FakeRoomGroups:
+    """Groups that are rooms, in memory: a name and the users' ids."""
+
+    def __init__(self, scim: FakeScim) -> None:
+        self.scim = scim
+        self.groups: dict[str, tuple[ScimGroup, str, set[str]]] = {}
+
+    def _view(self, group_id):
+        row, name, ids = self.groups[group_id]
+        return RoomGroup(row, name, [u for u in self.scim.rows.values() if u.id in ids])
+
+    async def all(self, team):
+        return [self._view(g) for g in self.groups]
+
+    async def get(self, team, group_id):
+        return self._view(group_id) if group_id in self.groups else None
+
+    async def of_user(self, user):
+        return [(g, name) for g, (_, name, ids) in self.groups.items() if user.id in ids]
+
+    async def create(self, team, name, ids, *, actor):
+        if name.casefold() in GROUPS or any(n.casefold() == name.casefold() for _, n, _ in self.groups.values()):
+            raise Conflict("exists")
+        row = ScimGroup(str(uuid.uuid4()), "team1", "!room:h", 1, 0, 0)
+        self.groups[row.id] = (row, name, set(ids))
+        return self._view(row.id)
+
+    async def set_members(self, team, row, ids, *, actor):
+        if ids != self.groups[row.id][2]:
+            row.version += 1
+        self.groups[row.id] = (row, self.groups[row.id][1], set(ids))
+
+    async def delete(self, team, row, *, actor):
+        del self.groups[row.id]
 
 
 class FakeTeams:
@@ -190,6 +232,7 @@ async def test_groups_are_roles(client) -> None:
             "emails": [{"value": "b@x.org"}],
         },
     )
+    version = user["meta"]["version"]
     status, group, _ = await call(
         client,
         "PATCH",
@@ -198,6 +241,12 @@ async def test_groups_are_roles(client) -> None:
     )
     assert status == 200 and [m["value"] for m in group["members"]] == [user["id"]]
     assert client.fake.roles[user["id"]] == "admin"
+    # A new role is a new version of the user: an If-Match on the old one fails.
+    _, admin, headers = await call(client, "GET", f"/Users/{user['id']}")
+    assert admin["meta"]["version"] != version and headers["ETag"] == admin["meta"]["version"]
+    assert [g["value"] for g in admin["groups"]] == ["admins"]
+    replace = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "title", "value": "Boss"}]}
+    assert (await call(client, "PATCH", f"/Users/{user['id']}", replace, headers={"If-Match": version}))[0] == 412
     status, group, _ = await call(
         client,
         "PATCH",
@@ -207,12 +256,46 @@ async def test_groups_are_roles(client) -> None:
     assert status == 200 and "members" not in group and client.fake.roles[user["id"]] == "member"
     status, listed, _ = await call(client, "GET", '/Groups?filter=displayName eq "members"')
     assert listed["totalResults"] == 1 and listed["Resources"][0]["members"][0]["value"] == user["id"]
-    assert (
-        await call(
-            client, "POST", "/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "x"}
-        )
-    )[0] == 403
     assert (await call(client, "GET", "/Groups/owners"))[0] == 404
+    assert (await call(client, "DELETE", "/Groups/admins"))[0] == 403
+    rename = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "displayName", "value": "bosses"}]}
+    assert (await call(client, "PATCH", "/Groups/admins", rename))[0] == 400
+
+
+async def test_other_groups_are_rooms(client) -> None:
+    _, user, _ = await call(
+        client,
+        "POST",
+        "/Users",
+        {"schemas": [USER], "userName": "cy", "name": {"givenName": "C", "familyName": "Y"}},
+    )
+    group = "urn:ietf:params:scim:schemas:core:2.0:Group"
+    for body in ({"schemas": [group]}, {"schemas": [group], "displayName": "  "}, [1]):
+        assert (await call(client, "POST", "/Groups", body))[0] == 400, body
+    assert (await call(client, "POST", "/Groups", {"schemas": [group], "displayName": "Admins"}))[0] == 409
+    status, design, headers = await call(
+        client, "POST", "/Groups", {"schemas": [group], "displayName": "Design", "members": [{"value": user["id"]}]}
+    )
+    assert status == 201 and design["displayName"] == "Design" and headers["Location"].endswith(design["id"])
+    assert [m["value"] for m in design["members"]] == [user["id"]]
+    _, listed, _ = await call(client, "GET", '/Groups?filter=displayName eq "design"')
+    assert [g["id"] for g in listed["Resources"]] == [design["id"]]
+    _, member, _ = await call(client, "GET", f"/Users/{user['id']}")
+    assert {"value": design["id"], "display": "Design", "type": "direct"} in [
+        {k: g[k] for k in ("value", "display", "type")} for g in member["groups"]
+    ]
+    status, emptied, _ = await call(
+        client,
+        "PATCH",
+        f"/Groups/{design['id']}",
+        {"schemas": [PATCH], "Operations": [{"op": "remove", "path": "members"}]},
+        headers={"If-Match": design["meta"]["version"]},
+    )
+    assert status == 200 and "members" not in emptied and emptied["meta"]["version"] != design["meta"]["version"]
+    _, after, _ = await call(client, "GET", f"/Users/{user['id']}")
+    assert after["meta"]["version"] != member["meta"]["version"]
+    assert (await call(client, "DELETE", f"/Groups/{design['id']}"))[0] == 204
+    assert (await call(client, "GET", f"/Groups/{design['id']}"))[0] == 404
 
 
 async def test_refusals_are_scim_errors(client) -> None:

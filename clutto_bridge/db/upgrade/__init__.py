@@ -120,5 +120,5 @@ from clutto_bridge.db.upgrade import v17_timeline_while_filling, v18_no_transact
 from clutto_bridge.db.upgrade import v19_room_creation, v20_crypto_pickle_key  # noqa: E402,F401
 from clutto_bridge.db.upgrade import v21_timeline_sessions  # noqa: E402,F401
 from clutto_bridge.db.upgrade import v22_scim  # noqa: E402,F401
-from clutto_bridge.db.upgrade import v23_export_numbers  # noqa: E402,F401
+from clutto_bridge.db.upgrade import v23_export_numbers, v24_scim_groups  # noqa: E402,F401
 # isort: on
