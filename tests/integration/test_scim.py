@@ -182,7 +182,9 @@ async def test_a_providers_life_cycle_of_a_person(
     )
     assert (await bridge.profiles.get(user_id))["first_name"] == "Augusta"
 
-    # Deactivate (Okta's value object): out of every team room within a second of the response.
+    # Deactivate (Okta's value object): out of every team room by the time the response comes,
+    # so well within the second the issue asks for. Looked up at once, never polled (a timing
+    # assert on the lookups themselves would measure the machine's load, not the bridge).
     status, off, _ = await scim.call(
         "PATCH",
         f"/Users/{user['id']}",
@@ -191,13 +193,11 @@ async def test_a_providers_life_cycle_of_a_person(
             "Operations": [{"op": "replace", "value": {"active": False}}],
         },
     )
-    answered = time.monotonic()
     assert status == 200 and off["active"] is False and "groups" not in off
     for room_id in everywhere:
         assert user_id not in await owner.joined_members(room_id)
         levels = await owner.state(room_id, "m.room.power_levels")
         assert user_id not in levels.get("users", {})
-    assert time.monotonic() - answered < 1.0
     entries = await bridge.audit.for_team(team.id, "member_removed")
     assert [e.actor for e in entries if e.target == user_id] == [
         f"scim:{(await bridge.scim.tokens(team, actor=None))[0].id}"
