@@ -34,7 +34,7 @@ from clutto_bridge.clock import SystemClock  # noqa: E402
 from clutto_bridge.crypto.chain import ChainCheck  # noqa: E402
 from clutto_bridge.db import create_database  # noqa: E402
 from clutto_bridge.db.audit import AuditStore  # noqa: E402
-from clutto_bridge.teams.audit import AuditLog  # noqa: E402
+from clutto_bridge.domain.audit import AuditLog  # noqa: E402
 
 POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 

@@ -6,26 +6,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clutto_bridge.config import Settings
+from clutto_bridge.domain.added_rooms import AddedRooms
+from clutto_bridge.domain.consent import ConsentService
+from clutto_bridge.domain.contacts import ContactService
+from clutto_bridge.domain.details import TeamDetails
+from clutto_bridge.domain.email import EmailService
+from clutto_bridge.domain.encryption import RoomEncryption
+from clutto_bridge.domain.integrations import IntegrationService
+from clutto_bridge.domain.lifecycle import TrialLifecycle
+from clutto_bridge.domain.members import MemberService
+from clutto_bridge.domain.mydata import MyData
+from clutto_bridge.domain.notices import NoticeService
+from clutto_bridge.domain.onboarding import Onboarding
+from clutto_bridge.domain.portal import PortalAccess
+from clutto_bridge.domain.profiles import ProfileService
+from clutto_bridge.domain.retention import RetentionService
+from clutto_bridge.domain.rooms import RoomService
+from clutto_bridge.domain.scim import ScimService
+from clutto_bridge.domain.service import TeamService
+from clutto_bridge.domain.usage import UsageService
 from clutto_bridge.matrix.homeserver import Homeserver
-from clutto_bridge.teams.added_rooms import AddedRooms
-from clutto_bridge.teams.consent import ConsentService
-from clutto_bridge.teams.contacts import ContactService
-from clutto_bridge.teams.details import TeamDetails
-from clutto_bridge.teams.email import EmailService
-from clutto_bridge.teams.encryption import RoomEncryption
-from clutto_bridge.teams.integrations import IntegrationService
-from clutto_bridge.teams.lifecycle import TrialLifecycle
-from clutto_bridge.teams.members import MemberService
-from clutto_bridge.teams.mydata import MyData
-from clutto_bridge.teams.notices import NoticeService
-from clutto_bridge.teams.onboarding import Onboarding
-from clutto_bridge.teams.portal import PortalAccess
-from clutto_bridge.teams.profiles import ProfileService
-from clutto_bridge.teams.retention import RetentionService
-from clutto_bridge.teams.rooms import RoomService
-from clutto_bridge.teams.scim import ScimService
-from clutto_bridge.teams.service import TeamService
-from clutto_bridge.teams.usage import UsageService
 
 
 @dataclass

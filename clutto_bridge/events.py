@@ -1,7 +1,7 @@
 """Turn Matrix events into bridge actions: accept invites, follow team membership, run commands.
 
 Events enter here (beside ``commands/`` and ``web/``) and become calls of the domain in
-``teams/``. The appservice hands each event over from its durable inbox. Membership and
+``domain/``. The appservice hands each event over from its durable inbox. Membership and
 settings are handled at once. A message goes to ``commands.processor``, which takes it from
 there to the reply; a command may take seconds (creating rooms), so ``handle`` hands it back
 as work that runs in the room's lane (``jobs/inbox.py``), in order, and only then is the
@@ -24,10 +24,10 @@ from clutto_bridge.commands.processor import CommandProcessor
 from clutto_bridge.commands.registry import reply_txn_id
 from clutto_bridge.context import Services
 from clutto_bridge.db.team import Team, TeamState
+from clutto_bridge.domain.formatting import prose
 from clutto_bridge.jobs.inbox import InboxWork
 from clutto_bridge.metrics import Metrics
 from clutto_bridge.policy.integrations import WIDGET_EVENT_TYPES
-from clutto_bridge.teams.formatting import prose
 
 log = logging.getLogger("clutto.events")
 

@@ -18,7 +18,7 @@ import weakref
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from clutto_bridge.config import EmailSettings
-from clutto_bridge.teams.email import EmailService
+from clutto_bridge.domain.email import EmailService
 
 log = logging.getLogger("clutto.smtp")
 

@@ -9,13 +9,13 @@ but the log line). Unset, which it always is in production, a hook does nothing.
   message whose body contains TEXT, before any of it is handled (``jobs/inbox.py``; the
   appservice runs what ``receive`` hands back once the acknowledgement is sent).
 - ``CLUTTO_TEST_EXIT_AFTER_SPACE_CREATED=NAME``: right after the homeserver created the space
-  of a team named NAME, before the bridge recorded it (``teams/service.py``).
+  of a team named NAME, before the bridge recorded it (``domain/service.py``).
 - ``CLUTTO_TEST_EXIT_AFTER_SPACE=NAME``: right after a team named NAME got its space, before
-  its rooms and the reply (``teams/service.py``).
+  its rooms and the reply (``domain/service.py``).
 - ``CLUTTO_TEST_EXIT_AFTER_ROOM_CREATED=NAME/ROOM``: right after the homeserver created a
-  group room ROOM of team NAME, before the bridge recorded it (``teams/service.py``).
+  group room ROOM of team NAME, before the bridge recorded it (``domain/service.py``).
 - ``CLUTTO_TEST_EXIT_AFTER_SPACE_INVITE=USER``: right after USER was invited to a team's
-  space, before the invites to its rooms (``teams/service.py``).
+  space, before the invites to its rooms (``domain/service.py``).
 - ``CLUTTO_TEST_EXIT_AFTER_REENCRYPT_BATCH=batch N``: right after the re-encryption job
   checkpointed its N-th batch in this process (``jobs/reencrypt.py``).
 

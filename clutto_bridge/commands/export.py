@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clutto_bridge.commands.registry import CommandEvent, registry
-from clutto_bridge.teams.lifecycle import export_number
+from clutto_bridge.domain.lifecycle import export_number
 
 
 @registry.command(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 
 from clutto_bridge.commands.registry import CommandEvent, registry
-from clutto_bridge.teams import validation
-from clutto_bridge.teams.errors import InvalidInput
+from clutto_bridge.domain import validation
+from clutto_bridge.domain.errors import InvalidInput
 
 SECTION = "Members"
 

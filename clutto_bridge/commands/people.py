@@ -8,10 +8,10 @@ import json
 import logging
 
 from clutto_bridge.commands.registry import CommandEvent, registry
-from clutto_bridge.teams import validation
-from clutto_bridge.teams.contacts import AlreadyAllowed
-from clutto_bridge.teams.errors import Conflict
-from clutto_bridge.teams.formatting import document, prose
+from clutto_bridge.domain import validation
+from clutto_bridge.domain.contacts import AlreadyAllowed
+from clutto_bridge.domain.errors import Conflict
+from clutto_bridge.domain.formatting import document, prose
 
 log = logging.getLogger("clutto.commands")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from clutto_bridge.commands.registry import CommandEvent, registry
-from clutto_bridge.teams.errors import NotAllowed
+from clutto_bridge.domain.errors import NotAllowed
 
 
 @registry.command(

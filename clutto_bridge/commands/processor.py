@@ -18,10 +18,10 @@ from mautrix.types import MediaMessageEventContent, MessageEvent, MessageType
 from clutto_bridge.commands.registry import CommandEvent, registry
 from clutto_bridge.context import Services
 from clutto_bridge.db.team import TeamState
+from clutto_bridge.domain.contacts import FileRemoval, ImportNotAllowed, ImportReport
+from clutto_bridge.domain.errors import InvalidInput, TeamError
+from clutto_bridge.domain.sent_files import SentFile
 from clutto_bridge.metrics import Metrics
-from clutto_bridge.teams.contacts import FileRemoval, ImportNotAllowed, ImportReport
-from clutto_bridge.teams.errors import InvalidInput, TeamError
-from clutto_bridge.teams.sent_files import SentFile
 
 log = logging.getLogger("clutto.commands")
 

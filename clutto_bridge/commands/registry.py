@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from clutto_bridge.context import Services
-from clutto_bridge.teams.errors import InvalidInput, NotAllowed, NotFound
-from clutto_bridge.teams.formatting import Message, prose
-from clutto_bridge.teams.notices import room_link
-from clutto_bridge.teams.service import MANAGERS
+from clutto_bridge.domain.errors import InvalidInput, NotAllowed, NotFound
+from clutto_bridge.domain.formatting import Message, prose
+from clutto_bridge.domain.notices import room_link
+from clutto_bridge.domain.service import MANAGERS
 
 if TYPE_CHECKING:
     from clutto_bridge.db.team import Team

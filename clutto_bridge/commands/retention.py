@@ -5,7 +5,7 @@ from __future__ import annotations
 from clutto_bridge.clock import utc_minute
 from clutto_bridge.commands.registry import CommandEvent, registry
 from clutto_bridge.db.job import Job
-from clutto_bridge.teams.retention import WHOLE_TEAM
+from clutto_bridge.domain.retention import WHOLE_TEAM
 
 
 def _when(ms: int) -> str:

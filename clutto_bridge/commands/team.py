@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from clutto_bridge.commands.registry import CommandEvent, current_team, registry
 from clutto_bridge.db.team import RoomKind, Team
-from clutto_bridge.teams.errors import InvalidInput
-from clutto_bridge.teams.service import TeamView
+from clutto_bridge.domain.errors import InvalidInput
+from clutto_bridge.domain.service import TeamView
 
 
 def _day(ms: int) -> str:

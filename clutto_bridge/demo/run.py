@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # imported where used: the demo starts before it loads the br
     from clutto_bridge.app import Bridge
     from clutto_bridge.config import Settings
     from clutto_bridge.db.team import Team
-    from clutto_bridge.teams.service import TeamView
+    from clutto_bridge.domain.service import TeamView
 
 INSTALL_HINT = (
     "The demo needs Synapse, which comes with the 'demo' extra:\n"

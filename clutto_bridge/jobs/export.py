@@ -31,15 +31,15 @@ from typing import IO, Any
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.team import RoomStore, Team, TeamStore
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.lifecycle import TrialLifecycle, archive_name, export_number, safe_file_name
+from clutto_bridge.domain.webhooks import WebhookEvents
 from clutto_bridge.jobs.ratelimit import RateLimiter
 from clutto_bridge.jobs.runner import JobContext
 from clutto_bridge.matrix.errors import MatrixRequestError, UnreadableAttachment
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.retention import encrypted_files, media_urls
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.lifecycle import TrialLifecycle, archive_name, export_number, safe_file_name
-from clutto_bridge.teams.webhooks import WebhookEvents
 
 log = logging.getLogger("clutto.export")
 

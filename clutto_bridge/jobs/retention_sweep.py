@@ -44,6 +44,8 @@ from clutto_bridge.config import RetentionSettings
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import Team, TeamState, TeamStore
 from clutto_bridge.db.timeline import END, IndexedRoom, TimelineIndex
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.retention import RetentionService
 from clutto_bridge.jobs.ratelimit import RateLimiter
 from clutto_bridge.jobs.runner import JobContext
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
@@ -52,8 +54,6 @@ from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.redaction_pace import RedactionPace
 from clutto_bridge.policy.timeline import CheckWalk, HeadFacts, HeadScan
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.retention import RetentionService
 
 log = logging.getLogger("clutto.sweep")
 

@@ -16,11 +16,11 @@ from typing import Protocol
 
 from clutto_bridge.config import Settings
 from clutto_bridge.db.job import JobKind, JobStore
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.lifecycle import TrialLifecycle
+from clutto_bridge.domain.onboarding import Onboarding
+from clutto_bridge.domain.service import TeamService
 from clutto_bridge.jobs.runner import JobRunner
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.lifecycle import TrialLifecycle
-from clutto_bridge.teams.onboarding import Onboarding
-from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.schedule")
 

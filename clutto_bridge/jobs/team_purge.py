@@ -14,11 +14,11 @@ from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.person import PersonStore
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import RoomStore, TeamState, TeamStore
+from clutto_bridge.domain.details import TeamDetails
+from clutto_bridge.domain.retention import RetentionService
 from clutto_bridge.jobs.runner import JobContext
 from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.policy.audit_actions import AuditAction
-from clutto_bridge.teams.details import TeamDetails
-from clutto_bridge.teams.retention import RetentionService
 
 MEDIA, ACCOUNTS, ROOMS = 1, 2, 3  # steps done
 

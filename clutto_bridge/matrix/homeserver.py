@@ -1,7 +1,7 @@
 """The one way out to the homeserver for the domain: rooms, state, messages, media, history.
 
 It wraps the bot's mautrix intent (and, for the few admin-only steps, the Synapse admin
-client), so retries and fallbacks live in one place and ``teams/`` never builds a request.
+client), so retries and fallbacks live in one place and ``domain/`` never builds a request.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Every space and group room the bridge creates carries its creation marker in the
 ``m.room.create`` content (``org.clutto.creation``, with ``org.clutto.team``): the creation
 content can never change, so the marker says for the room's whole life that the bridge made
 it and for which creation. Only rooms with a marker the bridge recorded as pending are ever
-purged as orphans (``policy/orphans.py`` decides, ``teams/orphans.py`` acts).
+purged as orphans (``policy/orphans.py`` decides, ``domain/orphans.py`` acts).
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ BEFORE_THE_WRITE = Homeserver(
     "the bridge enforces after the fact: what it refuses is stored first and visible for a moment before "
     "it is removed, reverted or put back",
 )
-BEFORE_THE_WRITE_MODULES = ("clutto_bridge.policy.gate", "clutto_bridge.teams.gate", "clutto_bridge.web.antispam")
+BEFORE_THE_WRITE_MODULES = ("clutto_bridge.policy.gate", "clutto_bridge.domain.gate", "clutto_bridge.web.antispam")
 BEFORE_THE_WRITE_KEYS = ("antispam.enabled", "antispam.shared_secret")
 
 
@@ -106,10 +106,10 @@ PROMISES: tuple[Promise, ...] = (
         ),
         settings=("bridge.default_rooms", "bridge.room_version", *BEFORE_THE_WRITE_KEYS),
         enforced_in=(
-            "clutto_bridge.teams.service",
-            "clutto_bridge.teams.rooms",
+            "clutto_bridge.domain.service",
+            "clutto_bridge.domain.rooms",
             "clutto_bridge.matrix.spaces",
-            "clutto_bridge.teams.orphans",
+            "clutto_bridge.domain.orphans",
             *BEFORE_THE_WRITE_MODULES,
         ),
         homeserver=(BEFORE_THE_WRITE,),
@@ -144,7 +144,7 @@ PROMISES: tuple[Promise, ...] = (
         ),
         enforced_in=(
             "clutto_bridge.policy.profile",
-            "clutto_bridge.teams.profiles",
+            "clutto_bridge.domain.profiles",
             "clutto_bridge.events",
             *BEFORE_THE_WRITE_MODULES,
         ),
@@ -181,11 +181,11 @@ PROMISES: tuple[Promise, ...] = (
         ),
         settings=("provisioning.enabled", "security.keyset"),
         enforced_in=(
-            "clutto_bridge.teams.members",
+            "clutto_bridge.domain.members",
             "clutto_bridge.matrix.admin",
             "clutto_bridge.db.account",
             "clutto_bridge.web.scim",
-            "clutto_bridge.teams.scim",
+            "clutto_bridge.domain.scim",
         ),
         homeserver=(Homeserver(BOT_ADMIN.needs, "accounts cannot be created or deactivated"),),
     ),
@@ -265,7 +265,7 @@ PROMISES: tuple[Promise, ...] = (
         ),
         enforced_in=(
             "clutto_bridge.policy.cookies",
-            "clutto_bridge.teams.portal",
+            "clutto_bridge.domain.portal",
             "clutto_bridge.web.portal.cookies",
             "clutto_bridge.web.portal.security",
             "clutto_bridge.web.portal.sessions",
@@ -284,7 +284,7 @@ PROMISES: tuple[Promise, ...] = (
             "stay on the homeserver: the bot redacts its message and deletes its media. A vCard posted in a "
             "team room is not imported. At most 1 MiB and 5,000 cards.",
         ),
-        enforced_in=("clutto_bridge.policy.contacts", "clutto_bridge.teams.contacts", "clutto_bridge.commands.people"),
+        enforced_in=("clutto_bridge.policy.contacts", "clutto_bridge.domain.contacts", "clutto_bridge.commands.people"),
         homeserver=(Homeserver(BOT_ADMIN.needs, "the media of a sent vCard stays on the homeserver"),),
     ),
     Promise(
@@ -298,7 +298,7 @@ PROMISES: tuple[Promise, ...] = (
             "sending; `POST /_clutto/v1/notices` answers how many were delivered and skipped.",
         ),
         settings=("policy.marketing_default",),
-        enforced_in=("clutto_bridge.teams.notices", "clutto_bridge.commands.preferences"),
+        enforced_in=("clutto_bridge.domain.notices", "clutto_bridge.commands.preferences"),
         weakened_by=(
             Weakening(
                 "policy.marketing_default",
@@ -332,8 +332,8 @@ PROMISES: tuple[Promise, ...] = (
         ),
         enforced_in=(
             "clutto_bridge.policy.consent",
-            "clutto_bridge.teams.consent",
-            "clutto_bridge.teams.onboarding",
+            "clutto_bridge.domain.consent",
+            "clutto_bridge.domain.onboarding",
             *BEFORE_THE_WRITE_MODULES,
         ),
         weakened_by=(
@@ -372,12 +372,12 @@ PROMISES: tuple[Promise, ...] = (
             *BEFORE_THE_WRITE_KEYS,
         ),
         enforced_in=(
-            "clutto_bridge.teams.members",
-            "clutto_bridge.teams.power",
+            "clutto_bridge.domain.members",
+            "clutto_bridge.domain.power",
             "clutto_bridge.policy.integrations",
-            "clutto_bridge.teams.integrations",
+            "clutto_bridge.domain.integrations",
             "clutto_bridge.jobs.export",
-            "clutto_bridge.teams.scim",
+            "clutto_bridge.domain.scim",
             *BEFORE_THE_WRITE_MODULES,
         ),
         homeserver=(BEFORE_THE_WRITE,),
@@ -394,7 +394,7 @@ PROMISES: tuple[Promise, ...] = (
             "erasure, its rows removed. An export can be required first; a legal hold stops the purge.",
         ),
         settings=("policy.trial.length", "policy.trial.grace", "policy.trial.warnings"),
-        enforced_in=("clutto_bridge.policy.trial", "clutto_bridge.teams.lifecycle", "clutto_bridge.jobs.team_purge"),
+        enforced_in=("clutto_bridge.policy.trial", "clutto_bridge.domain.lifecycle", "clutto_bridge.jobs.team_purge"),
         homeserver=(Homeserver(BOT_ADMIN.needs, "rooms and media cannot be purged from the homeserver"),),
     ),
     Promise(
@@ -424,7 +424,7 @@ PROMISES: tuple[Promise, ...] = (
         ),
         enforced_in=(
             "clutto_bridge.policy.retention",
-            "clutto_bridge.teams.retention",
+            "clutto_bridge.domain.retention",
             "clutto_bridge.jobs.retention_sweep",
         ),
         homeserver=(
@@ -506,11 +506,11 @@ PROMISES: tuple[Promise, ...] = (
             "clutto_bridge.matrix.state_store",
             "clutto_bridge.matrix.crypto",
             "clutto_bridge.policy.encryption",
-            "clutto_bridge.teams.gate",
+            "clutto_bridge.domain.gate",
             "clutto_bridge.jobs.export",
-            "clutto_bridge.teams.sent_files",
-            "clutto_bridge.teams.encryption",
-            "clutto_bridge.teams.added_rooms",
+            "clutto_bridge.domain.sent_files",
+            "clutto_bridge.domain.encryption",
+            "clutto_bridge.domain.added_rooms",
             "clutto_bridge.policy.session_keys",
             "clutto_bridge.db.megolm_sessions",
         ),
@@ -574,7 +574,7 @@ PROMISES: tuple[Promise, ...] = (
             "clutto_bridge.web.signatures",
             "clutto_bridge.web.keys",
             "clutto_bridge.outbound.webhooks",
-            "clutto_bridge.teams.webhooks",
+            "clutto_bridge.domain.webhooks",
             "clutto_bridge.jobs.webhook",
             "clutto_bridge.doctor.checks",
             "clutto_bridge.promises.compliance",
@@ -612,7 +612,7 @@ PROMISES: tuple[Promise, ...] = (
         ),
         settings=("security.signing_key", "security.keyset", "audit.checkpoint_rows", "audit.checkpoint_interval"),
         enforced_in=(
-            "clutto_bridge.teams.audit",
+            "clutto_bridge.domain.audit",
             "clutto_bridge.db.audit",
             "clutto_bridge.crypto.chain",
             "clutto_bridge.crypto.witness",
@@ -632,7 +632,7 @@ PROMISES: tuple[Promise, ...] = (
             "fewer than `analytics.k` teams or members, saying how many it left out.",
         ),
         settings=("analytics.k", "analytics.metrics_enabled", "analytics.metrics_secret"),
-        enforced_in=("clutto_bridge.metrics", "clutto_bridge.policy.analytics", "clutto_bridge.teams.usage"),
+        enforced_in=("clutto_bridge.metrics", "clutto_bridge.policy.analytics", "clutto_bridge.domain.usage"),
     ),
     Promise(
         "P16",
@@ -655,7 +655,7 @@ PROMISES: tuple[Promise, ...] = (
             "email.headers",
             "email.header_max_length",
         ),
-        enforced_in=("clutto_bridge.smtp", "clutto_bridge.teams.email", "clutto_bridge.policy.mail"),
+        enforced_in=("clutto_bridge.smtp", "clutto_bridge.domain.email", "clutto_bridge.policy.mail"),
     ),
 )
 

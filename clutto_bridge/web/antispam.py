@@ -23,8 +23,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from clutto_bridge.config import Settings
+from clutto_bridge.domain.gate import Gatekeeper
 from clutto_bridge.policy.gate import Refusal
-from clutto_bridge.teams.gate import Gatekeeper
 from clutto_bridge.web.bodies import read_json
 from clutto_bridge.web.collection import mark_homeserver_question
 from clutto_bridge.web.errors import error_response

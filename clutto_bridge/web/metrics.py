@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from clutto_bridge.domain.usage import UsageService
 from clutto_bridge.metrics import CONTENT_TYPE, Metrics
-from clutto_bridge.teams.usage import UsageService
 from clutto_bridge.web.errors import error_response
 from clutto_bridge.web.middleware import after_each_request
 

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from clutto_bridge.domain.errors import TeamError
 from clutto_bridge.matrix.openid import OpenIDVerifier
-from clutto_bridge.teams.errors import TeamError
 from clutto_bridge.web.errors import ApiError, error_response
 
 log = logging.getLogger("clutto.web")

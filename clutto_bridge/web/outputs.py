@@ -19,10 +19,10 @@ from clutto_bridge.promises.compliance import weakened
 if TYPE_CHECKING:
     from clutto_bridge.db.scim import ScimToken as ScimTokenRow
     from clutto_bridge.db.team import TeamRoom as RoomRow
+    from clutto_bridge.domain import integrations
+    from clutto_bridge.domain.service import TeamView
     from clutto_bridge.policy.analytics import UsageReport as UsageFacts
     from clutto_bridge.promises.compliance import Finding, Verdict
-    from clutto_bridge.teams import integrations
-    from clutto_bridge.teams.service import TeamView
 
 
 class Output(BaseModel):

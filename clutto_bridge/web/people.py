@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from clutto_bridge.domain import validation
+from clutto_bridge.domain.contacts import AlreadyAllowed, ImportNotAllowed
 from clutto_bridge.policy.contacts import MAX_BYTES
-from clutto_bridge.teams import validation
-from clutto_bridge.teams.contacts import AlreadyAllowed, ImportNotAllowed
 from clutto_bridge.web import inputs as i, outputs as o
 from clutto_bridge.web.endpoints import ApiContext, Endpoints
 from clutto_bridge.web.errors import ApiError

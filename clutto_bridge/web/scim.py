@@ -57,10 +57,10 @@ from scim2_models import (
 
 from clutto_bridge.crypto.http_signatures import MessageSigner, SigningKeys
 from clutto_bridge.db.scim import ScimToken, ScimUser
-from clutto_bridge.teams.errors import TeamError
-from clutto_bridge.teams.scim import GROUPS, ProvisionedUser, ScimService, UserFields
-from clutto_bridge.teams.scim_rooms import RoomGroup
-from clutto_bridge.teams.service import TeamService
+from clutto_bridge.domain.errors import TeamError
+from clutto_bridge.domain.scim import GROUPS, ProvisionedUser, ScimService, UserFields
+from clutto_bridge.domain.scim_rooms import RoomGroup
+from clutto_bridge.domain.service import TeamService
 from clutto_bridge.web.signatures import signing_hook
 
 log = logging.getLogger("clutto.scim")

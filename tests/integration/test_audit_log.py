@@ -25,8 +25,8 @@ from clutto_bridge.crypto.signing import key_id, load_signing_key
 from clutto_bridge.db import create_database
 from clutto_bridge.db.audit import AuditRow, AuditStore
 from clutto_bridge.db.upgrade import upgrade_table
+from clutto_bridge.domain.audit import AuditLog
 from clutto_bridge.policy.audit_actions import AuditAction
-from clutto_bridge.teams.audit import AuditLog
 from tests.integration.conftest import Bridges, unique
 from tests.integration.helpers import Api, openid_api, post_file, team_with_member, vcards
 from tests.integration.matrix_client import wait_until

@@ -11,10 +11,10 @@ from clutto_bridge.config import validate
 from clutto_bridge.crypto import FieldCipher, KeysetFile
 from clutto_bridge.db import Stores, create_database
 from clutto_bridge.db.upgrade import cipher_of
+from clutto_bridge.domain.consent import ConsentService
+from clutto_bridge.domain.errors import NotAllowed
+from clutto_bridge.domain.portal import PortalAccess
 from clutto_bridge.policy.cookies import NECESSARY_ONLY, OPTIONAL_CATEGORIES, CookieChoice
-from clutto_bridge.teams.consent import ConsentService
-from clutto_bridge.teams.errors import NotAllowed
-from clutto_bridge.teams.portal import PortalAccess
 from tests.unit.helpers import example
 
 USER = "@ann:example.org"

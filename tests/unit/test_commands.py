@@ -4,7 +4,7 @@ import pytest
 
 from clutto_bridge.commands import registry
 from clutto_bridge.commands.registry import CommandEvent, Registry, _html, _plain
-from clutto_bridge.teams.errors import InvalidInput, NotAllowed
+from clutto_bridge.domain.errors import InvalidInput, NotAllowed
 
 
 def test_commands_are_found_by_one_or_two_words() -> None:

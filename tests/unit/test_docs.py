@@ -13,9 +13,9 @@ import pytest
 
 from clutto_bridge import docs_pages
 from clutto_bridge.clock import SystemClock
+from clutto_bridge.domain.audit import AuditLog
 from clutto_bridge.policy.audit_actions import KINDS, AuditAction
 from clutto_bridge.promises import page as promises_page
-from clutto_bridge.teams.audit import AuditLog
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,6 +1,6 @@
 """How the bot's messages look: Markdown rendered to HTML with a plain body, user IDs as mentions."""
 
-from clutto_bridge.teams.formatting import MATRIX_TO, document, prose
+from clutto_bridge.domain.formatting import MATRIX_TO, document, prose
 
 
 def test_prose_renders_marks_and_keeps_line_breaks() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clutto_bridge.teams.onboarding import greeting
+from clutto_bridge.domain.onboarding import greeting
 
 
 def test_someone_in_no_team_is_told_how_to_create_one_or_be_invited() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clutto_bridge.db.member import JOINED, Member
-from clutto_bridge.teams.power import (
+from clutto_bridge.domain.power import (
     creators_with_power,
     differences,
     expected_power_levels,

@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from clutto_bridge.crypto.http_signatures import SigningKeys
 from clutto_bridge.db.scim import ScimGroup, ScimToken, ScimUser
-from clutto_bridge.teams.errors import Conflict, NotFound
-from clutto_bridge.teams.scim import GROUPS, ProvisionedUser, UserFields
-from clutto_bridge.teams.scim_rooms import RoomGroup
+from clutto_bridge.domain.errors import Conflict, NotFound
+from clutto_bridge.domain.scim import GROUPS, ProvisionedUser, UserFields
+from clutto_bridge.domain.scim_rooms import RoomGroup
 from clutto_bridge.web.scim import ScimAPI
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -79,7 +79,7 @@ class FakeScim:
     async def set_group(self, team, group, ids, token):
         unknown = ids - self.rows.keys()
         if unknown:
-            from clutto_bridge.teams.errors import InvalidInput
+            from clutto_bridge.domain.errors import InvalidInput
 
             raise InvalidInput("unknown")
         for rid in self.rows:

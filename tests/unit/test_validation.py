@@ -1,7 +1,7 @@
 import pytest
 
-from clutto_bridge.teams import validation
-from clutto_bridge.teams.errors import InvalidInput
+from clutto_bridge.domain import validation
+from clutto_bridge.domain.errors import InvalidInput
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 
 from clutto_bridge.commands import registry
 from clutto_bridge.commands.registry import CommandEvent, Registry
-from clutto_bridge.teams.errors import InvalidInput, NotAllowed, NotFound
+from clutto_bridge.domain.errors import InvalidInput, NotAllowed, NotFound
 
 ACME = SimpleNamespace(id="tacme", name="Acme", owner="@bo:acme")
 GLOBEX = SimpleNamespace(id="tglobex", name="Globex")

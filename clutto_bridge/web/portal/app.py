@@ -1,7 +1,7 @@
 """The portal's aiohttp application: templates, sessions, security middleware and the pages.
 
 It is one more entry point, like the bot commands and the provisioning API: every page calls
-the same domain services in ``teams/``, so accepting the policy here is the same consent
+the same domain services in ``domain/``, so accepting the policy here is the same consent
 record as the bot's ``accept``, and a role changed here follows the same power level sync.
 """
 
@@ -16,8 +16,8 @@ from aiohttp_session import session_middleware
 from yarl import URL
 
 from clutto_bridge.context import Services
+from clutto_bridge.domain.audit import AuditLog
 from clutto_bridge.durations import format_duration
-from clutto_bridge.teams.audit import AuditLog
 from clutto_bridge.web.portal.cookies import SESSION_COOKIE, CookieJar
 from clutto_bridge.web.portal.member import MemberPages
 from clutto_bridge.web.portal.pages import Pages

@@ -10,11 +10,11 @@ from aiohttp_session import get_session, new_session
 
 from clutto_bridge.clock import utc_minute
 from clutto_bridge.context import Services
+from clutto_bridge.domain.contacts import AlreadyAllowed
+from clutto_bridge.domain.errors import Conflict
+from clutto_bridge.domain.formatting import document
 from clutto_bridge.policy.cookies import NECESSARY_ONLY, CookieChoice, accept_all, offered
 from clutto_bridge.promises import check
-from clutto_bridge.teams.contacts import AlreadyAllowed
-from clutto_bridge.teams.errors import Conflict
-from clutto_bridge.teams.formatting import document
 from clutto_bridge.web.portal import forms as f, mydata
 from clutto_bridge.web.portal.cookies import PREFERENCES_COOKIE
 from clutto_bridge.web.portal.forms import parse_form

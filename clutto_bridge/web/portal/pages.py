@@ -10,9 +10,9 @@ from aiohttp_session import get_session
 
 from clutto_bridge.context import Services
 from clutto_bridge.db.team import Team
+from clutto_bridge.domain.portal import PortalAccess
+from clutto_bridge.domain.service import MANAGERS
 from clutto_bridge.policy.cookies import offered
-from clutto_bridge.teams.portal import PortalAccess
-from clutto_bridge.teams.service import MANAGERS
 from clutto_bridge.web.portal.cookies import PREFERENCES_COOKIE, THEMES, CookieJar
 from clutto_bridge.web.portal.security import csrf_token
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from aiohttp_session import Session, get_session
 
-from clutto_bridge.teams.errors import TeamError
+from clutto_bridge.domain.errors import TeamError
 from clutto_bridge.web.portal.forms import CSRF_FIELD
 
 log = logging.getLogger("clutto.portal")

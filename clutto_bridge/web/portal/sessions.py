@@ -15,7 +15,7 @@ import secrets
 from aiohttp import web
 from aiohttp_session import AbstractStorage, Session
 
-from clutto_bridge.teams.portal import PortalAccess
+from clutto_bridge.domain.portal import PortalAccess
 
 
 class DatabaseStorage(AbstractStorage):

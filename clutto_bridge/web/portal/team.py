@@ -11,9 +11,9 @@ from aiohttp import web
 
 from clutto_bridge.context import Services
 from clutto_bridge.db.team import Team
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.errors import NotFound
 from clutto_bridge.durations import format_duration
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.errors import NotFound
 from clutto_bridge.web.portal import forms as f
 from clutto_bridge.web.portal.forms import parse_form
 from clutto_bridge.web.portal.member import when

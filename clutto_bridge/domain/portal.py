@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
 from clutto_bridge.db.portal import CookieChoiceRow, PortalStore, SignInLink
+from clutto_bridge.domain.consent import ConsentService
+from clutto_bridge.domain.errors import NotAllowed
 from clutto_bridge.policy.cookies import Cookie, CookieChoice, offered
-from clutto_bridge.teams.consent import ConsentService
-from clutto_bridge.teams.errors import NotAllowed
 
 HOUR_MS = 3600 * 1000
 

@@ -22,16 +22,11 @@ from clutto_bridge.db import member as membership
 from clutto_bridge.db.account import Account, AccountStore
 from clutto_bridge.db.member import Member, MemberStore
 from clutto_bridge.db.team import Team, TeamStore
-from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
-from clutto_bridge.matrix.errors import MatrixRequestError
-from clutto_bridge.matrix.homeserver import Homeserver
-from clutto_bridge.matrix.spaces import BOT_LEVEL
-from clutto_bridge.policy.audit_actions import AuditAction
-from clutto_bridge.teams import validation
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.consent import ConsentService
-from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from clutto_bridge.teams.power import (
+from clutto_bridge.domain import validation
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.consent import ConsentService
+from clutto_bridge.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from clutto_bridge.domain.power import (
     corrected,
     creators_with_power,
     differences,
@@ -39,7 +34,12 @@ from clutto_bridge.teams.power import (
     level_of,
     within_reach,
 )
-from clutto_bridge.teams.service import SCIM_ACTOR, TeamService
+from clutto_bridge.domain.service import SCIM_ACTOR, TeamService
+from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
+from clutto_bridge.matrix.errors import MatrixRequestError
+from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.matrix.spaces import BOT_LEVEL
+from clutto_bridge.policy.audit_actions import AuditAction
 
 log = logging.getLogger("clutto.members")
 

@@ -16,17 +16,17 @@ from dataclasses import dataclass
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.team import RoomKind, RoomStore, Team, TeamRoom, TeamState
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.encryption import RoomEncryption
+from clutto_bridge.domain.members import MemberService
+from clutto_bridge.domain.notices import NoticeService
+from clutto_bridge.domain.power import may_change_levels
+from clutto_bridge.domain.service import MANAGERS, TeamService
 from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.errors import AdminUnavailable, MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.matrix.spaces import retention_state
 from clutto_bridge.policy.audit_actions import AuditAction
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.encryption import RoomEncryption
-from clutto_bridge.teams.members import MemberService
-from clutto_bridge.teams.notices import NoticeService
-from clutto_bridge.teams.power import may_change_levels
-from clutto_bridge.teams.service import MANAGERS, TeamService
 
 log = logging.getLogger("clutto.rooms")
 

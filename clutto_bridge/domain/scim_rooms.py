@@ -17,12 +17,12 @@ from clutto_bridge.clock import Clock
 from clutto_bridge.config import ScimSettings
 from clutto_bridge.db.scim import ScimGroup, ScimStore, ScimUser
 from clutto_bridge.db.team import RoomKind, RoomStore, Team
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.errors import Conflict, InvalidInput
+from clutto_bridge.domain.rooms import RoomService
+from clutto_bridge.domain.service import TeamService
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.errors import Conflict, InvalidInput
-from clutto_bridge.teams.rooms import RoomService
-from clutto_bridge.teams.service import TeamService
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ from urllib.parse import quote
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.bot import ManagementRooms
 from clutto_bridge.db.notices import NoticeStore
+from clutto_bridge.domain.consent import ConsentService
+from clutto_bridge.domain.errors import InvalidInput, NotAllowed
+from clutto_bridge.domain.formatting import Message, prose
+from clutto_bridge.domain.members import MemberService
+from clutto_bridge.domain.service import TeamService
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
-from clutto_bridge.teams.consent import ConsentService
-from clutto_bridge.teams.errors import InvalidInput, NotAllowed
-from clutto_bridge.teams.formatting import Message, prose
-from clutto_bridge.teams.members import MemberService
-from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.notices")
 

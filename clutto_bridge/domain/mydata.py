@@ -14,12 +14,12 @@ from clutto_bridge import __version__
 from clutto_bridge.clock import utc_minute
 from clutto_bridge.db.account import AccountStore
 from clutto_bridge.db.member import MemberStore
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.consent import ConsentService
+from clutto_bridge.domain.contacts import ContactService
+from clutto_bridge.domain.notices import NoticeService
+from clutto_bridge.domain.profiles import ProfileService
 from clutto_bridge.policy.audit_actions import AuditAction
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.consent import ConsentService
-from clutto_bridge.teams.contacts import ContactService
-from clutto_bridge.teams.notices import NoticeService
-from clutto_bridge.teams.profiles import ProfileService
 
 
 @dataclass(kw_only=True, eq=False, repr=False)

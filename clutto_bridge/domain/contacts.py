@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.account import AccountStore
 from clutto_bridge.db.contacts import ContactStore, StoredContact
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.consent import ConsentService
+from clutto_bridge.domain.errors import Conflict, InvalidInput, NotAllowed
+from clutto_bridge.domain.sent_files import FileRemoval, SentFile, read_sent_file, remove_sent_file
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.contacts import MAX_BYTES, Contact, VCardError, merge_contacts, parse_vcards
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.consent import ConsentService
-from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed
-from clutto_bridge.teams.sent_files import FileRemoval, SentFile, read_sent_file, remove_sent_file
 
 log = logging.getLogger("clutto.contacts")
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from clutto_bridge.config import ROLES
+from clutto_bridge.domain.errors import InvalidInput
 from clutto_bridge.policy.characters import refused_character
 from clutto_bridge.policy.ids import USER_ID
-from clutto_bridge.teams.errors import InvalidInput
 
 # How much of a refused input a message quotes back.
 QUOTED_CHARS = 40

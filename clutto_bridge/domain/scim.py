@@ -31,20 +31,20 @@ from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.scim import ScimStore, ScimToken, ScimUser
 from clutto_bridge.db.team import RoomStore, Team, TeamState
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound, TeamError
+from clutto_bridge.domain.members import MemberService
+from clutto_bridge.domain.notices import NoticeService
+from clutto_bridge.domain.profiles import ProfileService
+from clutto_bridge.domain.retention import RetentionService
+from clutto_bridge.domain.rooms import RoomService
+from clutto_bridge.domain.scim_rooms import ScimRoomGroups
+from clutto_bridge.domain.service import SCIM_ACTOR, TeamService
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.profile import ProfileRules
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound, TeamError
-from clutto_bridge.teams.members import MemberService
-from clutto_bridge.teams.notices import NoticeService
-from clutto_bridge.teams.profiles import ProfileService
-from clutto_bridge.teams.retention import RetentionService
-from clutto_bridge.teams.rooms import RoomService
-from clutto_bridge.teams.scim_rooms import ScimRoomGroups
-from clutto_bridge.teams.service import SCIM_ACTOR, TeamService
 
 log = logging.getLogger("clutto.scim")
 

@@ -17,6 +17,10 @@ from clutto_bridge.db.megolm_sessions import MegolmSessions
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.team import RoomStore, Team, TeamRoom, TeamStore
 from clutto_bridge.db.timeline import TimelineIndex
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from clutto_bridge.domain.queue import JobQueue
+from clutto_bridge.domain.service import TeamService
 from clutto_bridge.durations import DurationError, format_duration, minutes_hint, parse_duration
 from clutto_bridge.matrix.admin import SynapseAdmin
 from clutto_bridge.matrix.homeserver import Homeserver
@@ -35,10 +39,6 @@ from clutto_bridge.policy.retention import (
     team_redact_mode,
 )
 from clutto_bridge.policy.session_keys import may_share
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from clutto_bridge.teams.queue import JobQueue
-from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.retention")
 

@@ -13,14 +13,14 @@ import logging
 from dataclasses import dataclass
 
 from clutto_bridge.db.team import RoomKind, RoomStore, Team, TeamRoom
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.errors import NotAllowed
+from clutto_bridge.domain.notices import NoticeService
+from clutto_bridge.domain.service import TeamService
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.encryption import ENCRYPTION_EVENT, encrypts_existing_rooms
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.errors import NotAllowed
-from clutto_bridge.teams.notices import NoticeService
-from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.encryption")
 

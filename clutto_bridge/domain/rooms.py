@@ -13,15 +13,15 @@ from dataclasses import dataclass
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.db.team import RoomKind, RoomStore, Team, TeamRoom
+from clutto_bridge.domain import validation
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from clutto_bridge.domain.formatting import prose
+from clutto_bridge.domain.members import MemberService
+from clutto_bridge.domain.service import TeamService
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.matrix.spaces import BOT_LEVEL
 from clutto_bridge.policy.audit_actions import AuditAction
-from clutto_bridge.teams import validation
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from clutto_bridge.teams.formatting import prose
-from clutto_bridge.teams.members import MemberService
-from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.rooms")
 

@@ -24,16 +24,16 @@ from clutto_bridge.clock import Clock
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.team import Team
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.errors import InvalidInput, NotAllowed, TeamError
+from clutto_bridge.domain.notices import NoticeService
+from clutto_bridge.domain.sent_files import FileRemoval, SentFile, read_sent_file, remove_sent_file
+from clutto_bridge.domain.service import TeamService
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy import profile as policy
 from clutto_bridge.policy.audit_actions import AuditAction
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.errors import InvalidInput, NotAllowed, TeamError
-from clutto_bridge.teams.notices import NoticeService
-from clutto_bridge.teams.sent_files import FileRemoval, SentFile, read_sent_file, remove_sent_file
-from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.profiles")
 

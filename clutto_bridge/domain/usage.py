@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clutto_bridge.db.analytics import AnalyticsStore
+from clutto_bridge.domain.errors import NotAllowed
 from clutto_bridge.metrics import Snapshot
 from clutto_bridge.policy.analytics import UsageReport, usage_report
-from clutto_bridge.teams.errors import NotAllowed
 
 
 @dataclass(kw_only=True, eq=False, repr=False)

@@ -19,13 +19,13 @@ from clutto_bridge.clock import Clock
 from clutto_bridge.config import EmailSettings
 from clutto_bridge.db.email import EmailStore, TeamAddress
 from clutto_bridge.db.team import RoomStore, Team, TeamState, TeamStore
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.errors import NotAllowed
+from clutto_bridge.domain.members import MemberService
+from clutto_bridge.domain.service import TeamService
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy import mail
 from clutto_bridge.policy.audit_actions import AuditAction
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.errors import NotAllowed
-from clutto_bridge.teams.members import MemberService
-from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.email")
 

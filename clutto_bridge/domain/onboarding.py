@@ -23,15 +23,15 @@ from clutto_bridge.db.bot import TeamWelcomes
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.profile import ProfileStore
 from clutto_bridge.db.team import Team, TeamState
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.consent import ConsentService
+from clutto_bridge.domain.members import MemberService
+from clutto_bridge.domain.notices import NoticeService
+from clutto_bridge.domain.profiles import ProfileService
+from clutto_bridge.domain.service import MANAGERS, TeamService
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.consent import PolicyText
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.consent import ConsentService
-from clutto_bridge.teams.members import MemberService
-from clutto_bridge.teams.notices import NoticeService
-from clutto_bridge.teams.profiles import ProfileService
-from clutto_bridge.teams.service import MANAGERS, TeamService
 
 log = logging.getLogger("clutto.onboarding")
 

@@ -11,8 +11,8 @@ from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
 from clutto_bridge.db.consent import ConsentStore
 from clutto_bridge.db.member import Member
+from clutto_bridge.domain.errors import Conflict, InvalidInput
 from clutto_bridge.policy import consent as policy
-from clutto_bridge.teams.errors import Conflict, InvalidInput
 
 
 @dataclass(kw_only=True, eq=False, repr=False)

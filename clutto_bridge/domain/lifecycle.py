@@ -18,16 +18,16 @@ from clutto_bridge.clock import Clock
 from clutto_bridge.config import TrialSettings
 from clutto_bridge.db.job import Job, JobKind, JobStore
 from clutto_bridge.db.team import Team, TeamStore
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.errors import InvalidInput, NotAllowed
+from clutto_bridge.domain.formatting import prose
+from clutto_bridge.domain.notices import NoticeService
+from clutto_bridge.domain.queue import JobQueue
+from clutto_bridge.domain.retention import RetentionService
+from clutto_bridge.domain.service import TeamService
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.trial import PLANS, due_warnings, purge_due
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.errors import InvalidInput, NotAllowed
-from clutto_bridge.teams.formatting import prose
-from clutto_bridge.teams.notices import NoticeService
-from clutto_bridge.teams.queue import JobQueue
-from clutto_bridge.teams.retention import RetentionService
-from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.lifecycle")
 

@@ -4,7 +4,7 @@ Every step that talks to the homeserver is recorded as it completes, so a team w
 creation was interrupted by a crash is finished on the next start, never built twice.
 Before a space or room is asked for, its creation is recorded as pending under a marker the
 room carries; a crash between the homeserver's answer and the record leaves a room that the
-next start recognises by that marker and deletes (``teams/orphans.py``).
+next start recognises by that marker and deletes (``domain/orphans.py``).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from clutto_bridge.config import Settings
 from clutto_bridge.db import member as membership
 from clutto_bridge.db.member import Member, MemberStore
 from clutto_bridge.db.team import CreationKind, RoomCreation, RoomKind, RoomStore, Team, TeamRoom, TeamState, TeamStore
+from clutto_bridge.domain import validation
+from clutto_bridge.domain.errors import NotAllowed, NotFound, TeamExists, UnknownUser
+from clutto_bridge.domain.orphans import Orphans
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.matrix.spaces import creation_marker
 from clutto_bridge.policy.encryption import MAX_ROTATION_MS, room_encryption
 from clutto_bridge.policy.retention import RetentionBounds
-from clutto_bridge.teams import validation
-from clutto_bridge.teams.errors import NotAllowed, NotFound, TeamExists, UnknownUser
-from clutto_bridge.teams.orphans import Orphans
 
 log = logging.getLogger("clutto.teams")
 

@@ -16,15 +16,15 @@ from typing import Any
 
 from clutto_bridge.db.job import JobKind, JobStore
 from clutto_bridge.db.team import RoomStore, Team, TeamState, TeamStore
+from clutto_bridge.domain import validation
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.errors import InvalidInput, NotAllowed, TeamExists
+from clutto_bridge.domain.service import TeamService
+from clutto_bridge.domain.webhooks import WebhookEvents
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
-from clutto_bridge.teams import validation
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.errors import InvalidInput, NotAllowed, TeamExists
-from clutto_bridge.teams.service import TeamService
-from clutto_bridge.teams.webhooks import WebhookEvents
 
 log = logging.getLogger("clutto.details")
 

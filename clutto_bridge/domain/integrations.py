@@ -14,13 +14,13 @@ from clutto_bridge.config import IntegrationSettings
 from clutto_bridge.db.integrations import IntegrationStore
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.team import Team
+from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.domain.errors import Conflict, InvalidInput, NotFound
+from clutto_bridge.domain.service import TeamService
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
 from clutto_bridge.policy.ids import USER_ID
 from clutto_bridge.policy.integrations import outsider_allowed, outsider_reason, widget_allowed
-from clutto_bridge.teams.audit import AuditLog
-from clutto_bridge.teams.errors import Conflict, InvalidInput, NotFound
-from clutto_bridge.teams.service import TeamService
 
 log = logging.getLogger("clutto.integrations")
 

@@ -17,12 +17,12 @@ from clutto_bridge.db.gate import GateRow, GateStore
 from clutto_bridge.db.integrations import IntegrationStore
 from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.team import TeamState
+from clutto_bridge.domain.consent import ConsentService
+from clutto_bridge.domain.integrations import WIDGET
+from clutto_bridge.domain.power import differences, expected_power_levels
+from clutto_bridge.domain.profiles import ProfileService
 from clutto_bridge.policy import encryption, gate as policy
 from clutto_bridge.policy.gate import Refusal, RoomFacts
-from clutto_bridge.teams.consent import ConsentService
-from clutto_bridge.teams.integrations import WIDGET
-from clutto_bridge.teams.power import differences, expected_power_levels
-from clutto_bridge.teams.profiles import ProfileService
 
 log = logging.getLogger("clutto.gate")
 

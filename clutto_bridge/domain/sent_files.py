@@ -13,10 +13,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from clutto_bridge.domain.errors import InvalidInput
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError, UnreadableAttachment
 from clutto_bridge.matrix.homeserver import Homeserver
-from clutto_bridge.teams.errors import InvalidInput
 
 log = logging.getLogger("clutto.files")
 

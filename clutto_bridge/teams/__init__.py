@@ -1,1 +1,0 @@
-"""The Clutto domain: teams, their rooms and members, roles."""
