@@ -40,7 +40,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
-from harness import BridgeUnderTest, Client, bridge_for, make_bot_admin
+from harness import BridgeUnderTest, Client, bridge_for, make_bot_admin, quantile
 
 from clutto_bridge.demo.synapse import LocalSynapse
 from clutto_bridge.web.antispam import PATH, module_config
@@ -343,16 +343,16 @@ async def main(messages: int, rounds: int, count: int) -> None:
     for name in sorted(trips):
         lat = sorted(trips[name])
         print(
-            f"  {name:22s} {len(lat):5d} calls  p50 {percentile(lat, 0.5) * 1000:6.2f} ms  "
-            f"p99 {percentile(lat, 0.99) * 1000:6.2f} ms  max {lat[-1] * 1000:6.2f} ms"
+            f"  {name:22s} {len(lat):5d} calls  p50 {quantile(lat, 0.5) * 1000:6.2f} ms  "
+            f"p99 {quantile(lat, 0.99) * 1000:6.2f} ms  max {lat[-1] * 1000:6.2f} ms"
         )
     print("probe from this process every 100 ms, same phase:")
     for name in sorted(latencies):
         lat, own = sorted(latencies[name]), sorted(decisions[name])
         print(
-            f"  {name:22s} {len(lat):5d} calls  HTTP round trip p50 {percentile(lat, 0.5) * 1000:6.2f} ms  "
-            f"p99 {percentile(lat, 0.99) * 1000:6.2f} ms; decision alone (Server-Timing) "
-            f"p50 {percentile(own, 0.5) * 1000:6.2f} ms  p99 {percentile(own, 0.99) * 1000:6.2f} ms"
+            f"  {name:22s} {len(lat):5d} calls  HTTP round trip p50 {quantile(lat, 0.5) * 1000:6.2f} ms  "
+            f"p99 {quantile(lat, 0.99) * 1000:6.2f} ms; decision alone (Server-Timing) "
+            f"p50 {quantile(own, 0.5) * 1000:6.2f} ms  p99 {quantile(own, 0.99) * 1000:6.2f} ms"
         )
     print(
         f"forbidden name visible, without module: median {statistics.median(reset_visible) * 1000:.0f} ms, "
@@ -378,10 +378,6 @@ async def bridge_sees(http: aiohttp.ClientSession, bridge: BridgeUnderTest, room
                 return
         await asyncio.sleep(0.2)
     raise RuntimeError("the bridge never saw its own write of the name in the room")
-
-
-def percentile(values: list[float], q: float) -> float:
-    return values[min(len(values) - 1, int(len(values) * q))]
 
 
 def synapse_has_module(synapse: LocalSynapse) -> bool:

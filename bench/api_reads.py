@@ -32,18 +32,13 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BridgeUnderTest, synapse_with_bridge  # noqa: E402
+from harness import BridgeUnderTest, quantile, synapse_with_bridge  # noqa: E402
 
 
 def cpu_seconds(pid: int) -> float:
     """The process's user and system CPU so far (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def timed_get(http: aiohttp.ClientSession, url: str, auth: dict[str, str]) -> float:

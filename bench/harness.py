@@ -28,6 +28,13 @@ from clutto_bridge.demo.setup import POLICY_TEXTS  # noqa: E402
 from clutto_bridge.demo.synapse import LocalSynapse, free_port  # noqa: E402
 from clutto_bridge.registration import ensure_signing_key, registration  # noqa: E402
 
+
+def quantile(values: list[float], q: float) -> float:
+    """The value at fraction ``q`` of ``values`` in order (no interpolation): p50 is 0.5, p99 0.99."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 # ``python -m clutto_bridge`` on uvloop's event loop policy.
 UVLOOP_MAIN = (
     "import runpy, sys, uvloop; uvloop.install(); sys.argv[0] = 'clutto_bridge'; "
