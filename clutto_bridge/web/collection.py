@@ -95,7 +95,8 @@ class RequestCollection:
         self.records: AccessRecords | None = None
         # A client's requests repeat the same peer, proxy chain and headers: their facts are
         # worked out once. The key is a keyed hash of those values under the day's salt, so no
-        # address or header is remembered, and no key outlives its day.
+        # address or header is remembered, and no entry is found again after its day (the
+        # oldest are dropped past FACTS_REMEMBERED).
         self._remembered: OrderedDict[bytes, RequestFacts] = OrderedDict()
 
     def facts(self, request: BaseRequest) -> RequestFacts:
