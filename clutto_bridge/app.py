@@ -98,7 +98,8 @@ class Bridge:
         self._prepare_requests()
         self._prepare_events()
         self._prepare_web()
-        self._levels: asyncio.Task | None = None
+        # Once-per-start work beside the inbox (power levels, the homeserver's ping); cancelled on stop.
+        self._started: list[asyncio.Task] = []
         self._database_open = False
 
     def _prepare_database(self) -> None:
@@ -565,9 +566,10 @@ class Bridge:
         await self.runner.take_back_from_dead_local_workers()
         self.runner.start()
         self.schedule.start()
-        self._levels = asyncio.create_task(self._check_power_levels(), name="clutto-power-levels")
+        self._started.append(asyncio.create_task(self._check_power_levels(), name="clutto-power-levels"))
         self.inbox_work.open(self.appservice.handle_event)
         self.appservice.ready = True
+        self._started.append(asyncio.create_task(self._ask_to_be_pinged(), name="clutto-ping"))
         if self.smtp:
             e = self.settings.email
             async with _named("email.port", f"cannot listen for mail on {e.hostname}:{e.port}"):
@@ -585,6 +587,28 @@ class Bridge:
         """The liveness self-check (systemd watchdog, ``/_clutto/health``): the query behind the
         homeserver's questions runs. A room and user of no team: it reads, finds nothing."""
         await self.gate.store.facts("!clutto-liveness:invalid", "@clutto-liveness:invalid")
+
+    async def _ask_to_be_pinged(self) -> None:
+        """Once the inbox is open, have the homeserver ping the bridge: Synapse then sends what it
+        held back while the bridge was away now, not after its retry back-off (up to 8.5 minutes).
+        A failure is the operator's to fix: events do not arrive until the homeserver reaches us."""
+        try:
+            reach = await self.appservice.ask_to_be_pinged()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("Could not ask the homeserver to ping the bridge: %s", e)
+            return
+        if reach.reached:
+            log.info("The homeserver reaches the bridge (%s); it sends what it held back now", reach.detail)
+        elif reach.reached is None:
+            log.info("Not checked whether the homeserver reaches the bridge: %s", reach.detail)
+        else:
+            log.warning(
+                "THE HOMESERVER CANNOT REACH THE BRIDGE: %s. No events arrive until it can: check `url` in the "
+                "appservice registration file and that the homeserver can connect to that address.",
+                reach.detail,
+            )
 
     async def _check_power_levels(self) -> None:
         """Once per start, beside the inbox: the gate answers meanwhile, so no start waits on it."""
@@ -635,10 +659,10 @@ class Bridge:
         if self.smtp:
             await self.smtp.stop()
         await self.schedule.stop()
-        if self._levels:
-            self._levels.cancel()
-            await asyncio.gather(self._levels, return_exceptions=True)
-        self._levels = None
+        for task in self._started:
+            task.cancel()
+        await asyncio.gather(*self._started, return_exceptions=True)
+        self._started.clear()
         await self.runner.stop()
         await self.inbox_work.drain(grace)
         # Each part is closed even when one before it fails (after a start that failed half-way,

@@ -23,11 +23,14 @@ import json
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import aiohttp
 from aiohttp import web
+from mautrix.api import Method, Path
 from mautrix.appservice import AppService, AppServiceAPI
+from mautrix.errors import MatrixRequestError
 from mautrix.types import JSON, DeviceLists, DeviceOTKCount, Event, EventType
 from mautrix.types.util import SerializerError
 
@@ -46,6 +49,16 @@ MAX_BODY_BYTES = 64 * 1024
 TRANSACTION_DEPTH = 4096
 _READ_CHUNK = 256 * 1024
 _EVENT_LISTS = ("events", "ephemeral", "de.sorunome.msc2409.ephemeral", "to_device", "de.sorunome.msc2409.to_device")
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What the homeserver answered when asked to ping the bridge."""
+
+    # True: the ping got through; False: the homeserver could not reach the bridge; None: the
+    # homeserver has no ping endpoint (older than Matrix 1.7), so nothing is known.
+    reached: bool | None
+    detail: str
 
 
 class TransactionReceiver(Protocol):
@@ -167,6 +180,21 @@ class CluttoAppService(AppService):
         self.log.info("Received ping from homeserver with transaction ID %s", body.get("transaction_id"))
         return web.json_response({})
 
+    async def ask_to_be_pinged(self) -> Reach:
+        """Ask the homeserver to ping this appservice (``POST /_matrix/client/v1/appservice/{id}/ping``,
+        Matrix 1.7, as mautrix bridges do at start). A ping that gets through shows the homeserver
+        reaches the bridge, and Synapse then sends at once the transactions it held back while the
+        bridge was away: otherwise they wait out its retry back-off, which doubles up to 8.5 minutes."""
+        try:
+            answer = await self.intent.api.request(
+                Method.POST, Path.v1.appservice[self.id].ping, content={}, retry_count=0
+            )
+        except MatrixRequestError as e:
+            if e.http_status in (404, 405) or e.errcode == "M_UNRECOGNIZED":
+                return Reach(None, f"the homeserver has no appservice ping (HTTP {e.http_status})")
+            return Reach(False, _ping_failure(e))
+        return Reach(True, f"{answer.get('duration_ms', '?')} ms there and back")
+
     def _authorize(self, request: web.Request) -> None:
         """The homeserver's token, as mautrix reads it (query parameter, else bearer header); 401 otherwise."""
         token = request.rel_url.query.get("access_token")
@@ -263,3 +291,14 @@ def _parse_json(raw: bytes, max_depth: int | None = None) -> Any:
         return parse_json(raw) if max_depth is None else parse_json(raw, max_depth)
     except RefusedJson as e:
         raise _bad(e.errcode, e.message) from None
+
+
+def _ping_failure(e: MatrixRequestError) -> str:
+    """The homeserver's reason for a failed ping (its MSC2659 error codes), in an operator's words."""
+    reasons = {
+        "M_URL_NOT_SET": "the registration file has no url",
+        "M_CONNECTION_FAILED": "it could not connect to the registration's url",
+        "M_CONNECTION_TIMEOUT": "the registration's url did not answer in time",
+        "M_BAD_STATUS": "the registration's url answered with an error",
+    }
+    return f"{reasons.get(e.errcode, e.message or 'the ping failed')} ({e.errcode or 'HTTP'} {e.http_status})"

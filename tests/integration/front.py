@@ -87,6 +87,12 @@ class AppserviceFront(ThreadedProxy):
         # Forward this many requests and then answer 503, as if the acknowledgement were lost
         # on the way back: Synapse sends the same transaction again.
         self.lose_acks = 0
+        # While True, transactions are refused with 503 even with a bridge attached, until a ping
+        # from the homeserver has gone through: only the bridge asking for that ping brings
+        # held-back events, not the homeserver's own retry schedule.
+        self.refuse_until_pinged = False
+        self.pings = 0
+        self.refused = 0
 
     def pause(self) -> None:
         self._loop.call_soon_threadsafe(self._open.clear)
@@ -101,8 +107,9 @@ class AppserviceFront(ThreadedProxy):
     async def _forward(self, request: web.Request) -> web.Response:
         await self._open.wait()
         target = self.target
-        if target is None:
-            return web.Response(status=503) if self.down else web.json_response({})
+        if target is None or (self.refuse_until_pinged and "/transactions/" in request.path):
+            self.refused += "/transactions/" in request.path
+            return web.Response(status=503) if self.down or self.refuse_until_pinged else web.json_response({})
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
         try:
@@ -111,7 +118,12 @@ class AppserviceFront(ThreadedProxy):
             ) as resp:
                 answer = web.Response(status=resp.status, body=await resp.read(), content_type=resp.content_type)
         except aiohttp.ClientError:
-            return web.json_response({})
+            # Attached but not listening yet (a bridge starting) or no more: while down, a refusal
+            # that Synapse retries; otherwise dropped, so a shared Synapse never backs off.
+            return web.Response(status=503) if self.down else web.json_response({})
+        if request.path.endswith("/ping") and answer.status == 200:
+            self.pings += 1
+            self.refuse_until_pinged = False
         if self.lose_acks and answer.status == 200 and "/transactions/" in request.path:
             self.lose_acks -= 1
             return web.Response(status=503)

@@ -18,6 +18,7 @@ from clutto_bridge.app import Bridge
 from clutto_bridge.matrix import spaces
 from tests.integration.conftest import Bridges, unique
 from tests.integration.helpers import wait_until_serving
+from tests.integration.matrix_client import wait_until
 
 
 def _txn_url(bridge: Bridge, txn_id: str) -> str:
@@ -36,6 +37,67 @@ async def test_wrong_hs_token_is_rejected(bridge: Bridge, http: aiohttp.ClientSe
     port = bridge.settings.appservice.port
     async with http.get(f"http://127.0.0.1:{port}/_matrix/app/v1/users/@x:localhost?access_token=nope") as resp:
         assert resp.status == 401
+
+
+async def test_what_the_homeserver_held_back_arrives_once_the_restarted_bridge_asks_for_a_ping(
+    bridges: Bridges, new_user
+) -> None:
+    """Synapse keeps the transactions a stopped bridge refused and retries them on a back-off that
+    doubles up to 8.5 minutes. The restarted bridge asks the homeserver to ping it, and Synapse
+    then sends what it held back at once. Here the front refuses every transaction until that ping
+    has gone through, so the retry schedule alone would never deliver the command."""
+    bridge = await bridges.start()
+    settings = bridge.settings
+    bot = settings.bot_mxid
+    alice = await new_user("alice")
+    dm = await alice.create_dm(bot)
+    await alice.wait_for_notice(dm, "Send help", sender=bot)
+    front = bridges.homeserver.front
+    front.down = True
+    try:
+        await bridges.stop(bridge)
+        refused = front.refused
+        name = unique("Held")
+        await alice.send_text(dm, f"team create {name}")
+
+        async def tried() -> bool:
+            return front.refused > refused
+
+        await wait_until(tried, what="the homeserver to try to deliver the command to the stopped bridge")
+        front.refuse_until_pinged = True
+        pings = front.pings
+        bridge = await bridges.start(settings)
+        front.down = False
+        await alice.wait_for_notice(dm, "Team created", sender=bot, timeout=60)
+    finally:
+        front.down = front.refuse_until_pinged = False
+    assert front.pings > pings
+    assert [t.name for t in await bridge.teams.all()] == [name]
+
+
+# One database: only the homeserver's answer is read.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_homeserver_that_cannot_reach_the_bridge_is_reported_with_its_reason(
+    bridges: Bridges, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The start's ping is also the check that events can arrive: when the homeserver's ping
+    fails, the operator's log says so in capitals and why, never a traceback."""
+    bridge = await bridges.start()
+    reached = await bridge.appservice.ask_to_be_pinged()
+    assert reached.reached is True, reached
+    front = bridges.homeserver.front
+    target, front.target, front.down = front.target, None, True
+    try:
+        caplog.clear()
+        await bridge._ask_to_be_pinged()
+    finally:
+        front.target, front.down = target, False
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        "THE HOMESERVER CANNOT REACH THE BRIDGE: the registration's url answered with an error (M_BAD_STATUS 502)" in w
+        for w in warnings
+    ), warnings
+    assert not any(r.exc_info for r in caplog.records)
 
 
 async def test_replayed_transaction_is_applied_once(bridges: Bridges, new_user, http: aiohttp.ClientSession) -> None:
