@@ -146,14 +146,22 @@ async def mydata(evt: CommandEvent) -> None:
 @registry.command(
     "mydata export",
     private=True,
-    help_text="All Clutto stores about you, as a JSON file.",
+    help_text="All Clutto stores about you, as a JSON file (in an encrypted chat; otherwise where to get it).",
     section=SECTION,
 )
 async def mydata_export(evt: CommandEvent) -> None:
     data = json.dumps(await evt.ctx.mydata.collect(evt.sender, reader=evt.sender), indent=2, sort_keys=True).encode()
+    elsewhere = "GET /_clutto/v1/users/{your id}/data in the API"
+    if evt.ctx.portal is not None:
+        elsewhere = f"the portal's My data page (`portal` sends you a sign-in link), or {elsewhere}"
+    # Only into an encrypted chat: in a plaintext one the file would lie readable in the
+    # homeserver's media store, where no retention reaches it.
+    if not await evt.ctx.homeserver.is_encrypted(evt.room_id):
+        await evt.reply(
+            f"Your data is {len(data):,} bytes. This chat is not encrypted, so I do not send it here as a "
+            f"file: it would stay readable in the homeserver's media store. Get it from {elsewhere}."
+        )
+        return
     await evt.reply_file(data, name="clutto-mydata.json", mime_type="application/json")
     await evt.ctx.mydata.exported(evt.sender, len(data))
-    await evt.reply(
-        f"Here is your data ({len(data):,} bytes). It is also available through the API at "
-        "GET /_clutto/v1/users/{your id}/data."
-    )
+    await evt.reply(f"Here is your data ({len(data):,} bytes), encrypted like this chat. It is also in {elsewhere}.")

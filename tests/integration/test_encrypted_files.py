@@ -46,7 +46,7 @@ async def _file_from(member: EncryptedMember, room_id: str, sender: str, timeout
 
 
 @pytest.mark.promise("P6", "P2")
-async def test_an_encrypted_vcard_and_photo_sent_to_the_bot_are_taken_and_removed(
+async def test_an_encrypted_vcard_and_photo_sent_to_the_bot_are_taken_and_removed_and_mydata_comes_back_encrypted(
     bridges: Bridges, homeserver: Homeserver, encrypted_member, http
 ) -> None:
     bridge = await bridges.start(bridges.settings(policy__encryption="default"))
@@ -73,6 +73,16 @@ async def test_an_encrypted_vcard_and_photo_sent_to_the_bot_are_taken_and_remove
     photo = (await bridge.profiles.get(alice.user_id))["photo"]
     assert photo and photo != mxc and await plain.download(photo) == image
     await file_is_gone(plain, chat, event_id, mxc)
+
+    # Her data comes back as a file here, encrypted like the chat: the homeserver holds only
+    # its ciphertext (a plaintext chat gets no file, test_contacts.py).
+    await alice.send_text(chat, "mydata export")
+    await alice.wait_for_decrypted(chat, "Here is your data", sender=bot)
+    attached = await _file_from(alice, chat, bot)
+    ciphertext = await plain.download(attached.url)
+    assert alice.user_id.encode() not in ciphertext and b"contact_import" not in ciphertext
+    data = json.loads(decrypt_attachment(ciphertext, attached.key["k"], attached.hashes["sha256"], attached.iv))
+    assert data["user_id"] == alice.user_id and data["contact_import_allowed"] is True
 
 
 def _exported(folder: Path) -> tuple[dict, list[dict]]:
