@@ -49,6 +49,7 @@ from clutto_bridge.domain.webhooks import WebhookEvents
 from clutto_bridge.events import EventDispatcher
 from clutto_bridge.jobs.export import TeamExport
 from clutto_bridge.jobs.inbox import InboxWork
+from clutto_bridge.jobs.reach import HomeserverReach
 from clutto_bridge.jobs.reencrypt import Reencryption
 from clutto_bridge.jobs.retention_sweep import RetentionSweep
 from clutto_bridge.jobs.runner import JobRunner
@@ -98,7 +99,7 @@ class Bridge:
         self._prepare_requests()
         self._prepare_events()
         self._prepare_web()
-        # Once-per-start work beside the inbox (power levels, the homeserver's ping); cancelled on stop.
+        # Once-per-start work beside the inbox (the power levels' check); cancelled on stop.
         self._started: list[asyncio.Task] = []
         self._database_open = False
 
@@ -479,6 +480,7 @@ class Bridge:
         self.events = EventDispatcher(self.services, self.inbox_work, self.metrics)
         self.metrics.count_in_flight(lambda: self.inbox_work.in_flight)
         self.appservice.matrix_event_handler(self.events.handle)
+        self.reach = HomeserverReach(appservice=self.appservice, metrics=self.metrics)
         # Each periodic task on its own interval (jobs/schedule.py); started once the bridge is ready.
         self.schedule = Schedule(
             periodic_jobs(
@@ -490,6 +492,7 @@ class Bridge:
                 lifecycle=self.lifecycle,
                 access=self.access,
                 audit=self.audit,
+                reach=self.reach,
             )
         )
 
@@ -565,11 +568,11 @@ class Bridge:
             log.info("Finished deleting %d team(s) interrupted by the last stop", deleted)
         await self.runner.take_back_from_dead_local_workers()
         self.runner.start()
-        self.schedule.start()
         self._started.append(asyncio.create_task(self._check_power_levels(), name="clutto-power-levels"))
         self.inbox_work.open(self.appservice.handle_event)
         self.appservice.ready = True
-        self._started.append(asyncio.create_task(self._ask_to_be_pinged(), name="clutto-ping"))
+        # Its first task asks the homeserver for a ping, once the inbox is open.
+        self.schedule.start()
         if self.smtp:
             e = self.settings.email
             async with _named("email.port", f"cannot listen for mail on {e.hostname}:{e.port}"):
@@ -587,28 +590,6 @@ class Bridge:
         """The liveness self-check (systemd watchdog, ``/_clutto/health``): the query behind the
         homeserver's questions runs. A room and user of no team: it reads, finds nothing."""
         await self.gate.store.facts("!clutto-liveness:invalid", "@clutto-liveness:invalid")
-
-    async def _ask_to_be_pinged(self) -> None:
-        """Once the inbox is open, have the homeserver ping the bridge: Synapse then sends what it
-        held back while the bridge was away now, not after its retry back-off (up to 8.5 minutes).
-        A failure is the operator's to fix: events do not arrive until the homeserver reaches us."""
-        try:
-            reach = await self.appservice.ask_to_be_pinged()
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            log.warning("Could not ask the homeserver to ping the bridge: %s", e)
-            return
-        if reach.reached:
-            log.info("The homeserver reaches the bridge (%s); it sends what it held back now", reach.detail)
-        elif reach.reached is None:
-            log.info("Not checked whether the homeserver reaches the bridge: %s", reach.detail)
-        else:
-            log.warning(
-                "THE HOMESERVER CANNOT REACH THE BRIDGE: %s. No events arrive until it can: check `url` in the "
-                "appservice registration file and that the homeserver can connect to that address.",
-                reach.detail,
-            )
 
     async def _check_power_levels(self) -> None:
         """Once per start, beside the inbox: the gate answers meanwhile, so no start waits on it."""

@@ -150,6 +150,7 @@ class AppserviceSettings(Section):
     as_token: Token
     hs_token: Token
     transaction_memory: Duration
+    ping_interval: Duration
     body_timeout: Duration
 
     @model_validator(mode="after")

@@ -105,6 +105,12 @@ class Metrics:
         self.enforcement = Counter(
             "clutto_enforcement_actions", "Enforcement actions taken, by rule", ["rule"], registry=r
         )
+        self.reaches = Gauge(
+            "clutto_homeserver_reaches_bridge",
+            "1 when the homeserver's last ping reached the bridge, 0 when it failed, -1 when not known",
+            registry=r,
+        )
+        self.reaches.set(-1)
         self.events_in_flight = Gauge(
             "clutto_events_in_flight",
             "Tasks of event handling in flight: room lanes and the background work of events",
@@ -158,6 +164,10 @@ class Metrics:
             gauge.clear()  # a value that no longer exists must not stay at its last count
             for key, count in counts.items():
                 gauge.labels(*(self._label(name, value) for name, value in zip(labels, key))).inc(count)
+
+    def homeserver_reaches(self, reached: bool | None) -> None:
+        """The answer of the last ping asked of the homeserver (``jobs/reach.py``)."""
+        self.reaches.set(-1 if reached is None else int(reached))
 
     def count_in_flight(self, count: Callable[[], int]) -> None:
         """Read the tasks of event handling in flight at each scrape, from their owner (``jobs/inbox.py``)."""

@@ -20,6 +20,7 @@ from clutto_bridge.domain.audit import AuditLog
 from clutto_bridge.domain.lifecycle import TrialLifecycle
 from clutto_bridge.domain.onboarding import Onboarding
 from clutto_bridge.domain.service import TeamService
+from clutto_bridge.jobs.reach import HomeserverReach
 from clutto_bridge.jobs.runner import JobRunner
 
 log = logging.getLogger("clutto.schedule")
@@ -103,10 +104,13 @@ def periodic_jobs(
     lifecycle: TrialLifecycle,
     access: RequestRecords,
     audit: AuditLog,
+    reach: HomeserverReach,
 ) -> list[Periodic]:
     """The bridge's periodic tasks, each with the interval its own setting asks for."""
     sweep_interval = settings.retention.sweep_interval
     return [
+        # The homeserver pings the bridge: what it held back comes now, and a failure is logged.
+        Periodic("homeserver ping", settings.appservice.ping_interval, reach.check),
         # Members who could not be told of a new policy version are tried again.
         Periodic("policy announcement", HOUR, onboarding.announce),
         Periodic(

@@ -88,11 +88,17 @@ class AppserviceFront(ThreadedProxy):
         # on the way back: Synapse sends the same transaction again.
         self.lose_acks = 0
         # While True, transactions are refused with 503 even with a bridge attached, until a ping
-        # from the homeserver has gone through: only the bridge asking for that ping brings
-        # held-back events, not the homeserver's own retry schedule.
+        # from the homeserver goes through once ``refused`` reached ``_hold_until``: only the
+        # bridge asking for that ping brings held-back events, not the homeserver's own retries.
         self.refuse_until_pinged = False
+        self._hold_until = 0
         self.pings = 0
         self.refused = 0
+
+    def hold_until_pinged(self, refusals: int = 0) -> None:
+        """Refuse transactions until a ping gets through after ``refusals`` more refusals."""
+        self._hold_until = self.refused + refusals
+        self.refuse_until_pinged = True
 
     def pause(self) -> None:
         self._loop.call_soon_threadsafe(self._open.clear)
@@ -123,7 +129,8 @@ class AppserviceFront(ThreadedProxy):
             return web.Response(status=503) if self.down else web.json_response({})
         if request.path.endswith("/ping") and answer.status == 200:
             self.pings += 1
-            self.refuse_until_pinged = False
+            if self.refused >= self._hold_until:
+                self.refuse_until_pinged = False
         if self.lose_acks and answer.status == 200 and "/transactions/" in request.path:
             self.lose_acks -= 1
             return web.Response(status=503)

@@ -64,7 +64,7 @@ async def test_what_the_homeserver_held_back_arrives_once_the_restarted_bridge_a
             return front.refused > refused
 
         await wait_until(tried, what="the homeserver to try to deliver the command to the stopped bridge")
-        front.refuse_until_pinged = True
+        front.hold_until_pinged()
         pings = front.pings
         bridge = await bridges.start(settings)
         front.down = False
@@ -75,21 +75,50 @@ async def test_what_the_homeserver_held_back_arrives_once_the_restarted_bridge_a
     assert [t.name for t in await bridge.teams.all()] == [name]
 
 
+async def test_a_delivery_the_homeserver_backs_off_from_comes_with_the_next_periodic_ping(
+    bridges: Bridges, new_user
+) -> None:
+    """One refused delivery (the bridge briefly unreachable) puts Synapse's retries of it on a
+    back-off that doubles up to 8.5 minutes, and nothing tells the running bridge. Its periodic
+    ping (``appservice.ping_interval``) brings the delivery. The front refuses transactions until
+    a ping after the first refusal, so Synapse's own retries never deliver."""
+    bridge = await bridges.start(bridges.settings(appservice__ping_interval="1s"))
+    bot = bridge.settings.bot_mxid
+    alice = await new_user("alice")
+    dm = await alice.create_dm(bot)
+    await alice.wait_for_notice(dm, "Send help", sender=bot)
+    front = bridges.homeserver.front
+    refused = front.refused
+    front.hold_until_pinged(refusals=1)
+    try:
+        name = unique("Backed off")
+        await alice.send_text(dm, f"team create {name}")
+        await alice.wait_for_notice(dm, "Team created", sender=bot, timeout=60)
+    finally:
+        front.refuse_until_pinged = False
+    assert front.refused > refused
+    assert [t.name for t in await bridge.teams.all()] == [name]
+
+
 # One database: only the homeserver's answer is read.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_a_homeserver_that_cannot_reach_the_bridge_is_reported_with_its_reason(
+async def test_a_homeserver_that_cannot_reach_the_bridge_is_reported_with_its_reason_and_in_the_metrics(
     bridges: Bridges, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The start's ping is also the check that events can arrive: when the homeserver's ping
-    fails, the operator's log says so in capitals and why, never a traceback."""
+    """The ping is also the check that events can arrive: when the homeserver's ping fails, the
+    operator's log says so in capitals and why (never a traceback), and the gauge says 0."""
     bridge = await bridges.start()
-    reached = await bridge.appservice.ask_to_be_pinged()
-    assert reached.reached is True, reached
+
+    def gauge() -> float | None:
+        return bridge.metrics.registry.get_sample_value("clutto_homeserver_reaches_bridge")
+
+    reached = await bridge.reach.check()
+    assert reached.reached is True and gauge() == 1, reached
     front = bridges.homeserver.front
     target, front.target, front.down = front.target, None, True
     try:
         caplog.clear()
-        await bridge._ask_to_be_pinged()
+        await bridge.reach.check()
     finally:
         front.target, front.down = target, False
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
@@ -98,6 +127,9 @@ async def test_a_homeserver_that_cannot_reach_the_bridge_is_reported_with_its_re
         for w in warnings
     ), warnings
     assert not any(r.exc_info for r in caplog.records)
+    assert gauge() == 0
+    await bridge.reach.check()
+    assert gauge() == 1
 
 
 async def test_replayed_transaction_is_applied_once(bridges: Bridges, new_user, http: aiohttp.ClientSession) -> None:

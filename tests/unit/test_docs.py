@@ -14,6 +14,7 @@ import pytest
 from clutto_bridge import docs_pages
 from clutto_bridge.clock import SystemClock
 from clutto_bridge.domain.audit import AuditLog
+from clutto_bridge.metrics import Metrics
 from clutto_bridge.policy.audit_actions import KINDS, AuditAction
 from clutto_bridge.promises import page as promises_page
 
@@ -206,3 +207,12 @@ def test_the_cli_checks_and_generates(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["docs", "check"]) == 0
     assert main(["docs", "generate"]) == 0
     assert capsys.readouterr().out == ""  # everything was current: nothing written
+
+
+def test_every_metric_the_bridge_serves_is_in_the_metrics_page() -> None:
+    """docs/operations/metrics.md lists each metric under the name a scrape shows (counters
+    with ``_total``), and nothing the bridge does not serve."""
+    served = {f.name + ("_total" if f.type == "counter" else "") for f in Metrics().registry.collect()}
+    page = (ROOT / "docs" / "operations" / "metrics.md").read_text()
+    documented = set(re.findall(r"^\| `(clutto_[a-z_]+)`", page, flags=re.MULTILINE))
+    assert documented == served

@@ -117,6 +117,7 @@ def test_the_bridge_declares_one_task_per_job_with_the_interval_of_its_setting()
     data = with_value("policy.retention.sweep_interval", "10m")
     data["audit"]["checkpoint_interval"] = "1m"
     data["policy"]["reminder_interval"] = "7d"
+    data["appservice"]["ping_interval"] = "30s"
     settings = validate(data)
     services = SimpleNamespace(announce=None, remind_due=None, check=None, forget_expired=None, checkpoint=None)
     jobs = periodic_jobs(
@@ -128,9 +129,11 @@ def test_the_bridge_declares_one_task_per_job_with_the_interval_of_its_setting()
         lifecycle=services,
         access=services,
         audit=services,
+        reach=services,
     )
     intervals = {job.name: (job.interval, job.at_start) for job in jobs}
     assert intervals == {
+        "homeserver ping": (30, True),
         "policy announcement": (HOUR, True),
         "retention sweeps": (600, True),
         "trial lifecycle": (HOUR, True),
