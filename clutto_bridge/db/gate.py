@@ -20,7 +20,12 @@ FACTS = (
     "SELECT t.id, t.name, t.state, t.owner, t.space_id, m.role, m.membership, "
     "EXISTS (SELECT 1 FROM integration_allow a WHERE a.team_id=t.id AND a.kind='bot' AND a.value=$2) AS team_bot, "
     # mautrix's state store: memberships of the rooms the bot is in, from the events it receives.
-    "p.membership AS room_membership "
+    "p.membership AS room_membership, "
+    # An identity provider's group room (scim_group's unique (team_id, room_id)), and whether the
+    # user is one of the group's provisioned users.
+    "EXISTS (SELECT 1 FROM scim_group g WHERE g.team_id=t.id AND g.room_id=$1) AS group_room, "
+    "EXISTS (SELECT 1 FROM scim_group g JOIN scim_group_member gm ON gm.group_id=g.id "
+    "JOIN scim_user u ON u.id=gm.user_id WHERE g.team_id=t.id AND g.room_id=$1 AND u.user_id=$2) AS in_group "
     "FROM team t LEFT JOIN team_member m ON m.team_id=t.id AND m.user_id=$2 "
     "LEFT JOIN mx_user_profile p ON p.room_id=$1 AND p.user_id=$2 "
     "WHERE t.id = COALESCE((SELECT r.team_id FROM team_room r WHERE r.room_id=$1), "
@@ -39,6 +44,8 @@ class GateRow:
     membership: str | None
     team_bot: bool
     room_membership: str | None  # the user's membership of this room as the bridge last saw it
+    group_room: bool = False  # the room of an identity provider's group (SCIM)
+    in_group: bool = False  # the user is in that group
 
     @property
     def current_role(self) -> str | None:
@@ -120,4 +127,6 @@ class GateStore:
             row["membership"],
             bool(row["team_bot"]),
             row["room_membership"],
+            bool(row["group_room"]),
+            bool(row["in_group"]),
         )

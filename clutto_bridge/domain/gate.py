@@ -146,4 +146,6 @@ def _facts(row: GateRow | None) -> RoomFacts | None:
         former_member=row.membership is not None and row.current_role is None,
         team_bot=row.team_bot,
         joined_here=row.room_membership == "join",
+        group_room=row.group_room,
+        in_group=row.in_group,
     )

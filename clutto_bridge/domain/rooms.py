@@ -40,7 +40,8 @@ class RoomService:
         self, team: Team, name: str, *, actor: str | None, only: Collection[str] | None = None
     ) -> TeamRoom:
         """A group room in the space, every member invited; with ``only`` (an identity provider's
-        group), just those members, and the room is left out when later members are invited."""
+        group), just those members (none for an empty one), the room is invite-only and it is
+        left out when later members are invited."""
         await self.teams.require_manager(team, actor)
         name = validation.room_name(name)
         if await self.named(team, name):

@@ -2,9 +2,14 @@
 named in ``scim.room_groups``, is a room of the team's space whose members are the group's.
 
 The room is made by the operation ``room create`` uses (``RoomService.create_group``), with only
-the group's members invited; its kind keeps later members of the team from being invited to it.
-A group named in ``scim.room_groups`` takes over the team's room of that name if there is one.
-Only provisioned users are managed: the owner or someone added by hand stays where they are.
+the group's members invited; its kind keeps later members of the team from being invited to it,
+and its join rule is ``invite`` (not the space's restricted rule), so a member of the team who
+is not in the group cannot join it either. A group named in ``scim.room_groups`` takes over the
+team's room of that name if there is one: the room becomes invite-only, the provisioned users in
+it who are not in the group are removed and invites for others are withdrawn. Only provisioned
+users are managed: the owner or someone added by hand stays where they are, but once out of a
+group's room, only the group brings them back in. A deleted group's room is archived and stays
+invite-only: its history is the group's, not the team's.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from clutto_bridge.domain.errors import Conflict, InvalidInput
 from clutto_bridge.domain.rooms import RoomService
 from clutto_bridge.domain.service import TeamService
 from clutto_bridge.matrix.homeserver import Homeserver
+from clutto_bridge.matrix.spaces import INVITE_ONLY
 from clutto_bridge.policy.audit_actions import AuditAction
 
 
@@ -99,19 +105,43 @@ class ScimRoomGroups:
                     f"{team.name} already has a room named {room.name!r}; the operator names it in "
                     "scim.room_groups for the identity provider to manage its members."
                 )
+            # First closed (nobody new comes in through the space), then the provider's.
+            await self.homeserver.set_state(room.room_id, "m.room.join_rules", dict(INVITE_ONLY))
             await self.room_store.set_kind(room, RoomKind.SCIM_GROUP)
         else:
-            only = {u.user_id for u in users.values()}
-            room = await self.rooms.create_group(team, name, actor=actor, only=only)
+            # Nobody invited yet: the group's members are invited below, once recorded, so that
+            # the gate (which admits the group's members only) lets each of them join.
+            room = await self.rooms.create_group(team, name, actor=actor, only=())
         now = self.clock.now_ms()
         row = ScimGroup(str(uuid.uuid4()), team.id, room.room_id, 1, now, now)
         await self.store.add_group(row)
-        if taken_over:
-            await self.audit.record(team, actor, AuditAction.SCIM_GROUP_LINKED, room.room_id, scim_id=row.id, name=name)
         await self.set_members(team, row, set(users), actor=actor, created=True)
+        if taken_over:
+            removed = await self._remove_others(team, row, room.name)
+            await self.audit.record(
+                team, actor, AuditAction.SCIM_GROUP_LINKED, room.room_id, scim_id=row.id, name=name, removed=removed
+            )
         view = await self.get(team, row.id)
         assert view is not None, "added above"
         return view
+
+    async def _remove_others(self, team: Team, row: ScimGroup, name: str) -> list[str]:
+        """In a taken-over room, the provider decides: its provisioned users who are not in the group
+        are removed, and every invite not for the group's members is withdrawn. Someone joined whom
+        the provider does not know (the owner, a member added by hand) stays."""
+        group = {u.user_id for u in (await self._view(team, row)).users}
+        provisioned = {u.user_id for u in await self.store.users_of(team.id)}
+        removed = []
+        for event in await self.homeserver.room_state(row.room_id) or []:
+            user_id, membership = event.get("state_key"), (event.get("content") or {}).get("membership")
+            if event.get("type") != "m.room.member" or not isinstance(user_id, str) or user_id in group:
+                continue
+            if membership == "invite" or (membership == "join" and user_id in provisioned):
+                removed.append(user_id)
+        reason = f"Not in the group {name} of the organisation's identity provider, which decides who is here"
+        for user_id in sorted(removed):
+            await self.homeserver.kick(row.room_id, user_id, reason)
+        return sorted(removed)
 
     def _configured(self) -> set[str]:
         return {n.casefold() for n in self.settings.room_groups}

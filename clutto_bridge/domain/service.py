@@ -201,7 +201,8 @@ class TeamService:
         return marker
 
     async def add_group_room(self, team: Team, name: str, kind: RoomKind = RoomKind.GROUP) -> TeamRoom:
-        """A room in the team's space with the team's settings, recorded before it is linked."""
+        """A room in the team's space with the team's settings, recorded before it is linked; an
+        identity provider's group room (``SCIM_GROUP``) is invite-only, not open to the space."""
         s = self.settings
         marker = await self._begin_creation(team, CreationKind.ROOM)
         room_id = await self.homeserver.create_group_room(
@@ -214,6 +215,7 @@ class TeamService:
             retention_ms=self.retention_ms(team),
             marker=creation_marker(team.id, marker),
             encryption=self.room_encryption(team),
+            invite_only=kind == RoomKind.SCIM_GROUP,
         )
         testhooks.exit_if("EXIT_AFTER_ROOM_CREATED", f"{team.name}/{name}")
         room = TeamRoom(room_id, team.id, kind, name, self.clock.now_ms())

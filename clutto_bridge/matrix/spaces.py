@@ -1,7 +1,9 @@
 """Build a team on Matrix: its space, its group rooms and the links between them.
 
 Group rooms carry ``m.space.parent`` and a restricted join rule that admits members of
-the space, so joining the space is what lets a user into the team's rooms.
+the space, so joining the space is what lets a user into the team's rooms. A room whose
+members an identity provider's group decides is invite-only instead: only the bot invites
+(``GATE_LEVEL``), so only the group's members come in.
 
 Every space and group room the bridge creates carries its creation marker in the
 ``m.room.create`` content (``org.clutto.creation``, with ``org.clutto.team``): the creation
@@ -72,6 +74,10 @@ def restricted_to_space(space_id: RoomID) -> dict[str, Any]:
     return {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": space_id}]}
 
 
+# A room of an identity provider's group: being in the space is not enough to join it.
+INVITE_ONLY: dict[str, Any] = {"join_rule": "invite"}
+
+
 def retention_state(retention_ms: int) -> dict[str, Any]:
     return {"type": "m.room.retention", "state_key": "", "content": {"max_lifetime": retention_ms}}
 
@@ -112,8 +118,11 @@ async def create_group_room(
     retention_ms: int,
     marker: dict[str, str],
     encryption: dict[str, Any] | None = None,
+    invite_only: bool = False,
 ) -> RoomID:
-    """``encryption``: the room's ``m.room.encryption`` content, when it starts encrypted."""
+    """``encryption``: the room's ``m.room.encryption`` content, when it starts encrypted;
+    ``invite_only``: a group room whose members are invited, not every member of the space."""
+    join_rules = dict(INVITE_ONLY) if invite_only else restricted_to_space(space_id)
     return await intent.create_room(
         name=name,
         preset=RoomCreatePreset.PRIVATE,
@@ -122,7 +131,7 @@ async def create_group_room(
         power_level_override=power_levels(intent.mxid, owner, levels, space=False),
         initial_state=[
             {"type": str(SPACE_PARENT), "state_key": space_id, "content": {"via": [server_name], "canonical": True}},
-            {"type": "m.room.join_rules", "state_key": "", "content": restricted_to_space(space_id)},
+            {"type": "m.room.join_rules", "state_key": "", "content": join_rules},
             {"type": "m.room.history_visibility", "state_key": "", "content": {"history_visibility": "shared"}},
             {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}},
             retention_state(retention_ms),

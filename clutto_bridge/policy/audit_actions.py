@@ -297,7 +297,8 @@ class AuditAction(StrEnum):
         "scim_group_linked",
         CHANGE,
         "An identity provider's group took over an existing room named in `scim.room_groups`: from then on "
-        "its members are the group's; target: the room; details: `scim_id`, `name`.",
+        "its members are the group's, it is invite-only, and the provisioned users in it who are not in the group "
+        "are removed; target: the room; details: `scim_id`, `name`, `removed` (their user IDs).",
     )
     SCIM_GROUP_MEMBERS_CHANGED = (
         "scim_group_members_changed",

@@ -43,6 +43,8 @@ class RoomFacts:
     former_member: bool  # the user was in the team (left, declined or removed)
     team_bot: bool  # on the team's own bot allowlist
     joined_here: bool = False  # already joined to this room: a "join" now changes their name or avatar
+    group_room: bool = False  # the room of an identity provider's group: its members are the group's
+    in_group: bool = False  # the user is in that group
 
 
 def may_join(
@@ -59,6 +61,10 @@ def may_join(
     membership event). With ``enforce: reset`` a member's name and photo in team rooms are
     the ones their profile gives, which only the bridge writes: ``profile_locked`` says so
     (reset mode, and not the bridge's own write), and such a change is refused.
+
+    The room of an identity provider's group (SCIM) is the group's: a member of the team who is
+    not in the group does not come in (its join rule is ``invite`` too; this holds for an invite
+    left over from before the provider took the room over). Someone already in it stays.
     """
     if not _enforced(facts) or user_id == bridge_bot:
         return None
@@ -70,6 +76,14 @@ def may_join(
                 "your profile. Change them with `!clutto profile set FIELD VALUE` (or send the Clutto bot a "
                 "photo).",
                 "profile_change",
+            )
+        if facts.group_room and not facts.in_group and not facts.joined_here:
+            return Refusal(
+                FORBIDDEN,
+                f"This room of the team {facts.team_name} belongs to a group your organisation's identity "
+                "provider manages, and only the group's members may join. Ask your administrator to add "
+                "you to the group.",
+                "group_join",
             )
         return None
     if facts.team_bot or outsider_allowed(user_id, set(global_bots)):

@@ -93,7 +93,7 @@ PROMISES: tuple[Promise, ...] = (
         (
             "A team is a Matrix space; its group chats are rooms in that space whose join rule admits "
             "only members of the space (`restricted`), so someone outside the team, or removed from it, "
-            "cannot join.",
+            "cannot join; the room of an identity provider's group is invite-only, for the group's members.",
             "Individual chats between members (`dm USER`) are direct rooms the bot creates and records as the team's.",
             "Every team room is recorded in the bridge's database, so retention, export and purge reach "
             "all of them; a space or room whose creation a crash cut off before it was recorded is "

@@ -382,6 +382,15 @@ async def test_groups_are_rooms_of_the_space(bridges, new_user, http: aiohttp.Cl
     await ada_client.wait_for_invites({room.room_id})
     await ada_client.join(room.room_id)
     assert room.room_id not in await bo_client.invited_rooms()
+    # Its members are the group's: invite-only, not open to the space, so Bo (in the team and the
+    # space, not in the group) does not see it in the space and is refused by the homeserver; the
+    # gate would refuse him too.
+    assert await ada_client.state(room.room_id, "m.room.join_rules") == {"join_rule": "invite"}
+    assert room.room_id not in {r["room_id"] for r in await bo_client.hierarchy(team.space_id)}
+    await _refused_join(bo_client, room.room_id)
+    assert bo_id not in await ada_client.joined_members(room.room_id)
+    refusal = await bridge.gate.join(bo_id, room.room_id)
+    assert refusal is not None and refusal.rule == "group_join"
     [created] = [e for e in await bridge.audit.for_team(team.id, "room_created") if e.target == room.room_id]
     token_id = (await bridge.scim.tokens(team, actor=None))[0].id
     assert created.actor == f"scim:{token_id}"
@@ -403,9 +412,16 @@ async def test_groups_are_rooms_of_the_space(bridges, new_user, http: aiohttp.Cl
     )
     assert status == 200 and [m["value"] for m in changed["members"]] == [bo["id"]]
     await bo_client.wait_for_invites({room.room_id})
+    assert await bridge.gate.join(bo_id, room.room_id) is None  # in the group now
     await bo_client.join(room.room_id)
     assert await bo_client.joined_members(room.room_id) == {bridge.settings.bot_mxid, bo_id}
     assert await bridge.teams.role_of(team, ada_id) == "member"
+    await _refused_join(ada_client, room.room_id)
+
+    async def ada_refused_by_the_gate() -> bool:  # once the bridge has seen her leave the room
+        return await bridge.gate.join(ada_id, room.room_id) is not None
+
+    await wait_until(ada_refused_by_the_gate, 20, "the gate to refuse Ada, out of the group")
     # A later member of the team is not invited to the group's room.
     carl = await new_user("carl")
     await bridge.members.invite(team, carl.user_id, actor=owner.user_id)
@@ -413,11 +429,21 @@ async def test_groups_are_rooms_of_the_space(bridges, new_user, http: aiohttp.Cl
     assert room.room_id not in await carl.invited_rooms()
 
     # A group named in scim.room_groups takes over the team's room of that name.
+    # It becomes invite-only, and Ada (provisioned, in the room, not in the group) is removed from
+    # it; the owner, whom the provider does not know, stays. Carl's invite (still pending) is withdrawn.
     [random_room] = [r for r in await bridge.stores.rooms.of_team(team.id) if r.name == "random"]
+    assert {ada_id, bo_id, owner.user_id} <= await owner.joined_members(random_room.room_id)
     status, taken, _ = await scim.call(
         "POST", "/Groups", {"schemas": [GROUP], "displayName": "Random", "members": [{"value": bo["id"]}]}
     )
     assert status == 201 and taken["displayName"] == "random"
+    assert await bo_client.state(random_room.room_id, "m.room.join_rules") == {"join_rule": "invite"}
+    joined = await owner.joined_members(random_room.room_id)
+    assert {bo_id, owner.user_id} <= joined and ada_id not in joined
+    assert random_room.room_id not in await carl.invited_rooms()
+    await _refused_join(ada_client, random_room.room_id)
+    [linked] = await bridge.audit.for_team(team.id, "scim_group_linked")
+    assert linked.detail["removed"] == sorted([ada_id, carl.user_id])
     status, _, _ = await scim.call(
         "PATCH",
         f"/Groups/{taken['id']}",
@@ -432,6 +458,13 @@ async def test_groups_are_rooms_of_the_space(bridges, new_user, http: aiohttp.Cl
     assert (await scim.call("DELETE", f"/Groups/{design['id']}"))[0] == 204
     assert room.room_id not in {r["room_id"] for r in await owner.hierarchy(team.space_id)}
     assert (await scim.call("GET", f"/Groups/{design['id']}"))[0] == 404
+
+
+async def _refused_join(client: MatrixClient, room_id: str) -> None:
+    """The homeserver itself refuses the join (with or without the gate's module)."""
+    with pytest.raises(MatrixError) as refused:
+        await client.join(room_id)
+    assert refused.value.status == 403 and refused.value.body["errcode"] == "M_FORBIDDEN", refused.value.body
 
 
 async def _tables(bridge: Bridge) -> list[str]:

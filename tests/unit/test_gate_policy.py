@@ -45,6 +45,13 @@ def facts(**changes) -> RoomFacts:
         (facts(), "@github:example.com", False, None),
         (facts(), "@stranger:example.com", False, "outsider_join"),
         (facts(former_member=True), "@gone:example.com", False, "former_member_join"),
+        # An identity provider's group room: the group's members, not the rest of the team.
+        (facts(role="member", group_room=True, in_group=True), "@ada:example.com", False, None),
+        (facts(role="admin", group_room=True), "@bo:example.com", False, "group_join"),
+        (facts(role="member", group_room=True, joined_here=True), "@owner:example.com", False, None),  # stays
+        (facts(group_room=True), BOT, False, None),
+        (facts(group_room=True, team_bot=True), "@helper:example.com", False, None),
+        (facts(group_room=True), "@stranger:example.com", False, "outsider_join"),
     ],
 )
 def test_who_may_join_a_team_room(room, user: str, locked: bool, refused_by: str | None) -> None:
