@@ -8,6 +8,7 @@ from aiohttp import web
 from clutto_bridge.web import inputs as i, outputs as o
 from clutto_bridge.web.endpoints import ApiContext, Endpoints
 from clutto_bridge.web.errors import ApiError
+from clutto_bridge.web.middleware import ACTOR
 from clutto_bridge.web.routes import RouteTable
 from clutto_bridge.web.signatures import file_digest
 from clutto_bridge.web.team_access import UNKNOWN_TEAM
@@ -32,7 +33,7 @@ class ExportAPI(Endpoints):
     )
     async def set_export_setting(self, request: web.Request, body: i.ExportSettingChange) -> o.ExportSetting:
         team = await self._team(request)
-        await self.lifecycle.set_export_before_purge(team, body.before_purge, actor=request["actor"])
+        await self.lifecycle.set_export_before_purge(team, body.before_purge, actor=request[ACTOR])
         return o.ExportSetting(before_purge=team.export_before_purge)
 
     @routes.post(
@@ -44,7 +45,7 @@ class ExportAPI(Endpoints):
     )
     async def start_export(self, request: web.Request) -> o.Job:
         team = await self._team(request)
-        return o.Job.of(await self.lifecycle.request_export(team, actor=request["actor"]))
+        return o.Job.of(await self.lifecycle.request_export(team, actor=request[ACTOR]))
 
     @routes.get(
         "/teams/{team_id}/exports/{job_id}/{path:.+}",
@@ -56,7 +57,7 @@ class ExportAPI(Endpoints):
     async def download_export(self, request: web.Request) -> web.StreamResponse:
         """Paths are those of the export's manifest; nothing outside the export's folder is served."""
         team = await self._team(request)
-        await self.teams.require_manager(team, request["actor"])
+        await self.teams.require_manager(team, request[ACTOR])
         job = await self._team.job(request, team)
         if job is None or job.kind != "export" or job.state != "done":
             raise ApiError(404, "M_NOT_FOUND", "No finished export with that id for this team.")
@@ -64,6 +65,6 @@ class ExportAPI(Endpoints):
         path = (folder / request.match_info["path"]).resolve()
         if not path.is_relative_to(folder) or not path.is_file():
             raise ApiError(404, "M_NOT_FOUND", "No such file in this export.")
-        await self.lifecycle.downloaded(team, str(path.relative_to(folder)), actor=request["actor"])
+        await self.lifecycle.downloaded(team, str(path.relative_to(folder)), actor=request[ACTOR])
         # Signed like every response: the digest of the whole file, which a 200 sends.
         return web.FileResponse(path, headers={"Content-Digest": await file_digest(path)})

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from clutto_bridge.web import inputs as i, outputs as o
 from clutto_bridge.web.endpoints import ApiContext, Endpoints
+from clutto_bridge.web.middleware import ACTOR
 from clutto_bridge.web.routes import RouteTable
 from clutto_bridge.web.team_access import UNKNOWN_TEAM
 
@@ -40,7 +41,7 @@ class IntegrationsAPI(Endpoints):
     )
     async def allow_integration(self, request: web.Request, body: i.IntegrationValue) -> o.Allowlist:
         team = await self._team(request)
-        await self.integrations.allow(team, body.value, actor=request["actor"])
+        await self.integrations.allow(team, body.value, actor=request[ACTOR])
         return o.Allowlist.of(await self.integrations.allowlist(team))
 
     @routes.delete(
@@ -52,7 +53,7 @@ class IntegrationsAPI(Endpoints):
     )
     async def deny_integration(self, request: web.Request, query: i.IntegrationQuery) -> o.Allowlist:
         team = await self._team(request)
-        await self.integrations.deny(team, query.value, actor=request["actor"])
+        await self.integrations.deny(team, query.value, actor=request[ACTOR])
         return o.Allowlist.of(await self.integrations.allowlist(team))
 
     @routes.get(
@@ -63,7 +64,7 @@ class IntegrationsAPI(Endpoints):
     )
     async def get_email(self, request: web.Request) -> o.EmailAddress:
         team = await self._team(request)
-        return o.EmailAddress.of(await self.email.status(team, actor=request["actor"]))
+        return o.EmailAddress.of(await self.email.status(team, actor=request[ACTOR]))
 
     @routes.put(
         "/teams/{team_id}/email",
@@ -74,4 +75,4 @@ class IntegrationsAPI(Endpoints):
     )
     async def set_email(self, request: web.Request, body: i.EmailChange) -> o.EmailAddress:
         team = await self._team(request)
-        return o.EmailAddress.of(await self.email.switch(team, body.enabled, actor=request["actor"]))
+        return o.EmailAddress.of(await self.email.switch(team, body.enabled, actor=request[ACTOR]))

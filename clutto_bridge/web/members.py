@@ -7,6 +7,7 @@ from aiohttp import web
 
 from clutto_bridge.web import inputs as i, outputs as o
 from clutto_bridge.web.endpoints import ApiContext, Endpoints
+from clutto_bridge.web.middleware import ACTOR
 from clutto_bridge.web.routes import RouteTable
 from clutto_bridge.web.team_access import UNKNOWN_TEAM
 
@@ -40,10 +41,10 @@ class MembersAPI(Endpoints):
                 new.email,
                 new.password,
                 new.role,
-                actor=request["actor"],
+                actor=request[ACTOR],
             )
         else:
-            member = await self.members.invite(team, new.user_id, new.role, actor=request["actor"])
+            member = await self.members.invite(team, new.user_id, new.role, actor=request[ACTOR])
         return o.Member.of(member)
 
     @routes.put(
@@ -55,7 +56,7 @@ class MembersAPI(Endpoints):
     )
     async def change_role(self, request: web.Request, body: i.RoleChange) -> o.Member:
         team = await self._team(request)
-        member = await self.members.change_role(team, request.match_info["user_id"], body.role, actor=request["actor"])
+        member = await self.members.change_role(team, request.match_info["user_id"], body.role, actor=request[ACTOR])
         return o.Member.of(member)
 
     @routes.delete(
@@ -70,7 +71,7 @@ class MembersAPI(Endpoints):
         member = await self.members.remove(
             team,
             request.match_info["user_id"],
-            actor=request["actor"],
+            actor=request[ACTOR],
             deactivate=query.deactivate,
         )
         return o.Member.of(member)
@@ -84,7 +85,7 @@ class MembersAPI(Endpoints):
     )
     async def transfer(self, request: web.Request, body: i.Transfer) -> o.Team:
         team = await self._team(request)
-        team = await self.members.transfer(team, body.user_id, actor=request["actor"])
+        team = await self.members.transfer(team, body.user_id, actor=request[ACTOR])
         return o.Team.of(await self.teams.view(team))
 
     @routes.get(
@@ -95,7 +96,7 @@ class MembersAPI(Endpoints):
     )
     async def team_consent(self, request: web.Request) -> o.TeamConsent:
         team = await self._team(request)
-        members = await self.onboarding.team_status(team, actor=request["actor"])
+        members = await self.onboarding.team_status(team, actor=request[ACTOR])
         consent = self.settings.consent
         return o.TeamConsent(
             version=consent.version, mode=consent.mode, members=[o.MemberConsent.model_validate(m) for m in members]

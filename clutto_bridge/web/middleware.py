@@ -12,6 +12,9 @@ from clutto_bridge.domain.errors import TeamError
 from clutto_bridge.matrix.openid import OpenIDVerifier
 from clutto_bridge.web.errors import ApiError, error_response
 
+# Who acts in a provisioning API request: None for the operator's secret, else the member's user ID.
+ACTOR = web.RequestKey[str | None]("actor")
+
 log = logging.getLogger("clutto.web")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -41,7 +44,7 @@ def bearer_auth(secret: str, openid: OpenIDVerifier) -> Callable:
     """Every request needs a bearer token: the operator's secret or a member's OpenID token.
     The one exception is a route declared ``public`` (the published public keys).
 
-    ``request["actor"]`` is None for the operator, else the member's user ID; the domain
+    ``request[ACTOR]`` is None for the operator, else the member's user ID; the domain
     services decide what that member may do.
     """
     expected = secret.encode()
@@ -49,7 +52,7 @@ def bearer_auth(secret: str, openid: OpenIDVerifier) -> Callable:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if getattr(request.match_info.handler, "public", False):
-            request["actor"] = None  # public key material only (GET /keys); no one is acting
+            request[ACTOR] = None  # public key material only (GET /keys); no one is acting
             return await handler(request)
         header = request.headers.get("Authorization", "")
         if not header:
@@ -59,12 +62,12 @@ def bearer_auth(secret: str, openid: OpenIDVerifier) -> Callable:
         if scheme.lower() != "bearer" or not token:
             return error_response(401, "M_UNKNOWN_TOKEN", "Unknown or malformed access token.")
         if hmac.compare_digest(token.encode(), expected):
-            request["actor"] = None
+            request[ACTOR] = None
         else:
             user_id = await openid.user_of(token)
             if user_id is None:
                 return error_response(401, "M_UNKNOWN_TOKEN", "Unknown or malformed access token.")
-            request["actor"] = user_id
+            request[ACTOR] = user_id
         return await handler(request)
 
     return middleware

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from clutto_bridge.web import inputs as i, outputs as o
 from clutto_bridge.web.endpoints import ApiContext, Endpoints
+from clutto_bridge.web.middleware import ACTOR
 from clutto_bridge.web.routes import RouteTable
 
 
@@ -25,5 +26,5 @@ class NoticesAPI(Endpoints):
         errors={403: "Not the operator", 404: "Unknown team"},
     )
     async def send_notice(self, request: web.Request, body: i.NewNotice) -> o.NoticeReport:
-        report = await self.notices.send(body.kind, body.text, team_id=body.team_id, actor=request["actor"])
+        report = await self.notices.send(body.kind, body.text, team_id=body.team_id, actor=request[ACTOR])
         return o.NoticeReport.of(report)

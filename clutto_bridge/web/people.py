@@ -14,6 +14,7 @@ from clutto_bridge.policy.contacts import MAX_BYTES
 from clutto_bridge.web import inputs as i, outputs as o
 from clutto_bridge.web.endpoints import ApiContext, Endpoints
 from clutto_bridge.web.errors import ApiError
+from clutto_bridge.web.middleware import ACTOR
 from clutto_bridge.web.routes import RawBody, RouteTable
 
 NOT_THEM = {403: "Not this member (the operator cannot act for a member here)"}
@@ -36,7 +37,7 @@ class PeopleAPI(Endpoints):
     def _user(request: web.Request, *, operator: bool) -> str:
         """The user in the path; members reach only themselves, the operator only if ``operator``."""
         user_id = validation.user_id(request.match_info["user_id"])
-        actor = request["actor"]
+        actor = request[ACTOR]
         if actor is None and not operator:
             raise ApiError(403, "M_FORBIDDEN", "Only the member themselves can do this.")
         if actor is not None and actor != user_id:
@@ -70,7 +71,7 @@ class PeopleAPI(Endpoints):
     )
     async def get_profile(self, request: web.Request) -> o.Profile:
         user_id = validation.user_id(request.match_info["user_id"])
-        profile = await self.ctx.profiles.shown(user_id, request["actor"])
+        profile = await self.ctx.profiles.shown(user_id, request[ACTOR])
         return o.Profile(user_id=user_id, profile=profile, missing=await self.ctx.profiles.missing(user_id))
 
     @routes.put(
@@ -83,7 +84,7 @@ class PeopleAPI(Endpoints):
     )
     async def set_profile(self, request: web.Request, body: i.ProfileChange) -> o.Profile:
         user_id = self._user(request, operator=True)
-        profile = await self.ctx.profiles.update(user_id, body.root, actor=request["actor"])
+        profile = await self.ctx.profiles.update(user_id, body.root, actor=request[ACTOR])
         return o.Profile(user_id=user_id, profile=profile, missing=await self.ctx.profiles.missing(user_id))
 
     async def _consent(self, user_id: str) -> o.Consent:
@@ -103,7 +104,7 @@ class PeopleAPI(Endpoints):
     )
     async def get_consent(self, request: web.Request) -> o.Consent:
         user_id = self._user(request, operator=True)
-        await self.ctx.mydata.consent_read(user_id, reader=request["actor"])
+        await self.ctx.mydata.consent_read(user_id, reader=request[ACTOR])
         return await self._consent(user_id)
 
     @routes.post(
@@ -179,4 +180,4 @@ class PeopleAPI(Endpoints):
     )
     async def get_data(self, request: web.Request) -> o.MyData:
         user_id = self._user(request, operator=True)
-        return o.MyData.model_validate(await self.ctx.mydata.collect(user_id, reader=request["actor"]))
+        return o.MyData.model_validate(await self.ctx.mydata.collect(user_id, reader=request[ACTOR]))

@@ -9,6 +9,7 @@ from clutto_bridge.promises import check
 from clutto_bridge.web import outputs as o
 from clutto_bridge.web.endpoints import ApiContext, Endpoints
 from clutto_bridge.web.errors import ApiError
+from clutto_bridge.web.middleware import ACTOR
 from clutto_bridge.web.routes import RouteTable
 
 
@@ -29,7 +30,7 @@ class ReportsAPI(Endpoints):
         """The compliance report of `clutto-bridge promises -c config.yaml` for the running configuration.
 
         The homeserver's own settings are not checked here; the CLI does with `--homeserver-config`."""
-        if request["actor"] is not None:
+        if request[ACTOR] is not None:
             raise ApiError(403, "M_FORBIDDEN", "Only the operator may read the compliance report.")
         return o.PromiseReport.of(check(self.settings))
 
@@ -42,5 +43,5 @@ class ReportsAPI(Endpoints):
     async def usage_report(self, request: web.Request) -> o.UsageReport:
         """Cells describing fewer than ``analytics.k`` teams or members are left out and counted
         in ``suppressed_cells``; there are no totals, so a suppressed cell cannot be recovered."""
-        report = await self.usage.report(actor=request["actor"])
+        report = await self.usage.report(actor=request[ACTOR])
         return o.UsageReport.of(report)

@@ -9,6 +9,7 @@ from clutto_bridge.db.team import Team
 from clutto_bridge.web import inputs as i, outputs as o
 from clutto_bridge.web.endpoints import ApiContext, Endpoints
 from clutto_bridge.web.errors import ApiError
+from clutto_bridge.web.middleware import ACTOR
 from clutto_bridge.web.routes import RouteTable
 from clutto_bridge.web.team_access import NO_JOB, UNKNOWN_TEAM
 
@@ -44,9 +45,9 @@ class RetentionAPI(Endpoints):
         if body.redact is not None:
             self.retention.check_redact_mode(body.redact)  # refuse before anything changes
         if body.max_lifetime is not None:
-            await self.retention.set_lifetime(team, body.max_lifetime, actor=request["actor"])
+            await self.retention.set_lifetime(team, body.max_lifetime, actor=request[ACTOR])
         if body.redact is not None:
-            await self.retention.set_redact_mode(team, body.redact, actor=request["actor"])
+            await self.retention.set_redact_mode(team, body.redact, actor=request[ACTOR])
         return await self._retention(team)
 
     @routes.post(
@@ -57,7 +58,7 @@ class RetentionAPI(Endpoints):
     )
     async def preview_retention(self, request: web.Request) -> o.RetentionPreview:
         team = await self._team(request)
-        cutoff, rooms = await self.retention.preview(team, actor=request["actor"])
+        cutoff, rooms = await self.retention.preview(team, actor=request[ACTOR])
         return o.RetentionPreview(
             cutoff=cutoff,
             events=sum(r.events for r in rooms),
@@ -73,7 +74,7 @@ class RetentionAPI(Endpoints):
     )
     async def sweep(self, request: web.Request) -> o.Job:
         team = await self._team(request)
-        return o.Job.of(await self.retention.request_sweep(team, actor=request["actor"]))
+        return o.Job.of(await self.retention.request_sweep(team, actor=request[ACTOR]))
 
     @routes.get(
         "/teams/{team_id}/jobs/{job_id}",
@@ -97,7 +98,7 @@ class RetentionAPI(Endpoints):
     )
     async def place_hold(self, request: web.Request, body: i.NewHold) -> o.Holds:
         team = await self._team(request)
-        await self.retention.place_hold(team, body.room_id, body.reason, actor=request["actor"])
+        await self.retention.place_hold(team, body.room_id, body.reason, actor=request[ACTOR])
         return o.Holds(holds=sorted(await self.retention.holds(team)))
 
     @routes.delete(
@@ -109,7 +110,7 @@ class RetentionAPI(Endpoints):
     )
     async def lift_hold(self, request: web.Request, query: i.HoldQuery) -> o.Holds:
         team = await self._team(request)
-        await self.retention.lift_hold(team, query.room_id, actor=request["actor"])
+        await self.retention.lift_hold(team, query.room_id, actor=request[ACTOR])
         return o.Holds(holds=sorted(await self.retention.holds(team)))
 
     async def _retention(self, team: Team) -> o.Retention:

@@ -7,6 +7,7 @@ from aiohttp import web
 from clutto_bridge.web import inputs as i, outputs as o
 from clutto_bridge.web.endpoints import ApiContext, Endpoints
 from clutto_bridge.web.errors import ApiError
+from clutto_bridge.web.middleware import ACTOR
 from clutto_bridge.web.routes import Reply, RouteTable
 from clutto_bridge.web.team_access import UNKNOWN_TEAM
 
@@ -30,7 +31,7 @@ class RoomsAPI(Endpoints):
     )
     async def create_room(self, request: web.Request, body: i.NewRoom) -> o.Room:
         team = await self._team(request)
-        return o.Room.of(await self.rooms.create_group(team, body.name, actor=request["actor"]))
+        return o.Room.of(await self.rooms.create_group(team, body.name, actor=request[ACTOR]))
 
     @routes.delete(
         "/teams/{team_id}/rooms/{room}",
@@ -40,7 +41,7 @@ class RoomsAPI(Endpoints):
     )
     async def archive_room(self, request: web.Request) -> o.Room:
         team = await self._team(request)
-        return o.Room.of(await self.rooms.archive_group(team, request.match_info["room"], actor=request["actor"]))
+        return o.Room.of(await self.rooms.archive_group(team, request.match_info["room"], actor=request[ACTOR]))
 
     @routes.post(
         "/teams/{team_id}/encryption",
@@ -53,7 +54,7 @@ class RoomsAPI(Endpoints):
         with the bot, which rooms and that it cannot be undone. Rooms encrypted already are left as
         they are, so a repeat changes nothing."""
         team = await self._team(request)
-        rooms = await self.encryption.encrypt_team(team, actor=request["actor"])
+        rooms = await self.encryption.encrypt_team(team, actor=request[ACTOR])
         return o.EncryptedRooms(encrypted=[o.Room.of(room) for room in rooms])
 
     @routes.post(
@@ -65,7 +66,7 @@ class RoomsAPI(Endpoints):
     )
     async def direct_chat(self, request: web.Request, body: i.DirectChat) -> Reply:
         team = await self._team(request)
-        actor = request["actor"]
+        actor = request[ACTOR]
         if actor is not None and actor not in body.user_ids:
             raise ApiError(403, "M_FORBIDDEN", "Members open direct chats for themselves.")
         room, created = await self.rooms.direct_chat(team, body.user_ids[0], body.user_ids[1])

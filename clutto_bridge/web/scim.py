@@ -62,6 +62,8 @@ from clutto_bridge.web.scim_protocol import (
     MEDIA_TYPE,
     POLICY,
     SCIM_PREFIX,
+    SCIM_TEAM,
+    SCIM_TOKEN,
     ScimError,
     base_url,
     check_if_match,
@@ -224,8 +226,8 @@ class ScimAPI:
             response = error_response(429, "Too many requests for this token; slow down.")
             response.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
             return response
-        request["scim_token"] = token
-        request["team"] = await self.teams.get(token.team_id)
+        request[SCIM_TOKEN] = token
+        request[SCIM_TEAM] = await self.teams.get(token.team_id)
         return await handler(request)
 
     # --- helpers ------------------------------------------------------------------------
@@ -341,7 +343,7 @@ class ScimAPI:
     # --- users --------------------------------------------------------------------------
 
     async def _user(self, request: web.Request) -> ScimUser:
-        return await self.scim.user(request["team"], request.match_info["id"])
+        return await self.scim.user(request[SCIM_TEAM], request.match_info["id"])
 
     async def search_users(self, request: web.Request) -> web.Response:
         return await self.list_users(request, await search_body(request, User))
@@ -351,14 +353,14 @@ class ScimAPI:
         search = await search_body(request, User)
         users = [
             await self._user_resource(request, await self.scim.view(row))
-            for row in await self._candidates(request["team"], search.filter)
+            for row in await self._candidates(request[SCIM_TEAM], search.filter)
         ]
         groups = await self.groups.all_groups(request)
         found = [r for r in [*users, *groups] if search.filter is None or search.filter.match(r)]
         return page(cast(type[Resource[Any]], User | Group), found, search)
 
     async def list_users(self, request: web.Request, search: SearchRequest | None = None) -> web.Response:
-        team = request["team"]
+        team = request[SCIM_TEAM]
         search = search or search_request(request, User)
         rows = await self._candidates(team, search.filter)
         resources = [await self._user_resource(request, await self.scim.view(row)) for row in rows]
@@ -390,7 +392,7 @@ class ScimAPI:
     async def create_user(self, request: web.Request) -> web.Response:
         body = await read_object(request, "a User")
         user = User.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
-        row = await self.scim.create_user(request["team"], self._fields(user), request["scim_token"])
+        row = await self.scim.create_user(request[SCIM_TEAM], self._fields(user), request[SCIM_TOKEN])
         created = await self._user_resource(request, await self.scim.view(row))
         return respond(
             dump(created, Context.RESOURCE_CREATION_RESPONSE),
@@ -405,7 +407,7 @@ class ScimAPI:
         user = User.model_validate(body, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
         if user.id is not None and user.id != row.id:
             raise ScimError(400, "The id of a user cannot change.", "mutability")
-        row = await self.scim.update_user(request["team"], row, self._fields(user), request["scim_token"])
+        row = await self.scim.update_user(request[SCIM_TEAM], row, self._fields(user), request[SCIM_TOKEN])
         updated = await self._user_resource(request, await self.scim.view(row))
         return respond(dump(updated, Context.RESOURCE_REPLACEMENT_RESPONSE), etag=meta(updated).version)
 
@@ -415,13 +417,13 @@ class ScimAPI:
         patch = PatchOp[User].model_validate(body, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
         user = await self._user_resource(request, await self.scim.view(row))
         patch.patch(user)
-        row = await self.scim.update_user(request["team"], row, self._fields(user), request["scim_token"])
+        row = await self.scim.update_user(request[SCIM_TEAM], row, self._fields(user), request[SCIM_TOKEN])
         updated = await self._user_resource(request, await self.scim.view(row))
         return respond(dump(updated, Context.RESOURCE_PATCH_RESPONSE), etag=meta(updated).version)
 
     async def delete_user(self, request: web.Request) -> web.Response:
         row = await self._current_user(request)
-        await self.scim.delete_user(request["team"], row, request["scim_token"])
+        await self.scim.delete_user(request[SCIM_TEAM], row, request[SCIM_TOKEN])
         # No body; the content type is still named, as every signed response covers it (P13).
         return web.Response(status=204, headers={"Content-Type": MEDIA_TYPE})
 

@@ -17,6 +17,8 @@ from clutto_bridge.domain.scim import GROUPS, ScimService
 from clutto_bridge.domain.scim_rooms import RoomGroup
 from clutto_bridge.web.scim_protocol import (
     MEDIA_TYPE,
+    SCIM_TEAM,
+    SCIM_TOKEN,
     ScimError,
     base_url,
     check_if_match,
@@ -35,7 +37,7 @@ class ScimGroups:
         self.scim = scim
 
     async def _role_resource(self, request: web.Request, group: str) -> Group:
-        rows = await self.scim.group_members(request["team"], group)
+        rows = await self.scim.group_members(request[SCIM_TEAM], group)
         resource = Group(
             id=group,
             display_name=group,
@@ -55,7 +57,7 @@ class ScimGroups:
     async def all_groups(self, request: web.Request) -> list[Group]:
         """Every group of the team: the roles, then the room groups (also for a search at the root)."""
         roles = [await self._role_resource(request, g) for g in GROUPS]
-        rooms = await self.scim.room_groups.all(request["team"])
+        rooms = await self.scim.room_groups.all(request[SCIM_TEAM])
         return roles + [self._room_resource(request, g) for g in rooms]
 
     async def _group(self, request: web.Request) -> tuple[Group, RoomGroup | None]:
@@ -63,7 +65,7 @@ class ScimGroups:
         group_id = request.match_info["id"]
         if group_id in GROUPS:
             return await self._role_resource(request, group_id), None
-        room = await self.scim.room_groups.get(request["team"], group_id)
+        room = await self.scim.room_groups.get(request[SCIM_TEAM], group_id)
         if room is None:
             raise ScimError(404, f"No group {group_id!r} in this team.")
         return self._room_resource(request, room), room
@@ -91,9 +93,9 @@ class ScimGroups:
         group = Group.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
         if not group.display_name or not group.display_name.strip():
             raise ScimError(400, "displayName is required: it is the room's name.", "invalidValue")
-        token = request["scim_token"]
+        token = request[SCIM_TOKEN]
         created = await self.scim.room_groups.create(
-            request["team"], group.display_name, _member_ids(group), actor=self.scim.actor(token)
+            request[SCIM_TEAM], group.display_name, _member_ids(group), actor=self.scim.actor(token)
         )
         resource = self._room_resource(request, created)
         return respond(
@@ -108,7 +110,7 @@ class ScimGroups:
         if room is None:
             raise ScimError(403, "The groups admins, members and guests are the team's roles and cannot be deleted.")
         check_if_match(request, meta(current).version)
-        await self.scim.room_groups.delete(request["team"], room.row, actor=self.scim.actor(request["scim_token"]))
+        await self.scim.room_groups.delete(request[SCIM_TEAM], room.row, actor=self.scim.actor(request[SCIM_TOKEN]))
         return web.Response(status=204, headers={"Content-Type": MEDIA_TYPE})
 
     async def replace_group(self, request: web.Request) -> web.Response:
@@ -134,7 +136,7 @@ class ScimGroups:
     async def _set_members(
         self, request: web.Request, current: Group, room: RoomGroup | None, group: Group
     ) -> web.Response:
-        team, token = request["team"], request["scim_token"]
+        team, token = request[SCIM_TEAM], request[SCIM_TOKEN]
         if room is None:
             assert current.id is not None, "every group this module builds has its id"
             await self.scim.set_group(team, current.id, _member_ids(group), token)

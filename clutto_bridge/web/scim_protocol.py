@@ -15,6 +15,9 @@ from aiohttp import web
 from pydantic import ValidationError
 from scim2_models import Context, Error, ListResponse, Meta, Resource, ScimPolicy, SearchRequest
 
+from clutto_bridge.db.scim import ScimToken
+from clutto_bridge.db.team import Team
+
 SCIM_PREFIX = "/_clutto/scim/v2"
 MEDIA_TYPE = "application/scim+json"
 MAX_PAGE = 200
@@ -24,6 +27,10 @@ POLICY = ScimPolicy(
     remove_value_as_filter=ScimPolicy.RemoveValue.apply,
     unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
 )
+
+# What the SCIM token middleware found: the request's token and the one team it belongs to.
+SCIM_TOKEN = web.RequestKey("scim_token", ScimToken)
+SCIM_TEAM = web.RequestKey("team", Team)
 
 
 def error_response(status: int, detail: str, scim_type: str | None = None) -> web.Response:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from clutto_bridge.web import inputs as i, outputs as o
 from clutto_bridge.web.endpoints import ApiContext, Endpoints
+from clutto_bridge.web.middleware import ACTOR
 from clutto_bridge.web.routes import RouteTable
 from clutto_bridge.web.team_access import UNKNOWN_TEAM
 
@@ -28,7 +29,7 @@ class ScimTokensAPI(Endpoints):
     )
     async def list_scim_tokens(self, request: web.Request) -> o.ScimTokenList:
         team = await self._team(request)
-        tokens = await self.scim.tokens(team, actor=request["actor"])
+        tokens = await self.scim.tokens(team, actor=request[ACTOR])
         return o.ScimTokenList(tokens=[o.ScimToken.of(t) for t in tokens], base_url=self._scim_base())
 
     @routes.post(
@@ -41,7 +42,7 @@ class ScimTokensAPI(Endpoints):
     async def new_scim_token(self, request: web.Request, body: i.NewScimToken) -> o.ScimTokenCreated:
         """The token is in this answer only; Clutto keeps a SHA-256 of it. See docs/admins/scim.md."""
         team = await self._team(request)
-        token, secret = await self.scim.new_token(team, body.name, actor=request["actor"])
+        token, secret = await self.scim.new_token(team, body.name, actor=request[ACTOR])
         return o.ScimTokenCreated.created(token, secret)
 
     @routes.delete(
@@ -52,9 +53,7 @@ class ScimTokensAPI(Endpoints):
     )
     async def revoke_scim_token(self, request: web.Request) -> o.ScimToken:
         team = await self._team(request)
-        return o.ScimToken.of(
-            await self.scim.revoke_token(team, request.match_info["token_id"], actor=request["actor"])
-        )
+        return o.ScimToken.of(await self.scim.revoke_token(team, request.match_info["token_id"], actor=request[ACTOR]))
 
     def _scim_base(self) -> str:
         return self.settings.appservice.url.rstrip("/") + "/_clutto/scim/v2"

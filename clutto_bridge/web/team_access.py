@@ -8,6 +8,7 @@ from clutto_bridge.context import Services
 from clutto_bridge.db.job import Job
 from clutto_bridge.db.team import Team
 from clutto_bridge.web.errors import ApiError
+from clutto_bridge.web.middleware import ACTOR
 
 # The refusals every endpoint under /teams/{team_id} may answer with.
 UNKNOWN_TEAM = {404: "Unknown team", 403: "Not a member of this team, or not allowed by your role"}
@@ -23,7 +24,7 @@ class TeamAccess:
 
     async def __call__(self, request: web.Request) -> Team:
         team = await self.teams.get(request.match_info["team_id"])
-        actor = request["actor"]
+        actor = request[ACTOR]
         if actor is not None and await self.teams.role_of(team, actor) is None:
             raise ApiError(403, "M_FORBIDDEN", f"{actor} is not a member of this team.")
         return team

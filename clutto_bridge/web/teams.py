@@ -7,6 +7,7 @@ from aiohttp import web
 from clutto_bridge.web import inputs as i, outputs as o
 from clutto_bridge.web.endpoints import ApiContext, Endpoints
 from clutto_bridge.web.errors import ApiError
+from clutto_bridge.web.middleware import ACTOR
 from clutto_bridge.web.routes import RouteTable
 from clutto_bridge.web.team_access import UNKNOWN_TEAM
 
@@ -24,7 +25,7 @@ class TeamsAPI(Endpoints):
 
     @routes.get("/teams", "List teams (a member: their own)", responses={200: o.TeamList})
     async def list_teams(self, request: web.Request) -> o.TeamList:
-        actor = request["actor"]
+        actor = request[ACTOR]
         teams = await self.teams.all() if actor is None else await self.teams.of_user(actor)
         views = [await self.teams.view(t) for t in teams if actor is None or await self.teams.role_of(t, actor)]
         return o.TeamList(teams=[o.Team.of(v) for v in views])
@@ -41,7 +42,7 @@ class TeamsAPI(Endpoints):
         },
     )
     async def create_team(self, request: web.Request, body: i.NewTeam) -> o.Team:
-        actor = request["actor"]
+        actor = request[ACTOR]
         owner = body.owner if body.owner is not None else actor
         if owner is None:
             raise ApiError(400, "M_MISSING_PARAM", "Missing field 'owner'.")
@@ -68,7 +69,7 @@ class TeamsAPI(Endpoints):
             raise ApiError(400, "M_INVALID_PARAM", "Send one or more of name, topic, avatar_url.")
         team = await self.details.update(
             team,
-            actor=request["actor"],
+            actor=request[ACTOR],
             name=body.name,
             topic=body.topic,
             avatar_url=body.avatar_url,
@@ -84,7 +85,7 @@ class TeamsAPI(Endpoints):
     )
     async def delete_team(self, request: web.Request, body: i.TeamDeletion) -> o.Deleted:
         team = await self._team(request)
-        await self.details.delete(team, body.confirm, actor=request["actor"])
+        await self.details.delete(team, body.confirm, actor=request[ACTOR])
         return o.Deleted(deleted=team.id)
 
     @routes.put(
@@ -96,5 +97,5 @@ class TeamsAPI(Endpoints):
     )
     async def set_plan(self, request: web.Request, body: i.PlanChange) -> o.Team:
         team = await self._team(request)
-        await self.lifecycle.set_plan(team, body.plan, actor=request["actor"])
+        await self.lifecycle.set_plan(team, body.plan, actor=request[ACTOR])
         return o.Team.of(await self.teams.view(team))
