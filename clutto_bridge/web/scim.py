@@ -74,6 +74,7 @@ from clutto_bridge.web.scim_protocol import (
     page,
     read_object,
     respond,
+    respond_created,
     search_body,
     search_request,
 )
@@ -394,12 +395,7 @@ class ScimAPI:
         user = User.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
         row = await self.scim.create_user(request[SCIM_TEAM], self._fields(user), request[SCIM_TOKEN])
         created = await self._user_resource(request, await self.scim.view(row))
-        return respond(
-            dump(created, Context.RESOURCE_CREATION_RESPONSE),
-            201,
-            etag=meta(created).version,
-            location=meta(created).location,
-        )
+        return respond_created(created)
 
     async def replace_user(self, request: web.Request) -> web.Response:
         row = await self._current_user(request)

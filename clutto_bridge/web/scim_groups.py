@@ -27,6 +27,7 @@ from clutto_bridge.web.scim_protocol import (
     page,
     read_object,
     respond,
+    respond_created,
     search_body,
     search_request,
 )
@@ -98,12 +99,7 @@ class ScimGroups:
             request[SCIM_TEAM], group.display_name, _member_ids(group), actor=self.scim.actor(token)
         )
         resource = self._room_resource(request, created)
-        return respond(
-            dump(resource, Context.RESOURCE_CREATION_RESPONSE),
-            201,
-            etag=meta(resource).version,
-            location=meta(resource).location,
-        )
+        return respond_created(resource)
 
     async def delete_group(self, request: web.Request) -> web.Response:
         current, room = await self._group(request)

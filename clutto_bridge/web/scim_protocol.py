@@ -78,6 +78,16 @@ def respond(
     return response
 
 
+def respond_created(resource: Resource[Any]) -> web.Response:
+    """201 with the new resource, its version as the ETag and its address as the Location."""
+    return respond(
+        dump(resource, Context.RESOURCE_CREATION_RESPONSE),
+        201,
+        etag=meta(resource).version,
+        location=meta(resource).location,
+    )
+
+
 def check_if_match(request: web.Request, version: str | None) -> None:
     wanted = request.headers.get("If-Match")
     if wanted and wanted.strip() != "*" and version not in [v.strip() for v in wanted.split(",")]:
