@@ -214,7 +214,13 @@ class Bridge:
             clock=clock,
         )
         self.integrations = IntegrationService(
-            store=db.integrations, teams=teams, members=db.members, homeserver=hs, audit=audit, config=s.integrations
+            store=db.integrations,
+            teams=teams,
+            members=db.members,
+            homeserver=hs,
+            audit=audit,
+            config=s.integrations,
+            changes=members.changes,
         )
         self.details = TeamDetails(
             teams=teams,

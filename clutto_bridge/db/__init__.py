@@ -29,7 +29,7 @@ from clutto_bridge.db.notices import NoticeStore
 from clutto_bridge.db.person import PersonStore
 from clutto_bridge.db.portal import PortalStore
 from clutto_bridge.db.profile import ProfileStore
-from clutto_bridge.db.reads import create_sqlite_with_readers, reads_apart
+from clutto_bridge.db.reads import create_sqlite_with_readers, sqlite_file_path
 from clutto_bridge.db.references import ReferenceStore
 from clutto_bridge.db.scim import ScimStore
 from clutto_bridge.db.team import RoomStore, TeamStore
@@ -42,8 +42,9 @@ def create_database(
 ) -> Database:
     """The bridge's database, not yet started; ``start()`` applies pending upgrades (with
     ``cipher``, those that encrypt rows an older version kept in plaintext). With ``readers``,
-    an SQLite file also gets that many read-only connections for plain SELECTs (``db.reads``)."""
-    if reads_apart(url, readers):
+    an SQLite file also gets that many read-only connections for plain SELECTs (``db.reads``);
+    with none too, an SQLite file's database waits for its connections' threads on stop."""
+    if sqlite_file_path(url) is not None:
         db = create_sqlite_with_readers(url, readers, pool or {}, upgrade_table=upgrade_table)
     else:
         db = Database.create(url, upgrade_table=upgrade_table, db_args=dict(pool or {}))

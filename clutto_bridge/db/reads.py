@@ -7,12 +7,18 @@ connection for writes, in their order, and adds read-only connections for plain 
 statements: in WAL mode (mautrix's default) each reads the last committed state while the
 writer writes. A statement inside a transaction, or inside ``acquire()``, stays on the
 transaction's connection, so a task always reads what it has written.
+
+Its ``stop`` returns only once every connection's thread has ended: aiosqlite hands the
+result of a connection's close back to the event loop before its thread logs it and exits,
+so a stopped bridge's database could still log into a test's (or a process's) closed log
+stream ("--- Logging error ---").
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -41,11 +47,18 @@ class ReadingSQLiteDatabase(SQLiteDatabase):
         self._readers: asyncio.Queue[TxnConnection] = asyncio.Queue(readers)
         self._reading = False
         self._opened = 0
+        self._threads: list[threading.Thread] = []
 
     async def start(self) -> None:
         await super().start()  # the writer first: it sets WAL mode and applies the upgrades
+        if not self._parent:  # the pool's own connections, all in its queue right after start
+            writers = [self._pool.get_nowait() for _ in range(self._pool.qsize())]
+            for conn in writers:
+                self._pool.put_nowait(conn)
+            self._threads += [_thread_of(conn) for conn in writers]
         for _ in range(self._reader_count):
             conn = TxnConnection(self._path, **self._db_args)
+            self._threads.append(_thread_of(conn))
             await conn  # opens it in its own thread, as mautrix's pool does
             for pragma in READER_PRAGMAS:
                 await conn.execute(pragma)
@@ -60,6 +73,8 @@ class ReadingSQLiteDatabase(SQLiteDatabase):
             await (await self._readers.get()).close()
             self._opened -= 1
         await super().stop()
+        threads, self._threads = self._threads, []
+        await asyncio.to_thread(_join, threads)
 
     def _reads_apart(self, query: str) -> bool:
         return self._reading and conn_var.get(None) is None and is_plain_select(query)
@@ -89,6 +104,17 @@ class ReadingSQLiteDatabase(SQLiteDatabase):
             return await super().fetchval(query, *args, column=column, timeout=timeout)
         async with self._reader() as conn:
             return await conn.fetchval(query, *args, column=column, timeout=timeout)
+
+
+def _thread_of(conn: TxnConnection) -> threading.Thread:
+    """The thread an aiosqlite connection runs its statements in (aiosqlite keeps it as ``_thread``)."""
+    return conn._thread
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        if thread.ident is not None:  # started (a connection that failed to open may never be)
+            thread.join()
 
 
 def sqlite_file_path(url: str) -> str | None:

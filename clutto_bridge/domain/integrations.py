@@ -8,7 +8,7 @@ are removed; both are recorded in the audit log.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from clutto_bridge.config import IntegrationSettings
 from clutto_bridge.db.integrations import IntegrationStore
@@ -16,6 +16,7 @@ from clutto_bridge.db.member import MemberStore
 from clutto_bridge.db.team import Team
 from clutto_bridge.domain.audit import AuditLog
 from clutto_bridge.domain.errors import Conflict, InvalidInput, NotFound
+from clutto_bridge.domain.members import MemberChanges
 from clutto_bridge.domain.service import TeamService
 from clutto_bridge.matrix.homeserver import Homeserver
 from clutto_bridge.policy.audit_actions import AuditAction
@@ -61,6 +62,8 @@ class IntegrationService:
     homeserver: Homeserver
     audit: AuditLog
     config: IntegrationSettings
+    # MemberService's: a member's late join is judged after a removal in progress, not during it.
+    changes: MemberChanges = field(default_factory=MemberChanges)
 
     async def allowlist(self, team: Team) -> Allowlist:
         rows = await self.store.of_team(team.id)
@@ -111,6 +114,12 @@ class IntegrationService:
         """Remove an outsider who was invited to or joined a team room; True if removed."""
         if membership not in ("invite", "join") or user_id == self.homeserver.bot_mxid:
             return False
+        async with self.changes.of(team.id, user_id):
+            return await self._check_membership(team, room_id, user_id, sender)
+
+    async def _check_membership(self, team: Team, room_id: str, user_id: str, sender: str) -> bool:
+        # Under the member's lock a removal has finished: a late join of a room it already took
+        # them out of finds nobody to kick, and a removed member still here came back after it.
         member = await self.members.get(team.id, user_id)
         if member and member.current:
             return False

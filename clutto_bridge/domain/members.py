@@ -11,10 +11,12 @@ refused as "already a member" only when nothing was missing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 from clutto_bridge.clock import Clock
 from clutto_bridge.config import Settings
@@ -46,6 +48,36 @@ log = logging.getLogger("clutto.members")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
+class MemberChanges:
+    """One change of a member's place in a team at a time, in this process.
+
+    A membership event is handled in its room's lane, possibly after the member's removal
+    began (it was sent before): read before the removal and acted on during it, a join would
+    write "joined" over "removed", or be kicked by the outsider check with the outsider's
+    reason before the removal reaches that room (the kick then keeps the wrong reason and
+    the audit log an integration removal). Removal, the membership follow-up and the outsider
+    check each read and act under the member's lock, so a late event sees the finished removal.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def of(self, team_id: str, user_id: str) -> AsyncIterator[None]:
+        key = (team_id, user_id)
+        lock, holders = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, holders + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, holders = self._locks[key]
+            if holders == 1:
+                del self._locks[key]  # nobody else waits: the locks do not pile up
+            else:
+                self._locks[key] = (lock, holders - 1)
+
+
 @dataclass(kw_only=True, eq=False, repr=False)
 class MemberService:
     teams: TeamService
@@ -58,6 +90,7 @@ class MemberService:
     consent: ConsentService
     settings: Settings
     clock: Clock
+    changes: MemberChanges = field(default_factory=MemberChanges)
 
     async def active(self, team: Team) -> list[Member]:
         """Members who are part of the team now: invited or joined."""
@@ -217,7 +250,6 @@ class MemberService:
             raise NotAllowed("The owner cannot be removed; transfer the team to another member first.")
         if deactivate:
             await self.check_deactivatable(team, member)
-        await self.store.set_membership(member, membership.REMOVED)
         reason = f"Removed from the team {team.name}" + (
             " by the organisation's identity provider"
             if actor and actor.startswith(SCIM_ACTOR)
@@ -225,9 +257,11 @@ class MemberService:
             if actor
             else " by the operator"
         )
-        for room_id in await self.teams.room_ids(team, include_archived=True):
-            # Not in the room (left, never joined an individual chat): nothing to take back.
-            await self.homeserver.kick(room_id, member.user_id, reason)
+        async with self.changes.of(team.id, member.user_id):
+            await self.store.set_membership(member, membership.REMOVED)
+            for room_id in await self.teams.room_ids(team, include_archived=True):
+                # Not in the room (left, never joined an individual chat): nothing to take back.
+                await self.homeserver.kick(room_id, member.user_id, reason)
         await self.sync_power_levels(team)
         if deactivate:
             await self.admin.deactivate(member.user_id, erase=False)
@@ -246,14 +280,20 @@ class MemberService:
     async def membership_changed(self, space_id: str, user_id: str, new: str, previous: str | None) -> None:
         """Follow what a member did with the space invite: joined, declined, or left."""
         team = await self.team_store.get_by_space(space_id)
-        member = team and await self.store.get(team.id, user_id)
-        if not member or member.membership == membership.REMOVED:
+        if team is None:
             return
         if new == "join":
             state = membership.JOINED
         elif new in ("leave", "ban"):
             state = membership.DECLINED if previous == "invite" else membership.LEFT
         else:
+            return
+        async with self.changes.of(team.id, user_id):
+            await self._follow(team, user_id, state)
+
+    async def _follow(self, team: Team, user_id: str, state: str) -> None:
+        member = await self.store.get(team.id, user_id)
+        if not member or member.membership == membership.REMOVED:
             return
         if member.membership != state:
             await self.store.set_membership(member, state)
