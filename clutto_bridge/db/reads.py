@@ -127,11 +127,6 @@ def sqlite_file_path(url: str) -> str | None:
     return path
 
 
-def reads_apart(url: str, readers: int) -> bool:
-    """Whether ``url`` can have readers beside its writer."""
-    return readers > 0 and sqlite_file_path(url) is not None
-
-
 def create_sqlite_with_readers(url: str, readers: int, db_args: Mapping[str, Any], **kwargs: Any) -> Database:
     """As ``Database.create`` does for an SQLite URL, with ``readers`` read connections."""
     return ReadingSQLiteDatabase(URL(url), readers=readers, db_args=dict(db_args), **kwargs)

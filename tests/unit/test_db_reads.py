@@ -13,7 +13,7 @@ from yarl import URL
 
 from clutto_bridge.db import create_database
 from clutto_bridge.db.connection import transaction
-from clutto_bridge.db.reads import ReadingSQLiteDatabase, is_plain_select, reads_apart
+from clutto_bridge.db.reads import ReadingSQLiteDatabase, is_plain_select, sqlite_file_path
 
 
 @pytest.mark.parametrize(
@@ -33,16 +33,16 @@ def test_only_plain_selects_go_to_a_reader(query: str, apart: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "url, readers, apart",
+    "url, path",
     [
-        ("sqlite:clutto.db", 2, True),
-        ("sqlite:clutto.db", 0, False),
-        ("sqlite::memory:", 2, False),
-        ("postgres://clutto@127.0.0.1/clutto", 2, False),
+        ("sqlite:clutto.db", "clutto.db"),
+        ("sqlite::memory:", None),
+        ("postgres://clutto@127.0.0.1/clutto", None),
     ],
 )
-def test_only_an_sqlite_file_gets_readers(url: str, readers: int, apart: bool) -> None:
-    assert reads_apart(url, readers) is apart
+def test_only_an_sqlite_file_gets_readers(url: str, path: str | None) -> None:
+    """A file can be opened again read-only; memory (another database per connection) and PostgreSQL not."""
+    assert sqlite_file_path(url) == path
 
 
 async def _database(path, readers: int = 2) -> ReadingSQLiteDatabase:
