@@ -195,8 +195,8 @@ class RedactionWindow:
             for task in done:
                 event_id, attempt, of = self.running.pop(task)
                 try:
-                    seconds, at = task.result()
-                    self.sweep.pace.completed(seconds, at)
+                    seconds = task.result()
+                    self.sweep.pace.completed(seconds)
                     self.left[of] -= 1
                     self._note(seconds)
                 except MatrixRequestError as e:
@@ -493,14 +493,11 @@ class RetentionSweep:
         if time.monotonic() - p.saved_at >= CHECKPOINT_EVERY:
             await self._save(ctx, p)
 
-    async def _redact_one(self, room_id: str, event_id: str) -> tuple[float, float]:
-        """Seconds the request took, and the monotonic time it finished (not when the window
-        gets to it: the pace counts completions per second)."""
+    async def _redact_one(self, room_id: str, event_id: str) -> float:
         await self.limiter.acquire()
         started = time.monotonic()
         await self.homeserver.redact(room_id, event_id, REASON)
-        ended = time.monotonic()
-        return ended - started, ended
+        return time.monotonic() - started
 
     async def _purge(self, ctx: JobContext, p: SweepProgress, team: Team, room: IndexedRoom) -> None:
         """Purge before each point in turn (one, unless ``purge_slice`` bounds purges), and
