@@ -38,7 +38,7 @@ from clutto_bridge.domain.notices import NoticeService
 from clutto_bridge.domain.profiles import ProfileService
 from clutto_bridge.domain.retention import RetentionService
 from clutto_bridge.domain.rooms import RoomService
-from clutto_bridge.domain.scim_rooms import ScimRoomGroups
+from clutto_bridge.domain.scim_rooms import ScimRoomGroups, provisioned_users
 from clutto_bridge.domain.service import SCIM_ACTOR, TeamService
 from clutto_bridge.matrix.admin import AdminUnavailable, SynapseAdmin
 from clutto_bridge.matrix.errors import MatrixRequestError
@@ -417,10 +417,7 @@ class ScimService:
         await self.check_writable(team)
         actor = self.actor(token)
         role = GROUPS[group]
-        rows = {row.id: row for row in await self.store.users_of(team.id)}
-        unknown = scim_ids - rows.keys()
-        if unknown:
-            raise InvalidInput(f"No provisioned user {sorted(unknown)[0]!r} in this team.")
+        rows = await provisioned_users(self.store, team, scim_ids)
         changes: dict[str, str] = {}
         for row in rows.values():
             current = await self.teams.role_of(team, row.user_id)

@@ -40,44 +40,41 @@ class RoomGroup:
     users: list[ScimUser]
 
 
-class ScimRoomGroups:
-    def __init__(
-        self,
-        *,
-        store: ScimStore,
-        rooms: RoomService,
-        room_store: RoomStore,
-        teams: TeamService,
-        homeserver: Homeserver,
-        audit: AuditLog,
-        clock: Clock,
-        settings: ScimSettings,
-        role_groups: frozenset[str],
-        writable: Callable[[Team], Awaitable[None]],
-    ) -> None:
-        self.store = store
-        self.rooms = rooms
-        self.room_store = room_store
-        self.teams = teams
-        self.homeserver = homeserver
-        self.audit = audit
-        self.clock = clock
-        self.settings = settings
-        self.role_groups = role_groups
-        self.writable = writable
+async def provisioned_users(store: ScimStore, team: Team, wanted: set[str]) -> dict[str, ScimUser]:
+    """Every provisioned user of the team by SCIM id; a 400 if ``wanted`` names one it has not."""
+    everyone = {u.id: u for u in await store.users_of(team.id)}
+    unknown = wanted - everyone.keys()
+    if unknown:
+        raise InvalidInput(f"No provisioned user {sorted(unknown)[0]!r} in this team.")
+    return everyone
 
-    async def _view(self, team: Team, row: ScimGroup) -> RoomGroup:
+
+@dataclass(kw_only=True, eq=False, repr=False)
+class ScimRoomGroups:
+    store: ScimStore
+    rooms: RoomService
+    room_store: RoomStore
+    teams: TeamService
+    homeserver: Homeserver
+    audit: AuditLog
+    clock: Clock
+    settings: ScimSettings
+    role_groups: frozenset[str]
+    writable: Callable[[Team], Awaitable[None]]
+
+    async def _view(self, row: ScimGroup, everyone: dict[str, ScimUser]) -> RoomGroup:
         room = await self.room_store.get(row.room_id)
         ids = await self.store.group_members(row.id)
-        users = [u for u in await self.store.users_of(team.id) if u.id in ids]
+        users = [u for u in everyone.values() if u.id in ids]
         return RoomGroup(row, room.name if room else row.room_id, users)
 
     async def all(self, team: Team) -> list[RoomGroup]:
-        return [await self._view(team, row) for row in await self.store.groups_of(team.id)]
+        everyone = await provisioned_users(self.store, team, set())
+        return [await self._view(row, everyone) for row in await self.store.groups_of(team.id)]
 
     async def get(self, team: Team, group_id: str) -> RoomGroup | None:
         row = await self.store.group(team.id, group_id)
-        return await self._view(team, row) if row else None
+        return await self._view(row, await provisioned_users(self.store, team, set())) if row else None
 
     async def of_user(self, user: ScimUser) -> list[tuple[str, str]]:
         """(group id, room name) of each room group the user is in."""
@@ -94,7 +91,7 @@ class ScimRoomGroups:
         await self.writable(team)
         if name.strip().casefold() in self.role_groups:
             raise Conflict(f"{name.strip()!r} is one of the team's role groups; it exists already.")
-        users = await self._users(team, scim_ids)
+        await provisioned_users(self.store, team, scim_ids)
         room = await self.rooms.named(team, name.strip())
         taken_over = room is not None
         if room is not None:
@@ -111,11 +108,11 @@ class ScimRoomGroups:
         else:
             # Nobody invited yet: the group's members are invited below, once recorded, so that
             # the gate (which admits the group's members only) lets each of them join.
-            room = await self.rooms.create_group(team, name, actor=actor, only=())
+            room = await self.rooms.create_group(team, name, actor=actor, kind=RoomKind.SCIM_GROUP)
         now = self.clock.now_ms()
         row = ScimGroup(str(uuid.uuid4()), team.id, room.room_id, 1, now, now)
         await self.store.add_group(row)
-        await self.set_members(team, row, set(users), actor=actor, created=True)
+        await self.set_members(team, row, scim_ids, actor=actor, created=True)
         if taken_over:
             removed = await self._remove_others(team, row, room.name)
             await self.audit.record(
@@ -129,8 +126,9 @@ class ScimRoomGroups:
         """In a taken-over room, the provider decides: its provisioned users who are not in the group
         are removed, and every invite not for the group's members is withdrawn. Someone joined whom
         the provider does not know (the owner, a member added by hand) stays."""
-        group = {u.user_id for u in (await self._view(team, row)).users}
-        provisioned = {u.user_id for u in await self.store.users_of(team.id)}
+        everyone = await provisioned_users(self.store, team, set())
+        group = {everyone[i].user_id for i in await self.store.group_members(row.id) if i in everyone}
+        provisioned = {u.user_id for u in everyone.values()}
         removed = []
         for event in await self.homeserver.room_state(row.room_id) or []:
             user_id, membership = event.get("state_key"), (event.get("content") or {}).get("membership")
@@ -146,29 +144,21 @@ class ScimRoomGroups:
     def _configured(self) -> set[str]:
         return {n.casefold() for n in self.settings.room_groups}
 
-    async def _users(self, team: Team, scim_ids: set[str]) -> dict[str, ScimUser]:
-        users = {u.id: u for u in await self.store.users_of(team.id) if u.id in scim_ids}
-        unknown = scim_ids - users.keys()
-        if unknown:
-            raise InvalidInput(f"No provisioned user {sorted(unknown)[0]!r} in this team.")
-        return users
-
     async def set_members(
         self, team: Team, row: ScimGroup, scim_ids: set[str], *, actor: str, created: bool = False
     ) -> None:
         """Make the group's users exactly ``scim_ids``: who joins is invited to the room (if a
         current member of the team), who leaves is removed from it."""
         await self.writable(team)
-        users = await self._users(team, scim_ids)
+        everyone = await provisioned_users(self.store, team, scim_ids)
         before = await self.store.group_members(row.id)
         added, removed = scim_ids - before, before - scim_ids
-        everyone = {u.id: u for u in await self.store.users_of(team.id)}
         room = await self.room_store.get(row.room_id)
         name = room.name if room else row.room_id
         for scim_id in sorted(added):
             await self.store.add_group_member(row.id, scim_id)
-            if await self.teams.role_of(team, users[scim_id].user_id) is not None:
-                await self.homeserver.invite_once(row.room_id, users[scim_id].user_id)
+            if await self.teams.role_of(team, everyone[scim_id].user_id) is not None:
+                await self.homeserver.invite_once(row.room_id, everyone[scim_id].user_id)
         for scim_id in sorted(removed):
             await self.store.remove_group_member(row.id, scim_id)
             reason = f"Removed from the group {name} by the organisation's identity provider"
@@ -183,7 +173,7 @@ class ScimRoomGroups:
             AuditAction.SCIM_GROUP_MEMBERS_CHANGED,
             row.room_id,
             scim_id=row.id,
-            added=sorted(users[i].user_id for i in added),
+            added=sorted(everyone[i].user_id for i in added),
             removed=sorted(everyone[i].user_id for i in removed),
         )
 
