@@ -8,7 +8,6 @@ policies (power levels, removal, later retention) reach them too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
 from dataclasses import dataclass
 
 from clutto_bridge.clock import Clock
@@ -37,19 +36,18 @@ class RoomService:
     clock: Clock
 
     async def create_group(
-        self, team: Team, name: str, *, actor: str | None, only: Collection[str] | None = None
+        self, team: Team, name: str, *, actor: str | None, kind: RoomKind = RoomKind.GROUP
     ) -> TeamRoom:
-        """A group room in the space, every member invited; with ``only`` (an identity provider's
-        group), just those members (none for an empty one), the room is invite-only and it is
-        left out when later members are invited."""
+        """A group room in the space, every member invited. An identity provider's group room
+        (``SCIM_GROUP``) is invite-only, invites nobody here (its group invites its members once
+        recorded, ``domain/scim_rooms.py``) and is left out when later members are invited."""
         await self.teams.require_manager(team, actor)
         name = validation.room_name(name)
         if await self.named(team, name):
             raise Conflict(f"{team.name} already has a room named {name!r}.")
-        kind = RoomKind.GROUP if only is None else RoomKind.SCIM_GROUP
         room = await self.teams.add_group_room(team, name, kind)
-        for member in await self.members.active(team):
-            if only is None or member.user_id in only:
+        if kind == RoomKind.GROUP:
+            for member in await self.members.active(team):
                 await self.homeserver.invite_once(room.room_id, member.user_id)
         await self.members.sync_power_levels(team, only_room=room.room_id)
         await self.audit.record(team, actor, AuditAction.ROOM_CREATED, room.room_id, name=name)
