@@ -8,7 +8,6 @@ turns a ``ScimError`` into a SCIM error body.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -17,6 +16,7 @@ from scim2_models import Context, Error, ListResponse, Meta, Resource, ScimPolic
 
 from clutto_bridge.db.scim import ScimToken
 from clutto_bridge.db.team import Team
+from clutto_bridge.json_bodies import RefusedJson, parse_json
 
 SCIM_PREFIX = "/_clutto/scim/v2"
 MEDIA_TYPE = "application/scim+json"
@@ -45,11 +45,13 @@ class ScimError(Exception):
 
 
 async def read_json(request: web.Request) -> Any:
-    raw = await request.read()
+    """The body as JSON, parsed as every other body on the port is (``json_bodies``: bounded
+    depth, so a deeply nested body is a 400, not a RecursionError); a SCIM 400 otherwise."""
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise ScimError(400, "The body is not JSON.", "invalidSyntax") from None
+        return parse_json(await request.read())
+    except RefusedJson as e:
+        detail = "The body is not JSON." if e.errcode == "M_NOT_JSON" else e.message
+        raise ScimError(400, detail, "invalidSyntax") from None
 
 
 async def read_object(request: web.Request, what: str) -> dict[str, Any]:
