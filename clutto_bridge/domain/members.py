@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from clutto_bridge.clock import Clock
@@ -60,22 +59,11 @@ class MemberChanges:
     """
 
     def __init__(self) -> None:
-        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+        # One per member of a team, as the notices' and welcomes' locks are one per person.
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
-    @asynccontextmanager
-    async def of(self, team_id: str, user_id: str) -> AsyncIterator[None]:
-        key = (team_id, user_id)
-        lock, holders = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, holders + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, holders = self._locks[key]
-            if holders == 1:
-                del self._locks[key]  # nobody else waits: the locks do not pile up
-            else:
-                self._locks[key] = (lock, holders - 1)
+    def of(self, team_id: str, user_id: str) -> asyncio.Lock:
+        return self._locks.setdefault((team_id, user_id), asyncio.Lock())
 
 
 @dataclass(kw_only=True, eq=False, repr=False)
