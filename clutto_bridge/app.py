@@ -99,8 +99,7 @@ class Bridge:
         self._prepare_requests()
         self._prepare_events()
         self._prepare_web()
-        # Once-per-start work beside the inbox (the power levels' check); cancelled on stop.
-        self._started: list[asyncio.Task] = []
+        self._levels: asyncio.Task | None = None
         self._database_open = False
 
     def _prepare_database(self) -> None:
@@ -574,7 +573,7 @@ class Bridge:
             log.info("Finished deleting %d team(s) interrupted by the last stop", deleted)
         await self.runner.take_back_from_dead_local_workers()
         self.runner.start()
-        self._started.append(asyncio.create_task(self._check_power_levels(), name="clutto-power-levels"))
+        self._levels = asyncio.create_task(self._check_power_levels(), name="clutto-power-levels")
         self.inbox_work.open(self.appservice.handle_event)
         self.appservice.ready = True
         # Its first task asks the homeserver for a ping, once the inbox is open.
@@ -646,10 +645,10 @@ class Bridge:
         if self.smtp:
             await self.smtp.stop()
         await self.schedule.stop()
-        for task in self._started:
-            task.cancel()
-        await asyncio.gather(*self._started, return_exceptions=True)
-        self._started.clear()
+        if self._levels:
+            self._levels.cancel()
+            await asyncio.gather(self._levels, return_exceptions=True)
+        self._levels = None
         await self.runner.stop()
         await self.inbox_work.drain(grace)
         # Each part is closed even when one before it fails (after a start that failed half-way,
